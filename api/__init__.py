@@ -1,0 +1,1 @@
+"""Voisin API service and the `voisin` command (the composition root)."""

@@ -1,0 +1,1 @@
+"""Voisin meter simulator: neighbourhood scenarios and signing smart meters (issue 3)."""
