@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+pragma solidity ^0.8.24;
+
+import {VoisinAccess} from "./VoisinAccess.sol";
+import {VoisinToken} from "./VoisinToken.sol";
+
+/// @title Voisin: the neighbourhood energy ledger
+/// @notice Registry of households and meters, EIP-712 signed meter readings that mint credits,
+///         limit orders, batch settlement of fills and direct takes, under operator tariffs.
+///         Energy in Wh, money in micro-euro, prices in micro-euro per kWh, slot = unix / 900.
+/// @dev One contract so that a fill moves credits and money without external calls; the
+///      token, roles and pause live in the abstract parents.
+contract Voisin is VoisinToken {
+    // ───────────────────────────── Constants ─────────────────────────────
+
+    /// @notice The `fill` index that errors carry for a direct take (not part of a batch).
+    uint32 public constant TAKE = type(uint32).max;
+    /// @notice The last slot of a standing order.
+    uint32 public constant OPEN_END = type(uint32).max;
+
+    bytes32 public constant READING_TYPEHASH =
+        keccak256("Reading(address meter,uint32 slot,uint64 importWh,uint64 exportWh)");
+    bytes32 private constant _DOMAIN_TYPEHASH = keccak256(
+        "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    );
+    bytes32 private constant _NAME_HASH = keccak256("Voisin");
+    bytes32 private constant _VERSION_HASH = keccak256("1");
+    /// @dev secp256k1n / 2: signatures with a higher s are malleable copies and are refused.
+    uint256 private constant _HALF_N =
+        0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
+
+    // ───────────────────────────── Storage ─────────────────────────────
+
+    uint256 private immutable _cachedChainId;
+    bytes32 private immutable _cachedDomainSeparator;
+
+    Tariffs private _tariffs;
+    /// @notice Receives the grid fee of every fill.
+    address public feeRecipient;
+
+    uint32 public householdCount;
+    uint32 public offerCount;
+    uint32 public bidCount;
+
+    mapping(uint32 household => Household) private _households;
+    /// @notice The household id of an account (0 for none).
+    mapping(address account => uint32) public householdOf;
+    mapping(address meter => MeterState) private _meters;
+    /// @dev Key: household << 32 | slot.
+    mapping(uint256 key => SlotEnergy) private _energy;
+    mapping(uint32 offerId => Order) private _offers;
+    mapping(uint32 bidId => Order) private _bids;
+    /// @dev Wh used per (order, slot), tracked only for orders with a per-slot cap. Key: id << 32 | slot.
+    mapping(uint256 key => uint64) private _offerUsedWh;
+    mapping(uint256 key => uint64) private _bidUsedWh;
+    /// @dev Key: slot << 32 | batch.
+    mapping(uint256 key => bool) private _batchSettled;
+
+    constructor(address admin, uint64 feedIn, uint64 retail, uint64 gridFee) VoisinAccess(admin) {
+        _cachedChainId = block.chainid;
+        _cachedDomainSeparator = _buildDomainSeparator();
+        feeRecipient = admin;
+        emit FeeRecipientSet(admin);
+        _setTariffs(feedIn, retail, gridFee);
+    }
+
+    // ───────────────────────────── Operator ─────────────────────────────
+
+    /// @notice Register a household with its account and its meter's key and starting registers.
+    function registerHousehold(
+        address account,
+        address meter,
+        bool prosumer,
+        uint64 importBaselineWh,
+        uint64 exportBaselineWh
+    ) external onlyRole(OPERATOR_ROLE) returns (uint32 household) {
+        if (account == address(0) || meter == address(0)) revert ZeroAddress();
+        if (householdOf[account] != 0) revert AccountAlreadyRegistered(account);
+        _requireNewMeter(meter);
+        household = ++householdCount;
+        _households[household] = Household(account, true, prosumer, meter);
+        householdOf[account] = household;
+        _meters[meter] = MeterState(household, 0, importBaselineWh, exportBaselineWh, false);
+        emit HouseholdRegistered(household, account, meter, prosumer);
+    }
+
+    /// @notice Replace a household's meter key; the old key is retired for good.
+    /// @dev The new meter inherits the last committed slot, so no slot can be metered twice.
+    function rotateMeter(
+        uint32 household,
+        address newMeter,
+        uint64 importBaselineWh,
+        uint64 exportBaselineWh
+    ) external onlyRole(OPERATOR_ROLE) {
+        Household storage h = _existingHousehold(household);
+        if (newMeter == address(0)) revert ZeroAddress();
+        _requireNewMeter(newMeter);
+        address oldMeter = h.meter;
+        MeterState storage old = _meters[oldMeter];
+        _meters[newMeter] =
+            MeterState(household, old.lastSlot, importBaselineWh, exportBaselineWh, false);
+        old.household = 0;
+        old.retired = true;
+        h.meter = newMeter;
+        emit MeterRotated(household, oldMeter, newMeter, importBaselineWh, exportBaselineWh);
+    }
+
+    /// @notice Deactivate a household: its readings, orders and trades are refused from now on.
+    function deactivateHousehold(uint32 household) external onlyRole(OPERATOR_ROLE) {
+        Household storage h = _existingHousehold(household);
+        if (!h.active) revert HouseholdInactive(household);
+        h.active = false;
+        emit HouseholdDeactivated(household);
+    }
+
+    /// @notice Set the tariffs in micro-euro per kWh; requires feedIn + gridFee <= retail.
+    function setTariffs(uint64 feedIn, uint64 retail, uint64 gridFee)
+        external
+        onlyRole(OPERATOR_ROLE)
+    {
+        _setTariffs(feedIn, retail, gridFee);
+    }
+
+    /// @notice Set the account that receives grid fees.
+    function setFeeRecipient(address recipient) external onlyRole(OPERATOR_ROLE) {
+        if (recipient == address(0)) revert ZeroAddress();
+        feeRecipient = recipient;
+        emit FeeRecipientSet(recipient);
+    }
+
+    // ───────────────────────────── Readings ─────────────────────────────
+
+    /// @notice Commit a batch of signed readings; anyone may submit, the signatures are the credential.
+    /// @dev The whole batch reverts on the first bad reading, with an error naming its index.
+    function commitReadings(Reading[] calldata readings) external whenNotPaused {
+        bytes32 domain = domainSeparator();
+        uint256 n = readings.length;
+        for (uint256 i; i < n; ++i) {
+            Reading calldata r = readings[i];
+            MeterState memory m = _meters[r.meter];
+            if (m.household == 0) revert UnknownMeter(i, r.meter);
+            _verifyReading(i, domain, r);
+            if (!_households[m.household].active) revert HouseholdInactive(m.household);
+            if (r.slot == m.lastSlot) revert DuplicateReading(i, r.meter, r.slot);
+            if (r.slot < m.lastSlot) revert StaleReading(i, r.meter, r.slot, m.lastSlot);
+            if (r.importWh < m.importWh || r.exportWh < m.exportWh) {
+                revert RegisterDecreased(
+                    i, r.meter, r.slot, m.importWh, r.importWh, m.exportWh, r.exportWh
+                );
+            }
+            // unchecked: both registers were just checked not to decrease.
+            uint64 importDelta;
+            uint64 exportDelta;
+            unchecked {
+                importDelta = r.importWh - m.importWh;
+                exportDelta = r.exportWh - m.exportWh;
+            }
+            _meters[r.meter] = MeterState(m.household, r.slot, r.importWh, r.exportWh, false);
+            // The slot is strictly after the meter's (and, after rotation, the household's)
+            // last slot, so this word is fresh: nothing metered or traded is overwritten.
+            _energy[_key(m.household, r.slot)] = SlotEnergy(importDelta, exportDelta, 0, 0);
+            emit ReadingCommitted(
+                m.household, r.meter, r.slot, r.importWh, r.exportWh, importDelta, exportDelta
+            );
+        }
+    }
+
+    /// @notice The EIP-712 digest a meter signs for a reading.
+    function readingDigest(address meter, uint32 slot, uint64 importWh, uint64 exportWh)
+        public
+        view
+        returns (bytes32)
+    {
+        return _digest(domainSeparator(), meter, slot, importWh, exportWh);
+    }
+
+    /// @notice The EIP-712 domain separator (name "Voisin", version "1", chain id, this contract).
+    function domainSeparator() public view returns (bytes32) {
+        if (block.chainid == _cachedChainId) return _cachedDomainSeparator;
+        return _buildDomainSeparator();
+    }
+
+    // ───────────────────────────── Orders ─────────────────────────────
+
+    /// @notice Post a sell offer for slots [firstSlot, lastSlot] at or above `priceLimit`.
+    function postOffer(uint64 priceLimit, uint64 maxWhPerSlot, uint32 firstSlot, uint32 lastSlot)
+        external
+        whenNotPaused
+        returns (uint32 offerId)
+    {
+        uint32 household = _activeHouseholdOf(msg.sender);
+        if (firstSlot > lastSlot) revert InvalidSlotRange(firstSlot, lastSlot);
+        Tariffs memory t = _tariffs;
+        // An offer above retail - fee could never be bought without the buyer paying above retail.
+        uint64 maxLocal = t.retailUeurPerKWh - t.gridFeeUeurPerKWh;
+        if (priceLimit > maxLocal) {
+            revert PriceLimitUnreachable(priceLimit, t.feedInUeurPerKWh, maxLocal);
+        }
+        offerId = ++offerCount;
+        _offers[offerId] = Order(household, priceLimit, maxWhPerSlot, firstSlot, lastSlot, true);
+        emit OfferPosted(offerId, household, priceLimit, maxWhPerSlot, firstSlot, lastSlot);
+    }
+
+    /// @notice Post a buy bid for slots [firstSlot, lastSlot] at or below `priceLimit` (fee excluded).
+    function postBid(uint64 priceLimit, uint64 maxWhPerSlot, uint32 firstSlot, uint32 lastSlot)
+        external
+        whenNotPaused
+        returns (uint32 bidId)
+    {
+        uint32 household = _activeHouseholdOf(msg.sender);
+        if (firstSlot > lastSlot) revert InvalidSlotRange(firstSlot, lastSlot);
+        Tariffs memory t = _tariffs;
+        // A bid below feed-in could never be sold to: sellers always get at least feed-in.
+        if (priceLimit < t.feedInUeurPerKWh) {
+            revert PriceLimitUnreachable(
+                priceLimit, t.feedInUeurPerKWh, t.retailUeurPerKWh - t.gridFeeUeurPerKWh
+            );
+        }
+        bidId = ++bidCount;
+        _bids[bidId] = Order(household, priceLimit, maxWhPerSlot, firstSlot, lastSlot, true);
+        emit BidPosted(bidId, household, priceLimit, maxWhPerSlot, firstSlot, lastSlot);
+    }
+
+    /// @notice Cancel an offer (its owner or the operator).
+    function cancelOffer(uint32 offerId) external {
+        Order storage o = _offers[offerId];
+        if (o.household == 0) revert UnknownOffer(offerId);
+        _cancel(o, offerId);
+        emit OfferCancelled(offerId, msg.sender);
+    }
+
+    /// @notice Cancel a bid (its owner or the operator).
+    function cancelBid(uint32 bidId) external {
+        Order storage o = _bids[bidId];
+        if (o.household == 0) revert UnknownBid(bidId);
+        _cancel(o, bidId);
+        emit BidCancelled(bidId, msg.sender);
+    }
+
+    // ───────────────────────────── Settlement ─────────────────────────────
+
+    /// @notice Settle a batch of fills for one slot; the batch is accepted whole or not at all.
+    /// @dev (slot, batch) can be settled once, so a retried or replayed batch is refused.
+    function settleBatch(uint32 slot, uint32 batch, Fill[] calldata fills)
+        external
+        onlyRole(SETTLER_ROLE)
+        whenNotPaused
+    {
+        uint256 n = fills.length;
+        if (n == 0) revert EmptyBatch();
+        uint256 batchKey = _key(slot, batch);
+        if (_batchSettled[batchKey]) revert BatchAlreadySettled(slot, batch);
+        _batchSettled[batchKey] = true;
+        Tariffs memory t = _tariffs;
+        address fees = feeRecipient;
+        uint256 totalWh;
+        for (uint256 i; i < n; ++i) {
+            Fill calldata f = fills[i];
+            // A batch cannot hold 2^32 fills within any block gas limit.
+            _settleBatchFill(uint32(i), slot, f, t, fees);
+            totalWh += f.energyWh;
+        }
+        // Total Wh is bounded by the sum of metered exports of one slot, far below 2^64.
+        emit BatchSettled(slot, batch, uint32(n), uint64(totalWh));
+    }
+
+    /// @notice Buy up to `maxEnergyWh` of `slot` from an offer at its price limit; fills partially
+    ///         as far as credits, own metered import, the offer's cap and funds allow.
+    function takeOffer(uint32 offerId, uint32 slot, uint64 maxEnergyWh)
+        external
+        whenNotPaused
+        returns (uint64 energyWh)
+    {
+        uint32 buyer = _activeHouseholdOf(msg.sender);
+        Order memory offer = _offers[offerId];
+        if (offer.household == 0) revert UnknownOffer(offerId);
+        _checkOrder(TAKE, offerId, offer, slot);
+        if (maxEnergyWh == 0) revert ZeroEnergy(TAKE);
+        Tariffs memory t = _tariffs;
+        uint64 price = offer.priceLimitUeurPerKWh;
+        // An offer posted under older tariffs may now sit below feed-in: sell at feed-in then.
+        if (price < t.feedInUeurPerKWh) price = t.feedInUeurPerKWh;
+
+        energyWh = maxEnergyWh;
+        SlotEnergy memory s = _energy[_key(offer.household, slot)];
+        energyWh = _min(energyWh, s.exportWh - s.soldWh);
+        SlotEnergy memory b = _energy[_key(buyer, slot)];
+        energyWh = _min(energyWh, b.importWh - b.boughtWh);
+        if (offer.maxWhPerSlot != 0) {
+            uint64 used = _offerUsedWh[_key(offerId, slot)];
+            energyWh = _min(energyWh, offer.maxWhPerSlot > used ? offer.maxWhPerSlot - used : 0);
+        }
+        uint256 perKWh = uint256(price) + t.gridFeeUeurPerKWh;
+        if (perKWh != 0) {
+            // floor(e*p/1000) + floor(e*f/1000) <= e*(p+f)/1000 <= balance: always affordable.
+            uint256 affordable = balanceOf[msg.sender] * 1000 / perKWh;
+            if (affordable < energyWh) energyWh = uint64(affordable);
+        }
+        // Nothing available: settle the requested amount so the failing check names itself.
+        if (energyWh == 0) energyWh = maxEnergyWh;
+        if (offer.maxWhPerSlot != 0) {
+            _useCap(_offerUsedWh, TAKE, offerId, offer.maxWhPerSlot, slot, energyWh);
+        }
+        _settleFill(
+            TAKE, slot, offerId, 0, offer.household, buyer, energyWh, price, t, feeRecipient
+        );
+    }
+
+    // ───────────────────────────── Views ─────────────────────────────
+
+    /// @notice The current tariffs in micro-euro per kWh.
+    function tariffs() external view returns (Tariffs memory) {
+        return _tariffs;
+    }
+
+    /// @notice A household's record.
+    function getHousehold(uint32 id) external view returns (Household memory) {
+        return _households[id];
+    }
+
+    /// @notice A meter's last committed reading and owner.
+    function meterState(address meter) external view returns (MeterState memory) {
+        return _meters[meter];
+    }
+
+    /// @notice A household's metered and traded energy for a slot.
+    function slotEnergy(uint32 id, uint32 slot) external view returns (SlotEnergy memory) {
+        return _energy[_key(id, slot)];
+    }
+
+    /// @notice Credits (unsold metered export) a household holds for a slot.
+    function creditsOf(uint32 id, uint32 slot) external view returns (uint64) {
+        SlotEnergy memory e = _energy[_key(id, slot)];
+        return e.exportWh - e.soldWh;
+    }
+
+    /// @notice An offer.
+    function getOffer(uint32 offerId) external view returns (Order memory) {
+        return _offers[offerId];
+    }
+
+    /// @notice A bid.
+    function getBid(uint32 bidId) external view returns (Order memory) {
+        return _bids[bidId];
+    }
+
+    /// @notice Wh of `slot` already sold through a capped offer.
+    function offerUsedWh(uint32 offerId, uint32 slot) external view returns (uint64) {
+        return _offerUsedWh[_key(offerId, slot)];
+    }
+
+    /// @notice Wh of `slot` already bought through a capped bid.
+    function bidUsedWh(uint32 bidId, uint32 slot) external view returns (uint64) {
+        return _bidUsedWh[_key(bidId, slot)];
+    }
+
+    /// @notice Whether batch `batch` of `slot` was settled.
+    function batchSettled(uint32 slot, uint32 batch) external view returns (bool) {
+        return _batchSettled[_key(slot, batch)];
+    }
+
+    // ───────────────────────────── Internal ─────────────────────────────
+
+    /// @dev Checks a batch fill against its offer and bid (state, slots, limits, caps), then settles it.
+    function _settleBatchFill(
+        uint32 index,
+        uint32 slot,
+        Fill calldata f,
+        Tariffs memory t,
+        address fees
+    ) private {
+        Order memory o = _offers[f.offerId];
+        if (o.household == 0) revert UnknownOffer(f.offerId);
+        Order memory b = _bids[f.bidId];
+        if (b.household == 0) revert UnknownBid(f.bidId);
+        _checkOrder(index, f.offerId, o, slot);
+        _checkOrder(index, f.bidId, b, slot);
+        uint64 price = f.priceUeurPerKWh;
+        if (price < o.priceLimitUeurPerKWh) {
+            revert PriceBelowOffer(index, price, o.priceLimitUeurPerKWh);
+        }
+        if (price > b.priceLimitUeurPerKWh) {
+            revert PriceAboveBid(index, price, b.priceLimitUeurPerKWh);
+        }
+        if (o.maxWhPerSlot != 0) {
+            _useCap(_offerUsedWh, index, f.offerId, o.maxWhPerSlot, slot, f.energyWh);
+        }
+        if (b.maxWhPerSlot != 0) {
+            _useCap(_bidUsedWh, index, f.bidId, b.maxWhPerSlot, slot, f.energyWh);
+        }
+        _settleFill(
+            index, slot, f.offerId, f.bidId, o.household, b.household, f.energyWh, price, t, fees
+        );
+    }
+
+    /// @dev Re-checks one fill against credits, deficit, tariffs and funds, then moves energy
+    ///      bookkeeping and money. Order limits and caps are checked by the caller.
+    function _settleFill(
+        uint32 index,
+        uint32 slot,
+        uint32 offerId,
+        uint32 bidId,
+        uint32 seller,
+        uint32 buyer,
+        uint64 energyWh,
+        uint64 price,
+        Tariffs memory t,
+        address fees
+    ) private {
+        if (energyWh == 0) revert ZeroEnergy(index);
+        if (seller == buyer) revert SelfTrade(index, seller);
+        if (
+            price < t.feedInUeurPerKWh
+                || uint256(price) + t.gridFeeUeurPerKWh > t.retailUeurPerKWh
+        ) {
+            revert PriceOutsideTariffs(
+                index, price, t.feedInUeurPerKWh, t.retailUeurPerKWh, t.gridFeeUeurPerKWh
+            );
+        }
+        Household memory s = _households[seller];
+        if (!s.active) revert HouseholdInactive(seller);
+        Household memory b = _households[buyer];
+        if (!b.active) revert HouseholdInactive(buyer);
+
+        SlotEnergy storage se = _energy[_key(seller, slot)];
+        uint64 credits = se.exportWh - se.soldWh;
+        if (credits < energyWh) revert InsufficientCredits(index, seller, slot, credits, energyWh);
+        SlotEnergy storage be = _energy[_key(buyer, slot)];
+        uint64 deficit = be.importWh - be.boughtWh;
+        if (deficit < energyWh) revert InsufficientDeficit(index, buyer, slot, deficit, energyWh);
+        // unchecked: sold <= export and bought <= import after the checks above.
+        unchecked {
+            se.soldWh += energyWh;
+            be.boughtWh += energyWh;
+        }
+
+        uint256 cost = uint256(energyWh) * price / 1000;
+        uint256 fee = uint256(energyWh) * t.gridFeeUeurPerKWh / 1000;
+        uint256 funds = balanceOf[b.account];
+        if (funds < cost + fee) revert InsufficientFunds(index, b.account, funds, cost + fee);
+        if (cost != 0) _update(b.account, s.account, cost);
+        if (fee != 0) _update(b.account, fees, fee);
+        emit FillSettled(slot, seller, buyer, offerId, bidId, energyWh, price, cost, fee);
+    }
+
+    function _checkOrder(uint32 index, uint32 orderId, Order memory o, uint32 slot) private pure {
+        if (!o.open) revert OrderClosed(index, orderId);
+        if (slot < o.firstSlot || slot > o.lastSlot) revert SlotOutsideOrder(index, orderId, slot);
+    }
+
+    function _useCap(
+        mapping(uint256 => uint64) storage used,
+        uint32 index,
+        uint32 orderId,
+        uint64 cap,
+        uint32 slot,
+        uint64 energyWh
+    ) private {
+        uint256 k = _key(orderId, slot);
+        uint64 u = used[k];
+        uint64 left = cap > u ? cap - u : 0;
+        if (energyWh > left) revert OrderCapExceeded(index, orderId, slot, left, energyWh);
+        // unchecked: u + energyWh <= cap.
+        unchecked {
+            used[k] = u + energyWh;
+        }
+    }
+
+    function _cancel(Order storage o, uint32 orderId) private {
+        if (!o.open) revert OrderAlreadyClosed(orderId);
+        if (_households[o.household].account != msg.sender && !hasRole(OPERATOR_ROLE, msg.sender)) {
+            revert NotOrderOwner(orderId, msg.sender);
+        }
+        o.open = false;
+    }
+
+    function _verifyReading(uint256 index, bytes32 domain, Reading calldata r) private pure {
+        if (uint256(r.s) > _HALF_N || (r.v != 27 && r.v != 28)) {
+            revert InvalidSignature(index, r.meter, r.slot);
+        }
+        bytes32 digest = _digest(domain, r.meter, r.slot, r.importWh, r.exportWh);
+        // ecrecover returns 0 on failure, and a registered meter is never the zero address.
+        if (ecrecover(digest, r.v, r.r, r.s) != r.meter) {
+            revert InvalidSignature(index, r.meter, r.slot);
+        }
+    }
+
+    function _digest(bytes32 domain, address meter, uint32 slot, uint64 importWh, uint64 exportWh)
+        private
+        pure
+        returns (bytes32)
+    {
+        bytes32 structHash = keccak256(abi.encode(READING_TYPEHASH, meter, slot, importWh, exportWh));
+        return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
+    }
+
+    function _buildDomainSeparator() private view returns (bytes32) {
+        return keccak256(
+            abi.encode(_DOMAIN_TYPEHASH, _NAME_HASH, _VERSION_HASH, block.chainid, address(this))
+        );
+    }
+
+    function _setTariffs(uint64 feedIn, uint64 retail, uint64 gridFee) private {
+        if (retail == 0 || uint256(feedIn) + gridFee > retail) {
+            revert InvalidTariffs(feedIn, retail, gridFee);
+        }
+        _tariffs = Tariffs(feedIn, retail, gridFee);
+        emit TariffsSet(feedIn, retail, gridFee);
+    }
+
+    function _requireNewMeter(address meter) private view {
+        MeterState memory m = _meters[meter];
+        if (m.household != 0 || m.retired) revert MeterAlreadyRegistered(meter);
+    }
+
+    function _existingHousehold(uint32 id) private view returns (Household storage h) {
+        h = _households[id];
+        if (h.account == address(0)) revert UnknownHousehold(id);
+    }
+
+    function _activeHouseholdOf(address account) private view returns (uint32 id) {
+        id = householdOf[account];
+        if (id == 0 || !_households[id].active) revert NotHousehold(account);
+    }
+
+    function _key(uint32 a, uint32 b) private pure returns (uint256) {
+        return (uint256(a) << 32) | b;
+    }
+
+    function _min(uint64 a, uint64 b) private pure returns (uint64) {
+        return a < b ? a : b;
+    }
+}

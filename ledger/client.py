@@ -1,0 +1,506 @@
+"""Typed client of the deployed Voisin contract.
+
+Every write is built, gas-estimated, signed locally with the sender's key and sent raw, so it
+works the same on the embedded chain and on any JSON-RPC node. A revert is raised as the typed
+exception of :mod:`ledger.errors` that bears the contract error's name and values.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+
+from ledger import errors
+from ledger.eip712 import SignedReading
+
+OPEN_END = 2**32 - 1
+"""``lastSlot`` of a standing order."""
+TAKE = 2**32 - 1
+"""The ``fill`` value that errors carry for a direct take."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Tariffs:
+    """Tariffs in micro-euro per kWh."""
+
+    feed_in_ueur_per_kWh: int
+    retail_ueur_per_kWh: int
+    grid_fee_ueur_per_kWh: int
+
+
+@dataclass(frozen=True, slots=True)
+class Household:
+    id: int
+    account: str
+    active: bool
+    prosumer: bool
+    meter: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeterState:
+    household: int
+    last_slot: int
+    import_Wh: int
+    export_Wh: int
+    retired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SlotEnergy:
+    """A household's metered and locally traded energy in one slot (Wh)."""
+
+    import_Wh: int
+    export_Wh: int
+    bought_Wh: int
+    sold_Wh: int
+
+    @property
+    def credits_Wh(self) -> int:
+        return self.export_Wh - self.sold_Wh
+
+    @property
+    def deficit_left_Wh(self) -> int:
+        return self.import_Wh - self.bought_Wh
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: int
+    household: int
+    price_limit_ueur_per_kWh: int
+    max_Wh_per_slot: int
+    first_slot: int
+    last_slot: int
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """A sale of ``energy_Wh`` from the owner of ``offer_id`` to the owner of ``bid_id``."""
+
+    offer_id: int
+    bid_id: int
+    energy_Wh: int
+    price_ueur_per_kWh: int
+
+    def as_contract_tuple(self) -> tuple[int, int, int, int]:
+        return (self.offer_id, self.bid_id, self.energy_Wh, self.price_ueur_per_kWh)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decoded contract event."""
+
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    log_index: int
+    tx_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class TxResult:
+    """A mined, successful transaction and the events it emitted."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    events: list[Event] = field(default_factory=list)
+
+    def named(self, name: str) -> list[Event]:
+        return [e for e in self.events if e.name == name]
+
+
+class VoisinClient:
+    """The Voisin contract at ``address`` on ``w3``, described by ``abi``."""
+
+    def __init__(self, w3: Web3, address: str, abi: list[dict[str, Any]]) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=abi)
+        self._errors = _error_decoders(abi)
+        self._events = {
+            HexBytes(keccak(text=_signature(item))): str(item["name"])
+            for item in abi
+            if item["type"] == "event"
+        }
+        self._nonces: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.chain_id = int(w3.eth.chain_id)
+
+    # ───────────────────────────── Transactions ─────────────────────────────
+
+    def transact(self, sender: LocalAccount, function: str, *args: Any) -> TxResult:
+        """Call ``function(*args)`` as ``sender``; raise the typed error if it would revert."""
+        call = getattr(self.contract.functions, function)(*args)
+        with self._lock:
+            nonce = self._next_nonce(sender.address)
+            try:
+                tx = call.build_transaction(
+                    {"from": sender.address, "nonce": nonce, "chainId": self.chain_id}
+                )
+            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+                raise self.decode_error(exc) from exc
+            signed = sender.sign_transaction(tx)
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            self._nonces[sender.address] = nonce + 1
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1:
+            # The state changed between estimate and mining: replay to learn the reason.
+            try:
+                call.call({"from": sender.address}, block_identifier=receipt["blockNumber"] - 1)
+            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+                raise self.decode_error(exc) from exc
+            raise errors.TransactionFailed(f"{function} reverted in tx {tx_hash.hex()}")
+        return TxResult(
+            tx_hash=HexBytes(tx_hash).to_0x_hex(),
+            block_number=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            events=self.decode_logs(receipt["logs"]),
+        )
+
+    def _next_nonce(self, address: str) -> int:
+        chain_nonce = int(self.w3.eth.get_transaction_count(address, "pending"))
+        return max(chain_nonce, self._nonces.get(address, 0))
+
+    def decode_error(self, exc: Exception) -> errors.LedgerError:
+        """The typed exception for a revert raised by web3."""
+        data = getattr(exc, "data", None)
+        if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
+            raw = bytes.fromhex(data[2:])
+            decoder = self._errors.get(raw[:4])
+            if decoder is not None:
+                return decoder(raw[4:])
+        return errors.TransactionFailed(f"contract call reverted: {exc}")
+
+    def decode_logs(self, logs: Iterable[Any]) -> list[Event]:
+        """Decode the Voisin events among ``logs`` (others are skipped)."""
+        out: list[Event] = []
+        for log in logs:
+            if to_checksum_address(log["address"]) != self.address or not log["topics"]:
+                continue
+            name = self._events.get(HexBytes(log["topics"][0]))
+            if name is None:
+                continue
+            decoded = getattr(self.contract.events, name)().process_log(log)
+            out.append(
+                Event(
+                    name=name,
+                    args={k: _plain(v) for k, v in decoded["args"].items()},
+                    block_number=int(log["blockNumber"]),
+                    log_index=int(log["logIndex"]),
+                    tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
+                )
+            )
+        return out
+
+    def events(self, from_block: int, to_block: int) -> list[Event]:
+        """Every Voisin event in blocks [from_block, to_block], in chain order."""
+        logs = self.w3.eth.get_logs(
+            {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
+        )
+        return self.decode_logs(logs)
+
+    def _view(self, function: str, *args: Any) -> Any:
+        try:
+            return getattr(self.contract.functions, function)(*args).call()
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+            raise self.decode_error(exc) from exc
+
+    # ───────────────────────────── Operator ─────────────────────────────
+
+    def register_household(
+        self,
+        operator: LocalAccount,
+        account: str,
+        meter: str,
+        *,
+        prosumer: bool,
+        import_baseline_Wh: int = 0,
+        export_baseline_Wh: int = 0,
+    ) -> int:
+        """Register a household; returns its id."""
+        result = self.transact(
+            operator,
+            "registerHousehold",
+            to_checksum_address(account),
+            to_checksum_address(meter),
+            prosumer,
+            import_baseline_Wh,
+            export_baseline_Wh,
+        )
+        return int(result.named("HouseholdRegistered")[0].args["household"])
+
+    def rotate_meter(
+        self,
+        operator: LocalAccount,
+        household: int,
+        new_meter: str,
+        import_baseline_Wh: int,
+        export_baseline_Wh: int,
+    ) -> TxResult:
+        return self.transact(
+            operator,
+            "rotateMeter",
+            household,
+            to_checksum_address(new_meter),
+            import_baseline_Wh,
+            export_baseline_Wh,
+        )
+
+    def deactivate_household(self, operator: LocalAccount, household: int) -> TxResult:
+        return self.transact(operator, "deactivateHousehold", household)
+
+    def set_tariffs(self, operator: LocalAccount, tariffs: Tariffs) -> TxResult:
+        return self.transact(
+            operator,
+            "setTariffs",
+            tariffs.feed_in_ueur_per_kWh,
+            tariffs.retail_ueur_per_kWh,
+            tariffs.grid_fee_ueur_per_kWh,
+        )
+
+    def set_fee_recipient(self, operator: LocalAccount, recipient: str) -> TxResult:
+        return self.transact(operator, "setFeeRecipient", to_checksum_address(recipient))
+
+    def top_up(self, operator: LocalAccount, account: str, amount_ueur: int) -> TxResult:
+        return self.transact(operator, "topUp", to_checksum_address(account), amount_ueur)
+
+    def grant_role(self, admin: LocalAccount, role: str, account: str) -> TxResult:
+        return self.transact(admin, "grantRole", role_id(role), to_checksum_address(account))
+
+    def revoke_role(self, admin: LocalAccount, role: str, account: str) -> TxResult:
+        return self.transact(admin, "revokeRole", role_id(role), to_checksum_address(account))
+
+    def pause(self, operator: LocalAccount) -> TxResult:
+        return self.transact(operator, "pause")
+
+    def unpause(self, operator: LocalAccount) -> TxResult:
+        return self.transact(operator, "unpause")
+
+    # ───────────────────────────── Readings ─────────────────────────────
+
+    def commit_readings(self, sender: LocalAccount, readings: Sequence[SignedReading]) -> TxResult:
+        """Commit signed readings in one transaction (all or none)."""
+        return self.transact(
+            sender, "commitReadings", [r.as_contract_tuple() for r in readings]
+        )
+
+    # ───────────────────────────── Orders and trades ─────────────────────────────
+
+    def post_offer(
+        self,
+        household: LocalAccount,
+        price_limit_ueur_per_kWh: int,
+        first_slot: int,
+        last_slot: int = OPEN_END,
+        max_Wh_per_slot: int = 0,
+    ) -> int:
+        """Post a sell offer; returns its id."""
+        result = self.transact(
+            household, "postOffer", price_limit_ueur_per_kWh, max_Wh_per_slot, first_slot, last_slot
+        )
+        return int(result.named("OfferPosted")[0].args["offerId"])
+
+    def post_bid(
+        self,
+        household: LocalAccount,
+        price_limit_ueur_per_kWh: int,
+        first_slot: int,
+        last_slot: int = OPEN_END,
+        max_Wh_per_slot: int = 0,
+    ) -> int:
+        """Post a buy bid; returns its id."""
+        result = self.transact(
+            household, "postBid", price_limit_ueur_per_kWh, max_Wh_per_slot, first_slot, last_slot
+        )
+        return int(result.named("BidPosted")[0].args["bidId"])
+
+    def cancel_offer(self, sender: LocalAccount, offer_id: int) -> TxResult:
+        return self.transact(sender, "cancelOffer", offer_id)
+
+    def cancel_bid(self, sender: LocalAccount, bid_id: int) -> TxResult:
+        return self.transact(sender, "cancelBid", bid_id)
+
+    def settle_batch(
+        self, settler: LocalAccount, slot: int, batch: int, fills: Sequence[Fill]
+    ) -> TxResult:
+        """Settle ``fills`` of ``slot`` as batch number ``batch`` (all or none)."""
+        return self.transact(
+            settler, "settleBatch", slot, batch, [f.as_contract_tuple() for f in fills]
+        )
+
+    def take_offer(
+        self, buyer: LocalAccount, offer_id: int, slot: int, max_energy_Wh: int
+    ) -> TxResult:
+        """Buy up to ``max_energy_Wh`` from an offer; the FillSettled event says how much."""
+        return self.transact(buyer, "takeOffer", offer_id, slot, max_energy_Wh)
+
+    def transfer(self, sender: LocalAccount, to: str, amount_ueur: int) -> TxResult:
+        return self.transact(sender, "transfer", to_checksum_address(to), amount_ueur)
+
+    def approve(self, sender: LocalAccount, spender: str, amount_ueur: int) -> TxResult:
+        return self.transact(sender, "approve", to_checksum_address(spender), amount_ueur)
+
+    def transfer_from(
+        self, spender: LocalAccount, owner: str, to: str, amount_ueur: int
+    ) -> TxResult:
+        return self.transact(
+            spender,
+            "transferFrom",
+            to_checksum_address(owner),
+            to_checksum_address(to),
+            amount_ueur,
+        )
+
+    # ───────────────────────────── Views ─────────────────────────────
+
+    def balance_of(self, account: str) -> int:
+        return int(self._view("balanceOf", to_checksum_address(account)))
+
+    def total_supply(self) -> int:
+        return int(self._view("totalSupply"))
+
+    def allowance(self, owner: str, spender: str) -> int:
+        return int(
+            self._view("allowance", to_checksum_address(owner), to_checksum_address(spender))
+        )
+
+    def tariffs(self) -> Tariffs:
+        return Tariffs(*self._view("tariffs"))
+
+    def fee_recipient(self) -> str:
+        return str(self._view("feeRecipient"))
+
+    def paused(self) -> bool:
+        return bool(self._view("paused"))
+
+    def has_role(self, role: str, account: str) -> bool:
+        return bool(self._view("hasRole", role_id(role), to_checksum_address(account)))
+
+    def household(self, household_id: int) -> Household:
+        account, active, prosumer, meter = self._view("getHousehold", household_id)
+        if int(account, 16) == 0:
+            raise errors.UnknownHousehold({"household": household_id})
+        return Household(household_id, account, active, prosumer, meter)
+
+    def household_of(self, account: str) -> int:
+        """The household id of ``account``, 0 if none."""
+        return int(self._view("householdOf", to_checksum_address(account)))
+
+    def household_count(self) -> int:
+        return int(self._view("householdCount"))
+
+    def meter_state(self, meter: str) -> MeterState:
+        return MeterState(*self._view("meterState", to_checksum_address(meter)))
+
+    def slot_energy(self, household: int, slot: int) -> SlotEnergy:
+        return SlotEnergy(*self._view("slotEnergy", household, slot))
+
+    def credits_of(self, household: int, slot: int) -> int:
+        return int(self._view("creditsOf", household, slot))
+
+    def offer(self, offer_id: int) -> Order:
+        return _order(offer_id, self._view("getOffer", offer_id), errors.UnknownOffer, "offerId")
+
+    def bid(self, bid_id: int) -> Order:
+        return _order(bid_id, self._view("getBid", bid_id), errors.UnknownBid, "bidId")
+
+    def offer_count(self) -> int:
+        return int(self._view("offerCount"))
+
+    def bid_count(self) -> int:
+        return int(self._view("bidCount"))
+
+    def offer_used_Wh(self, offer_id: int, slot: int) -> int:
+        return int(self._view("offerUsedWh", offer_id, slot))
+
+    def bid_used_Wh(self, bid_id: int, slot: int) -> int:
+        return int(self._view("bidUsedWh", bid_id, slot))
+
+    def batch_settled(self, slot: int, batch: int) -> bool:
+        return bool(self._view("batchSettled", slot, batch))
+
+    def domain_separator(self) -> bytes:
+        return bytes(self._view("domainSeparator"))
+
+    def reading_digest(self, meter: str, slot: int, import_Wh: int, export_Wh: int) -> bytes:
+        return bytes(
+            self._view("readingDigest", to_checksum_address(meter), slot, import_Wh, export_Wh)
+        )
+
+
+def role_id(role: str) -> bytes:
+    """The bytes32 id of a role name (``DEFAULT_ADMIN_ROLE``, ``OPERATOR_ROLE``, ...)."""
+    if role == "DEFAULT_ADMIN_ROLE":
+        return b"\x00" * 32
+    return keccak(text=role)
+
+
+def _order(
+    order_id: int, raw: Sequence[Any], missing: type[errors.ContractError], key: str
+) -> Order:
+    household, price, cap, first, last, is_open = raw
+    if household == 0:
+        raise missing({key: order_id})
+    return Order(order_id, household, price, cap, first, last, is_open)
+
+
+def _signature(item: dict[str, Any]) -> str:
+    return f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in param["components"]) + ")" + kind[5:]
+    return kind
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return HexBytes(value).to_0x_hex()
+    return value
+
+
+def _error_decoders(
+    abi: list[dict[str, Any]],
+) -> dict[bytes, Callable[[bytes], errors.ContractError]]:
+    classes = errors.contract_error_classes()
+    decoders: dict[bytes, Callable[[bytes], errors.ContractError]] = {}
+    for item in abi:
+        if item["type"] != "error":
+            continue
+        selector = keccak(text=_signature(item))[:4]
+        cls = classes.get(str(item["name"]), errors.ContractError)
+        names = [str(i["name"]) for i in item["inputs"]]
+        types = [_abi_type(i) for i in item["inputs"]]
+        decoders[selector] = _make_decoder(cls, names, types)
+    return decoders
+
+
+def _make_decoder(
+    cls: type[errors.ContractError], names: list[str], types: list[str]
+) -> Callable[[bytes], errors.ContractError]:
+    def decode(payload: bytes) -> errors.ContractError:
+        values = abi_decode(types, payload) if types else ()
+        decoded = {
+            n: to_checksum_address(v) if t == "address" else _plain(v)
+            for n, t, v in zip(names, types, values, strict=True)
+        }
+        return cls(decoded)
+
+    return decode

@@ -1,0 +1,330 @@
+"""The embedded chain: an in-process eth-tester (py-evm) chain persisted on disk.
+
+This is the zero set-up backend of the scale path (DESIGN.md, "Scale path"). It gives the rest
+of Voisin an ordinary :class:`web3.Web3` whose state survives a restart and a ``kill -9``:
+
+* py-evm runs on :class:`ledger.kvstore.LmdbStore`, which buffers writes and makes them
+  durable in one fsynced LMDB transaction per flush.
+* eth-tester auto-mines one block per transaction through ``backend.mine_blocks``; the
+  backend here flushes the store right after mining, before control returns. So once
+  ``w3.eth.send_raw_transaction`` returns, the block carrying the transaction is on disk.
+* eth-tester always builds a fresh chain from genesis, so the backend is built normally and
+  then handed a py-evm chain of the same class on the durable store: ``from_genesis`` on the
+  first start, ``ChainClass(db)`` (which resumes at the stored head) afterwards.
+* One process owns a data directory at a time (``flock``); a second opener gets
+  :class:`ChainLockedError` instead of two writers corrupting the store.
+
+Transactions must be signed by the caller (``send_raw_transaction``): the chain exposes no
+unlocked accounts. For the same reason ``eth_call`` and ``eth_estimateGas`` need an explicit
+funded ``from`` (or ``w3.eth.default_account``): eth-tester checks that the sender could pay
+for the call as if it were a transaction.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from eth.chains.base import MiningChain
+from eth.db.atomic import AtomicDB
+from eth.exceptions import CanonicalHeadNotFound
+from eth.typing import AccountDetails, AccountState
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed
+from eth_tester.backends.pyevm.main import get_default_genesis_params
+from eth_utils.address import to_canonical_address
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import RPCEndpoint, RPCResponse
+
+from ledger.kvstore import DEFAULT_MAP_SIZE, LmdbStore
+
+__all__ = [
+    "CHAIN_ID",
+    "ChainLockedError",
+    "EmbeddedChain",
+    "in_memory_chain",
+    "open_embedded_chain",
+]
+
+#: Chain id of eth-tester's chain class; kept so signatures made for eth-tester stay valid.
+CHAIN_ID: Final = 131277322940537
+
+LOCK_FILE_NAME: Final = "chain.lock"
+STORE_DIR_NAME: Final = "chain.lmdb"
+
+_CALL_METHODS: Final = frozenset({"eth_call", "eth_estimateGas"})
+
+_AddressT = TypeVar("_AddressT", bound=str | bytes)
+
+
+class ChainLockedError(RuntimeError):
+    """The data directory is already open (in this or another process)."""
+
+
+class _DurablePyEVMBackend(PyEVMBackend):  # type: ignore[misc]  # eth_tester is untyped
+    """PyEVMBackend whose mining makes each block durable before returning.
+
+    Everything that moves the canonical head (mining, withdrawals, snapshot revert) runs
+    under ``lock`` and ends with a flush of ``store``.
+    """
+
+    def __init__(self, store: LmdbStore, lock: threading.RLock) -> None:
+        self._store = store
+        self._lock = lock
+        self._durable = False
+        # Builds eth-tester's in-memory chain; only its class is reused (see attach_chain).
+        super().__init__()
+        # No unlocked accounts: eth-tester's defaults are keys 1..10, public knowledge and
+        # unfunded here. Everything is signed by the caller.
+        self.account_keys = ()
+
+    def attach_chain(self, chain: MiningChain) -> None:
+        """Swap eth-tester's in-memory chain for ``chain`` on the durable store."""
+        self.chain = chain
+        self._durable = True
+
+    def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
+        if self._durable:
+            # Resetting would silently swap the ledger for a throwaway in-memory chain.
+            raise NotImplementedError(
+                "a durable embedded chain cannot be reset; open a new data dir instead"
+            )
+        super().reset_to_genesis(*args, **kwargs)
+
+    def mine_blocks(self, *args: Any, **kwargs: Any) -> tuple[bytes, ...]:
+        with self._lock:
+            try:
+                block_hashes: tuple[bytes, ...] = super().mine_blocks(*args, **kwargs)
+            finally:
+                # Also after a failure: blocks mined before it are complete (py-evm persists
+                # each block in one atomic batch) and already visible to readers.
+                self._store.flush()
+        return block_hashes
+
+    def apply_withdrawals(self, *args: Any, **kwargs: Any) -> None:
+        # Mines a block through chain.mine_all, bypassing mine_blocks.
+        with self._lock:
+            try:
+                super().apply_withdrawals(*args, **kwargs)
+            finally:
+                self._store.flush()
+
+    def revert_to_snapshot(self, snapshot: bytes) -> None:
+        # Rewrites the canonical head pointer.
+        with self._lock:
+            try:
+                super().revert_to_snapshot(snapshot)
+            finally:
+                self._store.flush()
+
+
+class _SerializedEthereumTesterProvider(EthereumTesterProvider):
+    """eth-tester provider that runs one request at a time.
+
+    py-evm's chain object is not thread-safe, and a reader must not observe a block that is
+    half-applied; API threads may share one Web3.
+    """
+
+    def __init__(self, tester: EthereumTester, lock: threading.RLock) -> None:
+        super().__init__(ethereum_tester=tester)
+        self._lock = lock
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        if (
+            method in _CALL_METHODS
+            and params
+            and isinstance(params[0], dict)
+            and params[0].get("from") is None
+        ):
+            # eth-tester executes a call as a real transaction (max fee 1 gwei x up to the
+            # block gas limit, checked against the sender's balance), and there is no funded
+            # unlocked account to default to. Say so, instead of its "address: None" error.
+            raise ValueError(
+                f"{method} on the embedded chain needs a funded 'from' "
+                "(pass it, or set w3.eth.default_account)"
+            )
+        with self._lock:
+            try:
+                return super().make_request(method, params)
+            except TransactionFailed as exc:
+                raise _as_contract_error(exc) from exc
+
+
+def _as_contract_error(exc: TransactionFailed) -> Exception:
+    """web3's eth-tester provider flattens a revert into a message and drops custom-error
+    data; the original exception (its context) still holds the raw revert bytes. Re-raise them
+    the way web3 does for a JSON-RPC node, so one client decodes errors on every backend."""
+    original: BaseException | None = exc.__context__
+    raw: object = original.args[0] if original is not None and original.args else None
+    if isinstance(raw, Exception) and raw.args:
+        raw = raw.args[0]
+    if isinstance(raw, bytes) and len(raw) >= 4:
+        return ContractCustomError(str(exc), data="0x" + raw.hex())
+    return ContractLogicError(str(exc))
+
+
+def in_memory_chain(funded_accounts: Mapping[_AddressT, int]) -> Web3:
+    """A throwaway eth-tester chain with the same behaviour as the durable one, in memory.
+
+    For tests and benchmarks. ``funded_accounts`` (address -> wei) are funded at genesis.
+    """
+    genesis_state: AccountState = {}
+    for address, wei in funded_accounts.items():
+        key: str | bytes = address
+        genesis_state[to_canonical_address(key)] = AccountDetails(
+            balance=wei, nonce=0, code=b"", storage={}
+        )
+    backend = PyEVMBackend(genesis_state=genesis_state)
+    backend.account_keys = ()
+    return Web3(_SerializedEthereumTesterProvider(EthereumTester(backend), threading.RLock()))
+
+
+class EmbeddedChain:
+    """A persistent eth-tester chain in ``data_dir``, reached through :attr:`w3`.
+
+    ``funded_accounts`` (address -> wei) funds the genesis state on the first start only;
+    on reopen the chain continues from its stored head and the argument is ignored.
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        funded_accounts: Mapping[_AddressT, int] | None = None,
+        *,
+        map_size: int = DEFAULT_MAP_SIZE,
+    ) -> None:
+        self._data_dir = Path(data_dir)
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._closed = False
+        # The OS lock comes first: LMDB must never be opened twice on the same files.
+        self._lock_fd = _acquire_dir_lock(self._data_dir)
+        try:
+            self._store = LmdbStore(self._data_dir / STORE_DIR_NAME, map_size=map_size)
+            try:
+                self._backend = _DurablePyEVMBackend(self._store, self._lock)
+                self._created = self._attach_durable_chain(dict(funded_accounts or {}))
+                tester = EthereumTester(backend=self._backend)
+                self._w3 = Web3(_SerializedEthereumTesterProvider(tester, self._lock))
+            except BaseException:
+                self._store.close()
+                raise
+        except BaseException:
+            _release_dir_lock(self._lock_fd)
+            raise
+
+    def _attach_durable_chain(self, funded_accounts: Mapping[_AddressT, int]) -> bool:
+        """Give the backend a chain on the store; return True if genesis was written now."""
+        chain_class: type[MiningChain] = type(self._backend.chain)
+        if chain_class.chain_id != CHAIN_ID:  # guards against an eth-tester upgrade
+            raise RuntimeError(f"eth-tester chain id changed to {chain_class.chain_id}")
+        base_db = AtomicDB(wrapped_db=self._store)
+        try:
+            chain_class.get_chaindb_class()(base_db).get_canonical_head()
+        except CanonicalHeadNotFound:
+            genesis_state: AccountState = {}
+            for address, wei in funded_accounts.items():
+                # Widened from the caller's address type (e.g. ChecksumAddress) for eth_utils.
+                key: str | bytes = address
+                genesis_state[to_canonical_address(key)] = AccountDetails(
+                    balance=wei, nonce=0, code=b"", storage={}
+                )
+            genesis = chain_class.from_genesis(base_db, get_default_genesis_params(), genesis_state)
+            # from_genesis is typed as returning BaseChain; it is an instance of chain_class.
+            assert isinstance(genesis, MiningChain)
+            chain: MiningChain = genesis
+            created = True
+        else:
+            chain = chain_class(base_db)
+            created = False
+        # Genesis lands in one transaction: a crash here leaves an empty store, not half a
+        # genesis, and the next start simply writes it again.
+        self._store.flush()
+        self._backend.attach_chain(chain)
+        return created
+
+    @property
+    def w3(self) -> Web3:
+        """Web3 connected to this chain; send signed transactions with send_raw_transaction."""
+        return self._w3
+
+    @property
+    def chain_id(self) -> int:
+        """EIP-155 chain id (eth-tester's, 131277322940537)."""
+        return CHAIN_ID
+
+    @property
+    def data_dir(self) -> Path:
+        """The directory holding the store and the lock file."""
+        return self._data_dir
+
+    @property
+    def created(self) -> bool:
+        """True if this open wrote the genesis block; False if it resumed a stored chain."""
+        return self._created
+
+    def close(self) -> None:
+        """Flush, close the store and release the directory lock. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._store.close()
+            finally:
+                _release_dir_lock(self._lock_fd)
+
+    def __enter__(self) -> EmbeddedChain:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_embedded_chain(
+    data_dir: Path,
+    funded_accounts: Mapping[_AddressT, int] | None = None,
+) -> EmbeddedChain:
+    """Open (or create) the embedded chain in ``data_dir``; see :class:`EmbeddedChain`."""
+    return EmbeddedChain(data_dir, funded_accounts)
+
+
+def _acquire_dir_lock(data_dir: Path) -> int:
+    lock_path = data_dir / LOCK_FILE_NAME
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        # flock (not fcntl/lockf): owned by the open file description, so it also refuses a
+        # second open from this very process, and the kernel drops it when the owner dies,
+        # even by SIGKILL, leaving no stale lock behind.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise ChainLockedError(
+            f"chain data dir {data_dir} is already open (lock {lock_path} held by pid {holder})"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    # The pid is only a hint for the error message above; the flock is the lock.
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _release_dir_lock(fd: int) -> None:
+    # Closing the descriptor releases the flock.
+    os.close(fd)

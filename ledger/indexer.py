@@ -1,0 +1,191 @@
+"""Event indexer: mirrors the Voisin contract's events into the database.
+
+``index(client, engine)`` reads logs from the block after the cursor up to the chain head (minus
+``confirmations``), in chunks, and writes each chunk's events, projections and the new cursor in
+one database transaction. A crash therefore loses nothing and duplicates nothing: the next run
+resumes from the last committed cursor. Any SQLAlchemy URL works (SQLite by default,
+PostgreSQL beyond one machine).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from ledger.client import Event, VoisinClient
+from ledger.errors import LedgerError
+from ledger.models import (
+    ChainEvent,
+    FillRecord,
+    HouseholdRecord,
+    IndexerCursor,
+    OrderRecord,
+    ReadingRecord,
+    TopUpRecord,
+)
+
+#: Blocks per get_logs request: small enough for public nodes' range limits.
+CHUNK_BLOCKS = 2_000
+_INT64_MAX = 2**63 - 1
+
+
+class IndexerError(LedgerError):
+    """The database mirror cannot follow the chain (e.g. it belongs to another contract)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexResult:
+    from_block: int
+    to_block: int
+    events: int
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the ledger's tables created."""
+    connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+    engine = create_engine(url, connect_args=connect_args)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def index(
+    client: VoisinClient,
+    engine: Engine,
+    *,
+    start_block: int = 0,
+    confirmations: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> IndexResult:
+    """Mirror every event up to the head into the database; returns what was read."""
+    head = int(client.w3.eth.block_number) - confirmations
+    with Session(engine) as session:
+        cursor = session.get(IndexerCursor, client.address)
+        if cursor is not None and cursor.chain_id != client.chain_id:
+            raise IndexerError(
+                f"the database mirrors {client.address} on chain {cursor.chain_id}, "
+                f"not chain {client.chain_id}"
+            )
+        first = start_block if cursor is None else cursor.last_block + 1
+    total = 0
+    block = first
+    while block <= head:
+        last = min(block + CHUNK_BLOCKS - 1, head)
+        events = client.events(block, last)
+        with Session(engine) as session, session.begin():
+            for event in events:
+                _store(session, client.address, event)
+            cursor = session.get(IndexerCursor, client.address)
+            if cursor is None:
+                cursor = IndexerCursor(
+                    contract=client.address, chain_id=client.chain_id, last_block=last
+                )
+            cursor.last_block = last
+            session.add(cursor)
+        total += len(events)
+        if progress is not None:
+            progress(last, head)
+        block = last + 1
+    return IndexResult(first, head, total)
+
+
+def _int(value: Any) -> int:
+    number = int(value)
+    if number > _INT64_MAX:
+        raise IndexerError(f"value {number} does not fit a 64-bit database column")
+    return number
+
+
+def _store(session: Session, contract: str, event: Event) -> None:
+    a = event.args
+    session.add(
+        ChainEvent(
+            contract=contract,
+            block_number=event.block_number,
+            log_index=event.log_index,
+            tx_hash=event.tx_hash,
+            name=event.name,
+            args_json=json.dumps(a, sort_keys=True, default=str),
+        )
+    )
+    where = {"block_number": event.block_number, "tx_hash": event.tx_hash}
+    if event.name == "HouseholdRegistered":
+        session.add(
+            HouseholdRecord(
+                id=a["household"], account=a["account"], meter=a["meter"], prosumer=a["prosumer"]
+            )
+        )
+    elif event.name == "HouseholdDeactivated":
+        household = session.get(HouseholdRecord, a["household"])
+        if household is not None:
+            household.active = False
+            session.add(household)
+    elif event.name == "MeterRotated":
+        household = session.get(HouseholdRecord, a["household"])
+        if household is not None:
+            household.meter = a["newMeter"]
+            session.add(household)
+    elif event.name == "ReadingCommitted":
+        session.add(
+            ReadingRecord(
+                household=a["household"],
+                meter=a["meter"],
+                slot=a["slot"],
+                import_Wh=_int(a["importWh"]),
+                export_Wh=_int(a["exportWh"]),
+                import_delta_Wh=_int(a["importDeltaWh"]),
+                export_delta_Wh=_int(a["exportDeltaWh"]),
+                **where,
+            )
+        )
+    elif event.name in ("OfferPosted", "BidPosted"):
+        side = "offer" if event.name == "OfferPosted" else "bid"
+        session.add(
+            OrderRecord(
+                side=side,
+                order_id=a["offerId" if side == "offer" else "bidId"],
+                household=a["household"],
+                price_limit_ueur_per_kWh=_int(a["priceLimitUeurPerKWh"]),
+                max_Wh_per_slot=_int(a["maxWhPerSlot"]),
+                first_slot=a["firstSlot"],
+                last_slot=a["lastSlot"],
+            )
+        )
+    elif event.name in ("OfferCancelled", "BidCancelled"):
+        side = "offer" if event.name == "OfferCancelled" else "bid"
+        order_id = a["offerId" if side == "offer" else "bidId"]
+        order = session.exec(
+            select(OrderRecord).where(OrderRecord.side == side, OrderRecord.order_id == order_id)
+        ).first()
+        if order is not None:
+            order.open = False
+            session.add(order)
+    elif event.name == "FillSettled":
+        session.add(
+            FillRecord(
+                slot=a["slot"],
+                seller=a["seller"],
+                buyer=a["buyer"],
+                offer_id=a["offerId"],
+                bid_id=a["bidId"],
+                energy_Wh=_int(a["energyWh"]),
+                price_ueur_per_kWh=_int(a["priceUeurPerKWh"]),
+                cost_ueur=_int(a["costUeur"]),
+                fee_ueur=_int(a["feeUeur"]),
+                log_index=event.log_index,
+                **where,
+            )
+        )
+    elif event.name == "ToppedUp":
+        session.add(
+            TopUpRecord(
+                account=a["account"],
+                amount_ueur=_int(a["amountUeur"]),
+                log_index=event.log_index,
+                **where,
+            )
+        )

@@ -1,0 +1,263 @@
+"""The embedded chain keeps everything it acknowledged across close, reopen and kill -9.
+
+Transactions are signed locally with keys generated here and funded in genesis; the chain
+has no unlocked accounts. Run as a script, this module is the writer process that the kill -9
+test starts and kills.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_account.types import TransactionDictType
+from eth_typing import ChecksumAddress, HexStr
+from hexbytes import HexBytes
+from web3 import Web3
+
+from ledger.embedded import CHAIN_ID, ChainLockedError, EmbeddedChain, open_embedded_chain
+from ledger.kvstore import LmdbStore
+
+FUNDING = 10**21  # 1000 ether
+VALUE = 10**15
+MAX_FEE_PER_GAS = 10**10  # well above the 1 gwei genesis base fee, which only falls
+PRIORITY_FEE = 10**9
+
+STORED_VALUE = 42
+STORED_TOPIC = bytes(Web3.keccak(text="Stored(uint256)"))
+
+
+def _runtime_code() -> bytes:
+    """Runtime that returns storage slot 0 for any call."""
+    return bytes.fromhex(
+        "600054"  # PUSH1 0 SLOAD
+        "600052"  # PUSH1 0 MSTORE
+        "60206000f3"  # PUSH1 32 PUSH1 0 RETURN
+    )
+
+
+def _init_code() -> bytes:
+    """Constructor: slot 0 = 42, LOG1 Stored(42), then return the runtime.
+
+    Hand-assembled because no compiler is available to this test.
+    """
+    runtime = _runtime_code()
+    constructor = (
+        bytes.fromhex("602a600055")  # PUSH1 42 PUSH1 0 SSTORE
+        + bytes.fromhex("602a600052")  # PUSH1 42 PUSH1 0 MSTORE
+        + b"\x7f"  # PUSH32 topic
+        + STORED_TOPIC
+        + bytes.fromhex("60206000a1")  # PUSH1 32 PUSH1 0 LOG1
+    )
+    # CODECOPY(dest=0, offset=<runtime start>, size) then RETURN(0, size); both tails have a
+    # fixed length, so the runtime starts 12 bytes after the constructor body.
+    runtime_start = len(constructor) + 12
+    copy_and_return = bytes(
+        (0x60, len(runtime), 0x60, runtime_start, 0x60, 0x00, 0x39)  # CODECOPY
+    ) + bytes((0x60, len(runtime), 0x60, 0x00, 0xF3))  # RETURN
+    assert len(copy_and_return) == 12
+    return constructor + copy_and_return + runtime
+
+
+def _send(
+    w3: Web3,
+    sender: LocalAccount,
+    nonce: int,
+    *,
+    to: ChecksumAddress | None = None,
+    value: int = 0,
+    data: bytes = b"",
+    gas: int = 21_000,
+) -> HexBytes:
+    tx: TransactionDictType = {
+        "value": value,
+        "data": data,
+        "gas": gas,
+        "maxFeePerGas": MAX_FEE_PER_GAS,
+        "maxPriorityFeePerGas": PRIORITY_FEE,
+        "nonce": nonce,
+        "chainId": CHAIN_ID,
+    }
+    if to is not None:
+        tx["to"] = HexStr(to)
+    signed = sender.sign_transaction(tx)
+    return w3.eth.send_raw_transaction(signed.raw_transaction)
+
+
+def _total_fees(w3: Web3) -> int:
+    """Sum of fees paid by every transaction on the chain."""
+    fees = 0
+    for number in range(1, w3.eth.block_number + 1):
+        for tx_hash in w3.eth.get_block(number)["transactions"]:
+            assert isinstance(tx_hash, bytes)
+            receipt = w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            fees += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    return fees
+
+
+def test_a_value_transfer_and_a_contract_deployment_survive_close_and_reopen(
+    tmp_path: Path,
+) -> None:
+    sender = Account.create()
+    recipient = Account.create().address
+    with open_embedded_chain(tmp_path, {sender.address: FUNDING}) as chain:
+        assert chain.created
+        w3 = chain.w3
+        transfer_hash = _send(w3, sender, 0, to=recipient, value=VALUE)
+        deploy_hash = _send(w3, sender, 1, data=_init_code(), gas=200_000)
+        deploy_receipt = w3.eth.get_transaction_receipt(deploy_hash)
+        contract = deploy_receipt["contractAddress"]
+        assert contract is not None
+        expected_sender_balance = w3.eth.get_balance(sender.address)
+
+    with EmbeddedChain(tmp_path) as chain:
+        assert not chain.created
+        w3 = chain.w3
+        assert w3.eth.chain_id == chain.chain_id == CHAIN_ID
+        assert w3.eth.block_number == 2
+        assert w3.eth.get_transaction_count(sender.address) == 2
+        assert w3.eth.get_balance(recipient) == VALUE
+        assert w3.eth.get_balance(sender.address) == expected_sender_balance
+        assert expected_sender_balance == FUNDING - VALUE - _total_fees(w3)
+
+        transfer_receipt = w3.eth.get_transaction_receipt(transfer_hash)
+        assert transfer_receipt["status"] == 1
+        assert transfer_receipt["blockNumber"] == 1
+        assert w3.eth.get_transaction_receipt(deploy_hash) == deploy_receipt
+        block = w3.eth.get_block(2)
+        assert block["transactions"] == [deploy_hash]
+
+        assert w3.eth.get_code(contract) == _runtime_code()
+        assert w3.eth.get_storage_at(contract, 0) == STORED_VALUE.to_bytes(32, "big")
+        call_result = w3.eth.call({"to": contract, "from": sender.address})
+        assert call_result == STORED_VALUE.to_bytes(32, "big")
+
+        logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": contract})
+        assert len(logs) == 1
+        assert logs[0]["topics"] == [HexBytes(STORED_TOPIC)]
+        assert logs[0]["data"] == STORED_VALUE.to_bytes(32, "big")
+        assert logs[0]["transactionHash"] == deploy_hash
+        assert logs[0]["blockNumber"] == 2
+
+
+def test_every_acknowledged_transaction_survives_kill_9(tmp_path: Path) -> None:
+    sender = Account.create()
+    recipient = Account.create().address
+    kill_after = 25
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            str(tmp_path),
+            sender.key.to_0x_hex(),
+            recipient,
+            "100000",  # far more than it gets to send: it must die mid-run
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # A writer that hangs must fail the test, not the suite.
+    watchdog = threading.Timer(60, writer.kill)
+    watchdog.start()
+    try:
+        assert writer.stdout is not None
+        acknowledged: list[str] = []
+        for line in writer.stdout:
+            acknowledged.append(line.strip())
+            if len(acknowledged) == kill_after:
+                os.kill(writer.pid, signal.SIGKILL)
+                break
+        # Lines the writer printed before it died were acknowledged too.
+        acknowledged += writer.stdout.read().split()
+        writer.wait()
+        assert writer.stderr is not None
+        stderr = writer.stderr.read()
+    finally:
+        watchdog.cancel()
+    assert writer.returncode == -signal.SIGKILL, stderr
+    assert len(acknowledged) >= kill_after
+
+    with EmbeddedChain(tmp_path, {sender.address: FUNDING}) as chain:
+        w3 = chain.w3
+        for tx_hash in acknowledged:
+            assert w3.eth.get_transaction_receipt(HexBytes(tx_hash))["status"] == 1
+        # The transaction in flight at the kill may or may not have become durable.
+        mined = w3.eth.get_transaction_count(sender.address)
+        assert len(acknowledged) <= mined <= len(acknowledged) + 1
+        assert int(w3.eth.block_number) == mined  # one block per transaction, none torn
+        assert w3.eth.get_balance(recipient) == VALUE * mined
+        assert w3.eth.get_balance(sender.address) == FUNDING - VALUE * mined - _total_fees(w3)
+
+        # And the chain carries on from there.
+        _send(w3, sender, mined, to=recipient, value=VALUE)
+        assert w3.eth.get_balance(recipient) == VALUE * (mined + 1)
+
+
+def test_opening_the_same_data_dir_twice_at_once_raises_chain_locked_error(
+    tmp_path: Path,
+) -> None:
+    with EmbeddedChain(tmp_path), pytest.raises(ChainLockedError, match=str(tmp_path)):
+        EmbeddedChain(tmp_path)
+    # Closing releases the lock.
+    with EmbeddedChain(tmp_path) as chain:
+        assert not chain.created
+
+
+def test_genesis_funding_applies_only_on_the_first_start(tmp_path: Path) -> None:
+    first = Account.create().address
+    second = Account.create().address
+    with EmbeddedChain(tmp_path, {first: FUNDING}):
+        pass
+    with EmbeddedChain(tmp_path, {second: FUNDING}) as chain:
+        assert chain.w3.eth.get_balance(first) == FUNDING
+        assert chain.w3.eth.get_balance(second) == 0
+
+
+def test_a_call_without_a_sender_is_refused_with_a_hint(tmp_path: Path) -> None:
+    with EmbeddedChain(tmp_path) as chain, pytest.raises(ValueError, match="default_account"):
+        chain.w3.eth.call({"to": Account.create().address})
+
+
+def test_the_store_reads_its_pending_writes_and_tombstones(tmp_path: Path) -> None:
+    store = LmdbStore(tmp_path / "kv")
+    store[b"kept"] = b"1"
+    store[b"dropped"] = b"2"
+    store.flush()
+    store[b"new"] = b"3"
+    del store[b"dropped"]
+    assert store[b"new"] == b"3"
+    assert not store.exists(b"dropped")
+    with pytest.raises(KeyError):
+        del store[b"never-written"]
+    store.flush()
+    store.close()
+
+    reopened = LmdbStore(tmp_path / "kv")
+    assert reopened[b"kept"] == b"1"
+    assert reopened[b"new"] == b"3"
+    assert b"dropped" not in reopened
+    reopened.close()
+
+
+def _write_until_killed(data_dir: Path, key: str, recipient: ChecksumAddress, count: int) -> None:
+    """Writer process: print each transaction hash once send_raw_transaction returned."""
+    sender = Account.from_key(key)
+    with EmbeddedChain(data_dir, {sender.address: FUNDING}) as chain:
+        first = chain.w3.eth.get_transaction_count(sender.address)
+        for nonce in range(first, first + count):
+            tx_hash = _send(chain.w3, sender, nonce, to=recipient, value=VALUE)
+            print(tx_hash.to_0x_hex(), flush=True)
+
+
+if __name__ == "__main__":
+    _write_until_killed(
+        Path(sys.argv[1]), sys.argv[2], Web3.to_checksum_address(sys.argv[3]), int(sys.argv[4])
+    )
