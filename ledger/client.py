@@ -137,7 +137,6 @@ class VoisinClient:
             for item in abi
             if item["type"] == "event"
         }
-        self._nonces: dict[str, int] = {}
         self._lock = threading.Lock()
         self.chain_id = int(w3.eth.chain_id)
 
@@ -147,7 +146,9 @@ class VoisinClient:
         """Call ``function(*args)`` as ``sender``; raise the typed error if it would revert."""
         call = getattr(self.contract.functions, function)(*args)
         with self._lock:
-            nonce = self._next_nonce(sender.address)
+            # The chain's pending count, not a local counter: it stays right after a snapshot
+            # revert or when another process sends as the same account.
+            nonce = int(self.w3.eth.get_transaction_count(sender.address, "pending"))
             try:
                 tx = call.build_transaction(
                     {"from": sender.address, "nonce": nonce, "chainId": self.chain_id}
@@ -156,7 +157,6 @@ class VoisinClient:
                 raise self.decode_error(exc) from exc
             signed = sender.sign_transaction(tx)
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            self._nonces[sender.address] = nonce + 1
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
             # The state changed between estimate and mining: replay to learn the reason.
@@ -171,10 +171,6 @@ class VoisinClient:
             gas_used=int(receipt["gasUsed"]),
             events=self.decode_logs(receipt["logs"]),
         )
-
-    def _next_nonce(self, address: str) -> int:
-        chain_nonce = int(self.w3.eth.get_transaction_count(address, "pending"))
-        return max(chain_nonce, self._nonces.get(address, 0))
 
     def decode_error(self, exc: Exception) -> errors.LedgerError:
         """The typed exception for a revert raised by web3."""
@@ -295,9 +291,7 @@ class VoisinClient:
 
     def commit_readings(self, sender: LocalAccount, readings: Sequence[SignedReading]) -> TxResult:
         """Commit signed readings in one transaction (all or none)."""
-        return self.transact(
-            sender, "commitReadings", [r.as_contract_tuple() for r in readings]
-        )
+        return self.transact(sender, "commitReadings", [r.as_contract_tuple() for r in readings])
 
     # ───────────────────────────── Orders and trades ─────────────────────────────
 

@@ -55,7 +55,9 @@ class Reading:
         try:
             object.__setattr__(self, "meter", to_checksum_address(self.meter))
         except (ValueError, TypeError) as exc:
-            raise InvalidReading(f"meter must be a 20-byte hex address, got {self.meter!r}") from exc
+            raise InvalidReading(
+                f"meter must be a 20-byte hex address, got {self.meter!r}"
+            ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,4 +175,3 @@ def recover_signer(signed: SignedReading, domain: bytes) -> str:
     except Exception as exc:  # eth-keys raises several types for invalid points
         raise InvalidReading(f"signature does not recover to any key: {exc}") from exc
     return str(public.to_checksum_address())
-
