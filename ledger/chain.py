@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -53,7 +54,7 @@ class Chain:
     def fund(self, address: str, wei: int = HOUSEHOLD_GAS_WEI) -> None:
         """Send ``wei`` from the operator to ``address`` so it can pay for gas."""
         with self._fund_lock:
-            tx = {
+            tx: dict[str, Any] = {
                 "to": Web3.to_checksum_address(address),
                 "value": wei,
                 "nonce": self.w3.eth.get_transaction_count(self.operator.address, "pending"),
@@ -89,7 +90,7 @@ def open_chain(
     """Open the backend named by ``spec`` (``embedded``, ``memory`` or an RPC URL)."""
     data = Path(data_dir)
     if spec == "embedded":
-        from ledger.embedded import EmbeddedChain, ChainLockedError
+        from ledger.embedded import ChainLockedError, EmbeddedChain
 
         data.mkdir(parents=True, exist_ok=True)
         operator = _load_or_create_key(data / OPERATOR_KEY_FILE, operator_key)
@@ -128,7 +129,8 @@ def open_chain(
 
 def _account(key: str) -> LocalAccount:
     try:
-        return Account.from_key(key)
+        account: LocalAccount = Account.from_key(key)
+        return account
     except (ValueError, TypeError) as exc:
         raise ConfigError("the operator key must be 32 bytes of hex (0x...)") from exc
 
@@ -138,7 +140,7 @@ def _load_or_create_key(path: Path, given: str | None) -> LocalAccount:
         return _account(given)
     if path.exists():
         return _account(path.read_text().strip())
-    account = Account.create()
+    account: LocalAccount = Account.create()
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

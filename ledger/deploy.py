@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hexbytes import HexBytes
+from web3 import Web3
 
 from ledger.chain import Chain
 from ledger.client import Tariffs, VoisinClient
@@ -98,7 +99,7 @@ def open_ledger(
     entry = records.get(str(chain.chain_id))
     if entry is not None:
         deployment = Deployment(**entry)
-        code = chain.w3.eth.get_code(deployment.address)
+        code = chain.w3.eth.get_code(Web3.to_checksum_address(deployment.address))
         if len(code) == 0:
             raise DeploymentError(
                 f"{path} records {CONTRACT_NAME} at {deployment.address} on chain "

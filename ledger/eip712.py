@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import encode as abi_encode
-from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import encode as abi_encode
+from eth_keys import keys  # type: ignore[attr-defined]  # eth_keys does not re-export
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from ledger.errors import LedgerError
 

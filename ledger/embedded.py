@@ -35,8 +35,8 @@ from eth.db.atomic import AtomicDB
 from eth.exceptions import CanonicalHeadNotFound
 from eth.typing import AccountDetails, AccountState
 from eth_tester import EthereumTester, PyEVMBackend
-from eth_tester.exceptions import TransactionFailed
 from eth_tester.backends.pyevm.main import get_default_genesis_params
+from eth_tester.exceptions import TransactionFailed
 from eth_utils.address import to_canonical_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError

@@ -112,7 +112,7 @@ def _store(session: Session, contract: str, event: Event) -> None:
             args_json=json.dumps(a, sort_keys=True, default=str),
         )
     )
-    where = {"block_number": event.block_number, "tx_hash": event.tx_hash}
+    block, tx = event.block_number, event.tx_hash
     if event.name == "HouseholdRegistered":
         session.add(
             HouseholdRecord(
@@ -139,7 +139,8 @@ def _store(session: Session, contract: str, event: Event) -> None:
                 export_Wh=_int(a["exportWh"]),
                 import_delta_Wh=_int(a["importDeltaWh"]),
                 export_delta_Wh=_int(a["exportDeltaWh"]),
-                **where,
+                block_number=block,
+                tx_hash=tx,
             )
         )
     elif event.name in ("OfferPosted", "BidPosted"):
@@ -177,7 +178,8 @@ def _store(session: Session, contract: str, event: Event) -> None:
                 cost_ueur=_int(a["costUeur"]),
                 fee_ueur=_int(a["feeUeur"]),
                 log_index=event.log_index,
-                **where,
+                block_number=block,
+                tx_hash=tx,
             )
         )
     elif event.name == "ToppedUp":
@@ -186,6 +188,7 @@ def _store(session: Session, contract: str, event: Event) -> None:
                 account=a["account"],
                 amount_ueur=_int(a["amountUeur"]),
                 log_index=event.log_index,
-                **where,
+                block_number=block,
+                tx_hash=tx,
             )
         )

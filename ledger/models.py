@@ -2,8 +2,8 @@
 
 Every event lands in ``chain_event`` (the raw mirror, keyed by block and log index), and the
 ones the API and the audit query most get a typed projection. Energy is in Wh, money in
-micro-euro and prices in micro-euro per kWh, all integers in BigInteger columns (the indexer refuses values
-beyond 2^63 - 1 rather than store them wrongly).
+micro-euro and prices in micro-euro per kWh, all integers in BigInteger columns (the
+indexer refuses values beyond 2^63 - 1 rather than store them wrongly).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ledger import Chain
-from ledger.compile import load_artifact
 from ledger.client import Tariffs, VoisinClient
+from ledger.compile import load_artifact
 from ledger.deploy import DEFAULT_TARIFFS, deploy
 from ledger.eip712 import Reading, SignedReading, sign_reading
 

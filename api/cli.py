@@ -1,0 +1,82 @@
+"""The ``voisin`` command: the composition root of Voisin.
+
+Subcommands import what they need lazily, so ``voisin --help`` stays fast. Today:
+``voisin demo`` walks one small neighbourhood through the settlement core on the configured
+chain (the embedded one by default). Later issues add ``simulate``, ``serve`` and ``audit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from api.settings import Settings
+    from ledger.demo import run_demo
+    from ledger.errors import LedgerError
+
+    settings = Settings()
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    chain = args.chain or settings.chain
+    database_url = settings.database_url or f"sqlite:///{(data_dir / 'voisin.db').resolve()}"
+    print(f"Voisin demo — data in {data_dir.resolve()}")
+    try:
+        report = run_demo(chain, data_dir, database_url, settings.chain_key_value())
+    except LedgerError as exc:
+        print(f"voisin demo: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(
+        f"{'household':<22}{'export Wh':>10}{'import Wh':>10}{'sold Wh':>9}"
+        f"{'bought Wh':>10}{'balance EUR':>13}"
+    )
+    for h in report.households:
+        print(
+            f"{h['name']:<22}{h['exported_Wh']:>10}{h['imported_Wh']:>10}"
+            f"{h['sold_locally_Wh']:>9}{h['bought_locally_Wh']:>10}"
+            f"{h['balance_ueur'] / 1_000_000:>13.6f}"
+        )
+    print()
+    print(
+        f"{report.readings} signed readings, {report.fills} fills, {report.local_Wh} Wh traded "
+        f"locally, {report.gas_used} gas, {report.events_indexed} events indexed"
+    )
+    for name, ok in report.checks.items():
+        print(f"  [{'ok' if ok else 'FAILED'}] {name}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({**report.__dict__, "ok": report.ok}, indent=2, sort_keys=True, default=str)
+            + "\n"
+        )
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voisin", description="Voisin: peer-to-peer neighbourhood energy trading ledger."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser(
+        "demo",
+        help="walk four households through readings, orders, settlement and indexing",
+        description="Run a small end-to-end demo on the chain (embedded by default).",
+    )
+    demo.add_argument("--data-dir", help="data directory (default: VOISIN_DATA_DIR or ./data)")
+    demo.add_argument("--chain", help="'embedded' or a JSON-RPC URL (default: VOISIN_CHAIN)")
+    demo.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
