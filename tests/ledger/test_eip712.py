@@ -1,0 +1,94 @@
+"""EIP-712 readings: the digest, signing and recovery the meters and the contract share."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+from ledger.eip712 import (
+    InvalidReading,
+    Reading,
+    SignedReading,
+    domain_separator,
+    reading_digest,
+    recover_signer,
+    sign_reading,
+    typed_data,
+)
+
+CHAIN_ID = 31337
+CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def test_digest_matches_eth_accounts_typed_data_encoder() -> None:
+    meter = Account.create()
+    reading = Reading(meter.address, 1_995_000, 12_345, 678)
+    ours = reading_digest(reading, domain_separator(CHAIN_ID, CONTRACT))
+    message = encode_typed_data(full_message=typed_data(reading, CHAIN_ID, CONTRACT))
+    signed = Account.sign_message(message, meter.key)
+    assert ours == bytes(signed.message_hash)
+
+
+def test_signature_recovers_to_the_meter_and_matches_eth_account() -> None:
+    meter = Account.create()
+    domain = domain_separator(CHAIN_ID, CONTRACT)
+    reading = Reading(meter.address, 7, 1, 2)
+    signed = sign_reading(meter.key, reading, domain)
+    assert recover_signer(signed, domain) == meter.address
+    reference = Account.sign_message(
+        encode_typed_data(full_message=typed_data(reading, CHAIN_ID, CONTRACT)), meter.key
+    )
+    assert signed.signature == bytes(reference.signature)
+
+
+def test_tampered_value_or_other_domain_recovers_someone_else() -> None:
+    meter = Account.create()
+    domain = domain_separator(CHAIN_ID, CONTRACT)
+    signed = sign_reading(meter.key, Reading(meter.address, 7, 1, 2), domain)
+    tampered = SignedReading(Reading(meter.address, 7, 1, 3), signed.v, signed.r, signed.s)
+    assert recover_signer(tampered, domain) != meter.address
+    assert recover_signer(signed, domain_separator(CHAIN_ID + 1, CONTRACT)) != meter.address
+
+
+def test_high_s_copy_of_a_signature_is_refused() -> None:
+    meter = Account.create()
+    domain = domain_separator(CHAIN_ID, CONTRACT)
+    signed = sign_reading(meter.key, Reading(meter.address, 7, 1, 2), domain)
+    high = (N - int.from_bytes(signed.s, "big")).to_bytes(32, "big")
+    with pytest.raises(InvalidReading, match="malleable"):
+        recover_signer(SignedReading(signed.reading, 55 - signed.v, signed.r, high), domain)
+    with pytest.raises(InvalidReading, match="v in"):
+        recover_signer(SignedReading(signed.reading, 29, signed.r, signed.s), domain)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("slot", -1, "between 0 and"),
+        ("slot", 2**32, "between 0 and"),
+        ("import_Wh", 2**64, "between 0 and"),
+        ("export_Wh", -5, "between 0 and"),
+        ("export_Wh", 1.5, "must be an integer"),
+        ("import_Wh", True, "must be an integer"),
+        ("slot", "12", "must be an integer"),
+        ("meter", "0x1234", "20-byte hex address"),
+        ("meter", None, "20-byte hex address"),
+    ],
+)
+def test_reading_fields_are_validated(field: str, value: object, message: str) -> None:
+    values: dict[str, object] = {
+        "meter": Account.create().address,
+        "slot": 1,
+        "import_Wh": 0,
+        "export_Wh": 0,
+    }
+    values[field] = value
+    with pytest.raises(InvalidReading, match=message):
+        Reading(**values)  # type: ignore[arg-type]
+
+
+def test_meter_address_is_checksummed() -> None:
+    meter = Account.create().address
+    assert Reading(meter.lower(), 1, 0, 0).meter == meter

@@ -1,0 +1,57 @@
+"""Custom errors: every error of the contract's ABI has its typed Python exception."""
+
+from __future__ import annotations
+
+import pickle
+
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
+from web3.exceptions import ContractCustomError
+
+from ledger import errors
+from ledger.client import VoisinClient
+from ledger.compile import load_artifact
+
+
+def _abi_errors() -> list[dict[str, object]]:
+    return [i for i in load_artifact("Voisin")["abi"] if i["type"] == "error"]
+
+
+def test_every_contract_error_has_a_typed_exception_with_a_rule() -> None:
+    classes = errors.contract_error_classes()
+    names = {str(e["name"]) for e in _abi_errors()}
+    assert names, "the ABI declares custom errors"
+    assert names - set(classes) == set(), "errors without a Python class"
+    assert set(classes) - names == set(), "Python classes for errors the contract lacks"
+    for name in names:
+        assert classes[name].rule, f"{name} explains its rule"
+
+
+def test_categories_map_to_builtin_exceptions() -> None:
+    assert issubclass(errors.InsufficientCredits, ValueError)
+    assert issubclass(errors.UnknownOffer, LookupError)
+    assert issubclass(errors.Unauthorized, PermissionError)
+    assert issubclass(errors.DuplicateReading, errors.Conflict)
+    assert issubclass(errors.EnforcedPause, errors.LedgerPaused)
+    assert issubclass(errors.ContractError, errors.LedgerError)
+
+
+def test_revert_data_decodes_to_the_typed_error_with_values() -> None:
+    client = VoisinClient.__new__(VoisinClient)
+    from ledger.client import _error_decoders
+
+    client._errors = _error_decoders(load_artifact("Voisin")["abi"])
+    selector = keccak(text="InsufficientCredits(uint32,uint32,uint32,uint64,uint64)")[:4]
+    data = selector + encode(["uint32", "uint32", "uint32", "uint64", "uint64"], [3, 1, 9, 10, 20])
+    err = client.decode_error(ContractCustomError("reverted", data="0x" + data.hex()))
+    assert isinstance(err, errors.InsufficientCredits)
+    assert err.values == {"fill": 3, "seller": 1, "slot": 9, "haveWh": 10, "wantWh": 20}
+    assert "haveWh=10" in str(err) and "metered export" in str(err)
+    unknown = client.decode_error(ContractCustomError("reverted", data="0xdeadbeef"))
+    assert isinstance(unknown, errors.TransactionFailed)
+
+
+def test_typed_errors_survive_pickling() -> None:
+    err = errors.StaleReading({"index": 0, "slot": 5, "lastSlot": 6})
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is errors.StaleReading and again.values == err.values

@@ -1,0 +1,115 @@
+"""The event indexer mirrors the contract's events, resumes from its cursor, never duplicates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from ledger import Chain, Fill, open_chain
+from ledger.indexer import IndexerError, index, make_engine
+from ledger.models import (
+    ChainEvent,
+    FillRecord,
+    HouseholdRecord,
+    IndexerCursor,
+    OrderRecord,
+    ReadingRecord,
+    TopUpRecord,
+)
+from tests.world import SLOT, World, new_world
+
+
+@pytest.fixture
+def chain() -> Iterator[Chain]:
+    with open_chain("memory") as chain:
+        yield chain
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return make_engine(f"sqlite:///{tmp_path / 'mirror.db'}")
+
+
+def _trade(w: World) -> None:
+    seller = w.household()
+    buyer = w.household(prosumer=False, topup_ueur=1_000_000)
+    w.meter(seller, SLOT, export_Wh=500)
+    w.meter(buyer, SLOT, import_Wh=800)
+    offer = w.client.post_offer(seller.account, 90_000, SLOT)
+    bid = w.client.post_bid(buyer.account, 120_000, SLOT)
+    w.client.settle_batch(w.operator, SLOT, 0, [Fill(offer, bid, 300, 100_000)])
+    w.client.take_offer(buyer.account, offer, SLOT, 100)
+    w.client.cancel_bid(buyer.account, bid)
+
+
+def test_index_mirrors_every_event_and_projection(chain: Chain, engine: Engine) -> None:
+    w = new_world(chain)
+    _trade(w)
+    result = index(w.client, engine)
+    chain_events = w.client.events(0, int(chain.w3.eth.block_number))
+    assert result.events == len(chain_events)
+    with Session(engine) as s:
+        stored = s.exec(select(ChainEvent).order_by(ChainEvent.block_number, ChainEvent.log_index))
+        assert [(e.name, json.loads(e.args_json)) for e in stored] == [
+            (e.name, json.loads(json.dumps(e.args, sort_keys=True, default=str)))
+            for e in chain_events
+        ]
+        assert len(s.exec(select(HouseholdRecord)).all()) == 2
+        readings = s.exec(select(ReadingRecord).order_by(ReadingRecord.household)).all()
+        assert [(r.export_delta_Wh, r.import_delta_Wh) for r in readings] == [(500, 0), (0, 800)]
+        fills = s.exec(select(FillRecord).order_by(FillRecord.log_index)).all()
+        assert sorted(f.energy_Wh for f in fills) == [100, 300]
+        assert {f.bid_id for f in fills} == {0, 1}
+        assert sum(f.cost_ueur for f in fills) == 300 * 100 + 100 * 90
+        orders = {(o.side, o.order_id): o.open for o in s.exec(select(OrderRecord))}
+        assert orders == {("offer", 1): True, ("bid", 1): False}
+        assert s.exec(select(TopUpRecord)).one().amount_ueur == 1_000_000
+
+
+def test_index_again_adds_only_new_events(chain: Chain, engine: Engine) -> None:
+    w = new_world(chain)
+    w.household()
+    first = index(w.client, engine)
+    again = index(w.client, engine)
+    assert again.events == 0 and again.from_block == first.to_block + 1
+    w.household()
+    third = index(w.client, engine)
+    assert third.events == 1
+    with Session(engine) as s:
+        assert len(s.exec(select(HouseholdRecord)).all()) == 2
+        cursor = s.get(IndexerCursor, w.client.address)
+        assert cursor is not None and cursor.last_block == int(chain.w3.eth.block_number)
+
+
+def test_index_refuses_a_mirror_of_another_chain(chain: Chain, engine: Engine) -> None:
+    w = new_world(chain)
+    index(w.client, engine)
+    with Session(engine) as s:
+        cursor = s.get(IndexerCursor, w.client.address)
+        assert cursor is not None
+        cursor.chain_id += 1
+        s.add(cursor)
+        s.commit()
+    with pytest.raises(IndexerError, match="chain"):
+        index(w.client, engine)
+
+
+def test_index_reports_progress_per_chunk(
+    chain: Chain, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ledger.indexer
+
+    monkeypatch.setattr(ledger.indexer, "CHUNK_BLOCKS", 2)
+    w = new_world(chain)
+    w.household()
+    w.household()
+    seen: list[tuple[int, int]] = []
+    result = index(w.client, engine, progress=lambda done, head: seen.append((done, head)))
+    head = int(chain.w3.eth.block_number)
+    assert seen[-1] == (head, head) and len(seen) == (head + 2) // 2
+    assert result.events == len(w.client.events(0, head))
