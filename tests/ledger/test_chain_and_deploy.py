@@ -53,7 +53,7 @@ def test_open_ledger_deploys_once_and_reuses(tmp_path: Path) -> None:
 
 def test_recorded_contract_missing_on_chain_is_an_error(tmp_path: Path) -> None:
     with open_chain("embedded", tmp_path / "a") as chain:
-        _, deployment = open_ledger(chain)
+        open_ledger(chain)
     # Another data dir holds a fresh chain: the recorded address has no code there.
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / DEPLOYMENTS_FILE).write_text((tmp_path / "a" / DEPLOYMENTS_FILE).read_text())
