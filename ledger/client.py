@@ -32,6 +32,19 @@ TAKE = 2**32 - 1
 T = TypeVar("T")
 
 
+class InvalidArgument(errors.LedgerError, ValueError):
+    """An argument is not an integer in the range its contract parameter takes."""
+
+
+def check_uint(name: str, value: object, bits: int) -> int:
+    """``value`` as an int if it is one in [0, 2**bits), else :class:`InvalidArgument`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{name} must be an integer, got {type(value).__name__}")
+    if not 0 <= value < 2**bits:
+        raise InvalidArgument(f"{name} must be between 0 and {2**bits - 1}, got {value}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Tariffs:
     """Tariffs in micro-euro per kWh."""
@@ -96,6 +109,12 @@ class Fill:
     bid_id: int
     energy_Wh: int
     price_ueur_per_kWh: int
+
+    def __post_init__(self) -> None:
+        check_uint("offer_id", self.offer_id, 32)
+        check_uint("bid_id", self.bid_id, 32)
+        check_uint("energy_Wh", self.energy_Wh, 64)
+        check_uint("price_ueur_per_kWh", self.price_ueur_per_kWh, 64)
 
     def as_contract_tuple(self) -> tuple[int, int, int, int]:
         return (self.offer_id, self.bid_id, self.energy_Wh, self.price_ueur_per_kWh)
@@ -236,8 +255,8 @@ class VoisinClient:
             to_checksum_address(account),
             to_checksum_address(meter),
             prosumer,
-            import_baseline_Wh,
-            export_baseline_Wh,
+            check_uint("import_baseline_Wh", import_baseline_Wh, 64),
+            check_uint("export_baseline_Wh", export_baseline_Wh, 64),
         )
         return int(result.named("HouseholdRegistered")[0].args["household"])
 
@@ -274,7 +293,12 @@ class VoisinClient:
         return self.transact(operator, "setFeeRecipient", to_checksum_address(recipient))
 
     def top_up(self, operator: LocalAccount, account: str, amount_ueur: int) -> TxResult:
-        return self.transact(operator, "topUp", to_checksum_address(account), amount_ueur)
+        return self.transact(
+            operator,
+            "topUp",
+            to_checksum_address(account),
+            check_uint("amount_ueur", amount_ueur, 256),
+        )
 
     def grant_role(self, admin: LocalAccount, role: str, account: str) -> TxResult:
         return self.transact(admin, "grantRole", role_id(role), to_checksum_address(account))
@@ -306,7 +330,12 @@ class VoisinClient:
     ) -> int:
         """Post a sell offer; returns its id."""
         result = self.transact(
-            household, "postOffer", price_limit_ueur_per_kWh, max_Wh_per_slot, first_slot, last_slot
+            household,
+            "postOffer",
+            check_uint("price_limit_ueur_per_kWh", price_limit_ueur_per_kWh, 64),
+            check_uint("max_Wh_per_slot", max_Wh_per_slot, 64),
+            check_uint("first_slot", first_slot, 32),
+            check_uint("last_slot", last_slot, 32),
         )
         return int(result.named("OfferPosted")[0].args["offerId"])
 
@@ -320,7 +349,12 @@ class VoisinClient:
     ) -> int:
         """Post a buy bid; returns its id."""
         result = self.transact(
-            household, "postBid", price_limit_ueur_per_kWh, max_Wh_per_slot, first_slot, last_slot
+            household,
+            "postBid",
+            check_uint("price_limit_ueur_per_kWh", price_limit_ueur_per_kWh, 64),
+            check_uint("max_Wh_per_slot", max_Wh_per_slot, 64),
+            check_uint("first_slot", first_slot, 32),
+            check_uint("last_slot", last_slot, 32),
         )
         return int(result.named("BidPosted")[0].args["bidId"])
 
@@ -335,17 +369,29 @@ class VoisinClient:
     ) -> TxResult:
         """Settle ``fills`` of ``slot`` as batch number ``batch`` (all or none)."""
         return self.transact(
-            settler, "settleBatch", slot, batch, [f.as_contract_tuple() for f in fills]
+            settler,
+            "settleBatch",
+            check_uint("slot", slot, 32),
+            check_uint("batch", batch, 32),
+            [f.as_contract_tuple() for f in fills],
         )
 
     def take_offer(
         self, buyer: LocalAccount, offer_id: int, slot: int, max_energy_Wh: int
     ) -> TxResult:
         """Buy up to ``max_energy_Wh`` from an offer; the FillSettled event says how much."""
-        return self.transact(buyer, "takeOffer", offer_id, slot, max_energy_Wh)
+        return self.transact(
+            buyer,
+            "takeOffer",
+            check_uint("offer_id", offer_id, 32),
+            check_uint("slot", slot, 32),
+            check_uint("max_energy_Wh", max_energy_Wh, 64),
+        )
 
     def transfer(self, sender: LocalAccount, to: str, amount_ueur: int) -> TxResult:
-        return self.transact(sender, "transfer", to_checksum_address(to), amount_ueur)
+        return self.transact(
+            sender, "transfer", to_checksum_address(to), check_uint("amount_ueur", amount_ueur, 256)
+        )
 
     def approve(self, sender: LocalAccount, spender: str, amount_ueur: int) -> TxResult:
         return self.transact(sender, "approve", to_checksum_address(spender), amount_ueur)

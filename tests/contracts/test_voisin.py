@@ -10,7 +10,7 @@ import pytest
 from eth_account import Account
 
 from ledger import Chain, errors
-from ledger.client import OPEN_END, TAKE, Fill, Tariffs
+from ledger.client import OPEN_END, TAKE, Fill, InvalidArgument, Tariffs
 from ledger.eip712 import Reading, SignedReading, domain_separator, sign_reading
 from tests.world import SLOT, Member, World, new_world
 
@@ -407,6 +407,18 @@ class VoisinContractSuite:
             w.client.post_bid(member.account, FEED_IN - 1, SLOT)
         with pytest.raises(errors.NotHousehold):
             w.client.post_bid(w.account(), 100_000, SLOT)
+
+    def test_wrong_types_and_huge_numbers_are_refused_before_sending(self, w: World) -> None:
+        member = w.household()
+        with pytest.raises(InvalidArgument, match="between 0 and"):
+            w.client.post_offer(member.account, -5, SLOT)
+        with pytest.raises(InvalidArgument, match="between 0 and"):
+            w.client.post_bid(member.account, 100_000, SLOT, 2**32)
+        with pytest.raises(InvalidArgument, match="must be an integer"):
+            w.client.take_offer(member.account, 1, SLOT, "10")  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument):
+            w.client.top_up(w.operator, member.account.address, -1)
+        assert w.client.offer_count() == 0 and w.client.bid_count() == 0
 
     # ───────────────────────────── Batch settlement ─────────────────────────────
 

@@ -55,3 +55,26 @@ def test_typed_errors_survive_pickling() -> None:
     err = errors.StaleReading({"index": 0, "slot": 5, "lastSlot": 6})
     again = pickle.loads(pickle.dumps(err))
     assert type(again) is errors.StaleReading and again.values == err.values
+
+
+def test_client_refuses_out_of_range_arguments_before_sending() -> None:
+    import pytest
+
+    from ledger.client import Fill, InvalidArgument
+
+    for bad in (
+        {"energy_Wh": -1},
+        {"energy_Wh": 2**64},
+        {"price_ueur_per_kWh": 1.5},
+        {"offer_id": True},
+        {"bid_id": "3"},
+    ):
+        values: dict[str, object] = {
+            "offer_id": 1,
+            "bid_id": 1,
+            "energy_Wh": 1,
+            "price_ueur_per_kWh": 1,
+            **bad,
+        }
+        with pytest.raises(InvalidArgument):
+            Fill(**values)  # type: ignore[arg-type]
