@@ -105,7 +105,7 @@ def test_throwaway_contracts_compile_write_and_check(tmp_path: Path) -> None:
     assert meter["settings"] == {
         "optimizer": {"enabled": True, "runs": 200},
         "evmVersion": "cancun",
-        "viaIR": False,
+        "viaIR": True,
     }
 
     write_artifacts(artifacts, artifacts_dir)
