@@ -328,16 +328,9 @@ class VoisinClient:
         last_slot: int = OPEN_END,
         max_Wh_per_slot: int = 0,
     ) -> int:
-        """Post a sell offer; returns its id."""
-        result = self.transact(
-            household,
-            "postOffer",
-            check_uint("price_limit_ueur_per_kWh", price_limit_ueur_per_kWh, 64),
-            check_uint("max_Wh_per_slot", max_Wh_per_slot, 64),
-            check_uint("first_slot", first_slot, 32),
-            check_uint("last_slot", last_slot, 32),
-        )
-        return int(result.named("OfferPosted")[0].args["offerId"])
+        """Post a sell offer (at or above the limit); returns its id."""
+        args = (price_limit_ueur_per_kWh, first_slot, last_slot, max_Wh_per_slot)
+        return self._post_order(household, "Offer", *args)
 
     def post_bid(
         self,
@@ -347,16 +340,28 @@ class VoisinClient:
         last_slot: int = OPEN_END,
         max_Wh_per_slot: int = 0,
     ) -> int:
-        """Post a buy bid; returns its id."""
+        """Post a buy bid (at or below the limit, grid fee excluded); returns its id."""
+        args = (price_limit_ueur_per_kWh, first_slot, last_slot, max_Wh_per_slot)
+        return self._post_order(household, "Bid", *args)
+
+    def _post_order(
+        self,
+        household: LocalAccount,
+        side: str,
+        price_limit_ueur_per_kWh: int,
+        first_slot: int,
+        last_slot: int,
+        max_Wh_per_slot: int,
+    ) -> int:
         result = self.transact(
             household,
-            "postBid",
+            f"post{side}",
             check_uint("price_limit_ueur_per_kWh", price_limit_ueur_per_kWh, 64),
             check_uint("max_Wh_per_slot", max_Wh_per_slot, 64),
             check_uint("first_slot", first_slot, 32),
             check_uint("last_slot", last_slot, 32),
         )
-        return int(result.named("BidPosted")[0].args["bidId"])
+        return int(result.named(f"{side}Posted")[0].args[f"{side.lower()}Id"])
 
     def cancel_offer(self, sender: LocalAccount, offer_id: int) -> TxResult:
         return self.transact(sender, "cancelOffer", offer_id)
