@@ -46,11 +46,14 @@ interface IVoisin {
         uint64 soldWh;
     }
 
-    /// @notice A registered household. Word 1: account, active, prosumer (176 bits); word 2: meter.
+    /// @notice A registered household. Word 1: account, active, prosumer and the household's
+    ///         money balance (160 + 8 + 8 + 80 = 256 bits), so that a fill touches one word per
+    ///         party for identity, state and money; word 2: the meter.
     struct Household {
         address account;
         bool active;
         bool prosumer;
+        uint80 balanceUeur; // total supply is capped at type(uint80).max, so any balance fits
         address meter;
     }
 
@@ -201,6 +204,8 @@ interface IVoisin {
     error InvalidTariffs(uint64 feedIn, uint64 retail, uint64 gridFee);
     /// @notice A zero amount is not allowed here.
     error ZeroAmount();
+    /// @notice Minting `amount` would take the total supply above `max` micro-euro.
+    error SupplyCapExceeded(uint256 amount, uint256 max);
     /// @notice The (slot, batch) pair was already settled.
     error BatchAlreadySettled(uint32 slot, uint32 batch);
     /// @notice A settlement batch must hold at least one fill.

@@ -42,9 +42,6 @@ contract Voisin is VoisinToken {
     uint32 public offerCount;
     uint32 public bidCount;
 
-    mapping(uint32 household => Household) private _households;
-    /// @notice The household id of an account (0 for none).
-    mapping(address account => uint32) public householdOf;
     mapping(address meter => MeterState) private _meters;
     /// @dev Key: household << 32 | slot.
     mapping(uint256 key => SlotEnergy) private _energy;
@@ -78,8 +75,9 @@ contract Voisin is VoisinToken {
         if (householdOf[account] != 0) revert AccountAlreadyRegistered(account);
         _requireNewMeter(meter);
         household = ++householdCount;
-        _households[household] = Household(account, true, prosumer, meter);
+        _households[household] = Household(account, true, prosumer, 0, meter);
         householdOf[account] = household;
+        _adoptBalance(household, account);
         _meters[meter] = MeterState(household, 0, importBaselineWh, exportBaselineWh, false);
         emit HouseholdRegistered(household, account, meter, prosumer);
     }
@@ -252,14 +250,17 @@ contract Voisin is VoisinToken {
         if (_batchSettled[batchKey]) revert BatchAlreadySettled(slot, batch);
         _batchSettled[batchKey] = true;
         Tariffs memory t = _tariffs;
-        address fees = feeRecipient;
         uint256 totalWh;
+        uint256 totalFee;
         for (uint256 i; i < n; ++i) {
             Fill calldata f = fills[i];
             // A batch cannot hold 2^32 fills within any block gas limit.
-            _settleBatchFill(uint32(i), slot, f, t, fees);
+            totalFee += _settleBatchFill(uint32(i), slot, f, t);
             totalWh += f.energyWh;
         }
+        // Fees were debited from each buyer fill by fill; the recipient is credited once.
+        address fees = feeRecipient;
+        if (totalFee != 0) _credit(householdOf[fees], fees, totalFee);
         // Total Wh is bounded by the sum of metered exports of one slot, far below 2^64.
         emit BatchSettled(slot, batch, uint32(n), uint64(totalWh));
     }
@@ -293,7 +294,7 @@ contract Voisin is VoisinToken {
         uint256 perKWh = uint256(price) + t.gridFeeUeurPerKWh;
         if (perKWh != 0) {
             // floor(e*p/1000) + floor(e*f/1000) <= e*(p+f)/1000 <= balance: always affordable.
-            uint256 affordable = balanceOf[msg.sender] * 1000 / perKWh;
+            uint256 affordable = uint256(_households[buyer].balanceUeur) * 1000 / perKWh;
             if (affordable < energyWh) energyWh = uint64(affordable);
         }
         // Nothing available: settle the requested amount so the failing check names itself.
@@ -301,9 +302,9 @@ contract Voisin is VoisinToken {
         if (offer.maxWhPerSlot != 0) {
             _useCap(_offerUsedWh, TAKE, offerId, offer.maxWhPerSlot, slot, energyWh);
         }
-        _settleFill(
-            TAKE, slot, offerId, 0, offer.household, buyer, energyWh, price, t, feeRecipient
-        );
+        uint256 fee = _settleFill(TAKE, slot, offerId, 0, offer.household, buyer, energyWh, price, t);
+        address fees = feeRecipient;
+        if (fee != 0) _credit(householdOf[fees], fees, fee);
     }
 
     // ───────────────────────────── Views ─────────────────────────────
@@ -366,9 +367,8 @@ contract Voisin is VoisinToken {
         uint32 index,
         uint32 slot,
         Fill calldata f,
-        Tariffs memory t,
-        address fees
-    ) private {
+        Tariffs memory t
+    ) private returns (uint256 fee) {
         Order memory o = _offers[f.offerId];
         if (o.household == 0) revert UnknownOffer(f.offerId);
         Order memory b = _bids[f.bidId];
@@ -388,13 +388,14 @@ contract Voisin is VoisinToken {
         if (b.maxWhPerSlot != 0) {
             _useCap(_bidUsedWh, index, f.bidId, b.maxWhPerSlot, slot, f.energyWh);
         }
-        _settleFill(
-            index, slot, f.offerId, f.bidId, o.household, b.household, f.energyWh, price, t, fees
+        fee = _settleFill(
+            index, slot, f.offerId, f.bidId, o.household, b.household, f.energyWh, price, t
         );
     }
 
     /// @dev Re-checks one fill against credits, deficit, tariffs and funds, then moves energy
-    ///      bookkeeping and money. Order limits and caps are checked by the caller.
+    ///      bookkeeping and money; returns the grid fee taken from the buyer, which the caller
+    ///      credits to the fee recipient. Order limits and caps are checked by the caller.
     function _settleFill(
         uint32 index,
         uint32 slot,
@@ -404,9 +405,8 @@ contract Voisin is VoisinToken {
         uint32 buyer,
         uint64 energyWh,
         uint64 price,
-        Tariffs memory t,
-        address fees
-    ) private {
+        Tariffs memory t
+    ) private returns (uint256 fee) {
         if (energyWh == 0) revert ZeroEnergy(index);
         if (seller == buyer) revert SelfTrade(index, seller);
         if (
@@ -417,30 +417,52 @@ contract Voisin is VoisinToken {
                 index, price, t.feedInUeurPerKWh, t.retailUeurPerKWh, t.gridFeeUeurPerKWh
             );
         }
-        Household memory s = _households[seller];
+        // Storage pointers, and only word 1 is read: account, active and balance share it.
+        Household storage s = _households[seller];
         if (!s.active) revert HouseholdInactive(seller);
-        Household memory b = _households[buyer];
+        Household storage b = _households[buyer];
         if (!b.active) revert HouseholdInactive(buyer);
 
-        SlotEnergy storage se = _energy[_key(seller, slot)];
-        uint64 credits = se.exportWh - se.soldWh;
-        if (credits < energyWh) revert InsufficientCredits(index, seller, slot, credits, energyWh);
-        SlotEnergy storage be = _energy[_key(buyer, slot)];
-        uint64 deficit = be.importWh - be.boughtWh;
-        if (deficit < energyWh) revert InsufficientDeficit(index, buyer, slot, deficit, energyWh);
-        // unchecked: sold <= export and bought <= import after the checks above.
-        unchecked {
-            se.soldWh += energyWh;
-            be.boughtWh += energyWh;
-        }
+        _consumeEnergy(index, seller, buyer, slot, energyWh);
 
         uint256 cost = uint256(energyWh) * price / 1000;
-        uint256 fee = uint256(energyWh) * t.gridFeeUeurPerKWh / 1000;
-        uint256 funds = balanceOf[b.account];
-        if (funds < cost + fee) revert InsufficientFunds(index, b.account, funds, cost + fee);
-        if (cost != 0) _update(b.account, s.account, cost);
-        if (fee != 0) _update(b.account, fees, fee);
+        fee = uint256(energyWh) * t.gridFeeUeurPerKWh / 1000;
+        address buyerAccount = b.account;
+        uint256 funds = b.balanceUeur;
+        if (funds < cost + fee) revert InsufficientFunds(index, buyerAccount, funds, cost + fee);
+        // The fee is debited now and credited to the fee recipient by the caller, once per batch.
+        _debit(buyer, buyerAccount, cost + fee);
+        _credit(seller, s.account, cost);
         emit FillSettled(slot, seller, buyer, offerId, bidId, energyWh, price, cost, fee);
+    }
+
+    /// @dev Sells `energyWh` of the seller's credits and the buyer's metered import for `slot`.
+    ///      Each SlotEnergy word is read once and written once, in assembly, because this runs
+    ///      for every fill. Layout (IVoisin.SlotEnergy, low to high bits): importWh 0-63,
+    ///      exportWh 64-127, boughtWh 128-191, soldWh 192-255.
+    function _consumeEnergy(uint32 index, uint32 seller, uint32 buyer, uint32 slot, uint64 energyWh)
+        private
+    {
+        SlotEnergy storage se = _energy[_key(seller, slot)];
+        SlotEnergy storage be = _energy[_key(buyer, slot)];
+        uint256 sw;
+        uint256 bw;
+        assembly ("memory-safe") {
+            sw := sload(se.slot)
+            bw := sload(be.slot)
+        }
+        // sold <= export and bought <= import always hold, so these never underflow.
+        uint64 credits = uint64(sw >> 64) - uint64(sw >> 192);
+        if (credits < energyWh) revert InsufficientCredits(index, seller, slot, credits, energyWh);
+        uint64 deficit = uint64(bw) - uint64(bw >> 128);
+        if (deficit < energyWh) revert InsufficientDeficit(index, buyer, slot, deficit, energyWh);
+        // Safe: after the checks sold + energy <= export < 2^64 and bought + energy <= import
+        // < 2^64, so adding into the top fields carries into nothing. The two words differ:
+        // the caller refused a self-trade.
+        assembly ("memory-safe") {
+            sstore(se.slot, add(sw, shl(192, energyWh)))
+            sstore(be.slot, add(bw, shl(128, energyWh)))
+        }
     }
 
     function _checkOrder(uint32 index, uint32 orderId, Order memory o, uint32 slot) private pure {

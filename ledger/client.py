@@ -60,6 +60,7 @@ class Household:
     account: str
     active: bool
     prosumer: bool
+    balance_ueur: int
     meter: str
 
 
@@ -438,10 +439,10 @@ class VoisinClient:
         return bool(self._view("hasRole", role_id(role), to_checksum_address(account)))
 
     def household(self, household_id: int) -> Household:
-        account, active, prosumer, meter = self._view("getHousehold", household_id)
+        account, active, prosumer, balance, meter = self._view("getHousehold", household_id)
         if int(account, 16) == 0:
             raise errors.UnknownHousehold({"household": household_id})
-        return Household(household_id, account, active, prosumer, meter)
+        return Household(household_id, account, active, prosumer, balance, meter)
 
     def household_of(self, account: str) -> int:
         """The household id of ``account``, 0 if none."""

@@ -180,6 +180,10 @@ class ZeroAmount(InputRejected):
     rule = "the amount must be positive"
 
 
+class SupplyCapExceeded(InputRejected):
+    rule = "the total supply may not exceed 2^80 - 1 micro-euro"
+
+
 class BatchAlreadySettled(Conflict):
     rule = "each (slot, batch) is settled once"
 

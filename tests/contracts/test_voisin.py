@@ -148,6 +148,28 @@ class VoisinContractSuite:
         with pytest.raises(errors.ZeroAddress):
             w.client.approve(owner, "0x" + "00" * 20, 1)
 
+    def test_top_up_cannot_exceed_the_supply_cap(self, w: World) -> None:
+        acct = w.account(funded=False)
+        cap = 2**80 - 1
+        w.client.top_up(w.operator, acct.address, cap - 10)
+        with pytest.raises(errors.SupplyCapExceeded) as err:
+            w.client.top_up(w.operator, acct.address, 11)
+        assert err.value.values == {"amount": 11, "max": cap}
+        w.client.top_up(w.operator, acct.address, 10)
+        assert w.client.total_supply() == cap
+
+    def test_money_held_before_registration_moves_into_the_household(self, w: World) -> None:
+        acct, meter = w.account(), Account.create()
+        w.client.top_up(w.operator, acct.address, 700)
+        hid = w.client.register_household(w.operator, acct.address, meter.address, prosumer=False)
+        assert w.client.household(hid).balance_ueur == 700
+        assert w.client.balance_of(acct.address) == 700
+        outsider = w.account(funded=False)
+        w.client.transfer(acct, outsider.address, 300)
+        assert w.client.balance_of(acct.address) == 400
+        assert w.client.balance_of(outsider.address) == 300
+        assert w.client.total_supply() == 700
+
     # ───────────────────────────── Registry ─────────────────────────────
 
     def test_register_household_records_account_and_meter(self, w: World) -> None:
