@@ -48,6 +48,11 @@ class Chain:
     _fund_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
+    def estimates_gas(self) -> bool:
+        """Whether transactions should be gas-estimated (see VoisinClient's estimate_gas)."""
+        return self.kind == "rpc"
+
+    @property
     def chain_id(self) -> int:
         return int(self.w3.eth.chain_id)
 

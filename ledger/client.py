@@ -148,8 +148,16 @@ class TxResult:
 class VoisinClient:
     """The Voisin contract at ``address`` on ``w3``, described by ``abi``."""
 
-    def __init__(self, w3: Web3, address: str, abi: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, w3: Web3, address: str, abi: list[dict[str, Any]], *, estimate_gas: bool = True
+    ) -> None:
         self.w3 = w3
+        # eth_estimateGas binary-searches by re-executing the call: on the in-process chain a
+        # 100-fill batch takes ten times longer to estimate than to execute. There, one eth_call
+        # surfaces any revert and the transaction carries the block gas limit instead (only the
+        # gas used is charged). JSON-RPC nodes estimate quickly and keep estimating.
+        self.estimate_gas = estimate_gas
+        self._gas_limit: int | None = None
         self.address = to_checksum_address(address)
         self.contract: Contract = w3.eth.contract(address=self.address, abi=abi)
         self._errors = _error_decoders(abi)
@@ -170,10 +178,16 @@ class VoisinClient:
             # The chain's pending count, not a local counter: it stays right after a snapshot
             # revert or when another process sends as the same account.
             nonce = int(self.w3.eth.get_transaction_count(sender.address, "pending"))
+            params: dict[str, Any] = {
+                "from": sender.address,
+                "nonce": nonce,
+                "chainId": self.chain_id,
+            }
             try:
-                tx = call.build_transaction(
-                    {"from": sender.address, "nonce": nonce, "chainId": self.chain_id}
-                )
+                if not self.estimate_gas:
+                    call.call({"from": sender.address})
+                    params["gas"] = self._block_gas_limit()
+                tx = call.build_transaction(params)
             except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
                 raise self.decode_error(exc) from exc
             signed = sender.sign_transaction(tx)
@@ -192,6 +206,11 @@ class VoisinClient:
             gas_used=int(receipt["gasUsed"]),
             events=self.decode_logs(receipt["logs"]),
         )
+
+    def _block_gas_limit(self) -> int:
+        if self._gas_limit is None:
+            self._gas_limit = int(self.w3.eth.get_block("latest")["gasLimit"])
+        return self._gas_limit
 
     def decode_error(self, exc: Exception) -> errors.LedgerError:
         """The typed exception for a revert raised by web3."""

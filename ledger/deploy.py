@@ -93,7 +93,7 @@ def open_ledger(
     artifact = load_artifact(CONTRACT_NAME)
     if directory is None:
         deployment = deploy(chain, tariffs)
-        return VoisinClient(chain.w3, deployment.address, artifact["abi"]), deployment
+        return _client(chain, deployment, artifact["abi"]), deployment
     path = Path(directory) / DEPLOYMENTS_FILE
     records = _read(path)
     entry = records.get(str(chain.chain_id))
@@ -110,7 +110,11 @@ def open_ledger(
         deployment = deploy(chain, tariffs)
         records[str(chain.chain_id)] = asdict(deployment)
         _write(path, records)
-    return VoisinClient(chain.w3, deployment.address, artifact["abi"]), deployment
+    return _client(chain, deployment, artifact["abi"]), deployment
+
+
+def _client(chain: Chain, deployment: Deployment, abi: list[dict[str, Any]]) -> VoisinClient:
+    return VoisinClient(chain.w3, deployment.address, abi, estimate_gas=chain.estimates_gas)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -22,6 +22,8 @@ for the call as if it were a transaction.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import fcntl
 import os
 import threading
@@ -160,13 +162,20 @@ class _SerializedEthereumTesterProvider(EthereumTesterProvider):
 def _as_contract_error(exc: TransactionFailed) -> Exception:
     """web3's eth-tester provider flattens a revert into a message and drops custom-error
     data; the original exception (its context) still holds the raw revert bytes. Re-raise them
-    the way web3 does for a JSON-RPC node, so one client decodes errors on every backend."""
-    original: BaseException | None = exc.__context__
-    raw: object = original.args[0] if original is not None and original.args else None
-    if isinstance(raw, Exception) and raw.args:
-        raw = raw.args[0]
-    if isinstance(raw, bytes) and len(raw) >= 4:
-        return ContractCustomError(str(exc), data="0x" + raw.hex())
+    the way web3 does for a JSON-RPC node, so one client decodes errors on every backend.
+    (``ast.literal_eval`` only ever parses a bytes literal here, never code.)"""
+    seen: BaseException | None = exc
+    while seen is not None:
+        raw: object = seen.args[0] if seen.args else None
+        if isinstance(raw, Exception) and raw.args:
+            raw = raw.args[0]
+        if isinstance(raw, str) and raw[:2] in ('b"', "b'"):
+            # eth_call's path hands the revert bytes on as their repr.
+            with contextlib.suppress(ValueError, SyntaxError):
+                raw = ast.literal_eval(raw)
+        if isinstance(raw, bytes) and len(raw) >= 4:
+            return ContractCustomError(str(exc), data="0x" + raw.hex())
+        seen = seen.__context__
     return ContractLogicError(str(exc))
 
 

@@ -75,4 +75,6 @@ class World:
 def new_world(chain: Chain, tariffs: Tariffs = DEFAULT_TARIFFS) -> World:
     """A fresh deployment on ``chain`` (never the recorded one: tests must not share state)."""
     deployment = deploy(chain, tariffs)
-    return World(chain, VoisinClient(chain.w3, deployment.address, load_artifact("Voisin")["abi"]))
+    abi = load_artifact("Voisin")["abi"]
+    client = VoisinClient(chain.w3, deployment.address, abi, estimate_gas=chain.estimates_gas)
+    return World(chain, client)
