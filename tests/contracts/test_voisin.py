@@ -99,6 +99,57 @@ class VoisinContractSuite:
         with pytest.raises(errors.Unauthorized):
             w.client.pause(w.account())
 
+    def test_every_operator_function_refuses_outsiders(self, w: World, m: Market) -> None:
+        outsider = w.account()
+        zero = "0x" + "00" * 20
+        calls: list[tuple[str, tuple[object, ...]]] = [
+            ("registerHousehold", (outsider.address, Account.create().address, True, 0, 0)),
+            ("rotateMeter", (m.seller.id, Account.create().address, 0, 0)),
+            ("deactivateHousehold", (m.seller.id,)),
+            ("setTariffs", (1, 2, 0)),
+            ("setFeeRecipient", (outsider.address,)),
+            ("topUp", (outsider.address, 1)),
+            ("pause", ()),
+            ("unpause", ()),
+            ("settleBatch", (SLOT, 0, [(m.offer, m.bid, 1, 100_000)])),
+        ]
+        for function, args in calls:
+            with pytest.raises(errors.Unauthorized) as err:
+                w.client.transact(outsider, function, *args)
+            assert err.value.values["account"] == outsider.address, function
+        for function in ("grantRole", "revokeRole"):
+            with pytest.raises(errors.Unauthorized):
+                w.client.transact(outsider, function, b"\x00" * 32, outsider.address)
+        with pytest.raises(errors.ZeroAddress):
+            w.client.transfer(m.buyer.account, zero, 1)
+
+    def test_pause_stops_every_household_action(self, w: World, m: Market) -> None:
+        spender = w.account()
+        w.client.approve(m.buyer.account, spender.address, 10)
+        w.client.pause(w.operator)
+        actions = [
+            lambda: w.client.post_offer(m.seller.account, 80_000, SLOT),
+            lambda: w.client.post_bid(m.buyer.account, 150_000, SLOT),
+            lambda: w.client.take_offer(m.buyer.account, m.offer, SLOT, 10),
+            lambda: w.client.top_up(w.operator, m.buyer.account.address, 1),
+            lambda: w.client.transfer_from(spender, m.buyer.account.address, spender.address, 1),
+        ]
+        for action in actions:
+            with pytest.raises(errors.EnforcedPause):
+                action()
+        # Cancelling stays possible: a household can always withdraw its orders.
+        w.client.cancel_offer(m.seller.account, m.offer)
+
+    def test_take_refuses_closed_offers_and_inactive_households(self, w: World, m: Market) -> None:
+        w.client.cancel_offer(m.seller.account, m.offer)
+        with pytest.raises(errors.OrderClosed) as err:
+            w.client.take_offer(m.buyer.account, m.offer, SLOT, 10)
+        assert err.value.values == {"fill": TAKE, "orderId": m.offer}
+        offer = w.client.post_offer(m.seller.account, 80_000, SLOT)
+        w.client.deactivate_household(w.operator, m.seller.id)
+        with pytest.raises(errors.HouseholdInactive):
+            w.client.take_offer(m.buyer.account, offer, SLOT, 10)
+
     # ───────────────────────────── Token ─────────────────────────────
 
     def test_top_up_mints_and_emits(self, w: World) -> None:
