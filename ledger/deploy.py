@@ -22,7 +22,7 @@ from web3 import Web3
 
 from ledger.chain import Chain
 from ledger.client import Tariffs, VoisinClient
-from ledger.compile import load_artifact
+from ledger.compile import Artifact, load_artifact
 from ledger.errors import DeploymentError, TransactionFailed
 
 CONTRACT_NAME = "Voisin"
@@ -50,9 +50,15 @@ def bytecode_sha256(bytecode: str) -> str:
     return hashlib.sha256(bytes.fromhex(bytecode.removeprefix("0x"))).hexdigest()
 
 
-def deploy(chain: Chain, tariffs: Tariffs = DEFAULT_TARIFFS) -> Deployment:
-    """Deploy a new Voisin contract with the operator as admin (not recorded)."""
-    artifact = load_artifact(CONTRACT_NAME)
+def deploy(
+    chain: Chain, tariffs: Tariffs = DEFAULT_TARIFFS, artifact: Artifact | None = None
+) -> Deployment:
+    """Deploy a new Voisin contract with the operator as admin (not recorded).
+
+    ``artifact`` defaults to the committed one; a caller that must deploy the very same
+    bytecode several times (the benchmark, across backends) passes the one it read.
+    """
+    artifact = artifact or load_artifact(CONTRACT_NAME)
     w3 = chain.w3
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     tx = factory.constructor(

@@ -106,7 +106,7 @@ from web3.types import RPCEndpoint, TxParams  # noqa: E402
 from ledger.chain import Chain, open_chain  # noqa: E402
 from ledger.client import OPEN_END, VoisinClient  # noqa: E402
 from ledger.compile import Artifact, load_artifact  # noqa: E402
-from ledger.deploy import DEFAULT_TARIFFS, bytecode_sha256  # noqa: E402
+from ledger.deploy import DEFAULT_TARIFFS, bytecode_sha256, deploy  # noqa: E402
 from ledger.eip712 import Reading, SignedReading, sign_reading  # noqa: E402
 
 ANVIL_BIN = REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -733,29 +733,10 @@ class Neighbourhood:
 def deploy_voisin(chain: Chain, artifact: Artifact) -> str:
     """Deploy ``artifact`` with the default tariffs, the operator as admin; its address.
 
-    As :func:`ledger.deploy.deploy`, but from an artifact read once per run, so that every
-    backend runs the same bytecode even if the committed artifact changes during the run.
+    The artifact is read once per run, so every backend runs the same bytecode even if the
+    committed artifact changes during the run.
     """
-    w3 = chain.w3
-    t = DEFAULT_TARIFFS
-    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    tx = factory.constructor(
-        chain.operator.address,
-        t.feed_in_ueur_per_kWh,
-        t.retail_ueur_per_kWh,
-        t.grid_fee_ueur_per_kWh,
-    ).build_transaction(
-        {
-            "from": chain.operator.address,
-            "nonce": w3.eth.get_transaction_count(chain.operator.address, "pending"),
-            "chainId": chain.chain_id,
-        }
-    )
-    tx_hash = w3.eth.send_raw_transaction(chain.operator.sign_transaction(tx).raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=300)
-    if receipt["status"] != 1 or not receipt["contractAddress"]:
-        raise BenchError("deploying Voisin failed")
-    return str(receipt["contractAddress"])
+    return deploy(chain, DEFAULT_TARIFFS, artifact).address
 
 
 def run_backend(
