@@ -67,9 +67,9 @@ CAST = len(PROSUMERS) + len(CONSUMERS)
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Fewer steps than one would like: on the in-memory chain a mined transaction costs ~80 ms and
-# a view ~8 ms, and the invariants read 18 views after each block. 8 x 25 steps run in under a
-# minute on two cores; raise both for a longer campaign.
+# Fewer steps than one would like: each view costs ~8 ms on the in-memory chain and the
+# invariants read 18 of them after every mined block. 8 x 25 steps run in about 40 s on two
+# idle cores; raise both for a longer campaign (60 x 40 takes about 5 minutes).
 SETTINGS = settings(
     max_examples=8,
     stateful_step_count=25,
@@ -200,22 +200,35 @@ class Books:
             return None
         return max(0, order.cap - self.used.get((side, order_id, slot), 0))
 
-    def tradeable(self, slot: int) -> bool:
-        """Whether someone has credits left in ``slot`` and someone else import to cover."""
-        return any(
-            self.credits(seller, slot) and self.deficit(buyer, slot)
-            for seller in range(CAST)
-            for buyer in range(CAST)
-            if seller != buyer
-        )
+    def pairs(self, slot: int) -> list[tuple[int, int]]:
+        """The (offer id, bid id) pairs that could trade in ``slot``, caps aside."""
+        return [
+            (offer_id, bid_id)
+            for offer_id in _live(self.offers, slot)
+            for bid_id in _live(self.bids, slot)
+            if self.could_trade(self.offers[offer_id], self.bids[bid_id], slot)
+        ]
+
+    def takeable(self, slot: int) -> list[int]:
+        """The offers with credits and cap left in ``slot`` that another household has import
+        to take."""
+        return [
+            offer_id
+            for offer_id in _live(self.offers, slot)
+            if self.credits(seller := self.offers[offer_id].owner, slot)
+            and self.cap_left("offer", offer_id, slot) != 0
+            and any(self.deficit(m, slot) for m in range(CAST) if m != seller)
+        ]
 
     def could_trade(self, offer: Order, bid: Order, slot: int) -> bool:
-        """Whether a fill between the two could pass, funds and caps aside."""
+        """Whether a fill of 1 Wh between the two could pass, caps aside."""
+        low = max(offer.limit, FEED_IN)
         return (
             offer.owner != bid.owner
-            and max(offer.limit, FEED_IN) <= min(bid.limit, MAX_LOCAL)
+            and low <= min(bid.limit, MAX_LOCAL)
             and self.credits(offer.owner, slot) > 0
             and self.deficit(bid.owner, slot) > 0
+            and self.balances[bid.owner] * 1000 >= low + FEE
         )
 
     @property
@@ -739,21 +752,21 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         self._check_orders({(side, order_id)}, SLOT)
 
-    # Settling and taking wait for a slot with energy to trade; once the slots are sold out they
+    # Settling and taking wait for orders that could trade; once the slots are sold out they
     # could only be refused, and the steps are better spent elsewhere.
 
-    @precondition(lambda self: self.books.bids and self._market_open())
+    @precondition(lambda self: any(self.books.pairs(s) for s in SLOTS))
     @rule(data=st.data())
     def settle_one_fill(self, data: st.DataObject) -> None:
         self._settle(data, 1)
 
-    @precondition(lambda self: self.books.bids and self._market_open())
+    @precondition(lambda self: any(self.books.pairs(s) for s in SLOTS))
     @rule(data=st.data(), size=_batch_size)
     def settle_a_batch_of_fills(self, data: st.DataObject, size: int) -> None:
         self._settle(data, size)
 
     def _settle(self, data: st.DataObject, size: int) -> None:
-        slot = data.draw(self._trading_slot(), label="slot")
+        slot = data.draw(self._trading_slot(self.books.pairs), label="slot")
         # Mostly the next batch number of the slot; now and then one already settled.
         fresh = sum(1 for s, _ in self.books.batches if s == slot)
         repeat = fresh > 0 and data.draw(_rarely, label="repeat a batch number")
@@ -778,53 +791,54 @@ class LedgerMachine(RuleBasedStateMachine):
         refs = {("offer", f.offer_id) for f in fills} | {("bid", f.bid_id) for f in fills}
         self._check_orders(refs, slot)
 
-    def _market_open(self) -> bool:
-        return bool(self.books.offers) and any(self.books.tradeable(s) for s in SLOTS)
-
-    def _trading_slot(self) -> st.SearchStrategy[int]:
-        """Mostly a slot with energy to trade; otherwise any slot."""
-        return _mostly_one_of([s for s in SLOTS if self.books.tradeable(s)], _slot)
+    def _trading_slot(self, open_in: Callable[[int], list[Any]]) -> st.SearchStrategy[int]:
+        """Mostly a slot where ``open_in`` finds orders that could trade; otherwise any slot."""
+        return _mostly_one_of([s for s in SLOTS if open_in(s)], _slot)
 
     def _draw_fill(self, data: st.DataObject, slot: int) -> Fill:
         """A fill that is often valid: mostly a pair of orders that could trade in ``slot``, a
         price near both limits and energy near what is left; otherwise any ids."""
         books = self.books
-        pairs = [
-            (offer_id, bid_id)
-            for offer_id in _live(books.offers, slot)
-            for bid_id in _live(books.bids, slot)
-            if books.could_trade(books.offers[offer_id], books.bids[bid_id], slot)
-        ]
+        pairs = books.pairs(slot)
         any_pair = st.tuples(_order_id(books.offers, slot), _order_id(books.bids, slot))
         offer_id, bid_id = data.draw(_mostly_one_of(pairs, any_pair), label="ids")
         offer, bid = books.offers.get(offer_id), books.bids.get(bid_id)
-        low, high, left = FEED_IN, MAX_LOCAL, 1000
+        low, high = FEED_IN, MAX_LOCAL
         if offer is not None and bid is not None:
             low, high = max(offer.limit, FEED_IN), min(bid.limit, MAX_LOCAL)
-            left = max(0, min(books.credits(offer.owner, slot), books.deficit(bid.owner, slot)))
         low, high = min(low, high), max(low, high)
         price = data.draw(
             _mostly(st.integers(low, high), st.integers(max(0, low - 3000), high + 3000)),
             label="price",
         )
+        left = 1000
+        if offer is not None and bid is not None:
+            left = max(
+                0,
+                min(
+                    books.credits(offer.owner, slot),
+                    books.deficit(bid.owner, slot),
+                    books.balances[bid.owner] * 1000 // (price + FEE),
+                ),
+            )
         energy = data.draw(
             _mostly(st.integers(1, max(1, left)), st.integers(0, left + 100)), label="energy"
         )
         return Fill(offer_id, bid_id, energy, price)
 
-    @precondition(lambda self: self._market_open())
+    @precondition(lambda self: any(self.books.takeable(s) for s in SLOTS))
     @rule(data=st.data(), max_energy=_sometimes_zero(4000))
     def take_some_of_an_offer(self, data: st.DataObject, max_energy: int) -> None:
         self._take(data, max_energy)
 
-    @precondition(lambda self: self._market_open())
+    @precondition(lambda self: any(self.books.takeable(s) for s in SLOTS))
     @rule(data=st.data())
     def take_all_that_an_offer_allows(self, data: st.DataObject) -> None:
         """No limit of its own: credits, import, the cap or funds decide how much."""
         self._take(data, 2**64 - 1)
 
     def _take(self, data: st.DataObject, max_energy: int) -> None:
-        slot = data.draw(self._trading_slot(), label="slot")
+        slot = data.draw(self._trading_slot(self.books.takeable), label="slot")
         books = self.books
         hungry = [m for m in range(CAST) if books.deficit(m, slot)]
         buyer = data.draw(_mostly_one_of(hungry, _mostly_consumers), label="buyer")
@@ -963,7 +977,7 @@ def _on_a_fresh_stack(run: Callable[[], None]) -> None:
         except BaseException as exc:
             raised.append(exc)
 
-    thread = threading.Thread(target=target, name="ledger-machine")
+    thread = threading.Thread(target=target, name="ledger-machine", daemon=True)
     thread.start()
     thread.join()
     if raised:
