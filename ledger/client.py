@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
@@ -28,8 +28,6 @@ OPEN_END = 2**32 - 1
 """``lastSlot`` of a standing order."""
 TAKE = 2**32 - 1
 """The ``fill`` value that errors carry for a direct take."""
-
-T = TypeVar("T")
 
 
 class InvalidArgument(errors.LedgerError, ValueError):

@@ -52,7 +52,6 @@ __all__ = [
     "ChainLockedError",
     "EmbeddedChain",
     "in_memory_chain",
-    "open_embedded_chain",
 ]
 
 #: Chain id of eth-tester's chain class; kept so signatures made for eth-tester stay valid.
@@ -301,14 +300,6 @@ class EmbeddedChain:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def open_embedded_chain(
-    data_dir: Path,
-    funded_accounts: Mapping[_AddressT, int] | None = None,
-) -> EmbeddedChain:
-    """Open (or create) the embedded chain in ``data_dir``; see :class:`EmbeddedChain`."""
-    return EmbeddedChain(data_dir, funded_accounts)
 
 
 def _acquire_dir_lock(data_dir: Path) -> int:

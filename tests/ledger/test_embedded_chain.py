@@ -22,7 +22,7 @@ from eth_typing import ChecksumAddress, HexStr
 from hexbytes import HexBytes
 from web3 import Web3
 
-from ledger.embedded import CHAIN_ID, ChainLockedError, EmbeddedChain, open_embedded_chain
+from ledger.embedded import CHAIN_ID, ChainLockedError, EmbeddedChain
 from ledger.kvstore import LmdbStore
 
 FUNDING = 10**21  # 1000 ether
@@ -107,7 +107,7 @@ def test_a_value_transfer_and_a_contract_deployment_survive_close_and_reopen(
 ) -> None:
     sender = Account.create()
     recipient = Account.create().address
-    with open_embedded_chain(tmp_path, {sender.address: FUNDING}) as chain:
+    with EmbeddedChain(tmp_path, {sender.address: FUNDING}) as chain:
         assert chain.created
         w3 = chain.w3
         transfer_hash = _send(w3, sender, 0, to=recipient, value=VALUE)
