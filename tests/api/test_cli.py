@@ -34,7 +34,7 @@ def test_voisin_command_shows_help_and_rejects_unknown_commands() -> None:
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
-def test_demo_reports_a_locked_data_dir_clearly(tmp_path: Path, capsys: object) -> None:
+def test_demo_reports_a_locked_data_dir_clearly(tmp_path: Path) -> None:
     from ledger import open_chain
 
     with open_chain("embedded", tmp_path):
