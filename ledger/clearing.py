@@ -30,6 +30,7 @@ from ledger.client import Fill, Tariffs
 from ledger.errors import LedgerError
 
 __all__ = [
+    "MECHANISMS",
     "BookOrder",
     "ClearingInputError",
     "ClearingResult",
@@ -424,3 +425,11 @@ def pay_as_clear(
     if _volume_at(mid, book) != best:
         price = min(best_prices, key=lambda p: (abs(p - mid), p))
     return _result(book, _max_flow_fills(book, price), price)
+
+
+#: The mechanisms by the names users choose them with (``--mechanism``).
+MECHANISMS: dict[str, Mechanism] = {
+    "pay-as-clear": pay_as_clear,
+    "midpoint": midpoint_pay_as_bid,
+    "pay-as-offer": pay_as_offer,
+}

@@ -20,12 +20,15 @@ from sqlmodel import Session, SQLModel, create_engine, select
 from ledger.client import Event, VoisinClient
 from ledger.errors import LedgerError
 from ledger.models import (
+    BalanceRecord,
     ChainEvent,
     FillRecord,
     HouseholdRecord,
     IndexerCursor,
+    IndexerState,
     OrderRecord,
     ReadingRecord,
+    TariffRecord,
     TopUpRecord,
 )
 
@@ -182,6 +185,31 @@ def _store(session: Session, contract: str, event: Event) -> None:
                 tx_hash=tx,
             )
         )
+        cost, fee = _int(a["costUeur"]), _int(a["feeUeur"])
+        _add_balance(session, _account_of(session, a["buyer"]), -(cost + fee))
+        _add_balance(session, _account_of(session, a["seller"]), cost)
+        if fee:
+            recipient = session.get(IndexerState, "fee_recipient")
+            if recipient is None:
+                raise IndexerError("a grid fee was paid before any FeeRecipientSet was mirrored")
+            _add_balance(session, recipient.value, fee)
+    elif event.name == "Transfer":
+        if int(a["from"], 16) != 0:
+            _add_balance(session, a["from"], -_int(a["value"]))
+        if int(a["to"], 16) != 0:
+            _add_balance(session, a["to"], _int(a["value"]))
+    elif event.name == "FeeRecipientSet":
+        session.merge(IndexerState(key="fee_recipient", value=a["recipient"]))
+    elif event.name == "TariffsSet":
+        session.add(
+            TariffRecord(
+                feed_in_ueur_per_kWh=_int(a["feedInUeurPerKWh"]),
+                retail_ueur_per_kWh=_int(a["retailUeurPerKWh"]),
+                grid_fee_ueur_per_kWh=_int(a["gridFeeUeurPerKWh"]),
+                log_index=event.log_index,
+                block_number=block,
+            )
+        )
     elif event.name == "ToppedUp":
         session.add(
             TopUpRecord(
@@ -192,3 +220,16 @@ def _store(session: Session, contract: str, event: Event) -> None:
                 tx_hash=tx,
             )
         )
+
+
+def _account_of(session: Session, household: int) -> str:
+    record = session.get(HouseholdRecord, household)
+    if record is None:
+        raise IndexerError(f"a fill names household {household}, which was never registered")
+    return record.account
+
+
+def _add_balance(session: Session, account: str, delta_ueur: int) -> None:
+    record = session.get(BalanceRecord, account) or BalanceRecord(account=account)
+    record.balance_ueur += delta_ueur
+    session.add(record)

@@ -117,3 +117,84 @@ class TopUpRecord(SQLModel, table=True):
     block_number: int = Field(sa_type=BigInteger)
     log_index: int
     tx_hash: str
+
+
+class TariffRecord(SQLModel, table=True):
+    """Tariffs as set on chain (at deployment, then by ``setTariffs``), in force from the block."""
+
+    __tablename__ = "tariff"
+    __table_args__ = (UniqueConstraint("block_number", "log_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_in_ueur_per_kWh: int = Field(sa_type=BigInteger)
+    retail_ueur_per_kWh: int = Field(sa_type=BigInteger)
+    grid_fee_ueur_per_kWh: int = Field(sa_type=BigInteger)
+    block_number: int = Field(sa_type=BigInteger, index=True)
+    log_index: int
+
+
+class SlotOutcomeRecord(SQLModel, table=True):
+    """The settlement worker's record of one slot: its plan, then its outcome.
+
+    ``status`` is ``planned`` once the fills are decided and written (before any transaction),
+    then ``settled`` when every batch is on chain. Energy in Wh, money in micro-euro.
+    ``surplus_Wh`` and ``deficit_Wh`` are what was left to trade when the slot was cleared
+    (metered export and import minus direct takes); the unmatched parts go to and come from the
+    grid.
+    """
+
+    __tablename__ = "slot_outcome"
+
+    slot: int = Field(primary_key=True, sa_type=BigInteger)
+    status: str
+    mechanism: str
+    clearing_price_ueur_per_kWh: int | None = Field(default=None, sa_type=BigInteger)
+    households: int
+    surplus_Wh: int = Field(sa_type=BigInteger)
+    deficit_Wh: int = Field(sa_type=BigInteger)
+    matched_Wh: int = Field(sa_type=BigInteger)
+    unmatched_surplus_Wh: int = Field(sa_type=BigInteger)
+    unmatched_deficit_Wh: int = Field(sa_type=BigInteger)
+    fills: int
+    batches: int
+    cost_ueur: int = Field(default=0, sa_type=BigInteger)
+    fees_ueur: int = Field(default=0, sa_type=BigInteger)
+    gas_used: int = Field(default=0, sa_type=BigInteger)
+
+
+class SettlementBatchRecord(SQLModel, table=True):
+    """One planned ``settleBatch`` transaction: its fills (JSON), then its transaction hash."""
+
+    __tablename__ = "settlement_batch"
+    __table_args__ = (UniqueConstraint("slot", "batch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    slot: int = Field(sa_type=BigInteger, index=True)
+    batch: int
+    fills_json: str
+    tx_hash: str | None = None
+    gas_used: int = Field(default=0, sa_type=BigInteger)
+
+
+class BalanceRecord(SQLModel, table=True):
+    """An account's payment-token balance (micro-euro), as the mirrored events imply.
+
+    It follows ERC-20 ``Transfer`` events (top-ups, transfers) and settlement moves
+    (``FillSettled``: the buyer pays cost and fee, the seller earns the cost, the fee recipient
+    of the time earns the fee), so it is exact once the indexer has caught up. The chain stays the
+    authority: the settlement worker re-reads a balance from a refused batch.
+    """
+
+    __tablename__ = "balance"
+
+    account: str = Field(primary_key=True)
+    balance_ueur: int = Field(default=0, sa_type=BigInteger)
+
+
+class IndexerState(SQLModel, table=True):
+    """Small facts the indexer carries between events, e.g. the current fee recipient."""
+
+    __tablename__ = "indexer_state"
+
+    key: str = Field(primary_key=True)
+    value: str

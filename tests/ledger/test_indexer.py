@@ -10,18 +10,20 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from ledger import Chain, Fill, open_chain
+from ledger import Chain, Fill, Tariffs, open_chain
 from ledger.indexer import IndexerError, index, make_engine
 from ledger.models import (
+    BalanceRecord,
     ChainEvent,
     FillRecord,
     HouseholdRecord,
     IndexerCursor,
     OrderRecord,
     ReadingRecord,
+    TariffRecord,
     TopUpRecord,
 )
-from tests.world import SLOT, World, new_world
+from tests.world import SLOT, Member, World, new_world
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def engine(tmp_path: Path) -> Engine:
     return make_engine(f"sqlite:///{tmp_path / 'mirror.db'}")
 
 
-def _trade(w: World) -> None:
+def _trade(w: World) -> tuple[Member, Member]:
     seller = w.household()
     buyer = w.household(prosumer=False, topup_ueur=1_000_000)
     w.meter(seller, SLOT, export_Wh=500)
@@ -45,6 +47,7 @@ def _trade(w: World) -> None:
     w.client.settle_batch(w.operator, SLOT, 0, [Fill(offer, bid, 300, 100_000)])
     w.client.take_offer(buyer.account, offer, SLOT, 100)
     w.client.cancel_bid(buyer.account, bid)
+    return seller, buyer
 
 
 def test_index_mirrors_every_event_and_projection(chain: Chain, engine: Engine) -> None:
@@ -69,6 +72,30 @@ def test_index_mirrors_every_event_and_projection(chain: Chain, engine: Engine) 
         orders = {(o.side, o.order_id): o.open for o in s.exec(select(OrderRecord))}
         assert orders == {("offer", 1): True, ("bid", 1): False}
         assert s.exec(select(TopUpRecord)).one().amount_ueur == 1_000_000
+
+
+def test_index_projects_balances_and_tariffs_exactly_as_the_chain_holds_them(
+    chain: Chain, engine: Engine
+) -> None:
+    w = new_world(chain)
+    _, buyer = _trade(w)
+    # An ERC-20 transfer moves money outside settlement; the projection follows it too.
+    w.client.transfer(buyer.account, w.operator.address, 12_345)
+    w.client.set_tariffs(w.operator, Tariffs(50_000, 260_000, 30_000))
+    index(w.client, engine)
+    with Session(engine) as s:
+        balances = {b.account: b.balance_ueur for b in s.exec(select(BalanceRecord))}
+        tariffs = s.exec(select(TariffRecord).order_by(TariffRecord.block_number)).all()
+    accounts = {w.client.household(h).account for h in (1, 2)} | {w.client.fee_recipient()}
+    assert balances.keys() >= accounts
+    for account in accounts:
+        assert balances[account] == w.client.balance_of(account), account
+    assert sum(balances.values()) == w.client.total_supply() == 1_000_000
+    assert [(t.feed_in_ueur_per_kWh, t.retail_ueur_per_kWh) for t in tariffs][-1] == (
+        50_000,
+        260_000,
+    )
+    assert len(tariffs) == 2
 
 
 def test_index_again_adds_only_new_events(chain: Chain, engine: Engine) -> None:
