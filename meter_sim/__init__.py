@@ -1,1 +1,89 @@
-"""Voisin meter simulator: neighbourhood scenarios and signing smart meters (issue 3)."""
+"""Voisin meter simulator: neighbourhood scenarios and signing smart meters.
+
+A run in four steps::
+
+    scenario = default_scenario(households=30, days=1, seed=7)   # or load_scenario("x.toml")
+    flows = simulate(scenario)                  # integer Wh per household and slot
+    readings = sign_readings(scenario, flows, client.domain_separator())
+    sent = envelopes(scenario, readings, domain, FaultRates(dropped=0.01))  # faults optional
+    report = deliver_in_process(client, operator, sent)   # or: await deliver_http(sent, url)
+
+Modules: :mod:`~meter_sim.scenario` (scenarios as data, keys from the seed),
+:mod:`~meter_sim.load` (BDEW H0 via demandlib), :mod:`~meter_sim.pv` (pvlib),
+:mod:`~meter_sim.battery`, :mod:`~meter_sim.flows`, :mod:`~meter_sim.meters` (registers and
+signatures), :mod:`~meter_sim.faults`, :mod:`~meter_sim.delivery`.
+
+This package imports ``ledger``, never ``api``.
+"""
+
+from meter_sim.battery import dispatch
+from meter_sim.delivery import (
+    DeliveryReport,
+    Outcome,
+    RetryPolicy,
+    Status,
+    deliver_http,
+    deliver_in_process,
+    meter_records,
+)
+from meter_sim.errors import DeliveryError, MeterSimError, ScenarioError, WeatherError
+from meter_sim.faults import Envelope, Fault, FaultRates, envelopes
+from meter_sim.flows import Flows, simulate
+from meter_sim.load import h0_year, load_Wh
+from meter_sim.meters import registers, sign_readings
+from meter_sim.pv import Sky, pv_Wh, sky_for, tmy_location
+from meter_sim.scenario import (
+    LYON,
+    PV,
+    WALENSTADT,
+    Battery,
+    HouseholdSpec,
+    Identity,
+    Location,
+    Scenario,
+    default_scenario,
+    load_scenario,
+    quartierstrom_scenario,
+    scenario_from_dict,
+)
+
+__all__ = [
+    "LYON",
+    "PV",
+    "WALENSTADT",
+    "Battery",
+    "DeliveryError",
+    "DeliveryReport",
+    "Envelope",
+    "Fault",
+    "FaultRates",
+    "Flows",
+    "HouseholdSpec",
+    "Identity",
+    "Location",
+    "MeterSimError",
+    "Outcome",
+    "RetryPolicy",
+    "Scenario",
+    "ScenarioError",
+    "Sky",
+    "Status",
+    "WeatherError",
+    "default_scenario",
+    "deliver_http",
+    "deliver_in_process",
+    "dispatch",
+    "envelopes",
+    "h0_year",
+    "load_Wh",
+    "load_scenario",
+    "meter_records",
+    "pv_Wh",
+    "quartierstrom_scenario",
+    "registers",
+    "scenario_from_dict",
+    "sign_readings",
+    "simulate",
+    "sky_for",
+    "tmy_location",
+]
