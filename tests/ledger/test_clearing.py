@@ -180,6 +180,92 @@ def test_negative_surplus_and_non_positive_caps_are_rejected() -> None:
         order(1, 1, BID, 0, cap=0)
 
 
+# ──────────────────────── Worked example: 3 sellers, 4 buyers, a tie ────────────────────────
+#
+# Band [80k, 250k] ueur/kWh. Offers 2 and 3 tie on price (150k) and on time (sequence 1), so
+# the lower id, offer 2, goes first.
+#
+#   seller  household  limit   surplus        buyer  household  limit   deficit
+#   offer 1     1      100k     300 Wh         bid 1     4      240k     400 Wh
+#   offer 2     2      150k     500 Wh         bid 2     5      200k     300 Wh
+#   offer 3     3      150k     400 Wh         bid 3     6      160k     300 Wh
+#                                              bid 4     7      120k     200 Wh
+#
+# Merit order (pay-as-offer and midpoint share it): bid 1 takes offer 1's 300 Wh, then 100 Wh
+# of offer 2 (the tie goes to id 2); bid 2 takes 300 Wh of offer 2; bid 3 takes offer 2's last
+# 100 Wh and 200 Wh of offer 3; bid 4 (120k) cannot pay 150k. Matched 1,000 Wh; 200 Wh of
+# offer 3 go to the grid and bid 4's 200 Wh come from it.
+#
+# Uniform price: supply at p is 300 Wh for 100k <= p < 150k and 1,200 Wh from 150k; demand is
+# 1,200 Wh up to 120k, 1,000 up to 160k, 700 up to 200k, 400 up to 240k. V(p) = min(...) is
+# largest (1,000 Wh) on [150k, 160k]; the price is (150k + 160k) // 2 = 155k.
+
+WORKED_BOOK = [
+    order(1, 1, OFFER, 100_000, seq=0),
+    order(2, 2, OFFER, 150_000, seq=1),
+    order(3, 3, OFFER, 150_000, seq=1),
+    order(1, 4, BID, 240_000),
+    order(2, 5, BID, 200_000),
+    order(3, 6, BID, 160_000),
+    order(4, 7, BID, 120_000),
+]
+WORKED_SURPLUS = {1: 300, 2: 500, 3: 400}
+WORKED_DEFICIT = {4: 400, 5: 300, 6: 300, 7: 200}
+# (offer, bid, Wh) in merit order.
+WORKED_PAIRS = [(1, 1, 300), (2, 1, 100), (2, 2, 300), (2, 3, 100), (3, 3, 200)]
+
+
+def test_worked_example_pay_as_offer() -> None:
+    result = pay_as_offer(WORKED_BOOK, WORKED_SURPLUS, WORKED_DEFICIT, TARIFFS)
+    prices = [100_000, 150_000, 150_000, 150_000, 150_000]
+    assert result == ClearingResult(
+        fills=tuple(Fill(o, b, wh, p) for (o, b, wh), p in zip(WORKED_PAIRS, prices, strict=True)),
+        clearing_price_ueur_per_kWh=None,
+        matched_Wh=1000,
+        unmatched_surplus_Wh=200,
+        unmatched_deficit_Wh=200,
+    )
+
+
+def test_worked_example_midpoint_pay_as_bid() -> None:
+    result = midpoint_pay_as_bid(WORKED_BOOK, WORKED_SURPLUS, WORKED_DEFICIT, TARIFFS)
+    # (100k + 240k) // 2, (150k + 240k) // 2, (150k + 200k) // 2, (150k + 160k) // 2 twice.
+    prices = [170_000, 195_000, 175_000, 155_000, 155_000]
+    assert result.fills == tuple(
+        Fill(o, b, wh, p) for (o, b, wh), p in zip(WORKED_PAIRS, prices, strict=True)
+    )
+    assert (result.matched_Wh, result.unmatched_surplus_Wh, result.unmatched_deficit_Wh) == (
+        1000,
+        200,
+        200,
+    )
+
+
+def test_worked_example_pay_as_clear() -> None:
+    result = pay_as_clear(WORKED_BOOK, WORKED_SURPLUS, WORKED_DEFICIT, TARIFFS)
+    assert result == ClearingResult(
+        fills=tuple(Fill(o, b, wh, 155_000) for o, b, wh in WORKED_PAIRS),
+        clearing_price_ueur_per_kWh=155_000,
+        matched_Wh=1000,
+        unmatched_surplus_Wh=200,
+        unmatched_deficit_Wh=200,
+    )
+
+
+def test_worked_example_tie_goes_to_the_earlier_order_then_the_lower_id() -> None:
+    # Give offer 3 time priority over offer 2: it now serves bid 1's second 100 Wh.
+    book = [
+        o if (o.side, o.order_id) != (OFFER, 3) else order(3, 3, OFFER, 150_000, seq=0)
+        for o in WORKED_BOOK
+    ]
+    result = pay_as_offer(book, WORKED_SURPLUS, WORKED_DEFICIT, TARIFFS)
+    assert [(f.offer_id, f.bid_id, f.energy_Wh) for f in result.fills][:3] == [
+        (1, 1, 300),
+        (3, 1, 100),
+        (3, 2, 300),
+    ]
+
+
 # ───────────────────────────── Properties ─────────────────────────────
 
 
@@ -414,3 +500,45 @@ def test_without_prosumers_on_both_sides_pay_as_clear_matches_at_least_the_merit
     # are one feasible allocation at that single price, and pay-as-clear maximises over prices.
     # (With a household on both sides this can fail either way, so it is not asserted there.)
     assert pay_as_clear(*market).matched_Wh >= pay_as_offer(*market).matched_Wh
+
+
+@given(market=markets())
+@settings(max_examples=150, deadline=None)
+def test_pay_as_clear_leaves_no_unmatched_pair_that_could_trade_at_its_price(
+    market: tuple[list[BookOrder], dict[int, int], dict[int, int], Tariffs],
+) -> None:
+    orders, surplus, deficit, tariffs = market
+    result = pay_as_clear(orders, surplus, deficit, tariffs)
+    feed_in = tariffs.feed_in_ueur_per_kWh
+    ceiling = tariffs.retail_ueur_per_kWh - tariffs.grid_fee_ueur_per_kWh
+    sold: dict[int, int] = defaultdict(int)
+    bought: dict[int, int] = defaultdict(int)
+    used: dict[tuple[Side, int], int] = defaultdict(int)
+    offers = {o.order_id: o for o in orders if o.side is OFFER}
+    bids = {o.order_id: o for o in orders if o.side is BID}
+    for f in result.fills:
+        sold[offers[f.offer_id].household_id] += f.energy_Wh
+        bought[bids[f.bid_id].household_id] += f.energy_Wh
+        used[(OFFER, f.offer_id)] += f.energy_Wh
+        used[(BID, f.bid_id)] += f.energy_Wh
+
+    def left(o: BookOrder) -> int:
+        energy = surplus if o.side is OFFER else deficit
+        traded = sold if o.side is OFFER else bought
+        room = energy.get(o.household_id, 0) - traded[o.household_id]
+        if o.max_Wh_per_slot is not None:
+            room = min(room, o.max_Wh_per_slot - used[(o.side, o.order_id)])
+        return room
+
+    price = result.clearing_price_ueur_per_kWh
+    for o in offers.values():
+        for b in bids.values():
+            if o.household_id == b.household_id or left(o) <= 0 or left(b) <= 0:
+                continue
+            ask = max(o.price_limit_ueur_per_kWh, feed_in)
+            pay = min(b.price_limit_ueur_per_kWh, ceiling)
+            if price is None:
+                # Nothing cleared: no pair had any price in common inside the band.
+                assert ask > pay
+            else:
+                assert not (ask <= price <= pay), (o, b, price)
