@@ -312,3 +312,30 @@ def test_a_buyer_short_of_funds_is_capped_to_what_it_can_pay(
     assert 0 < outcome.matched_Wh < 5_000
     assert client.balance_of(buyer.account.address) >= 0
     assert outcome.cost_ueur + outcome.fees_ueur <= 10_000
+
+
+def test_funds_spent_between_plan_and_send_make_the_worker_cap_that_buyer(
+    memory_chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market = new_market(memory_chain, tmp_path, households=2)
+    client = market.world.client
+    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
+    seller, buyer = market.members
+    market.meter_slot(SLOT, {seller.id: (0, 5_000), buyer.id: (5_000, 0)})
+    plan = SettlementWorker._plan
+    refused: list[str] = []
+
+    def plan_then_spend(self: SettlementWorker, slot: int, tariffs: Tariffs) -> object:
+        record = plan(self, slot, tariffs)
+        # The buyer spends all but 10,000 ueur after the plan was made from the mirror.
+        client.transfer(buyer.account, market.world.operator.address, TOPUP - 10_000)
+        return record
+
+    monkeypatch.setattr(SettlementWorker, "_plan", plan_then_spend)
+    outcome = market.worker(say=refused.append).settle_slot(SLOT)
+    assert any("InsufficientFunds" in line for line in refused)
+    assert 0 < outcome.matched_Wh < 5_000
+    assert outcome.cost_ueur + outcome.fees_ueur <= 10_000
+    assert (
+        client.balance_of(buyer.account.address) == 10_000 - outcome.cost_ueur - outcome.fees_ueur
+    )
