@@ -304,7 +304,7 @@ def _volume_at(price: int, book: _Book) -> int:
     return volume
 
 
-def _max_flow_fills(book: _Book, price: int) -> list[Fill]:
+def _max_flow_fills(book: _Book, price: int, target_Wh: int) -> list[Fill]:
     """Fills at ``price`` that move the most energy, seeded by the merit order.
 
     The greedy merit order gives priority to the best-priced and earliest orders, but a
@@ -314,6 +314,11 @@ def _max_flow_fills(book: _Book, price: int) -> list[Fill]:
     """
     offers = tuple(o for o in book.offers if o.limit <= price)
     bids = tuple(b for b in book.bids if b.limit >= price)
+    greedy = _greedy(offers, bids, book.surplus, book.deficit)
+    if sum(energy_Wh for _, _, energy_Wh in greedy) == target_Wh:
+        # The merit order already moves the most energy (the usual case): no augmenting path
+        # exists, and its fills come out in the same (bid, offer) order the flow would give.
+        return [Fill(o.order.order_id, b.order.order_id, wh, price) for o, b, wh in greedy]
     sellers = sorted({o.household for o in offers})
     buyers = sorted({b.household for b in bids})
     # Node numbering: source, sink, seller households, offers, bids, buyer households.
@@ -351,7 +356,7 @@ def _max_flow_fills(book: _Book, price: int) -> list[Fill]:
 
     o_index = {id(o): i for i, o in enumerate(offers)}
     b_index = {id(b): i for i, b in enumerate(bids)}
-    for o, b, energy_Wh in _greedy(offers, bids, book.surplus, book.deficit):
+    for o, b, energy_Wh in greedy:
         oi, bi = o_index[id(o)], b_index[id(b)]
         path = [
             source,
@@ -424,7 +429,7 @@ def pay_as_clear(
     price = mid
     if _volume_at(mid, book) != best:
         price = min(best_prices, key=lambda p: (abs(p - mid), p))
-    return _result(book, _max_flow_fills(book, price), price)
+    return _result(book, _max_flow_fills(book, price, best), price)
 
 
 #: The mechanisms by the names users choose them with (``--mechanism``).
