@@ -1,8 +1,8 @@
 """The ``voisin`` command: the composition root of Voisin.
 
 Subcommands import what they need lazily, so ``voisin --help`` stays fast. Today:
-``voisin demo`` walks one small neighbourhood through the settlement core on the configured
-chain (the embedded one by default). Later issues add ``simulate``, ``serve`` and ``audit``.
+``voisin demo`` walks one small neighbourhood through readings, agents' orders, clearing,
+settlement, indexing and statements on the configured chain (the embedded one by default). Later issues add ``simulate``, ``serve`` and ``audit``.
 """
 
 from __future__ import annotations
@@ -25,20 +25,24 @@ def _demo(args: argparse.Namespace) -> int:
     database_url = settings.database_url or f"sqlite:///{(data_dir / 'voisin.db').resolve()}"
     print(f"Voisin demo — data in {data_dir.resolve()}")
     try:
-        report = run_demo(chain, data_dir, database_url, settings.chain_key_value())
+        report = run_demo(
+            chain, data_dir, database_url, settings.chain_key_value(), mechanism=args.mechanism
+        )
     except LedgerError as exc:
         print(f"voisin demo: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print()
     print(
         f"{'household':<22}{'export Wh':>10}{'import Wh':>10}{'sold Wh':>9}"
-        f"{'bought Wh':>10}{'balance EUR':>13}"
+        f"{'bought Wh':>10}{'bill EUR':>10}{'grid-only EUR':>14}{'savings EUR':>12}"
     )
     for h in report.households:
         print(
             f"{h['name']:<22}{h['exported_Wh']:>10}{h['imported_Wh']:>10}"
             f"{h['sold_locally_Wh']:>9}{h['bought_locally_Wh']:>10}"
-            f"{h['balance_ueur'] / 1_000_000:>13.6f}"
+            f"{h['net_cost_ueur'] / 1_000_000:>10.4f}"
+            f"{h['grid_only_cost_ueur'] / 1_000_000:>14.4f}"
+            f"{h['savings_ueur'] / 1_000_000:>12.4f}"
         )
     print()
     print(
@@ -62,11 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
-        help="walk four households through readings, orders, settlement and indexing",
+        help="walk four households through readings, orders, clearing, settlement and bills",
         description="Run a small end-to-end demo on the chain (embedded by default).",
     )
     demo.add_argument("--data-dir", help="data directory (default: VOISIN_DATA_DIR or ./data)")
     demo.add_argument("--chain", help="'embedded' or a JSON-RPC URL (default: VOISIN_CHAIN)")
+    demo.add_argument(
+        "--mechanism",
+        choices=["pay-as-clear", "midpoint", "pay-as-offer"],
+        default="pay-as-clear",
+        help="clearing mechanism (default: pay-as-clear)",
+    )
     demo.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     demo.set_defaults(func=_demo)
     return parser
