@@ -121,7 +121,18 @@ def _energy_by_slot(events: list[Event]) -> dict[tuple[int, int], tuple[int, int
 def test_eight_slots_settle_and_statements_match_the_chain_to_the_microeuro(
     embedded_chain: Chain, tmp_path: Path, mechanism: str
 ) -> None:
-    market = new_market(embedded_chain, tmp_path)
+    _eight_slots(embedded_chain, tmp_path, mechanism)
+
+
+@pytest.mark.anvil
+def test_eight_slots_settle_the_same_way_on_an_anvil_node(
+    anvil_chain: Chain, tmp_path: Path
+) -> None:
+    _eight_slots(anvil_chain, tmp_path, "pay-as-clear")
+
+
+def _eight_slots(chain: Chain, tmp_path: Path, mechanism: str) -> None:
+    market = new_market(chain, tmp_path)
     client = market.world.client
     posted = post_default_orders(
         client, market.engine, market.agents, SLOTS[0], start_block=market.start_block
@@ -149,9 +160,9 @@ def test_eight_slots_settle_and_statements_match_the_chain_to_the_microeuro(
 
     assert sum(o.fills for o in outcomes) > 0, "the book was built so that trades happen"
     # Running a slot again settles nothing more and changes no block.
-    head = int(embedded_chain.w3.eth.block_number)
+    head = int(chain.w3.eth.block_number)
     assert worker.settle_slot(SLOTS[3]) == outcomes[3]
-    assert int(embedded_chain.w3.eth.block_number) == head
+    assert int(chain.w3.eth.block_number) == head
 
     index(client, market.engine, start_block=market.start_block)
     tariffs = client.tariffs()
