@@ -119,7 +119,7 @@ def classify(
     *,
     now_slot: int | None = None,
     future_tolerance_slots: int = 1,
-    late_after_slots: int = 1,
+    late_after_slots: int = 0,
 ) -> IntakeResult:
     """Classify ``readings`` against the known ``meters`` (address -> record).
 
