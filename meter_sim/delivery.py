@@ -12,12 +12,13 @@ are committed with :meth:`ledger.VoisinClient.commit_readings` in batches of up 
 slots in increasing order).
 
 *HTTP* (:func:`deliver_http`): ``POST {base_url}/readings`` with
-``{"readings": [<wire form>]}``, one reading per request. Each meter sends its own readings in
-order (a later slot accepted first would make an earlier one stale); a semaphore bounds the
-requests in flight across meters. Connection errors, 5xx and 429 are retried with exponential
-backoff (honouring ``Retry-After``); the same body is sent again, so a retry of a reading that
-the first attempt did deliver gets ``409`` and counts as delivered. ``202`` is accepted,
-``422`` is a rejection ``{"code", "message"}`` and is reported, never retried.
+``{"readings": [<wire form>]}``, one reading per request, one send slot after the other. Each
+meter sends its own readings in order (a later slot accepted first would make an earlier one
+stale); a semaphore bounds the requests in flight across meters. Connection errors, 5xx and
+429 are retried with exponential backoff (honouring ``Retry-After``); the same body is sent
+again, so a retry of a reading that the first attempt did deliver gets ``409`` and counts as
+delivered. ``202`` is accepted, ``422`` is a rejection ``{"code", "message"}`` and is
+reported, never retried.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import groupby
@@ -40,6 +41,9 @@ from ledger.errors import LedgerError
 from ledger.intake import MeterRecord, classify, reading_to_json
 from meter_sim.errors import DeliveryError
 from meter_sim.faults import Envelope, Fault
+
+
+_sleep = asyncio.sleep  # the backoff's clock (tests record the delays through it)
 
 
 class Status(StrEnum):
@@ -194,11 +198,15 @@ async def deliver_http(
     concurrency: int = 16,
     retry: RetryPolicy | None = None,
     timeout_s: float = 10.0,
+    before_round: Callable[[int], Awaitable[None] | None] | None = None,
 ) -> DeliveryReport:
     """Send ``envelopes`` to ``POST {base_url}/readings``; see the module docstring.
 
-    Pass ``client`` to reuse a connection pool or to send through another transport (tests use
-    ``httpx.ASGITransport``); otherwise one is opened and closed here.
+    Envelopes go out one send slot at a time, as meters send at the end of each slot: a round
+    finishes (retries included) before the next begins. ``before_round(send_slot)``, if given,
+    runs before each round (a simulation advances its clock there; it may be a coroutine
+    function). Pass ``client`` to reuse a connection pool or to send through another
+    transport (tests use ``httpx.ASGITransport``); otherwise one is opened and closed here.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -208,13 +216,12 @@ async def deliver_http(
     report = DeliveryReport()
     gate = asyncio.Semaphore(concurrency)
     jitter = random.Random(policy.seed)
-    queues: dict[str, list[int]] = {}
+    sent: list[int] = []
     for i in sorted(range(len(envelopes)), key=lambda i: (envelopes[i].send_slot, i)):
-        env = envelopes[i]
-        if env.sent:
-            queues.setdefault(env.signed.reading.meter, []).append(i)
+        if envelopes[i].sent:
+            sent.append(i)
         else:
-            outcomes[i] = Outcome(env, Status.NOT_SENT, message="dropped on the way")
+            outcomes[i] = Outcome(envelopes[i], Status.NOT_SENT, message="dropped on the way")
 
     async def meter_worker(http: httpx.AsyncClient, indices: list[int]) -> None:
         for i in indices:
@@ -223,7 +230,15 @@ async def deliver_http(
     own = client is None
     http = client if client is not None else httpx.AsyncClient(timeout=timeout_s)
     try:
-        await asyncio.gather(*(meter_worker(http, q) for q in queues.values()))
+        for send_slot, group in groupby(sent, key=lambda i: envelopes[i].send_slot):
+            if before_round is not None:
+                ready = before_round(send_slot)
+                if ready is not None:
+                    await ready
+            queues: dict[str, list[int]] = {}
+            for i in group:
+                queues.setdefault(envelopes[i].signed.reading.meter, []).append(i)
+            await asyncio.gather(*(meter_worker(http, q) for q in queues.values()))
     finally:
         if own:
             await http.aclose()
@@ -288,7 +303,7 @@ async def _post_one(
         delay *= jitter.uniform(0.5, 1.0)
         if retry_after is not None:
             delay = min(policy.max_backoff_s, max(delay, retry_after))
-        await asyncio.sleep(delay)
+        await _sleep(delay)
     return Outcome(
         env,
         Status.FAILED,
