@@ -42,7 +42,6 @@ from ledger.intake import MeterRecord, classify, reading_to_json
 from meter_sim.errors import DeliveryError
 from meter_sim.faults import Envelope, Fault
 
-
 _sleep = asyncio.sleep  # the backoff's clock (tests record the delays through it)
 
 
