@@ -8,6 +8,9 @@ seeded baselines of :attr:`Scenario.identities`) and signs, at the end of slot `
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from itertools import pairwise
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -27,20 +30,53 @@ def registers(scenario: Scenario, flows: Flows) -> tuple[NDArray[np.int64], NDAr
     )
 
 
-def sign_readings(scenario: Scenario, flows: Flows, domain: bytes) -> list[SignedReading]:
+def sign_readings(
+    scenario: Scenario, flows: Flows, domain: bytes, *, processes: int = 1
+) -> list[SignedReading]:
     """Every meter's signed reading for every slot, slot by slot (the order meters send them).
 
     ``domain`` is the deployment's EIP-712 domain separator
     (:meth:`ledger.VoisinClient.domain_separator` or :func:`ledger.eip712.domain_separator`).
+    Signing dominates the cost of a run (one secp256k1 signature per meter and slot);
+    ``processes`` > 1 splits the meters over that many worker processes. ECDSA signatures here
+    are deterministic (RFC 6979), so the result is the same either way.
     """
     imports, exports = registers(scenario, flows)
     ids = scenario.identities
     slots = flows.slots.tolist()
-    imp = imports.tolist()
-    exp = exports.tolist()
-    out: list[SignedReading] = []
-    for t, slot in enumerate(slots):
-        for h, ident in enumerate(ids):
-            reading = Reading(ident.meter, slot, imp[h][t], exp[h][t])
-            out.append(sign_reading(ident.meter_key, reading, domain))
+    jobs = [
+        ([(i.meter_key, i.meter) for i in ids[lo:hi]], slots, imports[lo:hi].tolist(),
+         exports[lo:hi].tolist(), domain)
+        for lo, hi in _chunks(len(ids), max(1, processes))
+    ]  # fmt: skip
+    if processes <= 1:
+        blocks = [_sign_block(*job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(processes) as pool:
+            blocks = list(pool.map(_sign_block, *zip(*jobs, strict=True)))
+    per_meter = [row for block in blocks for row in block]
+    return [per_meter[h][t] for t in range(len(slots)) for h in range(len(ids))]
+
+
+def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
+    bounds = [n * k // parts for k in range(parts + 1)]
+    return [(lo, hi) for lo, hi in pairwise(bounds) if hi > lo]
+
+
+def _sign_block(
+    meters: list[tuple[bytes, str]],
+    slots: list[int],
+    imports: list[list[int]],
+    exports: list[list[int]],
+    domain: bytes,
+) -> list[list[SignedReading]]:
+    """Each meter's readings of every slot (a top-level function, so a process pool can run it)."""
+    out: list[list[SignedReading]] = []
+    for (key, meter), imp, exp in zip(meters, imports, exports, strict=True):
+        out.append(
+            [
+                sign_reading(key, Reading(meter, slot, imp[t], exp[t]), domain)
+                for t, slot in enumerate(slots)
+            ]
+        )
     return out

@@ -52,3 +52,10 @@ def test_same_seed_gives_identical_flows_another_seed_other_flows() -> None:
     for name in ("load_Wh", "pv_Wh", "import_Wh", "export_Wh", "charge_Wh"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     assert not np.array_equal(a.load_Wh, c.load_Wh)
+
+
+def test_signing_over_worker_processes_gives_the_same_readings() -> None:
+    sc = default_scenario(3, days=1, seed=7)
+    flows = simulate(sc)
+    one = sign_readings(sc, flows, DOMAIN)
+    assert sign_readings(sc, flows, DOMAIN, processes=2) == one
