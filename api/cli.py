@@ -2,7 +2,8 @@
 
 Subcommands import what they need lazily, so ``voisin --help`` stays fast. Today:
 ``voisin demo`` walks one small neighbourhood through readings, agents' orders, clearing,
-settlement, indexing and statements on the configured chain (the embedded one by default). Later issues add ``simulate``, ``serve`` and ``audit``.
+settlement, indexing and statements on the configured chain (the embedded one by default);
+``voisin serve`` runs the API service. Later issues add ``simulate`` and ``audit``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,35 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from api.app import create_app
+    from api.settings import Settings
+    from ledger.errors import LedgerError
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"voisin serve: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    print(
+        f"Voisin API on http://{args.host}:{args.port} — chain {settings.chain}, "
+        f"data in {settings.data_dir.resolve()}",
+        flush=True,
+    )
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    except LedgerError as exc:
+        print(f"voisin serve: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voisin", description="Voisin: peer-to-peer neighbourhood energy trading ledger."
@@ -79,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     demo.set_defaults(func=_demo)
+    serve = sub.add_parser(
+        "serve",
+        help="run the API service (embedded chain and SQLite in VOISIN_DATA_DIR by default)",
+        description="Run the Voisin API. Settings come from VOISIN_* environment variables.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.set_defaults(func=_serve)
     return parser
 
 

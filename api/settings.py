@@ -6,9 +6,13 @@ The defaults run the embedded chain with SQLite in ``./data``, with no set-up.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Operator tokens that must never guard a real deployment.
+PLACEHOLDER_TOKENS = frozenset({"", "change-me", "changeme", "secret", "operator", "token"})
 
 
 class Settings(BaseSettings):
@@ -32,6 +36,58 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the mirror database; default sqlite in data_dir.",
     )
+
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="'production' refuses placeholder secrets and requires VOISIN_OPERATOR_TOKEN.",
+    )
+    operator_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token of the grid operator. In development, if unset, one is generated and "
+            "kept in data_dir/operator.token (mode 0600)."
+        ),
+    )
+    key_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Secret that encrypts the household keys the API holds. In development, if unset, "
+            "one is generated and kept in data_dir/key.secret (mode 0600)."
+        ),
+    )
+    feed_in_ueur_per_kWh: int = Field(default=40_000, ge=0, lt=2**64)
+    retail_ueur_per_kWh: int = Field(default=250_000, ge=0, lt=2**64)
+    grid_fee_ueur_per_kWh: int = Field(default=30_000, ge=0, lt=2**64)
+    slot_seconds: int = Field(
+        default=900, description="Slot length; readings are signed for unix_seconds // 900."
+    )
+    auto_settle: bool = Field(
+        default=True,
+        description="Settle each slot automatically once it has been closed for settle_after_s.",
+    )
+    settle_after_s: int = Field(default=120, ge=0)
+    outbox_interval_s: float = Field(default=0.5, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.slot_seconds != 900:
+            raise ValueError(
+                "slot_seconds must be 900: meters sign readings for unix_seconds // 900 "
+                "(the EU 15-minute settlement period)"
+            )
+        if self.retail_ueur_per_kWh < self.feed_in_ueur_per_kWh + self.grid_fee_ueur_per_kWh:
+            raise ValueError("tariffs need feed_in + grid_fee <= retail, or nothing can trade")
+        if self.environment == "production":
+            for name in ("operator_token", "key_secret"):
+                value: SecretStr | None = getattr(self, name)
+                if value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_TOKENS:
+                    raise ValueError(
+                        f"VOISIN_{name.upper()} must be set to a real secret in production "
+                        "(at least 24 characters, not a placeholder)"
+                    )
+                if len(value.get_secret_value()) < 24:
+                    raise ValueError(f"VOISIN_{name.upper()} must be at least 24 characters")
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -1,0 +1,121 @@
+"""Every error the API returns is JSON: ``{"code": "...", "message": "..."}``.
+
+``code`` is a stable machine code; ``message`` says what was wrong and what is allowed. Ledger
+errors map by category: input rejected -> 422, conflict -> 409, not found -> 404, access
+denied -> 403, paused or chain unreachable -> 503.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger import errors as ledger_errors
+
+
+class ApiError(Exception):
+    """An error answered as ``status`` with ``{"code", "message"}`` (and optional details)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def unauthorized(message: str = "a valid bearer token is required") -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+def not_found(code: str, message: str) -> ApiError:
+    return ApiError(404, code, message)
+
+
+def chain_unavailable(exc: BaseException) -> ApiError:
+    return ApiError(503, "chain_unavailable", f"the chain cannot be reached: {exc}; try again")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def from_ledger(exc: ledger_errors.LedgerError) -> ApiError:
+    """The API error for a ledger error (a contract revert or a chain problem)."""
+    message = str(exc)
+    if isinstance(exc, ledger_errors.ContractError):
+        code = _snake(type(exc).__name__)
+        if isinstance(exc, ledger_errors.LedgerPaused):
+            return ApiError(503, code, f"the ledger is paused by the operator: {message}")
+        if isinstance(exc, ledger_errors.NotFound):
+            return ApiError(404, code, message)
+        if isinstance(exc, ledger_errors.AccessDenied):
+            return ApiError(403, code, message)
+        if isinstance(exc, ledger_errors.Conflict):
+            return ApiError(409, code, message)
+        return ApiError(422, code, message)
+    if isinstance(exc, ledger_errors.ChainUnavailable):
+        return chain_unavailable(exc)
+    return ApiError(502, "chain_error", f"the chain refused the transaction: {message}")
+
+
+def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return body
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the JSON shape above."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            _body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append({"field": where, "problem": err.get("msg", "invalid")})
+        first = problems[0] if problems else {"field": "", "problem": "invalid input"}
+        message = f"{first['field'] or 'request'}: {first['problem']}"
+        return JSONResponse(_body("invalid_input", message, problems), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        code = codes.get(exc.status_code, f"http_{exc.status_code}")
+        return JSONResponse(_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(ledger_errors.LedgerError)
+    async def ledger_error(_: Request, exc: ledger_errors.LedgerError) -> JSONResponse:
+        err = from_ledger(exc)
+        return JSONResponse(_body(err.code, err.message), err.status)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        return JSONResponse(
+            _body("database_unavailable", f"the database cannot be reached: {exc.orig}"), 503
+        )

@@ -1,0 +1,263 @@
+"""The outbox: what the API accepted, sent to the chain in order, exactly once.
+
+Readings and orders are committed to the database before the API answers. Each pass of
+:meth:`Outbox.run_once` (the background loop runs one every ``outbox_interval_s``):
+
+1. commits queued readings in slot order, in batches of up to :data:`READING_BATCH`; if the
+   chain refuses a batch, the reading it names is marked ``rejected`` with the contract's
+   reason and the rest is sent again (the intake pre-checks make this rare);
+2. posts queued orders and sends requested cancellations;
+3. mirrors the chain into the database (the indexer);
+4. settles closed slots (with ``auto_settle``).
+
+If the node is unreachable the pass stops where it is; everything stays queued and the next
+pass resumes. A crash between sending and recording cannot apply anything twice: the contract
+refuses a second reading for a (meter, slot) and a second batch for a (slot, batch), and the
+outbox treats those refusals as "already done".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, and_, col, or_, select
+
+from api.models import ApiHousehold, ApiOrder, IntakeReading
+from ledger import errors as ledger_errors
+from ledger.eip712 import Reading, SignedReading
+from ledger.indexer import index
+from ledger.models import ReadingRecord, SlotOutcomeRecord
+
+log = logging.getLogger("voisin.outbox")
+
+#: Readings per commitReadings transaction (43,765 gas each: about 4.4 M gas per batch).
+READING_BATCH = 100
+
+
+@dataclass
+class PassResult:
+    committed: int = 0
+    rejected: int = 0
+    orders_posted: int = 0
+    orders_cancelled: int = 0
+    settled_slots: list[int] = field(default_factory=list)
+    chain_down: bool = False
+
+
+def _signed(r: IntakeReading) -> SignedReading:
+    return SignedReading(
+        Reading(r.meter, r.slot, r.import_Wh, r.export_Wh),
+        r.v,
+        bytes.fromhex(r.r.removeprefix("0x")),
+        bytes.fromhex(r.s.removeprefix("0x")),
+    )
+
+
+class Outbox:
+    def __init__(self, services: object) -> None:
+        from api.services import Services
+
+        assert isinstance(services, Services)
+        self.services = services
+
+    # ───────────────────────────── Readings ─────────────────────────────
+
+    def _queued_readings(self) -> list[IntakeReading]:
+        with Session(self.services.engine) as session:
+            return list(
+                session.exec(
+                    select(IntakeReading)
+                    .where(IntakeReading.status == "queued")
+                    .order_by(col(IntakeReading.slot), col(IntakeReading.id))
+                    .limit(READING_BATCH * 10)
+                )
+            )
+
+    def _mark(self, ids: list[int], status: str, tx_hash: str | None, reason: str | None) -> None:
+        with Session(self.services.engine) as session, session.begin():
+            for record in session.exec(select(IntakeReading).where(col(IntakeReading.id).in_(ids))):
+                record.status = status
+                record.tx_hash = tx_hash
+                record.reason = reason
+                session.add(record)
+
+    def _commit_readings(self, result: PassResult) -> None:
+        services = self.services
+        queued = self._queued_readings()
+        while queued:
+            batch = queued[:READING_BATCH]
+            try:
+                tx = services.client.commit_readings(
+                    services.chain.operator, [_signed(r) for r in batch]
+                )
+            except (
+                ledger_errors.DuplicateReading,
+                ledger_errors.StaleReading,
+            ) as exc:
+                # Already on chain (a crash after sending), or overtaken: look at the chain.
+                culprit = batch[int(exc.values["index"])]
+                self._settle_known(culprit, exc)
+                queued = self._queued_readings()
+                continue
+            except ledger_errors.ContractError as exc:
+                at = exc.values.get("index")
+                if at is None:
+                    raise
+                culprit = batch[int(at)]
+                log.warning("reading %s refused by the chain: %s", culprit.id, exc)
+                self._mark([culprit.id or 0], "rejected", None, str(exc))
+                result.rejected += 1
+                queued = self._queued_readings()
+                continue
+            self._mark([r.id or 0 for r in batch], "committed", tx.tx_hash, None)
+            result.committed += len(batch)
+            queued = queued[READING_BATCH:] or self._queued_readings()
+
+    def _settle_known(self, culprit: IntakeReading, exc: ledger_errors.ContractError) -> None:
+        """A duplicate or stale refusal: committed already if the chain holds the same reading."""
+        state = self.services.client.meter_state(culprit.meter)
+        same = state.last_slot >= culprit.slot
+        index(
+            self.services.client,
+            self.services.engine,
+            start_block=self.services.deployment.block_number,
+        )
+        with Session(self.services.engine) as session:
+            mirrored = session.exec(
+                select(ReadingRecord).where(
+                    ReadingRecord.meter == culprit.meter, ReadingRecord.slot == culprit.slot
+                )
+            ).first()
+        if (
+            same
+            and mirrored is not None
+            and (mirrored.import_Wh, mirrored.export_Wh)
+            == (
+                culprit.import_Wh,
+                culprit.export_Wh,
+            )
+        ):
+            self._mark([culprit.id or 0], "committed", mirrored.tx_hash, None)
+        else:
+            self._mark([culprit.id or 0], "rejected", None, str(exc))
+
+    # ───────────────────────────── Orders ─────────────────────────────
+
+    def _orders(self, result: PassResult) -> None:
+        services = self.services
+        with Session(services.engine) as session:
+            pending = list(
+                session.exec(
+                    select(ApiOrder)
+                    .where(
+                        or_(
+                            col(ApiOrder.status) == "queued",
+                            and_(col(ApiOrder.status) == "open", col(ApiOrder.cancel_requested)),
+                        )
+                    )
+                    .order_by(col(ApiOrder.id))
+                )
+            )
+            keys = {h.id: h.key_json for h in session.exec(select(ApiHousehold))}
+        for order in pending:
+            account = services.vault.account(keys[order.household])
+            status, chain_id, reason = order.status, order.chain_id, None
+            try:
+                if order.status == "queued":
+                    post = (
+                        services.client.post_offer
+                        if order.side == "offer"
+                        else services.client.post_bid
+                    )
+                    chain_id = post(
+                        account,
+                        order.price_limit_ueur_per_kWh,
+                        order.first_slot,
+                        order.last_slot,
+                        order.max_Wh_per_slot,
+                    )
+                    status = "open"
+                    result.orders_posted += 1
+                else:
+                    assert chain_id is not None
+                    cancel = (
+                        services.client.cancel_offer
+                        if order.side == "offer"
+                        else services.client.cancel_bid
+                    )
+                    with contextlib.suppress(ledger_errors.OrderAlreadyClosed):
+                        cancel(account, chain_id)
+                    status = "cancelled"
+                    result.orders_cancelled += 1
+            except ledger_errors.ContractError as exc:
+                status, reason = "rejected", str(exc)
+                log.warning("order %s refused by the chain: %s", order.id, exc)
+            with Session(services.engine) as session, session.begin():
+                record = session.get(ApiOrder, order.id)
+                assert record is not None
+                record.status, record.chain_id, record.reason = status, chain_id, reason
+                session.add(record)
+
+    # ───────────────────────────── A pass ─────────────────────────────
+
+    def run_once(self, *, auto_settle: bool = False) -> PassResult:
+        """One pass; stops early (and says so) if the chain is unreachable."""
+        from api.services import CHAIN_DOWN, slot_now
+
+        services = self.services
+        result = PassResult()
+        with services.chain_lock:
+            try:
+                self._commit_readings(result)
+                self._orders(result)
+                index(
+                    services.client,
+                    services.engine,
+                    start_block=services.deployment.block_number,
+                )
+                if auto_settle:
+                    closed = slot_now() - 1 - services.settings.settle_after_s // 900
+                    for slot in self._unsettled_slots(closed):
+                        services.worker.settle_slot(slot)
+                        result.settled_slots.append(slot)
+            except CHAIN_DOWN as exc:
+                services.mark_down(exc)
+                result.chain_down = True
+                return result
+            services.chain_up = True
+        return result
+
+    def _unsettled_slots(self, up_to: int) -> list[int]:
+        with Session(self.services.engine) as session:
+            metered = set(
+                session.exec(
+                    select(ReadingRecord.slot)
+                    .where(ReadingRecord.slot <= up_to)
+                    .group_by(col(ReadingRecord.slot))
+                )
+            )
+            settled = set(
+                session.exec(
+                    select(SlotOutcomeRecord.slot).where(SlotOutcomeRecord.status == "settled")
+                )
+            )
+        return sorted(metered - settled)
+
+    def backlog(self) -> dict[str, int]:
+        with Session(self.services.engine) as session:
+            readings = len(
+                session.exec(select(IntakeReading.id).where(IntakeReading.status == "queued")).all()
+            )
+            orders = len(
+                session.exec(
+                    select(ApiOrder.id).where(
+                        or_(
+                            col(ApiOrder.status) == "queued",
+                            and_(col(ApiOrder.status) == "open", col(ApiOrder.cancel_requested)),
+                        )
+                    )
+                ).all()
+            )
+        return {"readings": readings, "orders": orders}

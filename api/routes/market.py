@@ -1,0 +1,55 @@
+"""``GET /market/slots/{slot}`` (anyone) and ``POST /market/slots/{slot}/settle`` (operator)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+from sqlmodel import Session
+
+from api.auth import Operator
+from api.deps import Svc, problems
+from api.errors import ApiError, not_found
+from api.schemas import UINT32, SlotOutcomeOut
+from api.services import slot_now
+from ledger.models import SlotOutcomeRecord
+
+router = APIRouter(tags=["market"])
+SlotPath = Path(ge=1, le=UINT32 - 1)
+
+
+def _out(r: SlotOutcomeRecord) -> SlotOutcomeOut:
+    return SlotOutcomeOut(**r.model_dump())
+
+
+@router.get(
+    "/market/slots/{slot}",
+    response_model=SlotOutcomeOut,
+    responses=problems(404, 422),
+    summary="A slot's clearing outcome",
+)
+def slot_outcome(services: Svc, slot: int = SlotPath) -> SlotOutcomeOut:
+    with Session(services.engine) as session:
+        record = session.get(SlotOutcomeRecord, slot)
+    if record is None:
+        raise not_found("slot_not_settled", f"slot {slot} has not been cleared yet")
+    return _out(record)
+
+
+@router.post(
+    "/market/slots/{slot}/settle",
+    response_model=SlotOutcomeOut,
+    responses=problems(401, 403, 409, 422, 503),
+    summary="Send what is queued, then clear and settle a closed slot (operator)",
+)
+def settle(_: Operator, services: Svc, slot: int = SlotPath) -> SlotOutcomeOut:
+    """Runs one outbox pass (queued readings and orders reach the chain first), then clears and
+    settles the slot once. Settling a settled slot returns its recorded outcome."""
+    if slot >= slot_now():
+        raise ApiError(409, "slot_not_closed", f"slot {slot} has not ended yet (now: {slot_now()})")
+    result = services.outbox.run_once()
+    if result.chain_down:
+        raise ApiError(503, "chain_unavailable", "the chain cannot be reached; try again")
+    outcome = services.on_chain(lambda: services.worker.settle_slot(slot))
+    with Session(services.engine) as session:
+        record = session.get(SlotOutcomeRecord, outcome.slot)
+    assert record is not None
+    return _out(record)

@@ -1,0 +1,267 @@
+"""``/offers`` and ``/bids``: standing or one-off limit orders, and ``POST /offers/{id}/take``.
+
+A new order is stored (``queued``) before the answer (202) and posted on chain by the outbox
+(``open``, with its ``chain_id``). ``DELETE`` cancels: at once if the order is still queued,
+else the outbox cancels it on chain. Only the owner writes; any caller with a token reads.
+A take is immediate: it buys from the offer on chain, partially if need be, and fails with 409
+when nothing is left to buy.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from api.auth import Caller, HouseholdCaller
+from api.deps import Svc, problems
+from api.errors import ApiError, forbidden, not_found
+from api.models import ApiHousehold, ApiOrder
+from api.schemas import UINT32, OrderIn, OrderOut, Page, TakeIn, TakeOut
+from ledger.client import OPEN_END
+
+router = APIRouter(tags=["orders"])
+_NOTHING_LEFT = {
+    "insufficient_credits",
+    "insufficient_deficit",
+    "order_cap_exceeded",
+    "insufficient_funds",
+    "order_closed",
+}
+MAX_PAGE = 500
+
+
+def _out(o: ApiOrder) -> OrderOut:
+    return OrderOut(
+        id=o.id or 0,
+        side=o.side,  # type: ignore[arg-type]
+        household=o.household,
+        price_limit_ueur_per_kWh=o.price_limit_ueur_per_kWh,
+        first_slot=o.first_slot,
+        last_slot=None if o.last_slot == OPEN_END else o.last_slot,
+        max_Wh_per_slot=o.max_Wh_per_slot or None,
+        status=o.status,  # type: ignore[arg-type]
+        cancel_requested=o.cancel_requested,
+        chain_id=o.chain_id,
+        reason=o.reason,
+        source=o.source,
+    )
+
+
+def _post(
+    side: Literal["offer", "bid"], body: OrderIn, caller: HouseholdCaller, services: Svc
+) -> JSONResponse:
+    tariffs = services.tariffs()
+    floor = tariffs.feed_in_ueur_per_kWh
+    ceiling = tariffs.retail_ueur_per_kWh - tariffs.grid_fee_ueur_per_kWh
+    if not floor <= body.price_limit_ueur_per_kWh <= ceiling:
+        raise ApiError(
+            422,
+            "price_out_of_bounds",
+            f"price_limit_ueur_per_kWh must be between the feed-in tariff {floor} and retail "
+            f"minus the grid fee {ceiling} (ueur/kWh), got {body.price_limit_ueur_per_kWh}",
+        )
+    last = OPEN_END if body.last_slot is None else body.last_slot
+    if last < body.first_slot:
+        raise ApiError(
+            422, "invalid_slot_range", f"last_slot {last} is before first_slot {body.first_slot}"
+        )
+    with Session(services.engine) as session, session.begin():
+        household = session.get(ApiHousehold, caller.household)
+        assert household is not None
+        if side == "offer" and not household.prosumer:
+            raise forbidden("only a prosumer (a household with PV) may post offers")
+        # The household now sets its own order on this side: its agent's default steps aside.
+        for default in session.exec(
+            select(ApiOrder).where(
+                ApiOrder.household == household.id,
+                ApiOrder.side == side,
+                ApiOrder.source == "agent",
+                col(ApiOrder.status).in_(["queued", "open"]),
+            )
+        ):
+            if default.status == "queued":
+                default.status = "cancelled"
+            else:
+                default.cancel_requested = True
+            session.add(default)
+        order = ApiOrder(
+            side=side,
+            household=household.id,
+            price_limit_ueur_per_kWh=body.price_limit_ueur_per_kWh,
+            max_Wh_per_slot=body.max_Wh_per_slot or 0,
+            first_slot=body.first_slot,
+            last_slot=last,
+        )
+        session.add(order)
+        session.flush()
+        out = _out(order)
+    return JSONResponse(out.model_dump(), 202)
+
+
+def _list(
+    side: str,
+    services: Svc,
+    household: int | None,
+    slot: int | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> Page[OrderOut]:
+    query = select(ApiOrder).where(ApiOrder.side == side)
+    if household is not None:
+        query = query.where(ApiOrder.household == household)
+    if slot is not None:
+        query = query.where(ApiOrder.first_slot <= slot, ApiOrder.last_slot >= slot)
+    if status is not None:
+        query = query.where(ApiOrder.status == status)
+    with Session(services.engine) as session:
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        rows = session.exec(query.order_by(col(ApiOrder.id)).offset(offset).limit(limit)).all()
+    return Page[OrderOut](
+        items=[_out(o) for o in rows], total=int(total), limit=limit, offset=offset
+    )
+
+
+def _delete(side: str, order_id: int, caller: HouseholdCaller, services: Svc) -> JSONResponse:
+    with Session(services.engine) as session, session.begin():
+        order = session.get(ApiOrder, order_id)
+        if order is None or order.side != side:
+            raise not_found(f"unknown_{side}", f"{side} {order_id} does not exist")
+        if order.household != caller.household:
+            raise forbidden(f"{side} {order_id} belongs to another household")
+        if order.status in ("cancelled", "rejected") or order.cancel_requested:
+            raise ApiError(409, "order_closed", f"{side} {order_id} is already {order.status}")
+        if order.status == "queued":
+            order.status = "cancelled"
+        else:
+            order.cancel_requested = True
+        session.add(order)
+        session.flush()
+        out = _out(order)
+    return JSONResponse(out.model_dump(), 202)
+
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Offset = Annotated[int, Query(ge=0, le=10**9)]
+OptId = Annotated[int | None, Query(ge=1, le=UINT32)]
+OptStatus = Annotated[Literal["queued", "open", "cancelled", "rejected"] | None, Query()]
+READ = problems(401, 422)
+WRITE = problems(401, 403, 404, 409, 422, 503)
+
+
+@router.post(
+    "/offers",
+    status_code=202,
+    response_model=OrderOut,
+    responses=WRITE,
+    summary="Post a sell offer (a prosumer)",
+)
+def post_offer(body: OrderIn, caller: HouseholdCaller, services: Svc) -> JSONResponse:
+    return _post("offer", body, caller, services)
+
+
+@router.post(
+    "/bids",
+    status_code=202,
+    response_model=OrderOut,
+    responses=WRITE,
+    summary="Post a buy bid (price excludes the grid fee)",
+)
+def post_bid(body: OrderIn, caller: HouseholdCaller, services: Svc) -> JSONResponse:
+    return _post("bid", body, caller, services)
+
+
+@router.get("/offers", response_model=Page[OrderOut], responses=READ, summary="List offers")
+def list_offers(
+    _: Caller,
+    services: Svc,
+    household: OptId = None,
+    slot: OptId = None,
+    status: OptStatus = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[OrderOut]:
+    return _list("offer", services, household, slot, status, limit, offset)
+
+
+@router.get("/bids", response_model=Page[OrderOut], responses=READ, summary="List bids")
+def list_bids(
+    _: Caller,
+    services: Svc,
+    household: OptId = None,
+    slot: OptId = None,
+    status: OptStatus = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[OrderOut]:
+    return _list("bid", services, household, slot, status, limit, offset)
+
+
+@router.delete(
+    "/offers/{order_id}",
+    status_code=202,
+    response_model=OrderOut,
+    responses=WRITE,
+    summary="Cancel an offer (its owner)",
+)
+def delete_offer(order_id: int, caller: HouseholdCaller, services: Svc) -> JSONResponse:
+    return _delete("offer", order_id, caller, services)
+
+
+@router.delete(
+    "/bids/{order_id}",
+    status_code=202,
+    response_model=OrderOut,
+    responses=WRITE,
+    summary="Cancel a bid (its owner)",
+)
+def delete_bid(order_id: int, caller: HouseholdCaller, services: Svc) -> JSONResponse:
+    return _delete("bid", order_id, caller, services)
+
+
+@router.post(
+    "/offers/{order_id}/take",
+    response_model=TakeOut,
+    responses=WRITE,
+    summary="Buy directly from an offer, partially if need be (a household)",
+)
+def take(order_id: int, body: TakeIn, caller: HouseholdCaller, services: Svc) -> TakeOut:
+    with Session(services.engine) as session:
+        order = session.get(ApiOrder, order_id)
+        buyer = session.get(ApiHousehold, caller.household)
+    if order is None or order.side != "offer":
+        raise not_found("unknown_offer", f"offer {order_id} does not exist")
+    if order.household == caller.household:
+        raise ApiError(409, "self_trade", "a household cannot buy from its own offer")
+    if order.status != "open" or order.chain_id is None or order.cancel_requested:
+        raise ApiError(
+            409,
+            "offer_not_open",
+            f"offer {order_id} is {order.status}: only open offers can be taken",
+        )
+    assert buyer is not None
+    account = services.vault.account(buyer.key_json)
+    chain_id = order.chain_id
+    try:
+        result = services.on_chain(
+            lambda: services.client.take_offer(account, chain_id, body.slot, body.max_Wh)
+        )
+    except ApiError as exc:
+        if exc.code in _NOTHING_LEFT:
+            # Another take (or the settlement) got there first: a conflict, not bad input.
+            raise ApiError(409, exc.code, f"nothing left to buy: {exc.message}") from exc
+        raise
+    fill = result.named("FillSettled")[0].args
+    return TakeOut(
+        offer=order_id,
+        slot=body.slot,
+        energy_Wh=int(fill["energyWh"]),
+        price_ueur_per_kWh=int(fill["priceUeurPerKWh"]),
+        cost_ueur=int(fill["costUeur"]),
+        fee_ueur=int(fill["feeUeur"]),
+        tx_hash=result.tx_hash,
+    )

@@ -1,0 +1,163 @@
+"""What the API holds while it runs: the chain, the ledger client, the database, the key vault,
+and the background loop that drains the outbox and settles closed slots.
+
+Every use of the chain goes through :meth:`Services.on_chain`, which serialises calls (the
+embedded chain is one in-process EVM) and turns an unreachable node into a 503 while the
+intake keeps accepting into the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Engine, event
+from web3.exceptions import TimeExhausted
+
+import api.models  # noqa: F401  (registers the API's tables before the engine creates them)
+from api.custody import KeyVault, load_or_create_secret
+from api.errors import chain_unavailable, from_ledger
+from api.metrics import Metrics
+from api.settings import Settings
+from ledger.chain import Chain, open_chain
+from ledger.client import Tariffs, VoisinClient
+from ledger.deploy import Deployment, open_ledger
+from ledger.errors import ChainUnavailable, LedgerError
+from ledger.indexer import make_engine
+from ledger.settlement import SettlementWorker
+
+log = logging.getLogger("voisin.api")
+T = TypeVar("T")
+
+#: Exceptions that mean "the node is not answering" rather than "the node said no".
+CHAIN_DOWN: tuple[type[BaseException], ...] = (
+    ChainUnavailable,
+    OSError,
+    TimeoutError,
+    TimeExhausted,
+)
+
+
+def slot_now(seconds: int = 900) -> int:
+    return int(time.time()) // seconds
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers run beside the writer; FULL fsyncs every commit (an accepted
+        # reading survives a power cut); busy_timeout queues writers instead of failing.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+class Services:
+    """Opened once per process by the app's lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        data_dir = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.operator_token = self._secret(settings.operator_token, "operator.token")
+        self.vault = KeyVault(self._secret(settings.key_secret, "key.secret"))
+        self.tariffs_at_deploy = Tariffs(
+            settings.feed_in_ueur_per_kWh,
+            settings.retail_ueur_per_kWh,
+            settings.grid_fee_ueur_per_kWh,
+        )
+        self.chain: Chain = open_chain(settings.chain, data_dir, settings.chain_key_value())
+        try:
+            self.client: VoisinClient
+            self.deployment: Deployment
+            self.client, self.deployment = open_ledger(
+                self.chain, data_dir, tariffs=self.tariffs_at_deploy
+            )
+            self.domain = self.client.domain_separator()
+            self.chain_id = self.chain.chain_id
+        except BaseException:
+            self.chain.close()
+            raise
+        self.engine = make_engine(settings.resolved_database_url())
+        _sqlite_pragmas(self.engine)
+        self.engine.dispose()  # reconnect with the pragmas
+        self.chain_lock = threading.RLock()
+        self.intake_lock = threading.Lock()
+        self.chain_up = True
+        self.last_chain_error: str | None = None
+        self.worker = SettlementWorker(
+            self.client,
+            self.engine,
+            self.chain.operator,
+            "pay-as-clear",
+            start_block=self.deployment.block_number,
+        )
+        self.metrics = Metrics()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        from api.outbox import Outbox
+
+        self.outbox = Outbox(self)
+
+    def _secret(self, given: object, filename: str) -> str:
+        value = given.get_secret_value() if given is not None else None  # type: ignore[attr-defined]
+        if value:
+            return str(value)
+        # Development only (Settings refuses a missing secret in production).
+        path = self.settings.data_dir / filename
+        secret = load_or_create_secret(path)
+        log.warning("using the development secret in %s", path)
+        return secret
+
+    # ───────────────────────────── The chain ─────────────────────────────
+
+    def on_chain(self, action: Callable[[], T]) -> T:
+        """Run ``action`` with the chain to ourselves; a dead node becomes a 503."""
+        with self.chain_lock:
+            try:
+                result = action()
+            except CHAIN_DOWN as exc:
+                self.mark_down(exc)
+                raise chain_unavailable(exc) from exc
+            except LedgerError as exc:
+                raise from_ledger(exc) from exc
+            self.chain_up = True
+            return result
+
+    def mark_down(self, exc: BaseException) -> None:
+        if self.chain_up:
+            log.warning("chain unreachable: %s", exc)
+        self.chain_up = False
+        self.last_chain_error = f"{type(exc).__name__}: {exc}"
+
+    def tariffs(self) -> Tariffs:
+        return self.on_chain(self.client.tariffs)
+
+    # ───────────────────────────── Background ─────────────────────────────
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="voisin-outbox", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.outbox_interval_s):
+            try:
+                self.outbox.run_once(auto_settle=self.settings.auto_settle)
+            except Exception:  # keep the loop alive; the next pass retries
+                log.exception("outbox pass failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        with self.chain_lock:
+            self.chain.close()
+        self.engine.dispose()
