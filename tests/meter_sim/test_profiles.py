@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 
 import numpy as np
@@ -59,6 +60,13 @@ def test_h0_follows_demandlib_with_national_holidays_as_sundays() -> None:
     start = (date(2026, 5, 14) - date(2026, 1, 1)).days * 96
     us_day = us[start : start + 96] / us[start : start + 96].sum()
     assert np.abs(us_day - thursday).max() < 0.1 * np.abs(thursday - sunday).max()
+
+
+def test_building_a_profile_leaves_the_process_warning_filters_alone() -> None:
+    # demandlib 0.2.2 sets warnings.simplefilter("error") while it builds its profiles.
+    before = list(warnings.filters)
+    h0_year(2031, "FR")  # a year no other test builds, so demandlib really runs
+    assert warnings.filters == before
 
 
 def test_two_households_load_curves_differ_but_both_follow_the_day() -> None:
