@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +68,68 @@ def anvil_url() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _pg_bin() -> Path | None:
+    root = Path("/usr/lib/postgresql")
+    versions = sorted(root.iterdir(), key=lambda p: p.name) if root.exists() else []
+    return versions[-1] / "bin" if versions else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server URL without a database name: VOISIN_TEST_POSTGRES_URL (set by
+    .ci/run), or a private cluster started here from the Debian packages."""
+    given = os.environ.get("VOISIN_TEST_POSTGRES_URL")
+    if given:
+        yield given.rstrip("/")
+        return
+    bin_dir = _pg_bin()
+    if bin_dir is None or not (bin_dir / "initdb").exists():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is missing: .ci/run must install the postgresql package")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    # Not under pytest's temporary root: that is private to root, and the server runs as the
+    # postgres user.
+    data = Path(tempfile.mkdtemp(prefix="voisin-pg-"))
+    os.chmod(data, 0o777)
+    run_as: list[str] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    cluster = data / "cluster"
+    subprocess.run(
+        [*run_as, str(bin_dir / "initdb"), "-D", str(cluster), "-A", "trust", "-U", "voisin"],
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    subprocess.run(
+        [*run_as, str(bin_dir / "pg_ctl"), "-D", str(cluster), "-w", "-l", str(data / "log"),
+         "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=on", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://voisin@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*run_as, str(bin_dir / "pg_ctl"), "-D", str(cluster), "-m", "fast", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the test server (one per test)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"voisin_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{postgres_server}/{name}"
 
 
 @pytest.fixture
