@@ -151,6 +151,7 @@ def test_every_injected_fault_is_rejected_or_flagged_and_none_mints_credits(
         assert w.client.credits_of(hid, rd.slot) == 0
 
 
+@pytest.mark.slow  # about 5 s, as above
 def test_replay_tamper_and_wrong_key_sent_straight_to_the_contract_are_refused(
     embedded_chain: Chain,
 ) -> None:
