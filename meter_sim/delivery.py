@@ -16,9 +16,10 @@ slots in increasing order).
 meter sends its own readings in order (a later slot accepted first would make an earlier one
 stale); a semaphore bounds the requests in flight across meters. Connection errors, 5xx and
 429 are retried with exponential backoff (honouring ``Retry-After``); the same body is sent
-again, so a retry of a reading that the first attempt did deliver gets ``409`` and counts as
-delivered. ``202`` is accepted, ``422`` is a rejection ``{"code", "message"}`` and is
-reported, never retried.
+again, so a retry of a reading that the first attempt did deliver is answered as a duplicate
+(``409`` with code ``duplicate``, or ``202`` counting it in ``duplicates``) and counts as
+delivered. ``202`` is accepted; ``422``, or ``409`` with another code (a conflicting reading),
+is a rejection ``{"code", "message"}`` and is reported, never retried.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ _sleep = asyncio.sleep  # the backoff's clock (tests record the delays through i
 class Status(StrEnum):
     ACCEPTED = "accepted"
     ALREADY_DELIVERED = "already_delivered"
-    """HTTP 409: the ledger had this reading already (a retry after a lost answer, a copy)."""
+    """The ledger had this reading already (a retry after a lost answer, a copy)."""
     REJECTED = "rejected"
     NOT_SENT = "not_sent"
     """The envelope was dropped on the way (fault injection)."""
@@ -270,17 +271,20 @@ async def _post_one(
         if response is not None:
             status = response.status_code
             if status == 202:
-                flags = tuple(_json(response).get("flags", ()))
+                detail = _json(response)
+                flags = tuple(str(f) for f in detail.get("flags", ()))
+                if detail.get("accepted") == 0 and detail.get("duplicates", 0) > 0:
+                    # An API that answers an identical resend 202 and counts it a duplicate.
+                    return Outcome(env, Status.ALREADY_DELIVERED, "duplicate", attempts=attempt)
                 return Outcome(env, Status.ACCEPTED, flags=flags, attempts=attempt)
             if status == 409:
                 detail = _json(response)
-                return Outcome(
-                    env,
-                    Status.ALREADY_DELIVERED,
-                    str(detail.get("code", "duplicate")),
-                    str(detail.get("message", "")),
-                    attempts=attempt,
-                )
+                code = str(detail.get("code", "duplicate"))
+                message = str(detail.get("message", ""))
+                # A duplicate is delivered already; any other conflict (a different reading
+                # for a slot the ledger holds) is a rejection.
+                kind = Status.ALREADY_DELIVERED if code == "duplicate" else Status.REJECTED
+                return Outcome(env, kind, code, message, attempts=attempt)
             if status == 422:
                 detail = _json(response)
                 return Outcome(

@@ -275,3 +275,32 @@ def test_requests_in_flight_stay_within_the_concurrency_bound() -> None:
     for ident in sc.identities:
         slots = [s.reading.slot for s in api.stored if s.reading.meter == ident.meter]
         assert slots == sorted(slots) and len(slots) == 2
+
+
+def test_duplicate_answers_of_either_form_count_as_delivered_and_conflicts_as_rejected() -> None:
+    sc = scenario(1)
+    items = genuine(sc, slots=3)
+    answers = iter(
+        [
+            JSONResponse({"accepted": 0, "duplicates": 1, "flags": []}, 202),
+            JSONResponse({"code": "duplicate", "message": "held"}, 409),
+            JSONResponse({"code": "conflicting_reading", "message": "differs"}, 409),
+        ]
+    )
+    app = FastAPI()
+
+    @app.post("/readings")
+    async def post_readings() -> JSONResponse:
+        return next(answers)
+
+    async def run() -> DeliveryReport:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            return await deliver_http(items, BASE, client=client, retry=FAST)
+
+    report = asyncio.run(run())
+    assert [(o.status, o.code) for o in report.outcomes] == [
+        (Status.ALREADY_DELIVERED, "duplicate"),
+        (Status.ALREADY_DELIVERED, "duplicate"),
+        (Status.REJECTED, "conflicting_reading"),
+    ]
