@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from api import errors
@@ -41,6 +41,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "services", None) is not None:
+            # Already running (a test client entered the app twice): share it.
+            yield
+            return
         services = Services(settings)
         app.state.services = services
         if background:
@@ -49,8 +53,15 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             yield
         finally:
             services.close()
+            app.state.services = None
 
-    app = FastAPI(title="Voisin", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Voisin",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(errors.reject_unknown_query)],
+    )
     errors.install(app)
 
     @app.middleware("http")

@@ -104,10 +104,21 @@ def install(app: FastAPI) -> None:
         return JSONResponse(_body("invalid_input", message, problems), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # Starlette could not parse the body (not UTF-8 JSON): bad input like any other.
+            return JSONResponse(
+                _body("invalid_input", f"the body must be a JSON document: {exc.detail}"), 422
+            )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Every method some route takes at this path, not only the first route's.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+            message = f"{request.method} is not allowed here; use {headers['Allow']}"
+            return JSONResponse(_body("method_not_allowed", message), 405, headers=headers)
+        codes = {404: "not_found", 413: "payload_too_large"}
         code = codes.get(exc.status_code, f"http_{exc.status_code}")
-        return JSONResponse(_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+        return JSONResponse(_body(code, str(exc.detail)), exc.status_code, headers=headers)
 
     @app.exception_handler(ledger_errors.LedgerError)
     async def ledger_error(_: Request, exc: ledger_errors.LedgerError) -> JSONResponse:
@@ -119,3 +130,38 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             _body("database_unavailable", f"the database cannot be reached: {exc.orig}"), 503
         )
+
+
+def reject_unknown_query(request: Request) -> None:
+    """A dependency: refuse query parameters the route does not take (a typo such as
+    ``?housheold=3`` would otherwise silently widen a listing)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = {p.alias for p in _query_params(dependant)}
+    unknown = sorted(set(request.query_params.keys()) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"unknown query parameter(s) {', '.join(repr(u) for u in unknown)}; allowed: {allowed}",
+        )
+
+
+def _query_params(dependant: Any) -> list[Any]:
+    params = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        params += _query_params(sub)
+    return params
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI schema documents for the request's path."""
+    allowed: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = "^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$"
+        if re.match(pattern, request.url.path):
+            allowed |= {method.upper() for method in operations}
+    return sorted(allowed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 T = TypeVar("T")
@@ -20,6 +21,10 @@ MAX_READINGS_PER_REQUEST = 1000
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Word = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
 Slot = Annotated[int, Field(ge=1, le=UINT32 - 1, strict=True)]
+#: A household id in a path (ids are uint32 on chain).
+HouseholdPath = Annotated[int, Path(ge=1, le=UINT32, description="Household id")]
+#: An order id in a path (the API's own id of the offer or bid).
+OrderPath = Annotated[int, Path(ge=1, le=2**62, description="The API's id of the order")]
 
 
 class Strict(BaseModel):

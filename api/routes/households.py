@@ -11,7 +11,7 @@ from api.auth import Caller, Operator, new_token
 from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
 from api.models import ApiHousehold, ApiOrder
-from api.schemas import UINT32, Balance, CreditLine, HouseholdCreated, HouseholdIn
+from api.schemas import UINT32, Balance, CreditLine, HouseholdCreated, HouseholdIn, HouseholdPath
 from ledger.agents import AgentSettings, default_orders
 from ledger.client import OPEN_END
 from ledger.indexer import index
@@ -110,7 +110,7 @@ def _known(services: Svc, household: int, caller: Caller) -> None:
     responses=problems(401, 403, 404, 422),
     summary="Money and credits per slot (the household itself or the operator)",
 )
-def balance(household: int, caller: Caller, services: Svc) -> Balance:
+def balance(household: HouseholdPath, caller: Caller, services: Svc) -> Balance:
     _known(services, household, caller)
     with Session(services.engine) as session:
         record = session.get(ApiHousehold, household)
@@ -147,7 +147,7 @@ def balance(household: int, caller: Caller, services: Svc) -> Balance:
     summary="The bill over a slot range, with savings against grid-only supply",
 )
 def statement(
-    household: int,
+    household: HouseholdPath,
     caller: Caller,
     services: Svc,
     from_slot: Annotated[int, Query(alias="from", ge=0, le=UINT32)],

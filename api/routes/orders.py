@@ -20,7 +20,7 @@ from api.auth import Caller, HouseholdCaller
 from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
 from api.models import ApiHousehold, ApiOrder
-from api.schemas import UINT32, OrderIn, OrderOut, Page, TakeIn, TakeOut
+from api.schemas import UINT32, OrderIn, OrderOut, OrderPath, Page, TakeIn, TakeOut
 from ledger.client import OPEN_END
 
 router = APIRouter(tags=["orders"])
@@ -208,7 +208,7 @@ def list_bids(
     responses=WRITE,
     summary="Cancel an offer (its owner)",
 )
-def delete_offer(order_id: int, caller: HouseholdCaller, services: Svc) -> JSONResponse:
+def delete_offer(order_id: OrderPath, caller: HouseholdCaller, services: Svc) -> JSONResponse:
     return _delete("offer", order_id, caller, services)
 
 
@@ -219,7 +219,7 @@ def delete_offer(order_id: int, caller: HouseholdCaller, services: Svc) -> JSONR
     responses=WRITE,
     summary="Cancel a bid (its owner)",
 )
-def delete_bid(order_id: int, caller: HouseholdCaller, services: Svc) -> JSONResponse:
+def delete_bid(order_id: OrderPath, caller: HouseholdCaller, services: Svc) -> JSONResponse:
     return _delete("bid", order_id, caller, services)
 
 
@@ -229,7 +229,7 @@ def delete_bid(order_id: int, caller: HouseholdCaller, services: Svc) -> JSONRes
     responses=WRITE,
     summary="Buy directly from an offer, partially if need be (a household)",
 )
-def take(order_id: int, body: TakeIn, caller: HouseholdCaller, services: Svc) -> TakeOut:
+def take(order_id: OrderPath, body: TakeIn, caller: HouseholdCaller, services: Svc) -> TakeOut:
     with Session(services.engine) as session:
         order = session.get(ApiOrder, order_id)
         buyer = session.get(ApiHousehold, caller.household)
