@@ -46,7 +46,7 @@ def running_app() -> Iterator[None]:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_operator_requests_conform_and_never_fail(case: schemathesis.Case) -> None:
     case.call_and_validate(
         headers={"Authorization": f"Bearer {TOKENS['operator']}"}, excluded_checks=EXCLUDED
@@ -54,7 +54,7 @@ def test_operator_requests_conform_and_never_fail(case: schemathesis.Case) -> No
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_household_requests_conform_and_never_fail(case: schemathesis.Case) -> None:
     case.call_and_validate(
         headers={"Authorization": f"Bearer {TOKENS['household']}"}, excluded_checks=EXCLUDED
