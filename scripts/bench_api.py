@@ -1,0 +1,269 @@
+"""API benchmark: readings ingested per second, and balance latency under concurrent clients.
+
+Starts ``voisin serve`` (embedded chain, SQLite) in a temporary data dir on a loopback port,
+registers households, signs readings for them, then:
+
+1. **ingest**: N concurrent clients POST /readings (one reading per request, and batches of
+   ``--batch`` readings per request) until every reading is answered; readings/s counts the
+   readings answered 202 (stored durably) per second of wall time;
+2. **balance**: N concurrent clients GET /households/{id}/balance for ``--seconds`` seconds;
+   p50, p99 and max latency per request.
+
+Usage: ``.venv/bin/python scripts/bench_api.py [--clients 1,10,50] [--households 50]
+[--readings 2000] [--batch 50] [--seconds 10] [--json out.json]``. Progress goes to stderr,
+the tables to stdout. Times are wall-clock on a shared machine: compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account import Account
+
+from ledger.eip712 import Reading, domain_separator, sign_reading
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-operator-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data_dir: Path, port: int, outbox_interval: float) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "VOISIN_DATA_DIR": str(data_dir),
+        "VOISIN_OPERATOR_TOKEN": TOKEN,
+        "VOISIN_AUTO_SETTLE": "false",
+        "VOISIN_OUTBOX_INTERVAL_S": str(outbox_interval),
+    }
+    for name in ("VOISIN_CHAIN", "VOISIN_DATABASE_URL"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"bench_api: voisin serve exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("bench_api: voisin serve did not come up in 90 s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def ingest(base: str, per_client: list[list[dict[str, Any]]]) -> tuple[float, int, int]:
+    """Each client posts its own bodies in order (its meters' readings, slot by slot), all
+    clients at once; returns (seconds, readings answered 202, failed requests)."""
+    accepted = errors = 0
+
+    async def worker(http: httpx.AsyncClient, bodies: list[dict[str, Any]]) -> None:
+        nonlocal accepted, errors
+        for body in bodies:
+            r = await http.post("/readings", json=body)
+            if r.status_code == 202:
+                accepted += r.json()["accepted"]
+            else:
+                errors += 1
+
+    clients = len(per_client)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(http, bodies) for bodies in per_client))
+        return time.perf_counter() - start, accepted, errors
+
+
+async def balances(
+    base: str, members: list[tuple[int, str]], clients: int, seconds: float
+) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.monotonic() + seconds
+
+    async def worker(http: httpx.AsyncClient, k: int) -> None:
+        nonlocal errors
+        i = k
+        while time.monotonic() < stop:
+            household, token = members[i % len(members)]
+            i += clients
+            start = time.perf_counter()
+            r = await http.get(
+                f"/households/{household}/balance", headers={"Authorization": f"Bearer {token}"}
+            )
+            latencies.append(time.perf_counter() - start)
+            if r.status_code != 200:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+        await asyncio.gather(*(worker(http, k) for k in range(clients)))
+    return latencies, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="1,10,50")
+    parser.add_argument("--households", type=int, default=50)
+    parser.add_argument("--readings", type=int, default=2000, help="readings per ingest run")
+    parser.add_argument("--batch", type=int, default=50, help="readings per request (batched run)")
+    parser.add_argument("--seconds", type=float, default=10, help="length of each balance run")
+    parser.add_argument(
+        "--outbox-interval",
+        type=float,
+        default=0.5,
+        help="seconds between outbox passes in the server (60 = nearly idle)",
+    )
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    clients = [int(c) for c in args.clients.split(",")]
+    if min(clients) < 1 or args.households < 1 or args.readings < 1 or args.batch < 1:
+        parser.error("counts must be positive")
+
+    data_dir = Path(tempfile.mkdtemp(prefix="voisin-bench-api-")) / "data"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    print(f"bench_api: starting voisin serve on {base} (data {data_dir})", file=sys.stderr)
+    proc = start_server(data_dir, port, args.outbox_interval)
+    rows: list[dict[str, Any]] = []
+    try:
+        op = {"Authorization": f"Bearer {TOKEN}"}
+        meters = [Account.create() for _ in range(args.households)]
+        members: list[tuple[int, str]] = []
+        with httpx.Client(base_url=base, timeout=60) as http:
+            for m in meters:
+                r = http.post(
+                    "/households", json={"meter": m.address, "prosumer": True}, headers=op
+                )
+                r.raise_for_status()
+                members.append((r.json()["id"], r.json()["token"]))
+            health = http.get("/health").json()
+        domain = domain_separator(int(health["chain"]["chain_id"]), health["chain"]["contract"])
+        print(f"bench_api: registered {len(members)} households", file=sys.stderr)
+
+        # Each run uses fresh slots: every reading is new, so each one is stored.
+        next_slot = int(time.time()) // 900 - 20_000
+        registers = {m.address: 0 for m in meters}
+        runs = [(c, 1) for c in clients] + [(c, args.batch) for c in clients]
+        print(
+            f"{'clients':>7} {'readings/req':>12} {'readings':>9} {'seconds':>8} "
+            f"{'readings/s':>11} {'errors':>6}"
+        )
+        for c, per_request in runs:
+            per_meter = -(-args.readings // len(meters))
+            # Client j sends for meters j, j + c, ... (a meter's readings go out in slot order,
+            # as a real meter or gateway sends them).
+            streams: list[list[dict[str, Any]]] = [[] for _ in range(min(c, len(meters)))]
+            for k in range(per_meter):
+                slot = next_slot + k
+                for i, m in enumerate(meters):
+                    registers[m.address] += 10
+                    total = registers[m.address]
+                    s = sign_reading(m.key, Reading(m.address, slot, total, total), domain)
+                    streams[i % len(streams)].append(
+                        {
+                            "meter": m.address,
+                            "slot": slot,
+                            "import_Wh": total,
+                            "export_Wh": total,
+                            "v": s.v,
+                            "r": "0x" + s.r.hex(),
+                            "s": "0x" + s.s.hex(),
+                        }
+                    )
+            next_slot += per_meter
+            per_client = [
+                [
+                    {"readings": stream[i : i + per_request]}
+                    for i in range(0, len(stream), per_request)
+                ]
+                for stream in streams
+            ]
+            total_readings = sum(len(stream) for stream in streams)
+            print(
+                f"bench_api: ingest {total_readings} readings, {c} clients, {per_request}/request",
+                file=sys.stderr,
+            )
+            seconds, accepted, errors = asyncio.run(ingest(base, per_client))
+            print(
+                f"{c:>7} {per_request:>12} {accepted:>9} {seconds:>8.2f} "
+                f"{accepted / seconds:>11.0f} {errors:>6}"
+            )
+            rows.append(
+                {
+                    "run": "ingest",
+                    "clients": c,
+                    "per_request": per_request,
+                    "readings": accepted,
+                    "seconds": seconds,
+                    "errors": errors,
+                }
+            )
+
+        print()
+        print(
+            f"{'clients':>7} {'requests':>9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'max ms':>7} {'errors':>6}"
+        )
+        for c in clients:
+            print(f"bench_api: balance, {c} clients, {args.seconds} s", file=sys.stderr)
+            lat, errors = asyncio.run(balances(base, members, c, args.seconds))
+            p50, p99 = percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000
+            print(
+                f"{c:>7} {len(lat):>9} {len(lat) / args.seconds:>7.0f} {p50:>7.1f} "
+                f"{p99:>7.1f} {max(lat) * 1000:>7.1f} {errors:>6}"
+            )
+            rows.append(
+                {
+                    "run": "balance",
+                    "clients": c,
+                    "requests": len(lat),
+                    "p50_ms": p50,
+                    "p99_ms": p99,
+                    "max_ms": max(lat) * 1000,
+                    "mean_ms": statistics.mean(lat) * 1000,
+                    "errors": errors,
+                }
+            )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
