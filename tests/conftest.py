@@ -102,8 +102,18 @@ def postgres_server() -> Iterator[str]:
     )
     port = _free_port()
     subprocess.run(
-        [*run_as, str(bin_dir / "pg_ctl"), "-D", str(cluster), "-w", "-l", str(data / "log"),
-         "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=on", "start"],
+        [
+            *run_as,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(cluster),
+            "-w",
+            "-l",
+            str(data / "log"),
+            "-o",
+            f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=on",
+            "start",
+        ],
         check=True,
         capture_output=True,
     )
