@@ -8,11 +8,12 @@ runs it with uvicorn.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.routes import health, households, market, orders, readings, topups, trades
@@ -34,6 +35,72 @@ Authentication: `Authorization: Bearer <token>`. The operator's token comes from
 
 Every error is JSON: `{"code": "...", "message": "..."}`.
 """
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class LimitsAndMetrics:
+    """Pure ASGI middleware: refuse bodies over :data:`MAX_BODY_BYTES` (by header, and while
+    streaming when there is none) with 413, and count requests and latency per route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            await _too_large(send)
+            return
+        seen = 0
+        status = 500
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY_BYTES:
+                    raise _TooLarge
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except _TooLarge:
+            if started:
+                raise
+            status = 413
+            await _too_large(send)
+        app = scope.get("app")
+        services = getattr(getattr(app, "state", None), "services", None)
+        if services is not None:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            services.metrics.requests.labels(scope["method"], path, str(status)).inc()
+            services.metrics.latency.labels(path).observe(time.perf_counter() - start)
+
+
+async def _too_large(send: Send) -> None:
+    response = JSONResponse(
+        {
+            "code": "payload_too_large",
+            "message": f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+        },
+        413,
+    )
+    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
@@ -64,29 +131,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     )
     errors.install(app)
 
-    @app.middleware("http")
-    async def limits_and_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse(
-                {
-                    "code": "payload_too_large",
-                    "message": f"request bodies are limited to {MAX_BODY_BYTES} bytes",
-                },
-                413,
-            )
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        services: Services | None = getattr(request.app.state, "services", None)
-        if services is not None:
-            services.metrics.requests.labels(request.method, path, str(response.status_code)).inc()
-            services.metrics.latency.labels(path).observe(time.perf_counter() - start)
-        return response
-
+    app.add_middleware(LimitsAndMetrics)
     for module in (households, topups, readings, orders, trades, market, health):
         app.include_router(module.router)
     return app

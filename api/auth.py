@@ -58,12 +58,20 @@ def _principal(
     services = request.app.state.services
     if hmac.compare_digest(token.encode(), services.operator_token.encode()):
         return Principal("operator")
+    digest = hash_token(token)
+    # Tokens never change once issued, so a hit can be remembered (bounded).
+    cached = services.token_cache.get(digest)
+    if cached is not None:
+        return Principal("household", cached)
     with Session(services.engine) as session:
         household = session.exec(
-            select(ApiHousehold).where(ApiHousehold.token_hash == hash_token(token))
+            select(ApiHousehold).where(ApiHousehold.token_hash == digest)
         ).first()
     if household is None:
         raise unauthorized("the bearer token is not valid")
+    if len(services.token_cache) > 100_000:
+        services.token_cache.clear()
+    services.token_cache[digest] = household.id
     return Principal("household", household.id)
 
 

@@ -90,7 +90,6 @@ class Services:
         _sqlite_pragmas(self.engine)
         self.engine.dispose()  # reconnect with the pragmas
         self.chain_lock = threading.RLock()
-        self.intake_lock = threading.Lock()
         self.chain_up = True
         self.last_chain_error: str | None = None
         self.worker = SettlementWorker(
@@ -103,9 +102,12 @@ class Services:
         self.metrics = Metrics()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        from api.intake import IntakeWriter
         from api.outbox import Outbox
 
         self.outbox = Outbox(self)
+        self.intake = IntakeWriter(self)
+        self.token_cache: dict[str, int] = {}
 
     def _secret(self, given: object, filename: str) -> str:
         value = given.get_secret_value() if given is not None else None  # type: ignore[attr-defined]
@@ -155,6 +157,7 @@ class Services:
                 log.exception("outbox pass failed")
 
     def close(self) -> None:
+        self.intake.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
