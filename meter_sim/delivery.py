@@ -134,7 +134,8 @@ def deliver_in_process(
         if not pending:
             return
         try:
-            client.commit_readings(sender, pending)
+            # Pre-validated by the intake check above: no dry run before the transaction.
+            client.commit_readings(sender, pending, check_first=False)
         except LedgerError as exc:
             raise DeliveryError(
                 f"the contract refused a batch of {len(pending)} pre-validated readings: {exc}"
