@@ -59,6 +59,10 @@ class LimitsAndMetrics:
         seen = 0
         status = 500
         started = False
+        app = scope.get("app")
+        services = getattr(getattr(app, "state", None), "services", None)
+        if services is not None:
+            services.last_request = time.monotonic()
 
         async def counted_receive() -> Message:
             nonlocal seen
@@ -83,8 +87,6 @@ class LimitsAndMetrics:
                 raise
             status = 413
             await _too_large(send)
-        app = scope.get("app")
-        services = getattr(getattr(app, "state", None), "services", None)
         if services is not None:
             path = getattr(scope.get("route"), "path", "unmatched")
             services.metrics.requests.labels(scope["method"], path, str(status)).inc()

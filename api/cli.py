@@ -82,7 +82,14 @@ def _serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+        # Keep-alive beyond the default 5 s: meters and gateways reuse their connections.
+        uvicorn.run(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            timeout_keep_alive=30,
+        )
     except LedgerError as exc:
         print(f"voisin serve: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -92,6 +92,9 @@ class Services:
         self.chain_lock = threading.RLock()
         self.chain_up = True
         self.last_chain_error: str | None = None
+        #: When the last HTTP request started (monotonic seconds): background chain work
+        #: yields to requests (see :meth:`yield_to_requests`).
+        self.last_request = 0.0
         self.worker = SettlementWorker(
             self.client,
             self.engine,
@@ -139,6 +142,14 @@ class Services:
             log.warning("chain unreachable: %s", exc)
         self.chain_up = False
         self.last_chain_error = f"{type(exc).__name__}: {exc}"
+
+    def yield_to_requests(self, quiet_s: float = 0.1, max_wait_s: float = 10.0) -> None:
+        """Let requests go first: the embedded chain runs in this process, and its EVM work
+        would hold the interpreter while clients wait. Waits until no request started for
+        ``quiet_s``, for at most ``max_wait_s`` (so a steady load cannot starve the outbox)."""
+        deadline = time.monotonic() + max_wait_s
+        while time.monotonic() < deadline and time.monotonic() - self.last_request < quiet_s:
+            time.sleep(quiet_s)
 
     def tariffs(self) -> Tariffs:
         return self.on_chain(self.client.tariffs)

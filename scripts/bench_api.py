@@ -81,15 +81,25 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def ingest(base: str, per_client: list[list[dict[str, Any]]]) -> tuple[float, int, int]:
+async def ingest(base: str, per_client: list[list[dict[str, Any]]]) -> tuple[float, int, int, int]:
     """Each client posts its own bodies in order (its meters' readings, slot by slot), all
     clients at once; returns (seconds, readings answered 202, failed requests)."""
-    accepted = errors = 0
+    accepted = errors = retries = 0
 
     async def worker(http: httpx.AsyncClient, bodies: list[dict[str, Any]]) -> None:
-        nonlocal accepted, errors
+        nonlocal accepted, errors, retries
         for body in bodies:
-            r = await http.post("/readings", json=body)
+            for attempt in range(5):
+                try:
+                    r = await http.post("/readings", json=body)
+                    break
+                except httpx.TransportError:
+                    # A reset connection: send again, as a meter gateway would (idempotent).
+                    retries += 1
+                    await asyncio.sleep(0.05 * 2**attempt)
+            else:
+                errors += 1
+                continue
             if r.status_code == 202:
                 accepted += r.json()["accepted"]
             else:
@@ -100,7 +110,7 @@ async def ingest(base: str, per_client: list[list[dict[str, Any]]]) -> tuple[flo
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
         start = time.perf_counter()
         await asyncio.gather(*(worker(http, bodies) for bodies in per_client))
-        return time.perf_counter() - start, accepted, errors
+        return time.perf_counter() - start, accepted, errors, retries
 
 
 async def balances(
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [(c, 1) for c in clients] + [(c, args.batch) for c in clients]
         print(
             f"{'clients':>7} {'readings/req':>12} {'readings':>9} {'seconds':>8} "
-            f"{'readings/s':>11} {'errors':>6}"
+            f"{'readings/s':>11} {'errors':>6} {'retries':>7}"
         )
         for c, per_request in runs:
             per_meter = -(-args.readings // len(meters))
@@ -213,10 +223,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"bench_api: ingest {total_readings} readings, {c} clients, {per_request}/request",
                 file=sys.stderr,
             )
-            seconds, accepted, errors = asyncio.run(ingest(base, per_client))
+            seconds, accepted, errors, retries = asyncio.run(ingest(base, per_client))
             print(
                 f"{c:>7} {per_request:>12} {accepted:>9} {seconds:>8.2f} "
-                f"{accepted / seconds:>11.0f} {errors:>6}"
+                f"{accepted / seconds:>11.0f} {errors:>6} {retries:>7}"
             )
             rows.append(
                 {
@@ -226,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                     "readings": accepted,
                     "seconds": seconds,
                     "errors": errors,
+                    "retries": retries,
                 }
             )
 
