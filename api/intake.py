@@ -14,14 +14,17 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
 
 from api.models import ApiHousehold, IntakeReading
 from api.schemas import ReadingVerdict
 from ledger.eip712 import SignedReading
-from ledger.intake import MeterRecord, classify
+from ledger.intake import Code, MeterRecord, classify
 from ledger.models import HouseholdRecord
 
 if TYPE_CHECKING:
@@ -43,99 +46,21 @@ def _same(stored: IntakeReading, r: SignedReading) -> bool:
     )
 
 
-def store(services: Services, signed: list[SignedReading], now_slot: int) -> list[ReadingVerdict]:
-    """Check ``signed`` and store the accepted ones, in one transaction; a verdict per reading."""
-    results: list[ReadingVerdict | None] = [None] * len(signed)
-    with Session(services.engine) as session, session.begin():
-        meters = {r.reading.meter for r in signed}
-        households = {
-            h.meter: h
-            for h in session.exec(
-                select(ApiHousehold).where(col(ApiHousehold.meter).in_(meters)).with_for_update()
-            )
-        }
-        inactive = {
-            h.id
-            for h in session.exec(
-                select(HouseholdRecord).where(
-                    col(HouseholdRecord.id).in_([h.id for h in households.values()]),
-                    col(HouseholdRecord.active).is_(False),
-                )
-            )
-        }
-        stored = {
-            (s.meter, s.slot): s
-            for s in session.exec(
-                select(IntakeReading).where(
-                    col(IntakeReading.meter).in_(meters),
-                    col(IntakeReading.slot).in_({r.reading.slot for r in signed}),
-                )
-            )
-        }
-        fresh: list[int] = []
-        first_copy: dict[tuple[str, int], SignedReading] = {}
-        for i, r in enumerate(signed):
-            key = (r.reading.meter, r.reading.slot)
-            held = stored.get(key)
-            earlier = first_copy.get(key)
-            if held is not None or earlier is not None:
-                same = _same(held, r) if held is not None else earlier == r
-                results[i] = ReadingVerdict(
-                    index=i,
-                    status="duplicate" if same else "conflict",
-                    code=None if same else "conflicting_reading",
-                    message=(
-                        "already accepted"
-                        if same
-                        else f"meter {key[0]} already has a different reading for slot {key[1]}"
-                    ),
-                )
-                continue
-            first_copy[key] = r
-            fresh.append(i)
-        state = {
-            meter: MeterRecord(
-                household=h.id,
-                last_slot=h.meter_last_slot,
-                import_Wh=h.meter_import_Wh,
-                export_Wh=h.meter_export_Wh,
-                active=h.id not in inactive,
-            )
-            for meter, h in households.items()
-        }
-        verdicts = classify([signed[i] for i in fresh], services.domain, state, now_slot=now_slot)
-        for v in verdicts.verdicts:
-            i = fresh[v.index]
-            results[i] = ReadingVerdict(
-                index=i,
-                status="accepted" if v.accepted else "rejected",
-                code=None if v.accepted else str(v.code),
-                message=v.message,
-                flags=[str(f) for f in v.flags],
-            )
-            if v.accepted:
-                rd = signed[i]
-                session.add(
-                    IntakeReading(
-                        household=households[rd.reading.meter].id,
-                        meter=rd.reading.meter,
-                        slot=rd.reading.slot,
-                        import_Wh=rd.reading.import_Wh,
-                        export_Wh=rd.reading.export_Wh,
-                        v=rd.v,
-                        r="0x" + rd.r.hex(),
-                        s="0x" + rd.s.hex(),
-                        flags=",".join(str(f) for f in v.flags),
-                    )
-                )
-        for meter, record in verdicts.meters.items():
-            h = households.get(meter)
-            if h is not None and record.last_slot != h.meter_last_slot:
-                h.meter_last_slot = record.last_slot
-                h.meter_import_Wh = record.import_Wh
-                h.meter_export_Wh = record.export_Wh
-                session.add(h)
-    return [r for r in results if r is not None]
+class StaleCache(Exception):
+    """Another writer moved a meter's state under this process's cache: load it and retry."""
+
+
+def _verdict(i: int, same: bool, meter: str, slot: int) -> ReadingVerdict:
+    return ReadingVerdict(
+        index=i,
+        status="duplicate" if same else "conflict",
+        code=None if same else "conflicting_reading",
+        message=(
+            "already accepted"
+            if same
+            else f"meter {meter} already has a different reading for slot {slot}"
+        ),
+    )
 
 
 class IntakeWriter:
@@ -143,6 +68,10 @@ class IntakeWriter:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        #: Meter state as the last accepted reading left it. This thread is the only writer
+        #: in this process; the database update is conditional on the cached slot, so a second
+        #: process writing the same meters is detected (StaleCache) rather than overwritten.
+        self._meters: dict[str, MeterRecord] = {}
         self._queue: queue.Queue[tuple[list[SignedReading], int, Future[list[ReadingVerdict]]]]
         self._queue = queue.Queue()
         self._stop = threading.Event()
@@ -173,8 +102,15 @@ class IntakeWriter:
         everything = [r for signed, _, _ in group for r in signed]
         now_slot = min(now for _, now, _ in group)
         try:
-            verdicts = store(self.services, everything, now_slot)
+            for attempt in range(3):
+                try:
+                    verdicts = self.store(everything, now_slot)
+                    break
+                except StaleCache:
+                    if attempt == 2:
+                        raise
         except Exception as exc:
+            self._meters.clear()  # whatever happened, reload from the database next time
             log.warning("intake transaction failed: %s", exc)
             for _, _, future in group:
                 future.set_exception(exc)
@@ -184,6 +120,122 @@ class IntakeWriter:
             mine = verdicts[at : at + len(signed)]
             future.set_result([v.model_copy(update={"index": v.index - at}) for v in mine])
             at += len(signed)
+
+    def store(self, signed: list[SignedReading], now_slot: int) -> list[ReadingVerdict]:
+        """Check ``signed`` and store the accepted ones in one transaction; a verdict each."""
+        engine = self.services.engine
+        meters = {r.reading.meter for r in signed}
+        with Session(engine) as session, session.begin():
+            missing = meters - self._meters.keys()
+            if missing:
+                for h in session.exec(
+                    select(ApiHousehold).where(col(ApiHousehold.meter).in_(missing))
+                ):
+                    self._meters[h.meter] = MeterRecord(
+                        h.id, h.meter_last_slot, h.meter_import_Wh, h.meter_export_Wh
+                    )
+            inactive = set(
+                session.exec(
+                    select(HouseholdRecord.id).where(col(HouseholdRecord.active).is_(False))
+                )
+            )
+            state = {
+                m: replace(self._meters[m], active=self._meters[m].household not in inactive)
+                for m in meters
+                if m in self._meters
+            }
+            result = classify(signed, self.services.domain, state, now_slot=now_slot)
+            verdicts: list[ReadingVerdict] = []
+            first_copy: dict[tuple[str, int], SignedReading] = {}
+            again: list[tuple[int, SignedReading]] = []
+            rows: list[dict[str, object]] = []
+            for v in result.verdicts:
+                r = signed[v.index]
+                key = (r.reading.meter, r.reading.slot)
+                if v.accepted:
+                    first_copy[key] = r
+                    rows.append(
+                        {
+                            "household": state[r.reading.meter].household,
+                            "meter": r.reading.meter,
+                            "slot": r.reading.slot,
+                            "import_Wh": r.reading.import_Wh,
+                            "export_Wh": r.reading.export_Wh,
+                            "v": r.v,
+                            "r": "0x" + r.r.hex(),
+                            "s": "0x" + r.s.hex(),
+                            "flags": ",".join(str(f) for f in v.flags),
+                            "status": "queued",
+                            "received_at": datetime.now(UTC),
+                        }
+                    )
+                elif v.code in (Code.DUPLICATE, Code.STALE_SLOT):
+                    if key in first_copy:
+                        verdicts.append(_verdict(v.index, first_copy[key] == r, *key))
+                        continue
+                    again.append((v.index, r))
+                    continue
+                verdicts.append(
+                    ReadingVerdict(
+                        index=v.index,
+                        status="accepted" if v.accepted else "rejected",
+                        code=None if v.accepted else str(v.code),
+                        message=v.message,
+                        flags=[str(f) for f in v.flags],
+                    )
+                )
+            if again:
+                # An older or equal slot: a retry of a stored reading, or a conflicting one.
+                stored = {
+                    (x.meter, x.slot): x
+                    for x in session.exec(
+                        select(IntakeReading).where(
+                            col(IntakeReading.meter).in_({r.reading.meter for _, r in again}),
+                            col(IntakeReading.slot).in_({r.reading.slot for _, r in again}),
+                        )
+                    )
+                }
+                for i, r in again:
+                    key = (r.reading.meter, r.reading.slot)
+                    held = stored.get(key)
+                    if held is not None:
+                        verdicts.append(_verdict(i, _same(held, r), *key))
+                    else:
+                        v = result.verdicts[[x.index for x in result.verdicts].index(i)]
+                        verdicts.append(
+                            ReadingVerdict(
+                                index=i, status="rejected", code=str(v.code), message=v.message
+                            )
+                        )
+            if rows:
+                session.execute(insert(IntakeReading), rows)
+            changed = {
+                m: rec
+                for m, rec in result.meters.items()
+                if m in state and rec.last_slot != state[m].last_slot
+            }
+            for meter, rec in changed.items():
+                before = state[meter]
+                done = session.execute(
+                    update(ApiHousehold)
+                    .where(
+                        col(ApiHousehold.id) == before.household,
+                        col(ApiHousehold.meter_last_slot) == before.last_slot,
+                    )
+                    .values(
+                        meter_last_slot=rec.last_slot,
+                        meter_import_Wh=rec.import_Wh,
+                        meter_export_Wh=rec.export_Wh,
+                    )
+                )
+                if done.rowcount != 1:  # type: ignore[attr-defined]
+                    session.rollback()
+                    self._meters.pop(meter, None)
+                    raise StaleCache(meter)
+        for meter, rec in changed.items():
+            self._meters[meter] = replace(rec, active=True)
+        verdicts.sort(key=lambda v: v.index)
+        return verdicts
 
     def close(self) -> None:
         self._stop.set()

@@ -114,8 +114,9 @@ async def ingest(base: str, per_client: list[list[dict[str, Any]]]) -> tuple[flo
 
 
 async def balances(
-    base: str, members: list[tuple[int, str]], clients: int, seconds: float
+    base: str, members: list[tuple[int, str]], clients: int, seconds: float, pause: float
 ) -> tuple[list[float], int]:
+    """Each client asks for a balance, waits ``pause`` seconds, and again (0: back to back)."""
     latencies: list[float] = []
     errors = 0
     stop = time.monotonic() + seconds
@@ -133,6 +134,8 @@ async def balances(
             latencies.append(time.perf_counter() - start)
             if r.status_code != 200:
                 errors += 1
+            if pause:
+                await asyncio.sleep(pause)
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
@@ -152,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.5,
         help="seconds between outbox passes in the server (60 = nearly idle)",
+    )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.5,
+        help="seconds each balance client waits between requests in the paced runs",
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -242,20 +251,24 @@ def main(argv: list[str] | None = None) -> int:
 
         print()
         print(
-            f"{'clients':>7} {'requests':>9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'max ms':>7} {'errors':>6}"
+            f"{'clients':>7} {'pause s':>7} {'requests':>9} {'req/s':>7} {'p50 ms':>7} "
+            f"{'p99 ms':>7} {'max ms':>7} {'errors':>6}"
         )
-        for c in clients:
-            print(f"bench_api: balance, {c} clients, {args.seconds} s", file=sys.stderr)
-            lat, errors = asyncio.run(balances(base, members, c, args.seconds))
+        for c, pause in [(c, 0.0) for c in clients] + [(c, args.pause) for c in clients]:
+            print(
+                f"bench_api: balance, {c} clients, pause {pause} s, {args.seconds} s",
+                file=sys.stderr,
+            )
+            lat, errors = asyncio.run(balances(base, members, c, args.seconds, pause))
             p50, p99 = percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000
             print(
-                f"{c:>7} {len(lat):>9} {len(lat) / args.seconds:>7.0f} {p50:>7.1f} "
+                f"{c:>7} {pause:>7.2f} {len(lat):>9} {len(lat) / args.seconds:>7.0f} {p50:>7.1f} "
                 f"{p99:>7.1f} {max(lat) * 1000:>7.1f} {errors:>6}"
             )
             rows.append(
                 {
                     "run": "balance",
+                    "pause_s": pause,
                     "clients": c,
                     "requests": len(lat),
                     "p50_ms": p50,

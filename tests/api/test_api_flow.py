@@ -109,9 +109,15 @@ def test_readings_retried_are_idempotent_and_conflicts_are_refused(api: Api) -> 
     again = api.client.post("/readings", json={"readings": [reading]})
     assert first.status_code == again.status_code == 202
     assert again.json()["duplicates"] == 1 and again.json()["accepted"] == 0
-    changed = {**reading, "export_Wh": reading["export_Wh"] + 1}
-    conflict = api.client.post("/readings", json={"readings": [changed]})
+    # A tampered copy is a forgery (422); a validly signed different reading a conflict (409).
+    tampered = {**reading, "export_Wh": reading["export_Wh"] + 1}
+    forged = api.client.post("/readings", json={"readings": [tampered]})
+    assert forged.status_code == 422 and forged.json()["code"] == "bad_signature"
+    m.import_Wh, m.export_Wh = m.import_Wh - 10, m.export_Wh - 20
+    different = api.reading(m, slot, import_Wh=10, export_Wh=21)
+    conflict = api.client.post("/readings", json={"readings": [different]})
     assert conflict.status_code == 409 and conflict.json()["code"] == "conflicting_reading"
+    m.export_Wh -= 1
     api.flush()
     assert api.services.client.meter_state(m.meter.address).last_slot == slot
     # Retried after commit: still a duplicate, still nothing new on chain.
