@@ -9,6 +9,7 @@ intake keeps accepting into the database.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -157,6 +158,11 @@ class Services:
     # ───────────────────────────── Background ─────────────────────────────
 
     def start(self) -> None:
+        # The embedded EVM runs in a background thread of this process. With CPython's default
+        # 5 ms switch interval, a request thread that gives up the interpreter for I/O waits up
+        # to 5 ms to get it back, at every database or socket call (the convoy effect). A
+        # shorter interval keeps requests fast while the outbox works.
+        sys.setswitchinterval(0.0005)
         self._thread = threading.Thread(target=self._loop, name="voisin-outbox", daemon=True)
         self._thread.start()
 
