@@ -1,0 +1,230 @@
+"""The report of a simulation run: pure functions over the flows, the fills and the statements.
+
+:func:`build_report` turns what a run produced into the ``report.json`` dict; :func:`audit`
+is the minimal conservation check that feeds its ``audit_ok`` and ``audit_findings``.
+
+**Energy terms** (integer Wh, summed over every household and slot of the run). Per household
+and slot the simulator's flows satisfy exactly ``pv + import + discharge = load + export +
+charge`` (:mod:`meter_sim.flows`); a battery charges only from PV surplus and discharges only
+into the household's own load (:mod:`meter_sim.battery`). The metered import of a household is
+covered first by its local purchases (fills), the rest comes from the grid; the metered export
+goes first to local sales, the rest to the grid (:mod:`ledger.statements`). Then:
+
+- ``local_traded_Wh``: the energy of every settled fill (sold by one household, bought by
+  another; neither sold nor bought energy can exceed what was metered);
+- ``grid_import_Wh = import - local_traded``, ``grid_export_Wh = export - local_traded``;
+- ``self_consumed_Wh = load - import``: the load covered on site, by the household's own PV
+  directly or through its battery;
+- ``battery_charge_Wh`` and ``battery_discharge_Wh``: the PV energy drawn into the batteries and
+  the energy they gave back to their households' loads (round-trip losses and any change in the
+  stored energy are the difference).
+
+so that, exactly,
+
+- ``load = self_consumed + local_traded + grid_import``, and
+- ``pv = self_consumed + local_traded + grid_export + battery_charge - battery_discharge``
+  (without batteries the two battery terms are zero).
+
+``self_sufficiency = (load - grid_import) / load`` is the share of the neighbourhood's load met
+inside it; ``local_share_of_surplus = local_traded / (local_traded + grid_export)`` is the share
+of the exported PV surplus sold to neighbours. Both are floats rounded to 4 decimals (``None``
+when the denominator is zero); every Wh, micro-euro and gas figure is an integer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ledger.statements import Statement, TradeLine
+from meter_sim.flows import Flows
+from meter_sim.scenario import SLOTS_PER_DAY
+
+__all__ = ["EnergyTotals", "Gas", "Money", "audit", "build_report", "energy_totals"]
+
+
+@dataclass(frozen=True, slots=True)
+class Gas:
+    """Gas of the run's per-slot transactions: reading commits and settlement batches."""
+
+    readings: int
+    settlement: int
+
+    @property
+    def total(self) -> int:
+        return self.readings + self.settlement
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """The run's money on chain (micro-euro): what was minted, where it ended up."""
+
+    top_ups_ueur: int
+    balances_ueur: int
+    """Sum of the households' token balances at the end."""
+    fees_ueur: int
+    """What the fee recipient received during the run."""
+    supply_growth_ueur: int
+    """How much the token's total supply grew during the run."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyTotals:
+    """Neighbourhood totals in Wh (see the module docstring for the definitions)."""
+
+    load: int
+    pv: int
+    imported: int
+    exported: int
+    charge: int
+    discharge: int
+    local_traded: int
+
+    @property
+    def self_consumed(self) -> int:
+        return self.load - self.imported
+
+    @property
+    def grid_import(self) -> int:
+        return self.imported - self.local_traded
+
+    @property
+    def grid_export(self) -> int:
+        return self.exported - self.local_traded
+
+
+def energy_totals(flows: Flows, fills: Sequence[TradeLine]) -> EnergyTotals:
+    """The neighbourhood's totals over the run from its flows and its settled fills."""
+    return EnergyTotals(
+        load=int(flows.load_Wh.sum()),
+        pv=int(flows.pv_Wh.sum()),
+        imported=int(flows.import_Wh.sum()),
+        exported=int(flows.export_Wh.sum()),
+        charge=int(flows.charge_Wh.sum()),
+        discharge=int(flows.discharge_Wh.sum()),
+        local_traded=sum(f.energy_Wh for f in fills),
+    )
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return None if denominator == 0 else round(numerator / denominator, 4)
+
+
+def audit(
+    flows: Flows,
+    household_ids: Sequence[int],
+    fills: Sequence[TradeLine],
+    statements: Sequence[Statement],
+    money: Money,
+    readings: int,
+) -> list[str]:
+    """Minimal conservation checks of a run; returns one finding per failure (empty: all hold).
+
+    ``household_ids[h]`` is the ledger id of the household in row ``h`` of ``flows`` and
+    ``statements[h]`` its statement over the run. Checks: the flows balance in every household
+    and slot; every (meter, slot) has one committed reading; energy sold == bought == the fills'
+    energy; each statement's metered import and export equal the meter's flows, and local plus
+    grid equals metered in every slot; money: balances + fees == top-ups == supply growth.
+    """
+    findings: list[str] = []
+    n_h, n_t = flows.shape
+    bad = int(np.count_nonzero(flows.balance_error_Wh()))
+    if bad:
+        findings.append(f"energy: the flows do not balance in {bad} household-slots")
+    if readings != n_h * n_t:
+        findings.append(f"readings: {readings} committed, expected {n_h * n_t} ({n_h} x {n_t})")
+    traded = sum(f.energy_Wh for f in fills)
+    sold = sum(s.sold_Wh for s in statements)
+    bought = sum(s.bought_Wh for s in statements)
+    if not sold == bought == traded:
+        findings.append(
+            f"energy: sold {sold} Wh, bought {bought} Wh, fills carry {traded} Wh (must be equal)"
+        )
+    if len(statements) != n_h or len(household_ids) != n_h:
+        findings.append(f"statements: {len(statements)} for {n_h} households")
+    for h, (hid, s) in enumerate(zip(household_ids, statements, strict=False)):
+        metered_import = int(flows.import_Wh[h].sum())
+        metered_export = int(flows.export_Wh[h].sum())
+        if s.household != hid:
+            findings.append(f"household {hid}: statement is for household {s.household}")
+        if (s.import_Wh, s.export_Wh) != (metered_import, metered_export):
+            findings.append(
+                f"household {hid}: statement shows import {s.import_Wh} Wh, export "
+                f"{s.export_Wh} Wh; the meter measured {metered_import} Wh, {metered_export} Wh"
+            )
+        if len(s.lines) != n_t:
+            findings.append(f"household {hid}: {len(s.lines)} metered slots, expected {n_t}")
+        for line in s.lines:
+            if (
+                line.bought_Wh + line.grid_import_Wh != line.import_Wh
+                or line.sold_Wh + line.grid_export_Wh != line.export_Wh
+            ):
+                findings.append(f"household {hid}, slot {line.slot}: local + grid != metered")
+    if money.balances_ueur + money.fees_ueur != money.top_ups_ueur:
+        findings.append(
+            f"money: balances {money.balances_ueur} + fees {money.fees_ueur} != top-ups "
+            f"{money.top_ups_ueur} ueur"
+        )
+    if money.supply_growth_ueur != money.top_ups_ueur:
+        findings.append(
+            f"money: total supply grew by {money.supply_growth_ueur} ueur, top-ups were "
+            f"{money.top_ups_ueur} ueur"
+        )
+    return findings
+
+
+def build_report(
+    flows: Flows,
+    household_ids: Sequence[int],
+    prosumers: int,
+    fills: Sequence[TradeLine],
+    statements: Sequence[Statement],
+    money: Money,
+    gas: Gas,
+    readings: int,
+    wall_s: float,
+) -> dict[str, Any]:
+    """The ``report.json`` dict of a run (field names as in issue 6; see the module docstring).
+
+    ``fills`` are the run's settled fills (batch fills and direct takes), ``readings`` the
+    number of readings committed on chain, ``wall_s`` the run's wall time.
+    """
+    n_h, n_t = flows.shape
+    e = energy_totals(flows, fills)
+    findings = audit(flows, household_ids, fills, statements, money, readings)
+    days: int | float = n_t // SLOTS_PER_DAY if n_t % SLOTS_PER_DAY == 0 else n_t / SLOTS_PER_DAY
+    price: int | None = None
+    if e.local_traded:
+        price = sum(f.energy_Wh * f.price_ueur_per_kWh for f in fills) // e.local_traded
+    return {
+        "households": n_h,
+        "prosumers": prosumers,
+        "days": days,
+        "slots": n_t,
+        "first_slot": flows.first_slot,
+        "readings": readings,
+        "fills": len(fills),
+        "pv_energy_Wh": e.pv,
+        "load_energy_Wh": e.load,
+        "self_consumed_Wh": e.self_consumed,
+        "local_traded_Wh": e.local_traded,
+        "grid_import_Wh": e.grid_import,
+        "grid_export_Wh": e.grid_export,
+        "battery_charge_Wh": e.charge,
+        "battery_discharge_Wh": e.discharge,
+        "self_sufficiency": _ratio(e.load - e.grid_import, e.load),
+        "local_share_of_surplus": _ratio(e.local_traded, e.local_traded + e.grid_export),
+        "community_savings_ueur": sum(s.savings_ueur for s in statements),
+        "fees_ueur": money.fees_ueur,
+        "mean_clearing_price_ueur_per_kWh": price,
+        "gas_used": gas.total,
+        "gas_readings": gas.readings,
+        "gas_settlement": gas.settlement,
+        "gas_per_fill": gas.settlement // len(fills) if fills else None,
+        "audit_ok": not findings,
+        "audit_findings": findings,
+        "wall_s": round(wall_s, 2),
+    }

@@ -1,0 +1,315 @@
+"""A neighbourhood run end to end, in process: the loop behind ``voisin simulate``.
+
+:func:`run_simulation` opens the chain and the Voisin deployment in a data dir, registers the
+scenario's households with their seeded meter and account keys and register baselines, tops
+them up, lets each household's agent post its default standing orders, computes the flows and
+signs every reading, then goes slot by slot: the slot's readings are pre-validated
+(:func:`ledger.intake.classify`) and committed on chain in batches, and the settlement worker
+clears and settles the slot. At the end it indexes the chain, builds each household's statement
+and returns the report (:mod:`meter_sim.report`).
+
+A run may cover a window of the scenario's period (``first_slot`` and ``slots``): the flows of
+that window are metered from the registration baselines, as if the meters had been installed at
+the window's start.
+
+This module imports ``ledger``, never ``api``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlmodel import Session, col, func, select
+
+from ledger.agent_orders import AgentHousehold, post_default_orders
+from ledger.agents import AgentSettings
+from ledger.chain import open_chain
+from ledger.clearing import MECHANISMS
+from ledger.deploy import open_ledger
+from ledger.indexer import index, make_engine
+from ledger.intake import MeterRecord, classify
+from ledger.market_data import load_statement
+from ledger.models import FillRecord, ReadingRecord
+from ledger.settlement import SettlementWorker
+from ledger.statements import TradeLine
+from meter_sim.errors import MeterSimError
+from meter_sim.flows import Flows, simulate
+from meter_sim.meters import sign_readings
+from meter_sim.report import Gas, Money, build_report
+from meter_sim.scenario import Scenario
+
+__all__ = [
+    "Progress",
+    "RunResult",
+    "SimulationError",
+    "run_simulation",
+    "stderr_progress",
+    "window",
+]
+
+#: Readings per commitReadings transaction.
+READINGS_PER_BATCH = 100
+#: What each household is topped up with on top of its worst-case bill (1 EUR).
+TOP_UP_MARGIN_UEUR = 1_000_000
+
+
+class SimulationError(MeterSimError):
+    """A run cannot start or go on (bad arguments, a used data dir, a refused reading)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a run is, after each settled slot."""
+
+    slots_done: int
+    slots_total: int
+    elapsed_s: float
+    fills: int
+    local_Wh: int
+    gas_used: int
+
+    @property
+    def slots_per_s(self) -> float:
+        return self.slots_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its report, the flows it metered and where it lives."""
+
+    report: dict[str, Any]
+    flows: Flows
+    household_ids: tuple[int, ...]
+    contract: str
+    deployment_block: int
+    data_dir: Path
+
+
+def window(flows: Flows, first_slot: int = 0, slots: int | None = None) -> Flows:
+    """The flows of slots ``first_slot .. first_slot + slots - 1`` (indices into the period)."""
+    total = flows.shape[1]
+    count = total - first_slot if slots is None else slots
+    if not 0 <= first_slot < total or not 1 <= count <= total - first_slot:
+        raise SimulationError(
+            f"the window of {count} slots from slot {first_slot} does not fit the "
+            f"scenario's {total} slots"
+        )
+    cut = slice(first_slot, first_slot + count)
+    return dataclasses.replace(
+        flows,
+        first_slot=flows.first_slot + first_slot,
+        load_Wh=flows.load_Wh[:, cut],
+        pv_Wh=flows.pv_Wh[:, cut],
+        charge_Wh=flows.charge_Wh[:, cut],
+        discharge_Wh=flows.discharge_Wh[:, cut],
+        import_Wh=flows.import_Wh[:, cut],
+        export_Wh=flows.export_Wh[:, cut],
+        battery_mWh=flows.battery_mWh[:, cut],
+    )
+
+
+def stderr_progress(stream: TextIO = sys.stderr) -> Callable[[Progress], None]:
+    """A one-line progress display (carriage return) on ``stream``."""
+
+    def show(p: Progress) -> None:
+        width = 30
+        done = width * p.slots_done // max(p.slots_total, 1)
+        stream.write(
+            f"\r[{'#' * done}{'.' * (width - done)}] {p.slots_done}/{p.slots_total} slots "
+            f"{p.slots_per_s:5.1f} slots/s  {p.fills} fills  {p.local_Wh} Wh local  "
+            f"{p.gas_used} gas"
+        )
+        if p.slots_done == p.slots_total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def run_simulation(
+    scenario: Scenario,
+    mechanism: str = "pay-as-clear",
+    chain_spec: str = "embedded",
+    data_dir: Path | str = "data",
+    *,
+    operator_key: str | None = None,
+    database_url: str | None = None,
+    first_slot: int = 0,
+    slots: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run ``scenario`` end to end on the chain ``chain_spec``; see the module docstring.
+
+    ``data_dir`` holds the chain (embedded), the deployment record and, unless
+    ``database_url`` is given, the SQLite mirror. It must not hold this scenario already (each
+    meter's readings count once). ``first_slot``/``slots`` pick a window of the period.
+    """
+    if mechanism not in MECHANISMS:
+        raise SimulationError(
+            f"unknown mechanism {mechanism!r}; choose one of {', '.join(sorted(MECHANISMS))}"
+        )
+    started = time.perf_counter()
+    log = say or (lambda _message: None)
+    flows = window(simulate(scenario), first_slot, slots)
+    n_h, n_t = flows.shape
+    data = Path(data_dir)
+    with open_chain(chain_spec, data, operator_key) as chain:
+        client, deployment = open_ledger(chain)
+        engine = make_engine(database_url or f"sqlite:///{(data / 'voisin.db').resolve()}")
+        operator = chain.operator
+        ids = scenario.identities
+        if client.meter_state(ids[0].meter).household != 0:
+            raise SimulationError(
+                f"{data} already holds a run of scenario {scenario.name!r} (seed "
+                f"{scenario.seed}): use a fresh data dir"
+            )
+        log(f"chain {chain.kind} (id {chain.chain_id}), Voisin at {deployment.address}")
+        tariffs = client.tariffs()
+        supply_before = client.total_supply()
+        fee_recipient = client.fee_recipient()
+        fees_before = client.balance_of(fee_recipient)
+
+        accounts: list[LocalAccount] = [Account.from_key(i.account_key) for i in ids]
+        household_ids: list[int] = []
+        for spec, ident in zip(scenario.households, ids, strict=True):
+            chain.fund(ident.account)
+            household_ids.append(
+                client.register_household(
+                    operator,
+                    ident.account,
+                    ident.meter,
+                    prosumer=spec.prosumer,
+                    import_baseline_Wh=ident.import_baseline_Wh,
+                    export_baseline_Wh=ident.export_baseline_Wh,
+                )
+            )
+        top_ups = 0
+        for h, ident in enumerate(ids):
+            # Enough to buy every metered Wh at retail, plus a margin: funds never bind.
+            amount = int(flows.import_Wh[h].sum()) * tariffs.retail_ueur_per_kWh // 1000
+            amount += TOP_UP_MARGIN_UEUR
+            client.top_up(operator, ident.account, amount)
+            top_ups += amount
+        settings = AgentSettings(timezone=scenario.location.tz)
+        agents = {
+            hid: AgentHousehold(acct, spec.prosumer, settings)
+            for hid, acct, spec in zip(household_ids, accounts, scenario.households, strict=True)
+        }
+        post_default_orders(
+            client, engine, agents, flows.first_slot, start_block=deployment.block_number
+        )
+        log(f"registered, topped up and posted the standing orders of {n_h} households")
+
+        domain = client.domain_separator()
+        signed = sign_readings(scenario, flows, domain)
+        meters = {
+            ident.meter: MeterRecord(hid, 0, ident.import_baseline_Wh, ident.export_baseline_Wh)
+            for hid, ident in zip(household_ids, ids, strict=True)
+        }
+        worker = SettlementWorker(
+            client,
+            engine,
+            operator,
+            mechanism,
+            agents={hid: settings for hid in household_ids},
+            start_block=deployment.block_number,
+        )
+        gas_readings = gas_settlement = fills = local_Wh = 0
+        for t, slot in enumerate(flows.slots.tolist()):
+            batch = signed[t * n_h : (t + 1) * n_h]
+            checked = classify(batch, domain, meters, now_slot=slot + 1)
+            refused = [v for v in checked.verdicts if not v.accepted]
+            if refused:
+                raise SimulationError(
+                    f"slot {slot}: {len(refused)} readings refused by the intake check, "
+                    f"first: {refused[0].code}: {refused[0].message}"
+                )
+            meters = checked.meters
+            for k in range(0, len(checked.accepted), READINGS_PER_BATCH):
+                chunk = checked.accepted[k : k + READINGS_PER_BATCH]
+                # Pre-validated just above: no dry run before the transaction.
+                gas_readings += client.commit_readings(operator, chunk, check_first=False).gas_used
+            outcome = worker.settle_slot(slot)
+            fills += outcome.fills
+            local_Wh += outcome.matched_Wh
+            gas_settlement += outcome.gas_used
+            if progress is not None:
+                progress(
+                    Progress(
+                        t + 1,
+                        n_t,
+                        time.perf_counter() - started,
+                        fills,
+                        local_Wh,
+                        gas_readings + gas_settlement,
+                    )
+                )
+
+        index(client, engine, start_block=deployment.block_number)
+        first, last = flows.first_slot, flows.first_slot + n_t - 1
+        with Session(engine) as session:
+            fill_rows = session.exec(
+                select(FillRecord)
+                .where(FillRecord.slot >= first, FillRecord.slot <= last)
+                .order_by(col(FillRecord.block_number), col(FillRecord.log_index))
+            ).all()
+            readings = session.exec(
+                select(func.count())
+                .select_from(ReadingRecord)
+                .where(
+                    col(ReadingRecord.household).in_(household_ids),
+                    ReadingRecord.slot >= first,
+                    ReadingRecord.slot <= last,
+                )
+            ).one()
+        trades = [
+            TradeLine(
+                f.slot,
+                f.seller,
+                f.buyer,
+                f.energy_Wh,
+                f.price_ueur_per_kWh,
+                f.cost_ueur,
+                f.fee_ueur,
+            )
+            for f in fill_rows
+        ]
+        statements = [load_statement(engine, hid, first, last) for hid in household_ids]
+        money = Money(
+            top_ups_ueur=top_ups,
+            balances_ueur=sum(client.balance_of(i.account) for i in ids),
+            fees_ueur=client.balance_of(fee_recipient) - fees_before,
+            supply_growth_ueur=client.total_supply() - supply_before,
+        )
+        report = build_report(
+            flows,
+            household_ids,
+            sum(1 for h in scenario.households if h.prosumer),
+            trades,
+            statements,
+            money,
+            Gas(gas_readings, gas_settlement),
+            int(readings),
+            time.perf_counter() - started,
+        )
+        report["scenario"] = scenario.name
+        report["mechanism"] = mechanism
+        report["chain"] = chain.kind
+        report["contract"] = deployment.address
+        return RunResult(
+            report,
+            flows,
+            tuple(household_ids),
+            deployment.address,
+            deployment.block_number,
+            data,
+        )
