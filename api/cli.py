@@ -60,6 +60,128 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+_SIMULATE_START = "2026-06-21"
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import dataclasses
+    from datetime import UTC, date, datetime
+
+    from api.settings import Settings
+    from ledger.errors import LedgerError
+    from meter_sim import default_scenario, load_scenario, quartierstrom_scenario
+    from meter_sim.errors import MeterSimError
+    from meter_sim.run import run_simulation, stderr_progress
+
+    def bad(message: str) -> int:
+        print(f"voisin simulate: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        start = date.fromisoformat(args.start) if args.start else None
+    except ValueError:
+        return bad(f"--start must be a date YYYY-MM-DD, got {args.start!r}")
+    if args.households is not None and args.households < 1:
+        return bad(f"--households must be at least 1, got {args.households}")
+    if args.days is not None and args.days < 1:
+        return bad(f"--days must be at least 1, got {args.days}")
+    if args.seed is not None and args.seed < 0:
+        return bad(f"--seed must be 0 or more, got {args.seed}")
+    if args.slots is not None and args.slots < 1:
+        return bad(f"--slots must be at least 1, got {args.slots}")
+    if args.first_slot < 0:
+        return bad(f"--first-slot must be 0 or more, got {args.first_slot}")
+    try:
+        if args.scenario == "default":
+            scenario = default_scenario(
+                args.households or 30,
+                args.days or 1,
+                start or date.fromisoformat(_SIMULATE_START),
+                1 if args.seed is None else args.seed,
+            )
+        else:
+            if args.households is not None:
+                return bad(f"--households cannot change the households of {args.scenario!r}")
+            if args.scenario == "quartierstrom":
+                scenario = quartierstrom_scenario(seed=1 if args.seed is None else args.seed)
+            elif Path(args.scenario).is_file():
+                scenario = load_scenario(args.scenario)
+            else:
+                return bad(
+                    f"unknown scenario {args.scenario!r}: use 'default', 'quartierstrom' "
+                    "or a .json/.toml scenario file"
+                )
+            # A file's own days, seed and start hold unless given here.
+            scenario = dataclasses.replace(
+                scenario,
+                days=args.days or scenario.days,
+                seed=scenario.seed if args.seed is None else args.seed,
+                start=start or scenario.start,
+            )
+    except MeterSimError as exc:
+        return bad(str(exc))
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) if args.out else Path("out") / stamp
+    data_dir = Path(args.data_dir) if args.data_dir else out / "data"
+    if (data_dir / "chain").exists():
+        return bad(f"{data_dir} already holds a chain: give a fresh --data-dir")
+    settings = Settings()
+    chain = args.chain or "embedded"
+    out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"Voisin simulate: {scenario.name}, {len(scenario.households)} households, "
+        f"{scenario.days} day(s) from {scenario.start}, {args.mechanism}, chain {chain}; "
+        f"data in {data_dir.resolve()}",
+        file=sys.stderr,
+    )
+    try:
+        result = run_simulation(
+            scenario,
+            args.mechanism,
+            chain,
+            data_dir,
+            operator_key=settings.chain_key_value() if chain != "embedded" else None,
+            first_slot=args.first_slot,
+            slots=args.slots,
+            progress=stderr_progress(),
+        )
+    except MeterSimError as exc:
+        return bad(str(exc))
+    except LedgerError as exc:
+        print(f"voisin simulate: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    r = result.report
+    text = json.dumps(r, indent=2) + "\n"
+    report_path = out / "report.json"
+    report_path.write_text(text)
+    if args.json:
+        Path(args.json).write_text(text)
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.1f} %"
+
+    price = r["mean_clearing_price_ueur_per_kWh"]
+    print(
+        f"{r['households']} households ({r['prosumers']} with PV), {r['slots']} slots: "
+        f"{r['readings']} readings, {r['fills']} fills\n"
+        f"PV {r['pv_energy_Wh'] / 1000:.1f} kWh, load {r['load_energy_Wh'] / 1000:.1f} kWh; "
+        f"self-consumed {r['self_consumed_Wh'] / 1000:.1f} kWh, traded locally "
+        f"{r['local_traded_Wh'] / 1000:.1f} kWh, grid import {r['grid_import_Wh'] / 1000:.1f} "
+        f"kWh, grid export {r['grid_export_Wh'] / 1000:.1f} kWh\n"
+        f"self-sufficiency {pct(r['self_sufficiency'])}, local share of the surplus "
+        f"{pct(r['local_share_of_surplus'])}, mean price "
+        f"{'n/a' if price is None else f'{price / 1e6:.4f} EUR/kWh'}, community savings "
+        f"{r['community_savings_ueur'] / 1e6:.2f} EUR\n"
+        f"gas {r['gas_used']} ({r['gas_per_fill'] or 'n/a'} per fill), wall {r['wall_s']} s, "
+        f"audit {'ok' if r['audit_ok'] else 'FAILED'}"
+    )
+    for finding in r["audit_findings"]:
+        print(f"  [FAILED] {finding}")
+    print(f"report: {report_path.resolve()}")
+    return 0 if r["audit_ok"] else 1
+
+
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -116,6 +238,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     demo.set_defaults(func=_demo)
+    simulate = sub.add_parser(
+        "simulate",
+        help="run a neighbourhood end to end on the chain and write report.json",
+        description=(
+            "Simulate a neighbourhood slot by slot: signed readings, clearing, settlement, "
+            "statements; writes report.json in --out."
+        ),
+    )
+    simulate.add_argument(
+        "--scenario",
+        default="default",
+        metavar="NAME|FILE",
+        help="'default' (a Lyon street), 'quartierstrom', or a .json/.toml scenario file",
+    )
+    simulate.add_argument(
+        "--households", type=int, help="households of the default scenario (default 30)"
+    )
+    simulate.add_argument("--days", type=int, help="days to simulate (default 1)")
+    simulate.add_argument(
+        "--start",
+        metavar="YYYY-MM-DD",
+        help=f"first day (default {_SIMULATE_START}; quartierstrom: 2019-06-03)",
+    )
+    simulate.add_argument("--seed", type=int, help="scenario seed (default 1)")
+    simulate.add_argument(
+        "--mechanism",
+        choices=["pay-as-clear", "midpoint", "pay-as-offer"],
+        default="pay-as-clear",
+        help="clearing mechanism (default: pay-as-clear)",
+    )
+    simulate.add_argument(
+        "--via",
+        choices=["direct"],
+        default="direct",
+        help="how readings reach the ledger (only 'direct', in process, for now)",
+    )
+    simulate.add_argument("--chain", help="'embedded' (default) or a JSON-RPC URL")
+    simulate.add_argument(
+        "--data-dir", help="chain and database of the run (default: OUT/data, must be fresh)"
+    )
+    simulate.add_argument("--out", help="output folder (default ./out/<timestamp>)")
+    simulate.add_argument("--json", metavar="FILE", help="also write the report to FILE")
+    simulate.add_argument(
+        "--first-slot",
+        type=int,
+        default=0,
+        metavar="K",
+        help="start at slot K of the period (0 = local midnight of --start)",
+    )
+    simulate.add_argument(
+        "--slots", type=int, metavar="N", help="run only N slots (default: the whole period)"
+    )
+    simulate.set_defaults(func=_simulate)
     serve = sub.add_parser(
         "serve",
         help="run the API service (embedded chain and SQLite in VOISIN_DATA_DIR by default)",
