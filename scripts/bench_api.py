@@ -37,6 +37,8 @@ from ledger.eip712 import Reading, domain_separator, sign_reading
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-operator-token-0123456789abcdef"
+#: Anvil's first dev account (public test mnemonic), used as operator with --chain.
+ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 
 def free_port() -> int:
@@ -45,7 +47,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, outbox_interval: float) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, outbox_interval: float, chain: str | None, database_url: str | None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "VOISIN_DATA_DIR": str(data_dir),
@@ -53,8 +57,13 @@ def start_server(data_dir: Path, port: int, outbox_interval: float) -> subproces
         "VOISIN_AUTO_SETTLE": "false",
         "VOISIN_OUTBOX_INTERVAL_S": str(outbox_interval),
     }
-    for name in ("VOISIN_CHAIN", "VOISIN_DATABASE_URL"):
+    for name in ("VOISIN_CHAIN", "VOISIN_CHAIN_KEY", "VOISIN_DATABASE_URL"):
         env.pop(name, None)
+    if chain:
+        env["VOISIN_CHAIN"] = chain
+        env["VOISIN_CHAIN_KEY"] = ANVIL_KEY
+    if database_url:
+        env["VOISIN_DATABASE_URL"] = database_url
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
         cwd=ROOT,
@@ -162,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         default=0.5,
         help="seconds each balance client waits between requests in the paced runs",
     )
+    parser.add_argument("--chain", help="JSON-RPC URL of an anvil node (default: embedded)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     clients = [int(c) for c in args.clients.split(",")]
@@ -172,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     print(f"bench_api: starting voisin serve on {base} (data {data_dir})", file=sys.stderr)
-    proc = start_server(data_dir, port, args.outbox_interval)
+    proc = start_server(data_dir, port, args.outbox_interval, args.chain, args.database_url)
     rows: list[dict[str, Any]] = []
     try:
         op = {"Authorization": f"Bearer {TOKEN}"}
