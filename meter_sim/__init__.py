@@ -11,7 +11,8 @@ A run in four steps::
 Modules: :mod:`~meter_sim.scenario` (scenarios as data, keys from the seed),
 :mod:`~meter_sim.load` (BDEW H0 via demandlib), :mod:`~meter_sim.pv` (pvlib),
 :mod:`~meter_sim.battery`, :mod:`~meter_sim.flows`, :mod:`~meter_sim.meters` (registers and
-signatures), :mod:`~meter_sim.faults`, :mod:`~meter_sim.delivery`.
+signatures), :mod:`~meter_sim.faults`, :mod:`~meter_sim.delivery`; a whole run on the chain and its
+report: :func:`~meter_sim.run.run_simulation`, :mod:`~meter_sim.report`.
 
 This package imports ``ledger``, never ``api``.
 """
@@ -32,6 +33,8 @@ from meter_sim.flows import Flows, simulate
 from meter_sim.load import h0_year, load_Wh
 from meter_sim.meters import registers, sign_readings
 from meter_sim.pv import Sky, pv_Wh, sky_for, tmy_location
+from meter_sim.report import build_report
+from meter_sim.run import Progress, RunResult, SimulationError, run_simulation
 from meter_sim.scenario import (
     LYON,
     PV,
@@ -63,12 +66,16 @@ __all__ = [
     "Location",
     "MeterSimError",
     "Outcome",
+    "Progress",
     "RetryPolicy",
+    "RunResult",
     "Scenario",
     "ScenarioError",
+    "SimulationError",
     "Sky",
     "Status",
     "WeatherError",
+    "build_report",
     "default_scenario",
     "deliver_http",
     "deliver_in_process",
@@ -81,6 +88,7 @@ __all__ = [
     "pv_Wh",
     "quartierstrom_scenario",
     "registers",
+    "run_simulation",
     "scenario_from_dict",
     "sign_readings",
     "simulate",
