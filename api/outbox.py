@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 
 from sqlmodel import Session, and_, col, or_, select
@@ -207,7 +208,7 @@ class Outbox:
 
     def run_once(self, *, auto_settle: bool = False) -> PassResult:
         """One pass; stops early (and says so) if the chain is unreachable."""
-        from api.services import CHAIN_DOWN, slot_now
+        from api.services import CHAIN_DOWN
 
         services = self.services
         result = PassResult()
@@ -222,7 +223,8 @@ class Outbox:
                     start_block=services.deployment.block_number,
                 )
                 if auto_settle:
-                    closed = slot_now() - 1 - services.settings.settle_after_s // 900
+                    # Slot s ends at (s + 1) * 900; settle it settle_after_s later.
+                    closed = (int(time.time()) - services.settings.settle_after_s) // 900 - 1
                     for slot in self._unsettled_slots(closed):
                         services.worker.settle_slot(slot)
                         result.settled_slots.append(slot)
