@@ -407,15 +407,27 @@ class VoisinClient:
         return self.transact(sender, "cancelBid", bid_id)
 
     def settle_batch(
-        self, settler: LocalAccount, slot: int, batch: int, fills: Sequence[Fill]
+        self,
+        settler: LocalAccount,
+        slot: int,
+        batch: int,
+        fills: Sequence[Fill],
+        *,
+        check_first: bool = True,
     ) -> TxResult:
-        """Settle ``fills`` of ``slot`` as batch number ``batch`` (all or none)."""
+        """Settle ``fills`` of ``slot`` as batch number ``batch`` (all or none).
+
+        ``check_first=False`` skips the embedded chain's dry run (see :meth:`transact`); a
+        refused batch still raises its typed error, and a reverted batch does not use up its
+        number.
+        """
         return self.transact(
             settler,
             "settleBatch",
             check_uint("slot", slot, 32),
             check_uint("batch", batch, 32),
             [f.as_contract_tuple() for f in fills],
+            check_first=check_first,
         )
 
     def take_offer(

@@ -328,7 +328,11 @@ class SettlementWorker:
                 self._mark_sent(batch.id, "empty", 0)
                 continue
             try:
-                result = self.client.settle_batch(self.settler, slot, batch.batch, fills)
+                # Cleared from the mirror just now: send without a dry run; if the chain moved,
+                # the typed refusal below re-plans the slot.
+                result = self.client.settle_batch(
+                    self.settler, slot, batch.batch, fills, check_first=False
+                )
             except errors.BatchAlreadySettled:
                 self._adopt_settled(slot, batch)
                 continue
