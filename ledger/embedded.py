@@ -35,10 +35,13 @@ from typing import Any, Final, TypeVar
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.exceptions import CanonicalHeadNotFound
+from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth.typing import AccountDetails, AccountState
 from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.backends.pyevm import main as _pyevm_backend
 from eth_tester.backends.pyevm.main import get_default_genesis_params
 from eth_tester.exceptions import TransactionFailed
+from eth_tester.exceptions import TransactionNotFound as TesterTransactionNotFound
 from eth_utils.address import to_canonical_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
@@ -46,6 +49,32 @@ from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from ledger.kvstore import DEFAULT_MAP_SIZE, LmdbStore
+
+
+def _transaction_by_hash(chain: Any, transaction_hash: bytes) -> tuple[Any, Any, int]:
+    """Find a transaction through the chain database's hash index.
+
+    eth-tester's own lookup walks back from the head block by block, so a receipt (and every
+    ``eth_getLogs``, which reads the receipt of each transaction in its range) costs time in
+    proportion to the chain's length. py-evm indexes canonical transactions by hash; the
+    pending block is searched first, as eth-tester does.
+    """
+    head = chain.get_block()
+    for index, transaction in enumerate(head.transactions):
+        if transaction.hash == transaction_hash:
+            return head, transaction, index
+    try:
+        number, index = chain.chaindb.get_transaction_index(transaction_hash)
+    except EvmTransactionNotFound as exc:
+        raise TesterTransactionNotFound(
+            f"No transaction found for transaction hash: 0x{transaction_hash.hex()}"
+        ) from exc
+    block = chain.get_canonical_block_by_number(number)
+    return block, block.transactions[index], index
+
+
+# The one lookup eth-tester's py-evm backend uses for receipts and transactions.
+_pyevm_backend._get_transaction_by_hash = _transaction_by_hash
 
 __all__ = [
     "CHAIN_ID",
