@@ -261,3 +261,27 @@ if __name__ == "__main__":
     _write_until_killed(
         Path(sys.argv[1]), sys.argv[2], Web3.to_checksum_address(sys.argv[3]), int(sys.argv[4])
     )
+
+
+def test_old_transactions_are_found_by_hash_after_many_blocks_and_a_reopen(
+    tmp_path: Path,
+) -> None:
+    from web3.exceptions import TransactionNotFound
+
+    sender: LocalAccount = Account.create()
+    hashes: list[HexBytes] = []
+    with EmbeddedChain(tmp_path / "chain", {sender.address: FUNDING}) as chain:
+        w3 = chain.w3
+        for nonce in range(25):
+            hashes.append(_send(w3, sender, nonce, to=Account.create().address, value=VALUE))
+        first = w3.eth.get_transaction_receipt(hashes[0])
+        assert first["blockNumber"] == 1 and first["status"] == 1
+    with EmbeddedChain(tmp_path / "chain", {sender.address: FUNDING}) as chain:
+        w3 = chain.w3
+        for i, tx_hash in enumerate(hashes):
+            receipt = w3.eth.get_transaction_receipt(tx_hash)
+            assert receipt["transactionHash"] == tx_hash
+            assert receipt["blockNumber"] == i + 1
+            assert w3.eth.get_transaction(tx_hash)["nonce"] == i
+        with pytest.raises(TransactionNotFound):
+            w3.eth.get_transaction_receipt(HexBytes(b"\x11" * 32))
