@@ -1,0 +1,101 @@
+"""End-to-end wall time and peak memory of `voisin simulate`, per neighbourhood size.
+
+Each size runs in its own `voisin simulate` process (a fresh chain and database in a temporary
+output folder), so the peak RSS is that process's alone. Prints, per size: the run's own
+`wall_s`, the whole command's wall time, the peak RSS, slots, readings, fills, gas, and the cost
+per household and slot (wall seconds / (households x slots)).
+
+Usage: ``.venv/bin/python scripts/bench_simulate.py [--households 10,100] [--days 1]
+[--chain URL] [--json out.json]``. With ``--chain`` (an anvil node) the operator key must be in
+``VOISIN_CHAIN_KEY``. Progress of each run goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(households: int, days: int, chain: str | None) -> dict[str, Any]:
+    out = Path(tempfile.mkdtemp(prefix=f"voisin-bench-sim-{households}-"))
+    command = [
+        sys.executable,
+        "-m",
+        "api.cli",
+        "simulate",
+        "--households",
+        str(households),
+        "--days",
+        str(days),
+        "--out",
+        str(out),
+    ]
+    if chain:
+        command += ["--chain", chain]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=os.environ.copy(), stdout=sys.stderr)
+    elapsed = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if done.returncode != 0:
+        raise SystemExit(f"bench_simulate: voisin simulate failed for {households} households")
+    report = json.loads((out / "report.json").read_text())
+    return {
+        "households": households,
+        "days": days,
+        "chain": chain or "embedded",
+        "run_s": report["wall_s"],
+        "command_s": elapsed,
+        # ru_maxrss of children is the largest child so far: each size runs after the smaller.
+        "peak_rss_MiB": max(peak_kib, before) / 1024,
+        "slots": report["slots"],
+        "readings": report["readings"],
+        "fills": report["fills"],
+        "gas_used": report["gas_used"],
+        "ms_per_household_slot": 1000 * report["wall_s"] / (households * report["slots"]),
+        "audit_ok": report["audit_ok"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--households", default="10,100", help="sizes, comma-separated")
+    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--chain", help="JSON-RPC URL (default: the embedded chain)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        sizes = sorted(int(n) for n in args.households.split(","))
+    except ValueError:
+        parser.error(f"--households must be integers separated by commas, got {args.households!r}")
+    if min(sizes) < 1 or args.days < 1:
+        parser.error("sizes and --days must be at least 1")
+    rows = [run(n, args.days, args.chain) for n in sizes]
+    print(
+        f"{'households':>10} {'chain':>9} {'run s':>8} {'command s':>9} {'peak MiB':>9} "
+        f"{'readings':>9} {'fills':>7} {'gas':>13} {'ms/hh-slot':>10} {'audit':>5}"
+    )
+    for r in rows:
+        print(
+            f"{r['households']:>10} {r['chain'][:9]:>9} {r['run_s']:>8.1f} "
+            f"{r['command_s']:>9.1f} {r['peak_rss_MiB']:>9.0f} {r['readings']:>9} "
+            f"{r['fills']:>7} {r['gas_used']:>13,} {r['ms_per_household_slot']:>10.1f} "
+            f"{'ok' if r['audit_ok'] else 'FAIL':>5}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
