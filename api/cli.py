@@ -72,6 +72,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from ledger.errors import LedgerError
     from meter_sim import default_scenario, load_scenario, quartierstrom_scenario
     from meter_sim.errors import MeterSimError
+    from meter_sim.plots import write_report_html
+    from meter_sim.report import pilot_comparison
     from meter_sim.run import run_simulation, stderr_progress
 
     def bad(message: str) -> int:
@@ -177,9 +179,13 @@ def _simulate(args: argparse.Namespace) -> int:
         f"gas {r['gas_used']} ({r['gas_per_fill'] or 'n/a'} per fill), wall {r['wall_s']} s, "
         f"audit {'ok' if r['audit_ok'] else 'FAILED'}"
     )
+    comparison = pilot_comparison(r)
+    if comparison:
+        print(comparison)
     for finding in r["audit_findings"]:
         print(f"  [FAILED] {finding}")
-    print(f"report: {report_path.resolve()}")
+    page = write_report_html(out, result)
+    print(f"report: {report_path.resolve()}\npage with the plots: {page.resolve()}")
     return 0 if r["audit_ok"] else 1
 
 

@@ -29,21 +29,59 @@ so that, exactly,
 inside it; ``local_share_of_surplus = local_traded / (local_traded + grid_export)`` is the share
 of the exported PV surplus sold to neighbours. Both are floats rounded to 4 decimals (``None``
 when the denominator is zero); every Wh, micro-euro and gas figure is an integer.
+
+**Per slot**, :func:`slot_series` gives the same terms summed over the households of each slot,
+with the energy-weighted mean fill price of the slot; the plots (:mod:`meter_sim.plots`) and
+:func:`report_html` are drawn from it.
+
+**The Quartierstrom comparison.** For the ``quartierstrom`` scenario,
+:func:`add_pilot_figures` adds ``pilot_self_sufficiency`` (0.33) and
+``pilot_local_share_of_surplus`` (0.82), the figures the pilot published, and
+:func:`pilot_comparison` words the comparison. Source: the final report of the Quartierstrom
+project, the peer-to-peer local electricity market pilot in Walenstadt, Switzerland (37
+households, 27 with PV), run 2019-2020 (ETH Zurich, University of St. Gallen, Wasser- und
+Elektrizitaetswerk Walenstadt, with the Swiss Federal Office of Energy). The pilot reported
+about 33 % community self-supply over a year and about 82 % of the PV sold locally in one
+winter month. They are not like for like with a run: a run covers only its simulated period,
+with modelled load and PV (:mod:`meter_sim.load`, :mod:`meter_sim.pv`) and modelled weather,
+not the pilot's measured households and weather.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import html
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ledger.statements import Statement, TradeLine
 from meter_sim.flows import Flows
 from meter_sim.scenario import SLOTS_PER_DAY
 
-__all__ = ["EnergyTotals", "Gas", "Money", "audit", "build_report", "energy_totals"]
+__all__ = [
+    "PILOT_LOCAL_SHARE_OF_SURPLUS",
+    "PILOT_SELF_SUFFICIENCY",
+    "EnergyTotals",
+    "Gas",
+    "Money",
+    "SlotSeries",
+    "add_pilot_figures",
+    "audit",
+    "build_report",
+    "energy_totals",
+    "pilot_comparison",
+    "report_html",
+    "slot_series",
+]
+
+#: Quartierstrom (Walenstadt, 2019-2020): community self-supply over a year.
+PILOT_SELF_SUFFICIENCY = 0.33
+#: Quartierstrom: share of the PV sold locally, in one winter month.
+PILOT_LOCAL_SHARE_OF_SURPLUS = 0.82
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,3 +266,184 @@ def build_report(
         "audit_findings": findings,
         "wall_s": round(wall_s, 2),
     }
+
+
+@dataclass(frozen=True)
+class SlotSeries:
+    """The neighbourhood's energy terms per slot (int64 Wh arrays, one entry per slot).
+
+    The terms are those of the module docstring, summed over the households of each slot, so
+    ``load = self_consumed + local_traded + grid_import`` and ``pv = self_consumed +
+    local_traded + grid_export + charge - discharge`` hold in every slot.
+    ``price_ueur_per_kWh`` is the energy-weighted mean price of the slot's fills (NaN where
+    the slot did not trade).
+    """
+
+    slots: NDArray[np.int64]
+    pv_Wh: NDArray[np.int64]
+    load_Wh: NDArray[np.int64]
+    self_consumed_Wh: NDArray[np.int64]
+    local_traded_Wh: NDArray[np.int64]
+    grid_import_Wh: NDArray[np.int64]
+    grid_export_Wh: NDArray[np.int64]
+    charge_Wh: NDArray[np.int64]
+    discharge_Wh: NDArray[np.int64]
+    price_ueur_per_kWh: NDArray[np.float64]
+
+    @property
+    def pv_self_consumed_Wh(self) -> NDArray[np.int64]:
+        """PV used on site directly (not through a battery): ``self_consumed - discharge``."""
+        out: NDArray[np.int64] = self.self_consumed_Wh - self.discharge_Wh
+        return out
+
+
+def slot_series(flows: Flows, fills: Sequence[TradeLine]) -> SlotSeries:
+    """The run's per-slot neighbourhood series from its flows and its settled fills."""
+    n_t = flows.shape[1]
+    traded = np.zeros(n_t, dtype=np.int64)
+    value = np.zeros(n_t, dtype=np.float64)
+    for f in fills:
+        t = f.slot - flows.first_slot
+        if not 0 <= t < n_t:
+            raise ValueError(f"fill of slot {f.slot} is outside the run's slots")
+        traded[t] += f.energy_Wh
+        value[t] += f.energy_Wh * f.price_ueur_per_kWh
+    price = np.full(n_t, np.nan)
+    np.divide(value, traded, out=price, where=traded > 0)
+    load = flows.load_Wh.sum(axis=0)
+    imported = flows.import_Wh.sum(axis=0)
+    exported = flows.export_Wh.sum(axis=0)
+    return SlotSeries(
+        slots=flows.slots,
+        pv_Wh=flows.pv_Wh.sum(axis=0),
+        load_Wh=load,
+        self_consumed_Wh=load - imported,
+        local_traded_Wh=traded,
+        grid_import_Wh=imported - traded,
+        grid_export_Wh=exported - traded,
+        charge_Wh=flows.charge_Wh.sum(axis=0),
+        discharge_Wh=flows.discharge_Wh.sum(axis=0),
+        price_ueur_per_kWh=price,
+    )
+
+
+def add_pilot_figures(report: dict[str, Any]) -> None:
+    """Add the Quartierstrom pilot's published figures to a ``quartierstrom`` run's report.
+
+    Does nothing for any other scenario (``report["scenario"]``).
+    """
+    if report.get("scenario") == "quartierstrom":
+        report["pilot_self_sufficiency"] = PILOT_SELF_SUFFICIENCY
+        report["pilot_local_share_of_surplus"] = PILOT_LOCAL_SHARE_OF_SURPLUS
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def pilot_comparison(report: Mapping[str, Any]) -> str | None:
+    """One line comparing the run with the Quartierstrom pilot (``None`` without the figures)."""
+    if "pilot_self_sufficiency" not in report:
+        return None
+    return (
+        f"Quartierstrom pilot: self-sufficiency {_pct(report['self_sufficiency'])} here vs "
+        f"{_pct(report['pilot_self_sufficiency'])} community self-supply over a year; local "
+        f"share of the surplus {_pct(report['local_share_of_surplus'])} here vs "
+        f"{_pct(report['pilot_local_share_of_surplus'])} of PV sold locally in one winter month. "
+        f"This run covers only its simulated {report.get('days')} day(s) with modelled load and "
+        "weather, not the pilot's measured year and month."
+    )
+
+
+#: The report.json fields shown in the HTML summary, with their labels and units.
+_SUMMARY: tuple[tuple[str, str, str], ...] = (
+    ("scenario", "scenario", ""),
+    ("mechanism", "clearing mechanism", ""),
+    ("households", "households", ""),
+    ("prosumers", "of which with PV", ""),
+    ("days", "days", ""),
+    ("slots", "slots (15 min)", ""),
+    ("readings", "signed readings", ""),
+    ("fills", "fills", ""),
+    ("pv_energy_Wh", "PV production", "kWh"),
+    ("load_energy_Wh", "consumption", "kWh"),
+    ("self_consumed_Wh", "self-consumed", "kWh"),
+    ("local_traded_Wh", "traded locally", "kWh"),
+    ("grid_import_Wh", "grid import", "kWh"),
+    ("grid_export_Wh", "grid export", "kWh"),
+    ("battery_charge_Wh", "battery charge", "kWh"),
+    ("battery_discharge_Wh", "battery discharge", "kWh"),
+    ("self_sufficiency", "self-sufficiency", "%"),
+    ("local_share_of_surplus", "local share of the surplus", "%"),
+    ("community_savings_ueur", "community savings", "EUR"),
+    ("mean_clearing_price_ueur_per_kWh", "mean clearing price", "EUR/kWh"),
+    ("gas_used", "gas used", ""),
+    ("gas_per_fill", "settlement gas per fill", ""),
+    ("audit_ok", "audit", ""),
+    ("wall_s", "wall time", "s"),
+)
+
+
+def _shown(value: Any, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "kWh":
+        return f"{value / 1000:,.1f} kWh"
+    if unit == "%":
+        return _pct(value)
+    if unit == "EUR":
+        return f"{value / 1e6:,.2f} EUR"
+    if unit == "EUR/kWh":
+        return f"{value / 1e6:.4f} EUR/kWh"
+    if unit == "s":
+        return f"{value} s"
+    if isinstance(value, bool):
+        return "ok" if value else "FAILED"
+    return str(value)
+
+
+def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
+    """A self-contained HTML page: the report's summary, then each PNG embedded as a data URI.
+
+    ``images`` maps a caption to PNG bytes, in display order. Every interpolated text is escaped.
+    """
+    e = html.escape
+    rows = "\n".join(
+        f"<tr><th>{e(label)}</th><td>{e(_shown(report[key], unit))}</td></tr>"
+        for key, label, unit in _SUMMARY
+        if key in report
+    )
+    notes = [f"<li>{e(str(f))}</li>" for f in report.get("audit_findings", [])]
+    findings = f"<h2>Audit findings</h2><ul>{''.join(notes)}</ul>" if notes else ""
+    comparison = pilot_comparison(report)
+    pilot = f'<p class="pilot">{e(comparison)}</p>' if comparison else ""
+    figures = "\n".join(
+        f'<figure><img alt="{e(caption)}" src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode("ascii")}"><figcaption>{e(caption)}</figcaption></figure>'
+        for caption, png in images.items()
+    )
+    title = f"Voisin simulation report: {report.get('scenario', 'run')}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{e(title)}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; }}
+table {{ border-collapse: collapse; }}
+th, td {{ text-align: left; padding: 0.2rem 1rem 0.2rem 0; border-bottom: 1px solid #ddd; }}
+img {{ max-width: 100%; }}
+.pilot {{ background: #f4f4f4; padding: 0.6rem; }}
+</style>
+</head>
+<body>
+<h1>{e(title)}</h1>
+<table>
+{rows}
+</table>
+{findings}
+{pilot}
+{figures}
+</body>
+</html>
+"""

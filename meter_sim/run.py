@@ -33,6 +33,7 @@ from ledger.agent_orders import AgentHousehold, post_default_orders
 from ledger.agents import AgentSettings
 from ledger.chain import open_chain
 from ledger.clearing import MECHANISMS
+from ledger.client import Tariffs
 from ledger.deploy import open_ledger
 from ledger.indexer import index, make_engine
 from ledger.intake import MeterRecord, classify
@@ -43,7 +44,7 @@ from ledger.statements import TradeLine
 from meter_sim.errors import MeterSimError
 from meter_sim.flows import Flows, simulate
 from meter_sim.meters import sign_readings
-from meter_sim.report import Gas, Money, build_report
+from meter_sim.report import Gas, Money, SlotSeries, add_pilot_figures, build_report, slot_series
 from meter_sim.scenario import Scenario
 
 __all__ = [
@@ -83,7 +84,12 @@ class Progress:
 
 @dataclass(frozen=True)
 class RunResult:
-    """A finished run: its report, the flows it metered and where it lives."""
+    """A finished run: its report, the flows it metered and where it lives.
+
+    ``series`` holds the neighbourhood's per-slot terms (for the plots), ``savings_ueur`` each
+    household's savings against grid-only supply (in the order of ``household_ids``) and
+    ``tariffs`` the tariffs the run settled under.
+    """
 
     report: dict[str, Any]
     flows: Flows
@@ -91,6 +97,9 @@ class RunResult:
     contract: str
     deployment_block: int
     data_dir: Path
+    series: SlotSeries
+    savings_ueur: tuple[int, ...]
+    tariffs: Tariffs
 
 
 def window(flows: Flows, first_slot: int = 0, slots: int | None = None) -> Flows:
@@ -305,6 +314,7 @@ def run_simulation(
         report["mechanism"] = mechanism
         report["chain"] = chain.kind
         report["contract"] = deployment.address
+        add_pilot_figures(report)
         return RunResult(
             report,
             flows,
@@ -312,4 +322,7 @@ def run_simulation(
             deployment.address,
             deployment.block_number,
             data,
+            slot_series(flows, trades),
+            tuple(s.savings_ueur for s in statements),
+            tariffs,
         )
