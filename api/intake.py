@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from api.models import ApiHousehold, IntakeReading
 from api.schemas import ReadingVerdict
 from ledger.eip712 import SignedReading
-from ledger.intake import Code, MeterRecord, classify
+from ledger.intake import Code, MeterRecord, Verdict, classify
 from ledger.models import HouseholdRecord
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ class IntakeWriter:
             result = classify(signed, self.services.domain, state, now_slot=now_slot)
             verdicts: list[ReadingVerdict] = []
             first_copy: dict[tuple[str, int], SignedReading] = {}
-            again: list[tuple[int, SignedReading]] = []
+            again: list[tuple[Verdict, SignedReading]] = []
             rows: list[dict[str, object]] = []
             for v in result.verdicts:
                 r = signed[v.index]
@@ -173,7 +173,7 @@ class IntakeWriter:
                     if key in first_copy:
                         verdicts.append(_verdict(v.index, first_copy[key] == r, *key))
                         continue
-                    again.append((v.index, r))
+                    again.append((v, r))
                     continue
                 verdicts.append(
                     ReadingVerdict(
@@ -195,16 +195,18 @@ class IntakeWriter:
                         )
                     )
                 }
-                for i, r in again:
+                for v, r in again:
                     key = (r.reading.meter, r.reading.slot)
                     held = stored.get(key)
                     if held is not None:
-                        verdicts.append(_verdict(i, _same(held, r), *key))
+                        verdicts.append(_verdict(v.index, _same(held, r), *key))
                     else:
-                        v = result.verdicts[[x.index for x in result.verdicts].index(i)]
                         verdicts.append(
                             ReadingVerdict(
-                                index=i, status="rejected", code=str(v.code), message=v.message
+                                index=v.index,
+                                status="rejected",
+                                code=str(v.code),
+                                message=v.message,
                             )
                         )
             if rows:

@@ -22,14 +22,19 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, and_, col, or_, select
 
 from api.models import ApiHousehold, ApiOrder, IntakeReading
 from ledger import errors as ledger_errors
-from ledger.eip712 import Reading, SignedReading
 from ledger.indexer import index
+from ledger.intake import reading_from_json
 from ledger.models import ReadingRecord, SlotOutcomeRecord
+
+if TYPE_CHECKING:
+    from api.services import Services
 
 log = logging.getLogger("voisin.outbox")
 
@@ -47,20 +52,16 @@ class PassResult:
     chain_down: bool = False
 
 
-def _signed(r: IntakeReading) -> SignedReading:
-    return SignedReading(
-        Reading(r.meter, r.slot, r.import_Wh, r.export_Wh),
-        r.v,
-        bytes.fromhex(r.r.removeprefix("0x")),
-        bytes.fromhex(r.s.removeprefix("0x")),
+def _order_pending() -> ColumnElement[bool]:
+    """An order the outbox still has to send: queued, or open with a cancel requested."""
+    return or_(
+        col(ApiOrder.status) == "queued",
+        and_(col(ApiOrder.status) == "open", col(ApiOrder.cancel_requested)),
     )
 
 
 class Outbox:
-    def __init__(self, services: object) -> None:
-        from api.services import Services
-
-        assert isinstance(services, Services)
+    def __init__(self, services: Services) -> None:
         self.services = services
 
     # ───────────────────────────── Readings ─────────────────────────────
@@ -93,7 +94,9 @@ class Outbox:
             try:
                 # The intake checked them as the contract will: no dry run first.
                 tx = services.client.commit_readings(
-                    services.chain.operator, [_signed(r) for r in batch], check_first=False
+                    services.chain.operator,
+                    [reading_from_json(r.model_dump()) for r in batch],
+                    check_first=False,
                 )
             except (
                 ledger_errors.DuplicateReading,
@@ -152,16 +155,7 @@ class Outbox:
         services = self.services
         with Session(services.engine) as session:
             pending = list(
-                session.exec(
-                    select(ApiOrder)
-                    .where(
-                        or_(
-                            col(ApiOrder.status) == "queued",
-                            and_(col(ApiOrder.status) == "open", col(ApiOrder.cancel_requested)),
-                        )
-                    )
-                    .order_by(col(ApiOrder.id))
-                )
+                session.exec(select(ApiOrder).where(_order_pending()).order_by(col(ApiOrder.id)))
             )
             keys = {h.id: h.key_json for h in session.exec(select(ApiHousehold))}
         for order in pending:
@@ -253,17 +247,8 @@ class Outbox:
 
     def backlog(self) -> dict[str, int]:
         with Session(self.services.engine) as session:
-            readings = len(
-                session.exec(select(IntakeReading.id).where(IntakeReading.status == "queued")).all()
-            )
-            orders = len(
-                session.exec(
-                    select(ApiOrder.id).where(
-                        or_(
-                            col(ApiOrder.status) == "queued",
-                            and_(col(ApiOrder.status) == "open", col(ApiOrder.cancel_requested)),
-                        )
-                    )
-                ).all()
-            )
-        return {"readings": readings, "orders": orders}
+            readings = session.exec(
+                select(func.count()).where(IntakeReading.status == "queued")
+            ).one()
+            orders = session.exec(select(func.count()).where(_order_pending())).one()
+        return {"readings": int(readings), "orders": int(orders)}

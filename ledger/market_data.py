@@ -35,7 +35,6 @@ __all__ = [
     "TariffSchedule",
     "load_slot_book",
     "load_statement",
-    "metered_slots",
     "tariff_schedule",
 ]
 
@@ -220,15 +219,3 @@ def load_statement(engine: Engine, household: int, first_slot: int, last_slot: i
         for f in fills
     ]
     return build_statement(household, first_slot, last_slot, metered, trades)
-
-
-def metered_slots(engine: Engine) -> list[int]:
-    """Every slot with at least one committed reading, ascending."""
-    with Session(engine) as session:
-        return list(
-            session.exec(
-                select(ReadingRecord.slot)
-                .group_by(col(ReadingRecord.slot))
-                .order_by(col(ReadingRecord.slot))
-            )
-        )

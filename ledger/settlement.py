@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
@@ -115,22 +115,7 @@ class SlotOutcome:
 
     @classmethod
     def from_record(cls, r: SlotOutcomeRecord) -> SlotOutcome:
-        return cls(
-            slot=r.slot,
-            mechanism=r.mechanism,
-            clearing_price_ueur_per_kWh=r.clearing_price_ueur_per_kWh,
-            households=r.households,
-            surplus_Wh=r.surplus_Wh,
-            deficit_Wh=r.deficit_Wh,
-            matched_Wh=r.matched_Wh,
-            unmatched_surplus_Wh=r.unmatched_surplus_Wh,
-            unmatched_deficit_Wh=r.unmatched_deficit_Wh,
-            fills=r.fills,
-            batches=r.batches,
-            cost_ueur=r.cost_ueur,
-            fees_ueur=r.fees_ueur,
-            gas_used=r.gas_used,
-        )
+        return cls(**{f.name: getattr(r, f.name) for f in fields(cls)})
 
 
 def _fills_json(fills: tuple[Fill, ...]) -> str:

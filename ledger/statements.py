@@ -93,20 +93,8 @@ class SlotLine:
         )
 
 
-_TOTALS = (
-    "import_Wh",
-    "export_Wh",
-    "bought_Wh",
-    "sold_Wh",
-    "grid_import_Wh",
-    "grid_export_Wh",
-    "paid_local_ueur",
-    "fees_ueur",
-    "earned_local_ueur",
-    "grid_import_cost_ueur",
-    "grid_export_revenue_ueur",
-    "grid_only_cost_ueur",
-)
+#: Every summed quantity of a line (all its fields but the slot).
+_TOTALS = tuple(f.name for f in fields(SlotLine) if f.name != "slot")
 
 
 @dataclass(frozen=True, slots=True)

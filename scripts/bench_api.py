@@ -34,6 +34,7 @@ import httpx
 from eth_account import Account
 
 from ledger.eip712 import Reading, domain_separator, sign_reading
+from ledger.intake import reading_to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-operator-token-0123456789abcdef"
@@ -219,17 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                     registers[m.address] += 10
                     total = registers[m.address]
                     s = sign_reading(m.key, Reading(m.address, slot, total, total), domain)
-                    streams[i % len(streams)].append(
-                        {
-                            "meter": m.address,
-                            "slot": slot,
-                            "import_Wh": total,
-                            "export_Wh": total,
-                            "v": s.v,
-                            "r": "0x" + s.r.hex(),
-                            "s": "0x" + s.s.hex(),
-                        }
-                    )
+                    streams[i % len(streams)].append(reading_to_json(s))
             next_slot += per_meter
             per_client = [
                 [

@@ -18,9 +18,11 @@ from sqlmodel import Session, select
 
 from api.app import create_app
 from api.models import ApiHousehold, ApiOrder, IntakeReading
+from api.outbox import PassResult
 from api.services import Services
 from api.settings import Settings
 from ledger.eip712 import Reading, sign_reading
+from ledger.intake import reading_to_json
 from tests.conftest import ANVIL_KEY
 
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
@@ -78,19 +80,12 @@ class Api:
             Reading(m.meter.address, slot, m.import_Wh, m.export_Wh),
             self.services.domain,
         )
-        return {
-            "meter": m.meter.address,
-            "slot": slot,
-            "import_Wh": m.import_Wh,
-            "export_Wh": m.export_Wh,
-            "v": signed.v,
-            "r": "0x" + signed.r.hex(),
-            "s": "0x" + signed.s.hex(),
-        }
+        return reading_to_json(signed)
 
-    def flush(self) -> None:
+    def flush(self) -> PassResult:
         result = self.services.outbox.run_once()
         assert not result.chain_down
+        return result
 
     def snapshot(self) -> tuple[int, ...]:
         """Row counts of the API's tables and the chain's head: "nothing changed" checks."""

@@ -7,24 +7,12 @@ from typing import Any
 
 from eth_account import Account
 
-from ledger.eip712 import Reading, SignedReading, sign_reading
+from ledger.eip712 import Reading, sign_reading
+from ledger.intake import reading_to_json
 from tests.api.conftest import OP, Api, past_slot
 
 HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-
-
-def _wire(signed: SignedReading) -> dict[str, Any]:
-    rd = signed.reading
-    return {
-        "meter": rd.meter,
-        "slot": rd.slot,
-        "import_Wh": rd.import_Wh,
-        "export_Wh": rd.export_Wh,
-        "v": signed.v,
-        "r": "0x" + signed.r.hex(),
-        "s": "0x" + signed.s.hex(),
-    }
 
 
 def test_bad_input_table(api: Api) -> None:
@@ -55,7 +43,7 @@ def test_bad_input_table(api: Api) -> None:
     good = api.reading(seller, slot + 1, export_Wh=10)
     seller.export_Wh -= 10  # the table never submits it as is
     tampered = {**good, "export_Wh": good["export_Wh"] + 1000}
-    future = _wire(
+    future = reading_to_json(
         sign_reading(
             seller.meter.key,
             Reading(seller.meter.address, past_slot(-3), 10**6, 10**6),
@@ -63,15 +51,15 @@ def test_bad_input_table(api: Api) -> None:
         )
     )
     stranger = Account.create()
-    unknown = _wire(
+    unknown = reading_to_json(
         sign_reading(stranger.key, Reading(stranger.address, slot + 1, 1, 1), api.services.domain)
     )
-    stale = _wire(
+    stale = reading_to_json(
         sign_reading(
             seller.meter.key, Reading(seller.meter.address, slot - 1, 0, 600), api.services.domain
         )
     )
-    decreased = _wire(
+    decreased = reading_to_json(
         sign_reading(
             seller.meter.key, Reading(seller.meter.address, slot + 1, 0, 100), api.services.domain
         )
@@ -81,7 +69,7 @@ def test_bad_input_table(api: Api) -> None:
     )
     s_value = int.from_bytes(low_s.s, "big")
     high_s = {
-        **_wire(low_s),
+        **reading_to_json(low_s),
         "v": 55 - low_s.v,
         "s": "0x" + (N - s_value).to_bytes(32, "big").hex(),
     }

@@ -23,6 +23,7 @@ from api.settings import Settings
 from ledger import open_chain
 from ledger.deploy import open_ledger
 from ledger.eip712 import Reading, sign_reading
+from ledger.intake import reading_to_json
 from tests.api.conftest import OP, OPERATOR_TOKEN, Api, past_slot
 from tests.conftest import ANVIL_BIN, ANVIL_KEY, _free_port, _wait_for
 
@@ -90,19 +91,7 @@ def test_a_server_killed_under_load_loses_no_accepted_reading(tmp_path: Path) ->
                 slot = first + k // len(meters)
                 total = 10 * (slot - first + 1)
                 signed = sign_reading(m.key, Reading(m.address, slot, total, total), domain)
-                body = {
-                    "readings": [
-                        {
-                            "meter": m.address,
-                            "slot": slot,
-                            "import_Wh": total,
-                            "export_Wh": total,
-                            "v": signed.v,
-                            "r": "0x" + signed.r.hex(),
-                            "s": "0x" + signed.s.hex(),
-                        }
-                    ]
-                }
+                body = {"readings": [reading_to_json(signed)]}
                 try:
                     r = http.post("/readings", json=body)
                 except httpx.HTTPError:
