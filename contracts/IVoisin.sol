@@ -89,6 +89,11 @@ interface IVoisin {
         uint64 importBaselineWh,
         uint64 exportBaselineWh
     );
+    /// @notice A household's account key was replaced; its balance, orders and history stay
+    ///         with the household, and the old account no longer acts for it.
+    event AccountRotated(
+        uint32 indexed household, address indexed oldAccount, address indexed newAccount
+    );
     /// @notice A signed reading was committed; `exportDeltaWh` was minted as credits for `slot`.
     event ReadingCommitted(
         uint32 indexed household,

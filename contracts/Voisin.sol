@@ -103,6 +103,21 @@ contract Voisin is VoisinToken {
         emit MeterRotated(household, oldMeter, newMeter, importBaselineWh, exportBaselineWh);
     }
 
+    /// @notice Replace a household's account key; the balance stays in the household's word.
+    /// @dev Orders belong to the household id, not the account, so they stay open and valid.
+    ///      The old account keeps nothing: it is no longer a household, and its balance is 0.
+    function rotateAccount(uint32 household, address newAccount) external onlyRole(OPERATOR_ROLE) {
+        Household storage h = _existingHousehold(household);
+        if (newAccount == address(0)) revert ZeroAddress();
+        if (householdOf[newAccount] != 0) revert AccountAlreadyRegistered(newAccount);
+        address oldAccount = h.account;
+        delete householdOf[oldAccount];
+        householdOf[newAccount] = household;
+        h.account = newAccount;
+        _adoptBalance(household, newAccount);
+        emit AccountRotated(household, oldAccount, newAccount);
+    }
+
     /// @notice Deactivate a household: its readings, orders and trades are refused from now on.
     function deactivateHousehold(uint32 household) external onlyRole(OPERATOR_ROLE) {
         Household storage h = _existingHousehold(household);

@@ -125,13 +125,13 @@ abstract contract VoisinToken is VoisinAccess {
         }
     }
 
-    /// @dev Moves money an account held before it became a household into its household word.
+    /// @dev Moves money an account held before it became a household's into the household word
+    ///      (added to what the household holds: a rotated-in account joins a funded household).
     function _adoptBalance(uint32 id, address account) internal {
         uint256 held = _otherBalances[account];
         if (held != 0) {
             _otherBalances[account] = 0;
-            // Fits: held <= totalSupply <= MAX_SUPPLY.
-            _households[id].balanceUeur = uint80(held);
+            _credit(id, account, held);
         }
     }
 }

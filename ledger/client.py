@@ -303,6 +303,10 @@ class VoisinClient:
             export_baseline_Wh,
         )
 
+    def rotate_account(self, operator: LocalAccount, household: int, new_account: str) -> TxResult:
+        """Move ``household`` to a new account key; its balance and orders stay with it."""
+        return self.transact(operator, "rotateAccount", household, to_checksum_address(new_account))
+
     def deactivate_household(self, operator: LocalAccount, household: int) -> TxResult:
         return self.transact(operator, "deactivateHousehold", household)
 

@@ -132,6 +132,17 @@ def _store(session: Session, contract: str, event: Event) -> None:
         if household is not None:
             household.meter = a["newMeter"]
             session.add(household)
+    elif event.name == "AccountRotated":
+        household = session.get(HouseholdRecord, a["household"])
+        if household is not None:
+            household.account = a["newAccount"]
+            session.add(household)
+        # The balance lives with the household on chain, so it moves with the account here.
+        old = session.get(BalanceRecord, a["oldAccount"])
+        if old is not None and old.balance_ueur:
+            _add_balance(session, a["newAccount"], old.balance_ueur)
+            old.balance_ueur = 0
+            session.add(old)
     elif event.name == "ReadingCommitted":
         session.add(
             ReadingRecord(

@@ -105,6 +105,7 @@ class VoisinContractSuite:
         calls: list[tuple[str, tuple[object, ...]]] = [
             ("registerHousehold", (outsider.address, Account.create().address, True, 0, 0)),
             ("rotateMeter", (m.seller.id, Account.create().address, 0, 0)),
+            ("rotateAccount", (m.seller.id, outsider.address)),
             ("deactivateHousehold", (m.seller.id,)),
             ("setTariffs", (1, 2, 0)),
             ("setFeeRecipient", (outsider.address,)),
