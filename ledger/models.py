@@ -198,3 +198,60 @@ class IndexerState(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: str
+
+
+class SignedReadingRecord(SQLModel, table=True):
+    """A meter's signed reading as it reached the ledger: the EIP-712 fields and the signature.
+
+    Written before (or as) the reading is committed on chain (:mod:`ledger.evidence`), so the
+    operator's audit can trace every minted credit back to the very bytes the meter signed and
+    recover the signer again. ``r`` and ``s`` are 0x-prefixed 32-byte hex, ``v`` is 27 or 28.
+    """
+
+    __tablename__ = "signed_reading"
+    __table_args__ = (UniqueConstraint("meter", "slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    meter: str = Field(index=True)
+    slot: int = Field(sa_type=BigInteger, index=True)
+    import_Wh: int = Field(sa_type=BigInteger)
+    export_Wh: int = Field(sa_type=BigInteger)
+    v: int
+    r: str
+    s: str
+
+
+class SlotDigestRecord(SQLModel, table=True):
+    """One link of the tamper-evident digest chain over settled slots (:mod:`ledger.audit.digest`).
+
+    ``seq`` orders the links as they were sealed; ``digest`` is SHA-256 over the previous
+    link's digest and this slot's leaves (one hash per household, plus the slot's outcome),
+    computed from the mirrored records of blocks up to ``sealed_block``. ``leaves_json`` keeps
+    the leaf hashes so the audit can name the household whose record changed.
+    """
+
+    __tablename__ = "slot_digest"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    slot: int = Field(sa_type=BigInteger, unique=True)
+    sealed_block: int = Field(sa_type=BigInteger)
+    prev_digest: str
+    digest: str
+    leaves_json: str
+
+
+class NeighbourhoodSlotRecord(SQLModel, table=True):
+    """What a simulation knows beyond the meters, per slot, summed over the neighbourhood (Wh).
+
+    Meters measure only grid import and export; PV production, load and battery flows come
+    from the simulator (or from PV inverter meters). The audit uses them for the neighbourhood
+    balance and the open-data export, and leaves them out when absent.
+    """
+
+    __tablename__ = "neighbourhood_slot"
+
+    slot: int = Field(primary_key=True, sa_type=BigInteger)
+    pv_Wh: int = Field(sa_type=BigInteger)
+    load_Wh: int = Field(sa_type=BigInteger)
+    charge_Wh: int = Field(default=0, sa_type=BigInteger)
+    discharge_Wh: int = Field(default=0, sa_type=BigInteger)

@@ -31,6 +31,7 @@ from sqlmodel import Session, col, delete, select
 
 from ledger import errors
 from ledger.agents import AgentSettings, effective_limit
+from ledger.audit.digest import seal_slot
 from ledger.clearing import MECHANISMS, ClearingResult, Mechanism
 from ledger.client import Fill, Tariffs, VoisinClient
 from ledger.errors import LedgerError
@@ -40,6 +41,7 @@ from ledger.models import (
     ChainEvent,
     FillRecord,
     HouseholdRecord,
+    IndexerCursor,
     SettlementBatchRecord,
     SlotOutcomeRecord,
 )
@@ -394,6 +396,10 @@ class SettlementWorker:
             if not fills:
                 record.clearing_price_ueur_per_kWh = None
             session.add(record)
+            # Seal the slot in the digest chain with its outcome (same transaction): any later
+            # change to its mirrored records shows in the audit (ledger.audit.digest).
+            cursor = session.get(IndexerCursor, self.client.address)
+            seal_slot(session, slot, 0 if cursor is None else cursor.last_block, record)
             outcome = SlotOutcome.from_record(record)
         self._log(
             f"slot {slot}: {outcome.fills} fills, {outcome.matched_Wh} Wh in "

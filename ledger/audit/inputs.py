@@ -1,0 +1,173 @@
+"""What the audit reads, gathered in one place: the chain's events and state, and the database.
+
+:func:`collect` is the only function of :mod:`ledger.audit` that touches the chain and the
+database; the checks are pure functions over the :class:`AuditInputs` it returns. It only reads:
+the audit never indexes, so a mirror that was tampered with is audited as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from ledger.client import Event, MeterState, VoisinClient
+from ledger.models import (
+    BalanceRecord,
+    ChainEvent,
+    FillRecord,
+    HouseholdRecord,
+    IndexerCursor,
+    NeighbourhoodSlotRecord,
+    ReadingRecord,
+    SignedReadingRecord,
+    SlotDigestRecord,
+    SlotOutcomeRecord,
+    TariffRecord,
+    TopUpRecord,
+)
+
+__all__ = ["AuditInputs", "Registration", "collect"]
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A meter's start on chain: registration or rotation, with its baseline registers (Wh)."""
+
+    household: int
+    meter: str
+    import_baseline_Wh: int
+    export_baseline_Wh: int
+    block_number: int
+    log_index: int
+
+
+@dataclass
+class AuditInputs:
+    """Everything the checks look at. Addresses are checksummed; energy Wh, money micro-euro.
+
+    ``events`` are the contract's events from the deployment block to ``head_block``, in chain
+    order; ``mirror_block`` is the last block the database claims to mirror (``None`` before
+    any indexing). ``registrations`` come from the chain (events, with the baselines read from
+    the registering transactions). ``balances`` and ``meter_states`` are the chain's current
+    state for every account and meter the events name.
+    """
+
+    chain_id: int
+    contract: str
+    deployment_block: int
+    head_block: int
+    mirror_block: int | None
+    events: list[Event]
+    registrations: list[Registration]
+    balances: dict[str, int]
+    total_supply_ueur: int
+    meter_states: dict[str, MeterState]
+    household_meters: dict[int, str]
+    """Each household's current meter, as the chain's ``getHousehold`` returns it."""
+    db_events: list[ChainEvent] = field(default_factory=list)
+    db_households: list[HouseholdRecord] = field(default_factory=list)
+    db_readings: list[ReadingRecord] = field(default_factory=list)
+    db_fills: list[FillRecord] = field(default_factory=list)
+    db_topups: list[TopUpRecord] = field(default_factory=list)
+    db_tariffs: list[TariffRecord] = field(default_factory=list)
+    db_balances: list[BalanceRecord] = field(default_factory=list)
+    db_outcomes: list[SlotOutcomeRecord] = field(default_factory=list)
+    db_digests: list[SlotDigestRecord] = field(default_factory=list)
+    signed: list[SignedReadingRecord] = field(default_factory=list)
+    neighbourhood: list[NeighbourhoodSlotRecord] = field(default_factory=list)
+
+    def named(self, *names: str) -> list[Event]:
+        return [e for e in self.events if e.name in names]
+
+
+def _all(session: Session, model: Any, order: Sequence[Any] = ()) -> list[Any]:
+    query = select(model)
+    for column in order:
+        query = query.order_by(col(column))
+    return list(session.exec(query))
+
+
+def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> AuditInputs:
+    """Read the chain's events and state and every table the audit checks."""
+    head = int(client.w3.eth.block_number)
+    events = client.events(deployment_block, head)
+    registrations: list[Registration] = []
+    accounts: set[str] = set()
+    meters: set[str] = set()
+    households: set[int] = set()
+    for e in events:
+        a = e.args
+        if e.name == "HouseholdRegistered":
+            # The event does not carry the baselines: the registering call's input does.
+            tx = client.w3.eth.get_transaction(e.tx_hash)  # type: ignore[arg-type]
+            _, params = client.contract.decode_function_input(tx["input"])
+            registrations.append(
+                Registration(
+                    int(a["household"]),
+                    to_checksum_address(a["meter"]),
+                    int(params["importBaselineWh"]),
+                    int(params["exportBaselineWh"]),
+                    e.block_number,
+                    e.log_index,
+                )
+            )
+            accounts.add(to_checksum_address(a["account"]))
+            meters.add(to_checksum_address(a["meter"]))
+            households.add(int(a["household"]))
+        elif e.name == "MeterRotated":
+            registrations.append(
+                Registration(
+                    int(a["household"]),
+                    to_checksum_address(a["newMeter"]),
+                    int(a["importBaselineWh"]),
+                    int(a["exportBaselineWh"]),
+                    e.block_number,
+                    e.log_index,
+                )
+            )
+            meters.add(to_checksum_address(a["newMeter"]))
+        elif e.name == "AccountRotated":
+            accounts.add(to_checksum_address(a["newAccount"]))
+        elif e.name in ("Transfer", "ToppedUp"):
+            for key in ("from", "to", "account"):
+                if key in a and int(a[key], 16) != 0:
+                    accounts.add(to_checksum_address(a[key]))
+        elif e.name == "FeeRecipientSet":
+            accounts.add(to_checksum_address(a["recipient"]))
+    household_meters = {h: str(to_checksum_address(client.household(h).meter)) for h in households}
+    with Session(engine) as session:
+        cursor = session.get(IndexerCursor, client.address)
+        inputs = AuditInputs(
+            chain_id=client.chain_id,
+            contract=client.address,
+            deployment_block=deployment_block,
+            head_block=head,
+            mirror_block=None if cursor is None else cursor.last_block,
+            events=events,
+            registrations=registrations,
+            balances={a: client.balance_of(a) for a in sorted(accounts)},
+            total_supply_ueur=client.total_supply(),
+            meter_states={m: client.meter_state(m) for m in sorted(meters)},
+            household_meters=household_meters,
+            db_events=[
+                e
+                for e in _all(session, ChainEvent, (ChainEvent.block_number, ChainEvent.log_index))
+                if e.contract == client.address
+            ],
+            db_households=_all(session, HouseholdRecord, (HouseholdRecord.id,)),
+            db_readings=_all(session, ReadingRecord, (ReadingRecord.slot, ReadingRecord.id)),
+            db_fills=_all(session, FillRecord, (FillRecord.block_number, FillRecord.log_index)),
+            db_topups=_all(session, TopUpRecord, (TopUpRecord.block_number,)),
+            db_tariffs=_all(session, TariffRecord, (TariffRecord.block_number,)),
+            db_balances=_all(session, BalanceRecord, (BalanceRecord.account,)),
+            db_outcomes=_all(session, SlotOutcomeRecord, (SlotOutcomeRecord.slot,)),
+            db_digests=_all(session, SlotDigestRecord, (SlotDigestRecord.seq,)),
+            signed=_all(session, SignedReadingRecord, (SignedReadingRecord.slot,)),
+            neighbourhood=_all(session, NeighbourhoodSlotRecord, (NeighbourhoodSlotRecord.slot,)),
+        )
+    return inputs

@@ -1,0 +1,449 @@
+"""Integrity: the records are unique, monotone, and the database says what the chain says.
+
+- **Unique readings**: no (meter, slot) pair twice, on chain, in the mirror or in the evidence.
+- **Registers only grow**: per meter, in slot order, on chain and in the evidence store.
+- **Mirror == chain**: up to the block the database claims to mirror, every contract event is
+  in ``chain_event`` with the same name, transaction and arguments, nothing missing and
+  nothing extra; the typed projections (readings, fills, top-ups, tariffs, households and
+  balances) match the events and the chain's state.
+- **Digest chain**: each sealed slot's link follows the previous one, and its leaves,
+  recomputed from the database as it is now, are the ones sealed (:mod:`ledger.audit.digest`).
+  A settled slot without a seal is flagged too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from ledger.audit.digest import GENESIS_DIGEST, compute_leaves, link_digest
+from ledger.audit.findings import ERROR, WARNING, Finding
+from ledger.audit.inputs import AuditInputs
+from ledger.client import Event
+
+__all__ = ["check_integrity"]
+
+
+def _where(args: dict[str, Any], household_of: dict[str, int]) -> tuple[int | None, int | None]:
+    """The slot and household an event concerns, when it names them."""
+    slot = args.get("slot")
+    household = args.get("household", args.get("seller"))
+    if household is None:
+        for key in ("account", "to", "from"):
+            if key in args:
+                household = household_of.get(to_checksum_address(args[key]))
+                if household is not None:
+                    break
+    return (None if slot is None else int(slot)), (None if household is None else int(household))
+
+
+def check_integrity(inputs: AuditInputs) -> list[Finding]:
+    findings: list[Finding] = []
+    add = findings.append
+    household_of: dict[str, int] = {
+        to_checksum_address(e.args["account"]): int(e.args["household"])
+        for e in inputs.named("HouseholdRegistered")
+    }
+    meter_owner = {r.meter: r.household for r in inputs.registrations}
+    _unique_and_growing(inputs, meter_owner, add)
+    _mirror(inputs, household_of, add)
+    _digests(inputs, add)
+    return findings
+
+
+def _unique_and_growing(
+    inputs: AuditInputs, meter_owner: dict[str, int], add: Callable[[Finding], None]
+) -> None:
+    sources: dict[str, list[tuple[str, int, int, int]]] = {
+        "chain": [
+            (
+                to_checksum_address(e.args["meter"]),
+                int(e.args["slot"]),
+                int(e.args["importWh"]),
+                int(e.args["exportWh"]),
+            )
+            for e in inputs.named("ReadingCommitted")
+        ],
+        "database mirror": [
+            (to_checksum_address(r.meter), r.slot, r.import_Wh, r.export_Wh)
+            for r in inputs.db_readings
+        ],
+        "evidence store": [
+            (to_checksum_address(s.meter), s.slot, s.import_Wh, s.export_Wh) for s in inputs.signed
+        ],
+    }
+    for source, rows in sources.items():
+        for (meter, slot), n in sorted(Counter((m, s) for m, s, _, _ in rows).items()):
+            if n > 1:
+                add(
+                    Finding(
+                        "integrity",
+                        ERROR,
+                        slot,
+                        meter_owner.get(meter),
+                        f"{n} readings of meter {meter} for one slot in the {source}",
+                        {"meter": meter, "source": source, "count": n},
+                    )
+                )
+        if source == "database mirror":
+            continue  # its order and values are compared with the chain below
+        per_meter: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        for meter, slot, imp, exp in rows:
+            per_meter[meter].append((slot, imp, exp))
+        for meter, series in sorted(per_meter.items()):
+            series.sort()
+            for (_, imp0, exp0), (slot, imp, exp) in itertools.pairwise(series):
+                if imp < imp0 or exp < exp0:
+                    add(
+                        Finding(
+                            "integrity",
+                            ERROR,
+                            slot,
+                            meter_owner.get(meter),
+                            f"a register of meter {meter} decreased in the {source}",
+                            {
+                                "meter": meter,
+                                "source": source,
+                                "previous_registers_Wh": [imp0, exp0],
+                                "registers_Wh": [imp, exp],
+                            },
+                        )
+                    )
+
+
+def _event_key(e: Event) -> tuple[int, int]:
+    return (e.block_number, e.log_index)
+
+
+def _mirror(
+    inputs: AuditInputs, household_of: dict[str, int], add: Callable[[Finding], None]
+) -> None:
+    if inputs.mirror_block is None:
+        if inputs.db_events:
+            add(
+                Finding(
+                    "integrity",
+                    ERROR,
+                    None,
+                    None,
+                    "the database holds events but no indexer cursor",
+                    {"events": len(inputs.db_events)},
+                )
+            )
+        return
+    upto = inputs.mirror_block
+    chain = {_event_key(e): e for e in inputs.events if e.block_number <= upto}
+    db = {(r.block_number, r.log_index): r for r in inputs.db_events}
+    for key in sorted(set(chain) | set(db)):
+        e, r = chain.get(key), db.get(key)
+        if e is not None:
+            args_json = json.dumps(e.args, sort_keys=True, default=str)
+            slot, household = _where(e.args, household_of)
+            if r is None:
+                add(
+                    Finding(
+                        "integrity",
+                        ERROR,
+                        slot,
+                        household,
+                        f"{e.name} event at block {key[0]} log {key[1]} is missing from the "
+                        "database mirror",
+                        {"event": e.name, "block": key[0], "log_index": key[1], "args": e.args},
+                    )
+                )
+            elif (r.name, r.tx_hash.lower(), r.args_json) != (e.name, e.tx_hash.lower(), args_json):
+                add(
+                    Finding(
+                        "integrity",
+                        ERROR,
+                        slot,
+                        household,
+                        f"the mirrored {r.name} event at block {key[0]} log {key[1]} differs "
+                        "from the chain's",
+                        {"chain": {"name": e.name, "args": e.args}, "database": r.args_json},
+                    )
+                )
+        elif r is not None:
+            args = json.loads(r.args_json) if r.args_json.startswith("{") else {}
+            slot, household = _where(args, household_of)
+            add(
+                Finding(
+                    "integrity",
+                    ERROR,
+                    slot,
+                    household,
+                    f"the database mirror holds a {r.name} event at block {key[0]} log {key[1]} "
+                    "that the chain does not have",
+                    {"event": r.name, "block": key[0], "log_index": key[1], "args": r.args_json},
+                )
+            )
+    _projections(inputs, household_of, add)
+
+
+def _compare(
+    kind: str,
+    chain: dict[Any, tuple[Any, ...]],
+    db: dict[Any, tuple[Any, ...]],
+    where: Callable[[tuple[Any, ...]], tuple[int | None, int | None]],
+    add: Callable[[Finding], None],
+) -> None:
+    """Flag rows missing from, extra in, or different in the database's ``kind`` table."""
+    for key in sorted(set(chain) | set(db), key=str):
+        c, d = chain.get(key), db.get(key)
+        if c == d:
+            continue
+        row = d if c is None else c
+        assert row is not None
+        slot, household = where(row)
+        if c is None:
+            message = f"the database's {kind} table holds a row the chain's events do not have"
+        elif d is None:
+            message = f"a {kind} row is missing from the database"
+        else:
+            message = f"a {kind} row in the database differs from the chain's events"
+        add(
+            Finding(
+                "integrity",
+                ERROR,
+                slot,
+                household,
+                message,
+                {"table": kind, "key": list(key), "chain": c, "database": d},
+            )
+        )
+
+
+def _projections(
+    inputs: AuditInputs, household_of: dict[str, int], add: Callable[[Finding], None]
+) -> None:
+    upto = inputs.mirror_block or 0
+    mirrored = [e for e in inputs.events if e.block_number <= upto]
+    reading_rows = {
+        (to_checksum_address(e.args["meter"]), int(e.args["slot"])): (
+            int(e.args["household"]),
+            int(e.args["slot"]),
+            int(e.args["importWh"]),
+            int(e.args["exportWh"]),
+            int(e.args["importDeltaWh"]),
+            int(e.args["exportDeltaWh"]),
+            e.block_number,
+            e.tx_hash.lower(),
+        )
+        for e in mirrored
+        if e.name == "ReadingCommitted"
+    }
+    _compare(
+        "reading",
+        reading_rows,
+        {
+            (to_checksum_address(r.meter), r.slot): (
+                r.household,
+                r.slot,
+                r.import_Wh,
+                r.export_Wh,
+                r.import_delta_Wh,
+                r.export_delta_Wh,
+                r.block_number,
+                r.tx_hash.lower(),
+            )
+            for r in inputs.db_readings
+        },
+        lambda row: (row[1], row[0]),
+        add,
+    )
+    fill_rows = {
+        _event_key(e): (
+            int(e.args["slot"]),
+            int(e.args["seller"]),
+            int(e.args["buyer"]),
+            int(e.args["offerId"]),
+            int(e.args["bidId"]),
+            int(e.args["energyWh"]),
+            int(e.args["priceUeurPerKWh"]),
+            int(e.args["costUeur"]),
+            int(e.args["feeUeur"]),
+            e.tx_hash.lower(),
+        )
+        for e in mirrored
+        if e.name == "FillSettled"
+    }
+    _compare(
+        "fill",
+        fill_rows,
+        {
+            (f.block_number, f.log_index): (
+                f.slot,
+                f.seller,
+                f.buyer,
+                f.offer_id,
+                f.bid_id,
+                f.energy_Wh,
+                f.price_ueur_per_kWh,
+                f.cost_ueur,
+                f.fee_ueur,
+                f.tx_hash.lower(),
+            )
+            for f in inputs.db_fills
+        },
+        lambda row: (row[0], row[1]),
+        add,
+    )
+    _compare(
+        "topup",
+        {
+            _event_key(e): (to_checksum_address(e.args["account"]), int(e.args["amountUeur"]))
+            for e in mirrored
+            if e.name == "ToppedUp"
+        },
+        {
+            (t.block_number, t.log_index): (to_checksum_address(t.account), t.amount_ueur)
+            for t in inputs.db_topups
+        },
+        lambda row: (None, household_of.get(row[0])),
+        add,
+    )
+    _compare(
+        "tariff",
+        {
+            _event_key(e): (
+                int(e.args["feedInUeurPerKWh"]),
+                int(e.args["retailUeurPerKWh"]),
+                int(e.args["gridFeeUeurPerKWh"]),
+            )
+            for e in mirrored
+            if e.name == "TariffsSet"
+        },
+        {
+            (t.block_number, t.log_index): (
+                t.feed_in_ueur_per_kWh,
+                t.retail_ueur_per_kWh,
+                t.grid_fee_ueur_per_kWh,
+            )
+            for t in inputs.db_tariffs
+        },
+        lambda row: (None, None),
+        add,
+    )
+    households: dict[int, list[Any]] = {}
+    for e in mirrored:
+        a = e.args
+        if e.name == "HouseholdRegistered":
+            households[int(a["household"])] = [
+                to_checksum_address(a["account"]),
+                to_checksum_address(a["meter"]),
+                bool(a["prosumer"]),
+                True,
+            ]
+        elif e.name == "MeterRotated" and int(a["household"]) in households:
+            households[int(a["household"])][1] = to_checksum_address(a["newMeter"])
+        elif e.name == "HouseholdDeactivated" and int(a["household"]) in households:
+            households[int(a["household"])][3] = False
+    _compare(
+        "household",
+        {(h,): (h, *row) for h, row in households.items()},
+        {
+            (h.id,): (
+                h.id,
+                to_checksum_address(h.account),
+                to_checksum_address(h.meter),
+                h.prosumer,
+                h.active,
+            )
+            for h in inputs.db_households
+        },
+        lambda row: (None, int(row[0])),
+        add,
+    )
+    if upto >= inputs.head_block:
+        # Balances are state at the head: comparable only with a mirror that has caught up.
+        _compare(
+            "balance",
+            {(a,): (a, v) for a, v in inputs.balances.items() if v},
+            {
+                (to_checksum_address(b.account),): (to_checksum_address(b.account), b.balance_ueur)
+                for b in inputs.db_balances
+                if b.balance_ueur
+            },
+            lambda row: (None, household_of.get(str(row[0]))),
+            add,
+        )
+
+
+def _digests(inputs: AuditInputs, add: Callable[[Finding], None]) -> None:
+    readings: dict[int, list[Any]] = defaultdict(list)
+    fills: dict[int, list[Any]] = defaultdict(list)
+    for r in inputs.db_readings:
+        readings[r.slot].append(r)
+    for f in inputs.db_fills:
+        fills[f.slot].append(f)
+    outcomes = {o.slot: o for o in inputs.db_outcomes}
+    prev = GENESIS_DIGEST
+    sealed: set[int] = set()
+    for link in inputs.db_digests:
+        sealed.add(link.slot)
+        evidence = {"seq": link.seq, "digest": link.digest}
+        if link.prev_digest != prev:
+            add(
+                Finding(
+                    "integrity",
+                    ERROR,
+                    link.slot,
+                    None,
+                    "the digest chain is broken: this link does not follow the previous one",
+                    {**evidence, "prev_digest": link.prev_digest, "expected_prev_digest": prev},
+                )
+            )
+        try:
+            stored: dict[str, str] = json.loads(link.leaves_json)
+        except json.JSONDecodeError:
+            stored = {}
+        if link_digest(link.prev_digest, link.slot, link.sealed_block, stored) != link.digest:
+            add(
+                Finding(
+                    "integrity",
+                    ERROR,
+                    link.slot,
+                    None,
+                    "a sealed link was rewritten: its digest does not match its leaves",
+                    evidence,
+                )
+            )
+        now = compute_leaves(
+            link.slot,
+            link.sealed_block,
+            readings.get(link.slot, []),
+            fills.get(link.slot, []),
+            outcomes.get(link.slot),
+        )
+        for leaf in sorted(set(stored) | set(now)):
+            if stored.get(leaf) != now.get(leaf):
+                household = None if leaf == "slot" else int(leaf)
+                what = "outcome" if leaf == "slot" else "readings or fills"
+                add(
+                    Finding(
+                        "integrity",
+                        ERROR,
+                        link.slot,
+                        household,
+                        f"the slot's {what} changed in the database after the slot was sealed",
+                        {**evidence, "sealed_leaf": stored.get(leaf), "leaf_now": now.get(leaf)},
+                    )
+                )
+        prev = link.digest
+    for o in inputs.db_outcomes:
+        if o.status == "settled" and o.slot not in sealed:
+            add(
+                Finding(
+                    "integrity",
+                    WARNING,
+                    o.slot,
+                    None,
+                    "a settled slot has no seal in the digest chain",
+                    {"slot": o.slot},
+                )
+            )
