@@ -35,12 +35,14 @@ from ledger.chain import open_chain
 from ledger.clearing import MECHANISMS
 from ledger.client import Tariffs
 from ledger.deploy import open_ledger
+from ledger.evidence import store_signed_readings
 from ledger.indexer import index, make_engine
 from ledger.intake import MeterRecord, classify
 from ledger.market_data import load_statement
 from ledger.models import FillRecord, ReadingRecord
 from ledger.settlement import SettlementWorker
 from ledger.statements import TradeLine
+from meter_sim.audit import add_ledger_audit
 from meter_sim.errors import MeterSimError
 from meter_sim.flows import Flows, simulate
 from meter_sim.meters import sign_readings
@@ -243,6 +245,8 @@ def run_simulation(
                     f"first: {refused[0].code}: {refused[0].message}"
                 )
             meters = checked.meters
+            # Durably stored first (the audit's evidence), then committed on chain.
+            store_signed_readings(engine, checked.accepted)
             for k in range(0, len(checked.accepted), READINGS_PER_BATCH):
                 chunk = checked.accepted[k : k + READINGS_PER_BATCH]
                 # Pre-validated just above: no dry run before the transaction.
@@ -314,6 +318,7 @@ def run_simulation(
         report["mechanism"] = mechanism
         report["chain"] = chain.kind
         report["contract"] = deployment.address
+        add_ledger_audit(report, client, engine, deployment.block_number, flows)
         add_pilot_figures(report)
         return RunResult(
             report,
