@@ -1,0 +1,144 @@
+"""``voisin audit``: the grid operator's audit from the command line (registered by
+:func:`api.cli.build_parser`; kept in its own module so the composition root stays small).
+
+It opens the chain and the database of a data dir read-only in effect (it never deploys,
+indexes or writes), runs :func:`ledger.audit.run_audit` and writes the outputs asked for.
+Exit codes: 0 no findings, 1 findings (or the chain refused to answer), 2 bad arguments or a
+data dir without a Voisin deployment. Heavy imports happen inside :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+#: ledger.audit.feeder.DEFAULT_NETWORK, repeated here so ``voisin --help`` imports nothing heavy.
+_DEFAULT_NETWORK = "kerber_vorstadtnetz_kabel_1"
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``audit`` subcommand to ``sub`` (the parser's subparsers)."""
+    audit = sub.add_parser(
+        "audit",
+        help="audit settlements: provenance, energy, money, integrity, feeder limits",
+        description=(
+            "Audit a Voisin ledger from its stored signed readings, the chain's events and "
+            "state, and the database. Exit code 0: no findings; 1: findings; 2: bad arguments."
+        ),
+    )
+    audit.add_argument("--data-dir", help="data directory (default: VOISIN_DATA_DIR or ./data)")
+    audit.add_argument("--chain", help="'embedded' or a JSON-RPC URL (default: VOISIN_CHAIN)")
+    audit.add_argument("--from", dest="from_slot", type=int, metavar="SLOT", help="first slot")
+    audit.add_argument("--to", dest="to_slot", type=int, metavar="SLOT", help="last slot")
+    audit.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    audit.add_argument("--html", metavar="FILE", help="write the report as an HTML page")
+    audit.add_argument(
+        "--csv", metavar="DIR", help="write findings.csv, neighbourhood.csv (and feeder.csv)"
+    )
+    audit.add_argument(
+        "--open-data",
+        metavar="DIR",
+        help="write the open-data export (per-slot neighbourhood aggregates) and its README",
+    )
+    audit.add_argument(
+        "--feeder",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run the low-voltage feeder power flows (default: off)",
+    )
+    audit.add_argument(
+        "--network",
+        default=_DEFAULT_NETWORK,
+        help=f"pandapower Kerber network for --feeder (default {_DEFAULT_NETWORK})",
+    )
+    audit.set_defaults(func=run)
+
+
+def _bad(message: str) -> int:
+    print(f"voisin audit: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from api.settings import Settings
+    from ledger.audit import AuditError, run_audit
+    from ledger.audit.feeder import NETWORKS
+    from ledger.audit.render import report_html, report_json, write_csv, write_open_data
+    from ledger.chain import open_chain
+    from ledger.deploy import DEPLOYMENTS_FILE, open_ledger
+    from ledger.errors import LedgerError
+    from ledger.indexer import make_engine
+
+    for name in ("from_slot", "to_slot"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value < 2**32:
+            return _bad(f"--{name[:-5]} must be a slot between 0 and {2**32 - 1}, got {value}")
+    if args.from_slot is not None and args.to_slot is not None and args.from_slot > args.to_slot:
+        return _bad(f"--from {args.from_slot} is after --to {args.to_slot}")
+    if args.network not in NETWORKS:
+        return _bad(f"unknown --network {args.network!r}; choose one of {', '.join(NETWORKS)}")
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return _bad(f"invalid settings:\n{exc}")
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    chain_spec = args.chain or settings.chain
+    records = data_dir / DEPLOYMENTS_FILE
+    if not records.is_file():
+        return _bad(f"{data_dir} holds no Voisin deployment ({records} is missing)")
+    if chain_spec == "embedded" and not (data_dir / "chain").is_dir():
+        return _bad(f"{data_dir} holds no embedded chain ({data_dir / 'chain'} is missing)")
+    database_url = settings.database_url
+    if not database_url:
+        db_path = data_dir / "voisin.db"
+        if not db_path.is_file():
+            return _bad(f"{data_dir} holds no database ({db_path} is missing)")
+        database_url = f"sqlite:///{db_path.resolve()}"
+    try:
+        with open_chain(chain_spec, data_dir, settings.chain_key_value()) as chain:
+            deployed = json.loads(records.read_text())
+            if str(chain.chain_id) not in deployed:
+                return _bad(f"{records} records no deployment on chain {chain.chain_id}")
+            client, deployment = open_ledger(chain)
+            engine = make_engine(database_url)
+            report = run_audit(
+                client,
+                engine,
+                deployment.block_number,
+                from_slot=args.from_slot,
+                to_slot=args.to_slot,
+                feeder=args.feeder,
+                network=args.network,
+            )
+    except AuditError as exc:
+        return _bad(str(exc))
+    except (LedgerError, json.JSONDecodeError) as exc:
+        print(f"voisin audit: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        Path(args.json).write_text(report_json(report))
+    if args.html:
+        Path(args.html).write_text(report_html(report))
+    if args.csv:
+        write_csv(report, args.csv)
+    if args.open_data:
+        write_open_data(report, args.open_data)
+    s = report.as_dict()["summary"]
+    print(
+        f"audited {s['slots']} slots, {s['households']} households, {s['readings']} readings, "
+        f"{s['fills']} fills (contract {s['contract']}, digest head {s['digest_head']}); "
+        f"feeder {'checked' if report.feeder is not None else 'not checked'}"
+    )
+    for finding in report.findings:
+        print(f"  [{finding.severity}] {finding.as_text()}")
+    print(
+        "audit ok: no findings" if report.ok else f"audit FAILED: {len(report.findings)} finding(s)"
+    )
+    return 0 if report.ok else 1
