@@ -14,6 +14,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from meter_sim.run import RunResult
+    from meter_sim.scenario import Scenario
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -138,17 +143,21 @@ def _simulate(args: argparse.Namespace) -> int:
         f"data in {data_dir.resolve()}",
         file=sys.stderr,
     )
+    operator_key = settings.chain_key_value() if chain != "embedded" else None
     try:
-        result = run_simulation(
-            scenario,
-            args.mechanism,
-            chain,
-            data_dir,
-            operator_key=settings.chain_key_value() if chain != "embedded" else None,
-            first_slot=args.first_slot,
-            slots=args.slots,
-            progress=stderr_progress(),
-        )
+        if args.via == "api":
+            result = _simulate_via_api(args, scenario, chain, operator_key, data_dir, out)
+        else:
+            result = run_simulation(
+                scenario,
+                args.mechanism,
+                chain,
+                data_dir,
+                operator_key=operator_key,
+                first_slot=args.first_slot,
+                slots=args.slots,
+                progress=stderr_progress(),
+            )
     except MeterSimError as exc:
         return bad(str(exc))
     except LedgerError as exc:
@@ -187,6 +196,55 @@ def _simulate(args: argparse.Namespace) -> int:
     page = write_report_html(out, result)
     print(f"report: {report_path.resolve()}\npage with the plots: {page.resolve()}")
     return 0 if r["audit_ok"] else 1
+
+
+def _simulate_via_api(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    chain: str,
+    operator_key: str | None,
+    data_dir: Path,
+    out: Path,
+) -> RunResult:
+    """Start ``voisin serve`` on loopback over ``data_dir`` and run the scenario through it."""
+    import secrets
+
+    from api.process import ServeProcess, ServerStartError
+    from meter_sim.run import SimulationError, stderr_progress
+    from meter_sim.via_api import run_via_api
+
+    token = secrets.token_urlsafe(32)
+    env = {
+        "VOISIN_OPERATOR_TOKEN": token,
+        "VOISIN_ENVIRONMENT": "development",
+        "VOISIN_AUTO_SETTLE": "false",
+        "VOISIN_MECHANISM": args.mechanism,
+        "VOISIN_CHAIN": chain,
+    }
+    if operator_key:
+        env["VOISIN_CHAIN_KEY"] = operator_key
+    server = ServeProcess(data_dir, env, log_path=out / "serve.log")
+    print(f"starting voisin serve on {server.base_url} (log: {server.log_path})", file=sys.stderr)
+    try:
+        server.start()
+    except ServerStartError as exc:
+        raise SimulationError(str(exc)) from exc
+    try:
+        return run_via_api(
+            scenario,
+            server.base_url,
+            token,
+            chain_spec=chain,
+            data_dir=data_dir,
+            mechanism=args.mechanism,
+            operator_key=operator_key,
+            first_slot=args.first_slot,
+            slots=args.slots,
+            progress=stderr_progress(),
+            before_report=server.stop,
+        )
+    finally:
+        server.stop()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -277,9 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--via",
-        choices=["direct"],
+        choices=["direct", "api"],
         default="direct",
-        help="how readings reach the ledger (only 'direct', in process, for now)",
+        help="how readings reach the ledger: 'direct' (in process, default) or 'api' (through "
+        "a voisin serve process this command starts on loopback, logging to OUT/serve.log)",
     )
     simulate.add_argument("--chain", help="'embedded' (default) or a JSON-RPC URL")
     simulate.add_argument(

@@ -241,6 +241,21 @@ class Trade(BaseModel):
     tx_hash: str
 
 
+class TariffsOut(BaseModel):
+    """The tariffs every local price is bounded by (micro-euro per kWh)."""
+
+    feed_in_ueur_per_kWh: int = Field(
+        examples=[40_000], description="What the grid pays for exported energy: the floor."
+    )
+    retail_ueur_per_kWh: int = Field(
+        examples=[250_000], description="What the grid charges for imported energy: the cap."
+    )
+    grid_fee_ueur_per_kWh: int = Field(
+        examples=[30_000], description="Paid by the buyer of a local kWh to the grid operator."
+    )
+    current_slot: int = Field(description="The slot now (unix_seconds // 900).")
+
+
 class SlotOutcomeOut(BaseModel):
     slot: int
     status: str

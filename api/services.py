@@ -100,7 +100,7 @@ class Services:
             self.client,
             self.engine,
             self.chain.operator,
-            "pay-as-clear",
+            settings.mechanism,
             start_block=self.deployment.block_number,
         )
         self.metrics = Metrics()

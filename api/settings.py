@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         description="Settle each slot automatically once it has been closed for settle_after_s.",
     )
     settle_after_s: int = Field(default=120, ge=0)
+    mechanism: Literal["pay-as-clear", "midpoint", "pay-as-offer"] = Field(
+        default="pay-as-clear", description="The clearing mechanism the settlement worker runs."
+    )
     outbox_interval_s: float = Field(default=0.5, gt=0, le=60)
 
     @model_validator(mode="after")

@@ -20,20 +20,21 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from ledger.agent_orders import AgentHousehold, post_default_orders
 from ledger.agents import AgentSettings
 from ledger.chain import open_chain
 from ledger.clearing import MECHANISMS
-from ledger.client import Tariffs
+from ledger.client import Tariffs, VoisinClient
 from ledger.deploy import open_ledger
 from ledger.evidence import store_signed_readings
 from ledger.indexer import index, make_engine
@@ -53,6 +54,7 @@ __all__ = [
     "Progress",
     "RunResult",
     "SimulationError",
+    "collect_result",
     "run_simulation",
     "stderr_progress",
     "window",
@@ -267,67 +269,98 @@ def run_simulation(
                     )
                 )
 
-        index(client, engine, start_block=deployment.block_number)
-        first, last = flows.first_slot, flows.first_slot + n_t - 1
-        with Session(engine) as session:
-            fill_rows = session.exec(
-                select(FillRecord)
-                .where(FillRecord.slot >= first, FillRecord.slot <= last)
-                .order_by(col(FillRecord.block_number), col(FillRecord.log_index))
-            ).all()
-            readings = session.exec(
-                select(func.count())
-                .select_from(ReadingRecord)
-                .where(
-                    col(ReadingRecord.household).in_(household_ids),
-                    ReadingRecord.slot >= first,
-                    ReadingRecord.slot <= last,
-                )
-            ).one()
-        trades = [
-            TradeLine(
-                f.slot,
-                f.seller,
-                f.buyer,
-                f.energy_Wh,
-                f.price_ueur_per_kWh,
-                f.cost_ueur,
-                f.fee_ueur,
-            )
-            for f in fill_rows
-        ]
-        statements = [load_statement(engine, hid, first, last) for hid in household_ids]
-        money = Money(
-            top_ups_ueur=top_ups,
-            balances_ueur=sum(client.balance_of(i.account) for i in ids),
-            fees_ueur=client.balance_of(fee_recipient) - fees_before,
-            supply_growth_ueur=client.total_supply() - supply_before,
-        )
-        report = build_report(
-            flows,
-            household_ids,
-            sum(1 for h in scenario.households if h.prosumer),
-            trades,
-            statements,
-            money,
-            Gas(gas_readings, gas_settlement),
-            int(readings),
-            time.perf_counter() - started,
-        )
-        report["scenario"] = scenario.name
-        report["mechanism"] = mechanism
-        report["chain"] = chain.kind
-        report["contract"] = deployment.address
-        add_ledger_audit(report, client, engine, deployment.block_number, flows)
-        add_pilot_figures(report)
-        return RunResult(
-            report,
-            flows,
-            tuple(household_ids),
+        return collect_result(
+            client,
+            engine,
             deployment.address,
             deployment.block_number,
+            scenario,
+            flows,
+            household_ids,
+            Money(
+                top_ups_ueur=top_ups,
+                balances_ueur=sum(client.balance_of(i.account) for i in ids),
+                fees_ueur=client.balance_of(fee_recipient) - fees_before,
+                supply_growth_ueur=client.total_supply() - supply_before,
+            ),
+            Gas(gas_readings, gas_settlement),
+            mechanism,
+            chain.kind,
             data,
-            slot_series(flows, trades),
-            tuple(s.savings_ueur for s in statements),
-            tariffs,
+            started,
         )
+
+
+def collect_result(
+    client: VoisinClient,
+    engine: Engine,
+    contract: str,
+    deployment_block: int,
+    scenario: Scenario,
+    flows: Flows,
+    household_ids: Sequence[int],
+    money: Money,
+    gas: Gas,
+    mechanism: str,
+    chain_kind: str,
+    data: Path,
+    started: float,
+) -> RunResult:
+    """Index the chain, then build the run's statements, report and plot series.
+
+    Shared by the in-process run and the run through the API (:mod:`meter_sim.via_api`):
+    both read the fills, the committed readings and the statements from the mirror.
+    """
+    index(client, engine, start_block=deployment_block)
+    n_t = flows.shape[1]
+    first, last = flows.first_slot, flows.first_slot + n_t - 1
+    with Session(engine) as session:
+        fill_rows = session.exec(
+            select(FillRecord)
+            .where(FillRecord.slot >= first, FillRecord.slot <= last)
+            .order_by(col(FillRecord.block_number), col(FillRecord.log_index))
+        ).all()
+        readings = session.exec(
+            select(func.count())
+            .select_from(ReadingRecord)
+            .where(
+                col(ReadingRecord.household).in_(household_ids),
+                ReadingRecord.slot >= first,
+                ReadingRecord.slot <= last,
+            )
+        ).one()
+    trades = [
+        TradeLine(
+            f.slot, f.seller, f.buyer, f.energy_Wh, f.price_ueur_per_kWh, f.cost_ueur, f.fee_ueur
+        )
+        for f in fill_rows
+    ]
+    statements = [load_statement(engine, hid, first, last) for hid in household_ids]
+    report = build_report(
+        flows,
+        household_ids,
+        sum(1 for h in scenario.households if h.prosumer),
+        trades,
+        statements,
+        money,
+        gas,
+        int(readings),
+        time.perf_counter() - started,
+    )
+    report["scenario"] = scenario.name
+    report["mechanism"] = mechanism
+    report["chain"] = chain_kind
+    report["contract"] = contract
+    add_ledger_audit(report, client, engine, deployment_block, flows)
+    add_pilot_figures(report)
+    return RunResult(
+        report,
+        flows,
+        tuple(household_ids),
+        contract,
+        deployment_block,
+        data,
+        slot_series(flows, trades),
+        tuple(s.savings_ueur for s in statements),
+        client.tariffs(),
+    )

@@ -1,4 +1,5 @@
-"""``GET /market/slots/{slot}`` (anyone) and ``POST /market/slots/{slot}/settle`` (operator)."""
+"""The market: ``GET /market/tariffs`` and ``GET /market/slots/{slot}`` (anyone), and
+``POST /market/slots/{slot}/settle`` (operator)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sqlmodel import Session
 from api.auth import Operator
 from api.deps import Svc, problems
 from api.errors import ApiError, not_found
-from api.schemas import UINT32, SlotOutcomeOut
+from api.schemas import UINT32, SlotOutcomeOut, TariffsOut
 from api.services import slot_now
 from ledger.models import SlotOutcomeRecord
 
@@ -18,6 +19,22 @@ SlotPath = Path(ge=1, le=UINT32 - 1)
 
 def _out(r: SlotOutcomeRecord) -> SlotOutcomeOut:
     return SlotOutcomeOut(**r.model_dump())
+
+
+@router.get(
+    "/market/tariffs",
+    response_model=TariffsOut,
+    responses=problems(503),
+    summary="The tariffs bounding local prices, and the current slot",
+)
+def tariffs(services: Svc) -> TariffsOut:
+    t = services.tariffs()
+    return TariffsOut(
+        feed_in_ueur_per_kWh=t.feed_in_ueur_per_kWh,
+        retail_ueur_per_kWh=t.retail_ueur_per_kWh,
+        grid_fee_ueur_per_kWh=t.grid_fee_ueur_per_kWh,
+        current_slot=slot_now(),
+    )
 
 
 @router.get(
