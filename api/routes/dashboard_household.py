@@ -1,0 +1,254 @@
+"""The household's dashboard page and its forms: standing prices, taking an offer, and the
+trades and monthly bill as CSV.
+
+The forms go through the same functions as the API's routes (:mod:`api.routes.orders`), so a
+price is checked against the same tariff band and an order is stored and posted on chain the
+same way; the page checks each field first to say what is wrong next to it, in the reader's
+language.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from api.auth import Principal
+from api.deps import Svc
+from api.errors import ApiError
+from api.routes import orders
+from api.schemas import OrderIn, TakeIn
+from api.services import Services, slot_now
+from api.web import charts, export, forms, i18n, views
+from api.web.render import lang_of, message, page
+from api.web.session import form_token_ok, signed_in
+
+router = APIRouter(include_in_schema=False)
+SIDES = {"offer": "sell", "bid": "buy"}
+MAX_TAKE_WH = 10**9
+
+
+def _who(request: Request) -> tuple[Principal, str] | None:
+    who = signed_in(request)
+    if who is None or who[0].is_operator:
+        return None
+    return who
+
+
+def _today_chart(t: dict[str, str], lines: list[Any]) -> Any:
+    total = {
+        k: sum(getattr(x, k) for x in lines)
+        for k in (
+            "import_Wh",
+            "export_Wh",
+            "bought_Wh",
+            "sold_Wh",
+            "grid_import_Wh",
+            "grid_export_Wh",
+        )
+    }
+    alt = t["chart_today_alt"].format(
+        imp=total["import_Wh"], bought=total["bought_Wh"], grid=total["grid_import_Wh"],
+        exp=total["export_Wh"], sold=total["sold_Wh"], out=total["grid_export_Wh"],
+    )  # fmt: skip
+    return charts.mirrored_bars(
+        "chart-today",
+        alt,
+        [i18n.slot_time(x.slot) for x in lines],
+        up=[
+            charts.Series(t["bought_local"], charts.GREEN, [x.bought_Wh for x in lines]),
+            charts.Series(t["from_grid"], charts.GREY, [x.grid_import_Wh for x in lines]),
+        ],
+        down=[
+            charts.Series(t["sold_local"], charts.AMBER, [x.sold_Wh for x in lines]),
+            charts.Series(t["to_grid"], charts.BLUE, [x.grid_export_Wh for x in lines]),
+        ],
+    )
+
+
+def _context(services: Services, who: Principal, lang: str) -> dict[str, Any]:
+    engine = services.engine
+    hid = who.household
+    assert hid is not None
+    record = views.household(engine, hid)
+    assert record is not None
+    now = slot_now()
+    today = views.statement(engine, hid, views.day_slots(now))
+    at = datetime.now(UTC)
+    month = views.statement(engine, hid, views.month_slots(at.year, at.month, now))
+    band = views.band(engine, services.tariffs_at_deploy)
+    t = i18n.text(lang)
+    lines = list(today.lines) if today else []
+    return {
+        "who": record,
+        "balance": views.balance_ueur(engine, record.account),
+        "today": today,
+        "today_lines": lines,
+        "chart": _today_chart(t, lines) if lines else None,
+        "month": month,
+        "this_month": f"{at:%Y-%m}",
+        "band": band,
+        "offer": views.standing(engine, hid, "offer") if record.prosumer else None,
+        "bid": views.standing(engine, hid, "bid"),
+        "offers": views.open_offers(engine, not_of=hid),
+        "take_slots": views.importing_slots(engine, hid, now - views.SLOTS_PER_DAY)[:16],
+        "trades": views.trades(engine, hid),
+    }
+
+
+def _render(
+    request: Request,
+    services: Services,
+    who: tuple[Principal, str],
+    status: int = 200,
+    **extra: Any,
+) -> Response:
+    context = _context(services, who[0], lang_of(request))
+    # The language links come back to the page itself, whichever form rendered it.
+    context["here"] = "/ui/household"
+    return page(request, "household.html", {**context, **extra}, token=who[1], status=status)
+
+
+@router.get("/ui/household")
+def household_page(
+    request: Request,
+    services: Svc,
+    done: Annotated[str | None, Query(pattern="^(offer|bid)$")] = None,
+) -> Response:
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    notice = None
+    if done is not None:
+        current = views.standing(services.engine, who[0].household or 0, done)
+        if current is not None:
+            lang = lang_of(request)
+            key = "saved_sell" if done == "offer" else "saved_buy"
+            notice = i18n.text(lang)[key].format(
+                p=i18n.cents_per_kWh(current.price_limit_ueur_per_kWh, lang)
+            )
+    return _render(request, services, who, notice=notice)
+
+
+def _refused(
+    request: Request, services: Services, who: tuple[Principal, str], field: str,
+    error: forms.FieldError, values: dict[str, str],
+) -> Response:  # fmt: skip
+    text = message(lang_of(request), error)
+    return _render(request, services, who, 422, errors={field: text}, values=values)
+
+
+@router.post("/ui/household/price")
+def set_price(
+    request: Request,
+    services: Svc,
+    side: Annotated[str, Form(pattern="^(offer|bid)$")],
+    price: Annotated[str, Form(max_length=40)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Set the household's standing price on one side: a new standing order first, then the
+    previous one cancelled, so there is no slot without an order."""
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    field = f"{side}_price"
+    if not form_token_ok(who[1], form_token):
+        return _refused(request, services, who, field, forms.FieldError("err_session"), {})
+    band = views.band(services.engine, services.tariffs_at_deploy)
+    lang = lang_of(request)
+    shown = {
+        "lo": i18n.cents_per_kWh(band.floor, lang),
+        "hi": i18n.cents_per_kWh(band.ceiling, lang),
+    }
+    try:
+        value = forms.price(price, band.floor, band.ceiling, shown)
+    except forms.FieldError as error:
+        return _refused(request, services, who, field, error, {field: price})
+    previous = views.own_live_orders(services.engine, who[0].household or 0, side)
+    # Standing from slot 1, like the agent's defaults it replaces: settled slots are never
+    # cleared again, so it applies to every slot not yet settled (the last one included).
+    body = OrderIn(price_limit_ueur_per_kWh=value, first_slot=1)
+    post = orders.post_offer if side == "offer" else orders.post_bid
+    try:
+        post(body, who[0], services)
+        cancel = orders.delete_offer if side == "offer" else orders.delete_bid
+        for old in previous:
+            cancel(old.id or 0, who[0], services)
+    except ApiError as exc:
+        refused = forms.FieldError("err_server", {"m": exc.message})
+        return _refused(request, services, who, field, refused, {field: price})
+    return RedirectResponse(f"/ui/household?done={side}", 303)
+
+
+@router.post("/ui/household/take")
+def take_offer(
+    request: Request,
+    services: Svc,
+    offer: Annotated[str, Form(max_length=20)] = "",
+    slot: Annotated[str, Form(max_length=20)] = "",
+    max_Wh: Annotated[str, Form(max_length=40)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    hid = who[0].household or 0
+    open_ids = {o.id or 0 for o in views.open_offers(services.engine, not_of=hid, limit=500)}
+    values = {f"take_slot_{offer}": slot, f"take_qty_{offer}": max_Wh}
+    try:
+        if not form_token_ok(who[1], form_token):
+            raise forms.FieldError("err_session")
+        offer_id = forms.choice(offer, open_ids)
+    except forms.FieldError as error:
+        return _refused(request, services, who, "take", error, values)
+    slots = set(views.importing_slots(services.engine, hid, slot_now() - views.SLOTS_PER_DAY))
+    try:
+        chosen = forms.choice(slot, slots)
+    except forms.FieldError as error:
+        return _refused(request, services, who, f"take_slot_{offer_id}", error, values)
+    try:
+        energy = forms.whole(max_Wh, MAX_TAKE_WH)
+    except forms.FieldError as error:
+        return _refused(request, services, who, f"take_qty_{offer_id}", error, values)
+    try:
+        done = orders.take(offer_id, TakeIn(slot=chosen, max_Wh=energy), who[0], services)
+    except ApiError as exc:
+        refused = forms.FieldError("err_server", {"m": exc.message})
+        return _refused(request, services, who, f"take_qty_{offer_id}", refused, values)
+    lang = lang_of(request)
+    notice = i18n.text(lang)["took"].format(
+        e=i18n.integer(done.energy_Wh, lang),
+        p=i18n.cents_per_kWh(done.price_ueur_per_kWh, lang),
+        c=i18n.euros(done.cost_ueur + done.fee_ueur, lang),
+    )
+    return _render(request, services, who, notice=notice)
+
+
+@router.get("/ui/household/trades.csv")
+def trades_csv(request: Request, services: Svc) -> Response:
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    hid = who[0].household or 0
+    rows = views.trades(services.engine, hid, limit=None)
+    return export.csv_response(export.trades_csv(hid, rows), f"voisin-trades-{hid}.csv")
+
+
+@router.get("/ui/household/bill.csv")
+def bill_csv(
+    request: Request, services: Svc, month: Annotated[str, Query(max_length=20)] = ""
+) -> Response:
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    hid = who[0].household or 0
+    try:
+        year, number = forms.month(month)
+    except forms.FieldError as error:
+        return _refused(request, services, who, "month", error, {"month": month})
+    span = views.month_slots(year, number, slot_now())
+    statement = views.statement(services.engine, hid, span)
+    text = export.bill_csv(hid, f"{year:04d}-{number:02d}", statement)
+    return export.csv_response(text, f"voisin-bill-{hid}-{year:04d}-{number:02d}.csv")

@@ -1,0 +1,200 @@
+"""The grid operator's dashboard page: neighbourhood flows and clearing prices per slot, the
+audit with links to each finding's evidence, the feeder check, and the forms to register a
+household and to top one up (through the API's own route functions).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Principal
+from api.deps import Svc
+from api.errors import ApiError
+from api.routes import households, topups
+from api.schemas import MAX_TOPUP_UEUR, UINT32, HouseholdIn, TopUpIn
+from api.services import Services
+from api.web import audit, charts, forms, i18n, views
+from api.web.render import lang_of, message, page
+from api.web.session import form_token_ok, signed_in
+
+router = APIRouter(include_in_schema=False)
+
+
+def _who(request: Request) -> tuple[Principal, str] | None:
+    who = signed_in(request)
+    return who if who is not None and who[0].is_operator else None
+
+
+def _market(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
+    rows = views.outcomes(services.engine)
+    band = views.band(services.engine, services.tariffs_at_deploy)
+    labels = [i18n.slot_time(r.slot) for r in rows]
+    context: dict[str, Any] = {
+        "outcomes": rows,
+        "band": band,
+        "households": views.households(services.engine),
+        "flows_chart": None,
+        "prices_chart": None,
+    }
+    if rows:
+        alt = t["flows_alt"].format(
+            n=len(rows),
+            s=sum(r.surplus_Wh for r in rows),
+            d=sum(r.deficit_Wh for r in rows),
+            m=sum(r.matched_Wh for r in rows),
+        )
+        context["flows_chart"] = charts.grouped_bars(
+            "chart-flows",
+            alt,
+            labels,
+            [
+                charts.Series(t["surplus"], charts.AMBER, [r.surplus_Wh for r in rows]),
+                charts.Series(t["deficit"], charts.GREY, [r.deficit_Wh for r in rows]),
+                charts.Series(t["matched"], charts.GREEN, [r.matched_Wh for r in rows]),
+            ],
+        )
+    prices = [r.clearing_price_ueur_per_kWh for r in rows]
+    known = [p for p in prices if p is not None]
+    if known:
+        alt = t["prices_alt"].format(
+            n=len(known),
+            lo=i18n.cents_per_kWh(min(known), lang),
+            hi=i18n.cents_per_kWh(max(known), lang),
+            fi=i18n.cents_per_kWh(band.floor, lang),
+            ce=i18n.cents_per_kWh(band.ceiling, lang),
+        )
+        context["prices_chart"] = charts.points_in_band(
+            "chart-prices", alt, labels, prices, prices, (band.floor, band.ceiling), "c€", 10_000
+        )
+    return context
+
+
+def _feeder(view: audit.AuditView, t: dict[str, str], lang: str) -> dict[str, Any]:
+    feeder = view.report.get("feeder") if view.report else None
+    rows = audit.feeder_rows(feeder)
+    chart = None
+    lows = [round(r.v_min_pu * 1000) if r.v_min_pu is not None else None for r in rows]
+    highs = [round(r.v_max_pu * 1000) if r.v_max_pu is not None else None for r in rows]
+    seen = [v for v in [*lows, *highs] if v is not None]
+    if seen:
+        loads = [r.loading_percent for r in rows if r.loading_percent is not None]
+        alt = t["feeder_alt"].format(
+            n=len(rows), lo=min(seen) / 1000, hi=max(seen) / 1000,
+            load=f"{max(loads):.0f}" if loads else "?",
+        )  # fmt: skip
+        labels = [i18n.slot_time(r.slot) for r in rows]
+        chart = charts.points_in_band(
+            "chart-feeder", alt, labels, lows, highs, (900, 1100), "pu", 1000
+        )
+    return {"feeder_rows": rows, "feeder_chart": chart, "feeder_run": bool(feeder)}
+
+
+async def _render(
+    request: Request, services: Services, who: tuple[Principal, str], status: int = 200,
+    **extra: Any,
+) -> Response:  # fmt: skip
+    lang = lang_of(request)
+    t = i18n.text(lang)
+    context = await run_in_threadpool(_market, services, t, lang)
+    view = await audit.fetch(request.app, who[1])
+    context |= {"audit": view, **_feeder(view, t, lang), "here": "/ui/operator"}
+    return page(request, "operator.html", {**context, **extra}, token=who[1], status=status)
+
+
+@router.get("/ui/operator")
+async def operator_page(request: Request, services: Svc) -> Response:
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    return await _render(request, services, who)
+
+
+@router.post("/ui/operator/register")
+async def register(
+    request: Request,
+    services: Svc,
+    meter: Annotated[str, Form(max_length=100)] = "",
+    name: Annotated[str, Form(max_length=80)] = "",
+    prosumer: Annotated[str, Form(max_length=10)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    values = {"meter": meter, "name": name, "prosumer": prosumer}
+    lang = lang_of(request)
+    try:
+        if not form_token_ok(who[1], form_token):
+            raise forms.FieldError("err_session")
+        address = forms.address(meter)
+    except forms.FieldError as error:
+        return await _render(
+            request, services, who, 422, errors={"meter": message(lang, error)}, values=values
+        )
+    body = HouseholdIn(meter=address, prosumer=bool(prosumer), name=name.strip() or None)
+    try:
+        created = await run_in_threadpool(households.register, body, who[0], services)
+    except ApiError as exc:
+        text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
+        return await _render(request, services, who, 422, errors={"meter": text}, values=values)
+    notice = i18n.text(lang)["registered"].format(id=created.id, token=created.token)
+    return await _render(request, services, who, notice=notice)
+
+
+@router.post("/ui/operator/topup")
+async def top_up(
+    request: Request,
+    services: Svc,
+    household: Annotated[str, Form(max_length=20)] = "",
+    amount: Annotated[str, Form(max_length=40)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    values = {"household": household, "amount": amount}
+    lang = lang_of(request)
+    known = {h.id for h, _ in views.households(services.engine)}
+    field = "household"
+    try:
+        if not form_token_ok(who[1], form_token):
+            raise forms.FieldError("err_session")
+        target = forms.choice(household, known)
+        field = "amount"
+        amount_ueur = forms.euros(amount, MAX_TOPUP_UEUR)
+        body = TopUpIn(household=target, amount_ueur=amount_ueur)
+        await run_in_threadpool(topups.top_up, body, who[0], services)
+    except forms.FieldError as error:
+        return await _render(
+            request, services, who, 422, errors={field: message(lang, error)}, values=values
+        )
+    except ApiError as exc:
+        text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
+        return await _render(request, services, who, 422, errors={field: text}, values=values)
+    notice = i18n.text(lang)["topped_up"].format(a=i18n.euros(amount_ueur, lang), id=target)
+    return await _render(request, services, who, notice=notice)
+
+
+@router.get("/ui/operator/evidence")
+def evidence(
+    request: Request,
+    services: Svc,
+    slot: Annotated[int | None, Query(ge=0, le=UINT32)] = None,
+    household: Annotated[int | None, Query(ge=0, le=UINT32)] = None,
+) -> Response:
+    """What backs a finding: the slot's signed readings (registers, signature, transaction),
+    its settled fills and its outcome, narrowed to one household when given."""
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    found = views.evidence(services.engine, slot, household)
+    return page(
+        request,
+        "evidence.html",
+        {"slot": slot, "household": household, "evidence": found},
+        token=who[1],
+    )

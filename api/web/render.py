@@ -1,0 +1,56 @@
+"""Rendering a dashboard page: the Jinja2 environment and what every page's template gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from api.web import i18n
+from api.web.forms import FieldError
+from api.web.session import LANG_COOKIE, form_token
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def lang_of(request: Request) -> str:
+    return i18n.pick_lang(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+
+
+def message(lang: str, error: FieldError) -> str:
+    """The text of a field error in ``lang``."""
+    return i18n.text(lang)[error.key].format(**error.values)
+
+
+def page(
+    request: Request, name: str, context: dict[str, Any], token: str = "", status: int = 200
+) -> HTMLResponse:
+    lang = lang_of(request)
+    base = {
+        "lang": lang,
+        "t": i18n.text(lang),
+        "form_token": form_token(token) if token else "",
+        "money": lambda ueur: i18n.euros(ueur, lang),
+        "price": lambda p: i18n.cents_per_kWh(p, lang),
+        "num": lambda n: i18n.integer(n, lang),
+        "slot_time": i18n.slot_time,
+        "slot_label": i18n.slot_label,
+        "here": request.url.path,
+        "errors": {},
+        "values": {},
+        "notice": None,
+    }
+    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+    # Pages hold personal figures: never cached, never framed by another site.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    )
+    return response

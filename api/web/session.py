@@ -1,0 +1,48 @@
+"""Who is signed in to the dashboard, and the anti-forgery token its forms carry.
+
+The sign-in cookie holds the bearer token itself (``HttpOnly``, ``SameSite=Strict``, ``Secure``
+over HTTPS): the API's workers stay stateless and a token is checked exactly as
+:mod:`api.auth` checks a bearer header. The API's own routes never read the cookie, so it
+cannot be used against them. Every form also carries an HMAC of the token, which a page on
+another site cannot compute, and a POST without it is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from fastapi import Request
+from fastapi.security import HTTPAuthorizationCredentials
+
+from api.auth import Principal, _principal
+from api.errors import ApiError
+
+TOKEN_COOKIE = "voisin_token"
+LANG_COOKIE = "voisin_lang"
+
+
+def principal_for(request: Request, token: str) -> Principal | None:
+    """The operator or household that ``token`` belongs to, or None if it is not valid."""
+    if not token or len(token) > 512:
+        return None
+    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+    try:
+        return _principal(request, credentials)
+    except ApiError:
+        return None
+
+
+def signed_in(request: Request) -> tuple[Principal, str] | None:
+    token = request.cookies.get(TOKEN_COOKIE, "")
+    who = principal_for(request, token)
+    return None if who is None else (who, token)
+
+
+def form_token(token: str) -> str:
+    """The anti-forgery value of the forms shown to the holder of ``token``."""
+    return hmac.new(token.encode(), b"voisin-dashboard-form", hashlib.sha256).hexdigest()
+
+
+def form_token_ok(token: str, sent: str) -> bool:
+    return hmac.compare_digest(form_token(token), sent)
