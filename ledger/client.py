@@ -23,6 +23,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 
 from ledger import errors
 from ledger.eip712 import SignedReading
+from ledger.event_codec import event_decoders
 
 OPEN_END = 2**32 - 1
 """``lastSlot`` of a standing order."""
@@ -159,11 +160,7 @@ class VoisinClient:
         self.address = to_checksum_address(address)
         self.contract: Contract = w3.eth.contract(address=self.address, abi=abi)
         self._errors = _error_decoders(abi)
-        self._events = {
-            HexBytes(keccak(text=_signature(item))): str(item["name"])
-            for item in abi
-            if item["type"] == "event"
-        }
+        self._events = event_decoders(abi)
         self._lock = threading.Lock()
         self.chain_id = int(w3.eth.chain_id)
 
@@ -234,14 +231,14 @@ class VoisinClient:
         for log in logs:
             if to_checksum_address(log["address"]) != self.address or not log["topics"]:
                 continue
-            name = self._events.get(HexBytes(log["topics"][0]))
-            if name is None:
+            decoder = self._events.get(bytes(log["topics"][0]))
+            if decoder is None:
                 continue
-            decoded = getattr(self.contract.events, name)().process_log(log)
+            args = decoder.decode(log["topics"], bytes(log["data"]))
             out.append(
                 Event(
-                    name=name,
-                    args={k: _plain(v) for k, v in decoded["args"].items()},
+                    name=decoder.name,
+                    args={k: _plain(v) for k, v in args.items()},
                     block_number=int(log["blockNumber"]),
                     log_index=int(log["logIndex"]),
                     tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
