@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from api.errors import forbidden, unauthorized
 from api.models import ApiHousehold
+from api.ratelimit import too_many
 
 _bearer = HTTPBearer(auto_error=False, description="Operator or household bearer token")
 
@@ -81,9 +82,14 @@ def _operator(principal: Annotated[Principal, Depends(_principal)]) -> Principal
     return principal
 
 
-def _household(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+def _household(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    """A household's write: one token from its bucket (api/ratelimit.py), or 429."""
     if principal.is_operator:
         raise forbidden("only a household may do this (the operator does not trade)")
+    limiter = request.app.state.services.token_limiter
+    wait = limiter.take(f"household:{principal.household}")
+    if wait > 0:
+        raise too_many(f"household {principal.household}'s token", wait, limiter)
     return principal
 
 

@@ -26,6 +26,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Unknown id",
         409: "Conflict with what is already recorded",
         422: "Invalid input",
+        429: "Rate limit reached: retry after the Retry-After header's seconds",
         503: "The chain or the database is unreachable",
     }
     return {s: {"model": Problem, "description": text[s]} for s in statuses}

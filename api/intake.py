@@ -222,6 +222,8 @@ class IntakeWriter:
                     update(ApiHousehold)
                     .where(
                         col(ApiHousehold.id) == before.household,
+                        # A rotated-away meter no longer matches: its cached state is stale.
+                        col(ApiHousehold.meter) == meter,
                         col(ApiHousehold.meter_last_slot) == before.last_slot,
                     )
                     .values(
@@ -238,6 +240,10 @@ class IntakeWriter:
             self._meters[meter] = replace(rec, active=True)
         verdicts.sort(key=lambda v: v.index)
         return verdicts
+
+    def forget(self, meter: str) -> None:
+        """Drop a meter's cached state (after a rotation); the next reading reloads it."""
+        self._meters.pop(meter, None)
 
     def close(self) -> None:
         self._stop.set()

@@ -73,6 +73,32 @@ class HouseholdCreated(BaseModel):
     token: str = Field(description="Bearer token of the household. Shown once, stored hashed.")
 
 
+class KeyRotated(BaseModel):
+    id: int
+    account: str = Field(description="The household's new account (its key is held here).")
+    previous_account: str = Field(description="The retired account: it no longer acts.")
+
+
+class TokenRotated(BaseModel):
+    id: int
+    token: str = Field(description="The new bearer token. Shown once; the old one stops working.")
+
+
+class MeterIn(Strict):
+    meter: Address = Field(description="The new meter's address (its signing key's).")
+    import_baseline_Wh: int = Field(default=0, ge=0, le=UINT64, strict=True)
+    export_baseline_Wh: int = Field(default=0, ge=0, le=UINT64, strict=True)
+
+
+class MeterRotated(BaseModel):
+    id: int
+    meter: str
+    previous_meter: str
+    import_baseline_Wh: int
+    export_baseline_Wh: int
+    last_slot: int = Field(description="The new meter's readings must come after this slot.")
+
+
 class CreditLine(BaseModel):
     slot: int
     export_Wh: int

@@ -22,6 +22,7 @@ import api.models  # noqa: F401  (registers the API's tables before the engine c
 from api.custody import KeyVault, load_or_create_secret
 from api.errors import chain_unavailable, from_ledger
 from api.metrics import Metrics
+from api.ratelimit import RateLimiter
 from api.settings import Settings
 from ledger.chain import Chain, open_chain
 from ledger.client import Tariffs, VoisinClient
@@ -112,6 +113,8 @@ class Services:
         self.outbox = Outbox(self)
         self.intake = IntakeWriter(self)
         self.token_cache: dict[str, int] = {}
+        self.token_limiter = RateLimiter("token", settings.token_rate_per_s, settings.token_burst)
+        self.meter_limiter = RateLimiter("meter", settings.meter_rate_per_s, settings.meter_burst)
 
     def _secret(self, given: object, filename: str) -> str:
         value = given.get_secret_value() if given is not None else None  # type: ignore[attr-defined]

@@ -70,6 +70,23 @@ class Settings(BaseSettings):
         default="pay-as-clear", description="The clearing mechanism the settlement worker runs."
     )
     outbox_interval_s: float = Field(default=0.5, gt=0, le=60)
+    # Abuse limits (api/ratelimit.py): token buckets answered with 429 and Retry-After.
+    token_rate_per_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Household writes (orders, cancels, takes) per second per token; 0: no limit.",
+    )
+    token_burst: int = Field(
+        default=600, ge=1, description="Household writes a token may make at once."
+    )
+    meter_rate_per_s: float = Field(
+        default=5.0, ge=0, description="Readings per second per meter after the burst; 0: no limit."
+    )
+    meter_burst: int = Field(
+        default=5_000,
+        ge=1,
+        description="Readings a meter may deliver at once (5,000: 52 days of 15-minute slots).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -1,17 +1,30 @@
-"""``POST /households`` (operator), ``GET /households/{id}/balance`` and ``/statement``."""
+"""``POST /households`` (operator), ``GET /households/{id}/balance`` and ``/statement``, and the
+operator's key rotation: ``POST /households/{id}/rotate-key``, ``/token`` and ``/meter``."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from api.auth import Caller, Operator, new_token
 from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
-from api.models import ApiHousehold, ApiOrder
-from api.schemas import UINT32, Balance, CreditLine, HouseholdCreated, HouseholdIn, HouseholdPath
+from api.models import ApiHousehold, ApiOrder, IntakeReading
+from api.schemas import (
+    UINT32,
+    Balance,
+    CreditLine,
+    HouseholdCreated,
+    HouseholdIn,
+    HouseholdPath,
+    KeyRotated,
+    MeterIn,
+    MeterRotated,
+    TokenRotated,
+)
 from ledger.agents import AgentSettings, default_orders
 from ledger.client import OPEN_END
 from ledger.indexer import index
@@ -20,6 +33,7 @@ from ledger.models import BalanceRecord, FillRecord, IndexerCursor, ReadingRecor
 from ledger.statements import StatementError
 
 router = APIRouter(tags=["households"])
+log = logging.getLogger("voisin.api")
 
 
 @router.post(
@@ -167,3 +181,129 @@ def statement(
         return load_statement(services.engine, household, from_slot, to_slot).as_dict()
     except (MarketDataError, StatementError) as exc:
         raise ApiError(409, "statement_unavailable", str(exc)) from exc
+
+
+# ───────────────────────────── Key rotation (operator) ─────────────────────────────
+
+
+def _registered(services: Svc, household: int) -> ApiHousehold:
+    with Session(services.engine) as session:
+        record = session.get(ApiHousehold, household)
+    if record is None:
+        raise not_found("unknown_household", f"household {household} is not registered")
+    return record
+
+
+@router.post(
+    "/households/{household}/rotate-key",
+    response_model=KeyRotated,
+    responses=problems(401, 403, 404, 422, 503),
+    summary="Replace a household's account key (operator)",
+)
+def rotate_key(household: HouseholdPath, _: Operator, services: Svc) -> KeyRotated:
+    """A new account key, generated and encrypted here, takes over the household on chain: its
+    balance and open orders stay with it, and the old account can no longer act for it. The
+    new key replaces the old one in the keystore in the same step, under the chain lock, so
+    the outbox never signs with a retired key."""
+    previous = _registered(services, household).account
+    account, key_json = services.vault.new_account()
+
+    def rotate_on_chain() -> None:
+        services.chain.fund(account.address)
+        services.client.rotate_account(services.chain.operator, household, account.address)
+        with Session(services.engine) as session, session.begin():
+            record = session.get(ApiHousehold, household)
+            assert record is not None
+            record.account = account.address
+            record.key_json = key_json
+            session.add(record)
+        index(services.client, services.engine, start_block=services.deployment.block_number)
+
+    services.on_chain(rotate_on_chain)
+    log.info("household %d: account key rotated", household)
+    return KeyRotated(id=household, account=account.address, previous_account=previous)
+
+
+@router.post(
+    "/households/{household}/token",
+    response_model=TokenRotated,
+    responses=problems(401, 403, 404, 422),
+    summary="Issue a new bearer token for a household; the old one stops working (operator)",
+)
+def rotate_token(household: HouseholdPath, _: Operator, services: Svc) -> TokenRotated:
+    _registered(services, household)
+    token, token_hash = new_token()
+    with Session(services.engine) as session, session.begin():
+        record = session.get(ApiHousehold, household)
+        assert record is not None
+        record.token_hash = token_hash
+        session.add(record)
+    # The cache remembers the old token's hash: forget every entry of this household.
+    for digest in [d for d, h in list(services.token_cache.items()) if h == household]:
+        services.token_cache.pop(digest, None)
+    return TokenRotated(id=household, token=token)
+
+
+@router.post(
+    "/households/{household}/meter",
+    response_model=MeterRotated,
+    responses=problems(401, 403, 404, 409, 422, 503),
+    summary="Replace a household's meter key (operator)",
+)
+def rotate_meter(
+    household: HouseholdPath, body: MeterIn, _: Operator, services: Svc
+) -> MeterRotated:
+    """The new meter takes over after the old one's last accepted slot (no slot is metered
+    twice), from the given registers. Refused while readings of the old meter still wait for
+    the chain: they would be refused there once the old key is retired."""
+    from eth_utils.address import to_checksum_address
+
+    meter = to_checksum_address(body.meter)
+    record = _registered(services, household)
+    previous = record.meter
+    with Session(services.engine) as session:
+        if session.exec(select(ApiHousehold).where(ApiHousehold.meter == meter)).first():
+            raise ApiError(409, "meter_already_registered", f"meter {meter} is already registered")
+        waiting = session.exec(
+            select(func.count())
+            .select_from(IntakeReading)
+            .where(IntakeReading.meter == previous, IntakeReading.status == "queued")
+        ).one()
+    if waiting:
+        raise ApiError(
+            409,
+            "meter_readings_pending",
+            f"{waiting} reading(s) of meter {previous} are not on chain yet; retry once the "
+            "outbox has committed them (GET /health shows the backlog)",
+        )
+
+    def rotate_on_chain() -> int:
+        services.client.rotate_meter(
+            services.chain.operator,
+            household,
+            meter,
+            body.import_baseline_Wh,
+            body.export_baseline_Wh,
+        )
+        with Session(services.engine) as session, session.begin():
+            row = session.get(ApiHousehold, household)
+            assert row is not None
+            row.meter = meter
+            row.meter_import_Wh = body.import_baseline_Wh
+            row.meter_export_Wh = body.export_baseline_Wh
+            session.add(row)
+            last_slot = row.meter_last_slot
+        services.intake.forget(previous)
+        index(services.client, services.engine, start_block=services.deployment.block_number)
+        return last_slot
+
+    last_slot = services.on_chain(rotate_on_chain)
+    log.info("household %d: meter rotated", household)
+    return MeterRotated(
+        id=household,
+        meter=meter,
+        previous_meter=previous,
+        import_baseline_Wh=body.import_baseline_Wh,
+        export_baseline_Wh=body.export_baseline_Wh,
+        last_slot=last_slot,
+    )

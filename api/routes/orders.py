@@ -150,7 +150,7 @@ Offset = Annotated[int, Query(ge=0, le=10**9)]
 OptId = Annotated[int | None, Query(ge=1, le=UINT32)]
 OptStatus = Annotated[Literal["queued", "open", "cancelled", "rejected"] | None, Query()]
 READ = problems(401, 422)
-WRITE = problems(401, 403, 404, 409, 422, 503)
+WRITE = problems(401, 403, 404, 409, 422, 429, 503)
 
 
 @router.post(

@@ -13,28 +13,42 @@ else 422.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import Svc, problems
+from api.ratelimit import check_meters
 from api.schemas import ReadingsAccepted, ReadingsIn
 from api.services import slot_now
 from ledger.intake import reading_from_json
 
 router = APIRouter(tags=["readings"])
 
+#: Verdicts that say the meter did not sign the reading: not charged to the meter's bucket.
+_NOT_THE_METERS = frozenset({"bad_signature", "unknown_meter", "malformed"})
+
 
 @router.post(
     "/readings",
     status_code=202,
     response_model=ReadingsAccepted,
-    responses={**problems(409, 422, 503), 202: {"description": "Accepted (stored durably)"}},
+    responses={**problems(409, 422, 429, 503), 202: {"description": "Accepted (stored durably)"}},
     summary="Submit signed meter readings (no token: the meter's signature is the credential)",
 )
 def post_readings(body: ReadingsIn, services: Svc) -> JSONResponse:
     # The schema already checked every field; the wire parser checksums the meters.
     signed = [reading_from_json(r.model_dump()) for r in body.readings]
+    per_meter = Counter(r.reading.meter for r in signed)
+    check_meters(services.meter_limiter, per_meter.items())
     done = services.intake.submit(signed, slot_now())
+    # Charged after the intake, only for readings whose signature held (see api/ratelimit.py).
+    signed_by_meter = Counter(
+        signed[v.index].reading.meter for v in done if v.code not in _NOT_THE_METERS
+    )
+    for meter, n in signed_by_meter.items():
+        services.meter_limiter.charge(meter, n)
     counts = {
         s: sum(1 for r in done if r.status == s)
         for s in ("accepted", "duplicate", "rejected", "conflict")

@@ -1,0 +1,136 @@
+"""Abuse limits on the write endpoints: token buckets per household token and per meter.
+
+A bucket holds up to ``burst`` tokens and refills at ``rate_per_s``; a request takes one token
+per write (per reading for ``POST /readings``). An empty bucket answers 429 with
+``Retry-After``: the whole seconds until the request would fit.
+
+- **Per token**: the household writes (post, cancel, take). The operator's token is not
+  limited: it is the party that would set the limits, and it registers whole neighbourhoods.
+- **Per meter**: ``POST /readings``. A real meter sends one reading per 15-minute slot; the
+  default burst lets a meter deliver weeks of backlog (or a simulation's history) at once.
+  Only readings whose signature the intake accepted (accepted, duplicate or conflicting) are
+  charged, so nobody can exhaust a real meter's bucket by posting forgeries in its name. The
+  check comes before the intake, the charge after it.
+
+Buckets live in this process (each API worker limits on its own, like its caches); the table
+is bounded, dropping full buckets first, which loses nothing since a full bucket is the
+state of a key never seen.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from api.errors import ApiError
+
+#: Most keys tracked per limiter before full buckets are dropped.
+MAX_KEYS = 100_000
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class RateLimiter:
+    """Token buckets keyed by a string; ``rate_per_s <= 0`` turns the limiter off."""
+
+    def __init__(
+        self,
+        name: str,
+        rate_per_s: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate_per_s > 0
+
+    def _refilled(self, key: str, now: float) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= MAX_KEYS:
+                self._prune(now)
+            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+        else:
+            elapsed = max(0.0, now - bucket.at)
+            bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate_per_s)
+            bucket.at = now
+        return bucket
+
+    def _prune(self, now: float) -> None:
+        full = [
+            k
+            for k, b in self._buckets.items()
+            if b.tokens + (now - b.at) * self.rate_per_s >= self.burst
+        ]
+        for k in full:
+            del self._buckets[k]
+        if len(self._buckets) >= MAX_KEYS:  # everyone is busy: forget the lot, fail open
+            self._buckets.clear()
+
+    def wait_s(self, key: str, cost: int = 1) -> float:
+        """Seconds until ``cost`` tokens are in ``key``'s bucket (0 if they are now)."""
+        if not self.enabled:
+            return 0.0
+        with self._lock:
+            bucket = self._refilled(key, self.clock())
+            missing = min(cost, self.burst) - bucket.tokens
+        return max(0.0, missing / self.rate_per_s)
+
+    def take(self, key: str, cost: int = 1) -> float:
+        """Take ``cost`` tokens if they are there (returns 0), else take none and return the
+        seconds to wait."""
+        if not self.enabled:
+            return 0.0
+        with self._lock:
+            bucket = self._refilled(key, self.clock())
+            if bucket.tokens >= cost:
+                bucket.tokens -= cost
+                return 0.0
+            return (min(cost, self.burst) - bucket.tokens) / self.rate_per_s
+
+    def charge(self, key: str, cost: int) -> None:
+        """Take ``cost`` tokens even if that empties the bucket below zero (a debt the next
+        requests wait out): for work already done, such as readings just stored."""
+        if not self.enabled or cost <= 0:
+            return
+        with self._lock:
+            bucket = self._refilled(key, self.clock())
+            bucket.tokens = max(bucket.tokens - cost, -float(self.burst))
+
+
+def too_many(what: str, wait_s: float, limiter: RateLimiter) -> ApiError:
+    """The 429 answer: ``Retry-After`` in whole seconds (at least 1)."""
+    retry_after = max(1, math.ceil(wait_s))
+    return ApiError(
+        429,
+        "rate_limited",
+        f"too many requests for {what}: at most {limiter.burst} at once and "
+        f"{limiter.rate_per_s:g} per second after that; retry after {retry_after} s",
+        details={"retry_after_s": retry_after, "limit": limiter.name},
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def check_meters(limiter: RateLimiter, counts: Iterable[tuple[str, int]]) -> None:
+    """Refuse a batch of readings if any of its meters has no room for its share of it."""
+    worst: tuple[float, str] = (0.0, "")
+    for meter, n in counts:
+        wait = limiter.wait_s(meter, n)
+        if wait > worst[0]:
+            worst = (wait, meter)
+    if worst[0] > 0:
+        raise too_many(f"meter {worst[1]}", worst[0], limiter)
