@@ -73,9 +73,10 @@ def _market(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
     return context
 
 
-def _feeder(view: audit.AuditView, t: dict[str, str], lang: str) -> dict[str, Any]:
+def _feeder(view: audit.AuditView, t: dict[str, str]) -> dict[str, Any]:
     feeder = view.report.get("feeder") if view.report else None
     rows = audit.feeder_rows(feeder)
+    v_low, v_high = audit.voltage_band(feeder)
     chart = None
     lows = [round(r.v_min_pu * 1000) if r.v_min_pu is not None else None for r in rows]
     highs = [round(r.v_max_pu * 1000) if r.v_max_pu is not None else None for r in rows]
@@ -88,7 +89,14 @@ def _feeder(view: audit.AuditView, t: dict[str, str], lang: str) -> dict[str, An
         )  # fmt: skip
         labels = [i18n.slot_time(r.slot) for r in rows]
         chart = charts.points_in_band(
-            "chart-feeder", alt, labels, lows, highs, (900, 1100), "pu", 1000
+            "chart-feeder",
+            alt,
+            labels,
+            lows,
+            highs,
+            (round(v_low * 1000), round(v_high * 1000)),
+            "pu",
+            1000,
         )
     return {"feeder_rows": rows, "feeder_chart": chart, "feeder_run": bool(feeder)}
 
@@ -101,7 +109,13 @@ async def _render(
     t = i18n.text(lang)
     context = await run_in_threadpool(_market, services, t, lang)
     view = await audit.fetch(request.app, who[1])
-    context |= {"audit": view, **_feeder(view, t, lang), "here": "/ui/operator"}
+    # The power flows cost about 0.1 s a slot: run them for the slots the page shows only.
+    feeder = audit.AuditView(None, None)
+    shown = context["outcomes"]
+    if view.report is not None and shown:
+        window = {"from": str(shown[0].slot), "to": str(shown[-1].slot), "feeder": "true"}
+        feeder = await audit.fetch(request.app, who[1], window)
+    context |= {"audit": view, **_feeder(feeder, t), "here": "/ui/operator"}
     return page(request, "operator.html", {**context, **extra}, token=who[1], status=status)
 
 

@@ -24,13 +24,17 @@ class AuditView:
     problem: str | None
 
 
-async def fetch(app: ASGIApp, token: str) -> AuditView:
+async def fetch(app: ASGIApp, token: str, params: dict[str, str] | None = None) -> AuditView:
+    """The report as ``GET /audit/report`` answers it (``params``: ``from``, ``to``,
+    ``feeder``), or why there is none."""
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(
             transport=transport, base_url="http://dashboard.internal", timeout=AUDIT_TIMEOUT_S
         ) as client:
-            answer = await client.get("/audit/report", headers={"Authorization": f"Bearer {token}"})
+            answer = await client.get(
+                "/audit/report", params=params or {}, headers={"Authorization": f"Bearer {token}"}
+            )
     except Exception as exc:
         return AuditView(None, f"{type(exc).__name__}: {exc}")
     if answer.status_code != 200:
@@ -42,9 +46,8 @@ async def fetch(app: ASGIApp, token: str) -> AuditView:
     if not isinstance(report, dict) or not isinstance(report.get("ok"), bool):
         return AuditView(None, "unexpected answer")
     findings = report.get("findings")
-    report["findings"] = (
-        [f for f in findings if isinstance(f, dict)] if isinstance(findings, list) else []
-    )
+    kept = [f for f in findings if isinstance(f, dict)] if isinstance(findings, list) else []
+    report["findings"] = kept
     return AuditView(report, None)
 
 
@@ -65,11 +68,22 @@ def _number(row: dict[str, Any], *words: str) -> float | None:
     return None
 
 
+def _columns(feeder: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-slot rows from series side by side (``slots`` and one list per quantity)."""
+    slots = feeder["slots"]
+    series = {k: v for k, v in feeder.items() if isinstance(v, list) and len(v) == len(slots)}
+    return [{"slot": slot, **{k: v[i] for k, v in series.items()}} for i, slot in enumerate(slots)]
+
+
 def feeder_rows(feeder: Any) -> list[FeederRow]:
-    """Rows per slot from the report's ``feeder`` part: a list of per-slot objects, or an
-    object keyed by slot (or holding such a list under ``slots``). Unknown shapes give none."""
-    if isinstance(feeder, dict) and isinstance(feeder.get("slots"), list | dict):
-        feeder = feeder["slots"]
+    """Rows per slot from the report's ``feeder`` part: series side by side under ``slots``
+    (as ``GET /audit/report?feeder=true`` answers), a list of per-slot objects, or an object
+    keyed by slot. The loading is the highest of the lines' and the transformer's."""
+    if isinstance(feeder, dict) and isinstance(feeder.get("slots"), list):
+        if all(isinstance(s, int) for s in feeder["slots"]):
+            feeder = _columns(feeder)
+        else:
+            feeder = feeder["slots"]
     items: list[tuple[Any, Any]] = []
     if isinstance(feeder, list):
         items = [(r.get("slot") if isinstance(r, dict) else None, r) for r in feeder]
@@ -83,12 +97,23 @@ def feeder_rows(feeder: Any) -> list[FeederRow]:
             number = int(slot)
         except (TypeError, ValueError):
             continue
+        loads = [v for k, v in row.items() if "load" in k.lower() and isinstance(v, int | float)]
         rows.append(
             FeederRow(
                 number,
                 _number(row, "min", "v"),
                 _number(row, "max", "v"),
-                _number(row, "load"),
+                float(max(loads)) if loads else None,
             )
         )
     return sorted(rows, key=lambda r: r.slot)
+
+
+def voltage_band(feeder: Any) -> tuple[float, float]:
+    """The allowed voltage band (pu): the report's limits, else EN 50160's 0.90 to 1.10."""
+    limits = feeder.get("limits") if isinstance(feeder, dict) else None
+    if isinstance(limits, dict):
+        low, high = limits.get("v_min_pu"), limits.get("v_max_pu")
+        if isinstance(low, int | float) and isinstance(high, int | float):
+            return float(low), float(high)
+    return 0.90, 1.10
