@@ -30,7 +30,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
@@ -42,7 +42,7 @@ from eth_tester.backends.pyevm import main as _pyevm_backend
 from eth_tester.backends.pyevm.main import get_default_genesis_params
 from eth_tester.exceptions import TransactionFailed
 from eth_tester.exceptions import TransactionNotFound as TesterTransactionNotFound
-from eth_utils.address import to_canonical_address
+from eth_utils.address import to_canonical_address, to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.providers.eth_tester import EthereumTesterProvider
@@ -75,6 +75,57 @@ def _transaction_by_hash(chain: Any, transaction_hash: bytes) -> tuple[Any, Any,
 
 # The one lookup eth-tester's py-evm backend uses for receipts and transactions.
 _pyevm_backend._get_transaction_by_hash = _transaction_by_hash
+
+
+def _logs_in_range(chain: Any, params: Any) -> list[dict[str, Any]] | None:
+    """``eth_getLogs`` for a mined block range and optional addresses, from py-evm's receipts.
+
+    eth-tester answers by serializing every block and receipt in the range and normalizing
+    each log three times, which made log queries the largest cost of indexing a busy chain.
+    This reads each block's receipts once and yields the same entries (same fields, per-receipt
+    log index, as eth-tester gives). Filters it does not cover (topics, block tags, a range
+    beyond the head) return ``None``: eth-tester answers those.
+    """
+    query = params[0] if isinstance(params, list | tuple) and len(params) == 1 else None
+    if not isinstance(query, dict) or set(query) - {"address", "from_block", "to_block"}:
+        return None
+    low, high = query.get("from_block"), query.get("to_block")
+    if type(low) is not int or type(high) is not int or low < 0:
+        return None
+    if high > chain.get_canonical_head().block_number:
+        return None
+    wanted = query.get("address")
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    if wanted is not None and not (
+        isinstance(wanted, list) and all(isinstance(a, str) for a in wanted)
+    ):
+        return None
+    addresses = None if wanted is None else {bytes.fromhex(a[2:]) for a in wanted}
+    logs: list[dict[str, Any]] = []
+    for number in range(low, high + 1):
+        block = chain.get_canonical_block_by_number(number)
+        block_hash = "0x" + block.hash.hex()
+        receipts = block.get_receipts(chain.chaindb)
+        for tx_index, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
+            for log_index, log in enumerate(receipt.logs):
+                if addresses is not None and log.address not in addresses:
+                    continue
+                logs.append(
+                    {
+                        "type": "mined",
+                        "log_index": log_index,
+                        "transaction_index": tx_index,
+                        "transaction_hash": "0x" + tx.hash.hex(),
+                        "block_hash": block_hash,
+                        "block_number": number,
+                        "address": to_checksum_address(log.address),
+                        "data": "0x" + log.data.hex(),
+                        "topics": ["0x" + t.to_bytes(32, "big").hex() for t in log.topics],
+                    }
+                )
+    return logs
+
 
 __all__ = [
     "CHAIN_ID",
@@ -181,6 +232,14 @@ class _SerializedEthereumTesterProvider(EthereumTesterProvider):
                 "(pass it, or set w3.eth.default_account)"
             )
         with self._lock:
+            if method == "eth_getLogs" and self.ethereum_tester is not None:
+                logs = _logs_in_range(self.ethereum_tester.backend.chain, params)
+                if logs is not None:
+                    self._current_request_id += 1
+                    return cast(
+                        RPCResponse,
+                        {"id": repr(self._current_request_id), "jsonrpc": "2.0", "result": logs},
+                    )
             try:
                 return super().make_request(method, params)
             except TransactionFailed as exc:

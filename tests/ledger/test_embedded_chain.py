@@ -285,3 +285,44 @@ def test_old_transactions_are_found_by_hash_after_many_blocks_and_a_reopen(
             assert w3.eth.get_transaction(tx_hash)["nonce"] == i
         with pytest.raises(TransactionNotFound):
             w3.eth.get_transaction_receipt(HexBytes(b"\x11" * 32))
+
+
+def test_log_queries_answer_what_eth_tester_answers(tmp_path: Path) -> None:
+    """The embedded chain reads ``eth_getLogs`` from py-evm's receipts (ledger.embedded
+    ``_logs_in_range``); the entries equal eth-tester's own, range by range and by address."""
+    from ledger import open_chain
+    from ledger.embedded import _logs_in_range
+    from ledger.indexer import index, make_engine
+    from tests.world import SLOT, new_world
+
+    with open_chain("embedded", tmp_path) as chain:
+        w = new_world(chain)
+        a, b = w.household(), w.household(prosumer=False, topup_ueur=5_000)
+        w.meter(a, SLOT, export_Wh=700)
+        w.meter(b, SLOT, import_Wh=900)
+        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        head = int(chain.w3.eth.block_number)
+        contract = w.client.address
+        for low, high, address in [
+            (0, head, contract),
+            (0, head, None),
+            (2, head - 1, contract),
+            (head, head, [contract, Account.create().address]),
+            (0, head, Account.create().address),
+        ]:
+            query: dict[str, object] = {"from_block": low, "to_block": high}
+            if address is not None:
+                query["address"] = address
+            ours = _logs_in_range(tester.backend.chain, (query,))
+            theirs = list(tester.get_logs(from_block=low, to_block=high, address=address))
+            assert ours == theirs, (low, high, address)
+        assert _logs_in_range(tester.backend.chain, ({"from_block": 0, "to_block": head},))
+        # Beyond the head, or with topics, eth-tester answers as before.
+        assert (
+            _logs_in_range(tester.backend.chain, ({"from_block": 0, "to_block": head + 5},)) is None
+        )
+        topics = {"from_block": 0, "to_block": head, "topics": []}
+        assert _logs_in_range(tester.backend.chain, (topics,)) is None
+        # Through web3 and the client, the indexer mirrors the same events.
+        engine = make_engine(f"sqlite:///{tmp_path / 'mirror.db'}")
+        assert index(w.client, engine).events == len(w.client.events(0, head)) > 0
