@@ -1,0 +1,253 @@
+"""The dashboard's parts without a browser: form parsing, number writing, charts, the audit's
+answer read gracefully, and the routes' guards (sign-in cookie, anti-forgery token, redirects,
+static files), through Starlette's test client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from api.app import create_app
+from api.settings import Settings
+from api.web import audit, charts, forms, i18n
+from api.web.session import TOKEN_COOKIE
+from tests.web.conftest import OP, OPERATOR_TOKEN
+
+SHOWN = {"lo": "4", "hi": "22"}
+
+
+@pytest.mark.parametrize(
+    ("typed", "ueur_per_kWh"),
+    [("4", 40_000), ("12,5", 125_000), (" 12.5 ", 125_000), ("21.9999", 219_999), ("22", 220_000)],
+)
+def test_a_price_in_cents_per_kWh_converts_exactly(typed: str, ueur_per_kWh: int) -> None:
+    assert forms.price(typed, 40_000, 220_000, SHOWN) == ueur_per_kWh
+
+
+@pytest.mark.parametrize(
+    ("typed", "key"),
+    [
+        ("", "err_required"),
+        ("abc", "err_number"),
+        ("1e3", "err_number"),
+        ("12.5.1", "err_number"),
+        ("-5", "err_negative"),
+        ("3.99999", "err_decimals"),
+        ("3.9999", "err_band"),
+        ("22.0001", "err_band"),
+    ],
+)
+def test_a_bad_price_names_what_is_wrong(typed: str, key: str) -> None:
+    with pytest.raises(forms.FieldError) as refused:
+        forms.price(typed, 40_000, 220_000, SHOWN)
+    assert refused.value.key == key
+
+
+def test_whole_numbers_euros_addresses_months_and_choices_are_checked() -> None:
+    assert forms.whole("500", 1000) == 500
+    refusals = {"-1": "err_negative", "0": "err_zero", "2.5": "err_whole", "ten": "err_whole",
+                "1001": "err_too_big", " ": "err_required"}  # fmt: skip
+    for typed, key in refusals.items():
+        with pytest.raises(forms.FieldError) as refused:
+            forms.whole(typed, 1000)
+        assert refused.value.key == key
+    assert forms.euros("12.50", 10**12) == 12_500_000
+    assert forms.euros("0,000001", 10**12) == 1
+    with pytest.raises(forms.FieldError, match="err_too_big"):
+        forms.euros("1000001", 10**12)
+    address = Account.create().address
+    assert forms.address(f" {address} ") == address
+    with pytest.raises(forms.FieldError, match="err_address"):
+        forms.address(address[:-1])
+    assert forms.month("2026-02") == (2026, 2)
+    for bad in ("2026-13", "2026-2", "february"):
+        with pytest.raises(forms.FieldError, match="err_month"):
+            forms.month(bad)
+    assert forms.choice("7", {7, 8}) == 7
+    with pytest.raises(forms.FieldError, match="err_choice"):
+        forms.choice("9", {7, 8})
+
+
+def test_numbers_are_written_the_way_each_language_reads_them() -> None:
+    assert i18n.euros(1_234_567_891, "en") == "€1,234.56"
+    assert i18n.euros(1_234_567_891, "fr") == "1\u202f234,56\u00a0€"
+    assert i18n.euros(-15_000, "en") == "-€0.01"
+    assert i18n.cents_per_kWh(125_000, "fr") == "12,5"
+    assert i18n.cents_per_kWh(40_000, "en") == "4"
+    assert i18n.cents_per_kWh(219_999, "en") == "21.9999"
+    assert i18n.pick_lang(None, "fr-FR,fr;q=0.9,en;q=0.8") == "fr"
+    assert i18n.pick_lang("en", "fr-FR") == "en"
+    assert i18n.pick_lang("de", "de-DE") == "en"
+    assert set(i18n.text("fr")) == set(i18n.text("en"))
+    assert i18n.text("fr")["signin"] != i18n.text("en")["signin"]
+
+
+def test_a_chart_carries_its_alt_text_and_draws_each_nonzero_value() -> None:
+    svg = str(
+        charts.mirrored_bars(
+            "c",
+            'Alt with <markup> & "quotes"',
+            ["10:00", "10:15"],
+            up=[charts.Series("a", charts.GREEN, [100, 0])],
+            down=[charts.Series("b", charts.AMBER, [0, 50])],
+        )
+    )
+    assert svg.startswith('<svg class="chart" id="c"') and 'role="img"' in svg
+    assert '<title id="c-title">Alt with &lt;markup&gt; &amp; &quot;quotes&quot;</title>' in svg
+    assert svg.count(f'fill="{charts.GREEN}"') == 1 and svg.count(f'fill="{charts.AMBER}"') == 1
+
+
+def test_prices_outside_the_band_are_drawn_in_the_warning_colour() -> None:
+    svg = str(charts.points_in_band("p", "alt", ["a", "b"], [50, 300], [50, 300], (40, 220), "c€"))
+    assert svg.count(f'fill="{charts.BLUE}"') == 1 and svg.count(f'fill="{charts.AMBER}"') == 1
+
+
+def test_feeder_rows_are_read_from_each_shape_of_report() -> None:
+    columns = {
+        "limits": {"v_min_pu": 0.92, "v_max_pu": 1.08, "max_loading_percent": 100.0},
+        "slots": [5, 4],
+        "vm_min_pu": [0.97, 0.95],
+        "vm_max_pu": [1.01, 1.02],
+        "max_line_loading_percent": [12.5, 40.0],
+        "trafo_loading_percent": [30.0, 20.0],
+    }
+    rows = audit.feeder_rows(columns)
+    assert [(r.slot, r.v_min_pu, r.v_max_pu, r.loading_percent) for r in rows] == [
+        (4, 0.95, 1.02, 40.0),
+        (5, 0.97, 1.01, 30.0),
+    ]
+    assert audit.voltage_band(columns) == (0.92, 1.08)
+    assert audit.voltage_band(None) == (0.90, 1.10)
+    listed = [{"slot": 3, "v_min_pu": 0.9, "v_max_pu": 1.0, "max_loading_percent": 5}]
+    assert audit.feeder_rows(listed)[0].loading_percent == 5.0
+    assert audit.feeder_rows({"7": {"vm_min_pu": 0.99}})[0].slot == 7
+    assert audit.feeder_rows(None) == audit.feeder_rows("nonsense") == []
+
+
+def _answering(body: Any, status: int = 200) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/audit/report")
+    def report() -> Any:
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse(body, status)
+
+    return app
+
+
+def test_the_audit_is_read_gracefully_whatever_the_endpoint_answers() -> None:
+    fetch = audit.fetch
+    missing = asyncio.run(fetch(FastAPI(), "t"))
+    assert missing.report is None and missing.problem == "HTTP 404"
+    assert asyncio.run(fetch(_answering({"ok": "yes"}), "t")).problem == "unexpected answer"
+    assert asyncio.run(fetch(_answering({"ok": True}, 503), "t")).problem == "HTTP 503"
+    good = asyncio.run(fetch(_answering({"ok": False, "findings": [{"check": "money"}, 3]}), "t"))
+    assert good.problem is None and good.report is not None
+    assert good.report["findings"] == [{"check": "money"}]
+
+
+async def _no_audit(_: Request) -> JSONResponse:
+    return JSONResponse({"code": "not_found", "message": "Not Found"}, 404)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = Settings(
+        data_dir=Path(tmp_path_factory.mktemp("parts")) / "data",
+        operator_token=OPERATOR_TOKEN,
+        auto_settle=False,
+    )
+    app = create_app(settings, background=False)
+    # The operator page as when the audit endpoint is missing: a route placed first answers
+    # its path with the 404 any unknown path gets.
+    app.router.routes.insert(0, Route("/audit/report", _no_audit))
+    with TestClient(app, follow_redirects=False) as c:
+        yield c
+
+
+def _as(client: TestClient, token: str) -> TestClient:
+    """The client carrying ``token``'s sign-in cookie (and nothing else)."""
+    client.cookies.clear()
+    client.cookies.set(TOKEN_COOKIE, token)
+    return client
+
+
+def _household(client: TestClient) -> str:
+    r = client.post(
+        "/households", json={"meter": Account.create().address, "prosumer": True}, headers=OP
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["token"])
+
+
+def test_the_operator_page_says_the_audit_is_unavailable_and_shows_the_rest(
+    client: TestClient,
+) -> None:
+    signed = client.post("/ui/signin", data={"token": OPERATOR_TOKEN})
+    assert signed.status_code == 303 and signed.headers["location"] == "/ui/operator"
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    page = _as(client, OPERATOR_TOKEN).get("/ui/operator")
+    assert page.status_code == 200
+    assert "Audit unavailable: the audit service did not answer (HTTP 404)." in page.text
+    assert 'id="register-title"' in page.text and 'id="topup-title"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_a_form_without_its_anti_forgery_token_changes_nothing(client: TestClient) -> None:
+    token = _household(client)
+    before = client.get("/offers", headers=OP).json()["total"]
+    r = _as(client, token).post("/ui/household/price", data={"side": "offer", "price": "10"})
+    assert r.status_code == 422
+    assert "The form expired; please send it again." in r.text
+    assert client.get("/offers", headers=OP).json()["total"] == before
+
+
+def test_pages_need_a_valid_sign_in_cookie(client: TestClient) -> None:
+    for path in ("/ui/household", "/ui/operator", "/ui/household/trades.csv"):
+        r = _as(client, "vsn_forged").get(path)
+        assert (r.status_code, r.headers["location"]) == (303, "/"), path
+    household = _household(client)
+    # A household is not the operator, and the operator has no household page.
+    assert _as(client, household).get("/ui/operator").status_code == 303
+    assert _as(client, OPERATOR_TOKEN).get("/ui/household").status_code == 303
+    assert _as(client, "nope").get("/ui/live").status_code == 401
+    live = _as(client, household).get("/ui/live")
+    assert live.status_code == 200 and live.json()["stamp"]
+
+
+def test_the_language_switch_only_goes_back_to_a_local_page(client: TestClient) -> None:
+    r = client.get("/ui/lang/fr", params={"to": "/ui/household"})
+    assert (r.status_code, r.headers["location"]) == (303, "/ui/household")
+    assert "voisin_lang=fr" in r.headers["set-cookie"]
+    assert client.get("/ui/lang/fr", params={"to": "//elsewhere"}).headers["location"] == "/"
+    assert client.get("/ui/lang/fr", params={"to": "https://elsewhere.test/"}).status_code == 422
+    assert client.get("/ui/lang/de").status_code == 404
+    client.cookies.clear()
+    client.cookies.set("voisin_lang", "fr")
+    french = client.get("/")
+    assert '<html lang="fr">' in french.text and "Se connecter" in french.text
+
+
+def test_static_files_are_served_locally_and_nothing_else(client: TestClient) -> None:
+    js = client.get("/ui/static/app.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert client.get("/ui/static/app.css").status_code == 200
+    assert client.get("/ui/static/views.py").status_code == 404
+    page = client.get("/").text
+    assert "http://" not in page and "https://" not in page  # no CDN, nothing remote
+    assert not any(
+        p.startswith("/ui") or p == "/" for p in client.get("/openapi.json").json()["paths"]
+    )
