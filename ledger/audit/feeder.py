@@ -105,15 +105,18 @@ def branch_mapping(households: Sequence[int], net: Any, branch: int) -> dict[int
 
 @dataclass
 class FeederResult:
-    """Per-slot series (in slot order) and the findings. ``mapping`` is household -> bus name."""
+    """Per-slot series (in slot order) and the findings. ``mapping`` is household -> bus name.
+
+    A slot whose power flow did not converge has ``None`` in every series (JSON ``null``).
+    """
 
     network: str
     mapping: dict[int, str]
     slots: list[int] = field(default_factory=list)
-    vm_min_pu: list[float] = field(default_factory=list)
-    vm_max_pu: list[float] = field(default_factory=list)
-    max_line_loading_percent: list[float] = field(default_factory=list)
-    trafo_loading_percent: list[float] = field(default_factory=list)
+    vm_min_pu: list[float | None] = field(default_factory=list)
+    vm_max_pu: list[float | None] = field(default_factory=list)
+    max_line_loading_percent: list[float | None] = field(default_factory=list)
+    trafo_loading_percent: list[float | None] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -202,7 +205,7 @@ def run_feeder(
                 result.max_line_loading_percent,
                 result.trafo_loading_percent,
             ):
-                series.append(float("nan"))
+                series.append(None)
             result.slots.append(slot)
             continue
         vm = net.res_bus.vm_pu.to_numpy()

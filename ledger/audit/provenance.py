@@ -6,7 +6,8 @@ in chain order:
 - a signed reading for the same (meter, slot) is in the evidence store, with the same registers;
 - its EIP-712 signature, under this deployment's domain, recovers to that meter;
 - that meter belongs to the credited household on chain (its registration or rotation), and,
-  while it is the household's current meter, the database's household register names it too;
+  while it is the household's current meter, the database's household register names it too
+  (once the database has mirrored the household's registration);
 - the deltas, recomputed from the previous reading of the meter (or its baseline), equal the
   deltas the contract recorded and minted.
 """
@@ -45,6 +46,12 @@ def check_provenance(inputs: AuditInputs) -> list[Finding]:
         registers[reg.meter] = (reg.import_baseline_Wh, reg.export_baseline_Wh)
     stored = {(to_checksum_address(s.meter), s.slot): s for s in inputs.signed}
     db_meter = {h.id: to_checksum_address(h.meter) for h in inputs.db_households}
+    # The database can only be asked about households it claims to have mirrored already.
+    mirrored = {
+        r.household
+        for r in inputs.registrations
+        if inputs.mirror_block is not None and r.block_number <= inputs.mirror_block
+    }
     findings: list[Finding] = []
     for e in inputs.named("ReadingCommitted"):
         a = e.args
@@ -79,7 +86,8 @@ def check_provenance(inputs: AuditInputs) -> list[Finding]:
                 "the meter is not registered to the credited household on chain",
                 registered_to=owner.get(meter),
             )
-        if inputs.household_meters.get(household) == meter and db_meter.get(household) != meter:
+        current = inputs.household_meters.get(household) == meter
+        if current and household in mirrored and db_meter.get(household) != meter:
             add(
                 "the database's household register names another meter for this household",
                 register_meter=db_meter.get(household),

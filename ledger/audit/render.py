@@ -191,9 +191,15 @@ def _plots(report: AuditReport) -> dict[str, bytes]:
     import matplotlib.pyplot as plt
 
     hours = [(s - fr.slots[0]) / 4 for s in fr.slots]
+
+    def values(series: list[float | None]) -> list[float]:
+        return [float("nan") if v is None else v for v in series]
+
     images: dict[str, bytes] = {}
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    ax.fill_between(hours, fr.vm_min_pu, fr.vm_max_pu, alpha=0.4, label="bus voltages")
+    ax.fill_between(
+        hours, values(fr.vm_min_pu), values(fr.vm_max_pu), alpha=0.4, label="bus voltages"
+    )
     ax.axhline(0.9, color="red", linestyle="--", linewidth=1, label="EN 50160 band")
     ax.axhline(1.1, color="red", linestyle="--", linewidth=1)
     ax.set_xlabel(f"hours since slot {fr.slots[0]} ({_start(fr.slots[0])})")
@@ -201,8 +207,8 @@ def _plots(report: AuditReport) -> dict[str, bytes]:
     ax.legend(loc="upper right")
     images["Voltage band per slot: lowest and highest bus voltage"] = _png(fig)
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    ax.plot(hours, fr.max_line_loading_percent, label="most loaded line")
-    ax.plot(hours, fr.trafo_loading_percent, label="transformer")
+    ax.plot(hours, values(fr.max_line_loading_percent), label="most loaded line")
+    ax.plot(hours, values(fr.trafo_loading_percent), label="transformer")
     ax.axhline(100, color="red", linestyle="--", linewidth=1, label="limit")
     ax.set_xlabel(f"hours since slot {fr.slots[0]}")
     ax.set_ylabel("loading (%)")
