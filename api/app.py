@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routes import health, households, market, orders, readings, topups, trades
+from api.routes import audit, health, households, market, orders, readings, topups, trades
 from api.services import Services
 from api.settings import Settings
 
@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     errors.install(app)
 
     app.add_middleware(LimitsAndMetrics)
-    for module in (households, topups, readings, orders, trades, market, health):
+    for module in (households, topups, readings, orders, trades, market, audit, health):
         app.include_router(module.router)
     # The web dashboard: `/` and `/ui/...`, outside the OpenAPI schema.
     from api.routes import dashboard, dashboard_household, dashboard_operator

@@ -29,6 +29,7 @@ from sqlmodel import Session, and_, col, or_, select
 
 from api.models import ApiHousehold, ApiOrder, IntakeReading
 from ledger import errors as ledger_errors
+from ledger.evidence import store_signed_readings
 from ledger.indexer import index
 from ledger.intake import reading_from_json
 from ledger.models import ReadingRecord, SlotOutcomeRecord
@@ -91,12 +92,13 @@ class Outbox:
         while queued:
             batch = queued[:READING_BATCH]
             services.yield_to_requests()
+            signed = [reading_from_json(r.model_dump()) for r in batch]
+            # The audit's evidence: the signed readings as the meters signed them.
+            store_signed_readings(services.engine, signed)
             try:
                 # The intake checked them as the contract will: no dry run first.
                 tx = services.client.commit_readings(
-                    services.chain.operator,
-                    [reading_from_json(r.model_dump()) for r in batch],
-                    check_first=False,
+                    services.chain.operator, signed, check_first=False
                 )
             except (
                 ledger_errors.DuplicateReading,
