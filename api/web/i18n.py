@@ -226,6 +226,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "register": ("Register a household", "Inscrire un foyer"),
     "meter_address": ("Meter address (0x…)", "Adresse du compteur (0x…)"),
     "name": ("Name (optional)", "Nom (facultatif)"),
+    "name_col": ("Name", "Nom"),
     "has_pv": ("Has PV (may sell)", "A du PV (peut vendre)"),
     "register_btn": ("Register", "Inscrire"),
     "registered": (

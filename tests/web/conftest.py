@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,11 @@ def past_slot(back: int) -> int:
     return int(time.time()) // 900 - back
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextmanager
+def running_server(data_dir: Path) -> Iterator[Server]:
+    """``voisin serve``'s app under uvicorn in a thread, on a free loopback port."""
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("web") / "data",
+        data_dir=data_dir,
         operator_token=OPERATOR_TOKEN,
         auto_settle=False,
         outbox_interval_s=0.2,
@@ -133,10 +135,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             raise RuntimeError("the dashboard's server did not start")
         time.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, timeout=60) as http:
-        yield Server(url, app.state.services, http)
-    uv.should_exit = True
-    thread.join(timeout=60)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            yield Server(url, app.state.services, http)
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("web") / "data") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
