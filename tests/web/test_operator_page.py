@@ -20,10 +20,6 @@ from tests.web.conftest import OP, OPERATOR_TOKEN, Server, axe_violations, past_
 pytestmark = pytest.mark.browser
 
 
-def _has_audit(server: Server) -> bool:
-    return server.http.get("/audit/report", headers=OP).status_code != 404
-
-
 def test_operator_registers_a_household_and_tops_it_up_from_the_page(
     server: Server, page: Any
 ) -> None:
@@ -122,8 +118,6 @@ def test_operator_sees_flows_and_clearing_prices_per_slot_and_the_page_passes_ax
 def test_operator_sees_the_audit_status_and_a_finding_after_a_tamper(
     server: Server, page: Any
 ) -> None:
-    if not _has_audit(server):
-        pytest.skip("GET /audit/report is not in this build yet (the audit is being built)")
     seller = server.register(prosumer=True, name="Audit seller")
     buyer = server.register(prosumer=False, name="Audit buyer", topup_ueur=4_000_000)
     slot = past_slot(8)
