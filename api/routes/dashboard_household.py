@@ -9,6 +9,7 @@ language.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -35,6 +36,14 @@ def _who(request: Request) -> tuple[Principal, str] | None:
     if who is None or who[0].is_operator:
         return None
     return who
+
+
+def _within_limits(services: Services, household: int) -> None:
+    """One token from the household's bucket, the one its API writes use (api/ratelimit.py):
+    the page is no way around the abuse limits."""
+    wait = services.token_limiter.take(f"household:{household}")
+    if wait > 0:
+        raise forms.FieldError("err_too_fast", {"s": str(math.ceil(wait))})
 
 
 def _today_chart(t: dict[str, str], lines: list[Any]) -> Any:
@@ -164,6 +173,7 @@ def set_price(
     }
     try:
         value = forms.price(price, band.floor, band.ceiling, shown)
+        _within_limits(services, who[0].household or 0)
     except forms.FieldError as error:
         return _refused(request, services, who, field, error, {field: price})
     previous = views.own_live_orders(services.engine, who[0].household or 0, side)
@@ -210,6 +220,7 @@ def take_offer(
         return _refused(request, services, who, f"take_slot_{offer_id}", error, values)
     try:
         energy = forms.whole(max_Wh, MAX_TAKE_WH)
+        _within_limits(services, hid)
     except forms.FieldError as error:
         return _refused(request, services, who, f"take_qty_{offer_id}", error, values)
     try:

@@ -156,6 +156,10 @@ _TEXT: dict[str, tuple[str, str]] = {
     ),
     "err_month": ("Choose a month (YYYY-MM).", "Choisissez un mois (AAAA-MM)."),
     "err_choice": ("Choose one of the listed values.", "Choisissez une des valeurs proposées."),
+    "err_too_fast": (
+        "Too many changes at once; try again in {s} s.",
+        "Trop de changements d'un coup ; réessayez dans {s} s.",
+    ),
     "err_server": ("The ledger refused: {m}", "Le registre a refusé : {m}"),
     # Operator view
     "operator": ("Grid operator", "Gestionnaire de réseau"),

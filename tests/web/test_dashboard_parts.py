@@ -5,6 +5,7 @@ static files), through Starlette's test client."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from starlette.routing import Route
 from api.app import create_app
 from api.settings import Settings
 from api.web import audit, charts, forms, i18n
-from api.web.session import TOKEN_COOKIE
+from api.web.session import TOKEN_COOKIE, form_token
 from tests.web.conftest import OP, OPERATOR_TOKEN
 
 SHOWN = {"lo": "4", "hi": "22"}
@@ -251,3 +252,24 @@ def test_static_files_are_served_locally_and_nothing_else(client: TestClient) ->
     assert not any(
         p.startswith("/ui") or p == "/" for p in client.get("/openapi.json").json()["paths"]
     )
+
+
+def test_the_page_shares_the_household_tokens_abuse_limit(client: TestClient) -> None:
+    r = client.post(
+        "/households", json={"meter": Account.create().address, "prosumer": True}, headers=OP
+    )
+    household, token = r.json()["id"], r.json()["token"]
+    limiter = client.app.state.services.token_limiter  # type: ignore[attr-defined]
+    for _ in range(100_000):  # empty the household's bucket (bounded)
+        if limiter.take(f"household:{household}") > 0:
+            break
+    before = client.get("/offers", headers=OP).json()["total"]
+    page = _as(client, token).post(
+        "/ui/household/price",
+        data={"side": "offer", "price": "10", "form_token": form_token(token)},
+    )
+    assert page.status_code == 422
+    assert re.search(
+        r'id="offer-price-error">Too many changes at once; try again in \d+ s\.<', page.text
+    )
+    assert client.get("/offers", headers=OP).json()["total"] == before
