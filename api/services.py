@@ -92,6 +92,10 @@ class Services:
         _sqlite_pragmas(self.engine)
         self.engine.dispose()  # reconnect with the pragmas
         self.chain_lock = threading.RLock()
+        #: Threads blocked in :meth:`on_chain` waiting for the chain lock (requests, mostly),
+        #: and the condition that says when that number changes.
+        self.chain_waiters = 0
+        self._waiters = threading.Condition(threading.Lock())
         self.chain_up = True
         self.last_chain_error: str | None = None
         #: When the last HTTP request started (monotonic seconds): background chain work
@@ -130,16 +134,25 @@ class Services:
 
     def on_chain(self, action: Callable[[], T]) -> T:
         """Run ``action`` with the chain to ourselves; a dead node becomes a 503."""
-        with self.chain_lock:
-            try:
-                result = action()
-            except CHAIN_DOWN as exc:
-                self.mark_down(exc)
-                raise chain_unavailable(exc) from exc
-            except LedgerError as exc:
-                raise from_ledger(exc) from exc
-            self.chain_up = True
-            return result
+        with self._waiters:
+            self.chain_waiters += 1
+        try:
+            self.chain_lock.acquire()
+        finally:
+            with self._waiters:
+                self.chain_waiters -= 1
+                self._waiters.notify_all()
+        try:
+            result = action()
+        except CHAIN_DOWN as exc:
+            self.mark_down(exc)
+            raise chain_unavailable(exc) from exc
+        except LedgerError as exc:
+            raise from_ledger(exc) from exc
+        finally:
+            self.chain_lock.release()
+        self.chain_up = True
+        return result
 
     def mark_down(self, exc: BaseException) -> None:
         if self.chain_up:
@@ -150,10 +163,35 @@ class Services:
     def yield_to_requests(self, quiet_s: float = 0.1, max_wait_s: float = 10.0) -> None:
         """Let requests go first: the embedded chain runs in this process, and its EVM work
         would hold the interpreter while clients wait. Waits until no request started for
-        ``quiet_s``, for at most ``max_wait_s`` (so a steady load cannot starve the outbox)."""
+        ``quiet_s``, for at most ``max_wait_s`` (so a steady load cannot starve the outbox).
+
+        The caller holds the chain lock once (an outbox pass). Requests blocked on that lock
+        cannot run while it waits, so if any are, it hands the lock over to them instead, and
+        takes it back once none waits. (Found by the soak: under a steady load of posts and
+        takes, one pass held the lock for tens of seconds while waiting for a quiet moment.)
+        """
         deadline = time.monotonic() + max_wait_s
-        while time.monotonic() < deadline and time.monotonic() - self.last_request < quiet_s:
+        while time.monotonic() < deadline:
+            if self.chain_waiters:
+                self._hand_over(deadline)
+                return
+            if time.monotonic() - self.last_request >= quiet_s:
+                return
             time.sleep(quiet_s)
+
+    def _hand_over(self, deadline: float) -> None:
+        """Release the chain lock until no request waits for it (or ``deadline``)."""
+        try:
+            self.chain_lock.release()
+        except RuntimeError:  # not held by this thread: the requests are not waiting on us
+            return
+        try:
+            with self._waiters:
+                self._waiters.wait_for(
+                    lambda: self.chain_waiters == 0, timeout=max(0.0, deadline - time.monotonic())
+                )
+        finally:
+            self.chain_lock.acquire()
 
     def tariffs(self) -> Tariffs:
         return self.on_chain(self.client.tariffs)

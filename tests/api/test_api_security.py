@@ -390,3 +390,43 @@ def test_rotating_a_meter_hands_over_after_the_last_slot_and_retires_the_old_key
     api.flush()
     assert api.services.client.slot_energy(m.id, slot + 1).export_Wh == 70
     assert api.services.client.meter_state(old_meter.address).retired
+
+
+# ───────────────────────────── Load ─────────────────────────────
+
+
+def test_background_work_hands_the_chain_over_to_requests_waiting_for_it(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    import api.services
+
+    services = embedded_api.services
+
+    def no_sleep(_: float) -> None:
+        raise AssertionError("yield_to_requests slept")
+
+    monkeypatch.setattr(api.services.time, "sleep", no_sleep)
+    services.last_request = time.monotonic() + 3600  # a request "just started", for an hour
+    # No request waits for the chain: the background work lets running requests go first.
+    with pytest.raises(AssertionError, match="slept"):
+        services.yield_to_requests()
+    # A request blocked on the chain lock, which the background work holds (as an outbox
+    # pass does): the yield lets it run its chain work, then takes the lock back.
+    ran: list[str] = []
+    services.chain_lock.acquire()
+    try:
+        waiter = threading.Thread(target=services.on_chain, args=(lambda: ran.append("request"),))
+        waiter.start()
+        while services.chain_waiters == 0:
+            time.perf_counter()  # busy-wait: time.sleep is patched out
+        assert ran == []
+        services.yield_to_requests(max_wait_s=3600)
+        assert ran == ["request"]
+        ran.append("background")
+    finally:
+        services.chain_lock.release()
+    waiter.join()
+    assert ran == ["request", "background"] and services.chain_waiters == 0
