@@ -105,7 +105,8 @@ def branch_mapping(households: Sequence[int], net: Any, branch: int) -> dict[int
 
 @dataclass
 class FeederResult:
-    """Per-slot series (in slot order) and the findings. ``mapping`` is household -> bus name.
+    """Per-slot series (in slot order) and the findings. ``mapping`` is household -> bus name
+    (empty when there was no slot to compute).
 
     A slot whose power flow did not converge has ``None`` in every series (JSON ``null``).
     """
@@ -147,6 +148,13 @@ def run_feeder(
     ``households`` are every household to place (those without a reading in a slot carry
     nothing in it); ``mapping`` overrides :func:`default_mapping`.
     """
+    if network not in NETWORKS:
+        raise FeederError(
+            f"unknown feeder network {network!r}; choose one of {', '.join(NETWORKS)}"
+        )
+    if not metered:
+        # Nothing to compute: skip importing pandapower (several seconds) and the network.
+        return FeederResult(network, {})
     import numpy as np
     import pandapower as pp
 

@@ -72,6 +72,11 @@ def test_the_same_neighbourhood_spread_over_the_feeder_at_night_is_quiet() -> No
     assert all(0 < (v or 0) < 100 for v in result.max_line_loading_percent)
 
 
+def test_no_metered_slot_means_no_power_flow_and_no_finding() -> None:
+    result = run_feeder({}, HOUSEHOLDS)
+    assert (result.slots, result.findings, result.mapping) == ([], [], {})
+
+
 def test_bad_feeder_arguments_are_refused() -> None:
     with pytest.raises(FeederError, match="unknown feeder network 'grid'"):
         run_feeder({}, HOUSEHOLDS, network="grid")
