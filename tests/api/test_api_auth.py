@@ -51,6 +51,7 @@ def test_every_endpoint_with_every_role(api: Api) -> None:
         return int(r.json()["id"])
 
     own_offer = offer_of(own)
+    third = api.register(prosumer=False)
     api.flush()
     roles = {"none": NONE, "bad": BAD, "own": own.auth, "other": other.auth, "operator": OP}
 
@@ -153,6 +154,26 @@ def test_every_endpoint_with_every_role(api: Api) -> None:
             "GET /metrics",
             lambda h: c.get("/metrics", headers=h),
             {"none": 200, "bad": 200, "own": 200, "other": 200, "operator": 200},
+        ),
+        # Key rotation is the operator's, on a household of its own so the rest is unaffected.
+        (
+            "POST rotate-key",
+            lambda h: c.post(f"/households/{third.id}/rotate-key", headers=h),
+            {"none": 401, "bad": 401, "own": 403, "other": 403, "operator": 200},
+        ),
+        (
+            "POST token",
+            lambda h: c.post(f"/households/{third.id}/token", headers=h),
+            {"none": 401, "bad": 401, "own": 403, "other": 403, "operator": 200},
+        ),
+        (
+            "POST meter",
+            lambda h: c.post(
+                f"/households/{third.id}/meter",
+                json={"meter": Account.create().address},
+                headers=h,
+            ),
+            {"none": 401, "bad": 401, "own": 403, "other": 403, "operator": 200},
         ),
     ]
     wrong = []
