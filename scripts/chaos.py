@@ -12,13 +12,14 @@ What it does, in order:
    slot ("round") at a time with :func:`meter_sim.deliver_http` (retrying across outages) and
    settles slot ``t`` after round ``t + max_late_slots`` with ``POST /market/slots/{t}/settle``
    (a grace period, so that a late reading can still count);
-4. while it runs, a chaos thread kills the API server with SIGKILL (and restarts it), stops
-   anvil for ``--anvil-down-s`` (20 s) and restarts it with its state, restarts PostgreSQL, and
-   kills the API server a second time. The events fire at fixed fractions of the run's rounds,
-   so a short run still hits every one; they run one after the other, never overlapping;
+4. while it runs, a chaos thread kills the API server with SIGKILL while readings are sent
+   (and restarts it), stops anvil for ``--anvil-down-s`` (20 s) while a slot is settled and
+   restarts it with its state, restarts PostgreSQL while readings are sent, and kills the API
+   server a second time while a slot is settled. The events fire at fixed fractions of the
+   run's rounds, so a short run still hits every one; they run one after the other;
 5. at the end waits for the outbox backlog (``GET /health``) to drain, settles every slot
-   again (idempotent), stops the server and runs ``voisin audit`` over the same chain and
-   database.
+   again (idempotent: each was settled during the rounds), stops the server and runs
+   ``voisin audit`` over the same chain and database.
 
 A clock-skewed reading is re-signed at send time for ``now + skew`` slots: the run's slots lie
 in the past (a simulated day), so the skew must be taken against the server's clock, the one
@@ -101,7 +102,7 @@ NOON_SLOT = 48
 #: commits readings and the settlement worker its fills: the path to the chain).
 SCHEDULE = (
     ("kill_api", 0.15, "readings"),
-    ("stop_anvil", 0.35, "readings"),
+    ("stop_anvil", 0.35, "settle"),
     ("restart_postgres", 0.6, "readings"),
     ("kill_api", 0.8, "settle"),
 )

@@ -56,7 +56,7 @@ def test_a_short_run_still_schedules_every_chaos_event_in_its_own_round() -> Non
     events = chaos.rounds_for_events(11)  # 8 slots plus 3 slots of grace for late readings
     assert [(name, phase) for name, _, phase in events] == [
         ("kill_api", "readings"),
-        ("stop_anvil", "readings"),
+        ("stop_anvil", "settle"),
         ("restart_postgres", "readings"),
         ("kill_api", "settle"),
     ]
@@ -166,8 +166,9 @@ def test_the_short_chaos_run_loses_nothing_and_refuses_exactly_the_faults(
         "kill_api",
     ]
     assert all("error" not in e for e in events)
-    # The first kill lands while readings are sent, the second while a slot is settled.
-    assert [e["during"] for e in events] == ["readings", "readings", "readings", "settle"]
+    # The first kill and the database restart land while readings are sent (the intake's
+    # path), the node's stop and the second kill while a slot is settled (the chain's path).
+    assert [e["during"] for e in events] == ["readings", "settle", "readings", "settle"]
     assert events[0]["killed_pid"] != events[3]["killed_pid"]
     anvil = events[1]
     assert anvil["down_s"] == 20 and anvil["head_after"] >= anvil["head_before"] > 0
