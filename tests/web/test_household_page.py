@@ -241,3 +241,21 @@ def _read(download: Any) -> str:
     path = download.path()
     with open(path, encoding="utf-8") as f:
         return f.read()
+
+
+def test_on_a_phone_the_household_page_fits_and_passes_axe(server: Server, browser: Any) -> None:
+    seller = server.register(prosumer=True, name="Phone seller")
+    buyer = server.register(prosumer=False, name="Phone buyer", topup_ueur=1_000_000)
+    server.simulate([past_slot(16)], {seller.id: (0, 300), buyer.id: (250, 0)})
+    context = browser.new_context(
+        locale="en-GB", bypass_csp=True, viewport={"width": 390, "height": 844}, is_mobile=True
+    )
+    try:
+        page = context.new_page()
+        sign_in(page, server.url, buyer.token)
+        expect(page.locator("#trades-table")).to_be_attached()
+        # Nothing wider than the screen but the tables' own scrolling boxes.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert axe_violations(page) == []
+    finally:
+        context.close()

@@ -113,6 +113,10 @@ def test_operator_sees_flows_and_clearing_prices_per_slot_and_the_page_passes_ax
     expect(page.locator("#chart-prices title")).to_contain_text("Clearing prices of 2 slots")
     assert page.locator("#chart-prices circle").count() == 2
     assert axe_violations(page) == []
+    # On a phone: one column, nothing wider than the screen, still no serious violation.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert axe_violations(page) == []
 
 
 def test_operator_sees_the_audit_status_and_a_finding_after_a_tamper(
