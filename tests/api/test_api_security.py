@@ -430,3 +430,16 @@ def test_background_work_hands_the_chain_over_to_requests_waiting_for_it(
         services.chain_lock.release()
     waiter.join()
     assert ran == ["request", "background"] and services.chain_waiters == 0
+
+
+def test_development_secrets_are_created_private_and_kept(tmp_path: Path) -> None:
+    import stat
+
+    from api.custody import load_or_create_secret
+
+    path = tmp_path / "data" / "key.secret"
+    first = load_or_create_secret(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(first) >= 40  # 32 random bytes, URL-safe base64
+    assert load_or_create_secret(path) == first
+    assert load_or_create_secret(tmp_path / "other.secret") != first
