@@ -15,7 +15,7 @@ from api.auth import Principal
 from api.deps import Svc
 from api.errors import ApiError
 from api.routes import households, topups
-from api.schemas import MAX_TOPUP_UEUR, UINT32, HouseholdIn, TopUpIn
+from api.schemas import MAX_TOPUP_UEUR, UINT32, UINT64, HouseholdIn, MeterIn, TopUpIn
 from api.services import Services
 from api.web import audit, charts, forms, i18n, views
 from api.web.render import lang_of, message, page
@@ -134,28 +134,91 @@ async def register(
     meter: Annotated[str, Form(max_length=100)] = "",
     name: Annotated[str, Form(max_length=80)] = "",
     prosumer: Annotated[str, Form(max_length=10)] = "",
+    import_Wh: Annotated[str, Form(max_length=40)] = "",
+    export_Wh: Annotated[str, Form(max_length=40)] = "",
     form_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     who = _who(request)
     if who is None:
         return RedirectResponse("/", 303)
-    values = {"meter": meter, "name": name, "prosumer": prosumer}
+    values = {
+        "meter": meter, "name": name, "prosumer": prosumer,
+        "import_Wh": import_Wh, "export_Wh": export_Wh,
+    }  # fmt: skip
     lang = lang_of(request)
+    field = "meter"
     try:
         if not form_token_ok(who[1], form_token):
             raise forms.FieldError("err_session")
         address = forms.address(meter)
+        field = "import_Wh"
+        import_baseline = forms.register_Wh(import_Wh, UINT64)
+        field = "export_Wh"
+        export_baseline = forms.register_Wh(export_Wh, UINT64)
     except forms.FieldError as error:
         return await _render(
-            request, services, who, 422, errors={"meter": message(lang, error)}, values=values
+            request, services, who, 422, errors={field: message(lang, error)}, values=values
         )
-    body = HouseholdIn(meter=address, prosumer=bool(prosumer), name=name.strip() or None)
+    body = HouseholdIn(
+        meter=address,
+        prosumer=bool(prosumer),
+        name=name.strip() or None,
+        import_baseline_Wh=import_baseline,
+        export_baseline_Wh=export_baseline,
+    )
     try:
         created = await run_in_threadpool(households.register, body, who[0], services)
     except ApiError as exc:
         text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
         return await _render(request, services, who, 422, errors={"meter": text}, values=values)
     notice = i18n.text(lang)["registered"].format(id=created.id, token=created.token)
+    return await _render(request, services, who, notice=notice)
+
+
+@router.post("/ui/operator/meter")
+async def replace_meter(
+    request: Request,
+    services: Svc,
+    household: Annotated[str, Form(max_length=20)] = "",
+    meter: Annotated[str, Form(max_length=100)] = "",
+    import_Wh: Annotated[str, Form(max_length=40)] = "",
+    export_Wh: Annotated[str, Form(max_length=40)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Register a new meter for a household (a replaced or re-keyed meter)."""
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    values = {
+        "meter_household": household, "new_meter": meter,
+        "new_import_Wh": import_Wh, "new_export_Wh": export_Wh,
+    }  # fmt: skip
+    lang = lang_of(request)
+    known = {h.id for h, _ in views.households(services.engine)}
+    field = "meter_household"
+    try:
+        if not form_token_ok(who[1], form_token):
+            raise forms.FieldError("err_session")
+        target = forms.choice(household, known)
+        field = "new_meter"
+        address = forms.address(meter)
+        field = "new_import_Wh"
+        import_baseline = forms.register_Wh(import_Wh, UINT64)
+        field = "new_export_Wh"
+        export_baseline = forms.register_Wh(export_Wh, UINT64)
+        body = MeterIn(
+            meter=address, import_baseline_Wh=import_baseline, export_baseline_Wh=export_baseline
+        )
+        field = "new_meter"
+        done = await run_in_threadpool(households.rotate_meter, target, body, who[0], services)
+    except forms.FieldError as error:
+        return await _render(
+            request, services, who, 422, errors={field: message(lang, error)}, values=values
+        )
+    except ApiError as exc:
+        text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
+        return await _render(request, services, who, 422, errors={field: text}, values=values)
+    notice = i18n.text(lang)["replaced"].format(id=target, meter=done.meter, slot=done.last_slot)
     return await _render(request, services, who, notice=notice)
 
 

@@ -75,6 +75,21 @@ def whole(raw: str, maximum: int) -> int:
     return value
 
 
+def register_Wh(raw: str, maximum: int) -> int:
+    """A meter register in Wh: a whole number, zero or more; empty means zero."""
+    text = raw.strip()
+    if not text:
+        return 0
+    if not _WHOLE.match(text):
+        raise FieldError("err_whole")
+    value = int(text)
+    if value < 0:
+        raise FieldError("err_negative")
+    if value > maximum:
+        raise FieldError("err_too_big", {"max": str(maximum)})
+    return value
+
+
 def euros(raw: str, maximum_ueur: int) -> int:
     """An amount typed in euros as micro-euro: positive, at most 6 decimals."""
     value = _scaled(raw, 1_000_000, 6)

@@ -237,6 +237,27 @@ _TEXT: dict[str, tuple[str, str]] = {
         "Household {id} registered. Its token, shown only now: {token}",
         "Foyer {id} inscrit. Son jeton, affiché une seule fois : {token}",
     ),
+    "import_baseline": (
+        "Import register now (Wh, empty for 0)",
+        "Index import actuel (Wh, vide pour 0)",
+    ),
+    "export_baseline": (
+        "Export register now (Wh, empty for 0)",
+        "Index export actuel (Wh, vide pour 0)",
+    ),
+    "replace_meter": ("Replace a household's meter", "Remplacer le compteur d'un foyer"),
+    "replace_intro": (
+        "The new meter takes over after the old one's last accepted slot, from the registers "
+        "it shows now.",
+        "Le nouveau compteur prend le relais après la dernière tranche acceptée de l'ancien, "
+        "à partir des index qu'il affiche maintenant.",
+    ),
+    "new_meter": ("New meter address (0x…)", "Adresse du nouveau compteur (0x…)"),
+    "replace_btn": ("Replace the meter", "Remplacer le compteur"),
+    "replaced": (
+        "Household {id} now reads from meter {meter}; its readings follow slot {slot}.",
+        "Le foyer {id} lit maintenant le compteur {meter} ; ses relevés suivent la tranche {slot}.",
+    ),
     "topup": ("Top up a household", "Créditer un foyer"),
     "topup_amount": ("Amount (€)", "Montant (€)"),
     "topup_btn": ("Top up", "Créditer"),

@@ -62,6 +62,20 @@ def test_whole_numbers_euros_addresses_months_and_choices_are_checked() -> None:
         with pytest.raises(forms.FieldError) as refused:
             forms.whole(typed, 1000)
         assert refused.value.key == key
+    assert (forms.register_Wh("", 10), forms.register_Wh("0", 10), forms.register_Wh("7", 10)) == (
+        0,
+        0,
+        7,
+    )
+    for typed, key in (
+        ("-1", "err_negative"),
+        ("1.5", "err_whole"),
+        ("x", "err_whole"),
+        ("11", "err_too_big"),
+    ):
+        with pytest.raises(forms.FieldError) as refused:
+            forms.register_Wh(typed, 10)
+        assert refused.value.key == key
     assert forms.euros("12.50", 10**12) == 12_500_000
     assert forms.euros("0,000001", 10**12) == 1
     with pytest.raises(forms.FieldError, match="err_too_big"):

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_utils.address import to_checksum_address
 from playwright.sync_api import expect
 from sqlalchemy import text
@@ -26,7 +27,7 @@ def test_operator_registers_a_household_and_tops_it_up_from_the_page(
     sign_in(page, server.url, OPERATOR_TOKEN)
     expect(page).to_have_url(server.url + "/ui/operator")
     meter = "0x" + "ab" * 20
-    page.get_by_label("Meter address (0x…)").fill(meter)
+    page.get_by_label("Meter address (0x…)", exact=True).fill(meter)
     page.get_by_label("Name (optional)").fill("Élise")
     page.get_by_label("Has PV (may sell)").check()
     page.get_by_role("button", name="Register").click()
@@ -40,7 +41,7 @@ def test_operator_registers_a_household_and_tops_it_up_from_the_page(
     row = page.locator("#households-table tbody tr", has_text="Élise")
     expect(row).to_contain_text(to_checksum_address(meter))
 
-    page.get_by_label("Household", exact=True).select_option(str(household))
+    page.locator("#topup").get_by_label("Household", exact=True).select_option(str(household))
     page.get_by_label("Amount (€)").fill("12.50")
     page.get_by_role("button", name="Top up").click()
     expect(page.locator("#notice")).to_have_text(f"€12.50 added to household {household}.")
@@ -78,7 +79,7 @@ def test_operator_forms_refuse_bad_input_next_to_the_field(
     before = server.http.get("/health").json()
     sign_in(page, server.url, OPERATOR_TOKEN)
     if meter is not None:
-        page.get_by_label("Meter address (0x…)").fill(meter)
+        page.get_by_label("Meter address (0x…)", exact=True).fill(meter)
         page.get_by_role("button", name="Register").click()
     else:
         if not page.locator("#household option").count():
@@ -90,6 +91,39 @@ def test_operator_forms_refuse_bad_input_next_to_the_field(
     expect(page.locator(f"#{field}")).to_have_attribute("aria-invalid", "true")
     expect(page.locator(f"#{field}")).to_have_value(meter if meter is not None else amount)
     assert server.http.get("/health").json()["chain"]["block"] == before["chain"]["block"]
+
+
+def test_operator_replaces_a_households_meter_from_the_page(server: Server, page: Any) -> None:
+    member = server.register(prosumer=False, name="New meter")
+    slot = past_slot(20)
+    r = server.http.post("/readings", json={"readings": [server.reading(member, slot, 120, 0)]})
+    assert r.status_code == 202, r.text
+    server.services.outbox.run_once()  # the old meter's reading is on chain before the swap
+    sign_in(page, server.url, OPERATOR_TOKEN)
+    form = page.locator("#replace-meter")
+    form.get_by_label("Household", exact=True).select_option(str(member.id))
+    new_meter = Account.create()
+    form.get_by_label("New meter address (0x…)").fill(new_meter.address)
+    form.get_by_label("Import register now (Wh, empty for 0)").fill("5000")
+    form.get_by_label("Export register now (Wh, empty for 0)").fill("-5")
+    form.get_by_role("button", name="Replace the meter").click()
+    expect(page.locator("#new_export_Wh-error")).to_have_text("This cannot be negative.")
+    form = page.locator("#replace-meter")
+    expect(form.get_by_label("Import register now (Wh, empty for 0)")).to_have_value("5000")
+    form.get_by_label("Export register now (Wh, empty for 0)").fill("")
+    form.get_by_role("button", name="Replace the meter").click()
+    expect(page.locator("#notice")).to_have_text(
+        f"Household {member.id} now reads from meter {new_meter.address}; "
+        f"its readings follow slot {slot}."
+    )
+    # The new meter's next reading counts from its registers; the old meter's is refused.
+    old_meter = member.meter
+    member.meter, member.import_Wh, member.export_Wh = new_meter, 5000, 0
+    fresh = server.http.post("/readings", json={"readings": [server.reading(member, slot + 1, 80)]})
+    assert fresh.status_code == 202 and fresh.json()["accepted"] == 1, fresh.text
+    member.meter = old_meter
+    stale = server.http.post("/readings", json={"readings": [server.reading(member, slot + 2, 1)]})
+    assert stale.status_code == 422, stale.text
 
 
 def test_operator_sees_flows_and_clearing_prices_per_slot_and_the_page_passes_axe(
