@@ -72,6 +72,20 @@ def test_the_same_neighbourhood_spread_over_the_feeder_at_night_is_quiet() -> No
     assert all(0 < (v or 0) < 100 for v in result.max_line_loading_percent)
 
 
+def test_a_slots_power_flow_does_not_depend_on_the_slots_before_it() -> None:
+    """Slots after the first reuse pandapower's model: their results must be their own."""
+    busy = {h: (0, 2_500) for h in HOUSEHOLDS}
+    quiet = {h: (200, 0) for h in HOUSEHOLDS}
+    together = run_feeder({SLOT: busy, SLOT + 1: quiet}, HOUSEHOLDS)
+    alone = run_feeder({SLOT + 1: quiet}, HOUSEHOLDS)
+    assert together.vm_min_pu[1] == pytest.approx(alone.vm_min_pu[0], abs=1e-5)
+    assert together.vm_max_pu[1] == pytest.approx(alone.vm_max_pu[0], abs=1e-5)
+    assert together.max_line_loading_percent[1] == pytest.approx(
+        alone.max_line_loading_percent[0], abs=1e-3
+    )
+    assert together.trafo_loading_percent[0] != pytest.approx(together.trafo_loading_percent[1])
+
+
 def test_no_metered_slot_means_no_power_flow_and_no_finding() -> None:
     result = run_feeder({}, HOUSEHOLDS)
     assert (result.slots, result.findings, result.mapping) == ([], [], {})
