@@ -1,11 +1,11 @@
 """``GET /audit/report``: the grid operator's audit, the same report as ``voisin audit``.
 
 Operator only. It reads the chain's events and state and the database (holding the chain lock
-while it does, like every chain access of the API) and answers the report as JSON: ``ok``,
-``findings`` (each with ``check``, ``severity``, ``slot``, ``household``, ``message`` and
-``evidence``), a ``summary``, the per-check counts, the per-slot neighbourhood aggregates and,
-with ``feeder=true``, the feeder's per-slot series (lowest and highest bus voltage in pu, most
-loaded line and transformer loading in %).
+while it reads, like every chain access of the API; not while it checks) and answers the
+report as JSON: ``ok``, ``findings`` (each with ``check``, ``severity``, ``slot``,
+``household``, ``message`` and ``evidence``), a ``summary``, the per-check counts, the per-slot
+neighbourhood aggregates and, with ``feeder=true``, the feeder's per-slot series (lowest and
+highest bus voltage in pu, most loaded line and transformer loading in %).
 """
 
 from __future__ import annotations
@@ -59,16 +59,13 @@ def report(
     second per slot)."""
     if from_slot is not None and to_slot is not None and from_slot > to_slot:
         raise ApiError(422, "invalid_input", f"from slot {from_slot} is after to slot {to_slot}")
-    from ledger.audit import run_audit
+    from ledger.audit import audit_inputs
+    from ledger.audit.inputs import collect
 
-    result = services.on_chain(
-        lambda: run_audit(
-            services.client,
-            services.engine,
-            services.deployment.block_number,
-            from_slot=from_slot,
-            to_slot=to_slot,
-            feeder=feeder,
-        )
+    # Read under the chain lock (a consistent view), then check and run the power flows
+    # without it, so the outbox is not held up by the feeder.
+    inputs = services.on_chain(
+        lambda: collect(services.client, services.engine, services.deployment.block_number)
     )
+    result = audit_inputs(inputs, from_slot=from_slot, to_slot=to_slot, feeder=feeder)
     return AuditReportOut.model_validate(result.as_dict())
