@@ -197,14 +197,14 @@ def _plots(report: AuditReport) -> dict[str, bytes]:
 
     images: dict[str, bytes] = {}
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    ax.fill_between(
-        hours, values(fr.vm_min_pu), values(fr.vm_max_pu), alpha=0.4, label="bus voltages"
-    )
+    ax.fill_between(hours, values(fr.vm_min_pu), values(fr.vm_max_pu), alpha=0.3)
+    ax.plot(hours, values(fr.vm_max_pu), color="tab:orange", label="highest bus voltage")
+    ax.plot(hours, values(fr.vm_min_pu), color="tab:blue", label="lowest bus voltage")
     ax.axhline(0.9, color="red", linestyle="--", linewidth=1, label="EN 50160 band")
     ax.axhline(1.1, color="red", linestyle="--", linewidth=1)
     ax.set_xlabel(f"hours since slot {fr.slots[0]} ({_start(fr.slots[0])})")
     ax.set_ylabel("voltage (pu)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="best", fontsize="small")
     images["Voltage band per slot: lowest and highest bus voltage"] = _png(fig)
     fig, ax = plt.subplots(figsize=(9, 3.2))
     ax.plot(hours, values(fr.max_line_loading_percent), label="most loaded line")
@@ -212,7 +212,7 @@ def _plots(report: AuditReport) -> dict[str, bytes]:
     ax.axhline(100, color="red", linestyle="--", linewidth=1, label="limit")
     ax.set_xlabel(f"hours since slot {fr.slots[0]}")
     ax.set_ylabel("loading (%)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="best", fontsize="small")
     images["Loading per slot: most loaded line and the transformer"] = _png(fig)
     return images
 
