@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -31,7 +32,14 @@ from ledger.models import (
     TopUpRecord,
 )
 
-__all__ = ["AuditInputs", "Registration", "collect"]
+__all__ = ["AuditInputs", "Registration", "checksum", "collect"]
+
+
+@lru_cache(maxsize=1 << 16)
+def checksum(address: str) -> str:
+    """``address`` checksummed, remembered: the checks compare tens of thousands of addresses
+    among a few hundred distinct ones, and checksumming (a keccak each) dominated their time."""
+    return str(to_checksum_address(address))
 
 
 @dataclass(frozen=True, slots=True)

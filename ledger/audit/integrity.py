@@ -19,11 +19,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from eth_utils.address import to_checksum_address
-
 from ledger.audit.digest import GENESIS_DIGEST, compute_leaves, link_digest
 from ledger.audit.findings import ERROR, WARNING, Finding
-from ledger.audit.inputs import AuditInputs
+from ledger.audit.inputs import AuditInputs, checksum
 from ledger.client import Event
 
 __all__ = ["check_integrity"]
@@ -36,7 +34,7 @@ def _where(args: dict[str, Any], household_of: dict[str, int]) -> tuple[int | No
     if household is None:
         for key in ("account", "to", "from"):
             if key in args:
-                household = household_of.get(to_checksum_address(args[key]))
+                household = household_of.get(checksum(args[key]))
                 if household is not None:
                     break
     return (None if slot is None else int(slot)), (None if household is None else int(household))
@@ -46,7 +44,7 @@ def check_integrity(inputs: AuditInputs) -> list[Finding]:
     findings: list[Finding] = []
     add = findings.append
     household_of: dict[str, int] = {
-        to_checksum_address(e.args["account"]): int(e.args["household"])
+        checksum(e.args["account"]): int(e.args["household"])
         for e in inputs.named("HouseholdRegistered")
     }
     meter_owner = {r.meter: r.household for r in inputs.registrations}
@@ -62,7 +60,7 @@ def _unique_and_growing(
     sources: dict[str, list[tuple[str, int, int, int]]] = {
         "chain": [
             (
-                to_checksum_address(e.args["meter"]),
+                checksum(e.args["meter"]),
                 int(e.args["slot"]),
                 int(e.args["importWh"]),
                 int(e.args["exportWh"]),
@@ -70,11 +68,10 @@ def _unique_and_growing(
             for e in inputs.named("ReadingCommitted")
         ],
         "database mirror": [
-            (to_checksum_address(r.meter), r.slot, r.import_Wh, r.export_Wh)
-            for r in inputs.db_readings
+            (checksum(r.meter), r.slot, r.import_Wh, r.export_Wh) for r in inputs.db_readings
         ],
         "evidence store": [
-            (to_checksum_address(s.meter), s.slot, s.import_Wh, s.export_Wh) for s in inputs.signed
+            (checksum(s.meter), s.slot, s.import_Wh, s.export_Wh) for s in inputs.signed
         ],
     }
     for source, rows in sources.items():
@@ -224,7 +221,7 @@ def _projections(
     upto = inputs.mirror_block or 0
     mirrored = [e for e in inputs.events if e.block_number <= upto]
     reading_rows = {
-        (to_checksum_address(e.args["meter"]), int(e.args["slot"])): (
+        (checksum(e.args["meter"]), int(e.args["slot"])): (
             int(e.args["household"]),
             int(e.args["slot"]),
             int(e.args["importWh"]),
@@ -241,7 +238,7 @@ def _projections(
         "reading",
         reading_rows,
         {
-            (to_checksum_address(r.meter), r.slot): (
+            (checksum(r.meter), r.slot): (
                 r.household,
                 r.slot,
                 r.import_Wh,
@@ -296,12 +293,12 @@ def _projections(
     _compare(
         "topup",
         {
-            _event_key(e): (to_checksum_address(e.args["account"]), int(e.args["amountUeur"]))
+            _event_key(e): (checksum(e.args["account"]), int(e.args["amountUeur"]))
             for e in mirrored
             if e.name == "ToppedUp"
         },
         {
-            (t.block_number, t.log_index): (to_checksum_address(t.account), t.amount_ueur)
+            (t.block_number, t.log_index): (checksum(t.account), t.amount_ueur)
             for t in inputs.db_topups
         },
         lambda row: (None, household_of.get(row[0])),
@@ -334,13 +331,13 @@ def _projections(
         a = e.args
         if e.name == "HouseholdRegistered":
             households[int(a["household"])] = [
-                to_checksum_address(a["account"]),
-                to_checksum_address(a["meter"]),
+                checksum(a["account"]),
+                checksum(a["meter"]),
                 bool(a["prosumer"]),
                 True,
             ]
         elif e.name == "MeterRotated" and int(a["household"]) in households:
-            households[int(a["household"])][1] = to_checksum_address(a["newMeter"])
+            households[int(a["household"])][1] = checksum(a["newMeter"])
         elif e.name == "HouseholdDeactivated" and int(a["household"]) in households:
             households[int(a["household"])][3] = False
     _compare(
@@ -349,8 +346,8 @@ def _projections(
         {
             (h.id,): (
                 h.id,
-                to_checksum_address(h.account),
-                to_checksum_address(h.meter),
+                checksum(h.account),
+                checksum(h.meter),
                 h.prosumer,
                 h.active,
             )
@@ -365,7 +362,7 @@ def _projections(
             "balance",
             {(a,): (a, v) for a, v in inputs.balances.items() if v},
             {
-                (to_checksum_address(b.account),): (to_checksum_address(b.account), b.balance_ueur)
+                (checksum(b.account),): (checksum(b.account), b.balance_ueur)
                 for b in inputs.db_balances
                 if b.balance_ueur
             },

@@ -17,10 +17,8 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 
-from eth_utils.address import to_checksum_address
-
 from ledger.audit.findings import ERROR, Finding
-from ledger.audit.inputs import AuditInputs
+from ledger.audit.inputs import AuditInputs, checksum
 from ledger.client import Tariffs
 
 __all__ = ["TariffTimeline", "check_money"]
@@ -64,26 +62,26 @@ def check_money(inputs: AuditInputs) -> list[Finding]:
     for e in inputs.events:
         a = e.args
         if e.name == "HouseholdRegistered":
-            account = str(to_checksum_address(a["account"]))
+            account = checksum(a["account"])
             account_of[a["household"]] = account
             household_of[account] = a["household"]
         elif e.name == "AccountRotated":
             old, new = (
-                str(to_checksum_address(a["oldAccount"])),
-                str(to_checksum_address(a["newAccount"])),
+                (checksum(a["oldAccount"])),
+                (checksum(a["newAccount"])),
             )
             account_of[a["household"]] = new
             household_of[new] = a["household"]
             expected[new] += expected.pop(old, 0)
         elif e.name == "FeeRecipientSet":
-            fee_recipient = to_checksum_address(a["recipient"])
+            fee_recipient = checksum(a["recipient"])
         elif e.name == "ToppedUp":
             top_ups += int(a["amountUeur"])
         elif e.name == "Transfer":
             if int(a["from"], 16) != 0:
-                expected[to_checksum_address(a["from"])] -= int(a["value"])
+                expected[checksum(a["from"])] -= int(a["value"])
             if int(a["to"], 16) != 0:
-                expected[to_checksum_address(a["to"])] += int(a["value"])
+                expected[checksum(a["to"])] += int(a["value"])
         elif e.name == "FillSettled":
             findings += _check_fill(e.args, timeline, (e.block_number, e.log_index), e.tx_hash)
             cost, fee = int(a["costUeur"]), int(a["feeUeur"])

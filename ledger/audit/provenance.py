@@ -16,10 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from eth_utils.address import to_checksum_address
-
 from ledger.audit.findings import ERROR, Finding
-from ledger.audit.inputs import AuditInputs
+from ledger.audit.inputs import AuditInputs, checksum
 from ledger.eip712 import InvalidReading, domain_separator, recover_signer
 from ledger.evidence import signed_from_record
 
@@ -44,8 +42,8 @@ def check_provenance(inputs: AuditInputs) -> list[Finding]:
     for reg in inputs.registrations:
         owner[reg.meter] = reg.household
         registers[reg.meter] = (reg.import_baseline_Wh, reg.export_baseline_Wh)
-    stored = {(to_checksum_address(s.meter), s.slot): s for s in inputs.signed}
-    db_meter = {h.id: to_checksum_address(h.meter) for h in inputs.db_households}
+    stored = {(checksum(s.meter), s.slot): s for s in inputs.signed}
+    db_meter = {h.id: checksum(h.meter) for h in inputs.db_households}
     # The database can only be asked about households it claims to have mirrored already.
     mirrored = {
         r.household
@@ -55,7 +53,7 @@ def check_provenance(inputs: AuditInputs) -> list[Finding]:
     findings: list[Finding] = []
     for e in inputs.named("ReadingCommitted"):
         a = e.args
-        meter, household, slot = to_checksum_address(a["meter"]), int(a["household"]), a["slot"]
+        meter, household, slot = checksum(a["meter"]), int(a["household"]), a["slot"]
         imp, exp = int(a["importWh"]), int(a["exportWh"])
         d_imp, d_exp = int(a["importDeltaWh"]), int(a["exportDeltaWh"])
         base = {"meter": meter, "credit_Wh": d_exp, "tx_hash": e.tx_hash}
