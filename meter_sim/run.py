@@ -55,6 +55,7 @@ __all__ = [
     "RunResult",
     "SimulationError",
     "collect_result",
+    "run_flows",
     "run_simulation",
     "stderr_progress",
     "window",
@@ -104,6 +105,16 @@ class RunResult:
     series: SlotSeries
     savings_ueur: tuple[int, ...]
     tariffs: Tariffs
+
+
+def run_flows(scenario: Scenario, mechanism: str, first_slot: int, slots: int | None) -> Flows:
+    """A run's flows (the window of the scenario's period it covers), once its mechanism is
+    known to exist."""
+    if mechanism not in MECHANISMS:
+        raise SimulationError(
+            f"unknown mechanism {mechanism!r}; choose one of {', '.join(sorted(MECHANISMS))}"
+        )
+    return window(simulate(scenario), first_slot, slots)
 
 
 def window(flows: Flows, first_slot: int = 0, slots: int | None = None) -> Flows:
@@ -166,13 +177,9 @@ def run_simulation(
     ``database_url`` is given, the SQLite mirror. It must not hold this scenario already (each
     meter's readings count once). ``first_slot``/``slots`` pick a window of the period.
     """
-    if mechanism not in MECHANISMS:
-        raise SimulationError(
-            f"unknown mechanism {mechanism!r}; choose one of {', '.join(sorted(MECHANISMS))}"
-        )
     started = time.perf_counter()
     log = say or (lambda _message: None)
-    flows = window(simulate(scenario), first_slot, slots)
+    flows = run_flows(scenario, mechanism, first_slot, slots)
     n_h, n_t = flows.shape
     data = Path(data_dir)
     with open_chain(chain_spec, data, operator_key) as chain:

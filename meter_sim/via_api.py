@@ -24,13 +24,11 @@ import httpx
 from sqlmodel import Session, col, select
 
 from ledger.chain import open_chain
-from ledger.clearing import MECHANISMS
 from ledger.deploy import open_ledger
 from ledger.eip712 import domain_separator
 from ledger.indexer import index, make_engine
 from ledger.intake import reading_to_json
 from ledger.models import HouseholdRecord, ReadingRecord
-from meter_sim.flows import simulate
 from meter_sim.meters import sign_readings
 from meter_sim.report import Gas, Money
 from meter_sim.run import (
@@ -39,7 +37,7 @@ from meter_sim.run import (
     RunResult,
     SimulationError,
     collect_result,
-    window,
+    run_flows,
 )
 from meter_sim.scenario import Scenario
 
@@ -128,13 +126,9 @@ def run_via_api(
     ``mechanism`` (``VOISIN_MECHANISM``) and without auto-settlement, on the chain
     ``chain_spec`` with its data in ``data_dir`` (or ``database_url``): the report reads them.
     """
-    if mechanism not in MECHANISMS:
-        raise SimulationError(
-            f"unknown mechanism {mechanism!r}; choose one of {', '.join(sorted(MECHANISMS))}"
-        )
     started = time.perf_counter()
     log = say or (lambda _message: None)
-    flows = window(simulate(scenario), first_slot, slots)
+    flows = run_flows(scenario, mechanism, first_slot, slots)
     n_h, n_t = flows.shape
     with httpx.Client(base_url=base_url, timeout=300, transport=transport) as http:
         api = _Api(http, operator_token)

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 import pytest
 from hexbytes import HexBytes
 
-from ledger import Chain, Fill, open_chain
+from ledger import Chain, open_chain
 from ledger.client import _plain
 from ledger.event_codec import EventDecoder, UnsupportedEvent, event_decoders
-from tests.world import SLOT, new_world
+from tests.ledger.test_indexer import _trade
+from tests.world import new_world
 
 
 @pytest.fixture
@@ -21,15 +22,7 @@ def chain() -> Iterator[Chain]:
 
 def test_every_event_decodes_as_web3_decodes_it(chain: Chain) -> None:
     w = new_world(chain)
-    seller = w.household()
-    buyer = w.household(prosumer=False, topup_ueur=1_000_000)
-    w.meter(seller, SLOT, export_Wh=500)
-    w.meter(buyer, SLOT, import_Wh=800)
-    offer = w.client.post_offer(seller.account, 90_000, SLOT)
-    bid = w.client.post_bid(buyer.account, 120_000, SLOT)
-    w.client.settle_batch(w.operator, SLOT, 0, [Fill(offer, bid, 300, 100_000)])
-    w.client.take_offer(buyer.account, offer, SLOT, 100)
-    w.client.cancel_bid(buyer.account, bid)
+    _trade(w)  # the indexer tests' market: a fill, a take, a cancel
     logs = chain.w3.eth.get_logs({"address": w.client.address, "fromBlock": 0, "toBlock": "latest"})
     decoders = event_decoders(w.client.contract.abi)
     names = set()
