@@ -4,7 +4,8 @@ Subcommands import what they need lazily, so ``voisin --help`` stays fast. Today
 ``voisin demo`` walks one small neighbourhood through readings, agents' orders, clearing,
 settlement, indexing and statements on the configured chain (the embedded one by default);
 ``voisin serve`` runs the API service; ``voisin simulate`` runs a simulated neighbourhood end
-to end and writes a report. ``audit`` comes later.
+to end and writes a report; ``voisin audit`` audits the settlements (its options and handler
+live in :mod:`api.audit_cli`).
 """
 
 from __future__ import annotations
