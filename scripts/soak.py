@@ -19,8 +19,11 @@ status, and the server's resident memory (RSS, and its anonymous part: the embed
 LMDB map is file-backed and counted in RSS as its pages are touched) sampled every 5 s, with
 the growth from the end of the warm-up (the first 10 % of the run, at least 30 s) to the end.
 
-Usage: ``scripts/soak --duration 600 [--households 20] [--json out.json]``. Progress goes to
-stderr, the report to stdout. The exit status is 1 if any answer was an error other than 429.
+Usage: ``scripts/soak --duration 600 [--households 20] [--json out.json]``; with
+``--chain URL --database-url URL`` the server runs on a JSON-RPC node (anvil: its first dev key
+is the operator) and that database instead, so the server's memory is the API's alone.
+Progress goes to stderr, the report to stdout. The exit status is 1 if any answer was an
+error other than 429.
 """
 
 from __future__ import annotations
@@ -335,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--take-rate", type=float, default=4.0, help="takes per s")
     parser.add_argument("--read-rate", type=float, default=20.0, help="reads per s")
     parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument(
+        "--chain", help="JSON-RPC URL of a node (anvil; operator: its first dev key)"
+    )
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     rates = (args.duration, args.reading_interval, args.order_rate, args.take_rate, args.read_rate)
@@ -345,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"  # loopback only: voisin serve binds 127.0.0.1 by default
     print(f"soak: starting voisin serve on {base} (data {data_dir})", file=sys.stderr)
-    proc = start_server(data_dir, port, 0.5, None, None)
+    proc = start_server(data_dir, port, 0.5, args.chain, args.database_url)
     try:
         result = asyncio.run(soak(args, base, proc.pid))
     finally:
