@@ -9,6 +9,7 @@ when nothing is left to buy.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -22,7 +23,9 @@ from api.errors import ApiError, forbidden, not_found
 from api.models import ApiHousehold, ApiOrder
 from api.schemas import UINT32, OrderIn, OrderOut, OrderPath, Page, TakeIn, TakeOut
 from ledger.client import OPEN_END
+from ledger.indexer import index
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["orders"])
 _NOTHING_LEFT = {
     "insufficient_credits",
@@ -255,6 +258,17 @@ def take(order_id: OrderPath, body: TakeIn, caller: HouseholdCaller, services: S
             # Another take (or the settlement) got there first: a conflict, not bad input.
             raise ApiError(409, exc.code, f"nothing left to buy: {exc.message}") from exc
         raise
+    # Read your writes: mirror the take now, so the buyer's next GET /trades or balance shows
+    # it. The take is done whatever happens here; if mirroring fails, the outbox's next pass
+    # mirrors it.
+    try:
+        services.on_chain(
+            lambda: index(
+                services.client, services.engine, start_block=services.deployment.block_number
+            )
+        )
+    except Exception as exc:
+        log.warning("take %s mirrored later: %s: %s", result.tx_hash, type(exc).__name__, exc)
     fill = result.named("FillSettled")[0].args
     return TakeOut(
         offer=order_id,
