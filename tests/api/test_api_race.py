@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.api.conftest import Api, past_slot
+from tests.api.test_api_security import _trade_ready
 
 
 def test_fifty_concurrent_takes_never_oversell(api: Api) -> None:
@@ -46,17 +47,7 @@ def test_fifty_concurrent_takes_never_oversell(api: Api) -> None:
 def test_a_take_shows_in_the_buyers_trades_and_balance_at_once(api: Api) -> None:
     """Read your writes: no outbox pass between the take and the buyer's next reads."""
     c = api.client
-    seller = api.register(prosumer=True)
-    buyer = api.register(prosumer=False, topup_ueur=2_000_000)
-    slot = past_slot(3)
-    readings = [api.reading(seller, slot, export_Wh=800), api.reading(buyer, slot, import_Wh=500)]
-    assert c.post("/readings", json={"readings": readings}).status_code == 202
-    offer = c.post(
-        "/offers",
-        json={"price_limit_ueur_per_kWh": 80_000, "first_slot": slot},
-        headers=seller.auth,
-    ).json()["id"]
-    api.flush()
+    _seller, buyer, slot, offer = _trade_ready(api)
     before = c.get(f"/households/{buyer.id}/balance", headers=buyer.auth).json()["balance_ueur"]
     taken = c.post(f"/offers/{offer}/take", json={"slot": slot, "max_Wh": 300}, headers=buyer.auth)
     assert taken.status_code == 200, taken.text
