@@ -76,7 +76,12 @@ class Services:
             settings.retail_ueur_per_kWh,
             settings.grid_fee_ueur_per_kWh,
         )
-        self.chain: Chain = open_chain(settings.chain, data_dir, settings.chain_key_value())
+        self.chain: Chain = open_chain(
+            settings.chain,
+            data_dir,
+            settings.chain_key_value(),
+            process=settings.chain_process,
+        )
         try:
             self.client: VoisinClient
             self.deployment: Deployment
@@ -209,10 +214,23 @@ class Services:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.outbox_interval_s):
+            self._revive_node()
             try:
                 self.outbox.run_once(auto_settle=self.settings.auto_settle)
             except Exception:  # keep the loop alive; the next pass retries
                 log.exception("outbox pass failed")
+
+    def _revive_node(self) -> None:
+        """Restart the embedded chain's node process if it died (its store is crash-safe)."""
+        node = self.chain.node
+        if node is None or node.alive or self._stop.is_set():
+            return
+        log.error("the embedded chain node exited (code %s); restarting it", node.process.poll())
+        with self.chain_lock:
+            try:
+                node.restart()
+            except LedgerError as exc:
+                self.mark_down(exc)
 
     def close(self) -> None:
         self.intake.close()

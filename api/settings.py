@@ -26,7 +26,14 @@ class Settings(BaseSettings):
     )
     chain: str = Field(
         default="embedded",
-        description="'embedded' (in-process, persisted in data_dir) or a JSON-RPC http(s) URL.",
+        description="'embedded' (eth-tester, persisted in data_dir) or a JSON-RPC http(s) URL.",
+    )
+    chain_process: bool = Field(
+        default=True,
+        description=(
+            "Run the embedded chain in its own node process on loopback (ledger/node.py), so "
+            "that its EVM work never holds up requests; false runs it inside the API process."
+        ),
     )
     chain_key: SecretStr | None = Field(
         default=None,

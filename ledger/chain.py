@@ -1,8 +1,10 @@
 """Chain backends, chosen by one string: the only place that knows which backend is in use.
 
-- ``embedded`` (default): the persistent in-process eth-tester chain in ``<data_dir>/chain``
+- ``embedded`` (default): the persistent eth-tester chain in ``<data_dir>/chain``
   (see :mod:`ledger.embedded`). The operator key is created on first start in
-  ``<data_dir>/operator.key`` (mode 0600) and funded in genesis.
+  ``<data_dir>/operator.key`` (mode 0600) and funded in genesis. It runs in this process, or,
+  with ``process=True``, in a child node process reached over loopback JSON-RPC
+  (:mod:`ledger.node`): same files, same behaviour, but its EVM work runs beside the caller.
 - ``memory``: the same chain without persistence, for tests and benchmarks.
 - ``http://...`` or ``https://...``: any Ethereum JSON-RPC node; the operator key must be given
   (``VOISIN_CHAIN_KEY``) and hold ether for gas.
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -28,6 +30,9 @@ from web3 import Web3
 from web3.providers.rpc import HTTPProvider
 
 from ledger.errors import ChainUnavailable, ConfigError
+
+if TYPE_CHECKING:
+    from ledger.node import NodeProcess
 
 #: Ether (wei) the embedded chain gives the operator at genesis: gas for a very long time.
 OPERATOR_GENESIS_WEI = 10**9 * 10**18
@@ -45,6 +50,8 @@ class Chain:
     operator: LocalAccount
     data_dir: Path | None
     _close: Callable[[], None] = field(repr=False)
+    #: The node process when an embedded chain runs in one (``open_chain(process=True)``).
+    node: NodeProcess | None = field(default=None, repr=False)
     _fund_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -90,10 +97,30 @@ class Chain:
 
 
 def open_chain(
-    spec: str = "embedded", data_dir: Path | str = "data", operator_key: str | None = None
+    spec: str = "embedded",
+    data_dir: Path | str = "data",
+    operator_key: str | None = None,
+    *,
+    process: bool = False,
 ) -> Chain:
-    """Open the backend named by ``spec`` (``embedded``, ``memory`` or an RPC URL)."""
+    """Open the backend named by ``spec`` (``embedded``, ``memory`` or an RPC URL).
+
+    ``process=True`` runs an ``embedded`` chain in its own node process (ignored otherwise).
+    """
     data = Path(data_dir)
+    if spec == "embedded" and process:
+        from ledger.node import start_node
+
+        data.mkdir(parents=True, exist_ok=True)
+        operator = _load_or_create_key(data / OPERATOR_KEY_FILE, operator_key)
+        node = start_node(data, operator_key)
+        try:
+            w3 = Web3(HTTPProvider(node.url, request_kwargs={"timeout": 120}))
+            w3.eth.default_account = operator.address
+        except BaseException:
+            node.stop()
+            raise
+        return Chain(w3, "embedded", operator, data, node.stop, node=node)
     if spec == "embedded":
         from ledger.embedded import ChainLockedError, EmbeddedChain
 

@@ -49,7 +49,12 @@ def free_port() -> int:
 
 
 def start_server(
-    data_dir: Path, port: int, outbox_interval: float, chain: str | None, database_url: str | None
+    data_dir: Path,
+    port: int,
+    outbox_interval: float,
+    chain: str | None,
+    database_url: str | None,
+    chain_process: bool = True,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -57,6 +62,7 @@ def start_server(
         "VOISIN_OPERATOR_TOKEN": TOKEN,
         "VOISIN_AUTO_SETTLE": "false",
         "VOISIN_OUTBOX_INTERVAL_S": str(outbox_interval),
+        "VOISIN_CHAIN_PROCESS": "true" if chain_process else "false",
     }
     for name in ("VOISIN_CHAIN", "VOISIN_CHAIN_KEY", "VOISIN_DATABASE_URL"):
         env.pop(name, None)
@@ -174,17 +180,42 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--chain", help="JSON-RPC URL of an anvil node (default: embedded)")
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
+    parser.add_argument(
+        "--chain-process",
+        choices=("yes", "no", "both"),
+        default="yes",
+        help="embedded chain in its own node process (yes, the default of voisin serve), "
+        "inside the API process (no), or both one after the other in this run",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     clients = [int(c) for c in args.clients.split(",")]
     if min(clients) < 1 or args.households < 1 or args.readings < 1 or args.batch < 1:
         parser.error("counts must be positive")
+    modes = {"yes": [True], "no": [False], "both": [True, False]}[args.chain_process]
+    rows: list[dict[str, Any]] = []
+    for chain_process in modes:
+        if not args.chain:
+            where = "its own node process" if chain_process else "the API process"
+            print(f"\n## embedded chain in {where} (VOISIN_CHAIN_PROCESS={chain_process})\n")
+        for row in bench_server(args, clients, chain_process):
+            rows.append({**row, "chain_process": chain_process})
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
 
+
+def bench_server(
+    args: argparse.Namespace, clients: list[int], chain_process: bool
+) -> list[dict[str, Any]]:
+    """One server, the ingest runs then the balance runs; the table rows, printed as they come."""
     data_dir = Path(tempfile.mkdtemp(prefix="voisin-bench-api-")) / "data"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     print(f"bench_api: starting voisin serve on {base} (data {data_dir})", file=sys.stderr)
-    proc = start_server(data_dir, port, args.outbox_interval, args.chain, args.database_url)
+    proc = start_server(
+        data_dir, port, args.outbox_interval, args.chain, args.database_url, chain_process
+    )
     rows: list[dict[str, Any]] = []
     try:
         op = {"Authorization": f"Bearer {TOKEN}"}
@@ -286,9 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

@@ -106,6 +106,10 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
         data_dir=tmp_path / "data",
         operator_token=OPERATOR_TOKEN,
         auto_settle=False,
+        # In process: the suite opens an app per test. The node process `voisin serve` runs
+        # by default is covered by the tests that start real serve processes
+        # (durability, outage, --via api) and by tests/contracts' node-process suite.
+        chain_process=False,
         **overrides,
     )
 

@@ -208,3 +208,43 @@ def test_readings_queue_while_the_node_is_down_and_reach_it_when_it_returns(
     finally:
         node.terminate()
         node.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_dead_embedded_node_is_restarted_and_the_queue_reaches_it(tmp_path: Path) -> None:
+    """`voisin serve`'s embedded chain runs as a child node process (ledger/node.py). If that
+    process dies, readings still queue, /health says the chain is down, and the next outbox
+    pass starts the node again on the same data, where the queue then lands."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        operator_token=OPERATOR_TOKEN,
+        auto_settle=False,
+        chain_process=True,
+    )
+    app = create_app(settings, background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        node = api.services.chain.node
+        assert node is not None and node.alive
+        m = api.register(prosumer=True)
+        slot = past_slot(5)
+        first = client.post("/readings", json={"readings": [api.reading(m, slot, export_Wh=7)]})
+        assert first.status_code == 202
+        api.flush()
+
+        node.process.send_signal(signal.SIGKILL)
+        node.process.wait(timeout=30)
+        queued = [api.reading(m, slot + k, export_Wh=5) for k in (1, 2)]
+        for reading in queued:
+            assert client.post("/readings", json={"readings": [reading]}).status_code == 202
+        assert api.services.outbox.run_once().chain_down
+        health = client.get("/health")
+        assert health.status_code == 503 and health.json()["backlog"]["readings"] == 2
+
+        api.services._revive_node()  # what each pass of the background loop does first
+        assert node.alive
+        result = api.services.outbox.run_once()
+        assert not result.chain_down and result.committed == 2
+        assert client.get("/health").json()["backlog"]["readings"] == 0
+        state_now = api.services.client.meter_state(m.meter.address)
+        assert (state_now.last_slot, state_now.export_Wh) == (slot + 2, 7 + 10)

@@ -21,7 +21,8 @@ from tests.api.conftest import OP, OPERATOR_TOKEN
 
 DATA = Path(tempfile.mkdtemp(prefix="voisin-schema-")) / "data"
 APP = create_app(
-    Settings(data_dir=DATA, operator_token=OPERATOR_TOKEN, auto_settle=False), background=False
+    Settings(data_dir=DATA, operator_token=OPERATOR_TOKEN, auto_settle=False, chain_process=False),
+    background=False,
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 TOKENS: dict[str, str] = {"operator": OPERATOR_TOKEN}

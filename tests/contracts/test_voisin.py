@@ -4,12 +4,14 @@ real anvil node."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from eth_account import Account
 
 from ledger import Chain, errors
+from ledger.chain import open_chain
 from ledger.client import OPEN_END, TAKE, Fill, InvalidArgument, Tariffs
 from ledger.eip712 import Reading, SignedReading, domain_separator, sign_reading
 from tests.world import SLOT, Member, World, new_world
@@ -713,3 +715,18 @@ class TestOnAnvil(VoisinContractSuite):
     @pytest.fixture
     def chain(self, anvil_chain: Chain) -> Chain:
         return anvil_chain
+
+
+class TestOnEmbeddedNodeProcess(VoisinContractSuite):
+    """The embedded chain run as `voisin serve` runs it: a node process over loopback JSON-RPC."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def node_chain(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+        chain = open_chain("embedded", tmp_path_factory.mktemp("node") / "data", process=True)
+        yield chain
+        chain.close()
+
+    @pytest.fixture
+    def chain(self, node_chain: Chain) -> Chain:
+        return node_chain

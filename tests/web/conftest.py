@@ -123,6 +123,7 @@ def running_server(data_dir: Path) -> Iterator[Server]:
         operator_token=OPERATOR_TOKEN,
         auto_settle=False,
         outbox_interval_s=0.2,
+        chain_process=False,
     )
     app = create_app(settings)
     port = _free_port()

@@ -182,6 +182,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         data_dir=Path(tmp_path_factory.mktemp("parts")) / "data",
         operator_token=OPERATOR_TOKEN,
         auto_settle=False,
+        chain_process=False,
     )
     app = create_app(settings, background=False)
     # The operator page as when the audit endpoint is missing: a route placed first answers
