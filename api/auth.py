@@ -11,15 +11,20 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import forbidden, unauthorized
 from api.models import ApiHousehold
 from api.ratelimit import too_many
+
+if TYPE_CHECKING:
+    from api.services import Services
 
 _bearer = HTTPBearer(auto_error=False, description="Operator or household bearer token")
 
@@ -49,40 +54,68 @@ class Principal:
         return self.is_operator or self.household == household
 
 
-def _principal(
+def principal_of_token(services: Services, token: str) -> Principal:
+    """Who holds ``token`` (blocking: a first sight of a household token reads the database)."""
+    known, digest = _known(services, token)
+    if known is not None:
+        return known
+    return _remember(services, digest, _household_of_token(services.engine, digest))
+
+
+def _known(services: Services, token: str) -> tuple[Principal | None, str]:
+    """The operator, or a household token seen before; else None and the token's digest."""
+    if hmac.compare_digest(token.encode(), services.operator_token.encode()):
+        return Principal("operator"), ""
+    digest = hash_token(token)
+    # Tokens never change once issued (a rotation drops the old one from this cache).
+    cached = services.token_cache.get(digest)
+    return (None if cached is None else Principal("household", cached)), digest
+
+
+def _remember(services: Services, digest: str, household: int | None) -> Principal:
+    if household is None:
+        raise unauthorized("the bearer token is not valid")
+    if len(services.token_cache) > 100_000:
+        services.token_cache.clear()
+    services.token_cache[digest] = household
+    return Principal("household", household)
+
+
+def _household_of_token(engine: Engine, digest: str) -> int | None:
+    with Session(engine) as session:
+        return session.exec(
+            select(ApiHousehold.id).where(ApiHousehold.token_hash == digest)
+        ).first()
+
+
+# The dependencies below are async: FastAPI runs a plain def dependency in a worker thread,
+# and those hops were a large share of a request's time (scripts/bench_api.py). Only a token's
+# first lookup blocks, and it goes to a worker thread.
+
+
+async def _principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized()
-    token = credentials.credentials
     services = request.app.state.services
-    if hmac.compare_digest(token.encode(), services.operator_token.encode()):
-        return Principal("operator")
-    digest = hash_token(token)
-    # Tokens never change once issued, so a hit can be remembered (bounded).
-    cached = services.token_cache.get(digest)
-    if cached is not None:
-        return Principal("household", cached)
-    with Session(services.engine) as session:
-        household = session.exec(
-            select(ApiHousehold).where(ApiHousehold.token_hash == digest)
-        ).first()
-    if household is None:
-        raise unauthorized("the bearer token is not valid")
-    if len(services.token_cache) > 100_000:
-        services.token_cache.clear()
-    services.token_cache[digest] = household.id
-    return Principal("household", household.id)
+    known, digest = _known(services, credentials.credentials)
+    if known is not None:
+        return known
+    household = await run_in_threadpool(_household_of_token, services.engine, digest)
+    return _remember(services, digest, household)
 
 
-def _operator(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _operator(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     if not principal.is_operator:
         raise forbidden("only the grid operator may do this")
     return principal
 
 
-def _household(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _household(
+    request: Request, principal: Annotated[Principal, Depends(_principal)]
+) -> Principal:
     """A household's write: one token from its bucket (api/ratelimit.py), or 429."""
     if principal.is_operator:
         raise forbidden("only a household may do this (the operator does not trade)")

@@ -10,7 +10,8 @@ from api.schemas import Problem
 from api.services import Services
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
+    # async: FastAPI runs a plain def dependency in a worker thread, a hop per request.
     services: Services = request.app.state.services
     return services
 

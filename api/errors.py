@@ -132,9 +132,10 @@ def install(app: FastAPI) -> None:
         )
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """A dependency: refuse query parameters the route does not take (a typo such as
-    ``?housheold=3`` would otherwise silently widen a listing)."""
+    ``?housheold=3`` would otherwise silently widen a listing). async, as it does no I/O:
+    FastAPI would run a plain def in a worker thread."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:

@@ -43,6 +43,14 @@ CHAIN_DOWN: tuple[type[BaseException], ...] = (
 )
 
 
+#: Threads that run the API's blocking handlers (anyio's default is 40). The database pool is
+#: sized to match, so that no request waits for a connection or opens one; past a few threads,
+#: more only queue on the interpreter lock (8 and 40 measured the same with bench_api.py).
+REQUEST_THREADS = 16
+#: Connections beside the request threads': the outbox loop, the intake writer, the indexer.
+BACKGROUND_CONNECTIONS = 4
+
+
 def slot_now(seconds: int = 900) -> int:
     return int(time.time()) // seconds
 
@@ -93,7 +101,9 @@ class Services:
         except BaseException:
             self.chain.close()
             raise
-        self.engine = make_engine(settings.resolved_database_url())
+        self.engine = make_engine(
+            settings.resolved_database_url(), pool_size=REQUEST_THREADS + BACKGROUND_CONNECTIONS
+        )
         _sqlite_pragmas(self.engine)
         self.engine.dispose()  # reconnect with the pragmas
         self.chain_lock = threading.RLock()
@@ -204,10 +214,10 @@ class Services:
     # ───────────────────────────── Background ─────────────────────────────
 
     def start(self) -> None:
-        # The embedded EVM runs in a background thread of this process. With CPython's default
-        # 5 ms switch interval, a request thread that gives up the interpreter for I/O waits up
-        # to 5 ms to get it back, at every database or socket call (the convoy effect). A
-        # shorter interval keeps requests fast while the outbox works.
+        # Requests hop between the event loop and worker threads, beside the outbox's thread
+        # (and the EVM's, when the embedded chain runs in this process). With CPython's
+        # default 5 ms switch interval, a thread that gives up the interpreter for I/O waits
+        # up to 5 ms to get it back, at every database or socket call (the convoy effect).
         sys.setswitchinterval(0.0005)
         self._thread = threading.Thread(target=self._loop, name="voisin-outbox", daemon=True)
         self._thread.start()

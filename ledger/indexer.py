@@ -48,10 +48,18 @@ class IndexResult:
     events: int
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with the ledger's tables created."""
+def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
+    """An engine for ``url`` with the ledger's tables created.
+
+    ``pool_size`` keeps that many connections open (none beyond it): a server whose threads
+    outnumber SQLAlchemy's default pool of 5 would otherwise open and close a connection per
+    request past the fifteenth, or wait for one.
+    """
     connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
-    engine = create_engine(url, connect_args=connect_args)
+    pool: dict[str, int] = {}
+    if pool_size is not None:
+        pool = {"pool_size": pool_size, "max_overflow": 0}
+    engine = create_engine(url, connect_args=connect_args, **pool)
     SQLModel.metadata.create_all(engine)
     return engine
 

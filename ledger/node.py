@@ -50,6 +50,8 @@ START_TIMEOUT_S: Final = 60.0
 REVERT_CODE: Final = 3
 _READY_PREFIX: Final = "voisin-node listening on "
 _PR_SET_PDEATHSIG: Final = 1
+#: The node's scheduling niceness (0 is normal, 19 the lowest priority).
+NICENESS: Final = 10
 #: The operator key, when the parent was given one, reaches the node through its environment
 #: (never its command line, which other users can read).
 OPERATOR_KEY_ENV: Final = "VOISIN_NODE_OPERATOR_KEY"
@@ -165,6 +167,9 @@ def run_node(data_dir: Path, port: int, parent: int | None) -> None:
 
     if parent is not None:
         _die_with_parent(parent)
+    # Below the API's priority: when both want the CPU, requests go first and the EVM work
+    # (committing readings, settling) waits; alone, the node still gets a whole core.
+    os.nice(NICENESS)
     chain = open_chain("embedded", data_dir, os.environ.pop(OPERATOR_KEY_ENV, None) or None)
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler(chain.w3))
     server.daemon_threads = True

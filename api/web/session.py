@@ -13,9 +13,8 @@ import hashlib
 import hmac
 
 from fastapi import Request
-from fastapi.security import HTTPAuthorizationCredentials
 
-from api.auth import Principal, _principal
+from api.auth import Principal, principal_of_token
 from api.errors import ApiError
 
 TOKEN_COOKIE = "voisin_token"
@@ -26,9 +25,8 @@ def principal_for(request: Request, token: str) -> Principal | None:
     """The operator or household that ``token`` belongs to, or None if it is not valid."""
     if not token or len(token) > 512:
         return None
-    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
     try:
-        return _principal(request, credentials)
+        return principal_of_token(request.app.state.services, token)
     except ApiError:
         return None
 
