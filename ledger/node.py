@@ -268,6 +268,9 @@ def start_node(
             text=True,
             env=env,
             cwd=Path(__file__).resolve().parent.parent,
+            # Its own session: a Ctrl-C in the terminal reaches the parent only, which then
+            # stops the node after its own last transaction (stop()).
+            start_new_session=True,
         )
     assert process.stdout is not None
     ready: list[str] = []

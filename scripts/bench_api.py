@@ -73,17 +73,21 @@ def start_server(
         env["VOISIN_CHAIN_KEY"] = ANVIL_KEY
     if database_url:
         env["VOISIN_DATABASE_URL"] = database_url
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log_path = data_dir.parent / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"bench_api: voisin serve exited with {proc.returncode}")
+            raise SystemExit(
+                f"bench_api: voisin serve exited with {proc.returncode} (log: {log_path})"
+            )
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return proc
