@@ -15,7 +15,9 @@ process, so a kill of either process loses nothing that was acknowledged.
 
 The node speaks standard JSON-RPC 2.0 (numbers as 0x-hex quantities, camelCase fields,
 reverts as error code 3 with the revert data), so any web3 client can use it. It listens on
-127.0.0.1 only and has no accounts: every transaction arrives signed.
+127.0.0.1 only and has no accounts: every transaction arrives signed. It serves the public
+``eth_`` methods only (:func:`allowed`): eth-tester's testing methods, such as
+``evm_revert``, would let any local user rewrite the ledger.
 
 Run by hand: ``python -m ledger.node --data-dir DIR [--port P]``.
 """
@@ -75,11 +77,35 @@ def to_json_rpc(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON-RPC")
 
 
+def allowed(method: str) -> bool:
+    """Whether the node serves ``method``: the public ``eth_`` API, without the methods that
+    would sign or send for an account the node holds (it holds none), and nothing of
+    eth-tester's testing API (``evm_revert``, ``evm_reset``... would rewrite the ledger)."""
+    if method in _NET_METHODS:
+        return True
+    return method.startswith("eth_") and method not in _ACCOUNT_METHODS
+
+
+_NET_METHODS: Final = frozenset({"net_version", "net_listening", "web3_clientVersion"})
+_ACCOUNT_METHODS: Final = frozenset(
+    {
+        "eth_accounts",
+        "eth_sendTransaction",
+        "eth_sign",
+        "eth_signTransaction",
+        "eth_signTypedData",
+        "eth_signTypedData_v4",
+    }
+)
+
+
 def answer(w3: Web3, request: Any) -> dict[str, Any] | None:
     """The JSON-RPC response to one request object (``None`` for a notification)."""
     if not isinstance(request, dict) or not isinstance(request.get("method"), str):
         return _error(None, -32600, "invalid request: expected an object with a 'method'")
     rid = request.get("id")
+    if not allowed(request["method"]):
+        return _error(rid, -32601, f"method {request['method']!r} is not served by this node")
     params = request.get("params", [])
     if not isinstance(params, list):
         return _error(rid, -32602, "params must be a list")

@@ -81,6 +81,27 @@ def test_node_answers_json_rpc_and_refuses_bad_requests(node_chain: Chain) -> No
     assert node_chain.w3.eth.block_number >= 0
 
 
+def test_the_node_refuses_testing_and_account_methods(node_chain: Chain) -> None:
+    """eth-tester answers evm_snapshot/evm_revert/evm_reset and would send for unlocked
+    accounts; the node is reachable by any local user, so none of that is served."""
+    assert node_chain.node is not None
+    url = node_chain.node.url
+    head = node_chain.w3.eth.block_number
+    node_chain.fund(Account.create().address)
+    for method, params in [
+        ("evm_snapshot", []),
+        ("evm_revert", ["0x0"]),
+        ("evm_reset", []),
+        ("evm_mine", []),
+        ("eth_accounts", []),
+        ("eth_sendTransaction", [{"from": node_chain.operator.address, "value": "0x1"}]),
+        ("personal_unlockAccount", [node_chain.operator.address, "", 0]),
+    ]:
+        reply = _rpc(url, {"jsonrpc": "2.0", "id": 9, "method": method, "params": params})
+        assert reply["error"]["code"] == -32601, (method, reply)  # type: ignore[index]
+    assert node_chain.w3.eth.block_number == head + 1  # nothing reverted, reset or mined
+
+
 def test_reverts_reach_the_client_as_typed_errors(node_chain: Chain) -> None:
     w = new_world(node_chain)
     seller = w.household(prosumer=True)
