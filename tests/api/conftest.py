@@ -102,16 +102,16 @@ def past_slot(back: int = 10) -> int:
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        operator_token=OPERATOR_TOKEN,
-        auto_settle=False,
+    fields: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "operator_token": OPERATOR_TOKEN,
+        "auto_settle": False,
         # In process: the suite opens an app per test. The node process `voisin serve` runs
-        # by default is covered by the tests that start real serve processes
-        # (durability, outage, --via api) and by tests/contracts' node-process suite.
-        chain_process=False,
-        **overrides,
-    )
+        # by default has its own case of the end-to-end flow (test_api_flow.py), and the tests
+        # that start real serve processes (durability, outage, --via api) use it too.
+        "chain_process": False,
+    }
+    return Settings(**{**fields, **overrides})
 
 
 @pytest.fixture(
@@ -123,6 +123,8 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     if request.param == "embedded-sqlite":
         settings = _settings(tmp_path)
+    elif request.param == "embedded-node-sqlite":
+        settings = _settings(tmp_path, chain_process=True)
     else:
         settings = _settings(
             tmp_path,

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
+
 from tests.api.conftest import OP, Api, past_slot
+
+
+@pytest.mark.parametrize("api", ["embedded-node-sqlite"], indirect=True)
+def test_the_flow_through_the_embedded_node_process(api: Api) -> None:
+    """What `voisin serve` runs by default: the embedded chain in its node process."""
+    assert api.services.chain.node is not None and api.services.chain.node.alive
+    test_three_households_four_slots_figures_match_the_chain(api)
 
 
 def test_three_households_four_slots_figures_match_the_chain(api: Api) -> None:
