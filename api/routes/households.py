@@ -4,10 +4,12 @@ operator's key rotation: ``POST /households/{id}/rotate-key``, ``/token`` and ``
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Response
-from sqlmodel import Session, col, func, select
+from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, SQLModel, func, select
 
 from api.auth import Caller, Operator, new_token
 from api.deps import Svc, problems
@@ -127,23 +129,15 @@ def _known(services: Svc, household: int, caller: Caller) -> None:
 def balance(household: HouseholdPath, caller: Caller, services: Svc) -> Response:
     if not caller.may_see(household):
         raise forbidden(f"household {household}'s data is visible to itself and the operator only")
-    with Session(services.engine) as session:
-        row = session.exec(
-            select(ApiHousehold.account, BalanceRecord.balance_ueur)
-            .outerjoin(BalanceRecord, col(BalanceRecord.account) == ApiHousehold.account)
-            .where(ApiHousehold.id == household)
-        ).first()
+    with services.engine.connect() as conn:
+        row = conn.execute(_BALANCE, {"household": household}).first()
         if row is None:
             raise not_found("unknown_household", f"household {household} is not registered")
-        as_of = session.exec(
-            select(IndexerCursor.last_block).where(
-                IndexerCursor.contract == services.client.address
-            )
-        ).first()
-        credits = credit_lines(session, household)
+        as_of = conn.execute(_AS_OF, {"contract": services.client.address}).scalar()
+        credits = credit_lines(conn, household)
     answer = Balance(
         household=household,
-        balance_ueur=row[1] or 0,
+        balance_ueur=row.balance_ueur or 0,
         as_of_block=as_of or 0,
         credits=credits,
     )
@@ -152,24 +146,46 @@ def balance(household: HouseholdPath, caller: Caller, services: Svc) -> Response
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
-def credit_lines(session: Session, household: int) -> list[CreditLine]:
+# The balance's statements, built once: building a SELECT and its cache key on every request
+# was most of the request's database time (py-spy on scripts/bench_api.py's balance runs).
+def _table(model: type[SQLModel]) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+_HOUSEHOLD = _table(ApiHousehold).c
+_MONEY = _table(BalanceRecord).c
+_CURSOR = _table(IndexerCursor).c
+_FILL = _table(FillRecord).c
+_READING = _table(ReadingRecord).c
+_BALANCE = (
+    sa_select(_HOUSEHOLD.account, _MONEY.balance_ueur)
+    .select_from(
+        _table(ApiHousehold).outerjoin(_table(BalanceRecord), _MONEY.account == _HOUSEHOLD.account)
+    )
+    .where(_HOUSEHOLD.id == bindparam("household"))
+)
+_AS_OF = sa_select(_CURSOR.last_block).where(_CURSOR.contract == bindparam("contract"))
+_SOLD = (
+    sa_select(_FILL.slot, func.sum(_FILL.energy_Wh).label("sold_Wh"))
+    .where(_FILL.seller == bindparam("household"))
+    .group_by(_FILL.slot)
+    .subquery()
+)
+_CREDITS = (
+    sa_select(_READING.slot, _READING.export_delta_Wh, _SOLD.c.sold_Wh)
+    .outerjoin(_SOLD, _SOLD.c.slot == _READING.slot)
+    .where(_READING.household == bindparam("household"), _READING.export_delta_Wh > 0)
+    .order_by(_READING.slot)
+)
+
+
+def credit_lines(conn: Connection | Session, household: int) -> list[CreditLine]:
     """Per metered-export slot: the export, what of it was sold locally and the credits left.
 
     One query (the fills summed per slot, joined to the readings) and no ORM objects: a
     household's history grows by a row per slot, and this is the API's most frequent read.
     """
-    sold = (
-        select(FillRecord.slot, func.sum(FillRecord.energy_Wh).label("sold_Wh"))
-        .where(FillRecord.seller == household)
-        .group_by(col(FillRecord.slot))
-        .subquery()
-    )
-    rows = session.exec(
-        select(ReadingRecord.slot, ReadingRecord.export_delta_Wh, sold.c.sold_Wh)
-        .outerjoin(sold, sold.c.slot == ReadingRecord.slot)
-        .where(ReadingRecord.household == household, ReadingRecord.export_delta_Wh > 0)
-        .order_by(col(ReadingRecord.slot))
-    ).all()
+    rows = conn.execute(_CREDITS, {"household": household}).all()
     return [
         CreditLine(
             slot=slot,
