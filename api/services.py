@@ -231,7 +231,12 @@ class Services:
                 log.exception("outbox pass failed")
 
     def _revive_node(self) -> None:
-        """Restart the embedded chain's node process if it died (its store is crash-safe)."""
+        """Restart the embedded chain's node process if it died (its store is crash-safe).
+
+        The kernel ties a child's parent-death signal to the thread that started it, so a node
+        restarted here is killed when this loop's thread ends at shutdown rather than stopped
+        gracefully; every block it acknowledged is already on disk, so nothing is lost.
+        """
         node = self.chain.node
         if node is None or node.alive or self._stop.is_set():
             return
