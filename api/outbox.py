@@ -30,7 +30,6 @@ from sqlmodel import Session, and_, col, or_, select
 from api.models import ApiHousehold, ApiOrder, IntakeReading
 from ledger import errors as ledger_errors
 from ledger.evidence import store_signed_readings
-from ledger.indexer import index
 from ledger.intake import reading_from_json
 from ledger.models import ReadingRecord, SlotOutcomeRecord
 
@@ -127,11 +126,7 @@ class Outbox:
         """A duplicate or stale refusal: committed already if the chain holds the same reading."""
         state = self.services.client.meter_state(culprit.meter)
         same = state.last_slot >= culprit.slot
-        index(
-            self.services.client,
-            self.services.engine,
-            start_block=self.services.deployment.block_number,
-        )
+        self.services.mirror()
         with Session(self.services.engine) as session:
             mirrored = session.exec(
                 select(ReadingRecord).where(
@@ -213,11 +208,7 @@ class Outbox:
                 self._commit_readings(result)
                 self._orders(result)
                 services.yield_to_requests()
-                index(
-                    services.client,
-                    services.engine,
-                    start_block=services.deployment.block_number,
-                )
+                services.mirror()
                 if auto_settle:
                     # Slot s ends at (s + 1) * 900; settle it settle_after_s later.
                     closed = (int(time.time()) - services.settings.settle_after_s) // 900 - 1

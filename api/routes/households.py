@@ -29,7 +29,6 @@ from api.schemas import (
 )
 from ledger.agents import AgentSettings, default_orders
 from ledger.client import OPEN_END
-from ledger.indexer import index
 from ledger.market_data import MarketDataError, load_statement
 from ledger.models import BalanceRecord, FillRecord, IndexerCursor, ReadingRecord
 from ledger.statements import StatementError
@@ -67,7 +66,7 @@ def register(body: HouseholdIn, _: Operator, services: Svc) -> HouseholdCreated:
             import_baseline_Wh=body.import_baseline_Wh,
             export_baseline_Wh=body.export_baseline_Wh,
         )
-        index(services.client, services.engine, start_block=services.deployment.block_number)
+        services.mirror()
         return household
 
     household_id = services.on_chain(register_on_chain)
@@ -259,7 +258,7 @@ def rotate_key(household: HouseholdPath, _: Operator, services: Svc) -> KeyRotat
             record.account = account.address
             record.key_json = key_json
             session.add(record)
-        index(services.client, services.engine, start_block=services.deployment.block_number)
+        services.mirror()
 
     services.on_chain(rotate_on_chain)
     log.info("household %d: account key rotated", household)
@@ -336,7 +335,7 @@ def rotate_meter(
             session.add(row)
             last_slot = row.meter_last_slot
         services.intake.forget(previous)
-        index(services.client, services.engine, start_block=services.deployment.block_number)
+        services.mirror()
         return last_slot
 
     last_slot = services.on_chain(rotate_on_chain)

@@ -23,7 +23,6 @@ from api.errors import ApiError, forbidden, not_found
 from api.models import ApiHousehold, ApiOrder
 from api.schemas import UINT32, OrderIn, OrderOut, OrderPath, Page, TakeIn, TakeOut
 from ledger.client import OPEN_END
-from ledger.indexer import index
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["orders"])
@@ -262,11 +261,7 @@ def take(order_id: OrderPath, body: TakeIn, caller: HouseholdCaller, services: S
     # it. The take is done whatever happens here; if mirroring fails, the outbox's next pass
     # mirrors it.
     try:
-        services.on_chain(
-            lambda: index(
-                services.client, services.engine, start_block=services.deployment.block_number
-            )
-        )
+        services.on_chain(services.mirror)
     except Exception as exc:
         log.warning("take %s mirrored later: %s: %s", result.tx_hash, type(exc).__name__, exc)
     fill = result.named("FillSettled")[0].args

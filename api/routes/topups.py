@@ -10,7 +10,6 @@ from api.deps import Svc, problems
 from api.errors import not_found
 from api.models import ApiHousehold
 from api.schemas import TopUpIn, TopUpOut
-from ledger.indexer import index
 
 router = APIRouter(tags=["households"])
 
@@ -31,7 +30,7 @@ def top_up(body: TopUpIn, _: Operator, services: Svc) -> TopUpOut:
 
     def mint() -> str:
         tx = services.client.top_up(services.chain.operator, account, body.amount_ueur)
-        index(services.client, services.engine, start_block=services.deployment.block_number)
+        services.mirror()
         return tx.tx_hash
 
     tx_hash = services.on_chain(mint)
