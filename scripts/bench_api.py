@@ -20,12 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,67 +31,40 @@ from typing import Any
 import httpx
 from eth_account import Account
 
+from api.process import ServeProcess, ServerStartError
 from ledger.eip712 import Reading, domain_separator, sign_reading
 from ledger.intake import reading_to_json
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-operator-token-0123456789abcdef"
 #: Anvil's first dev account (public test mnemonic), used as operator with --chain.
 ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(
     data_dir: Path,
-    port: int,
     outbox_interval: float,
     chain: str | None,
     database_url: str | None,
     chain_process: bool = True,
-) -> subprocess.Popen[bytes]:
+) -> ServeProcess:
+    """``voisin serve`` on a free loopback port, up and answering; its log in ``serve.log``
+    beside ``data_dir``. ``chain`` is an anvil URL (its first dev key is the operator)."""
     env = {
-        **os.environ,
-        "VOISIN_DATA_DIR": str(data_dir),
         "VOISIN_OPERATOR_TOKEN": TOKEN,
         "VOISIN_AUTO_SETTLE": "false",
         "VOISIN_OUTBOX_INTERVAL_S": str(outbox_interval),
         "VOISIN_CHAIN_PROCESS": "true" if chain_process else "false",
     }
-    for name in ("VOISIN_CHAIN", "VOISIN_CHAIN_KEY", "VOISIN_DATABASE_URL"):
-        env.pop(name, None)
     if chain:
         env["VOISIN_CHAIN"] = chain
         env["VOISIN_CHAIN_KEY"] = ANVIL_KEY
     if database_url:
         env["VOISIN_DATABASE_URL"] = database_url
-    log_path = data_dir.parent / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"bench_api: voisin serve exited with {proc.returncode} (log: {log_path})"
-            )
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("bench_api: voisin serve did not come up in 90 s")
+    server = ServeProcess(data_dir, env, log_path=data_dir.parent / "serve.log")
+    try:
+        return server.start()
+    except ServerStartError as exc:
+        raise SystemExit(f"bench_api: {exc}") from exc
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -247,12 +216,11 @@ def bench_server(
 ) -> list[dict[str, Any]]:
     """One server, the ingest runs then the balance runs; the table rows, printed as they come."""
     data_dir = Path(tempfile.mkdtemp(prefix="voisin-bench-api-")) / "data"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    print(f"bench_api: starting voisin serve on {base} (data {data_dir})", file=sys.stderr)
-    proc = start_server(
-        data_dir, port, args.outbox_interval, args.chain, args.database_url, chain_process
+    print(f"bench_api: starting voisin serve (data {data_dir})", file=sys.stderr)
+    server = start_server(
+        data_dir, args.outbox_interval, args.chain, args.database_url, chain_process
     )
+    base = server.base_url
     rows: list[dict[str, Any]] = []
     try:
         op = {"Authorization": f"Bearer {TOKEN}"}
@@ -349,11 +317,7 @@ def bench_server(
                 }
             )
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop(timeout_s=60)
     return rows
 
 

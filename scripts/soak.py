@@ -32,8 +32,6 @@ import argparse
 import asyncio
 import json
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +45,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import TOKEN, free_port, percentile, start_server
+from bench_api import TOKEN, percentile, start_server
 
 from ledger.eip712 import Reading, domain_separator, sign_reading
 from ledger.intake import reading_to_json
@@ -349,18 +347,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("duration, interval and rates must be positive, and households at least 2")
 
     data_dir = Path(tempfile.mkdtemp(prefix="voisin-soak-")) / "data"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"  # loopback only: voisin serve binds 127.0.0.1 by default
-    print(f"soak: starting voisin serve on {base} (data {data_dir})", file=sys.stderr)
-    proc = start_server(data_dir, port, 0.5, args.chain, args.database_url)
+    print(f"soak: starting voisin serve (data {data_dir})", file=sys.stderr)
+    server = start_server(data_dir, 0.5, args.chain, args.database_url)
+    assert server.proc is not None
     try:
-        result = asyncio.run(soak(args, base, proc.pid))
+        result = asyncio.run(soak(args, server.base_url, server.proc.pid))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop(timeout_s=60)
     result["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
