@@ -8,6 +8,7 @@ decoders here are built once per ABI and give the same arguments: addresses chec
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,14 @@ from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-__all__ = ["EventDecoder", "UnsupportedEvent", "event_decoders"]
+__all__ = ["EventDecoder", "UnsupportedEvent", "checksum_address", "event_decoders"]
+
+
+@functools.lru_cache(maxsize=65_536)
+def checksum_address(address: str | bytes) -> str:
+    """``to_checksum_address``, remembered: it hashes the address each time, and a
+    neighbourhood's few hundred addresses recur in every slot's logs."""
+    return to_checksum_address(address)
 
 
 class UnsupportedEvent(ValueError):
@@ -83,7 +91,7 @@ class EventDecoder:
         args: dict[str, Any] = {}
         for name, type_, ix in zip(self.names, self.types, self.indexed, strict=True):
             value = next(from_topics) if ix else next(from_data)
-            args[name] = to_checksum_address(value) if type_ == "address" else value
+            args[name] = checksum_address(value) if type_ == "address" else value
         return args
 
 

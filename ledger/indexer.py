@@ -87,9 +87,10 @@ def index(
     while block <= head:
         last = min(block + CHUNK_BLOCKS - 1, head)
         events = client.events(block, last)
-        with Session(engine) as session, session.begin():
+        with Session(engine) as session, session.begin(), session.no_autoflush:
+            chunk = _Chunk(session)
             for event in events:
-                _store(session, client.address, event)
+                _store(chunk, client.address, event)
             cursor = session.get(IndexerCursor, client.address)
             if cursor is None:
                 cursor = IndexerCursor(
@@ -111,9 +112,81 @@ def _int(value: Any) -> int:
     return number
 
 
-def _store(session: Session, contract: str, event: Event) -> None:
+class _Chunk:
+    """The records one chunk's events change, each loaded once and kept until the commit.
+
+    The session does not flush before each lookup (``no_autoflush``): before, every balance or
+    household lookup flushed the rows added so far and then queried, one round trip per fill.
+    Records added in this chunk are not found by ``session.get`` until flushed, so they are
+    kept here too.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._households: dict[int, HouseholdRecord | None] = {}
+        self._balances: dict[str, BalanceRecord] = {}
+        self._orders: dict[tuple[str, int], OrderRecord | None] = {}
+        self._state: dict[str, IndexerState | None] = {}
+
+    def add(self, record: SQLModel) -> None:
+        self.session.add(record)
+
+    def household(self, household: int) -> HouseholdRecord | None:
+        if household not in self._households:
+            self._households[household] = self.session.get(HouseholdRecord, household)
+        return self._households[household]
+
+    def add_household(self, record: HouseholdRecord) -> None:
+        self._households[record.id] = record
+        self.session.add(record)
+
+    def balance(self, account: str) -> BalanceRecord:
+        """The account's balance record, a new zero one if it has none yet."""
+        record = self.existing_balance(account)
+        if record is None:
+            record = BalanceRecord(account=account)
+            self._balances[account] = record
+            self.session.add(record)
+        return record
+
+    def existing_balance(self, account: str) -> BalanceRecord | None:
+        record = self._balances.get(account)
+        if record is None:
+            record = self.session.get(BalanceRecord, account)
+            if record is not None:
+                self._balances[account] = record
+        return record
+
+    def order(self, side: str, order_id: int) -> OrderRecord | None:
+        key = (side, order_id)
+        if key not in self._orders:
+            query = select(OrderRecord).where(
+                OrderRecord.side == side, OrderRecord.order_id == order_id
+            )
+            self._orders[key] = self.session.exec(query).first()
+        return self._orders[key]
+
+    def add_order(self, record: OrderRecord) -> None:
+        self._orders[(record.side, record.order_id)] = record
+        self.session.add(record)
+
+    def state(self, key: str) -> IndexerState | None:
+        if key not in self._state:
+            self._state[key] = self.session.get(IndexerState, key)
+        return self._state[key]
+
+    def set_state(self, key: str, value: str) -> None:
+        record = self.state(key)
+        if record is None:
+            record = IndexerState(key=key, value=value)
+            self._state[key] = record
+        record.value = value
+        self.session.add(record)
+
+
+def _store(chunk: _Chunk, contract: str, event: Event) -> None:
     a = event.args
-    session.add(
+    chunk.add(
         ChainEvent(
             contract=contract,
             block_number=event.block_number,
@@ -125,34 +198,33 @@ def _store(session: Session, contract: str, event: Event) -> None:
     )
     block, tx = event.block_number, event.tx_hash
     if event.name == "HouseholdRegistered":
-        session.add(
+        chunk.add_household(
             HouseholdRecord(
                 id=a["household"], account=a["account"], meter=a["meter"], prosumer=a["prosumer"]
             )
         )
     elif event.name == "HouseholdDeactivated":
-        household = session.get(HouseholdRecord, a["household"])
+        household = chunk.household(a["household"])
         if household is not None:
             household.active = False
-            session.add(household)
+            chunk.add(household)
     elif event.name == "MeterRotated":
-        household = session.get(HouseholdRecord, a["household"])
+        household = chunk.household(a["household"])
         if household is not None:
             household.meter = a["newMeter"]
-            session.add(household)
+            chunk.add(household)
     elif event.name == "AccountRotated":
-        household = session.get(HouseholdRecord, a["household"])
+        household = chunk.household(a["household"])
         if household is not None:
             household.account = a["newAccount"]
-            session.add(household)
+            chunk.add(household)
         # The balance lives with the household on chain, so it moves with the account here.
-        old = session.get(BalanceRecord, a["oldAccount"])
+        old = chunk.existing_balance(a["oldAccount"])
         if old is not None and old.balance_ueur:
-            _add_balance(session, a["newAccount"], old.balance_ueur)
+            _add_balance(chunk, a["newAccount"], old.balance_ueur)
             old.balance_ueur = 0
-            session.add(old)
     elif event.name == "ReadingCommitted":
-        session.add(
+        chunk.add(
             ReadingRecord(
                 household=a["household"],
                 meter=a["meter"],
@@ -167,7 +239,7 @@ def _store(session: Session, contract: str, event: Event) -> None:
         )
     elif event.name in ("OfferPosted", "BidPosted"):
         side = "offer" if event.name == "OfferPosted" else "bid"
-        session.add(
+        chunk.add_order(
             OrderRecord(
                 side=side,
                 order_id=a["offerId" if side == "offer" else "bidId"],
@@ -181,14 +253,12 @@ def _store(session: Session, contract: str, event: Event) -> None:
     elif event.name in ("OfferCancelled", "BidCancelled"):
         side = "offer" if event.name == "OfferCancelled" else "bid"
         order_id = a["offerId" if side == "offer" else "bidId"]
-        order = session.exec(
-            select(OrderRecord).where(OrderRecord.side == side, OrderRecord.order_id == order_id)
-        ).first()
+        order = chunk.order(side, order_id)
         if order is not None:
             order.open = False
-            session.add(order)
+            chunk.add(order)
     elif event.name == "FillSettled":
-        session.add(
+        chunk.add(
             FillRecord(
                 slot=a["slot"],
                 seller=a["seller"],
@@ -205,22 +275,22 @@ def _store(session: Session, contract: str, event: Event) -> None:
             )
         )
         cost, fee = _int(a["costUeur"]), _int(a["feeUeur"])
-        _add_balance(session, _account_of(session, a["buyer"]), -(cost + fee))
-        _add_balance(session, _account_of(session, a["seller"]), cost)
+        _add_balance(chunk, _account_of(chunk, a["buyer"]), -(cost + fee))
+        _add_balance(chunk, _account_of(chunk, a["seller"]), cost)
         if fee:
-            recipient = session.get(IndexerState, "fee_recipient")
+            recipient = chunk.state("fee_recipient")
             if recipient is None:
                 raise IndexerError("a grid fee was paid before any FeeRecipientSet was mirrored")
-            _add_balance(session, recipient.value, fee)
+            _add_balance(chunk, recipient.value, fee)
     elif event.name == "Transfer":
         if int(a["from"], 16) != 0:
-            _add_balance(session, a["from"], -_int(a["value"]))
+            _add_balance(chunk, a["from"], -_int(a["value"]))
         if int(a["to"], 16) != 0:
-            _add_balance(session, a["to"], _int(a["value"]))
+            _add_balance(chunk, a["to"], _int(a["value"]))
     elif event.name == "FeeRecipientSet":
-        session.merge(IndexerState(key="fee_recipient", value=a["recipient"]))
+        chunk.set_state("fee_recipient", a["recipient"])
     elif event.name == "TariffsSet":
-        session.add(
+        chunk.add(
             TariffRecord(
                 feed_in_ueur_per_kWh=_int(a["feedInUeurPerKWh"]),
                 retail_ueur_per_kWh=_int(a["retailUeurPerKWh"]),
@@ -230,7 +300,7 @@ def _store(session: Session, contract: str, event: Event) -> None:
             )
         )
     elif event.name == "ToppedUp":
-        session.add(
+        chunk.add(
             TopUpRecord(
                 account=a["account"],
                 amount_ueur=_int(a["amountUeur"]),
@@ -241,14 +311,12 @@ def _store(session: Session, contract: str, event: Event) -> None:
         )
 
 
-def _account_of(session: Session, household: int) -> str:
-    record = session.get(HouseholdRecord, household)
+def _account_of(chunk: _Chunk, household: int) -> str:
+    record = chunk.household(household)
     if record is None:
         raise IndexerError(f"a fill names household {household}, which was never registered")
     return record.account
 
 
-def _add_balance(session: Session, account: str, delta_ueur: int) -> None:
-    record = session.get(BalanceRecord, account) or BalanceRecord(account=account)
-    record.balance_ueur += delta_ueur
-    session.add(record)
+def _add_balance(chunk: _Chunk, account: str, delta_ueur: int) -> None:
+    chunk.balance(account).balance_ueur += delta_ueur
