@@ -150,32 +150,113 @@ contract Voisin is VoisinToken {
         uint256 n = readings.length;
         for (uint256 i; i < n; ++i) {
             Reading calldata r = readings[i];
-            MeterState memory m = _meters[r.meter];
-            if (m.household == 0) revert UnknownMeter(i, r.meter);
-            _verifyReading(i, domain, r);
-            if (!_households[m.household].active) revert HouseholdInactive(m.household);
-            if (r.slot == m.lastSlot) revert DuplicateReading(i, r.meter, r.slot);
-            if (r.slot < m.lastSlot) revert StaleReading(i, r.meter, r.slot, m.lastSlot);
-            if (r.importWh < m.importWh || r.exportWh < m.exportWh) {
-                revert RegisterDecreased(
-                    i, r.meter, r.slot, m.importWh, r.importWh, m.exportWh, r.exportWh
-                );
+            // The common case in assembly; anything it does not commit (a failed check, a field
+            // out of its type's range) goes through the checked path, which names the error.
+            if (!_commitReadingFast(domain, r)) _commitReadingChecked(i, domain, r);
+        }
+    }
+
+    /// @dev Commits one reading if every check of _commitReadingChecked passes and every field
+    ///      is within its type; otherwise changes nothing and returns false. The same checks and
+    ///      writes as _commitReadingChecked, in assembly, because this runs for every meter every
+    ///      slot and the interpreted EVM of the embedded chain pays per opcode: about a third of
+    ///      504 opcodes per reading in a batch of 20, against 1,346 for the checked path.
+    ///      Layouts, low to high bits: MeterState household 0-31, lastSlot 32-63, importWh
+    ///      64-127, exportWh 128-191, retired 192-199; Household word 1 account 0-159, active
+    ///      160-167; SlotEnergy importWh 0-63, exportWh 64-127 (bought and sold 0 when fresh).
+    function _commitReadingFast(bytes32 domain, Reading calldata r) private returns (bool ok) {
+        bytes32 typeHash = READING_TYPEHASH;
+        bytes32 topic = ReadingCommitted.selector;
+        uint256 halfN = _HALF_N;
+        assembly ("memory-safe") {
+            let meter := calldataload(r)
+            let slot := calldataload(add(r, 0x20))
+            let importWh := calldataload(add(r, 0x40))
+            let exportWh := calldataload(add(r, 0x60))
+            let v := calldataload(add(r, 0x80))
+            let sigS := calldataload(add(r, 0xc0))
+            // One pass; `break` leaves with ok = 0 before anything is written.
+            for {} 1 {} {
+                let wide := or(or(shr(160, meter), shr(32, slot)), shr(8, v))
+                if or(wide, or(shr(64, importWh), shr(64, exportWh))) { break }
+                if or(gt(sigS, halfN), iszero(or(eq(v, 27), eq(v, 28)))) { break }
+                mstore(0x00, meter)
+                mstore(0x20, _meters.slot)
+                let meterSlot := keccak256(0x00, 0x40)
+                let m := sload(meterSlot)
+                let household := and(m, 0xffffffff)
+                if iszero(household) { break }
+                // EIP-712: keccak256("\x19\x01" || domain || keccak256(abi.encode(typeHash, ...))).
+                let p := mload(0x40)
+                mstore(p, typeHash)
+                mstore(add(p, 0x20), meter)
+                mstore(add(p, 0x40), slot)
+                mstore(add(p, 0x60), importWh)
+                mstore(add(p, 0x80), exportWh)
+                let structHash := keccak256(p, 0xa0)
+                mstore(p, shl(240, 0x1901))
+                mstore(add(p, 0x02), domain)
+                mstore(add(p, 0x22), structHash)
+                mstore(p, keccak256(p, 0x42))
+                mstore(add(p, 0x20), v)
+                mstore(add(p, 0x40), calldataload(add(r, 0xa0)))
+                mstore(add(p, 0x60), sigS)
+                mstore(0x00, 0)
+                // ecrecover writes nothing when it fails, and a registered meter is never zero.
+                if iszero(staticcall(gas(), 0x01, p, 0x80, 0x00, 0x20)) { break }
+                if iszero(eq(mload(0x00), meter)) { break }
+                mstore(0x00, household)
+                mstore(0x20, _households.slot)
+                if iszero(and(shr(160, sload(keccak256(0x00, 0x40))), 0xff)) { break }
+                if iszero(gt(slot, and(shr(32, m), 0xffffffff))) { break }
+                let lastImp := and(shr(64, m), 0xffffffffffffffff)
+                let lastExp := and(shr(128, m), 0xffffffffffffffff)
+                if or(lt(importWh, lastImp), lt(exportWh, lastExp)) { break }
+                let packed := or(or(household, shl(32, slot)), shl(64, importWh))
+                sstore(meterSlot, or(packed, shl(128, exportWh)))
+                let importDelta := sub(importWh, lastImp)
+                let exportDelta := sub(exportWh, lastExp)
+                mstore(0x00, or(shl(32, household), slot))
+                mstore(0x20, _energy.slot)
+                sstore(keccak256(0x00, 0x40), or(importDelta, shl(64, exportDelta)))
+                mstore(p, importWh)
+                mstore(add(p, 0x20), exportWh)
+                mstore(add(p, 0x40), importDelta)
+                mstore(add(p, 0x60), exportDelta)
+                log4(p, 0x80, topic, household, meter, slot)
+                ok := 1
+                break
             }
-            // unchecked: both registers were just checked not to decrease.
-            uint64 importDelta;
-            uint64 exportDelta;
-            unchecked {
-                importDelta = r.importWh - m.importWh;
-                exportDelta = r.exportWh - m.exportWh;
-            }
-            _meters[r.meter] = MeterState(m.household, r.slot, r.importWh, r.exportWh, false);
-            // The slot is strictly after the meter's (and, after rotation, the household's)
-            // last slot, so this word is fresh: nothing metered or traded is overwritten.
-            _energy[_key(m.household, r.slot)] = SlotEnergy(importDelta, exportDelta, 0, 0);
-            emit ReadingCommitted(
-                m.household, r.meter, r.slot, r.importWh, r.exportWh, importDelta, exportDelta
+        }
+    }
+
+    /// @dev One reading, every check in Solidity, reverting with the first that fails.
+    function _commitReadingChecked(uint256 i, bytes32 domain, Reading calldata r) private {
+        MeterState memory m = _meters[r.meter];
+        if (m.household == 0) revert UnknownMeter(i, r.meter);
+        _verifyReading(i, domain, r);
+        if (!_households[m.household].active) revert HouseholdInactive(m.household);
+        if (r.slot == m.lastSlot) revert DuplicateReading(i, r.meter, r.slot);
+        if (r.slot < m.lastSlot) revert StaleReading(i, r.meter, r.slot, m.lastSlot);
+        if (r.importWh < m.importWh || r.exportWh < m.exportWh) {
+            revert RegisterDecreased(
+                i, r.meter, r.slot, m.importWh, r.importWh, m.exportWh, r.exportWh
             );
         }
+        // unchecked: both registers were just checked not to decrease.
+        uint64 importDelta;
+        uint64 exportDelta;
+        unchecked {
+            importDelta = r.importWh - m.importWh;
+            exportDelta = r.exportWh - m.exportWh;
+        }
+        _meters[r.meter] = MeterState(m.household, r.slot, r.importWh, r.exportWh, false);
+        // The slot is strictly after the meter's (and, after rotation, the household's)
+        // last slot, so this word is fresh: nothing metered or traded is overwritten.
+        _energy[_key(m.household, r.slot)] = SlotEnergy(importDelta, exportDelta, 0, 0);
+        emit ReadingCommitted(
+            m.household, r.meter, r.slot, r.importWh, r.exportWh, importDelta, exportDelta
+        );
     }
 
     /// @notice The EIP-712 digest a meter signs for a reading.

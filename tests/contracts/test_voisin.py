@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
+from web3.exceptions import ContractLogicError
 
 from ledger import Chain, errors
 from ledger.chain import open_chain
@@ -29,6 +31,10 @@ class Market:
     buyer: Member
     offer: int
     bid: int
+
+
+#: commitReadings' argument with every field widened to a full word, to hand-make call data.
+RAW_READINGS = "(uint256,uint256,uint256,uint256,uint256,uint256,uint256)[]"
 
 
 class VoisinContractSuite:
@@ -437,6 +443,69 @@ class VoisinContractSuite:
             w.client.commit_readings(w.operator, batch)
         assert err.value.values["index"] == 2
         assert w.client.credits_of(a.id, SLOT) == 0 and w.client.credits_of(b.id, SLOT) == 0
+
+    def test_a_field_beyond_its_type_in_raw_call_data_is_refused(self, w: World) -> None:
+        # The client cannot encode such a reading; a hand-made transaction can. The contract's
+        # assembly path reads raw words, so each field's high bits must send it to the checked
+        # path, whose ABI decoding refuses the call.
+        member = w.household()
+        good = w.sign(member, SLOT, 7, 100)
+        words = [
+            int(member.meter.address, 16),
+            SLOT,
+            7,
+            100,
+            good.v,
+            int.from_bytes(good.r, "big"),
+            int.from_bytes(good.s, "big"),
+        ]
+        selector = w.client.calldata("commitReadings", [])[:4]
+
+        def call(data: bytes) -> None:
+            w.client.w3.eth.call({"from": w.operator.address, "to": w.client.address, "data": data})
+
+        for field, extra in ((0, 1 << 160), (1, 1 << 32), (2, 1 << 64), (3, 1 << 64), (4, 1 << 8)):
+            tampered = list(words)
+            tampered[field] += extra
+            with pytest.raises(ContractLogicError):
+                call(selector + abi_encode([RAW_READINGS], [[tuple(tampered)]]))
+        # The words themselves were right: unwidened, the same call goes through.
+        call(selector + abi_encode([RAW_READINGS], [[tuple(words)]]))
+        w.client.commit_readings(w.operator, [good])
+        assert w.client.credits_of(member.id, SLOT) == 100
+
+    def test_registers_at_their_limits_pack_without_touching_neighbouring_fields(
+        self, w: World
+    ) -> None:
+        member = w.household()
+        top = 2**64 - 1
+        w.client.commit_readings(w.operator, [w.sign(member, SLOT, top - 5, top - 9)])
+        result = w.client.commit_readings(w.operator, [w.sign(member, 2**32 - 1, top, top)])
+        assert result.named("ReadingCommitted")[0].args == {
+            "household": member.id,
+            "meter": member.meter.address,
+            "slot": 2**32 - 1,
+            "importWh": top,
+            "exportWh": top,
+            "importDeltaWh": 5,
+            "exportDeltaWh": 9,
+        }
+        state = w.client.meter_state(member.meter.address)
+        assert (state.household, state.last_slot, state.import_Wh, state.export_Wh) == (
+            member.id,
+            2**32 - 1,
+            top,
+            top,
+        )
+        assert w.client.credits_of(member.id, 2**32 - 1) == 9
+        assert w.client.credits_of(member.id, SLOT) == top - 9
+        energy = w.client.slot_energy(member.id, 2**32 - 1)
+        assert (energy.import_Wh, energy.export_Wh, energy.bought_Wh, energy.sold_Wh) == (
+            5,
+            9,
+            0,
+            0,
+        )
 
     # ───────────────────────────── Orders ─────────────────────────────
 
