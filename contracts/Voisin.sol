@@ -159,8 +159,9 @@ contract Voisin is VoisinToken {
     /// @dev Commits one reading if every check of _commitReadingChecked passes and every field
     ///      is within its type; otherwise changes nothing and returns false. The same checks and
     ///      writes as _commitReadingChecked, in assembly, because this runs for every meter every
-    ///      slot and the interpreted EVM of the embedded chain pays per opcode: about a third of
-    ///      504 opcodes per reading in a batch of 20, against 1,346 for the checked path.
+    ///      slot and the interpreted EVM of the embedded chain pays per opcode:
+    ///      about 490 opcodes per reading in batches of 20 to 100, against 1,346 for the checked
+    ///      path.
     ///      Layouts, low to high bits: MeterState household 0-31, lastSlot 32-63, importWh
     ///      64-127, exportWh 128-191, retired 192-199; Household word 1 account 0-159, active
     ///      160-167; SlotEnergy importWh 0-63, exportWh 64-127 (bought and sold 0 when fresh).
@@ -350,8 +351,12 @@ contract Voisin is VoisinToken {
         uint256 totalFee;
         for (uint256 i; i < n; ++i) {
             Fill calldata f = fills[i];
+            // The common case in assembly; a fill it does not settle goes through the checked
+            // path, which names the failing check.
+            (bool done, uint256 fee) = _settleBatchFillFast(slot, f, t);
             // A batch cannot hold 2^32 fills within any block gas limit.
-            totalFee += _settleBatchFill(uint32(i), slot, f, t);
+            if (!done) fee = _settleBatchFill(uint32(i), slot, f, t);
+            totalFee += fee;
             totalWh += f.energyWh;
         }
         // Fees were debited from each buyer fill by fill; the recipient is credited once.
@@ -457,6 +462,110 @@ contract Voisin is VoisinToken {
     }
 
     // ───────────────────────────── Internal ─────────────────────────────
+
+    /// @dev Settles one batch fill if every check of _settleBatchFill and _settleFill passes and
+    ///      every field is within its type, returning the fee taken from the buyer; otherwise
+    ///      changes nothing and returns done = false. The same checks and writes, in assembly,
+    ///      for the reason given at _commitReadingFast: 910 opcodes per fill in 100-household
+    ///      midday batches, against 1,317 for the checked path. Layouts, low to high bits: Order
+    ///      household 0-31, priceLimit 32-95, maxWhPerSlot 96-159, firstSlot 160-191, lastSlot
+    ///      192-223, open 224-231; Household word 1 active 160-167, balanceUeur 176-255;
+    ///      SlotEnergy as at _consumeEnergy; a cap's used Wh is the low 64 bits of its word.
+    function _settleBatchFillFast(uint32 slot, Fill calldata f, Tariffs memory t)
+        private
+        returns (bool done, uint256 fee)
+    {
+        uint256 feedIn = t.feedInUeurPerKWh;
+        uint256 retail = t.retailUeurPerKWh;
+        uint256 gridFee = t.gridFeeUeurPerKWh;
+        bytes32 topic = FillSettled.selector;
+        assembly ("memory-safe") {
+            function word(key, mappingSlot) -> w, at {
+                mstore(0x00, key)
+                mstore(0x20, mappingSlot)
+                at := keccak256(0x00, 0x40)
+                w := sload(at)
+            }
+            function u64(w, shift) -> v {
+                v := and(shr(shift, w), 0xffffffffffffffff)
+            }
+            // An order's cap: the Wh left before this fill, or none if the order has no cap.
+            function capLeft(order, orderId, s, usedSlot) -> capped, used, at, left {
+                let cap := u64(order, 96)
+                if cap {
+                    capped := 1
+                    used, at := word(or(shl(32, orderId), s), usedSlot)
+                    used := u64(used, 0)
+                    if gt(cap, used) { left := sub(cap, used) }
+                }
+            }
+            function orderLive(order, s) -> live {
+                live := and(
+                    and(shr(224, order), 0xff),
+                    iszero(
+                        or(
+                            lt(s, and(shr(160, order), 0xffffffff)),
+                            gt(s, and(shr(192, order), 0xffffffff))
+                        )
+                    )
+                )
+            }
+            let offerId := calldataload(f)
+            let bidId := calldataload(add(f, 0x20))
+            let energy := calldataload(add(f, 0x40))
+            let price := calldataload(add(f, 0x60))
+            // One pass; `break` leaves with done = 0 before anything is written.
+            for {} 1 {} {
+                if or(or(shr(32, offerId), shr(32, bidId)), or(shr(64, energy), shr(64, price))) {
+                    break
+                }
+                if iszero(energy) { break }
+                let o, offerAt := word(offerId, _offers.slot)
+                let b, bidAt := word(bidId, _bids.slot)
+                let seller := and(o, 0xffffffff)
+                let buyer := and(b, 0xffffffff)
+                if or(iszero(seller), iszero(buyer)) { break }
+                if eq(seller, buyer) { break }
+                if iszero(and(orderLive(o, slot), orderLive(b, slot))) { break }
+                if or(lt(price, u64(o, 32)), gt(price, u64(b, 32))) { break }
+                if or(lt(price, feedIn), gt(add(price, gridFee), retail)) { break }
+                let oCapped, oUsed, oAt, oLeft := capLeft(o, offerId, slot, _offerUsedWh.slot)
+                if and(oCapped, gt(energy, oLeft)) { break }
+                let bCapped, bUsed, bAt, bLeft := capLeft(b, bidId, slot, _bidUsedWh.slot)
+                if and(bCapped, gt(energy, bLeft)) { break }
+                let sw, sAt := word(seller, _households.slot)
+                let bw, bAt2 := word(buyer, _households.slot)
+                if iszero(and(and(shr(160, sw), 0xff), and(shr(160, bw), 0xff))) { break }
+                let se, seAt := word(or(shl(32, seller), slot), _energy.slot)
+                let be, beAt := word(or(shl(32, buyer), slot), _energy.slot)
+                // Credits: export - sold; deficit: import - bought (never negative).
+                if lt(sub(u64(se, 64), u64(se, 192)), energy) { break }
+                if lt(sub(u64(be, 0), u64(be, 128)), energy) { break }
+                let cost := div(mul(energy, price), 1000)
+                fee := div(mul(energy, gridFee), 1000)
+                if lt(shr(176, bw), add(cost, fee)) { break }
+                // Every check passed: write. Sums stay within their fields (checked above, and
+                // balances are bounded by the supply cap), as in the checked path.
+                if oCapped { sstore(oAt, add(oUsed, energy)) }
+                if bCapped { sstore(bAt, add(bUsed, energy)) }
+                sstore(seAt, add(se, shl(192, energy)))
+                sstore(beAt, add(be, shl(128, energy)))
+                sstore(bAt2, sub(bw, shl(176, add(cost, fee))))
+                sstore(sAt, add(sw, shl(176, cost)))
+                let p := mload(0x40)
+                mstore(p, offerId)
+                mstore(add(p, 0x20), bidId)
+                mstore(add(p, 0x40), energy)
+                mstore(add(p, 0x60), price)
+                mstore(add(p, 0x80), cost)
+                mstore(add(p, 0xa0), fee)
+                log4(p, 0xc0, topic, slot, seller, buyer)
+                done := 1
+                break
+            }
+            if iszero(done) { fee := 0 }
+        }
+    }
 
     /// @dev Checks a batch fill against its offer and bid (state, slots, limits, caps), then settles it.
     function _settleBatchFill(

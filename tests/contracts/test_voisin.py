@@ -35,6 +35,8 @@ class Market:
 
 #: commitReadings' argument with every field widened to a full word, to hand-make call data.
 RAW_READINGS = "(uint256,uint256,uint256,uint256,uint256,uint256,uint256)[]"
+#: settleBatch's fills, widened the same way.
+RAW_FILLS = "(uint256,uint256,uint256,uint256)[]"
 
 
 class VoisinContractSuite:
@@ -687,6 +689,25 @@ class VoisinContractSuite:
             w.client.settle_batch(w.operator, SLOT, 0, [Fill(m.offer, own_bid, 10, 100_000)])
         assert err.value.values == {"fill": 0, "household": m.seller.id}
 
+    def test_a_fill_field_beyond_its_type_in_raw_call_data_is_refused(
+        self, w: World, m: Market
+    ) -> None:
+        selector = w.client.calldata("settleBatch", SLOT, 0, [])[:4]
+        words = [m.offer, m.bid, 100, 100_000]
+
+        def call(fill: list[int]) -> None:
+            data = selector + abi_encode(["uint32", "uint32", RAW_FILLS], [SLOT, 0, [tuple(fill)]])
+            w.client.w3.eth.call({"from": w.operator.address, "to": w.client.address, "data": data})
+
+        for field, extra in ((0, 1 << 32), (1, 1 << 32), (2, 1 << 64), (3, 1 << 64)):
+            tampered = list(words)
+            tampered[field] += extra
+            with pytest.raises(ContractLogicError):
+                call(tampered)
+        call(words)
+        w.client.settle_batch(w.operator, SLOT, 0, [Fill(m.offer, m.bid, 100, 100_000)])
+        assert w.client.credits_of(m.seller.id, SLOT) == 2900
+
     def test_per_slot_cap_is_enforced_across_fills(self, w: World, m: Market) -> None:
         capped = w.client.post_offer(m.seller.account, 80_000, SLOT, SLOT, max_Wh_per_slot=500)
         w.client.settle_batch(w.operator, SLOT, 0, [Fill(capped, m.bid, 300, 100_000)])
@@ -703,6 +724,19 @@ class VoisinContractSuite:
         capped_bid = w.client.post_bid(m.buyer.account, 150_000, SLOT, SLOT, max_Wh_per_slot=50)
         with pytest.raises(errors.OrderCapExceeded):
             w.client.settle_batch(w.operator, SLOT, 1, [Fill(m.offer, capped_bid, 51, 100_000)])
+        # Up to the caps exactly, both capped orders in one fill, with a second fill after.
+        w.client.settle_batch(
+            w.operator,
+            SLOT,
+            1,
+            [Fill(capped, capped_bid, 40, 100_000), Fill(capped, m.bid, 160, 100_000)],
+        )
+        assert w.client.offer_used_Wh(capped, SLOT) == 500
+        assert w.client.bid_used_Wh(capped_bid, SLOT) == 40
+        assert w.client.offer_used_Wh(capped, SLOT + 1) == 0
+        with pytest.raises(errors.OrderCapExceeded) as err:
+            w.client.settle_batch(w.operator, SLOT, 2, [Fill(capped, m.bid, 1, 100_000)])
+        assert err.value.values["leftWh"] == 0
 
     def test_buyer_must_afford_cost_and_fee(self, w: World, m: Market) -> None:
         poor = w.household(topup_ueur=129)
