@@ -18,6 +18,7 @@ from typing import Any
 
 from eth_abi.abi import encode as abi_encode
 from eth_keys import keys  # type: ignore[attr-defined]  # eth_keys does not re-export
+from eth_keys.datatypes import PrivateKey
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -106,11 +107,15 @@ def domain_separator(chain_id: int, contract: str) -> bytes:
 
 def reading_digest(reading: Reading, domain: bytes) -> bytes:
     """The 32-byte digest a meter signs for ``reading`` under ``domain``."""
+    # abi.encode of static words, packed by hand (a Reading's fields were range-checked when
+    # it was built): eth_abi's encoder cost about as much as the signature itself.
     struct_hash = keccak(
-        abi_encode(
-            ["bytes32", "address", "uint32", "uint64", "uint64"],
-            [READING_TYPEHASH, reading.meter, reading.slot, reading.import_Wh, reading.export_Wh],
-        )
+        READING_TYPEHASH
+        + bytes(12)
+        + bytes.fromhex(reading.meter[2:])
+        + reading.slot.to_bytes(32, "big")
+        + reading.import_Wh.to_bytes(32, "big")
+        + reading.export_Wh.to_bytes(32, "big")
     )
     return keccak(b"\x19\x01" + domain + struct_hash)
 
@@ -148,9 +153,11 @@ def typed_data(reading: Reading, chain_id: int, contract: str) -> dict[str, Any]
     }
 
 
-def sign_reading(private_key: bytes, reading: Reading, domain: bytes) -> SignedReading:
-    """Sign ``reading`` with a meter's private key (32 bytes)."""
-    signature = keys.PrivateKey(private_key).sign_msg_hash(reading_digest(reading, domain))
+def sign_reading(private_key: bytes | PrivateKey, reading: Reading, domain: bytes) -> SignedReading:
+    """Sign ``reading`` with a meter's private key (32 bytes, or an eth-keys key: building one
+    derives the public key, so a meter signing many readings keeps its own)."""
+    key = private_key if isinstance(private_key, PrivateKey) else PrivateKey(private_key)
+    signature = key.sign_msg_hash(reading_digest(reading, domain))
     return SignedReading(
         reading=reading,
         v=signature.v + 27,

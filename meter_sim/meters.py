@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
 
 import numpy as np
+from eth_keys.datatypes import PrivateKey
 from numpy.typing import NDArray
 
 from ledger.eip712 import Reading, SignedReading, sign_reading
@@ -73,9 +74,10 @@ def _sign_block(
     """Each meter's readings of every slot (a top-level function, so a process pool can run it)."""
     out: list[list[SignedReading]] = []
     for (key, meter), imp, exp in zip(meters, imports, exports, strict=True):
+        private_key = PrivateKey(key)
         out.append(
             [
-                sign_reading(key, Reading(meter, slot, imp[t], exp[t]), domain)
+                sign_reading(private_key, Reading(meter, slot, imp[t], exp[t]), domain)
                 for t, slot in enumerate(slots)
             ]
         )

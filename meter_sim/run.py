@@ -18,6 +18,7 @@ This module imports ``ledger``, never ``api``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -67,6 +68,18 @@ __all__ = [
 READINGS_PER_BATCH = 300
 #: What each household is topped up with on top of its worst-case bill (1 EUR).
 TOP_UP_MARGIN_UEUR = 1_000_000
+
+
+#: Readings from which signing is split over worker processes: below, starting them costs
+#: more than it saves.
+PARALLEL_SIGNING_READINGS = 20_000
+
+
+def signing_processes(readings: int) -> int:
+    """Worker processes to sign ``readings`` readings with: up to two where there are cores."""
+    if readings < PARALLEL_SIGNING_READINGS:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 class SimulationError(MeterSimError):
@@ -232,7 +245,7 @@ def run_simulation(
         log(f"registered, topped up and posted the standing orders of {n_h} households")
 
         domain = client.domain_separator()
-        signed = sign_readings(scenario, flows, domain)
+        signed = sign_readings(scenario, flows, domain, processes=signing_processes(n_h * n_t))
         meters = {
             ident.meter: MeterRecord(hid, 0, ident.import_baseline_Wh, ident.export_baseline_Wh)
             for hid, ident in zip(household_ids, ids, strict=True)
