@@ -81,13 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     if min(sizes) < 1 or args.days < 1:
         parser.error("sizes and --days must be at least 1")
     rows = [run(n, args.days, args.chain) for n in sizes]
+    # The chain column is as wide as its longest entry: a node's URL is shown whole.
+    w = max(9, *(len(r["chain"]) for r in rows))
     print(
-        f"{'households':>10} {'chain':>9} {'run s':>8} {'command s':>9} {'peak MiB':>9} "
+        f"{'households':>10} {'chain':>{w}} {'run s':>8} {'command s':>9} {'peak MiB':>9} "
         f"{'readings':>9} {'fills':>7} {'gas':>13} {'ms/hh-slot':>10} {'audit':>5}"
     )
     for r in rows:
         print(
-            f"{r['households']:>10} {r['chain'][:9]:>9} {r['run_s']:>8.1f} "
+            f"{r['households']:>10} {r['chain']:>{w}} {r['run_s']:>8.1f} "
             f"{r['command_s']:>9.1f} {r['peak_rss_MiB']:>9.0f} {r['readings']:>9} "
             f"{r['fills']:>7} {r['gas_used']:>13,} {r['ms_per_household_slot']:>10.1f} "
             f"{'ok' if r['audit_ok'] else 'FAIL':>5}"
