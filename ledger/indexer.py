@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, create_engine, select
@@ -113,6 +113,9 @@ def _int(value: Any) -> int:
     return number
 
 
+_R = TypeVar("_R", bound=SQLModel)
+
+
 class _Chunk:
     """The records one chunk's events change, each loaded once and kept until the commit.
 
@@ -125,12 +128,14 @@ class _Chunk:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._rows: dict[type[SQLModel], list[dict[str, Any]]] = {}
-        self._households: dict[int, HouseholdRecord | None] = {}
-        self._balances: dict[str, BalanceRecord] = {}
-        self._orders: dict[tuple[str, int], OrderRecord | None] = {}
-        self._state: dict[str, IndexerState | None] = {}
+        # Records by (class, key): primary keys, and (side, order id) for orders. None is kept
+        # too: a record known to be missing is not looked up again.
+        self._known: dict[tuple[type[SQLModel], Any], Any] = {}
 
-    def add(self, record: SQLModel) -> None:
+    def add(self, record: SQLModel, key: Any = None) -> None:
+        """Add (or re-add) ``record``; a new record's ``key`` makes later lookups find it."""
+        if key is not None:
+            self._known[(type(record), key)] = record
         self.session.add(record)
 
     def append(self, table: type[SQLModel], **row: Any) -> None:
@@ -149,57 +154,28 @@ class _Chunk:
             connection.execute(table.__table__.insert(), rows)  # type: ignore[attr-defined]
         self._rows.clear()
 
-    def household(self, household: int) -> HouseholdRecord | None:
-        if household not in self._households:
-            self._households[household] = self.session.get(HouseholdRecord, household)
-        return self._households[household]
-
-    def add_household(self, record: HouseholdRecord) -> None:
-        self._households[record.id] = record
-        self.session.add(record)
+    def get(self, model: type[_R], key: Any) -> _R | None:
+        """The ``model`` record with primary key ``key`` (loaded once), or None."""
+        if (model, key) not in self._known:
+            self._known[(model, key)] = self.session.get(model, key)
+        return cast("_R | None", self._known[(model, key)])
 
     def balance(self, account: str) -> BalanceRecord:
         """The account's balance record, a new zero one if it has none yet."""
-        record = self.existing_balance(account)
+        record = self.get(BalanceRecord, account)
         if record is None:
             record = BalanceRecord(account=account)
-            self._balances[account] = record
-            self.session.add(record)
-        return record
-
-    def existing_balance(self, account: str) -> BalanceRecord | None:
-        record = self._balances.get(account)
-        if record is None:
-            record = self.session.get(BalanceRecord, account)
-            if record is not None:
-                self._balances[account] = record
+            self.add(record, account)
         return record
 
     def order(self, side: str, order_id: int) -> OrderRecord | None:
         key = (side, order_id)
-        if key not in self._orders:
+        if (OrderRecord, key) not in self._known:
             query = select(OrderRecord).where(
                 OrderRecord.side == side, OrderRecord.order_id == order_id
             )
-            self._orders[key] = self.session.exec(query).first()
-        return self._orders[key]
-
-    def add_order(self, record: OrderRecord) -> None:
-        self._orders[(record.side, record.order_id)] = record
-        self.session.add(record)
-
-    def state(self, key: str) -> IndexerState | None:
-        if key not in self._state:
-            self._state[key] = self.session.get(IndexerState, key)
-        return self._state[key]
-
-    def set_state(self, key: str, value: str) -> None:
-        record = self.state(key)
-        if record is None:
-            record = IndexerState(key=key, value=value)
-            self._state[key] = record
-        record.value = value
-        self.session.add(record)
+            self._known[(OrderRecord, key)] = self.session.exec(query).first()
+        return cast("OrderRecord | None", self._known[(OrderRecord, key)])
 
 
 def _store(chunk: _Chunk, contract: str, event: Event) -> None:
@@ -215,28 +191,29 @@ def _store(chunk: _Chunk, contract: str, event: Event) -> None:
     )
     block, tx = event.block_number, event.tx_hash
     if event.name == "HouseholdRegistered":
-        chunk.add_household(
+        chunk.add(
             HouseholdRecord(
                 id=a["household"], account=a["account"], meter=a["meter"], prosumer=a["prosumer"]
-            )
+            ),
+            a["household"],
         )
     elif event.name == "HouseholdDeactivated":
-        household = chunk.household(a["household"])
+        household = chunk.get(HouseholdRecord, a["household"])
         if household is not None:
             household.active = False
             chunk.add(household)
     elif event.name == "MeterRotated":
-        household = chunk.household(a["household"])
+        household = chunk.get(HouseholdRecord, a["household"])
         if household is not None:
             household.meter = a["newMeter"]
             chunk.add(household)
     elif event.name == "AccountRotated":
-        household = chunk.household(a["household"])
+        household = chunk.get(HouseholdRecord, a["household"])
         if household is not None:
             household.account = a["newAccount"]
             chunk.add(household)
         # The balance lives with the household on chain, so it moves with the account here.
-        old = chunk.existing_balance(a["oldAccount"])
+        old = chunk.get(BalanceRecord, a["oldAccount"])
         if old is not None and old.balance_ueur:
             _add_balance(chunk, a["newAccount"], old.balance_ueur)
             old.balance_ueur = 0
@@ -255,16 +232,18 @@ def _store(chunk: _Chunk, contract: str, event: Event) -> None:
         )
     elif event.name in ("OfferPosted", "BidPosted"):
         side = "offer" if event.name == "OfferPosted" else "bid"
-        chunk.add_order(
+        order_id = a["offerId" if side == "offer" else "bidId"]
+        chunk.add(
             OrderRecord(
                 side=side,
-                order_id=a["offerId" if side == "offer" else "bidId"],
+                order_id=order_id,
                 household=a["household"],
                 price_limit_ueur_per_kWh=_int(a["priceLimitUeurPerKWh"]),
                 max_Wh_per_slot=_int(a["maxWhPerSlot"]),
                 first_slot=a["firstSlot"],
                 last_slot=a["lastSlot"],
-            )
+            ),
+            (side, order_id),
         )
     elif event.name in ("OfferCancelled", "BidCancelled"):
         side = "offer" if event.name == "OfferCancelled" else "bid"
@@ -293,7 +272,7 @@ def _store(chunk: _Chunk, contract: str, event: Event) -> None:
         _add_balance(chunk, _account_of(chunk, a["buyer"]), -(cost + fee))
         _add_balance(chunk, _account_of(chunk, a["seller"]), cost)
         if fee:
-            recipient = chunk.state("fee_recipient")
+            recipient = chunk.get(IndexerState, "fee_recipient")
             if recipient is None:
                 raise IndexerError("a grid fee was paid before any FeeRecipientSet was mirrored")
             _add_balance(chunk, recipient.value, fee)
@@ -303,7 +282,12 @@ def _store(chunk: _Chunk, contract: str, event: Event) -> None:
         if int(a["to"], 16) != 0:
             _add_balance(chunk, a["to"], _int(a["value"]))
     elif event.name == "FeeRecipientSet":
-        chunk.set_state("fee_recipient", a["recipient"])
+        state = chunk.get(IndexerState, "fee_recipient")
+        if state is None:
+            chunk.add(IndexerState(key="fee_recipient", value=a["recipient"]), "fee_recipient")
+        else:
+            state.value = a["recipient"]
+            chunk.add(state)
     elif event.name == "TariffsSet":
         chunk.append(
             TariffRecord,
@@ -325,7 +309,7 @@ def _store(chunk: _Chunk, contract: str, event: Event) -> None:
 
 
 def _account_of(chunk: _Chunk, household: int) -> str:
-    record = chunk.household(household)
+    record = chunk.get(HouseholdRecord, household)
     if record is None:
         raise IndexerError(f"a fill names household {household}, which was never registered")
     return record.account
