@@ -70,8 +70,9 @@ READINGS_PER_BATCH = 300
 TOP_UP_MARGIN_UEUR = 1_000_000
 
 
-#: Readings from which signing is split over worker processes: below, starting them costs
-#: more than it saves.
+#: Readings from which signing is split over worker processes. A chosen threshold, not a
+#: measured break-even (two processes signed 1.4-1.7x faster at 3,840 and 96,000 readings,
+#: BENCHMARKS.md): small runs, the demo and the tests, stay in one process.
 PARALLEL_SIGNING_READINGS = 20_000
 
 

@@ -448,8 +448,8 @@ class VoisinContractSuite:
 
     def test_a_field_beyond_its_type_in_raw_call_data_is_refused(self, w: World) -> None:
         # The client cannot encode such a reading; a hand-made transaction can. The contract's
-        # assembly path reads raw words, so each field's high bits must send it to the checked
-        # path, whose ABI decoding refuses the call.
+        # assembly path reads raw words and must not accept one with high bits set (its range
+        # check refuses it, and the signature would not match the widened word either).
         member = w.household()
         good = w.sign(member, SLOT, 7, 100)
         words = [
