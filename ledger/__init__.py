@@ -4,6 +4,8 @@ the event indexer, and (in later modules) clearing, settlement and audit.
 This package imports neither ``api`` nor ``meter_sim``.
 """
 
+# First: chooses the Keccak backend before any import below can hash (see the module).
+from ledger import _keccak  # noqa: F401
 from ledger.chain import Chain, open_chain
 from ledger.client import Fill, Order, SlotEnergy, Tariffs, TxResult, VoisinClient
 from ledger.deploy import DEFAULT_TARIFFS, Deployment, open_ledger
