@@ -8,7 +8,7 @@ exception of :mod:`ledger.errors` that bears the contract error's name and value
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,6 +175,9 @@ class VoisinClient:
         }
         self._lock = threading.Lock()
         self.chain_id = int(w3.eth.chain_id)
+        # The embedded chain's receipts and logs, read without web3's formatting
+        # (ledger.embedded.DirectReads); None on a JSON-RPC node.
+        self._direct: Any = getattr(w3.provider, "direct_reads", None)
 
     # ───────────────────────────── Transactions ─────────────────────────────
 
@@ -211,7 +214,7 @@ class VoisinClient:
                 raise self.decode_error(exc) from exc
             signed = sender.sign_transaction(tx)
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        receipt = self._receipt(tx_hash)
         if receipt["status"] != 1:
             # The state changed between estimate and mining: replay to learn the reason.
             try:
@@ -249,6 +252,14 @@ class VoisinClient:
         a replay)."""
         params: Any = {"from": sender, "to": self.address, "data": data}
         return bytes(self.w3.eth.call(params, "latest" if block is None else block))
+
+    def _receipt(self, tx_hash: HexBytes) -> Mapping[str, Any]:
+        """The receipt of a sent transaction, once mined."""
+        if self._direct is not None:
+            receipt: Mapping[str, Any] | None = self._direct.receipt(bytes(tx_hash))
+            if receipt is not None:
+                return receipt
+        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
 
     def _block_gas_limit(self) -> int:
         if self._gas_limit is None:
@@ -288,9 +299,13 @@ class VoisinClient:
 
     def events(self, from_block: int, to_block: int) -> list[Event]:
         """Every Voisin event in blocks [from_block, to_block], in chain order."""
-        logs = self.w3.eth.get_logs(
-            {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
-        )
+        logs: Iterable[Any] | None = None
+        if self._direct is not None:
+            logs = self._direct.logs(self.address, from_block, to_block)
+        if logs is None:
+            logs = self.w3.eth.get_logs(
+                {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
+            )
         return self.decode_logs(logs)
 
     def _view(self, function: str, *args: Any) -> Any:

@@ -326,3 +326,80 @@ def test_log_queries_answer_what_eth_tester_answers(tmp_path: Path) -> None:
         # Through web3 and the client, the indexer mirrors the same events.
         engine = make_engine(f"sqlite:///{tmp_path / 'mirror.db'}")
         assert index(w.client, engine).events == len(w.client.events(0, head)) > 0
+
+
+def test_direct_reads_give_the_receipts_and_logs_web3_gives(tmp_path: Path) -> None:
+    """The client reads the embedded chain's receipts and logs through ``DirectReads`` instead
+    of ``w3.eth``; every field it uses equals web3's answer, for every transaction on the
+    chain (a reverted one included) and for log ranges within and beyond the head."""
+    from ledger import open_chain
+    from ledger.errors import LedgerError
+    from tests.world import SLOT, new_world
+
+    with open_chain("embedded", tmp_path) as chain:
+        w = new_world(chain)
+        a, b = w.household(), w.household(prosumer=False, topup_ueur=5_000)
+        w.meter(a, SLOT, export_Wh=700)
+        w.meter(b, SLOT, import_Wh=900)
+        # Registering a's account again reverts; sent without the dry run, it is mined.
+        with pytest.raises(LedgerError):
+            w.client.transact(
+                w.operator,
+                "registerHousehold",
+                a.account.address,
+                Account.create().address,
+                True,
+                0,
+                0,
+                check_first=False,
+            )
+        # Two transfers in one block: gas used is per transaction, not cumulative.
+        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        second_sender = w.account()
+        tester.disable_auto_mine_transactions()
+        for sender in (w.operator, second_sender):
+            nonce = chain.w3.eth.get_transaction_count(sender.address)
+            _send(chain.w3, sender, nonce, to=a.account.address, value=VALUE)
+        tester.mine_blocks(1)
+        assert len(chain.w3.eth.get_block("latest")["transactions"]) == 2
+        tester.enable_auto_mine_transactions()
+        direct = chain.w3.provider.direct_reads  # type: ignore[attr-defined]
+        head = int(chain.w3.eth.block_number)
+        statuses = []
+        for number in range(head + 1):
+            for tx_hash in chain.w3.eth.get_block(number)["transactions"]:
+                assert isinstance(tx_hash, bytes)
+                theirs = chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                ours = direct.receipt(bytes(tx_hash))
+                assert ours is not None
+                for key in ("status", "blockNumber", "gasUsed"):
+                    assert ours[key] == theirs[key], (number, key)
+                assert _log_fields(ours["logs"]) == _log_fields(theirs["logs"])
+                statuses.append(ours["status"])
+        assert statuses.count(0) == 1 and statuses.count(1) == len(statuses) - 1
+        assert direct.receipt(b"\x11" * 32) is None
+        for low, high in [(0, head), (2, head - 1), (head, head)]:
+            query = {"address": w.client.address, "fromBlock": low, "toBlock": high}
+            theirs = chain.w3.eth.get_logs(query)  # type: ignore[arg-type]
+            ours = direct.logs(w.client.address, low, high)
+            assert len(ours) > 0 or low == head
+            assert _log_fields(ours) == _log_fields(theirs), (low, high)
+            assert w.client.decode_logs(ours) == w.client.decode_logs(theirs)
+        assert direct.logs(w.client.address, 0, head + 1) is None
+        assert direct.logs(Account.create().address, 0, head) == []
+
+
+def _log_fields(logs: object) -> list[tuple[object, ...]]:
+    """The fields of each log the client reads, in plain types."""
+    assert isinstance(logs, list | tuple)
+    return [
+        (
+            log["address"],
+            [bytes(t) for t in log["topics"]],
+            bytes(log["data"]),
+            int(log["blockNumber"]),
+            int(log["logIndex"]),
+            bytes(log["transactionHash"]),
+        )
+        for log in logs
+    ]
