@@ -38,11 +38,13 @@ def post_default_orders(
     first_slot: int,
     *,
     start_block: int = 0,
+    check_first: bool = True,
 ) -> dict[tuple[int, str], int]:
     """Post a standing offer/bid for each household lacking an open one from ``first_slot``.
 
     Returns ``{(household, side): order id}`` for the orders posted. Running it again posts
-    nothing new, since the mirror then shows the orders open.
+    nothing new, since the mirror then shows the orders open. ``check_first``: see
+    :meth:`ledger.client.VoisinClient.transact`.
     """
     index(client, engine, start_block=start_block)
     with Session(engine) as session:
@@ -60,6 +62,6 @@ def post_default_orders(
         account = households[order.household_id].account
         post = client.post_offer if order.side == "offer" else client.post_bid
         posted[(order.household_id, order.side)] = post(
-            account, order.price_limit_ueur_per_kWh, first_slot
+            account, order.price_limit_ueur_per_kWh, first_slot, check_first=check_first
         )
     return posted

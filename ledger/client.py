@@ -325,8 +325,9 @@ class VoisinClient:
         prosumer: bool,
         import_baseline_Wh: int = 0,
         export_baseline_Wh: int = 0,
+        check_first: bool = True,
     ) -> int:
-        """Register a household; returns its id."""
+        """Register a household; returns its id. ``check_first``: see :meth:`transact`."""
         result = self.transact(
             operator,
             "registerHousehold",
@@ -335,6 +336,7 @@ class VoisinClient:
             prosumer,
             check_uint("import_baseline_Wh", import_baseline_Wh, 64),
             check_uint("export_baseline_Wh", export_baseline_Wh, 64),
+            check_first=check_first,
         )
         return int(result.named("HouseholdRegistered")[0].args["household"])
 
@@ -374,12 +376,16 @@ class VoisinClient:
     def set_fee_recipient(self, operator: LocalAccount, recipient: str) -> TxResult:
         return self.transact(operator, "setFeeRecipient", to_checksum_address(recipient))
 
-    def top_up(self, operator: LocalAccount, account: str, amount_ueur: int) -> TxResult:
+    def top_up(
+        self, operator: LocalAccount, account: str, amount_ueur: int, *, check_first: bool = True
+    ) -> TxResult:
+        """Credit ``account`` with ``amount_ueur``. ``check_first``: see :meth:`transact`."""
         return self.transact(
             operator,
             "topUp",
             to_checksum_address(account),
             check_uint("amount_ueur", amount_ueur, 256),
+            check_first=check_first,
         )
 
     def grant_role(self, admin: LocalAccount, role: str, account: str) -> TxResult:
@@ -420,10 +426,12 @@ class VoisinClient:
         first_slot: int,
         last_slot: int = OPEN_END,
         max_Wh_per_slot: int = 0,
+        *,
+        check_first: bool = True,
     ) -> int:
         """Post a sell offer (at or above the limit); returns its id."""
         args = (price_limit_ueur_per_kWh, first_slot, last_slot, max_Wh_per_slot)
-        return self._post_order(household, "Offer", *args)
+        return self._post_order(household, "Offer", *args, check_first=check_first)
 
     def post_bid(
         self,
@@ -432,10 +440,12 @@ class VoisinClient:
         first_slot: int,
         last_slot: int = OPEN_END,
         max_Wh_per_slot: int = 0,
+        *,
+        check_first: bool = True,
     ) -> int:
         """Post a buy bid (at or below the limit, grid fee excluded); returns its id."""
         args = (price_limit_ueur_per_kWh, first_slot, last_slot, max_Wh_per_slot)
-        return self._post_order(household, "Bid", *args)
+        return self._post_order(household, "Bid", *args, check_first=check_first)
 
     def _post_order(
         self,
@@ -445,6 +455,8 @@ class VoisinClient:
         first_slot: int,
         last_slot: int,
         max_Wh_per_slot: int,
+        *,
+        check_first: bool,
     ) -> int:
         result = self.transact(
             household,
@@ -453,6 +465,7 @@ class VoisinClient:
             check_uint("max_Wh_per_slot", max_Wh_per_slot, 64),
             check_uint("first_slot", first_slot, 32),
             check_uint("last_slot", last_slot, 32),
+            check_first=check_first,
         )
         return int(result.named(f"{side}Posted")[0].args[f"{side.lower()}Id"])
 

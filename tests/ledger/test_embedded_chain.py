@@ -403,3 +403,37 @@ def _log_fields(logs: object) -> list[tuple[object, ...]]:
         )
         for log in logs
     ]
+
+
+def test_without_the_dry_run_a_revert_still_raises_its_typed_error_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """``check_first=False`` (what ``voisin simulate`` uses for its own set-up) sends without
+    the embedded chain's dry run: the revert is mined, and the client replays it to raise the
+    same typed error the dry run would have raised. Nothing but the sender's nonce changes."""
+    from ledger import open_chain
+    from ledger.errors import AccountAlreadyRegistered, PriceLimitUnreachable, ZeroAmount
+    from tests.world import new_world
+
+    with open_chain("embedded", tmp_path) as chain:
+        w = new_world(chain)
+        a = w.household(topup_ueur=1_000)
+        count, balance = w.client.household_count(), w.client.balance_of(a.account.address)
+        blocks = chain.w3.eth.block_number
+        for check_first in (True, False):
+            with pytest.raises(AccountAlreadyRegistered):
+                w.client.register_household(
+                    w.operator,
+                    a.account.address,
+                    Account.create().address,
+                    prosumer=True,
+                    check_first=check_first,
+                )
+            with pytest.raises(ZeroAmount):
+                w.client.top_up(w.operator, a.account.address, 0, check_first=check_first)
+            with pytest.raises(PriceLimitUnreachable):
+                w.client.post_offer(a.account, 10**12, 1, check_first=check_first)
+        # The dry runs sent nothing; each of the three sends without one mined a failed block.
+        assert chain.w3.eth.block_number == blocks + 3
+        assert w.client.household_count() == count
+        assert w.client.balance_of(a.account.address) == balance
