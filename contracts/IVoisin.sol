@@ -26,6 +26,17 @@ interface IVoisin {
         uint64 priceUeurPerKWh;
     }
 
+    /// @notice A household for `onboard`: its account, its meter's key and starting registers,
+    ///         and what to top it up with (0 for no top-up).
+    struct Onboarding {
+        address account;
+        address meter;
+        bool prosumer;
+        uint64 importBaselineWh;
+        uint64 exportBaselineWh;
+        uint256 topUpUeur;
+    }
+
     /// @notice A limit order (offer to sell or bid to buy). Packed into one storage word:
     ///         32 + 64 + 64 + 32 + 32 + 8 = 232 bits.
     struct Order {
@@ -75,9 +86,15 @@ interface IVoisin {
 
     // ───────────────────────────── Events ─────────────────────────────
 
-    /// @notice A household and its meter were registered by the operator.
+    /// @notice A household and its meter were registered by the operator; the meter starts at
+    ///         the given registers.
     event HouseholdRegistered(
-        uint32 indexed household, address indexed account, address indexed meter, bool prosumer
+        uint32 indexed household,
+        address indexed account,
+        address indexed meter,
+        bool prosumer,
+        uint64 importBaselineWh,
+        uint64 exportBaselineWh
     );
     /// @notice A household was deactivated: its meter, orders and trades are refused from now on.
     event HouseholdDeactivated(uint32 indexed household);
@@ -213,7 +230,7 @@ interface IVoisin {
     error SupplyCapExceeded(uint256 amount, uint256 max);
     /// @notice The (slot, batch) pair was already settled.
     error BatchAlreadySettled(uint32 slot, uint32 batch);
-    /// @notice A settlement batch must hold at least one fill.
+    /// @notice A settlement batch must hold at least one fill, an onboarding one household.
     error EmptyBatch();
     /// @notice Fill `fill` has zero energy. `fill` is the index in the batch, TAKE for a direct take.
     error ZeroEnergy(uint32 fill);

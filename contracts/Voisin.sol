@@ -71,6 +71,36 @@ contract Voisin is VoisinToken {
         uint64 importBaselineWh,
         uint64 exportBaselineWh
     ) external onlyRole(OPERATOR_ROLE) returns (uint32 household) {
+        household = _register(account, meter, prosumer, importBaselineWh, exportBaselineWh);
+    }
+
+    /// @notice Register households, and top up those with a `topUpUeur`, in one transaction:
+    ///         all of them or none. An operator onboarding a neighbourhood needs no transaction
+    ///         (and no block) per household. Returns the first new household's id; the others
+    ///         follow in order.
+    /// @dev The same checks and events as `registerHousehold` and then `topUp` for each entry,
+    ///      in order; a top-up, not a registration, is refused while paused.
+    function onboard(Onboarding[] calldata households)
+        external
+        onlyRole(OPERATOR_ROLE)
+        returns (uint32 first)
+    {
+        if (households.length == 0) revert EmptyBatch();
+        first = householdCount + 1;
+        for (uint256 i = 0; i < households.length; ++i) {
+            Onboarding calldata h = households[i];
+            _register(h.account, h.meter, h.prosumer, h.importBaselineWh, h.exportBaselineWh);
+            if (h.topUpUeur != 0) _topUp(h.account, h.topUpUeur);
+        }
+    }
+
+    function _register(
+        address account,
+        address meter,
+        bool prosumer,
+        uint64 importBaselineWh,
+        uint64 exportBaselineWh
+    ) private returns (uint32 household) {
         if (account == address(0) || meter == address(0)) revert ZeroAddress();
         if (householdOf[account] != 0) revert AccountAlreadyRegistered(account);
         _requireNewMeter(meter);
@@ -79,7 +109,9 @@ contract Voisin is VoisinToken {
         householdOf[account] = household;
         _adoptBalance(household, account);
         _meters[meter] = MeterState(household, 0, importBaselineWh, exportBaselineWh, false);
-        emit HouseholdRegistered(household, account, meter, prosumer);
+        emit HouseholdRegistered(
+            household, account, meter, prosumer, importBaselineWh, exportBaselineWh
+        );
     }
 
     /// @notice Replace a household's meter key; the old key is retired for good.

@@ -76,11 +76,14 @@ abstract contract VoisinToken is VoisinAccess {
     // ───────────────────────────── Top-up ─────────────────────────────
 
     /// @notice Mint `amountUeur` to `account` for a top-up paid to the operator (operator only).
-    function topUp(address account, uint256 amountUeur)
-        external
-        onlyRole(OPERATOR_ROLE)
-        whenNotPaused
-    {
+    function topUp(address account, uint256 amountUeur) external onlyRole(OPERATOR_ROLE) {
+        _topUp(account, amountUeur);
+    }
+
+    // ───────────────────────────── Internal ─────────────────────────────
+
+    /// @dev A top-up: mints `amountUeur` to `account` within the supply cap, unless paused.
+    function _topUp(address account, uint256 amountUeur) internal whenNotPaused {
         if (amountUeur == 0) revert ZeroAmount();
         if (amountUeur > MAX_SUPPLY - totalSupply) {
             revert SupplyCapExceeded(amountUeur, MAX_SUPPLY);
@@ -88,8 +91,6 @@ abstract contract VoisinToken is VoisinAccess {
         _update(address(0), account, amountUeur);
         emit ToppedUp(account, amountUeur);
     }
-
-    // ───────────────────────────── Internal ─────────────────────────────
 
     /// @dev Moves `value` from `from` to `to` (minting when `from` is zero); emits Transfer.
     function _update(address from, address to, uint256 value) internal {

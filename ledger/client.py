@@ -106,6 +106,18 @@ class Order:
 
 
 @dataclass(frozen=True, slots=True)
+class Onboarding:
+    """A household to register (and optionally top up) in :meth:`VoisinClient.onboard`."""
+
+    account: str
+    meter: str
+    prosumer: bool
+    import_baseline_Wh: int = 0
+    export_baseline_Wh: int = 0
+    top_up_ueur: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Fill:
     """A sale of ``energy_Wh`` from the owner of ``offer_id`` to the owner of ``bid_id``."""
 
@@ -328,17 +340,38 @@ class VoisinClient:
         check_first: bool = True,
     ) -> int:
         """Register a household; returns its id. ``check_first``: see :meth:`transact`."""
-        result = self.transact(
-            operator,
-            "registerHousehold",
-            to_checksum_address(account),
-            to_checksum_address(meter),
-            prosumer,
-            check_uint("import_baseline_Wh", import_baseline_Wh, 64),
-            check_uint("export_baseline_Wh", export_baseline_Wh, 64),
-            check_first=check_first,
-        )
+        args = _registration(account, meter, prosumer, import_baseline_Wh, export_baseline_Wh)
+        result = self.transact(operator, "registerHousehold", *args, check_first=check_first)
         return int(result.named("HouseholdRegistered")[0].args["household"])
+
+    def onboard(
+        self,
+        operator: LocalAccount,
+        households: Sequence[Onboarding],
+        *,
+        check_first: bool = True,
+    ) -> list[int]:
+        """Register ``households`` and top up those with a ``top_up_ueur``, in one transaction:
+        all of them or none. Returns their ids, in order. ``check_first``: see :meth:`transact`.
+
+        The contract's ``onboard`` makes the same checks and emits the same events as
+        ``registerHousehold`` and then ``topUp`` for each, without a transaction and a block
+        each. Keep a batch under the chain's per-transaction gas: about 104,000 gas per household
+        registered and topped up in a batch of 50, 156,000 for one alone.
+        """
+        if not households:
+            raise InvalidArgument("onboard needs at least one household")
+        entries = [
+            (
+                *_registration(
+                    h.account, h.meter, h.prosumer, h.import_baseline_Wh, h.export_baseline_Wh
+                ),
+                check_uint("top_up_ueur", h.top_up_ueur, 256),
+            )
+            for h in households
+        ]
+        result = self.transact(operator, "onboard", entries, check_first=check_first)
+        return [int(e.args["household"]) for e in result.named("HouseholdRegistered")]
 
     def rotate_meter(
         self,
@@ -605,6 +638,21 @@ class VoisinClient:
         return bytes(
             self._view("readingDigest", to_checksum_address(meter), slot, import_Wh, export_Wh)
         )
+
+
+def _registration(
+    account: str, meter: str, prosumer: bool, import_baseline_Wh: int, export_baseline_Wh: int
+) -> tuple[Any, ...]:
+    """The arguments of ``registerHousehold``, checked."""
+    if not isinstance(prosumer, bool):
+        raise InvalidArgument(f"prosumer must be a bool, got {type(prosumer).__name__}")
+    return (
+        to_checksum_address(account),
+        to_checksum_address(meter),
+        prosumer,
+        check_uint("import_baseline_Wh", import_baseline_Wh, 64),
+        check_uint("export_baseline_Wh", export_baseline_Wh, 64),
+    )
 
 
 def role_id(role: str) -> bytes:

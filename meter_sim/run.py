@@ -1,8 +1,8 @@
 """A neighbourhood run end to end, in process: the loop behind ``voisin simulate``.
 
 :func:`run_simulation` opens the chain and the Voisin deployment in a data dir, registers the
-scenario's households with their seeded meter and account keys and register baselines, tops
-them up, lets each household's agent post its default standing orders, computes the flows and
+scenario's households with their seeded meter and account keys and register baselines and
+tops them up (in ``onboard`` batches), lets each household's agent post its default standing orders, computes the flows and
 signs every reading, then goes slot by slot: the slot's readings are pre-validated
 (:func:`ledger.intake.classify`) and committed on chain in batches, and the settlement worker
 clears and settles the slot. At the end it indexes the chain, builds each household's statement
@@ -35,7 +35,7 @@ from ledger.agent_orders import AgentHousehold, post_default_orders
 from ledger.agents import AgentSettings
 from ledger.chain import open_chain
 from ledger.clearing import MECHANISMS
-from ledger.client import Tariffs, VoisinClient
+from ledger.client import Onboarding, Tariffs, VoisinClient
 from ledger.deploy import open_ledger
 from ledger.evidence import store_signed_readings
 from ledger.indexer import index, make_engine
@@ -66,6 +66,10 @@ __all__ = [
 #: under the 2^24 per-transaction gas cap of Osaka-rules chains. Fewer transactions per slot
 #: for large neighbourhoods: each pays its own signing, block, state root and fsync.
 READINGS_PER_BATCH = 300
+#: Households registered and topped up per ``onboard`` transaction: about 10.4 M gas at about
+#: 104,000 gas each (measured in batches of 50), under the 2^24 per-transaction gas cap of
+#: Osaka-rules chains.
+HOUSEHOLDS_PER_ONBOARDING = 100
 #: What each household is topped up with on top of its worst-case bill (1 EUR).
 TOP_UP_MARGIN_UEUR = 1_000_000
 
@@ -217,27 +221,26 @@ def run_simulation(
         # Set-up inputs come from the scenario and were checked just above (a fresh data dir):
         # no dry run before each transaction. A revert still raises its typed error.
         accounts: list[LocalAccount] = [Account.from_key(i.account_key) for i in ids]
-        household_ids: list[int] = []
-        for spec, ident in zip(scenario.households, ids, strict=True):
+        newcomers: list[Onboarding] = []
+        for h, (spec, ident) in enumerate(zip(scenario.households, ids, strict=True)):
             chain.fund(ident.account)
-            household_ids.append(
-                client.register_household(
-                    operator,
-                    ident.account,
-                    ident.meter,
-                    prosumer=spec.prosumer,
-                    import_baseline_Wh=ident.import_baseline_Wh,
-                    export_baseline_Wh=ident.export_baseline_Wh,
-                    check_first=False,
-                )
-            )
-        top_ups = 0
-        for h, ident in enumerate(ids):
             # Enough to buy every metered Wh at retail, plus a margin: funds never bind.
             amount = int(flows.import_Wh[h].sum()) * tariffs.retail_ueur_per_kWh // 1000
-            amount += TOP_UP_MARGIN_UEUR
-            client.top_up(operator, ident.account, amount, check_first=False)
-            top_ups += amount
+            newcomers.append(
+                Onboarding(
+                    ident.account,
+                    ident.meter,
+                    spec.prosumer,
+                    ident.import_baseline_Wh,
+                    ident.export_baseline_Wh,
+                    amount + TOP_UP_MARGIN_UEUR,
+                )
+            )
+        household_ids: list[int] = []
+        for k in range(0, n_h, HOUSEHOLDS_PER_ONBOARDING):
+            onboarding = newcomers[k : k + HOUSEHOLDS_PER_ONBOARDING]
+            household_ids += client.onboard(operator, onboarding, check_first=False)
+        top_ups = sum(n.top_up_ueur for n in newcomers)
         settings = AgentSettings(timezone=scenario.location.tz)
         agents = {
             hid: AgentHousehold(acct, spec.prosumer, settings)

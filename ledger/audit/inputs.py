@@ -111,15 +111,12 @@ def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> Audi
     for e in events:
         a = e.args
         if e.name == "HouseholdRegistered":
-            # The event does not carry the baselines: the registering call's input does.
-            tx = client.w3.eth.get_transaction(e.tx_hash)  # type: ignore[arg-type]
-            _, params = client.contract.decode_function_input(tx["input"])
             registrations.append(
                 Registration(
                     int(a["household"]),
                     to_checksum_address(a["meter"]),
-                    int(params["importBaselineWh"]),
-                    int(params["exportBaselineWh"]),
+                    int(a["importBaselineWh"]),
+                    int(a["exportBaselineWh"]),
                     e.block_number,
                     e.log_index,
                 )

@@ -14,8 +14,9 @@ from web3.exceptions import ContractLogicError
 
 from ledger import Chain, errors
 from ledger.chain import open_chain
-from ledger.client import OPEN_END, TAKE, Fill, InvalidArgument, Tariffs
+from ledger.client import OPEN_END, TAKE, Fill, InvalidArgument, Onboarding, Tariffs
 from ledger.eip712 import Reading, SignedReading, domain_separator, sign_reading
+from meter_sim.run import HOUSEHOLDS_PER_ONBOARDING
 from tests.world import SLOT, Member, World, new_world
 
 FEED_IN, RETAIL, FEE = 40_000, 250_000, 30_000
@@ -114,6 +115,7 @@ class VoisinContractSuite:
         zero = "0x" + "00" * 20
         calls: list[tuple[str, tuple[object, ...]]] = [
             ("registerHousehold", (outsider.address, Account.create().address, True, 0, 0)),
+            ("onboard", ([(outsider.address, Account.create().address, True, 0, 0, 1)],)),
             ("rotateMeter", (m.seller.id, Account.create().address, 0, 0)),
             ("rotateAccount", (m.seller.id, outsider.address)),
             ("deactivateHousehold", (m.seller.id,)),
@@ -266,6 +268,105 @@ class VoisinContractSuite:
             w.client.register_household(
                 member.account, Account.create().address, Account.create().address, prosumer=True
             )
+
+    def test_onboard_registers_and_tops_up_a_batch_in_one_transaction(self, w: World) -> None:
+        accounts = [Account.create() for _ in range(3)]
+        meters = [Account.create() for _ in range(3)]
+        batch = [
+            Onboarding(accounts[0].address, meters[0].address, True, 5, 7, top_up_ueur=1_000),
+            Onboarding(accounts[1].address, meters[1].address, False),
+            Onboarding(accounts[2].address, meters[2].address, True, 0, 11, top_up_ueur=2),
+        ]
+        head = w.chain.w3.eth.block_number
+        assert w.client.onboard(w.operator, batch) == [1, 2, 3]
+        assert w.chain.w3.eth.block_number == head + 1
+        events = w.client.events(head + 1, head + 1)
+        assert [e.name for e in events if e.name != "Transfer"] == [
+            "HouseholdRegistered",
+            "ToppedUp",
+            "HouseholdRegistered",
+            "HouseholdRegistered",
+            "ToppedUp",
+        ]
+        registered = [e.args for e in events if e.name == "HouseholdRegistered"]
+        assert registered[0] == {
+            "household": 1,
+            "account": accounts[0].address,
+            "meter": meters[0].address,
+            "prosumer": True,
+            "importBaselineWh": 5,
+            "exportBaselineWh": 7,
+        }
+        for hid, (entry, acct, meter) in enumerate(
+            zip(batch, accounts, meters, strict=True), start=1
+        ):
+            h = w.client.household(hid)
+            assert (h.account, h.meter, h.prosumer) == (acct.address, meter.address, entry.prosumer)
+            state = w.client.meter_state(meter.address)
+            assert (state.household, state.import_Wh, state.export_Wh) == (
+                hid,
+                entry.import_baseline_Wh,
+                entry.export_baseline_Wh,
+            )
+            assert w.client.balance_of(acct.address) == entry.top_up_ueur
+
+    def test_onboard_is_all_or_none_and_the_operators_alone(self, w: World) -> None:
+        member = w.household()
+        fresh = Onboarding(Account.create().address, Account.create().address, True, top_up_ueur=9)
+        taken = Onboarding(member.account.address, Account.create().address, True)
+        # The second registration reverts: the first, and its top-up, are undone with it.
+        with pytest.raises(errors.AccountAlreadyRegistered):
+            w.client.onboard(w.operator, [fresh, taken])
+        meter_taken = Onboarding(Account.create().address, member.meter.address, False)
+        with pytest.raises(errors.MeterAlreadyRegistered):
+            w.client.onboard(w.operator, [fresh, meter_taken])
+        with pytest.raises(errors.ZeroAddress):
+            w.client.onboard(w.operator, [Onboarding(fresh.account, "0x" + "00" * 20, True)])
+        with pytest.raises(errors.Unauthorized):
+            w.client.onboard(member.account, [fresh])
+        assert w.client.household_count() == 1
+        assert w.client.household_of(fresh.account) == 0
+        assert w.client.balance_of(fresh.account) == 0
+        # While paused, registering still works but a top-up is refused (as topUp alone).
+        w.client.pause(w.operator)
+        with pytest.raises(errors.EnforcedPause):
+            w.client.onboard(w.operator, [fresh])
+        unfunded = Onboarding(fresh.account, fresh.meter, True)
+        assert w.client.onboard(w.operator, [unfunded]) == [2]
+        # The contract refuses an empty batch even when the client is bypassed.
+        with pytest.raises(errors.EmptyBatch):
+            w.client.transact(w.operator, "onboard", [])
+
+    def test_onboard_refuses_bad_input_before_sending(self, w: World) -> None:
+        a, m = Account.create().address, Account.create().address
+        head = w.chain.w3.eth.block_number
+        with pytest.raises(InvalidArgument):
+            w.client.onboard(w.operator, [])
+        for bad in (
+            Onboarding(a, m, True, top_up_ueur=-1),
+            Onboarding(a, m, True, top_up_ueur=2**256),
+            Onboarding(a, m, True, import_baseline_Wh=2**64),
+            Onboarding(a, m, True, export_baseline_Wh=-5),
+            Onboarding(a, m, 1),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(InvalidArgument):
+                w.client.onboard(w.operator, [bad])
+        with pytest.raises(ValueError):
+            w.client.onboard(w.operator, [Onboarding("0x1234", m, True)])
+        assert w.chain.w3.eth.block_number == head
+
+    def test_a_full_onboarding_batch_fits_the_per_transaction_gas_cap(self, w: World) -> None:
+        """What ``voisin simulate`` sends per transaction stays under 2^24 gas (Osaka rules)."""
+        batch = [
+            Onboarding(Account.create().address, Account.create().address, True, 1, 2, 10**9)
+            for _ in range(HOUSEHOLDS_PER_ONBOARDING)
+        ]
+        head = w.chain.w3.eth.block_number
+        assert len(w.client.onboard(w.operator, batch)) == HOUSEHOLDS_PER_ONBOARDING
+        receipt = w.chain.w3.eth.get_transaction_receipt(
+            w.chain.w3.eth.get_block(head + 1)["transactions"][0]  # type: ignore[arg-type]
+        )
+        assert receipt["gasUsed"] < 2**24
 
     def test_rotated_meter_signs_and_old_key_is_refused(self, w: World) -> None:
         member = w.household()
