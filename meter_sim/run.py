@@ -5,8 +5,8 @@ scenario's households with their seeded meter and account keys and register base
 tops them up (in ``onboard`` batches), lets each household's agent post its default standing
 orders, computes the flows and signs every reading, then goes slot by slot: the slot's
 readings are pre-validated (:func:`ledger.intake.classify`) and committed on chain in batches,
-and the settlement worker clears and settles the slot. At the end it indexes the chain, builds each household's statement
-and returns the report (:mod:`meter_sim.report`).
+and the settlement worker clears and settles the slot. At the end it indexes the chain,
+builds each household's statement and returns the report (:mod:`meter_sim.report`).
 
 A run may cover a window of the scenario's period (``first_slot`` and ``slots``): the flows of
 that window are metered from the registration baselines, as if the meters had been installed at
