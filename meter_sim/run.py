@@ -18,7 +18,6 @@ This module imports ``ledger``, never ``api``.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -47,7 +46,7 @@ from ledger.statements import TradeLine
 from meter_sim.audit import add_ledger_audit
 from meter_sim.errors import MeterSimError
 from meter_sim.flows import Flows, simulate
-from meter_sim.meters import sign_readings
+from meter_sim.meters import signed_slots
 from meter_sim.report import Gas, Money, SlotSeries, add_pilot_figures, build_report, slot_series
 from meter_sim.scenario import Scenario
 
@@ -72,19 +71,6 @@ READINGS_PER_BATCH = 300
 HOUSEHOLDS_PER_ONBOARDING = 100
 #: What each household is topped up with on top of its worst-case bill (1 EUR).
 TOP_UP_MARGIN_UEUR = 1_000_000
-
-
-#: Readings from which signing is split over worker processes. A chosen threshold, not a
-#: measured break-even (two processes signed 1.4-1.7x faster at 3,840 and 96,000 readings,
-#: BENCHMARKS.md): small runs, the demo and the tests, stay in one process.
-PARALLEL_SIGNING_READINGS = 20_000
-
-
-def signing_processes(readings: int) -> int:
-    """Worker processes to sign ``readings`` readings with: up to two where there are cores."""
-    if readings < PARALLEL_SIGNING_READINGS:
-        return 1
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 class SimulationError(MeterSimError):
@@ -257,7 +243,8 @@ def run_simulation(
         log(f"registered, topped up and posted the standing orders of {n_h} households")
 
         domain = client.domain_separator()
-        signed = sign_readings(scenario, flows, domain, processes=signing_processes(n_h * n_t))
+        # Signed by a background process a few slots ahead of this loop (the second core).
+        slot_readings = signed_slots(scenario, flows, domain)
         meters = {
             ident.meter: MeterRecord(hid, 0, ident.import_baseline_Wh, ident.export_baseline_Wh)
             for hid, ident in zip(household_ids, ids, strict=True)
@@ -271,37 +258,42 @@ def run_simulation(
             start_block=deployment.block_number,
         )
         gas_readings = gas_settlement = fills = local_Wh = 0
-        for t, slot in enumerate(flows.slots.tolist()):
-            batch = signed[t * n_h : (t + 1) * n_h]
-            checked = classify(batch, domain, meters, now_slot=slot + 1)
-            refused = [v for v in checked.verdicts if not v.accepted]
-            if refused:
-                raise SimulationError(
-                    f"slot {slot}: {len(refused)} readings refused by the intake check, "
-                    f"first: {refused[0].code}: {refused[0].message}"
-                )
-            meters = checked.meters
-            # Durably stored first (the audit's evidence), then committed on chain.
-            store_signed_readings(engine, checked.accepted)
-            for k in range(0, len(checked.accepted), READINGS_PER_BATCH):
-                chunk = checked.accepted[k : k + READINGS_PER_BATCH]
-                # Pre-validated just above: no dry run before the transaction.
-                gas_readings += client.commit_readings(operator, chunk, check_first=False).gas_used
-            outcome = worker.settle_slot(slot)
-            fills += outcome.fills
-            local_Wh += outcome.matched_Wh
-            gas_settlement += outcome.gas_used
-            if progress is not None:
-                progress(
-                    Progress(
-                        t + 1,
-                        n_t,
-                        time.perf_counter() - started,
-                        fills,
-                        local_Wh,
-                        gas_readings + gas_settlement,
+        try:
+            for t, slot in enumerate(flows.slots.tolist()):
+                batch = next(slot_readings)
+                checked = classify(batch, domain, meters, now_slot=slot + 1)
+                refused = [v for v in checked.verdicts if not v.accepted]
+                if refused:
+                    raise SimulationError(
+                        f"slot {slot}: {len(refused)} readings refused by the intake check, "
+                        f"first: {refused[0].code}: {refused[0].message}"
                     )
-                )
+                meters = checked.meters
+                # Durably stored first (the audit's evidence), then committed on chain.
+                store_signed_readings(engine, checked.accepted)
+                for k in range(0, len(checked.accepted), READINGS_PER_BATCH):
+                    chunk = checked.accepted[k : k + READINGS_PER_BATCH]
+                    # Pre-validated just above: no dry run before the transaction.
+                    result = client.commit_readings(operator, chunk, check_first=False)
+                    gas_readings += result.gas_used
+                outcome = worker.settle_slot(slot)
+                fills += outcome.fills
+                local_Wh += outcome.matched_Wh
+                gas_settlement += outcome.gas_used
+                if progress is not None:
+                    progress(
+                        Progress(
+                            t + 1,
+                            n_t,
+                            time.perf_counter() - started,
+                            fills,
+                            local_Wh,
+                            gas_readings + gas_settlement,
+                        )
+                    )
+        finally:
+            # Stops the signing process at once if a slot fails.
+            slot_readings.close()
 
         return collect_result(
             client,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
+import pytest
 
 from ledger.eip712 import domain_separator, recover_signer
 from meter_sim import default_scenario, registers, sign_readings, simulate
+from meter_sim.meters import signed_slots
 
 DOMAIN = domain_separator(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 
@@ -59,3 +61,26 @@ def test_signing_over_worker_processes_gives_the_same_readings() -> None:
     flows = simulate(sc)
     one = sign_readings(sc, flows, DOMAIN)
     assert sign_readings(sc, flows, DOMAIN, processes=2) == one
+
+
+def test_signing_ahead_in_the_background_gives_the_same_readings_slot_by_slot() -> None:
+    sc = default_scenario(3, days=1, seed=7)
+    flows = simulate(sc)
+    one = sign_readings(sc, flows, DOMAIN)
+    n_h, n_t = flows.shape
+    for per_job in (1, 8, 200):
+        slots = list(signed_slots(sc, flows, DOMAIN, slots_per_job=per_job))
+        assert len(slots) == n_t
+        assert [r for slot in slots for r in slot] == one, per_job
+        assert all(len(slot) == n_h for slot in slots)
+
+
+def test_signing_ahead_stops_cleanly_when_the_caller_stops_early() -> None:
+    sc = default_scenario(2, days=1, seed=7)
+    flows = simulate(sc)
+    ahead = signed_slots(sc, flows, DOMAIN, slots_per_job=4)
+    first = next(ahead)
+    assert first == sign_readings(sc, flows, DOMAIN)[:2]
+    ahead.close()  # shuts the worker down, dropping the jobs still queued
+    with pytest.raises(ValueError, match="slots_per_job"):
+        next(signed_slots(sc, flows, DOMAIN, slots_per_job=0))
