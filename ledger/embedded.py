@@ -48,8 +48,12 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
+from ledger import _trie_cache
 from ledger.event_codec import checksum_address
 from ledger.kvstore import DEFAULT_MAP_SIZE, LmdbStore
+
+# py-evm's tries decode and encode every node in pure Python; see the module.
+_trie_cache.install()
 
 
 def _transaction_by_hash(chain: Any, transaction_hash: bytes) -> tuple[Any, Any, int]:

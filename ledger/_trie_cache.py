@@ -1,0 +1,153 @@
+"""Decoded trie nodes kept in memory, and a leaner RLP encoder, under py-trie's HexaryTrie.
+
+On the embedded chain every ``SLOAD`` walks the contract's storage trie from its root, and
+every block rewrites the path to each storage word it changed (py-evm builds a fresh state, and
+so fresh caches, for each block). py-trie reads each node on such a path from the database and
+decodes it with pyrlp's pure-Python decoder, every time; and it encodes every new node with
+pyrlp's general encoder, which checks each item against an abstract base class. Over a
+100-household ``voisin simulate``, RLP decoding alone was 9.5 % of the run.
+
+:func:`install` changes three things in the process's py-trie, none of them a result:
+
+* **Decoded nodes by hash.** A node stored by hash is content-addressed: the same hash always
+  decodes to the same node. :class:`~trie.HexaryTrie` keeps each node it encodes or decodes in
+  one process-wide map from hash to node (cleared whole when it reaches
+  :data:`MAX_CACHED_NODES`) and answers ``get_node`` from it. py-trie edits the node it gets
+  in place, so every answer is a fresh copy; the map's own nodes are never handed out.
+  Nodes shorter than 32 bytes are embedded in their parent, not stored by hash, and are
+  treated as before.
+* **RLP encoding of nodes** by :func:`encode_node`, which gives the same bytes as pyrlp's
+  ``encode_raw`` for the only shapes a trie node has (bytes, and lists of them, nested) and
+  hands anything else to pyrlp.
+* **Nibble conversions** (pure functions of a byte string, returning tuples) behind a bounded
+  ``functools.lru_cache``.
+
+State roots, node hashes and what is stored are unchanged; ``tests/ledger/test_trie_cache.py``
+checks roots, reads and proofs of random tries against a process where nothing is installed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Final, cast
+
+import trie.hexary as _hexary
+import trie.utils.nodes as _nodes
+from rlp.codec import encode_raw as _rlp_encode_raw
+from trie.constants import BLANK_NODE, BLANK_NODE_HASH
+from trie.utils.nibbles import bytes_to_nibbles as _original_bytes_to_nibbles
+from trie.utils.nibbles import decode_nibbles as _original_decode_nibbles
+
+#: Nodes kept at most; the map is emptied when it is full. A branch node holds 17 short byte
+#: strings (about 1.5 KB in Python), a leaf two; 2^18 nodes is a few hundred MB at most and
+#: holds every node a 1,000-household day touches.
+MAX_CACHED_NODES: Final = 1 << 18
+_NIBBLE_CACHE_SIZE: Final = 1 << 16
+
+_nodes_by_hash: dict[bytes, list[Any]] = {}
+_installed = False
+
+_original_create_mapping = cast(
+    Callable[[_hexary.HexaryTrie, Any], tuple[Any, Any]],
+    _hexary.HexaryTrie._create_node_to_db_mapping,
+)
+
+
+def _copy(node: list[Any]) -> list[Any]:
+    return [_copy(item) if type(item) is list else item for item in node]
+
+
+def _remember(node_hash: bytes, node: list[Any]) -> None:
+    if len(_nodes_by_hash) >= MAX_CACHED_NODES:
+        _nodes_by_hash.clear()
+    _nodes_by_hash[node_hash] = _copy(node)
+
+
+def _get_node(self: _hexary.HexaryTrie, node_hash: Any) -> Any:
+    if node_hash in (BLANK_NODE, BLANK_NODE_HASH):
+        return BLANK_NODE
+    if len(node_hash) < 32:
+        # An embedded node (already a list) or a short encoding: py-trie's own path.
+        return _nodes.decode_node(node_hash)
+    node = _nodes_by_hash.get(node_hash)
+    if node is None:
+        # A missing node raises KeyError here, as py-trie's own get_node does.
+        decoded = _nodes.decode_node(self.db[node_hash])
+        if type(decoded) is not list:
+            return decoded
+        _remember(node_hash, decoded)
+        return decoded
+    return _copy(node)
+
+
+def _create_node_to_db_mapping(self: _hexary.HexaryTrie, node: Any) -> tuple[Any, Any]:
+    key, encoded = _original_create_mapping(self, node)
+    # A node stored by hash is kept as it is written: the next block's reads start at it.
+    if encoded is not None and type(node) is list and key not in _nodes_by_hash:
+        _remember(key, node)
+    return key, encoded
+
+
+def _length_prefix(length: int, offset: int) -> bytes:
+    if length < 56:
+        return bytes((offset + length,))
+    length_bytes = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((offset + 55 + len(length_bytes),)) + length_bytes
+
+
+def encode_node(item: Any) -> bytes:
+    """RLP-encode a trie node: the bytes pyrlp's ``encode_raw`` gives, for bytes and lists."""
+    kind = type(item)
+    if kind is bytes:
+        data = cast(bytes, item)
+        if len(data) == 1 and data[0] < 0x80:
+            return data
+        return _length_prefix(len(data), 0x80) + data
+    if kind is list or kind is tuple:
+        payload = b"".join([encode_node(child) for child in item])
+        return _length_prefix(len(payload), 0xC0) + payload
+    return bytes(_rlp_encode_raw(item))
+
+
+_cached_bytes_to_nibbles = functools.lru_cache(maxsize=_NIBBLE_CACHE_SIZE)(
+    _original_bytes_to_nibbles
+)
+_cached_decode_nibbles = functools.lru_cache(maxsize=_NIBBLE_CACHE_SIZE)(_original_decode_nibbles)
+
+
+def _bytes_to_nibbles(value: Any) -> tuple[int, ...]:
+    try:
+        return _cached_bytes_to_nibbles(value)
+    except TypeError:  # unhashable (a bytearray): convert without the cache
+        return _original_bytes_to_nibbles(value)
+
+
+def _decode_nibbles(value: Any) -> tuple[int, ...]:
+    try:
+        return _cached_decode_nibbles(value)
+    except TypeError:
+        return _original_decode_nibbles(value)
+
+
+def install() -> None:
+    """Put the node map, the node encoder and the nibble caches under py-trie (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _hexary.HexaryTrie.get_node = _get_node  # type: ignore[method-assign]
+    _hexary.HexaryTrie._create_node_to_db_mapping = _create_node_to_db_mapping  # type: ignore[method-assign]
+    # py-trie imported these by name, so they are replaced where it looks them up.
+    for module, name, replacement in (
+        (_hexary, "encode_raw", encode_node),
+        (_hexary, "bytes_to_nibbles", _bytes_to_nibbles),
+        (_hexary, "decode_nibbles", _decode_nibbles),
+        (_nodes, "decode_nibbles", _decode_nibbles),
+    ):
+        setattr(module, name, replacement)
+    _installed = True
+
+
+def cached_nodes() -> int:
+    """How many decoded nodes the map holds now."""
+    return len(_nodes_by_hash)
