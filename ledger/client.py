@@ -7,6 +7,7 @@ exception of :mod:`ledger.errors` that bears the contract error's name and value
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,6 +186,19 @@ class VoisinClient:
             for item in abi
             if item["type"] == "function"
         }
+        # Output types of the views whose answers are plain values or structs of them (no
+        # arrays, no strings): those the embedded chain can answer without web3 (_view).
+        self._outputs: dict[str, tuple[list[str], list[str | tuple[str, ...]]]] = {}
+        for item in abi:
+            if item["type"] != "function" or item.get("stateMutability") not in ("view", "pure"):
+                continue
+            outputs = item.get("outputs", [])
+            kinds = [_output_type(output) for output in outputs]
+            if outputs and all(kind is not None for kind in kinds):
+                self._outputs[str(item["name"])] = (
+                    [_abi_type(output) for output in outputs],
+                    [kind for kind in kinds if kind is not None],
+                )
         self._lock = threading.Lock()
         self.chain_id = int(w3.eth.chain_id)
         # The embedded chain's receipts and logs, read without web3's formatting
@@ -321,10 +335,38 @@ class VoisinClient:
         return self.decode_logs(logs)
 
     def _view(self, function: str, *args: Any) -> Any:
+        if self._direct is not None and function in self._outputs:
+            answer = self._direct_view(function, args)
+            if answer is not None:
+                return answer
         try:
             return getattr(self.contract.functions, function)(*args).call()
         except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
             raise self.decode_error(exc) from exc
+
+    def _direct_view(self, function: str, args: tuple[Any, ...]) -> Any:
+        """The view's answer from the embedded chain, shaped as web3 gives it; None where
+        web3 should answer instead (no default account, an argument that does not fit, a
+        revert), so that errors stay web3's and are decoded as before.
+
+        On the embedded chain web3's request and answer formatting took about three times as
+        long as executing the view (7.8 ms against 2.3 ms for ``tariffs``): the audit reads
+        every household, meter and balance this way.
+        """
+        sender = self.w3.eth.default_account
+        if not isinstance(sender, str):
+            return None
+        try:
+            data = self.calldata(function, *args)
+        except InvalidArgument:
+            return None
+        raw = self._direct.call(sender, self.address, data)
+        if raw is None:
+            return None
+        types, kinds = self._outputs[function]
+        decoded = abi_decode(types, raw)
+        values = tuple(_web3_value(k, v) for k, v in zip(kinds, decoded, strict=True))
+        return values[0] if len(values) == 1 else list(values)
 
     # ───────────────────────────── Operator ─────────────────────────────
 
@@ -660,6 +702,28 @@ def role_id(role: str) -> bytes:
     if role == "DEFAULT_ADMIN_ROLE":
         return b"\x00" * 32
     return keccak(text=role)
+
+
+_DIRECT_BASIC = re.compile(r"^(address|bool|bytes([1-9]|[12][0-9]|3[0-2])?|u?int([0-9]+)?)$")
+
+
+def _output_type(output: Mapping[str, Any]) -> str | tuple[str, ...] | None:
+    """A view output the direct path decodes: a basic type, or a struct of basic types (as
+    a tuple of their names); None for anything else (arrays, strings, nested structs)."""
+    kind = str(output["type"])
+    if kind == "tuple":
+        parts = tuple(str(c["type"]) for c in output.get("components", []))
+        return parts if parts and all(_DIRECT_BASIC.match(p) for p in parts) else None
+    return kind if _DIRECT_BASIC.match(kind) else None
+
+
+def _web3_value(kind: str | tuple[str, ...], value: Any) -> Any:
+    """``value`` as web3's ``call`` gives it: addresses checksummed, structs as tuples."""
+    if isinstance(kind, tuple):
+        return tuple(_web3_value(k, v) for k, v in zip(kind, value, strict=True))
+    if kind == "address":
+        return to_checksum_address(value)
+    return value
 
 
 def _order(

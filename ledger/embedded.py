@@ -179,6 +179,21 @@ class DirectReads:
                 ],
             }
 
+    def call(self, sender: str, to: str, data: bytes) -> bytes | None:
+        """``eth_call`` of ``data`` at the head, executed as eth-tester executes web3's; None if
+        it reverts (the caller then asks ``w3.eth``, whose error carries the revert data)."""
+        transaction = {
+            "from": bytes(to_canonical_address(sender)),
+            "to": bytes(to_canonical_address(to)),
+            "data": data,
+            "value": 0,
+        }
+        with self._lock:
+            try:
+                return bytes(self._backend.call(transaction, "latest"))
+            except TransactionFailed:
+                return None
+
     def logs(self, address: str, from_block: int, to_block: int) -> list[dict[str, Any]] | None:
         """The logs of ``address`` in mined blocks ``from_block..to_block``; ``None`` if the
         range reaches beyond the head (the caller then asks ``w3.eth``)."""

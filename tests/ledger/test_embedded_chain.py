@@ -437,3 +437,59 @@ def test_without_the_dry_run_a_revert_still_raises_its_typed_error_and_changes_n
         assert chain.w3.eth.block_number == blocks + 3
         assert w.client.household_count() == count
         assert w.client.balance_of(a.account.address) == balance
+
+
+def test_views_read_directly_give_web3s_answers(tmp_path: Path) -> None:
+    """On the embedded chain the client executes views without web3 (``DirectReads.call``);
+    each view's answer, in value and type, equals web3's, and a view that reverts or an
+    argument that does not fit still gives the errors web3's path gives."""
+    from ledger import open_chain
+    from ledger.client import InvalidArgument
+    from ledger.errors import LedgerError
+    from tests.world import SLOT, new_world
+
+    with open_chain("embedded", tmp_path) as chain:
+        w = new_world(chain)
+        a, b = w.household(), w.household(prosumer=False, topup_ueur=5_000)
+        w.meter(a, SLOT, export_Wh=700)
+        w.meter(b, SLOT, import_Wh=900)
+        offer = w.client.post_offer(a.account, 60_000, SLOT, SLOT + 4)
+        client = w.client
+        assert client._direct is not None
+        calls: list[tuple[str, tuple[object, ...]]] = [
+            ("tariffs", ()),
+            ("totalSupply", ()),
+            ("balanceOf", (a.account.address,)),
+            ("feeRecipient", ()),
+            ("paused", ()),
+            ("getHousehold", (a.id,)),
+            ("householdOf", (b.account.address,)),
+            ("householdCount", ()),
+            ("meterState", (a.meter.address,)),
+            ("slotEnergy", (b.id, SLOT)),
+            ("creditsOf", (a.id, SLOT)),
+            ("getOffer", (offer,)),
+            ("offerCount", ()),
+            ("offerUsedWh", (offer, SLOT)),
+            ("batchSettled", (SLOT, 0)),
+            ("domainSeparator", ()),
+            ("readingDigest", (a.meter.address, SLOT, 1, 2)),
+        ]
+        for name, args in calls:
+            assert name in client._outputs, name
+            theirs = getattr(client.contract.functions, name)(*args).call()
+            ours = client._direct_view(name, args)
+            assert ours == theirs, name
+            assert type(ours) is type(theirs), name
+            if isinstance(theirs, tuple):
+                assert [type(x) for x in ours] == [type(x) for x in theirs], name
+        # A call that reverts is left to web3 (None), so its typed error is unchanged.
+        empty = client.calldata("settleBatch", SLOT, 0, [])
+        assert client._direct.call(w.operator.address, client.address, empty) is None
+        with pytest.raises(LedgerError):
+            client.transact(w.operator, "settleBatch", SLOT, 0, [])
+        # An argument that does not fit its type goes to web3 as before.
+        assert client._direct_view("creditsOf", (-1, SLOT)) is None
+        with pytest.raises(Exception) as raised:
+            client.credits_of(-1, SLOT)
+        assert not isinstance(raised.value, InvalidArgument)
