@@ -9,9 +9,10 @@ decoders here are built once per ABI and give the same arguments: addresses chec
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, cast
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
@@ -36,6 +37,67 @@ def _static(type_: str) -> bool:
     return not (type_ in ("string", "bytes") or type_.endswith("]"))
 
 
+# A word that a one-word decoder below cannot vouch for: eth_abi then decodes (or refuses) it.
+_NOT_CANONICAL: Final = object()
+_ZERO_12: Final = bytes(12)
+
+
+def _uint_word(bits: int) -> Callable[[bytes], Any]:
+    def decode(word: bytes) -> Any:
+        value = int.from_bytes(word, "big")
+        return _NOT_CANONICAL if value >> bits else value
+
+    return decode
+
+
+def _int_word(bits: int) -> Callable[[bytes], Any]:
+    low, high = -(1 << (bits - 1)), 1 << (bits - 1)
+
+    def decode(word: bytes) -> Any:
+        value = int.from_bytes(word, "big", signed=True)
+        return value if low <= value < high else _NOT_CANONICAL
+
+    return decode
+
+
+def _bytes_word(size: int) -> Callable[[bytes], Any]:
+    padding = bytes(32 - size)
+
+    def decode(word: bytes) -> Any:
+        return word[:size] if word[size:] == padding else _NOT_CANONICAL
+
+    return decode
+
+
+def _address_word(word: bytes) -> Any:
+    if word[:12] != _ZERO_12:
+        return _NOT_CANONICAL
+    return checksum_address("0x" + word[12:].hex())
+
+
+def _bool_word(word: bytes) -> Any:
+    value = int.from_bytes(word, "big")
+    return _NOT_CANONICAL if value > 1 else value == 1
+
+
+def _word_decoder(type_: str) -> Callable[[bytes], Any] | None:
+    """A decoder of one ABI word of ``type_`` giving eth_abi's value (an address checksummed),
+    or None for a type that is not a single word."""
+    match = re.fullmatch(r"(u?int|bytes)([0-9]*)", type_)
+    if type_ == "address":
+        return _address_word
+    if type_ == "bool":
+        return _bool_word
+    if match is None:
+        return None
+    kind, size = match.group(1), int(match.group(2) or 256)
+    if kind == "bytes":
+        return _bytes_word(size) if match.group(2) and 1 <= size <= 32 else None
+    if size % 8 or not 8 <= size <= 256:
+        return None
+    return _uint_word(size) if kind == "uint" else _int_word(size)
+
+
 @dataclass(frozen=True, slots=True)
 class EventDecoder:
     """One event: its name, its inputs in ABI order, which are indexed, and their types."""
@@ -45,6 +107,8 @@ class EventDecoder:
     names: tuple[str, ...]
     types: tuple[str, ...]
     indexed: tuple[bool, ...]
+    # One decoder per input when every input is a single ABI word, else None.
+    words: tuple[Callable[[bytes], Any], ...] | None = None
 
     @classmethod
     def from_abi(cls, item: Mapping[str, Any]) -> EventDecoder:
@@ -61,17 +125,57 @@ class EventDecoder:
                     f"event {item['name']}: indexed input {i['name']} has dynamic type {t}"
                 )
         signature = f"{item['name']}({','.join(types)})"
+        words = tuple(_word_decoder(t) for t in types)
         return cls(
             str(item["name"]),
             keccak(text=signature),
             tuple(str(i["name"]) for i in inputs),
             types,
             indexed,
+            None if None in words else cast(tuple[Callable[[bytes], Any], ...], words),
         )
 
     def decode(self, topics: Sequence[bytes], data: bytes) -> dict[str, Any]:
         """The event's arguments from a log's ``topics`` (the first is the signature's) and
-        ``data``. Raises ``ValueError`` when they do not fit the event."""
+        ``data``. Raises ``ValueError`` when they do not fit the event.
+
+        An event whose inputs are all single words (every Voisin event) is read word by word:
+        eth_abi's ``decode`` cost about 40 us per call, one call per topic and one for the
+        data, for every log the indexer and the audit read. A log whose words are not exactly
+        what eth_abi would accept (length, padding) goes through eth_abi, which decodes or
+        refuses it as before.
+        """
+        if self.words is not None:
+            args = self._decode_words(topics, data)
+            if args is not None:
+                return args
+        return self._decode_abi(topics, data)
+
+    def _decode_words(self, topics: Sequence[bytes], data: bytes) -> dict[str, Any] | None:
+        assert self.words is not None
+        args: dict[str, Any] = {}
+        topic_index = 1
+        offset = 0
+        for name, ix, word_decoder in zip(self.names, self.indexed, self.words, strict=True):
+            if ix:
+                if topic_index >= len(topics):
+                    return None
+                word = bytes(topics[topic_index])
+                topic_index += 1
+            else:
+                word = data[offset : offset + 32]
+                offset += 32
+            if len(word) != 32:
+                return None
+            value = word_decoder(word)
+            if value is _NOT_CANONICAL:
+                return None
+            args[name] = value
+        if topic_index != len(topics) or offset != len(data):
+            return None
+        return args
+
+    def _decode_abi(self, topics: Sequence[bytes], data: bytes) -> dict[str, Any]:
         indexed_types = [t for t, ix in zip(self.types, self.indexed, strict=True) if ix]
         if len(topics) != len(indexed_types) + 1:
             raise ValueError(

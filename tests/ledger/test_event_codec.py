@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 from hexbytes import HexBytes
@@ -70,3 +72,64 @@ def test_events_the_codec_cannot_decode_are_refused_up_front() -> None:
     x = {"name": "x", "type": "uint64", "indexed": False}
     plain = EventDecoder.from_abi({"type": "event", "name": "P", "inputs": [x]})
     assert plain.decode([HexBytes(plain.topic)], (7).to_bytes(32, "big")) == {"x": 7}
+
+
+def _random_word(rng: random.Random, type_: str) -> bytes:
+    """A word of ``type_``: usually a value in range, sometimes any 32 bytes."""
+    if rng.random() < 0.3:
+        return rng.randbytes(32)
+    if type_ == "address":
+        return bytes(12) + rng.randbytes(20)
+    if type_ == "bool":
+        return rng.choice((0, 1)).to_bytes(32, "big")
+    if type_.startswith("bytes"):
+        size = int(type_[5:])
+        return rng.randbytes(size) + bytes(32 - size)
+    bits = int(type_.lstrip("uint") or 256)
+    if type_.startswith("int"):
+        return rng.randrange(-(1 << (bits - 1)), 1 << (bits - 1)).to_bytes(32, "big", signed=True)
+    return rng.randrange(1 << bits).to_bytes(32, "big")
+
+
+def test_word_by_word_decoding_agrees_with_eth_abi_on_any_words() -> None:
+    """Every Voisin event is read word by word; for words in range and for arbitrary ones,
+    short or long data and missing topics, the answer (or the refusal) is eth_abi's."""
+    from ledger.compile import load_artifact
+
+    rng = random.Random(3)
+    decoders = event_decoders(load_artifact("Voisin")["abi"])
+    extra = [
+        {"name": n, "type": t, "indexed": False}
+        for n, t in (("i", "int64"), ("b", "bytes4"), ("w", "uint256"), ("f", "bool"))
+    ]
+    signed = EventDecoder.from_abi({"type": "event", "name": "S", "inputs": extra})
+    for decoder in [*decoders.values(), signed]:
+        assert decoder.words is not None, decoder.name
+        for _ in range(300):
+            topics = [decoder.topic]
+            data = b""
+            for type_, ix in zip(decoder.types, decoder.indexed, strict=True):
+                word = _random_word(rng, type_)
+                if ix:
+                    topics.append(word)
+                else:
+                    data += word
+            if rng.random() < 0.05:
+                data = data[: rng.randrange(len(data) + 1)] if data else b"\x00"
+            if rng.random() < 0.05 and len(topics) > 1:
+                topics.pop()
+            if rng.random() < 0.05:
+                data += bytes(32)
+            try:
+                theirs: object = decoder._decode_abi(topics, data)
+            except ValueError:
+                theirs = ValueError
+            try:
+                ours: object = decoder.decode(topics, data)
+            except ValueError:
+                ours = ValueError
+            assert ours == theirs, (decoder.name, topics, data)
+            if isinstance(ours, dict):
+                assert [type(v) for v in ours.values()] == [
+                    type(v) for v in cast(dict[str, object], theirs).values()
+                ]
