@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
+from sqlmodel import select as model_select
 
 from ledger.eip712 import Reading, SignedReading
 from ledger.errors import LedgerError
@@ -32,27 +33,29 @@ class ConflictingReading(LedgerError, ValueError):
     """A different signed reading is already stored for the same (meter, slot)."""
 
 
-def _record(signed: SignedReading) -> SignedReadingRecord:
+# The stored columns of a signed reading, in the order _evidence compares them.
+_TABLE = SignedReadingRecord.__table__  # type: ignore[attr-defined]
+_COMPARED = ("import_Wh", "export_Wh", "v", "r", "s")
+
+
+def _row(signed: SignedReading) -> dict[str, object]:
     rd = signed.reading
-    return SignedReadingRecord(
-        meter=rd.meter,
-        slot=rd.slot,
-        import_Wh=rd.import_Wh,
-        export_Wh=rd.export_Wh,
-        v=signed.v,
-        r="0x" + signed.r.hex(),
-        s="0x" + signed.s.hex(),
-    )
+    return {
+        "meter": rd.meter,
+        "slot": rd.slot,
+        "import_Wh": rd.import_Wh,
+        "export_Wh": rd.export_Wh,
+        "v": signed.v,
+        "r": "0x" + signed.r.hex(),
+        "s": "0x" + signed.s.hex(),
+    }
 
 
-def _same(a: SignedReadingRecord, b: SignedReadingRecord) -> bool:
-    return (a.import_Wh, a.export_Wh, a.v, a.r.lower(), a.s.lower()) == (
-        b.import_Wh,
-        b.export_Wh,
-        b.v,
-        b.r.lower(),
-        b.s.lower(),
-    )
+def _evidence(
+    import_Wh: object, export_Wh: object, v: object, r: object, s: object
+) -> tuple[object, ...]:
+    """What must match for a stored reading to be the same one (hex compared in lower case)."""
+    return (import_Wh, export_Wh, v, str(r).lower(), str(s).lower())
 
 
 def store_signed_readings(engine: Engine, readings: Sequence[SignedReading]) -> int:
@@ -60,33 +63,40 @@ def store_signed_readings(engine: Engine, readings: Sequence[SignedReading]) -> 
 
     Raises :class:`ConflictingReading` (storing nothing) if a stored (meter, slot) holds a
     different reading or signature.
+
+    Plain SQL statements (one select, one executemany insert) rather than ORM objects: this
+    runs for every meter every slot, and building, validating and flushing an object per
+    reading was most of its cost.
     """
     if not readings:
         return 0
-    new = [_record(r) for r in readings]
-    slots = {r.slot for r in new}
-    with Session(engine) as session, session.begin():
+    rows = [_row(r) for r in readings]
+    slots = {row["slot"] for row in rows}
+    columns = [_TABLE.c.meter, _TABLE.c.slot, *(_TABLE.c[name] for name in _COMPARED)]
+    with engine.begin() as connection:
         existing = {
-            (e.meter, e.slot): e
-            for e in session.exec(
-                select(SignedReadingRecord).where(col(SignedReadingRecord.slot).in_(slots))
+            (meter, slot): _evidence(*rest)
+            for meter, slot, *rest in connection.execute(
+                select(*columns).where(_TABLE.c.slot.in_(slots))
             )
         }
-        added = 0
-        for record in new:
-            key = (record.meter, record.slot)
+        fresh: list[dict[str, object]] = []
+        for row in rows:
+            key = (row["meter"], row["slot"])
+            mine = _evidence(*(row[name] for name in _COMPARED))
             old = existing.get(key)
             if old is not None:
-                if not _same(old, record):
+                if old != mine:
                     raise ConflictingReading(
-                        f"meter {record.meter} already has a different signed reading stored "
-                        f"for slot {record.slot}; each (meter, slot) counts once"
+                        f"meter {row['meter']} already has a different signed reading stored "
+                        f"for slot {row['slot']}; each (meter, slot) counts once"
                     )
                 continue
-            existing[key] = record
-            session.add(record)
-            added += 1
-    return added
+            existing[key] = mine
+            fresh.append(row)
+        if fresh:
+            connection.execute(_TABLE.insert(), fresh)
+    return len(fresh)
 
 
 def signed_from_record(record: SignedReadingRecord) -> SignedReading:
@@ -104,7 +114,7 @@ def load_signed_readings(engine: Engine) -> list[SignedReadingRecord]:
     with Session(engine) as session:
         return list(
             session.exec(
-                select(SignedReadingRecord).order_by(
+                model_select(SignedReadingRecord).order_by(
                     col(SignedReadingRecord.slot), col(SignedReadingRecord.meter)
                 )
             )

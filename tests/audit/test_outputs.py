@@ -154,11 +154,21 @@ def test_the_evidence_store_is_idempotent_and_refuses_a_second_different_reading
         ConflictingReading, match=f"slot {SLOT}; each \\(meter, slot\\) counts once"
     ):
         store_signed_readings(engine, [other])
+    # A batch holding a conflict stores none of its readings, and two different readings of
+    # one (meter, slot) within a batch conflict too.
+    later = sign_reading(meter.key, Reading(meter.address, SLOT + 1, 12, 20), domain)
+    with pytest.raises(ConflictingReading):
+        store_signed_readings(engine, [later, other])
+    twin = sign_reading(meter.key, Reading(meter.address, SLOT + 1, 13, 20), domain)
+    with pytest.raises(ConflictingReading):
+        store_signed_readings(engine, [later, twin])
     rows = load_signed_readings(engine)
     assert [(r.meter, r.slot, r.import_Wh, r.v) for r in rows] == [
         (meter.address, SLOT, 10, first.v)
     ]
     assert rows[0].r == "0x" + first.r.hex()
+    # A new reading beside one already stored: only the new one is added.
+    assert store_signed_readings(engine, [later, first]) == 1
 
 
 def test_the_digest_chain_detects_a_rewritten_link_and_a_changed_outcome(market: Market) -> None:
