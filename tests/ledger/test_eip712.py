@@ -63,6 +63,31 @@ def test_high_s_copy_of_a_signature_is_refused() -> None:
         recover_signer(SignedReading(signed.reading, 29, signed.r, signed.s), domain)
 
 
+def test_signatures_outside_the_curve_are_refused_as_eth_keys_refuses_them() -> None:
+    """Zero or too large r or s, and an r that is no point's x, recover to no key; eth-keys
+    (which the recovery no longer goes through) refuses the same signatures."""
+    from eth_keys import keys  # type: ignore[attr-defined]
+
+    meter = Account.create()
+    domain = domain_separator(CHAIN_ID, CONTRACT)
+    signed = sign_reading(meter.key, Reading(meter.address, 7, 1, 2), domain)
+    no_point = (5).to_bytes(32, "big")  # x = 5 is not on secp256k1 (x^3 + 7 is no square)
+    for r, s in [
+        (bytes(32), signed.s),
+        (signed.r, bytes(32)),
+        (N.to_bytes(32, "big"), signed.s),
+        ((N + 1).to_bytes(32, "big"), signed.s),
+        (no_point, signed.s),
+    ]:
+        bad = SignedReading(signed.reading, signed.v, r, s)
+        with pytest.raises(InvalidReading):
+            recover_signer(bad, domain)
+        with pytest.raises(Exception):  # noqa: B017  (eth-keys raises several types)
+            keys.Signature(
+                vrs=(signed.v - 27, int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+            ).recover_public_key_from_msg_hash(reading_digest(signed.reading, domain))
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
