@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from ledger.agents import AgentSettings, default_orders
-from ledger.client import VoisinClient
+from ledger.client import OrderRequest, VoisinClient
 from ledger.indexer import index
 from ledger.models import OrderRecord
 
@@ -43,8 +43,9 @@ def post_default_orders(
     """Post a standing offer/bid for each household lacking an open one from ``first_slot``.
 
     Returns ``{(household, side): order id}`` for the orders posted. Running it again posts
-    nothing new, since the mirror then shows the orders open. ``check_first``: see
-    :meth:`ledger.client.VoisinClient.transact`.
+    nothing new, since the mirror then shows the orders open. ``check_first=False`` sends
+    them all before waiting for any (:meth:`ledger.client.VoisinClient.post_orders`) with no
+    dry run each; otherwise each is dry-run, sent and waited for in turn.
     """
     index(client, engine, start_block=start_block)
     with Session(engine) as session:
@@ -58,6 +59,19 @@ def post_default_orders(
         client.tariffs(),
     )
     posted: dict[tuple[int, str], int] = {}
+    if not check_first:
+        # Sent together (on the embedded chain, in shared blocks), then waited for.
+        requests = [
+            OrderRequest(
+                households[o.household_id].account,
+                o.side,
+                o.price_limit_ueur_per_kWh,
+                first_slot,
+            )
+            for o in wanted
+        ]
+        ids = client.post_orders(requests)
+        return {(o.household_id, o.side): i for o, i in zip(wanted, ids, strict=True)}
     for order in wanted:
         account = households[order.household_id].account
         post = client.post_offer if order.side == "offer" else client.post_bid

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -80,6 +80,35 @@ class Chain:
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
             raise ChainUnavailable(f"funding {address} with gas money failed")
+
+    def fund_many(self, addresses: Sequence[str], wei: int = HOUSEHOLD_GAS_WEI) -> None:
+        """:meth:`fund` each of ``addresses``; on the embedded chain the transfers share
+        blocks (its provider's ``shared_blocks``), and all are mined when this returns."""
+        shared = getattr(self.w3.provider, "shared_blocks", None)
+        if shared is None:
+            for address in addresses:
+                self.fund(address, wei)
+            return
+        sent = []
+        with self._fund_lock, shared():
+            nonce = self.w3.eth.get_transaction_count(self.operator.address, "pending")
+            max_fee = 2 * int(self.w3.eth.gas_price) + 1
+            for k, address in enumerate(addresses):
+                tx: dict[str, Any] = {
+                    "to": Web3.to_checksum_address(address),
+                    "value": wei,
+                    "nonce": nonce + k,
+                    "gas": 21_000,
+                    "maxFeePerGas": max_fee,
+                    "maxPriorityFeePerGas": 1,
+                    "chainId": self.chain_id,
+                }
+                signed = self.operator.sign_transaction(tx)
+                sent.append((address, self.w3.eth.send_raw_transaction(signed.raw_transaction)))
+        for address, tx_hash in sent:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+            if receipt["status"] != 1:
+                raise ChainUnavailable(f"funding {address} with gas money failed")
 
     def close(self) -> None:
         self._close()

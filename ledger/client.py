@@ -240,6 +240,63 @@ class VoisinClient:
                 raise self.decode_error(exc) from exc
             signed = sender.sign_transaction(tx)
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        return self._result(HexBytes(tx_hash), sender, function, data)
+
+    def transact_many(
+        self, calls: Sequence[tuple[LocalAccount, str, Sequence[Any]]]
+    ) -> list[TxResult]:
+        """Send ``calls`` (sender, function, arguments) in order, then wait for them all;
+        returns their results in order, or raises the first revert's typed error.
+
+        On the embedded chain they share blocks (``shared_blocks`` of its provider) instead of
+        mining one block each: the set-up of a run sends one gas top-up and one or two standing
+        orders per household. Each call carries twice the gas the first call of its function
+        was estimated to use (the estimate is also its dry run); only the gas used is charged.
+        Elsewhere this is :meth:`transact` for each call, without the dry run.
+        """
+        shared = getattr(self.w3.provider, "shared_blocks", None)
+        if shared is None or self.estimate_gas:
+            return [self.transact(s, f, *args, check_first=False) for s, f, args in calls]
+        gas_limits: dict[str, int] = {}
+        nonces: dict[str, int] = {}
+        sent: list[tuple[HexBytes, LocalAccount, str, bytes]] = []
+        with self._lock, shared():
+            for sender, function, args in calls:
+                data = self.calldata(function, *args)
+                if function not in gas_limits:
+                    estimate = self._estimate(sender.address, data)
+                    gas_limits[function] = min(2 * estimate, self._block_gas_limit())
+                if sender.address not in nonces:
+                    count = self.w3.eth.get_transaction_count(sender.address, "pending")
+                    nonces[sender.address] = int(count)
+                params: dict[str, Any] = {
+                    "from": sender.address,
+                    "to": self.address,
+                    "data": data,
+                    "value": 0,
+                    "nonce": nonces[sender.address],
+                    "chainId": self.chain_id,
+                    "gas": gas_limits[function],
+                }
+                tx = fill_transaction_defaults(self.w3, params)
+                signed = sender.sign_transaction(tx)
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                nonces[sender.address] += 1
+                sent.append((HexBytes(tx_hash), sender, function, data))
+        return [self._result(*item) for item in sent]
+
+    def _estimate(self, sender: str, data: bytes) -> int:
+        """Gas ``data`` would use if sent now by ``sender``; a revert raises its typed error."""
+        params: Any = {"from": sender, "to": self.address, "data": data}
+        try:
+            return int(self.w3.eth.estimate_gas(params))
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+            raise self.decode_error(exc) from exc
+
+    def _result(
+        self, tx_hash: HexBytes, sender: LocalAccount, function: str, data: bytes
+    ) -> TxResult:
+        """The mined transaction's result; its typed error if it reverted."""
         receipt = self._receipt(tx_hash)
         if receipt["status"] != 1:
             # The state changed between estimate and mining: replay to learn the reason.
@@ -249,7 +306,7 @@ class VoisinClient:
                 raise self.decode_error(exc) from exc
             raise errors.TransactionFailed(f"{function} reverted in tx {tx_hash.hex()}")
         return TxResult(
-            tx_hash=HexBytes(tx_hash).to_0x_hex(),
+            tx_hash=tx_hash.to_0x_hex(),
             block_number=int(receipt["blockNumber"]),
             gas_used=int(receipt["gasUsed"]),
             events=self.decode_logs(receipt["logs"]),
@@ -533,16 +590,26 @@ class VoisinClient:
         *,
         check_first: bool,
     ) -> int:
-        result = self.transact(
-            household,
-            f"post{side}",
-            check_uint("price_limit_ueur_per_kWh", price_limit_ueur_per_kWh, 64),
-            check_uint("max_Wh_per_slot", max_Wh_per_slot, 64),
-            check_uint("first_slot", first_slot, 32),
-            check_uint("last_slot", last_slot, 32),
-            check_first=check_first,
-        )
-        return int(result.named(f"{side}Posted")[0].args[f"{side.lower()}Id"])
+        args = _order_args(price_limit_ueur_per_kWh, first_slot, last_slot, max_Wh_per_slot)
+        result = self.transact(household, f"post{side}", *args, check_first=check_first)
+        return _posted_id(result, side)
+
+    def post_orders(self, orders: Sequence[OrderRequest]) -> list[int]:
+        """Post ``orders`` (each sent by its household), all sent before any is waited for
+        (:meth:`transact_many`: on the embedded chain they share blocks); returns their ids,
+        in order."""
+        calls = [
+            (
+                o.household,
+                f"post{o.side.capitalize()}",
+                _order_args(
+                    o.price_limit_ueur_per_kWh, o.first_slot, o.last_slot, o.max_Wh_per_slot
+                ),
+            )
+            for o in orders
+        ]
+        results = self.transact_many(calls)
+        return [_posted_id(r, o.side.capitalize()) for r, o in zip(results, orders, strict=True)]
 
     def cancel_offer(self, sender: LocalAccount, offer_id: int) -> TxResult:
         return self.transact(sender, "cancelOffer", offer_id)
@@ -724,6 +791,36 @@ def _web3_value(kind: str | tuple[str, ...], value: Any) -> Any:
     if kind == "address":
         return to_checksum_address(value)
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """An order to post, ``side`` ``"offer"`` or ``"bid"``: see :meth:`VoisinClient.post_offer`."""
+
+    household: LocalAccount
+    side: str
+    price_limit_ueur_per_kWh: int
+    first_slot: int
+    last_slot: int = OPEN_END
+    max_Wh_per_slot: int = 0
+
+    def __post_init__(self) -> None:
+        if self.side not in ("offer", "bid"):
+            raise InvalidArgument(f"side must be 'offer' or 'bid', got {self.side!r}")
+
+
+def _order_args(price: int, first_slot: int, last_slot: int, max_Wh: int) -> tuple[int, ...]:
+    """postOffer's and postBid's arguments, each checked against its type."""
+    return (
+        check_uint("price_limit_ueur_per_kWh", price, 64),
+        check_uint("max_Wh_per_slot", max_Wh, 64),
+        check_uint("first_slot", first_slot, 32),
+        check_uint("last_slot", last_slot, 32),
+    )
+
+
+def _posted_id(result: TxResult, side: str) -> int:
+    return int(result.named(f"{side}Posted")[0].args[f"{side.lower()}Id"])
 
 
 def _order(

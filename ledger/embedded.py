@@ -43,6 +43,8 @@ from eth_tester.backends.pyevm.main import get_default_genesis_params
 from eth_tester.exceptions import TransactionFailed
 from eth_tester.exceptions import TransactionNotFound as TesterTransactionNotFound
 from eth_utils.address import to_canonical_address, to_checksum_address
+from eth_utils.exceptions import ValidationError
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.providers.eth_tester import EthereumTesterProvider
@@ -85,18 +87,23 @@ _pyevm_backend._get_transaction_by_hash = _transaction_by_hash
 def _mined_logs(
     chain: Any, low: int, high: int, addresses: set[bytes] | None
 ) -> Iterator[tuple[Any, int, Any, int, Any]]:
-    """(block, transaction index, transaction, log index in its receipt, log) for every log of
+    """(block, transaction index, transaction, log index in its block, log) for every log of
     mined blocks ``low..high`` from ``addresses`` (all if ``None``), in chain order.
 
-    Reads each block's receipts once, straight from py-evm's database.
+    Reads each block's receipts once, straight from py-evm's database. The log index counts
+    the block's logs, as JSON-RPC nodes count them. eth-tester counts within each receipt
+    instead; the two agree on a block of one transaction, which every block is but those of
+    ``shared_blocks``, where eth-tester's numbering would give two logs the same index.
     """
     for number in range(low, high + 1):
         block = chain.get_canonical_block_by_number(number)
         receipts = block.get_receipts(chain.chaindb)
+        log_index = 0
         for tx_index, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
-            for log_index, log in enumerate(receipt.logs):
+            for log in receipt.logs:
                 if addresses is None or log.address in addresses:
                     yield block, tx_index, tx, log_index, log
+                log_index += 1
 
 
 def _logs_in_range(chain: Any, params: Any) -> list[dict[str, Any]] | None:
@@ -104,9 +111,9 @@ def _logs_in_range(chain: Any, params: Any) -> list[dict[str, Any]] | None:
 
     eth-tester answers by serializing every block and receipt in the range and normalizing
     each log three times, which made log queries the largest cost of indexing a busy chain.
-    This reads each block's receipts once and yields the same entries (same fields, per-receipt
-    log index, as eth-tester gives). Filters it does not cover (topics, block tags, a range
-    beyond the head) return ``None``: eth-tester answers those.
+    This reads each block's receipts once and yields the same entries (the same fields; the
+    log index counted in the block, see :func:`_mined_logs`). Filters it does not cover
+    (topics, block tags, a range beyond the head) return ``None``: eth-tester answers those.
     """
     query = params[0] if isinstance(params, list | tuple) and len(params) == 1 else None
     if not isinstance(query, dict) or set(query) - {"address", "from_block", "to_block"}:
@@ -148,8 +155,8 @@ class DirectReads:
     log and web3 then formats every field of the answer again: about 8 % of a 100-household
     ``voisin simulate``. The dicts here carry the keys and values the client reads from web3's
     answer (``status``, ``blockNumber``, ``gasUsed``, ``logs``; for a log ``address``
-    checksummed, ``topics`` and ``data`` as bytes, ``blockNumber``, ``logIndex`` counted
-    within its receipt as eth-tester does, ``transactionHash``); the tests hold them equal.
+    checksummed, ``topics`` and ``data`` as bytes, ``blockNumber``, ``logIndex`` counted in
+    the block (see :func:`_mined_logs`), ``transactionHash``); the tests hold them equal.
     """
 
     def __init__(self, backend: PyEVMBackend, lock: threading.RLock) -> None:
@@ -169,13 +176,14 @@ class DirectReads:
             tx = block.transactions[index]
             receipt = receipts[index]
             before = receipts[index - 1].gas_used if index else 0
+            # Logs are numbered in the block (see _mined_logs).
+            first = sum(len(earlier.logs) for earlier in receipts[:index])
             return {
                 "status": int.from_bytes(receipt.state_root, "big"),
                 "blockNumber": number,
                 "gasUsed": receipt.gas_used - before,
                 "logs": [
-                    _web3_log(block, tx, log_index, log)
-                    for log_index, log in enumerate(receipt.logs)
+                    _web3_log(block, tx, first + k, log) for k, log in enumerate(receipt.logs)
                 ],
             }
 
@@ -299,6 +307,41 @@ class _DurablePyEVMBackend(PyEVMBackend):  # type: ignore[misc]  # eth_tester is
                 self._store.flush()
 
 
+#: Transactions per shared block. py-evm rebuilds the pending block's transaction and receipt
+#: tries for each transaction added, and a receipt is read by decoding its block's receipts, so
+#: the cost per transaction grows with the block (about 0.2 ms per transaction already in it)
+#: while mining costs about 11 ms per block: 8 is near the least total (2 x sqrt(11 x 0.2)).
+SHARED_BLOCK_TRANSACTIONS: Final = 8
+
+
+class SharedBlocks:
+    """Transactions sent while this is open go into shared blocks (see
+    ``_SerializedEthereumTesterProvider.shared_blocks``)."""
+
+    def __init__(self, tester: EthereumTester) -> None:
+        self._tester = tester
+        self.pending = 0
+
+    def send(self, raw_transaction: bytes) -> bytes:
+        """Apply a signed transaction to the pending block, first mining that block if it is
+        full or the transaction's gas limit would not fit in it; returns the transaction hash."""
+        backend = self._tester.backend
+        transaction = backend.chain.get_transaction_builder().decode(raw_transaction)
+        header = backend.chain.header
+        full = self.pending >= SHARED_BLOCK_TRANSACTIONS
+        if self.pending and (full or header.gas_used + transaction.gas > header.gas_limit):
+            self.mine()
+        tx_hash = bytes(backend.send_raw_transaction(raw_transaction))
+        self.pending += 1
+        return tx_hash
+
+    def mine(self) -> None:
+        """Mine the pending transactions into one block (made durable before it returns)."""
+        if self.pending:
+            self._tester.mine_blocks(1)
+            self.pending = 0
+
+
 class _SerializedEthereumTesterProvider(EthereumTesterProvider):
     """eth-tester provider that runs one request at a time.
 
@@ -310,6 +353,32 @@ class _SerializedEthereumTesterProvider(EthereumTesterProvider):
         super().__init__(ethereum_tester=tester)
         self._lock = lock
         self.direct_reads = DirectReads(tester.backend, lock)
+        self._sharing: SharedBlocks | None = None
+
+    @contextlib.contextmanager
+    def shared_blocks(self) -> Iterator[SharedBlocks]:
+        """While open, ``eth_sendRawTransaction`` adds to a pending block that is mined when
+        it holds :data:`SHARED_BLOCK_TRANSACTIONS` or the next transaction would not fit, and
+        on leaving; each transaction is executed once, as when mined alone.
+
+        eth-tester mines one block per transaction, and each block costs a state commit, a
+        header, and an fsync of the store (about 11 ms here): most of the cost of a batch of
+        small set-up transactions such as gas top-ups and standing orders. A transaction sent
+        here has no receipt until its block is mined, so the sender reads receipts after
+        leaving. Its block is durable before any receipt can be read, as with single blocks.
+        Other threads wait while it is open: its transactions stay alone in their blocks.
+        """
+        with self._lock:
+            if self._sharing is not None:
+                yield self._sharing
+                return
+            sharing = SharedBlocks(self.ethereum_tester)
+            self._sharing = sharing
+            try:
+                yield sharing
+            finally:
+                self._sharing = None
+                sharing.mine()
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         if (
@@ -326,6 +395,21 @@ class _SerializedEthereumTesterProvider(EthereumTesterProvider):
                 "(pass it, or set w3.eth.default_account)"
             )
         with self._lock:
+            if method == "eth_sendRawTransaction" and self._sharing is not None:
+                raw = HexBytes(params[0])
+                try:
+                    tx_hash = self._sharing.send(bytes(raw))
+                except ValidationError as exc:
+                    raise ValueError(f"transaction refused: {exc}") from exc
+                self._current_request_id += 1
+                return cast(
+                    RPCResponse,
+                    {
+                        "id": repr(self._current_request_id),
+                        "jsonrpc": "2.0",
+                        "result": "0x" + tx_hash.hex(),
+                    },
+                )
             if method == "eth_getLogs" and self.ethereum_tester is not None:
                 logs = _logs_in_range(self.ethereum_tester.backend.chain, params)
                 if logs is not None:

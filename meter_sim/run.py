@@ -208,8 +208,9 @@ def run_simulation(
         # no dry run before each transaction. A revert still raises its typed error.
         accounts: list[LocalAccount] = [Account.from_key(i.account_key) for i in ids]
         newcomers: list[Onboarding] = []
+        # Gas money for every household account (on the embedded chain, in shared blocks).
+        chain.fund_many([ident.account for ident in ids])
         for h, (spec, ident) in enumerate(zip(scenario.households, ids, strict=True)):
-            chain.fund(ident.account)
             # Enough to buy every metered Wh at retail, plus a margin: funds never bind.
             amount = int(flows.import_Wh[h].sum()) * tariffs.retail_ueur_per_kWh // 1000
             newcomers.append(

@@ -493,3 +493,73 @@ def test_views_read_directly_give_web3s_answers(tmp_path: Path) -> None:
         with pytest.raises(Exception) as raised:
             client.credits_of(-1, SLOT)
         assert not isinstance(raised.value, InvalidArgument)
+
+
+def test_set_up_transactions_share_blocks_and_give_the_results_of_single_sends(
+    tmp_path: Path,
+) -> None:
+    """Gas top-ups and standing orders sent together share blocks on the embedded chain;
+    each result (order id, events, gas) is what a send of its own gives, the logs of a
+    shared block are numbered in the block, and the blocks survive a reopen."""
+    from ledger import open_chain
+    from ledger.client import OrderRequest
+    from ledger.embedded import SHARED_BLOCK_TRANSACTIONS
+    from ledger.errors import LedgerError
+    from tests.world import SLOT, new_world
+
+    with open_chain("embedded", tmp_path) as chain:
+        w = new_world(chain)
+        members = [w.household() for _ in range(11)]
+        fresh = [Account.create() for _ in range(10)]
+        head = int(chain.w3.eth.block_number)
+        chain.fund_many([a.address for a in fresh], VALUE)
+        assert all(chain.w3.eth.get_balance(a.address) == VALUE for a in fresh)
+        after_funds = int(chain.w3.eth.block_number)
+        assert after_funds - head == -(-10 // SHARED_BLOCK_TRANSACTIONS)
+        # One order posted alone, for its gas; then 11 together.
+        alone = w.client.transact(members[0].account, "postOffer", 60_000, 0, SLOT, SLOT + 9)
+        requests = [
+            OrderRequest(m.account, "offer" if k % 2 else "bid", 70_000 + k, SLOT, SLOT + 9)
+            for k, m in enumerate(members)
+        ]
+        before = int(chain.w3.eth.block_number)
+        ids = w.client.post_orders(requests)
+        mined = int(chain.w3.eth.block_number) - before
+        assert mined == -(-len(requests) // SHARED_BLOCK_TRANSACTIONS) < len(requests)
+        offers = [i for i, r in zip(ids, requests, strict=True) if r.side == "offer"]
+        bids = [i for i, r in zip(ids, requests, strict=True) if r.side == "bid"]
+        assert offers == list(range(2, 2 + len(offers)))
+        assert bids == list(range(1, 1 + len(bids)))
+        for order_id, request in zip(ids, requests, strict=True):
+            order = w.client.offer(order_id) if request.side == "offer" else w.client.bid(order_id)
+            assert order.price_limit_ueur_per_kWh == request.price_limit_ueur_per_kWh
+        # Logs: numbered 0, 1, ... within each shared block, through every read path.
+        events = w.client.events(before + 1, before + mined)
+        assert len(events) == len(requests)
+        for number in range(before + 1, before + mined + 1):
+            in_block = [e.log_index for e in events if e.block_number == number]
+            assert in_block == list(range(len(in_block))) and len(in_block) > 1
+        query = {"address": w.client.address, "fromBlock": before + 1, "toBlock": before + mined}
+        assert [int(log["logIndex"]) for log in chain.w3.eth.get_logs(query)] == [  # type: ignore[arg-type]
+            e.log_index for e in events
+        ]
+        # Gas charged is the gas each used, the same as an offer posted alone.
+        receipt = chain.w3.provider.direct_reads.receipt(  # type: ignore[attr-defined]
+            bytes(HexBytes(w.client.events(before + 1, before + 1)[1].tx_hash))
+        )
+        assert receipt["gasUsed"] < 2 * alone.gas_used
+        # A call that would revert raises its typed error; the calls before it stay mined.
+        bad = [
+            OrderRequest(members[0].account, "offer", 50_000, SLOT, SLOT + 1),
+            OrderRequest(members[1].account, "offer", 50_000, SLOT + 5, SLOT + 1),
+        ]
+        with pytest.raises(LedgerError):
+            w.client.post_orders(bad)
+        count = w.client.offer_count()
+        address, abi = w.client.address, w.client.contract.abi
+    with open_chain("embedded", tmp_path) as chain:
+        from ledger.client import VoisinClient
+
+        reopened = VoisinClient(chain.w3, address, list(abi), estimate_gas=False)
+        assert reopened.offer_count() == count
+        assert int(chain.w3.eth.block_number) >= before + mined
