@@ -14,7 +14,8 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
 
 from ledger.client import Event, MeterState, VoisinClient
 from ledger.models import (
@@ -94,10 +95,15 @@ class AuditInputs:
 
 
 def _all(session: Session, model: Any, order: Sequence[Any] = ()) -> list[Any]:
-    query = select(model)
+    """Every row of ``model``'s table, as read-only rows whose attributes are its columns.
+
+    Plain rows rather than ORM objects: the audit only reads them, and building and
+    validating an object per row was most of the time spent reading a day's tables.
+    """
+    query = sa_select(*model.__table__.columns)
     for column in order:
         query = query.order_by(col(column))
-    return list(session.exec(query))
+    return list(session.execute(query))
 
 
 def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> AuditInputs:
