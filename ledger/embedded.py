@@ -8,6 +8,8 @@ of Voisin an ordinary :class:`web3.Web3` whose state survives a restart and a ``
 * eth-tester auto-mines one block per transaction through ``backend.mine_blocks``; the
   backend here flushes the store right after mining, before control returns. So once
   ``w3.eth.send_raw_transaction`` returns, the block carrying the transaction is on disk.
+  Inside the provider's ``shared_blocks`` (a run's set-up) several transactions share a block,
+  which is on disk before any of their receipts can be read.
 * eth-tester always builds a fresh chain from genesis, so the backend is built normally and
   then handed a py-evm chain of the same class on the durable store: ``from_genesis`` on the
   first start, ``ChainClass(db)`` (which resumes at the stored head) afterwards.
