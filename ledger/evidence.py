@@ -11,6 +11,7 @@ PV, load and battery sums that only a simulator knows (meters measure import and
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
@@ -18,6 +19,7 @@ from sqlmodel import select as model_select
 
 from ledger.eip712 import Reading, SignedReading
 from ledger.errors import LedgerError
+from ledger.intake import reading_to_json
 from ledger.models import NeighbourhoodSlotRecord, SignedReadingRecord
 
 __all__ = [
@@ -36,19 +38,6 @@ class ConflictingReading(LedgerError, ValueError):
 # The stored columns of a signed reading, in the order _evidence compares them.
 _TABLE = SignedReadingRecord.__table__  # type: ignore[attr-defined]
 _COMPARED = ("import_Wh", "export_Wh", "v", "r", "s")
-
-
-def _row(signed: SignedReading) -> dict[str, object]:
-    rd = signed.reading
-    return {
-        "meter": rd.meter,
-        "slot": rd.slot,
-        "import_Wh": rd.import_Wh,
-        "export_Wh": rd.export_Wh,
-        "v": signed.v,
-        "r": "0x" + signed.r.hex(),
-        "s": "0x" + signed.s.hex(),
-    }
 
 
 def _evidence(
@@ -70,7 +59,8 @@ def store_signed_readings(engine: Engine, readings: Sequence[SignedReading]) -> 
     """
     if not readings:
         return 0
-    rows = [_row(r) for r in readings]
+    # A stored row holds the reading's wire form, field for field.
+    rows = [reading_to_json(r) for r in readings]
     slots = {row["slot"] for row in rows}
     columns = [_TABLE.c.meter, _TABLE.c.slot, *(_TABLE.c[name] for name in _COMPARED)]
     with engine.begin() as connection:
@@ -80,7 +70,7 @@ def store_signed_readings(engine: Engine, readings: Sequence[SignedReading]) -> 
                 select(*columns).where(_TABLE.c.slot.in_(slots))
             )
         }
-        fresh: list[dict[str, object]] = []
+        fresh: list[dict[str, Any]] = []
         for row in rows:
             key = (row["meter"], row["slot"])
             mine = _evidence(*(row[name] for name in _COMPARED))
