@@ -58,7 +58,6 @@ def post_default_orders(
         has_bid,
         client.tariffs(),
     )
-    posted: dict[tuple[int, str], int] = {}
     if not check_first:
         # Sent together (on the embedded chain, in shared blocks), then waited for.
         requests = [
@@ -72,6 +71,7 @@ def post_default_orders(
         ]
         ids = client.post_orders(requests)
         return {(o.household_id, o.side): i for o, i in zip(wanted, ids, strict=True)}
+    posted: dict[tuple[int, str], int] = {}
     for order in wanted:
         account = households[order.household_id].account
         post = client.post_offer if order.side == "offer" else client.post_bid
