@@ -66,17 +66,8 @@ class Chain:
     def fund(self, address: str, wei: int = HOUSEHOLD_GAS_WEI) -> None:
         """Send ``wei`` from the operator to ``address`` so it can pay for gas."""
         with self._fund_lock:
-            tx: dict[str, Any] = {
-                "to": Web3.to_checksum_address(address),
-                "value": wei,
-                "nonce": self.w3.eth.get_transaction_count(self.operator.address, "pending"),
-                "gas": 21_000,
-                "maxFeePerGas": 2 * int(self.w3.eth.gas_price) + 1,
-                "maxPriorityFeePerGas": 1,
-                "chainId": self.chain_id,
-            }
-            signed = self.operator.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            nonce = self.w3.eth.get_transaction_count(self.operator.address, "pending")
+            tx_hash = self._send_transfer(address, wei, nonce, 2 * int(self.w3.eth.gas_price) + 1)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
             raise ChainUnavailable(f"funding {address} with gas money failed")
@@ -94,21 +85,25 @@ class Chain:
             nonce = self.w3.eth.get_transaction_count(self.operator.address, "pending")
             max_fee = 2 * int(self.w3.eth.gas_price) + 1
             for k, address in enumerate(addresses):
-                tx: dict[str, Any] = {
-                    "to": Web3.to_checksum_address(address),
-                    "value": wei,
-                    "nonce": nonce + k,
-                    "gas": 21_000,
-                    "maxFeePerGas": max_fee,
-                    "maxPriorityFeePerGas": 1,
-                    "chainId": self.chain_id,
-                }
-                signed = self.operator.sign_transaction(tx)
-                sent.append((address, self.w3.eth.send_raw_transaction(signed.raw_transaction)))
+                sent.append((address, self._send_transfer(address, wei, nonce + k, max_fee)))
         for address, tx_hash in sent:
             receipt = self.w3.eth.get_transaction_receipt(tx_hash)
             if receipt["status"] != 1:
                 raise ChainUnavailable(f"funding {address} with gas money failed")
+
+    def _send_transfer(self, address: str, wei: int, nonce: int, max_fee: int) -> Any:
+        """Sign and send ``wei`` from the operator to ``address``; returns the hash."""
+        tx: dict[str, Any] = {
+            "to": Web3.to_checksum_address(address),
+            "value": wei,
+            "nonce": nonce,
+            "gas": 21_000,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": 1,
+            "chainId": self.chain_id,
+        }
+        signed = self.operator.sign_transaction(tx)
+        return self.w3.eth.send_raw_transaction(signed.raw_transaction)
 
     def close(self) -> None:
         self._close()
