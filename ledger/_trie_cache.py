@@ -40,8 +40,8 @@ from trie.utils.nibbles import bytes_to_nibbles as _original_bytes_to_nibbles
 from trie.utils.nibbles import decode_nibbles as _original_decode_nibbles
 
 #: Nodes kept at most; the map is emptied when it is full. A branch node holds 17 short byte
-#: strings (about 1.5 KB in Python), a leaf two; 2^18 nodes is a few hundred MB at most and
-#: holds every node a 1,000-household day touches.
+#: strings, a leaf two; a 1,000-household day's peak RSS was about 200 MiB higher with the map
+#: (BENCHMARKS.md).
 MAX_CACHED_NODES: Final = 1 << 18
 _NIBBLE_CACHE_SIZE: Final = 1 << 16
 

@@ -221,26 +221,39 @@ class VoisinClient:
             # The chain's pending count, not a local counter: it stays right after a snapshot
             # revert or when another process sends as the same account.
             nonce = int(self.w3.eth.get_transaction_count(sender.address, "pending"))
-            params: dict[str, Any] = {
-                "from": sender.address,
-                "to": self.address,
-                "data": data,
-                "value": 0,
-                "nonce": nonce,
-                "chainId": self.chain_id,
-            }
-            try:
-                if not self.estimate_gas:
-                    if check_first:
+            gas: int | None = None
+            if not self.estimate_gas:
+                if check_first:
+                    try:
                         self._call(sender.address, data)
-                    params["gas"] = self._block_gas_limit()
-                # Fees (and, unless given, the gas estimate) as web3's build_transaction fills them.
-                tx = fill_transaction_defaults(self.w3, params)
-            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
-                raise self.decode_error(exc) from exc
-            signed = sender.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        return self._result(HexBytes(tx_hash), sender, function, data)
+                    except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+                        raise self.decode_error(exc) from exc
+                gas = self._block_gas_limit()
+            tx_hash = self._sign_and_send(sender, data, nonce, gas)
+        return self._result(tx_hash, sender, function, data)
+
+    def _sign_and_send(
+        self, sender: LocalAccount, data: bytes, nonce: int, gas: int | None
+    ) -> HexBytes:
+        """Sign and send a call of the contract; without ``gas``, web3 estimates it (a revert
+        then raises its typed error)."""
+        params: dict[str, Any] = {
+            "from": sender.address,
+            "to": self.address,
+            "data": data,
+            "value": 0,
+            "nonce": nonce,
+            "chainId": self.chain_id,
+        }
+        if gas is not None:
+            params["gas"] = gas
+        try:
+            # Fees (and, unless given, the gas estimate) as web3's build_transaction fills them.
+            tx = fill_transaction_defaults(self.w3, params)
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+            raise self.decode_error(exc) from exc
+        signed = sender.sign_transaction(tx)
+        return HexBytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
 
     def transact_many(
         self, calls: Sequence[tuple[LocalAccount, str, Sequence[Any]]]
@@ -269,20 +282,10 @@ class VoisinClient:
                 if sender.address not in nonces:
                     count = self.w3.eth.get_transaction_count(sender.address, "pending")
                     nonces[sender.address] = int(count)
-                params: dict[str, Any] = {
-                    "from": sender.address,
-                    "to": self.address,
-                    "data": data,
-                    "value": 0,
-                    "nonce": nonces[sender.address],
-                    "chainId": self.chain_id,
-                    "gas": gas_limits[function],
-                }
-                tx = fill_transaction_defaults(self.w3, params)
-                signed = sender.sign_transaction(tx)
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                nonce = nonces[sender.address]
+                tx_hash = self._sign_and_send(sender, data, nonce, gas_limits[function])
                 nonces[sender.address] += 1
-                sent.append((HexBytes(tx_hash), sender, function, data))
+                sent.append((tx_hash, sender, function, data))
         return [self._result(*item) for item in sent]
 
     def _estimate(self, sender: str, data: bytes) -> int:

@@ -327,15 +327,16 @@ class SharedBlocks:
     def send(self, raw_transaction: bytes) -> bytes:
         """Apply a signed transaction to the pending block, first mining that block if it is
         full or the transaction's gas limit would not fit in it; returns the transaction hash."""
-        backend = self._tester.backend
-        transaction = backend.chain.get_transaction_builder().decode(raw_transaction)
-        header = backend.chain.header
+        chain = self._tester.backend.chain
+        # Decoded once, and applied as eth-tester's backend applies a non-blob transaction.
+        transaction = chain.get_transaction_builder().decode(raw_transaction)
+        header = chain.header
         full = self.pending >= SHARED_BLOCK_TRANSACTIONS
         if self.pending and (full or header.gas_used + transaction.gas > header.gas_limit):
             self.mine()
-        tx_hash = bytes(backend.send_raw_transaction(raw_transaction))
+        chain.apply_transaction(transaction)
         self.pending += 1
-        return tx_hash
+        return bytes(transaction.hash)
 
     def mine(self) -> None:
         """Mine the pending transactions into one block (made durable before it returns)."""
