@@ -39,6 +39,7 @@ from eth.db.atomic import AtomicDB
 from eth.exceptions import CanonicalHeadNotFound
 from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth.typing import AccountDetails, AccountState
+from eth.vm.forks.prague import PragueVM
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.backends.pyevm import main as _pyevm_backend
 from eth_tester.backends.pyevm.main import get_default_genesis_params
@@ -52,12 +53,15 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from ledger import _trie_cache
+from ledger import _evm_fast, _trie_cache
 from ledger.event_codec import checksum_address
 from ledger.kvstore import DEFAULT_MAP_SIZE, LmdbStore
 
-# py-evm's tries decode and encode every node in pure Python; see the module.
+# py-evm's tries decode and encode every node in pure Python, and its interpreter makes four
+# or five calls per opcode; see the modules. PragueVM is eth-tester's fork (and the one both
+# chains below run).
 _trie_cache.install()
+_evm_fast.install(PragueVM.get_state_class().computation_class)
 
 
 def _transaction_by_hash(chain: Any, transaction_hash: bytes) -> tuple[Any, Any, int]:
