@@ -19,9 +19,13 @@ as before:
 * a memory access that would grow the memory (the gas of growth), or a jump to anything but a
   valid ``JUMPDEST``.
 
+It also replaces the ecrecover precompile (:func:`ecrecover`), which the contract calls for
+every committed reading, by one that recovers through coincurve directly.
+
 Results, gas, stack contents (as integers where py-evm pushes integers, as bytes where it
 pushes bytes), memory and errors are unchanged. ``tests/ledger/test_evm_fast.py`` runs random
-programs through both tables and compares all of them, error classes included.
+programs through both tables and compares all of them, error classes included, and the
+precompile against py-evm's on valid, altered and malformed signatures.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from coincurve import PublicKey
+from eth.constants import GAS_ECRECOVER, SECPK1_N
 from eth.vm.opcode import _FastOpcode
 from eth.vm.opcode_values import (
     ADD,
@@ -57,6 +63,7 @@ from eth.vm.opcode_values import (
     SWAP1,
     SWAP16,
 )
+from eth_hash.auto import keccak
 
 _MASK: Final = (1 << 256) - 1
 #: py-evm's stack limit: a push onto 1,024 items raises FullStack.
@@ -307,6 +314,36 @@ def _fast_entry(op: int, cost: int, slow: Opcode) -> Opcode | None:
     return None
 
 
+#: The ecrecover precompile's address.
+ECRECOVER: Final = b"\x00" * 19 + b"\x01"
+
+
+def ecrecover(computation: Any) -> Any:
+    """The ecrecover precompile, recovering through coincurve directly.
+
+    py-evm's precompile builds eth-keys objects and looks up eth-keys' backend (an environment
+    read) for each call; the contract calls it once per committed reading. The same input
+    rules: the input right-padded to 128 bytes (hash, v, r, s as 32-byte words); v 27 or 28,
+    r and s below the curve order, and a recoverable signature, or else an empty output. The
+    gas is charged first, as py-evm does.
+    """
+    computation.consume_gas(GAS_ECRECOVER, reason="ECRecover Precompile")
+    data = bytes(computation.msg.data_as_bytes[:128]).ljust(128, b"\x00")
+    v = int.from_bytes(data[32:64], "big")
+    r = int.from_bytes(data[64:96], "big")
+    s = int.from_bytes(data[96:128], "big")
+    if r >= SECPK1_N or s >= SECPK1_N or v not in (27, 28):
+        return computation
+    try:
+        key = PublicKey.from_signature_and_message(
+            data[64:128] + bytes((v - 27,)), data[:32], hasher=None
+        )
+    except Exception:  # eth-keys turns any failure of the recovery into "no address"
+        return computation
+    computation.output = bytes(12) + keccak(key.format(compressed=False)[1:])[-20:]
+    return computation
+
+
 def fast_table(opcodes: dict[int, Opcode]) -> dict[int, Opcode]:
     """``opcodes`` with the entries this module knows replaced by their shorter paths.
 
@@ -326,8 +363,14 @@ def fast_table(opcodes: dict[int, Opcode]) -> dict[int, Opcode]:
 
 
 def install(computation_class: Any) -> None:
-    """Give ``computation_class`` (a py-evm fork's computation) the shorter paths, once."""
+    """Give ``computation_class`` (a py-evm fork's computation) the shorter paths and the
+    leaner ecrecover, once."""
     if computation_class.__dict__.get("_voisin_fast_opcodes"):
         return
     computation_class.opcodes = fast_table(computation_class.opcodes)
+    precompiles = dict(computation_class.get_precompiles())
+    if ECRECOVER in precompiles:
+        ecrecover.__wrapped__ = precompiles[ECRECOVER]  # type: ignore[attr-defined]
+        precompiles[ECRECOVER] = ecrecover
+    computation_class._precompiles = precompiles
     computation_class._voisin_fast_opcodes = True

@@ -218,3 +218,51 @@ def test_only_plain_entries_are_replaced() -> None:
     before = dict(COMPUTATION.opcodes)
     _evm_fast.install(COMPUTATION)
     assert COMPUTATION.opcodes == before
+
+
+def _ecrecover_inputs(rng: random.Random) -> list[bytes]:
+    from eth.constants import SECPK1_N
+    from eth_keys import keys
+
+    inputs = []
+    for _ in range(150):
+        key = keys.PrivateKey(rng.randbytes(31).rjust(32, b"\x01"))
+        digest = rng.randbytes(32)
+        sig = key.sign_msg_hash(digest)
+        v, r, s = sig.v + 27, sig.r, sig.s
+        choice = rng.randrange(10)
+        if choice == 1:
+            v = rng.choice([0, 1, 26, 29, (1 << 255) + 27, (1 << 8) + 27])
+        elif choice == 2:
+            r = rng.choice([0, SECPK1_N - 1, SECPK1_N, SECPK1_N + 1, (1 << 256) - 1])
+        elif choice == 3:
+            s = rng.choice([0, SECPK1_N - s, SECPK1_N, (1 << 256) - 1])
+        elif choice == 4:
+            v = 55 - v  # the other parity: another key, or none
+        words = digest + v.to_bytes(32, "big") + r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        if choice == 5:
+            words = words[: rng.randrange(129)]  # short input, zero-padded
+        elif choice == 6:
+            words += rng.randbytes(rng.randrange(1, 40))  # extra bytes are ignored
+        inputs.append(words)
+    return inputs
+
+
+def test_ecrecover_answers_as_py_evm_does(state: Any) -> None:
+    original = _evm_fast.ecrecover.__wrapped__  # type: ignore[attr-defined]
+    context = state.get_transaction_context_class()(gas_price=1, origin=SENDER)
+    answered = empty = 0
+    for data in _ecrecover_inputs(random.Random(7)):
+        results = []
+        for precompile in (original, _evm_fast.ecrecover):
+            message = Message(
+                gas=5_000, to=_evm_fast.ECRECOVER, sender=SENDER, value=0, data=data, code=b""
+            )
+            c = COMPUTATION(state, message, context)
+            precompile(c)
+            results.append((bytes(c.output), c.get_gas_remaining()))
+        assert results[1] == results[0], data.hex()
+        answered += bool(results[0][0])
+        empty += not results[0][0]
+    assert answered >= 50 and empty >= 30, (answered, empty)
+    assert COMPUTATION.get_precompiles()[_evm_fast.ECRECOVER] is _evm_fast.ecrecover
