@@ -53,7 +53,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from ledger import _evm_fast, _trie_cache
+from ledger import _evm_fast, _trie_batch, _trie_cache
 from ledger.event_codec import checksum_address
 from ledger.kvstore import DEFAULT_MAP_SIZE, LmdbStore
 
@@ -61,6 +61,7 @@ from ledger.kvstore import DEFAULT_MAP_SIZE, LmdbStore
 # or five calls per opcode; see the modules. PragueVM is eth-tester's fork (and the one both
 # chains below run).
 _trie_cache.install()
+_trie_batch.install()
 _evm_fast.install(PragueVM.get_state_class().computation_class)
 
 
