@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from eth.db.storage import StorageLookup
 from eth.vm.interrupt import MissingStorageTrieNode
+from eth_hash.auto import keccak
 from trie import exceptions as trie_exceptions
 from trie.constants import (
     BLANK_NODE,
@@ -37,15 +38,12 @@ from trie.constants import (
     NODE_TYPE_EXTENSION,
     NODE_TYPE_LEAF,
 )
-from trie.utils.nibbles import bytes_to_nibbles
-from trie.utils.nodes import (
-    compute_extension_key,
-    compute_leaf_key,
-    extract_key,
-    get_node_type,
-)
+from trie.utils.nibbles import bytes_to_nibbles, nibbles_to_bytes
+from trie.utils.nodes import compute_extension_key, extract_key, get_node_type
 
-Item = tuple[tuple[int, ...], bytes]
+from ledger._trie_cache import encode_node, remember_node
+
+Item = tuple[tuple[int, ...], bytes, bytes]  # the key's nibbles, the value, the key
 # py-trie's HexaryTrie is untyped; its node helpers are used as py-trie's own set uses them.
 
 
@@ -53,87 +51,125 @@ class _Unsupported(Exception):
     """A shape :func:`set_many` leaves to py-trie's key-by-key path."""
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
+def _shared(a: Sequence[int], b: Sequence[int], depth: int) -> int:
+    """How many nibbles ``a`` and ``b`` share from ``depth`` on."""
+    n = depth
+    end = min(len(a), len(b))
+    while n < end and a[n] == b[n]:
         n += 1
-    return n
+    return n - depth
 
 
-def _groups(items: list[Item]) -> list[tuple[int, list[Item]]]:
-    """Sorted items grouped by their first nibble, each key without it."""
+def _groups(items: list[Item], depth: int) -> list[tuple[int, list[Item]]]:
+    """Sorted items grouped by their nibble at ``depth``."""
     groups: list[tuple[int, list[Item]]] = []
-    for key, value in items:
-        if not key:
+    for item in items:
+        nibbles = item[0]
+        if len(nibbles) <= depth:
             raise _Unsupported("a key ends at a branch")
-        if groups and groups[-1][0] == key[0]:
-            groups[-1][1].append((key[1:], value))
+        nibble = nibbles[depth]
+        if groups and groups[-1][0] == nibble:
+            groups[-1][1].append(item)
         else:
-            groups.append((key[0], [(key[1:], value)]))
+            groups.append((nibble, [item]))
     return groups
 
 
-def _build(trie: Any, items: list[Item]) -> Any:
-    """A new subtree holding ``items`` (sorted, distinct keys of one length)."""
+def _leaf(item: Item, depth: int) -> list[bytes]:
+    """The leaf node of ``item`` below ``depth`` nibbles: its path in hex-prefix form (flag
+    nibble 2 for an even length, 3 and the first nibble for an odd one), from the key's
+    bytes."""
+    key, half = item[2], depth >> 1
+    if depth & 1:
+        return [bytes((0x30 | (key[half] & 0x0F),)) + key[half + 1 :], item[1]]
+    return [b"\x20" + key[half:], item[1]]
+
+
+def _persist(trie: Any, node: list[Any]) -> Any:
+    """What the parent holds for a new ``node``: its hash, once stored (as py-trie's
+    ``_persist_node`` stores it), or the node itself if its encoding is under 32 bytes."""
+    encoded = encode_node(node)
+    if len(encoded) < 32:
+        return node
+    node_hash = keccak(encoded)
+    trie._set_db_value(node_hash, encoded)
+    remember_node(node_hash, node)
+    return node_hash
+
+
+def _prune(trie: Any, ref: Any) -> None:
+    """Prune the node ``ref`` points at when the walk succeeds, as py-trie's ``_prune_node``
+    does for a node stored by hash (an embedded node is not stored)."""
+    if trie.is_pruning and type(ref) is bytes and len(ref) == 32:
+        trie._pending_prune_keys[ref] += 1
+
+
+def _build(trie: Any, items: list[Item], depth: int) -> Any:
+    """A new subtree holding ``items`` (sorted, distinct keys of one length) below
+    ``depth``."""
     if len(items) == 1:
-        key, value = items[0]
-        return [compute_leaf_key(key), value]
-    shared = _common_prefix(items[0][0], items[-1][0])
+        return _leaf(items[0], depth)
+    shared = _shared(items[0][0], items[-1][0], depth)
     if shared:
-        branch = _build_branch(trie, [(key[shared:], value) for key, value in items])
-        return [compute_extension_key(items[0][0][:shared]), trie._persist_node(branch)]
-    return _build_branch(trie, items)
+        branch = _build_branch(trie, items, depth + shared)
+        prefix = items[0][0][depth : depth + shared]
+        return [compute_extension_key(prefix), _persist(trie, branch)]
+    return _build_branch(trie, items, depth)
 
 
-def _build_branch(trie: Any, items: list[Item]) -> list[Any]:
+def _build_branch(trie: Any, items: list[Item], depth: int) -> list[Any]:
     node: list[Any] = [BLANK_NODE] * 17
-    for nibble, group in _groups(items):
-        node[nibble] = trie._persist_node(_build(trie, group))
+    for nibble, group in _groups(items, depth):
+        node[nibble] = _persist(trie, _build(trie, group, depth + 1))
     return node
 
 
-def _apply(trie: Any, node: Any, items: list[Item]) -> Any:
-    """``node`` with ``items`` set under it (sorted, distinct keys of one length)."""
+def _apply(trie: Any, node: Any, items: list[Item], depth: int) -> Any:
+    """``node`` (below ``depth`` nibbles) with ``items`` set under it."""
     kind = get_node_type(node)
     if kind == NODE_TYPE_BLANK:
-        return _build(trie, items)
-    # Every node on a written path is replaced, and pruned as py-trie prunes it.
-    trie._prune_node(node)
+        return _build(trie, items, depth)
     if kind == NODE_TYPE_LEAF:
-        path = tuple(extract_key(node))
-        if len(path) != len(items[0][0]):
+        nibbles = items[0][0][:depth] + tuple(extract_key(node))
+        if len(nibbles) != len(items[0][0]) or len(nibbles) & 1:
             raise _Unsupported("a leaf's key has another length")
-        if all(key != path for key, _ in items):
-            items = sorted([*items, (path, node[1])])
-        return _build(trie, items)
+        if all(item[0] != nibbles for item in items):
+            items = sorted([*items, (nibbles, node[1], nibbles_to_bytes(nibbles))])
+        return _build(trie, items, depth)
     if kind == NODE_TYPE_EXTENSION:
         prefix = tuple(extract_key(node))
-        shared = min(_common_prefix(prefix, key) for key, _ in items)
+        shared = min(_shared(prefix, item[0][depth:], 0) for item in items)
         if shared == len(prefix):
-            child = _apply(trie, trie.get_node(node[1]), [(k[shared:], v) for k, v in items])
-            return [node[0], trie._persist_node(child)]
+            child = _apply_at(trie, node[1], items, depth + shared)
+            return [node[0], _persist(trie, child)]
         # Some key leaves the extension at nibble `shared`: a branch there, holding the rest
         # of the extension (or its child) and those keys.
         rest = prefix[shared + 1 :]
-        below = node[1] if not rest else trie._persist_node([compute_extension_key(rest), node[1]])
+        below = node[1] if not rest else _persist(trie, [compute_extension_key(rest), node[1]])
         branch: list[Any] = [BLANK_NODE] * 17
         branch[prefix[shared]] = below
-        branch = _apply_branch(trie, branch, [(k[shared:], v) for k, v in items])
+        branch = _apply_branch(trie, branch, items, depth + shared)
         if not shared:
             return branch
-        return [compute_extension_key(prefix[:shared]), trie._persist_node(branch)]
+        return [compute_extension_key(prefix[:shared]), _persist(trie, branch)]
     if kind == NODE_TYPE_BRANCH:
         if node[16]:
             raise _Unsupported("a branch holds a value")
-        return _apply_branch(trie, list(node), items)
+        return _apply_branch(trie, list(node), items, depth)
     raise _Unsupported(f"node type {kind}")
 
 
-def _apply_branch(trie: Any, node: list[Any], items: list[Item]) -> list[Any]:
-    for nibble, group in _groups(items):
-        node[nibble] = trie._persist_node(_apply(trie, trie.get_node(node[nibble]), group))
+def _apply_at(trie: Any, ref: Any, items: list[Item], depth: int) -> Any:
+    """The node ``ref`` points at, with ``items`` set under it; the old node is pruned."""
+    node = trie.get_node(ref)
+    if node != BLANK_NODE:
+        _prune(trie, ref)
+    return _apply(trie, node, items, depth)
+
+
+def _apply_branch(trie: Any, node: list[Any], items: list[Item], depth: int) -> list[Any]:
+    for nibble, group in _groups(items, depth):
+        node[nibble] = _persist(trie, _apply_at(trie, node[nibble], group, depth + 1))
     return node
 
 
@@ -142,16 +178,19 @@ def set_many(trie: Any, writes: Mapping[bytes, bytes]) -> None:
 
     The trie ends as ``trie[key] = value`` for each item would leave it.
     """
-    sets = sorted((tuple(bytes_to_nibbles(k)), v) for k, v in writes.items() if v)
+    sets = sorted((tuple(bytes_to_nibbles(k)), v, k) for k, v in writes.items() if v)
     deletes = [k for k, v in writes.items() if not v]
-    if len({len(key) for key, _ in sets}) > 1 or len(sets) < 2:
+    if len({len(item[0]) for item in sets}) > 1 or len(sets) < 2:
         deletes = list(writes)  # key by key, through py-trie
         sets = []
     if sets:
         try:
             with trie._prune_on_success():
                 root = trie.get_node(trie.root_hash)
-                trie._set_root_node(_apply(trie, root, sets))
+                # The root as py-trie's own set prunes it (a short root is handled by
+                # _set_root_node).
+                trie._prune_node(root)
+                trie._set_root_node(_apply(trie, root, sets, 0))
         except _Unsupported:
             # Nothing was pruned (pruning completes on success only) and the root is
             # unchanged; nodes already written stay unreferenced in the batch.

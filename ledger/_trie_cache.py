@@ -64,6 +64,13 @@ def _remember(node_hash: bytes, node: list[Any]) -> None:
     _nodes_by_hash[node_hash] = _copy(node)
 
 
+def remember_node(node_hash: bytes, node: list[Any]) -> None:
+    """Keep ``node``, just stored under ``node_hash``, decoded (for writers that encode and
+    store nodes themselves, as ``ledger._trie_batch`` does)."""
+    if node_hash not in _nodes_by_hash:
+        _remember(node_hash, node)
+
+
 def _get_node(self: _hexary.HexaryTrie, node_hash: Any) -> Any:
     if node_hash in (BLANK_NODE, BLANK_NODE_HASH):
         return BLANK_NODE

@@ -88,6 +88,9 @@ def test_set_many_gives_the_trie_of_key_by_key_sets(prune: bool) -> None:
                     held.pop(key, None)
             known += list(writes)
             assert other.root_hash == one.root_hash
+            if prune:
+                # The same nodes are left stored: the replaced ones pruned, none missing.
+                assert dict(other.db.diff().pending_items()) == dict(one.db.diff().pending_items())
             for key in set(known):
                 assert other.get(key) == held.get(key, b"")
             _reachable(other)
