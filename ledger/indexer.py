@@ -10,12 +10,12 @@ PostgreSQL beyond one machine).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from ledger.client import Event, VoisinClient
 from ledger.errors import LedgerError
@@ -34,6 +34,8 @@ from ledger.models import (
 
 #: Blocks per get_logs request: small enough for public nodes' range limits.
 CHUNK_BLOCKS = 2_000
+#: Keys per ``IN (...)`` when records are loaded ahead (well under any database's limit).
+PRELOAD_KEYS = 500
 _INT64_MAX = 2**63 - 1
 
 
@@ -89,6 +91,7 @@ def index(
         events = client.events(block, last)
         with Session(engine) as session, session.begin(), session.no_autoflush:
             chunk = _Chunk(session)
+            _preload(chunk, events)
             for event in events:
                 _store(chunk, client.address, event)
             chunk.insert_rows()
@@ -160,6 +163,19 @@ class _Chunk:
             self._known[(model, key)] = self.session.get(model, key)
         return cast("_R | None", self._known[(model, key)])
 
+    def preload(self, model: type[_R], key_column: Any, keys: Iterable[Any]) -> None:
+        """Load the ``model`` records whose ``key_column`` is one of ``keys``, a few
+        statements in all, so that :meth:`get` finds them (or knows they are missing) without
+        a query each: a settled slot names about a hundred households and their balances."""
+        missing = sorted({key for key in keys if (model, key) not in self._known})
+        name = key_column.key
+        for start in range(0, len(missing), PRELOAD_KEYS):
+            batch = missing[start : start + PRELOAD_KEYS]
+            for record in self.session.exec(select(model).where(col(key_column).in_(batch))):
+                self._known[(model, getattr(record, name))] = record
+        for key in missing:
+            self._known.setdefault((model, key), None)
+
     def balance(self, account: str) -> BalanceRecord:
         """The account's balance record, a new zero one if it has none yet."""
         record = self.get(BalanceRecord, account)
@@ -176,6 +192,35 @@ class _Chunk:
             )
             self._known[(OrderRecord, key)] = self.session.exec(query).first()
         return cast("OrderRecord | None", self._known[(OrderRecord, key)])
+
+
+def _preload(chunk: _Chunk, events: Sequence[Event]) -> None:
+    """Load ahead the households and balances the chunk's fills and transfers change."""
+    households = {
+        event.args[party]
+        for event in events
+        if event.name == "FillSettled"
+        for party in ("buyer", "seller")
+    }
+    if not households:
+        return
+    chunk.preload(HouseholdRecord, HouseholdRecord.id, households)
+    accounts = {
+        record.account
+        for household in households
+        if (record := chunk.get(HouseholdRecord, household)) is not None
+    }
+    accounts |= {
+        event.args[side]
+        for event in events
+        if event.name == "Transfer"
+        for side in ("from", "to")
+        if int(event.args[side], 16) != 0
+    }
+    recipient = chunk.get(IndexerState, "fee_recipient")
+    if recipient is not None:
+        accounts.add(recipient.value)
+    chunk.preload(BalanceRecord, BalanceRecord.account, accounts)
 
 
 def _store(chunk: _Chunk, contract: str, event: Event) -> None:

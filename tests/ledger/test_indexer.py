@@ -140,3 +140,43 @@ def test_index_reports_progress_per_chunk(
     head = int(chain.w3.eth.block_number)
     assert seen[-1] == (head, head) and len(seen) == (head + 2) // 2
     assert result.events == len(w.client.events(0, head))
+
+
+def test_a_chunk_of_fills_loads_its_households_and_balances_ahead(
+    chain: Chain, engine: Engine
+) -> None:
+    from sqlalchemy import event
+
+    w = new_world(chain)
+    sellers = [w.household() for _ in range(6)]
+    buyers = [w.household(prosumer=False, topup_ueur=1_000_000) for _ in range(6)]
+    index(w.client, engine)  # households and balances now in the mirror
+    fills = []
+    for seller, buyer in zip(sellers, buyers, strict=True):
+        w.meter(seller, SLOT, export_Wh=500)
+        w.meter(buyer, SLOT, import_Wh=800)
+        offer = w.client.post_offer(seller.account, 90_000, SLOT)
+        bid = w.client.post_bid(buyer.account, 120_000, SLOT)
+        fills.append(Fill(offer, bid, 300, 100_000))
+    w.client.settle_batch(w.operator, SLOT, 0, fills)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        statements.append(sql)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        index(w.client, engine)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    # Twelve households and thirteen balances (with the fee recipient's) change, loaded by
+    # two statements rather than one query each.
+    selects = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    assert len([sql for sql in selects if "FROM household" in sql]) == 1
+    assert len([sql for sql in selects if "FROM balance" in sql]) == 1
+    with Session(engine) as s:
+        balances = {b.account: b.balance_ueur for b in s.exec(select(BalanceRecord))}
+    for member in [*sellers, *buyers]:
+        address = member.account.address
+        assert balances[address] == w.client.balance_of(address)
+    assert balances[w.client.fee_recipient()] == w.client.balance_of(w.client.fee_recipient())
