@@ -25,6 +25,7 @@ from ledger.models import (
     OrderRecord,
     ReadingRecord,
     TariffRecord,
+    plain_rows,
 )
 from ledger.statements import MeteredSlot, Statement, TradeLine, build_statement
 
@@ -118,26 +119,24 @@ def load_slot_book(
     ``balance_caps`` overrides the mirrored balance of some households (micro-euro), e.g. with
     the funds the contract reported when it refused a batch.
     """
+    # Plain rows: the book only reads them.
     with Session(engine) as session:
         households = {
-            h.id: h for h in session.exec(select(HouseholdRecord).where(HouseholdRecord.active))
+            h.id: h for h in plain_rows(session, HouseholdRecord, col(HouseholdRecord.active))
         }
-        readings = session.exec(select(ReadingRecord).where(ReadingRecord.slot == slot)).all()
-        fills = session.exec(select(FillRecord).where(FillRecord.slot == slot)).all()
-        orders = session.exec(
-            select(OrderRecord).where(
-                OrderRecord.open,
-                OrderRecord.first_slot <= slot,
-                OrderRecord.last_slot >= slot,
-            )
-        ).all()
+        readings = plain_rows(session, ReadingRecord, ReadingRecord.slot == slot)
+        fills = plain_rows(session, FillRecord, FillRecord.slot == slot)
+        orders = plain_rows(
+            session,
+            OrderRecord,
+            col(OrderRecord.open),
+            OrderRecord.first_slot <= slot,
+            OrderRecord.last_slot >= slot,
+        )
+        accounts = [h.account for h in households.values()]
         balances = {
             b.account: b.balance_ueur
-            for b in session.exec(
-                select(BalanceRecord).where(
-                    col(BalanceRecord.account).in_([h.account for h in households.values()])
-                )
-            )
+            for b in plain_rows(session, BalanceRecord, col(BalanceRecord.account).in_(accounts))
         }
 
     sold: dict[int, int] = defaultdict(int)

@@ -14,8 +14,7 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 from sqlalchemy import Engine
-from sqlalchemy import select as sa_select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from ledger.client import Event, MeterState, VoisinClient
 from ledger.models import (
@@ -31,6 +30,7 @@ from ledger.models import (
     SlotOutcomeRecord,
     TariffRecord,
     TopUpRecord,
+    plain_rows,
 )
 
 __all__ = ["AuditInputs", "Registration", "checksum", "collect"]
@@ -95,15 +95,8 @@ class AuditInputs:
 
 
 def _all(session: Session, model: Any, order: Sequence[Any] = ()) -> list[Any]:
-    """Every row of ``model``'s table, as read-only rows whose attributes are its columns.
-
-    Plain rows rather than ORM objects: the audit only reads them, and building and
-    validating an object per row was most of the time spent reading a day's tables.
-    """
-    query = sa_select(*model.__table__.columns)
-    for column in order:
-        query = query.order_by(col(column))
-    return list(session.execute(query))
+    """Every row of ``model``'s table, as plain rows (the audit only reads them)."""
+    return plain_rows(session, model, order=order)
 
 
 def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> AuditInputs:
