@@ -44,6 +44,7 @@ from ledger.models import (
     IndexerCursor,
     SettlementBatchRecord,
     SlotOutcomeRecord,
+    plain_rows,
 )
 
 __all__ = [
@@ -379,12 +380,8 @@ class SettlementWorker:
         with Session(self.engine) as session, session.begin():
             record = session.get(SlotOutcomeRecord, slot)
             assert record is not None
-            batches = session.exec(
-                select(SettlementBatchRecord).where(SettlementBatchRecord.slot == slot)
-            ).all()
-            fills = session.exec(
-                select(FillRecord).where(FillRecord.slot == slot, FillRecord.bid_id != 0)
-            ).all()
+            batches = plain_rows(session, SettlementBatchRecord, SettlementBatchRecord.slot == slot)
+            fills = plain_rows(session, FillRecord, FillRecord.slot == slot, FillRecord.bid_id != 0)
             record.status = "settled"
             record.batches = sum(1 for b in batches if b.gas_used)
             record.gas_used = sum(b.gas_used for b in batches)

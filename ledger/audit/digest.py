@@ -25,7 +25,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from ledger.models import FillRecord, ReadingRecord, SlotDigestRecord, SlotOutcomeRecord
+from ledger.models import (
+    FillRecord,
+    ReadingRecord,
+    SlotDigestRecord,
+    SlotOutcomeRecord,
+    plain_rows,
+)
 
 __all__ = ["GENESIS_DIGEST", "compute_leaves", "link_digest", "seal_slot"]
 
@@ -126,8 +132,8 @@ def seal_slot(
     existing = session.exec(select(SlotDigestRecord).where(SlotDigestRecord.slot == slot)).first()
     if existing is not None:
         return existing
-    readings = session.exec(select(ReadingRecord).where(ReadingRecord.slot == slot)).all()
-    fills = session.exec(select(FillRecord).where(FillRecord.slot == slot)).all()
+    readings = plain_rows(session, ReadingRecord, ReadingRecord.slot == slot)
+    fills = plain_rows(session, FillRecord, FillRecord.slot == slot)
     last = session.exec(
         select(SlotDigestRecord).order_by(col(SlotDigestRecord.seq).desc()).limit(1)
     ).first()
