@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -91,6 +92,35 @@ def _transaction_by_hash(chain: Any, transaction_hash: bytes) -> tuple[Any, Any,
 _pyevm_backend._get_transaction_by_hash = _transaction_by_hash
 
 
+#: Mined blocks kept decoded with their receipts, by block hash (see _block_and_receipts).
+RECENT_BLOCKS: Final = 64
+_recent_blocks: OrderedDict[bytes, tuple[Any, Any]] = OrderedDict()
+_recent_lock = threading.Lock()
+
+
+def _block_and_receipts(chain: Any, number: int) -> tuple[Any, Any]:
+    """The canonical block ``number`` and its receipts, decoded.
+
+    A slot's transactions are read back twice: their receipts by the client, then their logs
+    by the indexer, and py-evm decodes the block and every receipt from its database each
+    time. A block is immutable and named by its hash, which covers its receipts, so the last
+    :data:`RECENT_BLOCKS` blocks read are kept decoded, by hash.
+    """
+    block_hash = chain.chaindb.get_canonical_block_hash(number)
+    with _recent_lock:
+        hit = _recent_blocks.get(block_hash)
+        if hit is not None:
+            _recent_blocks.move_to_end(block_hash)
+            return hit
+    block = chain.get_block_by_hash(block_hash)
+    hit = (block, block.get_receipts(chain.chaindb))
+    with _recent_lock:
+        _recent_blocks[block_hash] = hit
+        while len(_recent_blocks) > RECENT_BLOCKS:
+            _recent_blocks.popitem(last=False)
+    return hit
+
+
 def _mined_logs(
     chain: Any, low: int, high: int, addresses: set[bytes] | None
 ) -> Iterator[tuple[Any, int, Any, int, Any]]:
@@ -103,8 +133,7 @@ def _mined_logs(
     ``shared_blocks``, where eth-tester's numbering would give two logs the same index.
     """
     for number in range(low, high + 1):
-        block = chain.get_canonical_block_by_number(number)
-        receipts = block.get_receipts(chain.chaindb)
+        block, receipts = _block_and_receipts(chain, number)
         log_index = 0
         for tx_index, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
             for log in receipt.logs:
@@ -178,8 +207,7 @@ class DirectReads:
                 number, index = chain.chaindb.get_transaction_index(tx_hash)
             except EvmTransactionNotFound:
                 return None
-            block = chain.get_canonical_block_by_number(number)
-            receipts = block.get_receipts(chain.chaindb)
+            block, receipts = _block_and_receipts(chain, number)
             tx = block.transactions[index]
             receipt = receipts[index]
             before = receipts[index - 1].gas_used if index else 0

@@ -563,3 +563,32 @@ def test_set_up_transactions_share_blocks_and_give_the_results_of_single_sends(
         reopened = VoisinClient(chain.w3, address, list(abi), estimate_gas=False)
         assert reopened.offer_count() == count
         assert int(chain.w3.eth.block_number) >= before + mined
+
+
+def test_blocks_read_again_come_from_the_decoded_blocks_and_follow_a_rewound_chain() -> None:
+    """Receipts and logs of recent blocks are kept decoded by block hash; a chain rewound
+    (eth-tester's snapshots, in tests) and mined again is read as it is now."""
+    from ledger import open_chain
+    from ledger.embedded import _block_and_receipts, _logs_in_range
+    from tests.world import new_world
+
+    with open_chain("memory") as chain:
+        w = new_world(chain)
+        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        py_chain = tester.backend.chain
+        snapshot = tester.take_snapshot()
+        a = w.household()
+        head = int(chain.w3.eth.block_number)
+        query = ({"from_block": head, "to_block": head},)
+        first = _logs_in_range(py_chain, query)
+        assert first and _logs_in_range(py_chain, query) == first
+        assert _block_and_receipts(py_chain, head) is _block_and_receipts(py_chain, head)
+        tester.revert_to_snapshot(snapshot)
+        b = w.household(prosumer=False)
+        assert a.account.address != b.account.address
+        while int(chain.w3.eth.block_number) < head:
+            tester.mine_blocks(1)
+        again = _logs_in_range(py_chain, query)
+        theirs = list(tester.get_logs(from_block=head, to_block=head))
+        assert again == theirs
+        assert again != first
