@@ -38,12 +38,20 @@ from trie.constants import (
     NODE_TYPE_EXTENSION,
     NODE_TYPE_LEAF,
 )
-from trie.utils.nibbles import bytes_to_nibbles, nibbles_to_bytes
 from trie.utils.nodes import compute_extension_key, extract_key, get_node_type
 
 from ledger._trie_cache import encode_node, remember_node
 
-Item = tuple[tuple[int, ...], bytes, bytes]  # the key's nibbles, the value, the key
+# The key's nibbles as its hex string (one character per nibble, sorted as the nibbles sort),
+# the value, the key.
+Item = tuple[str, bytes, bytes]
+_NIBBLE = {c: int(c, 16) for c in "0123456789abcdef"}
+
+
+def _hex(nibbles: Sequence[int]) -> str:
+    return "".join("0123456789abcdef"[n] for n in nibbles)
+
+
 # py-trie's HexaryTrie is untyped; its node helpers are used as py-trie's own set uses them.
 
 
@@ -51,7 +59,7 @@ class _Unsupported(Exception):
     """A shape :func:`set_many` leaves to py-trie's key-by-key path."""
 
 
-def _shared(a: Sequence[int], b: Sequence[int], depth: int) -> int:
+def _shared(a: str, b: str, depth: int) -> int:
     """How many nibbles ``a`` and ``b`` share from ``depth`` on."""
     n = depth
     end = min(len(a), len(b))
@@ -67,7 +75,7 @@ def _groups(items: list[Item], depth: int) -> list[tuple[int, list[Item]]]:
         nibbles = item[0]
         if len(nibbles) <= depth:
             raise _Unsupported("a key ends at a branch")
-        nibble = nibbles[depth]
+        nibble = _NIBBLE[nibbles[depth]]
         if groups and groups[-1][0] == nibble:
             groups[-1][1].append(item)
         else:
@@ -113,7 +121,7 @@ def _build(trie: Any, items: list[Item], depth: int) -> Any:
     if shared:
         branch = _build_branch(trie, items, depth + shared)
         prefix = items[0][0][depth : depth + shared]
-        return [compute_extension_key(prefix), _persist(trie, branch)]
+        return [compute_extension_key(tuple(_NIBBLE[c] for c in prefix)), _persist(trie, branch)]
     return _build_branch(trie, items, depth)
 
 
@@ -130,28 +138,29 @@ def _apply(trie: Any, node: Any, items: list[Item], depth: int) -> Any:
     if kind == NODE_TYPE_BLANK:
         return _build(trie, items, depth)
     if kind == NODE_TYPE_LEAF:
-        nibbles = items[0][0][:depth] + tuple(extract_key(node))
+        nibbles = items[0][0][:depth] + _hex(extract_key(node))
         if len(nibbles) != len(items[0][0]) or len(nibbles) & 1:
             raise _Unsupported("a leaf's key has another length")
         if all(item[0] != nibbles for item in items):
-            items = sorted([*items, (nibbles, node[1], nibbles_to_bytes(nibbles))])
+            items = sorted([*items, (nibbles, node[1], bytes.fromhex(nibbles))])
         return _build(trie, items, depth)
     if kind == NODE_TYPE_EXTENSION:
-        prefix = tuple(extract_key(node))
+        path = tuple(extract_key(node))
+        prefix = _hex(path)
         shared = min(_shared(prefix, item[0][depth:], 0) for item in items)
         if shared == len(prefix):
             child = _apply_at(trie, node[1], items, depth + shared)
             return [node[0], _persist(trie, child)]
         # Some key leaves the extension at nibble `shared`: a branch there, holding the rest
         # of the extension (or its child) and those keys.
-        rest = prefix[shared + 1 :]
+        rest = path[shared + 1 :]
         below = node[1] if not rest else _persist(trie, [compute_extension_key(rest), node[1]])
         branch: list[Any] = [BLANK_NODE] * 17
-        branch[prefix[shared]] = below
+        branch[path[shared]] = below
         branch = _apply_branch(trie, branch, items, depth + shared)
         if not shared:
             return branch
-        return [compute_extension_key(prefix[:shared]), _persist(trie, branch)]
+        return [compute_extension_key(path[:shared]), _persist(trie, branch)]
     if kind == NODE_TYPE_BRANCH:
         if node[16]:
             raise _Unsupported("a branch holds a value")
@@ -178,7 +187,7 @@ def set_many(trie: Any, writes: Mapping[bytes, bytes]) -> None:
 
     The trie ends as ``trie[key] = value`` for each item would leave it.
     """
-    sets = sorted((tuple(bytes_to_nibbles(k)), v, k) for k, v in writes.items() if v)
+    sets = sorted((k.hex(), v, k) for k, v in writes.items() if v)
     deletes = [k for k, v in writes.items() if not v]
     if len({len(item[0]) for item in sets}) > 1 or len(sets) < 2:
         deletes = list(writes)  # key by key, through py-trie
