@@ -20,7 +20,7 @@ pyrlp's general encoder, which checks each item against an abstract base class. 
   ``encode_raw`` for the only shapes a trie node has (bytes, and lists of them, nested) and
   hands anything else to pyrlp.
 * **Nibble conversions** (pure functions of a byte string, returning tuples) behind a bounded
-  ``functools.lru_cache``.
+  ``functools.lru_cache``; bytes are split into nibbles through their hex form.
 
 State roots, node hashes and what is stored are unchanged; ``tests/ledger/test_trie_cache.py``
 checks roots, reads and proofs of random tries against a process where nothing is installed.
@@ -36,7 +36,6 @@ import trie.hexary as _hexary
 import trie.utils.nodes as _nodes
 from rlp.codec import encode_raw as _rlp_encode_raw
 from trie.constants import BLANK_NODE, BLANK_NODE_HASH
-from trie.utils.nibbles import bytes_to_nibbles as _original_bytes_to_nibbles
 from trie.utils.nibbles import decode_nibbles as _original_decode_nibbles
 
 #: Nodes kept at most; the map is emptied when it is full. A branch node holds 17 short byte
@@ -117,9 +116,17 @@ def encode_node(item: Any) -> bytes:
     return bytes(_rlp_encode_raw(item))
 
 
-_cached_bytes_to_nibbles = functools.lru_cache(maxsize=_NIBBLE_CACHE_SIZE)(
-    _original_bytes_to_nibbles
-)
+_NIBBLE_OF_HEX: Final = {c: int(c, 16) for c in "0123456789abcdef"}
+
+
+def bytes_to_nibbles(value: Any) -> tuple[int, ...]:
+    """py-trie's ``bytes_to_nibbles`` (each byte's high nibble, then its low one), through
+    the byte string's hex form: a C-level loop instead of a generator per byte. Storage keys
+    are hashes, so most are converted once: the cache below rarely helps them."""
+    return tuple(map(_NIBBLE_OF_HEX.__getitem__, value.hex()))
+
+
+_cached_bytes_to_nibbles = functools.lru_cache(maxsize=_NIBBLE_CACHE_SIZE)(bytes_to_nibbles)
 _cached_decode_nibbles = functools.lru_cache(maxsize=_NIBBLE_CACHE_SIZE)(_original_decode_nibbles)
 
 
@@ -127,7 +134,7 @@ def _bytes_to_nibbles(value: Any) -> tuple[int, ...]:
     try:
         return _cached_bytes_to_nibbles(value)
     except TypeError:  # unhashable (a bytearray): convert without the cache
-        return _original_bytes_to_nibbles(value)
+        return bytes_to_nibbles(value)
 
 
 def _decode_nibbles(value: Any) -> tuple[int, ...]:

@@ -117,3 +117,20 @@ def test_a_missing_node_still_raises() -> None:
     t = HexaryTrie({}, root_hash=b"\x11" * 32)
     with pytest.raises(MissingTrieNode):
         t[b"\x00" * 32]
+
+
+def test_nibbles_are_py_tries_nibbles() -> None:
+    import random
+
+    from trie.utils.nibbles import _bytes_to_nibbles as plain
+
+    rng = random.Random(9)
+    for value in [
+        b"",
+        b"\x00",
+        b"\xff",
+        bytes(range(256)),
+        *(rng.randbytes(33) for _ in range(50)),
+    ]:
+        assert _trie_cache.bytes_to_nibbles(value) == tuple(plain(value))
+        assert _trie_cache.bytes_to_nibbles(bytearray(value)) == tuple(plain(value))
