@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 import trie.hexary as _hexary
+import trie.utils.nibbles as _nibbles
 import trie.utils.nodes as _nodes
 from rlp.codec import encode_raw as _rlp_encode_raw
 from trie.constants import BLANK_NODE, BLANK_NODE_HASH
@@ -157,6 +158,8 @@ def install() -> None:
         (_hexary, "bytes_to_nibbles", _bytes_to_nibbles),
         (_hexary, "decode_nibbles", _decode_nibbles),
         (_nodes, "decode_nibbles", _decode_nibbles),
+        # decode_nibbles itself splits the bytes with it.
+        (_nibbles, "bytes_to_nibbles", bytes_to_nibbles),
     ):
         setattr(module, name, replacement)
     _installed = True
