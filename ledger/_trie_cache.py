@@ -36,7 +36,7 @@ import trie.hexary as _hexary
 import trie.utils.nibbles as _nibbles
 import trie.utils.nodes as _nodes
 from rlp.codec import encode_raw as _rlp_encode_raw
-from trie.constants import BLANK_NODE, BLANK_NODE_HASH
+from trie.constants import BLANK_NODE, BLANK_NODE_HASH, NIBBLE_TERMINATOR
 from trie.utils.nibbles import decode_nibbles as _original_decode_nibbles
 
 #: Nodes kept at most; the map is emptied when it is full. A branch node holds 17 short byte
@@ -47,6 +47,8 @@ _NIBBLE_CACHE_SIZE: Final = 1 << 16
 
 _nodes_by_hash: dict[bytes, list[Any]] = {}
 _installed = False
+
+_original_get: Callable[..., Any] = _hexary.HexaryTrie._get
 
 _original_create_mapping = cast(
     Callable[[_hexary.HexaryTrie, Any], tuple[Any, Any]],
@@ -86,6 +88,45 @@ def _get_node(self: _hexary.HexaryTrie, node_hash: Any) -> Any:
         _remember(node_hash, decoded)
         return decoded
     return _copy(node)
+
+
+def _shared_node(ref: Any) -> Any:
+    """The node ``ref`` points at, straight from the map and not copied (for reads only), or
+    None when it is not there."""
+    if type(ref) is list:
+        return ref
+    if ref in (BLANK_NODE, BLANK_NODE_HASH):
+        return BLANK_NODE
+    return _nodes_by_hash.get(ref)
+
+
+def _get(self: _hexary.HexaryTrie, root_hash: Any, trie_key: Any) -> Any:
+    """py-trie's lookup of ``trie_key`` (nibbles), walking the map's nodes without copying
+    them: a lookup only reads. A walk that ends at a leaf or a blank node answers here; any
+    other shape (a key that ends at a branch or inside an extension, a node not in the map)
+    goes through py-trie's own lookup, which also raises for a missing node."""
+    node = _shared_node(root_hash)
+    depth, length = 0, len(trie_key)
+    while node is not None:
+        if node == BLANK_NODE:
+            return BLANK_NODE
+        if len(node) == 17:
+            if depth >= length:
+                break
+            node = _shared_node(node[trie_key[depth]])
+            depth += 1
+            continue
+        if len(node) != 2:
+            break
+        path = _decode_nibbles(node[0])
+        if path and path[-1] == NIBBLE_TERMINATOR:  # a leaf
+            return node[1] if tuple(trie_key[depth:]) == path[:-1] else BLANK_NODE
+        end = depth + len(path)
+        if end >= length or tuple(trie_key[depth:end]) != path:
+            break
+        node = _shared_node(node[1])
+        depth = end
+    return _original_get(self, root_hash, trie_key)
 
 
 def _create_node_to_db_mapping(self: _hexary.HexaryTrie, node: Any) -> tuple[Any, Any]:
@@ -151,6 +192,7 @@ def install() -> None:
     if _installed:
         return
     _hexary.HexaryTrie.get_node = _get_node  # type: ignore[method-assign]
+    _hexary.HexaryTrie._get = _get  # type: ignore[method-assign]
     _hexary.HexaryTrie._create_node_to_db_mapping = _create_node_to_db_mapping  # type: ignore[method-assign]
     # py-trie imported these by name, so they are replaced where it looks them up.
     for module, name, replacement in (
