@@ -33,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from coincurve import PublicKey
 from eth.constants import GAS_ECRECOVER, SECPK1_N
 from eth.vm.opcode import _FastOpcode
 from eth.vm.opcode_values import (
@@ -63,7 +62,8 @@ from eth.vm.opcode_values import (
     SWAP1,
     SWAP16,
 )
-from eth_hash.auto import keccak
+
+from ledger.eip712 import recover_address
 
 _MASK: Final = (1 << 256) - 1
 #: py-evm's stack limit: a push onto 1,024 items raises FullStack.
@@ -319,7 +319,7 @@ ECRECOVER: Final = b"\x00" * 19 + b"\x01"
 
 
 def ecrecover(computation: Any) -> Any:
-    """The ecrecover precompile, recovering through coincurve directly.
+    """The ecrecover precompile, recovering through :func:`ledger.eip712.recover_address`.
 
     py-evm's precompile builds eth-keys objects and looks up eth-keys' backend (an environment
     read) for each call; the contract calls it once per committed reading. The same input
@@ -335,12 +335,10 @@ def ecrecover(computation: Any) -> Any:
     if r >= SECPK1_N or s >= SECPK1_N or v not in (27, 28):
         return computation
     try:
-        key = PublicKey.from_signature_and_message(
-            data[64:128] + bytes((v - 27,)), data[:32], hasher=None
-        )
+        address = recover_address(data[:32], v, data[64:96], data[96:128])
     except Exception:  # eth-keys turns any failure of the recovery into "no address"
         return computation
-    computation.output = bytes(12) + keccak(key.format(compressed=False)[1:])[-20:]
+    computation.output = bytes(12) + address
     return computation
 
 

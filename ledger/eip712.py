@@ -183,14 +183,22 @@ def recover_signer(signed: SignedReading, domain: bytes) -> str:
         raise InvalidReading("signature s is in the upper half of the curve order (malleable)")
     if not (0 < int.from_bytes(signed.r, "big") < _N and s_value > 0):
         raise InvalidReading("signature r and s must lie in [1, n - 1]")
-    # libsecp256k1 through coincurve, without eth-keys' key and signature objects: half the
-    # time per reading, and the intake and the audit recover every reading.
     try:
-        public = PublicKey.from_signature_and_message(
-            signed.r + signed.s + bytes((signed.v - 27,)),
-            reading_digest(signed.reading, domain),
-            hasher=None,
+        address = recover_address(
+            reading_digest(signed.reading, domain), signed.v, signed.r, signed.s
         )
     except Exception as exc:  # coincurve raises ValueError or its own errors for bad points
         raise InvalidReading(f"signature does not recover to any key: {exc}") from exc
-    return checksum_address("0x" + keccak(public.format(compressed=False)[1:])[-20:].hex())
+    return checksum_address("0x" + address.hex())
+
+
+def recover_address(digest: bytes, v: int, r: bytes, s: bytes) -> bytes:
+    """The 20-byte address whose key signed ``digest`` as (``v``, ``r``, ``s``), v 27 or 28.
+
+    libsecp256k1 through coincurve, without eth-keys' key and signature objects: half the
+    time per signature. The intake and the audit recover every reading with it, and so does
+    the embedded chain's ecrecover precompile (``ledger._evm_fast``). The caller checks the
+    ranges its rules ask for; a signature that recovers no key raises (coincurve's error).
+    """
+    public = PublicKey.from_signature_and_message(r + s + bytes((v - 27,)), digest, hasher=None)
+    return keccak(public.format(compressed=False)[1:])[-20:]
