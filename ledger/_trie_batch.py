@@ -40,16 +40,15 @@ from trie.constants import (
 )
 from trie.utils.nodes import compute_extension_key, extract_key, get_node_type
 
-from ledger._trie_cache import encode_node, remember_node
+from ledger._trie_cache import HEX_DIGITS, NIBBLE_OF_HEX, encode_node, remember_node
 
 # The key's nibbles as its hex string (one character per nibble, sorted as the nibbles sort),
 # the value, the key.
 Item = tuple[str, bytes, bytes]
-_NIBBLE = {c: int(c, 16) for c in "0123456789abcdef"}
 
 
 def _hex(nibbles: Sequence[int]) -> str:
-    return "".join("0123456789abcdef"[n] for n in nibbles)
+    return "".join(HEX_DIGITS[n] for n in nibbles)
 
 
 # py-trie's HexaryTrie is untyped; its node helpers are used as py-trie's own set uses them.
@@ -75,7 +74,7 @@ def _groups(items: list[Item], depth: int) -> list[tuple[int, list[Item]]]:
         nibbles = item[0]
         if len(nibbles) <= depth:
             raise _Unsupported("a key ends at a branch")
-        nibble = _NIBBLE[nibbles[depth]]
+        nibble = NIBBLE_OF_HEX[nibbles[depth]]
         if groups and groups[-1][0] == nibble:
             groups[-1][1].append(item)
         else:
@@ -107,7 +106,7 @@ def _persist(trie: Any, node: list[Any]) -> Any:
 
 def _prune(trie: Any, ref: Any) -> None:
     """Prune the node ``ref`` points at when the walk succeeds, as py-trie's ``_prune_node``
-    does for a node stored by hash (an embedded node is not stored)."""
+    does for a node stored by hash (an embedded node, or a blank one, is not stored)."""
     if trie.is_pruning and type(ref) is bytes and len(ref) == 32:
         trie._pending_prune_keys[ref] += 1
 
@@ -121,7 +120,10 @@ def _build(trie: Any, items: list[Item], depth: int) -> Any:
     if shared:
         branch = _build_branch(trie, items, depth + shared)
         prefix = items[0][0][depth : depth + shared]
-        return [compute_extension_key(tuple(_NIBBLE[c] for c in prefix)), _persist(trie, branch)]
+        return [
+            compute_extension_key(tuple(NIBBLE_OF_HEX[c] for c in prefix)),
+            _persist(trie, branch),
+        ]
     return _build_branch(trie, items, depth)
 
 
@@ -171,8 +173,7 @@ def _apply(trie: Any, node: Any, items: list[Item], depth: int) -> Any:
 def _apply_at(trie: Any, ref: Any, items: list[Item], depth: int) -> Any:
     """The node ``ref`` points at, with ``items`` set under it; the old node is pruned."""
     node = trie.get_node(ref)
-    if node != BLANK_NODE:
-        _prune(trie, ref)
+    _prune(trie, ref)
     return _apply(trie, node, items, depth)
 
 
@@ -211,19 +212,12 @@ def set_many(trie: Any, writes: Mapping[bytes, bytes]) -> None:
 # ───────────────────────── py-evm's StorageLookup, with writes kept ─────────────────────────
 
 _PENDING = "_voisin_pending_writes"
+#: The methods that need the trie, and so apply the kept writes first.
+_FLUSHING = ("__getitem__", "_exists", "get_changed_root", "commit_to", "new_trie", "rollback_trie")
+#: py-evm's own StorageLookup methods, as they ship (tests put them back to compare).
 _original = {
     name: getattr(StorageLookup, name)
-    for name in (
-        "__setitem__",
-        "__getitem__",
-        "__delitem__",
-        "_exists",
-        "has_changed_root",
-        "get_changed_root",
-        "commit_to",
-        "new_trie",
-        "rollback_trie",
-    )
+    for name in (*_FLUSHING, "__setitem__", "__delitem__", "has_changed_root")
 }
 
 
@@ -239,8 +233,8 @@ def _flush(lookup: StorageLookup) -> None:
     pending = lookup.__dict__.get(_PENDING)
     if not pending:
         return
-    writes = dict(pending)
-    pending.clear()
+    lookup.__dict__[_PENDING] = {}
+    writes = pending
     write_trie = lookup._get_write_trie()
     try:
         set_many(write_trie, writes)
@@ -290,13 +284,6 @@ def install() -> None:
         return bool(changed(self))
 
     StorageLookup.has_changed_root = property(has_changed_root)  # type: ignore[method-assign,assignment]
-    for name in (
-        "__getitem__",
-        "_exists",
-        "get_changed_root",
-        "commit_to",
-        "new_trie",
-        "rollback_trie",
-    ):
+    for name in _FLUSHING:
         setattr(StorageLookup, name, _flushing(name))
     _installed = True

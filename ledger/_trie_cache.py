@@ -158,14 +158,16 @@ def encode_node(item: Any) -> bytes:
     return bytes(_rlp_encode_raw(item))
 
 
-_NIBBLE_OF_HEX: Final = {c: int(c, 16) for c in "0123456789abcdef"}
+HEX_DIGITS: Final = "0123456789abcdef"
+#: A nibble's value by its hex digit (a key's hex string holds one digit per nibble).
+NIBBLE_OF_HEX: Final = {c: int(c, 16) for c in HEX_DIGITS}
 
 
 def bytes_to_nibbles(value: Any) -> tuple[int, ...]:
     """py-trie's ``bytes_to_nibbles`` (each byte's high nibble, then its low one), through
     the byte string's hex form: a C-level loop instead of a generator per byte. Storage keys
     are hashes, so most are converted once: the cache below rarely helps them."""
-    return tuple(map(_NIBBLE_OF_HEX.__getitem__, value.hex()))
+    return tuple(map(NIBBLE_OF_HEX.__getitem__, value.hex()))
 
 
 _cached_bytes_to_nibbles = functools.lru_cache(maxsize=_NIBBLE_CACHE_SIZE)(bytes_to_nibbles)
