@@ -14,6 +14,7 @@ both give the same digest, and that the contract's ``readingDigest`` agrees.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from coincurve import PublicKey
@@ -192,6 +193,10 @@ def recover_signer(signed: SignedReading, domain: bytes) -> str:
     return checksum_address("0x" + address.hex())
 
 
+#: How many recoveries :func:`recover_address` remembers (about 300 bytes each).
+RECOVERIES_REMEMBERED = 1 << 17
+
+
 def recover_address(digest: bytes, v: int, r: bytes, s: bytes) -> bytes:
     """The 20-byte address whose key signed ``digest`` as (``v``, ``r``, ``s``), v 27 or 28.
 
@@ -199,6 +204,16 @@ def recover_address(digest: bytes, v: int, r: bytes, s: bytes) -> bytes:
     time per signature. The intake and the audit recover every reading with it, and so does
     the embedded chain's ecrecover precompile (``ledger._evm_fast``). The caller checks the
     ranges its rules ask for; a signature that recovers no key raises (coincurve's error).
+
+    A recovery is a pure function of its four inputs, and one process often recovers the same
+    signature three times: at the intake, in the precompile when the reading is committed, and
+    in the audit. The last :data:`RECOVERIES_REMEMBERED` answers are kept, keyed by all four
+    inputs (failures are not kept).
     """
+    return _recover(bytes(digest), v, bytes(r), bytes(s))
+
+
+@lru_cache(maxsize=RECOVERIES_REMEMBERED)
+def _recover(digest: bytes, v: int, r: bytes, s: bytes) -> bytes:
     public = PublicKey.from_signature_and_message(r + s + bytes((v - 27,)), digest, hasher=None)
     return keccak(public.format(compressed=False)[1:])[-20:]

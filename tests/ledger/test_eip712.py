@@ -117,3 +117,33 @@ def test_reading_fields_are_validated(field: str, value: object, message: str) -
 def test_meter_address_is_checksummed() -> None:
     meter = Account.create().address
     assert Reading(meter.lower(), 1, 0, 0).meter == meter
+
+
+def test_remembered_recoveries_answer_as_a_fresh_recovery_for_every_input() -> None:
+    """The recovery is remembered by all four inputs: the same inputs answer from memory with
+    the fresh answer; changing any one of them recovers anew (and gives another address)."""
+    from eth_keys import keys  # type: ignore[attr-defined]
+
+    from ledger.eip712 import _recover, recover_address
+
+    meter = Account.create()
+    domain = domain_separator(CHAIN_ID, CONTRACT)
+    signed = sign_reading(meter.key, Reading(meter.address, 7, 1, 2), domain)
+    digest = reading_digest(signed.reading, domain)
+    first = recover_address(digest, signed.v, signed.r, signed.s)
+    hits = _recover.cache_info().hits
+    # bytearrays (as calldata may come) are keyed as bytes.
+    again = recover_address(bytearray(digest), signed.v, bytearray(signed.r), signed.s)
+    assert first == again == bytes.fromhex(meter.address[2:])
+    assert _recover.cache_info().hits == hits + 1
+    other_digest = reading_digest(Reading(meter.address, 8, 1, 2), domain)
+    variants = [
+        (other_digest, signed.v, signed.r, signed.s),
+        (digest, 55 - signed.v, signed.r, signed.s),
+        (digest, signed.v, signed.r, (int.from_bytes(signed.s, "big") - 1).to_bytes(32, "big")),
+    ]
+    for d, v, r, s in variants:
+        expected = keys.Signature(vrs=(v - 27, int.from_bytes(r, "big"), int.from_bytes(s, "big")))
+        answer = recover_address(d, v, r, s)
+        assert answer == expected.recover_public_key_from_msg_hash(d).to_canonical_address()
+        assert answer != first
