@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from meter_sim.plots import BackgroundPlots
     from meter_sim.run import RunResult
     from meter_sim.scenario import Scenario
 
@@ -75,12 +76,9 @@ def _simulate(args: argparse.Namespace) -> int:
     from datetime import UTC, date, datetime
 
     from api.settings import Settings
-    from ledger.errors import LedgerError
     from meter_sim import default_scenario, load_scenario, quartierstrom_scenario
     from meter_sim.errors import MeterSimError
-    from meter_sim.plots import write_report_html
-    from meter_sim.report import pilot_comparison
-    from meter_sim.run import run_simulation, stderr_progress
+    from meter_sim.plots import BackgroundPlots
 
     def bad(message: str) -> int:
         print(f"voisin simulate: {message}", file=sys.stderr)
@@ -145,9 +143,31 @@ def _simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     operator_key = settings.chain_key_value() if chain != "embedded" else None
+    # The plots are drawn in a child process while the run's audit goes on in this one.
+    with BackgroundPlots(out) as plots:
+        return _simulate_and_report(args, scenario, chain, operator_key, data_dir, out, plots)
+
+
+def _simulate_and_report(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    chain: str,
+    operator_key: str | None,
+    data_dir: Path,
+    out: Path,
+    plots: BackgroundPlots,
+) -> int:
+    """The run, its report files and its summary on the terminal; the exit status."""
+    from ledger.errors import LedgerError
+    from meter_sim.errors import MeterSimError
+    from meter_sim.report import pilot_comparison
+    from meter_sim.run import run_simulation, stderr_progress
+
     try:
         if args.via == "api":
-            result = _simulate_via_api(args, scenario, chain, operator_key, data_dir, out)
+            result = _simulate_via_api(
+                args, scenario, chain, operator_key, data_dir, out, plots.start
+            )
         else:
             result = run_simulation(
                 scenario,
@@ -158,9 +178,11 @@ def _simulate(args: argparse.Namespace) -> int:
                 first_slot=args.first_slot,
                 slots=args.slots,
                 progress=stderr_progress(),
+                before_audit=plots.start,
             )
     except MeterSimError as exc:
-        return bad(str(exc))
+        print(f"voisin simulate: {exc}", file=sys.stderr)
+        return 2
     except LedgerError as exc:
         print(f"voisin simulate: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -194,7 +216,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(comparison)
     for finding in r["audit_findings"]:
         print(f"  [FAILED] {finding}")
-    page = write_report_html(out, result)
+    page = plots.write_report_html(result)
     print(f"report: {report_path.resolve()}\npage with the plots: {page.resolve()}")
     return 0 if r["audit_ok"] else 1
 
@@ -206,6 +228,7 @@ def _simulate_via_api(
     operator_key: str | None,
     data_dir: Path,
     out: Path,
+    before_audit: Callable[[RunResult], object],
 ) -> RunResult:
     """Start ``voisin serve`` on loopback over ``data_dir`` and run the scenario through it."""
     import secrets
@@ -243,6 +266,7 @@ def _simulate_via_api(
             slots=args.slots,
             progress=stderr_progress(),
             before_report=server.stop,
+            before_audit=before_audit,
         )
     finally:
         server.stop()

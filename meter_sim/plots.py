@@ -11,28 +11,36 @@
   to neighbours, exported to the grid), as totals and per slot.
 
 :func:`write_report_html` writes them and ``report.html``, a self-contained page that embeds
-them (:func:`meter_sim.report.report_html`).
+them (:func:`meter_sim.report.report_html`). :class:`BackgroundPlots` draws them in a child
+process instead, while the run's audit goes on in the caller's (``voisin simulate``).
 
 The figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas: no pyplot, no
 global state, nothing shown. The data are the pure per-slot series of
-:func:`meter_sim.report.slot_series`.
+:func:`meter_sim.report.slot_series`. matplotlib is imported when the first figure is drawn,
+so a process that only hands the drawing to :class:`BackgroundPlots` never loads it.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
 from ledger.client import Tariffs
 from meter_sim.report import SlotSeries, report_html
 from meter_sim.run import RunResult
 
-__all__ = ["PLOTS", "write_plots", "write_report_html"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["PLOTS", "BackgroundPlots", "write_plots", "write_report_html"]
 
 #: The plot files, in report order, with their captions.
 PLOTS: tuple[tuple[str, str], ...] = (
@@ -46,6 +54,9 @@ SLOT_SECONDS = 900
 
 
 def _figure(width: float = 10.0, height: float = 4.5) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -183,8 +194,71 @@ def write_report_html(out: Path, result: RunResult) -> Path:
     paths = write_plots(
         out, result.series, result.tariffs, result.household_ids, result.savings_ueur
     )
+    return _write_page(out, result, paths)
+
+
+def _write_page(out: Path, result: RunResult, paths: dict[str, Path]) -> Path:
     captions = dict(PLOTS)
     images = {captions[name]: path.read_bytes() for name, path in paths.items()}
     page = out / "report.html"
     page.write_text(report_html(result.report, images), encoding="utf-8")
     return page
+
+
+class BackgroundPlots:
+    """A run's plots drawn in a child process while the caller goes on, then its page.
+
+    ``voisin simulate`` passes :meth:`start` as the run's ``before_audit``: the four PNGs are
+    drawn on the second core while the audit runs in the main process, and
+    :meth:`write_report_html` then waits for them and writes ``report.html`` with the audited
+    report. The child is forked, so it needs no imports but matplotlib's. If it was never
+    started, or died, the plots are drawn in this process instead. Use as a context manager:
+    leaving stops the child.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self._out = out
+        self._pool: ProcessPoolExecutor | None = None
+        self._job: Future[dict[str, Path]] | None = None
+
+    def start(self, result: RunResult) -> None:
+        """Start drawing ``result``'s plots into the output folder."""
+        if self._pool is not None:
+            raise RuntimeError("the plots of this run are already being drawn")
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        self._job = self._pool.submit(
+            write_plots,
+            self._out,
+            result.series,
+            result.tariffs,
+            result.household_ids,
+            result.savings_ueur,
+        )
+
+    def write_report_html(self, result: RunResult) -> Path:
+        """Wait for the plots, then write ``report.html`` (with ``result``'s report as it is
+        now, audit included); returns its path."""
+        paths: dict[str, Path] | None = None
+        if self._job is not None:
+            try:
+                paths = self._job.result()
+            except BrokenProcessPool:
+                paths = None  # the child died: draw here
+        if paths is None:
+            return write_report_html(self._out, result)
+        return _write_page(self._out, result, paths)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> BackgroundPlots:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -176,12 +176,14 @@ def run_simulation(
     slots: int | None = None,
     progress: Callable[[Progress], None] | None = None,
     say: Callable[[str], None] | None = None,
+    before_audit: Callable[[RunResult], object] | None = None,
 ) -> RunResult:
     """Run ``scenario`` end to end on the chain ``chain_spec``; see the module docstring.
 
     ``data_dir`` holds the chain (embedded), the deployment record and, unless
     ``database_url`` is given, the SQLite mirror. It must not hold this scenario already (each
     meter's readings count once). ``first_slot``/``slots`` pick a window of the period.
+    ``before_audit`` is called as in :func:`collect_result`.
     """
     started = time.perf_counter()
     log = say or (lambda _message: None)
@@ -315,6 +317,7 @@ def run_simulation(
             chain.kind,
             data,
             started,
+            before_audit,
         )
 
 
@@ -332,11 +335,16 @@ def collect_result(
     chain_kind: str,
     data: Path,
     started: float,
+    before_audit: Callable[[RunResult], object] | None = None,
 ) -> RunResult:
-    """Index the chain, then build the run's statements, report and plot series.
+    """Index the chain, then build the run's statements, report and plot series, then audit.
 
     Shared by the in-process run and the run through the API (:mod:`meter_sim.via_api`):
     both read the fills, the committed readings and the statements from the mirror.
+
+    ``before_audit``, if given, gets the result once everything but the audit is in it, and
+    before the audit's fields are added to its report (``voisin simulate`` starts drawing the
+    plots then, in another process, while the audit runs here).
     """
     index(client, engine, start_block=deployment_block)
     n_t = flows.shape[1]
@@ -378,9 +386,8 @@ def collect_result(
     report["mechanism"] = mechanism
     report["chain"] = chain_kind
     report["contract"] = contract
-    add_ledger_audit(report, client, engine, deployment_block, flows)
     add_pilot_figures(report)
-    return RunResult(
+    result = RunResult(
         report,
         flows,
         tuple(household_ids),
@@ -391,3 +398,7 @@ def collect_result(
         tuple(s.savings_ueur for s in statements),
         client.tariffs(),
     )
+    if before_audit is not None:
+        before_audit(result)
+    add_ledger_audit(report, client, engine, deployment_block, flows)
+    return result

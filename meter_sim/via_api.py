@@ -118,6 +118,7 @@ def run_via_api(
     progress: Callable[[Progress], None] | None = None,
     say: Callable[[str], None] | None = None,
     before_report: Callable[[], object] | None = None,
+    before_audit: Callable[[RunResult], object] | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> RunResult:
     """Run ``scenario`` through the API at ``base_url``; see the module docstring.
@@ -125,6 +126,7 @@ def run_via_api(
     The API must run a fresh deployment (no household registered yet) with the clearing
     ``mechanism`` (``VOISIN_MECHANISM``) and without auto-settlement, on the chain
     ``chain_spec`` with its data in ``data_dir`` (or ``database_url``): the report reads them.
+    ``before_audit`` is called as in :func:`meter_sim.run.collect_result`.
     """
     started = time.perf_counter()
     log = say or (lambda _message: None)
@@ -244,6 +246,7 @@ def run_via_api(
             chain.kind,
             data,
             started,
+            before_audit,
         )
 
 

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import io
 import json
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,8 @@ import meter_sim.run
 from api.cli import main
 from ledger.client import Tariffs
 from meter_sim import quartierstrom_scenario
-from meter_sim.plots import PLOTS, write_plots
+import meter_sim.plots
+from meter_sim.plots import PLOTS, BackgroundPlots, write_plots, write_report_html
 from meter_sim.report import (
     SlotSeries,
     add_pilot_figures,
@@ -156,6 +158,65 @@ def series(slots: int = 6) -> SlotSeries:
 TARIFFS = Tariffs(
     feed_in_ueur_per_kWh=80_000, retail_ueur_per_kWh=300_000, grid_fee_ueur_per_kWh=50_000
 )
+
+
+def _audited_copy(result: RunResult) -> RunResult:
+    """``result`` with a report of its own (the tests below change its audit fields)."""
+    return replace(result, report=dict(result.report))
+
+
+def test_background_plots_draw_in_a_child_the_same_plots_and_page_as_here(
+    six: tuple[Path, str, RunResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plots are drawn by another process, byte for byte as this one draws them, and the
+    page carries the report as it is when written (audit findings added after the start)."""
+    result = _audited_copy(six[2])
+    drawn_by = tmp_path / "drawn_by"
+    energy = meter_sim.plots._energy
+
+    def energy_noting_the_process(*args: Any) -> None:
+        drawn_by.write_text(str(os.getpid()))
+        energy(*args)
+
+    monkeypatch.setattr(meter_sim.plots, "_energy", energy_noting_the_process)
+    with BackgroundPlots(tmp_path / "child") as plots:
+        plots.start(result)
+        result.report["audit_ok"] = False
+        result.report["audit_findings"] = ["found after the plots were started"]
+        page = plots.write_report_html(result)
+    assert int(drawn_by.read_text()) != os.getpid()
+    here = write_report_html(tmp_path / "here", result)
+    for name in PNGS:
+        assert (tmp_path / "child" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()
+    assert page.read_text(encoding="utf-8") == here.read_text(encoding="utf-8")
+    assert "found after the plots were started" in page.read_text(encoding="utf-8")
+
+
+def test_background_plots_are_drawn_here_if_the_child_dies_or_never_started(
+    six: tuple[Path, str, RunResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _audited_copy(six[2])
+    parent = os.getpid()
+    energy = meter_sim.plots._energy
+
+    def die_in_the_child(*args: Any) -> None:
+        if os.getpid() != parent:
+            os._exit(3)
+        energy(*args)
+
+    monkeypatch.setattr(meter_sim.plots, "_energy", die_in_the_child)
+    with BackgroundPlots(tmp_path / "died") as plots:
+        plots.start(result)
+        with pytest.raises(RuntimeError, match="already being drawn"):
+            plots.start(result)
+        page = plots.write_report_html(result)
+    assert embedded_pngs(page.read_text(encoding="utf-8")) == [
+        (tmp_path / "died" / name).read_bytes() for name in PNGS
+    ]
+    with BackgroundPlots(tmp_path / "unstarted") as plots:
+        page = plots.write_report_html(result)
+    for name in PNGS:
+        assert_png(tmp_path / "unstarted" / name)
 
 
 def test_write_plots_from_a_synthetic_series(tmp_path: Path) -> None:
