@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 import meter_sim
+import meter_sim.plots
 import meter_sim.run
 from api.cli import main
 from ledger.client import Tariffs
 from meter_sim import quartierstrom_scenario
-import meter_sim.plots
 from meter_sim.plots import PLOTS, BackgroundPlots, write_plots, write_report_html
 from meter_sim.report import (
     SlotSeries,
