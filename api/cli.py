@@ -11,6 +11,7 @@ live in :mod:`api.audit_cli`).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -143,6 +144,7 @@ def _simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     operator_key = settings.chain_key_value() if chain != "embedded" else None
+    _keep_for_good(args.own_process)
     # The plots are drawn in a child process while the run's audit goes on in this one.
     with BackgroundPlots(out) as plots:
         return _simulate_and_report(args, scenario, chain, operator_key, data_dir, out, plots)
@@ -396,11 +398,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv``); returns the exit status.
+
+    ``own_process`` says that the process ends with this command (:func:`program`), so the
+    command may trade the garbage collector's work on what lives until then for speed (see
+    :func:`_keep_for_good`). Tests call :func:`main` in their own process and leave it off.
+    """
     args = build_parser().parse_args(argv)
+    args.own_process = own_process
     code: int = args.func(args)
     return code
 
 
+def _keep_for_good(own_process: bool) -> None:
+    """In a process that ends with this command, move every object alive now out of the
+    garbage collector's reach (:func:`gc.freeze`): they live until the end anyway.
+
+    After ``voisin simulate``'s imports that is some 200,000 objects (modules, classes,
+    functions), which each full collection of a run walked again: freezing them took a
+    30-household run's collection time from 2.0 s to 1.3 s. At the very end, it spares the
+    interpreter's exit collections over the whole heap (1.1 to 1.9 s measured).
+    """
+    if own_process:
+        gc.freeze()
+
+
+def program() -> None:
+    """The ``voisin`` program: :func:`main` on ``sys.argv``, owning the process, then exit."""
+    status = main(own_process=True)
+    _keep_for_good(True)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    program()

@@ -39,3 +39,25 @@ def test_demo_reports_a_locked_data_dir_clearly(tmp_path: Path) -> None:
 
     with open_chain("embedded", tmp_path):
         assert main(["demo", "--data-dir", str(tmp_path)]) == 1
+
+
+def test_the_voisin_program_runs_a_simulation_and_exits_with_its_status(tmp_path: Path) -> None:
+    """The installed entry point (``api.cli.program``, as ``python -m api.cli`` runs it):
+    everything printed reaches the pipes and the report is whole, although the program freezes
+    the garbage collector before its run and its exit; a refused option exits 2."""
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "api.cli", "simulate", "--households", "3", "--start",
+         "2026-06-21", "--first-slot", "46", "--slots", "2", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["audit_ok"] is True and report["readings"] == 6
+    assert f"page with the plots: {(out / 'report.html').resolve()}" in run.stdout
+    assert "2/2 slots" in run.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "api.cli", "simulate", "--households", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--households must be at least 1" in bad.stderr
