@@ -61,3 +61,20 @@ def test_the_voisin_program_runs_a_simulation_and_exits_with_its_status(tmp_path
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert bad.returncode == 2 and "--households must be at least 1" in bad.stderr
+
+
+def test_only_a_process_of_its_own_freezes_the_collector() -> None:
+    import gc
+
+    from api.cli import FULL_COLLECTION_EVERY, _keep_for_good
+
+    before = (gc.get_freeze_count(), gc.get_threshold())
+    _keep_for_good(False)  # what main() does in a test's process
+    assert (gc.get_freeze_count(), gc.get_threshold()) == before
+    own = subprocess.run(
+        [sys.executable, "-c", "import gc; from api.cli import _keep_for_good; "
+         "_keep_for_good(True); print(gc.get_freeze_count(), gc.get_threshold()[2])"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    frozen, full_every = map(int, own.stdout.split())
+    assert frozen > 1_000 and full_every == FULL_COLLECTION_EVERY
