@@ -59,7 +59,8 @@ class Reading:
         _check_uint("import_Wh", self.import_Wh, UINT64_MAX)
         _check_uint("export_Wh", self.export_Wh, UINT64_MAX)
         try:
-            object.__setattr__(self, "meter", to_checksum_address(self.meter))
+            # Remembered: a neighbourhood's meters recur in every slot.
+            object.__setattr__(self, "meter", checksum_address(self.meter))
         except (ValueError, TypeError) as exc:
             raise InvalidReading(
                 f"meter must be a 20-byte hex address, got {self.meter!r}"

@@ -100,6 +100,7 @@ def test_signatures_outside_the_curve_are_refused_as_eth_keys_refuses_them() -> 
         ("slot", "12", "must be an integer"),
         ("meter", "0x1234", "20-byte hex address"),
         ("meter", None, "20-byte hex address"),
+        ("meter", ["0x1234"], "20-byte hex address"),
     ],
 )
 def test_reading_fields_are_validated(field: str, value: object, message: str) -> None:
