@@ -592,3 +592,47 @@ def test_blocks_read_again_come_from_the_decoded_blocks_and_follow_a_rewound_cha
         theirs = list(tester.get_logs(from_block=head, to_block=head))
         assert again == theirs
         assert again != first
+
+
+def test_receipts_are_decoded_as_py_evm_decodes_them(tmp_path: Path) -> None:
+    """Every receipt of a chain (contract calls with logs, a revert, value transfers, and a
+    legacy transaction's receipt) read through ``_block_and_receipts`` has py-evm's fields."""
+    from ledger import open_chain
+    from ledger.embedded import _block_and_receipts
+    from tests.world import SLOT, new_world
+
+    with open_chain("embedded", tmp_path) as chain:
+        w = new_world(chain)
+        a = w.household()
+        w.meter(a, SLOT, export_Wh=700)
+        sender = w.operator
+        legacy = sender.sign_transaction(
+            {
+                "to": a.account.address,
+                "value": VALUE,
+                "gas": 21_000,
+                "gasPrice": MAX_FEE_PER_GAS,
+                "nonce": chain.w3.eth.get_transaction_count(sender.address),
+                "chainId": CHAIN_ID,
+            }
+        )
+        chain.w3.eth.send_raw_transaction(legacy.raw_transaction)
+        py_chain = chain.w3.provider.ethereum_tester.backend.chain  # type: ignore[attr-defined]
+        head = py_chain.get_canonical_head().block_number
+        kinds: set[int | None] = set()
+        logs = 0
+        for number in range(head + 1):
+            block, ours = _block_and_receipts(py_chain, number)
+            theirs = block.get_receipts(py_chain.chaindb)
+            assert len(ours) == len(theirs) == len(block.transactions)
+            for mine, py_evm in zip(ours, theirs, strict=True):
+                kinds.add(py_evm.type_id if hasattr(py_evm, "type_id") else None)
+                assert mine.state_root == py_evm.state_root
+                assert mine.gas_used == py_evm.gas_used
+                assert [
+                    (log.address, [int.from_bytes(t, "big") for t in log.topics], log.data)
+                    for log in mine.logs
+                ] == [(log.address, list(log.topics), log.data) for log in py_evm.logs]
+                logs += len(mine.logs)
+        assert logs > 5
+        assert None in kinds and 2 in kinds, kinds  # legacy and EIP-1559 receipts
