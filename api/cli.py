@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from meter_sim.flows import FlowsAhead
     from meter_sim.plots import BackgroundPlots
     from meter_sim.run import RunResult
     from meter_sim.scenario import Scenario
@@ -79,6 +80,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from api.settings import Settings
     from meter_sim import default_scenario, load_scenario, quartierstrom_scenario
     from meter_sim.errors import MeterSimError
+    from meter_sim.flows import simulate_ahead
     from meter_sim.plots import BackgroundPlots
 
     def bad(message: str) -> int:
@@ -144,10 +146,18 @@ def _simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     operator_key = settings.chain_key_value() if chain != "embedded" else None
-    _keep_for_good(args.own_process)
+    flows_ahead: FlowsAhead | None = None
+    if args.via == "direct":
+        # The load and PV models run in a child while this process imports the ledger.
+        try:
+            flows_ahead = simulate_ahead(scenario, args.first_slot, args.slots)
+        except MeterSimError as exc:
+            return bad(str(exc))
     # The plots are drawn in a child process while the run's audit goes on in this one.
     with BackgroundPlots(out) as plots:
-        return _simulate_and_report(args, scenario, chain, operator_key, data_dir, out, plots)
+        return _simulate_and_report(
+            args, scenario, chain, operator_key, data_dir, out, plots, flows_ahead
+        )
 
 
 def _simulate_and_report(
@@ -158,12 +168,15 @@ def _simulate_and_report(
     data_dir: Path,
     out: Path,
     plots: BackgroundPlots,
+    flows_ahead: FlowsAhead | None,
 ) -> int:
     """The run, its report files and its summary on the terminal; the exit status."""
     from ledger.errors import LedgerError
     from meter_sim.errors import MeterSimError
     from meter_sim.report import pilot_comparison
     from meter_sim.run import run_simulation, stderr_progress
+
+    _keep_for_good(args.own_process)  # after the ledger's imports, before the run
 
     try:
         if args.via == "api":
@@ -181,6 +194,7 @@ def _simulate_and_report(
                 slots=args.slots,
                 progress=stderr_progress(),
                 before_audit=plots.start,
+                flows_ahead=flows_ahead,
             )
     except MeterSimError as exc:
         print(f"voisin simulate: {exc}", file=sys.stderr)

@@ -15,5 +15,9 @@ class WeatherError(MeterSimError, ValueError):
     """The weather source is unknown or does not fit the scenario's location."""
 
 
+class SimulationError(MeterSimError):
+    """A run cannot start or go on (bad arguments, a used data dir, a refused reading)."""
+
+
 class DeliveryError(MeterSimError):
     """Readings could not be delivered (the ledger or the API refused the batch as a whole)."""

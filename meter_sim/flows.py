@@ -8,15 +8,23 @@ and slot ``pv + import = load + export + charge - discharge`` holds exactly.
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from meter_sim.battery import dispatch
-from meter_sim.load import load_Wh
-from meter_sim.pv import Sky, pv_Wh
+from meter_sim.errors import SimulationError
 from meter_sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    from meter_sim.pv import Sky
 
 Wh = NDArray[np.int64]
 
@@ -67,6 +75,11 @@ def round_keeping_totals(values: NDArray[np.float64]) -> Wh:
 
 def simulate(scenario: Scenario, sky: Sky | None = None) -> Flows:
     """The scenario's flows for every household and slot."""
+    # Imported here: the load and PV models bring pandas, pvlib and scipy, which a process
+    # that has its flows computed elsewhere (simulate_ahead) never needs.
+    from meter_sim.load import load_Wh
+    from meter_sim.pv import pv_Wh
+
     load = round_keeping_totals(load_Wh(scenario))
     pv = round_keeping_totals(pv_Wh(scenario, sky))
     net = pv - load
@@ -82,3 +95,74 @@ def simulate(scenario: Scenario, sky: Sky | None = None) -> Flows:
         export_Wh=np.maximum(residual, 0),
         battery_mWh=level,
     )
+
+
+def check_window(total: int, first_slot: int, slots: int | None) -> int:
+    """The number of slots of the window ``first_slot``, ``slots`` of a period of ``total``
+    slots; raises :class:`SimulationError` if it does not fit."""
+    count = total - first_slot if slots is None else slots
+    if not 0 <= first_slot < total or not 1 <= count <= total - first_slot:
+        raise SimulationError(
+            f"the window of {count} slots from slot {first_slot} does not fit the "
+            f"scenario's {total} slots"
+        )
+    return count
+
+
+def window(flows: Flows, first_slot: int = 0, slots: int | None = None) -> Flows:
+    """The flows of slots ``first_slot .. first_slot + slots - 1`` (indices into the period)."""
+    count = check_window(flows.shape[1], first_slot, slots)
+    cut = slice(first_slot, first_slot + count)
+    return dataclasses.replace(
+        flows,
+        first_slot=flows.first_slot + first_slot,
+        load_Wh=flows.load_Wh[:, cut],
+        pv_Wh=flows.pv_Wh[:, cut],
+        charge_Wh=flows.charge_Wh[:, cut],
+        discharge_Wh=flows.discharge_Wh[:, cut],
+        import_Wh=flows.import_Wh[:, cut],
+        export_Wh=flows.export_Wh[:, cut],
+        battery_mWh=flows.battery_mWh[:, cut],
+    )
+
+
+@dataclass(frozen=True)
+class FlowsAhead:
+    """A window of a scenario's flows, being computed in a child process
+    (:func:`simulate_ahead`); ``started`` is when it was asked for (``time.perf_counter``)."""
+
+    scenario: Scenario
+    first_slot: int
+    slots: int | None
+    started: float
+    job: Future[Flows]
+
+    def result(self) -> Flows:
+        """The flows, once computed; computed here if the child died. The child's errors
+        (a bad window, an unknown weather source) are raised here."""
+        try:
+            return self.job.result()
+        except BrokenProcessPool:
+            return _window_of(self.scenario, self.first_slot, self.slots)
+
+
+def simulate_ahead(scenario: Scenario, first_slot: int = 0, slots: int | None = None) -> FlowsAhead:
+    """Start computing ``window(simulate(scenario), first_slot, slots)`` in a forked child.
+
+    ``voisin simulate`` asks for its flows before it imports the ledger: the load and PV
+    models (with pandas, pvlib and scipy) then run on the second core while this process
+    imports web3 and py-evm and sets the chain up, and it only waits for them when the
+    households are topped up.
+    """
+    started = time.perf_counter()
+    check_window(scenario.n_slots, first_slot, slots)  # a bad window fails here, not later
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        job = pool.submit(_window_of, scenario, first_slot, slots)
+    finally:
+        pool.shutdown(wait=False)  # the child ends once the job is done
+    return FlowsAhead(scenario, first_slot, slots, started, job)
+
+
+def _window_of(scenario: Scenario, first_slot: int, slots: int | None) -> Flows:
+    return window(simulate(scenario), first_slot, slots)

@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from ledger.client import Tariffs
-from meter_sim.report import SlotSeries, report_html
-from meter_sim.run import RunResult
-
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from ledger.client import Tariffs
+    from meter_sim.report import SlotSeries
+    from meter_sim.run import RunResult
 
 __all__ = ["PLOTS", "BackgroundPlots", "write_plots", "write_report_html"]
 
@@ -198,6 +198,8 @@ def write_report_html(out: Path, result: RunResult) -> Path:
 
 
 def _write_page(out: Path, result: RunResult, paths: dict[str, Path]) -> Path:
+    from meter_sim.report import report_html  # the ledger's imports come with it
+
     captions = dict(PLOTS)
     images = {captions[name]: path.read_bytes() for name, path in paths.items()}
     page = out / "report.html"

@@ -17,7 +17,6 @@ This module imports ``ledger``, never ``api``.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -44,8 +43,8 @@ from ledger.models import FillRecord, ReadingRecord
 from ledger.settlement import SettlementWorker
 from ledger.statements import TradeLine
 from meter_sim.audit import add_ledger_audit
-from meter_sim.errors import MeterSimError
-from meter_sim.flows import Flows, simulate
+from meter_sim.errors import SimulationError
+from meter_sim.flows import Flows, FlowsAhead, simulate, window
 from meter_sim.meters import signed_slots
 from meter_sim.report import Gas, Money, SlotSeries, add_pilot_figures, build_report, slot_series
 from meter_sim.scenario import Scenario
@@ -71,10 +70,6 @@ READINGS_PER_BATCH = 300
 HOUSEHOLDS_PER_ONBOARDING = 100
 #: What each household is topped up with on top of its worst-case bill (1 EUR).
 TOP_UP_MARGIN_UEUR = 1_000_000
-
-
-class SimulationError(MeterSimError):
-    """A run cannot start or go on (bad arguments, a used data dir, a refused reading)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,37 +108,18 @@ class RunResult:
     tariffs: Tariffs
 
 
-def run_flows(scenario: Scenario, mechanism: str, first_slot: int, slots: int | None) -> Flows:
-    """A run's flows (the window of the scenario's period it covers), once its mechanism is
-    known to exist."""
+def check_mechanism(mechanism: str) -> None:
     if mechanism not in MECHANISMS:
         raise SimulationError(
             f"unknown mechanism {mechanism!r}; choose one of {', '.join(sorted(MECHANISMS))}"
         )
+
+
+def run_flows(scenario: Scenario, mechanism: str, first_slot: int, slots: int | None) -> Flows:
+    """A run's flows (the window of the scenario's period it covers), once its mechanism is
+    known to exist."""
+    check_mechanism(mechanism)
     return window(simulate(scenario), first_slot, slots)
-
-
-def window(flows: Flows, first_slot: int = 0, slots: int | None = None) -> Flows:
-    """The flows of slots ``first_slot .. first_slot + slots - 1`` (indices into the period)."""
-    total = flows.shape[1]
-    count = total - first_slot if slots is None else slots
-    if not 0 <= first_slot < total or not 1 <= count <= total - first_slot:
-        raise SimulationError(
-            f"the window of {count} slots from slot {first_slot} does not fit the "
-            f"scenario's {total} slots"
-        )
-    cut = slice(first_slot, first_slot + count)
-    return dataclasses.replace(
-        flows,
-        first_slot=flows.first_slot + first_slot,
-        load_Wh=flows.load_Wh[:, cut],
-        pv_Wh=flows.pv_Wh[:, cut],
-        charge_Wh=flows.charge_Wh[:, cut],
-        discharge_Wh=flows.discharge_Wh[:, cut],
-        import_Wh=flows.import_Wh[:, cut],
-        export_Wh=flows.export_Wh[:, cut],
-        battery_mWh=flows.battery_mWh[:, cut],
-    )
 
 
 def stderr_progress(stream: TextIO = sys.stderr) -> Callable[[Progress], None]:
@@ -177,18 +153,30 @@ def run_simulation(
     progress: Callable[[Progress], None] | None = None,
     say: Callable[[str], None] | None = None,
     before_audit: Callable[[RunResult], object] | None = None,
+    flows_ahead: FlowsAhead | None = None,
 ) -> RunResult:
     """Run ``scenario`` end to end on the chain ``chain_spec``; see the module docstring.
 
     ``data_dir`` holds the chain (embedded), the deployment record and, unless
     ``database_url`` is given, the SQLite mirror. It must not hold this scenario already (each
     meter's readings count once). ``first_slot``/``slots`` pick a window of the period.
-    ``before_audit`` is called as in :func:`collect_result`.
+    ``before_audit`` is called as in :func:`collect_result`. ``flows_ahead`` (from
+    :func:`meter_sim.flows.simulate_ahead`, for the same scenario and window) gives the flows
+    instead of computing them here; the run's wall time then counts from its start.
     """
-    started = time.perf_counter()
+    started = time.perf_counter() if flows_ahead is None else flows_ahead.started
     log = say or (lambda _message: None)
-    flows = run_flows(scenario, mechanism, first_slot, slots)
-    n_h, n_t = flows.shape
+    if flows_ahead is None:
+        flows = run_flows(scenario, mechanism, first_slot, slots)
+    else:
+        check_mechanism(mechanism)
+        if (flows_ahead.scenario, flows_ahead.first_slot, flows_ahead.slots) != (
+            scenario,
+            first_slot,
+            slots,
+        ):
+            raise SimulationError("flows_ahead was started for another scenario or window")
+    n_h = len(scenario.households)
     data = Path(data_dir)
     with open_chain(chain_spec, data, operator_key) as chain:
         client, deployment = open_ledger(chain)
@@ -212,6 +200,9 @@ def run_simulation(
         newcomers: list[Onboarding] = []
         # Gas money for every household account (on the embedded chain, in shared blocks).
         chain.fund_many([ident.account for ident in ids])
+        if flows_ahead is not None:
+            flows = flows_ahead.result()
+        n_t = flows.shape[1]
         for h, (spec, ident) in enumerate(zip(scenario.households, ids, strict=True)):
             # Enough to buy every metered Wh at retail, plus a margin: funds never bind.
             amount = int(flows.import_Wh[h].sum()) * tariffs.retail_ueur_per_kWh // 1000
