@@ -38,7 +38,7 @@ from ledger.deploy import open_ledger
 from ledger.evidence import store_signed_readings
 from ledger.indexer import index, make_engine
 from ledger.intake import MeterRecord, classify
-from ledger.market_data import load_statement
+from ledger.market_data import load_statements
 from ledger.models import FillRecord, ReadingRecord
 from ledger.settlement import SettlementWorker
 from ledger.statements import TradeLine
@@ -361,7 +361,7 @@ def collect_result(
         )
         for f in fill_rows
     ]
-    statements = [load_statement(engine, hid, first, last) for hid in household_ids]
+    statements = load_statements(engine, household_ids, first, last)
     report = build_report(
         flows,
         household_ids,

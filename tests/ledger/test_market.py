@@ -22,7 +22,7 @@ from ledger.agent_orders import AgentHousehold, post_default_orders
 from ledger.agents import AgentSettings, DailyRamp
 from ledger.client import Event
 from ledger.indexer import index, make_engine
-from ledger.market_data import load_statement
+from ledger.market_data import MarketDataError, load_statement, load_statements
 from ledger.models import SettlementBatchRecord, SlotOutcomeRecord
 from ledger.settlement import BASE_BATCH_GAS, WORST_FILL_GAS, SettlementWorker, SlotOutcome
 from tests.world import SLOT, Member, World, new_world
@@ -195,8 +195,14 @@ def _eight_slots(chain: Chain, tmp_path: Path, mechanism: str) -> None:
         earned[seller] += int(e.args["costUeur"])
         bought[(buyer, slot)] += int(e.args["energyWh"])
         sold[(seller, slot)] += int(e.args["energyWh"])
+    # All the statements read at once (as a run's report reads them), in the order asked.
+    ids = [m.id for m in market.members][::-1]
+    together = dict(zip(ids, load_statements(market.engine, ids, SLOTS[0], SLOTS[-1]), strict=True))
+    with pytest.raises(MarketDataError, match="household 9999 is not registered"):
+        load_statements(market.engine, [ids[0], 9_999], SLOTS[0], SLOTS[-1])
     for m in market.members:
         st = load_statement(market.engine, m.id, SLOTS[0], SLOTS[-1])
+        assert together[m.id] == st
         assert (st.paid_local_ueur, st.fees_ueur, st.earned_local_ueur) == (
             paid[m.id],
             fees[m.id],
