@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from meter_sim.flows import FlowsAhead
-    from meter_sim.plots import BackgroundPlots
     from meter_sim.run import RunResult
     from meter_sim.scenario import Scenario
 
@@ -153,31 +152,14 @@ def _simulate(args: argparse.Namespace) -> int:
             flows_ahead = simulate_ahead(scenario, args.first_slot, args.slots)
         except MeterSimError as exc:
             return bad(str(exc))
-    # The plots are drawn in a child process while the run's audit goes on in this one.
-    with BackgroundPlots(out) as plots:
-        return _simulate_and_report(
-            args, scenario, chain, operator_key, data_dir, out, plots, flows_ahead
-        )
-
-
-def _simulate_and_report(
-    args: argparse.Namespace,
-    scenario: Scenario,
-    chain: str,
-    operator_key: str | None,
-    data_dir: Path,
-    out: Path,
-    plots: BackgroundPlots,
-    flows_ahead: FlowsAhead | None,
-) -> int:
-    """The run, its report files and its summary on the terminal; the exit status."""
+    # Only now the ledger (web3, py-evm): the flows are computed meanwhile.
     from ledger.errors import LedgerError
-    from meter_sim.errors import MeterSimError
     from meter_sim.report import pilot_comparison
     from meter_sim.run import run_simulation, stderr_progress
 
     _keep_for_good(args.own_process)  # after the ledger's imports, before the run
-
+    # The plots are drawn in a child process while the run's audit goes on in this one.
+    plots = BackgroundPlots(out)
     try:
         if args.via == "api":
             result = _simulate_via_api(
@@ -197,8 +179,7 @@ def _simulate_and_report(
                 flows_ahead=flows_ahead,
             )
     except MeterSimError as exc:
-        print(f"voisin simulate: {exc}", file=sys.stderr)
-        return 2
+        return bad(str(exc))
     except LedgerError as exc:
         print(f"voisin simulate: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -9,9 +9,8 @@ and slot ``pv + import = load + export + charge - discharge`` holds exactly.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from numpy.typing import NDArray
 
 from meter_sim.battery import dispatch
 from meter_sim.errors import SimulationError
+from meter_sim.forked import in_forked_child
 from meter_sim.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -156,11 +156,7 @@ def simulate_ahead(scenario: Scenario, first_slot: int = 0, slots: int | None = 
     """
     started = time.perf_counter()
     check_window(scenario.n_slots, first_slot, slots)  # a bad window fails here, not later
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-    try:
-        job = pool.submit(_window_of, scenario, first_slot, slots)
-    finally:
-        pool.shutdown(wait=False)  # the child ends once the job is done
+    job = in_forked_child(_window_of, scenario, first_slot, slots)
     return FlowsAhead(scenario, first_slot, slots, started, job)
 
 

@@ -22,16 +22,16 @@ so a process that only hands the drawing to :class:`BackgroundPlots` never loads
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
+
+from meter_sim.forked import in_forked_child
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -213,22 +213,20 @@ class BackgroundPlots:
     ``voisin simulate`` passes :meth:`start` as the run's ``before_audit``: the four PNGs are
     drawn on the second core while the audit runs in the main process, and
     :meth:`write_report_html` then waits for them and writes ``report.html`` with the audited
-    report. The child is forked, so it needs no imports but matplotlib's. If it was never
-    started, or died, the plots are drawn in this process instead. Use as a context manager:
-    leaving stops the child.
+    report. The child is forked (:func:`meter_sim.forked.in_forked_child`), so it needs no
+    imports but matplotlib's. If it was never started, or died, the plots are drawn in this
+    process instead.
     """
 
     def __init__(self, out: Path) -> None:
         self._out = out
-        self._pool: ProcessPoolExecutor | None = None
         self._job: Future[dict[str, Path]] | None = None
 
     def start(self, result: RunResult) -> None:
         """Start drawing ``result``'s plots into the output folder."""
-        if self._pool is not None:
+        if self._job is not None:
             raise RuntimeError("the plots of this run are already being drawn")
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        self._job = self._pool.submit(
+        self._job = in_forked_child(
             write_plots,
             self._out,
             result.series,
@@ -240,27 +238,9 @@ class BackgroundPlots:
     def write_report_html(self, result: RunResult) -> Path:
         """Wait for the plots, then write ``report.html`` (with ``result``'s report as it is
         now, audit included); returns its path."""
-        paths: dict[str, Path] | None = None
         if self._job is not None:
             try:
-                paths = self._job.result()
+                return _write_page(self._out, result, self._job.result())
             except BrokenProcessPool:
-                paths = None  # the child died: draw here
-        if paths is None:
-            return write_report_html(self._out, result)
-        return _write_page(self._out, result, paths)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> BackgroundPlots:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
+                pass  # the child died: draw here
+        return write_report_html(self._out, result)

@@ -162,7 +162,8 @@ def run_simulation(
     meter's readings count once). ``first_slot``/``slots`` pick a window of the period.
     ``before_audit`` is called as in :func:`collect_result`. ``flows_ahead`` (from
     :func:`meter_sim.flows.simulate_ahead`, for the same scenario and window) gives the flows
-    instead of computing them here; the run's wall time then counts from its start.
+    instead of computing them here; the run's wall time then counts from when they were asked
+    for.
     """
     started = time.perf_counter() if flows_ahead is None else flows_ahead.started
     log = say or (lambda _message: None)

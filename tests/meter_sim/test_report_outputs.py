@@ -179,11 +179,11 @@ def test_background_plots_draw_in_a_child_the_same_plots_and_page_as_here(
         energy(*args)
 
     monkeypatch.setattr(meter_sim.plots, "_energy", energy_noting_the_process)
-    with BackgroundPlots(tmp_path / "child") as plots:
-        plots.start(result)
-        result.report["audit_ok"] = False
-        result.report["audit_findings"] = ["found after the plots were started"]
-        page = plots.write_report_html(result)
+    plots = BackgroundPlots(tmp_path / "child")
+    plots.start(result)
+    result.report["audit_ok"] = False
+    result.report["audit_findings"] = ["found after the plots were started"]
+    page = plots.write_report_html(result)
     assert int(drawn_by.read_text()) != os.getpid()
     here = write_report_html(tmp_path / "here", result)
     for name in PNGS:
@@ -205,16 +205,15 @@ def test_background_plots_are_drawn_here_if_the_child_dies_or_never_started(
         energy(*args)
 
     monkeypatch.setattr(meter_sim.plots, "_energy", die_in_the_child)
-    with BackgroundPlots(tmp_path / "died") as plots:
+    plots = BackgroundPlots(tmp_path / "died")
+    plots.start(result)
+    with pytest.raises(RuntimeError, match="already being drawn"):
         plots.start(result)
-        with pytest.raises(RuntimeError, match="already being drawn"):
-            plots.start(result)
-        page = plots.write_report_html(result)
+    page = plots.write_report_html(result)
     assert embedded_pngs(page.read_text(encoding="utf-8")) == [
         (tmp_path / "died" / name).read_bytes() for name in PNGS
     ]
-    with BackgroundPlots(tmp_path / "unstarted") as plots:
-        page = plots.write_report_html(result)
+    page = BackgroundPlots(tmp_path / "unstarted").write_report_html(result)
     for name in PNGS:
         assert_png(tmp_path / "unstarted" / name)
 

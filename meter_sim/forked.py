@@ -1,0 +1,30 @@
+"""One job in a forked child process: how ``voisin simulate`` puts work on the second core.
+
+The run itself is one Python process executing the chain; the flows (before the ledger is
+imported, :func:`meter_sim.flows.simulate_ahead`) and the plots (during the audit,
+:class:`meter_sim.plots.BackgroundPlots`) are computed beside it. A forked child starts with
+everything its parent has imported and needs no imports but its job's own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+__all__ = ["in_forked_child"]
+
+T = TypeVar("T")
+
+
+def in_forked_child(function: Callable[..., T], *args: Any) -> Future[T]:
+    """Start ``function(*args)`` in a child forked from this process; the child ends once the
+    job is done. The future gives the job's answer or raises its exception, and raises
+    :class:`concurrent.futures.process.BrokenProcessPool` if the child died. ``function`` and
+    ``args`` are pickled (a module-level function, plain data)."""
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        return pool.submit(function, *args)
+    finally:
+        pool.shutdown(wait=False)  # the job still runs; the child exits after it
