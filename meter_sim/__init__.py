@@ -31,14 +31,20 @@ if TYPE_CHECKING:
         deliver_in_process,
         meter_records,
     )
-    from meter_sim.errors import DeliveryError, MeterSimError, ScenarioError, WeatherError
+    from meter_sim.errors import (
+        DeliveryError,
+        MeterSimError,
+        ScenarioError,
+        SimulationError,
+        WeatherError,
+    )
     from meter_sim.faults import Envelope, Fault, FaultRates, envelopes
     from meter_sim.flows import Flows, simulate
     from meter_sim.load import h0_year, load_Wh
     from meter_sim.meters import registers, sign_readings
     from meter_sim.pv import Sky, pv_Wh, sky_for, tmy_location
     from meter_sim.report import build_report
-    from meter_sim.run import Progress, RunResult, SimulationError, run_simulation
+    from meter_sim.run import Progress, RunResult, run_simulation
     from meter_sim.scenario import (
         LYON,
         PV,
@@ -94,7 +100,7 @@ _EXPORTS: dict[str, str] = {
     "ScenarioError": "meter_sim.errors",
     "sign_readings": "meter_sim.meters",
     "simulate": "meter_sim.flows",
-    "SimulationError": "meter_sim.run",
+    "SimulationError": "meter_sim.errors",
     "Sky": "meter_sim.pv",
     "sky_for": "meter_sim.pv",
     "Status": "meter_sim.delivery",

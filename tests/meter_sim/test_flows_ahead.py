@@ -90,3 +90,26 @@ def test_a_run_refuses_flows_ahead_of_another_scenario_or_window(tmp_path: Path)
             )
     assert not (tmp_path / "d").exists()
     ahead.result()
+
+
+def test_the_package_exports_each_name_from_its_module_without_loading_the_others() -> None:
+    """``meter_sim`` resolves its names on first use (PEP 562): every name it lists resolves
+    to its module's object, and the scenarios and errors come without pandas or the ledger."""
+    import importlib
+    import subprocess
+    import sys
+
+    import meter_sim
+
+    assert set(meter_sim.__all__) == set(meter_sim._EXPORTS)
+    for name, module in meter_sim._EXPORTS.items():
+        assert getattr(meter_sim, name) is getattr(importlib.import_module(module), name), name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        meter_sim.nothing  # noqa: B018
+    light = subprocess.run(
+        [sys.executable, "-c", "import sys; from meter_sim import default_scenario, "
+         "SimulationError, MeterSimError; print(sorted({'pandas', 'web3', 'scipy'} & "
+         "set(sys.modules)))"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert light.stdout.strip() == "[]", light.stderr
