@@ -194,7 +194,8 @@ def recover_signer(signed: SignedReading, domain: bytes) -> str:
     return checksum_address("0x" + address.hex())
 
 
-#: How many recoveries :func:`recover_address` remembers (about 300 bytes each).
+#: How many recoveries :func:`recover_address` remembers (about 220 bytes each, measured with
+#: tracemalloc over 4,000 recoveries: some 29 MB when full).
 RECOVERIES_REMEMBERED = 1 << 17
 
 

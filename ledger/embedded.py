@@ -123,7 +123,8 @@ def decode_receipt(encoded: bytes) -> Receipt:
     (EIP-2718: the type byte, then the RLP list).
 
     py-evm decodes each field into its serializable classes (a ``Log`` object per log, topics
-    as integers), which took four times as long as the plain RLP decoding here; the audit reads
+    as integers), which took 2.3 to 3.2 times as long as the plain RLP decoding here (the 395
+    receipts of a 100-household day, timed three times); the audit reads
     every receipt of the run. A test compares both decodings on every receipt of a chain.
     """
     payload = encoded if encoded[0] >= 0xC0 else encoded[1:]
