@@ -71,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from ledger.audit import AuditError, run_audit
     from ledger.audit.feeder import NETWORKS
     from ledger.audit.render import report_html, report_json, write_csv, write_open_data
-    from ledger.chain import open_chain
-    from ledger.deploy import DEPLOYMENTS_FILE, open_ledger
+    from ledger.chain.backends import open_chain
+    from ledger.contract.deploy import DEPLOYMENTS_FILE, open_ledger
     from ledger.errors import LedgerError
-    from ledger.indexer import make_engine
+    from ledger.mirror.indexer import make_engine
 
     for name in ("from_slot", "to_slot"):
         value = getattr(args, name)

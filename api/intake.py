@@ -2,7 +2,8 @@
 
 Every request's readings go through one writer thread: it takes what is waiting (from many
 concurrent requests), checks it in arrival order against the meters' state as the contract
-will (:func:`ledger.intake.classify`), stores the accepted readings and the meters' new state
+will (:func:`ledger.readings.intake.classify`), stores the accepted readings and the meters' new
+state
 in **one** database transaction (one fsync), then answers every waiting request. Under load
 this turns one fsync per request into one per group, and serialising the checks keeps each
 meter's state exact without locks in the database.
@@ -23,9 +24,9 @@ from sqlmodel import Session, col, select
 
 from api.models import ApiHousehold, IntakeReading
 from api.schemas import ReadingVerdict
-from ledger.eip712 import SignedReading
-from ledger.intake import Code, MeterRecord, Verdict, classify
-from ledger.models import HouseholdRecord
+from ledger.mirror.models import HouseholdRecord
+from ledger.readings.eip712 import SignedReading
+from ledger.readings.intake import Code, MeterRecord, Verdict, classify
 
 if TYPE_CHECKING:
     from api.services import Services

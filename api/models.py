@@ -1,4 +1,4 @@
-"""The API's own tables, next to the ledger's mirror (:mod:`ledger.models`) in one database.
+"""The API's own tables, next to the ledger's mirror (:mod:`ledger.mirror.models`) in one database.
 
 - ``api_household``: a household registered through the API: its bearer token (hashed), its
   account key (encrypted, :mod:`api.custody`), its meter and the meter's intake state (the last

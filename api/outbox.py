@@ -29,9 +29,9 @@ from sqlmodel import Session, and_, col, or_, select
 
 from api.models import ApiHousehold, ApiOrder, IntakeReading
 from ledger import errors as ledger_errors
-from ledger.evidence import store_signed_readings
-from ledger.intake import reading_from_json
-from ledger.models import ReadingRecord, SlotOutcomeRecord
+from ledger.mirror.models import ReadingRecord, SlotOutcomeRecord
+from ledger.readings.evidence import store_signed_readings
+from ledger.readings.intake import reading_from_json
 
 if TYPE_CHECKING:
     from api.services import Services

@@ -24,12 +24,12 @@ from api.errors import chain_unavailable, from_ledger
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
 from api.settings import Settings
-from ledger.chain import Chain, open_chain
-from ledger.client import Tariffs, VoisinClient
-from ledger.deploy import Deployment, open_ledger
+from ledger.chain.backends import Chain, open_chain
+from ledger.contract.client import Tariffs, VoisinClient
+from ledger.contract.deploy import Deployment, open_ledger
 from ledger.errors import ChainUnavailable, LedgerError
-from ledger.indexer import IndexResult, index, make_engine
-from ledger.settlement import SettlementWorker
+from ledger.market.settlement import SettlementWorker
+from ledger.mirror.indexer import IndexResult, index, make_engine
 
 log = logging.getLogger("voisin.api")
 T = TypeVar("T")

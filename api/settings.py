@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     chain_process: bool = Field(
         default=True,
         description=(
-            "Run the embedded chain in its own node process on loopback (ledger/node.py), so "
+            "Run the embedded chain in its own node process on loopback (ledger/chain/node.py), so "
             "that its EVM work never holds up requests; false runs it inside the API process."
         ),
     )

@@ -5,12 +5,12 @@ This package imports neither ``api`` nor ``meter_sim``.
 """
 
 # First: chooses the Keccak backend before any import below can hash (see the module).
-from ledger import _keccak  # noqa: F401
-from ledger.chain import Chain, open_chain
-from ledger.client import Fill, Order, SlotEnergy, Tariffs, TxResult, VoisinClient
-from ledger.deploy import DEFAULT_TARIFFS, Deployment, open_ledger
-from ledger.eip712 import Reading, SignedReading, sign_reading
+from ledger.chain.backends import Chain, open_chain
+from ledger.chain.pyevm_speedups import keccak as _keccak  # noqa: F401
+from ledger.contract.client import Fill, Order, SlotEnergy, Tariffs, TxResult, VoisinClient
+from ledger.contract.deploy import DEFAULT_TARIFFS, Deployment, open_ledger
 from ledger.errors import ContractError, LedgerError
+from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 
 __all__ = [
     "DEFAULT_TARIFFS",

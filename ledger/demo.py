@@ -24,15 +24,15 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from ledger.agent_orders import AgentHousehold, post_default_orders
-from ledger.agents import AgentSettings
-from ledger.chain import open_chain
-from ledger.deploy import open_ledger
-from ledger.eip712 import Reading, SignedReading, sign_reading
-from ledger.indexer import index, make_engine
-from ledger.market_data import load_statement
-from ledger.models import ChainEvent, FillRecord, SlotOutcomeRecord
-from ledger.settlement import SettlementWorker
+from ledger.chain.backends import open_chain
+from ledger.contract.deploy import open_ledger
+from ledger.market.agent_orders import AgentHousehold, post_default_orders
+from ledger.market.agents import AgentSettings
+from ledger.market.data import load_statement
+from ledger.market.settlement import SettlementWorker
+from ledger.mirror.indexer import index, make_engine
+from ledger.mirror.models import ChainEvent, FillRecord, SlotOutcomeRecord
+from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 
 SLOT_SECONDS = 900
 

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ledger.audit import run_audit
-from ledger.client import VoisinClient
-from ledger.evidence import store_neighbourhood_flows
+from ledger.contract.client import VoisinClient
+from ledger.readings.evidence import store_neighbourhood_flows
 from meter_sim.flows import Flows
 
 __all__ = ["add_ledger_audit"]

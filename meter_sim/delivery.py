@@ -5,7 +5,8 @@ Both take the :class:`~meter_sim.faults.Envelope` list of a run and return a
 
 *In-process* (:func:`deliver_in_process`): the envelopes are taken one send slot at a time, as
 the meters would send them at the end of each slot. Each round is pre-validated with
-:func:`ledger.intake.classify` against the meters' state (read from the chain once, then carried
+:func:`ledger.readings.intake.classify` against the meters' state (read from the chain once, then
+carried
 along), because the contract reverts a whole batch for one bad reading. The accepted readings
 are committed with :meth:`ledger.VoisinClient.commit_readings` in batches of up to
 ``batch_size`` (several rounds may share a transaction: the contract needs only each meter's
@@ -36,10 +37,10 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from ledger.client import VoisinClient
-from ledger.eip712 import SignedReading
+from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
-from ledger.intake import MeterRecord, classify, reading_to_json
+from ledger.readings.eip712 import SignedReading
+from ledger.readings.intake import MeterRecord, classify, reading_to_json
 from meter_sim.errors import DeliveryError
 from meter_sim.faults import Envelope, Fault
 

@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass, fields
 from enum import StrEnum
 
-from ledger.eip712 import Reading, SignedReading, sign_reading
+from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 from meter_sim.errors import ScenarioError
 from meter_sim.scenario import Scenario, derive_key
 

@@ -3,7 +3,7 @@
 A meter adds each slot's import and export to its two registers (integer Wh, starting from the
 seeded baselines of :attr:`Scenario.identities`) and signs, at the end of slot ``s``,
 ``Reading(meter, s, import_Wh, export_Wh)`` with its key, through
-:func:`ledger.eip712.sign_reading`: exactly what the contract verifies.
+:func:`ledger.readings.eip712.sign_reading`: exactly what the contract verifies.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from eth_keys.datatypes import PrivateKey
 from numpy.typing import NDArray
 
-from ledger.eip712 import Reading, SignedReading, sign_reading
+from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 from meter_sim.flows import Flows
 from meter_sim.scenario import Scenario
 
@@ -38,7 +38,8 @@ def sign_readings(
     """Every meter's signed reading for every slot, slot by slot (the order meters send them).
 
     ``domain`` is the deployment's EIP-712 domain separator
-    (:meth:`ledger.VoisinClient.domain_separator` or :func:`ledger.eip712.domain_separator`).
+    (:meth:`ledger.VoisinClient.domain_separator` or
+    :func:`ledger.readings.eip712.domain_separator`).
     Signing dominates the cost of a run (one secp256k1 signature per meter and slot);
     ``processes`` > 1 splits the meters over that many worker processes. ECDSA signatures here
     are deterministic (RFC 6979), so the result is the same either way.

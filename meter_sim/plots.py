@@ -36,7 +36,7 @@ from meter_sim.forked import in_forked_child
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ledger.client import Tariffs
+    from ledger.contract.client import Tariffs
     from meter_sim.report import SlotSeries
     from meter_sim.run import RunResult
 

@@ -8,7 +8,7 @@ and slot the simulator's flows satisfy exactly ``pv + import + discharge = load 
 charge`` (:mod:`meter_sim.flows`); a battery charges only from PV surplus and discharges only
 into the household's own load (:mod:`meter_sim.battery`). The metered import of a household is
 covered first by its local purchases (fills), the rest comes from the grid; the metered export
-goes first to local sales, the rest to the grid (:mod:`ledger.statements`). Then:
+goes first to local sales, the rest to the grid (:mod:`ledger.market.statements`). Then:
 
 - ``local_traded_Wh``: the energy of every settled fill (sold by one household, bought by
   another; neither sold nor bought energy can exceed what was metered);
@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ledger.statements import Statement, TradeLine
+from ledger.market.statements import Statement, TradeLine
 from meter_sim.flows import Flows
 from meter_sim.scenario import SLOTS_PER_DAY
 

@@ -4,7 +4,8 @@
 scenario's households with their seeded meter and account keys and register baselines and
 tops them up (in ``onboard`` batches), lets each household's agent post its default standing
 orders, computes the flows and signs every reading, then goes slot by slot: the slot's
-readings are pre-validated (:func:`ledger.intake.classify`) and committed on chain in batches,
+readings are pre-validated (:func:`ledger.readings.intake.classify`) and committed on chain in
+batches,
 and the settlement worker clears and settles the slot. At the end it indexes the chain,
 builds each household's statement and returns the report (:mod:`meter_sim.report`).
 
@@ -29,19 +30,19 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from ledger.agent_orders import AgentHousehold, post_default_orders
-from ledger.agents import AgentSettings
-from ledger.chain import open_chain
-from ledger.clearing import MECHANISMS
-from ledger.client import Onboarding, Tariffs, VoisinClient
-from ledger.deploy import open_ledger
-from ledger.evidence import store_signed_readings
-from ledger.indexer import index, make_engine
-from ledger.intake import MeterRecord, classify
-from ledger.market_data import load_statements
-from ledger.models import FillRecord, ReadingRecord
-from ledger.settlement import SettlementWorker
-from ledger.statements import TradeLine
+from ledger.chain.backends import open_chain
+from ledger.contract.client import Onboarding, Tariffs, VoisinClient
+from ledger.contract.deploy import open_ledger
+from ledger.market.agent_orders import AgentHousehold, post_default_orders
+from ledger.market.agents import AgentSettings
+from ledger.market.clearing import MECHANISMS
+from ledger.market.data import load_statements
+from ledger.market.settlement import SettlementWorker
+from ledger.market.statements import TradeLine
+from ledger.mirror.indexer import index, make_engine
+from ledger.mirror.models import FillRecord, ReadingRecord
+from ledger.readings.evidence import store_signed_readings
+from ledger.readings.intake import MeterRecord, classify
 from meter_sim.audit import add_ledger_audit
 from meter_sim.errors import SimulationError
 from meter_sim.flows import Flows, FlowsAhead, simulate, window

@@ -23,12 +23,12 @@ from typing import Any
 import httpx
 from sqlmodel import Session, col, select
 
-from ledger.chain import open_chain
-from ledger.deploy import open_ledger
-from ledger.eip712 import domain_separator
-from ledger.indexer import index, make_engine
-from ledger.intake import reading_to_json
-from ledger.models import HouseholdRecord, ReadingRecord
+from ledger.chain.backends import open_chain
+from ledger.contract.deploy import open_ledger
+from ledger.mirror.indexer import index, make_engine
+from ledger.mirror.models import HouseholdRecord, ReadingRecord
+from ledger.readings.eip712 import domain_separator
+from ledger.readings.intake import reading_to_json
 from meter_sim.meters import sign_readings
 from meter_sim.report import Gas, Money
 from meter_sim.run import (

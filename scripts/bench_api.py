@@ -32,8 +32,8 @@ import httpx
 from eth_account import Account
 
 from api.process import ServeProcess, ServerStartError
-from ledger.eip712 import Reading, domain_separator, sign_reading
-from ledger.intake import reading_to_json
+from ledger.readings.eip712 import Reading, domain_separator, sign_reading
+from ledger.readings.intake import reading_to_json
 
 TOKEN = "bench-operator-token-0123456789abcdef"
 #: Anvil's first dev account (public test mnemonic), used as operator with --chain.

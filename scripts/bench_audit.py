@@ -68,9 +68,9 @@ def feeder_alone(households: int, days: int) -> None:
 
 def whole_audit(data_dir: Path) -> None:
     from ledger.audit import run_audit
-    from ledger.chain import open_chain
-    from ledger.deploy import open_ledger
-    from ledger.indexer import make_engine
+    from ledger.chain.backends import open_chain
+    from ledger.contract.deploy import open_ledger
+    from ledger.mirror.indexer import make_engine
 
     with open_chain("embedded", data_dir) as chain:
         client, deployment = open_ledger(chain)

@@ -1,7 +1,8 @@
 """Clearing time per slot for each mechanism, at 100 and 1,000 households (BENCHMARKS.md).
 
 The book is a midday slot of a neighbourhood whose agents post default standing orders
-(:mod:`ledger.agents`): 40% prosumers with surplus, everyone else with a deficit. Two books are
+(:mod:`ledger.market.agents`): 40% prosumers with surplus, everyone else with a deficit. Two books
+are
 timed:
 
 - ``agents``: each household's agent has its own seeded markup and discount, so limits differ;
@@ -24,9 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from ledger.agents import AgentSettings, standing_limits
-from ledger.clearing import MECHANISMS, BookOrder, Side
-from ledger.deploy import DEFAULT_TARIFFS
+from ledger.contract.deploy import DEFAULT_TARIFFS
+from ledger.market.agents import AgentSettings, standing_limits
+from ledger.market.clearing import MECHANISMS, BookOrder, Side
 
 Book = tuple[list[BookOrder], dict[int, int], dict[int, int]]
 

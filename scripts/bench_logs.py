@@ -5,8 +5,8 @@ readings for ``--slots`` slots (one ``commitReadings`` per slot, as a simulation
 times, in the same run and on the same blocks:
 
 * the log query: eth-tester's own ``get_logs`` against the embedded chain's direct reading of
-  py-evm's receipts (``ledger.embedded._logs_in_range``, what ``eth_getLogs`` now runs);
-* the decoding: web3's ``ContractEvent.process_log`` against ``ledger.event_codec``.
+  py-evm's receipts (``ledger.chain.embedded._logs_in_range``, what ``eth_getLogs`` now runs);
+* the decoding: web3's ``ContractEvent.process_log`` against ``ledger.contract.event_codec``.
 
 Prints logs per second for each and the ratios. Run: ``.venv/bin/python scripts/bench_logs.py``.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ledger import open_chain
-from ledger.embedded import _logs_in_range
-from ledger.event_codec import event_decoders
+from ledger.chain.embedded import _logs_in_range
+from ledger.contract.event_codec import event_decoders
 from tests.world import SLOT, new_world
 
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         f"query  py-evm receipts (direct) {n / t_direct:10.0f} logs/s  x{t_tester / t_direct:.1f}"
     )
     print(f"decode web3 process_log         {n / t_web3:10.0f} logs/s")
-    print(f"decode ledger.event_codec       {n / t_codec:10.0f} logs/s  x{t_web3 / t_codec:.1f}")
+    print(f"decode event_codec             {n / t_codec:10.0f} logs/s  x{t_web3 / t_codec:.1f}")
     return 0
 
 

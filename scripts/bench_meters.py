@@ -15,7 +15,8 @@ Measures, for the default street (``meter_sim.default_scenario``) in Lyon:
 * **peak memory of generation**: ``tracemalloc`` peak over one warm ``simulate`` (a separate,
   untimed run, as tracing slows Python down);
 * **signing**: ``meter_sim.sign_readings`` over the whole period (registers + one
-  ``ledger.eip712.sign_reading`` per meter and slot), readings per second, in one process and
+  ``ledger.readings.eip712.sign_reading`` per meter and slot), readings per second, in one process
+  and
   split over worker processes (``--processes``);
 * **end to end**: generation + signing of every reading, and the process's peak resident set
   size at the end (``ru_maxrss``, it includes the interpreter and the libraries).
@@ -36,7 +37,7 @@ from datetime import date
 
 import numpy as np
 
-from ledger.eip712 import domain_separator
+from ledger.readings.eip712 import domain_separator
 from meter_sim import default_scenario, sign_readings, simulate
 from meter_sim.battery import dispatch
 from meter_sim.flows import round_keeping_totals

@@ -70,10 +70,10 @@ from sqlalchemy import create_engine, text
 from sqlmodel import Session, select
 
 from api.process import ServeProcess
-from ledger.chain import open_chain
-from ledger.deploy import open_ledger
-from ledger.eip712 import domain_separator, sign_reading
-from ledger.models import ReadingRecord
+from ledger.chain.backends import open_chain
+from ledger.contract.deploy import open_ledger
+from ledger.mirror.models import ReadingRecord
+from ledger.readings.eip712 import domain_separator, sign_reading
 from meter_sim import (
     Envelope,
     FaultRates,

@@ -2,7 +2,7 @@
 contracts/slither-triage.json. Started by scripts/slither, inside the Slither tool venv.
 
 The contracts are compiled the way scripts/compile does (same settings, passed in by the
-launcher from ledger.compile) through crytic-compile's SolcStandardJson platform, with
+launcher from ledger.contract.compile) through crytic-compile's SolcStandardJson platform, with
 ``solc=`` pointing at scripts/solc, the solc-js adapter: no native solc, no download.
 
 A finding is named by its detector (``check``) and where it is (``where``: Slither's

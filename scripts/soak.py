@@ -47,8 +47,8 @@ from eth_account.signers.local import LocalAccount
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_api import TOKEN, percentile, start_server
 
-from ledger.eip712 import Reading, domain_separator, sign_reading
-from ledger.intake import reading_to_json
+from ledger.readings.eip712 import Reading, domain_separator, sign_reading
+from ledger.readings.intake import reading_to_json
 
 OP = {"Authorization": f"Bearer {TOKEN}"}
 #: Wh each household imports and exports per slot, and Wh bought per take.

@@ -9,10 +9,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ledger import Chain
-from ledger.client import Tariffs, VoisinClient
-from ledger.compile import load_artifact
-from ledger.deploy import DEFAULT_TARIFFS, deploy
-from ledger.eip712 import Reading, SignedReading, sign_reading
+from ledger.contract.client import Tariffs, VoisinClient
+from ledger.contract.compile import load_artifact
+from ledger.contract.deploy import DEFAULT_TARIFFS, deploy
+from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 
 #: A slot in November 2026 (unix seconds // 900).
 SLOT = 1_995_000

@@ -11,7 +11,7 @@ from api.deps import Svc, problems
 from api.errors import ApiError, not_found
 from api.schemas import UINT32, SlotOutcomeOut, TariffsOut
 from api.services import slot_now
-from ledger.models import SlotOutcomeRecord
+from ledger.mirror.models import SlotOutcomeRecord
 
 router = APIRouter(tags=["market"])
 SlotPath = Path(ge=1, le=UINT32 - 1)

@@ -1,6 +1,6 @@
 """``POST /readings``: signed meter readings, one or a batch. The signature is the credential.
 
-Each reading is checked as the contract will check it (:func:`ledger.intake.classify`): the
+Each reading is checked as the contract will check it (:func:`ledger.readings.intake.classify`): the
 meter is registered, the EIP-712 signature recovers to it, the slot has ended, follows the
 meter's last accepted slot and the registers do not decrease. Accepted readings are written
 to the database before the answer (202) and committed on chain by the outbox.
@@ -22,7 +22,7 @@ from api.deps import Svc, problems
 from api.ratelimit import check_meters
 from api.schemas import ReadingsAccepted, ReadingsIn
 from api.services import slot_now
-from ledger.intake import reading_from_json
+from ledger.readings.intake import reading_from_json
 
 router = APIRouter(tags=["readings"])
 

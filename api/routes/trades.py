@@ -12,7 +12,7 @@ from api.auth import Caller
 from api.deps import Svc, problems
 from api.errors import forbidden
 from api.schemas import UINT32, Page, Trade
-from ledger.models import FillRecord
+from ledger.mirror.models import FillRecord
 
 router = APIRouter(tags=["trades"])
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from fastapi.responses import Response
 
 from api.web.i18n import slot_label
-from ledger.models import FillRecord
-from ledger.statements import Statement
+from ledger.market.statements import Statement
+from ledger.mirror.models import FillRecord
 
 BILL_COLUMNS = (
     "import_Wh",

@@ -12,16 +12,16 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, or_, select
 
 from api.models import ApiHousehold, ApiOrder, IntakeReading
-from ledger.client import Tariffs
-from ledger.market_data import MarketDataError, load_statement, tariff_schedule
-from ledger.models import (
+from ledger.contract.client import Tariffs
+from ledger.market.data import MarketDataError, load_statement, tariff_schedule
+from ledger.market.statements import Statement, StatementError
+from ledger.mirror.models import (
     BalanceRecord,
     FillRecord,
     IndexerCursor,
     ReadingRecord,
     SlotOutcomeRecord,
 )
-from ledger.statements import Statement, StatementError
 
 SLOTS_PER_DAY = 96
 

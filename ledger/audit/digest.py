@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from ledger.models import (
+from ledger.mirror.models import (
     FillRecord,
     ReadingRecord,
     SlotDigestRecord,

@@ -8,7 +8,7 @@ the neighbourhood's terms are
 - ``grid_export = export - local_traded`` and ``grid_import = import - local_traded`` (both >= 0),
 
 and, where the simulator recorded the neighbourhood's PV, load and battery flows
-(:class:`ledger.models.NeighbourhoodSlotRecord`), with ``self_consumed = load - import``:
+(:class:`ledger.mirror.models.NeighbourhoodSlotRecord`), with ``self_consumed = load - import``:
 
 - ``load = self_consumed + local_traded + grid_import``, and
 - ``pv = self_consumed + local_traded + grid_export + charge - discharge``.

@@ -16,8 +16,8 @@ from eth_utils.address import to_checksum_address
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from ledger.client import Event, MeterState, VoisinClient
-from ledger.models import (
+from ledger.contract.client import Event, MeterState, VoisinClient
+from ledger.mirror.models import (
     BalanceRecord,
     ChainEvent,
     FillRecord,

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from ledger.audit.findings import ERROR, Finding
 from ledger.audit.inputs import AuditInputs, checksum
-from ledger.eip712 import InvalidReading, domain_separator, recover_signer
-from ledger.evidence import signed_from_record
+from ledger.readings.eip712 import InvalidReading, domain_separator, recover_signer
+from ledger.readings.evidence import signed_from_record
 
 __all__ = ["check_provenance"]
 

@@ -23,7 +23,7 @@ from ledger.audit.inputs import AuditInputs, collect
 from ledger.audit.integrity import check_integrity
 from ledger.audit.money import check_money
 from ledger.audit.provenance import check_provenance
-from ledger.client import VoisinClient
+from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
 
 __all__ = ["AuditError", "AuditReport", "audit_inputs", "run_audit"]

@@ -21,8 +21,8 @@ from api.models import ApiHousehold, ApiOrder, IntakeReading
 from api.outbox import PassResult
 from api.services import Services
 from api.settings import Settings
-from ledger.eip712 import Reading, sign_reading
-from ledger.intake import reading_to_json
+from ledger.readings.eip712 import Reading, sign_reading
+from ledger.readings.intake import reading_to_json
 from tests.conftest import ANVIL_KEY
 
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"

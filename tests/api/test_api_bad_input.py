@@ -7,8 +7,8 @@ from typing import Any
 
 from eth_account import Account
 
-from ledger.eip712 import Reading, sign_reading
-from ledger.intake import reading_to_json
+from ledger.readings.eip712 import Reading, sign_reading
+from ledger.readings.intake import reading_to_json
 from tests.api.conftest import OP, Api, past_slot
 
 HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0

@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from ledger import open_chain
-from ledger.deploy import open_ledger
-from ledger.eip712 import Reading, sign_reading
-from ledger.intake import reading_to_json
+from ledger.contract.deploy import open_ledger
+from ledger.readings.eip712 import Reading, sign_reading
+from ledger.readings.intake import reading_to_json
 from tests.api.conftest import OP, OPERATOR_TOKEN, Api, past_slot
 from tests.conftest import ANVIL_BIN, ANVIL_KEY, _free_port, _wait_for
 
@@ -75,7 +75,7 @@ def test_a_server_killed_under_load_loses_no_accepted_reading(tmp_path: Path) ->
         health = http.get("/health").json()
     contract = health["chain"]["contract"]
     chain_id = int(health["chain"]["chain_id"])
-    from ledger.eip712 import domain_separator
+    from ledger.readings.eip712 import domain_separator
 
     domain = domain_separator(chain_id, contract)
     accepted: list[tuple[str, int]] = []
@@ -212,7 +212,7 @@ def test_readings_queue_while_the_node_is_down_and_reach_it_when_it_returns(
 
 @pytest.mark.slow
 def test_a_dead_embedded_node_is_restarted_and_the_queue_reaches_it(tmp_path: Path) -> None:
-    """`voisin serve`'s embedded chain runs as a child node process (ledger/node.py). If that
+    """`voisin serve`'s embedded chain runs as a child node process (ledger/chain/node.py). If that
     process dies, readings still queue, /health says the chain is down, and the next outbox
     pass starts the node again on the same data, where the queue then lands."""
     settings = Settings(

@@ -19,8 +19,8 @@ from sqlmodel import Session, select
 from api.app import create_app
 from api.models import ApiHousehold, ApiOrder, IntakeReading
 from ledger import errors
-from ledger.eip712 import Reading, sign_reading
-from ledger.intake import reading_to_json
+from ledger.readings.eip712 import Reading, sign_reading
+from ledger.readings.intake import reading_to_json
 from tests.api.conftest import OP, Api, Member, _settings, past_slot
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -173,7 +173,7 @@ def test_high_s_reading_is_refused_at_the_intake_and_its_low_s_twin_accepted(
 def test_reading_signed_for_another_deployment_is_refused_at_the_intake(
     embedded_api: Api,
 ) -> None:
-    from ledger.eip712 import domain_separator
+    from ledger.readings.eip712 import domain_separator
 
     api = embedded_api
     m = api.register()

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from ledger.eip712 import Reading, SignedReading, domain_separator
+from ledger.readings.eip712 import Reading, SignedReading, domain_separator
 from meter_sim import Envelope, Fault, FaultRates, default_scenario, envelopes, sign_readings
 from meter_sim.flows import simulate
 from meter_sim.run import window

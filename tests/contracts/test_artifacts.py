@@ -14,7 +14,7 @@ import pytest
 import solcx
 from packaging.version import Version
 
-from ledger.compile import (
+from ledger.contract.compile import (
     ARTIFACTS_DIR,
     CONTRACTS_DIR,
     SOLC_BINARY,

@@ -12,8 +12,8 @@ import pytest
 from eth_account import Account
 
 from ledger import Chain, errors, open_chain
-from ledger.compile import load_artifact
-from ledger.eip712 import Reading, sign_reading
+from ledger.contract.compile import load_artifact
+from ledger.readings.eip712 import Reading, sign_reading
 from tests.conftest import ANVIL_BIN, ANVIL_KEY, _free_port, _wait_for
 from tests.world import SLOT, World, new_world
 

@@ -47,9 +47,9 @@ from hypothesis.stateful import (
 )
 
 from ledger import Chain, errors, open_chain
-from ledger.client import OPEN_END, TAKE, Fill, SlotEnergy, TxResult, VoisinClient
-from ledger.deploy import DEFAULT_TARIFFS
-from ledger.eip712 import Reading, SignedReading
+from ledger.contract.client import OPEN_END, TAKE, Fill, SlotEnergy, TxResult, VoisinClient
+from ledger.contract.deploy import DEFAULT_TARIFFS
+from ledger.readings.eip712 import Reading, SignedReading
 from tests.world import SLOT, Member, World, new_world
 
 FEED_IN = DEFAULT_TARIFFS.feed_in_ueur_per_kWh

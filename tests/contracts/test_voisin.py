@@ -13,9 +13,9 @@ from eth_account import Account
 from web3.exceptions import ContractLogicError
 
 from ledger import Chain, errors
-from ledger.chain import open_chain
-from ledger.client import OPEN_END, TAKE, Fill, InvalidArgument, Onboarding, Tariffs
-from ledger.eip712 import Reading, SignedReading, domain_separator, sign_reading
+from ledger.chain.backends import open_chain
+from ledger.contract.client import OPEN_END, TAKE, Fill, InvalidArgument, Onboarding, Tariffs
+from ledger.readings.eip712 import Reading, SignedReading, domain_separator, sign_reading
 from meter_sim.run import HOUSEHOLDS_PER_ONBOARDING
 from tests.world import SLOT, Member, World, new_world
 

@@ -9,8 +9,8 @@ from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError
 
 from ledger import errors
-from ledger.client import VoisinClient
-from ledger.compile import load_artifact
+from ledger.contract.client import VoisinClient
+from ledger.contract.compile import load_artifact
 
 
 def _abi_errors() -> list[dict[str, object]]:
@@ -38,7 +38,7 @@ def test_categories_map_to_builtin_exceptions() -> None:
 
 def test_revert_data_decodes_to_the_typed_error_with_values() -> None:
     client = VoisinClient.__new__(VoisinClient)
-    from ledger.client import _error_decoders
+    from ledger.contract.client import _error_decoders
 
     client._errors = _error_decoders(load_artifact("Voisin")["abi"])
     selector = keccak(text="InsufficientCredits(uint32,uint32,uint32,uint64,uint64)")[:4]
@@ -60,7 +60,7 @@ def test_typed_errors_survive_pickling() -> None:
 def test_client_refuses_out_of_range_arguments_before_sending() -> None:
     import pytest
 
-    from ledger.client import Fill, InvalidArgument
+    from ledger.contract.client import Fill, InvalidArgument
 
     for bad in (
         {"energy_Wh": -1},

@@ -17,8 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import meter_sim.delivery
-from ledger.eip712 import SignedReading, domain_separator
-from ledger.intake import Code, MeterRecord, classify
+from ledger.readings.eip712 import SignedReading, domain_separator
+from ledger.readings.intake import Code, MeterRecord, classify
 from meter_sim import (
     DeliveryReport,
     Envelope,
@@ -41,7 +41,7 @@ FAST = RetryPolicy(attempts=5, backoff_s=0.001, max_backoff_s=0.01)
 
 @dataclass
 class ReadingsAPI:
-    """An in-memory stand-in for the API's readings endpoint, built on ledger.intake.
+    """An in-memory stand-in for the API's readings endpoint, built on ledger.readings.intake.
 
     ``failures`` requests are answered 503 (or ``failure_status``) before being looked at;
     ``lost_answers`` readings are stored and then answered 503, as if the answer were lost.

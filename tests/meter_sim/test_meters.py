@@ -7,7 +7,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from ledger.eip712 import domain_separator, recover_signer
+from ledger.readings.eip712 import domain_separator, recover_signer
 from meter_sim import default_scenario, registers, sign_readings, simulate
 from meter_sim.meters import signed_slots
 

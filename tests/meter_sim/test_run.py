@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from api.cli import main
-from ledger.chain import open_chain
-from ledger.client import Event
-from ledger.deploy import open_ledger
+from ledger.chain.backends import open_chain
+from ledger.contract.client import Event
+from ledger.contract.deploy import open_ledger
 from meter_sim import Flows, default_scenario
 from meter_sim.report import Money, audit
 from meter_sim.run import RunResult, SimulationError, run_simulation
@@ -189,7 +189,7 @@ def test_a_run_refuses_a_data_dir_that_already_holds_it(tmp_path: Path) -> None:
 
 def test_the_audit_reports_broken_conservation(run: RunResult) -> None:
     """The audit is not a rubber stamp: tampered inputs give findings."""
-    from ledger.statements import Statement, TradeLine
+    from ledger.market.statements import Statement, TradeLine
 
     flows: Flows = run.flows
     ok_money = Money(top_ups_ueur=100, balances_ueur=90, fees_ueur=10, supply_growth_ueur=100)

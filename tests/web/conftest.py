@@ -24,8 +24,8 @@ from eth_account.signers.local import LocalAccount
 from api.app import create_app
 from api.services import Services
 from api.settings import Settings
-from ledger.eip712 import Reading, sign_reading
-from ledger.intake import reading_to_json
+from ledger.readings.eip712 import Reading, sign_reading
+from ledger.readings.intake import reading_to_json
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"

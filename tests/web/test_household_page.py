@@ -155,7 +155,7 @@ def _wait_committed(server: Server, household: int, slot: int) -> None:
     assert balance["as_of_block"] > 0
     from sqlmodel import Session, select
 
-    from ledger.models import ReadingRecord
+    from ledger.mirror.models import ReadingRecord
 
     with Session(server.services.engine) as s:
         found = s.exec(

@@ -1,0 +1,207 @@
+"""Chain backends, chosen by one string: the only place that knows which backend is in use.
+
+- ``embedded`` (default): the persistent eth-tester chain in ``<data_dir>/chain``
+  (see :mod:`ledger.chain.embedded`). The operator key is created on first start in
+  ``<data_dir>/operator.key`` (mode 0600) and funded in genesis. It runs in this process, or,
+  with ``process=True``, in a child node process reached over loopback JSON-RPC
+  (:mod:`ledger.chain.node`): same files, same behaviour, but its EVM work runs beside the caller.
+- ``memory``: the same chain without persistence, for tests and benchmarks.
+- ``http://...`` or ``https://...``: any Ethereum JSON-RPC node; the operator key must be given
+  (``VOISIN_CHAIN_KEY``) and hold ether for gas.
+
+Every backend returns a :class:`Chain`: a ``Web3`` whose ``default_account`` is the operator
+(eth-tester executes calls as transactions and needs a funded sender), the operator's local
+account, and a way to fund other accounts with gas money.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.providers.rpc import HTTPProvider
+
+from ledger.errors import ChainUnavailable, ConfigError
+
+if TYPE_CHECKING:
+    from ledger.chain.node import NodeProcess
+
+#: Ether (wei) the embedded chain gives the operator at genesis: gas for a very long time.
+OPERATOR_GENESIS_WEI = 10**9 * 10**18
+#: Gas money the operator sends a household account so it can post orders and take offers.
+HOUSEHOLD_GAS_WEI = 10**18
+OPERATOR_KEY_FILE = "operator.key"
+
+
+@dataclass
+class Chain:
+    """An open chain backend."""
+
+    w3: Web3
+    kind: str
+    operator: LocalAccount
+    data_dir: Path | None
+    _close: Callable[[], None] = field(repr=False)
+    #: The node process when an embedded chain runs in one (``open_chain(process=True)``).
+    node: NodeProcess | None = field(default=None, repr=False)
+    _fund_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def estimates_gas(self) -> bool:
+        """Whether transactions should be gas-estimated (see VoisinClient's estimate_gas)."""
+        return self.kind == "rpc"
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    def fund(self, address: str, wei: int = HOUSEHOLD_GAS_WEI) -> None:
+        """Send ``wei`` from the operator to ``address`` so it can pay for gas."""
+        with self._fund_lock:
+            nonce = self.w3.eth.get_transaction_count(self.operator.address, "pending")
+            tx_hash = self._send_transfer(address, wei, nonce, 2 * int(self.w3.eth.gas_price) + 1)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1:
+            raise ChainUnavailable(f"funding {address} with gas money failed")
+
+    def fund_many(self, addresses: Sequence[str], wei: int = HOUSEHOLD_GAS_WEI) -> None:
+        """:meth:`fund` each of ``addresses``; on the embedded chain the transfers share
+        blocks (its provider's ``shared_blocks``), and all are mined when this returns."""
+        shared = getattr(self.w3.provider, "shared_blocks", None)
+        if shared is None:
+            for address in addresses:
+                self.fund(address, wei)
+            return
+        sent = []
+        with self._fund_lock, shared():
+            nonce = self.w3.eth.get_transaction_count(self.operator.address, "pending")
+            max_fee = 2 * int(self.w3.eth.gas_price) + 1
+            for k, address in enumerate(addresses):
+                sent.append((address, self._send_transfer(address, wei, nonce + k, max_fee)))
+        for address, tx_hash in sent:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+            if receipt["status"] != 1:
+                raise ChainUnavailable(f"funding {address} with gas money failed")
+
+    def _send_transfer(self, address: str, wei: int, nonce: int, max_fee: int) -> Any:
+        """Sign and send ``wei`` from the operator to ``address``; returns the hash."""
+        tx: dict[str, Any] = {
+            "to": Web3.to_checksum_address(address),
+            "value": wei,
+            "nonce": nonce,
+            "gas": 21_000,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": 1,
+            "chainId": self.chain_id,
+        }
+        signed = self.operator.sign_transaction(tx)
+        return self.w3.eth.send_raw_transaction(signed.raw_transaction)
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> Chain:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_chain(
+    spec: str = "embedded",
+    data_dir: Path | str = "data",
+    operator_key: str | None = None,
+    *,
+    process: bool = False,
+) -> Chain:
+    """Open the backend named by ``spec`` (``embedded``, ``memory`` or an RPC URL).
+
+    ``process=True`` runs an ``embedded`` chain in its own node process (ignored otherwise).
+    """
+    data = Path(data_dir)
+    if spec == "embedded" and process:
+        from ledger.chain.node import start_node
+
+        data.mkdir(parents=True, exist_ok=True)
+        operator = _load_or_create_key(data / OPERATOR_KEY_FILE, operator_key)
+        node = start_node(data, operator_key)
+        try:
+            w3 = Web3(HTTPProvider(node.url, request_kwargs={"timeout": 120}))
+            w3.eth.default_account = operator.address
+        except BaseException:
+            node.stop()
+            raise
+        return Chain(w3, "embedded", operator, data, node.stop, node=node)
+    if spec == "embedded":
+        from ledger.chain.embedded import ChainLockedError, EmbeddedChain
+
+        data.mkdir(parents=True, exist_ok=True)
+        operator = _load_or_create_key(data / OPERATOR_KEY_FILE, operator_key)
+        try:
+            embedded = EmbeddedChain(data / "chain", {operator.address: OPERATOR_GENESIS_WEI})
+        except ChainLockedError as exc:
+            raise ChainUnavailable(str(exc)) from exc
+        w3 = embedded.w3
+        w3.eth.default_account = operator.address
+        return Chain(w3, "embedded", operator, data, embedded.close)
+    if spec == "memory":
+        from ledger.chain.embedded import in_memory_chain
+
+        operator = Account.from_key(operator_key) if operator_key else Account.create()
+        w3 = in_memory_chain({operator.address: OPERATOR_GENESIS_WEI})
+        w3.eth.default_account = operator.address
+        return Chain(w3, "memory", operator, None, lambda: None)
+    if spec.startswith(("http://", "https://")):
+        if not operator_key:
+            raise ConfigError(
+                f"chain {spec} needs the operator's private key (VOISIN_CHAIN_KEY), "
+                "an account holding ether for gas"
+            )
+        operator = _account(operator_key)
+        w3 = Web3(HTTPProvider(spec, request_kwargs={"timeout": 60}))
+        try:
+            w3.eth.chain_id  # noqa: B018  (a cheap round trip that proves the node answers)
+        except Exception as exc:
+            raise ChainUnavailable(f"cannot reach the chain node at {spec}: {exc}") from exc
+        w3.eth.default_account = operator.address
+        return Chain(w3, "rpc", operator, data, lambda: None)
+    raise ConfigError(
+        f"unknown chain {spec!r}: use 'embedded', 'memory' or an http(s):// JSON-RPC URL"
+    )
+
+
+def _account(key: str) -> LocalAccount:
+    try:
+        account: LocalAccount = Account.from_key(key)
+        return account
+    except (ValueError, TypeError) as exc:
+        raise ConfigError("the operator key must be 32 bytes of hex (0x...)") from exc
+
+
+def _load_or_create_key(path: Path, given: str | None) -> LocalAccount:
+    if given:
+        return _account(given)
+    if path.exists():
+        return _account(path.read_text().strip())
+    account: LocalAccount = Account.create()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(account.key.hex() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return account

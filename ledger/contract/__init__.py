@@ -1,0 +1,1 @@
+"""The Voisin contract from Python: compilation, deployment, the typed client and its events."""

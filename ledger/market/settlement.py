@@ -1,0 +1,406 @@
+"""The settlement worker: clear a slot, settle its fills on chain, record the outcome.
+
+One worker runs per market. For a slot whose readings are committed,
+:meth:`SettlementWorker.settle_slot`:
+
+1. brings the database mirror up to the chain head (:func:`ledger.mirror.indexer.index`);
+2. returns the recorded outcome if the slot is already settled (running a slot twice is a
+   no-op);
+3. otherwise loads the slot's book (:func:`ledger.market.data.load_slot_book`), clears it with
+   the market's mechanism, splits the fills into batches that fit the gas limit, and writes
+   this **plan** to the database *before* sending anything;
+4. sends each planned batch that the chain has not settled yet (``settleBatch(slot, batch)``
+   is accepted once per pair, so a crash between sending and recording never settles twice);
+5. re-indexes and marks the slot ``settled`` with its totals.
+
+If a planned batch is refused because the chain moved since the plan (a direct take used the
+credits, an order was cancelled, a buyer's balance is short), the unsent part of the plan is
+dropped and the rest of the slot is cleared again from the chain's new state; the contract's
+error names the buyer and its funds, which caps that buyer in the next plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine
+from sqlmodel import Session, col, delete, select
+
+from ledger import errors
+from ledger.audit.digest import seal_slot
+from ledger.contract.client import Fill, Tariffs, VoisinClient
+from ledger.errors import LedgerError
+from ledger.market.agents import AgentSettings, effective_limit
+from ledger.market.clearing import MECHANISMS, ClearingResult, Mechanism
+from ledger.market.data import LimitAdjuster, load_slot_book
+from ledger.mirror.indexer import index
+from ledger.mirror.models import (
+    ChainEvent,
+    FillRecord,
+    HouseholdRecord,
+    IndexerCursor,
+    SettlementBatchRecord,
+    SlotOutcomeRecord,
+    plain_rows,
+)
+
+__all__ = [
+    "BASE_BATCH_GAS",
+    "MAX_BATCH_GAS",
+    "WORST_FILL_GAS",
+    "SettlementError",
+    "SettlementWorker",
+    "SlotOutcome",
+    "max_fills_per_batch",
+    "split_batches",
+]
+
+#: Gas budget of one settleBatch transaction: under the 2^24 (16,777,216) per-transaction cap
+#: of Osaka-rules chains, with room to spare.
+MAX_BATCH_GAS = 15_000_000
+#: Fixed cost of a batch transaction (intrinsic gas, calldata head, fee credit, event).
+BASE_BATCH_GAS = 120_000
+#: Most gas one fill can take: 30,740 measured for a 100-fill batch in which every fill brings
+#: two new households and two new orders (BENCHMARKS.md, "worst" layout; 34,066 before the
+#: contract's fill loop ran in assembly), plus calldata margin. Kept at the older bound.
+WORST_FILL_GAS = 35_000
+#: Attempts to re-plan a slot after the chain refused a batch, before giving up.
+MAX_REPLANS = 25
+
+
+class SettlementError(LedgerError):
+    """The worker could not settle a slot (the chain keeps refusing its batches)."""
+
+
+def max_fills_per_batch(gas_budget: int = MAX_BATCH_GAS) -> int:
+    """How many fills always fit one batch within ``gas_budget``."""
+    fills = (gas_budget - BASE_BATCH_GAS) // WORST_FILL_GAS
+    if fills < 1:
+        raise errors.ConfigError(
+            f"a gas budget of {gas_budget} does not fit even one fill "
+            f"(needs at least {BASE_BATCH_GAS + WORST_FILL_GAS})"
+        )
+    return fills
+
+
+def split_batches(fills: tuple[Fill, ...], per_batch: int) -> list[tuple[Fill, ...]]:
+    """Cut ``fills`` into consecutive batches of at most ``per_batch`` fills, order kept.
+
+    Every prefix of a settleable list of fills is settleable (the contract's checks only get
+    looser as fewer fills use the slot's credits, deficits, caps and funds), so the batches
+    can be sent one after the other.
+    """
+    if per_batch < 1:
+        raise ValueError(f"per_batch must be at least 1, got {per_batch}")
+    return [fills[i : i + per_batch] for i in range(0, len(fills), per_batch)]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotOutcome:
+    """What happened in a settled slot. Energy in Wh, money in micro-euro."""
+
+    slot: int
+    mechanism: str
+    clearing_price_ueur_per_kWh: int | None
+    households: int
+    surplus_Wh: int
+    deficit_Wh: int
+    matched_Wh: int
+    unmatched_surplus_Wh: int
+    unmatched_deficit_Wh: int
+    fills: int
+    batches: int
+    cost_ueur: int
+    fees_ueur: int
+    gas_used: int
+
+    @classmethod
+    def from_record(cls, r: SlotOutcomeRecord) -> SlotOutcome:
+        return cls(**{f.name: getattr(r, f.name) for f in fields(cls)})
+
+
+def _fills_json(fills: tuple[Fill, ...]) -> str:
+    return json.dumps(
+        [[f.offer_id, f.bid_id, f.energy_Wh, f.price_ueur_per_kWh] for f in fills],
+        separators=(",", ":"),
+    )
+
+
+def _fills_from_json(text: str) -> tuple[Fill, ...]:
+    return tuple(Fill(*row) for row in json.loads(text))
+
+
+class SettlementWorker:
+    """Settles slots of one market with one clearing mechanism.
+
+    ``settler`` must hold the contract's SETTLER role. ``agents`` maps household ids to their
+    agent settings, whose daily ramps tighten those households' limits per slot.
+    ``start_block`` is where the mirror starts (the deployment block).
+    """
+
+    def __init__(
+        self,
+        client: VoisinClient,
+        engine: Engine,
+        settler: LocalAccount,
+        mechanism: str = "pay-as-clear",
+        *,
+        agents: Mapping[int, AgentSettings] | None = None,
+        start_block: int = 0,
+        gas_budget: int = MAX_BATCH_GAS,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        if mechanism not in MECHANISMS:
+            raise errors.ConfigError(
+                f"unknown clearing mechanism {mechanism!r}; choose one of "
+                + ", ".join(sorted(MECHANISMS))
+            )
+        self.client = client
+        self.engine = engine
+        self.settler = settler
+        self.mechanism_name = mechanism
+        self.mechanism: Mechanism = MECHANISMS[mechanism]
+        self.agents = dict(agents or {})
+        self.start_block = start_block
+        self.per_batch = max_fills_per_batch(gas_budget)
+        self._say = say
+
+    def _log(self, message: str) -> None:
+        if self._say is not None:
+            self._say(message)
+
+    # ───────────────────────────── Planning ─────────────────────────────
+
+    def _adjuster(self, tariffs: Tariffs) -> LimitAdjuster | None:
+        if not self.agents:
+            return None
+        agents = self.agents
+
+        def adjust(side: str, household: int, posted: int, slot: int) -> int:
+            return effective_limit(side, posted, agents.get(household), slot, tariffs)
+
+        return adjust
+
+    def _clear(
+        self, slot: int, tariffs: Tariffs, balance_caps: Mapping[int, int]
+    ) -> tuple[ClearingResult, int]:
+        book = load_slot_book(
+            self.engine,
+            slot,
+            tariffs,
+            adjust=self._adjuster(tariffs),
+            balance_caps=balance_caps,
+        )
+        result = self.mechanism(book.orders, book.surplus, book.deficit, tariffs)
+        return result, book.metered_households
+
+    def _write_plan(
+        self, session: Session, slot: int, first_batch: int, fills: tuple[Fill, ...]
+    ) -> int:
+        batches = split_batches(fills, self.per_batch)
+        for i, batch in enumerate(batches):
+            session.add(
+                SettlementBatchRecord(
+                    slot=slot, batch=first_batch + i, fills_json=_fills_json(batch)
+                )
+            )
+        return len(batches)
+
+    def _plan(self, slot: int, tariffs: Tariffs) -> SlotOutcomeRecord:
+        """Clear the slot and persist the plan (status ``planned``) before sending anything."""
+        # Batches another worker (or a lost database) already settled keep their numbers.
+        first_batch = 0
+        while self.client.batch_settled(slot, first_batch):
+            first_batch += 1
+        result, metered = self._clear(slot, tariffs, {})
+        surplus = result.matched_Wh + result.unmatched_surplus_Wh
+        deficit = result.matched_Wh + result.unmatched_deficit_Wh
+        record = SlotOutcomeRecord(
+            slot=slot,
+            status="planned",
+            mechanism=self.mechanism_name,
+            clearing_price_ueur_per_kWh=result.clearing_price_ueur_per_kWh,
+            households=metered,
+            surplus_Wh=surplus,
+            deficit_Wh=deficit,
+            matched_Wh=0,
+            unmatched_surplus_Wh=surplus,
+            unmatched_deficit_Wh=deficit,
+            fills=0,
+            batches=0,
+        )
+        with Session(self.engine) as session, session.begin():
+            session.add(record)
+            record.batches = self._write_plan(session, slot, first_batch, result.fills)
+        with Session(self.engine) as session:
+            stored = session.get(SlotOutcomeRecord, slot)
+            assert stored is not None
+            return stored
+
+    def _replan(
+        self, slot: int, from_batch: int, tariffs: Tariffs, caps: Mapping[int, int]
+    ) -> None:
+        """Drop the unsent batches from ``from_batch`` on and plan the rest of the slot anew."""
+        index(self.client, self.engine, start_block=self.start_block)
+        result, _ = self._clear(slot, tariffs, caps)
+        with Session(self.engine) as session, session.begin():
+            session.exec(
+                delete(SettlementBatchRecord).where(
+                    col(SettlementBatchRecord.slot) == slot,
+                    col(SettlementBatchRecord.batch) >= from_batch,
+                )
+            )
+            self._write_plan(session, slot, from_batch, result.fills)
+
+    # ───────────────────────────── Sending ─────────────────────────────
+
+    def _pending_batches(self, slot: int) -> list[SettlementBatchRecord]:
+        with Session(self.engine) as session:
+            return list(
+                session.exec(
+                    select(SettlementBatchRecord)
+                    .where(
+                        SettlementBatchRecord.slot == slot,
+                        col(SettlementBatchRecord.tx_hash).is_(None),
+                    )
+                    .order_by(col(SettlementBatchRecord.batch))
+                )
+            )
+
+    def _mark_sent(self, record_id: int | None, tx_hash: str, gas_used: int) -> None:
+        with Session(self.engine) as session, session.begin():
+            record = session.get(SettlementBatchRecord, record_id)
+            assert record is not None
+            record.tx_hash = tx_hash
+            record.gas_used = gas_used
+            session.add(record)
+
+    def _adopt_settled(self, slot: int, batch: SettlementBatchRecord) -> None:
+        """Record a batch the chain settled before we could record it (a crash after send)."""
+        index(self.client, self.engine, start_block=self.start_block)
+        with Session(self.engine) as session:
+            events = session.exec(select(ChainEvent).where(ChainEvent.name == "BatchSettled"))
+            tx_hash = next(
+                (
+                    e.tx_hash
+                    for e in events
+                    if (args := json.loads(e.args_json))["slot"] == slot
+                    and args["batch"] == batch.batch
+                ),
+                None,
+            )
+        gas = 0
+        if tx_hash is not None:
+            gas = int(self.client.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])  # type: ignore[arg-type]
+        self._mark_sent(batch.id, tx_hash or "unknown", gas)
+
+    def _household_of(self, account: str) -> int | None:
+        with Session(self.engine) as session:
+            record = session.exec(
+                select(HouseholdRecord).where(HouseholdRecord.account == account)
+            ).first()
+            return None if record is None else record.id
+
+    def _send(self, slot: int, tariffs: Tariffs) -> None:
+        caps: dict[int, int] = {}
+        replans = 0
+        while batches := self._pending_batches(slot):
+            batch = batches[0]
+            if self.client.batch_settled(slot, batch.batch):
+                self._adopt_settled(slot, batch)
+                continue
+            fills = _fills_from_json(batch.fills_json)
+            if not fills:
+                self._mark_sent(batch.id, "empty", 0)
+                continue
+            try:
+                # Cleared from the mirror just now: send without a dry run; if the chain moved,
+                # the typed refusal below re-plans the slot.
+                result = self.client.settle_batch(
+                    self.settler, slot, batch.batch, fills, check_first=False
+                )
+            except errors.BatchAlreadySettled:
+                self._adopt_settled(slot, batch)
+                continue
+            except (
+                errors.InsufficientFunds,
+                errors.InsufficientCredits,
+                errors.InsufficientDeficit,
+                errors.OrderClosed,
+                errors.OrderCapExceeded,
+                errors.PriceOutsideTariffs,
+                errors.PriceBelowOffer,
+                errors.PriceAboveBid,
+                errors.HouseholdInactive,
+            ) as exc:
+                replans += 1
+                if replans > MAX_REPLANS:
+                    raise SettlementError(
+                        f"slot {slot}: the chain refused {replans} plans in a row; last: {exc}"
+                    ) from exc
+                self._log(f"slot {slot}: batch {batch.batch} refused ({exc}); clearing again")
+                if isinstance(exc, errors.InsufficientFunds):
+                    household = self._household_of(str(exc.values["buyer"]))
+                    if household is not None:
+                        caps[household] = int(exc.values["haveUeur"])
+                tariffs = self.client.tariffs()
+                self._replan(slot, batch.batch, tariffs, caps)
+                continue
+            self._mark_sent(batch.id, result.tx_hash, result.gas_used)
+
+    # ───────────────────────────── Public ─────────────────────────────
+
+    def outcome(self, slot: int) -> SlotOutcome | None:
+        """The recorded outcome of ``slot`` if it is settled, else ``None``."""
+        with Session(self.engine) as session:
+            record = session.get(SlotOutcomeRecord, slot)
+            if record is None or record.status != "settled":
+                return None
+            return SlotOutcome.from_record(record)
+
+    def settle_slot(self, slot: int) -> SlotOutcome:
+        """Clear and settle ``slot`` once; later calls return the recorded outcome."""
+        index(self.client, self.engine, start_block=self.start_block)
+        done = self.outcome(slot)
+        if done is not None:
+            return done
+        tariffs = self.client.tariffs()
+        with Session(self.engine) as session:
+            planned = session.get(SlotOutcomeRecord, slot) is not None
+        if not planned:
+            self._plan(slot, tariffs)
+        self._send(slot, tariffs)
+        index(self.client, self.engine, start_block=self.start_block)
+        return self._finish(slot)
+
+    def _finish(self, slot: int) -> SlotOutcome:
+        with Session(self.engine) as session, session.begin():
+            record = session.get(SlotOutcomeRecord, slot)
+            assert record is not None
+            batches = plain_rows(session, SettlementBatchRecord, SettlementBatchRecord.slot == slot)
+            fills = plain_rows(session, FillRecord, FillRecord.slot == slot, FillRecord.bid_id != 0)
+            record.status = "settled"
+            record.batches = sum(1 for b in batches if b.gas_used)
+            record.gas_used = sum(b.gas_used for b in batches)
+            record.fills = len(fills)
+            record.matched_Wh = sum(f.energy_Wh for f in fills)
+            record.cost_ueur = sum(f.cost_ueur for f in fills)
+            record.fees_ueur = sum(f.fee_ueur for f in fills)
+            record.unmatched_surplus_Wh = record.surplus_Wh - record.matched_Wh
+            record.unmatched_deficit_Wh = record.deficit_Wh - record.matched_Wh
+            if not fills:
+                record.clearing_price_ueur_per_kWh = None
+            session.add(record)
+            # Seal the slot in the digest chain with its outcome (same transaction): any later
+            # change to its mirrored records shows in the audit (ledger.audit.digest).
+            cursor = session.get(IndexerCursor, self.client.address)
+            seal_slot(session, slot, 0 if cursor is None else cursor.last_block, record)
+            outcome = SlotOutcome.from_record(record)
+        self._log(
+            f"slot {slot}: {outcome.fills} fills, {outcome.matched_Wh} Wh in "
+            f"{outcome.batches} batch(es), {outcome.gas_used} gas"
+        )
+        return outcome

@@ -1,0 +1,224 @@
+"""Household statements: local trades, grid residuals, and savings against grid-only supply.
+
+Pure functions over a household's metered slots and its settled fills. For every slot:
+
+- the metered import is covered by local purchases first, and the rest (the residual) comes from
+  the grid at the retail tariff: ``import = bought + grid_import``;
+- the metered export goes to local sales first, and the rest goes to the grid at the feed-in
+  tariff: ``export = sold + grid_export``;
+- local purchases cost the fill's ``cost`` plus its grid ``fee`` (the integers the contract
+  debited), and local sales earn the fill's ``cost`` (the integer it credited).
+
+Grid residuals are priced per slot, rounded down like fills: ``Wh * tariff // 1000``. The
+tariffs of a slot are those in force when its reading was committed.
+
+**Savings** compare with the same meter data and no local market: grid-only supply would have
+cost ``import * retail // 1000 - export * feed_in // 1000`` per slot. Savings are that minus the
+household's actual net cost (local payments and fees, plus grid import, minus local earnings and
+grid export revenue). They can be negative, e.g. when a buyer's bid is above retail all in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+
+from ledger.contract.client import Tariffs
+from ledger.errors import LedgerError
+
+__all__ = [
+    "MeteredSlot",
+    "SlotLine",
+    "Statement",
+    "StatementError",
+    "TradeLine",
+    "build_statement",
+]
+
+
+class StatementError(LedgerError, ValueError):
+    """The data for a statement is inconsistent (e.g. more bought than metered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeteredSlot:
+    """A household's metered energy in one slot (the deltas of its committed reading)."""
+
+    slot: int
+    import_Wh: int
+    export_Wh: int
+    tariffs: Tariffs
+
+
+@dataclass(frozen=True, slots=True)
+class TradeLine:
+    """A settled fill as the contract recorded it (``FillSettled``)."""
+
+    slot: int
+    seller: int
+    buyer: int
+    energy_Wh: int
+    price_ueur_per_kWh: int
+    cost_ueur: int
+    fee_ueur: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlotLine:
+    """One slot of a statement. Money in micro-euro, energy in Wh."""
+
+    slot: int
+    import_Wh: int
+    export_Wh: int
+    bought_Wh: int
+    sold_Wh: int
+    grid_import_Wh: int
+    grid_export_Wh: int
+    paid_local_ueur: int
+    fees_ueur: int
+    earned_local_ueur: int
+    grid_import_cost_ueur: int
+    grid_export_revenue_ueur: int
+    grid_only_cost_ueur: int
+
+    @property
+    def net_cost_ueur(self) -> int:
+        return (
+            self.paid_local_ueur
+            + self.fees_ueur
+            + self.grid_import_cost_ueur
+            - self.earned_local_ueur
+            - self.grid_export_revenue_ueur
+        )
+
+
+#: Every summed quantity of a line (all its fields but the slot).
+_TOTALS = tuple(f.name for f in fields(SlotLine) if f.name != "slot")
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A household's bill for slots ``first_slot..last_slot`` (inclusive), with totals."""
+
+    household: int
+    first_slot: int
+    last_slot: int
+    lines: tuple[SlotLine, ...]
+    import_Wh: int
+    export_Wh: int
+    bought_Wh: int
+    sold_Wh: int
+    grid_import_Wh: int
+    grid_export_Wh: int
+    paid_local_ueur: int
+    fees_ueur: int
+    earned_local_ueur: int
+    grid_import_cost_ueur: int
+    grid_export_revenue_ueur: int
+    grid_only_cost_ueur: int
+    net_cost_ueur: int
+    savings_ueur: int
+
+    def as_dict(self) -> dict[str, object]:
+        """The statement as plain JSON-ready data (lines included)."""
+        out: dict[str, object] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "lines"
+        }
+        out["lines"] = [
+            {
+                **{f.name: getattr(line, f.name) for f in fields(line)},
+                "net_cost_ueur": line.net_cost_ueur,
+            }
+            for line in self.lines
+        ]
+        return out
+
+
+def _grid_price(energy_Wh: int, price_ueur_per_kWh: int) -> int:
+    return energy_Wh * price_ueur_per_kWh // 1000
+
+
+def build_statement(
+    household: int,
+    first_slot: int,
+    last_slot: int,
+    metered: Iterable[MeteredSlot],
+    trades: Iterable[TradeLine],
+) -> Statement:
+    """The statement of ``household`` over ``[first_slot, last_slot]``.
+
+    ``metered`` holds the household's metered slots and ``trades`` the fills it took part in
+    (others are ignored); both may include slots outside the period, which are left out. A
+    fill in a slot without a metered reading, or more energy traded than metered, raises
+    :class:`StatementError`: the contract never settles such a fill, so the data is wrong.
+    """
+    if first_slot > last_slot:
+        raise StatementError(f"the period is empty: from slot {first_slot} to {last_slot}")
+    meters: dict[int, MeteredSlot] = {}
+    for m in metered:
+        if first_slot <= m.slot <= last_slot:
+            if m.slot in meters:
+                raise StatementError(f"slot {m.slot} is metered twice for household {household}")
+            meters[m.slot] = m
+    bought: dict[int, int] = defaultdict(int)
+    sold: dict[int, int] = defaultdict(int)
+    paid: dict[int, int] = defaultdict(int)
+    fees: dict[int, int] = defaultdict(int)
+    earned: dict[int, int] = defaultdict(int)
+    for t in trades:
+        if not first_slot <= t.slot <= last_slot or household not in (t.buyer, t.seller):
+            continue
+        if t.slot not in meters:
+            raise StatementError(
+                f"household {household} traded in slot {t.slot}, which has no metered reading"
+            )
+        if t.buyer == household:
+            bought[t.slot] += t.energy_Wh
+            paid[t.slot] += t.cost_ueur
+            fees[t.slot] += t.fee_ueur
+        if t.seller == household:
+            sold[t.slot] += t.energy_Wh
+            earned[t.slot] += t.cost_ueur
+
+    lines: list[SlotLine] = []
+    for slot in sorted(meters):
+        m = meters[slot]
+        if bought[slot] > m.import_Wh or sold[slot] > m.export_Wh:
+            raise StatementError(
+                f"household {household}, slot {slot}: bought {bought[slot]} Wh of "
+                f"{m.import_Wh} imported, sold {sold[slot]} Wh of {m.export_Wh} exported"
+            )
+        grid_import = m.import_Wh - bought[slot]
+        grid_export = m.export_Wh - sold[slot]
+        retail, feed_in = m.tariffs.retail_ueur_per_kWh, m.tariffs.feed_in_ueur_per_kWh
+        lines.append(
+            SlotLine(
+                slot=slot,
+                import_Wh=m.import_Wh,
+                export_Wh=m.export_Wh,
+                bought_Wh=bought[slot],
+                sold_Wh=sold[slot],
+                grid_import_Wh=grid_import,
+                grid_export_Wh=grid_export,
+                paid_local_ueur=paid[slot],
+                fees_ueur=fees[slot],
+                earned_local_ueur=earned[slot],
+                grid_import_cost_ueur=_grid_price(grid_import, retail),
+                grid_export_revenue_ueur=_grid_price(grid_export, feed_in),
+                grid_only_cost_ueur=(
+                    _grid_price(m.import_Wh, retail) - _grid_price(m.export_Wh, feed_in)
+                ),
+            )
+        )
+    totals = {name: sum(getattr(line, name) for line in lines) for name in _TOTALS}
+    net = sum(line.net_cost_ueur for line in lines)
+    return Statement(
+        household=household,
+        first_slot=first_slot,
+        last_slot=last_slot,
+        lines=tuple(lines),
+        net_cost_ueur=net,
+        savings_ueur=totals["grid_only_cost_ueur"] - net,
+        **totals,
+    )

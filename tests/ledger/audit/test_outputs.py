@@ -1,0 +1,216 @@
+"""The report's outputs: the open-data export carries neighbourhood sums only, the JSON, CSV and
+HTML carry the findings and the feeder plots; plus the evidence store and the digest chain."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from ledger.audit import AuditReport, Finding
+from ledger.audit.digest import GENESIS_DIGEST, compute_leaves, link_digest
+from ledger.audit.render import (
+    OPEN_DATA_COLUMNS,
+    OPEN_DATA_FILE,
+    OPEN_DATA_LICENCE,
+    report_html,
+    report_json,
+    write_csv,
+    write_open_data,
+)
+from ledger.mirror.indexer import make_engine
+from ledger.mirror.models import HouseholdRecord, SignedReadingRecord, SlotDigestRecord
+from ledger.readings.eip712 import Reading, sign_reading
+from ledger.readings.evidence import ConflictingReading, load_signed_readings, store_signed_readings
+from meter_sim.run import RunResult
+from tests.ledger.audit.conftest import SLOT, Market, audit_dir, copy_data, day_scenario, db_engine
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def test_the_open_data_export_has_no_household_identifier_or_address(
+    clean_day: RunResult, tmp_path: Path
+) -> None:
+    data = copy_data(clean_day, tmp_path)
+    report = audit_dir(data)
+    out = tmp_path / "open"
+    paths = write_open_data(report, out)
+    assert [p.name for p in paths] == [OPEN_DATA_FILE, "README.md"]
+    text = (out / OPEN_DATA_FILE).read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert list(rows[0]) == [name for name, _ in OPEN_DATA_COLUMNS]
+    assert not any(
+        "household" in c or "account" in c or "meter" in c
+        for c in rows[0]
+        if c != "households_metered"
+    )
+    # No address of any kind, no household's account or meter, anywhere in the export.
+    readme = (out / "README.md").read_text()
+    assert not _ADDRESS.search(text.replace(report.meta["contract"], ""))
+    with Session(db_engine(data)) as session:
+        homes = session.exec(select(HouseholdRecord)).all()
+    secrets = [h.account for h in homes] + [h.meter for h in homes]
+    secrets += [i.account for i in day_scenario().identities] + [
+        i.meter for i in day_scenario().identities
+    ]
+    for value in secrets:
+        assert value.lower() not in text.lower() and value.lower() not in readme.lower()
+    # Household ids appear nowhere: every value is a per-slot sum, a slot, a time or a price.
+    assert len(rows) == 96
+    assert [int(r["slot"]) for r in rows] == clean_day.flows.slots.tolist()
+    assert all(int(r["households_metered"]) == 6 for r in rows)
+    flows = clean_day.flows
+    assert [int(r["pv_Wh"]) for r in rows] == flows.pv_Wh.sum(axis=0).tolist()
+    assert [int(r["load_Wh"]) for r in rows] == flows.load_Wh.sum(axis=0).tolist()
+    assert sum(int(r["local_traded_Wh"]) for r in rows) == clean_day.report["local_traded_Wh"]
+    assert sum(int(r["grid_export_Wh"]) for r in rows) == clean_day.report["grid_export_Wh"]
+    assert any(r["clearing_price_ueur_per_kWh"] for r in rows)
+    assert all(r["clearing_price_ueur_per_kWh"] == "" for r in rows if r["local_traded_Wh"] == "0")
+    # The README describes every column and names the licence.
+    for name, _ in OPEN_DATA_COLUMNS:
+        assert f"`{name}`" in readme
+    assert OPEN_DATA_LICENCE in readme
+
+
+def test_a_slot_with_fewer_than_three_households_is_withheld_from_open_data(
+    market: Market, tmp_path: Path
+) -> None:
+    market.meter_slot(SLOT, {h.id: (100, 0) for h in market.homes})
+    report = market.audit()
+    assert report.neighbourhood[0].households_metered == 4
+    # In the next slot only the first home reports.
+    only_one = market.homes[0]
+    reading = market.sign(only_one, SLOT + 1, 10, 0)
+    store_signed_readings(market.engine, [reading])
+    market.client.commit_readings(market.chain.operator, [reading])
+    write_open_data(market.audit(), tmp_path)
+    rows = list(csv.DictReader((tmp_path / OPEN_DATA_FILE).read_text().splitlines()))
+    assert [int(r["slot"]) for r in rows] == [SLOT]
+
+
+def _report_with_findings() -> AuditReport:
+    findings = [
+        Finding("money", "error", 7, 3, "fee <b>wrong</b>", {"fee_ueur": 12}),
+        Finding("integrity", "error", None, None, "totals & more", {}),
+    ]
+    return AuditReport(findings, ("provenance", "energy", "money", "integrity"), {"x": 1}, [])
+
+
+def test_json_csv_and_html_carry_every_finding(tmp_path: Path) -> None:
+    report = _report_with_findings()
+    d = json.loads(report_json(report))
+    assert d["ok"] is False
+    assert d["findings"][0] == {
+        "check": "money",
+        "severity": "error",
+        "slot": 7,
+        "household": 3,
+        "message": "fee <b>wrong</b>",
+        "evidence": {"fee_ueur": 12},
+    }
+    assert d["checks"]["money"] == {"ran": True, "findings": 1}
+    assert d["checks"]["feeder"] == {"ran": False, "findings": 0}
+    write_csv(report, tmp_path)
+    rows = list(csv.DictReader((tmp_path / "findings.csv").read_text().splitlines()))
+    assert [(r["check"], r["slot"], r["household"]) for r in rows] == [
+        ("money", "7", "3"),
+        ("integrity", "", ""),
+    ]
+    assert json.loads(rows[0]["evidence"]) == {"fee_ueur": 12}
+    page = report_html(report)
+    assert "fee &lt;b&gt;wrong&lt;/b&gt;" in page and "<b>wrong" not in page
+    assert "totals &amp; more" in page and "2 finding(s)" in page
+    assert page.index("Summary") < page.index("<h2>Findings</h2>") < page.index("<h2>Feeder")
+    assert "The feeder check did not run." in page
+
+
+def test_the_html_page_embeds_the_voltage_and_loading_plots(market: Market) -> None:
+    market.meter_slot(SLOT, {h.id: (300, 0) for h in market.homes})
+    market.meter_slot(SLOT + 1, {h.id: (0, 200) for h in market.homes})
+    report = market.audit(feeder=True)
+    page = report_html(report)
+    assert page.count('src="data:image/png;base64,') == 2
+    assert "Voltage band per slot" in page and "Loading per slot" in page
+    assert page.index("Summary") < page.index("<h2>Findings</h2>") < page.index("Voltage band")
+
+
+def test_the_evidence_store_is_idempotent_and_refuses_a_second_different_reading(
+    tmp_path: Path,
+) -> None:
+    from eth_account import Account
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'e.db'}")
+    meter = Account.create()
+    domain = b"\x01" * 32
+    first = sign_reading(meter.key, Reading(meter.address, SLOT, 10, 20), domain)
+    assert store_signed_readings(engine, [first]) == 1
+    assert store_signed_readings(engine, [first]) == 0
+    other = sign_reading(meter.key, Reading(meter.address, SLOT, 11, 20), domain)
+    with pytest.raises(
+        ConflictingReading, match=f"slot {SLOT}; each \\(meter, slot\\) counts once"
+    ):
+        store_signed_readings(engine, [other])
+    # A batch holding a conflict stores none of its readings, and two different readings of
+    # one (meter, slot) within a batch conflict too.
+    later = sign_reading(meter.key, Reading(meter.address, SLOT + 1, 12, 20), domain)
+    with pytest.raises(ConflictingReading):
+        store_signed_readings(engine, [later, other])
+    twin = sign_reading(meter.key, Reading(meter.address, SLOT + 1, 13, 20), domain)
+    with pytest.raises(ConflictingReading):
+        store_signed_readings(engine, [later, twin])
+    rows = load_signed_readings(engine)
+    assert [(r.meter, r.slot, r.import_Wh, r.v) for r in rows] == [
+        (meter.address, SLOT, 10, first.v)
+    ]
+    assert rows[0].r == "0x" + first.r.hex()
+    # A new reading beside one already stored: only the new one is added.
+    assert store_signed_readings(engine, [later, first]) == 1
+
+
+def test_the_digest_chain_detects_a_rewritten_link_and_a_changed_outcome(market: Market) -> None:
+    for slot in (SLOT, SLOT + 1):
+        market.meter_slot(
+            slot, {h.id: (100, 0) if i > 1 else (0, 150) for i, h in enumerate(market.homes)}
+        )
+        market.worker.settle_slot(slot)
+    with Session(market.engine) as session:
+        links = session.exec(select(SlotDigestRecord).order_by(SlotDigestRecord.seq)).all()
+    assert [link.slot for link in links] == [SLOT, SLOT + 1]
+    assert links[0].prev_digest == GENESIS_DIGEST and links[1].prev_digest == links[0].digest
+    leaves = json.loads(links[0].leaves_json)
+    assert link_digest(GENESIS_DIGEST, SLOT, links[0].sealed_block, leaves) == links[0].digest
+    assert set(leaves) == {"slot"} | {str(h.id) for h in market.homes}
+    # Leaves depend only on the records of the slot, up to the sealed block.
+    assert compute_leaves(SLOT, 0, [], [], None)["slot"] != leaves["slot"]
+    assert market.audit().ok
+
+    # Rewrite the first link's digest: it no longer matches its leaves, and the second link no
+    # longer follows it.
+    with Session(market.engine) as session, session.begin():
+        link = session.get(SlotDigestRecord, links[0].seq)
+        assert link is not None
+        link.digest = "0x" + "ab" * 32
+        session.add(link)
+    messages = {(f.slot, f.message) for f in market.audit().findings}
+    assert (SLOT, "a sealed link was rewritten: its digest does not match its leaves") in messages
+    assert (
+        SLOT + 1,
+        "the digest chain is broken: this link does not follow the previous one",
+    ) in messages
+
+
+def test_deleting_a_signed_reading_leaves_a_credit_without_evidence(market: Market) -> None:
+    market.meter_slot(SLOT, {h.id: (0, 500) for h in market.homes})
+    victim = market.homes[1]
+    with Session(market.engine) as session, session.begin():
+        row = session.exec(
+            select(SignedReadingRecord).where(SignedReadingRecord.meter == victim.meter.address)
+        ).one()
+        session.delete(row)
+    findings = market.audit().findings
+    assert [(f.check, f.slot, f.household) for f in findings] == [("provenance", SLOT, victim.id)]
+    assert findings[0].evidence["credit_Wh"] == 500

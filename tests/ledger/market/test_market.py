@@ -1,0 +1,358 @@
+"""The market end to end on the embedded chain: readings, agents' orders, clearing, settlement,
+indexing and statements, checked against the chain's own events to the micro-euro and the Wh.
+
+Also: the worker's idempotency, batch splitting, recovery after a crash between sending and
+recording, and re-planning when the chain moved under a plan.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from ledger import Chain, Tariffs, open_chain
+from ledger.contract.client import Event
+from ledger.market.agent_orders import AgentHousehold, post_default_orders
+from ledger.market.agents import AgentSettings, DailyRamp
+from ledger.market.data import MarketDataError, load_statement, load_statements
+from ledger.market.settlement import BASE_BATCH_GAS, WORST_FILL_GAS, SettlementWorker, SlotOutcome
+from ledger.mirror.indexer import index, make_engine
+from ledger.mirror.models import SettlementBatchRecord, SlotOutcomeRecord
+from tests.world import SLOT, Member, World, new_world
+
+SLOTS = range(SLOT, SLOT + 8)
+TOPUP = 2_000_000
+
+
+@dataclass
+class Market:
+    world: World
+    engine: Engine
+    members: list[Member]
+    prosumers: set[int]
+    agents: dict[int, AgentHousehold]
+    start_block: int
+
+    def meter_slot(self, slot: int, deltas: dict[int, tuple[int, int]]) -> None:
+        """Commit one reading per member with the given (import, export) deltas, one tx."""
+        signed = []
+        for m in self.members:
+            imp, exp = deltas[m.id]
+            m.import_Wh += imp
+            m.export_Wh += exp
+            signed.append(self.world.sign(m, slot, m.import_Wh, m.export_Wh))
+        self.world.client.commit_readings(self.world.operator, signed)
+
+    def worker(self, mechanism: str = "pay-as-clear", **kwargs: object) -> SettlementWorker:
+        return SettlementWorker(
+            self.world.client,
+            self.engine,
+            self.world.operator,
+            mechanism,
+            agents={h: a.settings for h, a in self.agents.items()},
+            start_block=self.start_block,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def events(self, name: str) -> list[Event]:
+        head = int(self.world.chain.w3.eth.block_number)
+        return [e for e in self.world.client.events(self.start_block, head) if e.name == name]
+
+
+def _deltas(rng: random.Random, market: Market, t: int) -> dict[int, tuple[int, int]]:
+    """Import/export per member: PV households export around midday, everyone imports."""
+    out: dict[int, tuple[int, int]] = {}
+    for m in market.members:
+        if m.id in market.prosumers and 2 <= t <= 6:
+            out[m.id] = (rng.choice([0, 0, 40]), rng.randint(200, 900))
+        else:
+            out[m.id] = (rng.randint(50, 600), 0)
+    return out
+
+
+def new_market(chain: Chain, tmp_path: Path, households: int = 6) -> Market:
+    world = new_world(chain)
+    start_block = int(chain.w3.eth.block_number)
+    engine = make_engine(f"sqlite:///{tmp_path / 'market.db'}")
+    members: list[Member] = []
+    prosumers: set[int] = set()
+    agents: dict[int, AgentHousehold] = {}
+    for i in range(households):
+        prosumer = i % 2 == 0
+        m = world.household(prosumer=prosumer, topup_ueur=TOPUP)
+        members.append(m)
+        if prosumer:
+            prosumers.add(m.id)
+        settings = AgentSettings(
+            sell_markup_ueur_per_kWh=10_000 * (i + 1), buy_discount_ueur_per_kWh=5_000 * (i + 1)
+        )
+        if i == 1:
+            # One buyer follows a daily ramp instead of a fixed limit.
+            settings = AgentSettings(buy_ramp=DailyRamp(60_000, 200_000, 0, 24))
+        agents[m.id] = AgentHousehold(m.account, prosumer, settings)
+    return Market(world, engine, members, prosumers, agents, start_block)
+
+
+@pytest.fixture
+def memory_chain() -> Iterator[Chain]:
+    with open_chain("memory") as chain:
+        yield chain
+
+
+def _energy_by_slot(events: list[Event]) -> dict[tuple[int, int], tuple[int, int]]:
+    """(household, slot) -> (import delta, export delta) from ReadingCommitted events."""
+    return {
+        (int(e.args["household"]), int(e.args["slot"])): (
+            int(e.args["importDeltaWh"]),
+            int(e.args["exportDeltaWh"]),
+        )
+        for e in events
+    }
+
+
+@pytest.mark.parametrize("mechanism", ["pay-as-clear", "midpoint", "pay-as-offer"])
+def test_eight_slots_settle_and_statements_match_the_chain_to_the_microeuro(
+    embedded_chain: Chain, tmp_path: Path, mechanism: str
+) -> None:
+    _eight_slots(embedded_chain, tmp_path, mechanism)
+
+
+@pytest.mark.anvil
+def test_eight_slots_settle_the_same_way_on_an_anvil_node(
+    anvil_chain: Chain, tmp_path: Path
+) -> None:
+    _eight_slots(anvil_chain, tmp_path, "pay-as-clear")
+
+
+def _eight_slots(chain: Chain, tmp_path: Path, mechanism: str) -> None:
+    market = new_market(chain, tmp_path)
+    client = market.world.client
+    posted = post_default_orders(
+        client, market.engine, market.agents, SLOTS[0], start_block=market.start_block
+    )
+    # Three prosumers offer, all six bid.
+    assert sorted(side for _, side in posted) == ["bid"] * 6 + ["offer"] * 3
+    # Posting again adds nothing: every household now has its standing orders.
+    assert (
+        post_default_orders(
+            client, market.engine, market.agents, SLOTS[0], start_block=market.start_block
+        )
+        == {}
+    )
+    worker = market.worker(mechanism)
+    rng = random.Random(7)
+    outcomes: list[SlotOutcome] = []
+    for t, slot in enumerate(SLOTS):
+        market.meter_slot(slot, _deltas(rng, market, t))
+        if t == 4:
+            # A direct take before the slot is cleared: the worker clears what is left.
+            seller = market.members[0]
+            buyer = market.members[3]
+            client.take_offer(buyer.account, posted[(seller.id, "offer")], slot, 50)
+        outcomes.append(worker.settle_slot(slot))
+
+    assert sum(o.fills for o in outcomes) > 0, "the book was built so that trades happen"
+    # Running a slot again settles nothing more and changes no block.
+    head = int(chain.w3.eth.block_number)
+    assert worker.settle_slot(SLOTS[3]) == outcomes[3]
+    assert int(chain.w3.eth.block_number) == head
+
+    index(client, market.engine, start_block=market.start_block)
+    tariffs = client.tariffs()
+    fills = market.events("FillSettled")
+    metered = _energy_by_slot(market.events("ReadingCommitted"))
+
+    # Slot outcomes against the chain: matched energy, fees, unmatched residuals.
+    for outcome in outcomes:
+        batch = [e for e in fills if e.args["slot"] == outcome.slot and int(e.args["bidId"]) != 0]
+        assert outcome.fills == len(batch)
+        assert outcome.matched_Wh == sum(int(e.args["energyWh"]) for e in batch)
+        assert outcome.fees_ueur == sum(int(e.args["feeUeur"]) for e in batch)
+        assert outcome.unmatched_surplus_Wh == outcome.surplus_Wh - outcome.matched_Wh >= 0
+        assert outcome.unmatched_deficit_Wh == outcome.deficit_Wh - outcome.matched_Wh >= 0
+        if mechanism == "pay-as-clear" and batch:
+            assert {int(e.args["priceUeurPerKWh"]) for e in batch} == {
+                outcome.clearing_price_ueur_per_kWh
+            }
+
+    # Every household's statement against the chain's events and balances.
+    paid: dict[int, int] = defaultdict(int)
+    fees: dict[int, int] = defaultdict(int)
+    earned: dict[int, int] = defaultdict(int)
+    bought: dict[tuple[int, int], int] = defaultdict(int)
+    sold: dict[tuple[int, int], int] = defaultdict(int)
+    for e in fills:
+        buyer, seller, slot = int(e.args["buyer"]), int(e.args["seller"]), int(e.args["slot"])
+        paid[buyer] += int(e.args["costUeur"])
+        fees[buyer] += int(e.args["feeUeur"])
+        earned[seller] += int(e.args["costUeur"])
+        bought[(buyer, slot)] += int(e.args["energyWh"])
+        sold[(seller, slot)] += int(e.args["energyWh"])
+    # All the statements read at once (as a run's report reads them), in the order asked.
+    ids = [m.id for m in market.members][::-1]
+    together = dict(zip(ids, load_statements(market.engine, ids, SLOTS[0], SLOTS[-1]), strict=True))
+    with pytest.raises(MarketDataError, match="household 9999 is not registered"):
+        load_statements(market.engine, [ids[0], 9_999], SLOTS[0], SLOTS[-1])
+    for m in market.members:
+        st = load_statement(market.engine, m.id, SLOTS[0], SLOTS[-1])
+        assert together[m.id] == st
+        assert (st.paid_local_ueur, st.fees_ueur, st.earned_local_ueur) == (
+            paid[m.id],
+            fees[m.id],
+            earned[m.id],
+        )
+        balance = client.balance_of(m.account.address)
+        assert balance == TOPUP - st.paid_local_ueur - st.fees_ueur + st.earned_local_ueur
+        grid_only = 0
+        for line in st.lines:
+            imp, exp = metered[(m.id, line.slot)]
+            # Local plus grid equals the metered energy, in every slot.
+            assert (line.import_Wh, line.export_Wh) == (imp, exp)
+            assert line.bought_Wh == bought[(m.id, line.slot)]
+            assert line.sold_Wh == sold[(m.id, line.slot)]
+            assert line.bought_Wh + line.grid_import_Wh == imp
+            assert line.sold_Wh + line.grid_export_Wh == exp
+            retail, feed_in = tariffs.retail_ueur_per_kWh, tariffs.feed_in_ueur_per_kWh
+            grid_only += imp * retail // 1000 - exp * feed_in // 1000
+        assert len(st.lines) == len(SLOTS)
+        assert st.grid_only_cost_ueur == grid_only
+        assert st.savings_ueur == grid_only - st.net_cost_ueur
+        # Whoever traded locally inside the band did not pay more than the grid would charge.
+        assert st.savings_ueur >= 0
+
+
+def test_a_slot_too_big_for_one_batch_is_split_and_settles_the_same_energy(
+    memory_chain: Chain, tmp_path: Path
+) -> None:
+    market = new_market(memory_chain, tmp_path, households=8)
+    post_default_orders(
+        market.world.client, market.engine, market.agents, SLOT, start_block=market.start_block
+    )
+    market.meter_slot(
+        SLOT, {m.id: (0, 700) if m.id in market.prosumers else (400, 0) for m in market.members}
+    )
+    # A budget for two fills per batch.
+    worker = market.worker(gas_budget=max_fills_gas(2))
+    assert worker.per_batch == 2
+    outcome = worker.settle_slot(SLOT)
+    assert outcome.fills >= 3 and outcome.batches == -(-outcome.fills // 2)
+    settled = market.events("BatchSettled")
+    assert [int(e.args["batch"]) for e in settled] == list(range(outcome.batches))
+    assert outcome.matched_Wh == 1600  # 4 buyers x 400 Wh, with 2,800 Wh on offer
+
+
+def max_fills_gas(fills: int) -> int:
+    return BASE_BATCH_GAS + WORST_FILL_GAS * fills
+
+
+def test_a_crash_after_sending_a_batch_never_settles_it_twice(
+    memory_chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market = new_market(memory_chain, tmp_path, households=8)
+    post_default_orders(
+        market.world.client, market.engine, market.agents, SLOT, start_block=market.start_block
+    )
+    market.meter_slot(
+        SLOT, {m.id: (0, 700) if m.id in market.prosumers else (400, 0) for m in market.members}
+    )
+    worker = market.worker(gas_budget=max_fills_gas(1))
+
+    class Crash(Exception):
+        pass
+
+    def crash(*args: object) -> None:
+        raise Crash
+
+    # The first batch reaches the chain, then the process dies before recording it.
+    monkeypatch.setattr(SettlementWorker, "_mark_sent", crash)
+    with pytest.raises(Crash):
+        worker.settle_slot(SLOT)
+    monkeypatch.undo()
+    assert len(market.events("BatchSettled")) == 1
+    with Session(market.engine) as s:
+        record = s.get(SlotOutcomeRecord, SLOT)
+        assert record is not None and record.status == "planned"
+
+    outcome = market.worker(gas_budget=max_fills_gas(1)).settle_slot(SLOT)
+    settled = market.events("BatchSettled")
+    assert sorted(int(e.args["batch"]) for e in settled) == list(range(outcome.batches))
+    assert outcome.matched_Wh == sum(int(e.args["energyWh"]) for e in settled) == 1600
+    with Session(market.engine) as s:
+        batches = s.exec(select(SettlementBatchRecord)).all()
+        assert all(b.tx_hash and b.gas_used > 0 for b in batches)
+
+
+def test_a_take_between_plan_and_send_makes_the_worker_clear_the_rest_again(
+    memory_chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market = new_market(memory_chain, tmp_path, households=2)
+    client = market.world.client
+    posted = post_default_orders(
+        client, market.engine, market.agents, SLOT, start_block=market.start_block
+    )
+    seller, buyer = market.members
+    market.meter_slot(SLOT, {seller.id: (0, 500), buyer.id: (800, 0)})
+    worker = market.worker()
+    plan = SettlementWorker._plan
+
+    def plan_then_take(self: SettlementWorker, slot: int, tariffs: Tariffs) -> object:
+        record = plan(self, slot, tariffs)
+        client.take_offer(buyer.account, posted[(seller.id, "offer")], slot, 300)
+        return record
+
+    monkeypatch.setattr(SettlementWorker, "_plan", plan_then_take)
+    outcome = worker.settle_slot(SLOT)
+    # The plan wanted all 500 Wh; the take got 300 first, the batch settled the other 200.
+    assert outcome.surplus_Wh == 500
+    assert outcome.matched_Wh == 200 and outcome.unmatched_surplus_Wh == 300
+    assert client.slot_energy(seller.id, SLOT).sold_Wh == 500
+
+
+def test_a_buyer_short_of_funds_is_capped_to_what_it_can_pay(
+    memory_chain: Chain, tmp_path: Path
+) -> None:
+    market = new_market(memory_chain, tmp_path, households=2)
+    client = market.world.client
+    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
+    seller, buyer = market.members
+    # Leave the buyer 10,000 ueur: at most 10,000 * 1000 // (price + fee) Wh.
+    client.transfer(buyer.account, market.world.operator.address, TOPUP - 10_000)
+    market.meter_slot(SLOT, {seller.id: (0, 5_000), buyer.id: (5_000, 0)})
+    outcome = market.worker().settle_slot(SLOT)
+    assert 0 < outcome.matched_Wh < 5_000
+    assert client.balance_of(buyer.account.address) >= 0
+    assert outcome.cost_ueur + outcome.fees_ueur <= 10_000
+
+
+def test_funds_spent_between_plan_and_send_make_the_worker_cap_that_buyer(
+    memory_chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market = new_market(memory_chain, tmp_path, households=2)
+    client = market.world.client
+    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
+    seller, buyer = market.members
+    market.meter_slot(SLOT, {seller.id: (0, 5_000), buyer.id: (5_000, 0)})
+    plan = SettlementWorker._plan
+    refused: list[str] = []
+
+    def plan_then_spend(self: SettlementWorker, slot: int, tariffs: Tariffs) -> object:
+        record = plan(self, slot, tariffs)
+        # The buyer spends all but 10,000 ueur after the plan was made from the mirror.
+        client.transfer(buyer.account, market.world.operator.address, TOPUP - 10_000)
+        return record
+
+    monkeypatch.setattr(SettlementWorker, "_plan", plan_then_spend)
+    outcome = market.worker(say=refused.append).settle_slot(SLOT)
+    assert any("InsufficientFunds" in line for line in refused)
+    assert 0 < outcome.matched_Wh < 5_000
+    assert outcome.cost_ueur + outcome.fees_ueur <= 10_000
+    assert (
+        client.balance_of(buyer.account.address) == 10_000 - outcome.cost_ueur - outcome.fees_ueur
+    )
