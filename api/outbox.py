@@ -32,6 +32,7 @@ from ledger import errors as ledger_errors
 from ledger.mirror.models import ReadingRecord, SlotOutcomeRecord
 from ledger.readings.evidence import store_signed_readings
 from ledger.readings.intake import reading_from_json
+from ledger.types import SLOT_SECONDS
 
 if TYPE_CHECKING:
     from api.services import Services
@@ -210,8 +211,10 @@ class Outbox:
                 services.yield_to_requests()
                 services.mirror()
                 if auto_settle:
-                    # Slot s ends at (s + 1) * 900; settle it settle_after_s later.
-                    closed = (int(time.time()) - services.settings.settle_after_s) // 900 - 1
+                    # Slot s ends at (s + 1) * SLOT_SECONDS; settle it settle_after_s later.
+                    closed = (
+                        int(time.time()) - services.settings.settle_after_s
+                    ) // SLOT_SECONDS - 1
                     for slot in self._unsettled_slots(closed):
                         services.worker.settle_slot(slot)
                         result.settled_slots.append(slot)

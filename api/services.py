@@ -25,11 +25,12 @@ from api.metrics import Metrics
 from api.ratelimit import RateLimiter
 from api.settings import Settings
 from ledger.chain.backends import Chain, open_chain
-from ledger.contract.client import Tariffs, VoisinClient
+from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import Deployment, open_ledger
 from ledger.errors import ChainUnavailable, LedgerError
 from ledger.market.settlement import SettlementWorker
 from ledger.mirror.indexer import IndexResult, index, make_engine
+from ledger.types import SLOT_SECONDS, Tariffs
 
 log = logging.getLogger("voisin.api")
 T = TypeVar("T")
@@ -52,7 +53,7 @@ REQUEST_THREADS = 16
 BACKGROUND_CONNECTIONS = 4
 
 
-def slot_now(seconds: int = 900) -> int:
+def slot_now(seconds: int = SLOT_SECONDS) -> int:
     return int(time.time()) // seconds
 
 

@@ -33,8 +33,7 @@ from ledger.market.settlement import SettlementWorker
 from ledger.mirror.indexer import index, make_engine
 from ledger.mirror.models import ChainEvent, FillRecord, SlotOutcomeRecord
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading
-
-SLOT_SECONDS = 900
+from ledger.types import SLOT_SECONDS
 
 #: (name, prosumer, per-slot import Wh, per-slot export Wh) over four slots.
 HOUSEHOLDS: tuple[tuple[str, bool, tuple[int, ...], tuple[int, ...]], ...] = (

@@ -32,6 +32,10 @@ class DeploymentError(LedgerError):
     """The recorded deployment does not match the chain (wrong chain, code missing)."""
 
 
+class InvalidArgument(LedgerError, ValueError):
+    """An argument is not an integer in the range its contract parameter takes."""
+
+
 class TransactionFailed(LedgerError):
     """A transaction was mined but reverted without a reason the contract declares."""
 

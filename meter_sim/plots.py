@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from ledger.types import SLOT_SECONDS
 from meter_sim.forked import in_forked_child
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ledger.contract.client import Tariffs
+    from ledger.types import Tariffs
     from meter_sim.report import SlotSeries
     from meter_sim.run import RunResult
 
@@ -49,8 +50,6 @@ PLOTS: tuple[tuple[str, str], ...] = (
     ("savings.png", "Savings per household against grid-only supply"),
     ("pv_destination.png", "Where the PV energy went"),
 )
-
-SLOT_SECONDS = 900
 
 
 def _figure(width: float = 10.0, height: float = 4.5) -> Figure:

@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from ledger.chain.backends import open_chain
-from ledger.contract.client import Onboarding, Tariffs, VoisinClient
+from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import open_ledger
 from ledger.market.agent_orders import AgentHousehold, post_default_orders
 from ledger.market.agents import AgentSettings
@@ -43,6 +43,7 @@ from ledger.mirror.indexer import index, make_engine
 from ledger.mirror.models import FillRecord, ReadingRecord
 from ledger.readings.evidence import store_signed_readings
 from ledger.readings.intake import MeterRecord, classify
+from ledger.types import Onboarding, Tariffs
 from meter_sim.audit import add_ledger_audit
 from meter_sim.errors import SimulationError
 from meter_sim.flows import Flows, FlowsAhead, simulate, window

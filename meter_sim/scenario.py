@@ -25,9 +25,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from eth_keys import keys  # type: ignore[attr-defined]  # eth_keys does not re-export
 from eth_utils.crypto import keccak
 
+from ledger.types import SLOT_SECONDS
 from meter_sim.errors import ScenarioError
 
-SLOT_SECONDS = 900
 SLOTS_PER_DAY = 96
 #: secp256k1 group order: a private key must be in [1, N).
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

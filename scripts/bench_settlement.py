@@ -104,10 +104,11 @@ from web3.exceptions import (  # noqa: E402
 from web3.types import RPCEndpoint, TxParams  # noqa: E402
 
 from ledger.chain.backends import Chain, open_chain  # noqa: E402
-from ledger.contract.client import OPEN_END, VoisinClient  # noqa: E402
+from ledger.contract.client import VoisinClient  # noqa: E402
 from ledger.contract.compile import Artifact, load_artifact  # noqa: E402
 from ledger.contract.deploy import DEFAULT_TARIFFS, bytecode_sha256, deploy  # noqa: E402
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading  # noqa: E402
+from ledger.types import OPEN_END  # noqa: E402
 
 ANVIL_BIN = REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 #: Anvil's first dev account (public test mnemonic), funded on every anvil start.

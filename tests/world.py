@@ -9,10 +9,11 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ledger import Chain
-from ledger.contract.client import Tariffs, VoisinClient
+from ledger.contract.client import VoisinClient
 from ledger.contract.compile import load_artifact
 from ledger.contract.deploy import DEFAULT_TARIFFS, deploy
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading
+from ledger.types import Tariffs
 
 #: A slot in November 2026 (unix seconds // 900).
 SLOT = 1_995_000

@@ -27,11 +27,11 @@ from api.schemas import (
     MeterRotated,
     TokenRotated,
 )
-from ledger.contract.client import OPEN_END
 from ledger.market.agents import AgentSettings, default_orders
 from ledger.market.data import MarketDataError, load_statement
 from ledger.market.statements import StatementError
 from ledger.mirror.models import BalanceRecord, FillRecord, IndexerCursor, ReadingRecord
+from ledger.types import OPEN_END
 
 router = APIRouter(tags=["households"])
 log = logging.getLogger("voisin.api")

@@ -22,7 +22,7 @@ from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
 from api.models import ApiHousehold, ApiOrder
 from api.schemas import UINT32, OrderIn, OrderOut, OrderPath, Page, TakeIn, TakeOut
-from ledger.contract.client import OPEN_END
+from ledger.types import OPEN_END
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["orders"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ledger.types import SLOT_SECONDS
+
 LANGS = ("en", "fr")
 
 _TEXT: dict[str, tuple[str, str]] = {
@@ -329,11 +331,11 @@ def cents_per_kWh(price_ueur_per_kWh: int, lang: str) -> str:
 
 def slot_time(slot: int) -> str:
     """The slot's start as HH:MM (UTC)."""
-    return datetime.fromtimestamp(slot * 900, UTC).strftime("%H:%M")
+    return datetime.fromtimestamp(slot * SLOT_SECONDS, UTC).strftime("%H:%M")
 
 
 def slot_label(slot: int) -> str:
     """The slot's date and span, e.g. ``2026-11-26 14:15-14:30 UTC``."""
-    start = datetime.fromtimestamp(slot * 900, UTC)
-    end = datetime.fromtimestamp(slot * 900 + 900, UTC)
+    start = datetime.fromtimestamp(slot * SLOT_SECONDS, UTC)
+    end = datetime.fromtimestamp((slot + 1) * SLOT_SECONDS, UTC)
     return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"

@@ -12,7 +12,6 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, or_, select
 
 from api.models import ApiHousehold, ApiOrder, IntakeReading
-from ledger.contract.client import Tariffs
 from ledger.market.data import MarketDataError, load_statement, tariff_schedule
 from ledger.market.statements import Statement, StatementError
 from ledger.mirror.models import (
@@ -22,6 +21,7 @@ from ledger.mirror.models import (
     ReadingRecord,
     SlotOutcomeRecord,
 )
+from ledger.types import SLOT_SECONDS, Tariffs
 
 SLOTS_PER_DAY = 96
 
@@ -57,7 +57,7 @@ def day_slots(now_slot: int) -> tuple[int, int]:
 
 def month_slots(year: int, month: int, now_slot: int) -> tuple[int, int] | None:
     """The month's slots up to now, or None when the month has not begun."""
-    first = int(datetime(year, month, 1, tzinfo=UTC).timestamp()) // 900
+    first = int(datetime(year, month, 1, tzinfo=UTC).timestamp()) // SLOT_SECONDS
     days = calendar.monthrange(year, month)[1]
     last = first + days * SLOTS_PER_DAY - 1
     if first > now_slot:

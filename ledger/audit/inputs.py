@@ -16,7 +16,7 @@ from eth_utils.address import to_checksum_address
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from ledger.contract.client import Event, MeterState, VoisinClient
+from ledger.contract.client import VoisinClient
 from ledger.mirror.models import (
     BalanceRecord,
     ChainEvent,
@@ -32,6 +32,7 @@ from ledger.mirror.models import (
     TopUpRecord,
     plain_rows,
 )
+from ledger.types import Event, MeterState
 
 __all__ = ["AuditInputs", "Registration", "checksum", "collect"]
 

@@ -22,7 +22,7 @@ from typing import Any
 from ledger.audit.digest import GENESIS_DIGEST, compute_leaves, link_digest
 from ledger.audit.findings import ERROR, WARNING, Finding
 from ledger.audit.inputs import AuditInputs, checksum
-from ledger.contract.client import Event
+from ledger.types import Event
 
 __all__ = ["check_integrity"]
 

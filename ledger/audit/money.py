@@ -19,7 +19,7 @@ from collections import defaultdict
 
 from ledger.audit.findings import ERROR, Finding
 from ledger.audit.inputs import AuditInputs, checksum
-from ledger.contract.client import Tariffs
+from ledger.types import Tariffs
 
 __all__ = ["TariffTimeline", "check_money"]
 

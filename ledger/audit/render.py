@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.audit.report import AuditReport
+from ledger.types import SLOT_SECONDS
 
 __all__ = [
     "OPEN_DATA_COLUMNS",
@@ -120,7 +121,7 @@ def write_csv(report: AuditReport, directory: Path | str) -> list[Path]:
 
 
 def _start(slot: int) -> str:
-    return datetime.fromtimestamp(slot * 900, UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(slot * SLOT_SECONDS, UTC).isoformat().replace("+00:00", "Z")
 
 
 def open_data_rows(report: AuditReport) -> list[list[Any]]:

@@ -21,9 +21,10 @@ from hexbytes import HexBytes
 from web3 import Web3
 
 from ledger.chain.backends import Chain
-from ledger.contract.client import Tariffs, VoisinClient
+from ledger.contract.client import VoisinClient
 from ledger.contract.compile import Artifact, load_artifact
 from ledger.errors import DeploymentError, TransactionFailed
+from ledger.types import Tariffs
 
 CONTRACT_NAME = "Voisin"
 DEPLOYMENTS_FILE = "deployments.json"

@@ -14,10 +14,11 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from ledger.contract.client import OrderRequest, VoisinClient
+from ledger.contract.client import VoisinClient
 from ledger.market.agents import AgentSettings, default_orders
 from ledger.mirror.indexer import index
 from ledger.mirror.models import OrderRecord
+from ledger.types import OrderRequest
 
 __all__ = ["AgentHousehold", "post_default_orders"]
 

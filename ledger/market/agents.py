@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ledger.contract.client import Tariffs
 from ledger.errors import LedgerError
+from ledger.types import SLOT_SECONDS, Tariffs
 
 __all__ = [
     "AgentSettings",
@@ -42,7 +42,6 @@ __all__ = [
     "standing_limits",
 ]
 
-SLOT_SECONDS = 900
 _PRICE_MAX = 2**64 - 1
 
 

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 
-from ledger.contract.client import Fill, Tariffs
 from ledger.errors import LedgerError
+from ledger.types import Fill, Tariffs
 
 __all__ = [
     "MECHANISMS",

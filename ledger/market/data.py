@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from ledger.contract.client import Tariffs
 from ledger.errors import LedgerError
 from ledger.market.clearing import BookOrder, Side
 from ledger.market.statements import MeteredSlot, Statement, TradeLine, build_statement
@@ -28,6 +27,7 @@ from ledger.mirror.models import (
     TariffRecord,
     plain_rows,
 )
+from ledger.types import Tariffs
 
 __all__ = [
     "LimitAdjuster",

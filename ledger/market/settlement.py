@@ -31,7 +31,7 @@ from sqlmodel import Session, col, delete, select
 
 from ledger import errors
 from ledger.audit.digest import seal_slot
-from ledger.contract.client import Fill, Tariffs, VoisinClient
+from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
 from ledger.market.agents import AgentSettings, effective_limit
 from ledger.market.clearing import MECHANISMS, ClearingResult, Mechanism
@@ -46,6 +46,7 @@ from ledger.mirror.models import (
     SlotOutcomeRecord,
     plain_rows,
 )
+from ledger.types import Fill, Tariffs
 
 __all__ = [
     "BASE_BATCH_GAS",

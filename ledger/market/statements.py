@@ -24,8 +24,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-from ledger.contract.client import Tariffs
 from ledger.errors import LedgerError
+from ledger.types import Tariffs
 
 __all__ = [
     "MeteredSlot",

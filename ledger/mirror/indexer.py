@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from ledger.contract.client import Event, VoisinClient
+from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
 from ledger.mirror.models import (
     BalanceRecord,
@@ -31,6 +31,7 @@ from ledger.mirror.models import (
     TariffRecord,
     TopUpRecord,
 )
+from ledger.types import Event
 
 #: Blocks per get_logs request: small enough for public nodes' range limits.
 CHUNK_BLOCKS = 2_000

@@ -60,7 +60,8 @@ def test_typed_errors_survive_pickling() -> None:
 def test_client_refuses_out_of_range_arguments_before_sending() -> None:
     import pytest
 
-    from ledger.contract.client import Fill, InvalidArgument
+    from ledger.errors import InvalidArgument
+    from ledger.types import Fill
 
     for bad in (
         {"energy_Wh": -1},

@@ -20,7 +20,7 @@ import meter_sim
 import meter_sim.plots
 import meter_sim.run
 from api.cli import main
-from ledger.contract.client import Tariffs
+from ledger.types import Tariffs
 from meter_sim import quartierstrom_scenario
 from meter_sim.plots import PLOTS, BackgroundPlots, write_plots, write_report_html
 from meter_sim.report import (

@@ -14,8 +14,8 @@ import pytest
 
 from api.cli import main
 from ledger.chain.backends import open_chain
-from ledger.contract.client import Event
 from ledger.contract.deploy import open_ledger
+from ledger.types import Event
 from meter_sim import Flows, default_scenario
 from meter_sim.report import Money, audit
 from meter_sim.run import RunResult, SimulationError, run_simulation

@@ -8,10 +8,10 @@ from eth_account import Account
 from sqlmodel import Session, select
 
 from ledger import errors
-from ledger.contract.client import Tariffs
 from ledger.contract.deploy import DEFAULT_TARIFFS
 from ledger.mirror.models import FillRecord, SignedReadingRecord
 from ledger.readings.eip712 import Reading, sign_reading
+from ledger.types import Tariffs
 from tests.ledger.audit.conftest import SLOT, Market
 
 

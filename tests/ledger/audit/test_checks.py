@@ -13,8 +13,8 @@ from ledger.audit import audit_inputs
 from ledger.audit.energy import check_energy
 from ledger.audit.inputs import AuditInputs, collect
 from ledger.audit.money import check_money
-from ledger.contract.client import Event
 from ledger.mirror.models import NeighbourhoodSlotRecord
+from ledger.types import Event
 from meter_sim.run import RunResult
 from tests.ledger.audit.conftest import SLOT, Market, audit_dir, copy_data, db_engine
 

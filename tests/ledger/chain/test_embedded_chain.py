@@ -444,8 +444,7 @@ def test_views_read_directly_give_web3s_answers(tmp_path: Path) -> None:
     each view's answer, in value and type, equals web3's, and a view that reverts or an
     argument that does not fit still gives the errors web3's path gives."""
     from ledger import open_chain
-    from ledger.contract.client import InvalidArgument
-    from ledger.errors import LedgerError
+    from ledger.errors import InvalidArgument, LedgerError
     from tests.world import SLOT, new_world
 
     with open_chain("embedded", tmp_path) as chain:
@@ -503,8 +502,8 @@ def test_set_up_transactions_share_blocks_and_give_the_results_of_single_sends(
     shared block are numbered in the block, and the blocks survive a reopen."""
     from ledger import open_chain
     from ledger.chain.embedded import SHARED_BLOCK_TRANSACTIONS
-    from ledger.contract.client import OrderRequest
     from ledger.errors import LedgerError
+    from ledger.types import OrderRequest
     from tests.world import SLOT, new_world
 
     with open_chain("embedded", tmp_path) as chain:

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.contract.client import Tariffs
 from ledger.market.agents import (
     AgentSettings,
     AgentSettingsError,
@@ -19,6 +18,7 @@ from ledger.market.agents import (
     local_hour,
     standing_limits,
 )
+from ledger.types import Tariffs
 
 # Band [40k, 220k] ueur/kWh: feed-in 40k, retail 250k, grid fee 30k.
 TARIFFS = Tariffs(40_000, 250_000, 30_000)

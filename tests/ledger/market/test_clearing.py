@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.contract.client import Fill, Tariffs
 from ledger.market.clearing import (
     BookOrder,
     ClearingInputError,
@@ -27,6 +26,7 @@ from ledger.market.clearing import (
     pay_as_clear,
     pay_as_offer,
 )
+from ledger.types import Fill, Tariffs
 
 OFFER, BID = Side.OFFER, Side.BID
 # Band of tradeable prices: [80_000, 300_000 - 50_000] micro-euro per kWh.

@@ -18,13 +18,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from ledger import Chain, Tariffs, open_chain
-from ledger.contract.client import Event
 from ledger.market.agent_orders import AgentHousehold, post_default_orders
 from ledger.market.agents import AgentSettings, DailyRamp
 from ledger.market.data import MarketDataError, load_statement, load_statements
 from ledger.market.settlement import BASE_BATCH_GAS, WORST_FILL_GAS, SettlementWorker, SlotOutcome
 from ledger.mirror.indexer import index, make_engine
 from ledger.mirror.models import SettlementBatchRecord, SlotOutcomeRecord
+from ledger.types import Event
 from tests.world import SLOT, Member, World, new_world
 
 SLOTS = range(SLOT, SLOT + 8)

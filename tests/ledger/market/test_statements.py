@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.contract.client import Tariffs
 from ledger.market.statements import MeteredSlot, StatementError, TradeLine, build_statement
+from ledger.types import Tariffs
 
 T = Tariffs(feed_in_ueur_per_kWh=40_000, retail_ueur_per_kWh=250_000, grid_fee_ueur_per_kWh=30_000)
 
