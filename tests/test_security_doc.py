@@ -47,7 +47,7 @@ def test_every_named_test_exists() -> None:
     assert not missing, "\n".join(missing)
 
 
-def test_the_threat_table_covers_what_issue_8_lists() -> None:
+def test_the_threat_table_names_every_attack_the_ledger_must_resist() -> None:
     threats = " ".join(row.split("|")[1].lower() for row in _rows())
     for topic in (
         "forged",
