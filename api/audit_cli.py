@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ledger.chain.backends import open_chain
     from ledger.contract.deploy import DEPLOYMENTS_FILE, open_ledger
     from ledger.errors import LedgerError
-    from ledger.mirror.indexer import make_engine
+    from ledger.mirror.engine import make_engine
 
     for name in ("from_slot", "to_slot"):
         value = getattr(args, name)

@@ -29,7 +29,8 @@ from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import Deployment, open_ledger
 from ledger.errors import ChainUnavailable, LedgerError
 from ledger.market.settlement import SettlementWorker
-from ledger.mirror.indexer import IndexResult, index, make_engine
+from ledger.mirror.engine import make_engine
+from ledger.mirror.indexer import IndexResult, index
 from ledger.types import SLOT_SECONDS, Tariffs
 
 log = logging.getLogger("voisin.api")

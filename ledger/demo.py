@@ -30,7 +30,8 @@ from ledger.market.agent_orders import AgentHousehold, post_default_orders
 from ledger.market.agents import AgentSettings
 from ledger.market.data import load_statement
 from ledger.market.settlement import SettlementWorker
-from ledger.mirror.indexer import index, make_engine
+from ledger.mirror.engine import make_engine
+from ledger.mirror.indexer import index
 from ledger.mirror.models import ChainEvent, FillRecord, SlotOutcomeRecord
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 from ledger.types import SLOT_SECONDS

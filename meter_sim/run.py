@@ -39,7 +39,8 @@ from ledger.market.clearing import MECHANISMS
 from ledger.market.data import load_statements
 from ledger.market.settlement import SettlementWorker
 from ledger.market.statements import TradeLine
-from ledger.mirror.indexer import index, make_engine
+from ledger.mirror.engine import make_engine
+from ledger.mirror.indexer import index
 from ledger.mirror.models import FillRecord, ReadingRecord
 from ledger.readings.evidence import store_signed_readings
 from ledger.readings.intake import MeterRecord, classify

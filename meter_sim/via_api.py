@@ -25,7 +25,8 @@ from sqlmodel import Session, col, select
 
 from ledger.chain.backends import open_chain
 from ledger.contract.deploy import open_ledger
-from ledger.mirror.indexer import index, make_engine
+from ledger.mirror.engine import make_engine
+from ledger.mirror.indexer import index
 from ledger.mirror.models import HouseholdRecord, ReadingRecord
 from ledger.readings.eip712 import domain_separator
 from ledger.readings.intake import reading_to_json

@@ -70,7 +70,7 @@ def whole_audit(data_dir: Path) -> None:
     from ledger.audit import run_audit
     from ledger.chain.backends import open_chain
     from ledger.contract.deploy import open_ledger
-    from ledger.mirror.indexer import make_engine
+    from ledger.mirror.engine import make_engine
 
     with open_chain("embedded", data_dir) as chain:
         client, deployment = open_ledger(chain)

@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from api.routes.households import credit_lines
 from api.schemas import CreditLine
-from ledger.mirror.indexer import make_engine
+from ledger.mirror.engine import make_engine
 from ledger.mirror.models import FillRecord, ReadingRecord
 
 FIRST_SLOT = 1_975_000

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, col, create_engine, select
+from sqlmodel import Session, SQLModel, col, select
 
 from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
@@ -49,22 +49,6 @@ class IndexResult:
     from_block: int
     to_block: int
     events: int
-
-
-def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
-    """An engine for ``url`` with the ledger's tables created.
-
-    ``pool_size`` keeps that many connections open (none beyond it): a server whose threads
-    outnumber SQLAlchemy's default pool of 5 would otherwise open and close a connection per
-    request past the fifteenth, or wait for one.
-    """
-    connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
-    pool: dict[str, int] = {}
-    if pool_size is not None:
-        pool = {"pool_size": pool_size, "max_overflow": 0}
-    engine = create_engine(url, connect_args=connect_args, **pool)
-    SQLModel.metadata.create_all(engine)
-    return engine
 
 
 def index(

@@ -19,7 +19,7 @@ from ledger.chain.backends import Chain, open_chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import Deployment, open_ledger
 from ledger.market.settlement import SettlementWorker
-from ledger.mirror.indexer import make_engine
+from ledger.mirror.engine import make_engine
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 from ledger.readings.evidence import store_signed_readings
 from meter_sim import default_scenario

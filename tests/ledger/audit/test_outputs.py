@@ -22,7 +22,7 @@ from ledger.audit.render import (
     write_csv,
     write_open_data,
 )
-from ledger.mirror.indexer import make_engine
+from ledger.mirror.engine import make_engine
 from ledger.mirror.models import HouseholdRecord, SignedReadingRecord, SlotDigestRecord
 from ledger.readings.eip712 import Reading, sign_reading
 from ledger.readings.evidence import ConflictingReading, load_signed_readings, store_signed_readings

@@ -292,7 +292,8 @@ def test_log_queries_answer_what_eth_tester_answers(tmp_path: Path) -> None:
     ``_logs_in_range``); the entries equal eth-tester's own, range by range and by address."""
     from ledger import open_chain
     from ledger.chain.embedded import _logs_in_range
-    from ledger.mirror.indexer import index, make_engine
+    from ledger.mirror.engine import make_engine
+    from ledger.mirror.indexer import index
     from tests.world import SLOT, new_world
 
     with open_chain("embedded", tmp_path) as chain:

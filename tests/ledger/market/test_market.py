@@ -22,7 +22,8 @@ from ledger.market.agent_orders import AgentHousehold, post_default_orders
 from ledger.market.agents import AgentSettings, DailyRamp
 from ledger.market.data import MarketDataError, load_statement, load_statements
 from ledger.market.settlement import BASE_BATCH_GAS, WORST_FILL_GAS, SettlementWorker, SlotOutcome
-from ledger.mirror.indexer import index, make_engine
+from ledger.mirror.engine import make_engine
+from ledger.mirror.indexer import index
 from ledger.mirror.models import SettlementBatchRecord, SlotOutcomeRecord
 from ledger.types import Event
 from tests.world import SLOT, Member, World, new_world

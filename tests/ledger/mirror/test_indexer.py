@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from ledger import Chain, Fill, Tariffs, open_chain
-from ledger.mirror.indexer import IndexerError, index, make_engine
+from ledger.mirror.engine import make_engine
+from ledger.mirror.indexer import IndexerError, index
 from ledger.mirror.models import (
     BalanceRecord,
     ChainEvent,
