@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, col, select
@@ -209,7 +209,6 @@ def _preload(chunk: _Chunk, events: Sequence[Event]) -> None:
 
 
 def _store(chunk: _Chunk, contract: str, event: Event) -> None:
-    a = event.args
     chunk.append(
         ChainEvent,
         contract=contract,
@@ -217,125 +216,190 @@ def _store(chunk: _Chunk, contract: str, event: Event) -> None:
         log_index=event.log_index,
         tx_hash=event.tx_hash,
         name=event.name,
-        args_json=json.dumps(a, sort_keys=True, default=str),
+        args_json=json.dumps(event.args, sort_keys=True, default=str),
     )
-    block, tx = event.block_number, event.tx_hash
-    if event.name == "HouseholdRegistered":
-        chunk.add(
-            HouseholdRecord(
-                id=a["household"], account=a["account"], meter=a["meter"], prosumer=a["prosumer"]
-            ),
-            a["household"],
-        )
-    elif event.name == "HouseholdDeactivated":
-        household = chunk.get(HouseholdRecord, a["household"])
-        if household is not None:
-            household.active = False
-            chunk.add(household)
-    elif event.name == "MeterRotated":
-        household = chunk.get(HouseholdRecord, a["household"])
-        if household is not None:
-            household.meter = a["newMeter"]
-            chunk.add(household)
-    elif event.name == "AccountRotated":
-        household = chunk.get(HouseholdRecord, a["household"])
-        if household is not None:
-            household.account = a["newAccount"]
-            chunk.add(household)
-        # The balance lives with the household on chain, so it moves with the account here.
-        old = chunk.get(BalanceRecord, a["oldAccount"])
-        if old is not None and old.balance_ueur:
-            _add_balance(chunk, a["newAccount"], old.balance_ueur)
-            old.balance_ueur = 0
-    elif event.name == "ReadingCommitted":
-        chunk.append(
-            ReadingRecord,
+    project = _PROJECTIONS.get(event.name)
+    if project is not None:
+        project(chunk, event)
+
+
+def _household_registered(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    chunk.add(
+        HouseholdRecord(
+            id=a["household"], account=a["account"], meter=a["meter"], prosumer=a["prosumer"]
+        ),
+        a["household"],
+    )
+
+
+def _household_deactivated(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    household = chunk.get(HouseholdRecord, a["household"])
+    if household is not None:
+        household.active = False
+        chunk.add(household)
+
+
+def _meter_rotated(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    household = chunk.get(HouseholdRecord, a["household"])
+    if household is not None:
+        household.meter = a["newMeter"]
+        chunk.add(household)
+
+
+def _account_rotated(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    household = chunk.get(HouseholdRecord, a["household"])
+    if household is not None:
+        household.account = a["newAccount"]
+        chunk.add(household)
+    # The balance lives with the household on chain, so it moves with the account here.
+    old = chunk.get(BalanceRecord, a["oldAccount"])
+    if old is not None and old.balance_ueur:
+        _add_balance(chunk, a["newAccount"], old.balance_ueur)
+        old.balance_ueur = 0
+
+
+def _reading_committed(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    block = event.block_number
+    tx = event.tx_hash
+    chunk.append(
+        ReadingRecord,
+        household=a["household"],
+        meter=a["meter"],
+        slot=a["slot"],
+        import_Wh=_int(a["importWh"]),
+        export_Wh=_int(a["exportWh"]),
+        import_delta_Wh=_int(a["importDeltaWh"]),
+        export_delta_Wh=_int(a["exportDeltaWh"]),
+        block_number=block,
+        tx_hash=tx,
+    )
+
+
+def _order_posted(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    side = "offer" if event.name == "OfferPosted" else "bid"
+    order_id = a["offerId" if side == "offer" else "bidId"]
+    chunk.add(
+        OrderRecord(
+            side=side,
+            order_id=order_id,
             household=a["household"],
-            meter=a["meter"],
-            slot=a["slot"],
-            import_Wh=_int(a["importWh"]),
-            export_Wh=_int(a["exportWh"]),
-            import_delta_Wh=_int(a["importDeltaWh"]),
-            export_delta_Wh=_int(a["exportDeltaWh"]),
-            block_number=block,
-            tx_hash=tx,
-        )
-    elif event.name in ("OfferPosted", "BidPosted"):
-        side = "offer" if event.name == "OfferPosted" else "bid"
-        order_id = a["offerId" if side == "offer" else "bidId"]
-        chunk.add(
-            OrderRecord(
-                side=side,
-                order_id=order_id,
-                household=a["household"],
-                price_limit_ueur_per_kWh=_int(a["priceLimitUeurPerKWh"]),
-                max_Wh_per_slot=_int(a["maxWhPerSlot"]),
-                first_slot=a["firstSlot"],
-                last_slot=a["lastSlot"],
-            ),
-            (side, order_id),
-        )
-    elif event.name in ("OfferCancelled", "BidCancelled"):
-        side = "offer" if event.name == "OfferCancelled" else "bid"
-        order_id = a["offerId" if side == "offer" else "bidId"]
-        order = chunk.order(side, order_id)
-        if order is not None:
-            order.open = False
-            chunk.add(order)
-    elif event.name == "FillSettled":
-        chunk.append(
-            FillRecord,
-            slot=a["slot"],
-            seller=a["seller"],
-            buyer=a["buyer"],
-            offer_id=a["offerId"],
-            bid_id=a["bidId"],
-            energy_Wh=_int(a["energyWh"]),
-            price_ueur_per_kWh=_int(a["priceUeurPerKWh"]),
-            cost_ueur=_int(a["costUeur"]),
-            fee_ueur=_int(a["feeUeur"]),
-            log_index=event.log_index,
-            block_number=block,
-            tx_hash=tx,
-        )
-        cost, fee = _int(a["costUeur"]), _int(a["feeUeur"])
-        _add_balance(chunk, _account_of(chunk, a["buyer"]), -(cost + fee))
-        _add_balance(chunk, _account_of(chunk, a["seller"]), cost)
-        if fee:
-            recipient = chunk.get(IndexerState, "fee_recipient")
-            if recipient is None:
-                raise IndexerError("a grid fee was paid before any FeeRecipientSet was mirrored")
-            _add_balance(chunk, recipient.value, fee)
-    elif event.name == "Transfer":
-        if int(a["from"], 16) != 0:
-            _add_balance(chunk, a["from"], -_int(a["value"]))
-        if int(a["to"], 16) != 0:
-            _add_balance(chunk, a["to"], _int(a["value"]))
-    elif event.name == "FeeRecipientSet":
-        state = chunk.get(IndexerState, "fee_recipient")
-        if state is None:
-            chunk.add(IndexerState(key="fee_recipient", value=a["recipient"]), "fee_recipient")
-        else:
-            state.value = a["recipient"]
-            chunk.add(state)
-    elif event.name == "TariffsSet":
-        chunk.append(
-            TariffRecord,
-            feed_in_ueur_per_kWh=_int(a["feedInUeurPerKWh"]),
-            retail_ueur_per_kWh=_int(a["retailUeurPerKWh"]),
-            grid_fee_ueur_per_kWh=_int(a["gridFeeUeurPerKWh"]),
-            log_index=event.log_index,
-            block_number=block,
-        )
-    elif event.name == "ToppedUp":
-        chunk.append(
-            TopUpRecord,
-            account=a["account"],
-            amount_ueur=_int(a["amountUeur"]),
-            log_index=event.log_index,
-            block_number=block,
-            tx_hash=tx,
-        )
+            price_limit_ueur_per_kWh=_int(a["priceLimitUeurPerKWh"]),
+            max_Wh_per_slot=_int(a["maxWhPerSlot"]),
+            first_slot=a["firstSlot"],
+            last_slot=a["lastSlot"],
+        ),
+        (side, order_id),
+    )
+
+
+def _order_cancelled(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    side = "offer" if event.name == "OfferCancelled" else "bid"
+    order_id = a["offerId" if side == "offer" else "bidId"]
+    order = chunk.order(side, order_id)
+    if order is not None:
+        order.open = False
+        chunk.add(order)
+
+
+def _fill_settled(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    block = event.block_number
+    tx = event.tx_hash
+    chunk.append(
+        FillRecord,
+        slot=a["slot"],
+        seller=a["seller"],
+        buyer=a["buyer"],
+        offer_id=a["offerId"],
+        bid_id=a["bidId"],
+        energy_Wh=_int(a["energyWh"]),
+        price_ueur_per_kWh=_int(a["priceUeurPerKWh"]),
+        cost_ueur=_int(a["costUeur"]),
+        fee_ueur=_int(a["feeUeur"]),
+        log_index=event.log_index,
+        block_number=block,
+        tx_hash=tx,
+    )
+    cost, fee = _int(a["costUeur"]), _int(a["feeUeur"])
+    _add_balance(chunk, _account_of(chunk, a["buyer"]), -(cost + fee))
+    _add_balance(chunk, _account_of(chunk, a["seller"]), cost)
+    if fee:
+        recipient = chunk.get(IndexerState, "fee_recipient")
+        if recipient is None:
+            raise IndexerError("a grid fee was paid before any FeeRecipientSet was mirrored")
+        _add_balance(chunk, recipient.value, fee)
+
+
+def _transfer(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    if int(a["from"], 16) != 0:
+        _add_balance(chunk, a["from"], -_int(a["value"]))
+    if int(a["to"], 16) != 0:
+        _add_balance(chunk, a["to"], _int(a["value"]))
+
+
+def _fee_recipient_set(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    state = chunk.get(IndexerState, "fee_recipient")
+    if state is None:
+        chunk.add(IndexerState(key="fee_recipient", value=a["recipient"]), "fee_recipient")
+    else:
+        state.value = a["recipient"]
+        chunk.add(state)
+
+
+def _tariffs_set(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    block = event.block_number
+    chunk.append(
+        TariffRecord,
+        feed_in_ueur_per_kWh=_int(a["feedInUeurPerKWh"]),
+        retail_ueur_per_kWh=_int(a["retailUeurPerKWh"]),
+        grid_fee_ueur_per_kWh=_int(a["gridFeeUeurPerKWh"]),
+        log_index=event.log_index,
+        block_number=block,
+    )
+
+
+def _topped_up(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    block = event.block_number
+    tx = event.tx_hash
+    chunk.append(
+        TopUpRecord,
+        account=a["account"],
+        amount_ueur=_int(a["amountUeur"]),
+        log_index=event.log_index,
+        block_number=block,
+        tx_hash=tx,
+    )
+
+
+#: What each event changes in the mirror's tables, beside its raw ChainEvent row. An event
+#: not named here (roles, pause) is kept as a raw row only.
+_PROJECTIONS: Final[dict[str, Callable[[_Chunk, Event], None]]] = {
+    "HouseholdRegistered": _household_registered,
+    "HouseholdDeactivated": _household_deactivated,
+    "MeterRotated": _meter_rotated,
+    "AccountRotated": _account_rotated,
+    "ReadingCommitted": _reading_committed,
+    "OfferPosted": _order_posted,
+    "BidPosted": _order_posted,
+    "OfferCancelled": _order_cancelled,
+    "BidCancelled": _order_cancelled,
+    "FillSettled": _fill_settled,
+    "Transfer": _transfer,
+    "FeeRecipientSet": _fee_recipient_set,
+    "TariffsSet": _tariffs_set,
+    "ToppedUp": _topped_up,
+}
 
 
 def _account_of(chunk: _Chunk, household: int) -> str:
