@@ -28,12 +28,26 @@ class ChainUnavailable(LedgerError, ConnectionError):
     """The chain cannot be reached (node down, embedded chain locked by another process)."""
 
 
+class ChainLockedError(ChainUnavailable, RuntimeError):
+    """The embedded chain's data directory is already open, in this or another process.
+
+    One writer per store: a second opener is refused rather than corrupting it. It is a
+    :class:`ChainUnavailable` (the API answers 503) and still the ``RuntimeError`` it has
+    always been for code that opens :class:`ledger.chain.embedded.EmbeddedChain` directly.
+    """
+
+
 class DeploymentError(LedgerError):
     """The recorded deployment does not match the chain (wrong chain, code missing)."""
 
 
 class InvalidArgument(LedgerError, ValueError):
     """An argument is not an integer in the range its contract parameter takes."""
+
+
+class UnsupportedEvent(LedgerError, ValueError):
+    """An ABI event the event codec cannot decode (an anonymous event, or a dynamic or
+    struct indexed input); decoders are built only for the events it supports."""
 
 
 class TransactionFailed(LedgerError):

@@ -146,14 +146,12 @@ def open_chain(
             raise
         return Chain(w3, "embedded", operator, data, node.stop, node=node)
     if spec == "embedded":
-        from ledger.chain.embedded import ChainLockedError, EmbeddedChain
+        from ledger.chain.embedded import EmbeddedChain
 
         data.mkdir(parents=True, exist_ok=True)
         operator = _load_or_create_key(data / OPERATOR_KEY_FILE, operator_key)
-        try:
-            embedded = EmbeddedChain(data / "chain", {operator.address: OPERATOR_GENESIS_WEI})
-        except ChainLockedError as exc:
-            raise ChainUnavailable(str(exc)) from exc
+        # A locked data directory raises ChainLockedError, a ChainUnavailable.
+        embedded = EmbeddedChain(data / "chain", {operator.address: OPERATOR_GENESIS_WEI})
         w3 = embedded.w3
         w3.eth.default_account = operator.address
         return Chain(w3, "embedded", operator, data, embedded.close)

@@ -61,6 +61,7 @@ from ledger.chain.pyevm_speedups import evm_fast as _evm_fast
 from ledger.chain.pyevm_speedups import trie_batch as _trie_batch
 from ledger.chain.pyevm_speedups import trie_cache as _trie_cache
 from ledger.contract.event_codec import checksum_address
+from ledger.errors import ChainLockedError
 
 # py-evm's tries decode and encode every node in pure Python, and its interpreter makes four
 # or five calls per opcode; see the modules. PragueVM is eth-tester's fork (and the one both
@@ -324,10 +325,6 @@ STORE_DIR_NAME: Final = "chain.lmdb"
 _CALL_METHODS: Final = frozenset({"eth_call", "eth_estimateGas"})
 
 _AddressT = TypeVar("_AddressT", bound=str | bytes)
-
-
-class ChainLockedError(RuntimeError):
-    """The data directory is already open (in this or another process)."""
 
 
 class _DurablePyEVMBackend(PyEVMBackend):  # type: ignore[misc]  # eth_tester is untyped

@@ -19,6 +19,8 @@ from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from ledger.errors import UnsupportedEvent
+
 __all__ = ["EventDecoder", "UnsupportedEvent", "checksum_address", "event_decoders"]
 
 
@@ -27,10 +29,6 @@ def checksum_address(address: str | bytes) -> str:
     """``to_checksum_address``, remembered: it hashes the address each time, and a
     neighbourhood's few hundred addresses recur in every slot's logs."""
     return to_checksum_address(address)
-
-
-class UnsupportedEvent(ValueError):
-    """An event this codec cannot decode (an anonymous event, or a dynamic indexed input)."""
 
 
 def _static(type_: str) -> bool:

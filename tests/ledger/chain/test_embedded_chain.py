@@ -24,6 +24,7 @@ from web3 import Web3
 
 from ledger.chain.embedded import CHAIN_ID, ChainLockedError, EmbeddedChain
 from ledger.chain.kvstore import LmdbStore
+from ledger.errors import ChainUnavailable, LedgerError
 
 FUNDING = 10**21  # 1000 ether
 VALUE = 10**15
@@ -209,6 +210,13 @@ def test_opening_the_same_data_dir_twice_at_once_raises_chain_locked_error(
     # Closing releases the lock.
     with EmbeddedChain(tmp_path) as chain:
         assert not chain.created
+
+
+def test_a_locked_data_dir_is_a_ledger_error_and_still_a_runtime_error() -> None:
+    # The API answers any ChainUnavailable with 503; older callers caught RuntimeError.
+    assert issubclass(ChainLockedError, ChainUnavailable)
+    assert issubclass(ChainLockedError, LedgerError)
+    assert issubclass(ChainLockedError, RuntimeError)
 
 
 def test_genesis_funding_applies_only_on_the_first_start(tmp_path: Path) -> None:
