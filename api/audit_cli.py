@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         f"feeder {'checked' if report.feeder is not None else 'not checked'}"
     )
     for finding in report.findings:
-        print(f"  [{finding.severity}] {finding.as_text()}")
+        print(f"  {finding.as_text()}")
     print(
         "audit ok: no findings" if report.ok else f"audit FAILED: {len(report.findings)} finding(s)"
     )

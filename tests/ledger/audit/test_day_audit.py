@@ -227,3 +227,20 @@ def test_the_cli_exits_1_on_findings_and_2_on_bad_arguments(
     with pytest.raises(SystemExit) as exc:
         main(["audit", "--from", "noon"])
     assert exc.value.code == 2
+
+
+def test_the_cli_prints_each_finding_once_with_its_severity_once(
+    clean_day: RunResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = copy_data(clean_day, tmp_path)
+    with Session(db_engine(data)) as session, session.begin():
+        row = session.exec(select(FillRecord).limit(1)).one()
+        row.price_ueur_per_kWh += 1
+        session.add(row)
+        slot = row.slot
+    assert main(["audit", "--data-dir", str(data)]) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert lines, "the findings are listed"
+    for line in lines:
+        assert line.count("[error]") + line.count("[warning]") == 1, line
+    assert any(line.startswith(f"  integrity [error] slot {slot}") for line in lines), lines
