@@ -23,7 +23,7 @@ from ledger.chain.node import answer, start_node, to_json_rpc
 from ledger.errors import ChainUnavailable
 from tests.world import SLOT, new_world
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 from ledger import open_chain, open_ledger
 from tests.ledger.chain.persistence_writer import PRICE, SLOT, TOPUP_UEUR, key
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FEE = 30_000  # the default grid fee, ueur/kWh
 
 
