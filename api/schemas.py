@@ -280,21 +280,3 @@ class TariffsOut(BaseModel):
         examples=[30_000], description="Paid by the buyer of a local kWh to the grid operator."
     )
     current_slot: int = Field(description="The slot now (unix_seconds // 900).")
-
-
-class SlotOutcomeOut(BaseModel):
-    slot: int
-    status: str
-    mechanism: str
-    clearing_price_ueur_per_kWh: int | None
-    households: int
-    surplus_Wh: int
-    deficit_Wh: int
-    matched_Wh: int
-    unmatched_surplus_Wh: int
-    unmatched_deficit_Wh: int
-    fills: int
-    batches: int
-    cost_ueur: int
-    fees_ueur: int
-    gas_used: int

@@ -9,16 +9,16 @@ from sqlmodel import Session
 from api.auth import Operator
 from api.deps import Svc, problems
 from api.errors import ApiError, not_found
-from api.schemas import UINT32, SlotOutcomeOut, TariffsOut
+from api.schemas import UINT32, TariffsOut
 from api.services import slot_now
-from ledger.mirror.models import SlotOutcomeRecord
+from ledger.mirror.models import SlotOutcome, SlotOutcomeRecord
 
 router = APIRouter(tags=["market"])
 SlotPath = Path(ge=1, le=UINT32 - 1)
 
 
-def _out(r: SlotOutcomeRecord) -> SlotOutcomeOut:
-    return SlotOutcomeOut(**r.model_dump())
+def _out(r: SlotOutcomeRecord) -> SlotOutcome:
+    return SlotOutcome.model_validate(r, from_attributes=True)
 
 
 @router.get(
@@ -39,11 +39,11 @@ def tariffs(services: Svc) -> TariffsOut:
 
 @router.get(
     "/market/slots/{slot}",
-    response_model=SlotOutcomeOut,
+    response_model=SlotOutcome,
     responses=problems(404, 422),
     summary="A slot's clearing outcome",
 )
-def slot_outcome(services: Svc, slot: int = SlotPath) -> SlotOutcomeOut:
+def slot_outcome(services: Svc, slot: int = SlotPath) -> SlotOutcome:
     with Session(services.engine) as session:
         record = session.get(SlotOutcomeRecord, slot)
     if record is None:
@@ -53,11 +53,11 @@ def slot_outcome(services: Svc, slot: int = SlotPath) -> SlotOutcomeOut:
 
 @router.post(
     "/market/slots/{slot}/settle",
-    response_model=SlotOutcomeOut,
+    response_model=SlotOutcome,
     responses=problems(401, 403, 409, 422, 503),
     summary="Send what is queued, then clear and settle a closed slot (operator)",
 )
-def settle(_: Operator, services: Svc, slot: int = SlotPath) -> SlotOutcomeOut:
+def settle(_: Operator, services: Svc, slot: int = SlotPath) -> SlotOutcome:
     """Runs one outbox pass (queued readings and orders reach the chain first), then clears and
     settles the slot once. Settling a settled slot returns its recorded outcome."""
     if slot >= slot_now():

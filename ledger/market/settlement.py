@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
@@ -43,6 +42,7 @@ from ledger.mirror.models import (
     HouseholdRecord,
     IndexerCursor,
     SettlementBatchRecord,
+    SlotOutcome,
     SlotOutcomeRecord,
     plain_rows,
 )
@@ -97,30 +97,6 @@ def split_batches(fills: tuple[Fill, ...], per_batch: int) -> list[tuple[Fill, .
     if per_batch < 1:
         raise ValueError(f"per_batch must be at least 1, got {per_batch}")
     return [fills[i : i + per_batch] for i in range(0, len(fills), per_batch)]
-
-
-@dataclass(frozen=True, slots=True)
-class SlotOutcome:
-    """What happened in a settled slot. Energy in Wh, money in micro-euro."""
-
-    slot: int
-    mechanism: str
-    clearing_price_ueur_per_kWh: int | None
-    households: int
-    surplus_Wh: int
-    deficit_Wh: int
-    matched_Wh: int
-    unmatched_surplus_Wh: int
-    unmatched_deficit_Wh: int
-    fills: int
-    batches: int
-    cost_ueur: int
-    fees_ueur: int
-    gas_used: int
-
-    @classmethod
-    def from_record(cls, r: SlotOutcomeRecord) -> SlotOutcome:
-        return cls(**{f.name: getattr(r, f.name) for f in fields(cls)})
 
 
 def _fills_json(fills: tuple[Fill, ...]) -> str:
@@ -360,7 +336,7 @@ class SettlementWorker:
             record = session.get(SlotOutcomeRecord, slot)
             if record is None or record.status != "settled":
                 return None
-            return SlotOutcome.from_record(record)
+            return SlotOutcome.model_validate(record, from_attributes=True)
 
     def settle_slot(self, slot: int) -> SlotOutcome:
         """Clear and settle ``slot`` once; later calls return the recorded outcome."""
@@ -399,7 +375,7 @@ class SettlementWorker:
             # change to its mirrored records shows in the audit (ledger.audit.digest).
             cursor = session.get(IndexerCursor, self.client.address)
             seal_slot(session, slot, 0 if cursor is None else cursor.last_block, record)
-            outcome = SlotOutcome.from_record(record)
+            outcome = SlotOutcome.model_validate(record, from_attributes=True)
         self._log(
             f"slot {slot}: {outcome.fills} fills, {outcome.matched_Wh} Wh in "
             f"{outcome.batches} batch(es), {outcome.gas_used} gas"

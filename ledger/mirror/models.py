@@ -138,8 +138,9 @@ class TariffRecord(SQLModel, table=True):
     log_index: int
 
 
-class SlotOutcomeRecord(SQLModel, table=True):
-    """The settlement worker's record of one slot: its plan, then its outcome.
+class SlotOutcome(SQLModel):
+    """What the settlement worker decided for one slot, then what happened: the one shape of a
+    slot's outcome, shared by the table below, the market and the API.
 
     ``status`` is ``planned`` once the fills are decided and written (before any transaction),
     then ``settled`` when every batch is on chain. Energy in Wh, money in micro-euro.
@@ -147,8 +148,6 @@ class SlotOutcomeRecord(SQLModel, table=True):
     (metered export and import minus direct takes); the unmatched parts go to and come from the
     grid.
     """
-
-    __tablename__ = "slot_outcome"
 
     slot: int = Field(primary_key=True, sa_type=BigInteger)
     status: str
@@ -165,6 +164,12 @@ class SlotOutcomeRecord(SQLModel, table=True):
     cost_ueur: int = Field(default=0, sa_type=BigInteger)
     fees_ueur: int = Field(default=0, sa_type=BigInteger)
     gas_used: int = Field(default=0, sa_type=BigInteger)
+
+
+class SlotOutcomeRecord(SlotOutcome, table=True):
+    """The settlement worker's record of one slot (:class:`SlotOutcome`)."""
+
+    __tablename__ = "slot_outcome"
 
 
 class SettlementBatchRecord(SQLModel, table=True):
