@@ -225,7 +225,7 @@ def build_report(
     readings: int,
     wall_s: float,
 ) -> dict[str, Any]:
-    """The ``report.json`` dict of a run (field names as in issue 6; see the module docstring).
+    """The ``report.json`` dict of a run (its fields are listed in the module docstring).
 
     ``fills`` are the run's settled fills (batch fills and direct takes), ``readings`` the
     number of readings committed on chain, ``wall_s`` the run's wall time.

@@ -1,4 +1,4 @@
-"""The chaos run of issue 8: a neighbourhood through `voisin serve` on anvil and PostgreSQL,
+"""The chaos run: a neighbourhood through `voisin serve` on anvil and PostgreSQL,
 with meter faults injected and the server, the node and the database knocked over on the way.
 
 What it does, in order:

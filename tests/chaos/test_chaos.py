@@ -1,4 +1,4 @@
-"""The chaos run (scripts/chaos, issue 8), short: 6 households, 8 slots, every chaos event.
+"""The chaos run (scripts/chaos), short: 6 households, 8 slots, every chaos event.
 
 The slow test runs the script as CI does and checks its JSON summary: each of the four events
 happened, every fault kind was injected and refused as it should be, every valid reading is on
