@@ -21,21 +21,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, func
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import ColumnElement, Engine, func
 from sqlmodel import Session, and_, col, or_, select
 
+from api.chain_gate import CHAIN_DOWN, ChainGate
+from api.custody import KeyVault
 from api.models import ApiHousehold, ApiOrder, IntakeReading
 from ledger import errors as ledger_errors
+from ledger.contract.client import VoisinClient
+from ledger.market.settlement import SettlementWorker
 from ledger.mirror.models import ReadingRecord, SlotOutcomeRecord
 from ledger.readings.evidence import store_signed_readings
 from ledger.readings.intake import reading_from_json
 from ledger.types import SLOT_SECONDS
-
-if TYPE_CHECKING:
-    from api.services import Services
 
 log = logging.getLogger("voisin.outbox")
 
@@ -62,13 +64,36 @@ def _order_pending() -> ColumnElement[bool]:
 
 
 class Outbox:
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    """Sends what the API accepted to the chain; one pass at a time, under the chain gate."""
+
+    def __init__(
+        self,
+        gate: ChainGate,
+        *,
+        client: VoisinClient,
+        engine: Engine,
+        operator: LocalAccount,
+        vault: KeyVault,
+        worker: SettlementWorker,
+        mirror: Callable[[], object],
+        settle_after_s: int,
+    ) -> None:
+        """``operator`` sends the readings; ``vault`` opens each household's key for its
+        orders; ``mirror`` brings the database up to the chain (the caller holds the gate's
+        lock); a slot is settled ``settle_after_s`` seconds after it ends."""
+        self.gate = gate
+        self.client = client
+        self.engine = engine
+        self.operator = operator
+        self.vault = vault
+        self.worker = worker
+        self.mirror = mirror
+        self.settle_after_s = settle_after_s
 
     # ───────────────────────────── Readings ─────────────────────────────
 
     def _queued_readings(self) -> list[IntakeReading]:
-        with Session(self.services.engine) as session:
+        with Session(self.engine) as session:
             return list(
                 session.exec(
                     select(IntakeReading)
@@ -79,7 +104,7 @@ class Outbox:
             )
 
     def _mark(self, ids: list[int], status: str, tx_hash: str | None, reason: str | None) -> None:
-        with Session(self.services.engine) as session, session.begin():
+        with Session(self.engine) as session, session.begin():
             for record in session.exec(select(IntakeReading).where(col(IntakeReading.id).in_(ids))):
                 record.status = status
                 record.tx_hash = tx_hash
@@ -87,19 +112,16 @@ class Outbox:
                 session.add(record)
 
     def _commit_readings(self, result: PassResult) -> None:
-        services = self.services
         queued = self._queued_readings()
         while queued:
             batch = queued[:READING_BATCH]
-            services.yield_to_requests()
+            self.gate.yield_to_requests()
             signed = [reading_from_json(r.model_dump()) for r in batch]
             # The audit's evidence: the signed readings as the meters signed them.
-            store_signed_readings(services.engine, signed)
+            store_signed_readings(self.engine, signed)
             try:
                 # The intake checked them as the contract will: no dry run first.
-                tx = services.client.commit_readings(
-                    services.chain.operator, signed, check_first=False
-                )
+                tx = self.client.commit_readings(self.operator, signed, check_first=False)
             except (
                 ledger_errors.DuplicateReading,
                 ledger_errors.StaleReading,
@@ -125,10 +147,10 @@ class Outbox:
 
     def _settle_known(self, culprit: IntakeReading, exc: ledger_errors.ContractError) -> None:
         """A duplicate or stale refusal: committed already if the chain holds the same reading."""
-        state = self.services.client.meter_state(culprit.meter)
+        state = self.client.meter_state(culprit.meter)
         same = state.last_slot >= culprit.slot
-        self.services.mirror()
-        with Session(self.services.engine) as session:
+        self.mirror()
+        with Session(self.engine) as session:
             mirrored = session.exec(
                 select(ReadingRecord).where(
                     ReadingRecord.meter == culprit.meter, ReadingRecord.slot == culprit.slot
@@ -150,23 +172,18 @@ class Outbox:
     # ───────────────────────────── Orders ─────────────────────────────
 
     def _orders(self, result: PassResult) -> None:
-        services = self.services
-        with Session(services.engine) as session:
+        with Session(self.engine) as session:
             pending = list(
                 session.exec(select(ApiOrder).where(_order_pending()).order_by(col(ApiOrder.id)))
             )
             keys = {h.id: h.key_json for h in session.exec(select(ApiHousehold))}
         for order in pending:
-            services.yield_to_requests()
-            account = services.vault.account(keys[order.household])
+            self.gate.yield_to_requests()
+            account = self.vault.account(keys[order.household])
             status, chain_id, reason = order.status, order.chain_id, None
             try:
                 if order.status == "queued":
-                    post = (
-                        services.client.post_offer
-                        if order.side == "offer"
-                        else services.client.post_bid
-                    )
+                    post = self.client.post_offer if order.side == "offer" else self.client.post_bid
                     chain_id = post(
                         account,
                         order.price_limit_ueur_per_kWh,
@@ -179,9 +196,9 @@ class Outbox:
                 else:
                     assert chain_id is not None
                     cancel = (
-                        services.client.cancel_offer
+                        self.client.cancel_offer
                         if order.side == "offer"
-                        else services.client.cancel_bid
+                        else self.client.cancel_bid
                     )
                     with contextlib.suppress(ledger_errors.OrderAlreadyClosed):
                         cancel(account, chain_id)
@@ -190,7 +207,7 @@ class Outbox:
             except ledger_errors.ContractError as exc:
                 status, reason = "rejected", str(exc)
                 log.warning("order %s refused by the chain: %s", order.id, exc)
-            with Session(services.engine) as session, session.begin():
+            with Session(self.engine) as session, session.begin():
                 record = session.get(ApiOrder, order.id)
                 assert record is not None
                 record.status, record.chain_id, record.reason = status, chain_id, reason
@@ -200,33 +217,32 @@ class Outbox:
 
     def run_once(self, *, auto_settle: bool = False) -> PassResult:
         """One pass; stops early (and says so) if the chain is unreachable."""
-        from api.services import CHAIN_DOWN
-
-        services = self.services
         result = PassResult()
-        with services.chain_lock:
+        with self.gate.lock:
             try:
                 self._commit_readings(result)
                 self._orders(result)
-                services.yield_to_requests()
-                services.mirror()
+                self.gate.yield_to_requests()
+                self.mirror()
                 if auto_settle:
-                    # Slot s ends at (s + 1) * SLOT_SECONDS; settle it settle_after_s later.
-                    closed = (
-                        int(time.time()) - services.settings.settle_after_s
-                    ) // SLOT_SECONDS - 1
-                    for slot in self._unsettled_slots(closed):
-                        services.worker.settle_slot(slot)
-                        result.settled_slots.append(slot)
+                    self._settle_closed(result)
             except CHAIN_DOWN as exc:
-                services.mark_down(exc)
+                self.gate.mark_down(exc)
                 result.chain_down = True
                 return result
-            services.chain_up = True
+            self.gate.mark_up()
         return result
 
+    def _settle_closed(self, result: PassResult) -> None:
+        """Settle every metered slot that closed ``settle_after_s`` ago or earlier."""
+        # Slot s ends at (s + 1) * SLOT_SECONDS; settle it settle_after_s later.
+        closed = (int(time.time()) - self.settle_after_s) // SLOT_SECONDS - 1
+        for slot in self._unsettled_slots(closed):
+            self.worker.settle_slot(slot)
+            result.settled_slots.append(slot)
+
     def _unsettled_slots(self, up_to: int) -> list[int]:
-        with Session(self.services.engine) as session:
+        with Session(self.engine) as session:
             metered = set(
                 session.exec(
                     select(ReadingRecord.slot)
@@ -242,7 +258,7 @@ class Outbox:
         return sorted(metered - settled)
 
     def backlog(self) -> dict[str, int]:
-        with Session(self.services.engine) as session:
+        with Session(self.engine) as session:
             readings = session.exec(
                 select(func.count()).where(IntakeReading.status == "queued")
             ).one()

@@ -1,9 +1,14 @@
 """What the API holds while it runs: the chain, the ledger client, the database, the key vault,
 and the background loop that drains the outbox and settles closed slots.
 
-Every use of the chain goes through :meth:`Services.on_chain`, which serialises calls (the
-embedded chain is one in-process EVM) and turns an unreachable node into a 503 while the
-intake keeps accepting into the database.
+:class:`Services` is where the API's parts are composed: it opens the chain and the database,
+then hands each part only what that part uses: the chain gate (:mod:`api.chain_gate`) and the
+ledger's client, engine and worker to the outbox (:mod:`api.outbox`), the engine and the
+domain to the intake writer (:mod:`api.intake`). Those modules import none of this one.
+
+Every use of the chain goes through the gate (:meth:`Services.on_chain`), which serialises
+calls (the embedded chain is one in-process EVM) and turns an unreachable node into a 503
+while the intake keeps accepting into the database.
 """
 
 from __future__ import annotations
@@ -16,18 +21,19 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy import Engine, event
-from web3.exceptions import TimeExhausted
 
 import api.models  # noqa: F401  (registers the API's tables before the engine creates them)
+from api.chain_gate import ChainGate
 from api.custody import KeyVault, load_or_create_secret
-from api.errors import chain_unavailable, from_ledger
+from api.intake import IntakeWriter
 from api.metrics import Metrics
+from api.outbox import Outbox
 from api.ratelimit import RateLimiter
 from api.settings import Settings
 from ledger.chain.backends import Chain, open_chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import Deployment, open_ledger
-from ledger.errors import ChainUnavailable, LedgerError
+from ledger.errors import LedgerError
 from ledger.market.settlement import SettlementWorker
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import IndexResult, index
@@ -35,14 +41,6 @@ from ledger.types import SLOT_SECONDS, Tariffs
 
 log = logging.getLogger("voisin.api")
 T = TypeVar("T")
-
-#: Exceptions that mean "the node is not answering" rather than "the node said no".
-CHAIN_DOWN: tuple[type[BaseException], ...] = (
-    ChainUnavailable,
-    OSError,
-    TimeoutError,
-    TimeExhausted,
-)
 
 
 #: Threads that run the API's blocking handlers (anyio's default is 40). The database pool is
@@ -109,16 +107,7 @@ class Services:
         )
         _sqlite_pragmas(self.engine)
         self.engine.dispose()  # reconnect with the pragmas
-        self.chain_lock = threading.RLock()
-        #: Threads blocked in :meth:`on_chain` waiting for the chain lock (requests, mostly),
-        #: and the condition that says when that number changes.
-        self.chain_waiters = 0
-        self._waiters = threading.Condition(threading.Lock())
-        self.chain_up = True
-        self.last_chain_error: str | None = None
-        #: When the last HTTP request started (monotonic seconds): background chain work
-        #: yields to requests (see :meth:`yield_to_requests`).
-        self.last_request = 0.0
+        self.gate = ChainGate()
         self.worker = SettlementWorker(
             self.client,
             self.engine,
@@ -129,11 +118,17 @@ class Services:
         self.metrics = Metrics()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        from api.intake import IntakeWriter
-        from api.outbox import Outbox
-
-        self.outbox = Outbox(self)
-        self.intake = IntakeWriter(self)
+        self.outbox = Outbox(
+            self.gate,
+            client=self.client,
+            engine=self.engine,
+            operator=self.chain.operator,
+            vault=self.vault,
+            worker=self.worker,
+            mirror=self.mirror,
+            settle_after_s=settings.settle_after_s,
+        )
+        self.intake = IntakeWriter(self.engine, self.domain)
         self.token_cache: dict[str, int] = {}
         self.token_limiter = RateLimiter("token", settings.token_rate_per_s, settings.token_burst)
         self.meter_limiter = RateLimiter("meter", settings.meter_rate_per_s, settings.meter_burst)
@@ -152,64 +147,38 @@ class Services:
 
     def on_chain(self, action: Callable[[], T]) -> T:
         """Run ``action`` with the chain to ourselves; a dead node becomes a 503."""
-        with self._waiters:
-            self.chain_waiters += 1
-        try:
-            self.chain_lock.acquire()
-        finally:
-            with self._waiters:
-                self.chain_waiters -= 1
-                self._waiters.notify_all()
-        try:
-            result = action()
-        except CHAIN_DOWN as exc:
-            self.mark_down(exc)
-            raise chain_unavailable(exc) from exc
-        except LedgerError as exc:
-            raise from_ledger(exc) from exc
-        finally:
-            self.chain_lock.release()
-        self.chain_up = True
-        return result
+        return self.gate.on_chain(action)
 
     def mark_down(self, exc: BaseException) -> None:
-        if self.chain_up:
-            log.warning("chain unreachable: %s", exc)
-        self.chain_up = False
-        self.last_chain_error = f"{type(exc).__name__}: {exc}"
+        self.gate.mark_down(exc)
 
-    def yield_to_requests(self, quiet_s: float = 0.1, max_wait_s: float = 10.0) -> None:
-        """Let requests go first: the embedded chain runs in this process, and its EVM work
-        would hold the interpreter while clients wait. Waits until no request started for
-        ``quiet_s``, for at most ``max_wait_s`` (so a steady load cannot starve the outbox).
+    # The routes and the app's middleware read and set the gate's state through these names.
 
-        The caller holds the chain lock once (an outbox pass). Requests blocked on that lock
-        cannot run while it waits, so if any are, it hands the lock over to them instead, and
-        takes it back once none waits. (Found by the soak: under a steady load of posts and
-        takes, one pass held the lock for tens of seconds while waiting for a quiet moment.)
-        """
-        deadline = time.monotonic() + max_wait_s
-        while time.monotonic() < deadline:
-            if self.chain_waiters:
-                self._hand_over(deadline)
-                return
-            if time.monotonic() - self.last_request >= quiet_s:
-                return
-            time.sleep(quiet_s)
+    @property
+    def chain_lock(self) -> threading.RLock:
+        return self.gate.lock
 
-    def _hand_over(self, deadline: float) -> None:
-        """Release the chain lock until no request waits for it (or ``deadline``)."""
-        try:
-            self.chain_lock.release()
-        except RuntimeError:  # not held by this thread: the requests are not waiting on us
-            return
-        try:
-            with self._waiters:
-                self._waiters.wait_for(
-                    lambda: self.chain_waiters == 0, timeout=max(0.0, deadline - time.monotonic())
-                )
-        finally:
-            self.chain_lock.acquire()
+    @property
+    def chain_up(self) -> bool:
+        return self.gate.up
+
+    @chain_up.setter
+    def chain_up(self, up: bool) -> None:
+        self.gate.up = up
+
+    @property
+    def last_chain_error(self) -> str | None:
+        return self.gate.last_error
+
+    @property
+    def last_request(self) -> float:
+        """When the last HTTP request started (monotonic seconds): background chain work
+        yields to requests (:meth:`ChainGate.yield_to_requests`)."""
+        return self.gate.last_request
+
+    @last_request.setter
+    def last_request(self, started: float) -> None:
+        self.gate.last_request = started
 
     def mirror(self) -> IndexResult:
         """Mirror this deployment's new events into the database (the caller holds the chain,
@@ -249,17 +218,17 @@ class Services:
         if node is None or node.alive or self._stop.is_set():
             return
         log.error("the embedded chain node exited (code %s); restarting it", node.process.poll())
-        with self.chain_lock:
+        with self.gate.lock:
             try:
                 node.restart()
             except LedgerError as exc:
-                self.mark_down(exc)
+                self.gate.mark_down(exc)
 
     def close(self) -> None:
         self.intake.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        with self.chain_lock:
+        with self.gate.lock:
             self.chain.close()
         self.engine.dispose()

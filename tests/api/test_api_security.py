@@ -401,35 +401,37 @@ def test_background_work_hands_the_chain_over_to_requests_waiting_for_it(
     import threading
     import time
 
-    import api.services
+    import api.chain_gate
 
-    services = embedded_api.services
+    gate = embedded_api.services.gate
 
     def no_sleep(_: float) -> None:
         raise AssertionError("yield_to_requests slept")
 
-    monkeypatch.setattr(api.services.time, "sleep", no_sleep)
-    services.last_request = time.monotonic() + 3600  # a request "just started", for an hour
+    monkeypatch.setattr(api.chain_gate.time, "sleep", no_sleep)
+    embedded_api.services.last_request = time.monotonic() + 3600  # a request "just started"
     # No request waits for the chain: the background work lets running requests go first.
     with pytest.raises(AssertionError, match="slept"):
-        services.yield_to_requests()
+        gate.yield_to_requests()
     # A request blocked on the chain lock, which the background work holds (as an outbox
     # pass does): the yield lets it run its chain work, then takes the lock back.
     ran: list[str] = []
-    services.chain_lock.acquire()
+    gate.lock.acquire()
     try:
-        waiter = threading.Thread(target=services.on_chain, args=(lambda: ran.append("request"),))
+        waiter = threading.Thread(
+            target=embedded_api.services.on_chain, args=(lambda: ran.append("request"),)
+        )
         waiter.start()
-        while services.chain_waiters == 0:
+        while gate.waiters == 0:
             time.perf_counter()  # busy-wait: time.sleep is patched out
         assert ran == []
-        services.yield_to_requests(max_wait_s=3600)
+        gate.yield_to_requests(max_wait_s=3600)
         assert ran == ["request"]
         ran.append("background")
     finally:
-        services.chain_lock.release()
+        gate.lock.release()
     waiter.join()
-    assert ran == ["request", "background"] and services.chain_waiters == 0
+    assert ran == ["request", "background"] and gate.waiters == 0
 
 
 def test_development_secrets_are_created_private_and_kept(tmp_path: Path) -> None:
