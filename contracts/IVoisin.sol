@@ -157,6 +157,10 @@ interface IVoisin {
     );
     /// @notice A settlement batch of `fills` fills for `slot` was accepted whole.
     event BatchSettled(uint32 indexed slot, uint32 indexed batch, uint32 fills, uint64 energyWh);
+    /// @notice The settlement worker anchored `slot`'s head of the digest chain over settled
+    ///         slots (ledger.audit.digest), so that the database cannot rewrite the slot's
+    ///         readings, fills or outcome without the audit noticing. Emitted once per slot.
+    event SlotSealed(uint32 indexed slot, bytes32 digestHead);
     /// @notice The operator set the tariffs (micro-euro per kWh).
     event TariffsSet(uint64 feedInUeurPerKWh, uint64 retailUeurPerKWh, uint64 gridFeeUeurPerKWh);
     /// @notice The account that receives grid fees changed.
@@ -200,6 +204,9 @@ interface IVoisin {
     error DuplicateReading(uint256 index, address meter, uint32 slot);
     /// @notice Reading `index` is for a slot at or before the meter's last committed slot.
     error StaleReading(uint256 index, address meter, uint32 slot, uint32 lastSlot);
+    /// @notice Reading `index` is for a slot ahead of the chain's clock: at most `maxSlot`
+    ///         (block.timestamp / 900 + MAX_SLOTS_AHEAD) is accepted now.
+    error FutureReading(uint256 index, address meter, uint32 slot, uint32 maxSlot);
     /// @notice Reading `index` has a register lower than the last committed one.
     error RegisterDecreased(
         uint256 index,
@@ -258,4 +265,12 @@ interface IVoisin {
     error InsufficientBalance(address account, uint256 balance, uint256 needed);
     /// @notice A transferFrom exceeds the spender's allowance.
     error InsufficientAllowance(address spender, uint256 allowance, uint256 needed);
+    /// @notice `slot` is ahead of the chain's clock and cannot have been settled: at most
+    ///         `maxSlot` (block.timestamp / 900 + MAX_SLOTS_AHEAD) can be sealed now.
+    error FutureSlot(uint32 slot, uint32 maxSlot);
+    /// @notice `slot` is already sealed with `sealedDigestHead`, and a seal is final;
+    ///         `digestHead` is the different head that was refused.
+    error SlotAlreadySealed(uint32 slot, bytes32 sealedDigestHead, bytes32 digestHead);
+    /// @notice A slot's digest head cannot be zero (zero reads back as "not sealed").
+    error ZeroDigest(uint32 slot);
 }

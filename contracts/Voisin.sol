@@ -6,7 +6,8 @@ import {VoisinToken} from "./VoisinToken.sol";
 
 /// @title Voisin: the neighbourhood energy ledger
 /// @notice Registry of households and meters, EIP-712 signed meter readings that mint credits,
-///         limit orders, batch settlement of fills and direct takes, under operator tariffs.
+///         limit orders, batch settlement of fills and direct takes, under operator tariffs,
+///         and the seals that anchor each settled slot's audit digest.
 ///         Energy in Wh, money in micro-euro, prices in micro-euro per kWh, slot = unix / 900.
 /// @dev One contract so that a fill moves credits and money without external calls; the
 ///      token, roles and pause live in the abstract parents.
@@ -17,6 +18,20 @@ contract Voisin is VoisinToken {
     uint32 public constant TAKE = type(uint32).max;
     /// @notice The last slot of a standing order.
     uint32 public constant OPEN_END = type(uint32).max;
+    /// @notice Seconds per slot: slot = unix seconds / 900 (15 minutes, UTC).
+    uint256 public constant SLOT_SECONDS = 900;
+    /// @notice How many slots past the chain's own (block.timestamp / 900) a reading, or a
+    ///         seal, may name.
+    /// @dev A meter signs the reading of slot s when s ends, at (s + 1) * 900, so an honest
+    ///      reading names a slot before the chain's. The API's intake
+    ///      (ledger.readings.intake.classify) accepts up to the slot in progress by its own
+    ///      clock, for meters a few seconds fast; one slot more here lets a block's timestamp lag
+    ///      the intake's clock (a block proposed late, clocks apart) by up to 15 minutes without
+    ///      refusing what the intake accepted. Without a bound, one signed reading for a far
+    ///      slot parked the meter's last slot there, every real reading after it was stale, and
+    ///      a rotated meter inherited that slot: now the most one signed reading can take from
+    ///      its household is the slots up to the next one.
+    uint32 public constant MAX_SLOTS_AHEAD = 1;
 
     bytes32 public constant READING_TYPEHASH =
         keccak256("Reading(address meter,uint32 slot,uint64 importWh,uint64 exportWh)");
@@ -52,6 +67,8 @@ contract Voisin is VoisinToken {
     mapping(uint256 key => uint64) private _bidUsedWh;
     /// @dev Key: slot << 32 | batch.
     mapping(uint256 key => bool) private _batchSettled;
+    /// @dev Zero for a slot not sealed (a sealed head is never zero: ZeroDigest).
+    mapping(uint32 slot => bytes32) private _sealedDigestHead;
 
     constructor(address admin, uint64 feedIn, uint64 retail, uint64 gridFee) VoisinAccess(admin) {
         _cachedChainId = block.chainid;
@@ -116,6 +133,11 @@ contract Voisin is VoisinToken {
 
     /// @notice Replace a household's meter key; the old key is retired for good.
     /// @dev The new meter inherits the last committed slot, so no slot can be metered twice.
+    ///      That slot never lies beyond the chain's clock plus MAX_SLOTS_AHEAD (every reading
+    ///      was bounded so when committed, and block time does not go back), so the new meter
+    ///      reports again from the slot after it at the latest: a reading signed with a stolen
+    ///      key before the rotation cannot lock the household out. Works on a deactivated
+    ///      household too; its readings stay refused, as deactivation is final.
     function rotateMeter(
         uint32 household,
         address newMeter,
@@ -177,6 +199,7 @@ contract Voisin is VoisinToken {
 
     /// @notice Commit a batch of signed readings; anyone may submit, the signatures are the credential.
     /// @dev The whole batch reverts on the first bad reading, with an error naming its index.
+    ///      A reading may name a slot up to maxReadingSlot() (FutureReading beyond it).
     function commitReadings(Reading[] calldata readings) external whenNotPaused {
         bytes32 domain = domainSeparator();
         uint256 n = readings.length;
@@ -198,7 +221,7 @@ contract Voisin is VoisinToken {
     ///      of the first reading it did not commit (having changed nothing for it), or the
     ///      length. The same checks and writes as _commitReadingChecked, in assembly, because
     ///      this runs for every meter every slot and the interpreted EVM of the embedded chain
-    ///      pays per opcode: 334 opcodes per reading here and 529 per fill in _settleFillsFast
+    ///      pays per opcode: about 340 opcodes per reading here and 529 per fill in _settleFillsFast
     ///      (two midday slots of 100 households), against 1,346 per reading (batches of 20) and
     ///      1,317 per fill in Solidity alone, transaction overhead included. Layouts, low to
     ///      high bits: MeterState household 0-31, lastSlot 32-63, importWh 64-127, exportWh
@@ -208,6 +231,7 @@ contract Voisin is VoisinToken {
         private
         returns (uint256 next)
     {
+        uint256 maxSlot = _maxSlot();
         bytes32 typeHash = READING_TYPEHASH;
         bytes32 topic = ReadingCommitted.selector;
         uint256 halfN = _HALF_N;
@@ -226,6 +250,7 @@ contract Voisin is VoisinToken {
                 if or(wide, or(shr(64, mload(add(p, 0x60))), shr(64, mload(add(p, 0x80))))) {
                     break
                 }
+                if gt(slot, maxSlot) { break }
                 if or(gt(mload(add(p, 0xe0)), halfN), iszero(or(eq(v, 27), eq(v, 28)))) { break }
                 // EIP-712: keccak256("\x19\x01" || domain || keccak256(abi.encode(typeHash,
                 // meter, slot, importWh, exportWh))), the struct hashed where it was copied.
@@ -277,6 +302,8 @@ contract Voisin is VoisinToken {
         if (m.household == 0) revert UnknownMeter(i, r.meter);
         _verifyReading(i, domain, r);
         if (!_households[m.household].active) revert HouseholdInactive(m.household);
+        uint32 maxSlot = _maxSlot();
+        if (r.slot > maxSlot) revert FutureReading(i, r.meter, r.slot, maxSlot);
         if (r.slot == m.lastSlot) revert DuplicateReading(i, r.meter, r.slot);
         if (r.slot < m.lastSlot) revert StaleReading(i, r.meter, r.slot, m.lastSlot);
         if (r.importWh < m.importWh || r.exportWh < m.exportWh) {
@@ -298,6 +325,12 @@ contract Voisin is VoisinToken {
         emit ReadingCommitted(
             m.household, r.meter, r.slot, r.importWh, r.exportWh, importDelta, exportDelta
         );
+    }
+
+    /// @notice The last slot a reading (or a seal) may name in this block:
+    ///         block.timestamp / 900 + MAX_SLOTS_AHEAD.
+    function maxReadingSlot() external view returns (uint32) {
+        return _maxSlot();
     }
 
     /// @notice The EIP-712 digest a meter signs for a reading.
@@ -454,6 +487,27 @@ contract Voisin is VoisinToken {
         if (fee != 0) _credit(householdOf[fees], fees, fee);
     }
 
+    // ───────────────────────────── Seals ─────────────────────────────
+
+    /// @notice Anchor `slot`'s head of the settled-slot digest chain on chain (settler only).
+    /// @dev A seal is final: a different head for a sealed slot is refused (SlotAlreadySealed),
+    ///      the same head again changes nothing and emits nothing, so a settlement worker that
+    ///      stopped after sending can send again. Allowed while paused: a seal moves neither
+    ///      energy nor money, and during an emergency stop the record of what was settled
+    ///      before it is what should be anchored. A slot ahead of the chain's clock cannot have
+    ///      been settled (FutureSlot), which also keeps a mistaken seal from taking a slot that
+    ///      is still to come.
+    function sealSlot(uint32 slot, bytes32 digestHead) external onlyRole(SETTLER_ROLE) {
+        if (digestHead == bytes32(0)) revert ZeroDigest(slot);
+        uint32 maxSlot = _maxSlot();
+        if (slot > maxSlot) revert FutureSlot(slot, maxSlot);
+        bytes32 current = _sealedDigestHead[slot];
+        if (current == digestHead) return;
+        if (current != bytes32(0)) revert SlotAlreadySealed(slot, current, digestHead);
+        _sealedDigestHead[slot] = digestHead;
+        emit SlotSealed(slot, digestHead);
+    }
+
     // ───────────────────────────── Views ─────────────────────────────
 
     /// @notice The current tariffs in micro-euro per kWh.
@@ -505,6 +559,11 @@ contract Voisin is VoisinToken {
     /// @notice Whether batch `batch` of `slot` was settled.
     function batchSettled(uint32 slot, uint32 batch) external view returns (bool) {
         return _batchSettled[_key(slot, batch)];
+    }
+
+    /// @notice The digest head sealed for `slot` (sealSlot), or zero if it is not sealed.
+    function sealedDigestHead(uint32 slot) external view returns (bytes32) {
+        return _sealedDigestHead[slot];
     }
 
     // ───────────────────────────── Internal ─────────────────────────────
@@ -789,6 +848,13 @@ contract Voisin is VoisinToken {
         }
         _tariffs = Tariffs(feedIn, retail, gridFee);
         emit TariffsSet(feedIn, retail, gridFee);
+    }
+
+    /// @dev block.timestamp / 900 + MAX_SLOTS_AHEAD, capped at the largest uint32 (which only a
+    ///      clock past the year 124,000 would reach), so the cast never truncates.
+    function _maxSlot() private view returns (uint32) {
+        uint256 m = block.timestamp / SLOT_SECONDS + MAX_SLOTS_AHEAD;
+        return m > type(uint32).max ? type(uint32).max : uint32(m);
     }
 
     function _requireNewMeter(address meter) private view {

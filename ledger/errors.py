@@ -159,6 +159,13 @@ class StaleReading(Conflict):
     rule = "a meter's readings must come in increasing slot order"
 
 
+class FutureReading(InputRejected):
+    rule = (
+        "a reading may name a slot at most MAX_SLOTS_AHEAD (1) after the chain's clock "
+        "(block time // 900): a meter signs a slot's reading when the slot ends"
+    )
+
+
 class RegisterDecreased(InputRejected):
     rule = "cumulative import and export registers may never decrease"
 
@@ -260,6 +267,21 @@ class InsufficientBalance(InputRejected):
 
 class InsufficientAllowance(InputRejected):
     rule = "the transfer exceeds the spender's allowance"
+
+
+class FutureSlot(InputRejected):
+    rule = (
+        "a slot can be sealed once it can have been settled: at most MAX_SLOTS_AHEAD (1) "
+        "after the chain's clock (block time // 900)"
+    )
+
+
+class SlotAlreadySealed(Conflict):
+    rule = "a slot's digest head is sealed once; sealing the same head again changes nothing"
+
+
+class ZeroDigest(InputRejected):
+    rule = "a slot's digest head cannot be 32 zero bytes (that reads back as not sealed)"
 
 
 def contract_error_classes() -> dict[str, type[ContractError]]:

@@ -529,6 +529,31 @@ class VoisinClient:
             check_first=check_first,
         )
 
+    def seal_slot(
+        self,
+        settler: LocalAccount,
+        slot: int,
+        digest_head: bytes | str,
+        *,
+        check_first: bool = True,
+    ) -> TxResult:
+        """Anchor ``slot``'s head of the settled-slot digest chain on chain (settler role).
+
+        ``digest_head`` is 32 bytes, or their ``0x`` hex as :mod:`ledger.audit.digest` writes
+        them. A seal is final: a different head for a sealed slot raises
+        :class:`~ledger.errors.SlotAlreadySealed`; the same head again succeeds without a
+        ``SlotSealed`` event (a retry after a crash is safe). A slot beyond
+        :meth:`max_reading_slot` raises :class:`~ledger.errors.FutureSlot`, a zero head
+        :class:`~ledger.errors.ZeroDigest`. ``check_first``: see :meth:`transact`.
+        """
+        return self.transact(
+            settler,
+            "sealSlot",
+            check_uint("slot", slot, 32),
+            _bytes32("digest_head", digest_head),
+            check_first=check_first,
+        )
+
     def take_offer(
         self, buyer: LocalAccount, offer_id: int, slot: int, max_energy_Wh: int
     ) -> TxResult:
@@ -562,8 +587,12 @@ class VoisinClient:
 
     # ───────────────────────────── Views ─────────────────────────────
 
-    def balance_of(self, account: str) -> int:
-        return int(self._view("balanceOf", to_checksum_address(account)))
+    def balance_of(self, account: str, block: int | None = None) -> int:
+        """``account``'s payment-token balance (micro-euro), now or as it was after ``block``."""
+        if block is None:
+            return int(self._view("balanceOf", to_checksum_address(account)))
+        view = self.contract.functions.balanceOf(to_checksum_address(account))
+        return int(view.call(block_identifier=block))
 
     def total_supply(self) -> int:
         return int(self._view("totalSupply"))
@@ -628,6 +657,18 @@ class VoisinClient:
     def batch_settled(self, slot: int, batch: int) -> bool:
         return bool(self._view("batchSettled", slot, batch))
 
+    def sealed_digest_head(self, slot: int) -> str | None:
+        """The digest head sealed on chain for ``slot`` (``0x`` + 64 hex digits, lowercase,
+        as :mod:`ledger.audit.digest` writes them), or None if the slot is not sealed."""
+        head = bytes(self._view("sealedDigestHead", check_uint("slot", slot, 32)))
+        return None if head == bytes(32) else "0x" + head.hex()
+
+    def max_reading_slot(self) -> int:
+        """The last slot a reading or a seal may name at the chain's latest block:
+        ``block_time // 900 + MAX_SLOTS_AHEAD`` (the contract refuses later ones with
+        :class:`~ledger.errors.FutureReading` or :class:`~ledger.errors.FutureSlot`)."""
+        return int(self._view("maxReadingSlot"))
+
     def domain_separator(self) -> bytes:
         return bytes(self._view("domainSeparator"))
 
@@ -650,6 +691,21 @@ def _registration(
         check_uint("import_baseline_Wh", import_baseline_Wh, 64),
         check_uint("export_baseline_Wh", export_baseline_Wh, 64),
     )
+
+
+def _bytes32(name: str, value: bytes | str) -> bytes:
+    """``value`` (32 bytes, or ``0x`` and 64 hex digits) as 32 bytes, else InvalidArgument."""
+    raw: bytes | None = None
+    if isinstance(value, bytes | bytearray):
+        raw = bytes(value)
+    elif isinstance(value, str) and value.startswith("0x"):
+        try:
+            raw = bytes.fromhex(value[2:])
+        except ValueError:
+            raw = None
+    if raw is None or len(raw) != 32:
+        raise InvalidArgument(f"{name} must be 32 bytes or 0x and 64 hex digits, got {value!r}")
+    return raw
 
 
 def role_id(role: str) -> bytes:

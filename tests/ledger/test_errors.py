@@ -79,3 +79,13 @@ def test_client_refuses_out_of_range_arguments_before_sending() -> None:
         }
         with pytest.raises(InvalidArgument):
             Fill(**values)  # type: ignore[arg-type]
+
+
+def test_clock_and_seal_errors_have_their_categories() -> None:
+    # A reading or a seal ahead of the chain's clock, or a zero head, is bad input (400/422);
+    # a second, different seal of a slot conflicts with the recorded one (409).
+    for cls in (errors.FutureReading, errors.FutureSlot, errors.ZeroDigest):
+        assert issubclass(cls, errors.InputRejected) and issubclass(cls, ValueError)
+    assert issubclass(errors.SlotAlreadySealed, errors.Conflict)
+    err = errors.FutureReading({"index": 0, "slot": 2**32 - 1, "maxSlot": 1_996_000})
+    assert "maxSlot=1996000" in str(err) and "chain's clock" in str(err)
