@@ -75,10 +75,14 @@ class AuditInputs:
     events: list[Event]
     registrations: list[Registration]
     balances: dict[str, int]
+    """Every account's balance at the head."""
     total_supply_ueur: int
     meter_states: dict[str, MeterState]
     household_meters: dict[int, str]
     """Each household's current meter, as the chain's ``getHousehold`` returns it."""
+    mirror_balances: dict[str, int] = field(default_factory=dict)
+    """Every account's balance after ``mirror_block``, when the mirror lags the head: what the
+    mirrored balances must then equal."""
     db_events: list[ChainEvent] = field(default_factory=list)
     db_households: list[HouseholdRecord] = field(default_factory=list)
     db_readings: list[ReadingRecord] = field(default_factory=list)
@@ -147,15 +151,22 @@ def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> Audi
     household_meters = {h: str(to_checksum_address(client.household(h).meter)) for h in households}
     with Session(engine) as session:
         cursor = session.get(IndexerCursor, client.address)
+        mirror_block = None if cursor is None else cursor.last_block
+        lagging = mirror_block is not None and deployment_block <= mirror_block < head
         inputs = AuditInputs(
             chain_id=client.chain_id,
             contract=client.address,
             deployment_block=deployment_block,
             head_block=head,
-            mirror_block=None if cursor is None else cursor.last_block,
+            mirror_block=mirror_block,
             events=events,
             registrations=registrations,
             balances={a: client.balance_of(a) for a in sorted(accounts)},
+            mirror_balances=(
+                {a: client.balance_of(a, block=mirror_block) for a in sorted(accounts)}
+                if lagging and mirror_block is not None
+                else {}
+            ),
             total_supply_ueur=client.total_supply(),
             meter_states={m: client.meter_state(m) for m in sorted(meters)},
             household_meters=household_meters,

@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ledger.audit.digest import GENESIS_DIGEST, compute_leaves, link_digest
@@ -120,40 +122,114 @@ def _event_key(e: Event) -> tuple[int, int]:
 def _mirror(
     inputs: AuditInputs, household_of: dict[str, int], add: Callable[[Finding], None]
 ) -> None:
-    if inputs.mirror_block is None:
-        if inputs.db_events:
+    """The mirror against the chain, from the deployment block on.
+
+    What the mirror must hold is derived from the chain's events, whatever the database's own
+    bookkeeping says: the indexer cursor only tells how far the mirror claims to be complete.
+    A missing cursor, one beyond the head or behind rows the database holds, and a mirror that
+    lags the head are findings of their own.
+    """
+    horizon = _horizon(inputs, add)
+    _raw_events(inputs, horizon, household_of, add)
+    mirrored = [e for e in inputs.events if e.block_number <= horizon]
+    for projection in _PROJECTIONS:
+        _compare(
+            projection.kind,
+            projection.chain(mirrored),
+            projection.database(inputs),
+            functools.partial(_locate, projection, household_of),
+            horizon,
+            add,
+        )
+    _balances(inputs, horizon, household_of, add)
+    _outcomes(inputs, add)
+
+
+def _locate(
+    projection: _Projection, household_of: dict[str, int], row: tuple[Any, ...]
+) -> tuple[int | None, int | None]:
+    return projection.where(row, household_of)
+
+
+def _horizon(inputs: AuditInputs, add: Callable[[Finding], None]) -> int:
+    """The block up to which the mirror must match the chain exactly, with findings about the
+    indexer cursor that claims it."""
+    head, cursor = inputs.head_block, inputs.mirror_block
+    evidence = {"cursor_block": cursor, "head_block": head}
+    if cursor is None:
+        if inputs.events or inputs.db_events:
             add(
                 Finding(
                     "integrity",
                     ERROR,
                     None,
                     None,
-                    "the database holds events but no indexer cursor",
-                    {"events": len(inputs.db_events)},
+                    f"the database has no indexer cursor, so nothing says how far it mirrors the "
+                    f"chain; it is compared with all {len(inputs.events)} contract events up to "
+                    f"the head (block {head})",
+                    {**evidence, "database_events": len(inputs.db_events)},
                 )
             )
-        return
-    upto = inputs.mirror_block
-    chain = {_event_key(e): e for e in inputs.events if e.block_number <= upto}
+        return head
+    if cursor > head:
+        add(
+            Finding(
+                "integrity",
+                ERROR,
+                None,
+                None,
+                f"the indexer cursor claims block {cursor}, beyond the chain's head (block "
+                f"{head}); the mirror is compared with the chain up to the head",
+                evidence,
+            )
+        )
+        return head
+    pending = [e for e in inputs.events if e.block_number > cursor]
+    if pending:
+        add(
+            Finding(
+                "integrity",
+                WARNING,
+                None,
+                None,
+                f"the database mirrors the chain up to block {cursor} but the head is block "
+                f"{head}: {len(pending)} contract events after block {cursor} are not mirrored "
+                "yet and were compared with nothing",
+                {**evidence, "events_not_mirrored": len(pending)},
+            )
+        )
+    return cursor
+
+
+def _raw_events(
+    inputs: AuditInputs, horizon: int, household_of: dict[str, int], add: Callable[[Finding], None]
+) -> None:
+    """Every contract event up to ``horizon`` is in ``chain_event`` as the chain has it, and
+    the database holds no event the chain does not have."""
+    chain = {_event_key(e): e for e in inputs.events}
     db = {(r.block_number, r.log_index): r for r in inputs.db_events}
+    ahead: list[tuple[int, int]] = []
     for key in sorted(set(chain) | set(db)):
         e, r = chain.get(key), db.get(key)
         if e is not None:
-            args_json = json.dumps(e.args, sort_keys=True, default=str)
             slot, household = _where(e.args, household_of)
             if r is None:
-                add(
-                    Finding(
-                        "integrity",
-                        ERROR,
-                        slot,
-                        household,
-                        f"{e.name} event at block {key[0]} log {key[1]} is missing from the "
-                        "database mirror",
-                        {"event": e.name, "block": key[0], "log_index": key[1], "args": e.args},
+                if key[0] <= horizon:
+                    add(
+                        Finding(
+                            "integrity",
+                            ERROR,
+                            slot,
+                            household,
+                            f"{e.name} event at block {key[0]} log {key[1]} is missing from the "
+                            f"database mirror, which claims to mirror the chain up to block "
+                            f"{horizon}",
+                            {"event": e.name, "block": key[0], "log_index": key[1], "args": e.args},
+                        )
                     )
-                )
-            elif (r.name, r.tx_hash.lower(), r.args_json) != (e.name, e.tx_hash.lower(), args_json):
+                continue
+            args_json = json.dumps(e.args, sort_keys=True, default=str)
+            if (r.name, r.tx_hash.lower(), r.args_json) != (e.name, e.tx_hash.lower(), args_json):
                 add(
                     Finding(
                         "integrity",
@@ -165,9 +241,16 @@ def _mirror(
                         {"chain": {"name": e.name, "args": e.args}, "database": r.args_json},
                     )
                 )
+            elif key[0] > horizon:
+                ahead.append(key)
         elif r is not None:
             args = json.loads(r.args_json) if r.args_json.startswith("{") else {}
             slot, household = _where(args, household_of)
+            beyond = (
+                f", beyond the chain's head (block {inputs.head_block})"
+                if key[0] > inputs.head_block
+                else ""
+            )
             add(
                 Finding(
                     "integrity",
@@ -175,11 +258,22 @@ def _mirror(
                     slot,
                     household,
                     f"the database mirror holds a {r.name} event at block {key[0]} log {key[1]} "
-                    "that the chain does not have",
+                    f"that the chain does not have{beyond}",
                     {"event": r.name, "block": key[0], "log_index": key[1], "args": r.args_json},
                 )
             )
-    _projections(inputs, household_of, add)
+    if ahead:
+        add(
+            Finding(
+                "integrity",
+                ERROR,
+                None,
+                None,
+                f"the indexer cursor (block {horizon}) is behind the events the database holds: "
+                f"{len(ahead)} mirrored events lie in blocks {ahead[0][0]} to {ahead[-1][0]}",
+                {"cursor_block": horizon, "events_ahead": len(ahead)},
+            )
+        )
 
 
 def _compare(
@@ -187,9 +281,11 @@ def _compare(
     chain: dict[Any, tuple[Any, ...]],
     db: dict[Any, tuple[Any, ...]],
     where: Callable[[tuple[Any, ...]], tuple[int | None, int | None]],
+    horizon: int,
     add: Callable[[Finding], None],
 ) -> None:
-    """Flag rows missing from, extra in, or different in the database's ``kind`` table."""
+    """Flag rows missing from, extra in, or different in the database's ``kind`` table, against
+    the rows the chain's events up to block ``horizon`` imply."""
     for key in sorted(set(chain) | set(db), key=str):
         c, d = chain.get(key), db.get(key)
         if c == d:
@@ -198,9 +294,15 @@ def _compare(
         assert row is not None
         slot, household = where(row)
         if c is None:
-            message = f"the database's {kind} table holds a row the chain's events do not have"
+            message = (
+                f"the database's {kind} table holds a row that the chain's events up to block "
+                f"{horizon} do not imply"
+            )
         elif d is None:
-            message = f"a {kind} row is missing from the database"
+            message = (
+                f"a {kind} row that the chain's events up to block {horizon} imply is missing "
+                "from the database"
+            )
         else:
             message = f"a {kind} row in the database differs from the chain's events"
         add(
@@ -215,12 +317,22 @@ def _compare(
         )
 
 
-def _projections(
-    inputs: AuditInputs, household_of: dict[str, int], add: Callable[[Finding], None]
-) -> None:
-    upto = inputs.mirror_block or 0
-    mirrored = [e for e in inputs.events if e.block_number <= upto]
-    reading_rows = {
+Rows = dict[Any, tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Projection:
+    """One typed table of the mirror: its rows as the chain's events imply them, its rows as
+    the database holds them (both keyed alike), and the slot and household a row concerns."""
+
+    kind: str
+    chain: Callable[[list[Event]], Rows]
+    database: Callable[[AuditInputs], Rows]
+    where: Callable[[tuple[Any, ...], dict[str, int]], tuple[int | None, int | None]]
+
+
+def _reading_rows(events: list[Event]) -> Rows:
+    return {
         (checksum(e.args["meter"]), int(e.args["slot"])): (
             int(e.args["household"]),
             int(e.args["slot"]),
@@ -231,29 +343,29 @@ def _projections(
             e.block_number,
             e.tx_hash.lower(),
         )
-        for e in mirrored
+        for e in events
         if e.name == "ReadingCommitted"
     }
-    _compare(
-        "reading",
-        reading_rows,
-        {
-            (checksum(r.meter), r.slot): (
-                r.household,
-                r.slot,
-                r.import_Wh,
-                r.export_Wh,
-                r.import_delta_Wh,
-                r.export_delta_Wh,
-                r.block_number,
-                r.tx_hash.lower(),
-            )
-            for r in inputs.db_readings
-        },
-        lambda row: (row[1], row[0]),
-        add,
-    )
-    fill_rows = {
+
+
+def _db_reading_rows(inputs: AuditInputs) -> Rows:
+    return {
+        (checksum(r.meter), r.slot): (
+            r.household,
+            r.slot,
+            r.import_Wh,
+            r.export_Wh,
+            r.import_delta_Wh,
+            r.export_delta_Wh,
+            r.block_number,
+            r.tx_hash.lower(),
+        )
+        for r in inputs.db_readings
+    }
+
+
+def _fill_rows(events: list[Event]) -> Rows:
+    return {
         _event_key(e): (
             int(e.args["slot"]),
             int(e.args["seller"]),
@@ -266,68 +378,71 @@ def _projections(
             int(e.args["feeUeur"]),
             e.tx_hash.lower(),
         )
-        for e in mirrored
+        for e in events
         if e.name == "FillSettled"
     }
-    _compare(
-        "fill",
-        fill_rows,
-        {
-            (f.block_number, f.log_index): (
-                f.slot,
-                f.seller,
-                f.buyer,
-                f.offer_id,
-                f.bid_id,
-                f.energy_Wh,
-                f.price_ueur_per_kWh,
-                f.cost_ueur,
-                f.fee_ueur,
-                f.tx_hash.lower(),
-            )
-            for f in inputs.db_fills
-        },
-        lambda row: (row[0], row[1]),
-        add,
-    )
-    _compare(
-        "topup",
-        {
-            _event_key(e): (checksum(e.args["account"]), int(e.args["amountUeur"]))
-            for e in mirrored
-            if e.name == "ToppedUp"
-        },
-        {
-            (t.block_number, t.log_index): (checksum(t.account), t.amount_ueur)
-            for t in inputs.db_topups
-        },
-        lambda row: (None, household_of.get(row[0])),
-        add,
-    )
-    _compare(
-        "tariff",
-        {
-            _event_key(e): (
-                int(e.args["feedInUeurPerKWh"]),
-                int(e.args["retailUeurPerKWh"]),
-                int(e.args["gridFeeUeurPerKWh"]),
-            )
-            for e in mirrored
-            if e.name == "TariffsSet"
-        },
-        {
-            (t.block_number, t.log_index): (
-                t.feed_in_ueur_per_kWh,
-                t.retail_ueur_per_kWh,
-                t.grid_fee_ueur_per_kWh,
-            )
-            for t in inputs.db_tariffs
-        },
-        lambda row: (None, None),
-        add,
-    )
+
+
+def _db_fill_rows(inputs: AuditInputs) -> Rows:
+    return {
+        (f.block_number, f.log_index): (
+            f.slot,
+            f.seller,
+            f.buyer,
+            f.offer_id,
+            f.bid_id,
+            f.energy_Wh,
+            f.price_ueur_per_kWh,
+            f.cost_ueur,
+            f.fee_ueur,
+            f.tx_hash.lower(),
+        )
+        for f in inputs.db_fills
+    }
+
+
+def _topup_rows(events: list[Event]) -> Rows:
+    return {
+        _event_key(e): (checksum(e.args["account"]), int(e.args["amountUeur"]))
+        for e in events
+        if e.name == "ToppedUp"
+    }
+
+
+def _db_topup_rows(inputs: AuditInputs) -> Rows:
+    return {
+        (t.block_number, t.log_index): (checksum(t.account), t.amount_ueur)
+        for t in inputs.db_topups
+    }
+
+
+def _tariff_rows(events: list[Event]) -> Rows:
+    return {
+        _event_key(e): (
+            int(e.args["feedInUeurPerKWh"]),
+            int(e.args["retailUeurPerKWh"]),
+            int(e.args["gridFeeUeurPerKWh"]),
+        )
+        for e in events
+        if e.name == "TariffsSet"
+    }
+
+
+def _db_tariff_rows(inputs: AuditInputs) -> Rows:
+    return {
+        (t.block_number, t.log_index): (
+            t.feed_in_ueur_per_kWh,
+            t.retail_ueur_per_kWh,
+            t.grid_fee_ueur_per_kWh,
+        )
+        for t in inputs.db_tariffs
+    }
+
+
+def _household_rows(events: list[Event]) -> Rows:
+    """Each household as its events leave it: account, meter, prosumer, active."""
     households: dict[int, list[Any]] = {}
-    for e in mirrored:
+    for e in events:
         a = e.args
         if e.name == "HouseholdRegistered":
             households[int(a["household"])] = [
@@ -340,35 +455,98 @@ def _projections(
             households[int(a["household"])][1] = checksum(a["newMeter"])
         elif e.name == "HouseholdDeactivated" and int(a["household"]) in households:
             households[int(a["household"])][3] = False
+    return {(h,): (h, *row) for h, row in households.items()}
+
+
+def _db_household_rows(inputs: AuditInputs) -> Rows:
+    return {
+        (h.id,): (h.id, checksum(h.account), checksum(h.meter), h.prosumer, h.active)
+        for h in inputs.db_households
+    }
+
+
+_PROJECTIONS: tuple[_Projection, ...] = (
+    _Projection("reading", _reading_rows, _db_reading_rows, lambda row, _: (row[1], row[0])),
+    _Projection("fill", _fill_rows, _db_fill_rows, lambda row, _: (row[0], row[1])),
+    _Projection("topup", _topup_rows, _db_topup_rows, lambda row, owner: (None, owner.get(row[0]))),
+    _Projection("tariff", _tariff_rows, _db_tariff_rows, lambda row, _: (None, None)),
+    _Projection(
+        "household", _household_rows, _db_household_rows, lambda row, _: (None, int(row[0]))
+    ),
+)
+
+
+def _balances(
+    inputs: AuditInputs, horizon: int, household_of: dict[str, int], add: Callable[[Finding], None]
+) -> None:
+    """The mirrored balances against the chain's state at the block the mirror is complete to
+    (at the head when it has caught up)."""
+    chain = inputs.balances if horizon >= inputs.head_block else inputs.mirror_balances
     _compare(
-        "household",
-        {(h,): (h, *row) for h, row in households.items()},
+        "balance",
+        {(a,): (a, v) for a, v in chain.items() if v},
         {
-            (h.id,): (
-                h.id,
-                checksum(h.account),
-                checksum(h.meter),
-                h.prosumer,
-                h.active,
-            )
-            for h in inputs.db_households
+            (checksum(b.account),): (checksum(b.account), b.balance_ueur)
+            for b in inputs.db_balances
+            if b.balance_ueur
         },
-        lambda row: (None, int(row[0])),
+        lambda row: (None, household_of.get(str(row[0]))),
+        horizon,
         add,
     )
-    if upto >= inputs.head_block:
-        # Balances are state at the head: comparable only with a mirror that has caught up.
-        _compare(
-            "balance",
-            {(a,): (a, v) for a, v in inputs.balances.items() if v},
-            {
-                (checksum(b.account),): (checksum(b.account), b.balance_ueur)
-                for b in inputs.db_balances
-                if b.balance_ueur
-            },
-            lambda row: (None, household_of.get(str(row[0]))),
-            add,
-        )
+
+
+def _outcomes(inputs: AuditInputs, add: Callable[[Finding], None]) -> None:
+    """Each settled slot's recorded outcome against the fills its batches settled on chain
+    (every fill of the slot but direct takes, whose bid id is 0)."""
+    fills: dict[int, list[Event]] = defaultdict(list)
+    for e in inputs.named("FillSettled"):
+        if int(e.args["bidId"]) != 0:
+            fills[int(e.args["slot"])].append(e)
+    for o in inputs.db_outcomes:
+        if o.status != "settled":
+            continue
+        slot_fills = fills.get(o.slot, [])
+        chain = {
+            "fills": len(slot_fills),
+            "matched_Wh": sum(int(e.args["energyWh"]) for e in slot_fills),
+            "cost_ueur": sum(int(e.args["costUeur"]) for e in slot_fills),
+            "fees_ueur": sum(int(e.args["feeUeur"]) for e in slot_fills),
+        }
+        recorded = {k: getattr(o, k) for k in chain}
+        wrong = sorted(k for k in chain if chain[k] != recorded[k])
+        prices = sorted({int(e.args["priceUeurPerKWh"]) for e in slot_fills})
+        if o.clearing_price_ueur_per_kWh is not None and prices not in (
+            [],
+            [o.clearing_price_ueur_per_kWh],
+        ):
+            wrong.append("clearing_price_ueur_per_kWh")
+        if o.unmatched_surplus_Wh != o.surplus_Wh - o.matched_Wh:
+            wrong.append("unmatched_surplus_Wh")
+        if o.unmatched_deficit_Wh != o.deficit_Wh - o.matched_Wh:
+            wrong.append("unmatched_deficit_Wh")
+        if wrong:
+            add(
+                Finding(
+                    "integrity",
+                    ERROR,
+                    o.slot,
+                    None,
+                    f"the slot's recorded outcome disagrees with the fills settled on chain "
+                    f"({', '.join(wrong)})",
+                    {
+                        "chain": {**chain, "fill_prices_ueur_per_kWh": prices},
+                        "recorded": {
+                            **recorded,
+                            "clearing_price_ueur_per_kWh": o.clearing_price_ueur_per_kWh,
+                            "surplus_Wh": o.surplus_Wh,
+                            "deficit_Wh": o.deficit_Wh,
+                            "unmatched_surplus_Wh": o.unmatched_surplus_Wh,
+                            "unmatched_deficit_Wh": o.unmatched_deficit_Wh,
+                        },
+                    },
+                )
+            )
 
 
 def _digests(inputs: AuditInputs, add: Callable[[Finding], None]) -> None:

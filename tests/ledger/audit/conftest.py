@@ -20,6 +20,7 @@ from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import Deployment, open_ledger
 from ledger.market.settlement import SettlementWorker
 from ledger.mirror.engine import make_engine
+from ledger.mirror.indexer import index
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 from ledger.readings.evidence import store_signed_readings
 from meter_sim import default_scenario
@@ -111,6 +112,8 @@ class Market:
         self.client.commit_readings(self.chain.operator, readings)
 
     def audit(self, **options: object) -> AuditReport:
+        """Mirror the chain (as the API and the simulator do before an audit), then audit."""
+        index(self.client, self.engine, start_block=self.deployment.block_number)
         return run_audit(self.client, self.engine, self.deployment.block_number, **options)  # type: ignore[arg-type]
 
 
