@@ -15,8 +15,9 @@ import gc
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from meter_sim.flows import FlowsAhead
@@ -69,72 +70,80 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-_SIMULATE_START = "2026-06-21"
+#: The default scenario's first day: the June solstice, the longest day of PV.
+_SIMULATE_START = date(2026, 6, 21)
+#: The scenarios ``voisin simulate`` knows by name (any other must be a scenario file).
+_SCENARIOS = ("default", "quartierstrom")
+
+
+# ───────────────────────────── Argument types ─────────────────────────────
+# Each check of one option's value lives in its type, so that argparse refuses a bad value
+# before anything runs, with the command's usage and exit status 2.
+
+
+def _whole_number(text: str, least: int) -> int:
+    try:
+        value: int | None = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < least:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of at least {least}, got {text!r}"
+        )
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1: households, days, slots."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number of at least 0: a seed, a slot of the period."""
+    return _whole_number(text, 0)
+
+
+def iso_date(text: str) -> date:
+    """A calendar date written ``YYYY-MM-DD`` (ISO 8601)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a real date written YYYY-MM-DD, got {text!r}"
+        ) from None
+
+
+def scenario_name(text: str) -> str:
+    """A scenario ``voisin simulate`` knows by name, or a scenario file that exists."""
+    if text in _SCENARIOS or Path(text).is_file():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown scenario {text!r}: use 'default', 'quartierstrom' or a .json/.toml scenario file"
+    )
+
+
+# ───────────────────────────── voisin simulate ─────────────────────────────
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    import dataclasses
-    from datetime import UTC, date, datetime
-
     from api.settings import Settings
-    from meter_sim import default_scenario, load_scenario, quartierstrom_scenario
     from meter_sim.errors import MeterSimError
-    from meter_sim.flows import simulate_ahead
     from meter_sim.plots import BackgroundPlots
 
-    def bad(message: str) -> int:
-        print(f"voisin simulate: {message}", file=sys.stderr)
-        return 2
-
+    if args.households is not None and args.scenario != "default":
+        parser: argparse.ArgumentParser = args.parser
+        parser.error(
+            f"argument --households: cannot change the households of {args.scenario!r} "
+            "(only the default scenario takes --households)"
+        )
     try:
-        start = date.fromisoformat(args.start) if args.start else None
-    except ValueError:
-        return bad(f"--start must be a date YYYY-MM-DD, got {args.start!r}")
-    if args.households is not None and args.households < 1:
-        return bad(f"--households must be at least 1, got {args.households}")
-    if args.days is not None and args.days < 1:
-        return bad(f"--days must be at least 1, got {args.days}")
-    if args.seed is not None and args.seed < 0:
-        return bad(f"--seed must be 0 or more, got {args.seed}")
-    if args.slots is not None and args.slots < 1:
-        return bad(f"--slots must be at least 1, got {args.slots}")
-    if args.first_slot < 0:
-        return bad(f"--first-slot must be 0 or more, got {args.first_slot}")
-    try:
-        if args.scenario == "default":
-            scenario = default_scenario(
-                args.households or 30,
-                args.days or 1,
-                start or date.fromisoformat(_SIMULATE_START),
-                1 if args.seed is None else args.seed,
-            )
-        else:
-            if args.households is not None:
-                return bad(f"--households cannot change the households of {args.scenario!r}")
-            if args.scenario == "quartierstrom":
-                scenario = quartierstrom_scenario(seed=1 if args.seed is None else args.seed)
-            elif Path(args.scenario).is_file():
-                scenario = load_scenario(args.scenario)
-            else:
-                return bad(
-                    f"unknown scenario {args.scenario!r}: use 'default', 'quartierstrom' "
-                    "or a .json/.toml scenario file"
-                )
-            # A file's own days, seed and start hold unless given here.
-            scenario = dataclasses.replace(
-                scenario,
-                days=args.days or scenario.days,
-                seed=scenario.seed if args.seed is None else args.seed,
-                start=start or scenario.start,
-            )
+        scenario = _scenario_of(args)
     except MeterSimError as exc:
-        return bad(str(exc))
-
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args.out) if args.out else Path("out") / stamp
-    data_dir = Path(args.data_dir) if args.data_dir else out / "data"
+        return _refuse(str(exc))
+    out, data_dir = _run_paths(args)
     if (data_dir / "chain").exists():
-        return bad(f"{data_dir} already holds a chain: give a fresh --data-dir")
+        # Not an option's form but the disk's state, checked when the run starts.
+        return _refuse(f"{data_dir} already holds a chain: give a fresh --data-dir")
     settings = Settings()
     chain = args.chain or "embedded"
     out.mkdir(parents=True, exist_ok=True)
@@ -145,19 +154,16 @@ def _simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     operator_key = settings.chain_key_value() if chain != "embedded" else None
-    flows_ahead: FlowsAhead | None = None
-    if args.via == "direct":
-        # The load and PV models run in a child while this process imports the ledger.
-        try:
-            flows_ahead = simulate_ahead(scenario, args.first_slot, args.slots)
-        except MeterSimError as exc:
-            return bad(str(exc))
-    # Only now the ledger (web3, py-evm): the flows are computed meanwhile.
+    try:
+        flows_ahead = _start_flows(args, scenario)
+    except MeterSimError as exc:
+        return _refuse(str(exc))
+    # Only now the ledger (web3, py-evm), while the flows are computed in a child; it loads
+    # before _keep_for_good, so that the collector sets its objects aside with the rest.
     from ledger.errors import LedgerError
-    from meter_sim.report import pilot_comparison
     from meter_sim.run import run_simulation, stderr_progress
 
-    _keep_for_good(args.own_process)  # after the ledger's imports, before the run
+    _keep_for_good(args.own_process)
     # The plots are drawn in a child process while the run's audit goes on in this one.
     plots = BackgroundPlots(out)
     try:
@@ -179,43 +185,105 @@ def _simulate(args: argparse.Namespace) -> int:
                 flows_ahead=flows_ahead,
             )
     except MeterSimError as exc:
-        return bad(str(exc))
+        return _refuse(str(exc))
     except LedgerError as exc:
         print(f"voisin simulate: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    r = result.report
-    text = json.dumps(r, indent=2) + "\n"
-    report_path = out / "report.json"
-    report_path.write_text(text)
-    if args.json:
-        Path(args.json).write_text(text)
+    report_path = _write_report(result.report, out, args.json)
+    print(_summary(result.report))
+    page = plots.write_report_html(result)
+    print(f"report: {report_path.resolve()}\npage with the plots: {page.resolve()}")
+    return 0 if result.report["audit_ok"] else 1
+
+
+def _refuse(message: str) -> int:
+    """Say why the run cannot start; exit status 2, as for a usage error."""
+    print(f"voisin simulate: {message}", file=sys.stderr)
+    return 2
+
+
+def _scenario_of(args: argparse.Namespace) -> Scenario:
+    """The scenario the options name, with their days, seed and start (a file's own hold
+    unless given); raises :class:`meter_sim.errors.MeterSimError` for a bad scenario."""
+    import dataclasses
+
+    from meter_sim import default_scenario, load_scenario, quartierstrom_scenario
+
+    seed = 1 if args.seed is None else args.seed
+    if args.scenario == "default":
+        return default_scenario(
+            args.households or 30, args.days or 1, args.start or _SIMULATE_START, seed
+        )
+    if args.scenario == "quartierstrom":
+        scenario = quartierstrom_scenario(seed=seed)
+    else:
+        scenario = load_scenario(args.scenario)
+    return dataclasses.replace(
+        scenario,
+        days=args.days or scenario.days,
+        seed=scenario.seed if args.seed is None else args.seed,
+        start=args.start or scenario.start,
+    )
+
+
+def _run_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The run's output folder (``--out``, else ``out/<UTC timestamp>``) and its data dir
+    (``--data-dir``, else ``OUT/data``)."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) if args.out else Path("out") / stamp
+    data_dir = Path(args.data_dir) if args.data_dir else out / "data"
+    return out, data_dir
+
+
+def _start_flows(args: argparse.Namespace, scenario: Scenario) -> FlowsAhead | None:
+    """For a direct run, start the load and PV models in a child, so that they run while
+    this process imports the ledger; a run through the API computes its flows itself."""
+    if args.via != "direct":
+        return None
+    from meter_sim.flows import simulate_ahead
+
+    return simulate_ahead(scenario, args.first_slot, args.slots)
+
+
+def _write_report(report: dict[str, Any], out: Path, copy_to: str | None) -> Path:
+    """Write ``report.json`` in ``out`` (and a copy to ``--json``); returns its path."""
+    text = json.dumps(report, indent=2) + "\n"
+    path = out / "report.json"
+    path.write_text(text)
+    if copy_to:
+        Path(copy_to).write_text(text)
+    return path
+
+
+def _summary(r: dict[str, Any]) -> str:
+    """The run's figures as the command prints them (energy in kWh, money in EUR)."""
+    from meter_sim.report import pilot_comparison  # loaded with the run already
 
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f} %"
 
     price = r["mean_clearing_price_ueur_per_kWh"]
-    print(
+    lines = [
         f"{r['households']} households ({r['prosumers']} with PV), {r['slots']} slots: "
-        f"{r['readings']} readings, {r['fills']} fills\n"
+        f"{r['readings']} readings, {r['fills']} fills",
         f"PV {r['pv_energy_Wh'] / 1000:.1f} kWh, load {r['load_energy_Wh'] / 1000:.1f} kWh; "
         f"self-consumed {r['self_consumed_Wh'] / 1000:.1f} kWh, traded locally "
         f"{r['local_traded_Wh'] / 1000:.1f} kWh, grid import {r['grid_import_Wh'] / 1000:.1f} "
-        f"kWh, grid export {r['grid_export_Wh'] / 1000:.1f} kWh\n"
+        f"kWh, grid export {r['grid_export_Wh'] / 1000:.1f} kWh",
         f"self-sufficiency {pct(r['self_sufficiency'])}, local share of the surplus "
         f"{pct(r['local_share_of_surplus'])}, mean price "
         f"{'n/a' if price is None else f'{price / 1e6:.4f} EUR/kWh'}, community savings "
-        f"{r['community_savings_ueur'] / 1e6:.2f} EUR\n"
+        f"{r['community_savings_ueur'] / 1e6:.2f} EUR",
         f"gas {r['gas_used']} ({r['gas_per_fill'] or 'n/a'} per fill), wall {r['wall_s']} s, "
-        f"audit {'ok' if r['audit_ok'] else 'FAILED'}"
-    )
+        f"audit {'ok' if r['audit_ok'] else 'FAILED'}",
+    ]
     comparison = pilot_comparison(r)
     if comparison:
-        print(comparison)
-    for finding in r["audit_findings"]:
-        print(f"  [FAILED] {finding}")
-    page = plots.write_report_html(result)
-    print(f"report: {report_path.resolve()}\npage with the plots: {page.resolve()}")
-    return 0 if r["audit_ok"] else 1
+        lines.append(comparison)
+    lines += [f"  [FAILED] {finding}" for finding in r["audit_findings"]]
+    return "\n".join(lines)
 
 
 def _simulate_via_api(
@@ -335,20 +403,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--scenario",
+        type=scenario_name,
         default="default",
         metavar="NAME|FILE",
         help="'default' (a Lyon street), 'quartierstrom', or a .json/.toml scenario file",
     )
     simulate.add_argument(
-        "--households", type=int, help="households of the default scenario (default 30)"
+        "--households",
+        type=positive_int,
+        metavar="N",
+        help="households of the default scenario, at least 1 (default 30)",
     )
-    simulate.add_argument("--days", type=int, help="days to simulate (default 1)")
+    simulate.add_argument(
+        "--days", type=positive_int, metavar="N", help="days to simulate, at least 1 (default 1)"
+    )
     simulate.add_argument(
         "--start",
+        type=iso_date,
         metavar="YYYY-MM-DD",
         help=f"first day (default {_SIMULATE_START}; quartierstrom: 2019-06-03)",
     )
-    simulate.add_argument("--seed", type=int, help="scenario seed (default 1)")
+    simulate.add_argument(
+        "--seed", type=non_negative_int, metavar="N", help="scenario seed, 0 or more (default 1)"
+    )
     simulate.add_argument(
         "--mechanism",
         choices=["pay-as-clear", "midpoint", "pay-as-offer"],
@@ -370,15 +447,20 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--json", metavar="FILE", help="also write the report to FILE")
     simulate.add_argument(
         "--first-slot",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="K",
-        help="start at slot K of the period (0 = local midnight of --start)",
+        help="start at slot K of the period, 0 or more (0 = local midnight of --start)",
     )
     simulate.add_argument(
-        "--slots", type=int, metavar="N", help="run only N slots (default: the whole period)"
+        "--slots",
+        type=positive_int,
+        metavar="N",
+        help="run only N slots, at least 1 (default: the whole period)",
     )
-    simulate.set_defaults(func=_simulate)
+    # The parser comes along for the one check across options (--households with a scenario
+    # that has its own), so that it too is a usage error.
+    simulate.set_defaults(func=_simulate, parser=simulate)
     serve = sub.add_parser(
         "serve",
         help="run the API service (embedded chain and SQLite in VOISIN_DATA_DIR by default)",
