@@ -2,28 +2,40 @@
 
 The lifespan opens the chain (deploying the contract on first start, reusing it afterwards),
 the database and the key vault, and runs the outbox loop in the background. ``voisin serve``
-runs it with uvicorn.
+runs it with uvicorn. Every request first goes through :class:`api.body_guard.BodyGuard`,
+which refuses oversized, deeply nested and duplicate-key bodies before anything parses them.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
-from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
+from api.body_guard import BodyGuard
 from api.routes import audit, health, households, market, orders, readings, topups, trades
 from api.services import REQUEST_THREADS, Services
 from api.settings import Settings
 
-#: Largest request body accepted (a batch of 1,000 readings is about 283 kB of JSON, measured).
-MAX_BODY_BYTES = 1_000_000
+#: The interpreter's recursion limit in a Voisin API process (set by :func:`pin_recursion_limit`).
+#:
+#: Two libraries raise it when imported. py_ecc (8.0, imported by eth_keyfile, which
+#: eth_account loads for the key vault) sets 100,000 for its recursive field exponentiation,
+#: which in fact recurses once per bit of the exponent (a few hundred frames). py-evm sets
+#: 1,024 x 12, so that the embedded chain's EVM can reach 1,024 nested calls. At 100,000,
+#: Python's C JSON parser no longer stops a deeply nested body before the thread's C stack
+#: (8 MiB) runs out: a body of 80,000 ``[`` killed ``voisin serve`` with a segmentation fault.
+#: Voisin keeps py-evm's figure, the most that any library it runs needs, measured to fit the
+#: C stack of the main thread and of the request threads when parsing JSON, validating it with
+#: pydantic, ``repr`` and deep copies alike. The body guard refuses deep JSON long before.
+RECURSION_LIMIT = 1024 * 12
 
 DESCRIPTION = """
 Voisin is a peer-to-peer neighbourhood energy trading ledger. Meters post EIP-712 signed
@@ -36,16 +48,27 @@ Authentication: `Authorization: Bearer <token>`. The operator's token comes from
 `POST /readings` needs no token: the meter's signature is the credential.
 
 Every error is JSON: `{"code": "...", "message": "..."}`.
+
+Request bodies are UTF-8 JSON of at most `VOISIN_MAX_BODY_BYTES` bytes (default 1,000,000;
+beyond: 413 `payload_too_large`, chunked or not), nested at most `VOISIN_MAX_JSON_DEPTH`
+levels (default 32; beyond: 422 `json_too_deep`), with each key once per object (else 422
+`duplicate_key`). Every integer is bounded by what both the contract and the databases hold,
+so none is above 2^63 - 1.
 """
 
 
-class _TooLarge(Exception):
-    pass
+def pin_recursion_limit() -> None:
+    """Load the library that raises the recursion limit at import, then set Voisin's own
+    (:data:`RECURSION_LIMIT`). Idempotent: :func:`create_app` calls it, and the lifespan
+    again once the chain is open (which may have loaded py-evm)."""
+    import py_ecc  # noqa: F401  (its first import raises the limit to 100,000)
+
+    sys.setrecursionlimit(RECURSION_LIMIT)
 
 
-class LimitsAndMetrics:
-    """Pure ASGI middleware: refuse bodies over :data:`MAX_BODY_BYTES` (by header, and while
-    streaming when there is none) with 413, and count requests and latency per route."""
+class Metrics:
+    """Pure ASGI middleware: count requests and latency per route, and note when the last
+    request came (the outbox paces itself by it)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,61 +77,31 @@ class LimitsAndMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            await _too_large(send)
-            return
-        seen = 0
         status = 500
-        started = False
         app = scope.get("app")
         services = getattr(getattr(app, "state", None), "services", None)
         if services is not None:
             services.last_request = time.monotonic()
 
-        async def counted_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > MAX_BODY_BYTES:
-                    raise _TooLarge
-            return message
-
         async def watched_send(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status
             if message["type"] == "http.response.start":
-                status, started = message["status"], True
+                status = message["status"]
             await send(message)
 
         start = time.perf_counter()
         try:
-            await self.app(scope, counted_receive, watched_send)
-        except _TooLarge:
-            if started:
-                raise
-            status = 413
-            await _too_large(send)
-        if services is not None:
-            path = getattr(scope.get("route"), "path", "unmatched")
-            services.metrics.requests.labels(scope["method"], path, str(status)).inc()
-            services.metrics.latency.labels(path).observe(time.perf_counter() - start)
-
-
-async def _too_large(send: Send) -> None:
-    response = JSONResponse(
-        {
-            "code": "payload_too_large",
-            "message": f"request bodies are limited to {MAX_BODY_BYTES} bytes",
-        },
-        413,
-    )
-    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": response.body})
+            await self.app(scope, receive, watched_send)
+        finally:
+            if services is not None:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                services.metrics.requests.labels(scope["method"], path, str(status)).inc()
+                services.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
     settings = settings or Settings()
+    pin_recursion_limit()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,6 +110,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             yield
             return
         services = Services(settings)
+        pin_recursion_limit()
         app.state.services = services
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         # Everything loaded so far (web3, the chain client, SQLAlchemy, the app) lives as long
@@ -142,7 +136,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     )
     errors.install(app)
 
-    app.add_middleware(LimitsAndMetrics)
+    # The last added runs first: the metrics see every answer, the guard's refusals included.
+    app.add_middleware(
+        BodyGuard,
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
+    app.add_middleware(Metrics)
     for module in (households, topups, readings, orders, trades, market, audit, health):
         app.include_router(module.router)
     # The web dashboard: `/` and `/ui/...`, outside the OpenAPI schema.

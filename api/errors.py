@@ -2,11 +2,13 @@
 
 ``code`` is a stable machine code; ``message`` says what was wrong and what is allowed. Ledger
 errors map by category: input rejected -> 422, conflict -> 409, not found -> 404, access
-denied -> 403, paused or chain unreachable -> 503.
+denied -> 403, paused or chain unreachable -> 503. Anything unexpected is logged with its
+traceback and answered 500 ``internal_error`` in the same shape, never as plain text.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -17,6 +19,8 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger import errors as ledger_errors
+
+log = logging.getLogger("voisin.api")
 
 
 class ApiError(Exception):
@@ -98,7 +102,9 @@ def install(app: FastAPI) -> None:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            problems.append({"field": where, "problem": err.get("msg", "invalid")})
+            # A validator's ValueError reads "Value error, <what>": the <what> is the message.
+            problem = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append({"field": where, "problem": problem})
         first = problems[0] if problems else {"field": "", "problem": "invalid input"}
         message = f"{first['field'] or 'request'}: {first['problem']}"
         return JSONResponse(_body("invalid_input", message, problems), 422)
@@ -130,6 +136,24 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             _body("database_unavailable", f"the database cannot be reached: {exc.orig}"), 503
         )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's outermost middleware calls this for whatever nothing else handled, then
+        # re-raises for the server's own log. The answer names no internals: the log has them.
+        log.error(
+            "%s %s failed: %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        message = (
+            "the server failed while handling this request; the error is logged for the "
+            "operator. Check with a GET before retrying a write"
+        )
+        return JSONResponse(_body("internal_error", message), 500)
 
 
 async def reject_unknown_query(request: Request) -> None:

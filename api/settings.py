@@ -11,6 +11,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The largest integer both databases store (signed 64-bit BIGINT); the contract's uint64
+#: tariffs are held to it too, as the mirror keeps them in BIGINT columns.
+INT64_MAX = 2**63 - 1
+
 #: Operator tokens that must never guard a real deployment.
 PLACEHOLDER_TOKENS = frozenset({"", "change-me", "changeme", "secret", "operator", "token"})
 
@@ -62,9 +66,9 @@ class Settings(BaseSettings):
             "one is generated and kept in data_dir/key.secret (mode 0600)."
         ),
     )
-    feed_in_ueur_per_kWh: int = Field(default=40_000, ge=0, lt=2**64)
-    retail_ueur_per_kWh: int = Field(default=250_000, ge=0, lt=2**64)
-    grid_fee_ueur_per_kWh: int = Field(default=30_000, ge=0, lt=2**64)
+    feed_in_ueur_per_kWh: int = Field(default=40_000, ge=0, le=INT64_MAX)
+    retail_ueur_per_kWh: int = Field(default=250_000, ge=0, le=INT64_MAX)
+    grid_fee_ueur_per_kWh: int = Field(default=30_000, ge=0, le=INT64_MAX)
     slot_seconds: int = Field(
         default=900, description="Slot length; readings are signed for unix_seconds // 900."
     )
@@ -93,6 +97,26 @@ class Settings(BaseSettings):
         default=5_000,
         ge=1,
         description="Readings a meter may deliver at once (5,000: 52 days of 15-minute slots).",
+    )
+
+    # Request bodies (api/body_guard.py): refused before anything parses them.
+    max_body_bytes: int = Field(
+        default=1_000_000,
+        ge=4_096,
+        le=100_000_000,
+        description=(
+            "Largest request body in bytes, chunked or not (413 beyond). A batch of 1,000 "
+            "readings, the largest the API takes, is about 283 kB of JSON."
+        ),
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=4,
+        le=1_000,
+        description=(
+            "Deepest nesting of arrays and objects in a JSON body (422 beyond). The API's "
+            "bodies nest 3 levels at most; Python's parser recurses once per level."
+        ),
     )
 
     @model_validator(mode="after")
