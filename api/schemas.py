@@ -6,25 +6,98 @@ as ``unix_seconds // 900``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 T = TypeVar("T")
+
+# ───────────────────────────── Bounds ─────────────────────────────
+# Every integer the API takes is bounded by the tighter of what the contract holds
+# (contracts/IVoisin.sol) and what both databases hold, and refused with 422 beyond, before
+# anything is written: a value the chain takes but the mirror cannot store would fail after an
+# irreversible chain write.
+
 UINT32 = 2**32 - 1
 UINT64 = 2**64 - 1
-#: Upper bound of a top-up: 1,000,000 EUR in one go is beyond any household's need.
+#: PostgreSQL's INTEGER (the id columns: ``id: int`` in the SQLModel tables).
+INT32_MAX = 2**31 - 1
+#: BIGINT in SQLite and PostgreSQL (the energy, money, price and slot columns).
+INT64_MAX = 2**63 - 1
+
+#: Household ids: uint32 on chain, INTEGER in the tables (``api_household.id``, the fills'
+#: ``seller`` and ``buyer``).
+MAX_HOUSEHOLD_ID = min(UINT32, INT32_MAX)
+#: The API's order ids: ``api_order.id``, an INTEGER (the chain's are uint32).
+MAX_ORDER_ID = INT32_MAX
+#: Slots: uint32 on chain, whose largest value marks a standing order's open end.
+MAX_SLOT = UINT32 - 1
+#: Energy (registers, baselines, caps, takes): uint64 on chain, BIGINT in the tables.
+MAX_WH = min(UINT64, INT64_MAX)
+#: Prices in ueur per kWh: uint64 on chain, BIGINT in the tables (the tariff band is tighter).
+MAX_PRICE_UEUR_PER_KWH = min(UINT64, INT64_MAX)
+#: Upper bound of a top-up: 1,000,000 EUR in one go is beyond any household's need (the
+#: contract takes a uint256 under its supply cap, the tables a BIGINT).
 MAX_TOPUP_UEUR = 10**12
 MAX_READINGS_PER_REQUEST = 1000
+#: Pagination: a page holds at most this many items, and skips at most MAX_OFFSET.
+MAX_PAGE = 500
+MAX_OFFSET = 10**9
+
+# ───────────────────────────── Free text ─────────────────────────────
+
+#: Characters refused in free text: the C0 and C1 controls and DEL (NUL truncates strings in C
+#: and PostgreSQL refuses it; ESC starts terminal escape sequences), the line and paragraph
+#: separators U+2028 and U+2029 (line breaks in disguise), and the bidirectional embeddings,
+#: overrides and isolates U+202A-U+202E and U+2066-U+2069, which reorder what a reader sees
+#: ("Trojan Source"). Lone surrogates never get this far: pydantic refuses them as invalid text.
+UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
+#: The same rule as a JSON-schema pattern, for the OpenAPI document.
+SAFE_TEXT_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]*$"
+
+
+def plain_text(value: str) -> str:
+    """``value`` if it holds none of :data:`UNSAFE_TEXT`, else a ``ValueError`` naming the
+    first such character and where it is."""
+    bad = UNSAFE_TEXT.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"control and bidirectional-override characters are not allowed "
+            f"(U+{ord(bad.group()):04X} at position {bad.start()})"
+        )
+    return value
+
+
+#: Free text that is safe to store, log and show: :func:`plain_text`, with its pattern in the
+#: OpenAPI document (the check is a validator, so that the message says which character).
+PlainText = Annotated[
+    str, AfterValidator(plain_text), Field(json_schema_extra={"pattern": SAFE_TEXT_PATTERN})
+]
+#: A household's display name.
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=80),
+    AfterValidator(plain_text),
+    Field(json_schema_extra={"pattern": SAFE_TEXT_PATTERN}),
+]
+
+# ───────────────────────────── Shared field types ─────────────────────────────
 
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Word = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
-Slot = Annotated[int, Field(ge=1, le=UINT32 - 1, strict=True)]
-#: A household id in a path (ids are uint32 on chain).
-HouseholdPath = Annotated[int, Path(ge=1, le=UINT32, description="Household id")]
+Slot = Annotated[int, Field(ge=1, le=MAX_SLOT, strict=True)]
+WattHours = Annotated[int, Field(ge=0, le=MAX_WH, strict=True)]
+#: A household id in a path.
+HouseholdPath = Annotated[int, Path(ge=1, le=MAX_HOUSEHOLD_ID, description="Household id")]
 #: An order id in a path (the API's own id of the offer or bid).
-OrderPath = Annotated[int, Path(ge=1, le=2**62, description="The API's id of the order")]
+OrderPath = Annotated[int, Path(ge=1, le=MAX_ORDER_ID, description="The API's id of the order")]
+#: Optional filters and pagination in a query string.
+HouseholdQuery = Annotated[int | None, Query(ge=1, le=MAX_HOUSEHOLD_ID)]
+SlotQuery = Annotated[int | None, Query(ge=0, le=UINT32)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 class Strict(BaseModel):
@@ -45,9 +118,9 @@ class Problem(BaseModel):
 class HouseholdIn(Strict):
     meter: Address = Field(description="The meter's address (its signing key's).")
     prosumer: bool = Field(description="Whether the household has PV and may sell.")
-    name: Annotated[str, StringConstraints(min_length=1, max_length=80)] | None = None
-    import_baseline_Wh: int = Field(default=0, ge=0, le=UINT64, strict=True)
-    export_baseline_Wh: int = Field(default=0, ge=0, le=UINT64, strict=True)
+    name: Name | None = None
+    import_baseline_Wh: WattHours = 0
+    export_baseline_Wh: WattHours = 0
 
     model_config = ConfigDict(
         extra="forbid",
@@ -86,8 +159,8 @@ class TokenRotated(BaseModel):
 
 class MeterIn(Strict):
     meter: Address = Field(description="The new meter's address (its signing key's).")
-    import_baseline_Wh: int = Field(default=0, ge=0, le=UINT64, strict=True)
-    export_baseline_Wh: int = Field(default=0, ge=0, le=UINT64, strict=True)
+    import_baseline_Wh: WattHours = 0
+    export_baseline_Wh: WattHours = 0
 
 
 class MeterRotated(BaseModel):
@@ -114,7 +187,7 @@ class Balance(BaseModel):
 
 
 class TopUpIn(Strict):
-    household: int = Field(ge=1, le=UINT32, strict=True)
+    household: int = Field(ge=1, le=MAX_HOUSEHOLD_ID, strict=True)
     amount_ueur: int = Field(gt=0, le=MAX_TOPUP_UEUR, strict=True)
 
     model_config = ConfigDict(
@@ -136,8 +209,8 @@ class TopUpOut(BaseModel):
 class ReadingIn(Strict):
     meter: Address
     slot: Slot
-    import_Wh: int = Field(ge=0, le=UINT64, strict=True)
-    export_Wh: int = Field(ge=0, le=UINT64, strict=True)
+    import_Wh: WattHours
+    export_Wh: WattHours
     v: int = Field(ge=27, le=28, strict=True)
     r: Word
     s: Word
@@ -189,12 +262,12 @@ class ReadingsAccepted(BaseModel):
 
 
 class OrderIn(Strict):
-    price_limit_ueur_per_kWh: int = Field(ge=0, le=UINT64, strict=True)
+    price_limit_ueur_per_kWh: int = Field(ge=0, le=MAX_PRICE_UEUR_PER_KWH, strict=True)
     first_slot: Slot
     last_slot: Slot | None = Field(
         default=None, description="Last slot (inclusive); omit for a standing order."
     )
-    max_Wh_per_slot: int | None = Field(default=None, gt=0, le=UINT64, strict=True)
+    max_Wh_per_slot: int | None = Field(default=None, gt=0, le=MAX_WH, strict=True)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -235,7 +308,7 @@ class Page(BaseModel, Generic[T]):
 
 class TakeIn(Strict):
     slot: Slot
-    max_Wh: int = Field(gt=0, le=UINT64, strict=True)
+    max_Wh: int = Field(gt=0, le=MAX_WH, strict=True)
 
     model_config = ConfigDict(
         extra="forbid",

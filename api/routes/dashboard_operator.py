@@ -15,7 +15,16 @@ from api.auth import Principal
 from api.deps import Svc
 from api.errors import ApiError
 from api.routes import households, topups
-from api.schemas import MAX_TOPUP_UEUR, UINT32, UINT64, HouseholdIn, MeterIn, TopUpIn
+from api.schemas import (
+    MAX_HOUSEHOLD_ID,
+    MAX_TOPUP_UEUR,
+    MAX_WH,
+    UINT32,
+    HouseholdIn,
+    MeterIn,
+    TopUpIn,
+    plain_text,
+)
 from api.services import Services
 from api.web import audit, charts, forms, i18n, views
 from api.web.render import lang_of, message, page
@@ -152,9 +161,14 @@ async def register(
             raise forms.FieldError("err_session")
         address = forms.address(meter)
         field = "import_Wh"
-        import_baseline = forms.register_Wh(import_Wh, UINT64)
+        import_baseline = forms.register_Wh(import_Wh, MAX_WH)
         field = "export_Wh"
-        export_baseline = forms.register_Wh(export_Wh, UINT64)
+        export_baseline = forms.register_Wh(export_Wh, MAX_WH)
+        field = "name"
+        try:
+            plain_text(name)
+        except ValueError as exc:
+            raise forms.FieldError("err_server", {"m": str(exc)}) from exc
     except forms.FieldError as error:
         return await _render(
             request, services, who, 422, errors={field: message(lang, error)}, values=values
@@ -203,9 +217,9 @@ async def replace_meter(
         field = "new_meter"
         address = forms.address(meter)
         field = "new_import_Wh"
-        import_baseline = forms.register_Wh(import_Wh, UINT64)
+        import_baseline = forms.register_Wh(import_Wh, MAX_WH)
         field = "new_export_Wh"
-        export_baseline = forms.register_Wh(export_Wh, UINT64)
+        export_baseline = forms.register_Wh(export_Wh, MAX_WH)
         body = MeterIn(
             meter=address, import_baseline_Wh=import_baseline, export_baseline_Wh=export_baseline
         )
@@ -261,7 +275,7 @@ def evidence(
     request: Request,
     services: Svc,
     slot: Annotated[int | None, Query(ge=0, le=UINT32)] = None,
-    household: Annotated[int | None, Query(ge=0, le=UINT32)] = None,
+    household: Annotated[int | None, Query(ge=0, le=MAX_HOUSEHOLD_ID)] = None,
 ) -> Response:
     """What backs a finding: the slot's signed readings (registers, signature, transaction),
     its settled fills and its outcome, narrowed to one household when given."""

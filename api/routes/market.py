@@ -9,12 +9,12 @@ from sqlmodel import Session
 from api.auth import Operator
 from api.deps import Svc, problems
 from api.errors import ApiError, not_found
-from api.schemas import UINT32, TariffsOut
+from api.schemas import MAX_SLOT, TariffsOut
 from api.services import slot_now
 from ledger.mirror.models import SlotOutcome, SlotOutcomeRecord
 
 router = APIRouter(tags=["market"])
-SlotPath = Path(ge=1, le=UINT32 - 1)
+SlotPath = Path(ge=1, le=MAX_SLOT)
 
 
 def _out(r: SlotOutcomeRecord) -> SlotOutcome:

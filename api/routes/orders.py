@@ -21,7 +21,18 @@ from api.auth import Caller, HouseholdCaller
 from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
 from api.models import ApiHousehold, ApiOrder
-from api.schemas import UINT32, OrderIn, OrderOut, OrderPath, Page, TakeIn, TakeOut
+from api.schemas import (
+    MAX_SLOT,
+    HouseholdQuery,
+    Limit,
+    Offset,
+    OrderIn,
+    OrderOut,
+    OrderPath,
+    Page,
+    TakeIn,
+    TakeOut,
+)
 from ledger.types import OPEN_END
 
 log = logging.getLogger(__name__)
@@ -33,7 +44,6 @@ _NOTHING_LEFT = {
     "insufficient_funds",
     "order_closed",
 }
-MAX_PAGE = 500
 
 
 def _out(o: ApiOrder) -> OrderOut:
@@ -147,9 +157,7 @@ def _delete(side: str, order_id: int, caller: HouseholdCaller, services: Svc) ->
     return JSONResponse(out.model_dump(), 202)
 
 
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-Offset = Annotated[int, Query(ge=0, le=10**9)]
-OptId = Annotated[int | None, Query(ge=1, le=UINT32)]
+OptSlot = Annotated[int | None, Query(ge=1, le=MAX_SLOT)]
 OptStatus = Annotated[Literal["queued", "open", "cancelled", "rejected"] | None, Query()]
 READ = problems(401, 422)
 WRITE = problems(401, 403, 404, 409, 422, 429, 503)
@@ -181,8 +189,8 @@ def post_bid(body: OrderIn, caller: HouseholdCaller, services: Svc) -> JSONRespo
 def list_offers(
     _: Caller,
     services: Svc,
-    household: OptId = None,
-    slot: OptId = None,
+    household: HouseholdQuery = None,
+    slot: OptSlot = None,
     status: OptStatus = None,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -194,8 +202,8 @@ def list_offers(
 def list_bids(
     _: Caller,
     services: Svc,
-    household: OptId = None,
-    slot: OptId = None,
+    household: HouseholdQuery = None,
+    slot: OptSlot = None,
     status: OptStatus = None,
     limit: Limit = 50,
     offset: Offset = 0,

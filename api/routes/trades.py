@@ -11,7 +11,7 @@ from sqlmodel import Session, col, or_, select
 from api.auth import Caller
 from api.deps import Svc, problems
 from api.errors import forbidden
-from api.schemas import UINT32, Page, Trade
+from api.schemas import MAX_PAGE, HouseholdQuery, Offset, Page, SlotQuery, Trade
 from ledger.mirror.models import FillRecord
 
 router = APIRouter(tags=["trades"])
@@ -26,10 +26,10 @@ router = APIRouter(tags=["trades"])
 def trades(
     caller: Caller,
     services: Svc,
-    household: Annotated[int | None, Query(ge=1, le=UINT32)] = None,
-    slot: Annotated[int | None, Query(ge=0, le=UINT32)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    household: HouseholdQuery = None,
+    slot: SlotQuery = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    offset: Offset = 0,
 ) -> Page[Trade]:
     """The operator sees every trade; a household sees only trades it took part in (asking for
     another household's is refused)."""
