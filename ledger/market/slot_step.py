@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 
 from ledger.contract.client import VoisinClient
-from ledger.market.settlement import SettlementWorker, SlotOutcome
+from ledger.market.settlement import SettlementWorker
 from ledger.mirror.indexer import index
+from ledger.mirror.models import SlotOutcome
 from ledger.readings.eip712 import SignedReading
 from ledger.readings.evidence import store_signed_readings
 from ledger.types import TxResult
