@@ -4,10 +4,10 @@
 scenario's households with their seeded meter and account keys and register baselines and
 tops them up (in ``onboard`` batches), lets each household's agent post its default standing
 orders, computes the flows and signs every reading, then goes slot by slot: the slot's
-readings are pre-validated (:func:`ledger.readings.intake.classify`) and committed on chain in
-batches,
-and the settlement worker clears and settles the slot. At the end it indexes the chain,
-builds each household's statement and returns the report (:mod:`meter_sim.report`).
+readings are pre-validated (:func:`ledger.readings.intake.classify`), then committed on chain
+and the slot settled by :func:`ledger.market.slot_step.commit_and_settle`. At the end it
+indexes the chain, builds each household's statement and returns the report
+(:mod:`meter_sim.report`).
 
 A run may cover a window of the scenario's period (``first_slot`` and ``slots``): the flows of
 that window are metered from the registration baselines, as if the meters had been installed at
@@ -38,11 +38,12 @@ from ledger.market.agents import AgentSettings
 from ledger.market.clearing import MECHANISMS
 from ledger.market.data import load_statements
 from ledger.market.settlement import SettlementWorker
+from ledger.market.slot_step import SlotStep, commit_and_settle
 from ledger.market.statements import TradeLine
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
 from ledger.mirror.models import FillRecord, ReadingRecord
-from ledger.readings.evidence import store_signed_readings
+from ledger.readings.eip712 import SignedReading
 from ledger.readings.intake import MeterRecord, classify
 from ledger.types import Onboarding, Tariffs
 from meter_sim.audit import add_ledger_audit
@@ -63,10 +64,6 @@ __all__ = [
     "window",
 ]
 
-#: Readings per commitReadings transaction: about 11.5 M gas at about 38,000 gas per reading,
-#: under the 2^24 per-transaction gas cap of Osaka-rules chains. Fewer transactions per slot
-#: for large neighbourhoods: each pays its own signing, block, state root and fsync.
-READINGS_PER_BATCH = 300
 #: Households registered and topped up per ``onboard`` transaction: 10,361,755 gas for a batch of
 #: 100 on the embedded chain (measured), under the 2^24 per-transaction gas cap of Osaka-rules
 #: chains; a test holds a full batch under that cap on every backend.
@@ -174,125 +171,39 @@ def run_simulation(
         flows = run_flows(scenario, mechanism, first_slot, slots)
     else:
         check_mechanism(mechanism)
-        if (flows_ahead.scenario, flows_ahead.first_slot, flows_ahead.slots) != (
-            scenario,
-            first_slot,
-            slots,
-        ):
-            raise SimulationError("flows_ahead was started for another scenario or window")
-    n_h = len(scenario.households)
+        _check_flows_ahead(flows_ahead, scenario, first_slot, slots)
     data = Path(data_dir)
     with open_chain(chain_spec, data, operator_key) as chain:
         client, deployment = open_ledger(chain)
         engine = make_engine(database_url or f"sqlite:///{(data / 'voisin.db').resolve()}")
-        operator = chain.operator
-        ids = scenario.identities
-        if client.meter_state(ids[0].meter).household != 0:
-            raise SimulationError(
-                f"{data} already holds a run of scenario {scenario.name!r} (seed "
-                f"{scenario.seed}): use a fresh data dir"
-            )
+        _refuse_a_used_data_dir(client, scenario, data)
         log(f"chain {chain.kind} (id {chain.chain_id}), Voisin at {deployment.address}")
         tariffs = client.tariffs()
-        supply_before = client.total_supply()
-        fee_recipient = client.fee_recipient()
-        fees_before = client.balance_of(fee_recipient)
-
-        # Set-up inputs come from the scenario and were checked just above (a fresh data dir):
-        # no dry run before each transaction. A revert still raises its typed error.
-        accounts: list[LocalAccount] = [Account.from_key(i.account_key) for i in ids]
-        newcomers: list[Onboarding] = []
+        before = _MoneyBefore.read(client)
         # Gas money for every household account (on the embedded chain, in shared blocks).
-        chain.fund_many([ident.account for ident in ids])
+        chain.fund_many([ident.account for ident in scenario.identities])
         if flows_ahead is not None:
+            # Awaited only now: the flows were computed in a child while the chain was set up.
             flows = flows_ahead.result()
-        n_t = flows.shape[1]
-        for h, (spec, ident) in enumerate(zip(scenario.households, ids, strict=True)):
-            # Enough to buy every metered Wh at retail, plus a margin: funds never bind.
-            amount = int(flows.import_Wh[h].sum()) * tariffs.retail_ueur_per_kWh // 1000
-            newcomers.append(
-                Onboarding(
-                    ident.account,
-                    ident.meter,
-                    spec.prosumer,
-                    ident.import_baseline_Wh,
-                    ident.export_baseline_Wh,
-                    amount + TOP_UP_MARGIN_UEUR,
-                )
-            )
-        household_ids: list[int] = []
-        for k in range(0, n_h, HOUSEHOLDS_PER_ONBOARDING):
-            onboarding = newcomers[k : k + HOUSEHOLDS_PER_ONBOARDING]
-            household_ids += client.onboard(operator, onboarding, check_first=False)
-        top_ups = sum(n.top_up_ueur for n in newcomers)
-        settings = AgentSettings(timezone=scenario.location.tz)
-        agents = {
-            hid: AgentHousehold(acct, spec.prosumer, settings)
-            for hid, acct, spec in zip(household_ids, accounts, scenario.households, strict=True)
-        }
-        post_default_orders(
-            client,
-            engine,
-            agents,
-            flows.first_slot,
-            start_block=deployment.block_number,
-            check_first=False,
+        household_ids, top_ups = _onboard(client, chain.operator, scenario, flows, tariffs)
+        settings = _post_standing_orders(
+            client, engine, scenario, household_ids, flows.first_slot, deployment.block_number
         )
-        log(f"registered, topped up and posted the standing orders of {n_h} households")
-
-        domain = client.domain_separator()
-        # Signed by a background process a few slots ahead of this loop (the second core).
-        slot_readings = signed_slots(scenario, flows, domain)
-        meters = {
-            ident.meter: MeterRecord(hid, 0, ident.import_baseline_Wh, ident.export_baseline_Wh)
-            for hid, ident in zip(household_ids, ids, strict=True)
-        }
+        log(
+            f"registered, topped up and posted the standing orders of "
+            f"{len(scenario.households)} households"
+        )
         worker = SettlementWorker(
             client,
             engine,
-            operator,
+            chain.operator,
             mechanism,
             agents={hid: settings for hid in household_ids},
             start_block=deployment.block_number,
         )
-        gas_readings = gas_settlement = fills = local_Wh = 0
-        try:
-            for t, slot in enumerate(flows.slots.tolist()):
-                batch = next(slot_readings)
-                checked = classify(batch, domain, meters, now_slot=slot + 1)
-                refused = [v for v in checked.verdicts if not v.accepted]
-                if refused:
-                    raise SimulationError(
-                        f"slot {slot}: {len(refused)} readings refused by the intake check, "
-                        f"first: {refused[0].code}: {refused[0].message}"
-                    )
-                meters = checked.meters
-                # Durably stored first (the audit's evidence), then committed on chain.
-                store_signed_readings(engine, checked.accepted)
-                for k in range(0, len(checked.accepted), READINGS_PER_BATCH):
-                    chunk = checked.accepted[k : k + READINGS_PER_BATCH]
-                    # Pre-validated just above: no dry run before the transaction.
-                    result = client.commit_readings(operator, chunk, check_first=False)
-                    gas_readings += result.gas_used
-                outcome = worker.settle_slot(slot)
-                fills += outcome.fills
-                local_Wh += outcome.matched_Wh
-                gas_settlement += outcome.gas_used
-                if progress is not None:
-                    progress(
-                        Progress(
-                            t + 1,
-                            n_t,
-                            time.perf_counter() - started,
-                            fills,
-                            local_Wh,
-                            gas_readings + gas_settlement,
-                        )
-                    )
-        finally:
-            # Stops the signing process at once if a slot fails.
-            slot_readings.close()
-
+        gas = _commit_and_settle_slots(
+            client, worker, scenario, flows, household_ids, started, progress
+        )
         return collect_result(
             client,
             engine,
@@ -301,19 +212,180 @@ def run_simulation(
             scenario,
             flows,
             household_ids,
-            Money(
-                top_ups_ueur=top_ups,
-                balances_ueur=sum(client.balance_of(i.account) for i in ids),
-                fees_ueur=client.balance_of(fee_recipient) - fees_before,
-                supply_growth_ueur=client.total_supply() - supply_before,
-            ),
-            Gas(gas_readings, gas_settlement),
+            before.money(client, scenario, top_ups),
+            gas,
             mechanism,
             chain.kind,
             data,
             started,
             before_audit,
         )
+
+
+def _check_flows_ahead(
+    flows_ahead: FlowsAhead, scenario: Scenario, first_slot: int, slots: int | None
+) -> None:
+    if (flows_ahead.scenario, flows_ahead.first_slot, flows_ahead.slots) != (
+        scenario,
+        first_slot,
+        slots,
+    ):
+        raise SimulationError("flows_ahead was started for another scenario or window")
+
+
+def _refuse_a_used_data_dir(client: VoisinClient, scenario: Scenario, data: Path) -> None:
+    """Each meter's readings count once: a second run of a scenario needs a fresh data dir."""
+    if client.meter_state(scenario.identities[0].meter).household != 0:
+        raise SimulationError(
+            f"{data} already holds a run of scenario {scenario.name!r} (seed "
+            f"{scenario.seed}): use a fresh data dir"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _MoneyBefore:
+    """The chain's money before the run (micro-euro), so that the report counts the run's own."""
+
+    supply_ueur: int
+    fee_recipient: str
+    fees_ueur: int
+
+    @classmethod
+    def read(cls, client: VoisinClient) -> _MoneyBefore:
+        supply = client.total_supply()
+        recipient = client.fee_recipient()
+        return cls(supply, recipient, client.balance_of(recipient))
+
+    def money(self, client: VoisinClient, scenario: Scenario, top_ups_ueur: int) -> Money:
+        return Money(
+            top_ups_ueur=top_ups_ueur,
+            balances_ueur=sum(client.balance_of(i.account) for i in scenario.identities),
+            fees_ueur=client.balance_of(self.fee_recipient) - self.fees_ueur,
+            supply_growth_ueur=client.total_supply() - self.supply_ueur,
+        )
+
+
+def _onboard(
+    client: VoisinClient,
+    operator: LocalAccount,
+    scenario: Scenario,
+    flows: Flows,
+    tariffs: Tariffs,
+) -> tuple[list[int], int]:
+    """Register every household with its meter and register baselines and top it up, in
+    ``onboard`` batches of :data:`HOUSEHOLDS_PER_ONBOARDING`; returns the household ids (in
+    scenario order) and the sum of the top-ups (micro-euro)."""
+    newcomers: list[Onboarding] = []
+    for h, (spec, ident) in enumerate(zip(scenario.households, scenario.identities, strict=True)):
+        # Enough to buy every metered Wh at retail, plus a margin: funds never bind.
+        amount = int(flows.import_Wh[h].sum()) * tariffs.retail_ueur_per_kWh // 1000
+        newcomers.append(
+            Onboarding(
+                ident.account,
+                ident.meter,
+                spec.prosumer,
+                ident.import_baseline_Wh,
+                ident.export_baseline_Wh,
+                amount + TOP_UP_MARGIN_UEUR,
+            )
+        )
+    household_ids: list[int] = []
+    for k in range(0, len(newcomers), HOUSEHOLDS_PER_ONBOARDING):
+        # Set-up inputs come from the scenario, and the data dir was checked fresh: no dry
+        # run before each transaction. A revert still raises its typed error.
+        batch = newcomers[k : k + HOUSEHOLDS_PER_ONBOARDING]
+        household_ids += client.onboard(operator, batch, check_first=False)
+    return household_ids, sum(n.top_up_ueur for n in newcomers)
+
+
+def _post_standing_orders(
+    client: VoisinClient,
+    engine: Engine,
+    scenario: Scenario,
+    household_ids: Sequence[int],
+    first_slot: int,
+    start_block: int,
+) -> AgentSettings:
+    """Each household's agent posts its default standing orders from ``first_slot``; returns
+    the agents' settings (one for the whole neighbourhood, in its time zone)."""
+    settings = AgentSettings(timezone=scenario.location.tz)
+    accounts: list[LocalAccount] = [Account.from_key(i.account_key) for i in scenario.identities]
+    agents = {
+        hid: AgentHousehold(acct, spec.prosumer, settings)
+        for hid, acct, spec in zip(household_ids, accounts, scenario.households, strict=True)
+    }
+    post_default_orders(
+        client, engine, agents, first_slot, start_block=start_block, check_first=False
+    )
+    return settings
+
+
+@dataclass
+class _Tally:
+    """Running sums over the slots settled so far (gas units, fills, Wh)."""
+
+    readings_gas: int = 0
+    settlement_gas: int = 0
+    fills: int = 0
+    local_Wh: int = 0
+
+    def add(self, step: SlotStep) -> None:
+        self.readings_gas += step.readings_gas
+        self.settlement_gas += step.settlement_gas
+        self.fills += step.fills
+        self.local_Wh += step.matched_Wh
+
+
+def _commit_and_settle_slots(
+    client: VoisinClient,
+    worker: SettlementWorker,
+    scenario: Scenario,
+    flows: Flows,
+    household_ids: Sequence[int],
+    started: float,
+    progress: Callable[[Progress], None] | None,
+) -> Gas:
+    """Slot by slot: pre-validate the slot's signed readings, commit them and settle the slot
+    (:func:`ledger.market.slot_step.commit_and_settle`); returns the gas of those steps."""
+    domain = client.domain_separator()
+    # Signed by a background process a few slots ahead of this loop (the second core).
+    slot_readings = signed_slots(scenario, flows, domain)
+    meters = {
+        ident.meter: MeterRecord(hid, 0, ident.import_baseline_Wh, ident.export_baseline_Wh)
+        for hid, ident in zip(household_ids, scenario.identities, strict=True)
+    }
+    n_t = flows.shape[1]
+    tally = _Tally()
+    try:
+        for t, slot in enumerate(flows.slots.tolist()):
+            accepted, meters = _prevalidate(next(slot_readings), domain, meters, slot)
+            # The operator (the worker's settler) commits the readings and settles the slot;
+            # pre-validated just above, they are sent without a dry run (the default).
+            step = commit_and_settle(client, worker.settler, accepted, worker=worker, settle=[slot])
+            tally.add(step)
+            if progress is not None:
+                elapsed = time.perf_counter() - started
+                gas = tally.readings_gas + tally.settlement_gas
+                progress(Progress(t + 1, n_t, elapsed, tally.fills, tally.local_Wh, gas))
+    finally:
+        # Stops the signing process at once if a slot fails.
+        slot_readings.close()
+    return Gas(tally.readings_gas, tally.settlement_gas)
+
+
+def _prevalidate(
+    readings: list[SignedReading], domain: bytes, meters: dict[str, MeterRecord], slot: int
+) -> tuple[list[SignedReading], dict[str, MeterRecord]]:
+    """The readings of ``slot`` the intake accepts (all of them, or the run stops: a simulated
+    meter never sends a bad reading) and the meters' state after them."""
+    checked = classify(readings, domain, meters, now_slot=slot + 1)
+    refused = checked.rejected
+    if refused:
+        raise SimulationError(
+            f"slot {slot}: {len(refused)} readings refused by the intake check, "
+            f"first: {refused[0].code}: {refused[0].message}"
+        )
+    return checked.accepted, checked.meters
 
 
 def collect_result(
