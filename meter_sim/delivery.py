@@ -5,12 +5,11 @@ Both take the :class:`~meter_sim.faults.Envelope` list of a run and return a
 
 *In-process* (:func:`deliver_in_process`): the envelopes are taken one send slot at a time, as
 the meters would send them at the end of each slot. Each round is pre-validated with
-:func:`ledger.readings.intake.classify` against the meters' state (read from the chain once, then
-carried
-along), because the contract reverts a whole batch for one bad reading. The accepted readings
-are committed with :meth:`ledger.VoisinClient.commit_readings` in batches of up to
-``batch_size`` (several rounds may share a transaction: the contract needs only each meter's
-slots in increasing order).
+:func:`ledger.readings.intake.classify` against the meters' state (read from the chain once,
+then carried along), because the contract reverts a whole batch for one bad reading. The
+accepted readings are committed by :func:`ledger.market.slot_step.commit_and_settle` (without a
+settlement worker: delivery settles nothing) in batches of up to ``batch_size`` (several rounds
+may share a transaction: the contract needs only each meter's slots in increasing order).
 
 *HTTP* (:func:`deliver_http`): ``POST {base_url}/readings`` with
 ``{"readings": [<wire form>]}``, one reading per request, one send slot after the other. Each
@@ -39,6 +38,7 @@ from eth_account.signers.local import LocalAccount
 
 from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
+from ledger.market.slot_step import commit_and_settle
 from ledger.readings.eip712 import SignedReading
 from ledger.readings.intake import MeterRecord, classify, reading_to_json
 from meter_sim.errors import DeliveryError
@@ -132,16 +132,15 @@ def deliver_in_process(
     pending: list[SignedReading] = []
 
     def flush() -> None:
-        if not pending:
-            return
         try:
-            # Pre-validated by the intake check above: no dry run before the transaction.
-            client.commit_readings(sender, pending, check_first=False)
+            # At most batch_size readings: one transaction, sent without a dry run (the
+            # intake check above accepted them); no database here, so nothing to settle.
+            step = commit_and_settle(client, sender, pending, batch_size=batch_size)
         except LedgerError as exc:
             raise DeliveryError(
                 f"the contract refused a batch of {len(pending)} pre-validated readings: {exc}"
             ) from exc
-        report.transactions += 1
+        report.transactions += len(step.transactions)
         pending.clear()
 
     order = sorted(range(len(envelopes)), key=lambda i: (envelopes[i].send_slot, i))
