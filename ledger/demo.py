@@ -1,14 +1,15 @@
 """A small end-to-end walk through the settlement core, on any chain backend.
 
 Four households (two with PV) meter four slots; their meters sign EIP-712 readings, which are
-committed on chain and mint credits; each household's agent posts its default standing orders
-(prosumers offer, everyone bids); the settlement worker clears each slot (pay-as-clear by
-default) and settles it in one batch transaction whose fills the contract re-checks; one
-household also takes an offer directly; the indexer mirrors every event into the database;
-each household gets a statement with its savings against grid-only supply; and the
-conservation of energy and money is checked from both the chain and the mirror. The metered
-figures are a fixed illustration (a spring morning); the simulator drives real load and PV
-models instead.
+stored as the audit's evidence, committed on chain and mint credits; each household's agent
+posts its default standing orders (prosumers offer, everyone bids); the settlement worker
+clears each slot (pay-as-clear by default) and settles it in one batch transaction whose fills
+the contract re-checks; one household also takes an offer directly; the indexer mirrors every
+event into the database; each household gets a statement with its savings against grid-only
+supply; and the conservation of energy and money is checked from both the chain and the
+mirror, so that ``voisin audit`` on the demo's data dir traces every credit to its reading.
+The metered figures are a fixed illustration (a spring morning); the simulator drives real
+load and PV models instead.
 """
 
 from __future__ import annotations
@@ -213,16 +214,19 @@ def _meter_and_settle(
     report: DemoReport,
     say: Callable[[str], None],
 ) -> None:
-    """Each slot: the meters sign their readings, which are committed, then the slot is settled
-    (:func:`ledger.market.slot_step.commit_and_settle`, in two steps so that in the last slot
-    David can first take 100 Wh directly from Amélie's offer)."""
+    """Each slot: the meters sign their readings, which are stored as evidence and committed,
+    then the slot is settled (:func:`ledger.market.slot_step.commit_and_settle`, in two steps
+    so that in the last slot David can first take 100 Wh directly from Amélie's offer)."""
     domain = client.domain_separator()
     amelie, david = people[0], people[3]
     for t in range(report.slots):
         slot = report.first_slot + t
         signed = _sign_slot(people, t, slot, domain)
-        # Not pre-validated by the intake: each batch is dry-run before it is sent.
-        committed = commit_and_settle(client, worker.settler, signed, check_first=True)
+        # Stored as the audit's evidence, then committed; not pre-validated by the intake,
+        # so each batch is dry-run before it is sent.
+        committed = commit_and_settle(
+            client, worker.settler, signed, worker=worker, check_first=True
+        )
         report.readings += committed.committed
         report.gas_used += committed.gas_used
         if t == report.slots - 1:
