@@ -1,10 +1,11 @@
 """Chain backends, chosen by one string: the only place that knows which backend is in use.
 
-- ``embedded`` (default): the persistent eth-tester chain in ``<data_dir>/chain``
-  (see :mod:`ledger.chain.embedded`). The operator key is created on first start in
-  ``<data_dir>/operator.key`` (mode 0600) and funded in genesis. It runs in this process, or,
-  with ``process=True``, in a child node process reached over loopback JSON-RPC
-  (:mod:`ledger.chain.node`): same files, same behaviour, but its EVM work runs beside the caller.
+- ``embedded`` (default): the persistent eth-tester chain in ``<data_dir>/chain``, opened by
+  :func:`ledger.chain.embedded.open_embedded`. The operator key is created on first start in
+  ``<data_dir>/operator.key`` (mode 0600) and funded in genesis (:mod:`ledger.chain.operator`).
+  It runs in this process, or, with ``process=True``, in a child node process reached over
+  loopback JSON-RPC (:mod:`ledger.chain.node`, which opens it the same way): same files, same
+  behaviour, but its EVM work runs beside the caller.
 - ``memory``: the same chain without persistence, for tests and benchmarks.
 - ``http://...`` or ``https://...``: any Ethereum JSON-RPC node; the operator key must be given
   (``VOISIN_CHAIN_KEY``) and hold ether for gas.
@@ -12,11 +13,14 @@
 Every backend returns a :class:`Chain`: a ``Web3`` whose ``default_account`` is the operator
 (eth-tester executes calls as transactions and needs a funded sender), the operator's local
 account, and a way to fund other accounts with gas money.
+
+The embedded and node modules are imported only when their backend is chosen, so a process
+that talks to a JSON-RPC node never loads py-evm. Neither imports this module: the import
+graph runs one way, from here down.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,16 +33,18 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.providers.rpc import HTTPProvider
 
+from ledger.chain.operator import (
+    OPERATOR_GENESIS_WEI,
+    load_or_create_operator,
+    operator_account,
+)
 from ledger.errors import ChainUnavailable, ConfigError
 
 if TYPE_CHECKING:
     from ledger.chain.node import NodeProcess
 
-#: Ether (wei) the embedded chain gives the operator at genesis: gas for a very long time.
-OPERATOR_GENESIS_WEI = 10**9 * 10**18
 #: Gas money the operator sends a household account so it can post orders and take offers.
 HOUSEHOLD_GAS_WEI = 10**18
-OPERATOR_KEY_FILE = "operator.key"
 
 
 @dataclass
@@ -135,8 +141,9 @@ def open_chain(
     if spec == "embedded" and process:
         from ledger.chain.node import start_node
 
+        # The key file is settled here first, so that the node opens the same operator.
         data.mkdir(parents=True, exist_ok=True)
-        operator = _load_or_create_key(data / OPERATOR_KEY_FILE, operator_key)
+        operator = load_or_create_operator(data, operator_key)
         node = start_node(data, operator_key)
         try:
             w3 = Web3(HTTPProvider(node.url, request_kwargs={"timeout": 120}))
@@ -146,15 +153,10 @@ def open_chain(
             raise
         return Chain(w3, "embedded", operator, data, node.stop, node=node)
     if spec == "embedded":
-        from ledger.chain.embedded import EmbeddedChain
+        from ledger.chain.embedded import open_embedded
 
-        data.mkdir(parents=True, exist_ok=True)
-        operator = _load_or_create_key(data / OPERATOR_KEY_FILE, operator_key)
-        # A locked data directory raises ChainLockedError, a ChainUnavailable.
-        embedded = EmbeddedChain(data / "chain", {operator.address: OPERATOR_GENESIS_WEI})
-        w3 = embedded.w3
-        w3.eth.default_account = operator.address
-        return Chain(w3, "embedded", operator, data, embedded.close)
+        opened = open_embedded(data, operator_key)
+        return Chain(opened.chain.w3, "embedded", opened.operator, data, opened.chain.close)
     if spec == "memory":
         from ledger.chain.embedded import in_memory_chain
 
@@ -168,7 +170,7 @@ def open_chain(
                 f"chain {spec} needs the operator's private key (VOISIN_CHAIN_KEY), "
                 "an account holding ether for gas"
             )
-        operator = _account(operator_key)
+        operator = operator_account(operator_key)
         w3 = Web3(HTTPProvider(spec, request_kwargs={"timeout": 60}))
         try:
             w3.eth.chain_id  # noqa: B018  (a cheap round trip that proves the node answers)
@@ -179,27 +181,3 @@ def open_chain(
     raise ConfigError(
         f"unknown chain {spec!r}: use 'embedded', 'memory' or an http(s):// JSON-RPC URL"
     )
-
-
-def _account(key: str) -> LocalAccount:
-    try:
-        account: LocalAccount = Account.from_key(key)
-        return account
-    except (ValueError, TypeError) as exc:
-        raise ConfigError("the operator key must be 32 bytes of hex (0x...)") from exc
-
-
-def _load_or_create_key(path: Path, given: str | None) -> LocalAccount:
-    if given:
-        return _account(given)
-    if path.exists():
-        return _account(path.read_text().strip())
-    account: LocalAccount = Account.create()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(account.key.hex() + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return account

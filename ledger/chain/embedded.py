@@ -14,7 +14,13 @@ of Voisin an ordinary :class:`web3.Web3` whose state survives a restart and a ``
   then handed a py-evm chain of the same class on the durable store: ``from_genesis`` on the
   first start, ``ChainClass(db)`` (which resumes at the stored head) afterwards.
 * One process owns a data directory at a time (``flock``); a second opener gets
-  :class:`ChainLockedError` instead of two writers corrupting the store.
+  :class:`~ledger.errors.ChainLockedError` instead of two writers corrupting the store.
+* Opening a chain installs the py-evm speedups (:func:`ledger.chain.pyevm_speedups.install`,
+  gated on the versions tested, off with ``VOISIN_PYEVM_SPEEDUPS=0``); the chain then runs
+  eth-tester's chain class with the fast VM, or as it ships when they are not installed.
+
+:func:`open_embedded` opens the chain of a Voisin data directory with its operator account:
+``open_chain`` and the node process (:mod:`ledger.chain.node`) both go through it.
 
 Transactions must be signed by the caller (``send_raw_transaction``): the chain exposes no
 unlocked accounts. For the same reason ``eth_call`` and ``eth_estimateGas`` need an explicit
@@ -41,10 +47,13 @@ from eth.db.atomic import AtomicDB
 from eth.exceptions import CanonicalHeadNotFound
 from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth.typing import AccountDetails, AccountState
-from eth.vm.forks.prague import PragueVM
+from eth_account.signers.local import LocalAccount
 from eth_tester import EthereumTester, PyEVMBackend
-from eth_tester.backends.pyevm import main as _pyevm_backend
 from eth_tester.backends.pyevm.main import get_default_genesis_params
+from eth_tester.backends.pyevm.serializers import (
+    serialize_transaction,
+    serialize_transaction_receipt,
+)
 from eth_tester.exceptions import TransactionFailed
 from eth_tester.exceptions import TransactionNotFound as TesterTransactionNotFound
 from eth_utils.address import to_canonical_address, to_checksum_address
@@ -56,19 +65,11 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
+from ledger.chain import pyevm_speedups
 from ledger.chain.kvstore import DEFAULT_MAP_SIZE, LmdbStore
-from ledger.chain.pyevm_speedups import evm_fast as _evm_fast
-from ledger.chain.pyevm_speedups import trie_batch as _trie_batch
-from ledger.chain.pyevm_speedups import trie_cache as _trie_cache
+from ledger.chain.operator import OPERATOR_GENESIS_WEI, load_or_create_operator
 from ledger.contract.event_codec import checksum_address
 from ledger.errors import ChainLockedError
-
-# py-evm's tries decode and encode every node in pure Python, and its interpreter makes four
-# or five calls per opcode; see the modules. PragueVM is eth-tester's fork (and the one both
-# chains below run).
-_trie_cache.install()
-_trie_batch.install()
-_evm_fast.install(PragueVM.get_state_class().computation_class)
 
 
 def _transaction_by_hash(chain: Any, transaction_hash: bytes) -> tuple[Any, Any, int]:
@@ -93,8 +94,38 @@ def _transaction_by_hash(chain: Any, transaction_hash: bytes) -> tuple[Any, Any,
     return block, block.transactions[index], index
 
 
-# The one lookup eth-tester's py-evm backend uses for receipts and transactions.
-_pyevm_backend._get_transaction_by_hash = _transaction_by_hash
+class _PyEVMBackend(PyEVMBackend):  # type: ignore[misc]  # eth_tester is untyped
+    """eth-tester's py-evm backend as both embedded chains run it.
+
+    Its chain runs the VM with the py-evm speedups when they are installed
+    (:func:`ledger.chain.pyevm_speedups.chain_class`), and transactions and receipts are found
+    through the chain database's hash index (:func:`_transaction_by_hash`) instead of
+    eth-tester's walk back from the head; each answer is serialized as eth-tester serializes
+    it.
+    """
+
+    #: The py-evm MiningChain (eth-tester's chain class, or its subclass with the fast VM).
+    chain: Any
+
+    def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
+        super().reset_to_genesis(*args, **kwargs)
+        chain_class = pyevm_speedups.chain_class(type(self.chain))
+        if chain_class is not type(self.chain):
+            # The same genesis, resumed by the class whose VM carries the speedups.
+            self.chain = chain_class(self.chain.chaindb.db)
+
+    def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = _transaction_by_hash(self.chain, transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        return serialize_transaction(block, transaction, index, is_pending)
+
+    def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = _transaction_by_hash(self.chain, transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        receipts = block.get_receipts(self.chain.chaindb)
+        return serialize_transaction_receipt(
+            block, receipts, transaction, index, is_pending, self.chain.get_vm()
+        )
 
 
 #: Mined blocks kept decoded with their receipts, by block hash (see _block_and_receipts).
@@ -313,12 +344,16 @@ __all__ = [
     "ChainLockedError",
     "DirectReads",
     "EmbeddedChain",
+    "OperatedChain",
     "in_memory_chain",
+    "open_embedded",
 ]
 
 #: Chain id of eth-tester's chain class; kept so signatures made for eth-tester stay valid.
 CHAIN_ID: Final = 131277322940537
 
+#: The embedded chain's directory inside a Voisin data directory (see open_embedded).
+CHAIN_DIR_NAME: Final = "chain"
 LOCK_FILE_NAME: Final = "chain.lock"
 STORE_DIR_NAME: Final = "chain.lmdb"
 
@@ -327,8 +362,8 @@ _CALL_METHODS: Final = frozenset({"eth_call", "eth_estimateGas"})
 _AddressT = TypeVar("_AddressT", bound=str | bytes)
 
 
-class _DurablePyEVMBackend(PyEVMBackend):  # type: ignore[misc]  # eth_tester is untyped
-    """PyEVMBackend whose mining makes each block durable before returning.
+class _DurablePyEVMBackend(_PyEVMBackend):
+    """The backend whose mining makes each block durable before returning.
 
     Everything that moves the canonical head (mining, withdrawals, snapshot revert) runs
     under ``lock`` and ends with a flush of ``store``.
@@ -533,7 +568,8 @@ def in_memory_chain(funded_accounts: Mapping[_AddressT, int]) -> Web3:
         genesis_state[to_canonical_address(key)] = AccountDetails(
             balance=wei, nonce=0, code=b"", storage={}
         )
-    backend = PyEVMBackend(genesis_state=genesis_state)
+    pyevm_speedups.install()
+    backend = _PyEVMBackend(genesis_state=genesis_state)
     backend.account_keys = ()
     return Web3(_SerializedEthereumTesterProvider(EthereumTester(backend), threading.RLock()))
 
@@ -553,6 +589,8 @@ class EmbeddedChain:
         *,
         map_size: int = DEFAULT_MAP_SIZE,
     ) -> None:
+        # Before eth-tester builds its chain: its class then runs the fast VM when installed.
+        pyevm_speedups.install()
         self._data_dir = Path(data_dir)
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -644,6 +682,33 @@ class EmbeddedChain:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class OperatedChain(NamedTuple):
+    """An embedded chain opened for Voisin: the chain, and the operator account that its
+    ``w3`` sends and calls from by default."""
+
+    chain: EmbeddedChain
+    operator: LocalAccount
+
+
+def open_embedded(data_dir: Path | str, key: str | None = None) -> OperatedChain:
+    """The embedded chain of the data directory ``data_dir``, as Voisin runs it.
+
+    The chain lives in ``<data_dir>/chain``. Its operator is ``key`` when given, else the key in
+    ``<data_dir>/operator.key``, created on the first start
+    (:func:`ledger.chain.operator.load_or_create_operator`); a new chain funds the operator
+    with :data:`~ledger.chain.operator.OPERATOR_GENESIS_WEI` at genesis. ``open_chain`` (in
+    this process) and the node process (``ledger.chain.node``) both open it here. Raises
+    :class:`~ledger.errors.ChainLockedError` (a ``ChainUnavailable``) while another opener
+    holds the directory.
+    """
+    data = Path(data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    operator = load_or_create_operator(data, key)
+    chain = EmbeddedChain(data / CHAIN_DIR_NAME, {operator.address: OPERATOR_GENESIS_WEI})
+    chain.w3.eth.default_account = operator.address
+    return OperatedChain(chain, operator)
 
 
 def _acquire_dir_lock(data_dir: Path) -> int:

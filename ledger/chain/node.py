@@ -5,8 +5,9 @@ py-evm executes about 8 ms of interpreted EVM per committed reading; in the API'
 that work holds the interpreter while clients wait for answers. In a child process it runs on
 the other core, and the API process only sends transactions and reads receipts, exactly as it
 does with anvil or any other node. The chain is the same
-:class:`ledger.chain.embedded.EmbeddedChain`
-on the same files: nothing changes on disk, and a data directory opens either way.
+:class:`ledger.chain.embedded.EmbeddedChain` on the same files, opened by the same
+:func:`ledger.chain.embedded.open_embedded` as ``open_chain`` opens it in process: nothing
+changes on disk, and a data directory opens either way.
 
 The parent starts the node with :func:`start_node` and gets a :class:`NodeProcess` (its URL
 and ``stop``). The node dies with its parent, even when the parent is killed with SIGKILL:
@@ -190,14 +191,17 @@ def _die_with_parent(parent: int) -> None:
 
 def run_node(data_dir: Path, port: int, parent: int | None) -> None:
     """Open the embedded chain in ``data_dir`` and serve it on 127.0.0.1:``port``."""
-    from ledger.chain.backends import open_chain
+    # Only the node's own process opens the chain: the parent, which imports this module for
+    # start_node, never loads py-evm.
+    from ledger.chain.embedded import open_embedded
 
     if parent is not None:
         _die_with_parent(parent)
     # Below the API's priority: when both want the CPU, requests go first and the EVM work
     # (committing readings, settling) waits; alone, the node still gets a whole core.
     os.nice(NICENESS)
-    chain = open_chain("embedded", data_dir, os.environ.pop(OPERATOR_KEY_ENV, None) or None)
+    opened = open_embedded(data_dir, os.environ.pop(OPERATOR_KEY_ENV, None) or None)
+    chain = opened.chain
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler(chain.w3))
     server.daemon_threads = True
 

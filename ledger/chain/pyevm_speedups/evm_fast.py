@@ -7,7 +7,7 @@ runs 334 opcodes and a settled fill 529 (``Voisin._commitReadingsFast`` and
 ``_settleFillsFast``), and 95 % of them are pushes, dups, swaps, arithmetic, comparisons,
 jumps and word-sized memory reads and writes.
 
-:func:`install` replaces those entries of a computation class's opcode table with one plain
+:func:`fast_table` gives an opcode table whose entries for those opcodes are one plain
 function each, which does the same work in one call: it charges the same gas (read from the
 entry it replaces), pops and pushes the stack's list directly and converts an item only when
 it is stored as bytes. Each one handles only the common case. Whenever anything else holds, it
@@ -19,8 +19,11 @@ as before:
 * a memory access that would grow the memory (the gas of growth), or a jump to anything but a
   valid ``JUMPDEST``.
 
-It also replaces the ecrecover precompile (:func:`ecrecover`), which the contract calls for
-every committed reading, by one that recovers through coincurve directly.
+:func:`fast_precompiles` swaps the ecrecover precompile (:func:`ecrecover`), which the contract
+calls for every committed reading, for one that recovers through coincurve directly.
+:func:`fast_computation` puts both on a subclass of a fork's computation class; the fork's own
+class and its table are left as py-evm ships them (:mod:`ledger.chain.pyevm_speedups.vm`
+builds the VM that carries the subclass).
 
 Results, gas, stack contents (as integers where py-evm pushes integers, as bytes where it
 pushes bytes), memory and errors are unchanged. ``tests/ledger/chain/test_evm_fast.py`` runs random
@@ -30,8 +33,8 @@ precompile against py-evm's on valid, altered and malformed signatures.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar, cast
 
 from eth.constants import GAS_ECRECOVER, SECPK1_N
 from eth.vm.opcode import _FastOpcode
@@ -70,6 +73,8 @@ _MASK: Final = (1 << 256) - 1
 _STACK_LIMIT: Final = 1024
 
 Opcode = Callable[..., None]
+#: A precompile: given the computation, it charges gas and sets the output.
+Precompile = Callable[[Any], Any]
 
 
 def _int(item: int | bytes) -> int:
@@ -360,15 +365,29 @@ def fast_table(opcodes: dict[int, Opcode]) -> dict[int, Opcode]:
     return table
 
 
-def install(computation_class: Any) -> None:
-    """Give ``computation_class`` (a py-evm fork's computation) the shorter paths and the
-    leaner ecrecover, once."""
-    if computation_class.__dict__.get("_voisin_fast_opcodes"):
-        return
-    computation_class.opcodes = fast_table(computation_class.opcodes)
-    precompiles = dict(computation_class.get_precompiles())
-    if ECRECOVER in precompiles:
-        ecrecover.__wrapped__ = precompiles[ECRECOVER]  # type: ignore[attr-defined]
-        precompiles[ECRECOVER] = ecrecover
-    computation_class._precompiles = precompiles
-    computation_class._voisin_fast_opcodes = True
+def fast_precompiles(precompiles: Mapping[bytes, Precompile]) -> dict[bytes, Precompile]:
+    """``precompiles`` (address -> precompile) with :func:`ecrecover` at ecrecover's address,
+    if the fork has one there."""
+    table = dict(precompiles)
+    if ECRECOVER in table:
+        table[ECRECOVER] = ecrecover
+    return table
+
+
+ComputationT = TypeVar("ComputationT", bound=type)
+
+
+def fast_computation(computation_class: ComputationT) -> ComputationT:
+    """A subclass of ``computation_class`` (a py-evm fork's computation) with the shorter paths
+    (:func:`fast_table`) and the leaner ecrecover (:func:`fast_precompiles`).
+
+    ``computation_class`` keeps its own table: py-evm's ``configure`` makes a subclass whose
+    class attributes ``opcodes`` and ``_precompiles`` shadow the fork's.
+    """
+    configured: ComputationT = cast(Any, computation_class).configure(
+        __name__=f"Fast{computation_class.__name__}",
+        __module__=__name__,
+        opcodes=fast_table(cast(Any, computation_class).opcodes),
+        _precompiles=fast_precompiles(cast(Any, computation_class).get_precompiles()),
+    )
+    return configured

@@ -15,11 +15,15 @@ trie (keys of one length, values not empty); anything else (an empty value, whic
 keys of another length, a shape it does not expect) goes through py-trie's own set and
 delete, key by key.
 
-:func:`install` makes py-evm's ``StorageLookup`` (the layer between a contract's cached
-storage and its trie) keep its writes until something needs the trie (a read, the root, a
-commit, a storage reset), and then apply them with :func:`set_many`.
+:class:`BatchedStorageLookup` is py-evm's ``StorageLookup`` (the layer between a contract's
+cached storage and its trie) keeping its writes until something needs the trie (a read, the
+root, a commit, a storage reset), and then applying them with :func:`set_many`. It is reached
+through subclasses, not by changing py-evm's classes: :class:`BatchedAccountDB` is the
+``account_db_class`` of the fast VM's state (:mod:`ledger.chain.pyevm_speedups.vm`), and builds
+each account's storage as a :class:`BatchedAccountStorageDB` on the batched lookup.
 ``tests/ledger/chain/test_trie_batch.py`` checks roots, reads and proofs against key-by-key sets
-on random tries, and a block's state root against a process where nothing is installed.
+on random tries, and every block's state root against the same blocks run by py-evm's own
+classes.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from eth.db.storage import StorageLookup
+from eth.db.account import AccountDB
+from eth.db.cache import CacheDB
+from eth.db.journal import JournalDB
+from eth.db.storage import AccountStorageDB, StorageLookup
 from eth.vm.interrupt import MissingStorageTrieNode
 from eth_hash.auto import keccak
 from trie import exceptions as trie_exceptions
@@ -216,79 +223,91 @@ def set_many(trie: Any, writes: Mapping[bytes, bytes]) -> None:
 
 # ───────────────────────── py-evm's StorageLookup, with writes kept ─────────────────────────
 
-_PENDING = "_voisin_pending_writes"
-#: The methods that need the trie, and so apply the kept writes first.
-_FLUSHING = ("__getitem__", "_exists", "get_changed_root", "commit_to", "new_trie", "rollback_trie")
-#: py-evm's own StorageLookup methods, as they ship (tests put them back to compare).
-_original = {
-    name: getattr(StorageLookup, name)
-    for name in (*_FLUSHING, "__setitem__", "__delitem__", "has_changed_root")
-}
+
+class BatchedStorageLookup(StorageLookup):
+    """py-evm's ``StorageLookup`` (the layer between a contract's cached storage and its trie)
+    keeping its writes until something needs the trie: a read, the root, a commit, a storage
+    reset or its rollback. Those apply the kept writes with :func:`set_many` first."""
+
+    def __init__(self, db: Any, storage_root: Any, address: Any) -> None:
+        super().__init__(db, storage_root, address)
+        # Hashed slot -> RLP value, b"" to delete; applied in one pass by _apply_kept_writes.
+        self._kept_writes: dict[bytes, bytes] = {}
+
+    def _apply_kept_writes(self) -> None:
+        if not self._kept_writes:
+            return
+        writes, self._kept_writes = self._kept_writes, {}
+        write_trie = self._get_write_trie()
+        try:
+            set_many(write_trie, writes)
+        except trie_exceptions.MissingTrieNode as exc:
+            raise MissingStorageTrieNode(
+                cast(Any, exc.missing_node_hash),
+                self._starting_root_hash,
+                cast(Any, exc.requested_key),
+                exc.prefix,
+                self._address,
+            ) from exc
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._kept_writes[self._decode_key(key)] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        self._kept_writes[self._decode_key(key)] = b""
+
+    def __getitem__(self, key: bytes) -> bytes:
+        self._apply_kept_writes()
+        return super().__getitem__(key)
+
+    def _exists(self, key: bytes) -> bool:
+        self._apply_kept_writes()
+        return super()._exists(key)
+
+    @property
+    def has_changed_root(self) -> bool:
+        self._apply_kept_writes()
+        return bool(super().has_changed_root)
+
+    def get_changed_root(self) -> Any:
+        self._apply_kept_writes()
+        return super().get_changed_root()
+
+    def commit_to(self, db: Any) -> None:
+        self._apply_kept_writes()
+        super().commit_to(db)
+
+    def new_trie(self) -> int:
+        self._apply_kept_writes()
+        return super().new_trie()
+
+    def rollback_trie(self, trie_index: int) -> None:
+        self._apply_kept_writes()
+        super().rollback_trie(trie_index)
 
 
-def _pending(lookup: StorageLookup) -> dict[bytes, bytes]:
-    pending: dict[bytes, bytes] | None = lookup.__dict__.get(_PENDING)
-    if pending is None:
-        pending = {}
-        lookup.__dict__[_PENDING] = pending
-    return pending
+class BatchedAccountStorageDB(AccountStorageDB):
+    """py-evm's ``AccountStorageDB`` on a :class:`BatchedStorageLookup`."""
+
+    def __init__(self, db: Any, storage_root: Any, address: Any) -> None:
+        super().__init__(db, storage_root, address)
+        # The pipeline py-evm's __init__ builds (db -> lookup -> cache -> locked changes ->
+        # journal), rebuilt on the batched lookup; nothing has gone through it yet.
+        self._storage_lookup = BatchedStorageLookup(db, storage_root, address)
+        self._storage_cache = CacheDB(self._storage_lookup)
+        self._locked_changes = JournalDB(self._storage_cache)
+        self._journal_storage = JournalDB(self._locked_changes)
 
 
-def _flush(lookup: StorageLookup) -> None:
-    pending = lookup.__dict__.get(_PENDING)
-    if not pending:
-        return
-    lookup.__dict__[_PENDING] = {}
-    writes = pending
-    write_trie = lookup._get_write_trie()
-    try:
-        set_many(write_trie, writes)
-    except trie_exceptions.MissingTrieNode as exc:
-        raise MissingStorageTrieNode(
-            cast(Any, exc.missing_node_hash),
-            lookup._starting_root_hash,
-            cast(Any, exc.requested_key),
-            exc.prefix,
-            lookup._address,
-        ) from exc
+class BatchedAccountDB(AccountDB):
+    """py-evm's ``AccountDB`` whose accounts keep their storage in
+    :class:`BatchedAccountStorageDB` (a state's ``account_db_class``)."""
 
-
-def _set(self: StorageLookup, key: bytes, value: bytes) -> None:
-    _pending(self)[self._decode_key(key)] = value
-
-
-def _delete(self: StorageLookup, key: bytes) -> None:
-    _pending(self)[self._decode_key(key)] = b""
-
-
-def _flushing(name: str) -> Any:
-    original = _original[name]
-
-    def method(self: StorageLookup, *args: Any) -> Any:
-        _flush(self)
-        return original(self, *args)
-
-    method.__name__ = name
-    return method
-
-
-_installed = False
-
-
-def install() -> None:
-    """Keep py-evm's storage writes until the trie is needed, then apply them at once."""
-    global _installed
-    if _installed:
-        return
-    StorageLookup.__setitem__ = _set  # type: ignore[method-assign]
-    StorageLookup.__delitem__ = _delete  # type: ignore[method-assign]
-    changed = _original["has_changed_root"].fget
-
-    def has_changed_root(self: StorageLookup) -> bool:
-        _flush(self)
-        return bool(changed(self))
-
-    StorageLookup.has_changed_root = property(has_changed_root)  # type: ignore[method-assign,assignment]
-    for name in _FLUSHING:
-        setattr(StorageLookup, name, _flushing(name))
-    _installed = True
+    def _get_address_store(self, address: Any) -> Any:
+        # py-evm's own method, with the batched storage class.
+        store = self._account_stores.get(address)
+        if store is None:
+            storage_root = self._get_storage_root(address)
+            store = BatchedAccountStorageDB(self._raw_store_db, storage_root, address)
+            self._account_stores[address] = store
+        return store

@@ -7,7 +7,10 @@ decodes it with pyrlp's pure-Python decoder, every time; and it encodes every ne
 pyrlp's general encoder, which checks each item against an abstract base class. Over a
 100-household ``voisin simulate``, RLP decoding alone was 9.5 % of the run.
 
-:func:`install` changes three things in the process's py-trie, none of them a result:
+:func:`patch` changes three things in the process's py-trie, none of them a result. They are
+process-wide because py-evm builds its ``HexaryTrie`` objects in many places (account and
+storage tries, transaction and receipt tries, the chain database) and takes the class from
+no setting a subclass could go through:
 
 * **Decoded nodes by hash.** A node stored by hash is content-addressed: the same hash always
   decodes to the same node. :class:`~trie.HexaryTrie` keeps each node it encodes or decodes in
@@ -188,24 +191,34 @@ def _decode_nibbles(value: Any) -> tuple[int, ...]:
         return _original_decode_nibbles(value)
 
 
-def install() -> None:
-    """Put the node map, the node encoder and the nibble caches under py-trie (idempotent)."""
-    global _installed
-    if _installed:
-        return
-    _hexary.HexaryTrie.get_node = _get_node  # type: ignore[method-assign]
-    _hexary.HexaryTrie._get = _get  # type: ignore[method-assign]
-    _hexary.HexaryTrie._create_node_to_db_mapping = _create_node_to_db_mapping  # type: ignore[method-assign]
-    # py-trie imported these by name, so they are replaced where it looks them up.
-    for module, name, replacement in (
+def patches() -> list[tuple[Any, str, Any]]:
+    """What :func:`patch` sets: (object, attribute, replacement) for each change to py-trie.
+
+    The differential tests apply these through pytest's ``monkeypatch``, so that each test
+    puts py-trie back as it ships afterwards.
+    """
+    return [
+        (_hexary.HexaryTrie, "get_node", _get_node),
+        (_hexary.HexaryTrie, "_get", _get),
+        (_hexary.HexaryTrie, "_create_node_to_db_mapping", _create_node_to_db_mapping),
+        # py-trie imported these by name, so they are replaced where it looks them up.
         (_hexary, "encode_raw", encode_node),
         (_hexary, "bytes_to_nibbles", _bytes_to_nibbles),
         (_hexary, "decode_nibbles", _decode_nibbles),
         (_nodes, "decode_nibbles", _decode_nibbles),
         # decode_nibbles itself splits the bytes with it.
         (_nibbles, "bytes_to_nibbles", bytes_to_nibbles),
-    ):
-        setattr(module, name, replacement)
+    ]
+
+
+def patch() -> None:
+    """Put the node map, the node encoder and the nibble caches under py-trie, for the whole
+    process (idempotent). Only :func:`ledger.chain.pyevm_speedups.install` calls this."""
+    global _installed
+    if _installed:
+        return
+    for target, name, replacement in patches():
+        setattr(target, name, replacement)
     _installed = True
 
 

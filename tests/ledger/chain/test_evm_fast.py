@@ -1,11 +1,13 @@
 """The embedded chain's shorter opcode paths (ledger.chain.pyevm_speedups.evm_fast) change nothing
 a program sees.
 
-Random programs run through py-evm's own opcode table and through the table with the shorter
-paths; every outcome is compared: error class and message, gas left, the stack item by item
-(int or bytes, as py-evm keeps them), memory, output and the program counter. The programs
-mix the replaced opcodes with others, jump to valid and invalid destinations, grow memory,
-run short of gas and fill the stack, so that each fallback to py-evm's entry is taken too.
+Random programs run through py-evm's own Prague computation and through the fast VM's
+(``ledger.chain.pyevm_speedups.vm.fast_vm``), built here whether or not the speedups are
+installed or switched off in this process; every outcome is compared: error class and
+message, gas left, the stack item by item (int or bytes, as py-evm keeps them), memory, output
+and the program counter. The programs mix the replaced opcodes with others, jump to valid and
+invalid destinations, grow memory, run short of gas and fill the stack, so that each fallback
+to py-evm's entry is taken too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 from eth.vm.forks.prague import PragueVM
+from eth.vm.forks.prague.computation import PRAGUE_OPCODES, PRAGUE_PRECOMPILES
 from eth.vm.message import Message
 from eth.vm.opcode_values import (
     ADD,
@@ -51,28 +54,18 @@ from eth.vm.opcode_values import (
 )
 from eth_tester import PyEVMBackend
 
-import ledger.chain.embedded  # noqa: F401  # installs the shorter paths
 from ledger.chain.pyevm_speedups import evm_fast as _evm_fast
+from ledger.chain.pyevm_speedups.vm import fast_vm
 
-COMPUTATION = PragueVM.get_state_class().computation_class
 SENDER = b"\x01" * 20
 CONTRACT = b"\x02" * 20
 
 BINARY = [ADD, SUB, MUL, DIV, AND, OR, EQ, LT, GT, SHL, SHR]
 OTHERS = [MSTORE8, CALLDATALOAD, GAS, PC, MSIZE, SHA3]
 
-
-def _tables() -> tuple[type, type]:
-    fast = COMPUTATION.opcodes
-    plain = {op: getattr(entry, "__wrapped__", entry) for op, entry in fast.items()}
-    assert plain != fast, "the shorter paths are not installed"
-    return (
-        type("PlainComputation", (COMPUTATION,), {"opcodes": plain}),
-        type("FastComputation", (COMPUTATION,), {"opcodes": _evm_fast.fast_table(plain)}),
-    )
-
-
-PLAIN, FAST = _tables()
+#: py-evm's Prague computation, as it ships, and the fast VM's.
+PLAIN = PragueVM.get_state_class().computation_class
+FAST = fast_vm(PragueVM).get_state_class().computation_class
 
 
 @pytest.fixture(scope="module")
@@ -207,18 +200,28 @@ def test_memory_grows_and_is_charged_the_same(state: Any) -> None:
 
 
 def test_only_plain_entries_are_replaced() -> None:
-    plain = {op: getattr(e, "__wrapped__", e) for op, e in COMPUTATION.opcodes.items()}
-    table = _evm_fast.fast_table(plain)
+    plain = PLAIN.opcodes
+    table = FAST.opcodes
     replaced = {op for op in table if table[op] is not plain[op]}
     assert {ADD, SHR, MSTORE, MLOAD, JUMPI, PUSH1, PUSH32, PUSH0, DUP1, SWAP1} <= replaced
     # Gas that depends on more than the opcode (SHA3, calls, storage) stays py-evm's.
     assert replaced.isdisjoint({SHA3, MSTORE8, CALLDATALOAD, GAS})
     for op in replaced:
         assert table[op].mnemonic == plain[op].mnemonic  # type: ignore[attr-defined]
-    # Installing twice changes nothing.
-    before = dict(COMPUTATION.opcodes)
-    _evm_fast.install(COMPUTATION)
-    assert COMPUTATION.opcodes == before
+        assert table[op].__wrapped__ is plain[op]  # type: ignore[attr-defined]
+    assert set(table) == set(plain)
+
+
+def test_the_fast_table_lives_on_a_subclass_and_pragues_own_is_untouched() -> None:
+    assert issubclass(FAST, PLAIN) and FAST is not PLAIN
+    assert PLAIN.opcodes is PRAGUE_OPCODES
+    assert PLAIN.get_precompiles() is PRAGUE_PRECOMPILES
+    assert all(
+        getattr(entry, "__module__", None) != _evm_fast.__name__
+        for entry in PRAGUE_OPCODES.values()
+    )
+    # One fast VM per fork for the whole process: its table is built once.
+    assert fast_vm(PragueVM) is fast_vm(PragueVM)
 
 
 def _ecrecover_inputs(rng: random.Random) -> list[bytes]:
@@ -250,7 +253,7 @@ def _ecrecover_inputs(rng: random.Random) -> list[bytes]:
 
 
 def test_ecrecover_answers_as_py_evm_does(state: Any) -> None:
-    original = _evm_fast.ecrecover.__wrapped__  # type: ignore[attr-defined]
+    original = PRAGUE_PRECOMPILES[_evm_fast.ECRECOVER]
     context = state.get_transaction_context_class()(gas_price=1, origin=SENDER)
     answered = empty = 0
     for data in _ecrecover_inputs(random.Random(7)):
@@ -259,11 +262,12 @@ def test_ecrecover_answers_as_py_evm_does(state: Any) -> None:
             message = Message(
                 gas=5_000, to=_evm_fast.ECRECOVER, sender=SENDER, value=0, data=data, code=b""
             )
-            c = COMPUTATION(state, message, context)
+            c = PLAIN(state, message, context)
             precompile(c)
             results.append((bytes(c.output), c.get_gas_remaining()))
         assert results[1] == results[0], data.hex()
         answered += bool(results[0][0])
         empty += not results[0][0]
     assert answered >= 50 and empty >= 30, (answered, empty)
-    assert COMPUTATION.get_precompiles()[_evm_fast.ECRECOVER] is _evm_fast.ecrecover
+    assert FAST.get_precompiles()[_evm_fast.ECRECOVER] is _evm_fast.ecrecover
+    assert PLAIN.get_precompiles()[_evm_fast.ECRECOVER] is original

@@ -4,9 +4,10 @@ same tries.
 ``set_many`` is compared with py-trie's key-by-key sets on random tries (roots, every read,
 every node reachable from the root present), including keys that share long prefixes
 (extension nodes split and extended), overwrites, deletes and the shapes it hands back to
-py-trie. Then the same transactions run on two chains, one with py-evm's StorageLookup as it
-ships and one with the kept writes, and every block's state root and the storage read back
-must agree.
+py-trie. Then the same transactions run on two chains, one of py-evm's classes as they ship
+and one running the fast VM (whose state keeps the writes in ``BatchedStorageLookup``), and
+every block's state root and the storage read back must agree. The fast VM is built here
+whether or not the speedups are installed or switched off in this process.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from eth_utils import to_checksum_address
 from trie import HexaryTrie
 from trie.utils.nodes import get_node_type
 
-import ledger.chain.embedded  # noqa: F401  # installs the kept writes
 from ledger.chain.pyevm_speedups import trie_batch as _trie_batch
+from ledger.chain.pyevm_speedups.vm import fast_chain_class
 
 
 def _keys(rng: random.Random, n: int) -> list[bytes]:
@@ -121,15 +122,23 @@ STORE_PAIRS = bytes.fromhex("60005b8036111560185780602001358135556040016002565b0
 CONTRACT = b"\x77" * 20
 
 
-def _chain(storage: dict[int, int]) -> tuple[EthereumTester, str]:
+def _chain(storage: dict[int, int], fast: bool) -> tuple[EthereumTester, str]:
     genesis = PyEVMBackend.generate_genesis_state(num_accounts=1)
     genesis[CONTRACT] = {"balance": 0, "nonce": 1, "code": STORE_PAIRS, "storage": storage}
-    tester = EthereumTester(PyEVMBackend(genesis_state=genesis))
+    backend = PyEVMBackend(genesis_state=genesis)
+    if fast:
+        # The same genesis, resumed by the chain class that runs the fast VM.
+        backend.chain = fast_chain_class(type(backend.chain))(backend.chain.chaindb.db)
+    state = backend.chain.get_vm().state
+    assert isinstance(state._account_db, _trie_batch.BatchedAccountDB) == fast
+    tester = EthereumTester(backend)
     return tester, tester.get_accounts()[0]
 
 
-def _run(blocks: list[list[bytes]], storage: dict[int, int]) -> tuple[list[bytes], list[str]]:
-    tester, sender = _chain(storage)
+def _run(
+    blocks: list[list[bytes]], storage: dict[int, int], fast: bool
+) -> tuple[list[bytes], list[str]]:
+    tester, sender = _chain(storage, fast)
     to = to_checksum_address(CONTRACT)
     roots = []
     tester.disable_auto_mine_transactions()
@@ -168,9 +177,18 @@ def test_blocks_have_the_state_roots_of_key_by_key_sets(monkeypatch: pytest.Monk
                 pairs.append(slot.to_bytes(32, "big") + value.to_bytes(32, "big"))
             block.append(b"".join(pairs))
         blocks.append(block)
-    kept = _run(blocks, storage)
-    for name, method in _trie_batch._original.items():
-        monkeypatch.setattr(StorageLookup, name, method)
-    plain = _run(blocks, storage)
+    batches: list[int] = []
+    set_many = _trie_batch.set_many
+
+    def counted(trie: Any, writes: Any) -> None:
+        batches.append(len(writes))
+        set_many(trie, writes)
+
+    monkeypatch.setattr(_trie_batch, "set_many", counted)
+    kept = _run(blocks, storage, fast=True)
+    assert batches and max(batches) > 1, "the fast VM applied no kept writes"
+    plain = _run(blocks, storage, fast=False)
     assert kept == plain
     assert len(set(kept[0])) == len(blocks)
+    # py-evm's own StorageLookup was never changed.
+    assert StorageLookup.__setitem__.__module__ == "eth.db.storage"

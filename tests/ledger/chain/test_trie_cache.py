@@ -1,5 +1,9 @@
 """ledger.chain.pyevm_speedups.trie_cache changes how fast py-trie works, never what it stores or
-answers."""
+answers.
+
+The tests in this process put the cache under py-trie through ``monkeypatch`` (so py-trie is
+as it ships again after each), whether or not the speedups are installed or switched off here.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,14 @@ import pytest
 import rlp
 from rlp.codec import encode_raw
 
-import ledger.chain.embedded  # noqa: F401  (installs the cache, as every embedded chain does)
 from ledger.chain.pyevm_speedups import trie_cache as _trie_cache
+
+
+@pytest.fixture(autouse=True)
+def _cache_under_py_trie(monkeypatch: pytest.MonkeyPatch) -> None:
+    for target, name, replacement in _trie_cache.patches():
+        monkeypatch.setattr(target, name, replacement)
+
 
 # Builds tries from a seed, with or without the cache, and prints every root, read and proof.
 # Keys are 32-byte hashes (as py-evm's storage and account tries use) or short and shared
@@ -26,7 +36,7 @@ from eth_utils import keccak
 from trie import HexaryTrie
 if sys.argv[1] == "cached":
     from ledger.chain.pyevm_speedups import trie_cache as _trie_cache
-    _trie_cache.install()
+    _trie_cache.patch()
 rng = random.Random(int(sys.argv[2]))
 out = []
 for prune in (False, True):
