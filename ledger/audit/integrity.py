@@ -2,13 +2,18 @@
 
 - **Unique readings**: no (meter, slot) pair twice, on chain, in the mirror or in the evidence.
 - **Registers only grow**: per meter, in slot order, on chain and in the evidence store.
-- **Mirror == chain**: up to the block the database claims to mirror, every contract event is
-  in ``chain_event`` with the same name, transaction and arguments, nothing missing and
-  nothing extra; the typed projections (readings, fills, top-ups, tariffs, households and
-  balances) match the events and the chain's state.
+- **Mirror == chain**: what the mirror must hold is derived from the chain's events from the
+  deployment block on, whatever the database's own bookkeeping says. Up to the block its
+  indexer cursor claims, every contract event is in ``chain_event`` with the same name,
+  transaction and arguments, nothing missing and nothing extra; the typed projections
+  (readings, fills, top-ups, tariffs, households, and balances at that block) match the
+  events and the chain's state; each settled slot's outcome matches the fills its batches
+  settled. A missing cursor, one behind the rows it covers, and a mirror that lags the head
+  are findings.
 - **Digest chain**: each sealed slot's link follows the previous one, and its leaves,
   recomputed from the database as it is now, are the ones sealed (:mod:`ledger.audit.digest`).
-  A settled slot without a seal is flagged too.
+  A settled slot without a seal is flagged too. Every link must equal the head the chain
+  sealed for its slot (``SlotSealed``), which the database writer cannot reach.
 """
 
 from __future__ import annotations
@@ -610,6 +615,7 @@ def _digests(inputs: AuditInputs, add: Callable[[Finding], None]) -> None:
                     )
                 )
         prev = link.digest
+    _anchors(inputs, add)
     for o in inputs.db_outcomes:
         if o.status == "settled" and o.slot not in sealed:
             add(
@@ -620,5 +626,73 @@ def _digests(inputs: AuditInputs, add: Callable[[Finding], None]) -> None:
                     None,
                     "a settled slot has no seal in the digest chain",
                     {"slot": o.slot},
+                )
+            )
+
+
+def _hex32(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return str(value).lower()
+
+
+def _anchors(inputs: AuditInputs, add: Callable[[Finding], None]) -> None:
+    """Each database link against the head the chain sealed for its slot (``SlotSealed``).
+
+    The chain's seals are out of the database writer's reach: a link recomputed after a
+    rewrite differs from its seal, and so does every later link (each chains the previous).
+    A link the chain has not sealed yet is only pending if no later link is sealed.
+    """
+    anchored = {
+        int(e.args["slot"]): (_hex32(e.args["digestHead"]), e.block_number)
+        for e in inputs.named("SlotSealed")
+    }
+    links = {link.slot: link for link in inputs.db_digests}
+    last_anchored_seq = max(
+        (link.seq for link in inputs.db_digests if link.slot in anchored and link.seq is not None),
+        default=-1,
+    )
+    for link in inputs.db_digests:
+        seal = anchored.get(link.slot)
+        evidence = {"seq": link.seq, "database_digest": link.digest}
+        if seal is None:
+            gap = link.seq is not None and link.seq < last_anchored_seq
+            add(
+                Finding(
+                    "integrity",
+                    ERROR if gap else WARNING,
+                    link.slot,
+                    None,
+                    "the slot is sealed in the database but its link was never anchored on "
+                    "chain, though later links were"
+                    if gap
+                    else "the slot is sealed in the database but not anchored on chain yet",
+                    evidence,
+                )
+            )
+        elif seal[0] != link.digest.lower():
+            add(
+                Finding(
+                    "integrity",
+                    ERROR,
+                    link.slot,
+                    None,
+                    f"the slot's digest link differs from the head sealed on chain at block "
+                    f"{seal[1]}: the database's records of this slot or an earlier one were "
+                    "rewritten after sealing",
+                    {**evidence, "chain_digest": seal[0], "sealed_block": seal[1]},
+                )
+            )
+    for slot, (digest, block) in sorted(anchored.items()):
+        if slot not in links:
+            add(
+                Finding(
+                    "integrity",
+                    ERROR,
+                    slot,
+                    None,
+                    f"the chain sealed this slot at block {block} but the database holds no "
+                    "digest link for it",
+                    {"chain_digest": digest, "sealed_block": block},
                 )
             )

@@ -42,6 +42,7 @@ from ledger.mirror.models import (
     HouseholdRecord,
     IndexerCursor,
     SettlementBatchRecord,
+    SlotDigestRecord,
     SlotOutcome,
     SlotOutcomeRecord,
     plain_rows,
@@ -339,8 +340,13 @@ class SettlementWorker:
             return SlotOutcome.model_validate(record, from_attributes=True)
 
     def settle_slot(self, slot: int) -> SlotOutcome:
-        """Clear and settle ``slot`` once; later calls return the recorded outcome."""
+        """Clear and settle ``slot`` once; later calls return the recorded outcome.
+
+        The slot's link of the digest chain is anchored on chain after it is sealed in the
+        database; links a crash left unanchored are anchored first (:meth:`anchor_seals`).
+        """
         index(self.client, self.engine, start_block=self.start_block)
+        self.anchor_seals()
         done = self.outcome(slot)
         if done is not None:
             return done
@@ -351,7 +357,34 @@ class SettlementWorker:
             self._plan(slot, tariffs)
         self._send(slot, tariffs)
         index(self.client, self.engine, start_block=self.start_block)
-        return self._finish(slot)
+        outcome = self._finish(slot)
+        if self.anchor_seals():
+            # Mirror the seal too, so that the mirror is caught up when the slot is settled.
+            index(self.client, self.engine, start_block=self.start_block)
+        return outcome
+
+    def anchor_seals(self) -> int:
+        """Anchor on chain every digest link the database sealed but the chain has not; returns
+        how many were sent.
+
+        The database seals a slot first (in the transaction that records its outcome), then the
+        chain: so a crash between the two leaves links to anchor here, oldest first, and a
+        retry of a link already anchored is a no-op on chain. The newest links are checked
+        first and the walk stops at the first anchored one, so a settled history costs one
+        view call.
+        """
+        with Session(self.engine) as session:
+            links = session.exec(
+                select(SlotDigestRecord).order_by(col(SlotDigestRecord.seq).desc())
+            ).all()
+            pending = []
+            for link in links:
+                if self.client.sealed_digest_head(link.slot) is not None:
+                    break
+                pending.append((link.slot, link.digest))
+        for slot, digest in reversed(pending):
+            self.client.seal_slot(self.settler, slot, digest, check_first=False)
+        return len(pending)
 
     def _finish(self, slot: int) -> SlotOutcome:
         with Session(self.engine) as session, session.begin():
