@@ -113,6 +113,18 @@ def rewrite_outcome(session: Session) -> Where:
     return {(outcome.slot, None)}
 
 
+def rewrite_outcome_surplus(session: Session) -> Where:
+    """More surplus offered than the slot had, sent to the grid: nothing on chain says how
+    much surplus was left to trade, so only the slot's sealed digest can tell."""
+    outcome = session.exec(
+        select(SlotOutcomeRecord).where(SlotOutcomeRecord.surplus_Wh > 0).limit(1)
+    ).one()
+    outcome.surplus_Wh += 100
+    outcome.unmatched_surplus_Wh += 100
+    session.add(outcome)
+    return {(outcome.slot, None)}
+
+
 def rewrite_topup(session: Session) -> Where:
     """A larger top-up, with the balance it implies."""
     topup = session.exec(select(TopUpRecord).limit(1)).one()
@@ -158,6 +170,7 @@ REWRITES: dict[str, Callable[[Session], Where]] = {
     "fill": rewrite_fill,
     "reading": rewrite_reading,
     "slot_outcome": rewrite_outcome,
+    "slot_outcome_surplus": rewrite_outcome_surplus,
     "topup": rewrite_topup,
     "tariff": rewrite_tariffs,
     "household": rewrite_household,
@@ -225,3 +238,25 @@ def test_a_mirror_that_lags_the_head_is_a_finding_within_any_slot_range(
     assert len(lag) == 1 and lag[0].severity == "warning", [f.as_text() for f in report.findings]
     assert not report.ok
     assert not [f for f in report.findings if f.severity == "error"]
+
+
+def test_a_resealed_digest_chain_differs_from_the_heads_sealed_on_chain(
+    clean_day: RunResult, tmp_path: Path
+) -> None:
+    data = copy_data(clean_day, tmp_path)
+    engine = db_engine(data)
+    with Session(engine) as session, session.begin():
+        (slot, _), *_ = rewrite_outcome_surplus(session)
+    reseal(engine)
+    report = audit_dir(data)
+    anchored = [f for f in report.findings if "differs from the head sealed on chain" in f.message]
+    assert anchored and min(f.slot for f in anchored if f.slot is not None) == slot
+    assert all(f.severity == "error" for f in anchored)
+
+
+def test_resealing_an_untouched_database_changes_nothing(
+    clean_day: RunResult, tmp_path: Path
+) -> None:
+    data = copy_data(clean_day, tmp_path)
+    reseal(db_engine(data))
+    assert audit_dir(data).findings == []
