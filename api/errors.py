@@ -78,6 +78,8 @@ def from_ledger(exc: ledger_errors.LedgerError) -> ApiError:
         return ApiError(422, code, message)
     if isinstance(exc, ledger_errors.ChainUnavailable):
         return chain_unavailable(exc)
+    if isinstance(exc, ledger_errors.NoGasMoney):
+        return ApiError(409, "no_gas_money", message)
     return ApiError(502, "chain_error", f"the chain refused the transaction: {message}")
 
 

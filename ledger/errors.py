@@ -50,6 +50,10 @@ class UnsupportedEvent(LedgerError, ValueError):
     struct indexed input); decoders are built only for the events it supports."""
 
 
+class NoGasMoney(LedgerError, ValueError):
+    """The sender's account holds too little ether to pay for the transaction's gas."""
+
+
 class TransactionFailed(LedgerError):
     """A transaction was mined but reverted without a reason the contract declares."""
 
@@ -66,7 +70,7 @@ class ContractError(LedgerError):
 
     def __init__(self, values: dict[str, Any] | None = None) -> None:
         self.values: dict[str, Any] = dict(values or {})
-        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.values.items())
+        shown = ", ".join(_shown(k, v) for k, v in self.values.items())
         message = f"{type(self).__name__}({shown})"
         if self.rule:
             message = f"{message}: {self.rule}"
@@ -74,6 +78,17 @@ class ContractError(LedgerError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.values,))
+
+
+#: The ``fill`` index the contract's errors carry for a direct take (not a batch's fill).
+TAKE = 2**32 - 1
+
+
+def _shown(name: str, value: Any) -> str:
+    """One value of an error's message, as a user should read it."""
+    if name == "fill" and value == TAKE:
+        return "direct take"
+    return f"{name}={_show(value)}"
 
 
 def _show(value: Any) -> str:

@@ -19,8 +19,6 @@ SLOT_SECONDS: Final = 900
 
 OPEN_END = 2**32 - 1
 """``lastSlot`` of a standing order."""
-TAKE = 2**32 - 1
-"""The ``fill`` value that errors carry for a direct take."""
 
 
 def check_uint(name: str, value: object, bits: int) -> int:

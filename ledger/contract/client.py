@@ -19,11 +19,17 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from web3 import Web3
 from web3._utils.transactions import fill_transaction_defaults
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ContractPanicError,
+    Web3RPCError,
+)
 
 from ledger import errors
 from ledger.contract.event_codec import checksum_address, event_decoders
@@ -102,18 +108,26 @@ class VoisinClient:
         """
         data = self.calldata(function, *args)
         with self._lock:
-            # The chain's pending count, not a local counter: it stays right after a snapshot
-            # revert or when another process sends as the same account.
-            nonce = int(self.w3.eth.get_transaction_count(sender.address, "pending"))
-            gas: int | None = None
-            if not self.estimate_gas:
-                if check_first:
-                    try:
-                        self._call(sender.address, data)
-                    except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
-                        raise self.decode_error(exc) from exc
-                gas = self._block_gas_limit()
-            tx_hash = self._sign_and_send(sender, data, nonce, gas)
+            try:
+                # The chain's pending count, not a local counter: it stays right after a
+                # snapshot revert or when another process sends as the same account.
+                nonce = int(self.w3.eth.get_transaction_count(sender.address, "pending"))
+                gas: int | None = None
+                if not self.estimate_gas:
+                    if check_first:
+                        try:
+                            self._call(sender.address, data)
+                        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+                            raise self.decode_error(exc) from exc
+                    gas = self._block_gas_limit()
+                tx_hash = self._sign_and_send(sender, data, nonce, gas)
+            except (EthValidationError, Web3RPCError, ValueError) as exc:
+                if isinstance(exc, errors.LedgerError) or not _cannot_pay_gas(exc):
+                    raise
+                raise errors.NoGasMoney(
+                    f"account {sender.address} has no ether to pay the gas of {function}; "
+                    "the operator funds a household's account when it registers"
+                ) from exc
         return self._result(tx_hash, sender, function, data)
 
     def _sign_and_send(
@@ -706,6 +720,13 @@ def _bytes32(name: str, value: bytes | str) -> bytes:
     if raw is None or len(raw) != 32:
         raise InvalidArgument(f"{name} must be 32 bytes or 0x and 64 hex digits, got {value!r}")
     return raw
+
+
+def _cannot_pay_gas(exc: Exception) -> bool:
+    """Whether the chain refused a call or transaction because its sender cannot pay the gas:
+    py-evm says "cannot afford txn gas", JSON-RPC nodes "insufficient funds"."""
+    text = str(exc).lower()
+    return "cannot afford" in text or "insufficient funds" in text
 
 
 def role_id(role: str) -> bytes:

@@ -49,8 +49,9 @@ from hypothesis.stateful import (
 from ledger import Chain, errors, open_chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import DEFAULT_TARIFFS
+from ledger.errors import TAKE
 from ledger.readings.eip712 import Reading, SignedReading
-from ledger.types import OPEN_END, TAKE, Fill, SlotEnergy, TxResult
+from ledger.types import OPEN_END, Fill, SlotEnergy, TxResult
 from tests.world import SLOT, Member, World, new_world
 
 FEED_IN = DEFAULT_TARIFFS.feed_in_ueur_per_kWh

@@ -14,9 +14,9 @@ from web3.exceptions import ContractLogicError
 
 from ledger import Chain, errors
 from ledger.chain.backends import open_chain
-from ledger.errors import InvalidArgument
+from ledger.errors import TAKE, InvalidArgument
 from ledger.readings.eip712 import Reading, SignedReading, domain_separator, sign_reading
-from ledger.types import OPEN_END, TAKE, Fill, Onboarding, Tariffs
+from ledger.types import OPEN_END, Fill, Onboarding, Tariffs
 from meter_sim.run import HOUSEHOLDS_PER_ONBOARDING
 from tests.world import SLOT, Member, World, new_world
 

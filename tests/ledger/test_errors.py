@@ -89,3 +89,35 @@ def test_clock_and_seal_errors_have_their_categories() -> None:
     assert issubclass(errors.SlotAlreadySealed, errors.Conflict)
     err = errors.FutureReading({"index": 0, "slot": 2**32 - 1, "maxSlot": 1_996_000})
     assert "maxSlot=1996000" in str(err) and "chain's clock" in str(err)
+
+
+def test_a_direct_takes_error_says_so_instead_of_showing_the_placeholder_index() -> None:
+    err = errors.InsufficientCredits(
+        {"fill": errors.TAKE, "seller": 3, "slot": 7, "haveWh": 10, "wantWh": 20}
+    )
+    assert "direct take" in str(err) and str(errors.TAKE) not in str(err)
+    assert err.values["fill"] == errors.TAKE
+    batch = errors.InsufficientCredits(
+        {"fill": 2, "seller": 3, "slot": 7, "haveWh": 1, "wantWh": 2}
+    )
+    assert "fill=2" in str(batch)
+
+
+def test_a_call_from_an_account_without_gas_money_is_a_typed_error() -> None:
+    from eth_account import Account
+
+    from ledger import open_chain, open_ledger
+
+    with open_chain("memory") as chain:
+        client, _ = open_ledger(chain)
+        poor = Account.create()
+        for check_first in (True, False):
+            try:
+                client.transact(
+                    poor, "postOffer", 60_000, 0, 1_990_000, 2**32 - 1, check_first=check_first
+                )
+            except errors.NoGasMoney as exc:
+                assert poor.address in str(exc) and "gas" in str(exc)
+                assert "\\x" not in str(exc)
+            else:
+                raise AssertionError("a sender without ether cannot send")
