@@ -29,8 +29,9 @@ contract Voisin is VoisinToken {
     ///      the intake's clock (a block proposed late, clocks apart) by up to 15 minutes without
     ///      refusing what the intake accepted. Without a bound, one signed reading for a far
     ///      slot parked the meter's last slot there, every real reading after it was stale, and
-    ///      a rotated meter inherited that slot: now the most one signed reading can take from
-    ///      its household is the slots up to the next one.
+    ///      a rotated meter inherited that slot. With it, a reading signed ahead holds its meter
+    ///      (or the meter that replaces it) up for two slots at most: the slot in progress and
+    ///      the next, whose honest readings come as stale or duplicate.
     uint32 public constant MAX_SLOTS_AHEAD = 1;
 
     bytes32 public constant READING_TYPEHASH =
@@ -133,11 +134,12 @@ contract Voisin is VoisinToken {
 
     /// @notice Replace a household's meter key; the old key is retired for good.
     /// @dev The new meter inherits the last committed slot, so no slot can be metered twice.
-    ///      That slot never lies beyond the chain's clock plus MAX_SLOTS_AHEAD (every reading
-    ///      was bounded so when committed, and block time does not go back), so the new meter
-    ///      reports again from the slot after it at the latest: a reading signed with a stolen
-    ///      key before the rotation cannot lock the household out. Works on a deactivated
-    ///      household too; its readings stay refused, as deactivation is final.
+    ///      That slot is at most MAX_SLOTS_AHEAD after the chain's slot when it was committed,
+    ///      and block time never goes back, so the new meter's readings are accepted from the
+    ///      slot after it as soon as the chain's clock allows: a reading signed ahead with a
+    ///      stolen key before the rotation costs the household two slots' readings at most,
+    ///      never its place. Works on a deactivated household too; its readings stay refused,
+    ///      as deactivation is final.
     function rotateMeter(
         uint32 household,
         address newMeter,
@@ -221,8 +223,9 @@ contract Voisin is VoisinToken {
     ///      of the first reading it did not commit (having changed nothing for it), or the
     ///      length. The same checks and writes as _commitReadingChecked, in assembly, because
     ///      this runs for every meter every slot and the interpreted EVM of the embedded chain
-    ///      pays per opcode: about 340 opcodes per reading here and 529 per fill in _settleFillsFast
-    ///      (two midday slots of 100 households), against 1,346 per reading (batches of 20) and
+    ///      pays per opcode: 334 opcodes per reading here (before the future-slot check, which
+    ///      adds a few) and 529 per fill in _settleFillsFast (two midday slots of 100
+    ///      households), against 1,346 per reading (batches of 20) and
     ///      1,317 per fill in Solidity alone, transaction overhead included. Layouts, low to
     ///      high bits: MeterState household 0-31, lastSlot 32-63, importWh 64-127, exportWh
     ///      128-191, retired 192-199; Household word 1 account 0-159, active 160-167;
