@@ -15,7 +15,7 @@ load and PV models instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,14 +145,30 @@ def run_demo(
 
 
 def _fresh_first_slot(engine: Engine, slots: int) -> int:
-    """The first of ``slots`` slots ending before now, after any slot this market settled."""
-    first_slot = int(time.time()) // SLOT_SECONDS - slots
+    """The first of the latest ``slots`` consecutive slots that have ended and that this market
+    has neither settled nor planned.
+
+    A slot settles once per market, so a second run in the same data dir goes back in time,
+    before the slots the first one took, never ahead: the contract refuses a reading more than
+    one slot ahead of the chain's clock (``FutureReading``). Each run's meters are new, so an
+    earlier slot is still each meter's first reading.
+    """
+    last = int(time.time()) // SLOT_SECONDS - 1
     with Session(engine) as session:
-        # A slot settles once per market: a second run in this data dir uses fresh slots.
-        last_settled = session.exec(select(func.max(SlotOutcomeRecord.slot))).one()
-    if last_settled is not None:
-        first_slot = max(first_slot, int(last_settled) + 1)
-    return first_slot
+        taken = set(
+            session.exec(select(SlotOutcomeRecord.slot).where(SlotOutcomeRecord.slot <= last))
+        )
+    return _latest_free_window(taken, last, slots)
+
+
+def _latest_free_window(taken: Collection[int], last: int, length: int) -> int:
+    """The first slot of the latest ``length`` consecutive slots that end at or before ``last``
+    and hold none of ``taken``."""
+    end = last
+    while clash := [s for s in taken if end - length < s <= end]:
+        # Every window that ends between the latest clashing slot and ``end`` holds that slot.
+        end = max(clash) - 1
+    return end - length + 1
 
 
 def _register(
