@@ -11,8 +11,9 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import errors
 from api.body_guard import BodyGuard
 from api.routes import audit, health, households, market, orders, readings, topups, trades
+from api.schemas import INT64_MAX
 from api.services import REQUEST_THREADS, Services
 from api.settings import Settings
 
@@ -64,6 +66,40 @@ def pin_recursion_limit() -> None:
     import py_ecc  # noqa: F401  (its first import raises the limit to 100,000)
 
     sys.setrecursionlimit(RECURSION_LIMIT)
+
+
+_BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+
+
+def _integral_bounds(node: Any) -> None:
+    """Give the OpenAPI document's numeric bounds back as the integers they are.
+
+    FastAPI's OpenAPI models hold bounds as floats, and 2^63 - 1 (the BIGINT bound of every
+    energy, price and register field) has no float: it would be documented as 2^63, which the
+    databases cannot hold. No bound in the API is 2^63 itself, so that float can only be it.
+    """
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = INT64_MAX if value == float(INT64_MAX) else int(value)
+            else:
+                _integral_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _integral_bounds(value)
+
+
+def _with_integral_bounds(generate: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    done: list[dict[str, Any]] = []
+
+    def openapi() -> dict[str, Any]:
+        if not done:
+            schema = generate()  # FastAPI keeps it: fixing it in place fixes it for good
+            _integral_bounds(schema)
+            done.append(schema)
+        return done[0]
+
+    return openapi
 
 
 class Metrics:
@@ -135,6 +171,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         dependencies=[Depends(errors.reject_unknown_query)],
     )
     errors.install(app)
+    app.openapi = _with_integral_bounds(app.openapi)  # type: ignore[method-assign]
 
     # The last added runs first: the metrics see every answer, the guard's refusals included.
     app.add_middleware(
