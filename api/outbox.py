@@ -10,6 +10,12 @@ Readings and orders are committed to the database before the API answers. Each p
 3. mirrors the chain into the database (the indexer);
 4. settles closed slots (with ``auto_settle``).
 
+Steps 1 and 4 go through the market's one commit-then-settle step
+(:func:`ledger.market.slot_step.commit_and_settle`): each batch's evidence is stored before it
+is sent and mirrored after, and a slot is settled only once, as in every other path that puts
+readings on chain. The outbox adds what a server needs around it: the orders between the two,
+a pause for requests before each batch, and a pass that stops where the node stopped answering.
+
 If the node is unreachable the pass stops where it is; everything stays queued and the next
 pass resumes. A crash between sending and recording cannot apply anything twice: the contract
 refuses a second reading for a (meter, slot) and a second batch for a (slot, batch), and the
@@ -34,8 +40,8 @@ from api.models import ApiHousehold, ApiOrder, IntakeReading
 from ledger import errors as ledger_errors
 from ledger.contract.client import VoisinClient
 from ledger.market.settlement import SettlementWorker
+from ledger.market.slot_step import commit_and_settle
 from ledger.mirror.models import ReadingRecord, SlotOutcomeRecord
-from ledger.readings.evidence import store_signed_readings
 from ledger.readings.intake import reading_from_json
 from ledger.types import SLOT_SECONDS
 
@@ -117,11 +123,18 @@ class Outbox:
             batch = queued[:READING_BATCH]
             self.gate.yield_to_requests()
             signed = [reading_from_json(r.model_dump()) for r in batch]
-            # The audit's evidence: the signed readings as the meters signed them.
-            store_signed_readings(self.engine, signed)
             try:
-                # The intake checked them as the contract will: no dry run first.
-                tx = self.client.commit_readings(self.operator, signed, check_first=False)
+                # Stores the audit's evidence (the readings as the meters signed them), sends
+                # the batch as one transaction, mirrors it. The intake checked the readings as
+                # the contract will: no dry run first.
+                step = commit_and_settle(
+                    self.client,
+                    self.operator,
+                    signed,
+                    worker=self.worker,
+                    batch_size=READING_BATCH,
+                    check_first=False,
+                )
             except (
                 ledger_errors.DuplicateReading,
                 ledger_errors.StaleReading,
@@ -141,6 +154,7 @@ class Outbox:
                 result.rejected += 1
                 queued = self._queued_readings()
                 continue
+            (tx,) = step.transactions
             self._mark([r.id or 0 for r in batch], "committed", tx.tx_hash, None)
             result.committed += len(batch)
             queued = queued[READING_BATCH:] or self._queued_readings()
@@ -238,7 +252,9 @@ class Outbox:
         # Slot s ends at (s + 1) * SLOT_SECONDS; settle it settle_after_s later.
         closed = (int(time.time()) - self.settle_after_s) // SLOT_SECONDS - 1
         for slot in self._unsettled_slots(closed):
-            self.worker.settle_slot(slot)
+            # One slot per step: a slot settled before the node stops answering is in the
+            # pass's result even though the pass ends there.
+            commit_and_settle(self.client, self.operator, (), worker=self.worker, settle=(slot,))
             result.settled_slots.append(slot)
 
     def _unsettled_slots(self, up_to: int) -> list[int]:

@@ -1,0 +1,101 @@
+"""The outbox's pass (:meth:`api.outbox.Outbox.run_once`) with ``auto_settle``, as the
+background loop runs it: readings first, then the orders, then each closed metered slot
+settled once; and the chain gate that every pass and request goes through."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlmodel import Session, select
+
+from api.chain_gate import ChainGate
+from api.errors import ApiError
+from api.models import IntakeReading
+from ledger import errors as ledger_errors
+from ledger.mirror.models import ReadingRecord, SlotOutcomeRecord
+from ledger.readings.evidence import load_signed_readings
+from tests.api.conftest import Api, past_slot
+
+
+def test_an_auto_settling_pass_settles_each_closed_metered_slot_once(embedded_api: Api) -> None:
+    api = embedded_api
+    seller = api.register(prosumer=True)
+    buyer = api.register(prosumer=False, topup_ueur=1_000_000)
+    first = past_slot(6)
+    for slot in (first, first + 1):
+        batch = [
+            api.reading(seller, slot, export_Wh=400),
+            api.reading(buyer, slot, import_Wh=300),
+        ]
+        assert api.client.post("/readings", json={"readings": batch}).status_code == 202
+    result = api.services.outbox.run_once(auto_settle=True)
+    assert not result.chain_down and result.committed == 4
+    assert result.settled_slots == [first, first + 1]
+    with Session(api.services.engine) as session:
+        assert {r.status for r in session.exec(select(IntakeReading))} == {"committed"}
+        settled = {
+            o.slot: o.status
+            for o in session.exec(select(SlotOutcomeRecord))
+            if o.slot in (first, first + 1)
+        }
+    assert settled == {first: "settled", first + 1: "settled"}
+    head = api.services.chain.w3.eth.block_number
+    again = api.services.outbox.run_once(auto_settle=True)
+    assert (again.committed, again.settled_slots, again.chain_down) == (0, [], False)
+    assert api.services.chain.w3.eth.block_number == head  # nothing sent twice
+
+
+def test_a_pass_without_auto_settle_commits_and_mirrors_but_settles_nothing(
+    embedded_api: Api,
+) -> None:
+    api = embedded_api
+    seller = api.register(prosumer=True)
+    slot = past_slot(6)
+    body = {"readings": [api.reading(seller, slot, export_Wh=250)]}
+    assert api.client.post("/readings", json=body).status_code == 202
+    result = api.services.outbox.run_once()
+    assert (result.committed, result.settled_slots) == (1, [])
+    assert api.services.worker.outcome(slot) is None
+    assert api.services.client.meter_state(seller.meter.address).last_slot == slot
+    with Session(api.services.engine) as session:
+        mirrored = session.exec(select(ReadingRecord).where(ReadingRecord.slot == slot)).one()
+    assert (mirrored.meter, mirrored.export_Wh) == (seller.meter.address, 250)
+    evidence = load_signed_readings(api.services.engine)
+    assert [(e.meter, e.slot, e.export_Wh) for e in evidence] == [(seller.meter.address, slot, 250)]
+
+
+# ───────────────────────────── The chain gate ─────────────────────────────
+
+
+def test_the_gate_turns_an_unreachable_node_into_a_503_and_recovers_on_the_next_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = ChainGate()
+
+    def down() -> int:
+        raise ConnectionRefusedError("node gone")
+
+    with caplog.at_level(logging.WARNING, logger="voisin.api"):
+        for _ in range(2):
+            with pytest.raises(ApiError) as refused:
+                gate.on_chain(down)
+            assert (refused.value.status, refused.value.code) == (503, "chain_unavailable")
+    assert not gate.up and gate.last_error == "ConnectionRefusedError: node gone"
+    assert [r.getMessage() for r in caplog.records] == ["chain unreachable: node gone"]
+    assert gate.on_chain(lambda: 7) == 7
+    assert gate.up and gate.waiters == 0
+
+
+def test_the_gate_answers_a_contract_refusal_as_a_domain_error_and_keeps_the_chain_up() -> None:
+    gate = ChainGate()
+
+    def refused() -> None:
+        raise ledger_errors.DuplicateReading({"index": 0})
+
+    with pytest.raises(ApiError) as answer:
+        gate.on_chain(refused)
+    assert (answer.value.status, answer.value.code) == (409, "duplicate_reading")
+    assert gate.up and gate.last_error is None
+    assert gate.lock.acquire(blocking=False)  # released after the refusal
+    gate.lock.release()
