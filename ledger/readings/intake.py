@@ -14,8 +14,9 @@ unknown_meter        the meter is not registered (or retired)         ``UnknownM
 bad_signature        the signature does not recover to the reading's  ``InvalidSignature``
                      meter (tampered value, wrong key, high s, bad v)
 inactive_household   the meter's household is deactivated             ``HouseholdInactive``
-future_slot          the slot is beyond now + a tolerance (a meter    (none: accepted, and then
-                     whose clock runs ahead)                          blocks the meter)
+future_slot          the slot is beyond now + a tolerance (a meter    ``FutureReading`` (more
+                     whose clock runs ahead)                          than one slot past the
+                                                                      chain's clock)
 duplicate            the slot is the meter's last committed slot      ``DuplicateReading``
 stale_slot           the slot is older than the last committed slot   ``StaleReading``
                      (a replayed or very late reading)
