@@ -33,6 +33,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.providers.rpc import HTTPProvider
 
+from ledger.chain import pyevm_speedups
 from ledger.chain.operator import (
     OPERATOR_GENESIS_WEI,
     load_or_create_operator,
@@ -137,6 +138,10 @@ def open_chain(
 
     ``process=True`` runs an ``embedded`` chain in its own node process (ignored otherwise).
     """
+    # The process that opens a chain hashes too (EIP-712 digests, recovered signers), whichever
+    # backend runs the EVM: the speedups' C Keccak serves it as well (a no-op when they are
+    # switched off or the versions are not the tested ones).
+    pyevm_speedups.install()
     data = Path(data_dir)
     if spec == "embedded" and process:
         from ledger.chain.node import start_node

@@ -35,6 +35,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -113,6 +114,38 @@ class _PyEVMBackend(PyEVMBackend):  # type: ignore[misc]  # eth_tester is untype
         if chain_class is not type(self.chain):
             # The same genesis, resumed by the class whose VM carries the speedups.
             self.chain = chain_class(self.chain.chaindb.db)
+
+    # ─────────────── The chain's clock: block.timestamp follows the wall clock ───────────────
+    #
+    # py-evm stamps the pending block when its parent is mined, so after the chain sat idle
+    # the next transaction would run with a timestamp as old as the last block: the contract
+    # would refuse a reading of the slot just ended as ahead of its clock (FutureReading).
+    # The pending block is restamped with the wall clock while it holds no transaction, and
+    # calls and estimates run on it (its state is the head's then, or the head's plus the
+    # transactions of a shared block not mined yet).
+
+    def refresh_clock(self) -> None:
+        """Stamp the pending block with the wall clock if it holds no transaction yet."""
+        header = self.chain.header
+        now = int(time.time())
+        if header.gas_used == 0 and now > header.timestamp:
+            self.chain.header = header.copy(timestamp=now)
+
+    def send_raw_transaction(self, raw_transaction: bytes) -> Any:
+        self.refresh_clock()
+        return super().send_raw_transaction(raw_transaction)
+
+    def call(self, transaction: Any, block_number: Any = "latest") -> Any:
+        if block_number == "latest":
+            self.refresh_clock()
+            block_number = "pending"
+        return super().call(transaction, block_number)
+
+    def estimate_gas(self, transaction: Any, block_number: Any = "latest") -> Any:
+        # At "latest" py-evm estimates on the pending block already.
+        if block_number == "latest":
+            self.refresh_clock()
+        return super().estimate_gas(transaction, block_number)
 
     def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
         block, transaction, index = _transaction_by_hash(self.chain, transaction_hash)
@@ -437,6 +470,8 @@ class SharedBlocks:
     def send(self, raw_transaction: bytes) -> bytes:
         """Apply a signed transaction to the pending block, first mining that block if it is
         full or the transaction's gas limit would not fit in it; returns the transaction hash."""
+        if not self.pending:
+            self._tester.backend.refresh_clock()
         chain = self._tester.backend.chain
         # Decoded once, and applied as eth-tester's backend applies a non-blob transaction.
         transaction = chain.get_transaction_builder().decode(raw_transaction)

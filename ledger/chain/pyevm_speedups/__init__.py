@@ -14,7 +14,9 @@ result (each has a differential test against the code it stands in for):
 **Installed explicitly, never by an import.** Importing this package (or ``ledger``) changes
 nothing in any library. The embedded chain calls :func:`install` when it opens
 (:class:`ledger.chain.embedded.EmbeddedChain`, :func:`ledger.chain.embedded.in_memory_chain`)
-and then runs on :func:`chain_class` of eth-tester's chain class. :func:`status` tells whether
+and then runs on :func:`chain_class` of eth-tester's chain class; :func:`ledger.chain.open_chain`
+calls it for every backend, so that a process reaching its chain over JSON-RPC (the API beside
+its node process) hashes with the C Keccak too. :func:`status` tells whether
 the speedups are installed in this process, and if not, why.
 
 **What is scoped and what is process-wide.** The opcodes, the ecrecover precompile and the
@@ -97,7 +99,7 @@ class Status:
     parts: tuple[str, ...] = ()
 
 
-_NOT_YET: Final = Status(False, "not installed yet: no embedded chain has opened in this process")
+_NOT_YET: Final = Status(False, "not installed yet: no chain has opened in this process")
 _status: Status | None = None
 _lock = threading.Lock()
 
