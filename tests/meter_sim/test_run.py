@@ -229,25 +229,6 @@ def test_voisin_simulate_writes_a_valid_report(
     assert "already holds a chain" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--households", "-3"], "--households must be at least 1"),
-        (["--days", "0"], "--days must be at least 1"),
-        (["--start", "2026-02-30"], "--start must be a date"),
-        (["--scenario", "atlantis"], "unknown scenario 'atlantis'"),
-        (["--scenario", "quartierstrom", "--households", "5"], "cannot change the households"),
-        (["--slots", "0"], "--slots must be at least 1"),
-    ],
-)
-def test_voisin_simulate_refuses_bad_arguments(
-    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["simulate", "--out", str(tmp_path / "o"), *argv]) == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
-
-
 def test_voisin_simulate_refuses_an_unknown_mechanism(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["simulate", "--mechanism", "lowest-bid"])
