@@ -13,11 +13,14 @@ import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ledger.types import SLOT_SECONDS
 from meter_sim.battery import dispatch
 from meter_sim.errors import SimulationError
 from meter_sim.forked import in_forked_child
@@ -107,6 +110,28 @@ def check_window(total: int, first_slot: int, slots: int | None) -> int:
             f"scenario's {total} slots"
         )
     return count
+
+
+def check_window_is_over(
+    scenario: Scenario, first_slot: int, slots: int | None, now_s: float | None = None
+) -> None:
+    """Raise :class:`SimulationError` unless every slot of the window has ended.
+
+    A meter signs a slot's reading when the slot ends, and the contract refuses a reading
+    ahead of the chain's clock (``FutureReading``): a window reaching past now would fail on
+    chain halfway through the run, after its set-up.
+    """
+    count = check_window(scenario.n_slots, first_slot, slots)
+    last = scenario.first_slot + first_slot + count - 1
+    now_slot = int(time.time() if now_s is None else now_s) // SLOT_SECONDS
+    if last >= now_slot:
+        zone = ZoneInfo(scenario.location.tz)
+        ends = datetime.fromtimestamp((last + 1) * SLOT_SECONDS, UTC).astimezone(zone)
+        raise SimulationError(
+            f"the simulated period ends at {ends:%Y-%m-%d %H:%M %Z}, which is not over yet: "
+            "meters sign a slot's reading when it ends and the ledger refuses readings ahead "
+            "of its clock; choose days that are over (--start, --days)"
+        )
 
 
 def window(flows: Flows, first_slot: int = 0, slots: int | None = None) -> Flows:

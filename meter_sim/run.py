@@ -48,7 +48,7 @@ from ledger.readings.intake import MeterRecord, classify
 from ledger.types import Onboarding, Tariffs
 from meter_sim.audit import add_ledger_audit
 from meter_sim.errors import SimulationError
-from meter_sim.flows import Flows, FlowsAhead, simulate, window
+from meter_sim.flows import Flows, FlowsAhead, check_window_is_over, simulate, window
 from meter_sim.meters import signed_slots
 from meter_sim.report import Gas, Money, SlotSeries, add_pilot_figures, build_report, slot_series
 from meter_sim.scenario import Scenario
@@ -117,8 +117,9 @@ def check_mechanism(mechanism: str) -> None:
 
 def run_flows(scenario: Scenario, mechanism: str, first_slot: int, slots: int | None) -> Flows:
     """A run's flows (the window of the scenario's period it covers), once its mechanism is
-    known to exist."""
+    known to exist and the window is over."""
     check_mechanism(mechanism)
+    check_window_is_over(scenario, first_slot, slots)
     return window(simulate(scenario), first_slot, slots)
 
 
@@ -167,6 +168,7 @@ def run_simulation(
     """
     started = time.perf_counter() if flows_ahead is None else flows_ahead.started
     log = say or (lambda _message: None)
+    check_window_is_over(scenario, first_slot, slots)
     if flows_ahead is None:
         flows = run_flows(scenario, mechanism, first_slot, slots)
     else:

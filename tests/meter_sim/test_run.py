@@ -234,3 +234,25 @@ def test_voisin_simulate_refuses_an_unknown_mechanism(capsys: pytest.CaptureFixt
         main(["simulate", "--mechanism", "lowest-bid"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_period_that_is_not_over_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from meter_sim import default_scenario
+    from meter_sim.flows import check_window_is_over
+    from meter_sim.run import SimulationError, run_simulation
+
+    today = datetime.now(UTC).date()
+    for start in (today, today + timedelta(days=30)):
+        scenario = default_scenario(3, days=1, start=start, seed=1)
+        with pytest.raises(SimulationError, match="not over yet"):
+            run_simulation(scenario, data_dir=tmp_path / "data")
+    assert not (tmp_path / "data").exists()
+    # A window of a day that is over passes, and the last slot that ended is the limit.
+    yesterday = default_scenario(3, days=1, start=today - timedelta(days=2), seed=1)
+    check_window_is_over(yesterday, 0, None)
+    last_end = (yesterday.slots[-1] + 1) * 900
+    check_window_is_over(yesterday, 0, None, now_s=last_end)
+    with pytest.raises(SimulationError):
+        check_window_is_over(yesterday, 0, None, now_s=last_end - 1)
