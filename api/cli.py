@@ -128,6 +128,7 @@ def scenario_name(text: str) -> str:
 def _simulate(args: argparse.Namespace) -> int:
     from api.settings import Settings
     from meter_sim.errors import MeterSimError
+    from meter_sim.flows import check_window_is_over
     from meter_sim.plots import BackgroundPlots
 
     if args.households is not None and args.scenario != "default":
@@ -138,6 +139,7 @@ def _simulate(args: argparse.Namespace) -> int:
         )
     try:
         scenario = _scenario_of(args)
+        check_window_is_over(scenario, args.first_slot, args.slots)
     except MeterSimError as exc:
         return _refuse(str(exc))
     out, data_dir = _run_paths(args)
