@@ -159,7 +159,9 @@ def run_simulation(
     """Run ``scenario`` end to end on the chain ``chain_spec``; see the module docstring.
 
     ``data_dir`` holds the chain (embedded), the deployment record and, unless
-    ``database_url`` is given, the SQLite mirror. It must not hold this scenario already (each
+    ``database_url`` is given, the SQLite mirror. On a chain of its own (embedded, memory) the
+    operator key comes from the scenario's seed unless ``operator_key`` is given, so that the
+    same scenario and seed give the same report (but for its wall time). It must not hold this scenario already (each
     meter's readings count once). ``first_slot``/``slots`` pick a window of the period.
     ``before_audit`` is called as in :func:`collect_result`. ``flows_ahead`` (from
     :func:`meter_sim.flows.simulate_ahead`, for the same scenario and window) gives the flows
@@ -175,6 +177,8 @@ def run_simulation(
         check_mechanism(mechanism)
         _check_flows_ahead(flows_ahead, scenario, first_slot, slots)
     data = Path(data_dir)
+    if operator_key is None and chain_spec in ("embedded", "memory"):
+        operator_key = scenario.operator_key
     with open_chain(chain_spec, data, operator_key) as chain:
         client, deployment = open_ledger(chain)
         engine = make_engine(database_url or f"sqlite:///{(data / 'voisin.db').resolve()}")

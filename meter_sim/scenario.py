@@ -197,6 +197,13 @@ class Scenario:
         """Each household's meter and account keys and starting registers, from the seed."""
         return tuple(self._derive(i) for i in range(len(self.households)))
 
+    @property
+    def operator_key(self) -> str:
+        """The operator key of a simulation on a chain of its own (the embedded chain), from the
+        seed like every other key: the same scenario and seed give the same deployment, gas and
+        report. A simulation's keys are public knowledge; a live ledger's operator key is not."""
+        return "0x" + derive_key(self.name, self.seed, "operator", 0).hex()
+
     def _derive(self, index: int) -> Identity:
         meter_key = derive_key(self.name, self.seed, "meter", index)
         account_key = derive_key(self.name, self.seed, "account", index)

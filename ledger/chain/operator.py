@@ -36,13 +36,28 @@ def operator_account(key: str) -> LocalAccount:
 
 def load_or_create_operator(data_dir: Path, given: str | None) -> LocalAccount:
     """The operator of ``data_dir``: ``given`` if set, else the key in its
-    :data:`OPERATOR_KEY_FILE`, created there (durably, readable by the owner only) when absent."""
-    if given:
-        return operator_account(given)
+    :data:`OPERATOR_KEY_FILE`, created there (durably, readable by the owner only) when absent.
+
+    A ``given`` key is written there too when the data dir has none yet: the chain's genesis
+    funds the operator it is first opened with, so a later opening without the key must find
+    the same one.
+    """
     path = data_dir / OPERATOR_KEY_FILE
+    if given:
+        account = operator_account(given)
+        if not path.exists():
+            _write_key(path, account)
+        return account
     if path.exists():
         return operator_account(path.read_text().strip())
-    account: LocalAccount = Account.create()
+    created: LocalAccount = Account.create()
+    _write_key(path, created)
+    return created
+
+
+def _write_key(path: Path, account: LocalAccount) -> None:
+    """Write ``account``'s key to ``path`` durably, readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -50,4 +65,3 @@ def load_or_create_operator(data_dir: Path, given: str | None) -> LocalAccount:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    return account
