@@ -7,10 +7,8 @@ timing fields may differ (:data:`TIMING_FIELDS`); any other difference is printe
 status is 1 (2 if a run failed, or if the first run did not have the speedups installed, so that
 nothing was compared).
 
-Both runs get the same operator key (:data:`OPERATOR_KEY`, written to ``<out>/data/operator.key``
-before each run, where the embedded chain reads it). Otherwise each run would create its own, so
-the contract's address, and with it every EIP-712 signature and its calldata gas, would differ
-between two runs of the same seed.
+Both runs get the same operator key: a simulation derives it from the scenario's seed, so the
+contract's address, and with it every EIP-712 signature and its calldata gas, is the same.
 
 Usage: ``.venv/bin/python scripts/compare_speedups.py [--out DIR] [simulate options]``. Without
 simulate options it runs :data:`DEFAULT_SIMULATE`. ``--out`` keeps both runs' folders there
@@ -43,9 +41,6 @@ DEFAULT_SIMULATE: Final = ("--households", "6", "--first-slot", "44", "--slots",
 #: must not change with the speedups.
 TIMING_FIELDS: Final = frozenset({"wall_s"})
 
-#: A fixed, public, throwaway key for the embedded chain's operator in both runs.
-OPERATOR_KEY: Final = "0x" + "11" * 32
-
 #: What the speedups log when the version gate keeps them out (ledger.chain.pyevm_speedups).
 NOT_INSTALLED: Final = "py-evm speedups not installed"
 
@@ -57,10 +52,6 @@ class RunFailed(Exception):
 def simulate(out: Path, args: list[str], speedups: bool) -> tuple[dict[str, Any], float, str]:
     """Run ``voisin simulate`` into ``out``; returns its report, the command's wall time in
     seconds and its stderr."""
-    data = out / "data"
-    data.mkdir(parents=True)
-    (data / "operator.key").write_text(OPERATOR_KEY + "\n")
-    (data / "operator.key").chmod(0o600)
     env = {k: v for k, v in os.environ.items() if k != SWITCH}
     if not speedups:
         env[SWITCH] = "0"
