@@ -7,6 +7,16 @@ new state in **one** database transaction (one fsync), then answers every waitin
 Under load this turns one fsync per request into one per group, and serialising the checks
 keeps each meter's state exact without locks in the database.
 
+One request's bad reading never costs another request anything. If the group's transaction
+fails (the database refused one row: a unique violation, a value it cannot hold, any error on
+one item), nothing of it is kept, and each request is stored again on its own; a request that
+fails alone again is stored reading by reading, each in a savepoint, so that its good readings
+are kept and each reading the database refused is answered ``rejected`` with the code
+``not_stored`` (:func:`_not_stored`). A refused reading does not move its meter's state: the
+meter's next reading is checked against its last stored one, and the refused one may be sent
+again. Only a failure of the whole database (it cannot be reached, or cannot commit) fails a
+request, and only that request.
+
 The writer needs only the database and the contract's EIP-712 domain: it never touches the
 chain (the outbox, :mod:`api.outbox`, sends what it stored).
 """
@@ -16,12 +26,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, text, update
 from sqlmodel import Session, col, select
 
 from api.models import ApiHousehold, IntakeReading
@@ -37,6 +47,12 @@ MAX_GROUP = 256
 
 #: A (meter address, slot) pair: what the contract and the intake table count once.
 Key = tuple[str, int]
+
+#: The verdict code of a reading the database refused to store (:func:`_not_stored`).
+NOT_STORED = "not_stored"
+
+#: A request waiting for its verdicts: its readings, the slot in progress, its answer.
+Request = tuple[list[SignedReading], int, "Future[list[ReadingVerdict]]"]
 
 
 def _same(stored: IntakeReading, r: SignedReading) -> bool:
@@ -62,6 +78,21 @@ def _verdict(i: int, same: bool, meter: str, slot: int) -> ReadingVerdict:
             "already accepted"
             if same
             else f"meter {meter} already has a different reading for slot {slot}"
+        ),
+    )
+
+
+def _not_stored(i: int, meter: str, slot: int, exc: BaseException) -> ReadingVerdict:
+    """The verdict of a reading the database refused to store (the error's details go to the
+    log, not to the client, who is not authenticated)."""
+    return ReadingVerdict(
+        index=i,
+        status="rejected",
+        code=NOT_STORED,
+        message=(
+            f"the reading of meter {meter} for slot {slot} could not be stored (the database "
+            f"refused it: {type(exc).__name__}); nothing of it was kept and the other readings "
+            "were not affected. Send it again; if it is refused again, tell the operator"
         ),
     )
 
@@ -136,6 +167,19 @@ def _changed_meters(
     }
 
 
+def _begin_explicitly(session: Session) -> None:
+    """Open the transaction now, so that savepoints nest inside it.
+
+    SQLite's Python driver begins a transaction only before the first write, so a SAVEPOINT
+    issued before it opens a transaction of its own, which its RELEASE then commits: the
+    readings would be committed one by one, outside the transaction meant to hold them.
+    ``BEGIN IMMEDIATE`` also takes the write lock at once, as this writer is about to write.
+    PostgreSQL's driver has already begun.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("BEGIN IMMEDIATE"))
+
+
 class IntakeWriter:
     """The one thread that writes readings; requests wait on a future for their verdicts."""
 
@@ -147,8 +191,7 @@ class IntakeWriter:
         #: in this process; the database update is conditional on the cached slot, so a second
         #: process writing the same meters is detected (StaleCache) rather than overwritten.
         self._meters: dict[str, MeterRecord] = {}
-        self._queue: queue.Queue[tuple[list[SignedReading], int, Future[list[ReadingVerdict]]]]
-        self._queue = queue.Queue()
+        self._queue: queue.Queue[Request] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="voisin-intake", daemon=True)
         self._thread.start()
@@ -169,26 +212,34 @@ class IntakeWriter:
                     group.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._write(group)
+            try:
+                self._write(group)
+            except Exception as exc:  # a bug, not the database: keep the one writer alive
+                log.exception("intake writer failed on a group of %d requests", len(group))
+                self._meters.clear()
+                for _, _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
 
-    def _write(
-        self, group: list[tuple[list[SignedReading], int, Future[list[ReadingVerdict]]]]
-    ) -> None:
+    def _write(self, group: list[Request]) -> None:
+        """Store ``group`` in one transaction; if that fails, each request on its own."""
         everything = [r for signed, _, _ in group for r in signed]
         now_slot = min(now for _, now, _ in group)
         try:
-            for attempt in range(3):
-                try:
-                    verdicts = self.store(everything, now_slot)
-                    break
-                except StaleCache:
-                    if attempt == 2:
-                        raise
+            verdicts = self._retrying(lambda: self.store(everything, now_slot))
         except Exception as exc:
             self._meters.clear()  # whatever happened, reload from the database next time
-            log.warning("intake transaction failed: %s", exc)
-            for _, _, future in group:
-                future.set_exception(exc)
+            if len(group) == 1:
+                self._alone(group[0], tried=True)
+                return
+            log.warning(
+                "intake group of %d requests failed (%s: %s); storing each on its own",
+                len(group),
+                type(exc).__name__,
+                exc,
+            )
+            for request in group:
+                self._alone(request)
             return
         at = 0
         for signed, _, future in group:
@@ -196,25 +247,118 @@ class IntakeWriter:
             future.set_result([v.model_copy(update={"index": v.index - at}) for v in mine])
             at += len(signed)
 
+    def _alone(self, request: Request, *, tried: bool = False) -> None:
+        """Store one request in its own transaction, else reading by reading; answer it.
+        ``tried``: its own transaction already failed (it was a group of one)."""
+        signed, now_slot, future = request
+        try:
+            verdicts = None if tried else self._whole(signed, now_slot)
+            if verdicts is None:
+                verdicts = self.store_each(signed, now_slot)
+        except Exception as exc:  # the database as a whole failed: this request only
+            self._meters.clear()
+            log.warning("intake transaction failed: %s", exc)
+            future.set_exception(exc)
+            return
+        future.set_result(verdicts)
+
+    def _whole(self, signed: list[SignedReading], now_slot: int) -> list[ReadingVerdict] | None:
+        """One request's readings in one transaction, or None if that failed."""
+        try:
+            return self._retrying(lambda: self.store(signed, now_slot))
+        except Exception as exc:
+            self._meters.clear()
+            log.warning(
+                "intake request of %d readings failed (%s: %s); storing each on its own",
+                len(signed),
+                type(exc).__name__,
+                exc,
+            )
+            return None
+
+    @staticmethod
+    def _retrying(attempt: Callable[[], list[ReadingVerdict]]) -> list[ReadingVerdict]:
+        """Run ``attempt`` again (up to three times in all) while the cache proves stale."""
+        for tries in range(3):
+            try:
+                return attempt()
+            except StaleCache:
+                if tries == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def store(self, signed: list[SignedReading], now_slot: int) -> list[ReadingVerdict]:
         """Check ``signed`` and store the accepted ones in one transaction; a verdict each
         (in input order). Raises :class:`StaleCache` (having stored nothing) if another
-        writer moved one of the meters."""
-        meters = {r.reading.meter for r in signed}
+        writer moved one of the meters, and the database's error if it refused any row."""
         with Session(self.engine) as session, session.begin():
-            self._load_meters(session, meters - self._meters.keys())
-            state = self._meter_state(session, meters)
-            result = classify(signed, self.domain, state, now_slot=now_slot)
-            triage = _triage(signed, result.verdicts, state)
-            verdicts = triage.verdicts + self._judge_repeats(session, triage.repeats)
-            if triage.rows:
-                session.execute(insert(IntakeReading), triage.rows)
-            changed = _changed_meters(state, result.meters)
-            self._advance_meters(session, state, changed)
+            verdicts, changed = self._store_in(session, signed, now_slot)
+        self._remember(changed)
+        return verdicts
+
+    def store_each(self, signed: list[SignedReading], now_slot: int) -> list[ReadingVerdict]:
+        """Store ``signed`` one reading at a time, each in a savepoint of one transaction, in
+        the order :func:`classify` takes them (by slot, then input order). A reading the
+        database refuses is answered :func:`_not_stored` and leaves its meter's state as it
+        was; the others are stored. Raises only if the database as a whole fails."""
+        verdicts: list[ReadingVerdict | None] = [None] * len(signed)
+        order = sorted(range(len(signed)), key=lambda i: (signed[i].reading.slot, i))
+        try:
+            with Session(self.engine) as session, session.begin():
+                _begin_explicitly(session)
+                for i in order:
+                    verdicts[i] = self._store_one(session, signed[i], i, now_slot)
+        except Exception:
+            self._meters.clear()  # _store_one cached states this transaction never committed
+            raise
+        return [v for v in verdicts if v is not None]
+
+    def _store_one(
+        self, session: Session, one: SignedReading, i: int, now_slot: int
+    ) -> ReadingVerdict:
+        """One reading in a savepoint of ``session``'s transaction (see :meth:`store_each`)."""
+        meter, slot = one.reading.meter, one.reading.slot
+        for tries in range(3):
+            try:
+                with session.begin_nested():
+                    (verdict,), changed = self._store_in(session, [one], now_slot)
+            except StaleCache:
+                if tries < 2:
+                    continue
+                return _not_stored(i, meter, slot, StaleCache(meter))
+            except Exception as exc:
+                log.warning("reading of meter %s for slot %s not stored: %s", meter, slot, exc)
+                self._meters.pop(meter, None)
+                # The savepoint is rolled back; if the connection itself is gone this raises,
+                # and the whole request fails rather than answer "not stored" for everything.
+                session.execute(text("SELECT 1"))
+                return _not_stored(i, meter, slot, exc)
+            # Within the transaction, the next reading of this meter follows this one.
+            self._remember(changed)
+            return verdict.model_copy(update={"index": i})
+        raise AssertionError("unreachable")
+
+    def _store_in(
+        self, session: Session, signed: list[SignedReading], now_slot: int
+    ) -> tuple[list[ReadingVerdict], dict[str, MeterRecord]]:
+        """Check ``signed``, insert the accepted ones and move their meters' state, in
+        ``session``'s transaction: the verdicts (input order) and the meters it moved."""
+        meters = {r.reading.meter for r in signed}
+        self._load_meters(session, meters - self._meters.keys())
+        state = self._meter_state(session, meters)
+        result = classify(signed, self.domain, state, now_slot=now_slot)
+        triage = _triage(signed, result.verdicts, state)
+        verdicts = triage.verdicts + self._judge_repeats(session, triage.repeats)
+        if triage.rows:
+            session.execute(insert(IntakeReading), triage.rows)
+        changed = _changed_meters(state, result.meters)
+        self._advance_meters(session, state, changed)
+        verdicts.sort(key=lambda v: v.index)
+        return verdicts, changed
+
+    def _remember(self, changed: Mapping[str, MeterRecord]) -> None:
         for meter, rec in changed.items():
             self._meters[meter] = replace(rec, active=True)
-        verdicts.sort(key=lambda v: v.index)
-        return verdicts
 
     def _load_meters(self, session: Session, missing: set[str]) -> None:
         """Cache the stored state of the ``missing`` meters (unknown meters stay absent)."""
@@ -274,7 +418,7 @@ class IntakeWriter:
         changed: Mapping[str, MeterRecord],
     ) -> None:
         """Store the ``changed`` meters' new state, each only if the database still holds
-        the state this cache started from; otherwise roll back and raise :class:`StaleCache`."""
+        the state this cache started from; otherwise raise :class:`StaleCache`."""
         for meter, rec in changed.items():
             was = before[meter]
             done = session.execute(
@@ -292,7 +436,7 @@ class IntakeWriter:
                 )
             )
             if done.rowcount != 1:  # type: ignore[attr-defined]
-                session.rollback()
+                # The caller's transaction (or savepoint) rolls back as this propagates.
                 self._meters.pop(meter, None)
                 raise StaleCache(meter)
 
