@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from collections import Counter
+from typing import Any, get_args, get_origin
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -160,13 +161,16 @@ def install(app: FastAPI) -> None:
 
 async def reject_unknown_query(request: Request) -> None:
     """A dependency: refuse query parameters the route does not take (a typo such as
-    ``?housheold=3`` would otherwise silently widen a listing). async, as it does no I/O:
-    FastAPI would run a plain def in a worker thread."""
+    ``?housheold=3`` would otherwise silently widen a listing), and a one-value parameter given
+    twice (``?household=1&household=2``: FastAPI keeps the last, a proxy or a log may read the
+    first, as with duplicate JSON keys). async, as it does no I/O: FastAPI would run a plain def
+    in a worker thread."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    known = {p.alias for p in _query_params(dependant)}
+    params = _query_params(dependant)
+    known = {p.alias for p in params}
     unknown = sorted(set(request.query_params.keys()) - known)
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
@@ -175,6 +179,26 @@ async def reject_unknown_query(request: Request) -> None:
             "invalid_input",
             f"unknown query parameter(s) {', '.join(repr(u) for u in unknown)}; allowed: {allowed}",
         )
+    single = {p.alias for p in params if not _takes_many(p)}
+    given = Counter(key for key, _ in request.query_params.multi_items())
+    repeated = sorted(key for key, n in given.items() if n > 1 and key in single)
+    if repeated:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"query parameter {repeated[0]!r} is given {given[repeated[0]]} times; give it once",
+            details=[
+                {"field": f"query.{key}", "problem": "given more than once"} for key in repeated
+            ],
+        )
+
+
+def _takes_many(param: Any) -> bool:
+    """Whether a query parameter is declared as a list (``?x=1&x=2`` is then meant)."""
+    annotation = getattr(getattr(param, "field_info", None), "annotation", None)
+    return any(
+        get_origin(a) in (list, set, tuple, frozenset) for a in (annotation, *get_args(annotation))
+    )
 
 
 def _query_params(dependant: Any) -> list[Any]:

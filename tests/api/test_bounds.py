@@ -298,3 +298,18 @@ def test_every_integer_and_string_the_api_takes_has_explicit_bounds(embedded_api
         ):
             unbounded.append(f"{where}: free text without a length or pattern")
     assert not unbounded, "\n".join(unbounded)
+
+
+def test_a_query_parameter_given_twice_is_refused_naming_it(embedded_api: Api) -> None:
+    """FastAPI would keep the last value, and whatever reads the first (a proxy, a log) would
+    see another request, as with duplicate JSON keys."""
+    c = embedded_api.client
+    for path in ("/trades?household=1&household=2", "/offers?limit=5&household=1&limit=500"):
+        r = c.get(path, headers=OP)
+        assert r.status_code == 422, r.text
+        field = path.split("?")[1].split("=")[0]
+        assert r.json()["message"] == f"query parameter {field!r} is given 2 times; give it once"
+        assert r.json()["details"] == [
+            {"field": f"query.{field}", "problem": "given more than once"}
+        ]
+    assert c.get("/trades?household=1&slot=5", headers=OP).status_code == 200
