@@ -20,7 +20,8 @@ In order, on every route, whoever the caller (authentication comes later, in the
 4. **Duplicate keys.** An object with the same key twice is answered 422 ``duplicate_key``
    naming the key. Python's parser silently keeps the last value, so ``{"amount_ueur": 1,
    "amount_ueur": 999999}`` would be read as 999,999 by the route and as 1 by anything that
-   keeps the first. This is the one full parse here, safe because step 3 bounded the depth.
+   keeps the first. This is the one full parse here, safe because step 3 bounded the depth;
+   it also refuses an integer of more than 4,300 digits with a message of its own.
 
 Bodies the application will not parse as JSON (forms) only get step 1: FastAPI reads forms with
 its own limits. The body is handed on to the application unchanged, in one message.
@@ -193,6 +194,11 @@ class BodyGuard:
             text = f"the key {exc.key!r} appears twice in one JSON object; give each key once"
             details = [{"field": exc.key, "problem": "duplicate key"}]
             return 422, "duplicate_key", text, {"details": details}
-        except ValueError:
+        except json.JSONDecodeError:
             pass  # not JSON: the application answers that (or ignores a body it does not take)
+        except ValueError:
+            # Python refuses to read an integer of more than sys.get_int_max_str_digits() digits
+            # (4,300 by default: reading one takes quadratic time).
+            text = "the body holds an integer too long to read; no field takes more than 19 digits"
+            return 422, "invalid_input", text, {}
         return None

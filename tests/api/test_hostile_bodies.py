@@ -166,6 +166,7 @@ def test_too_large_bodies_get_the_same_413_chunked_or_not(hostile: Api) -> None:
         pytest.param(b'{"household": 1,\x00 "amount_ueur": 5}', "invalid_input", id="nul"),
         pytest.param(b"\x00[\x00[\x00]\x00]", "invalid_input", id="utf-16 without a bom"),
         pytest.param(b'{"a": ' * 33 + b"1" + b"}" * 33, "json_too_deep", id="33 objects deep"),
+        pytest.param(b'{"household": ' + b"9" * 5000 + b"}", "invalid_input", id="5000 digits"),
     ],
 )
 def test_bodies_that_are_not_plain_utf8_json_are_refused_before_parsing(
