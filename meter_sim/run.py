@@ -159,10 +159,11 @@ def run_simulation(
     """Run ``scenario`` end to end on the chain ``chain_spec``; see the module docstring.
 
     ``data_dir`` holds the chain (embedded), the deployment record and, unless
-    ``database_url`` is given, the SQLite mirror. On a chain of its own (embedded, memory) the
-    operator key comes from the scenario's seed unless ``operator_key`` is given, so that the
-    same scenario and seed give the same report (but for its wall time). It must not hold this scenario already (each
-    meter's readings count once). ``first_slot``/``slots`` pick a window of the period.
+    ``database_url`` is given, the SQLite mirror. It must not hold this scenario already (each
+    meter's readings count once). On a chain of its own (embedded, memory) the operator key
+    comes from the scenario's seed unless ``operator_key`` is given, so that the same scenario
+    and seed give the same report (but for its wall time). ``first_slot``/``slots`` pick a
+    window of the period.
     ``before_audit`` is called as in :func:`collect_result`. ``flows_ahead`` (from
     :func:`meter_sim.flows.simulate_ahead`, for the same scenario and window) gives the flows
     instead of computing them here; the run's wall time then counts from when they were asked
