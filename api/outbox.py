@@ -6,7 +6,9 @@ Readings and orders are committed to the database before the API answers. Each p
 1. commits queued readings in slot order, in batches of up to :data:`READING_BATCH`; if the
    chain refuses a batch, the reading it names is marked ``rejected`` with the contract's
    reason and the rest is sent again (the intake pre-checks make this rare);
-2. posts queued orders and sends requested cancellations;
+2. posts queued orders and sends requested cancellations, one order at a time, each status
+   change a compare-and-set (see "Orders" below): a cancel asked while an order is being sent
+   is sent right after the post lands, and nothing the outbox writes overwrites a newer state;
 3. mirrors the chain into the database (the indexer);
 4. settles closed slots (with ``auto_settle``).
 
@@ -31,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import ColumnElement, Engine, func
+from sqlalchemy import ColumnElement, Engine, func, update
 from sqlmodel import Session, and_, col, or_, select
 
 from api.chain_gate import CHAIN_DOWN, ChainGate
@@ -67,6 +69,28 @@ def _order_pending() -> ColumnElement[bool]:
         col(ApiOrder.status) == "queued",
         and_(col(ApiOrder.status) == "open", col(ApiOrder.cancel_requested)),
     )
+
+
+def ask_cancel(engine: Engine, order_id: int) -> bool:
+    """Ask for an order's cancellation, which the outbox carries out; whether this asked it
+    (False: the order is closed already, or its cancel was asked before).
+
+    A request never moves an order's status itself: it only raises ``cancel_requested``, at
+    once and atomically (a conditional update, so two cancels cannot both win), and the
+    outbox, which alone moves the status, sees it before sending a queued order, or right
+    after an order it was sending lands on chain.
+    """
+    with Session(engine) as session, session.begin():
+        done = session.execute(
+            update(ApiOrder)
+            .where(
+                col(ApiOrder.id) == order_id,
+                col(ApiOrder.status).in_(["queued", "open"]),
+                col(ApiOrder.cancel_requested).is_(False),
+            )
+            .values(cancel_requested=True)
+        )
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
 
 class Outbox:
@@ -184,48 +208,127 @@ class Outbox:
             self._mark([culprit.id or 0], "rejected", None, str(exc))
 
     # ───────────────────────────── Orders ─────────────────────────────
+    #
+    # An order's status is moved only here, each move a compare-and-set on the status read
+    # just before (:meth:`_move`), and never while a session is open across a chain call.
+    # Requests only raise ``cancel_requested`` (api/routes/orders.py), which no move clears:
+    # a cancel asked while the order was being sent is still there when the post lands, and
+    # is sent to the chain right after it.
 
     def _orders(self, result: PassResult) -> None:
         with Session(self.engine) as session:
             pending = list(
-                session.exec(select(ApiOrder).where(_order_pending()).order_by(col(ApiOrder.id)))
+                session.exec(select(ApiOrder.id).where(_order_pending()).order_by(col(ApiOrder.id)))
             )
-            keys = {h.id: h.key_json for h in session.exec(select(ApiHousehold))}
-        for order in pending:
+        for order_id in pending:
             self.gate.yield_to_requests()
-            account = self.vault.account(keys[order.household])
-            status, chain_id, reason = order.status, order.chain_id, None
+            if not self._order_step(order_id or 0, result):
+                log.warning("the ledger is paused: orders stay queued until it resumes")
+                return
+
+    def _load(self, order_id: int) -> tuple[ApiOrder, LocalAccount] | None:
+        """The order as stored now, with its household's current key."""
+        with Session(self.engine) as session:
+            order = session.get(ApiOrder, order_id)
+            household = session.get(ApiHousehold, order.household) if order else None
+        if order is None or household is None:
+            return None
+        return order, self.vault.account(household.key_json)
+
+    def _order_step(self, order_id: int, result: PassResult) -> bool:
+        """Take one order as far as it goes now: a queued order cancelled before it was sent
+        is closed without the chain; a queued one is posted; an open one whose cancel was
+        asked (before, or while it was being posted) is cancelled on chain. False if the
+        ledger is paused."""
+        loaded = self._load(order_id)
+        if loaded is None:
+            return True
+        order, account = loaded
+        if order.status == "queued" and order.cancel_requested:
+            if self._move(order_id, was="queued", status="cancelled"):
+                result.orders_cancelled += 1
+            return True
+        if order.status == "queued":
             try:
-                if order.status == "queued":
-                    post = self.client.post_offer if order.side == "offer" else self.client.post_bid
-                    chain_id = post(
-                        account,
-                        order.price_limit_ueur_per_kWh,
-                        order.first_slot,
-                        order.last_slot,
-                        order.max_Wh_per_slot,
-                    )
-                    status = "open"
-                    result.orders_posted += 1
-                else:
-                    assert chain_id is not None
-                    cancel = (
-                        self.client.cancel_offer
-                        if order.side == "offer"
-                        else self.client.cancel_bid
-                    )
-                    with contextlib.suppress(ledger_errors.OrderAlreadyClosed):
-                        cancel(account, chain_id)
-                    status = "cancelled"
-                    result.orders_cancelled += 1
-            except ledger_errors.ContractError as exc:
-                status, reason = "rejected", str(exc)
-                log.warning("order %s refused by the chain: %s", order.id, exc)
-            with Session(self.engine) as session, session.begin():
-                record = session.get(ApiOrder, order.id)
-                assert record is not None
-                record.status, record.chain_id, record.reason = status, chain_id, reason
-                session.add(record)
+                posted = self._post(order, account, result)
+            except ledger_errors.LedgerPaused:
+                return False
+            if not posted:
+                return True
+            loaded = self._load(order_id)  # a cancel may have come while it was being sent
+            if loaded is None:
+                return True
+            order, account = loaded
+        if order.status == "open" and order.cancel_requested:
+            self._cancel(order, account, result)
+        return True
+
+    def _post(self, order: ApiOrder, account: LocalAccount, result: PassResult) -> bool:
+        """Post a queued order on chain and record it ``open``; whether it is on chain."""
+        post = self.client.post_offer if order.side == "offer" else self.client.post_bid
+        try:
+            chain_id = post(
+                account,
+                order.price_limit_ueur_per_kWh,
+                order.first_slot,
+                order.last_slot,
+                order.max_Wh_per_slot,
+            )
+        except ledger_errors.LedgerPaused:
+            raise
+        except ledger_errors.ContractError as exc:
+            log.warning("order %s refused by the chain: %s", order.id, exc)
+            # Nothing is on chain; if it was cancelled meanwhile, it stays cancelled.
+            self._move(order.id or 0, was="queued", status="rejected", reason=str(exc))
+            return False
+        result.orders_posted += 1
+        if self._move(order.id or 0, was="queued", status="open", chain_id=chain_id):
+            return True
+        # Closed in the database while it was being sent, by a writer that closes a queued
+        # order at once (a household's own order replacing its agent's default). It is on
+        # chain all the same: record that truthfully, open with its cancel owed, so that the
+        # cancel follows right away instead of an order live on chain that nobody tracks.
+        if self._move(
+            order.id or 0,
+            was="cancelled",
+            unposted=True,
+            status="open",
+            chain_id=chain_id,
+            cancel_requested=True,
+        ):
+            log.warning("order %s was closed while it was being posted: cancelling it", order.id)
+        return True
+
+    def _cancel(self, order: ApiOrder, account: LocalAccount, result: PassResult) -> None:
+        """Cancel an open order on chain and record it ``cancelled``."""
+        assert order.chain_id is not None
+        cancel = self.client.cancel_offer if order.side == "offer" else self.client.cancel_bid
+        try:
+            try:
+                with contextlib.suppress(ledger_errors.OrderAlreadyClosed):
+                    cancel(account, order.chain_id)
+            except ledger_errors.NotOrderOwner:
+                # The key that signed the post was replaced in between (a key rotation): the
+                # operator may cancel any order, and a cancel asked for must happen.
+                with contextlib.suppress(ledger_errors.OrderAlreadyClosed):
+                    cancel(self.operator, order.chain_id)
+        except ledger_errors.ContractError as exc:
+            # The order is still open on chain: it stays pending, and the next pass retries.
+            log.warning("cancel of order %s refused by the chain: %s", order.id, exc)
+            self._move(order.id or 0, was="open", reason=str(exc))
+            return
+        if self._move(order.id or 0, was="open", status="cancelled", reason=None):
+            result.orders_cancelled += 1
+
+    def _move(self, order_id: int, *, was: str, unposted: bool = False, **values: object) -> bool:
+        """Compare-and-set: write ``values`` to the order only if its status is still ``was``
+        (and, with ``unposted``, it has no chain id yet); whether it did."""
+        query = update(ApiOrder).where(col(ApiOrder.id) == order_id, col(ApiOrder.status) == was)
+        if unposted:
+            query = query.where(col(ApiOrder.chain_id).is_(None))
+        with Session(self.engine) as session, session.begin():
+            done = session.execute(query.values(**values))
+        return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
     # ───────────────────────────── A pass ─────────────────────────────
 

@@ -1,8 +1,10 @@
 """``/offers`` and ``/bids``: standing or one-off limit orders, and ``POST /offers/{id}/take``.
 
 A new order is stored (``queued``) before the answer (202) and posted on chain by the outbox
-(``open``, with its ``chain_id``). ``DELETE`` cancels: at once if the order is still queued,
-else the outbox cancels it on chain. Only the owner writes; any caller with a token reads.
+(``open``, with its ``chain_id``). ``DELETE`` asks for the cancellation (``cancel_requested``,
+at once) and the outbox carries it out (:func:`api.outbox.ask_cancel`): a queued order is closed
+without reaching the chain, an open one is cancelled on chain, even one the outbox was posting
+at that very moment (right after it lands). Only the owner writes; any caller with a token reads.
 A take is immediate: it buys from the offer on chain, partially if need be, and fails with 409
 when nothing is left to buy.
 """
@@ -21,6 +23,7 @@ from api.auth import Caller, HouseholdCaller
 from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
 from api.models import ApiHousehold, ApiOrder
+from api.outbox import ask_cancel
 from api.schemas import (
     MAX_SLOT,
     HouseholdQuery,
@@ -139,22 +142,24 @@ def _list(
 
 
 def _delete(side: str, order_id: int, caller: HouseholdCaller, services: Svc) -> JSONResponse:
-    with Session(services.engine) as session, session.begin():
+    with Session(services.engine) as session:
         order = session.get(ApiOrder, order_id)
-        if order is None or order.side != side:
-            raise not_found(f"unknown_{side}", f"{side} {order_id} does not exist")
-        if order.household != caller.household:
-            raise forbidden(f"{side} {order_id} belongs to another household")
-        if order.status in ("cancelled", "rejected") or order.cancel_requested:
-            raise ApiError(409, "order_closed", f"{side} {order_id} is already {order.status}")
-        if order.status == "queued":
-            order.status = "cancelled"
-        else:
-            order.cancel_requested = True
-        session.add(order)
-        session.flush()
-        out = _out(order)
-    return JSONResponse(out.model_dump(), 202)
+    if order is None or order.side != side:
+        raise not_found(f"unknown_{side}", f"{side} {order_id} does not exist")
+    if order.household != caller.household:
+        raise forbidden(f"{side} {order_id} belongs to another household")
+    asked = ask_cancel(services.engine, order_id)
+    with Session(services.engine) as session:
+        order = session.get(ApiOrder, order_id)
+    assert order is not None
+    if not asked:
+        state = "being cancelled" if order.status in ("queued", "open") else order.status
+        raise ApiError(
+            409,
+            "order_closed",
+            f"{side} {order_id} is already {state}: only a queued or open {side} can be cancelled",
+        )
+    return JSONResponse(_out(order).model_dump(), 202)
 
 
 OptSlot = Annotated[int | None, Query(ge=1, le=MAX_SLOT)]
