@@ -8,13 +8,17 @@
   if the chain refuses it).
 - ``api_order``: every offer or bid accepted by the API, posted on chain by the outbox
   (``queued`` -> ``open`` -> ``cancelled``), with its on-chain id once posted.
+- ``api_intent``: every registration, top-up, key or meter rotation, take, order post and token
+  rotation the API was asked for, recorded before anything irreversible (``pending`` ->
+  ``sending`` -> ``done`` or ``failed``), with its ``Idempotency-Key`` and its answer
+  (:mod:`api.intents`).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, UniqueConstraint
+from sqlalchemy import BigInteger, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -74,3 +78,40 @@ class ApiOrder(SQLModel, table=True):
     reason: str | None = None
     source: str = "household"  # "household" or "agent" (a default standing order)
     created_at: datetime = Field(default_factory=_now)
+
+
+class ApiIntent(SQLModel, table=True):
+    """An action recorded before it is done (:mod:`api.intents`): what will be done, where its
+    transaction went (sender, nonce, the head before it and its call data), and the answer."""
+
+    __tablename__ = "api_intent"
+    __table_args__ = (UniqueConstraint("scope", "idempotency_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: register, topup, rotate_key, rotate_meter, take, offer, bid, token.
+    kind: str = Field(index=True)
+    #: pending -> sending -> done | failed.
+    state: str = Field(default="pending", index=True)
+    #: Whose keys: "operator" or "household:<id>" (api.idempotency.scope_of).
+    scope: str
+    idempotency_key: str | None = None
+    #: SHA-256 of the operation and its validated body (api.idempotency.fingerprint).
+    fingerprint: str
+    #: The household acted on (None for a registration until it is done).
+    household: int | None = Field(default=None, index=True)
+    #: The unique thing the action claims while unfinished: a meter address.
+    subject: str | None = Field(default=None, index=True)
+    #: What will be done, as JSON (the account keystore of a new key stays encrypted).
+    payload: str = Field(default="{}", sa_type=Text)
+    #: The last transaction sent for it: sender, its nonce, the head block before it.
+    sender: str | None = None
+    nonce: int | None = Field(default=None, sa_type=BigInteger)
+    block_before: int | None = Field(default=None, sa_type=BigInteger)
+    calldata: str | None = Field(default=None, sa_type=Text)
+    tx_hash: str | None = None
+    #: The answer (status and JSON body; a bearer token in it is kept as null).
+    status_code: int | None = None
+    response: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=_now)
+    #: Unix seconds of the last change: what retention and the background pass compare.
+    updated_s: int = Field(default=0, sa_type=BigInteger, index=True)

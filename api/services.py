@@ -9,6 +9,12 @@ domain to the intake writer (:mod:`api.intake`). Those modules import none of th
 Every use of the chain goes through the gate (:meth:`Services.on_chain`), which serialises
 calls (the embedded chain is one in-process EVM) and turns an unreachable node into a 503
 while the intake keeps accepting into the database.
+
+The actions that write the chain during a request (registration, top-up, key and meter
+rotation, take) go through the intent runner (:mod:`api.intents`): recorded first, then done,
+then confirmed. On start, before anything else uses the chain, every intent an earlier process
+left unfinished is reconciled with the chain; the background loop does the same for intents a
+failed request left behind, and deletes finished ones past their retention.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import api.models  # noqa: F401  (registers the API's tables before the engine c
 from api.chain_gate import ChainGate
 from api.custody import KeyVault, load_or_create_secret
 from api.intake import IntakeWriter
+from api.intents import FaultHook, IntentRunner
 from api.metrics import Metrics
 from api.outbox import Outbox
 from api.ratelimit import RateLimiter
@@ -50,6 +57,11 @@ T = TypeVar("T")
 REQUEST_THREADS = 16
 #: Connections beside the request threads': the outbox loop, the intake writer, the indexer.
 BACKGROUND_CONNECTIONS = 4
+#: The background loop finishes an intent a request left unfinished once nobody touched it for
+#: this long (seconds): a request still driving its own intent is not raced.
+INTENT_IDLE_S = 5.0
+#: How often the background loop deletes intents past their retention (seconds).
+PURGE_EVERY_S = 3600.0
 
 
 def slot_now(seconds: int = SLOT_SECONDS) -> int:
@@ -79,7 +91,8 @@ class Services:
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.operator_token = self._secret(settings.operator_token, "operator.token")
-        self.vault = KeyVault(self._secret(settings.key_secret, "key.secret"))
+        key_secret = self._secret(settings.key_secret, "key.secret")
+        self.vault = KeyVault(key_secret)
         self.tariffs_at_deploy = Tariffs(
             settings.feed_in_ueur_per_kWh,
             settings.retail_ueur_per_kWh,
@@ -129,9 +142,35 @@ class Services:
             settle_after_s=settings.settle_after_s,
         )
         self.intake = IntakeWriter(self.engine, self.domain)
+        self.intents = IntentRunner(
+            self.gate,
+            chain=self.chain,
+            client=self.client,
+            engine=self.engine,
+            vault=self.vault,
+            mirror=self.mirror,
+            forget_meter=self.intake.forget,
+            token_secret=key_secret,
+            fault=FaultHook.from_environment(),
+        )
         self.token_cache: dict[str, int] = {}
         self.token_limiter = RateLimiter("token", settings.token_rate_per_s, settings.token_burst)
         self.meter_limiter = RateLimiter("meter", settings.meter_rate_per_s, settings.meter_burst)
+        self._purged_at = 0.0
+        self._settle_intents()
+
+    def _settle_intents(self) -> None:
+        """Finish what an earlier process left unfinished, before anything else signs with a
+        key an unfinished rotation replaces; then drop finished intents past retention."""
+        try:
+            left = self.intents.unfinished()
+            if left:
+                finished = self.intents.reconcile()
+                log.warning("reconciled %d of %d unfinished intent(s) at start", finished, left)
+            self.intents.purge()
+            self._purged_at = time.monotonic()
+        except Exception:  # the server still starts; the background loop tries again
+            log.exception("reconciling the intents at start failed")
 
     def _secret(self, given: object, filename: str) -> str:
         value = given.get_secret_value() if given is not None else None  # type: ignore[attr-defined]
@@ -203,9 +242,21 @@ class Services:
         while not self._stop.wait(self.settings.outbox_interval_s):
             self._revive_node()
             try:
+                self._intents_pass()
+            except Exception:  # keep the loop alive; the next pass retries
+                log.exception("intent pass failed")
+            try:
                 self.outbox.run_once(auto_settle=self.settings.auto_settle)
             except Exception:  # keep the loop alive; the next pass retries
                 log.exception("outbox pass failed")
+
+    def _intents_pass(self) -> None:
+        """Finish intents left unfinished by a failed request (before the outbox signs with a
+        key they replace); hourly, delete finished ones past retention."""
+        self.intents.reconcile(idle_s=INTENT_IDLE_S)
+        if time.monotonic() - self._purged_at >= PURGE_EVERY_S:
+            self.intents.purge()
+            self._purged_at = time.monotonic()
 
     def _revive_node(self) -> None:
         """Restart the embedded chain's node process if it died (its store is crash-safe).

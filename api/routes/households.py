@@ -1,5 +1,11 @@
 """``POST /households`` (operator), ``GET /households/{id}/balance`` and ``/statement``, and the
-operator's key rotation: ``POST /households/{id}/rotate-key``, ``/token`` and ``/meter``."""
+operator's key rotation: ``POST /households/{id}/rotate-key``, ``/token`` and ``/meter``.
+
+The writes validate the whole request first (every field, the addresses not zero, the meter
+new to the database, to unfinished intents and to the chain), then hand it to the intent
+runner (:mod:`api.intents`), which records it, writes the chain and confirms in the database,
+once, also across a crash; each takes an ``Idempotency-Key`` (:mod:`api.idempotency`).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,12 @@ from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, func, select
 
-from api.auth import Caller, Operator, new_token
+from api.auth import Caller, Operator, hash_token
 from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
-from api.models import ApiHousehold, ApiOrder, IntakeReading
+from api.idempotency import Ask, IdempotencyKey
+from api.intents import Answer, Plan, claimed
+from api.models import ApiHousehold, ApiIntent, IntakeReading
 from api.schemas import (
     UINT32,
     Balance,
@@ -27,11 +35,9 @@ from api.schemas import (
     MeterRotated,
     TokenRotated,
 )
-from ledger.market.agents import AgentSettings, default_orders
 from ledger.market.data import MarketDataError, load_statement
 from ledger.market.statements import StatementError
 from ledger.mirror.models import BalanceRecord, FillRecord, IndexerCursor, ReadingRecord
-from ledger.types import OPEN_END
 
 router = APIRouter(tags=["households"])
 log = logging.getLogger("voisin.api")
@@ -44,71 +50,70 @@ log = logging.getLogger("voisin.api")
     responses=problems(401, 403, 409, 422, 503),
     summary="Register a household (operator)",
 )
-def register(body: HouseholdIn, _: Operator, services: Svc) -> HouseholdCreated:
+def register(
+    body: HouseholdIn,
+    caller: Operator,
+    services: Svc,
+    idempotency_key: IdempotencyKey = None,
+) -> HouseholdCreated:
     """Registers the household on chain with a new account whose key the API holds, and posts
     its agent's default standing orders (prosumers offer, everyone bids). The bearer token in
-    the answer is shown once."""
+    the answer is shown once (and again to a retry with the same ``Idempotency-Key``)."""
+    ask = Ask.of("register", caller, idempotency_key, "POST /households", body)
+    answer = services.intents.submit(ask, lambda: _plan_registration(services, body))
+    return HouseholdCreated.model_validate(answer.unwrap())
+
+
+def _plan_registration(services: Svc, body: HouseholdIn) -> Plan:
+    """Everything a registration needs checked before its account is funded and registered."""
+    meter = _new_meter(services, body.meter)
+    account, key_json = services.vault.new_account()
+    salt = services.intents.new_salt()
+    return Plan(
+        subject=meter,
+        payload={
+            "meter": meter,
+            "prosumer": body.prosumer,
+            "name": body.name,
+            "import_baseline_Wh": body.import_baseline_Wh,
+            "export_baseline_Wh": body.export_baseline_Wh,
+            "account": account.address,
+            "key_json": key_json,
+            "token_salt": salt,
+            "token_hash": hash_token(services.intents.token_for(salt)),
+        },
+    )
+
+
+def _new_meter(services: Svc, address: str) -> str:
+    """``address`` checksummed, if it may become a meter: not zero, and registered nowhere:
+    not in the database, not claimed by an unfinished registration or rotation, not on
+    chain (a meter key is used once, even retired)."""
     from eth_utils.address import to_checksum_address
 
-    meter = to_checksum_address(body.meter)
+    meter = to_checksum_address(address)
+    if int(meter, 16) == 0:
+        raise ApiError(
+            422, "zero_address", "meter: the zero address cannot be a meter; give its key's address"
+        )
     with Session(services.engine) as session:
-        if session.exec(select(ApiHousehold).where(ApiHousehold.meter == meter)).first():
+        if session.exec(select(ApiHousehold.id).where(ApiHousehold.meter == meter)).first():
             raise ApiError(409, "meter_already_registered", f"meter {meter} is already registered")
-    account, key_json = services.vault.new_account()
-
-    def register_on_chain() -> int:
-        services.chain.fund(account.address)
-        household = services.client.register_household(
-            services.chain.operator,
-            account.address,
-            meter,
-            prosumer=body.prosumer,
-            import_baseline_Wh=body.import_baseline_Wh,
-            export_baseline_Wh=body.export_baseline_Wh,
-        )
-        services.mirror()
-        return household
-
-    household_id = services.on_chain(register_on_chain)
-    tariffs = services.tariffs()
-    token, token_hash = new_token()
-    # Standing from the first slot: the agent trades whatever the meter reports.
-    first_slot = 1
-    with Session(services.engine) as session, session.begin():
-        session.add(
-            ApiHousehold(
-                id=household_id,
-                name=body.name,
-                account=account.address,
-                meter=meter,
-                prosumer=body.prosumer,
-                token_hash=token_hash,
-                key_json=key_json,
-                meter_import_Wh=body.import_baseline_Wh,
-                meter_export_Wh=body.export_baseline_Wh,
+        if claimed(session, meter):
+            raise ApiError(
+                409,
+                "meter_already_registered",
+                f"meter {meter} is being registered by another request; a meter key is used once",
             )
+    state = services.on_chain(lambda: services.client.meter_state(meter))
+    if state.household != 0 or state.retired:
+        raise ApiError(
+            409,
+            "meter_already_registered",
+            f"meter {meter} is already registered on chain (household {state.household}"
+            f"{', retired' if state.retired else ''}); a meter key is used once",
         )
-        for order in default_orders(
-            {household_id: (body.prosumer, AgentSettings())}, set(), set(), tariffs
-        ):
-            session.add(
-                ApiOrder(
-                    side=order.side,
-                    household=household_id,
-                    price_limit_ueur_per_kWh=order.price_limit_ueur_per_kWh,
-                    first_slot=first_slot,
-                    last_slot=OPEN_END,
-                    source="agent",
-                )
-            )
-    return HouseholdCreated(
-        id=household_id,
-        account=account.address,
-        meter=meter,
-        prosumer=body.prosumer,
-        name=body.name,
-        token=token,
-    )
+    return meter
 
 
 def _known(services: Svc, household: int, caller: Caller) -> None:
@@ -238,51 +243,66 @@ def _registered(services: Svc, household: int) -> ApiHousehold:
 @router.post(
     "/households/{household}/rotate-key",
     response_model=KeyRotated,
-    responses=problems(401, 403, 404, 422, 503),
+    responses=problems(401, 403, 404, 409, 422, 503),
     summary="Replace a household's account key (operator)",
 )
-def rotate_key(household: HouseholdPath, _: Operator, services: Svc) -> KeyRotated:
+def rotate_key(
+    household: HouseholdPath,
+    caller: Operator,
+    services: Svc,
+    idempotency_key: IdempotencyKey = None,
+) -> KeyRotated:
     """A new account key, generated and encrypted here, takes over the household on chain: its
     balance and open orders stay with it, and the old account can no longer act for it. The
-    new key replaces the old one in the keystore in the same step, under the chain lock, so
-    the outbox never signs with a retired key."""
-    previous = _registered(services, household).account
-    account, key_json = services.vault.new_account()
+    new key replaces the old one in the keystore under the chain lock, so the outbox never
+    signs with a retired key."""
+    operation = f"POST /households/{household}/rotate-key"
+    ask = Ask.of("rotate_key", caller, idempotency_key, operation)
 
-    def rotate_on_chain() -> None:
-        services.chain.fund(account.address)
-        services.client.rotate_account(services.chain.operator, household, account.address)
-        with Session(services.engine) as session, session.begin():
-            record = session.get(ApiHousehold, household)
-            assert record is not None
-            record.account = account.address
-            record.key_json = key_json
-            session.add(record)
-        services.mirror()
+    def plan() -> Plan:
+        _registered(services, household)
+        account, key_json = services.vault.new_account()
+        return Plan(household=household, payload={"account": account.address, "key_json": key_json})
 
-    services.on_chain(rotate_on_chain)
+    answer = services.intents.submit(ask, plan)
     log.info("household %d: account key rotated", household)
-    return KeyRotated(id=household, account=account.address, previous_account=previous)
+    return KeyRotated.model_validate(answer.unwrap())
 
 
 @router.post(
     "/households/{household}/token",
     response_model=TokenRotated,
-    responses=problems(401, 403, 404, 422),
+    responses=problems(401, 403, 404, 409, 422),
     summary="Issue a new bearer token for a household; the old one stops working (operator)",
 )
-def rotate_token(household: HouseholdPath, _: Operator, services: Svc) -> TokenRotated:
-    _registered(services, household)
-    token, token_hash = new_token()
-    with Session(services.engine) as session, session.begin():
-        record = session.get(ApiHousehold, household)
-        assert record is not None
-        record.token_hash = token_hash
-        session.add(record)
+def rotate_token(
+    household: HouseholdPath,
+    caller: Operator,
+    services: Svc,
+    idempotency_key: IdempotencyKey = None,
+) -> TokenRotated:
+    """The new token is shown once (and again to a retry with the same ``Idempotency-Key``)."""
+    ask = Ask.of("token", caller, idempotency_key, f"POST /households/{household}/token")
+
+    def plan() -> Plan:
+        _registered(services, household)
+        salt = services.intents.new_salt()
+
+        def apply(session: Session, _: ApiIntent) -> Answer:
+            token = services.intents.token_for(salt)
+            record = session.get(ApiHousehold, household)
+            assert record is not None
+            record.token_hash = hash_token(token)
+            session.add(record)
+            return Answer(200, TokenRotated(id=household, token=token).model_dump(mode="json"))
+
+        return Plan(household=household, payload={"token_salt": salt}, apply=apply)
+
+    answer = services.intents.submit(ask, plan)
     # The cache remembers the old token's hash: forget every entry of this household.
     for digest in [d for d, h in list(services.token_cache.items()) if h == household]:
         services.token_cache.pop(digest, None)
-    return TokenRotated(id=household, token=token)
+    return TokenRotated.model_validate(answer.unwrap())
 
 
 @router.post(
@@ -292,59 +312,44 @@ def rotate_token(household: HouseholdPath, _: Operator, services: Svc) -> TokenR
     summary="Replace a household's meter key (operator)",
 )
 def rotate_meter(
-    household: HouseholdPath, body: MeterIn, _: Operator, services: Svc
+    household: HouseholdPath,
+    body: MeterIn,
+    caller: Operator,
+    services: Svc,
+    idempotency_key: IdempotencyKey = None,
 ) -> MeterRotated:
     """The new meter takes over after the old one's last accepted slot (no slot is metered
     twice), from the given registers. Refused while readings of the old meter still wait for
     the chain: they would be refused there once the old key is retired."""
-    from eth_utils.address import to_checksum_address
+    operation = f"POST /households/{household}/meter"
+    ask = Ask.of("rotate_meter", caller, idempotency_key, operation, body)
 
-    meter = to_checksum_address(body.meter)
-    record = _registered(services, household)
-    previous = record.meter
-    with Session(services.engine) as session:
-        if session.exec(select(ApiHousehold).where(ApiHousehold.meter == meter)).first():
-            raise ApiError(409, "meter_already_registered", f"meter {meter} is already registered")
-        waiting = session.exec(
-            select(func.count())
-            .select_from(IntakeReading)
-            .where(IntakeReading.meter == previous, IntakeReading.status == "queued")
-        ).one()
-    if waiting:
-        raise ApiError(
-            409,
-            "meter_readings_pending",
-            f"{waiting} reading(s) of meter {previous} are not on chain yet; retry once the "
-            "outbox has committed them (GET /health shows the backlog)",
+    def plan() -> Plan:
+        record = _registered(services, household)
+        meter = _new_meter(services, body.meter)
+        with Session(services.engine) as session:
+            waiting = session.exec(
+                select(func.count())
+                .select_from(IntakeReading)
+                .where(IntakeReading.meter == record.meter, IntakeReading.status == "queued")
+            ).one()
+        if waiting:
+            raise ApiError(
+                409,
+                "meter_readings_pending",
+                f"{waiting} reading(s) of meter {record.meter} are not on chain yet; retry once "
+                "the outbox has committed them (GET /health shows the backlog)",
+            )
+        return Plan(
+            household=household,
+            subject=meter,
+            payload={
+                "meter": meter,
+                "import_baseline_Wh": body.import_baseline_Wh,
+                "export_baseline_Wh": body.export_baseline_Wh,
+            },
         )
 
-    def rotate_on_chain() -> int:
-        services.client.rotate_meter(
-            services.chain.operator,
-            household,
-            meter,
-            body.import_baseline_Wh,
-            body.export_baseline_Wh,
-        )
-        with Session(services.engine) as session, session.begin():
-            row = session.get(ApiHousehold, household)
-            assert row is not None
-            row.meter = meter
-            row.meter_import_Wh = body.import_baseline_Wh
-            row.meter_export_Wh = body.export_baseline_Wh
-            session.add(row)
-            last_slot = row.meter_last_slot
-        services.intake.forget(previous)
-        services.mirror()
-        return last_slot
-
-    last_slot = services.on_chain(rotate_on_chain)
+    answer = services.intents.submit(ask, plan)
     log.info("household %d: meter rotated", household)
-    return MeterRotated(
-        id=household,
-        meter=meter,
-        previous_meter=previous,
-        import_baseline_Wh=body.import_baseline_Wh,
-        export_baseline_Wh=body.export_baseline_Wh,
-        last_slot=last_slot,
-    )
+    return MeterRotated.model_validate(answer.unwrap())

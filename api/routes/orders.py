@@ -7,6 +7,10 @@ without reaching the chain, an open one is cancelled on chain, even one the outb
 at that very moment (right after it lands). Only the owner writes; any caller with a token reads.
 A take is immediate: it buys from the offer on chain, partially if need be, and fails with 409
 when nothing is left to buy.
+
+A post and a take are validated completely first; the take is then recorded, sent and confirmed
+once by the intent runner (:mod:`api.intents`), and a post is stored with its intent in one
+transaction. Both take an ``Idempotency-Key`` (:mod:`api.idempotency`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from sqlmodel import Session, col, select
 from api.auth import Caller, HouseholdCaller
 from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
-from api.models import ApiHousehold, ApiOrder
+from api.idempotency import Ask, IdempotencyKey
+from api.intents import Answer, Plan
+from api.models import ApiHousehold, ApiIntent, ApiOrder
 from api.outbox import ask_cancel
 from api.schemas import (
     MAX_SLOT,
@@ -40,13 +46,6 @@ from ledger.types import OPEN_END
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["orders"])
-_NOTHING_LEFT = {
-    "insufficient_credits",
-    "insufficient_deficit",
-    "order_cap_exceeded",
-    "insufficient_funds",
-    "order_closed",
-}
 
 
 def _out(o: ApiOrder) -> OrderOut:
@@ -67,8 +66,22 @@ def _out(o: ApiOrder) -> OrderOut:
 
 
 def _post(
-    side: Literal["offer", "bid"], body: OrderIn, caller: HouseholdCaller, services: Svc
+    side: Literal["offer", "bid"],
+    body: OrderIn,
+    caller: HouseholdCaller,
+    services: Svc,
+    idempotency_key: str | None = None,
 ) -> JSONResponse:
+    ask = Ask.of(side, caller, idempotency_key, f"POST /{side}s", body)
+    answer = services.intents.submit(ask, lambda: _plan_order(side, body, caller, services))
+    return JSONResponse(answer.unwrap(), answer.status)
+
+
+def _plan_order(
+    side: Literal["offer", "bid"], body: OrderIn, caller: HouseholdCaller, services: Svc
+) -> Plan:
+    """Every check of a post, then the post itself, applied with its intent in one transaction
+    (the outbox sends it to the chain later)."""
     tariffs = services.tariffs()
     floor = tariffs.feed_in_ueur_per_kWh
     ceiling = tariffs.retail_ueur_per_kWh - tariffs.grid_fee_ueur_per_kWh
@@ -84,15 +97,19 @@ def _post(
         raise ApiError(
             422, "invalid_slot_range", f"last_slot {last} is before first_slot {body.first_slot}"
         )
-    with Session(services.engine) as session, session.begin():
-        household = session.get(ApiHousehold, caller.household)
-        assert household is not None
-        if side == "offer" and not household.prosumer:
-            raise forbidden("only a prosumer (a household with PV) may post offers")
+    household_id = caller.household
+    assert household_id is not None
+    with Session(services.engine) as session:
+        household = session.get(ApiHousehold, household_id)
+    assert household is not None
+    if side == "offer" and not household.prosumer:
+        raise forbidden("only a prosumer (a household with PV) may post offers")
+
+    def apply(session: Session, _: ApiIntent) -> Answer:
         # The household now sets its own order on this side: its agent's default steps aside.
         for default in session.exec(
             select(ApiOrder).where(
-                ApiOrder.household == household.id,
+                ApiOrder.household == household_id,
                 ApiOrder.side == side,
                 ApiOrder.source == "agent",
                 col(ApiOrder.status).in_(["queued", "open"]),
@@ -105,7 +122,7 @@ def _post(
             session.add(default)
         order = ApiOrder(
             side=side,
-            household=household.id,
+            household=household_id,
             price_limit_ueur_per_kWh=body.price_limit_ueur_per_kWh,
             max_Wh_per_slot=body.max_Wh_per_slot or 0,
             first_slot=body.first_slot,
@@ -113,8 +130,9 @@ def _post(
         )
         session.add(order)
         session.flush()
-        out = _out(order)
-    return JSONResponse(out.model_dump(), 202)
+        return Answer(202, _out(order).model_dump(mode="json"))
+
+    return Plan(household=household_id, payload=body.model_dump(mode="json"), apply=apply)
 
 
 def _list(
@@ -175,8 +193,13 @@ WRITE = problems(401, 403, 404, 409, 422, 429, 503)
     responses=WRITE,
     summary="Post a sell offer (a prosumer)",
 )
-def post_offer(body: OrderIn, caller: HouseholdCaller, services: Svc) -> JSONResponse:
-    return _post("offer", body, caller, services)
+def post_offer(
+    body: OrderIn,
+    caller: HouseholdCaller,
+    services: Svc,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return _post("offer", body, caller, services, idempotency_key)
 
 
 @router.post(
@@ -186,8 +209,13 @@ def post_offer(body: OrderIn, caller: HouseholdCaller, services: Svc) -> JSONRes
     responses=WRITE,
     summary="Post a buy bid (price excludes the grid fee)",
 )
-def post_bid(body: OrderIn, caller: HouseholdCaller, services: Svc) -> JSONResponse:
-    return _post("bid", body, caller, services)
+def post_bid(
+    body: OrderIn,
+    caller: HouseholdCaller,
+    services: Svc,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return _post("bid", body, caller, services, idempotency_key)
 
 
 @router.get("/offers", response_model=Page[OrderOut], responses=READ, summary="List offers")
@@ -244,10 +272,24 @@ def delete_bid(order_id: OrderPath, caller: HouseholdCaller, services: Svc) -> J
     responses=WRITE,
     summary="Buy directly from an offer, partially if need be (a household)",
 )
-def take(order_id: OrderPath, body: TakeIn, caller: HouseholdCaller, services: Svc) -> TakeOut:
+def take(
+    order_id: OrderPath,
+    body: TakeIn,
+    caller: HouseholdCaller,
+    services: Svc,
+    idempotency_key: IdempotencyKey = None,
+) -> TakeOut:
+    operation = f"POST /offers/{order_id}/take"
+    ask = Ask.of("take", caller, idempotency_key, operation, body)
+    answer = services.intents.submit(ask, lambda: _plan_take(order_id, body, caller, services))
+    return TakeOut.model_validate(answer.unwrap())
+
+
+def _plan_take(order_id: int, body: TakeIn, caller: HouseholdCaller, services: Svc) -> Plan:
+    """Every check a take can fail before it is sent: the offer, its owner, its state and
+    its slots. What the chain alone knows (credits, deficit, funds) its dry run checks."""
     with Session(services.engine) as session:
         order = session.get(ApiOrder, order_id)
-        buyer = session.get(ApiHousehold, caller.household)
     if order is None or order.side != "offer":
         raise not_found("unknown_offer", f"offer {order_id} does not exist")
     if order.household == caller.household:
@@ -258,32 +300,19 @@ def take(order_id: OrderPath, body: TakeIn, caller: HouseholdCaller, services: S
             "offer_not_open",
             f"offer {order_id} is {order.status}: only open offers can be taken",
         )
-    assert buyer is not None
-    account = services.vault.account(buyer.key_json)
-    chain_id = order.chain_id
-    try:
-        result = services.on_chain(
-            lambda: services.client.take_offer(account, chain_id, body.slot, body.max_Wh)
+    if not order.first_slot <= body.slot <= order.last_slot:
+        last = "open-ended" if order.last_slot == OPEN_END else str(order.last_slot)
+        raise ApiError(
+            422,
+            "slot_outside_order",
+            f"slot {body.slot} is outside offer {order_id}'s slots {order.first_slot} to {last}",
         )
-    except ApiError as exc:
-        if exc.code in _NOTHING_LEFT:
-            # Another take (or the settlement) got there first: a conflict, not bad input.
-            raise ApiError(409, exc.code, f"nothing left to buy: {exc.message}") from exc
-        raise
-    # Read your writes: mirror the take now, so the buyer's next GET /trades or balance shows
-    # it. The take is done whatever happens here; if mirroring fails, the outbox's next pass
-    # mirrors it.
-    try:
-        services.on_chain(services.mirror)
-    except Exception as exc:
-        log.warning("take %s mirrored later: %s: %s", result.tx_hash, type(exc).__name__, exc)
-    fill = result.named("FillSettled")[0].args
-    return TakeOut(
-        offer=order_id,
-        slot=body.slot,
-        energy_Wh=int(fill["energyWh"]),
-        price_ueur_per_kWh=int(fill["priceUeurPerKWh"]),
-        cost_ueur=int(fill["costUeur"]),
-        fee_ueur=int(fill["feeUeur"]),
-        tx_hash=result.tx_hash,
+    return Plan(
+        household=caller.household,
+        payload={
+            "offer": order_id,
+            "chain_id": order.chain_id,
+            "slot": body.slot,
+            "max_Wh": body.max_Wh,
+        },
     )

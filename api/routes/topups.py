@@ -1,4 +1,9 @@
-"""``POST /topups`` (operator): mint payment token to a household that paid in."""
+"""``POST /topups`` (operator): mint payment token to a household that paid in.
+
+Validated first (the household registered), then recorded, minted and confirmed once by the
+intent runner (:mod:`api.intents`); an ``Idempotency-Key`` makes a retry answer the first
+answer instead of minting again (:mod:`api.idempotency`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from sqlmodel import Session
 from api.auth import Operator
 from api.deps import Svc, problems
 from api.errors import not_found
+from api.idempotency import Ask, IdempotencyKey
+from api.intents import Plan
 from api.models import ApiHousehold
 from api.schemas import TopUpIn, TopUpOut
 
@@ -18,20 +25,25 @@ router = APIRouter(tags=["households"])
     "/topups",
     status_code=201,
     response_model=TopUpOut,
-    responses=problems(401, 403, 404, 422, 503),
+    responses=problems(401, 403, 404, 409, 422, 503),
     summary="Top up a household (operator)",
 )
-def top_up(body: TopUpIn, _: Operator, services: Svc) -> TopUpOut:
-    with Session(services.engine) as session:
-        household = session.get(ApiHousehold, body.household)
-    if household is None:
-        raise not_found("unknown_household", f"household {body.household} is not registered")
-    account = household.account
+def top_up(
+    body: TopUpIn,
+    caller: Operator,
+    services: Svc,
+    idempotency_key: IdempotencyKey = None,
+) -> TopUpOut:
+    """Mints ``amount_ueur`` to the household's account (its account on chain when the
+    transaction is sent, so a key rotation in between cannot strand the money)."""
+    ask = Ask.of("topup", caller, idempotency_key, "POST /topups", body)
 
-    def mint() -> str:
-        tx = services.client.top_up(services.chain.operator, account, body.amount_ueur)
-        services.mirror()
-        return tx.tx_hash
+    def plan() -> Plan:
+        with Session(services.engine) as session:
+            household = session.get(ApiHousehold, body.household)
+        if household is None:
+            raise not_found("unknown_household", f"household {body.household} is not registered")
+        return Plan(household=body.household, payload={"amount_ueur": body.amount_ueur})
 
-    tx_hash = services.on_chain(mint)
-    return TopUpOut(household=body.household, amount_ueur=body.amount_ueur, tx_hash=tx_hash)
+    answer = services.intents.submit(ask, plan)
+    return TopUpOut.model_validate(answer.unwrap())
