@@ -9,7 +9,6 @@ which refuses oversized, deeply nested and duplicate-key bodies before anything 
 from __future__ import annotations
 
 import gc
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,19 +24,7 @@ from api.routes import audit, health, households, market, orders, readings, topu
 from api.schemas import INT64_MAX
 from api.services import REQUEST_THREADS, Services
 from api.settings import Settings
-
-#: The interpreter's recursion limit in a Voisin API process (set by :func:`pin_recursion_limit`).
-#:
-#: Two libraries raise it when imported. py_ecc (8.0, imported by eth_keyfile, which
-#: eth_account loads for the key vault) sets 100,000 for its recursive field exponentiation,
-#: which in fact recurses once per bit of the exponent (a few hundred frames). py-evm sets
-#: 1,024 x 12, so that the embedded chain's EVM can reach 1,024 nested calls. At 100,000,
-#: Python's C JSON parser no longer stops a deeply nested body before the thread's C stack
-#: (8 MiB) runs out: a body of 80,000 ``[`` killed ``voisin serve`` with a segmentation fault.
-#: Voisin keeps py-evm's figure, the most that any library it runs needs, measured to fit the
-#: C stack of the main thread and of the request threads when parsing JSON, validating it with
-#: pydantic, ``repr`` and deep copies alike. The body guard refuses deep JSON long before.
-RECURSION_LIMIT = 1024 * 12
+from ledger.jsonscan import pin_recursion_limit
 
 DESCRIPTION = """
 Voisin is a peer-to-peer neighbourhood energy trading ledger. Meters post EIP-712 signed
@@ -57,15 +44,6 @@ levels (default 32; beyond: 422 `json_too_deep`), with each key once per object 
 `duplicate_key`). Every integer is bounded by what both the contract and the databases hold,
 so none is above 2^63 - 1.
 """
-
-
-def pin_recursion_limit() -> None:
-    """Load the library that raises the recursion limit at import, then set Voisin's own
-    (:data:`RECURSION_LIMIT`). Idempotent: :func:`create_app` calls it, and the lifespan
-    again once the chain is open (which may have loaded py-evm)."""
-    import py_ecc  # noqa: F401  (its first import raises the limit to 100,000)
-
-    sys.setrecursionlimit(RECURSION_LIMIT)
 
 
 _BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})

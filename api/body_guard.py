@@ -11,12 +11,10 @@ In order, on every route, whoever the caller (authentication comes later, in the
    and the scan below only sees through UTF-8 (where no byte of a multi-byte character is an
    ASCII bracket or quote); RFC 8259 requires UTF-8 between systems anyway.
 3. **Depth.** JSON nested deeper than ``max_json_depth`` (``VOISIN_MAX_JSON_DEPTH``) is
-   answered 422 ``json_too_deep``. The scan is not a parser and does not recurse: it deletes
-   the strings with one regular expression, keeps only the brackets, and removes innermost
-   ``[]`` pairs at most ``max_json_depth`` times (each pass is one C-level ``bytes.replace``).
-   Any bracket left over is nesting deeper than the limit, or an opening bracket that never
-   closes. Python's JSON parser recurses once per level, so without this a body of 80,000
-   ``[`` crashed the process (see :data:`api.app.RECURSION_LIMIT`).
+   answered 422 ``json_too_deep``, by the scan of :mod:`ledger.jsonscan`, which is no parser
+   and does not recurse (the embedded chain's node process guards its JSON-RPC port with it).
+   Python's JSON parser recurses once per level, so without this a body of 80,000 ``[``
+   crashed the process (see :data:`ledger.jsonscan.RECURSION_LIMIT`).
 4. **Duplicate keys.** An object with the same key twice is answered 422 ``duplicate_key``
    naming the key. Python's parser silently keeps the last value, so ``{"amount_ueur": 1,
    "amount_ueur": 999999}`` would be read as 999,999 by the route and as 1 by anything that
@@ -30,66 +28,16 @@ its own limits. The body is handed on to the application unchanged, in one messa
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyGuard", "DuplicateKey", "json_depth_problem", "refuse_duplicate_keys"]
+from ledger.jsonscan import DuplicateKey, json_depth_problem, refuse_duplicate_keys
 
-#: A JSON string: a quote, then any bytes but a quote or a backslash, or a backslash and the
-#: byte it escapes, up to the closing quote. DOTALL, so that an escaped newline (invalid JSON,
-#: but the scan must stay aligned with the parser, which stops there) cannot shift it.
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-#: Every byte but the four brackets, deleted by ``bytes.translate``.
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-#: Objects and arrays nest alike: count ``{}`` as ``[]``.
-_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
+__all__ = ["BodyGuard"]
+
 #: Content types FastAPI parses as forms, not as JSON.
 _FORMS = (b"application/x-www-form-urlencoded", b"multipart/form-data")
-
-
-class DuplicateKey(Exception):
-    """A JSON object had the same key twice (not a ``ValueError``: it is no syntax error)."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An ``object_pairs_hook`` for :func:`json.loads` that raises :class:`DuplicateKey`."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise DuplicateKey(key)
-            seen.add(key)
-    return obj
-
-
-def json_depth_problem(body: bytes, limit: int) -> tuple[str, str] | None:
-    """The error code and message if the JSON text ``body`` (UTF-8) nests deeper than
-    ``limit`` (``json_too_deep``) or opens brackets it never closes (``invalid_input``: not
-    JSON, but its parser would recurse into them all the same), else None.
-
-    Linear in the body's size times ``limit`` at worst, with no recursion and no parse: strings
-    removed, brackets kept, then up to ``limit`` passes that each remove the innermost pairs.
-    After ``k`` passes every pair nested at most ``k`` deep is gone, so whatever is left after
-    ``limit`` passes is either deeper or unbalanced.
-    """
-    brackets = _STRING.sub(b"", body).translate(_AS_SQUARE, _NOT_BRACKETS)
-    for _ in range(limit):
-        if b"[]" not in brackets:
-            break
-        brackets = brackets.replace(b"[]", b"")
-    if b"[]" in brackets:
-        return "json_too_deep", f"JSON bodies nest at most {limit} arrays and objects deep"
-    if b"[" in brackets:
-        unclosed = brackets.count(b"[")
-        return "invalid_input", f"the body must be a JSON document: {unclosed} unclosed [ or {{"
-    return None
 
 
 def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -151,7 +151,10 @@ def open_chain(
         operator = load_or_create_operator(data, operator_key)
         node = start_node(data, operator_key)
         try:
-            w3 = Web3(HTTPProvider(node.url, request_kwargs={"timeout": 120}))
+            provider = HTTPProvider(
+                node.url, request_kwargs={"timeout": 120, "headers": node.headers}
+            )
+            w3 = Web3(provider)
             w3.eth.default_account = operator.address
         except BaseException:
             node.stop()

@@ -19,7 +19,10 @@ The node speaks standard JSON-RPC 2.0 (numbers as 0x-hex quantities, camelCase f
 reverts as error code 3 with the revert data), so any web3 client can use it. It listens on
 127.0.0.1 only and has no accounts: every transaction arrives signed. It serves the public
 ``eth_`` methods only (:func:`allowed`): eth-tester's testing methods, such as
-``evm_revert``, would let any local user rewrite the ledger.
+``evm_revert``, would let any local user rewrite the ledger. It serves only the client that
+presents the bearer token its parent chose (:data:`TOKEN_ENV`; none when run by hand), and
+refuses a body over :data:`MAX_RPC_BODY_BYTES` or nested deeper than
+:data:`MAX_RPC_JSON_DEPTH` before parsing it.
 
 Run by hand: ``python -m ledger.chain.node --data-dir DIR [--port P]``.
 """
@@ -30,6 +33,7 @@ import argparse
 import ctypes
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -47,6 +51,7 @@ from web3.datastructures import AttributeDict
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
 from ledger.errors import ChainUnavailable
+from ledger.jsonscan import json_depth_problem, pin_recursion_limit
 
 #: How long the parent waits for the node to open its chain and listen.
 START_TIMEOUT_S: Final = 60.0
@@ -59,6 +64,14 @@ NICENESS: Final = 10
 #: The operator key, when the parent was given one, reaches the node through its environment
 #: (never its command line, which other users can read).
 OPERATOR_KEY_ENV: Final = "VOISIN_NODE_OPERATOR_KEY"
+#: The bearer token the parent chose for this node, through the environment too: only a
+#: client that presents it is served, so other local users cannot drive the node's port.
+TOKEN_ENV: Final = "VOISIN_NODE_TOKEN"
+#: The largest request body the node reads (bytes): a batch of web3 requests is far smaller.
+MAX_RPC_BODY_BYTES: Final = 16 * 1024 * 1024
+#: The deepest JSON a request may nest: web3's requests nest a few levels at most, and the
+#: check (:func:`ledger.jsonscan.json_depth_problem`) runs before the parser recurses.
+MAX_RPC_JSON_DEPTH: Final = 64
 
 
 # ───────────────────────────── The node (child side) ─────────────────────────────
@@ -141,7 +154,26 @@ def _error(rid: Any, code: int, message: str, data: str | None = None) -> dict[s
     return {"jsonrpc": "2.0", "id": rid, "error": error}
 
 
-def _handler(w3: Web3) -> type[BaseHTTPRequestHandler]:
+def parse_request_body(body: bytes) -> Any:
+    """The JSON of a request body, or the JSON-RPC error object that refuses it: not UTF-8,
+    nested deeper than :data:`MAX_RPC_JSON_DEPTH` (checked before the parser recurses) or not
+    JSON at all."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return _error(None, -32700, "parse error: the body is not UTF-8")
+    problem = json_depth_problem(body, MAX_RPC_JSON_DEPTH)
+    if problem is not None:
+        return _error(None, -32700, f"parse error: {problem[1]}")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return _error(None, -32700, "parse error: the body is not JSON")
+
+
+def _handler(w3: Web3, token: str | None) -> type[BaseHTTPRequestHandler]:
+    expected = None if token is None else f"Bearer {token}"
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: one connection per client thread
         # Headers and body go out in two writes; with Nagle's algorithm the second waits for
@@ -149,18 +181,35 @@ def _handler(w3: Web3) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            if expected is not None and self.headers.get("Authorization") != expected:
+                self.close_connection = True
+                self._reply(401, _error(None, -32001, "unauthorized: this node serves its parent"))
+                return
             try:
-                body = json.loads(self.rfile.read(length))
-            except (ValueError, UnicodeDecodeError):
-                reply: Any = _error(None, -32700, "parse error: the body is not JSON")
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_RPC_BODY_BYTES:
+                # The body is left unread: the connection closes after the answer.
+                self.close_connection = True
+                self._reply(
+                    413,
+                    _error(None, -32700, f"a request body is at most {MAX_RPC_BODY_BYTES} bytes"),
+                )
+                return
+            body = parse_request_body(self.rfile.read(length))
+            reply: Any
+            if isinstance(body, dict) and "error" in body and body.get("jsonrpc") == "2.0":
+                reply = body
+            elif isinstance(body, list):
+                reply = [r for r in (answer(w3, item) for item in body) if r is not None]
             else:
-                if isinstance(body, list):
-                    reply = [r for r in (answer(w3, item) for item in body) if r is not None]
-                else:
-                    reply = answer(w3, body)
+                reply = answer(w3, body)
+            self._reply(200, reply)
+
+        def _reply(self, status: int, reply: Any) -> None:
             payload = json.dumps(reply).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -201,8 +250,12 @@ def run_node(data_dir: Path, port: int, parent: int | None) -> None:
     # (committing readings, settling) waits; alone, the node still gets a whole core.
     os.nice(NICENESS)
     opened = open_embedded(data_dir, os.environ.pop(OPERATOR_KEY_ENV, None) or None)
+    # py_ecc (loaded with the chain's libraries) raised the limit to 100,000 at import; with
+    # it that high a deep body would crash the process instead of raising RecursionError.
+    pin_recursion_limit()
     chain = opened.chain
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(chain.w3))
+    token = os.environ.pop(TOKEN_ENV, None) or None
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(chain.w3, token))
     server.daemon_threads = True
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -229,7 +282,14 @@ class NodeProcess:
     process: subprocess.Popen[str]
     data_dir: Path
     operator_key: str | None = field(default=None, repr=False)
+    #: The bearer token the node serves (see :data:`TOKEN_ENV`).
+    token: str = field(default="", repr=False)
     _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers a client of this node sends with every request."""
+        return {"Authorization": f"Bearer {self.token}"}
 
     @property
     def alive(self) -> bool:
@@ -242,7 +302,7 @@ class NodeProcess:
     def restart(self) -> None:
         """Start the node again on the same port (after it died), so clients keep its URL."""
         self.stop()
-        again = start_node(self.data_dir, self.operator_key, port=self.port)
+        again = start_node(self.data_dir, self.operator_key, port=self.port, token=self.token)
         self.process, self._stopped = again.process, False
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -267,6 +327,7 @@ def start_node(
     *,
     port: int = 0,
     timeout: float = START_TIMEOUT_S,
+    token: str | None = None,
 ) -> NodeProcess:
     """Start the embedded chain of ``data_dir`` as a node process; return once it listens.
 
@@ -279,6 +340,8 @@ def start_node(
     env = dict(os.environ)
     if operator_key:
         env[OPERATOR_KEY_ENV] = operator_key
+    token = token or secrets.token_urlsafe(32)
+    env[TOKEN_ENV] = token
     log_path = data_dir / "node.log"
     command = [
         sys.executable,
@@ -322,7 +385,7 @@ def start_node(
             + (f": {tail[-1]}" if tail else "")
             + f" (log: {log_path})"
         )
-    return NodeProcess(line[len(_READY_PREFIX) :], process, data_dir, operator_key)
+    return NodeProcess(line[len(_READY_PREFIX) :], process, data_dir, operator_key, token)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,9 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.app import RECURSION_LIMIT
-from api.body_guard import json_depth_problem
 from api.process import ServeProcess
+from ledger.jsonscan import RECURSION_LIMIT, json_depth_problem
 from tests.api.conftest import OP, OPERATOR_TOKEN, Api
 
 #: The body that killed `voisin serve`: 80,000 nested arrays (160 kB).

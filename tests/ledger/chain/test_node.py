@@ -33,8 +33,8 @@ def node_chain(tmp_path: Path) -> Iterator[Chain]:
     chain.close()
 
 
-def _rpc(url: str, body: object) -> object:
-    return httpx.post(url, json=body, timeout=30).json()
+def _rpc(url: str, body: object, headers: dict[str, str] | None = None) -> object:
+    return httpx.post(url, json=body, headers=headers, timeout=30).json()
 
 
 def _pid_gone(pid: int, within_s: float) -> bool:
@@ -60,8 +60,8 @@ def test_results_are_standard_json_rpc() -> None:
 
 def test_node_answers_json_rpc_and_refuses_bad_requests(node_chain: Chain) -> None:
     assert node_chain.node is not None
-    url = node_chain.node.url
-    reply = _rpc(url, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+    url, h = node_chain.node.url, node_chain.node.headers
+    reply = _rpc(url, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, h)
     assert reply == {"jsonrpc": "2.0", "id": 1, "result": hex(node_chain.chain_id)}
     batch = _rpc(
         url,
@@ -69,15 +69,16 @@ def test_node_answers_json_rpc_and_refuses_bad_requests(node_chain: Chain) -> No
             {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
             {"jsonrpc": "2.0", "id": 2, "method": "eth_noSuchMethod", "params": []},
         ],
+        h,
     )
     assert isinstance(batch, list) and [r["id"] for r in batch] == [1, 2]
     assert batch[0]["result"].startswith("0x")
     assert "error" in batch[1] and "result" not in batch[1]
     # Not JSON, not a request object, params not a list: errors, and the node lives on.
-    garbled = httpx.post(url, content=b"{not json", timeout=30).json()
+    garbled = httpx.post(url, content=b"{not json", headers=h, timeout=30).json()
     assert garbled["error"]["code"] == -32700
-    assert _rpc(url, {"id": 3})["error"]["code"] == -32600  # type: ignore[index]
-    assert _rpc(url, {"id": 4, "method": "eth_chainId", "params": 7})["error"]["code"] == -32602  # type: ignore[index]
+    assert _rpc(url, {"id": 3}, h)["error"]["code"] == -32600  # type: ignore[index]
+    assert _rpc(url, {"id": 4, "method": "eth_chainId", "params": 7}, h)["error"]["code"] == -32602  # type: ignore[index]
     assert node_chain.node.alive
     assert node_chain.w3.eth.block_number >= 0
 
@@ -98,9 +99,32 @@ def test_the_node_refuses_testing_and_account_methods(node_chain: Chain) -> None
         ("eth_sendTransaction", [{"from": node_chain.operator.address, "value": "0x1"}]),
         ("personal_unlockAccount", [node_chain.operator.address, "", 0]),
     ]:
-        reply = _rpc(url, {"jsonrpc": "2.0", "id": 9, "method": method, "params": params})
+        body = {"jsonrpc": "2.0", "id": 9, "method": method, "params": params}
+        reply = _rpc(url, body, node_chain.node.headers)
         assert reply["error"]["code"] == -32601, (method, reply)  # type: ignore[index]
     assert node_chain.w3.eth.block_number == head + 1  # nothing reverted, reset or mined
+
+
+def test_the_node_serves_only_its_parent_and_survives_hostile_bodies(node_chain: Chain) -> None:
+    """Its port is on loopback, where any local user can reach it: without the parent's token
+    it answers nothing, and no body (too deep for the parser, too large, not UTF-8) brings
+    it down."""
+    node = node_chain.node
+    assert node is not None
+    url, h = node.url, node.headers
+    chain_id = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    stranger = httpx.post(url, json=chain_id, timeout=30)
+    assert stranger.status_code == 401 and "result" not in stranger.json()
+    wrong = httpx.post(url, json=chain_id, headers={"Authorization": "Bearer x"}, timeout=30)
+    assert wrong.status_code == 401
+    deep = b"[" * 80_000 + b"]" * 80_000
+    for body in (deep, b"[" * 80_000, "[1]".encode("utf-16")):
+        reply = httpx.post(url, content=body, headers=h, timeout=30)
+        assert reply.status_code == 200 and reply.json()["error"]["code"] == -32700
+    huge = httpx.post(url, content=b"[" + b" " * (17 * 1024 * 1024) + b"]", headers=h, timeout=60)
+    assert huge.status_code == 413
+    assert node.alive
+    assert _rpc(url, chain_id, h) == {"jsonrpc": "2.0", "id": 1, "result": hex(node_chain.chain_id)}
 
 
 def test_reverts_reach_the_client_as_typed_errors(node_chain: Chain) -> None:
