@@ -347,7 +347,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from api.settings import Settings
-    from ledger.errors import LedgerError
 
     try:
         settings = Settings()
@@ -360,18 +359,21 @@ def _serve(args: argparse.Namespace) -> int:
         f"data in {settings.data_dir.resolve()}",
         flush=True,
     )
-    try:
-        # Keep-alive beyond the default 5 s: meters and gateways reuse their connections.
-        uvicorn.run(
-            create_app(settings),
-            host=args.host,
-            port=args.port,
-            log_level="info",
-            timeout_keep_alive=30,
-        )
-    except LedgerError as exc:
-        print(f"voisin serve: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    # Keep-alive beyond the default 5 s: meters and gateways reuse their connections.
+    config = uvicorn.Config(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        # The start-up failed (chain unreachable, database down, port taken): uvicorn logged
+        # why. A non-zero exit lets a supervisor (systemd's Restart=on-failure) try again.
+        print("voisin serve: the server did not start (see the log above)", file=sys.stderr)
+        return 3
     return 0
 
 

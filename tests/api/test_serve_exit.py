@@ -51,7 +51,7 @@ def test_a_chain_that_cannot_be_reached_at_start_is_a_failure(tmp_path: Path) ->
     run = _serve(
         tmp_path, _free_port(), VOISIN_CHAIN="http://127.0.0.1:9", VOISIN_CHAIN_KEY=ANVIL_KEY
     )
-    assert run.returncode != 0
+    assert run.returncode == 3
     assert "cannot reach the chain node at http://127.0.0.1:9" in run.stderr
 
 
@@ -61,7 +61,7 @@ def test_a_port_already_taken_is_a_failure(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         run = _serve(tmp_path, taken.getsockname()[1], VOISIN_OPERATOR_TOKEN=OPERATOR_TOKEN)
-    assert run.returncode != 0
+    assert run.returncode == 3
     assert "address already in use" in run.stderr
 
 
