@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.body_guard import BodyGuard
+from api.deps import problems
 from api.routes import audit, health, households, market, orders, readings, topups, trades
 from api.schemas import INT64_MAX
 from api.services import REQUEST_THREADS, Services
@@ -147,6 +148,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(errors.reject_unknown_query)],
+        # The body guard answers these on every route, before the route runs.
+        responses=problems(413),
     )
     errors.install(app)
     app.openapi = _with_integral_bounds(app.openapi)  # type: ignore[method-assign]

@@ -99,6 +99,9 @@ async def _principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized()
+    if len(request.headers.getlist("authorization")) > 1:
+        # Which one would count is up to each proxy and framework on the way: refuse both.
+        raise unauthorized("send one Authorization header, not several")
     services = request.app.state.services
     known, digest = _known(services, credentials.credentials)
     if known is not None:

@@ -26,6 +26,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "Wrong role, or another household's resource",
         404: "Unknown id",
         409: "Conflict with what is already recorded",
+        413: "The body is larger than VOISIN_MAX_BODY_BYTES (with Content-Length or chunked)",
         422: "Invalid input",
         429: "Rate limit reached: retry after the Retry-After header's seconds",
         503: "The chain or the database is unreachable",
