@@ -115,3 +115,27 @@ class ApiIntent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now)
     #: Unix seconds of the last change: what retention and the background pass compare.
     updated_s: int = Field(default=0, sa_type=BigInteger, index=True)
+
+
+class DashboardForm(SQLModel, table=True):
+    """A dashboard form's one-time token, once a post has used it (:mod:`api.web.once`).
+
+    The row is the use: it is inserted, and committed, before the form's action starts, so of
+    two posts of one token (a reload, a double click) the second finds it and acts no more.
+    It then keeps what came of the action, which a later post of the same token shows.
+    """
+
+    __tablename__ = "dashboard_form"
+
+    #: SHA-256 (hex) of the one-time token: the row proves the use, it never holds the token.
+    token_hash: str = Field(primary_key=True)
+    #: Whose form: "operator" or "household:<id>".
+    scope: str
+    #: Which form: topup, register, meter, offer, bid or take.
+    form: str
+    #: "sent" (the action under way, or interrupted), then "done" or "refused".
+    state: str = "sent"
+    #: What came of it as JSON, ``{"key", "values"}``: the message shown again (never a token).
+    outcome: str | None = None
+    #: Unix seconds of the first post: what the retention compares.
+    used_s: int = Field(sa_type=BigInteger, index=True)

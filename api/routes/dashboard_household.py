@@ -4,7 +4,9 @@ trades and monthly bill as CSV.
 The forms go through the same functions as the API's routes (:mod:`api.routes.orders`), so a
 price is checked against the same tariff band and an order is stored and posted on chain the
 same way; the page checks each field first to say what is wrong next to it, in the reader's
-language.
+language. Each form is carried out once (its one-time token, :mod:`api.web.once`), and a
+successful post answers 303 See Other to the page, which says what was done (post/redirect/get,
+:mod:`api.web.flash`): reloading the page never sends anything again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from api.errors import ApiError
 from api.routes import orders
 from api.schemas import OrderIn, TakeIn
 from api.services import Services, slot_now
-from api.web import charts, export, forms, i18n, views
+from api.web import charts, export, flash, forms, i18n, once, views
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
 
@@ -121,24 +123,37 @@ def _render(
 
 
 @router.get("/ui/household")
-def household_page(
-    request: Request,
-    services: Svc,
-    done: Annotated[str | None, Query(pattern="^(offer|bid)$")] = None,
-) -> Response:
+def household_page(request: Request, services: Svc) -> Response:
     who = _who(request)
     if who is None:
         return RedirectResponse("/", 303)
-    notice = None
-    if done is not None:
-        current = views.standing(services.engine, who[0].household or 0, done)
-        if current is not None:
-            lang = lang_of(request)
-            key = "saved_sell" if done == "offer" else "saved_buy"
-            notice = i18n.text(lang)[key].format(
-                p=i18n.cents_per_kWh(current.price_limit_ueur_per_kWh, lang)
-            )
-    return _render(request, services, who, notice=notice)
+    return _render(request, services, who)
+
+
+HOME = "/ui/household"
+
+
+def _sent_before(
+    request: Request, services: Services, who: tuple[Principal, str], form: str, sent: str
+) -> Response | None:
+    """If this form's one-time token was used already: the page, saying what came of it."""
+    if not once.valid(who[1], form, sent):
+        return None
+    earlier = once.used(services.engine, sent)
+    if earlier is None:
+        return None
+    return flash.redirect(request, HOME, who[1], earlier.again())
+
+
+def _use_up(
+    request: Request, services: Services, who: tuple[Principal, str], form: str, sent: str
+) -> Response | None:
+    """Use the form's one-time token up before acting: None if the action may go ahead, else
+    the page saying what an earlier post of it did (it won a race with this one)."""
+    earlier = once.claim(services.engine, f"household:{who[0].household}", form, sent)
+    if earlier is None:
+        return None
+    return flash.redirect(request, HOME, who[1], earlier.again())
 
 
 def _refused(
@@ -156,6 +171,7 @@ def set_price(
     side: Annotated[str, Form(pattern="^(offer|bid)$")],
     price: Annotated[str, Form(max_length=40)] = "",
     form_token: Annotated[str, Form(max_length=100)] = "",
+    once_token: Annotated[str, Form(alias="once", max_length=200)] = "",
 ) -> Response:
     """Set the household's standing price on one side: a new standing order first, then the
     previous one cancelled, so there is no slot without an order."""
@@ -165,6 +181,9 @@ def set_price(
     field = f"{side}_price"
     if not form_token_ok(who[1], form_token):
         return _refused(request, services, who, field, forms.FieldError("err_session"), {})
+    again = _sent_before(request, services, who, side, once_token)
+    if again is not None:
+        return again
     band = views.band(services.engine, services.tariffs_at_deploy)
     lang = lang_of(request)
     shown = {
@@ -174,8 +193,13 @@ def set_price(
     try:
         value = forms.price(price, band.floor, band.ceiling, shown)
         _within_limits(services, who[0].household or 0)
+        if not once.valid(who[1], side, once_token):
+            raise forms.FieldError("err_session")
     except forms.FieldError as error:
         return _refused(request, services, who, field, error, {field: price})
+    raced = _use_up(request, services, who, side, once_token)
+    if raced is not None:
+        return raced
     previous = views.own_live_orders(services.engine, who[0].household or 0, side)
     # Standing from slot 1, like the agent's defaults it replaces: settled slots are never
     # cleared again, so it applies to every slot not yet settled (the last one included).
@@ -187,9 +211,19 @@ def set_price(
         for old in previous:
             cancel(old.id or 0, who[0], services)
     except ApiError as exc:
+        once.record(services.engine, once_token, _server(exc), refused=True)
         refused = forms.FieldError("err_server", {"m": exc.message})
         return _refused(request, services, who, field, refused, {field: price})
-    return RedirectResponse(f"/ui/household?done={side}", 303)
+    saved = once.Outcome(
+        "saved_sell" if side == "offer" else "saved_buy", {"price_ueur_per_kWh": value}
+    )
+    once.record(services.engine, once_token, saved)
+    return flash.redirect(request, HOME, who[1], saved)
+
+
+def _server(exc: ApiError) -> once.Outcome:
+    """A refusal by the API, as a form's outcome."""
+    return once.Outcome("err_server", {"m": exc.message})
 
 
 @router.post("/ui/household/take")
@@ -200,10 +234,15 @@ def take_offer(
     slot: Annotated[str, Form(max_length=20)] = "",
     max_Wh: Annotated[str, Form(max_length=40)] = "",
     form_token: Annotated[str, Form(max_length=100)] = "",
+    once_token: Annotated[str, Form(alias="once", max_length=200)] = "",
 ) -> Response:
     who = _who(request)
     if who is None:
         return RedirectResponse("/", 303)
+    if form_token_ok(who[1], form_token):
+        again = _sent_before(request, services, who, "take", once_token)
+        if again is not None:
+            return again
     hid = who[0].household or 0
     open_ids = {o.id or 0 for o in views.open_offers(services.engine, not_of=hid, limit=500)}
     values = {f"take_slot_{offer}": slot, f"take_qty_{offer}": max_Wh}
@@ -223,18 +262,28 @@ def take_offer(
         _within_limits(services, hid)
     except forms.FieldError as error:
         return _refused(request, services, who, f"take_qty_{offer_id}", error, values)
+    if not once.valid(who[1], "take", once_token):
+        expired = forms.FieldError("err_session")
+        return _refused(request, services, who, "take", expired, values)
+    raced = _use_up(request, services, who, "take", once_token)
+    if raced is not None:
+        return raced
     try:
         done = orders.take(offer_id, TakeIn(slot=chosen, max_Wh=energy), who[0], services)
     except ApiError as exc:
+        once.record(services.engine, once_token, _server(exc), refused=True)
         refused = forms.FieldError("err_server", {"m": exc.message})
         return _refused(request, services, who, f"take_qty_{offer_id}", refused, values)
-    lang = lang_of(request)
-    notice = i18n.text(lang)["took"].format(
-        e=i18n.integer(done.energy_Wh, lang),
-        p=i18n.cents_per_kWh(done.price_ueur_per_kWh, lang),
-        c=i18n.euros(done.cost_ueur + done.fee_ueur, lang),
+    took = once.Outcome(
+        "took",
+        {
+            "energy_Wh": done.energy_Wh,
+            "price_ueur_per_kWh": done.price_ueur_per_kWh,
+            "paid_ueur": done.cost_ueur + done.fee_ueur,
+        },
     )
-    return _render(request, services, who, notice=notice)
+    once.record(services.engine, once_token, took)
+    return flash.redirect(request, HOME, who[1], took)
 
 
 @router.get("/ui/household/trades.csv")

@@ -1,6 +1,10 @@
 """The grid operator's dashboard page: neighbourhood flows and clearing prices per slot, the
 audit with links to each finding's evidence, the feeder check, and the forms to register a
-household and to top one up (through the API's own route functions).
+household, replace its meter and top it up (through the API's own route functions).
+
+Each form is carried out once (its one-time token, :mod:`api.web.once`), and a successful post
+answers 303 See Other to the page, which says what was done (post/redirect/get,
+:mod:`api.web.flash`): reloading the page never tops up or registers again.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from api.schemas import (
     plain_text,
 )
 from api.services import Services
-from api.web import audit, charts, forms, i18n, views
+from api.web import audit, charts, flash, forms, i18n, once, views
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
 
@@ -136,6 +140,37 @@ async def operator_page(request: Request, services: Svc) -> Response:
     return await _render(request, services, who)
 
 
+HOME = "/ui/operator"
+
+
+def _sent_before(
+    request: Request, services: Services, who: tuple[Principal, str], form: str, sent: str
+) -> Response | None:
+    """If this form's one-time token was used already: the page, saying what came of it."""
+    if not once.valid(who[1], form, sent):
+        return None
+    earlier = once.used(services.engine, sent)
+    if earlier is None:
+        return None
+    return flash.redirect(request, HOME, who[1], earlier.again())
+
+
+def _use_up(
+    request: Request, services: Services, who: tuple[Principal, str], form: str, sent: str
+) -> Response | None:
+    """Use the form's one-time token up before acting: None if the action may go ahead, else
+    the page saying what an earlier post of it did (it won a race with this one)."""
+    earlier = once.claim(services.engine, "operator", form, sent)
+    if earlier is None:
+        return None
+    return flash.redirect(request, HOME, who[1], earlier.again())
+
+
+def _refusal(exc: ApiError) -> once.Outcome:
+    """A refusal by the API, as a form's outcome."""
+    return once.Outcome("err_server", {"m": exc.message})
+
+
 @router.post("/ui/operator/register")
 async def register(
     request: Request,
@@ -146,6 +181,7 @@ async def register(
     import_Wh: Annotated[str, Form(max_length=40)] = "",
     export_Wh: Annotated[str, Form(max_length=40)] = "",
     form_token: Annotated[str, Form(max_length=100)] = "",
+    once_token: Annotated[str, Form(alias="once", max_length=200)] = "",
 ) -> Response:
     who = _who(request)
     if who is None:
@@ -155,6 +191,12 @@ async def register(
         "import_Wh": import_Wh, "export_Wh": export_Wh,
     }  # fmt: skip
     lang = lang_of(request)
+    if form_token_ok(who[1], form_token):
+        again = await run_in_threadpool(
+            _sent_before, request, services, who, "register", once_token
+        )
+        if again is not None:
+            return again
     field = "meter"
     try:
         if not form_token_ok(who[1], form_token):
@@ -169,6 +211,9 @@ async def register(
             plain_text(name)
         except ValueError as exc:
             raise forms.FieldError("err_server", {"m": str(exc)}) from exc
+        field = "meter"
+        if not once.valid(who[1], "register", once_token):
+            raise forms.FieldError("err_session")
     except forms.FieldError as error:
         return await _render(
             request, services, who, 422, errors={field: message(lang, error)}, values=values
@@ -180,13 +225,23 @@ async def register(
         import_baseline_Wh=import_baseline,
         export_baseline_Wh=export_baseline,
     )
+    raced = await run_in_threadpool(_use_up, request, services, who, "register", once_token)
+    if raced is not None:
+        return raced
     try:
         created = await run_in_threadpool(households.register, body, who[0], services)
     except ApiError as exc:
+        await run_in_threadpool(
+            once.record, services.engine, once_token, _refusal(exc), refused=True
+        )
         text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
         return await _render(request, services, who, 422, errors={"meter": text}, values=values)
-    notice = i18n.text(lang)["registered"].format(id=created.id, token=created.token)
-    return await _render(request, services, who, notice=notice)
+    # The stored outcome never holds the new token: a replay says the form was done, and the
+    # token reaches the screen once, through the flash.
+    kept = once.Outcome("registered_earlier", {"id": created.id})
+    await run_in_threadpool(once.record, services.engine, once_token, kept)
+    shown = once.Outcome("registered", {"id": created.id, "token": created.token or ""})
+    return flash.redirect(request, HOME, who[1], shown)
 
 
 @router.post("/ui/operator/meter")
@@ -198,6 +253,7 @@ async def replace_meter(
     import_Wh: Annotated[str, Form(max_length=40)] = "",
     export_Wh: Annotated[str, Form(max_length=40)] = "",
     form_token: Annotated[str, Form(max_length=100)] = "",
+    once_token: Annotated[str, Form(alias="once", max_length=200)] = "",
 ) -> Response:
     """Register a new meter for a household (a replaced or re-keyed meter)."""
     who = _who(request)
@@ -208,6 +264,10 @@ async def replace_meter(
         "new_import_Wh": import_Wh, "new_export_Wh": export_Wh,
     }  # fmt: skip
     lang = lang_of(request)
+    if form_token_ok(who[1], form_token):
+        again = await run_in_threadpool(_sent_before, request, services, who, "meter", once_token)
+        if again is not None:
+            return again
     known = {h.id for h, _ in views.households(services.engine)}
     field = "meter_household"
     try:
@@ -224,16 +284,26 @@ async def replace_meter(
             meter=address, import_baseline_Wh=import_baseline, export_baseline_Wh=export_baseline
         )
         field = "new_meter"
-        done = await run_in_threadpool(households.rotate_meter, target, body, who[0], services)
+        if not once.valid(who[1], "meter", once_token):
+            raise forms.FieldError("err_session")
     except forms.FieldError as error:
         return await _render(
             request, services, who, 422, errors={field: message(lang, error)}, values=values
         )
+    raced = await run_in_threadpool(_use_up, request, services, who, "meter", once_token)
+    if raced is not None:
+        return raced
+    try:
+        done = await run_in_threadpool(households.rotate_meter, target, body, who[0], services)
     except ApiError as exc:
+        await run_in_threadpool(
+            once.record, services.engine, once_token, _refusal(exc), refused=True
+        )
         text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
         return await _render(request, services, who, 422, errors={field: text}, values=values)
-    notice = i18n.text(lang)["replaced"].format(id=target, meter=done.meter, slot=done.last_slot)
-    return await _render(request, services, who, notice=notice)
+    replaced = once.Outcome("replaced", {"id": target, "meter": done.meter, "slot": done.last_slot})
+    await run_in_threadpool(once.record, services.engine, once_token, replaced)
+    return flash.redirect(request, HOME, who[1], replaced)
 
 
 @router.post("/ui/operator/topup")
@@ -243,12 +313,17 @@ async def top_up(
     household: Annotated[str, Form(max_length=20)] = "",
     amount: Annotated[str, Form(max_length=40)] = "",
     form_token: Annotated[str, Form(max_length=100)] = "",
+    once_token: Annotated[str, Form(alias="once", max_length=200)] = "",
 ) -> Response:
     who = _who(request)
     if who is None:
         return RedirectResponse("/", 303)
     values = {"household": household, "amount": amount}
     lang = lang_of(request)
+    if form_token_ok(who[1], form_token):
+        again = await run_in_threadpool(_sent_before, request, services, who, "topup", once_token)
+        if again is not None:
+            return again
     known = {h.id for h, _ in views.households(services.engine)}
     field = "household"
     try:
@@ -258,16 +333,26 @@ async def top_up(
         field = "amount"
         amount_ueur = forms.euros(amount, MAX_TOPUP_UEUR)
         body = TopUpIn(household=target, amount_ueur=amount_ueur)
-        await run_in_threadpool(topups.top_up, body, who[0], services)
+        if not once.valid(who[1], "topup", once_token):
+            raise forms.FieldError("err_session")
     except forms.FieldError as error:
         return await _render(
             request, services, who, 422, errors={field: message(lang, error)}, values=values
         )
+    raced = await run_in_threadpool(_use_up, request, services, who, "topup", once_token)
+    if raced is not None:
+        return raced
+    try:
+        await run_in_threadpool(topups.top_up, body, who[0], services)
     except ApiError as exc:
+        await run_in_threadpool(
+            once.record, services.engine, once_token, _refusal(exc), refused=True
+        )
         text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
         return await _render(request, services, who, 422, errors={field: text}, values=values)
-    notice = i18n.text(lang)["topped_up"].format(a=i18n.euros(amount_ueur, lang), id=target)
-    return await _render(request, services, who, notice=notice)
+    topped = once.Outcome("topped_up", {"amount_ueur": amount_ueur, "household": target})
+    await run_in_threadpool(once.record, services.engine, once_token, topped)
+    return flash.redirect(request, HOME, who[1], topped)
 
 
 @router.get("/ui/operator/evidence")

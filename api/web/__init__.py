@@ -5,6 +5,8 @@
 - :mod:`api.web.charts`: the charts, drawn as inline SVG with their text alternative;
 - :mod:`api.web.views`: the figures each page shows, read from the database;
 - :mod:`api.web.session`: the sign-in cookie and the per-form anti-forgery token;
+- :mod:`api.web.once`: the one-time token that makes each money or registering form act once;
+- :mod:`api.web.flash`: the message a page shows once after a form redirected to it;
 - ``templates/`` and ``static/``: the pages, one stylesheet and one small script, all served
   locally (no CDN: the dashboard works offline).
 

@@ -163,6 +163,21 @@ _TEXT: dict[str, tuple[str, str]] = {
         "Trop de changements d'un coup ; réessayez dans {s} s.",
     ),
     "err_server": ("The ledger refused: {m}", "Le registre a refusé : {m}"),
+    # A form sent again (api/web/once.py): what happened the first time, and nothing more.
+    "already_done": (
+        "This form was already sent, and done then: {first}",
+        "Ce formulaire a déjà été envoyé, et exécuté alors : {first}",
+    ),
+    "already_refused": (
+        "This form was already sent, and refused then: {first}",
+        "Ce formulaire a déjà été envoyé, et refusé alors : {first}",
+    ),
+    "already_sent": (
+        "This form was already sent; what came of it is not known yet. Look at the page before "
+        "sending it again.",
+        "Ce formulaire a déjà été envoyé ; son résultat n'est pas encore connu. Regardez la page "
+        "avant de l'envoyer à nouveau.",
+    ),
     # Operator view
     "operator": ("Grid operator", "Gestionnaire de réseau"),
     "flows": ("Neighbourhood flows per slot", "Flux du quartier par tranche"),
@@ -238,6 +253,11 @@ _TEXT: dict[str, tuple[str, str]] = {
     "registered": (
         "Household {id} registered. Its token, shown only now: {token}",
         "Foyer {id} inscrit. Son jeton, affiché une seule fois : {token}",
+    ),
+    "registered_earlier": (
+        "Household {id} was registered by this form; its token was shown only once, then.",
+        "Le foyer {id} a été inscrit par ce formulaire ; son jeton n'a été affiché qu'une "
+        "fois, à ce moment-là.",
     ),
     "import_baseline": (
         "Import register now (Wh, empty for 0)",

@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from api.web import i18n
+from api.web import flash, i18n, once
 from api.web.forms import FieldError
 from api.web.session import LANG_COOKIE, form_token
 
@@ -35,6 +35,8 @@ def page(
         "lang": lang,
         "t": i18n.text(lang),
         "form_token": form_token(token) if token else "",
+        # A fresh one-time token per form shown (api/web/once.py).
+        "once": (lambda form: once.issue(token, form)) if token else (lambda form: ""),
         "money": lambda ueur: i18n.euros(ueur, lang),
         "price": lambda p: i18n.cents_per_kWh(p, lang),
         "num": lambda n: i18n.integer(n, lang),
@@ -45,7 +47,13 @@ def page(
         "values": {},
         "notice": None,
     }
-    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+    merged = {**base, **context}
+    waiting = flash.taken(request, token) if token else None
+    if waiting is not None and merged["notice"] is None:
+        merged["notice"] = waiting.text(lang)
+    response = templates.TemplateResponse(request, name, merged, status_code=status)
+    if token:
+        flash.cleared(request, response)  # shown once, on this page
     # Pages hold personal figures: never cached, never framed by another site.
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
