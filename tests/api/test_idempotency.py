@@ -1,0 +1,417 @@
+"""Idempotency keys and validation before anything irreversible.
+
+The same ``Idempotency-Key`` with the same request answers the first answer again and applies
+nothing twice, also while the first is still in flight; another request with that key is a
+409; keys belong to their caller. A request refused by validation mines nothing, records
+nothing and keeps no answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from api.idempotency import HEADER, KEY_RETENTION
+from api.intents import FAULT_ENV, FaultHook, InjectedFault
+from api.models import ApiHousehold, ApiIntent, ApiOrder
+from ledger.errors import ChainUnavailable
+from tests.api.conftest import OP, Api, Member, past_slot
+
+
+def keyed(headers: dict[str, str], key: str) -> dict[str, str]:
+    return {**headers, HEADER: key}
+
+
+def head(api: Api) -> int:
+    return int(api.services.chain.w3.eth.block_number)
+
+
+def intents(api: Api) -> list[ApiIntent]:
+    with Session(api.services.engine) as session:
+        return list(session.exec(select(ApiIntent)))
+
+
+def topped_up(api: Api, account: str) -> list[int]:
+    client = api.services.client
+    found = client.events(api.services.deployment.block_number, head(api))
+    return [
+        int(e.args["amountUeur"])
+        for e in found
+        if e.name == "ToppedUp" and e.args["account"] == account
+    ]
+
+
+# ───────────────────────────── The same request again ─────────────────────────────
+
+
+def test_a_registration_sent_again_with_its_key_answers_the_same_household_and_token(
+    api: Api,
+) -> None:
+    meter = Account.create()
+    body = {"meter": meter.address, "prosumer": True, "name": "Inès"}
+    first = api.client.post("/households", json=body, headers=keyed(OP, "reg-1"))
+    assert first.status_code == 201, first.text
+    count, block = api.services.client.household_count(), head(api)
+    again = api.client.post("/households", json=body, headers=keyed(OP, "reg-1"))
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert (api.services.client.household_count(), head(api)) == (count, block)
+    token = {"Authorization": f"Bearer {again.json()['token']}"}
+    assert api.client.get(f"/households/{first.json()['id']}/balance", headers=token).is_success
+    with Session(api.services.engine) as session:
+        stored = session.exec(select(ApiIntent)).one()
+    assert first.json()["token"] not in (stored.response or "") + stored.payload
+
+
+def test_a_top_up_sent_again_with_its_key_mints_once(api: Api) -> None:
+    m = api.register(prosumer=False)
+    body = {"household": m.id, "amount_ueur": 1_234}
+    first = api.client.post("/topups", json=body, headers=keyed(OP, "top-1"))
+    again = api.client.post("/topups", json=body, headers=keyed(OP, "top-1"))
+    assert first.status_code == 201, first.text
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert topped_up(api, m.account) == [1_234]
+    assert api.services.client.balance_of(m.account) == 1_234
+
+
+def test_the_same_key_with_another_request_is_refused_and_changes_nothing(api: Api) -> None:
+    m = api.register(prosumer=False)
+    first = api.client.post(
+        "/topups", json={"household": m.id, "amount_ueur": 10}, headers=keyed(OP, "k")
+    )
+    assert first.status_code == 201
+    block = head(api)
+    for path, body in [
+        ("/topups", {"household": m.id, "amount_ueur": 11}),
+        ("/households", {"meter": Account.create().address, "prosumer": False}),
+    ]:
+        r = api.client.post(path, json=body, headers=keyed(OP, "k"))
+        assert r.status_code == 409 and r.json()["code"] == "idempotency_key_reused", r.text
+    r = api.client.post(f"/households/{m.id}/rotate-key", headers=keyed(OP, "k"))
+    assert r.status_code == 409 and r.json()["code"] == "idempotency_key_reused"
+    assert head(api) == block
+    assert api.services.client.balance_of(m.account) == 10
+
+
+def test_keys_belong_to_their_caller(embedded_api: Api) -> None:
+    api = embedded_api
+    a, b = api.register(prosumer=False), api.register(prosumer=False)
+    bid = {"price_limit_ueur_per_kWh": 100_000, "first_slot": past_slot(1)}
+    ra = api.client.post("/bids", json=bid, headers=keyed(a.auth, "same"))
+    rb = api.client.post("/bids", json=bid, headers=keyed(b.auth, "same"))
+    assert (ra.status_code, rb.status_code) == (202, 202)
+    assert (ra.json()["household"], rb.json()["household"]) == (a.id, b.id)
+    assert ra.json()["id"] != rb.json()["id"]
+    topup = api.client.post(
+        "/topups", json={"household": a.id, "amount_ueur": 5}, headers=keyed(OP, "same")
+    )
+    assert topup.status_code == 201  # the operator's "same" is not the households'
+
+
+def test_an_order_sent_again_with_its_key_is_stored_once_and_answered_as_first_stored(
+    embedded_api: Api,
+) -> None:
+    api = embedded_api
+    m = api.register(prosumer=True)
+    for side in ("offers", "bids"):
+        body = {"price_limit_ueur_per_kWh": 90_000, "first_slot": past_slot(1)}
+        first = api.client.post(f"/{side}", json=body, headers=keyed(m.auth, f"order-{side}"))
+        assert first.status_code == 202 and first.json()["status"] == "queued", first.text
+        api.flush()  # the order is open now; the answer stays what it was
+        again = api.client.post(f"/{side}", json=body, headers=keyed(m.auth, f"order-{side}"))
+        assert (again.status_code, again.json()) == (202, first.json())
+    with Session(api.services.engine) as session:
+        own = session.exec(
+            select(ApiOrder.side, func.count())
+            .where(ApiOrder.household == m.id, ApiOrder.source == "household")
+            .group_by(ApiOrder.side)  # type: ignore[arg-type]
+        ).all()
+    assert sorted(own) == [("bid", 1), ("offer", 1)]
+
+
+def test_a_take_sent_again_with_its_key_buys_once(api: Api) -> None:
+    _seller, buyer, slot, offer = _trade_ready(api)
+    body = {"slot": slot, "max_Wh": 200}
+    first = api.client.post(f"/offers/{offer}/take", json=body, headers=keyed(buyer.auth, "t"))
+    again = api.client.post(f"/offers/{offer}/take", json=body, headers=keyed(buyer.auth, "t"))
+    assert first.status_code == 200, first.text
+    assert (again.status_code, again.json()) == (200, first.json())
+    assert api.services.client.slot_energy(buyer.id, slot).bought_Wh == 200
+    trades = api.client.get("/trades", headers=buyer.auth).json()
+    assert trades["total"] == 1
+
+
+def test_a_refusal_from_the_chain_is_the_answer_given_again(embedded_api: Api) -> None:
+    """A take that found nothing to buy is answered 409 again with its key, even once there
+    is something: the first answer is the answer (a new key makes a new take)."""
+    api = embedded_api
+    seller, buyer, slot, offer = _trade_ready(api)
+    empty = slot + 1  # the seller exported nothing then
+    assert api.client.post(
+        "/readings", json={"readings": [api.reading(buyer, empty, import_Wh=10)]}
+    ).is_success
+    api.flush()
+    body = {"slot": empty, "max_Wh": 5}
+    first = api.client.post(f"/offers/{offer}/take", json=body, headers=keyed(buyer.auth, "e"))
+    assert first.status_code == 409 and first.json()["code"] == "insufficient_credits", first.text
+    assert api.client.post(
+        "/readings", json={"readings": [api.reading(seller, empty, export_Wh=50)]}
+    ).is_success
+    api.flush()
+    block = head(api)
+    again = api.client.post(f"/offers/{offer}/take", json=body, headers=keyed(buyer.auth, "e"))
+    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert head(api) == block
+    (intent,) = [i for i in intents(api) if i.idempotency_key == "e"]
+    assert intent.state == "failed"
+
+
+def test_a_token_issued_again_with_its_key_is_the_same_token(embedded_api: Api) -> None:
+    api = embedded_api
+    m = api.register(prosumer=False)
+    first = api.client.post(f"/households/{m.id}/token", headers=keyed(OP, "tok"))
+    again = api.client.post(f"/households/{m.id}/token", headers=keyed(OP, "tok"))
+    assert first.status_code == 200 and again.json() == first.json()
+    new = {"Authorization": f"Bearer {first.json()['token']}"}
+    assert api.client.get(f"/households/{m.id}/balance", headers=new).is_success
+    assert api.client.get(f"/households/{m.id}/balance", headers=m.auth).status_code == 401
+
+
+def test_a_retry_while_the_first_is_in_flight_waits_and_answers_the_same(
+    embedded_api: Api,
+) -> None:
+    api = embedded_api
+    m = api.register(prosumer=False)
+    body = {"household": m.id, "amount_ueur": 42}
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        answers.append(api.client.post("/topups", json=body, headers=keyed(OP, "flight")))
+
+    with api.services.gate.lock:  # the chain is busy: the first request waits, recorded
+        first = threading.Thread(target=send)
+        first.start()
+        deadline = time.monotonic() + 10
+        while not any(i.idempotency_key == "flight" for i in intents(api)):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        second = threading.Thread(target=send)
+        second.start()
+        time.sleep(0.2)
+        assert answers == []
+    first.join(30)
+    second.join(30)
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].json() == answers[1].json()
+    assert topped_up(api, m.account) == [42]
+
+
+# ───────────────────────────── Refused: nothing happens ─────────────────────────────
+
+
+def test_a_zero_meter_is_refused_before_anything_is_mined(api: Api) -> None:
+    m = api.register(prosumer=True)
+    before = (head(api), api.snapshot(), len(intents(api)))
+    zero = "0x" + "0" * 40
+    r = api.client.post("/households", json={"meter": zero, "prosumer": True}, headers=OP)
+    assert r.status_code == 422 and r.json()["code"] == "zero_address", r.text
+    r = api.client.post(f"/households/{m.id}/meter", json={"meter": zero}, headers=OP)
+    assert r.status_code == 422 and r.json()["code"] == "zero_address", r.text
+    assert (head(api), api.snapshot(), len(intents(api))) == before
+
+
+def test_a_meter_already_on_chain_is_refused_before_anything_is_mined(api: Api) -> None:
+    """A meter the chain knows but the API does not (registered by another tool, or by a
+    registration whose database write failed) cannot be registered or rotated to again."""
+    m = api.register(prosumer=True)
+    services = api.services
+    meter = Account.create()
+    with services.gate.lock:
+        services.client.register_household(
+            services.chain.operator, Account.create().address, meter.address, prosumer=False
+        )
+    before = (head(api), api.snapshot(), services.client.household(m.id).meter)
+    r = api.client.post("/households", json={"meter": meter.address, "prosumer": True}, headers=OP)
+    assert r.status_code == 409 and r.json()["code"] == "meter_already_registered", r.text
+    r = api.client.post(f"/households/{m.id}/meter", json={"meter": meter.address}, headers=OP)
+    assert r.status_code == 409 and r.json()["code"] == "meter_already_registered", r.text
+    assert (head(api), api.snapshot(), services.client.household(m.id).meter) == before
+
+
+def test_a_refused_request_keeps_no_answer_for_its_key(embedded_api: Api) -> None:
+    api = embedded_api
+    m = api.register(prosumer=False)
+    r = api.client.post(
+        "/topups", json={"household": 9_999, "amount_ueur": 5}, headers=keyed(OP, "later")
+    )
+    assert r.status_code == 404
+    assert not any(i.idempotency_key == "later" for i in intents(api))
+    r = api.client.post(
+        "/topups", json={"household": m.id, "amount_ueur": 5}, headers=keyed(OP, "later")
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_an_unkeyed_registration_interrupted_after_the_chain_still_gets_its_household(
+    embedded_api: Api,
+) -> None:
+    """Without a key: the household the chain registered is confirmed in the database by the
+    reconciliation, a second registration of its meter is refused with nothing mined, and the
+    operator issues it a token."""
+    api = embedded_api
+    meter = Account.create()
+    api.services.intents.fault = FaultHook("register.sent")
+    with pytest.raises(InjectedFault):
+        api.client.post("/households", json={"meter": meter.address, "prosumer": True}, headers=OP)
+    assert api.services.intents.reconcile() == 1
+    with Session(api.services.engine) as session:
+        (row,) = session.exec(select(ApiHousehold).where(ApiHousehold.meter == meter.address))
+    block = head(api)
+    again = api.client.post(
+        "/households", json={"meter": meter.address, "prosumer": True}, headers=OP
+    )
+    assert again.status_code == 409 and again.json()["code"] == "meter_already_registered"
+    assert head(api) == block
+    token = api.client.post(f"/households/{row.id}/token", headers=OP).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert api.client.get(f"/households/{row.id}/balance", headers=auth).is_success
+
+
+# ───────────────────────────── The node stops answering ─────────────────────────────
+
+
+def test_a_node_down_before_sending_does_nothing_and_frees_the_key(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = embedded_api
+    m = api.register(prosumer=False)
+
+    def down(*_: Any) -> Any:
+        raise ChainUnavailable("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(api.services.client, "household", down)
+        r = api.client.post(
+            "/topups", json={"household": m.id, "amount_ueur": 9}, headers=keyed(OP, "down")
+        )
+    assert r.status_code == 503 and r.json()["code"] == "chain_unavailable", r.text
+    assert [i for i in intents(api) if i.idempotency_key == "down"] == []
+    r = api.client.post(
+        "/topups", json={"household": m.id, "amount_ueur": 9}, headers=keyed(OP, "down")
+    )
+    assert r.status_code == 201, r.text
+    assert topped_up(api, m.account) == [9]
+
+
+def test_a_node_down_while_sending_is_finished_once_it_answers(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = embedded_api
+    m = api.register(prosumer=False)
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise ChainUnavailable("connection reset")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(api.services.client, "top_up", down)
+        r = api.client.post(
+            "/topups", json={"household": m.id, "amount_ueur": 8}, headers=keyed(OP, "mid")
+        )
+    assert r.status_code == 503 and "same Idempotency-Key" in r.json()["message"], r.text
+    assert [i.state for i in intents(api) if i.idempotency_key == "mid"] == ["sending"]
+    r = api.client.post(
+        "/topups", json={"household": m.id, "amount_ueur": 8}, headers=keyed(OP, "mid")
+    )
+    assert r.status_code == 201, r.text
+    assert topped_up(api, m.account) == [8]
+
+
+# ───────────────────────────── Keys, documents, the hook ─────────────────────────────
+
+
+def test_finished_intents_are_forgotten_after_the_retention(embedded_api: Api) -> None:
+    api = embedded_api
+    m = api.register(prosumer=False)
+    body = {"household": m.id, "amount_ueur": 3}
+    assert api.client.post("/topups", json=body, headers=keyed(OP, "old")).status_code == 201
+    assert api.services.intents.purge() == 0
+    kept = len(intents(api))
+    later = time.time() + KEY_RETENTION.total_seconds() + 1
+    assert api.services.intents.purge(now=later) == kept > 0
+    assert intents(api) == []
+    # Past the retention the key is new again: the same request is a new top-up.
+    assert api.client.post("/topups", json=body, headers=keyed(OP, "old")).status_code == 201
+    assert topped_up(api, m.account) == [3, 3]
+
+
+def test_every_money_and_registering_route_documents_the_key_header(
+    embedded_api: Api,
+) -> None:
+    paths = embedded_api.client.get("/openapi.json").json()["paths"]
+    keyed_routes = [
+        "/households",
+        "/topups",
+        "/households/{household}/rotate-key",
+        "/households/{household}/token",
+        "/households/{household}/meter",
+        "/offers",
+        "/bids",
+        "/offers/{order_id}/take",
+    ]
+    for path in keyed_routes:
+        operation = paths[path]["post"]
+        headers = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert [h["name"] for h in headers] == [HEADER], path
+        assert "7 days" in headers[0]["description"]
+        assert "409" in operation["responses"], path
+
+
+def test_a_bad_key_is_refused_as_input(embedded_api: Api) -> None:
+    api = embedded_api
+    m = api.register(prosumer=False)
+    body = {"household": m.id, "amount_ueur": 1}
+    for bad in ["has space", "x" * 256]:
+        r = api.client.post("/topups", json=body, headers=keyed(OP, bad))
+        assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
+    assert topped_up(api, m.account) == []
+
+
+def test_the_fault_hook_is_off_unless_the_environment_arms_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(FAULT_ENV, raising=False)
+    assert FaultHook.from_environment().point is None
+    monkeypatch.setenv(FAULT_ENV, "topup.sent:kill")
+    armed = FaultHook.from_environment()
+    assert (armed.point, armed.action) == ("topup.sent", "kill")
+    for bad in ["topup", "topup.nowhere", "nothing.sent", "topup.sent:explode"]:
+        monkeypatch.setenv(FAULT_ENV, bad)
+        with pytest.raises(ValueError, match=FAULT_ENV):
+            FaultHook.from_environment()
+    hook = FaultHook("take.sent")
+    hook.at("take", "sending")
+    with pytest.raises(InjectedFault):
+        hook.at("take", "sent")
+    hook.at("take", "sent")  # fires once
+
+
+def _trade_ready(api: Api) -> tuple[Member, Member, int, int]:
+    c = api.client
+    seller = api.register(prosumer=True)
+    buyer = api.register(prosumer=False, topup_ueur=2_000_000)
+    slot = past_slot(5)
+    readings = [api.reading(seller, slot, export_Wh=1000), api.reading(buyer, slot, import_Wh=1000)]
+    assert c.post("/readings", json={"readings": readings}).status_code == 202
+    offer = c.post(
+        "/offers",
+        json={"price_limit_ueur_per_kWh": 80_000, "first_slot": slot - 2},
+        headers=seller.auth,
+    ).json()["id"]
+    api.flush()
+    return seller, buyer, slot, int(offer)
