@@ -63,6 +63,20 @@ class PassResult:
     chain_down: bool = False
 
 
+def _culprits(batch: list[IntakeReading], exc: ledger_errors.ContractError) -> list[IntakeReading]:
+    """The readings of ``batch`` that the chain's refusal names, so that they are refused and
+    the rest of the batch is sent again: one reading by its index, or every reading of a
+    household deactivated since they were accepted (``HouseholdInactive`` names the household,
+    not the reading). None if the refusal names none (the pass stops: nothing is lost)."""
+    at = exc.values.get("index")
+    if at is not None:
+        return [batch[int(at)]]
+    if isinstance(exc, ledger_errors.HouseholdInactive):
+        household = int(exc.values["household"])
+        return [r for r in batch if r.household == household]
+    return []
+
+
 def _order_pending() -> ColumnElement[bool]:
     """An order the outbox still has to send: queued, or open with a cancel requested."""
     return or_(
@@ -169,13 +183,13 @@ class Outbox:
                 queued = self._queued_readings()
                 continue
             except ledger_errors.ContractError as exc:
-                at = exc.values.get("index")
-                if at is None:
+                culprits = _culprits(batch, exc)
+                if not culprits:
                     raise
-                culprit = batch[int(at)]
-                log.warning("reading %s refused by the chain: %s", culprit.id, exc)
-                self._mark([culprit.id or 0], "rejected", None, str(exc))
-                result.rejected += 1
+                for culprit in culprits:
+                    log.warning("reading %s refused by the chain: %s", culprit.id, exc)
+                self._mark([c.id or 0 for c in culprits], "rejected", None, str(exc))
+                result.rejected += len(culprits)
                 queued = self._queued_readings()
                 continue
             (tx,) = step.transactions

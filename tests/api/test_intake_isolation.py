@@ -217,3 +217,26 @@ def test_a_unique_violation_behind_the_writers_back_is_refused_alone(
     assert answers[0].json()["code"] == "not_stored"
     for answer in answers[1:]:
         assert answer.status_code == 202 and answer.json()["accepted"] == 1, answer.text
+
+
+def test_a_household_deactivated_on_chain_after_its_readings_were_accepted_blocks_no_one(
+    api: Api,
+) -> None:
+    """The chain refuses a batch holding a deactivated household's reading with an error that
+    names the household, not the reading: those readings are refused, the others committed."""
+    members = [api.register(prosumer=False) for _ in range(3)]
+    slot = past_slot(7)
+    batch = [api.reading(m, slot, 10 * (i + 1), 0) for i, m in enumerate(members)]
+    assert api.client.post("/readings", json={"readings": batch}).json()["accepted"] == 3
+    gone = members[1]
+    services = api.services
+    services.client.deactivate_household(services.chain.operator, gone.id)
+    result = api.flush()
+    assert (result.committed, result.rejected) == (2, 1)
+    with Session(services.engine) as session:
+        rows = {r.meter: r for r in session.exec(select(IntakeReading))}
+    assert rows[gone.meter.address].status == "rejected"
+    assert "HouseholdInactive" in (rows[gone.meter.address].reason or "")
+    for m in (members[0], members[2]):
+        assert rows[m.meter.address].status == "committed"
+        assert services.client.meter_state(m.meter.address).last_slot == slot
