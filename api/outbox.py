@@ -19,7 +19,8 @@ readings on chain. The outbox adds what a server needs around it: the orders bet
 a pause for requests before each batch, and a pass that stops where the node stopped answering.
 
 If the node is unreachable the pass stops where it is; everything stays queued and the next
-pass resumes. A crash between sending and recording cannot apply anything twice: the contract
+pass resumes. While the operator has paused the ledger, readings and new orders stay queued
+and cancellations still go to the chain (the contract takes them). A crash between sending and recording cannot apply anything twice: the contract
 refuses a second reading for a (meter, slot) and a second batch for a (slot, batch), and the
 outbox treats those refusals as "already done".
 """
@@ -182,6 +183,11 @@ class Outbox:
                 self._settle_known(culprit, exc)
                 queued = self._queued_readings()
                 continue
+            except ledger_errors.LedgerPaused:
+                # Readings wait for the ledger to resume; the pass goes on to the orders, as
+                # cancellations are still taken while it is paused.
+                log.warning("the ledger is paused: readings stay queued until it resumes")
+                return
             except ledger_errors.ContractError as exc:
                 culprits = _culprits(batch, exc)
                 if not culprits:
@@ -234,11 +240,14 @@ class Outbox:
             pending = list(
                 session.exec(select(ApiOrder.id).where(_order_pending()).order_by(col(ApiOrder.id)))
             )
+        paused = False
         for order_id in pending:
             self.gate.yield_to_requests()
-            if not self._order_step(order_id or 0, result):
+            if not self._order_step(order_id or 0, result, post=not paused) and not paused:
+                # New orders wait for the ledger to resume; cancellations go on (the contract
+                # takes them while it is paused): an old price does not stay live meanwhile.
                 log.warning("the ledger is paused: orders stay queued until it resumes")
-                return
+                paused = True
 
     def _load(self, order_id: int) -> tuple[ApiOrder, LocalAccount] | None:
         """The order as stored now, with its household's current key."""
@@ -249,11 +258,11 @@ class Outbox:
             return None
         return order, self.vault.account(household.key_json)
 
-    def _order_step(self, order_id: int, result: PassResult) -> bool:
+    def _order_step(self, order_id: int, result: PassResult, *, post: bool = True) -> bool:
         """Take one order as far as it goes now: a queued order cancelled before it was sent
-        is closed without the chain; a queued one is posted; an open one whose cancel was
-        asked (before, or while it was being posted) is cancelled on chain. False if the
-        ledger is paused."""
+        is closed without the chain; a queued one is posted (unless ``post`` is False); an
+        open one whose cancel was asked (before, or while it was being posted) is cancelled
+        on chain. False if the ledger is paused."""
         loaded = self._load(order_id)
         if loaded is None:
             return True
@@ -263,6 +272,8 @@ class Outbox:
                 result.orders_cancelled += 1
             return True
         if order.status == "queued":
+            if not post:
+                return False
             try:
                 posted = self._post(order, account, result)
             except ledger_errors.LedgerPaused:

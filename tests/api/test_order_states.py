@@ -262,3 +262,32 @@ def test_any_interleaving_of_posts_cancels_and_outbox_passes_leaves_the_last_pri
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+
+
+def test_a_paused_ledger_still_takes_old_prices_off_and_keeps_the_rest_queued(
+    embedded_api: Api,
+) -> None:
+    """A pause stops readings and new orders on chain, not cancellations: the outbox pass goes
+    on past the refused readings, cancels what was asked, keeps the rest queued, and sends it
+    once the ledger resumes."""
+    api = embedded_api
+    home = Household(api)
+    api.flush()
+    old = home.post(70_000)
+    api.flush()
+    services = api.services
+    services.client.pause(services.chain.operator)
+    reading = api.reading(home.member, past_slot(4), export_Wh=100)
+    assert api.client.post("/readings", json={"readings": [reading]}).status_code == 202
+    home.set_price(90_000)  # a new offer (queued while paused) and the old one cancelled
+    paused = api.flush()
+    assert (paused.committed, paused.orders_posted, paused.orders_cancelled) == (0, 0, 1)
+    mine = {o.id: o for o in home.orders()}
+    assert mine[old].status == "cancelled"
+    assert not services.client.offer(mine[old].chain_id or 0).open
+    assert mine[home.posted[-1]].status == "queued"
+    assert services.outbox.backlog() == {"readings": 1, "orders": 1}
+    services.client.unpause(services.chain.operator)
+    resumed = api.flush()
+    assert (resumed.committed, resumed.orders_posted) == (1, 1)
+    home.check_only_the_last_is_live()
