@@ -20,9 +20,11 @@ a pause for requests before each batch, and a pass that stops where the node sto
 
 If the node is unreachable the pass stops where it is; everything stays queued and the next
 pass resumes. While the operator has paused the ledger, readings and new orders stay queued
-and cancellations still go to the chain (the contract takes them). A crash between sending and recording cannot apply anything twice: the contract
-refuses a second reading for a (meter, slot) and a second batch for a (slot, batch), and the
-outbox treats those refusals as "already done".
+and cancellations still go to the chain (the contract takes them). A crash between sending
+and recording cannot apply a reading batch twice: the contract refuses a second reading for a
+(meter, slot) and a second batch for a (slot, batch), and the outbox treats those refusals as
+"already done". An order has nothing the chain could refuse twice: one posted just before a
+crash, and not yet recorded, is posted again by the next pass.
 """
 
 from __future__ import annotations
