@@ -11,7 +11,9 @@ successful post answers 303 See Other to the page, which says what was done (pos
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -174,7 +176,10 @@ def set_price(
     once_token: Annotated[str, Form(alias="once", max_length=200)] = "",
 ) -> Response:
     """Set the household's standing price on one side: a new standing order first, then the
-    previous one cancelled, so there is no slot without an order."""
+    older ones cancelled, so there is no slot without an order.
+
+    The orders to cancel are read after the post, and they are those older than the new one:
+    of two prices set at once (two tabs), the one posted last stays live, and only it."""
     who = _who(request)
     if who is None:
         return RedirectResponse("/", 303)
@@ -200,16 +205,16 @@ def set_price(
     raced = _use_up(request, services, who, side, once_token)
     if raced is not None:
         return raced
-    previous = views.own_live_orders(services.engine, who[0].household or 0, side)
     # Standing from slot 1, like the agent's defaults it replaces: settled slots are never
     # cleared again, so it applies to every slot not yet settled (the last one included).
     body = OrderIn(price_limit_ueur_per_kWh=value, first_slot=1)
     post = orders.post_offer if side == "offer" else orders.post_bid
+    cancel = orders.delete_offer if side == "offer" else orders.delete_bid
     try:
-        post(body, who[0], services)
-        cancel = orders.delete_offer if side == "offer" else orders.delete_bid
-        for old in previous:
-            cancel(old.id or 0, who[0], services)
+        new_id = int(json.loads(bytes(post(body, who[0], services).body))["id"])
+        for old in views.own_live_orders(services.engine, who[0].household or 0, side):
+            if (old.id or 0) < new_id:
+                _cancelled(cancel, old.id or 0, who[0], services)
     except ApiError as exc:
         once.record(services.engine, once_token, _server(exc), refused=True)
         refused = forms.FieldError("err_server", {"m": exc.message})
@@ -219,6 +224,20 @@ def set_price(
     )
     once.record(services.engine, once_token, saved)
     return flash.redirect(request, HOME, who[1], saved)
+
+
+def _cancelled(
+    cancel: Callable[[int, Principal, Services], Response],
+    order_id: int,
+    who: Principal,
+    services: Services,
+) -> None:
+    """Cancel an older order; one closed meanwhile (another tab's change) is as good."""
+    try:
+        cancel(order_id, who, services)
+    except ApiError as exc:
+        if exc.code != "order_closed":
+            raise
 
 
 def _server(exc: ApiError) -> once.Outcome:
