@@ -86,14 +86,16 @@ PILOT_LOCAL_SHARE_OF_SURPLUS = 0.82
 
 @dataclass(frozen=True, slots=True)
 class Gas:
-    """Gas of the run's per-slot transactions: reading commits and settlement batches."""
+    """Gas of the run's per-slot transactions: reading commits, settlement batches, and the
+    seals that anchor each settled slot's digest on chain."""
 
     readings: int
     settlement: int
+    seals: int = 0
 
     @property
     def total(self) -> int:
-        return self.readings + self.settlement
+        return self.readings + self.settlement + self.seals
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +263,7 @@ def build_report(
         "gas_used": gas.total,
         "gas_readings": gas.readings,
         "gas_settlement": gas.settlement,
+        "gas_seals": gas.seals,
         "gas_per_fill": gas.settlement // len(fills) if fills else None,
         "audit_ok": not findings,
         "audit_findings": findings,

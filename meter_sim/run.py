@@ -18,6 +18,7 @@ This module imports ``ledger``, never ``api``.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +38,7 @@ from ledger.market.agent_orders import AgentHousehold, post_default_orders
 from ledger.market.agents import AgentSettings
 from ledger.market.clearing import MECHANISMS
 from ledger.market.data import load_statements
-from ledger.market.settlement import SettlementWorker
+from ledger.market.settlement import SettlementWorker, seal_gas
 from ledger.market.slot_step import SlotStep, commit_and_settle
 from ledger.market.statements import TradeLine
 from ledger.mirror.engine import make_engine
@@ -211,6 +212,8 @@ def run_simulation(
         gas = _commit_and_settle_slots(
             client, worker, scenario, flows, household_ids, started, progress
         )
+        last_slot = flows.first_slot + flows.shape[1] - 1
+        gas = dataclasses.replace(gas, seals=seal_gas(client, engine, flows.first_slot, last_slot))
         return collect_result(
             client,
             engine,

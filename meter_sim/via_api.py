@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from ledger.chain.backends import open_chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import open_ledger
+from ledger.market.settlement import seal_gas
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
 from ledger.mirror.models import HouseholdRecord, ReadingRecord
@@ -289,7 +290,7 @@ def _result_from_data_dir(
             flows,
             household_ids,
             money,
-            Gas(gas_readings, gas_settlement),
+            Gas(gas_readings, gas_settlement, seal_gas(client, engine, first, last)),
             mechanism,
             chain.kind,
             data,

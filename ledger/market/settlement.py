@@ -25,6 +25,7 @@ import json
 from collections.abc import Callable, Mapping
 
 from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
 from sqlalchemy import Engine
 from sqlmodel import Session, col, delete, select
 
@@ -57,6 +58,7 @@ __all__ = [
     "SettlementWorker",
     "SlotOutcome",
     "max_fills_per_batch",
+    "seal_gas",
     "split_batches",
 ]
 
@@ -109,6 +111,24 @@ def _fills_json(fills: tuple[Fill, ...]) -> str:
 
 def _fills_from_json(text: str) -> tuple[Fill, ...]:
     return tuple(Fill(*row) for row in json.loads(text))
+
+
+def seal_gas(client: VoisinClient, engine: Engine, first_slot: int, last_slot: int) -> int:
+    """Gas of the ``sealSlot`` transactions that anchored slots ``first_slot..last_slot``,
+    from the receipts of their mirrored ``SlotSealed`` events (each transaction once)."""
+    with Session(engine) as session:
+        events = session.exec(
+            select(ChainEvent).where(
+                ChainEvent.contract == client.address, ChainEvent.name == "SlotSealed"
+            )
+        ).all()
+        tx_hashes = {
+            e.tx_hash
+            for e in events
+            if first_slot <= int(json.loads(e.args_json)["slot"]) <= last_slot
+        }
+    receipts = [client.w3.eth.get_transaction_receipt(HexBytes(tx)) for tx in sorted(tx_hashes)]
+    return sum(int(receipt["gasUsed"]) for receipt in receipts)
 
 
 class SettlementWorker:

@@ -29,11 +29,15 @@ REPORT_FIELDS = {
     "households", "prosumers", "days", "slots", "readings", "fills", "pv_energy_Wh",
     "load_energy_Wh", "self_consumed_Wh", "local_traded_Wh", "grid_import_Wh", "grid_export_Wh",
     "self_sufficiency", "local_share_of_surplus", "community_savings_ueur",
-    "mean_clearing_price_ueur_per_kWh", "gas_used", "gas_per_fill", "audit_ok",
+    "mean_clearing_price_ueur_per_kWh", "gas_used", "gas_readings", "gas_settlement",
+    "gas_seals", "gas_per_fill", "audit_ok",
     "audit_findings", "wall_s", "battery_charge_Wh", "battery_discharge_Wh",
 }  # fmt: skip
 INTEGER_FIELDS = {f for f in REPORT_FIELDS if f.endswith(("_Wh", "_ueur"))} | {
     "gas_used",
+    "gas_readings",
+    "gas_settlement",
+    "gas_seals",
     "households",
     "prosumers",
     "slots",
@@ -66,7 +70,7 @@ def chain_events(result: RunResult) -> tuple[list[Event], dict[str, int], Any, d
         gas = {
             e.tx_hash: int(chain.w3.eth.get_transaction_receipt(e.tx_hash)["gasUsed"])  # type: ignore[arg-type]
             for e in events
-            if e.name in ("ReadingCommitted", "BatchSettled")
+            if e.name in ("ReadingCommitted", "BatchSettled", "SlotSealed")
         }
         balances = {i.account: client.balance_of(i.account) for i in scenario().identities}
         return events, gas, client.tariffs(), balances
@@ -108,8 +112,15 @@ def test_every_report_field_matches_the_chain_and_the_flows(run: RunResult) -> N
     assert r["fees_ueur"] == sum(f["feeUeur"] for f in fills)
     settle_gas = sum(g for tx, g in gas.items() if any(
         e.tx_hash == tx and e.name == "BatchSettled" for e in events))  # fmt: skip
-    read_gas = sum(gas.values()) - settle_gas
-    assert (r["gas_settlement"], r["gas_readings"]) == (settle_gas, read_gas)
+    seal_gas = sum(g for tx, g in gas.items() if any(
+        e.tx_hash == tx and e.name == "SlotSealed" for e in events))  # fmt: skip
+    read_gas = sum(gas.values()) - settle_gas - seal_gas
+    assert seal_gas > 0 and len([e for e in events if e.name == "SlotSealed"]) == SLOTS
+    assert (r["gas_settlement"], r["gas_readings"], r["gas_seals"]) == (
+        settle_gas,
+        read_gas,
+        seal_gas,
+    )
     assert r["gas_used"] == sum(gas.values())
     assert r["gas_per_fill"] == settle_gas // len(fills)
     if r["mechanism"] == "pay-as-offer":
