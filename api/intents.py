@@ -390,8 +390,15 @@ class IntentRunner:
         if intent.state in FINISHED:
             return self._stored(intent)
         if intent.household is not None:
-            for older in self._unfinished(household=intent.household, before=intent_id):
-                self._drive(older)
+            try:
+                for older in self._unfinished(household=intent.household, before=intent_id):
+                    self._drive(older)
+            except ApiError as exc:
+                # The chain stopped answering while finishing an older one: this one was not
+                # started, so nothing of it happens later behind the 503's back.
+                if exc.status >= 500:
+                    self._drop_if_pending(intent_id)
+                raise
         step = self._steps.get(intent.kind)
         if step is None:
             raise RuntimeError(f"intent {intent_id} of kind {intent.kind} cannot be driven")
@@ -428,11 +435,8 @@ class IntentRunner:
         """The answer when the node stopped answering: nothing done (the intent is dropped)
         if nothing was sent yet, else an outcome that the next drive settles."""
         self.gate.mark_down(exc)
-        with Session(self.engine) as session, session.begin():
-            row = session.get(ApiIntent, intent_id)
-            if row is not None and row.state == PENDING:
-                session.delete(row)
-                return chain_unavailable(exc)
+        if self._drop_if_pending(intent_id):
+            return chain_unavailable(exc)
         return ApiError(
             503,
             "chain_unavailable",
@@ -441,6 +445,15 @@ class IntentRunner:
             "with the same Idempotency-Key for the outcome; without one, check before sending "
             "it again",
         )
+
+    def _drop_if_pending(self, intent_id: int) -> bool:
+        """Delete the intent if nothing of it was sent (its key is free again); whether it did."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(ApiIntent, intent_id)
+            if row is None or row.state != PENDING:
+                return False
+            session.delete(row)
+            return True
 
     @contextmanager
     def _refusals(self) -> Iterator[None]:

@@ -332,6 +332,37 @@ def test_a_node_down_while_sending_is_finished_once_it_answers(
     assert topped_up(api, m.account) == [8]
 
 
+def test_a_node_down_while_an_older_intent_is_finished_leaves_the_newer_undone(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A household's intents run oldest first; if the node stops answering while an older one
+    is finished, the newer one (never started) is dropped with the 503, not done later."""
+    api = embedded_api
+    m = api.register(prosumer=False)
+    api.services.intents.fault = FaultHook("topup.recorded")
+    with pytest.raises(InjectedFault):
+        api.client.post(
+            "/topups", json={"household": m.id, "amount_ueur": 1}, headers=keyed(OP, "old")
+        )
+
+    def down(*_: Any) -> Any:
+        raise ChainUnavailable("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(api.services.client, "household", down)
+        r = api.client.post(
+            "/topups", json={"household": m.id, "amount_ueur": 2}, headers=keyed(OP, "new")
+        )
+    assert r.status_code == 503 and r.json()["code"] == "chain_unavailable", r.text
+    assert [i for i in intents(api) if i.kind == "topup"] == []
+    api.services.intents.reconcile()
+    assert topped_up(api, m.account) == []
+    for key, amount in [("new", 2), ("old", 1)]:
+        body = {"household": m.id, "amount_ueur": amount}
+        assert api.client.post("/topups", json=body, headers=keyed(OP, key)).status_code == 201
+    assert topped_up(api, m.account) == [2, 1]
+
+
 # ───────────────────────────── Keys, documents, the hook ─────────────────────────────
 
 
