@@ -217,6 +217,17 @@ def _loads(text: str | None) -> dict[str, Any]:
     return value
 
 
+def require_active(household: int, active: bool) -> None:
+    """Refuse to top up a deactivated household: the money could never be spent."""
+    if not active:
+        raise ApiError(
+            422,
+            "household_inactive",
+            f"household {household} is deactivated: money minted to it could never be spent; "
+            "only an active household can be topped up",
+        )
+
+
 def claimed(session: Session, subject: str) -> bool:
     """Whether an unfinished intent claims ``subject`` (e.g. a meter being registered)."""
     found = session.exec(
@@ -746,7 +757,9 @@ class IntentRunner:
         else:
             with self._refusals():
                 # The household's account now, from the chain: a key rotation moves it.
-                account = to_checksum_address(self.client.household(household).account)
+                on_chain = self.client.household(household)
+                require_active(household, on_chain.active)
+                account = to_checksum_address(on_chain.account)
                 operator = self.chain.operator
                 calldata = self.client.calldata("topUp", account, amount)
                 self._mark_sending(intent, operator.address, calldata)

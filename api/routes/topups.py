@@ -14,7 +14,7 @@ from api.auth import Operator
 from api.deps import Svc, problems
 from api.errors import not_found
 from api.idempotency import Ask, IdempotencyKey
-from api.intents import Plan
+from api.intents import Plan, require_active
 from api.models import ApiHousehold
 from api.schemas import TopUpIn, TopUpOut
 
@@ -35,7 +35,8 @@ def top_up(
     idempotency_key: IdempotencyKey = None,
 ) -> TopUpOut:
     """Mints ``amount_ueur`` to the household's account (its account on chain when the
-    transaction is sent, so a key rotation in between cannot strand the money)."""
+    transaction is sent, so a key rotation in between cannot strand the money). A deactivated
+    household is refused (422 ``household_inactive``): it could never spend the money."""
     ask = Ask.of("topup", caller, idempotency_key, "POST /topups", body)
 
     def plan() -> Plan:
@@ -43,6 +44,8 @@ def top_up(
             household = session.get(ApiHousehold, body.household)
         if household is None:
             raise not_found("unknown_household", f"household {body.household} is not registered")
+        on_chain = services.on_chain(lambda: services.client.household(body.household))
+        require_active(body.household, on_chain.active)
         return Plan(household=body.household, payload={"amount_ueur": body.amount_ueur})
 
     answer = services.intents.submit(ask, plan)

@@ -244,6 +244,17 @@ def test_a_meter_already_on_chain_is_refused_before_anything_is_mined(api: Api) 
     assert (head(api), api.snapshot(), services.client.household(m.id).meter) == before
 
 
+def test_a_deactivated_household_is_not_topped_up(api: Api) -> None:
+    m = api.register(prosumer=False)
+    services = api.services
+    with services.gate.lock:
+        services.client.deactivate_household(services.chain.operator, m.id)
+    block = head(api)
+    r = api.client.post("/topups", json={"household": m.id, "amount_ueur": 5}, headers=OP)
+    assert r.status_code == 422 and r.json()["code"] == "household_inactive", r.text
+    assert head(api) == block and topped_up(api, m.account) == []
+
+
 def test_a_refused_request_keeps_no_answer_for_its_key(embedded_api: Api) -> None:
     api = embedded_api
     m = api.register(prosumer=False)
