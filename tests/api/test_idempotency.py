@@ -183,33 +183,71 @@ def test_a_token_issued_again_with_its_key_is_the_same_token(embedded_api: Api) 
     assert api.client.get(f"/households/{m.id}/balance", headers=m.auth).status_code == 401
 
 
-def test_a_retry_while_the_first_is_in_flight_waits_and_answers_the_same(
+class PausedAfterRecording(FaultHook):
+    """Holds the first top-up right after its intent is recorded, until told to go on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = threading.Event()
+        self.go = threading.Event()
+
+    def at(self, kind: str, step: str) -> None:
+        if (kind, step) == ("topup", "recorded") and not self.reached.is_set():
+            self.reached.set()
+            assert self.go.wait(30)
+
+
+def test_a_retry_while_the_first_is_in_flight_finishes_it_once_and_both_answer_the_same(
     embedded_api: Api,
 ) -> None:
     api = embedded_api
     m = api.register(prosumer=False)
     body = {"household": m.id, "amount_ueur": 42}
+    hook = PausedAfterRecording()
+    api.services.intents.fault = hook
     answers: list[httpx.Response] = []
 
     def send() -> None:
         answers.append(api.client.post("/topups", json=body, headers=keyed(OP, "flight")))
 
-    with api.services.gate.lock:  # the chain is busy: the first request waits, recorded
-        first = threading.Thread(target=send)
-        first.start()
-        deadline = time.monotonic() + 10
-        while not any(i.idempotency_key == "flight" for i in intents(api)):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+    first = threading.Thread(target=send)
+    first.start()
+    assert hook.reached.wait(30)  # recorded, not yet sent: in flight
+    send()  # the retry
+    hook.go.set()
+    first.join(30)
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].json() == answers[1].json()
+    assert topped_up(api, m.account) == [42]
+
+
+def test_a_retry_waits_for_the_chain_held_by_the_first_and_answers_the_same(
+    embedded_api: Api,
+) -> None:
+    api = embedded_api
+    m = api.register(prosumer=False)
+    body = {"household": m.id, "amount_ueur": 43}
+    hook = PausedAfterRecording()
+    api.services.intents.fault = hook
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        answers.append(api.client.post("/topups", json=body, headers=keyed(OP, "busy")))
+
+    first = threading.Thread(target=send)
+    first.start()
+    assert hook.reached.wait(30)
+    with api.services.gate.lock:  # the chain is busy: both wait for it
+        hook.go.set()
         second = threading.Thread(target=send)
         second.start()
-        time.sleep(0.2)
+        time.sleep(0.3)
         assert answers == []
     first.join(30)
     second.join(30)
     assert [a.status_code for a in answers] == [201, 201]
     assert answers[0].json() == answers[1].json()
-    assert topped_up(api, m.account) == [42]
+    assert topped_up(api, m.account) == [43]
 
 
 # ───────────────────────────── Refused: nothing happens ─────────────────────────────
@@ -356,11 +394,17 @@ def test_a_node_down_while_an_older_intent_is_finished_leaves_the_newer_undone(
             "/topups", json={"household": m.id, "amount_ueur": 1}, headers=keyed(OP, "old")
         )
 
-    def down(*_: Any) -> Any:
+    real = api.services.client.household
+    calls: list[int] = []
+
+    def down_after_the_check(household: int) -> Any:
+        calls.append(household)
+        if len(calls) == 1:  # the new request's validation
+            return real(household)
         raise ChainUnavailable("connection refused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(api.services.client, "household", down)
+        patch.setattr(api.services.client, "household", down_after_the_check)
         r = api.client.post(
             "/topups", json={"household": m.id, "amount_ueur": 2}, headers=keyed(OP, "new")
         )
