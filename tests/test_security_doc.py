@@ -63,5 +63,9 @@ def test_the_threat_table_names_every_attack_the_ledger_must_resist() -> None:
         "huge batches",
         "pagination",
         "personal meter data",
+        "a database writer",
+        "a holder of one signed reading",
+        "an unauthenticated client",
+        "a hurried user",
     ):
         assert topic in threats, topic
