@@ -445,7 +445,8 @@ def _db_tariff_rows(inputs: AuditInputs) -> Rows:
 
 
 def _household_rows(events: list[Event]) -> Rows:
-    """Each household as its events leave it: account, meter, prosumer, active."""
+    """Each household as its events leave it: account (rotations included), meter (rotations
+    included), prosumer, active."""
     households: dict[int, list[Any]] = {}
     for e in events:
         a = e.args
@@ -456,6 +457,8 @@ def _household_rows(events: list[Event]) -> Rows:
                 bool(a["prosumer"]),
                 True,
             ]
+        elif e.name == "AccountRotated" and int(a["household"]) in households:
+            households[int(a["household"])][0] = checksum(a["newAccount"])
         elif e.name == "MeterRotated" and int(a["household"]) in households:
             households[int(a["household"])][1] = checksum(a["newMeter"])
         elif e.name == "HouseholdDeactivated" and int(a["household"]) in households:

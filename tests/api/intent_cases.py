@@ -21,7 +21,6 @@ from api.intents import UNFINISHED
 from api.models import ApiHousehold, ApiIntent
 from api.settings import Settings
 from ledger.chain.backends import HOUSEHOLD_GAS_WEI
-from ledger.contract.client import VoisinClient
 from ledger.types import Event
 from tests.api.conftest import OP, Api, Member, past_slot
 
@@ -75,27 +74,8 @@ def assert_converged(api: Api) -> None:
     assert left == []
     report = api.client.get("/audit/report", headers=OP)
     assert report.status_code == 200, report.text
-    findings = unexplained(api.services.client, report.json()["findings"])
+    findings = report.json()["findings"]
     assert findings == [], findings
-
-
-def unexplained(client: VoisinClient, findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The audit's findings, but one that is not about the API: the audit's integrity check
-    rebuilds each household from HouseholdRegistered, MeterRotated and HouseholdDeactivated
-    only, so after an AccountRotated it expects the retired account while the mirror (and the
-    chain) hold the new one. Such a finding is left out when the database row is the chain's
-    own state; anything else stays."""
-    kept = []
-    for finding in findings:
-        evidence = finding.get("evidence", {})
-        if finding["check"] == "integrity" and evidence.get("table") == "household":
-            household_id, *derived = evidence["chain"]
-            _, *mirrored = evidence["database"]
-            on_chain = client.household(int(household_id))
-            if derived[1:] == mirrored[1:] and mirrored[0] == on_chain.account:
-                continue
-        kept.append(finding)
-    return kept
 
 
 def _household_row(api: Api, household: int) -> ApiHousehold:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
@@ -33,7 +34,7 @@ from ledger.mirror.models import (
     plain_rows,
 )
 from meter_sim.run import RunResult
-from tests.ledger.audit.conftest import audit_dir, copy_data, db_engine
+from tests.ledger.audit.conftest import Market, audit_dir, copy_data, db_engine
 
 Where = set[tuple[int | None, int | None]]
 
@@ -260,3 +261,15 @@ def test_resealing_an_untouched_database_changes_nothing(
     data = copy_data(clean_day, tmp_path)
     reseal(db_engine(data))
     assert audit_dir(data).findings == []
+
+
+def test_rotated_accounts_and_meters_and_a_deactivation_audit_clean(market: Market) -> None:
+    """The household rows the audit expects follow every event that changes them."""
+    buyer, seller = market.homes[2], market.homes[0]
+    new_account = Account.create()
+    market.client.rotate_account(market.chain.operator, buyer.id, new_account.address)
+    new_meter = Account.create()
+    market.client.rotate_meter(market.chain.operator, seller.id, new_meter.address, 0, 0)
+    market.client.deactivate_household(market.chain.operator, market.homes[3].id)
+    report = market.audit()
+    assert report.findings == [], [f.as_text() for f in report.findings]
