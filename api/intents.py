@@ -26,9 +26,10 @@ pass may all drive the same intent and it still happens once:
   balance whether it was funded for gas;
 - a meter rotation names a meter new to the chain: its ``meterState`` says whether it is in use;
 - a top-up and a take carry nothing unique on chain, so their transaction is found by sender
-  and nonce (:meth:`IntentRunner._find_sent`): the first block after ``block_before`` where the
-  sender's nonce passed the recorded one holds it, and it is ours if its call data is the
-  recorded call data (a nonce is used once: another call data there means ours never went).
+  and nonce (:func:`api.sent.find_sent`, which the outbox's order posts share): the first
+  block after ``block_before`` where the sender's nonce passed the recorded one holds it, and
+  it is ours if its call data is the recorded call data (a nonce is used once: another call
+  data there means ours never went).
 
 Then the database is brought in line (the household row and its token, the new key, the new
 meter) in the transaction that stores the answer. Every drive holds the chain gate
@@ -48,8 +49,9 @@ that row is their idempotency record.
 
 The fault hook (:class:`FaultHook`) is for tests only. ``VOISIN_TEST_FAULT=<kind>.<step>``
 (optionally ``:kill``) makes the server raise (or kill itself with SIGKILL) once, right after
-that step (:data:`FAULT_POINTS`), to show that every interruption converges. It is read from
-the environment when the server starts and is off unless set; no request can reach it.
+that step (:data:`FAULT_POINTS`), to show that every interruption converges; the outbox reads
+the same variable for its order posts and cancels (:data:`OUTBOX_FAULT_POINTS`). It is read
+from the environment when the server starts and is off unless set; no request can reach it.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
@@ -80,6 +82,7 @@ from api.errors import ApiError, chain_unavailable, from_ledger
 from api.idempotency import KEY_RETENTION, Ask
 from api.models import ApiHousehold, ApiIntent, ApiOrder, IntakeReading
 from api.schemas import HouseholdCreated, KeyRotated, MeterRotated, TakeOut, TopUpOut
+from api.sent import Sending, TransactionPending, about_to_send, find_sent
 from ledger.chain.backends import Chain
 from ledger.contract.client import VoisinClient
 from ledger.errors import ContractError, LedgerError
@@ -103,6 +106,15 @@ FAULT_POINTS: dict[str, tuple[str, ...]] = {
     "rotate_meter": ("recorded", "sending", "sent", "mirrored", "confirmed"),
     "topup": ("recorded", "sending", "sent", "mirrored", "confirmed"),
     "take": ("recorded", "sending", "sent", "mirrored", "confirmed"),
+}
+#: Where the hook can interrupt the outbox (:mod:`api.outbox`) as it sends an order on chain:
+#: right after ``sending`` (the post's sender, nonce, head block and call data are committed)
+#: and ``sent`` (the post or the cancel is mined; nothing of it is in the database yet).
+OUTBOX_FAULT_POINTS: dict[str, tuple[str, ...]] = {
+    "post_offer": ("sending", "sent"),
+    "post_bid": ("sending", "sent"),
+    "cancel_offer": ("sent",),
+    "cancel_bid": ("sent",),
 }
 #: The environment variable that arms the fault hook (tests only).
 FAULT_ENV = "VOISIN_TEST_FAULT"
@@ -139,8 +151,9 @@ class FaultHook:
         point, _, action = spec.partition(":")
         kind, _, step = point.partition(".")
         action = action or "raise"
-        if step not in FAULT_POINTS.get(kind, ()) or action not in ("raise", "kill"):
-            points = ", ".join(f"{k}.{s}" for k, steps in FAULT_POINTS.items() for s in steps)
+        known = FAULT_POINTS | OUTBOX_FAULT_POINTS
+        if step not in known.get(kind, ()) or action not in ("raise", "kill"):
+            points = ", ".join(f"{k}.{s}" for k, steps in known.items() for s in steps)
             raise ValueError(
                 f"{FAULT_ENV}={spec!r}: expected <kind>.<step>[:raise|:kill], the point one of "
                 f"{points}"
@@ -486,18 +499,16 @@ class IntentRunner:
     ) -> dict[str, Any]:
         """Record the transaction about to be sent (and ``updates`` to the payload) before
         sending it; returns the payload."""
-        w3 = self.chain.w3
         # The gate is held: nothing else sends as ``sender`` until this transaction is sent.
-        nonce = int(w3.eth.get_transaction_count(to_checksum_address(sender), "pending"))
-        head = int(w3.eth.block_number)
+        sending = about_to_send(self.chain.w3, sender, calldata)
         assert intent.id is not None
         with Session(self.engine) as session, session.begin():
             row = session.get(ApiIntent, intent.id)
             assert row is not None
             payload = _loads(row.payload) | updates
             row.state = SENDING
-            row.sender, row.nonce, row.block_before = sender, nonce, head
-            row.calldata = None if calldata is None else "0x" + calldata.hex()
+            row.sender, row.nonce, row.block_before = sender, sending.nonce, sending.block_before
+            row.calldata = sending.calldata
             row.payload = _dumps(payload)
             row.updated_s = int(time.time())
             session.add(row)
@@ -511,42 +522,16 @@ class IntentRunner:
             return None
         if intent.nonce is None or intent.block_before is None:
             return None
-        w3 = self.chain.w3
-        sender, nonce = to_checksum_address(intent.sender), intent.nonce
-        if int(w3.eth.get_transaction_count(sender, "latest")) <= nonce:
-            if int(w3.eth.get_transaction_count(sender, "pending")) > nonce:
-                raise ApiError(
-                    503,
-                    "transaction_pending",
-                    f"this request's transaction (from {sender}, nonce {nonce}) waits to be "
-                    "mined; send the request again with the same Idempotency-Key",
-                )
-            return None
-        # The first block whose state has the sender's nonce past ours holds our nonce's
-        # transaction: a binary search over the blocks since the recorded head.
-        low, high = intent.block_before + 1, int(w3.eth.block_number)
-        low = min(low, high)
-        while low < high:
-            middle = (low + high) // 2
-            if int(w3.eth.get_transaction_count(sender, middle)) > nonce:
-                high = middle
-            else:
-                low = middle + 1
-        block = w3.eth.get_block(low, full_transactions=True)
-        for tx in cast(list[Mapping[str, Any]], block["transactions"]):
-            if tx["from"].lower() != sender.lower() or int(tx["nonce"]) != nonce:
-                continue
-            data = HexBytes(tx["input"] if "input" in tx else tx["data"])
-            ours = (
-                tx["to"] is not None
-                and str(tx["to"]).lower() == self.client.address.lower()
-                and data == HexBytes(intent.calldata)
-            )
-            if not ours:
-                return None  # the nonce went to another transaction: ours was never mined
-            receipt = w3.eth.get_transaction_receipt(tx["hash"])
-            return receipt if int(receipt["status"]) == 1 else None
-        raise LookupError(f"no transaction of {sender} with nonce {nonce} in block {low}")
+        sending = Sending(intent.sender, intent.nonce, intent.block_before, intent.calldata)
+        try:
+            return find_sent(self.chain.w3, self.client.address, sending)
+        except TransactionPending as exc:
+            raise ApiError(
+                503,
+                "transaction_pending",
+                f"this request's transaction (from {exc.sender}, nonce {exc.nonce}) waits to be "
+                "mined; send the request again with the same Idempotency-Key",
+            ) from exc
 
     def _mirror(self, kind: str) -> None:
         """Mirror the chain now so that the next read shows the action; the action is done

@@ -12,6 +12,10 @@
   rotation the API was asked for, recorded before anything irreversible (``pending`` ->
   ``sending`` -> ``done`` or ``failed``), with its ``Idempotency-Key`` and its answer
   (:mod:`api.intents`).
+- ``api_order_post``: an order's post on chain while it is in flight: the transaction's sender,
+  nonce, head block before it and call data, committed before it is sent and deleted with the
+  post's outcome, so that a post a crash interrupted is found on chain, not posted again
+  (:mod:`api.outbox`).
 """
 
 from __future__ import annotations
@@ -139,3 +143,28 @@ class DashboardForm(SQLModel, table=True):
     outcome: str | None = None
     #: Unix seconds of the first post: what the retention compares.
     used_s: int = Field(sa_type=BigInteger, index=True)
+
+
+class ApiOrderPost(SQLModel, table=True):
+    """An order's post on chain in flight (:mod:`api.outbox`): the transaction about to be
+    sent, or sent, as :func:`api.sent.about_to_send` records it.
+
+    Committed before the post is sent, and deleted in the database transaction that records
+    its outcome (the order ``open`` with its chain id, or ``rejected``). A row found by a later
+    pass means that pass's predecessor stopped in between (a crash, the node gone): the post
+    is looked for on chain (:func:`api.sent.find_sent`) and adopted if it was mined, before
+    the order may be posted again. A table of its own, not columns of ``api_order``: the
+    schema is created with ``create_all``, which adds new tables to an existing database but
+    never new columns.
+    """
+
+    __tablename__ = "api_order_post"
+
+    #: The order posted (``api_order.id``): one post in flight per order.
+    order_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    sender: str
+    nonce: int = Field(sa_type=BigInteger)
+    block_before: int = Field(sa_type=BigInteger)
+    calldata: str = Field(sa_type=Text)
+    #: Unix seconds when it was recorded.
+    recorded_s: int = Field(sa_type=BigInteger)

@@ -36,12 +36,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import ColumnElement, Engine, func, update
+from sqlalchemy import ColumnElement, Engine, delete, func, update
 from sqlmodel import Session, and_, col, or_, select
 
 from api.chain_gate import CHAIN_DOWN, ChainGate
 from api.custody import KeyVault
-from api.models import ApiHousehold, ApiOrder, IntakeReading
+from api.intents import FaultHook
+from api.models import ApiHousehold, ApiOrder, ApiOrderPost, IntakeReading
+from api.sent import Sending, TransactionPending, about_to_send, find_sent
 from ledger import errors as ledger_errors
 from ledger.contract.client import VoisinClient
 from ledger.market.settlement import SettlementWorker
@@ -61,6 +63,8 @@ class PassResult:
     committed: int = 0
     rejected: int = 0
     orders_posted: int = 0
+    #: Posts an earlier pass sent but did not record (it stopped in between), found on chain.
+    orders_found: int = 0
     orders_cancelled: int = 0
     settled_slots: list[int] = field(default_factory=list)
     chain_down: bool = False
@@ -81,10 +85,13 @@ def _culprits(batch: list[IntakeReading], exc: ledger_errors.ContractError) -> l
 
 
 def _order_pending() -> ColumnElement[bool]:
-    """An order the outbox still has to send: queued, or open with a cancel requested."""
+    """An order the outbox still has to send: queued, or open with a cancel requested, or
+    one whose post is in flight (sent by a pass that stopped before recording its outcome:
+    maybe on chain, whatever the order's status says now)."""
     return or_(
         col(ApiOrder.status) == "queued",
         and_(col(ApiOrder.status) == "open", col(ApiOrder.cancel_requested)),
+        col(ApiOrder.id).in_(select(ApiOrderPost.order_id)),
     )
 
 
@@ -124,10 +131,13 @@ class Outbox:
         worker: SettlementWorker,
         mirror: Callable[[], object],
         settle_after_s: int,
+        fault: FaultHook | None = None,
     ) -> None:
         """``operator`` sends the readings; ``vault`` opens each household's key for its
         orders; ``mirror`` brings the database up to the chain (the caller holds the gate's
-        lock); a slot is settled ``settle_after_s`` seconds after it ends."""
+        lock); a slot is settled ``settle_after_s`` seconds after it ends. ``fault`` is the
+        test-only fault hook (:data:`api.intents.OUTBOX_FAULT_POINTS`); by default the one
+        ``VOISIN_TEST_FAULT`` arms, which is off unless that variable is set."""
         self.gate = gate
         self.client = client
         self.engine = engine
@@ -136,6 +146,7 @@ class Outbox:
         self.worker = worker
         self.mirror = mirror
         self.settle_after_s = settle_after_s
+        self.fault = fault if fault is not None else FaultHook.from_environment()
 
     # ───────────────────────────── Readings ─────────────────────────────
 
@@ -261,14 +272,26 @@ class Outbox:
         return order, self.vault.account(household.key_json)
 
     def _order_step(self, order_id: int, result: PassResult, *, post: bool = True) -> bool:
-        """Take one order as far as it goes now: a queued order cancelled before it was sent
-        is closed without the chain; a queued one is posted (unless ``post`` is False); an
-        open one whose cancel was asked (before, or while it was being posted) is cancelled
-        on chain. False if the ledger is paused."""
+        """Take one order as far as it goes now: a post an earlier pass sent without recording
+        its outcome is looked for on chain first (:meth:`_settle_post`); a queued order
+        cancelled before it was sent is closed without the chain; a queued one is posted
+        (unless ``post`` is False); an open one whose cancel was asked (before, or while it
+        was being posted) is cancelled on chain. False if the ledger is paused."""
         loaded = self._load(order_id)
         if loaded is None:
             return True
         order, account = loaded
+        in_flight = self._post_in_flight(order_id)
+        if in_flight is not None:
+            try:
+                self._settle_post(order, in_flight, result)
+            except TransactionPending as exc:
+                log.warning("order %s: its post waits in the node's pool: %s", order_id, exc)
+                return True
+            loaded = self._load(order_id)
+            if loaded is None:
+                return True
+            order, account = loaded
         if order.status == "queued" and order.cancel_requested:
             if self._move(order_id, was="queued", status="cancelled"):
                 result.orders_cancelled += 1
@@ -291,7 +314,25 @@ class Outbox:
         return True
 
     def _post(self, order: ApiOrder, account: LocalAccount, result: PassResult) -> bool:
-        """Post a queued order on chain and record it ``open``; whether it is on chain."""
+        """Post a queued order on chain and record it ``open``; whether it is on chain.
+
+        The transaction is recorded (``api_order_post``) before it is sent, and the record is
+        deleted in the database transaction that stores the outcome: whatever stops the pass
+        in between, the next pass finds the record and looks for the post on chain before
+        sending it again (:meth:`_settle_post`)."""
+        assert order.id is not None
+        kind = f"post_{order.side}"
+        # postOffer's and postBid's arguments in the contract's order (the client's post_offer
+        # takes the slots before the cap): the exact call data post_offer sends below.
+        calldata = self.client.calldata(
+            "postOffer" if order.side == "offer" else "postBid",
+            order.price_limit_ueur_per_kWh,
+            order.max_Wh_per_slot,
+            order.first_slot,
+            order.last_slot,
+        )
+        self._record_post(order.id, account.address, calldata)
+        self.fault.at(kind, "sending")
         post = self.client.post_offer if order.side == "offer" else self.client.post_bid
         try:
             chain_id = post(
@@ -302,32 +343,98 @@ class Outbox:
                 order.max_Wh_per_slot,
             )
         except ledger_errors.LedgerPaused:
+            # Refused by the dry run, or mined and reverted: nothing of it is on chain.
+            self._forget_post(order.id)
             raise
         except ledger_errors.ContractError as exc:
             log.warning("order %s refused by the chain: %s", order.id, exc)
             # Nothing is on chain; if it was cancelled meanwhile, it stays cancelled.
-            self._move(order.id or 0, was="queued", status="rejected", reason=str(exc))
+            self._move(order.id, was="queued", status="rejected", reason=str(exc), posted=True)
             return False
+        self.fault.at(kind, "sent")
         result.orders_posted += 1
-        if self._move(order.id or 0, was="queued", status="open", chain_id=chain_id):
-            return True
-        # Closed in the database while it was being sent, by a writer that closes a queued
-        # order at once (a household's own order replacing its agent's default). It is on
-        # chain all the same: record that truthfully, open with its cancel owed, so that the
-        # cancel follows right away instead of an order live on chain that nobody tracks.
-        if self._move(
-            order.id or 0,
-            was="cancelled",
-            unposted=True,
-            status="open",
-            chain_id=chain_id,
-            cancel_requested=True,
-        ):
-            log.warning("order %s was closed while it was being posted: cancelling it", order.id)
+        self._record_open(order.id, chain_id)
         return True
 
+    def _record_post(self, order_id: int, sender: str, calldata: bytes) -> None:
+        """Commit the post about to be sent: its sender, nonce, head block and call data."""
+        # The gate is held for the whole pass: nothing else sends as ``sender`` until the
+        # post is sent, so the nonce read here is the one it takes.
+        sending = about_to_send(self.client.w3, sender, calldata)
+        assert sending.calldata is not None
+        with Session(self.engine) as session, session.begin():
+            row = session.get(ApiOrderPost, order_id) or ApiOrderPost(
+                order_id=order_id, sender="", nonce=0, block_before=0, calldata="", recorded_s=0
+            )
+            row.sender, row.nonce, row.block_before = sender, sending.nonce, sending.block_before
+            row.calldata, row.recorded_s = sending.calldata, int(time.time())
+            session.add(row)
+
+    def _post_in_flight(self, order_id: int) -> ApiOrderPost | None:
+        with Session(self.engine) as session:
+            return session.get(ApiOrderPost, order_id)
+
+    def _forget_post(self, order_id: int) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(delete(ApiOrderPost).where(col(ApiOrderPost.order_id) == order_id))
+
+    def _settle_post(self, order: ApiOrder, in_flight: ApiOrderPost, result: PassResult) -> None:
+        """A post an earlier pass recorded, then stopped (a crash, the node gone) before
+        recording its outcome: adopt it if the chain holds it, else forget it, so that the
+        order is posted again only if it is not on chain. Raises
+        :class:`~api.sent.TransactionPending` while it waits in the node's pool."""
+        assert order.id is not None
+        sending = Sending(
+            in_flight.sender, in_flight.nonce, in_flight.block_before, in_flight.calldata
+        )
+        receipt = find_sent(self.client.w3, self.client.address, sending)
+        if receipt is None:
+            # Never mined (its nonce unused, or taken by another transaction), or reverted:
+            # nothing of it is on chain, and the order is as if it had never been sent.
+            log.info("order %s: its interrupted post is not on chain; it is sent again", order.id)
+            self._forget_post(order.id)
+            return
+        name, key = ("OfferPosted", "offerId") if order.side == "offer" else ("BidPosted", "bidId")
+        (event,) = [e for e in self.client.decode_logs(receipt["logs"]) if e.name == name]
+        chain_id = int(event.args[key])
+        log.warning(
+            "order %s was posted on chain (%s %d) by a pass that stopped before recording it: "
+            "recorded now, not posted again",
+            order.id,
+            order.side,
+            chain_id,
+        )
+        result.orders_found += 1
+        self._record_open(order.id, chain_id)
+
+    def _record_open(self, order_id: int, chain_id: int) -> None:
+        """Record a post that is on chain: the order ``open`` with its chain id, and its
+        in-flight record deleted, in one database transaction."""
+        with Session(self.engine) as session, session.begin():
+            opened = self._cas(session, order_id, "queued", status="open", chain_id=chain_id)
+            # Not queued: closed in the database while it was being sent, by a writer that
+            # closes a queued order at once (a household's own order replacing its agent's
+            # default). It is on chain all the same: record that truthfully, open with its
+            # cancel owed, so that the cancel follows right away instead of an order live on
+            # chain that nobody tracks.
+            if not opened and self._cas(
+                session,
+                order_id,
+                "cancelled",
+                unposted=True,
+                status="open",
+                chain_id=chain_id,
+                cancel_requested=True,
+            ):
+                log.warning("order %s closed while it was being posted: cancelling it", order_id)
+            session.execute(delete(ApiOrderPost).where(col(ApiOrderPost.order_id) == order_id))
+
     def _cancel(self, order: ApiOrder, account: LocalAccount, result: PassResult) -> None:
-        """Cancel an open order on chain and record it ``cancelled``."""
+        """Cancel an open order on chain and record it ``cancelled``.
+
+        A cancel needs no record before it is sent: the contract refuses a second cancel of
+        an order (``OrderAlreadyClosed``), which is taken as done, so a cancel mined just
+        before a crash is simply sent again by the next pass and recorded then."""
         assert order.chain_id is not None
         cancel = self.client.cancel_offer if order.side == "offer" else self.client.cancel_bid
         try:
@@ -344,17 +451,36 @@ class Outbox:
             log.warning("cancel of order %s refused by the chain: %s", order.id, exc)
             self._move(order.id or 0, was="open", reason=str(exc))
             return
+        self.fault.at(f"cancel_{order.side}", "sent")
         if self._move(order.id or 0, was="open", status="cancelled", reason=None):
             result.orders_cancelled += 1
 
-    def _move(self, order_id: int, *, was: str, unposted: bool = False, **values: object) -> bool:
+    def _move(
+        self,
+        order_id: int,
+        *,
+        was: str,
+        unposted: bool = False,
+        posted: bool = False,
+        **values: object,
+    ) -> bool:
         """Compare-and-set: write ``values`` to the order only if its status is still ``was``
-        (and, with ``unposted``, it has no chain id yet); whether it did."""
+        (and, with ``unposted``, it has no chain id yet); whether it did. With ``posted``,
+        the order's in-flight post record is deleted in the same transaction, moved or not."""
+        with Session(self.engine) as session, session.begin():
+            done = self._cas(session, order_id, was, unposted=unposted, **values)
+            if posted:
+                session.execute(delete(ApiOrderPost).where(col(ApiOrderPost.order_id) == order_id))
+        return done
+
+    @staticmethod
+    def _cas(
+        session: Session, order_id: int, was: str, *, unposted: bool = False, **values: object
+    ) -> bool:
         query = update(ApiOrder).where(col(ApiOrder.id) == order_id, col(ApiOrder.status) == was)
         if unposted:
             query = query.where(col(ApiOrder.chain_id).is_(None))
-        with Session(self.engine) as session, session.begin():
-            done = session.execute(query.values(**values))
+        done = session.execute(query.values(**values))
         return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
     # ───────────────────────────── A pass ─────────────────────────────
