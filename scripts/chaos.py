@@ -17,9 +17,43 @@ What it does, in order:
    restarts it with its state, restarts PostgreSQL while readings are sent, and kills the API
    server a second time while a slot is settled. The events fire at fixed fractions of the
    run's rounds, so a short run still hits every one; they run one after the other;
-5. at the end waits for the outbox backlog (``GET /health``) to drain, settles every slot
-   again (idempotent: each was settled during the rounds), stops the server and runs
-   ``voisin audit`` over the same chain and database.
+5. waits for the outbox backlog (``GET /health``) to drain and settles every slot again
+   (idempotent: each was settled during the rounds);
+6. then four more events, one after the other, on the slots after the run's last:
+
+   ``poisoned_batches``
+       ``--poison-threads`` threads post their households' next readings at the same moment,
+       for ``--poison-rounds`` slots; each batch also carries a copy of the next thread's
+       readings (the same reading racing in two requests) and poisoned items: a reading
+       signed by a key that is not the meter's (``bad_signature``), a replay of a reading
+       accepted during the run (``duplicate``, stored once), a slot a year ahead
+       (``future_slot``), a register below the meter's last accepted one
+       (``register_decreased``); one batch per round also holds a register beyond the
+       bounds the API takes (2^63), which refuses that whole request (422 ``invalid_input``
+       naming the field), and the thread sends the batch again without it;
+   ``future_reading``
+       an outsider account (anvil's second dev account, no role) sends ``commitReadings``
+       straight to the contract with a reading the meter's real key signed for a slot a
+       year ahead of the chain's clock, then for slot 2^32 - 1: each refused with
+       ``FutureReading`` at the estimate and again when mined anyway (status 0, its replay
+       names the error); the meter's state is unchanged and its next two genuine readings
+       are accepted and committed;
+   ``intent_kills``
+       ``voisin serve`` restarted with ``VOISIN_TEST_FAULT=register.sent:kill``, then with
+       ``rotate_meter.sent:kill``, kills itself right after the chain write of a registration
+       (of a new meter) and of a meter rotation (of a household with a history), before the
+       database knows; restarted without the hook, the request is sent again with the same
+       ``Idempotency-Key`` (twice: the same answer); one household and one rotation exist on
+       chain and in the database, the new token works, the new meter's reading is accepted
+       and the old meter's refused;
+   ``form_replay``
+       the operator's dashboard top-up form posted, then the same body (the same one-time
+       form token) again as a reload would; another posted twice at once (a double click);
+       another posted, the server SIGKILLed and restarted, and posted again: each token
+       moves the money once (the API's balance, the chain's and its ToppedUp events);
+
+7. settles the new slots, drains again, stops the server and runs ``voisin audit`` over the
+   same chain and database.
 
 A clock-skewed reading is re-signed at send time for ``now + skew`` slots: the run's slots lie
 in the past (a simulated day), so the skew must be taken against the server's clock, the one
@@ -33,14 +67,18 @@ What must hold (else the exit status is 1), all written to ``--json``:
   a replay of a stored reading is answered ``duplicate`` and stored once; a late reading that
   an on-time successor overtook is refused ``stale_slot``. Injected-versus-refused counts per
   fault kind are printed and must match;
+- every poisoned item got its refusal, every valid reading of the poisoned batches was
+  answered ``accepted`` exactly once (any copy ``duplicate``), and each of the four events
+  after the run found what it checks (its ``problems`` in the summary are empty);
 - every valid reading is on chain exactly once (``ReadingCommitted`` events) with its
-  registers, nothing else is, and the database mirror holds the same;
+  registers, nothing else is, and the database mirror and the intake table hold the same;
 - the audit reports no finding: faulty readings are refused at the intake, so none of them
   reaches the evidence store or the chain, and the audit sees none of them;
 - the API never answered a 5xx other than 503 (a 500 is a bug), and anvil came back with every
   block it had.
 
-Usage: ``scripts/chaos [--households 30] [--slots 32] [--seed 1] [--json FILE] [--keep DIR]``.
+Usage: ``scripts/chaos [--households 30] [--slots 32] [--seed 1] [--json FILE] [--keep DIR]``
+(``--help`` lists every option).
 """
 
 from __future__ import annotations
@@ -52,6 +90,7 @@ import dataclasses
 import json
 import os
 import queue
+import random
 import shutil
 import signal
 import socket
@@ -61,19 +100,33 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import httpx
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, select
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 
+from api.idempotency import HEADER as IDEMPOTENCY_KEY
+from api.intents import FAULT_ENV
+from api.models import ApiHousehold, ApiIntent, IntakeReading
 from api.process import ServeProcess
-from ledger.chain.backends import open_chain
+from api.web.session import TOKEN_COOKIE
+from ledger.chain.backends import HOUSEHOLD_GAS_WEI, open_chain
+from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import open_ledger
-from ledger.mirror.models import ReadingRecord
-from ledger.readings.eip712 import domain_separator, sign_reading
+from ledger.errors import FutureReading, LedgerError
+from ledger.mirror.models import HouseholdRecord, ReadingRecord
+from ledger.readings.eip712 import Reading, SignedReading, domain_separator, sign_reading
+from ledger.readings.intake import reading_to_json
 from meter_sim import (
     Envelope,
     FaultRates,
@@ -92,6 +145,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ANVIL_BIN = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 #: Anvil's first dev account (public test mnemonic): the operator, funded on every start.
 ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+#: Anvil's second dev account: an outsider to Voisin (ether for gas, no role, no household)
+#: that sends readings straight to the contract.
+OUTSIDER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 OPERATOR_TOKEN = "chaos-run-operator-token-0123456789abcdef"
 #: The simulated day (a summer Sunday: PV surplus to trade around noon).
 START = date(2026, 6, 21)
@@ -117,6 +173,28 @@ REFUSAL_CODES = {
     "replay": "duplicate",
     "late": "stale_slot",
 }
+#: How far ahead of the clock the future-slot readings go (slots): a year.
+FAR_AHEAD_SLOTS = 96 * 365
+#: The largest slot a reading can name (uint32).
+UINT32_MAX = 2**32 - 1
+#: A register one past the largest the API takes (BIGINT in the databases): beyond the bounds.
+BEYOND_BOUNDS_WH = 2**63
+#: The answer each poisoned item of a batch must get: (verdict status, code). A register
+#: beyond the bounds fails the request's schema, so that whole request is refused.
+POISON_VERDICTS: dict[str, tuple[str, str | None]] = {
+    "forged": ("rejected", "bad_signature"),
+    "replay": ("duplicate", None),
+    "future": ("rejected", "future_slot"),
+    "decreased": ("rejected", "register_decreased"),
+    "beyond_bounds": ("request_refused", "invalid_input"),
+}
+#: The test fault hook's kills (api.intents.FAULT_POINTS): right after the chain write of a
+#: registration and of a meter rotation, before the database step.
+INTENT_KILLS = ("register.sent:kill", "rotate_meter.sent:kill")
+#: The dashboard top-ups of the form-replay event, as typed in the form (euros) and in
+#: micro-euro: sent again after it was done, sent twice at once, sent again after a crash.
+FORM_TOP_UPS = (("replayed", "1.25", 1_250_000), ("double_click", "0.75", 750_000),
+                ("after_crash", "0.5", 500_000))  # fmt: skip
 
 
 def say(message: str) -> None:
@@ -335,22 +413,34 @@ class Api:
         self.statuses: Counter[int] = Counter()
         self.server_errors: list[str] = []
         self.patience_s = patience_s
+        self._lock = threading.Lock()  # threads count their answers too
+        self.http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=60,
+            headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
+            event_hooks={"response": [self.count]},
+        )
 
-        async def count(response: httpx.Response) -> None:
+    def _count(self, response: httpx.Response) -> None:
+        with self._lock:
             self.statuses[response.status_code] += 1
             if response.status_code >= 500 and response.status_code != 503:
-                await response.aread()
                 self.server_errors.append(
                     f"{response.request.method} {response.request.url.path} answered "
                     f"{response.status_code}: {response.text[:300]}"
                 )
 
-        self.http = httpx.AsyncClient(
-            base_url=base_url,
-            timeout=60,
-            headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
-            event_hooks={"response": [count]},
-        )
+    async def count(self, response: httpx.Response) -> None:
+        """An asynchronous client's response hook: count the answer (read a 5xx's body)."""
+        if response.status_code >= 500:
+            await response.aread()
+        self._count(response)
+
+    def count_sync(self, response: httpx.Response) -> None:
+        """The same hook for a thread's synchronous client."""
+        if response.status_code >= 500:
+            response.read()
+        self._count(response)
 
     async def call(
         self, method: str, path: str, body: Any = None, *, expect: int = 200
@@ -436,16 +526,21 @@ async def drive(args: argparse.Namespace, work: Path, summary: dict[str, Any]) -
     }
     data_dir = work / "data"
     server = ServeProcess(data_dir, env, log_path=work / "serve.log")
+    server.env.pop(FAULT_ENV, None)  # armed only where an event asks for it, never inherited
     summary["services"] = {"postgres_port": pg.port, "anvil": anvil.url, "api": server.base_url}
     api: Api | None = None
     try:
         server.start()
         api = Api(server.base_url)
-        found, valid = await run_market(args, api, server, anvil, pg, summary)
+        found, street = await run_market(args, api, server, anvil, pg, summary)
         problems += found
+        after = After(args, api, server, env, work, anvil, pg.url, street)
+        for name, event in AFTER_RUN:
+            problems += await after.run(name, event, summary)
+        problems += await finish(after, summary)
         server.stop()
         problems += audit(data_dir, env, work, summary)
-        problems += on_chain_check(anvil.url, data_dir, pg.url, valid, summary)
+        problems += on_chain_check(anvil.url, data_dir, pg.url, street.valid, summary)
     finally:
         if api is not None:
             await api.http.aclose()
@@ -466,9 +561,9 @@ async def run_market(
     anvil: Anvil,
     pg: Postgres,
     summary: dict[str, Any],
-) -> tuple[list[str], dict[tuple[int, int], tuple[int, int]]]:
+) -> tuple[list[str], Street]:
     """Register, deliver, settle under chaos, drain. Returns the unexpected findings and the
-    valid readings: (household id, slot) -> (import_Wh, export_Wh) registers."""
+    street as the run left it (its valid readings among it)."""
     problems: list[str] = []
     scenario = default_scenario(args.households, 1, START, args.seed)
     first = max(0, min(96 - args.slots, NOON_SLOT - args.slots // 2))
@@ -574,7 +669,6 @@ async def run_market(
         if again["status"] != "settled":
             problems.append(f"slot {slot} is {again['status']!r} after the run, not settled")
     backlog = await drain(api)
-    await wait_for_mirror(api, anvil)
     run_s = time.monotonic() - started
     outcome_table(envs, expected, outcomes, summary, problems)
     summary["market"] = {
@@ -584,16 +678,9 @@ async def run_market(
         "run_s": round(run_s, 1),
         "reading_requests": requests,
     }
-    valid = {
-        (household_ids[e.household], e.slot): (
-            e.signed.reading.import_Wh,
-            e.signed.reading.export_Wh,
-        )
-        for e, (status, _) in zip(envs, expected, strict=True)
-        if status == "accepted"
-    }
     summary["run"]["contract"] = contract
-    return problems, valid
+    street = street_after(scenario, domain, household_ids, signed, envs, expected, args.seed)
+    return problems, street
 
 
 def resign_skewed(e: Envelope, scenario: Scenario, domain: bytes) -> Envelope:
@@ -704,6 +791,955 @@ def outcome_table(
     summary["faults"] = table
 
 
+# ───────────────────────────── After the rounds: four more events ─────────────────────────────
+
+
+@dataclass
+class Street:
+    """The neighbourhood as the events after the rounds need it.
+
+    Per household (index ``h``): its id, meter and meter key (a rotation changes them), its
+    true cumulative registers, the last reading the ledger accepted ``(slot, import_Wh,
+    export_Wh)`` (the registration's baselines before any) and one accepted reading a replay can
+    repeat. ``next_slot`` is the first slot no reading has named yet (the events take theirs
+    from there on, after the run's last); ``valid`` holds every valid reading so far,
+    ``(household id, slot) -> (import_Wh, export_Wh)``, which the end compares with the chain,
+    the mirror and the intake.
+    """
+
+    scenario: Scenario
+    domain: bytes
+    ids: list[int]
+    keys: list[bytes]
+    meters: list[str]
+    registers: list[tuple[int, int]]
+    accepted: list[tuple[int, int, int]]
+    replayable: list[SignedReading | None]
+    first_new_slot: int
+    next_slot: int
+    valid: dict[tuple[int, int], tuple[int, int]]
+    rng: random.Random
+
+    def take_slot(self) -> int:
+        slot = self.next_slot
+        self.next_slot += 1
+        return slot
+
+    def reading(self, h: int, slot: int) -> SignedReading:
+        """Household ``h``'s next genuine reading, for ``slot``: its registers grow."""
+        import_Wh, export_Wh = self.registers[h]
+        import_Wh += self.rng.randint(20, 400)
+        if self.scenario.households[h].prosumer:
+            export_Wh += self.rng.randint(0, 600)
+        self.registers[h] = (import_Wh, export_Wh)
+        reading = Reading(self.meters[h], slot, import_Wh, export_Wh)
+        return sign_reading(self.keys[h], reading, self.domain)
+
+    def accept(self, h: int, signed: SignedReading) -> None:
+        """Count ``signed`` (household ``h``'s) as accepted: the chain must hold it once."""
+        rd = signed.reading
+        self.accepted[h] = (rd.slot, rd.import_Wh, rd.export_Wh)
+        self.valid[(self.ids[h], rd.slot)] = (rd.import_Wh, rd.export_Wh)
+
+
+def street_after(
+    scenario: Scenario,
+    domain: bytes,
+    ids: list[int],
+    signed: list[SignedReading],
+    envs: list[Envelope],
+    expected: list[tuple[str, str | None]],
+    seed: int,
+) -> Street:
+    """The street once the rounds are over: what each meter got accepted, from the expected
+    outcomes (the run has checked that each envelope got its expected answer)."""
+    n_h = len(ids)
+    accepted = [(0, i.import_baseline_Wh, i.export_baseline_Wh) for i in scenario.identities]
+    replayable: list[SignedReading | None] = [None] * n_h
+    valid: dict[tuple[int, int], tuple[int, int]] = {}
+    for e, (status, _) in zip(envs, expected, strict=True):
+        if status != "accepted":
+            continue
+        rd = e.signed.reading
+        valid[(ids[e.household], rd.slot)] = (rd.import_Wh, rd.export_Wh)
+        if rd.slot > accepted[e.household][0]:
+            accepted[e.household] = (rd.slot, rd.import_Wh, rd.export_Wh)
+        if replayable[e.household] is None:
+            replayable[e.household] = e.signed
+    final = signed[-n_h:]  # the last slot's readings, one per household (sign_readings' order)
+    first_new = final[0].reading.slot + 1
+    return Street(
+        scenario=scenario,
+        domain=domain,
+        ids=list(ids),
+        keys=[i.meter_key for i in scenario.identities],
+        meters=[i.meter for i in scenario.identities],
+        registers=[(r.reading.import_Wh, r.reading.export_Wh) for r in final],
+        accepted=accepted,
+        replayable=replayable,
+        first_new_slot=first_new,
+        next_slot=first_new,
+        valid=valid,
+        rng=random.Random(f"voisin-chaos/{seed}/street"),
+    )
+
+
+@dataclass
+class After:
+    """What the events after the rounds act on, and how each runs (:meth:`run`)."""
+
+    args: argparse.Namespace
+    api: Api
+    server: ServeProcess
+    env: dict[str, str]
+    work: Path
+    anvil: Anvil
+    database_url: str
+    street: Street
+    _engine: Any = None
+
+    async def run(
+        self,
+        name: str,
+        event: Callable[[After, dict[str, Any], list[str]], Any],
+        summary: dict[str, Any],
+    ) -> list[str]:
+        """Run one event; its report (with its ``problems`` and ``ok``) goes to ``summary``."""
+        say(f"after the rounds: {name}")
+        report: dict[str, Any] = {}
+        problems: list[str] = []
+        started = time.monotonic()
+        try:
+            await event(self, report, problems)
+        except Exception as exc:
+            problems.append(f"the event stopped: {type(exc).__name__}: {exc}")
+        if self.server.proc is None or self.server.proc.poll() is not None:
+            await asyncio.to_thread(self.server.start)  # the next event needs it
+        report["took_s"] = round(time.monotonic() - started, 1)
+        report["problems"] = problems
+        report["ok"] = not problems
+        summary[name] = report
+        return [f"{name}: {p}" for p in problems]
+
+    @contextlib.contextmanager
+    def ledger(self) -> Any:
+        """The contract's client on anvil (as the operator) and the deployment's block."""
+        with open_chain(self.anvil.url, self.server.data_dir, ANVIL_KEY) as chain:
+            client, deployment = open_ledger(chain)
+            yield client, deployment.block_number
+
+    def session(self) -> Session:
+        """A session on the server's database (read only, for the checks)."""
+        if self._engine is None:
+            self._engine = create_engine(self.database_url)
+        return Session(self._engine)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+async def post_readings(api: Api, readings: list[SignedReading]) -> tuple[int, dict[str, Any]]:
+    """``POST /readings`` of genuine readings, sent again across an outage (idempotent)."""
+    deadline = time.monotonic() + api.patience_s
+    body = {"readings": [reading_to_json(r) for r in readings]}
+    while True:
+        try:
+            response = await api.http.post("/readings", json=body)
+            if response.status_code not in (429, 503) or time.monotonic() > deadline:
+                return response.status_code, response.json()
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.5)
+
+
+def verdicts(status: int, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-reading verdicts of a ``POST /readings`` answer (202, or 409/422 with them in
+    ``details``); empty if the request itself was refused."""
+    if status == 202:
+        return list(body.get("results", []))
+    details = body.get("details")
+    return list(details.get("results", [])) if isinstance(details, dict) else []
+
+
+# ─── Poisoned items in concurrent batches ───
+
+
+@dataclass(frozen=True)
+class Item:
+    """One reading of a poisoned batch: ``valid`` (its thread's household's genuine reading),
+    ``copy`` (another thread's genuine reading, sent by both at once) or a poison kind of
+    :data:`POISON_VERDICTS`; whose it is (household index) and its wire form."""
+
+    kind: str
+    household: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What one item got: a verdict's status and code, or ``request_refused`` with the error's
+    code when its whole request was refused; ``retried`` if its request was sent again."""
+
+    item: Item
+    status: str
+    code: str | None
+    detail: str
+    retried: bool = False
+
+
+def thread_groups(n_households: int, threads: int) -> list[list[int]]:
+    """The households (indices) each thread posts: thread i those with ``h % n == i``, with no
+    more threads than households."""
+    n = max(1, min(threads, n_households))
+    return [list(range(i, n_households, n)) for i in range(n)]
+
+
+def poisoned_batch(
+    street: Street,
+    own: list[int],
+    racing: list[int],
+    fresh: dict[int, SignedReading],
+    target: int,
+    now_slot: int,
+    forger_key: bytes,
+    beyond_bounds: bool,
+    rng: random.Random,
+) -> list[Item]:
+    """One thread's batch of one round, shuffled: the round's genuine readings (``fresh``) of
+    its households ``own`` and copies of ``racing``'s, and one item of each poison aimed at
+    household ``target`` as the ledger knew it before the round (``street.accepted``).
+
+    Each poison is refused whatever the other threads' batches did first: the forgery's
+    signature fails, the replay repeats a stored reading, the future slot is a year past
+    ``now_slot``, and the decreased registers lie below the meter's last accepted ones for the
+    slot after the round's (so they are lower than the round's reading too).
+    """
+    items = [Item("valid", h, reading_to_json(fresh[h])) for h in own]
+    items += [Item("copy", h, reading_to_json(fresh[h])) for h in racing]
+    rd = fresh[target].reading
+    meter, key, domain = street.meters[target], street.keys[target], street.domain
+    forged = Reading(meter, rd.slot, rd.import_Wh, rd.export_Wh + 1_000)
+    items.append(Item("forged", target, reading_to_json(sign_reading(forger_key, forged, domain))))
+    old = street.replayable[target]
+    if old is not None:
+        items.append(Item("replay", target, reading_to_json(old)))
+    ahead = Reading(meter, now_slot + FAR_AHEAD_SLOTS, rd.import_Wh, rd.export_Wh)
+    items.append(Item("future", target, reading_to_json(sign_reading(key, ahead, domain))))
+    _, import_Wh, export_Wh = street.accepted[target]
+    if import_Wh > 0 or export_Wh > 0:
+        lower = (import_Wh - 1, export_Wh) if import_Wh > 0 else (import_Wh, export_Wh - 1)
+        decreased = Reading(meter, rd.slot + 1, *lower)
+        signed = sign_reading(key, decreased, domain)
+        items.append(Item("decreased", target, reading_to_json(signed)))
+    if beyond_bounds:
+        body = {**reading_to_json(fresh[target]), "import_Wh": BEYOND_BOUNDS_WH}
+        items.append(Item("beyond_bounds", target, body))
+    rng.shuffle(items)
+    return items
+
+
+def post_batch_sync(http: httpx.Client, items: list[Item]) -> tuple[int, dict[str, Any], bool]:
+    """``POST /readings`` from a thread, sent again across a transport error, 503 or 429."""
+    body = {"readings": [it.body for it in items]}
+    for attempt in range(60):
+        try:
+            response = http.post("/readings", json=body)
+        except httpx.TransportError:
+            time.sleep(0.5)
+            continue
+        if response.status_code in (429, 503):
+            time.sleep(0.5)
+            continue
+        return response.status_code, response.json(), attempt > 0
+    raise RuntimeError("POST /readings failed 60 times in a row")
+
+
+def send_batch(
+    base_url: str,
+    items: list[Item],
+    barrier: threading.Barrier,
+    count: Callable[[httpx.Response], None],
+) -> list[Answered]:
+    """One thread's round: wait for the others at ``barrier``, then post ``items``. A batch
+    holding a register beyond the bounds is refused whole (422 naming that item's field); it
+    is sent again without it, as a gateway that reads the error would."""
+    out: list[Answered] = []
+    with httpx.Client(base_url=base_url, timeout=60, event_hooks={"response": [count]}) as http:
+        barrier.wait(timeout=120)
+        bad = [i for i, it in enumerate(items) if it.kind == "beyond_bounds"]
+        if bad:
+            status, body, retried = post_batch_sync(http, items)
+            named = {f"readings.{i}.import_Wh" for i in bad}
+            details = body.get("details")
+            fields = {d.get("field") for d in details} if isinstance(details, list) else set()
+            refused = status == 422 and fields == named
+            for i in bad:
+                out.append(
+                    Answered(
+                        items[i],
+                        "request_refused" if refused else f"http_{status}",
+                        body.get("code"),
+                        str(body.get("message", body))[:300],
+                        retried,
+                    )
+                )
+            items = [it for it in items if it.kind != "beyond_bounds"]
+        status, body, retried = post_batch_sync(http, items)
+        found = verdicts(status, body)
+        if len(found) != len(items):
+            detail = f"{status}: {str(body)[:300]}"
+            return out + [Answered(it, f"http_{status}", body.get("code"), detail) for it in items]
+        for v in found:
+            item = items[int(v["index"])]
+            out.append(Answered(item, v["status"], v.get("code"), v.get("message", ""), retried))
+    return out
+
+
+def tally_poisoned(answers: list[Answered]) -> tuple[dict[str, Any], list[str]]:
+    """Per kind, what the items got; every poison must get its :data:`POISON_VERDICTS`
+    answer, and every genuine reading exactly one ``accepted`` (its copies ``duplicate``).
+
+    A reading answered only ``duplicate``, by a request that was sent again after a lost
+    answer, counts as accepted once: the first attempt stored it.
+    """
+    problems: list[str] = []
+    kinds: dict[str, Counter[str]] = {}
+    by_reading: dict[tuple[str, int], list[Answered]] = {}
+    for a in answers:
+        kind = a.item.kind
+        kinds.setdefault(kind, Counter())[a.code or a.status] += 1
+        if kind in ("valid", "copy"):
+            by_reading.setdefault((a.item.body["meter"], a.item.body["slot"]), []).append(a)
+        elif (a.status, a.code) != POISON_VERDICTS[kind]:
+            want = " ".join(str(w) for w in POISON_VERDICTS[kind] if w)
+            problems.append(
+                f"{kind} item (household index {a.item.household}, slot {a.item.body['slot']}) "
+                f"answered {a.status} {a.code or ''}, expected {want}: {a.detail[:200]}"
+            )
+    once = raced = lost = 0
+    for (meter, slot), got in sorted(by_reading.items()):
+        accepted = sum(a.status == "accepted" for a in got)
+        duplicates = sum(a.status == "duplicate" for a in got)
+        raced += len(got) > 1
+        if accepted == 0 and any(a.retried and a.status == "duplicate" for a in got):
+            accepted, duplicates, lost = 1, duplicates - 1, lost + 1
+        if accepted == 1 and accepted + duplicates == len(got):
+            once += 1
+        else:
+            problems.append(
+                f"reading of {meter} for slot {slot}: answered "
+                f"{[(a.status, a.code) for a in got]}, expected accepted once and the rest "
+                "duplicate"
+            )
+    table = {
+        kind: {"sent": sum(c.values()), "answers": dict(sorted(c.items()))}
+        for kind, c in sorted(kinds.items())
+    }
+    return {
+        "kinds": table,
+        "readings": len(by_reading),
+        "accepted_once": once,
+        "raced": raced,
+        "answer_lost": lost,
+    }, problems
+
+
+async def poisoned_batches(after: After, report: dict[str, Any], problems: list[str]) -> None:
+    """Several threads post their households' next readings at the same moment, with poisoned
+    items among them (see :func:`poisoned_batch`); ``--poison-rounds`` slots in a row."""
+    street, args = after.street, after.args
+    groups = thread_groups(len(street.ids), args.poison_threads)
+    n = len(groups)
+    forger_key = street.rng.randbytes(32)
+    answers: list[Answered] = []
+    fresh_keys: set[tuple[str, int]] = set()
+    slots: list[int] = []
+    requests = [0]
+
+    def rounds() -> None:
+        with ThreadPoolExecutor(n, thread_name_prefix="poisoned") as pool:
+            for r in range(args.poison_rounds):
+                slot = street.take_slot()
+                slots.append(slot)
+                now_slot = int(time.time()) // 900
+                fresh = {h: street.reading(h, slot) for h in range(len(street.ids))}
+                fresh_keys.update((s.reading.meter, slot) for s in fresh.values())
+                batches = [
+                    poisoned_batch(
+                        street,
+                        own,
+                        groups[(i + 1) % n] if n > 1 else [],
+                        fresh,
+                        own[r % len(own)],
+                        now_slot,
+                        forger_key,
+                        i == r % n,
+                        street.rng,
+                    )
+                    for i, own in enumerate(groups)
+                ]
+                requests[0] += sum(
+                    1 + any(it.kind == "beyond_bounds" for it in batch) for batch in batches
+                )
+                barrier = threading.Barrier(n)
+                base_url, count = after.server.base_url, after.api.count_sync
+                futures = [pool.submit(send_batch, base_url, b, barrier, count) for b in batches]
+                for future in futures:
+                    answers.extend(future.result())
+                for h, signed in fresh.items():
+                    street.accept(h, signed)
+
+    await asyncio.to_thread(rounds)
+    table, found = tally_poisoned(answers)
+    problems += found
+    seen = {(a.item.body["meter"], a.item.body["slot"]) for a in answers if a.item.kind == "valid"}
+    if seen != fresh_keys:
+        problems.append(f"{len(fresh_keys - seen)} genuine reading(s) never got an answer")
+    report.update(
+        threads=n,
+        rounds=args.poison_rounds,
+        slots=slots,
+        requests=requests[0],
+        **table,
+    )
+
+
+# ─── A future-slot reading sent straight to the contract ───
+
+
+def refusal_of(exc: BaseException) -> dict[str, Any]:
+    """A typed contract error as the summary shows it: its name and its values."""
+    return {"error": type(exc).__name__, "values": dict(getattr(exc, "values", {}))}
+
+
+def outsider_commit(
+    client: VoisinClient, sender: LocalAccount, signed: SignedReading
+) -> dict[str, Any]:
+    """``commitReadings([signed])`` sent by ``sender`` straight to the contract, twice: through
+    the client (the node's gas estimate runs it first), then as a transaction with its own gas
+    limit, which the node mines whatever it does; its replay at the block before names the
+    error. Returns what each did."""
+    out: dict[str, Any] = {}
+    try:
+        result = client.commit_readings(sender, [signed])
+    except LedgerError as exc:
+        out["estimate"] = refusal_of(exc)
+    else:
+        out["estimate"] = {"error": None, "values": {}, "tx_hash": result.tx_hash}
+    w3 = client.w3
+    data = client.calldata("commitReadings", [signed.as_contract_tuple()])
+    tx: Any = {
+        "from": sender.address,
+        "to": client.address,
+        "data": data,
+        "value": 0,
+        "gas": 500_000,
+        "gasPrice": int(w3.eth.gas_price),
+        "nonce": int(w3.eth.get_transaction_count(sender.address, "pending")),
+        "chainId": client.chain_id,
+    }
+    tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    block = int(receipt["blockNumber"])
+    mined: dict[str, Any] = {"status": int(receipt["status"]), "block": block}
+    mined["logs"] = len(receipt["logs"])
+    call: Any = {"from": sender.address, "to": client.address, "data": data}
+    try:
+        w3.eth.call(call, block - 1)
+    except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+        mined.update(refusal_of(client.decode_error(exc)))
+    else:
+        mined.update(error=None, values={})
+    out["mined"] = mined
+    return out
+
+
+async def future_reading(after: After, report: dict[str, Any], problems: list[str]) -> None:
+    """A reading the meter's real key signed for a slot far ahead of the chain's clock, then
+    for slot 2^32 - 1, sent to the contract by an outsider: refused with FutureReading, the
+    meter unchanged, and its next genuine readings accepted and committed."""
+    street = after.street
+    h = 0
+    meter = street.meters[h]
+    outsider: LocalAccount = Account.from_key(OUTSIDER_KEY)
+    import_Wh, export_Wh = street.registers[h]
+    attempts: list[dict[str, Any]] = []
+    with after.ledger() as (client, _):
+        max_slot = client.max_reading_slot()
+        before = client.meter_state(meter)
+        for slot in (max_slot + FAR_AHEAD_SLOTS, UINT32_MAX):
+            reading = Reading(meter, slot, import_Wh + 1, export_Wh)
+            signed = sign_reading(street.keys[h], reading, street.domain)
+            attempt: dict[str, Any] = {"slot": slot, "ahead_slots": slot - max_slot}
+            attempt.update(outsider_commit(client, outsider, signed))
+            attempts.append(attempt)
+            for stage in ("estimate", "mined"):
+                got = attempt[stage]
+                values = got.get("values", {})
+                if (
+                    got.get("error") != FutureReading.__name__
+                    or values.get("slot") != slot
+                    or values.get("meter") != meter
+                ):
+                    problems.append(
+                        f"slot {slot} sent straight to the contract ({stage}): expected "
+                        f"FutureReading naming the meter and the slot, got {got}"
+                    )
+            if attempt["mined"]["status"] != 0 or attempt["mined"]["logs"]:
+                problems.append(f"slot {slot}: the mined transaction did not revert")
+        unchanged = client.meter_state(meter)
+    if unchanged != before:
+        problems.append(f"the meter's state changed: {before} -> {unchanged}")
+    report.update(
+        household=street.ids[h],
+        meter=meter,
+        outsider=outsider.address,
+        chain_max_slot=max_slot,
+        meter_last_slot=before.last_slot,
+        attempts=attempts,
+        meter_unchanged=unchanged == before,
+    )
+
+    # The meter's next genuine readings: accepted, then committed by the outbox.
+    nexts = [street.reading(h, street.take_slot()) for _ in range(2)]
+    status, body = await post_readings(after.api, nexts)
+    got = [(v["status"], v.get("code")) for v in verdicts(status, body)]
+    if got != [("accepted", None)] * len(nexts):
+        problems.append(f"the meter's next readings answered {status} {got}: {str(body)[:300]}")
+    for signed in nexts:
+        street.accept(h, signed)
+    await drain(after.api)
+    with after.ledger() as (client, _):
+        state = client.meter_state(meter)
+    last = nexts[-1].reading
+    committed = (state.last_slot, state.import_Wh, state.export_Wh) == (
+        last.slot,
+        last.import_Wh,
+        last.export_Wh,
+    )
+    if not committed:
+        problems.append(f"the meter's next readings are not on chain: its state is {state}")
+    report.update(next_slots=[s.reading.slot for s in nexts], next_answers=got)
+    report["next_committed"] = committed
+
+
+# ─── Kills between the chain and the database steps of an intent ───
+
+
+async def keyed(api: Api, path: str, body: dict[str, Any], key: str) -> httpx.Response:
+    """The operator's ``POST path`` with an ``Idempotency-Key``, sent again (the same key)
+    across a connection error or a 503 until it is answered."""
+    deadline = time.monotonic() + api.patience_s
+    while True:
+        try:
+            response = await api.http.post(path, json=body, headers={IDEMPOTENCY_KEY: key})
+            if response.status_code not in (429, 503) or time.monotonic() > deadline:
+                return response
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.5)
+
+
+async def killed_then_retried(
+    after: After,
+    fault: str,
+    path: str,
+    body: dict[str, Any],
+    key: str,
+    seen: Callable[[], dict[str, Any]],
+    problems: list[str],
+) -> tuple[httpx.Response, dict[str, Any]]:
+    """Restart the server with the fault hook ``fault`` armed and send the request: the server
+    kills itself midway. Look at what the chain and the database hold (``seen``), start it
+    again without the hook, and send the same request with the same key twice: the second
+    answer must be the first. Returns the first retry's answer and a report."""
+    server = after.server
+    report: dict[str, Any] = {"fault": fault, "path": path, "idempotency_key": key}
+    await asyncio.to_thread(server.stop)
+    hooked = ServeProcess(
+        server.data_dir,
+        {**after.env, FAULT_ENV: fault},
+        port=server.port,
+        log_path=after.work / "serve.log",
+    )
+    await asyncio.to_thread(hooked.start)
+    try:
+        # A new connection: one kept from the stopped server would fail without reaching it.
+        headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}", IDEMPOTENCY_KEY: key}
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as fresh:
+            try:
+                answer = await fresh.post(path, json=body, headers=headers)
+            except httpx.TransportError as exc:
+                report["first_attempt"] = type(exc).__name__
+            else:
+                report["first_attempt"] = answer.status_code
+                problems.append(
+                    f"{fault}: answered {answer.status_code} instead of dying: {answer.text[:200]}"
+                )
+        proc = hooked.proc
+        assert proc is not None
+        try:
+            report["exit"] = await asyncio.to_thread(proc.wait, 60)
+        except subprocess.TimeoutExpired:
+            report["exit"] = None
+        if report["exit"] != -signal.SIGKILL:
+            problems.append(f"{fault}: the server did not kill itself (exit {report['exit']})")
+        report["before_restart"] = seen()
+    finally:
+        hooked.kill()
+    down = time.monotonic()
+    await asyncio.to_thread(server.start)
+    report["restart_s"] = round(time.monotonic() - down, 2)
+    first = await keyed(after.api, path, body, key)
+    again = await keyed(after.api, path, body, key)
+    report["retries"] = [first.status_code, again.status_code]
+    if (again.status_code, again.json()) != (first.status_code, first.json()):
+        problems.append(
+            f"{fault}: the same key answered {first.status_code} {first.text[:200]}, then "
+            f"{again.status_code} {again.text[:200]}"
+        )
+    return first, report
+
+
+def intents_of(session: Session, key: str) -> list[str]:
+    """The states of the operator's intents under ``key``."""
+    rows = session.exec(
+        select(ApiIntent).where(ApiIntent.scope == "operator", ApiIntent.idempotency_key == key)
+    )
+    return [row.state for row in rows]
+
+
+def registration_seen(after: After, meter: str, key: str) -> dict[str, Any]:
+    """Where a registration of ``meter`` stands: the households the chain registered with it,
+    the API's and the mirror's rows with it, and the intent's state."""
+    with after.ledger() as (client, first_block):
+        events = client.events(first_block, int(client.w3.eth.block_number))
+    on_chain = [
+        int(e.args["household"])
+        for e in events
+        if e.name == "HouseholdRegistered" and str(e.args["meter"]).lower() == meter.lower()
+    ]
+    with after.session() as session:
+        rows = [r for r in session.exec(select(ApiHousehold)) if r.meter.lower() == meter.lower()]
+        mirrored = [
+            r.id for r in session.exec(select(HouseholdRecord)) if r.meter.lower() == meter.lower()
+        ]
+        intents = intents_of(session, key)
+    return {
+        "on_chain": on_chain,
+        "in_database": [r.id for r in rows],
+        "accounts_in_database": [r.account for r in rows],
+        "mirrored": mirrored,
+        "intents": intents,
+    }
+
+
+def rotation_seen(after: After, household: int, key: str) -> dict[str, Any]:
+    """Where a meter rotation of ``household`` stands: the chain's rotations and current meter,
+    the API's and the mirror's meter, and the intent's state."""
+    with after.ledger() as (client, first_block):
+        events = client.events(first_block, int(client.w3.eth.block_number))
+        meter = client.household(household).meter
+    rotations = [
+        [str(e.args["oldMeter"]), str(e.args["newMeter"])]
+        for e in events
+        if e.name == "MeterRotated" and int(e.args["household"]) == household
+    ]
+    with after.session() as session:
+        row = session.get(ApiHousehold, household)
+        mirrored = session.get(HouseholdRecord, household)
+        intents = intents_of(session, key)
+    return {
+        "rotations_on_chain": rotations,
+        "meter_on_chain": meter,
+        "meter_in_database": row.meter if row is not None else None,
+        "meter_mirrored": mirrored.meter if mirrored is not None else None,
+        "intents": intents,
+    }
+
+
+async def intent_kills(after: After, report: dict[str, Any], problems: list[str]) -> None:
+    """A registration and a meter rotation, each interrupted by a SIGKILL right after its
+    chain write (before the database step), then sent again with the same key."""
+    street, seed = after.street, after.args.seed
+    await drain(after.api)  # a rotation waits for the meter's readings to reach the chain
+
+    # A new household: killed after HouseholdRegistered is mined.
+    newcomer = Account.from_key(street.rng.randbytes(32)).address
+    key = f"chaos-{seed}-register-{newcomer}"
+    body = {"meter": newcomer, "prosumer": True, "name": "Chaos newcomer"}
+    answer, reg = await killed_then_retried(
+        after,
+        INTENT_KILLS[0],
+        "/households",
+        body,
+        key,
+        lambda: registration_seen(after, newcomer, key),
+        problems,
+    )
+    report["register"] = reg
+    before = reg["before_restart"]
+    if len(before["on_chain"]) != 1 or before["in_database"]:
+        problems.append(f"register: the kill did not land between chain and database: {before}")
+    if answer.status_code != 201:
+        problems.append(f"register: the retry answered {answer.status_code}: {answer.text[:300]}")
+    else:
+        created = answer.json()
+        hid, account = int(created["id"]), str(created["account"])
+        seen = registration_seen(after, newcomer, key)
+        reg["after_restart"] = seen
+        want = {
+            "on_chain": [hid],
+            "in_database": [hid],
+            "accounts_in_database": [account],
+            "mirrored": [hid],
+            "intents": ["done"],
+        }
+        if seen != want:
+            problems.append(f"register: expected one household {want}, found {seen}")
+        token = {"Authorization": f"Bearer {created['token']}"}
+        balance = await after.api.http.get(f"/households/{hid}/balance", headers=token)
+        reg["token_works"] = balance.status_code == 200
+        if balance.status_code != 200:
+            problems.append(f"register: the new token answered {balance.status_code}")
+        with after.ledger() as (client, _):
+            gas = int(client.w3.eth.get_balance(account))
+            on_chain_account = client.household(hid).account
+        reg.update(household=hid, account=account, gas_wei=gas)
+        if on_chain_account != account or not 0 < gas <= HOUSEHOLD_GAS_WEI:
+            problems.append(
+                f"register: household {hid}'s account on chain is {on_chain_account} holding "
+                f"{gas} wei; expected {account}, funded once (at most {HOUSEHOLD_GAS_WEI})"
+            )
+
+    # A household with a history gets a new meter: killed after MeterRotated is mined.
+    h = len(street.ids) - 1
+    hid, old_meter, old_key = street.ids[h], street.meters[h], street.keys[h]
+    new_key = street.rng.randbytes(32)
+    new_meter = Account.from_key(new_key).address
+    prosumer = street.scenario.households[h].prosumer
+    baselines = (5_000, 2_000 if prosumer else 0)
+    key = f"chaos-{seed}-rotate-{new_meter}"
+    body = {"meter": new_meter, "import_baseline_Wh": baselines[0]}
+    body["export_baseline_Wh"] = baselines[1]
+    answer, rot = await killed_then_retried(
+        after,
+        INTENT_KILLS[1],
+        f"/households/{hid}/meter",
+        body,
+        key,
+        lambda: rotation_seen(after, hid, key),
+        problems,
+    )
+    report["rotate_meter"] = rot
+    rot.update(household=hid, old_meter=old_meter, new_meter=new_meter)
+    before = rot["before_restart"]
+    if before["meter_on_chain"] != new_meter or before["meter_in_database"] != old_meter:
+        problems.append(f"rotate_meter: the kill did not land between chain and database: {before}")
+    if answer.status_code != 200:
+        problems.append(f"rotate_meter: the retry answered {answer.status_code}: {answer.text}")
+        return
+    rotated = answer.json()
+    if (rotated["meter"], rotated["previous_meter"]) != (new_meter, old_meter):
+        problems.append(f"rotate_meter: answered {rotated}")
+    seen = rotation_seen(after, hid, key)
+    rot["after_restart"] = seen
+    want = {
+        "rotations_on_chain": [[old_meter, new_meter]],
+        "meter_on_chain": new_meter,
+        "meter_in_database": new_meter,
+        "meter_mirrored": new_meter,
+        "intents": ["done"],
+    }
+    if seen != want:
+        problems.append(f"rotate_meter: expected one rotation {want}, found {seen}")
+
+    # The new meter reads on from its baselines; the old one is retired.
+    last_slot, _, _ = street.accepted[h]
+    old_registers = street.registers[h]
+    street.keys[h], street.meters[h], street.registers[h] = new_key, new_meter, baselines
+    street.accepted[h] = (last_slot, *baselines)
+    street.replayable[h] = None
+    slot = street.take_slot()
+    fresh = street.reading(h, slot)
+    stale = Reading(old_meter, slot, old_registers[0] + 10, old_registers[1])
+    status, answered = await post_readings(
+        after.api, [fresh, sign_reading(old_key, stale, street.domain)]
+    )
+    got = [(v["status"], v.get("code")) for v in verdicts(status, answered)]
+    rot["readings_after"] = {"new_meter": got[:1], "old_meter": got[1:]}
+    if got != [("accepted", None), ("rejected", "unknown_meter")]:
+        problems.append(
+            f"rotate_meter: the new meter's reading and the old one's answered {got}, "
+            "expected accepted and unknown_meter"
+        )
+    street.accept(h, fresh)
+
+
+# ─── Replayed dashboard form posts ───
+
+
+class FormFields(HTMLParser):
+    """The hidden fields of each form of a page, by the form's action."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append((a.get("action", ""), {}))
+        elif tag == "input" and a.get("type") == "hidden" and self.forms:
+            self.forms[-1][1][a.get("name", "")] = a.get("value", "")
+
+
+def hidden_fields(html: str, action: str) -> dict[str, str]:
+    """The hidden fields (the form's tokens) of the first form posting to ``action``."""
+    parser = FormFields()
+    parser.feed(html)
+    for where, fields in parser.forms:
+        if where == action:
+            return fields
+    raise RuntimeError(f"no form posting to {action} on the page")
+
+
+async def browser_request(
+    browser: httpx.AsyncClient, method: str, path: str, data: dict[str, str] | None = None
+) -> httpx.Response:
+    """A browser's request, sent again if the connection breaks (a server restarting)."""
+    for _ in range(120):
+        try:
+            return await browser.request(method, path, data=data)
+        except httpx.TransportError:
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"{method} {path}: the server did not answer for a minute")
+
+
+async def form_replay(after: After, report: dict[str, Any], problems: list[str]) -> None:
+    """The operator's top-up form sent again after it was done, sent twice at once, and sent
+    again after a SIGKILL of the server: each one-time form token moves the money once."""
+    street, server = after.street, after.server
+    h = 1 % len(street.ids)
+    hid = street.ids[h]
+    page, action = "/ui/operator", "/ui/operator/topup"
+
+    async def api_balance() -> int:
+        answer = await after.api.call("GET", f"/households/{hid}/balance")
+        return int(answer["balance_ueur"])
+
+    with after.ledger() as (client, _):
+        account = client.household(hid).account
+        chain_before = client.balance_of(account)
+        from_block = int(client.w3.eth.block_number) + 1
+    api_before = await api_balance()
+    report.update(household=hid, account=account, balance_before_ueur=api_before, posts={})
+    added = 0
+    async with httpx.AsyncClient(
+        base_url=server.base_url, timeout=60, event_hooks={"response": [after.api.count]}
+    ) as browser:
+        signed_in = await browser_request(browser, "POST", "/ui/signin", {"token": OPERATOR_TOKEN})
+        if TOKEN_COOKIE not in browser.cookies:
+            problems.append(f"signing in answered {signed_in.status_code} without the cookie")
+            browser.cookies.set(TOKEN_COOKIE, OPERATOR_TOKEN)
+        for name, typed, amount_ueur in FORM_TOP_UPS:
+            shown = await browser_request(browser, "GET", page)
+            form = {**hidden_fields(shown.text, action), "household": str(hid), "amount": typed}
+            if name == "double_click":
+                answers = list(
+                    await asyncio.gather(
+                        browser_request(browser, "POST", action, form),
+                        browser_request(browser, "POST", action, form),
+                    )
+                )
+            else:
+                answers = [await browser_request(browser, "POST", action, form)]
+                if name == "after_crash":
+                    await asyncio.to_thread(server.kill)
+                    await asyncio.to_thread(server.start)
+                answers.append(await browser_request(browser, "POST", action, form))
+            statuses = [(a.status_code, a.headers.get("location")) for a in answers]
+            notice = ""
+            if name != "double_click":
+                # The page after the second post says what the first did.
+                text = (await browser_request(browser, "GET", page)).text
+                notice = text.split('id="notice">', 1)[-1].split("</p>", 1)[0].strip()
+            added += amount_ueur
+            now = await api_balance()
+            report["posts"][name] = {
+                "amount_ueur": amount_ueur,
+                "answers": statuses,
+                "balance_change_ueur": now - api_before - (added - amount_ueur),
+                "notice_after_second_post": notice[:200],
+            }
+            if any(s != (303, page) for s in statuses):
+                problems.append(f"{name}: the posts answered {statuses}, expected 303 to {page}")
+            if now != api_before + added:
+                problems.append(
+                    f"{name}: the balance is {now} µ€, expected {api_before + added} (each "
+                    "form token adds its amount once)"
+                )
+            if notice and "already" not in notice:
+                problems.append(f"{name}: the page after the second post says {notice!r}")
+    with after.ledger() as (client, _):
+        chain_after = client.balance_of(account)
+        events = client.events(from_block, int(client.w3.eth.block_number))
+    minted = [
+        int(e.args["amountUeur"])
+        for e in events
+        if e.name == "ToppedUp" and str(e.args["account"]).lower() == account.lower()
+    ]
+    report.update(
+        balance_after_ueur=await api_balance(),
+        chain_balance_change_ueur=chain_after - chain_before,
+        topped_up_events=minted,
+    )
+    if minted != [amount for _, _, amount in FORM_TOP_UPS] or chain_after - chain_before != added:
+        problems.append(
+            f"on chain: ToppedUp {minted} and a balance change of {chain_after - chain_before} "
+            f"µ€, expected {[a for _, _, a in FORM_TOP_UPS]} and {added}"
+        )
+
+
+#: The events after the rounds, in the order they run.
+AFTER_RUN = (
+    ("poisoned_batches", poisoned_batches),
+    ("future_reading", future_reading),
+    ("intent_kills", intent_kills),
+    ("form_replay", form_replay),
+)
+
+
+async def finish(after: After, summary: dict[str, Any]) -> list[str]:
+    """Settle the slots the events added, drain, and wait until the mirror reaches the head."""
+    problems: list[str] = []
+    street = after.street
+    fills = matched_Wh = 0
+    slots = list(range(street.first_new_slot, street.next_slot))
+    try:
+        for slot in slots:
+            settled = await after.api.call("POST", f"/market/slots/{slot}/settle")
+            if settled["status"] != "settled":
+                problems.append(f"slot {slot} after the run is {settled['status']!r}, not settled")
+            fills += int(settled["fills"])
+            matched_Wh += int(settled["matched_Wh"])
+        backlog = await drain(after.api)
+        await wait_for_mirror(after.api, after.anvil)
+    finally:
+        after.close()
+    summary["after_run"] = {
+        "slots": [slots[0], slots[-1]] if slots else [],
+        "fills": fills,
+        "matched_Wh": matched_Wh,
+        "backlog_at_end": backlog,
+    }
+    return problems
+
+
 # ───────────────────────────── After the run ─────────────────────────────
 
 
@@ -780,16 +1816,28 @@ def on_chain_check(
     engine = create_engine(database_url)
     with Session(engine) as session:
         mirror = Counter((r.household, r.slot) for r in session.exec(select(ReadingRecord)))
+        intake = [
+            ((r.household, r.slot), (r.import_Wh, r.export_Wh), r.status)
+            for r in session.exec(select(IntakeReading))
+        ]
     engine.dispose()
     mirror_diff = sorted(set(mirror) ^ set(on_chain)) + sorted(
         k for k, n in mirror.items() if n > 1
     )
+    # The intake stores each accepted reading once (what the API answered 202 for), and the
+    # outbox marks it committed once the chain holds it.
+    stored = Counter(k for k, _, _ in intake)
+    intake_diff = sorted(set(stored) ^ set(want)) + sorted(k for k, n in stored.items() if n > 1)
+    intake_diff += sorted(k for k, regs, _ in intake if k in want and regs != want[k])
+    uncommitted = sorted(k for k, _, status in intake if status != "committed")
     for label, keys in (
         ("valid reading missing from the chain", missing),
         ("reading on chain that should have been refused", extra),
         ("reading on chain more than once", twice),
         ("reading on chain with other registers than signed", wrong),
         ("mirror differs from the chain", mirror_diff),
+        ("intake reading differs from the valid ones", intake_diff),
+        ("intake reading not marked committed", uncommitted),
     ):
         if keys:
             problems.append(f"{len(keys)} {label}: (household, slot) {keys[:10]}")
@@ -803,9 +1851,66 @@ def on_chain_check(
         "doubled": len(twice),
         "wrong_registers": len(wrong),
         "mirror_differences": len(mirror_diff),
+        "readings_in_intake": len(intake),
+        "intake_differences": len(intake_diff),
+        "intake_uncommitted": len(uncommitted),
         "fills_on_chain": sum(1 for e in events if e.name == "FillSettled"),
     }
     return problems
+
+
+def print_after_run(summary: dict[str, Any]) -> None:
+    """One or two lines per event after the rounds."""
+    p = summary.get("poisoned_batches")
+    if p and "kinds" in p:
+        refused = ", ".join(
+            f"{kind} {row['sent']} {'/'.join(row['answers'])}"
+            for kind, row in p["kinds"].items()
+            if kind not in ("valid", "copy")
+        )
+        print(
+            f"  after  poisoned_batches  {p['threads']} threads x {p['rounds']} rounds, "
+            f"{p['requests']} requests: {p['accepted_once']} of {p['readings']} genuine "
+            f"readings accepted once ({p['raced']} raced in two requests); {refused}; "
+            f"{p['took_s']} s"
+        )
+    f = summary.get("future_reading")
+    if f and "attempts" in f:
+        tried = "; ".join(
+            f"slot {a['slot']} (+{a['ahead_slots']}): estimate {a['estimate']['error']}, "
+            f"mined status {a['mined']['status']} {a['mined']['error']}"
+            for a in f["attempts"]
+        )
+        print(
+            f"  after  future_reading    outsider {f['outsider'][:10]}.. at chain max slot "
+            f"{f['chain_max_slot']}: {tried}; meter unchanged {f['meter_unchanged']}, next "
+            f"readings {f.get('next_answers')} committed {f.get('next_committed')}; "
+            f"{f['took_s']} s"
+        )
+    k = summary.get("intent_kills")
+    if k:
+        for kind in ("register", "rotate_meter"):
+            r = k.get(kind)
+            if r:
+                print(
+                    f"  after  intent_kills      {r['fault']}: exit {r.get('exit')}, "
+                    f"restart {r.get('restart_s')} s, retries {r.get('retries')}; before "
+                    f"restart {r.get('before_restart')}"
+                )
+        print(f"  after  intent_kills      {k['took_s']} s")
+    form = summary.get("form_replay")
+    if form and form.get("posts"):
+        posts = ", ".join(
+            f"{name} {len(row['answers'])} posts +{row['balance_change_ueur']} µ€"
+            for name, row in form["posts"].items()
+        )
+        print(
+            f"  after  form_replay       household {form['household']}: {posts}; ToppedUp "
+            f"{form.get('topped_up_events')}; {form['took_s']} s"
+        )
+    for name, _ in AFTER_RUN:
+        if name in summary and not summary[name]["ok"]:
+            print(f"  after  {name}: {len(summary[name]['problems'])} problem(s)")
 
 
 def print_summary(summary: dict[str, Any], problems: list[str]) -> None:
@@ -834,8 +1939,11 @@ def print_summary(summary: dict[str, Any], problems: list[str]) -> None:
             f"  on chain: {chain['readings_on_chain']} readings for {chain['valid_readings']} "
             f"valid ones (missing {chain['missing']}, extra {chain['extra']}, doubled "
             f"{chain['doubled']}, wrong registers {chain['wrong_registers']}); mirror "
-            f"differences {chain['mirror_differences']}; {chain['fills_on_chain']} fills"
+            f"differences {chain['mirror_differences']}; intake {chain['readings_in_intake']} "
+            f"(differences {chain['intake_differences']}, uncommitted "
+            f"{chain['intake_uncommitted']}); {chain['fills_on_chain']} fills"
         )
+    print_after_run(summary)
     a = summary.get("audit", {})
     if a:
         print(f"  audit: {a.get('findings')} finding(s), exit {a.get('exit')}")
@@ -855,8 +1963,46 @@ def print_summary(summary: dict[str, Any], problems: list[str]) -> None:
         print("chaos run ok: every valid reading on chain once, every fault refused, audit clean")
 
 
+EVENTS_HELP = """\
+chaos events, during the rounds (at fixed fractions of them):
+  kill_api          SIGKILL voisin serve while readings are sent, restart it
+  stop_anvil        stop anvil for --anvil-down-s while a slot is settled, restart it
+                    with its state (every block and the contract must come back)
+  restart_postgres  stop PostgreSQL for 2 s while readings are sent
+  kill_api          SIGKILL voisin serve again, while a slot is settled
+meter faults, at --fault-rate each: dropped, duplicate, late, replay, tampered, wrong_key,
+  clock_skew (each refused with its code, or stored once)
+after the rounds, one after the other, on the slots after the run's:
+  poisoned_batches  --poison-threads threads post their households' next readings at once,
+                    --poison-rounds times, each batch with a copy of another thread's and
+                    poisoned items: a forged signature (bad_signature), a replay of an
+                    accepted reading (duplicate), a slot a year ahead (future_slot), a
+                    register below the last (register_decreased), and in one batch a round
+                    a register beyond the bounds (the request refused 422 invalid_input
+                    naming the field, then sent without it); each genuine reading is
+                    accepted exactly once
+  future_reading    an outsider account sends commitReadings straight to the contract
+                    with a reading the meter's key signed a year ahead of the chain's clock,
+                    then for slot 2^32 - 1: refused FutureReading (estimated and mined);
+                    the meter's next readings are still accepted and committed
+  intent_kills      voisin serve with VOISIN_TEST_FAULT=register.sent:kill, then
+                    rotate_meter.sent:kill, dies right after the chain write; restarted
+                    without it, the same Idempotency-Key twice: one household and one
+                    rotation on chain and in the database, the token and the new meter work
+  form_replay       the operator's top-up form posted again (a reload), twice at once (a
+                    double click), and again after a SIGKILL of the server: the money moves
+                    once per one-time form token
+at the end: every valid reading on chain exactly once (and in the mirror and the intake),
+  nothing else; voisin audit finds nothing; no 500. Exit 0 if all holds, else 1.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=EVENTS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--households", type=int, default=30)
     parser.add_argument("--slots", type=int, default=32, help="15-minute slots (max 96)")
     parser.add_argument("--seed", type=int, default=1)
@@ -869,11 +2015,22 @@ def main(argv: list[str] | None = None) -> int:
         default=0.3,
         help="how far into its round an event fires (while the round's readings are sent)",
     )
+    parser.add_argument(
+        "--poison-threads",
+        type=int,
+        default=4,
+        help="threads posting poisoned batches at once (poisoned_batches)",
+    )
+    parser.add_argument(
+        "--poison-rounds", type=int, default=3, help="slots of poisoned batches, one per round"
+    )
     parser.add_argument("--json", metavar="FILE", help="write the summary as JSON")
     parser.add_argument("--keep", metavar="DIR", help="keep the run's data and logs in DIR")
     args = parser.parse_args(argv)
     if args.households < 1 or not 5 <= args.slots <= 96:
         parser.error("--households must be at least 1 and --slots between 5 and 96")
+    if args.poison_threads < 1 or args.poison_rounds < 1:
+        parser.error("--poison-threads and --poison-rounds must be at least 1")
     if args.keep:
         work = Path(args.keep).resolve()
         if work.exists() and any(work.iterdir()):
