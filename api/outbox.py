@@ -23,8 +23,16 @@ pass resumes. While the operator has paused the ledger, readings and new orders 
 and cancellations still go to the chain (the contract takes them). A crash between sending
 and recording cannot apply a reading batch twice: the contract refuses a second reading for a
 (meter, slot) and a second batch for a (slot, batch), and the outbox treats those refusals as
-"already done". An order has nothing the chain could refuse twice: one posted just before a
-crash, and not yet recorded, is posted again by the next pass.
+"already done". A cancel is the same: a second cancel of an order is refused
+(``OrderAlreadyClosed``) and taken as done. A post is not: the contract takes a second post of
+an order as a new order. So a post is recorded before it is sent (``api_order_post``: the
+sender, the nonce it takes, the head block and the call data), and the record is deleted in
+the database transaction that stores the outcome. A pass that finds a record (its predecessor
+stopped in between) looks for that transaction on chain (:func:`api.sent.find_sent`, as the
+intents do) before anything else for that order: if it was mined the order is recorded open
+with the id of its ``OfferPosted`` or ``BidPosted`` event; if not (its nonce unused, or taken
+by another transaction) the record is dropped and the order is posted then; while it waits in
+the node's pool the order waits too. An order is posted on chain once, whatever the crash.
 """
 
 from __future__ import annotations
