@@ -1647,7 +1647,9 @@ async def form_replay(after: After, report: dict[str, Any], problems: list[str])
             problems.append(f"signing in answered {signed_in.status_code} without the cookie")
             browser.cookies.set(TOKEN_COOKIE, OPERATOR_TOKEN)
         for name, typed, amount_ueur in FORM_TOP_UPS:
+            started = time.monotonic()
             shown = await browser_request(browser, "GET", page)
+            page_s = time.monotonic() - started
             form = {**hidden_fields(shown.text, action), "household": str(hid), "amount": typed}
             if name == "double_click":
                 answers = list(
@@ -1675,6 +1677,8 @@ async def form_replay(after: After, report: dict[str, Any], problems: list[str])
                 "answers": statuses,
                 "balance_change_ueur": now - api_before - (added - amount_ueur),
                 "notice_after_second_post": notice[:200],
+                "page_s": round(page_s, 2),
+                "took_s": round(time.monotonic() - started, 2),
             }
             if any(s != (303, page) for s in statuses):
                 problems.append(f"{name}: the posts answered {statuses}, expected 303 to {page}")
