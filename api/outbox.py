@@ -354,6 +354,12 @@ class Outbox:
             # Refused by the dry run, or mined and reverted: nothing of it is on chain.
             self._forget_post(order.id)
             raise
+        except ledger_errors.NoGasMoney as exc:
+            # Refused before it was sent: the order stays queued, and one household's empty
+            # gas purse holds back no other household's orders.
+            self._forget_post(order.id)
+            log.warning("order %s waits: %s", order.id, exc)
+            return False
         except ledger_errors.ContractError as exc:
             log.warning("order %s refused by the chain: %s", order.id, exc)
             # Nothing is on chain; if it was cancelled meanwhile, it stays cancelled.

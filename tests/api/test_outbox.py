@@ -5,13 +5,14 @@ settled once; and the chain gate that every pass and request goes through."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
 
 from api.chain_gate import ChainGate
 from api.errors import ApiError
-from api.models import IntakeReading
+from api.models import ApiOrder, IntakeReading
 from ledger import errors as ledger_errors
 from ledger.mirror.models import ReadingRecord, SlotOutcomeRecord
 from ledger.readings.evidence import load_signed_readings
@@ -99,3 +100,36 @@ def test_the_gate_answers_a_contract_refusal_as_a_domain_error_and_keeps_the_cha
     assert gate.up and gate.last_error is None
     assert gate.lock.acquire(blocking=False)  # released after the refusal
     gate.lock.release()
+
+
+def test_a_household_without_gas_money_holds_back_no_other_households_order(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = embedded_api
+    poor, other = api.register(prosumer=True), api.register(prosumer=True)
+    slot = past_slot(-20)
+    for member in (poor, other):
+        body = {"price_limit_ueur_per_kWh": 90_000, "first_slot": slot, "last_slot": slot}
+        r = api.client.post("/offers", json=body, headers=member.auth)
+        assert r.status_code in (201, 202), r.text
+    client = api.services.client
+    real_post = client.post_offer
+
+    def post_offer(account: Any, *args: Any, **kwargs: Any) -> int:
+        if account.address == poor.account:
+            raise ledger_errors.NoGasMoney(f"account {poor.account} has no ether")
+        return real_post(account, *args, **kwargs)
+
+    monkeypatch.setattr(client, "post_offer", post_offer)
+    result = api.services.outbox.run_once()
+    assert not result.chain_down
+
+    def offers() -> dict[int, str]:
+        with Session(api.services.engine) as session:
+            rows = session.exec(select(ApiOrder).where(ApiOrder.price_limit_ueur_per_kWh == 90_000))
+            return {o.household: o.status for o in rows}
+
+    assert offers() == {other.id: "open", poor.id: "queued"}
+    monkeypatch.setattr(client, "post_offer", real_post)
+    api.services.outbox.run_once()
+    assert offers() == {other.id: "open", poor.id: "open"}
