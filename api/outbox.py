@@ -330,14 +330,13 @@ class Outbox:
         sending it again (:meth:`_settle_post`)."""
         assert order.id is not None
         kind = f"post_{order.side}"
-        # postOffer's and postBid's arguments in the contract's order (the client's post_offer
-        # takes the slots before the cap): the exact call data post_offer sends below.
-        calldata = self.client.calldata(
-            "postOffer" if order.side == "offer" else "postBid",
+        # The exact call data post_offer or post_bid sends below.
+        calldata = self.client.order_calldata(
+            order.side,
             order.price_limit_ueur_per_kWh,
-            order.max_Wh_per_slot,
             order.first_slot,
             order.last_slot,
+            order.max_Wh_per_slot,
         )
         self._record_post(order.id, account.address, calldata)
         self.fault.at(kind, "sending")

@@ -496,6 +496,23 @@ class VoisinClient:
         result = self.transact(household, f"post{side}", *args, check_first=check_first)
         return _posted_id(result, side)
 
+    def order_calldata(
+        self,
+        side: str,
+        price_limit_ueur_per_kWh: int,
+        first_slot: int,
+        last_slot: int = OPEN_END,
+        max_Wh_per_slot: int = 0,
+    ) -> bytes:
+        """The call data :meth:`post_offer` (``side`` ``"offer"``) or :meth:`post_bid`
+        (``"bid"``) sends for these arguments: what a caller records before sending, to find
+        the transaction on chain after a crash."""
+        function = {"offer": "postOffer", "bid": "postBid"}.get(side)
+        if function is None:
+            raise InvalidArgument(f"side must be 'offer' or 'bid', got {side!r}")
+        args = _order_args(price_limit_ueur_per_kWh, first_slot, last_slot, max_Wh_per_slot)
+        return self.calldata(function, *args)
+
     def post_orders(self, orders: Sequence[OrderRequest]) -> list[int]:
         """Post ``orders`` (each sent by its household), all sent before any is waited for
         (:meth:`transact_many`: on the embedded chain they share blocks); returns their ids,
