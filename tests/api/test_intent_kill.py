@@ -13,10 +13,8 @@ is clean. The embedded chain runs in its node process, as ``voisin serve`` runs 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +31,7 @@ from sqlmodel import Session, select
 
 from api.intents import FAULT_ENV, FAULT_POINTS
 from api.models import ApiHousehold
+from api.process import ServeProcess
 from api.settings import Settings
 from ledger.chain.backends import HOUSEHOLD_GAS_WEI
 from ledger.readings.eip712 import Reading, domain_separator, sign_reading
@@ -41,40 +40,22 @@ from tests.api.conftest import OP, OPERATOR_TOKEN, Api, past_slot
 from tests.api.intent_cases import assert_converged, events, opened
 from tests.conftest import _free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _start(data_dir: Path, port: int, fault: str | None = None) -> subprocess.Popen[bytes]:
+    """``voisin serve`` on the embedded chain in ``data_dir``, with the fault hook armed at
+    ``fault`` (or off), once it answers ``/health``."""
     env = {
-        **os.environ,
-        "VOISIN_DATA_DIR": str(data_dir),
         "VOISIN_OPERATOR_TOKEN": OPERATOR_TOKEN,
         "VOISIN_AUTO_SETTLE": "false",
         "VOISIN_OUTBOX_INTERVAL_S": "0.2",
     }
-    for name in ("VOISIN_CHAIN", "VOISIN_DATABASE_URL", FAULT_ENV):
-        env.pop(name, None)
+    server = ServeProcess(data_dir, env, port=port, start_timeout_s=90)
+    server.env.pop(FAULT_ENV, None)
     if fault is not None:
-        env[FAULT_ENV] = fault
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"voisin serve exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("voisin serve did not come up")
+        server.env[FAULT_ENV] = fault
+    proc = server.start().proc
+    assert proc is not None
+    return proc
 
 
 @contextmanager
