@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,13 @@ class Settings(BaseSettings):
     feed_in_ueur_per_kWh: int = Field(default=40_000, ge=0, le=INT64_MAX)
     retail_ueur_per_kWh: int = Field(default=250_000, ge=0, le=INT64_MAX)
     grid_fee_ueur_per_kWh: int = Field(default=30_000, ge=0, le=INT64_MAX)
+    timezone: str = Field(
+        default="Europe/Paris",
+        description=(
+            "The neighbourhood's IANA time zone: pages, bills and CSVs show its local time "
+            "(ISO 8601 with the offset); the ledger stores UTC."
+        ),
+    )
     slot_seconds: int = Field(
         default=900, description="Slot length; readings are signed for unix_seconds // 900."
     )
@@ -126,6 +134,13 @@ class Settings(BaseSettings):
                 "slot_seconds must be 900: meters sign readings for unix_seconds // 900 "
                 "(the EU 15-minute settlement period)"
             )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"VOISIN_TIMEZONE must be an IANA time zone such as 'Europe/Paris', "
+                f"not {self.timezone!r}"
+            ) from exc
         if self.retail_ueur_per_kWh < self.feed_in_ueur_per_kWh + self.grid_fee_ueur_per_kWh:
             raise ValueError("tariffs need feed_in + grid_fee <= retail, or nothing can trade")
         if self.environment == "production":
