@@ -64,12 +64,12 @@ def slot_time(slot: int, tz: str) -> str:
 
 def slot_span_label(slot: int, tz: str) -> str:
     """The slot's local date and span with the zone's abbreviation, e.g.
-    ``2026-11-26 14:15–14:30 CET``; a slot that crosses a clock change shows both offsets'
-    names (``02:45–02:00 CEST/CET`` reads oddly but truly)."""
+    ``2026-11-26 14:15-14:30 CET``; a slot that crosses a clock change shows both offsets'
+    names (``02:45-02:00 CEST/CET`` reads oddly but truly)."""
     start = slot_start(slot, tz)
     end = slot_start(slot + 1, tz)
     names = start.tzname() if start.tzname() == end.tzname() else f"{start.tzname()}/{end.tzname()}"
-    return f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} {names}"
+    return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} {names}"
 
 
 def local_date(slot: int, tz: str) -> date:

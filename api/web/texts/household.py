@@ -1,0 +1,96 @@
+"""Texts of the household's page.
+
+Each text is ``key: (English, French)``. French is written with plain spaces before ``: ; ! ?``;
+:func:`api.web.i18n.text` turns them into the no-break spaces French typography wants."""
+
+from __future__ import annotations
+
+TEXTS: dict[str, tuple[str, str]] = {
+    "today": ("Today", "Aujourd'hui"),
+    "today_intro": (
+        "Per 15-minute slot (UTC): what your meter took from the network, split into the part "
+        "bought from neighbours and the part from the grid, and what it sent out, split into "
+        "the part sold to neighbours and the part sent to the grid. Energy made and used behind "
+        "the meter is not measured.",
+        "Par tranche de 15 minutes (UTC) : ce que votre compteur a pris au réseau, partagé entre "
+        "l'achat aux voisins et le réseau, et ce qu'il a envoyé, partagé entre la vente aux "
+        "voisins et le réseau. L'énergie produite et consommée derrière le compteur n'est pas "
+        "mesurée.",
+    ),
+    "bought_local": ("Bought from neighbours", "Acheté aux voisins"),
+    "from_grid": ("From the grid", "Pris au réseau"),
+    "sold_local": ("Sold to neighbours", "Vendu aux voisins"),
+    "to_grid": ("Sent to the grid", "Envoyé au réseau"),
+    "consumption": ("Taken from the network", "Pris au réseau"),
+    "production": ("Sent to the network", "Envoyé au réseau"),
+    "no_readings_today": ("No meter reading yet today.", "Pas encore de relevé aujourd'hui."),
+    "chart_today_alt": (
+        "Bars per slot today: {imp} Wh taken ({bought} Wh from neighbours, {grid} Wh from the "
+        "grid) and {exp} Wh sent out ({sold} Wh sold to neighbours, {out} Wh to the grid).",
+        "Barres par tranche aujourd'hui : {imp} Wh pris ({bought} Wh des voisins, {grid} Wh du "
+        "réseau) et {exp} Wh envoyés ({sold} Wh vendus aux voisins, {out} Wh au réseau).",
+    ),
+    "data_table": ("Figures as a table", "Les chiffres en tableau"),
+    "slot": ("Slot", "Tranche"),
+    "money": ("Money", "Argent"),
+    "balance": ("Balance", "Solde"),
+    "this_month": ("This month", "Ce mois-ci"),
+    "earned": ("Earned from neighbours", "Gagné auprès des voisins"),
+    "spent": (
+        "Spent with neighbours (grid fee included)",
+        "Dépensé chez les voisins (frais de réseau compris)",
+    ),
+    "grid_bill": ("Grid supply, net of feed-in", "Fourniture du réseau, moins la revente"),
+    "savings": ("Savings against grid-only supply", "Économies par rapport au seul réseau"),
+    "orders": ("My prices", "Mes prix"),
+    "orders_intro": (
+        "Your standing prices apply to every slot not yet settled. Prices are in c€/kWh and "
+        "must stay within the tariff bounds.",
+        "Vos prix permanents s'appliquent à toutes les tranches pas encore réglées. Les prix "
+        "sont en c€/kWh et restent dans les bornes du tarif.",
+    ),
+    "bounds": ("Allowed: from {lo} to {hi} c€/kWh", "Autorisé : de {lo} à {hi} c€/kWh"),
+    "sell_price": ("Lowest price I sell at (c€/kWh)", "Prix minimum de vente (c€/kWh)"),
+    "buy_price": (
+        "Highest price I buy at, before the grid fee (c€/kWh)",
+        "Prix maximum d'achat, hors frais de réseau (c€/kWh)",
+    ),
+    "set_sell": ("Set my selling price", "Fixer mon prix de vente"),
+    "set_buy": ("Set my buying price", "Fixer mon prix d'achat"),
+    "current": ("Current", "Actuel"),
+    "default_price": ("automatic", "automatique"),
+    "saved_sell": ("Selling price saved: {p} c€/kWh.", "Prix de vente enregistré : {p} c€/kWh."),
+    "saved_buy": ("Buying price saved: {p} c€/kWh.", "Prix d'achat enregistré : {p} c€/kWh."),
+    "open_offers": ("Open offers from neighbours", "Offres ouvertes des voisins"),
+    "take_intro": (
+        "Buy directly from an offer, for a slot your meter has already reported; you get at "
+        "most what you imported in that slot.",
+        "Achetez directement à une offre, pour une tranche déjà relevée par votre compteur ; "
+        "vous recevez au plus ce que vous avez importé dans cette tranche.",
+    ),
+    "no_offers": ("No open offer from a neighbour.", "Aucune offre ouverte d'un voisin."),
+    "offer": ("Offer", "Offre"),
+    "seller": ("Seller", "Vendeur"),
+    "buyer": ("Buyer", "Acheteur"),
+    "price": ("Price (c€/kWh)", "Prix (c€/kWh)"),
+    "take_slot": ("Slot to buy for", "Tranche achetée"),
+    "take_qty": ("At most (Wh)", "Au plus (Wh)"),
+    "take": ("Take this offer", "Prendre cette offre"),
+    "took": (
+        "Bought {e} Wh at {p} c€/kWh for {c}.",
+        "Acheté {e} Wh à {p} c€/kWh pour {c}.",
+    ),
+    "no_slots": ("No reported slot to buy for yet.", "Pas encore de tranche relevée."),
+    "trades": ("Recent trades", "Échanges récents"),
+    "no_trades": ("No trade yet.", "Aucun échange pour l'instant."),
+    "direction": ("Sold or bought", "Vendu ou acheté"),
+    "energy_wh": ("Energy (Wh)", "Énergie (Wh)"),
+    "amount": ("Amount", "Montant"),
+    "fee": ("Grid fee", "Frais de réseau"),
+    "download_trades": ("Download all my trades (CSV)", "Télécharger tous mes échanges (CSV)"),
+    "bill": ("Monthly bill", "Facture du mois"),
+    "month": ("Month", "Mois"),
+    "download_bill": ("Download the bill (CSV)", "Télécharger la facture (CSV)"),
+    "sold": ("sold", "vendu"),
+    "bought": ("bought", "acheté"),
+}
