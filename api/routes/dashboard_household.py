@@ -50,7 +50,7 @@ def _within_limits(services: Services, household: int) -> None:
         raise forms.FieldError("err_too_fast", {"s": str(math.ceil(wait))})
 
 
-def _today_chart(t: dict[str, str], lines: list[Any]) -> Any:
+def _today_chart(t: dict[str, str], lines: list[Any], tz: str) -> Any:
     total = {
         k: sum(getattr(x, k) for x in lines)
         for k in (
@@ -69,7 +69,7 @@ def _today_chart(t: dict[str, str], lines: list[Any]) -> Any:
     return charts.mirrored_bars(
         "chart-today",
         alt,
-        [i18n.slot_time(x.slot) for x in lines],
+        [i18n.slot_time(x.slot, tz) for x in lines],
         up=[
             charts.Series(t["bought_local"], charts.GREEN, [x.bought_Wh for x in lines]),
             charts.Series(t["from_grid"], charts.GREY, [x.grid_import_Wh for x in lines]),
@@ -99,7 +99,7 @@ def _context(services: Services, who: Principal, lang: str) -> dict[str, Any]:
         "balance": views.balance_ueur(engine, record.account),
         "today": today,
         "today_lines": lines,
-        "chart": _today_chart(t, lines) if lines else None,
+        "chart": _today_chart(t, lines, services.settings.timezone) if lines else None,
         "month": month,
         "this_month": f"{at:%Y-%m}",
         "band": band,
@@ -312,7 +312,9 @@ def trades_csv(request: Request, services: Svc) -> Response:
         return RedirectResponse("/", 303)
     hid = who[0].household or 0
     rows = views.trades(services.engine, hid, limit=None)
-    return export.csv_response(export.trades_csv(hid, rows), f"voisin-trades-{hid}.csv")
+    return export.csv_response(
+        export.trades_csv(hid, rows, services.settings.timezone), f"voisin-trades-{hid}.csv"
+    )
 
 
 @router.get("/ui/household/bill.csv")
@@ -329,5 +331,5 @@ def bill_csv(
         return _refused(request, services, who, "month", error, {"month": month})
     span = views.month_slots(year, number, slot_now())
     statement = views.statement(services.engine, hid, span)
-    text = export.bill_csv(hid, f"{year:04d}-{number:02d}", statement)
+    text = export.bill_csv(hid, f"{year:04d}-{number:02d}", statement, services.settings.timezone)
     return export.csv_response(text, f"voisin-bill-{hid}-{year:04d}-{number:02d}.csv")

@@ -45,7 +45,7 @@ def _who(request: Request) -> tuple[Principal, str] | None:
 def _market(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
     rows = views.outcomes(services.engine)
     band = views.band(services.engine, services.tariffs_at_deploy)
-    labels = [i18n.slot_time(r.slot) for r in rows]
+    labels = [i18n.slot_time(r.slot, services.settings.timezone) for r in rows]
     context: dict[str, Any] = {
         "outcomes": rows,
         "band": band,
@@ -86,7 +86,7 @@ def _market(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
     return context
 
 
-def _feeder(view: audit.AuditView, t: dict[str, str]) -> dict[str, Any]:
+def _feeder(view: audit.AuditView, t: dict[str, str], tz: str) -> dict[str, Any]:
     feeder = view.report.get("feeder") if view.report else None
     rows = audit.feeder_rows(feeder)
     v_low, v_high = audit.voltage_band(feeder)
@@ -100,7 +100,7 @@ def _feeder(view: audit.AuditView, t: dict[str, str]) -> dict[str, Any]:
             n=len(rows), lo=min(seen) / 1000, hi=max(seen) / 1000,
             load=f"{max(loads):.0f}" if loads else "?",
         )  # fmt: skip
-        labels = [i18n.slot_time(r.slot) for r in rows]
+        labels = [i18n.slot_time(r.slot, tz) for r in rows]
         chart = charts.points_in_band(
             "chart-feeder",
             alt,
@@ -128,7 +128,11 @@ async def _render(
     if view.report is not None and shown:
         window = {"from": str(shown[0].slot), "to": str(shown[-1].slot), "feeder": "true"}
         feeder = await audit.fetch(request.app, who[1], window)
-    context |= {"audit": view, **_feeder(feeder, t), "here": "/ui/operator"}
+    context |= {
+        "audit": view,
+        **_feeder(feeder, t, services.settings.timezone),
+        "here": "/ui/operator",
+    }
     return page(request, "operator.html", {**context, **extra}, token=who[1], status=status)
 
 

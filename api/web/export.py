@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from fastapi.responses import Response
 
-from api.web.i18n import slot_label
+from ledger.localtime import slot_iso
 from ledger.market.statements import Statement
 from ledger.mirror.models import FillRecord
 
@@ -30,33 +30,33 @@ BILL_COLUMNS = (
 )
 
 
-def trades_csv(household: int, fills: Iterable[FillRecord]) -> str:
+def trades_csv(household: int, fills: Iterable[FillRecord], tz: str) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(
-        ["slot", "period_utc", "role", "counterparty", "energy_Wh", "price_ueur_per_kWh",
+        ["slot", "start_local", "role", "counterparty", "energy_Wh", "price_ueur_per_kWh",
          "cost_ueur", "fee_ueur", "tx_hash"]
     )  # fmt: skip
     for f in sorted(fills, key=lambda f: (f.slot, f.block_number, f.log_index)):
         selling = f.seller == household
         w.writerow(
-            [f.slot, slot_label(f.slot), "sold" if selling else "bought",
+            [f.slot, slot_iso(f.slot, tz), "sold" if selling else "bought",
              f.buyer if selling else f.seller, f.energy_Wh, f.price_ueur_per_kWh,
              f.cost_ueur, 0 if selling else f.fee_ueur, f.tx_hash]
         )  # fmt: skip
     return out.getvalue()
 
 
-def bill_csv(household: int, month: str, statement: Statement | None) -> str:
+def bill_csv(household: int, month: str, statement: Statement | None, tz: str) -> str:
     """The month's bill; with no statement (a future month, no data) only the header and a
     zero total, so the download always opens."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["household", "month", "slot", "period_utc", *BILL_COLUMNS, "savings_ueur"])
+    w.writerow(["household", "month", "slot", "start_local", *BILL_COLUMNS, "savings_ueur"])
     if statement is not None:
         for line in statement.lines:
             values = [getattr(line, c) for c in BILL_COLUMNS]
-            w.writerow([household, month, line.slot, slot_label(line.slot), *values, ""])
+            w.writerow([household, month, line.slot, slot_iso(line.slot, tz), *values, ""])
         totals = [getattr(statement, c) for c in BILL_COLUMNS]
         w.writerow([household, month, "total", "", *totals, statement.savings_ueur])
     else:

@@ -2,15 +2,13 @@
 
 French is the default for French browsers (the neighbourhoods this comes from are French),
 English otherwise; the choice is kept in a cookie. Amounts stay integers until they are
-written: micro-euro become euros with two decimals, prices c€/kWh, energy Wh or kWh.
+written: micro-euro become euros (exact, at least two decimals), prices c€/kWh, energy Wh or kWh.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from api.web.texts import common, household, operator
-from ledger.types import SLOT_SECONDS
+from ledger import localtime
 
 LANGS = ("en", "fr")
 
@@ -67,13 +65,14 @@ def integer(value: int, lang: str) -> str:
 
 
 def euros(ueur: int, lang: str) -> str:
-    """Micro-euro as euros and cents, truncated toward zero (exact figures are in the CSV)."""
+    """Micro-euro as euros, exact: two decimals, and more where the amount has a fraction of a
+    cent (``€0.003``, ``€1.234567``), so that rows always add up to their totals as shown."""
     sign = "-" if ueur < 0 else ""
-    cents = abs(ueur) // 10_000
-    whole, frac = divmod(cents, 100)
+    whole, frac = divmod(abs(ueur), 1_000_000)
+    digits = f"{frac:06d}".rstrip("0").ljust(2, "0")
     if lang == "fr":
-        return f"{sign}{integer(whole, lang)},{frac:02d}\u00a0€"
-    return f"{sign}€{integer(whole, lang)}.{frac:02d}"
+        return f"{sign}{integer(whole, lang)},{digits}\u00a0€"
+    return f"{sign}€{integer(whole, lang)}.{digits}"
 
 
 def cents_per_kWh(price_ueur_per_kWh: int, lang: str) -> str:
@@ -85,13 +84,11 @@ def cents_per_kWh(price_ueur_per_kWh: int, lang: str) -> str:
     return f"{whole}{',' if lang == 'fr' else '.'}{digits}"
 
 
-def slot_time(slot: int) -> str:
-    """The slot's start as HH:MM (UTC)."""
-    return datetime.fromtimestamp(slot * SLOT_SECONDS, UTC).strftime("%H:%M")
+def slot_time(slot: int, tz: str) -> str:
+    """The slot's local start as HH:MM."""
+    return localtime.slot_time(slot, tz)
 
 
-def slot_label(slot: int) -> str:
-    """The slot's date and span, e.g. ``2026-11-26 14:15-14:30 UTC``."""
-    start = datetime.fromtimestamp(slot * SLOT_SECONDS, UTC)
-    end = datetime.fromtimestamp((slot + 1) * SLOT_SECONDS, UTC)
-    return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
+def slot_label(slot: int, tz: str) -> str:
+    """The slot's local date and span, e.g. ``2026-11-26 14:15-14:30 CET``."""
+    return localtime.slot_span_label(slot, tz)

@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from api.web import flash, i18n, once
 from api.web.forms import FieldError
 from api.web.session import LANG_COOKIE, form_token
+from ledger import localtime
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -20,6 +21,12 @@ templates = Jinja2Templates(directory=HERE / "templates")
 
 def lang_of(request: Request) -> str:
     return i18n.pick_lang(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+
+
+def zone_of(request: Request) -> str:
+    """The neighbourhood's time zone (``VOISIN_TIMEZONE``), in which pages show times."""
+    zone: str = request.app.state.services.settings.timezone
+    return zone
 
 
 def message(lang: str, error: FieldError) -> str:
@@ -31,6 +38,7 @@ def page(
     request: Request, name: str, context: dict[str, Any], token: str = "", status: int = 200
 ) -> HTMLResponse:
     lang = lang_of(request)
+    tz = zone_of(request)
     base = {
         "lang": lang,
         "t": i18n.text(lang),
@@ -40,8 +48,10 @@ def page(
         "money": lambda ueur: i18n.euros(ueur, lang),
         "price": lambda p: i18n.cents_per_kWh(p, lang),
         "num": lambda n: i18n.integer(n, lang),
-        "slot_time": i18n.slot_time,
-        "slot_label": i18n.slot_label,
+        "slot_time": lambda slot: i18n.slot_time(slot, tz),
+        "slot_label": lambda slot: i18n.slot_label(slot, tz),
+        "slot_iso": lambda slot: localtime.slot_iso(slot, tz),
+        "tz": tz,
         "here": request.url.path,
         "errors": {},
         "values": {},

@@ -94,9 +94,13 @@ def test_whole_numbers_euros_addresses_months_and_choices_are_checked() -> None:
 
 
 def test_numbers_are_written_the_way_each_language_reads_them() -> None:
-    assert i18n.euros(1_234_567_891, "en") == "€1,234.56"
-    assert i18n.euros(1_234_567_891, "fr") == "1\u202f234,56\u00a0€"
-    assert i18n.euros(-15_000, "en") == "-€0.01"
+    # Exact: more decimals only where the amount has a fraction of a cent.
+    assert i18n.euros(1_234_567_891, "en") == "€1,234.567891"
+    assert i18n.euros(1_234_560_000, "fr") == "1\u202f234,56\u00a0€"
+    assert i18n.euros(-15_000, "en") == "-€0.015"
+    assert i18n.euros(3_000, "en") == "€0.003"
+    assert i18n.euros(0, "en") == "€0.00"
+    assert i18n.euros(2_000_000, "en") == "€2.00"
     assert i18n.cents_per_kWh(125_000, "fr") == "12,5"
     assert i18n.cents_per_kWh(40_000, "en") == "4"
     assert i18n.cents_per_kWh(219_999, "en") == "21.9999"
