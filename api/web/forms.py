@@ -91,8 +91,9 @@ def register_Wh(raw: str, maximum: int) -> int:
 
 
 def euros(raw: str, maximum_ueur: int) -> int:
-    """An amount typed in euros as micro-euro: positive, at most 6 decimals."""
-    value = _scaled(raw, 1_000_000, 6)
+    """An amount of money paid in, typed in euros, as micro-euro: positive, in whole cents
+    (the ledger counts micro-euro, but nobody pays a fraction of a cent)."""
+    value = _scaled(raw, 1_000_000, 2)
     if value == 0:
         raise FieldError("err_zero")
     if value > maximum_ueur:

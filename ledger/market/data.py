@@ -17,13 +17,20 @@ from sqlmodel import Session, col, select
 
 from ledger.errors import LedgerError
 from ledger.market.clearing import BookOrder, Side
-from ledger.market.statements import MeteredSlot, Statement, TradeLine, build_statement
+from ledger.market.statements import (
+    SETTLED,
+    MeteredSlot,
+    Statement,
+    TradeLine,
+    build_statement,
+)
 from ledger.mirror.models import (
     BalanceRecord,
     FillRecord,
     HouseholdRecord,
     OrderRecord,
     ReadingRecord,
+    SlotOutcomeRecord,
     TariffRecord,
     plain_rows,
 )
@@ -197,7 +204,7 @@ def load_statements(
     engine: Engine, households: Sequence[int], first_slot: int, last_slot: int
 ) -> list[Statement]:
     """The statements of ``households`` (in that order) over ``[first_slot, last_slot]`` from
-    the mirror, read with four queries whatever their number (a run's report builds every
+    the mirror, read with five queries whatever their number (a run's report builds every
     household's statement). Raises :class:`MarketDataError` for a household not registered."""
     wanted = set(households)
     with Session(engine) as session:
@@ -224,6 +231,15 @@ def load_statements(
             FillRecord.slot >= first_slot,
             FillRecord.slot <= last_slot,
         )
+        settled = set(
+            session.exec(
+                select(SlotOutcomeRecord.slot).where(
+                    SlotOutcomeRecord.status == SETTLED,
+                    SlotOutcomeRecord.slot >= first_slot,
+                    SlotOutcomeRecord.slot <= last_slot,
+                )
+            ).all()
+        )
     metered: dict[int, list[MeteredSlot]] = defaultdict(list)
     for r in readings:
         metered[r.household].append(
@@ -238,4 +254,7 @@ def load_statements(
         )
         for party in {f.buyer, f.seller} & wanted:
             trades[party].append(line)
-    return [build_statement(h, first_slot, last_slot, metered[h], trades[h]) for h in households]
+    return [
+        build_statement(h, first_slot, last_slot, metered[h], trades[h], settled)
+        for h in households
+    ]

@@ -12,6 +12,12 @@ Pure functions over a household's metered slots and its settled fills. For every
 Grid residuals are priced per slot, rounded down like fills: ``Wh * tariff // 1000``. The
 tariffs of a slot are those in force when its reading was committed.
 
+A slot is **pending** until the settlement has run for it (its local trades are not final, so
+neither is what came from or went to the grid): a pending line keeps its metered energy and any
+direct takes already settled, puts the rest under ``pending_import_Wh``/``pending_export_Wh``
+instead of the grid, and prices no grid energy. Only **settled** lines count in the grid totals
+and the savings; every line says which it is (``status``).
+
 **Savings** compare with the same meter data and no local market: grid-only supply would have
 cost ``import * retail // 1000 - export * feed_in // 1000`` per slot. Savings are that minus the
 household's actual net cost (local payments and fees, plus grid import, minus local earnings and
@@ -21,13 +27,15 @@ grid export revenue). They can be negative, e.g. when a buyer's bid is above ret
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, fields
 
 from ledger.errors import LedgerError
 from ledger.types import Tariffs
 
 __all__ = [
+    "PENDING",
+    "SETTLED",
     "MeteredSlot",
     "SlotLine",
     "Statement",
@@ -35,6 +43,10 @@ __all__ = [
     "TradeLine",
     "build_statement",
 ]
+
+
+SETTLED = "settled"
+PENDING = "pending"
 
 
 class StatementError(LedgerError, ValueError):
@@ -66,9 +78,11 @@ class TradeLine:
 
 @dataclass(frozen=True, slots=True)
 class SlotLine:
-    """One slot of a statement. Money in micro-euro, energy in Wh."""
+    """One slot of a statement. Money in micro-euro, energy in Wh. On a pending line the grid
+    fields are zero and the metered energy not yet traded is under ``pending_*``."""
 
     slot: int
+    status: str
     import_Wh: int
     export_Wh: int
     bought_Wh: int
@@ -81,6 +95,8 @@ class SlotLine:
     grid_import_cost_ueur: int
     grid_export_revenue_ueur: int
     grid_only_cost_ueur: int
+    pending_import_Wh: int = 0
+    pending_export_Wh: int = 0
 
     @property
     def net_cost_ueur(self) -> int:
@@ -93,13 +109,14 @@ class SlotLine:
         )
 
 
-#: Every summed quantity of a line (all its fields but the slot).
-_TOTALS = tuple(f.name for f in fields(SlotLine) if f.name != "slot")
+#: Every summed quantity of a line (all its fields but the slot and its status).
+_TOTALS = tuple(f.name for f in fields(SlotLine) if f.name not in ("slot", "status"))
 
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """A household's bill for slots ``first_slot..last_slot`` (inclusive), with totals."""
+    """A household's bill for slots ``first_slot..last_slot`` (inclusive), with totals.
+    ``savings_ueur`` covers the settled lines only; ``pending_slots`` counts the others."""
 
     household: int
     first_slot: int
@@ -117,8 +134,11 @@ class Statement:
     grid_import_cost_ueur: int
     grid_export_revenue_ueur: int
     grid_only_cost_ueur: int
+    pending_import_Wh: int
+    pending_export_Wh: int
     net_cost_ueur: int
     savings_ueur: int
+    pending_slots: int
 
     def as_dict(self) -> dict[str, object]:
         """The statement as plain JSON-ready data (lines included)."""
@@ -139,17 +159,59 @@ def _grid_price(energy_Wh: int, price_ueur_per_kWh: int) -> int:
     return energy_Wh * price_ueur_per_kWh // 1000
 
 
+def _line(
+    m: MeteredSlot, bought: int, sold: int, paid: int, fees: int, earned: int, settled: bool
+) -> SlotLine:
+    """One slot's line: the residuals go to the grid once the slot is settled, and are
+    pending before."""
+    retail, feed_in = m.tariffs.retail_ueur_per_kWh, m.tariffs.feed_in_ueur_per_kWh
+    rest_in, rest_out = m.import_Wh - bought, m.export_Wh - sold
+    common = {
+        "slot": m.slot,
+        "import_Wh": m.import_Wh,
+        "export_Wh": m.export_Wh,
+        "bought_Wh": bought,
+        "sold_Wh": sold,
+        "paid_local_ueur": paid,
+        "fees_ueur": fees,
+        "earned_local_ueur": earned,
+    }
+    if not settled:
+        return SlotLine(
+            status=PENDING,
+            grid_import_Wh=0,
+            grid_export_Wh=0,
+            grid_import_cost_ueur=0,
+            grid_export_revenue_ueur=0,
+            grid_only_cost_ueur=0,
+            pending_import_Wh=rest_in,
+            pending_export_Wh=rest_out,
+            **common,
+        )
+    return SlotLine(
+        status=SETTLED,
+        grid_import_Wh=rest_in,
+        grid_export_Wh=rest_out,
+        grid_import_cost_ueur=_grid_price(rest_in, retail),
+        grid_export_revenue_ueur=_grid_price(rest_out, feed_in),
+        grid_only_cost_ueur=_grid_price(m.import_Wh, retail) - _grid_price(m.export_Wh, feed_in),
+        **common,
+    )
+
+
 def build_statement(
     household: int,
     first_slot: int,
     last_slot: int,
     metered: Iterable[MeteredSlot],
     trades: Iterable[TradeLine],
+    settled: Collection[int],
 ) -> Statement:
     """The statement of ``household`` over ``[first_slot, last_slot]``.
 
     ``metered`` holds the household's metered slots and ``trades`` the fills it took part in
-    (others are ignored); both may include slots outside the period, which are left out. A
+    (others are ignored); both may include slots outside the period, which are left out.
+    ``settled`` holds the slots the settlement has run for; the others are pending. A
     fill in a slot without a metered reading, or more energy traded than metered, raises
     :class:`StatementError`: the contract never settles such a fill, so the data is wrong.
     """
@@ -189,36 +251,18 @@ def build_statement(
                 f"household {household}, slot {slot}: bought {bought[slot]} Wh of "
                 f"{m.import_Wh} imported, sold {sold[slot]} Wh of {m.export_Wh} exported"
             )
-        grid_import = m.import_Wh - bought[slot]
-        grid_export = m.export_Wh - sold[slot]
-        retail, feed_in = m.tariffs.retail_ueur_per_kWh, m.tariffs.feed_in_ueur_per_kWh
-        lines.append(
-            SlotLine(
-                slot=slot,
-                import_Wh=m.import_Wh,
-                export_Wh=m.export_Wh,
-                bought_Wh=bought[slot],
-                sold_Wh=sold[slot],
-                grid_import_Wh=grid_import,
-                grid_export_Wh=grid_export,
-                paid_local_ueur=paid[slot],
-                fees_ueur=fees[slot],
-                earned_local_ueur=earned[slot],
-                grid_import_cost_ueur=_grid_price(grid_import, retail),
-                grid_export_revenue_ueur=_grid_price(grid_export, feed_in),
-                grid_only_cost_ueur=(
-                    _grid_price(m.import_Wh, retail) - _grid_price(m.export_Wh, feed_in)
-                ),
-            )
-        )
+        done = slot in settled
+        lines.append(_line(m, bought[slot], sold[slot], paid[slot], fees[slot], earned[slot], done))
     totals = {name: sum(getattr(line, name) for line in lines) for name in _TOTALS}
     net = sum(line.net_cost_ueur for line in lines)
+    settled_net = sum(line.net_cost_ueur for line in lines if line.status == SETTLED)
     return Statement(
         household=household,
         first_slot=first_slot,
         last_slot=last_slot,
         lines=tuple(lines),
         net_cost_ueur=net,
-        savings_ueur=totals["grid_only_cost_ueur"] - net,
+        savings_ueur=totals["grid_only_cost_ueur"] - settled_net,
+        pending_slots=sum(1 for line in lines if line.status == PENDING),
         **totals,
     )

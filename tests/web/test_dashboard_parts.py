@@ -77,7 +77,10 @@ def test_whole_numbers_euros_addresses_months_and_choices_are_checked() -> None:
             forms.register_Wh(typed, 10)
         assert refused.value.key == key
     assert forms.euros("12.50", 10**12) == 12_500_000
-    assert forms.euros("0,000001", 10**12) == 1
+    assert forms.euros("0,01", 10**12) == 10_000
+    with pytest.raises(forms.FieldError, match="err_decimals") as refused:
+        forms.euros("0.001", 10**12)
+    assert refused.value.values == {"n": "2"}
     with pytest.raises(forms.FieldError, match="err_too_big"):
         forms.euros("1000001", 10**12)
     address = Account.create().address

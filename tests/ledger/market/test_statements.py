@@ -48,7 +48,7 @@ def test_a_two_slot_statement_computed_by_hand() -> None:
             fee_ueur=1_500,
         ),
     ]
-    st = build_statement(1, 10, 11, metered, trades)
+    st = build_statement(1, 10, 11, metered, trades, {10, 11})
     first, second = st.lines
     # Slot 10: 400 Wh from the grid at 250k = 100,000; grid only: 1000 Wh = 250,000.
     assert (first.bought_Wh, first.grid_import_Wh, first.grid_import_cost_ueur) == (
@@ -79,7 +79,7 @@ def test_a_two_slot_statement_computed_by_hand() -> None:
 def test_grid_residuals_round_down_per_slot_like_fills() -> None:
     tariffs = Tariffs(40_001, 250_001, 0)
     st = build_statement(
-        5, 1, 2, [MeteredSlot(1, 3, 0, tariffs), MeteredSlot(2, 0, 3, tariffs)], []
+        5, 1, 2, [MeteredSlot(1, 3, 0, tariffs), MeteredSlot(2, 0, 3, tariffs)], [], {1, 2}
     )
     # 3 Wh * 250,001 / 1000 = 750.003 -> 750; 3 * 40,001 / 1000 = 120.003 -> 120.
     assert [line.grid_import_cost_ueur for line in st.lines] == [750, 0]
@@ -90,13 +90,13 @@ def test_grid_residuals_round_down_per_slot_like_fills() -> None:
 def test_each_slot_uses_its_own_tariffs() -> None:
     cheap, dear = Tariffs(0, 100_000, 0), Tariffs(0, 300_000, 0)
     st = build_statement(
-        1, 1, 2, [MeteredSlot(1, 1000, 0, cheap), MeteredSlot(2, 1000, 0, dear)], []
+        1, 1, 2, [MeteredSlot(1, 1000, 0, cheap), MeteredSlot(2, 1000, 0, dear)], [], {1, 2}
     )
     assert st.grid_import_cost_ueur == 400_000
 
 
 def test_a_period_without_readings_is_an_empty_statement() -> None:
-    st = build_statement(1, 100, 200, [], [])
+    st = build_statement(1, 100, 200, [], [], set())
     assert st.lines == () and st.net_cost_ueur == st.savings_ueur == 0
 
 
@@ -113,9 +113,33 @@ def test_inconsistent_data_is_refused(
     metered: list[MeteredSlot], trades: list[TradeLine], match: str
 ) -> None:
     with pytest.raises(StatementError, match=match):
-        build_statement(1, 1, 1, metered, trades)
+        build_statement(1, 1, 1, metered, trades, {1})
 
 
 def test_a_backwards_period_is_refused() -> None:
     with pytest.raises(StatementError, match="empty"):
-        build_statement(1, 5, 4, [], [])
+        build_statement(1, 5, 4, [], [], set())
+
+
+def test_a_pending_slot_sends_nothing_to_the_grid_yet() -> None:
+    """Before the settlement runs, the energy not yet traded is pending, not grid energy; a
+    direct take already settled in the slot stays (its money moved); savings count settled
+    slots only."""
+    metered = [MeteredSlot(1, 1000, 0, T), MeteredSlot(2, 1000, 0, T)]
+    take = TradeLine(2, seller=9, buyer=1, energy_Wh=300, price_ueur_per_kWh=100_000,
+                     cost_ueur=30_000, fee_ueur=9_000)  # fmt: skip
+    st = build_statement(1, 1, 2, metered, [take], {1})
+    settled, pending = st.lines
+    assert (settled.status, pending.status) == ("settled", "pending")
+    assert (pending.bought_Wh, pending.pending_import_Wh, pending.grid_import_Wh) == (300, 700, 0)
+    assert (pending.grid_import_cost_ueur, pending.grid_only_cost_ueur) == (0, 0)
+    assert pending.net_cost_ueur == 39_000
+    assert (st.grid_import_Wh, st.pending_import_Wh, st.pending_slots) == (1000, 700, 1)
+    assert st.grid_import_cost_ueur == 250_000
+    # Savings over the settled slot only: grid-only 250,000 against 250,000 paid.
+    assert st.savings_ueur == 0
+    assert st.net_cost_ueur == 250_000 + 39_000
+    assert st.as_dict()["lines"][1]["status"] == "pending"  # type: ignore[index]
+    # Once settled, the same slot's rest comes from the grid.
+    later = build_statement(1, 1, 2, metered, [take], {1, 2})
+    assert later.lines[1].grid_import_Wh == 700 and later.pending_import_Wh == 0
