@@ -215,7 +215,12 @@ def statement(
 ) -> dict[str, Any]:
     """Local energy bought and sold, grid import and export, what was paid, earned and paid in
     fees, and the savings: what the same meter data would have cost with no local market,
-    minus what the household actually paid. Slots ``from``..``to`` inclusive."""
+    minus what the household actually paid. Slots ``from``..``to`` inclusive.
+
+    Each line has a ``status``: ``settled``, or ``pending`` until the settlement has run for
+    its slot. On a pending line the energy not yet traded is under ``pending_import_Wh`` and
+    ``pending_export_Wh`` (not the grid's), no grid price is charged, and the savings leave it
+    out; ``pending_slots`` counts them."""
     _known(services, household, caller)
     if to_slot < from_slot:
         raise ApiError(

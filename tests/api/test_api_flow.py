@@ -52,6 +52,16 @@ def test_three_households_four_slots_figures_match_the_chain(api: Api) -> None:
         ]
         r = c.post("/readings", json={"readings": batch})
         assert r.status_code == 202 and r.json()["accepted"] == 3, r.text
+    # Metered but not settled: nothing is the grid's yet.
+    api.flush()
+    before = c.get(
+        f"/households/{buyer.id}/statement", params={"from": first, "to": first + 3},
+        headers=buyer.auth,
+    ).json()  # fmt: skip
+    assert [line["status"] for line in before["lines"]] == ["pending"] * 4
+    assert [line["pending_import_Wh"] for line in before["lines"]] == [700] * 4
+    assert (before["grid_import_Wh"], before["grid_import_cost_ueur"]) == (0, 0)
+    assert (before["pending_slots"], before["savings_ueur"]) == (4, 0)
     outcomes = []
     for slot in slots:
         r = c.post(f"/market/slots/{slot}/settle", headers=OP)
@@ -99,8 +109,9 @@ def test_three_households_four_slots_figures_match_the_chain(api: Api) -> None:
             fees[m.id],
             earned[m.id],
         )
-        assert len(st["lines"]) == 4
+        assert len(st["lines"]) == 4 and st["pending_slots"] == 0
         for line in st["lines"]:
+            assert line["status"] == "settled" and line["pending_import_Wh"] == 0
             assert line["bought_Wh"] + line["grid_import_Wh"] == line["import_Wh"]
             assert line["sold_Wh"] + line["grid_export_Wh"] == line["export_Wh"]
         assert st["savings_ueur"] == st["grid_only_cost_ueur"] - st["net_cost_ueur"]
