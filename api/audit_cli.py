@@ -3,19 +3,23 @@
 
 It opens the chain and the database of a data dir read-only in effect (it never deploys,
 indexes or writes), runs :func:`ledger.audit.run_audit` and writes the outputs asked for.
-Exit codes: 0 no findings, 1 findings (or the chain refused to answer), 2 bad arguments or a
-data dir without a Voisin deployment. Heavy imports happen inside :func:`run`.
+Exit codes: 0 no findings, 1 findings (or the chain refused to answer), 2 bad arguments (an
+output path it cannot write to among them) or a data dir without a Voisin deployment, 3 an
+embedded chain that another process holds (a running ``voisin serve``: its
+``GET /audit/report`` answers the same audit). Heavy imports happen inside :func:`run`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "served_audit_hint"]
 
 #: ledger.audit.feeder.DEFAULT_NETWORK, repeated here so ``voisin --help`` imports nothing heavy.
 _DEFAULT_NETWORK = "kerber_vorstadtnetz_kabel_1"
@@ -28,7 +32,8 @@ def add_parser(sub: Any) -> None:
         help="audit settlements: provenance, energy, money, integrity, feeder limits",
         description=(
             "Audit a Voisin ledger from its stored signed readings, the chain's events and "
-            "state, and the database. Exit code 0: no findings; 1: findings; 2: bad arguments."
+            "state, and the database. Exit code 0: no findings; 1: findings; 2: bad arguments; "
+            "3: the data dir is in use by a running voisin serve (ask its GET /audit/report)."
         ),
     )
     audit.add_argument("--data-dir", help="data directory (default: VOISIN_DATA_DIR or ./data)")
@@ -64,16 +69,29 @@ def _bad(message: str) -> int:
     return 2
 
 
+def served_audit_hint(args: argparse.Namespace) -> str:
+    """The request that asks a running ``voisin serve`` for the audit these options ask for."""
+    query: dict[str, str | int] = {}
+    if args.from_slot is not None:
+        query["from"] = args.from_slot
+    if args.to_slot is not None:
+        query["to"] = args.to_slot
+    if args.feeder:
+        query["feeder"] = "true"
+    return "GET http://HOST:PORT/audit/report" + (f"?{urlencode(query)}" if query else "")
+
+
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from api.cli import absolute, unwritable_dir, unwritable_file
     from api.settings import Settings
     from ledger.audit import AuditError, run_audit
     from ledger.audit.feeder import NETWORKS
     from ledger.audit.render import report_html, report_json, write_csv, write_open_data
     from ledger.chain.backends import open_chain
     from ledger.contract.deploy import DEPLOYMENTS_FILE, open_ledger
-    from ledger.errors import LedgerError
+    from ledger.errors import ChainLockedError, LedgerError
     from ledger.mirror.engine import make_engine
 
     for name in ("from_slot", "to_slot"):
@@ -88,7 +106,15 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings()
     except ValidationError as exc:
         return _bad(f"invalid settings:\n{exc}")
-    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    problem = (
+        unwritable_file(args.json, "--json")
+        or unwritable_file(args.html, "--html")
+        or (unwritable_dir(absolute(args.csv), "--csv") if args.csv else None)
+        or (unwritable_dir(absolute(args.open_data), "--open-data") if args.open_data else None)
+    )
+    if problem:
+        return _bad(problem)
+    data_dir = absolute(args.data_dir) if args.data_dir else settings.data_dir
     chain_spec = args.chain or settings.chain
     records = data_dir / DEPLOYMENTS_FILE
     if not records.is_file():
@@ -100,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         db_path = data_dir / "voisin.db"
         if not db_path.is_file():
             return _bad(f"{data_dir} holds no database ({db_path} is missing)")
-        database_url = f"sqlite:///{db_path.resolve()}"
+        database_url = f"sqlite:///{db_path}"
     try:
         with open_chain(chain_spec, data_dir, settings.chain_key_value()) as chain:
             deployed = json.loads(records.read_text())
@@ -119,17 +145,31 @@ def run(args: argparse.Namespace) -> int:
             )
     except AuditError as exc:
         return _bad(str(exc))
+    except ChainLockedError as exc:
+        holder = re.search(r"held by pid (\d+)", str(exc))
+        pid = f" (pid {holder[1]})" if holder else ""
+        print(
+            f"voisin audit: {data_dir} is in use: another process holds its chain{pid}, most "
+            "likely a running voisin serve.\nAsk that server for the audit instead: "
+            f"{served_audit_hint(args)} with the operator token (Authorization: Bearer TOKEN), "
+            "or stop it and run voisin audit again.",
+            file=sys.stderr,
+        )
+        return 3
     except (LedgerError, json.JSONDecodeError) as exc:
         print(f"voisin audit: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        Path(args.json).write_text(report_json(report))
-    if args.html:
-        Path(args.html).write_text(report_html(report))
-    if args.csv:
-        write_csv(report, args.csv)
-    if args.open_data:
-        write_open_data(report, args.open_data)
+    try:
+        if args.json:
+            Path(args.json).write_text(report_json(report))
+        if args.html:
+            Path(args.html).write_text(report_html(report))
+        if args.csv:
+            write_csv(report, args.csv)
+        if args.open_data:
+            write_open_data(report, args.open_data)
+    except OSError as exc:  # checked at the start; the disk changed since
+        return _bad(f"cannot write to {exc.filename}: {exc.strerror or exc}")
     s = report.as_dict()["summary"]
     print(
         f"audited {s['slots']} slots, {s['households']} households, {s['readings']} readings, "

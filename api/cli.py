@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -31,10 +32,15 @@ def _demo(args: argparse.Namespace) -> int:
     from ledger.errors import LedgerError
 
     settings = Settings()
-    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    data_dir = absolute(args.data_dir) if args.data_dir else settings.data_dir
+    where = "--data-dir" if args.data_dir else "VOISIN_DATA_DIR"
+    problem = unwritable_dir(data_dir, where) or unwritable_file(args.json, "--json")
+    if problem:
+        print(f"voisin demo: {problem}", file=sys.stderr)
+        return 2
     chain = args.chain or settings.chain
-    database_url = settings.database_url or f"sqlite:///{(data_dir / 'voisin.db').resolve()}"
-    print(f"Voisin demo — data in {data_dir.resolve()}")
+    database_url = settings.database_url or f"sqlite:///{data_dir / 'voisin.db'}"
+    print(f"Voisin demo — data in {data_dir}")
     try:
         report = run_demo(
             chain, data_dir, database_url, settings.chain_key_value(), mechanism=args.mechanism
@@ -63,10 +69,13 @@ def _demo(args: argparse.Namespace) -> int:
     for name, ok in report.checks.items():
         print(f"  [{'ok' if ok else 'FAILED'}] {name}")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({**report.__dict__, "ok": report.ok}, indent=2, sort_keys=True, default=str)
-            + "\n"
+        text = json.dumps(
+            {**report.__dict__, "ok": report.ok}, indent=2, sort_keys=True, default=str
         )
+        problem = write_output(Path(args.json), text + "\n", "--json")
+        if problem:
+            print(f"voisin demo: {problem}", file=sys.stderr)
+            return 2
     return 0 if report.ok else 1
 
 
@@ -117,9 +126,88 @@ def scenario_name(text: str) -> str:
     """A scenario ``voisin simulate`` knows by name, or a scenario file that exists."""
     if text in _SCENARIOS or Path(text).is_file():
         return text
+    known = ", ".join(repr(name) for name in _SCENARIOS)
+    missing = "no such file; " if text.endswith((".json", ".toml")) else ""
     raise argparse.ArgumentTypeError(
-        f"unknown scenario {text!r}: use 'default', 'quartierstrom' or a .json/.toml scenario file"
+        f"unknown scenario {text!r}: {missing}use {known} or a .json/.toml scenario file"
     )
+
+
+def port_number(text: str) -> int:
+    """A TCP port to listen on: a whole number from 1 to 65535."""
+    try:
+        value: int | None = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text!r}")
+    return value
+
+
+def voisin_version() -> str:
+    """The installed package's version (its metadata), as ``voisin --version`` prints it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("voisin")
+    except PackageNotFoundError:
+        return "unknown (not installed as a package)"
+
+
+# ───────────────────────────── Paths ─────────────────────────────
+# Every path a command takes is made absolute once, against the working directory the command
+# starts in, before any child process (the chain's node, a server) receives it. An output path
+# is checked before the work that fills it starts: one line and exit status 2, not a traceback
+# after the run.
+
+
+def absolute(path: str | Path) -> Path:
+    """``path`` (``~`` expanded) as an absolute path, against the current working directory."""
+    return Path(os.path.expanduser(path)).resolve()
+
+
+def unwritable_dir(path: Path, option: str) -> str | None:
+    """Create the folder ``path`` if needed; ``None`` if this process can write in it, else
+    the one-line reason, naming ``option``."""
+    reason: str | None = None
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        reason = "it is a file, not a folder"
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+    else:
+        if not os.access(path, os.W_OK | os.X_OK):
+            reason = "Permission denied"
+    return None if reason is None else f"cannot write to {option} {path}: {reason}"
+
+
+def unwritable_file(path: str | Path | None, option: str) -> str | None:
+    """``None`` if the file ``path`` can be written (its folder exists and is writable; the
+    file, if there, is a writable file), else the one-line reason, naming ``option``."""
+    if path is None:
+        return None
+    where = absolute(path)
+    folder = where.parent
+    reason: str | None = None
+    if where.is_dir():
+        reason = "it is a folder, not a file"
+    elif not folder.is_dir():
+        reason = f"{folder} is not a folder" if folder.exists() else f"no folder {folder}"
+    elif not os.access(folder, os.W_OK | os.X_OK) or (
+        where.exists() and not os.access(where, os.W_OK)
+    ):
+        reason = "Permission denied"
+    return None if reason is None else f"cannot write to {option} {where}: {reason}"
+
+
+def write_output(path: Path, text: str, option: str) -> str | None:
+    """Write ``text`` to ``path``; ``None`` when done, else the one-line reason it failed."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        return f"cannot write to {option} {absolute(path)}: {exc.strerror or type(exc).__name__}"
+    return None
 
 
 # ───────────────────────────── voisin simulate ─────────────────────────────
@@ -146,13 +234,19 @@ def _simulate(args: argparse.Namespace) -> int:
     if (data_dir / "chain").exists():
         # Not an option's form but the disk's state, checked when the run starts.
         return _refuse(f"{data_dir} already holds a chain: give a fresh --data-dir")
+    problem = (
+        unwritable_file(args.json, "--json")
+        or unwritable_dir(out, "--out")
+        or unwritable_dir(data_dir, "--data-dir" if args.data_dir else "the data directory")
+    )
+    if problem:
+        return _refuse(problem)
     settings = Settings()
     chain = args.chain or "embedded"
-    out.mkdir(parents=True, exist_ok=True)
     print(
         f"Voisin simulate: {scenario.name}, {len(scenario.households)} households, "
         f"{scenario.days} day(s) from {scenario.start}, {args.mechanism}, chain {chain}; "
-        f"data in {data_dir.resolve()}",
+        f"data in {data_dir}",
         file=sys.stderr,
     )
     operator_key = settings.chain_key_value() if chain != "embedded" else None
@@ -191,10 +285,13 @@ def _simulate(args: argparse.Namespace) -> int:
     except LedgerError as exc:
         print(f"voisin simulate: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    report_path = _write_report(result.report, out, args.json)
-    print(_summary(result.report))
-    page = plots.write_report_html(result)
-    print(f"report: {report_path.resolve()}\npage with the plots: {page.resolve()}")
+    try:
+        report_path = _write_report(result.report, out, args.json)
+        print(_summary(result.report))
+        page = plots.write_report_html(result)
+    except OSError as exc:  # the folder checked at the start went away or turned read-only
+        return _refuse(f"cannot write the report to {exc.filename}: {exc.strerror or exc}")
+    print(f"report: {report_path}\npage with the plots: {page}")
     return 0 if result.report["audit_ok"] else 1
 
 
@@ -230,12 +327,12 @@ def _scenario_of(args: argparse.Namespace) -> Scenario:
 
 def _run_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     """The run's output folder (``--out``, else ``out/<UTC timestamp>``) and its data dir
-    (``--data-dir``, else ``OUT/data``)."""
+    (``--data-dir``, else ``OUT/data``), both absolute."""
     from datetime import UTC, datetime
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args.out) if args.out else Path("out") / stamp
-    data_dir = Path(args.data_dir) if args.data_dir else out / "data"
+    out = absolute(args.out if args.out else Path("out") / stamp)
+    data_dir = absolute(args.data_dir) if args.data_dir else out / "data"
     return out, data_dir
 
 
@@ -339,6 +436,27 @@ def _simulate_via_api(
         server.stop()
 
 
+def dashboard_url(host: str, port: int) -> str:
+    """The address a browser on this machine opens for a server listening on ``host``:``port``
+    (loopback for the wildcard addresses, brackets around an IPv6 address)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+def operator_token_source(settings: Any) -> str:
+    """Where the operator's token comes from, as ``voisin serve`` says it (never the token):
+    ``VOISIN_OPERATOR_TOKEN``, or the file the server generates in development."""
+    token = settings.operator_token
+    if token is not None and token.get_secret_value():
+        return "from VOISIN_OPERATOR_TOKEN"
+    return f"in {settings.data_dir / 'operator.token'}"
+
+
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -353,12 +471,28 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"voisin serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2
+    problem = unwritable_dir(settings.data_dir, "VOISIN_DATA_DIR")
+    if problem:
+        print(f"voisin serve: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    url = dashboard_url(args.host, args.port)
     print(
-        f"Voisin API on http://{args.host}:{args.port} — chain {settings.chain}, "
-        f"data in {settings.data_dir.resolve()}",
+        f"Voisin API on {url.rstrip('/')} — chain {settings.chain}, data in {settings.data_dir}",
         flush=True,
     )
+
+    class Server(uvicorn.Server):
+        """Says where to go once the server listens (the token file exists by then)."""
+
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                print(
+                    f"Dashboard: {url}\nOperator token: {operator_token_source(settings)}",
+                    flush=True,
+                )
+
     # Keep-alive beyond the default 5 s: meters and gateways reuse their connections.
     config = uvicorn.Config(
         create_app(settings),
@@ -367,7 +501,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
         timeout_keep_alive=30,
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
     server.run()
     if not server.started:
         # The start-up failed (chain unreachable, database down, port taken): uvicorn logged
@@ -381,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voisin", description="Voisin: peer-to-peer neighbourhood energy trading ledger."
     )
+    parser.add_argument("--version", action="version", version=f"voisin {voisin_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
@@ -471,7 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the Voisin API. Settings come from VOISIN_* environment variables.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--port", type=port_number, default=8000, help="port, 1 to 65535 (default 8000)"
+    )
     serve.set_defaults(func=_serve)
     from api.audit_cli import add_parser as add_audit_parser
 

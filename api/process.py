@@ -54,7 +54,8 @@ class ServeProcess:
         log_path: Path | str | None = None,
         start_timeout_s: float = 120.0,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        # Absolute, so that the child opens this directory whatever its working directory.
+        self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path) if log_path else None

@@ -5,11 +5,12 @@ The defaults run the embedded chain with SQLite in ``./data``, with no set-up.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The largest integer both databases store (signed 64-bit BIGINT); the contract's uint64
@@ -27,7 +28,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path("data"),
-        description="Directory for the embedded chain, the operator key, deployments and SQLite.",
+        validate_default=True,
+        description=(
+            "Directory for the embedded chain, the operator key, deployments and SQLite; a "
+            "relative path is resolved once, against the working directory at start."
+        ),
     )
     chain: str = Field(
         default="embedded",
@@ -126,6 +131,14 @@ class Settings(BaseSettings):
             "bodies nest 3 levels at most; Python's parser recurses once per level."
         ),
     )
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        """The data directory as an absolute path, resolved here once: every process that
+        receives it (the chain's node, which runs in another working directory, a server
+        that ``voisin simulate --via api`` starts) then opens the same directory."""
+        return Path(os.path.expanduser(value)).resolve()
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="keep both runs here (on/ and off/)")
     own, rest = parser.parse_known_args(argv)
     args = rest or list(DEFAULT_SIMULATE)
-    base = own.out or Path(tempfile.mkdtemp(prefix="voisin-compare-speedups-"))
+    # Absolute: the runs start in the repository's folder, not in the caller's.
+    base = (
+        own.out.resolve() if own.out else Path(tempfile.mkdtemp(prefix="voisin-compare-speedups-"))
+    )
     try:
         for sub in ("on", "off"):
             if (base / sub).exists():

@@ -331,11 +331,13 @@ def start_node(
 ) -> NodeProcess:
     """Start the embedded chain of ``data_dir`` as a node process; return once it listens.
 
-    ``port`` 0 lets the node pick a free one. Raises :class:`ChainUnavailable` (with the last
-    line of ``<data_dir>/node.log``) when it does not come up, e.g. when another process holds
-    the data directory.
+    ``port`` 0 lets the node pick a free one. A relative ``data_dir`` is taken in this
+    process's working directory: the node gets it as an absolute path, since it runs in
+    another one. Raises :class:`ChainUnavailable` (with the last line of
+    ``<data_dir>/node.log``) when it does not come up, e.g. when another process holds the data
+    directory.
     """
-    data_dir = Path(data_dir)
+    data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if operator_key:
