@@ -1,10 +1,13 @@
-"""The ``voisin`` command as a user runs it: the demo end to end, twice in one data dir, and
-``voisin simulate``'s refusals of bad options."""
+"""The ``voisin`` command as a user runs it: the demo end to end, twice in one data dir,
+``voisin simulate``'s refusals of bad options, and the command's edges with their exact
+messages and exit statuses: ``--version``, ports, an unknown scenario, outputs it cannot write,
+relative paths, and ``voisin audit`` on a data dir a running server holds."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from datetime import date
@@ -144,3 +147,176 @@ def test_only_a_process_of_its_own_freezes_the_collector() -> None:
     )  # fmt: skip
     frozen, full_every = map(int, own.stdout.split())
     assert frozen > 1_000 and full_every == FULL_COLLECTION_EVERY
+
+
+# ───────────────────────────── The command's edges ─────────────────────────────
+
+
+def test_voisin_version_prints_the_installed_version_and_exits_0() -> None:
+    from importlib.metadata import version
+
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "voisin"), "--version"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (run.returncode, run.stdout, run.stderr) == (0, f"voisin {version('voisin')}\n", "")
+
+
+PORT = "must be a port number from 1 to 65535, got"
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "0", "-1", "eighty", "80.5", ""])
+def test_voisin_serve_refuses_a_port_nothing_could_listen_on(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--port", port])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: voisin serve")
+    assert err.endswith(f"voisin serve: error: argument --port: {PORT} {port!r}\n")
+
+
+def test_the_port_type_takes_every_port_from_1_to_65535() -> None:
+    from api.cli import port_number
+
+    assert [port_number(p) for p in ("1", "8000", "65535")] == [1, 8000, 65535]
+
+
+KNOWN = "use 'default', 'quartierstrom' or a .json/.toml scenario file"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scenario", "nowhere", "--households", "2"], f"unknown scenario 'nowhere': {KNOWN}"),
+        (["--households", "2", "--scenario", "nowhere"], f"unknown scenario 'nowhere': {KNOWN}"),
+        (
+            ["--scenario", "street.toml", "--households", "2"],
+            f"unknown scenario 'street.toml': no such file; {KNOWN}",
+        ),
+    ],
+)
+def test_an_unknown_scenario_is_named_before_any_other_option(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--out", str(tmp_path / "o"), *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"voisin simulate: error: argument --scenario: {message}\n")
+    assert "--households" not in err.splitlines()[-1]
+
+
+def _outputs(tmp_path: Path) -> dict[str, Path]:
+    """Paths nothing can be written to, even by root: below a file, a file where a folder is
+    wanted, a folder where a file is wanted, a file in a folder that does not exist."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    return {
+        "below_a_file": a_file / "out",
+        "a_file": a_file,
+        "a_folder": tmp_path,
+        "no_folder": tmp_path / "missing" / "report.json",
+    }
+
+
+@pytest.mark.parametrize(
+    ("option", "path", "reason"),
+    [
+        ("--out", "below_a_file", "Not a directory"),
+        ("--out", "a_file", "it is a file, not a folder"),
+        ("--json", "a_folder", "it is a folder, not a file"),
+        ("--json", "no_folder", "no folder {tmp}/missing"),
+        ("--json", "below_a_file", "{tmp}/a-file is not a folder"),
+        ("--data-dir", "below_a_file", "Not a directory"),
+    ],
+)
+def test_voisin_simulate_refuses_an_output_it_cannot_write_in_one_line_before_running(
+    option: str, path: str, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = _outputs(tmp_path)[path]
+    argv = ["simulate", "--households", "2", "--slots", "1", option, str(target)]
+    if option != "--out":
+        argv += ["--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    expected = f"cannot write to {option} {target}: {reason.format(tmp=tmp_path)}"
+    assert err == f"voisin simulate: {expected}\n"
+    assert not (tmp_path / "o" / "data").exists()
+
+
+def test_other_commands_refuse_an_output_they_cannot_write_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _outputs(tmp_path)
+    bad, a_file, a_folder = paths["below_a_file"], paths["a_file"], paths["a_folder"]
+    is_a_folder = "it is a folder, not a file"
+    cases = [
+        (["demo", "--data-dir", str(bad)], "demo", f"--data-dir {bad}: Not a directory"),
+        (
+            ["demo", "--data-dir", str(tmp_path / "d"), "--json", str(a_folder)],
+            "demo",
+            f"--json {a_folder}: {is_a_folder}",
+        ),
+        (["audit", "--json", str(bad)], "audit", f"--json {bad}: {a_file} is not a folder"),
+        (["audit", "--html", str(a_folder)], "audit", f"--html {a_folder}: {is_a_folder}"),
+        (["audit", "--csv", str(bad)], "audit", f"--csv {bad}: Not a directory"),
+        (
+            ["audit", "--open-data", str(a_file)],
+            "audit",
+            f"--open-data {a_file}: it is a file, not a folder",
+        ),
+    ]
+    for argv, command, message in cases:
+        assert main(argv) == 2, argv
+        assert capsys.readouterr().err == f"voisin {command}: cannot write to {message}\n"
+    monkeypatch.setenv("VOISIN_DATA_DIR", str(bad))
+    assert main(["serve", "--port", "8000"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"voisin serve: cannot write to VOISIN_DATA_DIR {bad}: Not a directory\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in any folder")
+def test_a_folder_without_write_permission_is_refused_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        assert main(["simulate", "--households", "2", "--out", str(locked)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"voisin simulate: cannot write to --out {locked}: Permission denied\n"
+    finally:
+        locked.chmod(0o700)
+
+
+def test_voisin_audit_on_a_data_dir_in_use_says_to_ask_the_running_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger import open_chain
+
+    (tmp_path / "deployments.json").write_text("{}")
+    (tmp_path / "voisin.db").write_text("")
+    with open_chain("embedded", tmp_path):
+        code = main(["audit", "--data-dir", str(tmp_path), "--from", "5", "--to", "9", "--feeder"])
+    assert code == 3
+    assert capsys.readouterr().err == (
+        f"voisin audit: {tmp_path} is in use: another process holds its chain "
+        f"(pid {os.getpid()}), most likely a running voisin serve.\n"
+        "Ask that server for the audit instead: GET http://HOST:PORT/audit/report"
+        "?from=5&to=9&feeder=true with the operator token (Authorization: Bearer TOKEN), or "
+        "stop it and run voisin audit again.\n"
+    )
+
+
+def test_relative_paths_are_taken_in_the_folder_the_command_starts_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from api.cli import _run_paths, build_parser
+
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["simulate", "--out", "runs/noon"])
+    assert _run_paths(args) == (tmp_path / "runs" / "noon", tmp_path / "runs" / "noon" / "data")
+    args = build_parser().parse_args(["simulate", "--out", "o", "--data-dir", "../elsewhere"])
+    assert _run_paths(args) == (tmp_path / "o", tmp_path.parent / "elsewhere")
