@@ -18,7 +18,7 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import docs_ui, errors
 from api.body_guard import BodyGuard
 from api.deps import problems
 from api.routes import audit, health, households, market, orders, readings, topups, trades
@@ -37,13 +37,24 @@ Authentication: `Authorization: Bearer <token>`. The operator's token comes from
 `VOISIN_OPERATOR_TOKEN`; a household's token is returned once by `POST /households`.
 `POST /readings` needs no token: the meter's signature is the credential.
 
-Every error is JSON: `{"code": "...", "message": "..."}`.
+Every error is JSON: `{"code": "...", "message": "..."}`, with `details` where there is more
+to say (for `invalid_input`, each field and its problem).
+
+Signing readings: a meter signs each reading as EIP-712 typed data
+`Reading(address meter,uint32 slot,uint64 importWh,uint64 exportWh)` in the domain
+`EIP712Domain(name="Voisin", version="1", chainId, verifyingContract)`. This deployment's
+`chainId` and `verifyingContract` are in `GET /health` (no token): `chain.chain_id` and
+`chain.contract`. Read them there rather than configuring them by hand: a reading signed for
+another chain or contract is refused as `bad_signature`.
 
 Request bodies are UTF-8 JSON of at most `VOISIN_MAX_BODY_BYTES` bytes (default 1,000,000;
 beyond: 413 `payload_too_large`, chunked or not), nested at most `VOISIN_MAX_JSON_DEPTH`
 levels (default 32; beyond: 422 `json_too_deep`), with each key once per object (else 422
 `duplicate_key`). Every integer is bounded by what both the contract and the databases hold,
 so none is above 2^63 - 1.
+
+The documentation pages `/docs` (Swagger UI) and `/redoc` (ReDoc) are served whole by this
+server, their scripts included: they work with no internet access.
 """
 
 
@@ -150,8 +161,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         dependencies=[Depends(errors.reject_unknown_query)],
         # The body guard answers these on every route, before the route runs.
         responses=problems(413),
+        # /docs and /redoc come from api.docs_ui, with their assets served here (not a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
+    docs_ui.install(app)
     app.openapi = _with_integral_bounds(app.openapi)  # type: ignore[method-assign]
 
     # The last added runs first: the metrics see every answer, the guard's refusals included.

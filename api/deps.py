@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from api.schemas import Problem
+from api.schemas import PROBLEM_EXAMPLES, Problem
 from api.services import Services
 
 
@@ -31,4 +31,11 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         429: "Rate limit reached: retry after the Retry-After header's seconds",
         503: "The chain or the database is unreachable",
     }
-    return {s: {"model": Problem, "description": text[s]} for s in statuses}
+    return {
+        s: {
+            "model": Problem,
+            "description": text[s],
+            "content": {"application/json": {"example": PROBLEM_EXAMPLES[s]}},
+        }
+        for s in statuses
+    }

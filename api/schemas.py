@@ -104,12 +104,73 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# Values shared by the examples below, so that they tell one story: household 1 (a prosumer,
+# meter _METER) sells to household 2 in slot 1995000 at the tariffs of GET /market/tariffs.
+_METER = "0x5B38Da6a701c568545dCfcB03FcB875f56beddC4"
+_ACCOUNT = "0xAb8483F64d9C6d1EcF9b849Ae677dD3315835cb2"
+_TOKEN = "vsn_3q2-7wQxYh0aXk9mZr4tLcVb1NpEo6sUjGdFyHiKw8M"
+_TX = "0x6f1c0a4e2b9d3f5a7c8e0b1d2f4a6c8e9b0d1f3a5c7e9b2d4f6a8c0e1b3d5f7a"
+
+
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    """The config of a response model whose JSON schema shows ``examples``."""
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
 class Problem(BaseModel):
     """Every error: a machine code and a message saying what was wrong and what is allowed."""
 
     code: str = Field(examples=["invalid_input"])
     message: str = Field(examples=["price_limit_ueur_per_kWh: must be between 40000 and 220000"])
     details: Any = None
+
+    model_config = _examples(
+        {
+            "code": "invalid_input",
+            "message": "price_limit_ueur_per_kWh: Input should be a valid integer",
+            "details": [
+                {
+                    "field": "price_limit_ueur_per_kWh",
+                    "problem": "Input should be a valid integer",
+                }
+            ],
+        },
+        {"code": "unauthorized", "message": "a valid bearer token is required"},
+        {
+            "code": "offer_not_open",
+            "message": "offer 1 is cancelled: only open offers can be taken",
+        },
+    )
+
+
+#: An error body per status, as the API answers it (the OpenAPI example of each documented error).
+PROBLEM_EXAMPLES: dict[int, dict[str, Any]] = {
+    401: {"code": "unauthorized", "message": "a valid bearer token is required"},
+    403: {"code": "forbidden", "message": "only the grid operator may do this"},
+    404: {"code": "unknown_household", "message": "household 7 is not registered"},
+    409: {
+        "code": "offer_not_open",
+        "message": "offer 1 is cancelled: only open offers can be taken",
+    },
+    413: {"code": "payload_too_large", "message": "request bodies are limited to 1000000 bytes"},
+    422: {
+        "code": "invalid_input",
+        "message": "price_limit_ueur_per_kWh: Input should be a valid integer",
+        "details": [
+            {"field": "price_limit_ueur_per_kWh", "problem": "Input should be a valid integer"}
+        ],
+    },
+    429: {
+        "code": "rate_limited",
+        "message": "too many requests for household 1's token: at most 600 at once and "
+        "10 per second after that; retry after 1 s",
+        "details": {"retry_after_s": 1, "limit": "token"},
+    },
+    503: {
+        "code": "chain_unavailable",
+        "message": "the chain cannot be reached: connection refused; try again",
+    },
+}
 
 
 # ───────────────────────────── Households ─────────────────────────────
@@ -145,16 +206,37 @@ class HouseholdCreated(BaseModel):
     name: str | None
     token: str = Field(description="Bearer token of the household. Shown once, stored hashed.")
 
+    model_config = _examples(
+        {
+            "id": 1,
+            "account": _ACCOUNT,
+            "meter": _METER,
+            "prosumer": True,
+            "name": "Amélie",
+            "token": _TOKEN,
+        }
+    )
+
 
 class KeyRotated(BaseModel):
     id: int
     account: str = Field(description="The household's new account (its key is held here).")
     previous_account: str = Field(description="The retired account: it no longer acts.")
 
+    model_config = _examples(
+        {
+            "id": 1,
+            "account": "0x4B20993Bc481177ec7E8f571ceCaE8A9e22C02db",
+            "previous_account": _ACCOUNT,
+        }
+    )
+
 
 class TokenRotated(BaseModel):
     id: int
     token: str = Field(description="The new bearer token. Shown once; the old one stops working.")
+
+    model_config = _examples({"id": 1, "token": _TOKEN})
 
 
 class MeterIn(Strict):
@@ -171,6 +253,17 @@ class MeterRotated(BaseModel):
     export_baseline_Wh: int
     last_slot: int = Field(description="The new meter's readings must come after this slot.")
 
+    model_config = _examples(
+        {
+            "id": 1,
+            "meter": "0x78731D3Ca6b7E34aC0F824c42a7cC18A495cabaB",
+            "previous_meter": _METER,
+            "import_baseline_Wh": 0,
+            "export_baseline_Wh": 0,
+            "last_slot": 1995000,
+        }
+    )
+
 
 class CreditLine(BaseModel):
     slot: int
@@ -184,6 +277,15 @@ class Balance(BaseModel):
     balance_ueur: int = Field(description="Payment token held (micro-euro).")
     as_of_block: int = Field(description="Last block mirrored into the database.")
     credits: list[CreditLine] = Field(description="Credits per metered slot with export.")
+
+    model_config = _examples(
+        {
+            "household": 1,
+            "balance_ueur": 192000,
+            "as_of_block": 14,
+            "credits": [{"slot": 1995000, "export_Wh": 1500, "sold_Wh": 1200, "credits_Wh": 300}],
+        }
+    )
 
 
 class TopUpIn(Strict):
@@ -201,6 +303,8 @@ class TopUpOut(BaseModel):
     household: int
     amount_ueur: int
     tx_hash: str
+
+    model_config = _examples({"household": 2, "amount_ueur": 5_000_000, "tx_hash": _TX})
 
 
 # ───────────────────────────── Readings ─────────────────────────────
@@ -257,6 +361,25 @@ class ReadingsAccepted(BaseModel):
     flags: list[str] = Field(default=[], description="Flags of the accepted readings (gap, late).")
     results: list[ReadingVerdict]
 
+    model_config = _examples(
+        {
+            "accepted": 1,
+            "duplicates": 1,
+            "rejected": 0,
+            "flags": ["late"],
+            "results": [
+                {"index": 0, "status": "accepted", "code": None, "message": "", "flags": ["late"]},
+                {
+                    "index": 1,
+                    "status": "duplicate",
+                    "code": None,
+                    "message": "already accepted",
+                    "flags": [],
+                },
+            ],
+        }
+    )
+
 
 # ───────────────────────────── Orders ─────────────────────────────
 
@@ -298,6 +421,23 @@ class OrderOut(BaseModel):
     reason: str | None = None
     source: str
 
+    model_config = _examples(
+        {
+            "id": 4,
+            "side": "offer",
+            "household": 1,
+            "price_limit_ueur_per_kWh": 120_000,
+            "first_slot": 1995000,
+            "last_slot": None,
+            "max_Wh_per_slot": 2000,
+            "status": "queued",
+            "cancel_requested": False,
+            "chain_id": None,
+            "reason": None,
+            "source": "household",
+        }
+    )
+
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
@@ -326,6 +466,18 @@ class TakeOut(BaseModel):
     fee_ueur: int
     tx_hash: str
 
+    model_config = _examples(
+        {
+            "offer": 4,
+            "slot": 1995000,
+            "energy_Wh": 500,
+            "price_ueur_per_kWh": 120_000,
+            "cost_ueur": 60_000,
+            "fee_ueur": 15_000,
+            "tx_hash": _TX,
+        }
+    )
+
 
 class Trade(BaseModel):
     slot: int
@@ -338,6 +490,21 @@ class Trade(BaseModel):
     cost_ueur: int
     fee_ueur: int
     tx_hash: str
+
+    model_config = _examples(
+        {
+            "slot": 1995000,
+            "seller": 1,
+            "buyer": 2,
+            "offer_chain_id": 2,
+            "bid_chain_id": 2,
+            "energy_Wh": 1200,
+            "price_ueur_per_kWh": 160_000,
+            "cost_ueur": 192_000,
+            "fee_ueur": 36_000,
+            "tx_hash": _TX,
+        }
+    )
 
 
 class TariffsOut(BaseModel):
@@ -353,3 +520,12 @@ class TariffsOut(BaseModel):
         examples=[30_000], description="Paid by the buyer of a local kWh to the grid operator."
     )
     current_slot: int = Field(description="The slot now (unix_seconds // 900).")
+
+    model_config = _examples(
+        {
+            "feed_in_ueur_per_kWh": 40_000,
+            "retail_ueur_per_kWh": 250_000,
+            "grid_fee_ueur_per_kWh": 30_000,
+            "current_slot": 1995000,
+        }
+    )

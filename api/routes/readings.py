@@ -38,6 +38,13 @@ _NOT_THE_METERS = frozenset({"bad_signature", "unknown_meter", "malformed"})
     summary="Submit signed meter readings (no token: the meter's signature is the credential)",
 )
 def post_readings(body: ReadingsIn, services: Svc) -> JSONResponse:
+    """Each reading is EIP-712 signed by its meter's key in the domain
+    `EIP712Domain(name="Voisin", version="1", chainId, verifyingContract)`, whose `chainId` and
+    `verifyingContract` are `chain.chain_id` and `chain.contract` of `GET /health`.
+
+    202 with a verdict per reading if any was accepted or already held; else 409
+    `conflicting_reading` if one differs from a reading already accepted for its (meter, slot),
+    else 422 with the first refusal's code; both with the verdicts in `details`."""
     # The schema already checked every field; the wire parser checksums the meters.
     signed = [reading_from_json(r.model_dump()) for r in body.readings]
     per_meter = Counter(r.reading.meter for r in signed)
