@@ -14,21 +14,25 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import Engine
 
 from api.auth import Principal
 from api.deps import Svc
 from api.errors import ApiError
+from api.models import ApiHousehold, ApiOrder
 from api.routes import orders
 from api.schemas import OrderIn, TakeIn
 from api.services import Services, slot_now
 from api.web import charts, export, flash, forms, i18n, once, views
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
+from ledger import localtime
+from ledger.market.statements import SlotLine, Statement
+from ledger.mirror.models import FillRecord
 
 router = APIRouter(include_in_schema=False)
 SIDES = {"offer": "sell", "bid": "buy"}
@@ -50,21 +54,18 @@ def _within_limits(services: Services, household: int) -> None:
         raise forms.FieldError("err_too_fast", {"s": str(math.ceil(wait))})
 
 
-def _today_chart(t: dict[str, str], lines: list[Any], tz: str) -> Any:
+def _today_chart(t: dict[str, str], lines: list[SlotLine], tz: str) -> Any:
+    """Per slot, what came in and went out: settled slots split between neighbours and the
+    grid, and what is not settled yet in its own colour (it is nobody's grid energy yet)."""
     total = {
         k: sum(getattr(x, k) for x in lines)
-        for k in (
-            "import_Wh",
-            "export_Wh",
-            "bought_Wh",
-            "sold_Wh",
-            "grid_import_Wh",
-            "grid_export_Wh",
-        )
-    }
+        for k in ("import_Wh", "export_Wh", "bought_Wh", "sold_Wh", "grid_import_Wh",
+                  "grid_export_Wh", "pending_import_Wh", "pending_export_Wh")
+    }  # fmt: skip
     alt = t["chart_today_alt"].format(
         imp=total["import_Wh"], bought=total["bought_Wh"], grid=total["grid_import_Wh"],
         exp=total["export_Wh"], sold=total["sold_Wh"], out=total["grid_export_Wh"],
+        pin=total["pending_import_Wh"], pout=total["pending_export_Wh"],
     )  # fmt: skip
     return charts.mirrored_bars(
         "chart-today",
@@ -73,41 +74,85 @@ def _today_chart(t: dict[str, str], lines: list[Any], tz: str) -> Any:
         up=[
             charts.Series(t["bought_local"], charts.GREEN, [x.bought_Wh for x in lines]),
             charts.Series(t["from_grid"], charts.GREY, [x.grid_import_Wh for x in lines]),
+            charts.Series(t["pending"], charts.PURPLE, [x.pending_import_Wh for x in lines]),
         ],
         down=[
             charts.Series(t["sold_local"], charts.AMBER, [x.sold_Wh for x in lines]),
             charts.Series(t["to_grid"], charts.BLUE, [x.grid_export_Wh for x in lines]),
+            charts.Series(t["pending"], charts.PURPLE, [x.pending_export_Wh for x in lines]),
         ],
     )
 
 
+def _decisions(
+    engine: Engine, record: ApiHousehold, month: Statement | None, band: views.Band,
+    offer: ApiOrder | None, bid: ApiOrder | None,
+) -> dict[str, Any]:  # fmt: skip
+    """What each household decides with: a seller, its minimum against the neighbours' bids
+    and the recent clearing prices, and what selling locally earned against feed-in; a buyer,
+    its all-in price against retail."""
+    minimum = offer.price_limit_ueur_per_kWh if offer else None
+    recent = [o for o in views.outcomes(engine, limit=8) if o.clearing_price_ueur_per_kWh]
+    ceiling = bid.price_limit_ueur_per_kWh if bid else None
+    return {
+        "recent_prices": recent,
+        "depth": views.bid_depth(engine, record.id or 0, minimum) if record.prosumer else None,
+        "minimum": minimum,
+        "bid_all_in": (ceiling + band.tariffs.grid_fee_ueur_per_kWh) if ceiling else None,
+        "avg_all_in": (
+            (month.paid_local_ueur + month.fees_ueur) * 1000 // month.bought_Wh
+            if month and month.bought_Wh
+            else None
+        ),
+    }
+
+
 def _context(services: Services, who: Principal, lang: str) -> dict[str, Any]:
     engine = services.engine
+    tz = services.settings.timezone
     hid = who.household
     assert hid is not None
     record = views.household(engine, hid)
     assert record is not None
     now = slot_now()
-    today = views.statement(engine, hid, views.day_slots(now))
-    at = datetime.now(UTC)
-    month = views.statement(engine, hid, views.month_slots(at.year, at.month, now))
+    today = views.statement(engine, hid, views.day_slots(now, tz))
+    at = localtime.slot_start(now, tz)
+    month = views.statement(engine, hid, views.month_slots(at.year, at.month, now, tz))
     band = views.band(engine, services.tariffs_at_deploy)
     t = i18n.text(lang)
     lines = list(today.lines) if today else []
+    offers = views.open_offers(engine, not_of=hid)
+    offer = views.standing(engine, hid, "offer") if record.prosumer else None
+    bid = views.standing(engine, hid, "bid")
+    trades = views.trades(engine, hid)
     return {
         "who": record,
         "balance": views.balance_ueur(engine, record.account),
         "today": today,
         "today_lines": lines,
-        "chart": _today_chart(t, lines, services.settings.timezone) if lines else None,
+        "chart": _today_chart(t, lines, tz) if lines else None,
         "month": month,
         "this_month": f"{at:%Y-%m}",
         "band": band,
-        "offer": views.standing(engine, hid, "offer") if record.prosumer else None,
-        "bid": views.standing(engine, hid, "bid"),
-        "offers": views.open_offers(engine, not_of=hid),
-        "take_slots": views.importing_slots(engine, hid, now - views.SLOTS_PER_DAY)[:16],
-        "trades": views.trades(engine, hid),
+        "offer": offer,
+        "bid": bid,
+        "offers": offers,
+        "take_slots": views.takeable(engine, hid, offers, now - views.SLOTS_PER_DAY, now),
+        "trades": trades,
+        "trades_total": _trades_total(hid, trades),
+        **_decisions(engine, record, month, band, offer, bid),
+    }
+
+
+def _trades_total(household: int, trades: list[FillRecord]) -> dict[str, int]:
+    """The sums of the trade rows shown (money exact, as each row is)."""
+    sold = [f for f in trades if f.seller == household]
+    bought = [f for f in trades if f.seller != household]
+    return {
+        "sold_Wh": sum(f.energy_Wh for f in sold),
+        "bought_Wh": sum(f.energy_Wh for f in bought),
+        "amount_ueur": sum(f.cost_ueur for f in sold) - sum(f.cost_ueur for f in bought),
+        "fees_ueur": sum(f.fee_ueur for f in bought),
     }
 
 
@@ -216,8 +261,8 @@ def set_price(
             if (old.id or 0) < new_id:
                 _cancelled(cancel, old.id or 0, who[0], services)
     except ApiError as exc:
-        once.record(services.engine, once_token, _server(exc), refused=True)
-        refused = forms.FieldError("err_server", {"m": exc.message})
+        refused = forms.refused(exc.code)
+        once.record(services.engine, once_token, _server(refused), refused=True)
         return _refused(request, services, who, field, refused, {field: price})
     saved = once.Outcome(
         "saved_sell" if side == "offer" else "saved_buy", {"price_ueur_per_kWh": value}
@@ -240,9 +285,9 @@ def _cancelled(
             raise
 
 
-def _server(exc: ApiError) -> once.Outcome:
-    """A refusal by the API, as a form's outcome."""
-    return once.Outcome("err_server", {"m": exc.message})
+def _server(refused: forms.FieldError) -> once.Outcome:
+    """A refusal by the API, as a form's outcome (in the reader's language when shown)."""
+    return once.Outcome(refused.key, dict(refused.values))
 
 
 @router.post("/ui/household/take")
@@ -263,7 +308,8 @@ def take_offer(
         if again is not None:
             return again
     hid = who[0].household or 0
-    open_ids = {o.id or 0 for o in views.open_offers(services.engine, not_of=hid, limit=500)}
+    open_now = views.open_offers(services.engine, not_of=hid, limit=500)
+    open_ids = {o.id or 0 for o in open_now}
     values = {f"take_slot_{offer}": slot, f"take_qty_{offer}": max_Wh}
     try:
         if not form_token_ok(who[1], form_token):
@@ -271,9 +317,11 @@ def take_offer(
         offer_id = forms.choice(offer, open_ids)
     except forms.FieldError as error:
         return _refused(request, services, who, "take", error, values)
-    slots = set(views.importing_slots(services.engine, hid, slot_now() - views.SLOTS_PER_DAY))
+    now = slot_now()
+    chosen_offer = [o for o in open_now if o.id == offer_id]
+    slots = views.takeable(services.engine, hid, chosen_offer, now - views.SLOTS_PER_DAY, now)
     try:
-        chosen = forms.choice(slot, slots)
+        chosen = forms.choice(slot, set(slots.get(offer_id, [])))
     except forms.FieldError as error:
         return _refused(request, services, who, f"take_slot_{offer_id}", error, values)
     try:
@@ -290,8 +338,8 @@ def take_offer(
     try:
         done = orders.take(offer_id, TakeIn(slot=chosen, max_Wh=energy), who[0], services)
     except ApiError as exc:
-        once.record(services.engine, once_token, _server(exc), refused=True)
-        refused = forms.FieldError("err_server", {"m": exc.message})
+        refused = forms.refused(exc.code)
+        once.record(services.engine, once_token, _server(refused), refused=True)
         return _refused(request, services, who, f"take_qty_{offer_id}", refused, values)
     took = once.Outcome(
         "took",
@@ -313,7 +361,8 @@ def trades_csv(request: Request, services: Svc) -> Response:
     hid = who[0].household or 0
     rows = views.trades(services.engine, hid, limit=None)
     return export.csv_response(
-        export.trades_csv(hid, rows, services.settings.timezone), f"voisin-trades-{hid}.csv"
+        export.trades_csv(hid, rows, services.settings.timezone, lang_of(request)),
+        f"voisin-trades-{hid}.csv",
     )
 
 
@@ -329,7 +378,9 @@ def bill_csv(
         year, number = forms.month(month)
     except forms.FieldError as error:
         return _refused(request, services, who, "month", error, {"month": month})
-    span = views.month_slots(year, number, slot_now())
+    span = views.month_slots(year, number, slot_now(), services.settings.timezone)
     statement = views.statement(services.engine, hid, span)
-    text = export.bill_csv(hid, f"{year:04d}-{number:02d}", statement, services.settings.timezone)
+    text = export.bill_csv(
+        hid, f"{year:04d}-{number:02d}", statement, services.settings.timezone, lang_of(request)
+    )
     return export.csv_response(text, f"voisin-bill-{hid}-{year:04d}-{number:02d}.csv")

@@ -42,6 +42,7 @@ from api.schemas import (
     TakeIn,
     TakeOut,
 )
+from ledger.mirror.models import SlotOutcomeRecord
 from ledger.types import OPEN_END
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,15 @@ def _plan_take(order_id: int, body: TakeIn, caller: HouseholdCaller, services: S
             422,
             "slot_outside_order",
             f"slot {body.slot} is outside offer {order_id}'s slots {order.first_slot} to {last}",
+        )
+    with Session(services.engine) as session:
+        outcome = session.get(SlotOutcomeRecord, body.slot)
+    if outcome is not None:
+        raise ApiError(
+            409,
+            "slot_settled",
+            f"slot {body.slot} is {'settled' if outcome.status == 'settled' else 'being settled'}"
+            ": a direct take buys for a slot that is not settled yet",
         )
     return Plan(
         household=caller.household,

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from api.web.texts.refusals import REFUSALS
+
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)$")
@@ -129,3 +131,11 @@ def choice(raw: str, allowed: set[int]) -> int:
     if not _WHOLE.match(text) or int(text) not in allowed:
         raise FieldError("err_choice")
     return int(text)
+
+
+def refused(code: str) -> FieldError:
+    """The ledger's or the API's refusal ``code`` as a form error, in the reader's language
+    (``api/web/texts/refusals.py``); a code without a text is named, never shown in English."""
+    if code in REFUSALS:
+        return FieldError(f"refusal_{code}")
+    return FieldError("refusal_other", {"code": code})

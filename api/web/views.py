@@ -4,16 +4,15 @@ chain, and the API's own tables). Reads only; amounts stay integers.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, or_, select
 
 from api.models import ApiHousehold, ApiOrder, IntakeReading
+from ledger import localtime
 from ledger.market.data import MarketDataError, load_statement, tariff_schedule
-from ledger.market.statements import Statement, StatementError
+from ledger.market.statements import SETTLED, Statement, StatementError
 from ledger.mirror.models import (
     BalanceRecord,
     FillRecord,
@@ -21,7 +20,7 @@ from ledger.mirror.models import (
     ReadingRecord,
     SlotOutcomeRecord,
 )
-from ledger.types import SLOT_SECONDS, Tariffs
+from ledger.types import Tariffs
 
 SLOTS_PER_DAY = 96
 
@@ -50,16 +49,14 @@ def band(engine: Engine, fallback: Tariffs) -> Band:
     )
 
 
-def day_slots(now_slot: int) -> tuple[int, int]:
-    """The first slot of today (UTC) and the current slot."""
-    return now_slot - now_slot % SLOTS_PER_DAY, now_slot
+def day_slots(now_slot: int, tz: str) -> tuple[int, int]:
+    """The first slot of today (the neighbourhood's local day) and the current slot."""
+    return localtime.day_span(localtime.local_date(now_slot, tz), tz)[0], now_slot
 
 
-def month_slots(year: int, month: int, now_slot: int) -> tuple[int, int] | None:
-    """The month's slots up to now, or None when the month has not begun."""
-    first = int(datetime(year, month, 1, tzinfo=UTC).timestamp()) // SLOT_SECONDS
-    days = calendar.monthrange(year, month)[1]
-    last = first + days * SLOTS_PER_DAY - 1
+def month_slots(year: int, month: int, now_slot: int, tz: str) -> tuple[int, int] | None:
+    """The local month's slots up to now, or None when the month has not begun."""
+    first, last = localtime.month_span(year, month, tz)
     if first > now_slot:
         return None
     return first, min(last, now_slot)
@@ -163,21 +160,98 @@ def trades(engine: Engine, household_id: int | None, limit: int | None = 20) -> 
         return list(session.exec(query).all())
 
 
-def importing_slots(engine: Engine, household_id: int, since: int) -> list[int]:
-    """Slots since ``since`` in which the household's committed reading shows an import:
-    the slots it can buy for directly, newest first."""
-    with Session(engine) as session:
-        return list(
-            session.exec(
-                select(ReadingRecord.slot)
-                .where(
-                    ReadingRecord.household == household_id,
-                    ReadingRecord.slot >= since,
-                    ReadingRecord.import_delta_Wh > 0,
-                )
-                .order_by(col(ReadingRecord.slot).desc())
-            ).all()
+def settled_slots(session: Session, first: int, last: int) -> set[int]:
+    """The slots in ``first..last`` the settlement has run for."""
+    return set(
+        session.exec(
+            select(SlotOutcomeRecord.slot).where(
+                SlotOutcomeRecord.status == SETTLED,
+                SlotOutcomeRecord.slot >= first,
+                SlotOutcomeRecord.slot <= last,
+            )
+        ).all()
+    )
+
+
+def _left(
+    session: Session, households: set[int], since: int, now: int
+) -> dict[int, dict[int, tuple[int, int]]]:
+    """Per household and slot since ``since`` (not settled yet): the metered import not yet
+    bought and the export not yet sold, from the committed readings and the fills."""
+    closed = settled_slots(session, since, now)
+    left: dict[int, dict[int, tuple[int, int]]] = {h: {} for h in households}
+    for r in session.exec(
+        select(ReadingRecord).where(
+            col(ReadingRecord.household).in_(households),
+            ReadingRecord.slot >= since,
+            ReadingRecord.slot <= now,
         )
+    ):
+        if r.slot not in closed:
+            left[r.household][r.slot] = (r.import_delta_Wh, r.export_delta_Wh)
+    for f in session.exec(
+        select(FillRecord).where(
+            FillRecord.slot >= since,
+            FillRecord.slot <= now,
+            col(FillRecord.buyer).in_(households) | col(FillRecord.seller).in_(households),
+        )
+    ):
+        for party, bought in ((f.buyer, True), (f.seller, False)):
+            slots = left.get(party)
+            if slots is None or f.slot not in slots:
+                continue
+            imp, exp = slots[f.slot]
+            slots[f.slot] = (imp - f.energy_Wh, exp) if bought else (imp, exp - f.energy_Wh)
+    return left
+
+
+def takeable(
+    engine: Engine, buyer: int, offers: list[ApiOrder], since: int, now: int
+) -> dict[int, list[int]]:
+    """Per offer, the slots the buyer can take it for, newest first: metered, not settled
+    yet, within the offer's slots, with import left to the buyer and export left to the
+    seller (any other slot the ledger would refuse)."""
+    sellers = {o.household for o in offers}
+    with Session(engine) as session:
+        left = _left(session, {buyer, *sellers}, since, now)
+    wanting = {slot for slot, (imp, _) in left[buyer].items() if imp > 0}
+    out: dict[int, list[int]] = {}
+    for o in offers:
+        has = left.get(o.household, {})
+        out[o.id or 0] = sorted(
+            (
+                slot
+                for slot in wanting
+                if o.first_slot <= slot <= o.last_slot and has.get(slot, (0, 0))[1] > 0
+            ),
+            reverse=True,
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BidDepth:
+    """Neighbours' open bids against a seller's minimum (µ€/kWh)."""
+
+    at_or_above: int
+    below: int
+    highest: int | None
+
+
+def bid_depth(engine: Engine, seller: int, minimum: int | None) -> BidDepth:
+    """How many of the neighbours' open bids would buy at the seller's minimum."""
+    with Session(engine) as session:
+        prices = session.exec(
+            select(ApiOrder.price_limit_ueur_per_kWh).where(
+                ApiOrder.side == "bid",
+                ApiOrder.status == "open",
+                ApiOrder.household != seller,
+                ApiOrder.cancel_requested == False,  # noqa: E712
+            )
+        ).all()
+    floor = minimum if minimum is not None else 0
+    above = sum(1 for p in prices if p >= floor)
+    return BidDepth(above, len(prices) - above, max(prices) if prices else None)
 
 
 def outcomes(engine: Engine, limit: int = 48) -> list[SlotOutcomeRecord]:

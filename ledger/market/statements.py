@@ -79,7 +79,9 @@ class TradeLine:
 @dataclass(frozen=True, slots=True)
 class SlotLine:
     """One slot of a statement. Money in micro-euro, energy in Wh. On a pending line the grid
-    fields are zero and the metered energy not yet traded is under ``pending_*``."""
+    fields are zero and the metered energy not yet traded is under ``pending_*``.
+    ``bought_at_retail_ueur`` and ``sold_at_feed_in_ueur`` are what the energy traded locally
+    would have cost from the grid and earned from it (what a buyer and a seller compare with)."""
 
     slot: int
     status: str
@@ -95,6 +97,8 @@ class SlotLine:
     grid_import_cost_ueur: int
     grid_export_revenue_ueur: int
     grid_only_cost_ueur: int
+    bought_at_retail_ueur: int
+    sold_at_feed_in_ueur: int
     pending_import_Wh: int = 0
     pending_export_Wh: int = 0
 
@@ -134,6 +138,8 @@ class Statement:
     grid_import_cost_ueur: int
     grid_export_revenue_ueur: int
     grid_only_cost_ueur: int
+    bought_at_retail_ueur: int
+    sold_at_feed_in_ueur: int
     pending_import_Wh: int
     pending_export_Wh: int
     net_cost_ueur: int
@@ -175,6 +181,8 @@ def _line(
         "paid_local_ueur": paid,
         "fees_ueur": fees,
         "earned_local_ueur": earned,
+        "bought_at_retail_ueur": _grid_price(bought, retail),
+        "sold_at_feed_in_ueur": _grid_price(sold, feed_in),
     }
     if not settled:
         return SlotLine(

@@ -8,14 +8,16 @@ from __future__ import annotations
 TEXTS: dict[str, tuple[str, str]] = {
     "today": ("Today", "Aujourd'hui"),
     "today_intro": (
-        "Per 15-minute slot (UTC): what your meter took from the network, split into the part "
-        "bought from neighbours and the part from the grid, and what it sent out, split into "
-        "the part sold to neighbours and the part sent to the grid. Energy made and used behind "
+        "Per 15-minute slot (local time): what your meter took from the network, split into "
+        "the part bought from neighbours and the part from the grid, and what it sent out, "
+        "split into the part sold to neighbours and the part sent to the grid. Until a slot "
+        "is settled, what is not yet split shows as not settled. Energy made and used behind "
         "the meter is not measured.",
-        "Par tranche de 15 minutes (UTC) : ce que votre compteur a pris au réseau, partagé entre "
-        "l'achat aux voisins et le réseau, et ce qu'il a envoyé, partagé entre la vente aux "
-        "voisins et le réseau. L'énergie produite et consommée derrière le compteur n'est pas "
-        "mesurée.",
+        "Par tranche de 15 minutes (heure locale) : ce que votre compteur a pris au réseau, "
+        "partagé entre l'achat aux voisins et le réseau, et ce qu'il a envoyé, partagé entre la "
+        "vente aux voisins et le réseau. Tant qu'une tranche n'est pas réglée, ce qui n'est pas "
+        "encore partagé apparaît comme pas encore réglé. L'énergie produite et consommée "
+        "derrière le compteur n'est pas mesurée.",
     ),
     "bought_local": ("Bought from neighbours", "Acheté aux voisins"),
     "from_grid": ("From the grid", "Pris au réseau"),
@@ -26,9 +28,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "no_readings_today": ("No meter reading yet today.", "Pas encore de relevé aujourd'hui."),
     "chart_today_alt": (
         "Bars per slot today: {imp} Wh taken ({bought} Wh from neighbours, {grid} Wh from the "
-        "grid) and {exp} Wh sent out ({sold} Wh sold to neighbours, {out} Wh to the grid).",
+        "grid, {pin} Wh not settled yet) and {exp} Wh sent out ({sold} Wh sold to neighbours, "
+        "{out} Wh to the grid, {pout} Wh not settled yet).",
         "Barres par tranche aujourd'hui : {imp} Wh pris ({bought} Wh des voisins, {grid} Wh du "
-        "réseau) et {exp} Wh envoyés ({sold} Wh vendus aux voisins, {out} Wh au réseau).",
+        "réseau, {pin} Wh pas encore réglés) et {exp} Wh envoyés ({sold} Wh vendus aux voisins, "
+        "{out} Wh au réseau, {pout} Wh pas encore réglés).",
     ),
     "data_table": ("Figures as a table", "Les chiffres en tableau"),
     "slot": ("Slot", "Tranche"),
@@ -57,7 +61,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "set_sell": ("Set my selling price", "Fixer mon prix de vente"),
     "set_buy": ("Set my buying price", "Fixer mon prix d'achat"),
-    "current": ("Current", "Actuel"),
+    "current": ("Current: {p}", "Actuel : {p}"),
     "default_price": ("automatic", "automatique"),
     "saved_sell": ("Selling price saved: {p} c€/kWh.", "Prix de vente enregistré : {p} c€/kWh."),
     "saved_buy": ("Buying price saved: {p} c€/kWh.", "Prix d'achat enregistré : {p} c€/kWh."),
@@ -80,7 +84,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Bought {e} Wh at {p} c€/kWh for {c}.",
         "Acheté {e} Wh à {p} c€/kWh pour {c}.",
     ),
-    "no_slots": ("No reported slot to buy for yet.", "Pas encore de tranche relevée."),
+    "no_slots": (
+        "No slot to buy for from this offer: a direct take needs a slot your meter reported an "
+        "import in and the seller an export in, not settled yet.",
+        "Aucune tranche à acheter à cette offre : un achat direct demande une tranche où votre "
+        "compteur a relevé un import et celui du vendeur un export, pas encore réglée.",
+    ),
     "trades": ("Recent trades", "Échanges récents"),
     "no_trades": ("No trade yet.", "Aucun échange pour l'instant."),
     "direction": ("Sold or bought", "Vendu ou acheté"),
@@ -93,4 +102,59 @@ TEXTS: dict[str, tuple[str, str]] = {
     "download_bill": ("Download the bill (CSV)", "Télécharger la facture (CSV)"),
     "sold": ("sold", "vendu"),
     "bought": ("bought", "acheté"),
+    # Settled or pending
+    "pending": ("Not settled yet", "Pas encore réglé"),
+    "pending_hint": (
+        "{n} slot(s) not settled yet: {imp} Wh taken and {exp} Wh sent out are not yet split "
+        "between neighbours and the grid; the figures above count settled slots only.",
+        "{n} tranche(s) pas encore réglée(s) : {imp} Wh pris et {exp} Wh envoyés ne sont pas "
+        "encore partagés entre voisins et réseau ; les chiffres ci-dessus ne comptent que les "
+        "tranches réglées.",
+    ),
+    "all_settled": ("Every slot shown is settled.", "Toutes les tranches affichées sont réglées."),
+    "status_settled": ("settled", "réglée"),
+    "status_pending": ("pending", "en attente"),
+    "settled_only": ("settled slots", "tranches réglées"),
+    # Decisions
+    "decide": ("What the figures say", "Ce que disent les chiffres"),
+    "recent_prices": ("Recent clearing prices (c€/kWh)", "Prix d'équilibre récents (c€/kWh)"),
+    "no_recent_prices": ("No slot cleared yet.", "Aucune tranche équilibrée pour l'instant."),
+    "bid_depth": (
+        "{above} neighbour bid(s) at or above your minimum of {p} c€/kWh, {below} below; "
+        "highest {hi} c€/kWh.",
+        "{above} demande(s) de voisins au niveau de votre minimum de {p} c€/kWh ou au-dessus, "
+        "{below} en dessous ; la plus haute {hi} c€/kWh.",
+    ),
+    "no_bids": ("No open bid from a neighbour.", "Aucune demande ouverte d'un voisin."),
+    "sold_vs_grid": (
+        "This month: {sold} Wh sold to neighbours, {grid} Wh sent to the grid.",
+        "Ce mois-ci : {sold} Wh vendus aux voisins, {grid} Wh envoyés au réseau.",
+    ),
+    "earned_vs_feed_in": (
+        "Neighbours paid {earned} for it; at the feed-in tariff alone it would have earned "
+        "{feed_in}.",
+        "Les voisins l'ont payé {earned} ; au seul tarif de rachat, il aurait rapporté {feed_in}.",
+    ),
+    "all_in": (
+        "This month you bought {bought} Wh from neighbours for {paid} all in (grid fee "
+        "included): {avg} c€/kWh on average, against {retail} c€/kWh retail. The same energy "
+        "from the grid would have cost {at_retail}.",
+        "Ce mois-ci vous avez acheté {bought} Wh aux voisins pour {paid} tout compris (frais "
+        "de réseau inclus) : {avg} c€/kWh en moyenne, contre {retail} c€/kWh au tarif de "
+        "détail. La même énergie prise au réseau aurait coûté {at_retail}.",
+    ),
+    "none_bought": (
+        "No energy bought from neighbours this month yet; retail is {retail} c€/kWh, and your "
+        "highest buying price plus the grid fee is {all_in} c€/kWh.",
+        "Pas encore d'énergie achetée aux voisins ce mois-ci ; le tarif de détail est de "
+        "{retail} c€/kWh, et votre prix d'achat maximum plus les frais de réseau font "
+        "{all_in} c€/kWh.",
+    ),
+    "take_rule": (
+        "A neighbour who takes your offer directly pays this minimum, even when the slot later "
+        "clears higher; the market pays the clearing price.",
+        "Un voisin qui prend votre offre directement paie ce minimum, même si la tranche "
+        "s'équilibre plus haut ensuite ; le marché paie le prix d'équilibre.",
+    ),
+    "rows_total": ("Total of these trades", "Total de ces échanges"),
 }

@@ -58,6 +58,8 @@ def test_a_two_slot_statement_computed_by_hand() -> None:
     )
     assert first.net_cost_ueur == 60_000 + 18_000 + 100_000
     assert first.grid_only_cost_ueur == 250_000
+    # The 600 Wh bought would have cost 150,000 from the grid (78,000 paid all in).
+    assert first.bought_at_retail_ueur == 150_000
     # Slot 11: 300 Wh to the grid at 40k = 12,000; grid only: 500 Wh earn 20,000.
     assert (second.sold_Wh, second.grid_export_Wh, second.grid_export_revenue_ueur) == (
         200,
@@ -66,6 +68,8 @@ def test_a_two_slot_statement_computed_by_hand() -> None:
     )
     assert second.net_cost_ueur == -20_000 - 12_000
     assert second.grid_only_cost_ueur == -20_000
+    # The 200 Wh sold would have earned 8,000 at feed-in (20,000 earned locally).
+    assert second.sold_at_feed_in_ueur == 8_000
     assert (st.import_Wh, st.export_Wh, st.bought_Wh, st.sold_Wh) == (1000, 500, 600, 200)
     assert (st.paid_local_ueur, st.fees_ueur, st.earned_local_ueur) == (60_000, 18_000, 20_000)
     assert st.net_cost_ueur == 146_000
