@@ -45,10 +45,10 @@ def _scaled(raw: str, scale: int, decimals: int) -> int:
     value = _decimal(raw)
     if value < 0:
         raise FieldError("err_negative")
-    scaled = value * scale
-    if scaled != scaled.to_integral_value():
+    places = value * 10**decimals
+    if places != places.to_integral_value():
         raise FieldError("err_decimals", {"n": str(decimals)})
-    return int(scaled)
+    return int(value * scale)
 
 
 def price(raw: str, floor: int, ceiling: int, show: dict[str, str]) -> int:
