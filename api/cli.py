@@ -477,8 +477,10 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     url = dashboard_url(args.host, args.port)
+    bind = f"[{args.host}]" if ":" in args.host else args.host
     print(
-        f"Voisin API on {url.rstrip('/')} — chain {settings.chain}, data in {settings.data_dir}",
+        f"Voisin API on http://{bind}:{args.port} — chain {settings.chain}, "
+        f"data in {settings.data_dir}",
         flush=True,
     )
 

@@ -320,3 +320,32 @@ def test_relative_paths_are_taken_in_the_folder_the_command_starts_in(
     assert _run_paths(args) == (tmp_path / "runs" / "noon", tmp_path / "runs" / "noon" / "data")
     args = build_parser().parse_args(["simulate", "--out", "o", "--data-dir", "../elsewhere"])
     assert _run_paths(args) == (tmp_path / "o", tmp_path.parent / "elsewhere")
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("127.0.0.1", 8000, "http://127.0.0.1:8000/"),
+        ("0.0.0.0", 8000, "http://127.0.0.1:8000/"),
+        ("::", 8080, "http://[::1]:8080/"),
+        ("fe80::1", 1, "http://[fe80::1]:1/"),
+        ("voisin.example", 443, "http://voisin.example:443/"),
+    ],
+)
+def test_voisin_serve_prints_a_dashboard_address_a_browser_here_can_open(
+    host: str, port: int, url: str
+) -> None:
+    from api.cli import dashboard_url
+
+    assert dashboard_url(host, port) == url
+
+
+def test_voisin_serve_names_where_the_operator_token_is_never_the_token(tmp_path: Path) -> None:
+    from api.cli import operator_token_source
+    from api.settings import Settings
+
+    token = "a-token-of-my-own-choosing-0123456789"
+    given = Settings(data_dir=tmp_path, operator_token=token)  # type: ignore[arg-type]
+    assert operator_token_source(given) == "from VOISIN_OPERATOR_TOKEN"
+    generated = Settings(data_dir=tmp_path)
+    assert operator_token_source(generated) == f"in {tmp_path / 'operator.token'}"
