@@ -6,9 +6,17 @@
   export per slot;
 - ``prices.png``: each slot's clearing price (energy-weighted mean fill price, where the slot
   traded) against the tariff band: feed-in tariff below, retail tariff minus grid fee above;
-- ``savings.png``: each household's savings against grid-only supply, in EUR;
+- ``savings.png``: each household's savings against grid-only supply, in EUR, households with
+  PV (sellers) hatched and coloured apart from the others (buyers), each bar labelled with its
+  value and a zero drawn as a short thick line on the axis;
 - ``pv_destination.png``: where the PV energy went (used on site directly, into batteries, sold
   to neighbours, exported to the grid), as totals and per slot.
+
+Time axes are in the neighbourhood's local clock time (the scenario's zone): the slots become
+aware datetimes (:func:`ledger.localtime.slot_start`) and the axis' locator and formatter
+carry the zone. Legends sit below the plots, outside the data. Each figure has a builder
+(:func:`energy_figure`, :func:`prices_figure`, :func:`savings_figure`,
+:func:`pv_destination_figure`) that returns it undrawn.
 
 :func:`write_report_html` writes them and ``report.html``, a self-contained page that embeds
 them (:func:`meter_sim.report.report_html`). :class:`BackgroundPlots` draws them in a child
@@ -31,17 +39,29 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from ledger.types import SLOT_SECONDS
+from ledger.localtime import DEFAULT_ZONE, slot_start, zone
 from meter_sim.forked import in_forked_child
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from ledger.types import Tariffs
     from meter_sim.report import SlotSeries
     from meter_sim.run import RunResult
 
-__all__ = ["PLOTS", "BackgroundPlots", "write_plots", "write_report_html"]
+__all__ = [
+    "BUYER_STYLE",
+    "PLOTS",
+    "SELLER_STYLE",
+    "BackgroundPlots",
+    "energy_figure",
+    "prices_figure",
+    "pv_destination_figure",
+    "savings_figure",
+    "write_plots",
+    "write_report_html",
+]
 
 #: The plot files, in report order, with their captions.
 PLOTS: tuple[tuple[str, str], ...] = (
@@ -61,10 +81,44 @@ def _figure(width: float = 10.0, height: float = 4.5) -> Figure:
     return fig
 
 
-def _times(slots: NDArray[np.int64]) -> NDArray[np.datetime64]:
-    """Each slot's start time (UTC)."""
-    out: NDArray[np.datetime64] = (slots * SLOT_SECONDS).astype("datetime64[s]")
+def _times(slots: NDArray[np.int64], tz: str) -> NDArray[np.float64]:
+    """Each slot's start as matplotlib's date number, from its aware local datetime in ``tz``
+    (the number is the instant; the axis' formatter shows it in the zone)."""
+    from matplotlib.dates import date2num
+
+    out: NDArray[np.float64] = np.asarray(
+        date2num([slot_start(int(s), tz) for s in slots]),  # type: ignore[no-untyped-call]
+        dtype=np.float64,
+    )
     return out
+
+
+def _zone_names(slots: NDArray[np.int64], tz: str) -> str:
+    """The zone's abbreviations over the slots, in order (``CEST``, or ``CEST/CET`` across a
+    clock change)."""
+    names: list[str] = []
+    for s in (int(slots[0]), int(slots[-1]) + 1) if len(slots) else ():
+        name = slot_start(s, tz).tzname() or tz
+        if name not in names:
+            names.append(name)
+    return "/".join(names)
+
+
+def _local_time_axis(ax: Axes, slots: NDArray[np.int64], tz: str) -> None:
+    """Ticks and labels of a time x axis in ``tz``'s local clock time (matplotlib converts
+    the aware datetimes to its own UTC numbers; the locator and formatter bring them back)."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = AutoDateLocator(tz=zone(tz))  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=zone(tz)))  # type: ignore[no-untyped-call]
+    ax.set_xlabel(f"local time, {tz} ({_zone_names(slots, tz)})")
+
+
+def _legend_below(fig: Figure, ax: Axes, ncols: int) -> None:
+    """The axes' legend under the plot, outside the data area (it never hides a curve)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize="small")
 
 
 def _kWh(values: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -72,10 +126,24 @@ def _kWh(values: NDArray[np.int64]) -> NDArray[np.float64]:
     return out
 
 
-def _energy(series: SlotSeries, path: Path) -> None:
-    fig = _figure()
+def _steps(slots: NDArray[np.int64], tz: str) -> NDArray[np.float64]:
+    """The slots' starts and the last slot's end: a step drawn ``where="post"`` over these
+    shows every slot over its whole 15 minutes, the last one included."""
+    return _times(np.append(slots, slots[-1] + 1) if len(slots) else slots, tz)
+
+
+def _held(values: NDArray[np.int64]) -> NDArray[np.float64]:
+    """A slot series in kWh with its last value repeated (to go with :func:`_steps`)."""
+    kwh = _kWh(values)
+    out: NDArray[np.float64] = np.append(kwh, kwh[-1:]) if len(kwh) else kwh
+    return out
+
+
+def energy_figure(series: SlotSeries, tz: str) -> Figure:
+    """The neighbourhood's energy per slot, on a local time axis, legend below the plot."""
+    fig = _figure(10.0, 5.0)
     ax = fig.add_subplot()
-    t = _times(series.slots)
+    t = _steps(series.slots, tz)
     for values, label, colour in (
         (series.pv_Wh, "PV production", "#f2a900"),
         (series.load_Wh, "consumption", "#1f4e79"),
@@ -83,20 +151,20 @@ def _energy(series: SlotSeries, path: Path) -> None:
         (series.grid_import_Wh, "grid import", "#b22222"),
         (series.grid_export_Wh, "grid export", "#8a8a8a"),
     ):
-        ax.step(t, _kWh(values), where="post", label=label, color=colour)
-    ax.set_xlabel("time (UTC)")
+        ax.step(t, _held(values), where="post", label=label, color=colour)
+    _local_time_axis(ax, series.slots, tz)
     ax.set_ylabel("kWh per 15-min slot")
     ax.set_title("Neighbourhood energy per slot")
-    ax.legend(loc="upper left", fontsize="small")
     ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.savefig(path, format="png")
+    _legend_below(fig, ax, 5)
+    return fig
 
 
-def _prices(series: SlotSeries, tariffs: Tariffs, path: Path) -> None:
-    fig = _figure()
+def prices_figure(series: SlotSeries, tariffs: Tariffs, tz: str) -> Figure:
+    """Each slot's clearing price inside the tariff band, on a local time axis."""
+    fig = _figure(10.0, 5.0)
     ax = fig.add_subplot()
-    t = _times(series.slots)
+    t = _times(series.slots, tz)
     low = tariffs.feed_in_ueur_per_kWh / 1e6
     high = (tariffs.retail_ueur_per_kWh - tariffs.grid_fee_ueur_per_kWh) / 1e6
     ax.axhspan(low, high, color="#2e8b57", alpha=0.1, label="local price band")
@@ -106,39 +174,87 @@ def _prices(series: SlotSeries, tariffs: Tariffs, path: Path) -> None:
     ax.plot(t, price, marker="o", linestyle="-", color="#1f4e79", label="clearing price")
     if not np.isfinite(price).any():
         ax.text(0.5, 0.5, "no local trade", transform=ax.transAxes, ha="center")
-    ax.set_xlabel("time (UTC)")
+    _local_time_axis(ax, series.slots, tz)
     ax.set_ylabel("EUR per kWh")
     ax.set_title("Clearing price per slot (energy-weighted mean of the fills)")
-    ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.savefig(path, format="png")
+    _legend_below(fig, ax, 4)
+    return fig
 
 
-def _savings(household_ids: Sequence[int], savings_ueur: Sequence[int], path: Path) -> None:
-    fig = _figure(max(6.0, 0.25 * len(household_ids) + 2), 4.5)
+#: The savings chart's two groups: colour, hatching and legend label.
+SELLER_STYLE = ("#f2a900", "//", "with PV (sells)")
+BUYER_STYLE = ("#1f4e79", "", "without PV (buys)")
+
+
+def _eur_label(eur: float) -> str:
+    """A bar's value: cents, or four decimals under a cent so that it never reads as zero."""
+    return f"{eur:.4f}" if eur != 0 and abs(eur) < 0.01 else f"{eur:.2f}"
+
+
+def savings_figure(
+    household_ids: Sequence[int], savings_ueur: Sequence[int], sellers: Sequence[bool]
+) -> Figure:
+    """Each household's savings against grid-only supply, in EUR: households with PV (the
+    sellers) hatched in one colour, the others (buyers) plain in another, with a legend;
+    every bar labelled with its value, and a zero drawn as a short thick line on the axis
+    (a bar of height zero would not show)."""
+    n = len(household_ids)
+    if not len(savings_ueur) == len(sellers) == n:
+        raise ValueError(f"{len(savings_ueur)} savings and {len(sellers)} roles for {n} households")
+    fig = _figure(max(6.0, 0.3 * n + 2), 5.0)
     ax = fig.add_subplot()
     eur = np.asarray(savings_ueur, dtype=np.float64) / 1e6
-    colours = ["#2e8b57" if v >= 0 else "#b22222" for v in eur]
-    ax.bar([str(h) for h in household_ids], eur, color=colours)
+    x = np.arange(n, dtype=np.float64)
+    many = n > 40
+    # A bar this short would not show: it gets a mark on the axis too.
+    tiny = 0.01 * float(np.abs(eur).max()) if n else 0.0
+    for selling, (colour, hatch, label) in ((True, SELLER_STYLE), (False, BUYER_STYLE)):
+        mine = np.array([bool(s) == selling for s in sellers], dtype=bool)
+        if not mine.any():
+            continue
+        bars = ax.bar(x[mine], eur[mine], color=colour, hatch=hatch, edgecolor="white", label=label)
+        zero = mine & (np.abs(eur) <= tiny)
+        if zero.any():
+            # A zero (or too small to see) saving: a visible mark on the axis, in the group's
+            # colour, under its labelled value.
+            ax.hlines(
+                np.zeros(int(zero.sum())),
+                x[zero] - 0.4,
+                x[zero] + 0.4,
+                colors=colour,
+                linewidth=4,
+                zorder=3,
+            )
+        ax.bar_label(
+            bars,
+            labels=[_eur_label(v) for v in eur[mine]],
+            padding=2,
+            fontsize=6 if many else "small",
+            rotation=90 if many else 0,
+        )
     ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [str(h) for h in household_ids])
     ax.set_xlabel("household")
     ax.set_ylabel("EUR")
     ax.set_title(f"Savings against grid-only supply (total {eur.sum():.2f} EUR)")
-    if len(household_ids) > 40:
+    if many:
         ax.tick_params(axis="x", labelsize="x-small", rotation=90)
+    ax.margins(y=0.15)
     ax.grid(axis="y", alpha=0.3)
-    fig.savefig(path, format="png")
+    _legend_below(fig, ax, 2)
+    return fig
 
 
-def _pv_destination(series: SlotSeries, path: Path) -> None:
+def pv_destination_figure(series: SlotSeries, tz: str) -> Figure:
+    """Where the PV energy went: the total as a stacked bar, and per slot on a local time axis."""
     parts = (
         (series.pv_self_consumed_Wh, "used on site", "#f2a900"),
         (series.charge_Wh, "into batteries", "#6a3d9a"),
         (series.local_traded_Wh, "sold locally", "#2e8b57"),
         (series.grid_export_Wh, "exported to the grid", "#8a8a8a"),
     )
-    fig = _figure(11.0, 4.5)
+    fig = _figure(11.0, 5.0)
     total_ax, slot_ax = fig.subplots(1, 2, width_ratios=[1, 3])
     pv = int(series.pv_Wh.sum())
     bottom = 0.0
@@ -152,21 +268,18 @@ def _pv_destination(series: SlotSeries, path: Path) -> None:
     total_ax.set_ylabel("kWh")
     total_ax.set_title(f"PV total {pv / 1000:.1f} kWh")
     slot_ax.stackplot(
-        _times(series.slots),
-        *[_kWh(values) for values, _, _ in parts],
+        _steps(series.slots, tz),
+        *[_held(values) for values, _, _ in parts],
         labels=[label for _, label, _ in parts],
         colors=[colour for _, _, colour in parts],
         step="post",
     )
-    slot_ax.set_xlabel("time (UTC)")
+    _local_time_axis(slot_ax, series.slots, tz)
     slot_ax.set_ylabel("kWh per 15-min slot")
     slot_ax.set_title("Where the PV energy went, per slot")
-    slot_ax.legend(loc="upper left", fontsize="small")
     slot_ax.grid(alpha=0.3)
-    for label in slot_ax.get_xticklabels():
-        label.set_rotation(30)
-        label.set_horizontalalignment("right")
-    fig.savefig(path, format="png")
+    _legend_below(fig, slot_ax, 4)
+    return fig
 
 
 def write_plots(
@@ -175,23 +288,35 @@ def write_plots(
     tariffs: Tariffs,
     household_ids: Sequence[int],
     savings_ueur: Sequence[int],
+    sellers: Sequence[bool],
+    tz: str = DEFAULT_ZONE,
 ) -> dict[str, Path]:
-    """Write the four PNGs (:data:`PLOTS`) into ``out``; returns file name -> path, in order."""
+    """Write the four PNGs (:data:`PLOTS`) into ``out``; returns file name -> path, in order.
+
+    ``sellers[h]`` says whether ``household_ids[h]`` has PV (the savings chart tells them
+    apart); the time axes are in ``tz``'s local time.
+    """
     if len(household_ids) != len(savings_ueur):
         raise ValueError(f"{len(savings_ueur)} savings for {len(household_ids)} households")
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name, _ in PLOTS}
-    _energy(series, paths["energy.png"])
-    _prices(series, tariffs, paths["prices.png"])
-    _savings(household_ids, savings_ueur, paths["savings.png"])
-    _pv_destination(series, paths["pv_destination.png"])
+    energy_figure(series, tz).savefig(paths["energy.png"], format="png")
+    prices_figure(series, tariffs, tz).savefig(paths["prices.png"], format="png")
+    savings_figure(household_ids, savings_ueur, sellers).savefig(paths["savings.png"], format="png")
+    pv_destination_figure(series, tz).savefig(paths["pv_destination.png"], format="png")
     return paths
 
 
 def write_report_html(out: Path, result: RunResult) -> Path:
     """Write the run's plots and ``report.html`` (plots embedded) into ``out``; returns its path."""
     paths = write_plots(
-        out, result.series, result.tariffs, result.household_ids, result.savings_ueur
+        out,
+        result.series,
+        result.tariffs,
+        result.household_ids,
+        result.savings_ueur,
+        result.prosumer,
+        result.tz,
     )
     return _write_page(out, result, paths)
 
@@ -232,6 +357,8 @@ class BackgroundPlots:
             result.tariffs,
             result.household_ids,
             result.savings_ueur,
+            result.prosumer,
+            result.tz,
         )
 
     def write_report_html(self, result: RunResult) -> Path:

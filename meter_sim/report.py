@@ -30,6 +30,30 @@ inside it; ``local_share_of_surplus = local_traded / (local_traded + grid_export
 of the exported PV surplus sold to neighbours. Both are floats rounded to 4 decimals (``None``
 when the denominator is zero); every Wh, micro-euro and gas figure is an integer.
 
+**Money** (integer micro-euro). ``local_traded_ueur`` is what buyers paid sellers for the
+fills (each fill's ``cost``, the integer the contract moved); ``fees_ueur`` what the fee
+recipient received (each fill's grid ``fee``, paid by its buyer); ``grid_import_cost_ueur`` and
+``grid_export_revenue_ueur`` price the grid residuals at retail and feed-in
+(:mod:`ledger.market.statements`); ``community_savings_ueur`` is the sum of the households'
+savings against grid-only supply.
+
+**Per household**, ``household_figures`` lists, in the order of the run's household ids, each
+household's statement totals (:func:`household_figures`): ``household``, ``prosumer``,
+``import_Wh``, ``export_Wh``, ``bought_Wh``, ``sold_Wh``, ``grid_import_Wh``,
+``grid_export_Wh``, ``paid_local_ueur``, ``earned_local_ueur``, ``fees_ueur``,
+``grid_import_cost_ueur``, ``grid_export_revenue_ueur``, ``grid_only_cost_ueur``,
+``net_cost_ueur`` and ``savings_ueur``. They are the statements the run builds
+(:func:`ledger.market.data.load_statements`), so they sum exactly to the neighbourhood's
+figures: ``sum(bought_Wh) == sum(sold_Wh) == local_traded_Wh``, ``sum(grid_import_Wh) ==
+grid_import_Wh``, ``sum(paid_local_ueur) == sum(earned_local_ueur) == local_traded_ueur``,
+``sum(fees_ueur) == fees_ueur``, ``sum(savings_ueur) == community_savings_ueur``, and so on.
+(``households`` stays the number of households.)
+
+**Time.** ``first_slot`` and ``slots`` are UTC slot numbers (``unix_seconds // 900``);
+``period_local`` gives the same period for people: ``start`` (the first slot's start) and
+``end`` (the last slot's end) in ISO 8601 with the local offset, and ``tz``, the scenario's
+IANA zone. :func:`period_label` and :func:`duration_text` word them for the page.
+
 **Per slot**, :func:`slot_series` gives the same terms summed over the households of each slot,
 with the energy-weighted mean fill price of the slot; the plots (:mod:`meter_sim.plots`) and
 :func:`report_html` are drawn from it.
@@ -53,16 +77,19 @@ import base64
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import time, timedelta
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ledger.localtime import DEFAULT_ZONE, slot_iso, slot_start
 from ledger.market.statements import Statement, TradeLine
 from meter_sim.flows import Flows
 from meter_sim.scenario import SLOTS_PER_DAY
 
 __all__ = [
+    "HOUSEHOLD_FIELDS",
     "PILOT_LOCAL_SHARE_OF_SURPLUS",
     "PILOT_SELF_SUFFICIENCY",
     "EnergyTotals",
@@ -72,9 +99,15 @@ __all__ = [
     "add_pilot_figures",
     "audit",
     "build_report",
+    "duration_text",
     "energy_totals",
+    "eur_exact",
+    "household_figures",
+    "period_label",
+    "period_local",
     "pilot_comparison",
     "report_html",
+    "report_title",
     "slot_series",
 ]
 
@@ -216,21 +249,104 @@ def audit(
     return findings
 
 
+#: The statement totals each entry of ``household_figures`` carries, in this order.
+HOUSEHOLD_FIELDS: tuple[str, ...] = (
+    "import_Wh",
+    "export_Wh",
+    "bought_Wh",
+    "sold_Wh",
+    "grid_import_Wh",
+    "grid_export_Wh",
+    "paid_local_ueur",
+    "earned_local_ueur",
+    "fees_ueur",
+    "grid_import_cost_ueur",
+    "grid_export_revenue_ueur",
+    "grid_only_cost_ueur",
+    "net_cost_ueur",
+    "savings_ueur",
+)
+
+
+def household_figures(
+    statements: Sequence[Statement], prosumer: Sequence[bool]
+) -> list[dict[str, Any]]:
+    """One entry per statement: its household id, whether it has PV, and its totals
+    (:data:`HOUSEHOLD_FIELDS`), read from the statement as it is (nothing recomputed)."""
+    if len(statements) != len(prosumer):
+        raise ValueError(f"{len(prosumer)} prosumer flags for {len(statements)} statements")
+    return [
+        {
+            "household": s.household,
+            "prosumer": bool(p),
+            **{name: int(getattr(s, name)) for name in HOUSEHOLD_FIELDS},
+        }
+        for s, p in zip(statements, prosumer, strict=True)
+    ]
+
+
+def period_local(first_slot: int, slots: int, tz: str) -> dict[str, str]:
+    """``{"start", "end", "tz"}``: the period's first instant and its end (the last slot's
+    end), ISO 8601 with the local offset of ``tz``."""
+    return {
+        "start": slot_iso(first_slot, tz),
+        "end": slot_iso(first_slot + slots, tz),
+        "tz": tz,
+    }
+
+
+def period_label(first_slot: int, slots: int, tz: str) -> str:
+    """The period as people read it, in local time: ``2026-06-21 11:30-13:30 CEST`` within a
+    day, ``2026-06-21 00:00-24:00 CEST`` for a whole day, and ``2026-06-21 00:00 CEST to
+    2026-06-23 12:00 CEST`` across days (each end with its own offset's name); the format of
+    :func:`ledger.localtime.slot_span_label`."""
+    start = slot_start(first_slot, tz)
+    end = slot_start(first_slot + slots, tz)
+    a, b = start.tzname(), end.tzname()
+    names = a if a == b else f"{a}/{b}"
+    if end.date() == start.date():
+        return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} {names}"
+    if end.date() == start.date() + timedelta(days=1) and end.time() == time(0):
+        return f"{start:%Y-%m-%d %H:%M}-24:00 {names}"
+    return f"{start:%Y-%m-%d %H:%M} {a} to {end:%Y-%m-%d %H:%M} {b}"
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def duration_text(slots: int) -> str:
+    """``slots`` 15-minute slots as a duration: ``15 minutes``, ``4 hours``, ``1 hour 45
+    minutes``, ``1 day``, ``2 days 12 hours``."""
+    if slots < 0:
+        raise ValueError(f"a negative number of slots: {slots}")
+    days, rest = divmod(slots * 15, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [
+        _count(n, unit) for n, unit in ((days, "day"), (hours, "hour"), (minutes, "minute")) if n
+    ]
+    return " ".join(parts) or "0 minutes"
+
+
 def build_report(
     flows: Flows,
     household_ids: Sequence[int],
-    prosumers: int,
+    prosumer: Sequence[bool],
     fills: Sequence[TradeLine],
     statements: Sequence[Statement],
     money: Money,
     gas: Gas,
     readings: int,
     wall_s: float,
+    *,
+    tz: str = DEFAULT_ZONE,
 ) -> dict[str, Any]:
     """The ``report.json`` dict of a run (its fields are listed in the module docstring).
 
-    ``fills`` are the run's settled fills (batch fills and direct takes), ``readings`` the
-    number of readings committed on chain, ``wall_s`` the run's wall time.
+    ``prosumer[h]`` says whether the household in row ``h`` (``household_ids[h]``,
+    ``statements[h]``) has PV. ``fills`` are the run's settled fills (batch fills and direct
+    takes), ``readings`` the number of readings committed on chain, ``wall_s`` the run's wall
+    time and ``tz`` the neighbourhood's IANA time zone (``period_local``).
     """
     n_h, n_t = flows.shape
     e = energy_totals(flows, fills)
@@ -241,10 +357,11 @@ def build_report(
         price = sum(f.energy_Wh * f.price_ueur_per_kWh for f in fills) // e.local_traded
     return {
         "households": n_h,
-        "prosumers": prosumers,
+        "prosumers": sum(1 for p in prosumer if p),
         "days": days,
         "slots": n_t,
         "first_slot": flows.first_slot,
+        "period_local": period_local(flows.first_slot, n_t, tz),
         "readings": readings,
         "fills": len(fills),
         "pv_energy_Wh": e.pv,
@@ -259,6 +376,9 @@ def build_report(
         "local_share_of_surplus": _ratio(e.local_traded, e.local_traded + e.grid_export),
         "community_savings_ueur": sum(s.savings_ueur for s in statements),
         "fees_ueur": money.fees_ueur,
+        "local_traded_ueur": sum(f.cost_ueur for f in fills),
+        "grid_import_cost_ueur": sum(s.grid_import_cost_ueur for s in statements),
+        "grid_export_revenue_ueur": sum(s.grid_export_revenue_ueur for s in statements),
         "mean_clearing_price_ueur_per_kWh": price,
         "gas_used": gas.total,
         "gas_readings": gas.readings,
@@ -268,6 +388,7 @@ def build_report(
         "audit_ok": not findings,
         "audit_findings": findings,
         "wall_s": round(wall_s, 2),
+        "household_figures": household_figures(statements, prosumer),
     }
 
 
@@ -344,6 +465,13 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
+def _duration(report: Mapping[str, Any]) -> str:
+    """The run's duration, from its slots (or, lacking them, its days)."""
+    if isinstance(report.get("slots"), int):
+        return duration_text(report["slots"])
+    return f"{report.get('days')} day(s)"
+
+
 def pilot_comparison(report: Mapping[str, Any]) -> str | None:
     """One line comparing the run with the Quartierstrom pilot (``None`` without the figures)."""
     if "pilot_self_sufficiency" not in report:
@@ -353,41 +481,84 @@ def pilot_comparison(report: Mapping[str, Any]) -> str | None:
         f"{_pct(report['pilot_self_sufficiency'])} community self-supply over a year; local "
         f"share of the surplus {_pct(report['local_share_of_surplus'])} here vs "
         f"{_pct(report['pilot_local_share_of_surplus'])} of PV sold locally in one winter month. "
-        f"This run covers only its simulated {report.get('days')} day(s) with modelled load and "
+        f"This run covers only its simulated {_duration(report)} with modelled load and "
         "weather, not the pilot's measured year and month."
     )
 
 
-#: The report.json fields shown in the HTML summary, with their labels and units.
-_SUMMARY: tuple[tuple[str, str, str], ...] = (
-    ("scenario", "scenario", ""),
-    ("mechanism", "clearing mechanism", ""),
-    ("households", "households", ""),
-    ("prosumers", "of which with PV", ""),
-    ("days", "days", ""),
-    ("slots", "slots (15 min)", ""),
-    ("readings", "signed readings", ""),
-    ("fills", "fills", ""),
-    ("pv_energy_Wh", "PV production", "kWh"),
-    ("load_energy_Wh", "consumption", "kWh"),
-    ("self_consumed_Wh", "self-consumed", "kWh"),
-    ("local_traded_Wh", "traded locally", "kWh"),
-    ("grid_import_Wh", "grid import", "kWh"),
-    ("grid_export_Wh", "grid export", "kWh"),
-    ("battery_charge_Wh", "battery charge", "kWh"),
-    ("battery_discharge_Wh", "battery discharge", "kWh"),
-    ("self_sufficiency", "self-sufficiency", "%"),
-    ("local_share_of_surplus", "local share of the surplus", "%"),
-    ("community_savings_ueur", "community savings", "EUR"),
-    ("mean_clearing_price_ueur_per_kWh", "mean clearing price", "EUR/kWh"),
-    ("gas_used", "gas used", ""),
-    ("gas_per_fill", "settlement gas per fill", ""),
-    ("audit_ok", "audit", ""),
-    ("wall_s", "wall time", "s"),
+#: The report.json fields shown in the HTML summary, with their labels and units, by section.
+_SUMMARY: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
+    (
+        "Run",
+        (
+            ("scenario", "scenario", ""),
+            ("mechanism", "clearing mechanism", ""),
+            ("households", "households", ""),
+            ("prosumers", "of which with PV", ""),
+            ("period_local", "period (local time)", "period"),
+            ("slots", "duration", "duration"),
+            ("readings", "signed readings", ""),
+            ("fills", "fills (local trades)", ""),
+        ),
+    ),
+    (
+        "Energy",
+        (
+            ("pv_energy_Wh", "PV production", "kWh"),
+            ("load_energy_Wh", "consumption", "kWh"),
+            ("self_consumed_Wh", "self-consumed", "kWh"),
+            ("local_traded_Wh", "traded locally", "kWh"),
+            ("grid_import_Wh", "grid import", "kWh"),
+            ("grid_export_Wh", "grid export", "kWh"),
+            ("battery_charge_Wh", "battery charge", "kWh"),
+            ("battery_discharge_Wh", "battery discharge", "kWh"),
+            ("self_sufficiency", "self-sufficiency", "%"),
+            ("local_share_of_surplus", "local share of the surplus", "%"),
+        ),
+    ),
+    (
+        "Money",
+        (
+            ("local_traded_ueur", "money traded locally (paid by buyers to sellers)", "EUR"),
+            ("fees_ueur", "grid fees on local trades (paid by buyers)", "EUR"),
+            ("mean_clearing_price_ueur_per_kWh", "mean clearing price", "EUR/kWh"),
+            ("grid_import_cost_ueur", "grid import cost (retail tariff)", "EUR"),
+            ("grid_export_revenue_ueur", "grid export revenue (feed-in tariff)", "EUR"),
+            ("community_savings_ueur", "community savings against grid-only supply", "EUR"),
+        ),
+    ),
+    (
+        "Ledger",
+        (
+            ("gas_used", "gas used", ""),
+            ("gas_per_fill", "settlement gas per fill", ""),
+            ("audit_ok", "audit", ""),
+            ("wall_s", "wall time", "s"),
+        ),
+    ),
 )
 
 
-def _shown(value: Any, unit: str) -> str:
+def eur_exact(ueur: int) -> str:
+    """Micro-euro as euros with all six decimals, exactly (no float): ``-0.003000``."""
+    sign = "-" if ueur < 0 else ""
+    whole, frac = divmod(abs(int(ueur)), 1_000_000)
+    return f"{sign}{whole:,}.{frac:06d}"
+
+
+def _eur(ueur: int) -> str:
+    """Micro-euro as euros with two decimals; an amount under a cent (but not zero) exactly,
+    so that it never reads as nothing."""
+    if ueur != 0 and abs(ueur) < 10_000:
+        return f"{eur_exact(ueur)} EUR"
+    return f"{ueur / 1e6:,.2f} EUR"
+
+
+def _shown(value: Any, unit: str, report: Mapping[str, Any]) -> str:
+    if unit == "period":
+        return period_label(report["first_slot"], report["slots"], value["tz"])
+    if unit == "duration":
+        return f"{duration_text(value)} ({value} slots of 15 min)"
     if value is None:
         return "n/a"
     if unit == "kWh":
@@ -395,57 +566,137 @@ def _shown(value: Any, unit: str) -> str:
     if unit == "%":
         return _pct(value)
     if unit == "EUR":
-        return f"{value / 1e6:,.2f} EUR"
+        return _eur(value)
     if unit == "EUR/kWh":
         return f"{value / 1e6:.4f} EUR/kWh"
     if unit == "s":
         return f"{value} s"
     if isinstance(value, bool):
         return "ok" if value else "FAILED"
+    if isinstance(value, int):
+        return f"{value:,}"
     return str(value)
 
 
+def _kwh_exact(wh: int) -> str:
+    """Wh as kWh with three decimals: exact."""
+    sign = "-" if wh < 0 else ""
+    whole, frac = divmod(abs(int(wh)), 1000)
+    return f"{sign}{whole:,}.{frac:03d}"
+
+
+#: The columns of the per-household table: field, header, kind (Wh or micro-euro).
+_HOUSEHOLD_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("import_Wh", "imported", "kWh"),
+    ("export_Wh", "exported", "kWh"),
+    ("bought_Wh", "bought locally", "kWh"),
+    ("sold_Wh", "sold locally", "kWh"),
+    ("paid_local_ueur", "paid to neighbours", "EUR"),
+    ("fees_ueur", "grid fees", "EUR"),
+    ("earned_local_ueur", "earned from neighbours", "EUR"),
+    ("grid_import_cost_ueur", "grid import cost", "EUR"),
+    ("grid_export_revenue_ueur", "grid export revenue", "EUR"),
+    ("net_cost_ueur", "net cost", "EUR"),
+    ("savings_ueur", "savings", "EUR"),
+)
+
+
+def _household_table(figures: Sequence[Mapping[str, Any]]) -> str:
+    """The per-household table with a totals row; exact values (kWh to the Wh, EUR to the
+    micro-euro), so that the rows add up to the totals as shown."""
+    if not figures:
+        return ""
+    e = html.escape
+
+    def cell(value: int, kind: str) -> str:
+        return f'<td class="num">{e(_kwh_exact(value) if kind == "kWh" else eur_exact(value))}</td>'
+
+    head = "".join(
+        f'<th class="num">{e(label)}<br><small>{e(kind)}</small></th>'
+        for _, label, kind in _HOUSEHOLD_COLUMNS
+    )
+    rows = "\n".join(
+        f"<tr><th>{e(str(h['household']))}</th><td>{'with PV' if h['prosumer'] else 'no PV'}</td>"
+        + "".join(cell(h[name], kind) for name, _, kind in _HOUSEHOLD_COLUMNS)
+        + "</tr>"
+        for h in figures
+    )
+    totals = "".join(
+        cell(sum(h[name] for h in figures), kind) for name, _, kind in _HOUSEHOLD_COLUMNS
+    )
+    return f"""<h2>Per household</h2>
+<p>Each household's statement over the period. Amounts are exact: kWh to the watt-hour and
+euros to the micro-euro, so each column adds up to its total.</p>
+<div class="scroll">
+<table class="households">
+<tr><th>household</th><th>PV</th>{head}</tr>
+{rows}
+<tr class="total"><th>total</th><td></td>{totals}</tr>
+</table>
+</div>"""
+
+
+def report_title(report: Mapping[str, Any]) -> str:
+    """``Voisin simulation report: <scenario>, <local period>`` (the period when known)."""
+    title = f"Voisin simulation report: {report.get('scenario', 'run')}"
+    local = report.get("period_local")
+    if isinstance(local, Mapping) and "first_slot" in report and "slots" in report:
+        title += f", {period_label(report['first_slot'], report['slots'], local['tz'])}"
+    return title
+
+
 def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
-    """A self-contained HTML page: the report's summary, then each PNG embedded as a data URI.
+    """A self-contained HTML page: the report's summary, the per-household table, then each
+    PNG embedded as a data URI.
 
     ``images`` maps a caption to PNG bytes, in display order. Every interpolated text is escaped.
     """
     e = html.escape
-    rows = "\n".join(
-        f"<tr><th>{e(label)}</th><td>{e(_shown(report[key], unit))}</td></tr>"
-        for key, label, unit in _SUMMARY
-        if key in report
-    )
+    sections = []
+    for heading, fields in _SUMMARY:
+        rows = "\n".join(
+            f"<tr><th>{e(label)}</th><td>{e(_shown(report[key], unit, report))}</td></tr>"
+            for key, label, unit in fields
+            if key in report
+        )
+        if rows:
+            sections.append(f"<h2>{e(heading)}</h2>\n<table>\n{rows}\n</table>")
+    summary = "\n".join(sections)
     notes = [f"<li>{e(str(f))}</li>" for f in report.get("audit_findings", [])]
     findings = f"<h2>Audit findings</h2><ul>{''.join(notes)}</ul>" if notes else ""
     comparison = pilot_comparison(report)
     pilot = f'<p class="pilot">{e(comparison)}</p>' if comparison else ""
+    households = _household_table(report.get("household_figures", []))
     figures = "\n".join(
         f'<figure><img alt="{e(caption)}" src="data:image/png;base64,'
         f'{base64.b64encode(png).decode("ascii")}"><figcaption>{e(caption)}</figcaption></figure>'
         for caption, png in images.items()
     )
-    title = f"Voisin simulation report: {report.get('scenario', 'run')}"
+    title = report_title(report)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(title)}</title>
 <style>
-body {{ font-family: sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; }}
+body {{ font-family: sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; }}
 table {{ border-collapse: collapse; }}
 th, td {{ text-align: left; padding: 0.2rem 1rem 0.2rem 0; border-bottom: 1px solid #ddd; }}
+.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.scroll {{ overflow-x: auto; }}
+.households th, .households td {{ padding-right: 0.6rem; white-space: nowrap; }}
+.total th, .total td {{ font-weight: bold; border-top: 2px solid #888; }}
 img {{ max-width: 100%; }}
 .pilot {{ background: #f4f4f4; padding: 0.6rem; }}
 </style>
 </head>
 <body>
 <h1>{e(title)}</h1>
-<table>
-{rows}
-</table>
+{summary}
 {findings}
 {pilot}
+{households}
 {figures}
 </body>
 </html>

@@ -94,8 +94,9 @@ class RunResult:
     """A finished run: its report, the flows it metered and where it lives.
 
     ``series`` holds the neighbourhood's per-slot terms (for the plots), ``savings_ueur`` each
-    household's savings against grid-only supply (in the order of ``household_ids``) and
-    ``tariffs`` the tariffs the run settled under.
+    household's savings against grid-only supply and ``prosumer`` whether it has PV (both in
+    the order of ``household_ids``), ``tariffs`` the tariffs the run settled under and ``tz``
+    the neighbourhood's IANA time zone (the scenario's), in which the report shows its times.
     """
 
     report: dict[str, Any]
@@ -107,6 +108,8 @@ class RunResult:
     series: SlotSeries
     savings_ueur: tuple[int, ...]
     tariffs: Tariffs
+    prosumer: tuple[bool, ...]
+    tz: str
 
 
 def check_mechanism(mechanism: str) -> None:
@@ -448,16 +451,19 @@ def collect_result(
         for f in fill_rows
     ]
     statements = load_statements(engine, household_ids, first, last)
+    prosumer = tuple(h.prosumer for h in scenario.households)
+    tz = scenario.location.tz
     report = build_report(
         flows,
         household_ids,
-        sum(1 for h in scenario.households if h.prosumer),
+        prosumer,
         trades,
         statements,
         money,
         gas,
         int(readings),
         time.perf_counter() - started,
+        tz=tz,
     )
     report["scenario"] = scenario.name
     report["mechanism"] = mechanism
@@ -474,6 +480,8 @@ def collect_result(
         slot_series(flows, trades),
         tuple(s.savings_ueur for s in statements),
         client.tariffs(),
+        prosumer,
+        tz,
     )
     if before_audit is not None:
         before_audit(result)

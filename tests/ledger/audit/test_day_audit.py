@@ -76,7 +76,7 @@ def test_the_cli_exits_0_on_a_clean_day_and_writes_every_output(
     report = json.loads((tmp_path / "audit.json").read_text())
     assert report["ok"] is True and report["findings"] == [] and report["feeder"] is None
     assert (out / "findings.csv").read_text().splitlines() == [
-        "check,severity,slot,household,message,evidence"
+        "check,severity,slot,slot_start_local,household,message,evidence"
     ]
     assert len((out / "neighbourhood.csv").read_text().splitlines()) == 97
     assert not (out / "feeder.csv").exists()

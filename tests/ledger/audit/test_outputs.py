@@ -17,6 +17,9 @@ from ledger.audit.render import (
     OPEN_DATA_COLUMNS,
     OPEN_DATA_FILE,
     OPEN_DATA_LICENCE,
+    SUMMARY_LABELS,
+    feeder_figures,
+    field_label,
     report_html,
     report_json,
     write_csv,
@@ -116,9 +119,9 @@ def test_json_csv_and_html_carry_every_finding(tmp_path: Path) -> None:
     assert d["checks"]["feeder"] == {"ran": False, "findings": 0}
     write_csv(report, tmp_path)
     rows = list(csv.DictReader((tmp_path / "findings.csv").read_text().splitlines()))
-    assert [(r["check"], r["slot"], r["household"]) for r in rows] == [
-        ("money", "7", "3"),
-        ("integrity", "", ""),
+    assert [(r["check"], r["slot"], r["slot_start_local"], r["household"]) for r in rows] == [
+        ("money", "7", "1970-01-01T02:45:00+01:00", "3"),
+        ("integrity", "", "", ""),
     ]
     assert json.loads(rows[0]["evidence"]) == {"fee_ueur": 12}
     page = report_html(report)
@@ -126,9 +129,14 @@ def test_json_csv_and_html_carry_every_finding(tmp_path: Path) -> None:
     assert "totals &amp; more" in page and "2 finding(s)" in page
     assert page.index("Summary") < page.index("<h2>Findings</h2>") < page.index("<h2>Feeder")
     assert "The feeder check did not run." in page
+    # For people: the slot as a local time, the evidence's fields labelled, nothing "None".
+    assert "<td>1970-01-01 02:45-03:00 CET (slot 7)</td>" in page
+    assert '<span class="key">Fee (µ€)</span>: <code>12</code>' in page
+    assert "<td>not one slot</td><td>not one household</td>" in page
+    assert_for_people(page)
 
 
-def test_the_html_page_embeds_the_voltage_and_loading_plots(market: Market) -> None:
+def test_the_html_page_embeds_the_voltage_and_loading_plots(market: Market, tmp_path: Path) -> None:
     market.meter_slot(SLOT, {h.id: (300, 0) for h in market.homes})
     market.meter_slot(SLOT + 1, {h.id: (0, 200) for h in market.homes})
     report = market.audit(feeder=True)
@@ -136,6 +144,103 @@ def test_the_html_page_embeds_the_voltage_and_loading_plots(market: Market) -> N
     assert page.count('src="data:image/png;base64,') == 2
     assert "Voltage band per slot" in page and "Loading per slot" in page
     assert page.index("Summary") < page.index("<h2>Findings</h2>") < page.index("Voltage band")
+    assert "hours since" not in page
+    # The feeder's time axis is the local clock: SLOT starts at 06:00 UTC on 24 November
+    # 2026, 07:00 in Paris (CET) and 01:00 in New York (EST).
+    for tz, hour, names in (("Europe/Paris", "07", "CET"), ("America/New_York", "01", "EST")):
+        figures = feeder_figures(report, tz)
+        assert list(figures) == [
+            "Voltage band per slot: lowest and highest bus voltage",
+            "Loading per slot: most loaded line and the transformer",
+        ]
+        for fig in figures.values():
+            fig.canvas.draw()
+            (ax,) = fig.axes
+            assert ax.get_xlabel() == f"local time, {tz} ({names})"
+            times = [
+                t.get_text()
+                for t in ax.get_xticklabels()
+                if re.fullmatch(r"\d\d:\d\d", t.get_text())
+            ]
+            assert times and all(t.startswith(f"{hour}:") for t in times), (tz, times)
+            assert ax.get_legend() is None and len(fig.legends) == 1
+    csv_dir = tmp_path / "csv"
+    write_csv(report, csv_dir, tz="America/New_York")
+    feeder_rows = list(csv.DictReader((csv_dir / "feeder.csv").read_text().splitlines()))
+    assert [(r["slot"], r["slot_start_local"]) for r in feeder_rows] == [
+        (str(SLOT), "2026-11-24T01:00:00-05:00"),
+        (str(SLOT + 1), "2026-11-24T01:15:00-05:00"),
+    ]
+    hood = list(csv.DictReader((csv_dir / "neighbourhood.csv").read_text().splitlines()))
+    assert list(hood[0])[:3] == ["slot", "slot_start_local", "households_metered"]
+    assert hood[0]["slot_start_local"] == "2026-11-24T01:00:00-05:00"
+
+
+#: A snake_case or camelCase field name, as the JSON spells keys.
+_RAW_KEY = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b|\b[a-z]+[A-Z][A-Za-z]*\b")
+
+
+def assert_for_people(page: str) -> None:
+    """No raw key, no ``None`` and no bare slot number in the page's text (verbatim values in
+    ``<code>``, the style sheet and the embedded images aside)."""
+    text = re.sub(r'src="data:image/png;base64,[^"]+"', "", page)
+    text = re.sub(r"<style>.*?</style>", "", text, flags=re.S)
+    text = re.sub(r"<code>.*?</code>", "", text, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    assert "None" not in text
+    assert not _RAW_KEY.findall(text), _RAW_KEY.findall(text)
+    # Every slot number is named as such, beside its local time.
+    for number in re.findall(r"\b\d{7}\b", text):
+        assert f"(slot {number})" in text, number
+
+
+def test_the_html_page_speaks_to_people_in_local_time(clean_day: RunResult, tmp_path: Path) -> None:
+    data = copy_data(clean_day, tmp_path)
+    report = audit_dir(data)
+    assert report.ok and report.meta["from_slot"] is None
+    first = clean_day.flows.first_slot
+    page = report_html(report, tz="Europe/Paris")
+    # The audited day in the title and the heading, local midnight to midnight, summer time.
+    title = "Voisin audit report: 2026-06-21 00:00-24:00 CEST"
+    assert f"<title>{title}</title>" in page and f"<h1>{title}</h1>" in page
+    assert "Times are local to Europe/Paris (CEST)." in page
+    # Labels for every field, slots as local spans, absences said in words.
+    assert f"<th>First slot audited</th><td>2026-06-21 00:00-00:15 CEST (slot {first})</td>" in page
+    last = first + 95
+    assert f"<th>Last slot audited</th><td>2026-06-21 23:45-00:00 CEST (slot {last})</td>" in page
+    assert "<th>Audit asked from</th><td>the first slot on record</td>" in page
+    assert "<th>Signed readings committed</th><td>576</td>" in page
+    assert "<th>Digest head (worth publishing: it pins the whole history)</th><td><code>0x" in page
+    # No findings: a sentence, not an empty table.
+    assert '<p class="none">No findings.</p>' in page
+    assert '<table class="findings">' not in page
+    assert "OK: no findings" in page
+    assert_for_people(page)
+    # Another zone is a parameter: the same day read from New York.
+    page = report_html(report, tz="America/New_York")
+    assert "Voisin audit report: 2026-06-20 18:00 EDT to 2026-06-21 18:00 EDT" in page
+    assert f"2026-06-20 18:00-18:15 EDT (slot {first})" in page
+    assert_for_people(page)
+    # A range with nothing in it says there is nothing to audit.
+    empty = audit_dir(data, from_slot=first - 10, to_slot=first - 1)
+    page = report_html(empty)
+    assert "Nothing to audit yet" in page and "<th>First slot audited</th><td>no slot</td>" in page
+    assert_for_people(page)
+
+
+def test_every_field_gets_a_label_for_people() -> None:
+    assert field_label("fee_ueur") == "Fee (µ€)"
+    assert field_label("price_ueur_per_kWh") == "Price (µ€/kWh)"
+    assert field_label("importDeltaWh") == "Import delta (Wh)"
+    assert field_label("trafo_loading_percent") == "Transformer loading (%)"
+    assert field_label("vm_min_pu") == "Voltage min (pu)"
+    assert field_label("tx_hash") == "Transaction hash"
+    assert field_label("x") == "X"
+    assert set(SUMMARY_LABELS) >= {
+        "generated_at", "chain_id", "contract", "head_block", "mirror_block", "from_slot",
+        "to_slot", "first_slot", "last_slot", "digest_head", "slots", "households",
+        "readings", "fills", "sealed_slots", "findings",
+    }  # fmt: skip
 
 
 def test_the_evidence_store_is_idempotent_and_refuses_a_second_different_reading(
