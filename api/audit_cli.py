@@ -69,8 +69,16 @@ def _bad(message: str) -> int:
     return 2
 
 
-def served_audit_hint(args: argparse.Namespace) -> str:
-    """The request that asks a running ``voisin serve`` for the audit these options ask for."""
+def served_audit_hint(args: argparse.Namespace, data_dir: Path) -> str:
+    """The request that asks a running ``voisin serve`` for the audit these options ask for,
+    at the URL the server recorded in ``data_dir`` when it started (``HOST:PORT`` when it did
+    not: an older or a starting server)."""
+    from api.cli import SERVED_AT
+
+    try:
+        base = (data_dir / SERVED_AT).read_text().strip().rstrip("/") or "http://HOST:PORT"
+    except OSError:
+        base = "http://HOST:PORT"
     query: dict[str, str | int] = {}
     if args.from_slot is not None:
         query["from"] = args.from_slot
@@ -78,7 +86,7 @@ def served_audit_hint(args: argparse.Namespace) -> str:
         query["to"] = args.to_slot
     if args.feeder:
         query["feeder"] = "true"
-    return "GET http://HOST:PORT/audit/report" + (f"?{urlencode(query)}" if query else "")
+    return f"GET {base}/audit/report" + (f"?{urlencode(query)}" if query else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,10 +156,11 @@ def run(args: argparse.Namespace) -> int:
     except ChainLockedError as exc:
         holder = re.search(r"held by pid (\d+)", str(exc))
         pid = f" (pid {holder[1]})" if holder else ""
+        hint = served_audit_hint(args, data_dir)
         print(
             f"voisin audit: {data_dir} is in use: another process holds its chain{pid}, most "
             "likely a running voisin serve.\nAsk that server for the audit instead: "
-            f"{served_audit_hint(args)} with the operator token (Authorization: Bearer TOKEN), "
+            f"{hint} with the operator token (Authorization: Bearer TOKEN), "
             "or stop it and run voisin audit again.",
             file=sys.stderr,
         )

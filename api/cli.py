@@ -436,6 +436,10 @@ def _simulate_via_api(
         server.stop()
 
 
+#: The file in the data directory that holds a running ``voisin serve``'s URL.
+SERVED_AT = "serve.url"
+
+
 def dashboard_url(host: str, port: int) -> str:
     """The address a browser on this machine opens for a server listening on ``host``:``port``
     (loopback for the wildcard addresses, brackets around an IPv6 address)."""
@@ -494,6 +498,8 @@ def _serve(args: argparse.Namespace) -> int:
                     f"Dashboard: {url}\nOperator token: {operator_token_source(settings)}",
                     flush=True,
                 )
+                # Where this server answers, for `voisin audit` to point at while it runs.
+                (settings.data_dir / SERVED_AT).write_text(url)
 
     # Keep-alive beyond the default 5 s: meters and gateways reuse their connections.
     config = uvicorn.Config(
@@ -504,7 +510,10 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=30,
     )
     server = Server(config)
-    server.run()
+    try:
+        server.run()
+    finally:
+        (settings.data_dir / SERVED_AT).unlink(missing_ok=True)
     if not server.started:
         # The start-up failed (chain unreachable, database down, port taken): uvicorn logged
         # why. A non-zero exit lets a supervisor (systemd's Restart=on-failure) try again.

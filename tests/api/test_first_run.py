@@ -179,7 +179,7 @@ def test_voisin_serve_from_another_folder_uses_that_folder_and_says_where_things
             first,
         )
         assert second == (
-            "Ask that server for the audit instead: GET http://HOST:PORT/audit/report"
+            f"Ask that server for the audit instead: GET {run.base_url}/audit/report"
             "?feeder=true with the operator token (Authorization: Bearer TOKEN), or stop it and "
             "run voisin audit again."
         )
