@@ -172,9 +172,9 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             Path(args.json).write_text(report_json(report))
         if args.html:
-            Path(args.html).write_text(report_html(report))
+            Path(args.html).write_text(report_html(report, tz=settings.timezone))
         if args.csv:
-            write_csv(report, args.csv)
+            write_csv(report, args.csv, tz=settings.timezone)
         if args.open_data:
             write_open_data(report, args.open_data)
     except OSError as exc:  # checked at the start; the disk changed since

@@ -215,8 +215,9 @@ def write_output(path: Path, text: str, option: str) -> str | None:
 
 def _simulate(args: argparse.Namespace) -> int:
     from api.settings import Settings
+    from ledger.localtime import span_label
     from meter_sim.errors import MeterSimError
-    from meter_sim.flows import check_window_is_over
+    from meter_sim.flows import check_window, check_window_is_over
     from meter_sim.plots import BackgroundPlots
 
     if args.households is not None and args.scenario != "default":
@@ -243,10 +244,12 @@ def _simulate(args: argparse.Namespace) -> int:
         return _refuse(problem)
     settings = Settings()
     chain = args.chain or "embedded"
+    count = check_window(scenario.n_slots, args.first_slot, args.slots)
+    first = scenario.first_slot + args.first_slot
     print(
         f"Voisin simulate: {scenario.name}, {len(scenario.households)} households, "
-        f"{scenario.days} day(s) from {scenario.start}, {args.mechanism}, chain {chain}; "
-        f"data in {data_dir}",
+        f"{span_label(first, first + count - 1, scenario.location.tz)}, {args.mechanism}, "
+        f"chain {chain}; data in {data_dir}",
         file=sys.stderr,
     )
     operator_key = settings.chain_key_value() if chain != "embedded" else None

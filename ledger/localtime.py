@@ -26,6 +26,7 @@ __all__ = [
     "slot_span_label",
     "slot_start",
     "slot_time",
+    "span_label",
     "zone",
 ]
 
@@ -70,6 +71,20 @@ def slot_span_label(slot: int, tz: str) -> str:
     end = slot_start(slot + 1, tz)
     names = start.tzname() if start.tzname() == end.tzname() else f"{start.tzname()}/{end.tzname()}"
     return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} {names}"
+
+
+def span_label(first_slot: int, last_slot: int, tz: str) -> str:
+    """Slots ``first_slot..last_slot`` as a local period: ``2026-06-21 11:30-13:30 CEST``
+    within a day, ``2026-06-21 00:00-24:00 CEST`` for a whole day, and ``2026-06-21 00:00 CEST
+    to 2026-06-23 12:00 CEST`` across days (each end with its own offset's name)."""
+    start, end = slot_start(first_slot, tz), slot_start(last_slot + 1, tz)
+    a, b = start.tzname(), end.tzname()
+    names = a if a == b else f"{a}/{b}"
+    if end.date() == start.date():
+        return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} {names}"
+    if end.date() == start.date() + timedelta(days=1) and end.time() == time(0):
+        return f"{start:%Y-%m-%d %H:%M}-24:00 {names}"
+    return f"{start:%Y-%m-%d %H:%M} {a} to {end:%Y-%m-%d %H:%M} {b}"
 
 
 def local_date(slot: int, tz: str) -> date:

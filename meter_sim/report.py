@@ -77,13 +77,12 @@ import base64
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import time, timedelta
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ledger.localtime import DEFAULT_ZONE, slot_iso, slot_start
+from ledger.localtime import DEFAULT_ZONE, slot_iso, span_label
 from ledger.market.statements import Statement, TradeLine
 from meter_sim.flows import Flows
 from meter_sim.scenario import SLOTS_PER_DAY
@@ -296,19 +295,9 @@ def period_local(first_slot: int, slots: int, tz: str) -> dict[str, str]:
 
 
 def period_label(first_slot: int, slots: int, tz: str) -> str:
-    """The period as people read it, in local time: ``2026-06-21 11:30-13:30 CEST`` within a
-    day, ``2026-06-21 00:00-24:00 CEST`` for a whole day, and ``2026-06-21 00:00 CEST to
-    2026-06-23 12:00 CEST`` across days (each end with its own offset's name); the format of
-    :func:`ledger.localtime.slot_span_label`."""
-    start = slot_start(first_slot, tz)
-    end = slot_start(first_slot + slots, tz)
-    a, b = start.tzname(), end.tzname()
-    names = a if a == b else f"{a}/{b}"
-    if end.date() == start.date():
-        return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} {names}"
-    if end.date() == start.date() + timedelta(days=1) and end.time() == time(0):
-        return f"{start:%Y-%m-%d %H:%M}-24:00 {names}"
-    return f"{start:%Y-%m-%d %H:%M} {a} to {end:%Y-%m-%d %H:%M} {b}"
+    """The run's ``slots`` from ``first_slot`` as people read them, in local time
+    (:func:`ledger.localtime.span_label`)."""
+    return span_label(first_slot, first_slot + slots - 1, tz)
 
 
 def _count(n: int, unit: str) -> str:

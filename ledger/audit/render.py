@@ -28,12 +28,12 @@ import io
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger.audit.report import AuditReport
-from ledger.localtime import DEFAULT_ZONE, slot_iso, slot_span_label, slot_start, zone
+from ledger.localtime import DEFAULT_ZONE, slot_iso, slot_span_label, slot_start, span_label, zone
 from ledger.types import SLOT_SECONDS
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ __all__ = [
     "SUMMARY_LABELS",
     "feeder_figures",
     "field_label",
-    "period_label",
     "report_html",
     "report_json",
     "write_csv",
@@ -306,20 +305,6 @@ def _slot_text(slot: int, tz: str) -> str:
     return f"{slot_span_label(slot, tz)} (slot {slot})"
 
 
-def period_label(first_slot: int, last_slot: int, tz: str) -> str:
-    """Slots ``first_slot..last_slot`` as a local period: ``2026-06-21 11:30-13:30 CEST``,
-    ``2026-06-21 00:00-24:00 CEST`` for a whole day, ``2026-06-21 00:00 CEST to 2026-06-23
-    12:00 CEST`` across days."""
-    start, end = slot_start(first_slot, tz), slot_start(last_slot + 1, tz)
-    a, b = start.tzname(), end.tzname()
-    names = a if a == b else f"{a}/{b}"
-    if end.date() == start.date():
-        return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} {names}"
-    if end.date() == start.date() + timedelta(days=1) and end.time() == time(0):
-        return f"{start:%Y-%m-%d %H:%M}-24:00 {names}"
-    return f"{start:%Y-%m-%d %H:%M} {a} to {end:%Y-%m-%d %H:%M} {b}"
-
-
 _SLOT_KEYS = frozenset({"slot", "from_slot", "to_slot", "first_slot", "last_slot"})
 _CODE_KEYS = frozenset({"contract", "digest_head"})
 #: How many items of a list the page shows before "and N more".
@@ -453,7 +438,7 @@ def _png(fig: Figure) -> bytes:
 def _period(report: AuditReport, tz: str) -> str | None:
     first, last = report.meta.get("first_slot"), report.meta.get("last_slot")
     if isinstance(first, int) and isinstance(last, int):
-        return period_label(first, last, tz)
+        return span_label(first, last, tz)
     return None
 
 
