@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.localtime import LocalTimeError, zone
 
 #: The largest integer both databases store (signed 64-bit BIGINT); the contract's uint64
 #: tariffs are held to it too, as the mirror keeps them in BIGINT columns.
@@ -148,12 +149,9 @@ class Settings(BaseSettings):
                 "(the EU 15-minute settlement period)"
             )
         try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"VOISIN_TIMEZONE must be an IANA time zone such as 'Europe/Paris', "
-                f"not {self.timezone!r}"
-            ) from exc
+            zone(self.timezone)
+        except LocalTimeError as exc:
+            raise ValueError(f"VOISIN_TIMEZONE: {exc}") from exc
         if self.retail_ueur_per_kWh < self.feed_in_ueur_per_kWh + self.grid_fee_ueur_per_kWh:
             raise ValueError("tariffs need feed_in + grid_fee <= retail, or nothing can trade")
         if self.environment == "production":

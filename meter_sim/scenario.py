@@ -20,11 +20,11 @@ from datetime import UTC, date, datetime, time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eth_keys import keys  # type: ignore[attr-defined]  # eth_keys does not re-export
 from eth_utils.crypto import keccak
 
+from ledger.localtime import LocalTimeError, zone
 from ledger.types import SLOT_SECONDS
 from meter_sim.errors import ScenarioError
 
@@ -55,12 +55,9 @@ class Location:
                 f"[-180, 180], got {self.latitude}, {self.longitude}"
             )
         try:
-            ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ScenarioError(
-                f"location {self.name!r}: tz must be an IANA time zone such as 'Europe/Paris', "
-                f"got {self.tz!r}"
-            ) from exc
+            zone(self.tz)
+        except LocalTimeError as exc:
+            raise ScenarioError(f"location {self.name!r}: tz: {exc}") from exc
 
 
 LYON = Location("Lyon", 45.7640, 4.8357, "Europe/Paris", 173.0, "FR")
@@ -174,7 +171,7 @@ class Scenario:
     @property
     def start_utc(self) -> datetime:
         """Local midnight of ``start``, in UTC."""
-        local = datetime.combine(self.start, time(0), tzinfo=ZoneInfo(self.location.tz))
+        local = datetime.combine(self.start, time(0), tzinfo=zone(self.location.tz))
         return local.astimezone(UTC)
 
     @property

@@ -34,6 +34,16 @@ def test_tariffs_must_leave_room_for_a_local_price() -> None:
         Settings(slot_seconds=600)
 
 
+def test_the_time_zone_is_an_iana_zone_paris_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VOISIN_TIMEZONE", raising=False)
+    assert Settings().timezone == "Europe/Paris"
+    monkeypatch.setenv("VOISIN_TIMEZONE", "America/New_York")
+    assert Settings().timezone == "America/New_York"
+    for bad in ("Mars/Olympus", "../etc/passwd", ""):
+        with pytest.raises(ValidationError, match="VOISIN_TIMEZONE: unknown time zone"):
+            Settings(timezone=bad)
+
+
 def test_voisin_serve_exits_with_a_clear_message_on_bad_settings(tmp_path: Path) -> None:
     env = {
         "VOISIN_ENVIRONMENT": "production",
