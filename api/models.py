@@ -16,6 +16,9 @@
   nonce, head block before it and call data, committed before it is sent and deleted with the
   post's outcome, so that a post a crash interrupted is found on chain, not posted again
   (:mod:`api.outbox`).
+- ``kept_feeder_slot``, ``kept_audit`` and ``kept_state``: what the operator's page shows of
+  the feeder's power flows (one row per settled slot) and of the audit (its latest runs), kept
+  by :mod:`api.keeper` in the background after settlement so that the page only reads them.
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ class DashboardForm(SQLModel, table=True):
     token_hash: str = Field(primary_key=True)
     #: Whose form: "operator" or "household:<id>".
     scope: str
-    #: Which form: topup, register, meter, offer, bid or take.
+    #: Which form: topup, register, meter, offer, bid, take or settle.
     form: str
     #: "sent" (the action under way, or interrupted), then "done" or "refused".
     state: str = "sent"
@@ -168,3 +171,64 @@ class ApiOrderPost(SQLModel, table=True):
     calldata: str = Field(sa_type=Text)
     #: Unix seconds when it was recorded.
     recorded_s: int = Field(sa_type=BigInteger)
+
+
+class KeptFeederSlot(SQLModel, table=True):
+    """One settled slot's feeder power flow (:func:`ledger.audit.feeder.run_feeder` over the
+    slot's committed readings), computed once after settlement by :mod:`api.keeper`, again if
+    a reading of the slot is mirrored later. Voltages in pu, loadings in %; ``None`` where the
+    power flow did not converge. ``findings_json`` holds the slot's feeder findings (JSON list
+    of :meth:`ledger.audit.findings.Finding.as_dict`)."""
+
+    __tablename__ = "kept_feeder_slot"
+
+    slot: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    network: str
+    households: int
+    readings: int
+    vm_min_pu: float | None = None
+    vm_max_pu: float | None = None
+    max_line_loading_percent: float | None = None
+    trafo_loading_percent: float | None = None
+    findings: int = 0
+    findings_json: str = Field(default="[]", sa_type=Text)
+    #: Unix seconds when it was computed.
+    computed_s: int = Field(sa_type=BigInteger)
+
+
+class KeptAudit(SQLModel, table=True):
+    """One background run of the operator's audit (:mod:`api.keeper`): the same checks as
+    ``GET /audit/report`` without the feeder, over every slot, with the block and slot it
+    covers. A failed run keeps ``problem`` and no report. The page reads the small columns;
+    ``report_json`` (the whole report, last so that reading the others skips it) is for the
+    downloads."""
+
+    __tablename__ = "kept_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: Unix seconds when the run started (what it saw) and finished.
+    started_s: int = Field(sa_type=BigInteger, index=True)
+    finished_s: int = Field(sa_type=BigInteger)
+    head_block: int | None = Field(default=None, sa_type=BigInteger)
+    mirror_block: int | None = Field(default=None, sa_type=BigInteger)
+    #: The last settled slot the audit covered (None: no slot yet).
+    last_slot: int | None = Field(default=None, sa_type=BigInteger)
+    ok: bool | None = None
+    findings: int = 0
+    problem: str | None = None
+    #: ``summary`` and ``checks`` of the report (JSON).
+    summary_json: str = Field(default="{}", sa_type=Text)
+    #: The first findings, for the page (JSON list); every finding is in ``report_json``.
+    findings_json: str = Field(default="[]", sa_type=Text)
+    report_json: str | None = Field(default=None, sa_type=Text)
+
+
+class KeptState(SQLModel, table=True):
+    """Small facts :mod:`api.keeper` carries between passes (e.g. the last reading it saw)."""
+
+    __tablename__ = "kept_state"
+
+    key: str = Field(primary_key=True)
+    value: str = Field(sa_type=Text)

@@ -33,6 +33,7 @@ from api.chain_gate import ChainGate
 from api.custody import KeyVault, load_or_create_secret
 from api.intake import IntakeWriter
 from api.intents import FaultHook, IntentRunner
+from api.keeper import Keeper
 from api.metrics import Metrics
 from api.outbox import Outbox
 from api.ratelimit import RateLimiter
@@ -141,6 +142,14 @@ class Services:
             mirror=self.mirror,
             settle_after_s=settings.settle_after_s,
         )
+        # The feeder's power flows and the audit, kept after settlement for the operator's page.
+        self.keeper = Keeper(
+            self.gate,
+            client=self.client,
+            engine=self.engine,
+            mirror=self.mirror,
+            deployment_block=self.deployment.block_number,
+        )
         self.intake = IntakeWriter(self.engine, self.domain)
         self.intents = IntentRunner(
             self.gate,
@@ -237,6 +246,7 @@ class Services:
         sys.setswitchinterval(0.0005)
         self._thread = threading.Thread(target=self._loop, name="voisin-outbox", daemon=True)
         self._thread.start()
+        self.keeper.start()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.outbox_interval_s):
@@ -246,9 +256,12 @@ class Services:
             except Exception:  # keep the loop alive; the next pass retries
                 log.exception("intent pass failed")
             try:
-                self.outbox.run_once(auto_settle=self.settings.auto_settle)
+                done = self.outbox.run_once(auto_settle=self.settings.auto_settle)
             except Exception:  # keep the loop alive; the next pass retries
                 log.exception("outbox pass failed")
+            else:
+                if done.settled_slots:
+                    self.keeper.wake()
 
     def _intents_pass(self) -> None:
         """Finish intents left unfinished by a failed request (before the outbox signs with a
@@ -280,6 +293,7 @@ class Services:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self.keeper.stop()
         with self.gate.lock:
             self.chain.close()
         self.engine.dispose()

@@ -1,14 +1,21 @@
-"""The grid operator's dashboard page: neighbourhood flows and clearing prices per slot, the
-audit with links to each finding's evidence, the feeder check, and the forms to register a
-household, replace its meter and top it up (through the API's own route functions).
+"""The grid operator's dashboard page: the audit (as the keeper last ran it) with links to
+each finding's evidence and its downloads, neighbourhood flows and clearing prices per slot,
+the fees collected, the feeder's voltage band and loading per slot, the meters that stopped
+reporting, and the forms to settle a closed slot, register a household, replace its meter and
+top it up (through the API's own route functions).
+
+The page computes nothing heavy: the audit and the feeder's power flows run in the background
+after settlement (:mod:`api.keeper`), and the page reads what was kept, with when.
 
 Each form is carried out once (its one-time token, :mod:`api.web.once`), and a successful post
 answers 303 See Other to the page, which says what was done (post/redirect/get,
-:mod:`api.web.flash`): reloading the page never tops up or registers again.
+:mod:`api.web.flash`): reloading the page never tops up, settles or registers again.
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -18,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Principal
 from api.deps import Svc
 from api.errors import ApiError
-from api.routes import households, topups
+from api.routes import households, market, topups
 from api.schemas import (
     MAX_HOUSEHOLD_ID,
     MAX_TOPUP_UEUR,
@@ -29,8 +36,8 @@ from api.schemas import (
     TopUpIn,
     plain_text,
 )
-from api.services import Services
-from api.web import audit, charts, flash, forms, i18n, once, views
+from api.services import Services, slot_now
+from api.web import audit, charts, flash, forms, i18n, once, operator_views, views
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
 
@@ -43,23 +50,39 @@ def _who(request: Request) -> tuple[Principal, str] | None:
 
 
 def _market(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
+    tz = services.settings.timezone
     rows = views.outcomes(services.engine)
     band = views.band(services.engine, services.tariffs_at_deploy)
-    labels = [i18n.slot_time(r.slot, services.settings.timezone) for r in rows]
+    labels = [i18n.slot_time(r.slot, tz) for r in rows]
+    span = (rows[0].slot, rows[-1].slot) if rows else (None, None)
     context: dict[str, Any] = {
         "outcomes": rows,
         "band": band,
         "households": views.households(services.engine),
+        "fees": operator_views.fees(services.engine, *span),
         "flows_chart": None,
         "prices_chart": None,
     }
     if rows:
+
+        def num(n: int) -> str:
+            return i18n.integer(n, lang)
+
         alt = t["flows_alt"].format(
             n=len(rows),
-            s=sum(r.surplus_Wh for r in rows),
-            d=sum(r.deficit_Wh for r in rows),
-            m=sum(r.matched_Wh for r in rows),
+            s=num(sum(r.surplus_Wh for r in rows)),
+            d=num(sum(r.deficit_Wh for r in rows)),
+            m=num(sum(r.matched_Wh for r in rows)),
         )
+        tips = [
+            t["tip_flows"].format(
+                t=i18n.slot_label(r.slot, tz),
+                s=num(r.surplus_Wh),
+                d=num(r.deficit_Wh),
+                m=num(r.matched_Wh),
+            )
+            for r in rows
+        ]
         context["flows_chart"] = charts.grouped_bars(
             "chart-flows",
             alt,
@@ -69,6 +92,8 @@ def _market(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
                 charts.Series(t["deficit"], charts.GREY, [r.deficit_Wh for r in rows]),
                 charts.Series(t["matched"], charts.GREEN, [r.matched_Wh for r in rows]),
             ],
+            tips=tips,
+            value_text=lambda v: f"{num(v)} Wh",
         )
     prices = [r.clearing_price_ueur_per_kWh for r in rows]
     known = [p for p in prices if p is not None]
@@ -80,28 +105,77 @@ def _market(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
             fi=i18n.cents_per_kWh(band.floor, lang),
             ce=i18n.cents_per_kWh(band.ceiling, lang),
         )
+        tips = [
+            t["tip_price"].format(t=i18n.slot_label(r.slot, tz), p=i18n.cents_per_kWh(p, lang))
+            if p is not None
+            else t["tip_no_price"].format(t=i18n.slot_label(r.slot, tz))
+            for r, p in zip(rows, prices, strict=True)
+        ]
         context["prices_chart"] = charts.points_in_band(
-            "chart-prices", alt, labels, prices, prices, (band.floor, band.ceiling), "c€", 10_000
+            "chart-prices",
+            alt,
+            labels,
+            prices,
+            prices,
+            (band.floor, band.ceiling),
+            "c€",
+            10_000,
+            tips=tips,
+            axis_text=lambda v: f"{i18n.cents_per_kWh(v, lang)} c€",
         )
     return context
 
 
-def _feeder(view: audit.AuditView, t: dict[str, str], tz: str) -> dict[str, Any]:
-    feeder = view.report.get("feeder") if view.report else None
-    rows = audit.feeder_rows(feeder)
-    v_low, v_high = audit.voltage_band(feeder)
-    chart = None
+def _pu(value: float | None, lang: str) -> str:
+    return "—" if value is None else operator_views.decimal(value, 3, lang)
+
+
+def _percent(value: float | None, lang: str) -> str:
+    return "—" if value is None else operator_views.decimal(value, 1, lang)
+
+
+def _feeder(services: Services, shown: list[int], t: dict[str, str], lang: str) -> dict[str, Any]:
+    """The kept power flows of the slots shown: rows, the voltage band and the loading charts."""
+    tz = services.settings.timezone
+    rows = audit.feeder_rows(services.engine, shown[0], shown[-1]) if shown else []
+    v_low, v_high = audit.voltage_band()
+    limit = audit.loading_limit()
+    context: dict[str, Any] = {
+        "feeder_rows": rows,
+        "feeder_chart": None,
+        "loading_chart": None,
+        "feeder_missing": len(set(shown) - {r.slot for r in rows}),
+        "feeder_warnings": sum(1 for r in rows if r.findings),
+        "v_band": t["v_band"].format(
+            lo=operator_views.decimal(v_low, 2, lang), hi=operator_views.decimal(v_high, 2, lang)
+        ),
+    }
+    if not rows:
+        return context
+    labels = [i18n.slot_time(r.slot, tz) for r in rows]
     lows = [round(r.v_min_pu * 1000) if r.v_min_pu is not None else None for r in rows]
     highs = [round(r.v_max_pu * 1000) if r.v_max_pu is not None else None for r in rows]
     seen = [v for v in [*lows, *highs] if v is not None]
+    loads = [r.loading_percent for r in rows if r.loading_percent is not None]
+    no_flow = [t["tip_no_flow"].format(t=i18n.slot_label(r.slot, tz)) for r in rows]
     if seen:
-        loads = [r.loading_percent for r in rows if r.loading_percent is not None]
         alt = t["feeder_alt"].format(
-            n=len(rows), lo=min(seen) / 1000, hi=max(seen) / 1000,
-            load=f"{max(loads):.0f}" if loads else "?",
-        )  # fmt: skip
-        labels = [i18n.slot_time(r.slot, tz) for r in rows]
-        chart = charts.points_in_band(
+            n=len(rows),
+            lo=operator_views.decimal(min(seen) / 1000, 3, lang),
+            hi=operator_views.decimal(max(seen) / 1000, 3, lang),
+            blo=operator_views.decimal(v_low, 2, lang),
+            bhi=operator_views.decimal(v_high, 2, lang),
+            load=operator_views.decimal(max(loads), 0, lang) if loads else "?",
+        )
+        tips = [
+            t["tip_voltage"].format(
+                t=i18n.slot_label(r.slot, tz), lo=_pu(r.v_min_pu, lang), hi=_pu(r.v_max_pu, lang)
+            )
+            if r.v_min_pu is not None
+            else no_flow[i]
+            for i, r in enumerate(rows)
+        ]
+        context["feeder_chart"] = charts.points_in_band(
             "chart-feeder",
             alt,
             labels,
@@ -110,8 +184,60 @@ def _feeder(view: audit.AuditView, t: dict[str, str], tz: str) -> dict[str, Any]
             (round(v_low * 1000), round(v_high * 1000)),
             "pu",
             1000,
+            tips=tips,
+            axis_text=lambda v: f"{operator_views.decimal(v / 1000, 2, lang)} pu",
         )
-    return {"feeder_rows": rows, "feeder_chart": chart, "feeder_run": bool(feeder)}
+    line = [round(r.line_percent * 10) if r.line_percent is not None else None for r in rows]
+    trafo = [round(r.trafo_percent * 10) if r.trafo_percent is not None else None for r in rows]
+    if any(v is not None for v in [*line, *trafo]):
+        alt = t["loading_alt"].format(
+            n=len(rows),
+            line=operator_views.decimal(max(v for v in line if v is not None) / 10, 1, lang)
+            if any(v is not None for v in line)
+            else "?",
+            trafo=operator_views.decimal(max(v for v in trafo if v is not None) / 10, 1, lang)
+            if any(v is not None for v in trafo)
+            else "?",
+        )
+        tips = [
+            t["tip_loading"].format(
+                t=i18n.slot_label(r.slot, tz),
+                l=_percent(r.line_percent, lang),
+                r=_percent(r.trafo_percent, lang),
+            )
+            if r.line_percent is not None
+            else no_flow[i]
+            for i, r in enumerate(rows)
+        ]
+        context["loading_chart"] = charts.lines_under_limit(
+            "chart-loading",
+            alt,
+            labels,
+            [
+                charts.Line(t["line_loading"], charts.BLUE, line),
+                charts.Line(t["trafo_loading"], charts.AMBER, trafo, dashed=True),
+            ],
+            round(limit * 10),
+            lambda v: f"{operator_views.decimal(v / 10, 0, lang)} %",
+            tips=tips,
+        )
+    return context
+
+
+def _operator_page(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
+    """Everything the page shows, read from the database (run in a worker thread)."""
+    context = _market(services, t, lang)
+    shown = [r.slot for r in context["outcomes"]]
+    now = slot_now()
+    context |= _feeder(services, shown, t, lang)
+    context |= {
+        "audit": audit.kept_view(services.engine),
+        "silent": operator_views.silent_meters(services.engine, now),
+        "silent_after": operator_views.SILENT_AFTER_SLOTS,
+        "last_closed": now - 1,
+        "settleable": operator_views.settleable_slots(services.engine, now),
+    }
+    return context
 
 
 async def _render(
@@ -120,18 +246,13 @@ async def _render(
 ) -> Response:  # fmt: skip
     lang = lang_of(request)
     t = i18n.text(lang)
-    context = await run_in_threadpool(_market, services, t, lang)
-    view = await audit.fetch(request.app, who[1])
-    # The power flows cost about 0.1 s a slot: run them for the slots the page shows only.
-    feeder = audit.AuditView(None, None)
-    shown = context["outcomes"]
-    if view.report is not None and shown:
-        window = {"from": str(shown[0].slot), "to": str(shown[-1].slot), "feeder": "true"}
-        feeder = await audit.fetch(request.app, who[1], window)
+    context = await run_in_threadpool(_operator_page, services, t, lang)
+    tz = services.settings.timezone
     context |= {
-        "audit": view,
-        **_feeder(feeder, t, services.settings.timezone),
         "here": "/ui/operator",
+        "moment": lambda seconds: operator_views.moment(seconds, tz),
+        "dec": lambda value, places: operator_views.decimal(value, places, lang),
+        "short": operator_views.short_address,
     }
     return page(request, "operator.html", {**context, **extra}, token=who[1], status=status)
 
@@ -357,6 +478,106 @@ async def top_up(
     topped = once.Outcome("topped_up", {"amount_ueur": amount_ueur, "household": target})
     await run_in_threadpool(once.record, services.engine, once_token, topped)
     return flash.redirect(request, HOME, who[1], topped)
+
+
+@router.post("/ui/operator/settle")
+async def settle_slot(
+    request: Request,
+    services: Svc,
+    slot: Annotated[str, Form(max_length=20)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
+    once_token: Annotated[str, Form(alias="once", max_length=200)] = "",
+) -> Response:
+    """Settle a closed slot as ``POST /market/slots/{slot}/settle`` does (the same function):
+    what is queued goes to the chain first, then the slot is cleared and settled once."""
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    values = {"settle_slot": slot}
+    lang = lang_of(request)
+    if form_token_ok(who[1], form_token):
+        again = await run_in_threadpool(_sent_before, request, services, who, "settle", once_token)
+        if again is not None:
+            return again
+    field = "settle_slot"
+    try:
+        if not form_token_ok(who[1], form_token):
+            raise forms.FieldError("err_session")
+        target = forms.whole(slot, UINT32)
+        if target >= slot_now():
+            raise forms.FieldError("err_slot_open")
+        if not once.valid(who[1], "settle", once_token):
+            raise forms.FieldError("err_session")
+    except forms.FieldError as error:
+        return await _render(
+            request, services, who, 422, errors={field: message(lang, error)}, values=values
+        )
+    raced = await run_in_threadpool(_use_up, request, services, who, "settle", once_token)
+    if raced is not None:
+        return raced
+    try:
+        outcome = await run_in_threadpool(market.settle, who[0], services, target)
+    except ApiError as exc:
+        await run_in_threadpool(
+            once.record, services.engine, once_token, _refusal(exc), refused=True
+        )
+        text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
+        return await _render(request, services, who, 422, errors={field: text}, values=values)
+    # Its power flow and the audit follow in the background.
+    services.keeper.wake()
+    settled = once.Outcome(
+        "op_settled",
+        {
+            "slot": i18n.slot_label(target, services.settings.timezone),
+            "matched_Wh": outcome.matched_Wh,
+            "fills": outcome.fills,
+        },
+    )
+    await run_in_threadpool(once.record, services.engine, once_token, settled)
+    return flash.redirect(request, HOME, who[1], settled)
+
+
+#: The audit's downloads: media type of each.
+DOWNLOADS = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+}
+
+
+@router.get("/ui/operator/audit.{kind}")
+def audit_download(request: Request, services: Svc, kind: str) -> Response:
+    """The audit the page shows, whole, with the kept feeder check of the slots it covers:
+    the report as JSON, its findings as CSV or its HTML page (:mod:`ledger.audit.render`)."""
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    if kind not in DOWNLOADS:
+        return Response("no such download\n", 404, media_type="text/plain")
+    kept = audit.kept_report(services.engine)
+    if kept is None:
+        text = i18n.text(lang_of(request))["no_download"]
+        return Response(text + "\n", 404, media_type="text/plain; charset=utf-8")
+    from ledger.audit import render
+
+    if kind == "json":
+        body = render.report_json(kept.report)
+    elif kind == "csv":
+        with tempfile.TemporaryDirectory() as folder:
+            render.write_csv(kept.report, folder)
+            body = (Path(folder) / "findings.csv").read_text()
+    else:
+        body = render.report_html(kept.report)
+    when = operator_views.moment(kept.finished_s, services.settings.timezone)
+    name = "voisin-audit-" + when.split(" ")[0] + "-" + when.split(" ")[1].replace(":", "")
+    return Response(
+        body,
+        media_type=DOWNLOADS[kind],
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}.{kind}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/ui/operator/evidence")

@@ -45,7 +45,7 @@ TTL_S = 12 * 3600
 #: Used tokens are kept this long (seconds), beyond which they expired anyway.
 KEEP_S = 2 * TTL_S
 #: The forms that take a token.
-FORMS = frozenset({"topup", "register", "meter", "offer", "bid", "take"})
+FORMS = frozenset({"topup", "register", "meter", "offer", "bid", "take", "settle"})
 
 SENT, DONE, REFUSED = "sent", "done", "refused"
 
@@ -122,6 +122,14 @@ def _price(values: dict[str, int | str], lang: str) -> dict[str, str]:
     return {"p": i18n.cents_per_kWh(int(values["price_ueur_per_kWh"]), lang)}
 
 
+def _settled(values: dict[str, int | str], lang: str) -> dict[str, str]:
+    return {
+        "slot": str(values["slot"]),
+        "e": i18n.integer(int(values["matched_Wh"]), lang),
+        "n": str(values["fills"]),
+    }
+
+
 def _first(values: dict[str, int | str], lang: str) -> dict[str, str]:
     """A message about a form sent again quotes what happened the first time."""
     return {"first": Outcome.from_json(str(values["first"])).text(lang)}
@@ -133,6 +141,7 @@ _SHOWN: dict[str, Callable[[dict[str, int | str], str], dict[str, str]]] = {
     "took": _took,
     "saved_sell": _price,
     "saved_buy": _price,
+    "op_settled": _settled,
     "already_done": _first,
     "already_refused": _first,
 }

@@ -1,18 +1,15 @@
-"""The dashboard's parts without a browser: form parsing, number writing, charts, the audit's
-answer read gracefully, and the routes' guards (sign-in cookie, anti-forgery token, redirects,
-static files), through Starlette's test client."""
+"""The dashboard's parts without a browser: form parsing, number writing, charts, and the
+routes' guards (sign-in cookie, anti-forgery token, redirects, static files), through
+Starlette's test client."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from eth_account import Account
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,7 +17,7 @@ from starlette.routing import Route
 
 from api.app import create_app
 from api.settings import Settings
-from api.web import audit, charts, forms, i18n
+from api.web import charts, forms, i18n
 from api.web.session import TOKEN_COOKIE, form_token
 from tests.web.conftest import OP, OPERATOR_TOKEN
 
@@ -134,51 +131,6 @@ def test_prices_outside_the_band_are_drawn_in_the_warning_colour() -> None:
     assert svg.count(f'fill="{charts.BLUE}"') == 1 and svg.count(f'fill="{charts.AMBER}"') == 1
 
 
-def test_feeder_rows_are_read_from_each_shape_of_report() -> None:
-    columns = {
-        "limits": {"v_min_pu": 0.92, "v_max_pu": 1.08, "max_loading_percent": 100.0},
-        "slots": [5, 4],
-        "vm_min_pu": [0.97, 0.95],
-        "vm_max_pu": [1.01, 1.02],
-        "max_line_loading_percent": [12.5, 40.0],
-        "trafo_loading_percent": [30.0, 20.0],
-    }
-    rows = audit.feeder_rows(columns)
-    assert [(r.slot, r.v_min_pu, r.v_max_pu, r.loading_percent) for r in rows] == [
-        (4, 0.95, 1.02, 40.0),
-        (5, 0.97, 1.01, 30.0),
-    ]
-    assert audit.voltage_band(columns) == (0.92, 1.08)
-    assert audit.voltage_band(None) == (0.90, 1.10)
-    listed = [{"slot": 3, "v_min_pu": 0.9, "v_max_pu": 1.0, "max_loading_percent": 5}]
-    assert audit.feeder_rows(listed)[0].loading_percent == 5.0
-    assert audit.feeder_rows({"7": {"vm_min_pu": 0.99}})[0].slot == 7
-    assert audit.feeder_rows(None) == audit.feeder_rows("nonsense") == []
-
-
-def _answering(body: Any, status: int = 200) -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/audit/report")
-    def report() -> Any:
-        from fastapi.responses import JSONResponse
-
-        return JSONResponse(body, status)
-
-    return app
-
-
-def test_the_audit_is_read_gracefully_whatever_the_endpoint_answers() -> None:
-    fetch = audit.fetch
-    missing = asyncio.run(fetch(FastAPI(), "t"))
-    assert missing.report is None and missing.problem == "HTTP 404"
-    assert asyncio.run(fetch(_answering({"ok": "yes"}), "t")).problem == "unexpected answer"
-    assert asyncio.run(fetch(_answering({"ok": True}, 503), "t")).problem == "HTTP 503"
-    good = asyncio.run(fetch(_answering({"ok": False, "findings": [{"check": "money"}, 3]}), "t"))
-    assert good.problem is None and good.report is not None
-    assert good.report["findings"] == [{"check": "money"}]
-
-
 async def _no_audit(_: Request) -> JSONResponse:
     return JSONResponse({"code": "not_found", "message": "Not Found"}, 404)
 
@@ -192,8 +144,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         chain_process=False,
     )
     app = create_app(settings, background=False)
-    # The operator page as when the audit endpoint is missing: a route placed first answers
-    # its path with the 404 any unknown path gets.
+    # The audit endpoint missing (a route placed first answers its path with the 404 any
+    # unknown path gets): the operator page reads the kept audit, never the endpoint.
     app.router.routes.insert(0, Route("/audit/report", _no_audit))
     with TestClient(app, follow_redirects=False) as c:
         yield c
@@ -214,7 +166,7 @@ def _household(client: TestClient) -> str:
     return str(r.json()["token"])
 
 
-def test_the_operator_page_says_the_audit_is_unavailable_and_shows_the_rest(
+def test_the_operator_page_reads_no_audit_endpoint_and_shows_the_rest(
     client: TestClient,
 ) -> None:
     signed = client.post("/ui/signin", data={"token": OPERATOR_TOKEN})
@@ -223,7 +175,7 @@ def test_the_operator_page_says_the_audit_is_unavailable_and_shows_the_rest(
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     page = _as(client, OPERATOR_TOKEN).get("/ui/operator")
     assert page.status_code == 200
-    assert "Audit unavailable: the audit service did not answer (HTTP 404)." in page.text
+    assert "Nothing to audit yet" in page.text
     assert 'id="register-title"' in page.text and 'id="topup-title"' in page.text
     assert page.headers["cache-control"] == "no-store"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]

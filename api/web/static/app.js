@@ -49,3 +49,38 @@
   }
   poll();
 }());
+
+// Operator page: copy buttons for meter addresses (shown only where this script runs, so no
+// dead button without it). One listener on the document serves the rows the live refresh
+// swaps in too.
+(function () {
+  "use strict";
+  if (!document.querySelector("[data-live-url='/ui/operator']")) { return; }
+  document.documentElement.classList.add("op-copying");
+
+  function fallback(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "absolute";
+    area.style.left = "-9999px";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } finally { document.body.removeChild(area); }
+    return Promise.resolve();
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("button[data-copy]") : null;
+    if (!button) { return; }
+    var text = button.getAttribute("data-copy");
+    var copying = navigator.clipboard && window.isSecureContext ?
+      navigator.clipboard.writeText(text).catch(function () { return fallback(text); }) :
+      fallback(text);
+    copying.then(function () {
+      var label = button.textContent;
+      button.textContent = button.getAttribute("data-done") || label;
+      window.setTimeout(function () { button.textContent = label; }, 2000);
+    });
+  });
+}());

@@ -44,29 +44,156 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "audit_failed": ("Audit failed: {n} finding(s).", "Audit en échec : {n} constat(s)."),
     "audit_unavailable": (
-        "Audit unavailable: the audit service did not answer ({why}).",
-        "Audit indisponible : le service d'audit n'a pas répondu ({why}).",
+        "Audit unavailable: the audit could not run ({why}).",
+        "Audit indisponible : l'audit n'a pas pu tourner ({why}).",
     ),
+    "audit_empty": (
+        "Nothing to audit yet: no meter reading has reached the ledger and no slot is settled.",
+        "Rien à auditer pour l'instant : aucun relevé n'a atteint le registre et aucune "
+        "tranche n'est réglée.",
+    ),
+    "audit_pending": (
+        "The audit has not run yet: it runs in the background after each settlement.",
+        "L'audit n'a pas encore tourné : il tourne en arrière-plan après chaque règlement.",
+    ),
+    "audited_as_of": (
+        "Audited as of {t}, up to the slot of {s}.",
+        "Audité le {t}, jusqu'à la tranche de {s}.",
+    ),
+    "audited_as_of_no_slot": ("Audited as of {t}.", "Audité le {t}."),
+    "audit_behind": (
+        "Slots settled since then are being audited.",
+        "Les tranches réglées depuis sont en cours d'audit.",
+    ),
+    "audit_last_failed": (
+        "The latest run could not finish ({why}); the result shown is the one before.",
+        "La dernière exécution n'a pas pu aboutir ({why}) ; le résultat affiché est le précédent.",
+    ),
+    "findings_more": (
+        "The first {n} of {total} findings; the downloads hold them all.",
+        "Les {n} premiers des {total} constats ; les téléchargements les contiennent tous.",
+    ),
+    "message_col": ("Finding", "Constat"),
+    "op_downloads": ("Download the audit", "Télécharger l'audit"),
+    "downloads_intro": (
+        "The audit shown above, with the feeder check of every settled slot it covers.",
+        "L'audit affiché ci-dessus, avec le contrôle du départ de chaque tranche réglée "
+        "qu'il couvre.",
+    ),
+    "download_json": ("Report (JSON)", "Rapport (JSON)"),
+    "download_csv": ("Findings (CSV)", "Constats (CSV)"),
+    "download_html": ("Report page (HTML)", "Page du rapport (HTML)"),
+    "no_download": (
+        "No audit to download yet.",
+        "Pas encore d'audit à télécharger.",
+    ),
+    "op_fees": ("Grid fees collected", "Frais de réseau perçus"),
+    "fees_shown": ("Over the slots shown ({a} to {b})", "Sur les tranches affichées ({a} à {b})"),
+    "fees_all": ("Since the ledger started", "Depuis le début du registre"),
+    "op_silent": ("Meters not reporting", "Compteurs muets"),
+    "silent_intro": (
+        "Meters that have missed at least {n} closed slots (the last closed slot began at {t}).",
+        "Compteurs qui ont manqué au moins {n} tranches closes (la dernière tranche close a "
+        "commencé à {t}).",
+    ),
+    "silent_none": (
+        "Every meter reported within the last {n} closed slots.",
+        "Chaque compteur a transmis dans les {n} dernières tranches closes.",
+    ),
+    "last_reading": ("Last reading", "Dernier relevé"),
+    "never_since": ("never (registered {t})", "jamais (inscrit le {t})"),
+    "op_missed": ("Slots missed", "Tranches manquées"),
+    "op_copy": ("Copy", "Copier"),
+    "op_copy_meter": (
+        "Copy the meter address of household {id}",
+        "Copier l'adresse du compteur du foyer {id}",
+    ),
+    "op_copied": ("Copied", "Copié"),
+    "op_settle": ("Settle a closed slot", "Régler une tranche close"),
+    "settle_intro": (
+        "Closed slots with meter readings and no settlement yet. Settling sends what is "
+        "queued to the ledger, then clears and settles the slot, once.",
+        "Tranches closes avec des relevés et pas encore réglées. Régler envoie au registre ce "
+        "qui attend, puis apparie et règle la tranche, une seule fois.",
+    ),
+    "settle_slot": ("Slot to settle", "Tranche à régler"),
+    "settle_btn": ("Settle the slot", "Régler la tranche"),
+    "settle_none": (
+        "No closed slot is waiting for settlement.",
+        "Aucune tranche close n'attend de règlement.",
+    ),
+    "op_settled": (
+        "Slot of {slot} settled: {e} Wh matched between neighbours in {n} trade(s).",
+        "Tranche de {slot} réglée : {e} Wh échangés entre voisins en {n} échange(s).",
+    ),
+    "err_slot_open": (
+        "This slot has not ended yet; it can be settled once it is closed.",
+        "Cette tranche n'est pas encore finie ; elle pourra être réglée une fois close.",
+    ),
+    "tip_flows": (
+        "{t}: surplus {s} Wh, deficit {d} Wh, matched {m} Wh",
+        "{t} : surplus {s} Wh, déficit {d} Wh, échangé {m} Wh",
+    ),
+    "tip_price": ("{t}: {p} c€/kWh", "{t} : {p} c€/kWh"),
+    "tip_no_price": ("{t}: no local trade", "{t} : aucun échange local"),
+    "tip_voltage": ("{t}: {lo} to {hi} pu", "{t} : de {lo} à {hi} pu"),
+    "tip_loading": (
+        "{t}: most loaded line {l} %, transformer {r} %",
+        "{t} : ligne la plus chargée {l} %, transformateur {r} %",
+    ),
+    "tip_no_flow": (
+        "{t}: the power flow did not converge",
+        "{t} : le calcul de répartition n'a pas convergé",
+    ),
+    "voltage_chart": ("Voltage band", "Plage de tension"),
+    "loading_chart": ("Line and transformer loading", "Charge des lignes et du transformateur"),
+    "loading_alt": (
+        "Loading per slot for {n} slots: most loaded line up to {line} %, transformer up to "
+        "{trafo} %, against the limit of 100 %.",
+        "Charge par tranche pour {n} tranches : ligne la plus chargée jusqu'à {line} %, "
+        "transformateur jusqu'à {trafo} %, face à la limite de 100 %.",
+    ),
+    "line_loading": ("Most loaded line (%)", "Ligne la plus chargée (%)"),
+    "trafo_loading": ("Transformer (%)", "Transformateur (%)"),
+    "loading_limit": ("Limit 100 %", "Limite 100 %"),
+    "v_band": ("Allowed band {lo} to {hi} pu", "Plage permise de {lo} à {hi} pu"),
+    "feeder_warnings": (
+        "{n} slot(s) shown outside the feeder's limits.",
+        "{n} tranche(s) affichée(s) hors des limites du départ.",
+    ),
+    "feeder_missing": (
+        "The power flow of {n} slot(s) shown is computed after their settlement; it is on its way.",
+        "Le calcul de répartition de {n} tranche(s) affichée(s) suit leur règlement ; il est "
+        "en cours.",
+    ),
+    "chart_scroll": (
+        "Scroll the chart sideways to see every slot.",
+        "Faites défiler le graphique de côté pour voir chaque tranche.",
+    ),
+    "feeder_col_findings": ("Out of limits", "Hors limites"),
     "check": ("Check", "Contrôle"),
     "severity": ("Severity", "Gravité"),
     "evidence": ("Evidence", "Preuve"),
     "see_evidence": ("see the evidence", "voir la preuve"),
     "feeder": ("Feeder check", "Contrôle du départ BT"),
     "feeder_intro": (
-        "Per slot: the lowest and highest voltage on the feeder (per unit, allowed band "
-        "0.90-1.10) and the highest line loading.",
-        "Par tranche : la tension la plus basse et la plus haute du départ (en unité réduite, "
-        "bande permise 0,90-1,10) et la charge de ligne la plus forte.",
+        "Per settled slot, a power flow of the metered flows on the low-voltage feeder: the "
+        "lowest and highest voltage (per unit, allowed band 0.90 to 1.10) and the loading of the "
+        "most loaded line and of the transformer (at most 100 %).",
+        "Par tranche réglée, un calcul de répartition des flux relevés sur le départ basse "
+        "tension : la tension la plus basse et la plus haute (en unité réduite, bande permise "
+        "0,90 à 1,10) et la charge de la ligne la plus chargée et du transformateur (au plus "
+        "100 %).",
     ),
     "feeder_alt": (
-        "Voltage per slot for {n} slots, from {lo} to {hi} pu, against the band 0.90 to 1.10 "
+        "Voltage per slot for {n} slots, from {lo} to {hi} pu, against the band {blo} to {bhi} "
         "pu; highest loading {load} %.",
-        "Tension par tranche pour {n} tranches, de {lo} à {hi} pu, face à la bande 0,90 à 1,10 "
-        "pu ; charge maximale {load} %.",
+        "Tension par tranche pour {n} tranches, de {lo} à {hi} pu, face à la bande {blo} à "
+        "{bhi} pu ; charge maximale {load} %.",
     ),
     "feeder_not_run": (
-        "The feeder check has not been run.",
-        "Le contrôle du départ n'a pas été lancé.",
+        "No power flow kept yet: one is computed after each settlement.",
+        "Aucun calcul de répartition pour l'instant : il en est fait un après chaque règlement.",
     ),
     "v_min": ("Lowest voltage (pu)", "Tension min (pu)"),
     "v_max": ("Highest voltage (pu)", "Tension max (pu)"),
