@@ -145,6 +145,15 @@ def loading_limit() -> float:
     return MAX_LOADING_PERCENT
 
 
+def kept_stamp(engine: Engine) -> str:
+    """Changes whenever the keeper kept a new audit run or a new power flow."""
+    with Session(engine) as session:
+        run = session.exec(select(func.max(KeptAudit.id))).one()
+        flows = session.exec(select(func.max(KeptFeederSlot.computed_s))).one()
+        count = session.exec(select(func.count()).select_from(KeptFeederSlot)).one()
+    return f"{run or 0}.{flows or 0}.{count}"
+
+
 # ───────────────────────────── Downloads ─────────────────────────────
 
 

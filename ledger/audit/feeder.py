@@ -23,11 +23,13 @@ and transformer loading at most 100 %. Each slot with a violation gives one find
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ledger.audit.findings import WARNING, Finding
@@ -69,9 +71,17 @@ class FeederError(LedgerError, ValueError):
 
 
 def load_network(name: str = DEFAULT_NETWORK) -> Any:
-    """A fresh pandapower network by name (one of :data:`NETWORKS`)."""
+    """A fresh pandapower network by name (one of :data:`NETWORKS`): a copy of the one built
+    the first time (building a Kerber network takes over a second, a copy a few hundredths:
+    the operator's page runs one slot's power flow after each settlement)."""
     if name not in NETWORKS:
         raise FeederError(f"unknown feeder network {name!r}; choose one of {', '.join(NETWORKS)}")
+    return copy.deepcopy(_built(name))
+
+
+@lru_cache(maxsize=len(NETWORKS))
+def _built(name: str) -> Any:
+    """The network ``name`` as pandapower builds it; never handed out (copies are)."""
     import pandapower.networks as pn
 
     factory: Callable[[], Any] = getattr(pn, f"create_{name}")
