@@ -73,7 +73,7 @@ def served_audit_hint(args: argparse.Namespace, data_dir: Path) -> str:
     """The request that asks a running ``voisin serve`` for the audit these options ask for,
     at the URL the server recorded in ``data_dir`` when it started (``HOST:PORT`` when it did
     not: an older or a starting server)."""
-    from api.cli import SERVED_AT
+    from api.paths import SERVED_AT
 
     try:
         base = (data_dir / SERVED_AT).read_text().strip().rstrip("/") or "http://HOST:PORT"
@@ -92,7 +92,7 @@ def served_audit_hint(args: argparse.Namespace, data_dir: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from api.cli import absolute, unwritable_dir, unwritable_file
+    from api.paths import absolute, unwritable_dir, unwritable_file
     from api.settings import Settings
     from ledger.audit import AuditError, run_audit
     from ledger.audit.feeder import NETWORKS
