@@ -28,7 +28,8 @@ BENCHMARKS.md's "Audit" section has its cost.
 
 Usage: ``.venv/bin/python scripts/bench_operator_page.py [--households 100] [--days 30]
 [--loads 50] [--warmup 5] [--keep DIR]``. Progress goes to stderr, figures to stdout; it
-asserts nothing.
+asserts nothing. The temporary data dir (about 300 MiB at the defaults) is deleted at the end
+unless ``--keep`` names where to build it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import os
 import platform
 import random
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -448,7 +450,9 @@ def main() -> int:
             for k, (s, n, code) in downloads.items()
         )
     )
-    print(f"# load {_load()} at end; data dir {data_dir}")
+    print(f"# load {_load()} at end" + (f"; data dir kept in {data_dir}" if args.keep else ""))
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 
