@@ -1,6 +1,6 @@
 """Take the README's screenshots of the dashboard: a small neighbourhood trades through the
 last slots of today on a throwaway server, then headless Chromium (Debian's package) photographs
-the household view (desktop and phone) and the operator view into docs/.
+the household view and the operator view (each on a desktop and a phone) into docs/
 
     .venv/bin/python scripts/dashboard_screenshots.py [--out docs]
 """
@@ -54,6 +54,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, web.running_server(Path(tmp) / "data") as server:
         household = _neighbourhood(server, slots)
+        # The operator's page shows the audit and power flows the keeper keeps after
+        # settlement: let it catch up first.
+        server.services.keeper.catch_up()
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
@@ -62,6 +65,7 @@ def main() -> None:
                 ("dashboard-household.png", household.token, (1280, 900)),
                 ("dashboard-household-phone.png", household.token, (390, 844)),
                 ("dashboard-operator.png", web.OPERATOR_TOKEN, (1280, 900)),
+                ("dashboard-operator-phone.png", web.OPERATOR_TOKEN, (390, 844)),
             ):
                 context = browser.new_context(
                     locale="en-GB", viewport={"width": size[0], "height": size[1]}
