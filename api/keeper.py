@@ -213,7 +213,7 @@ class Keeper:
         """Run a pass now (a slot was settled)."""
         self._wake.set()
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

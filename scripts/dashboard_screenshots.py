@@ -1,6 +1,6 @@
 """Take the README's screenshots of the dashboard: a small neighbourhood trades through the
 last slots of today on a throwaway server, then headless Chromium (Debian's package) photographs
-the household view and the operator view (each on a desktop and a phone) into docs/
+the household view and the operator view (each on a desktop and a phone) into docs/.
 
     .venv/bin/python scripts/dashboard_screenshots.py [--out docs]
 """

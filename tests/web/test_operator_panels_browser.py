@@ -48,6 +48,40 @@ def _fees(server: Server) -> dict[int, int]:
     return per
 
 
+#: Table cells (outside a table's head) that are neither within the viewport's width nor in a
+#: box that scrolls sideways with a visible cue after it.
+CELLS_OUT_OF_VIEW = """() => {
+          const out = [];
+          const width = document.documentElement.clientWidth;
+          for (const cell of document.querySelectorAll('main table td, main table th')) {
+            const box = cell.getBoundingClientRect();
+            if (box.width === 0 && box.height === 0) continue;  // e.g. a card's hidden head
+            if (cell.closest('thead')) continue;
+            const inView = box.left >= -0.5 && box.right <= width + 0.5;
+            let scroller = cell.parentElement, cue = false;
+            while (scroller && scroller !== document.body) {
+              const style = getComputedStyle(scroller);
+              if (/(auto|scroll)/.test(style.overflowX) &&
+                  scroller.scrollWidth > scroller.clientWidth) {
+                const next = scroller.nextElementSibling;
+                cue = !!next && next.classList.contains('op-scroll-cue') &&
+                      getComputedStyle(next).display !== 'none';
+                break;
+              }
+              scroller = scroller.parentElement;
+            }
+            if (!inView && !cue) {
+              out.push(cell.closest('table').id + ': ' + cell.textContent.trim().slice(0, 40));
+            }
+          }
+          return out;
+        }"""
+
+
+def _cells_out_of_view(page: Any) -> list[str]:
+    return list(page.evaluate(CELLS_OUT_OF_VIEW))
+
+
 @pytest.fixture(scope="module")
 def settled(server: Server) -> dict[str, Any]:
     """Two settled slots of a seller and a buyer, and a third household whose meter reported
@@ -210,35 +244,7 @@ def test_on_a_phone_every_table_column_is_in_view_and_chart_text_is_at_least_11_
     for summary in page.locator("details > summary").all():
         summary.click()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    hidden = page.evaluate(
-        """() => {
-          const out = [];
-          const width = document.documentElement.clientWidth;
-          for (const cell of document.querySelectorAll('main table td, main table th')) {
-            const box = cell.getBoundingClientRect();
-            if (box.width === 0 && box.height === 0) continue;  // e.g. a card's hidden head
-            if (cell.closest('thead')) continue;
-            const inView = box.left >= -0.5 && box.right <= width + 0.5;
-            let scroller = cell.parentElement, cue = false;
-            while (scroller && scroller !== document.body) {
-              const style = getComputedStyle(scroller);
-              if (/(auto|scroll)/.test(style.overflowX) &&
-                  scroller.scrollWidth > scroller.clientWidth) {
-                const next = scroller.nextElementSibling;
-                cue = !!next && next.classList.contains('op-scroll-cue') &&
-                      getComputedStyle(next).display !== 'none';
-                break;
-              }
-              scroller = scroller.parentElement;
-            }
-            if (!inView && !cue) {
-              out.push(cell.closest('table').id + ': ' + cell.textContent.trim().slice(0, 40));
-            }
-          }
-          return out;
-        }"""
-    )
-    assert hidden == []
+    assert _cells_out_of_view(page) == []
     tables = page.locator("main table").count()
     assert tables >= 4  # findings are absent while the audit passes
     sizes = page.evaluate(
@@ -257,6 +263,12 @@ def test_on_a_phone_every_table_column_is_in_view_and_chart_text_is_at_least_11_
     cell = page.locator("#households-table tbody tr").first.locator("td").first
     label = page.evaluate("c => getComputedStyle(c, '::before').content", cell.element_handle())
     assert label == '"Name"'
+    assert axe_violations(page) == []
+    # The evidence behind a slot: its readings and fills as cards too.
+    page.goto(f"{server.url}/ui/operator/evidence?slot={settled['first']}")
+    expect(page.locator("#evidence-fills tbody tr").first).to_be_visible()
+    assert _cells_out_of_view(page) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert axe_violations(page) == []
 
 
