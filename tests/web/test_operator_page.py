@@ -40,6 +40,8 @@ from ledger.audit.findings import Finding
 from ledger.audit.report import AuditReport
 from ledger.mirror.engine import make_engine
 from ledger.mirror.models import FillRecord, HouseholdRecord, ReadingRecord, SlotOutcomeRecord
+from ledger.readings.eip712 import Reading, sign_reading
+from ledger.readings.intake import reading_to_json
 from tests.web.conftest import OP, OPERATOR_TOKEN, Server, axe_violations, past_slot, sign_in
 
 browser = pytest.mark.browser
@@ -626,3 +628,44 @@ def test_the_settle_form_refuses_an_open_slot_and_a_stale_form(app_client: TestC
     assert "This slot has not ended yet; it can be settled once it is closed." in refused.text
     stale = app_client.post("/ui/operator/settle", data={"slot": str(now - 3), "form_token": token})
     assert stale.status_code == 422 and "The form expired; please send it again." in stale.text
+
+
+def test_the_settle_form_settles_a_closed_slot_once(app_client: TestClient) -> None:
+    services = app_client.app.state.services  # type: ignore[attr-defined]
+    members = []
+    for prosumer in (True, False):
+        meter = Account.create()
+        r = app_client.post(
+            "/households", json={"meter": meter.address, "prosumer": prosumer}, headers=OP
+        )
+        assert r.status_code == 201, r.text
+        members.append((r.json()["id"], meter))
+    (_, seller_meter), (buyer, buyer_meter) = members
+    topped = app_client.post("/topups", json={"household": buyer, "amount_ueur": 3_000_000},
+                             headers=OP)  # fmt: skip
+    assert topped.status_code == 201, topped.text
+    slot = int(time.time()) // 900 - 3
+    readings = [
+        reading_to_json(sign_reading(m.key, Reading(m.address, slot, imp, exp), services.domain))
+        for m, imp, exp in ((seller_meter, 0, 600), (buyer_meter, 400, 0))
+    ]
+    assert app_client.post("/readings", json={"readings": readings}).status_code == 202
+    page = app_client.get("/ui/operator").text
+    assert f'<option value="{slot}">' in page
+    once = re.search(r'name="once" value="(settle\.[^"]+)"', page)
+    assert once is not None
+    form = {"slot": str(slot), "form_token": form_token(OPERATOR_TOKEN), "once": once[1]}
+    done = app_client.post("/ui/operator/settle", data=form)
+    assert (done.status_code, done.headers["location"]) == (303, "/ui/operator")
+    outcome = app_client.get(f"/market/slots/{slot}").json()
+    assert outcome["status"] == "settled" and outcome["matched_Wh"] == 400
+    shown = app_client.get("/ui/operator").text
+    label = i18n.slot_label(slot, "Europe/Paris")
+    assert f"Slot of {label} settled: 400 Wh matched between neighbours in " in shown
+    assert f'<option value="{slot}">' not in shown
+    # The same form sent again settles nothing more and says what happened the first time.
+    again = app_client.post("/ui/operator/settle", data=form)
+    assert again.status_code == 303
+    repeat = app_client.get("/ui/operator").text
+    assert f"This form was already sent, and done then: Slot of {label} settled" in repeat
+    assert app_client.get(f"/market/slots/{slot}").json() == outcome
