@@ -153,7 +153,8 @@ def test_each_panel_shows_its_figures(server: Server, page: Any, settled: dict[s
     expect(row).to_contain_text(localtime.slot_span_label(settled["old"], ZONE))
     expect(row).to_contain_text(short_address(quiet.meter.address))
     missed = page.locator("#silent-table tr").filter(has_text="Panel quiet").locator("td").last
-    expect(missed).to_have_text(str(past_slot(1) - settled["old"]))
+    expected = past_slot(1) - settled["old"]  # or one more, if a slot ended meanwhile
+    expect(missed).to_have_text(re.compile(rf"^({expected}|{expected + 1})$"))
 
 
 def test_a_meter_address_is_shortened_and_its_copy_button_copies_it_whole(
