@@ -292,8 +292,9 @@ def _use_up(
 
 
 def _refusal(exc: ApiError) -> once.Outcome:
-    """A refusal by the API, as a form's outcome."""
-    return once.Outcome("err_server", {"m": exc.message})
+    """A refusal by the API, as a form's outcome (in the reader's language when shown)."""
+    refused = forms.refused(exc.code)
+    return once.Outcome(refused.key, dict(refused.values))
 
 
 @router.post("/ui/operator/register")
@@ -335,7 +336,7 @@ async def register(
         try:
             plain_text(name)
         except ValueError as exc:
-            raise forms.FieldError("err_server", {"m": str(exc)}) from exc
+            raise forms.FieldError("err_unsafe_text") from exc
         field = "meter"
         if not once.valid(who[1], "register", once_token):
             raise forms.FieldError("err_session")
@@ -359,7 +360,7 @@ async def register(
         await run_in_threadpool(
             once.record, services.engine, once_token, _refusal(exc), refused=True
         )
-        text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
+        text = message(lang, forms.refused(exc.code))
         return await _render(request, services, who, 422, errors={"meter": text}, values=values)
     # The stored outcome never holds the new token: a replay says the form was done, and the
     # token reaches the screen once, through the flash.
@@ -424,7 +425,7 @@ async def replace_meter(
         await run_in_threadpool(
             once.record, services.engine, once_token, _refusal(exc), refused=True
         )
-        text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
+        text = message(lang, forms.refused(exc.code))
         return await _render(request, services, who, 422, errors={field: text}, values=values)
     replaced = once.Outcome("replaced", {"id": target, "meter": done.meter, "slot": done.last_slot})
     await run_in_threadpool(once.record, services.engine, once_token, replaced)
@@ -473,7 +474,7 @@ async def top_up(
         await run_in_threadpool(
             once.record, services.engine, once_token, _refusal(exc), refused=True
         )
-        text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
+        text = message(lang, forms.refused(exc.code))
         return await _render(request, services, who, 422, errors={field: text}, values=values)
     topped = once.Outcome("topped_up", {"amount_ueur": amount_ueur, "household": target})
     await run_in_threadpool(once.record, services.engine, once_token, topped)
@@ -521,7 +522,7 @@ async def settle_slot(
         await run_in_threadpool(
             once.record, services.engine, once_token, _refusal(exc), refused=True
         )
-        text = message(lang, forms.FieldError("err_server", {"m": exc.message}))
+        text = message(lang, forms.refused(exc.code))
         return await _render(request, services, who, 422, errors={field: text}, values=values)
     # Its power flow and the audit follow in the background.
     services.keeper.wake()

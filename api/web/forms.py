@@ -136,6 +136,6 @@ def choice(raw: str, allowed: set[int]) -> int:
 def refused(code: str) -> FieldError:
     """The ledger's or the API's refusal ``code`` as a form error, in the reader's language
     (``api/web/texts/refusals.py``); a code without a text is named, never shown in English."""
-    if code in REFUSALS:
+    if code in REFUSALS and code != "other":
         return FieldError(f"refusal_{code}")
     return FieldError("refusal_other", {"code": code})

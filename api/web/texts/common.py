@@ -65,6 +65,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Too many changes at once; try again in {s} s.",
         "Trop de changements d'un coup ; réessayez dans {s} s.",
     ),
+    "err_unsafe_text": (
+        "Remove the control and text-direction characters from this text.",
+        "Retirez les caractères de contrôle et de sens d'écriture de ce texte.",
+    ),
+    # Refusals recorded by forms sent before refusals had texts of their own (refusals.py).
     "err_server": ("The ledger refused: {m}", "Le registre a refusé : {m}"),
     # A form sent again (api/web/once.py): what happened the first time, and nothing more.
     "already_done": (
