@@ -31,10 +31,10 @@ from api.schemas import (
     MAX_TOPUP_UEUR,
     MAX_WH,
     UINT32,
+    UNSAFE_TEXT,
     HouseholdIn,
     MeterIn,
     TopUpIn,
-    plain_text,
 )
 from api.services import Services, slot_now
 from api.web import audit, charts, flash, forms, i18n, once, operator_views, views
@@ -333,10 +333,10 @@ async def register(
         field = "export_Wh"
         export_baseline = forms.register_Wh(export_Wh, MAX_WH)
         field = "name"
-        try:
-            plain_text(name)
-        except ValueError as exc:
-            raise forms.FieldError("err_unsafe_text") from exc
+        bad = UNSAFE_TEXT.search(name)
+        if bad is not None:
+            where = {"ch": f"U+{ord(bad.group()):04X}", "at": str(bad.start() + 1)}
+            raise forms.FieldError("err_unsafe_text", where)
         field = "meter"
         if not once.valid(who[1], "register", once_token):
             raise forms.FieldError("err_session")

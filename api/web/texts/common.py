@@ -66,8 +66,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Trop de changements d'un coup ; réessayez dans {s} s.",
     ),
     "err_unsafe_text": (
-        "Remove the control and text-direction characters from this text.",
-        "Retirez les caractères de contrôle et de sens d'écriture de ce texte.",
+        "Remove the control or text-direction character {ch} (character {at}) from this text.",
+        "Retirez le caractère de contrôle ou de sens d'écriture {ch} (caractère {at}) de ce texte.",
     ),
     # Refusals recorded by forms sent before refusals had texts of their own (refusals.py).
     "err_server": ("The ledger refused: {m}", "Le registre a refusé : {m}"),
