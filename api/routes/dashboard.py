@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 
 from api.deps import Svc
 from api.errors import not_found
-from api.web import i18n, views
+from api.web import audit, i18n, views
 from api.web.render import STATIC, page
 from api.web.session import LANG_COOKIE, TOKEN_COOKIE, principal_for, signed_in
 
@@ -92,9 +92,11 @@ def static(name: str) -> Response:
 @router.get("/ui/live")
 def live(request: Request, services: Svc) -> Response:
     """A short value that changes whenever the signed-in page may show something new."""
-    if signed_in(request) is None:
+    who = signed_in(request)
+    if who is None:
         return JSONResponse({"code": "unauthorized", "message": "sign in again"}, 401)
-    return JSONResponse(
-        {"stamp": views.stamp(services.engine, services.client.address)},
-        headers={"Cache-Control": "no-store"},
-    )
+    stamp = views.stamp(services.engine, services.client.address)
+    if who[0].is_operator:
+        # The operator's page also shows what the keeper kept (the audit, the power flows).
+        stamp += f".{audit.kept_stamp(services.engine)}"
+    return JSONResponse({"stamp": stamp}, headers={"Cache-Control": "no-store"})

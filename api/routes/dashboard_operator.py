@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
@@ -578,18 +578,6 @@ def audit_download(request: Request, services: Svc, kind: str) -> Response:
             "Content-Disposition": f'attachment; filename="{name}.{kind}"',
             "Cache-Control": "no-store",
         },
-    )
-
-
-@router.get("/ui/operator/kept")
-def kept_stamp(request: Request, services: Svc) -> Response:
-    """A short value that changes when the keeper kept a new audit run or power flow: the page
-    then refreshes its audit and feeder sections (``app.js``), as ``/ui/live`` does for the
-    rest."""
-    if _who(request) is None:
-        return JSONResponse({"code": "unauthorized", "message": "sign in again"}, 401)
-    return JSONResponse(
-        {"stamp": audit.kept_stamp(services.engine)}, headers={"Cache-Control": "no-store"}
     )
 
 

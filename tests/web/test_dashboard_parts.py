@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.app import create_app
+from api.models import KeptAudit
 from api.settings import Settings
 from api.web import charts, forms, i18n
 from api.web.session import TOKEN_COOKIE, form_token
@@ -201,6 +203,28 @@ def test_pages_need_a_valid_sign_in_cookie(client: TestClient) -> None:
     assert _as(client, "nope").get("/ui/live").status_code == 401
     live = _as(client, household).get("/ui/live")
     assert live.status_code == 200 and live.json()["stamp"]
+
+
+def test_the_operators_live_stamp_changes_when_the_keeper_keeps_an_audit(
+    client: TestClient,
+) -> None:
+    """One poll refreshes every live section: the operator's stamp also covers what the keeper
+    kept (its audit and power flows), a household's does not."""
+    household = _household(client)
+
+    def stamps() -> tuple[str, str]:
+        return (
+            _as(client, OPERATOR_TOKEN).get("/ui/live").json()["stamp"],
+            _as(client, household).get("/ui/live").json()["stamp"],
+        )
+
+    before = stamps()
+    engine = client.app.state.services.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        session.add(KeptAudit(started_s=1, finished_s=2, ok=True))
+        session.commit()
+    operator, own = stamps()
+    assert operator != before[0] and own == before[1]
 
 
 def test_the_language_switch_only_goes_back_to_a_local_page(client: TestClient) -> None:

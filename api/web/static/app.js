@@ -1,5 +1,6 @@
 // Voisin dashboard: live updates by polling. Every few seconds the page asks /ui/live for a
-// short stamp; when it changes, the page fetches itself again and swaps in the sections marked
+// short stamp (for the operator it also covers the audit and power flows the keeper kept);
+// when it changes, the page fetches itself again and swaps in the sections marked
 // data-live (never one the reader is typing in), then says when it was refreshed.
 (function () {
   "use strict";
@@ -83,49 +84,4 @@
       window.setTimeout(function () { button.textContent = label; }, 2000);
     });
   });
-}());
-
-// Operator page: the audit and the feeder's power flows are kept in the background after each
-// settlement; when the keeper kept something new, the page swaps in those sections (never one
-// the reader is typing in), as the live updates above do for the rest.
-(function () {
-  "use strict";
-  if (document.body.getAttribute("data-live-url") !== "/ui/operator" || !window.fetch ||
-      !window.DOMParser) { return; }
-  var KEPT_MS = 4000;
-  var stamp = null;
-
-  function busy(section) {
-    var active = document.activeElement;
-    return active && active !== document.body && section.contains(active) &&
-      (active.tagName === "INPUT" || active.tagName === "SELECT");
-  }
-
-  function refresh() {
-    return fetch("/ui/operator", { credentials: "same-origin", headers: { Accept: "text/html" } })
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) {
-        if (!html) { return; }
-        var fresh = new DOMParser().parseFromString(html, "text/html");
-        ["audit", "feeder"].forEach(function (id) {
-          var section = document.getElementById(id);
-          var next = fresh.getElementById(id);
-          if (section && next && !busy(section)) { section.innerHTML = next.innerHTML; }
-        });
-      });
-  }
-
-  function poll() {
-    fetch("/ui/operator/kept", { credentials: "same-origin", cache: "no-store" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (body) {
-        if (!body) { return; }
-        var changed = stamp !== null && body.stamp !== stamp;
-        stamp = body.stamp;
-        return changed ? refresh() : null;
-      })
-      .catch(function () { /* offline for a moment: the next poll tries again */ })
-      .then(function () { window.setTimeout(poll, KEPT_MS); });
-  }
-  poll();
 }());
