@@ -291,10 +291,17 @@ def _use_up(
     return flash.redirect(request, HOME, who[1], earlier.again())
 
 
-def _refusal(exc: ApiError) -> once.Outcome:
-    """A refusal by the API, as a form's outcome (in the reader's language when shown)."""
+async def _api_refused(
+    request: Request, services: Services, who: tuple[Principal, str], once_token: str,
+    exc: ApiError, field: str, values: dict[str, str],
+) -> Response:  # fmt: skip
+    """The API refused the form's action: record that as the form's outcome (a replay says
+    so), then show the form again with the refusal, in the reader's language, at ``field``."""
     refused = forms.refused(exc.code)
-    return once.Outcome(refused.key, dict(refused.values))
+    outcome = once.Outcome(refused.key, dict(refused.values))
+    await run_in_threadpool(once.record, services.engine, once_token, outcome, refused=True)
+    text = message(lang_of(request), refused)
+    return await _render(request, services, who, 422, errors={field: text}, values=values)
 
 
 @router.post("/ui/operator/register")
@@ -357,11 +364,7 @@ async def register(
     try:
         created = await run_in_threadpool(households.register, body, who[0], services)
     except ApiError as exc:
-        await run_in_threadpool(
-            once.record, services.engine, once_token, _refusal(exc), refused=True
-        )
-        text = message(lang, forms.refused(exc.code))
-        return await _render(request, services, who, 422, errors={"meter": text}, values=values)
+        return await _api_refused(request, services, who, once_token, exc, "meter", values)
     # The stored outcome never holds the new token: a replay says the form was done, and the
     # token reaches the screen once, through the flash.
     kept = once.Outcome("registered_earlier", {"id": created.id})
@@ -422,11 +425,7 @@ async def replace_meter(
     try:
         done = await run_in_threadpool(households.rotate_meter, target, body, who[0], services)
     except ApiError as exc:
-        await run_in_threadpool(
-            once.record, services.engine, once_token, _refusal(exc), refused=True
-        )
-        text = message(lang, forms.refused(exc.code))
-        return await _render(request, services, who, 422, errors={field: text}, values=values)
+        return await _api_refused(request, services, who, once_token, exc, field, values)
     replaced = once.Outcome("replaced", {"id": target, "meter": done.meter, "slot": done.last_slot})
     await run_in_threadpool(once.record, services.engine, once_token, replaced)
     return flash.redirect(request, HOME, who[1], replaced)
@@ -471,11 +470,7 @@ async def top_up(
     try:
         await run_in_threadpool(topups.top_up, body, who[0], services)
     except ApiError as exc:
-        await run_in_threadpool(
-            once.record, services.engine, once_token, _refusal(exc), refused=True
-        )
-        text = message(lang, forms.refused(exc.code))
-        return await _render(request, services, who, 422, errors={field: text}, values=values)
+        return await _api_refused(request, services, who, once_token, exc, field, values)
     topped = once.Outcome("topped_up", {"amount_ueur": amount_ueur, "household": target})
     await run_in_threadpool(once.record, services.engine, once_token, topped)
     return flash.redirect(request, HOME, who[1], topped)
@@ -519,11 +514,7 @@ async def settle_slot(
     try:
         outcome = await run_in_threadpool(market.settle, who[0], services, target)
     except ApiError as exc:
-        await run_in_threadpool(
-            once.record, services.engine, once_token, _refusal(exc), refused=True
-        )
-        text = message(lang, forms.refused(exc.code))
-        return await _render(request, services, who, 422, errors={field: text}, values=values)
+        return await _api_refused(request, services, who, once_token, exc, field, values)
     # Its power flow and the audit follow in the background.
     services.keeper.wake()
     settled = once.Outcome(
