@@ -46,7 +46,6 @@ _BILL_HEAD = {
 _STATUS = {"en": {"settled": "settled", "pending": "pending"},
            "fr": {"settled": "reglee", "pending": "en_attente"}}  # fmt: skip
 _SAVINGS = {"en": "savings_ueur", "fr": "economies_ueur"}
-_TOTAL = {"en": "total", "fr": "total"}
 
 _TRADE_HEAD = {
     "en": ("slot", "start_local", "role", "counterparty", "energy_Wh", "price_ueur_per_kWh",
@@ -79,7 +78,7 @@ def bill_csv(household: int, month: str, statement: Statement | None, tz: str, l
     w = csv.writer(out, lineterminator="\n")
     columns = [c[2] if lang == "fr" else c[1] for c in BILL_COLUMNS]
     w.writerow([*_BILL_HEAD[lang], *columns, _SAVINGS[lang]])
-    total = _TOTAL[lang]
+    total = "total"  # the same word in both languages
     if statement is not None:
         for line in statement.lines:
             settled = line.status == SETTLED
