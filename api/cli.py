@@ -323,7 +323,8 @@ def _summary(r: dict[str, Any]) -> str:
         f"{pct(r['local_share_of_surplus'])}, mean price "
         f"{'n/a' if price is None else f'{price / 1e6:.4f} EUR/kWh'}, community savings "
         f"{r['community_savings_ueur'] / 1e6:.2f} EUR",
-        f"gas {r['gas_used']} ({r['gas_per_fill'] or 'n/a'} per fill), wall {r['wall_s']} s, "
+        f"gas {r['gas_used']} ({r['gas_per_household_slot'] or 'n/a'} per household-slot, "
+        f"{r['gas_per_settled_fill'] or 'n/a'} per settled fill), wall {r['wall_s']} s, "
         f"audit {'ok' if r['audit_ok'] else 'FAILED'}",
     ]
     comparison = pilot_comparison(r)

@@ -37,6 +37,14 @@ recipient received (each fill's grid ``fee``, paid by its buyer); ``grid_import_
 (:mod:`ledger.market.statements`); ``community_savings_ueur`` is the sum of the households'
 savings against grid-only supply.
 
+**Gas** (integer gas units, the run's per-slot transactions only: set-up is not counted).
+``gas_used = gas_readings + gas_settlement + gas_seals``: the reading commits, the settlement
+batches and the seal that anchors each settled slot's digest. Per unit, each an integer
+division and ``None`` when its denominator is zero: ``gas_per_household_slot = gas_used //
+readings`` (one reading per household and slot: what a neighbourhood pays per household and
+quarter hour, all in), ``gas_per_reading = gas_readings // readings`` and
+``gas_per_settled_fill = gas_settlement // fills``.
+
 **Per household**, ``household_figures`` lists, in the order of the run's household ids, each
 household's statement totals (:func:`household_figures`): ``household``, ``prosumer``,
 ``import_Wh``, ``export_Wh``, ``bought_Wh``, ``sold_Wh``, ``grid_import_Wh``,
@@ -373,7 +381,9 @@ def build_report(
         "gas_readings": gas.readings,
         "gas_settlement": gas.settlement,
         "gas_seals": gas.seals,
-        "gas_per_fill": gas.settlement // len(fills) if fills else None,
+        "gas_per_household_slot": gas.total // readings if readings else None,
+        "gas_per_reading": gas.readings // readings if readings else None,
+        "gas_per_settled_fill": gas.settlement // len(fills) if fills else None,
         "audit_ok": not findings,
         "audit_findings": findings,
         "wall_s": round(wall_s, 2),
@@ -520,7 +530,9 @@ _SUMMARY: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
         "Ledger",
         (
             ("gas_used", "gas used", ""),
-            ("gas_per_fill", "settlement gas per fill", ""),
+            ("gas_per_household_slot", "gas per household-slot (all of it)", ""),
+            ("gas_per_reading", "reading-commit gas per reading", ""),
+            ("gas_per_settled_fill", "settlement gas per settled fill", ""),
             ("audit_ok", "audit", ""),
             ("wall_s", "wall time", "s"),
         ),

@@ -221,7 +221,7 @@ class SettleRun:
     timing: TxTiming
 
     @property
-    def gas_per_fill(self) -> float:
+    def gas_per_settled_fill(self) -> float:
         return self.timing.gas_used / self.fills
 
 
@@ -836,7 +836,7 @@ def run_backend(
             est = f", estimate {timing.estimate_s:.2f} s" if timing.estimate_s is not None else ""
             log(
                 f"{name}: settleBatch {case.layout} x{case.fills}: "
-                f"{run_.gas_per_fill:,.0f} gas/fill, "
+                f"{run_.gas_per_settled_fill:,.0f} gas/fill, "
                 f"send->receipt {timing.send_to_receipt_s:.3f} s{est}"
             )
 
@@ -1053,7 +1053,7 @@ def render(results: Sequence[BackendResults], trace: BackendResults | None, cfg:
         for r, c in zip(results, cases, strict=True):
             runs = c.get((layout, TARGET_FILLS))
             if runs:
-                gpf = runs[0].gas_per_fill
+                gpf = runs[0].gas_per_settled_fill
                 verdict = "met" if gpf <= TARGET_GAS_PER_FILL else "NOT met"
                 out(f"  {layout:<14} on {r.backend:<9} {gpf:>8,.0f} gas/fill: {verdict}")
     for r in results:
@@ -1176,7 +1176,8 @@ def _derived(r: BackendResults, cfg: Config) -> str:
                 parties = run.sellers + run.buyers
                 lines.append(
                     f"  check, {layout} at {n} fills ({parties} parties): predicted "
-                    f"{base + per_party * parties / n:,.0f}, measured {run.gas_per_fill:,.0f}"
+                    f"{base + per_party * parties / n:,.0f}, "
+                    f"measured {run.gas_per_settled_fill:,.0f}"
                 )
     f = cfg.first_sale_size
     if (FIRST_SALE, f) in gas and ("worst", f) in gas:
@@ -1303,7 +1304,7 @@ def to_json(
             "settles": [
                 {
                     **asdict(s),
-                    "gas_per_fill": s.gas_per_fill,
+                    "gas_per_settled_fill": s.gas_per_settled_fill,
                     "fills_per_s": s.fills / s.timing.send_to_receipt_s,
                 }
                 for s in r.settles
@@ -1317,7 +1318,7 @@ def to_json(
         "started": started,
         "machine": machine(),
         "config": asdict(cfg),
-        "target": {"gas_per_fill": TARGET_GAS_PER_FILL, "fills_per_batch": TARGET_FILLS},
+        "target": {"gas_per_settled_fill": TARGET_GAS_PER_FILL, "fills_per_batch": TARGET_FILLS},
         "tariffs_ueur_per_kWh": asdict(DEFAULT_TARIFFS),
         "clearing_price_ueur_per_kWh": CLEARING_PRICE,
         "backends": [backend(r) for r in results],

@@ -30,7 +30,7 @@ REPORT_FIELDS = {
     "load_energy_Wh", "self_consumed_Wh", "local_traded_Wh", "grid_import_Wh", "grid_export_Wh",
     "self_sufficiency", "local_share_of_surplus", "community_savings_ueur",
     "mean_clearing_price_ueur_per_kWh", "gas_used", "gas_readings", "gas_settlement",
-    "gas_seals", "gas_per_fill", "audit_ok",
+    "gas_seals", "gas_per_settled_fill", "audit_ok",
     "audit_findings", "wall_s", "battery_charge_Wh", "battery_discharge_Wh",
 }  # fmt: skip
 INTEGER_FIELDS = {f for f in REPORT_FIELDS if f.endswith(("_Wh", "_ueur"))} | {
@@ -122,7 +122,9 @@ def test_every_report_field_matches_the_chain_and_the_flows(run: RunResult) -> N
         seal_gas,
     )
     assert r["gas_used"] == sum(gas.values())
-    assert r["gas_per_fill"] == settle_gas // len(fills)
+    assert r["gas_per_settled_fill"] == settle_gas // len(fills)
+    assert r["gas_per_household_slot"] == sum(gas.values()) // (6 * SLOTS)
+    assert r["gas_per_reading"] == read_gas // (6 * SLOTS)
     if r["mechanism"] == "pay-as-offer":
         # Every default offer asks feed-in + 0.02 EUR/kWh: pay-as-offer pays exactly that.
         assert {f["priceUeurPerKWh"] for f in fills} == {tariffs.feed_in_ueur_per_kWh + 20_000}
