@@ -224,7 +224,7 @@ def _simulate(args: argparse.Namespace) -> int:
                 operator_key=operator_key,
                 first_slot=args.first_slot,
                 slots=args.slots,
-                progress=stderr_progress(),
+                progress=stderr_progress(tz=scenario.location.tz),
                 before_audit=plots.start,
                 flows_ahead=flows_ahead,
             )
@@ -377,7 +377,7 @@ def _simulate_via_api(
             operator_key=operator_key,
             first_slot=args.first_slot,
             slots=args.slots,
-            progress=stderr_progress(),
+            progress=stderr_progress(tz=scenario.location.tz),
             before_report=server.stop,
             before_audit=before_audit,
         )

@@ -34,6 +34,7 @@ from sqlmodel import Session, col, func, select
 from ledger.chain.backends import open_chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import open_ledger
+from ledger.localtime import local_date
 from ledger.market.agent_orders import AgentHousehold, post_default_orders
 from ledger.market.agents import AgentSettings
 from ledger.market.clearing import MECHANISMS
@@ -52,13 +53,15 @@ from meter_sim.errors import SimulationError
 from meter_sim.flows import Flows, FlowsAhead, check_window_is_over, simulate, window
 from meter_sim.meters import signed_slots
 from meter_sim.report import Gas, Money, SlotSeries, add_pilot_figures, build_report, slot_series
-from meter_sim.scenario import Scenario
+from meter_sim.scenario import SLOTS_PER_DAY, Scenario
 
 __all__ = [
     "Progress",
     "RunResult",
     "SimulationError",
+    "clock_text",
     "collect_result",
+    "progress_text",
     "run_flows",
     "run_simulation",
     "stderr_progress",
@@ -75,7 +78,13 @@ TOP_UP_MARGIN_UEUR = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Where a run is, after each settled slot."""
+    """Where a run is, after each settled slot.
+
+    ``elapsed_s`` counts from the run's start (set-up included); ``loop_s``, if given, only
+    the slot loop's time, from which the rate and the ETA are taken (set-up does not repeat
+    per slot). ``slot`` is the UTC slot number just settled; ``slots_before`` the slots a
+    resumed run found settled already (they do not count in its rate).
+    """
 
     slots_done: int
     slots_total: int
@@ -83,10 +92,25 @@ class Progress:
     fills: int
     local_Wh: int
     gas_used: int
+    slot: int | None = None
+    slots_before: int = 0
+    loop_s: float | None = None
 
     @property
     def slots_per_s(self) -> float:
-        return self.slots_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        spent = self.elapsed_s if self.loop_s is None else self.loop_s
+        done = self.slots_done - self.slots_before
+        return done / spent if spent > 0 and done > 0 else 0.0
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.slots_done / max(self.slots_total, 1)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the rate so far (``None`` before the first slot of this run)."""
+        rate = self.slots_per_s
+        return (self.slots_total - self.slots_done) / rate if rate > 0 else None
 
 
 @dataclass(frozen=True)
@@ -127,20 +151,78 @@ def run_flows(scenario: Scenario, mechanism: str, first_slot: int, slots: int | 
     return window(simulate(scenario), first_slot, slots)
 
 
-def stderr_progress(stream: TextIO = sys.stderr) -> Callable[[Progress], None]:
-    """A one-line progress display (carriage return) on ``stream``."""
+def clock_text(seconds: float | None) -> str:
+    """A duration for a progress line: ``42s``, ``12m05s``, ``3h07m``, ``2d04h`` (``--``
+    when unknown)."""
+    if seconds is None:
+        return "--"
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86_400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86_400}d{s % 86_400 // 3600:02d}h"
+
+
+def progress_text(p: Progress, tz: str | None = None) -> str:
+    """One progress line: percent, slots, elapsed, ETA, and for a run longer than a day the
+    simulated local date of the slot just settled (in ``tz``), then rate, fills, energy and
+    gas."""
+    parts = [
+        f"{p.percent:5.1f} %",
+        f"{p.slots_done:,}/{p.slots_total:,} slots",
+        f"elapsed {clock_text(p.elapsed_s)}",
+        f"ETA {clock_text(p.eta_s)}" if p.slots_done < p.slots_total else "done",
+    ]
+    if tz is not None and p.slot is not None and p.slots_total > SLOTS_PER_DAY:
+        parts.append(f"at {local_date(p.slot, tz).isoformat()}")
+    parts += [
+        f"{p.slots_per_s:.1f} slots/s",
+        f"{p.fills:,} fills",
+        f"{p.local_Wh / 1000:,.1f} kWh local",
+        f"{p.gas_used:,} gas",
+    ]
+    return "  ".join(parts)
+
+
+def stderr_progress(
+    stream: TextIO = sys.stderr,
+    *,
+    tz: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    every_percent: int = 5,
+    every_s: float = 30.0,
+) -> Callable[[Progress], None]:
+    """A progress display on ``stream`` (:func:`progress_text`).
+
+    On a terminal it is one line, rewritten in place (carriage return) after every slot. Into
+    a file or a pipe (a log) it writes a plain line at most each time the run passes another
+    ``every_percent`` % or ``every_s`` seconds (of ``clock``) have gone by, and at the end,
+    so that a year-long run logs a few hundred lines, not 35,040.
+    """
+    terminal = stream.isatty()
+    width, last_step, last_at = 0, -1, clock()
 
     def show(p: Progress) -> None:
-        width = 30
-        done = width * p.slots_done // max(p.slots_total, 1)
-        stream.write(
-            f"\r[{'#' * done}{'.' * (width - done)}] {p.slots_done}/{p.slots_total} slots "
-            f"{p.slots_per_s:5.1f} slots/s  {p.fills} fills  {p.local_Wh} Wh local  "
-            f"{p.gas_used} gas"
-        )
-        if p.slots_done == p.slots_total:
-            stream.write("\n")
-        stream.flush()
+        nonlocal width, last_step, last_at
+        text = progress_text(p, tz)
+        finished = p.slots_done >= p.slots_total
+        if terminal:
+            # Blanks over the rest of a longer previous line; a new line once done.
+            stream.write(f"\r{text}{' ' * max(0, width - len(text))}")
+            width = len(text)
+            if finished:
+                stream.write("\n")
+            stream.flush()
+            return
+        step = int(p.percent // every_percent)
+        now = clock()
+        if finished or step > last_step or now - last_at >= every_s:
+            stream.write(text + "\n")
+            stream.flush()
+            last_step, last_at = step, now
 
     return show
 
@@ -369,6 +451,7 @@ def _commit_and_settle_slots(
     }
     n_t = flows.shape[1]
     tally = _Tally()
+    loop_started = time.perf_counter()
     try:
         for t, slot in enumerate(flows.slots.tolist()):
             accepted, meters = _prevalidate(next(slot_readings), domain, meters, slot)
@@ -377,9 +460,20 @@ def _commit_and_settle_slots(
             step = commit_and_settle(client, worker.settler, accepted, worker=worker, settle=[slot])
             tally.add(step)
             if progress is not None:
-                elapsed = time.perf_counter() - started
+                now = time.perf_counter()
                 gas = tally.readings_gas + tally.settlement_gas
-                progress(Progress(t + 1, n_t, elapsed, tally.fills, tally.local_Wh, gas))
+                progress(
+                    Progress(
+                        t + 1,
+                        n_t,
+                        now - started,
+                        tally.fills,
+                        tally.local_Wh,
+                        gas,
+                        slot=slot,
+                        loop_s=now - loop_started,
+                    )
+                )
     finally:
         # Stops the signing process at once if a slot fails.
         slot_readings.close()

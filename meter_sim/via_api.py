@@ -226,7 +226,7 @@ def _send_and_settle_slots(
         gas_settlement += int(outcome["gas_used"])
         if progress is not None:
             elapsed = time.perf_counter() - started
-            progress(Progress(t + 1, n_t, elapsed, fills, local_Wh, gas_settlement))
+            progress(Progress(t + 1, n_t, elapsed, fills, local_Wh, gas_settlement, slot=slot))
     return gas_settlement
 
 
