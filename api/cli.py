@@ -165,6 +165,11 @@ def _simulate(args: argparse.Namespace) -> int:
     from meter_sim.flows import check_window, check_window_is_over
     from meter_sim.plots import BackgroundPlots
 
+    if args.resume is not None:
+        try:
+            args = _resumed_args(args)
+        except _CannotResume as exc:
+            return _refuse(str(exc))
     if args.households is not None and args.scenario != "default":
         parser: argparse.ArgumentParser = args.parser
         parser.error(
@@ -177,7 +182,8 @@ def _simulate(args: argparse.Namespace) -> int:
     except MeterSimError as exc:
         return _refuse(str(exc))
     out, data_dir = _run_paths(args)
-    if (data_dir / "chain").exists():
+    resuming = args.resume is not None
+    if not resuming and (data_dir / "chain").exists():
         # Not an option's form but the disk's state, checked when the run starts.
         return _refuse(f"{data_dir} already holds a chain: give a fresh --data-dir")
     problem = (
@@ -192,12 +198,26 @@ def _simulate(args: argparse.Namespace) -> int:
     count = check_window(scenario.n_slots, args.first_slot, args.slots)
     first = scenario.first_slot + args.first_slot
     print(
-        f"Voisin simulate: {scenario.name}, {len(scenario.households)} households, "
+        f"Voisin simulate: {'resuming ' if resuming else ''}{scenario.name}, "
+        f"{len(scenario.households)} households, "
         f"{span_label(first, first + count - 1, scenario.location.tz)}, {args.mechanism}, "
         f"chain {chain}; data in {data_dir}",
         file=sys.stderr,
     )
-    operator_key = settings.chain_key_value() if chain != "embedded" else None
+    try:
+        # Before the first transaction: what the run is, so that --resume OUT can go on.
+        _record_run(args, out, data_dir)
+    except OSError as exc:
+        return _refuse(f"cannot write {out / RUN_RECORD}: {exc.strerror or exc}")
+    # A chain of the run's own gets the scenario's operator (run_simulation gives it to the
+    # embedded one): on anvil the contract, the signatures and the gas are then the same.
+    operator_key = (
+        None
+        if chain == "embedded"
+        else scenario.operator_key
+        if chain == "anvil"
+        else settings.chain_key_value()
+    )
     try:
         flows_ahead = _start_flows(args, scenario)
     except MeterSimError as exc:
@@ -227,7 +247,15 @@ def _simulate(args: argparse.Namespace) -> int:
                 progress=stderr_progress(tz=scenario.location.tz),
                 before_audit=plots.start,
                 flows_ahead=flows_ahead,
+                resume=resuming,
             )
+    except KeyboardInterrupt:
+        print(
+            f"\nvoisin simulate: stopped; what is settled is kept: go on with "
+            f"voisin simulate --resume {out}",
+            file=sys.stderr,
+        )
+        return 130
     except MeterSimError as exc:
         return _refuse(str(exc))
     except LedgerError as exc:
@@ -235,12 +263,125 @@ def _simulate(args: argparse.Namespace) -> int:
         return 1
     try:
         report_path = _write_report(result.report, out, args.json)
+        _record_finished(out)
         print(_summary(result.report))
         page = plots.write_report_html(result)
     except OSError as exc:  # the folder checked at the start went away or turned read-only
         return _refuse(f"cannot write the report to {exc.filename}: {exc.strerror or exc}")
     print(f"report: {report_path}\npage with the plots: {page}")
     return 0 if result.report["audit_ok"] else 1
+
+
+#: The run's record in its output folder: the options it was started with and when it
+#: started, was resumed and finished (UTC). ``--resume OUT`` reads it.
+RUN_RECORD = "run.json"
+#: The options a run is defined by, as run.json stores them.
+_RUN_OPTIONS = (
+    "scenario", "households", "days", "start", "seed", "mechanism", "via", "chain", "data_dir",
+    "out", "json", "first_slot", "slots",
+)  # fmt: skip
+
+
+class _CannotResume(Exception):
+    """Why ``--resume OUT`` cannot go on (said as the command's refusal)."""
+
+
+def _stored_option(name: str, value: Any) -> Any:
+    """An option's value as run.json stores it: dates in ISO 8601, paths absolute."""
+    if value is None:
+        return None
+    if name == "start":
+        return value.isoformat() if isinstance(value, date) else str(value)
+    if name in ("data_dir", "out", "json") or (name == "scenario" and value not in _SCENARIOS):
+        return str(absolute(value))
+    return value
+
+
+def _record_run(args: argparse.Namespace, out: Path, data_dir: Path) -> None:
+    """Write (or, resuming, update) ``OUT/run.json`` durably."""
+    from datetime import UTC, datetime
+
+    from meter_sim.durable import write_durably
+
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    path = out / RUN_RECORD
+    if args.resume is not None:
+        record = json.loads(path.read_text())
+        record["resumed_utc"] = [*record.get("resumed_utc", []), now]
+    else:
+        options = {name: _stored_option(name, getattr(args, name)) for name in _RUN_OPTIONS}
+        options.update(out=str(out), data_dir=str(data_dir))
+        record = {
+            "command": "voisin simulate",
+            "options": options,
+            "started_utc": now,
+            "resumed_utc": [],
+            "finished_utc": None,
+        }
+    write_durably(path, json.dumps(record, indent=2) + "\n")
+
+
+def _record_finished(out: Path) -> None:
+    from datetime import UTC, datetime
+
+    from meter_sim.durable import write_durably
+
+    path = out / RUN_RECORD
+    record = json.loads(path.read_text())
+    record["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+    write_durably(path, json.dumps(record, indent=2) + "\n")
+
+
+def _given_options(args: argparse.Namespace) -> set[str]:
+    """The options of ``voisin simulate`` that the command line gave (its defaults aside)."""
+    argv = list(sys.argv[1:] if args.argv is None else args.argv)
+    words = argv[argv.index("simulate") + 1 :] if "simulate" in argv else argv
+    parser: argparse.ArgumentParser = args.parser
+    unset = object()
+    # argparse fills in a default only for what the namespace lacks.
+    probe = argparse.Namespace(**{a.dest: unset for a in parser._actions})
+    parser.parse_args(words, probe)
+    return {name for name, value in vars(probe).items() if value is not unset}
+
+
+def _resumed_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The options of the run in ``--resume OUT``; the options given beside ``--resume`` must
+    be the run's own."""
+    out = absolute(args.resume)
+    path = out / RUN_RECORD
+    if not path.is_file():
+        raise _CannotResume(f"{out} holds no run to resume (no {RUN_RECORD})")
+    try:
+        record = json.loads(path.read_text())
+        stored = {name: record["options"][name] for name in _RUN_OPTIONS}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _CannotResume(f"{path} is not a run record ({exc})") from None
+    if record.get("finished_utc"):
+        raise _CannotResume(
+            f"the run in {out} finished at {record['finished_utc']} (UTC): its report is "
+            f"{out / 'report.json'}; start a new run with another --out"
+        )
+    if stored["via"] != "direct":
+        raise _CannotResume(
+            f"the run in {out} went through the API (--via api), which cannot be resumed: "
+            "start it again"
+        )
+    clashes = [
+        f"--{name.replace('_', '-')} {_stored_option(name, getattr(args, name))} (the run "
+        f"was started with {stored[name]})"
+        for name in sorted(_given_options(args) & set(_RUN_OPTIONS))
+        if _stored_option(name, getattr(args, name)) != stored[name]
+    ]
+    if clashes:
+        raise _CannotResume(
+            f"--resume {out} goes on with the run's own options; these differ: "
+            + "; ".join(clashes)
+        )
+    resumed = argparse.Namespace(**vars(args))
+    for name, value in stored.items():
+        setattr(resumed, name, date.fromisoformat(value) if name == "start" and value else value)
+    resumed.resume = str(out)
+    return resumed
 
 
 def _refuse(message: str) -> int:
@@ -534,7 +675,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="how readings reach the ledger: 'direct' (in process, default) or 'api' (through "
         "a voisin serve process this command starts on loopback, logging to OUT/serve.log)",
     )
-    simulate.add_argument("--chain", help="'embedded' (default) or a JSON-RPC URL")
+    simulate.add_argument(
+        "--chain",
+        help="'embedded' (default), 'anvil' (a local anvil node started for the run, with its "
+        "state in the data dir) or a JSON-RPC URL",
+    )
     simulate.add_argument(
         "--data-dir", help="chain and database of the run (default: OUT/data, must be fresh)"
     )
@@ -552,6 +697,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         metavar="N",
         help="run only N slots, at least 1 (default: the whole period)",
+    )
+    simulate.add_argument(
+        "--resume",
+        metavar="OUT",
+        help="go on with the stopped run in output folder OUT (its options are in "
+        "OUT/run.json) from the slot after the last one settled",
     )
     # The parser comes along for the one check across options (--households with a scenario
     # that has its own), so that it too is a usage error.
@@ -581,6 +732,7 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     """
     args = build_parser().parse_args(argv)
     args.own_process = own_process
+    args.argv = None if argv is None else list(argv)
     code: int = args.func(args)
     return code
 

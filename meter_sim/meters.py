@@ -8,9 +8,10 @@ seeded baselines of :attr:`Scenario.identities`) and signs, at the end of slot `
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Generator
-from concurrent.futures import ProcessPoolExecutor
-from itertools import pairwise
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice, pairwise
 
 import numpy as np
 from eth_keys.datatypes import PrivateKey
@@ -61,32 +62,59 @@ def sign_readings(
     return [per_meter[h][t] for t in range(len(slots)) for h in range(len(ids))]
 
 
-def signed_slots(
-    scenario: Scenario, flows: Flows, domain: bytes, *, slots_per_job: int = 8
-) -> Generator[list[SignedReading], None, None]:
-    """Each slot's signed readings (every meter's, in meter order), slot after slot, signed
-    ahead by one background process while the caller works on the slots already handed out.
+#: Signing jobs queued ahead of the slot loop (each ``slots_per_job`` slots): enough to keep
+#: the signing process busy, few enough that signed readings never pile up in memory while
+#: the chain is the slower side (a year has 35,040 slots).
+JOBS_AHEAD = 8
 
-    The same readings as :func:`sign_readings`, in the same order. A run spends most of its
-    time on the chain in its own process: signing on the second core, a few slots ahead, takes
-    the signing off the run's wall time. The first job is one slot, so the caller can start at
-    once; the others are ``slots_per_job`` slots each, all queued up front.
+
+def signed_slots(
+    scenario: Scenario,
+    flows: Flows,
+    domain: bytes,
+    *,
+    start: int = 0,
+    slots_per_job: int = 8,
+    jobs_ahead: int = JOBS_AHEAD,
+) -> Generator[list[SignedReading], None, None]:
+    """Each slot's signed readings (every meter's, in meter order), slot after slot from the
+    ``start``-th slot of ``flows``, signed ahead by one background process while the caller
+    works on the slots already handed out.
+
+    The same readings as :func:`sign_readings`, in the same order (the registers count from
+    the baselines over every slot of ``flows``, also those before ``start``). A run spends
+    most of its time on the chain in its own process: signing on the second core, a few slots
+    ahead, takes the signing off the run's wall time. The first job is one slot, so the caller
+    can start at once; the others are ``slots_per_job`` slots each, and at most
+    ``jobs_ahead`` jobs are queued or done but not yet handed out, so memory stays flat
+    however long the run.
     """
-    if slots_per_job < 1:
-        raise ValueError(f"slots_per_job must be at least 1, got {slots_per_job}")
+    if slots_per_job < 1 or jobs_ahead < 1:
+        raise ValueError(
+            f"slots_per_job and jobs_ahead must be at least 1, got {slots_per_job}, {jobs_ahead}"
+        )
     imports, exports = registers(scenario, flows)
     meters = [(i.meter_key, i.meter) for i in scenario.identities]
     slots = flows.slots.tolist()
-    starts = [0, *range(1, len(slots), slots_per_job)] if len(slots) > 1 else [0]
+    if not 0 <= start <= len(slots):
+        raise ValueError(f"start {start} is outside the {len(slots)} slots")
+    starts = [start, *range(start + 1, len(slots), slots_per_job)] if start < len(slots) else []
+    spans = iter(pairwise([*starts, len(slots)]))
     pool = ProcessPoolExecutor(1)
+
+    def submit(lo: int, hi: int) -> tuple[int, Future[list[list[SignedReading]]]]:
+        block = (meters, slots[lo:hi], imports[:, lo:hi].tolist(), exports[:, lo:hi].tolist())
+        return hi - lo, pool.submit(_sign_block, *block, domain)
+
     try:
-        jobs = [
-            (hi - lo, pool.submit(_sign_block, meters, slots[lo:hi], imports[:, lo:hi].tolist(),
-                                  exports[:, lo:hi].tolist(), domain))
-            for lo, hi in pairwise([*starts, len(slots)])
-        ]  # fmt: skip
-        for width, job in jobs:
+        queued = deque(submit(lo, hi) for lo, hi in islice(spans, jobs_ahead))
+        while queued:
+            width, job = queued.popleft()
+            more = next(spans, None)
+            if more is not None:
+                queued.append(submit(*more))
             per_meter = job.result()
+            del job  # the queue no longer holds the job's readings once handed out
             for t in range(width):
                 yield [row[t] for row in per_meter]
     finally:

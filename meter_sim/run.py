@@ -19,6 +19,7 @@ This module imports ``ledger``, never ``api``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,8 +29,10 @@ from typing import Any, TextIO
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
+from web3 import Web3
 
 from ledger.chain.backends import open_chain
 from ledger.contract.client import VoisinClient
@@ -44,13 +47,21 @@ from ledger.market.slot_step import SlotStep, commit_and_settle
 from ledger.market.statements import TradeLine
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
-from ledger.mirror.models import FillRecord, ReadingRecord
+from ledger.mirror.models import FillRecord, ReadingRecord, SlotOutcomeRecord
 from ledger.readings.eip712 import SignedReading
 from ledger.readings.intake import MeterRecord, classify
-from ledger.types import Onboarding, Tariffs
+from ledger.types import MeterState, Onboarding, Tariffs
 from meter_sim.audit import add_ledger_audit
+from meter_sim.durable import write_durably
 from meter_sim.errors import SimulationError
-from meter_sim.flows import Flows, FlowsAhead, check_window_is_over, simulate, window
+from meter_sim.flows import (
+    Flows,
+    FlowsAhead,
+    check_window,
+    check_window_is_over,
+    simulate,
+    window,
+)
 from meter_sim.meters import signed_slots
 from meter_sim.report import Gas, Money, SlotSeries, add_pilot_figures, build_report, slot_series
 from meter_sim.scenario import SLOTS_PER_DAY, Scenario
@@ -188,21 +199,22 @@ def progress_text(p: Progress, tz: str | None = None) -> str:
 
 
 def stderr_progress(
-    stream: TextIO = sys.stderr,
+    stream: TextIO | None = None,
     *,
     tz: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     every_percent: int = 5,
     every_s: float = 30.0,
 ) -> Callable[[Progress], None]:
-    """A progress display on ``stream`` (:func:`progress_text`).
+    """A progress display on ``stream`` (default: ``sys.stderr``; :func:`progress_text`).
 
     On a terminal it is one line, rewritten in place (carriage return) after every slot. Into
     a file or a pipe (a log) it writes a plain line at most each time the run passes another
     ``every_percent`` % or ``every_s`` seconds (of ``clock``) have gone by, and at the end,
     so that a year-long run logs a few hundred lines, not 35,040.
     """
-    terminal = stream.isatty()
+    out = sys.stderr if stream is None else stream  # the stderr of the time of the call
+    terminal = out.isatty()
     width, last_step, last_at = 0, -1, clock()
 
     def show(p: Progress) -> None:
@@ -211,17 +223,17 @@ def stderr_progress(
         finished = p.slots_done >= p.slots_total
         if terminal:
             # Blanks over the rest of a longer previous line; a new line once done.
-            stream.write(f"\r{text}{' ' * max(0, width - len(text))}")
+            out.write(f"\r{text}{' ' * max(0, width - len(text))}")
             width = len(text)
             if finished:
-                stream.write("\n")
-            stream.flush()
+                out.write("\n")
+            out.flush()
             return
         step = int(p.percent // every_percent)
         now = clock()
         if finished or step > last_step or now - last_at >= every_s:
-            stream.write(text + "\n")
-            stream.flush()
+            out.write(text + "\n")
+            out.flush()
             last_step, last_at = step, now
 
     return show
@@ -241,12 +253,17 @@ def run_simulation(
     say: Callable[[str], None] | None = None,
     before_audit: Callable[[RunResult], object] | None = None,
     flows_ahead: FlowsAhead | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Run ``scenario`` end to end on the chain ``chain_spec``; see the module docstring.
 
-    ``data_dir`` holds the chain (embedded), the deployment record and, unless
-    ``database_url`` is given, the SQLite mirror. It must not hold this scenario already (each
-    meter's readings count once). On a chain of its own (embedded, memory) the operator key
+    ``data_dir`` holds the chain (embedded), the deployment record, the run's record
+    (:data:`RUN_STATE`) and, unless ``database_url`` is given, the SQLite mirror. It must not
+    hold this scenario already (each meter's readings count once), unless ``resume``: then it
+    must hold an unfinished run of the same scenario, seed, mechanism and window, which goes on
+    from where the chain and the mirror stopped (:func:`_resume_point`) and ends with the
+    report an uninterrupted run gives (but for ``wall_s``, this process's own time).
+    On a chain of its own (embedded, memory) the operator key
     comes from the scenario's seed unless ``operator_key`` is given, so that the same scenario
     and seed give the same report (but for its wall time). ``first_slot``/``slots`` pick a
     window of the period.
@@ -266,15 +283,36 @@ def run_simulation(
     data = Path(data_dir)
     if operator_key is None and chain_spec in ("embedded", "memory"):
         operator_key = scenario.operator_key
+    count = check_window(scenario.n_slots, first_slot, slots)
+    wanted = RunState(
+        scenario.name, scenario.seed, len(scenario.households), scenario.first_slot + first_slot,
+        count, mechanism, scenario.identities[0].meter,
+    )  # fmt: skip
     with open_chain(chain_spec, data, operator_key) as chain:
         client, deployment = open_ledger(chain)
         engine = make_engine(database_url or f"sqlite:///{(data / 'voisin.db').resolve()}")
-        _refuse_a_used_data_dir(client, scenario, data)
+        stored = RunState.read(data)
+        if resume and stored is not None:
+            _check_resumable(stored, wanted, data)
+        else:
+            # A run stopped before its first transaction starts again from the beginning.
+            _refuse_a_used_data_dir(client, scenario, data)
         log(f"chain {chain.kind} (id {chain.chain_id}), Voisin at {deployment.address}")
         tariffs = client.tariffs()
-        before = _MoneyBefore.read(client)
-        # Gas money for every household account (on the embedded chain, in shared blocks).
-        chain.fund_many([ident.account for ident in scenario.identities])
+        if stored is None:
+            # Recorded before the first transaction of the run: what the chain held before.
+            stored = dataclasses.replace(wanted, money_before=_MoneyBefore.read(client))
+            stored.write(data)
+        assert stored.money_before is not None
+        before = stored.money_before
+        # Gas money for every household account (on the embedded chain, in shared blocks);
+        # a resumed run funds only the accounts the first part did not reach.
+        accounts = [ident.account for ident in scenario.identities]
+        if resume:
+            accounts = [
+                a for a in accounts if chain.w3.eth.get_balance(Web3.to_checksum_address(a)) == 0
+            ]
+        chain.fund_many(accounts)
         if flows_ahead is not None:
             # Awaited only now: the flows were computed in a child while the chain was set up.
             flows = flows_ahead.result()
@@ -317,6 +355,51 @@ def run_simulation(
         )
 
 
+#: The run's record in its data dir: what it runs and the chain's money before it.
+RUN_STATE = "simulation.json"
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """What a data dir's run is (so that a resumed run is the same run) and the chain's money
+    before its first transaction. Written to :data:`RUN_STATE` durably (fsync) before that
+    transaction."""
+
+    scenario: str
+    seed: int
+    households: int
+    first_slot: int
+    slots: int
+    mechanism: str
+    first_meter: str
+    money_before: _MoneyBefore | None = None
+
+    def same_run(self) -> tuple[object, ...]:
+        return dataclasses.astuple(dataclasses.replace(self, money_before=None))
+
+    def write(self, data: Path) -> None:
+        record = dataclasses.asdict(self)
+        write_durably(data / RUN_STATE, json.dumps(record, indent=2) + "\n")
+
+    @classmethod
+    def read(cls, data: Path) -> RunState | None:
+        path = data / RUN_STATE
+        if not path.exists():
+            return None
+        record = json.loads(path.read_text())
+        money = record.pop("money_before")
+        return cls(**record, money_before=None if money is None else _MoneyBefore(**money))
+
+
+def _check_resumable(stored: RunState, wanted: RunState, data: Path) -> None:
+    """A resumed run must be the run its data dir holds."""
+    if stored.same_run() != wanted.same_run():
+        theirs = dataclasses.replace(stored, money_before=None)
+        raise SimulationError(
+            f"{data} holds another run ({theirs}), not the one asked to resume ({wanted})"
+        )
+
+
 def _check_flows_ahead(
     flows_ahead: FlowsAhead, scenario: Scenario, first_slot: int, slots: int | None
 ) -> None:
@@ -330,7 +413,7 @@ def _check_flows_ahead(
 
 def _refuse_a_used_data_dir(client: VoisinClient, scenario: Scenario, data: Path) -> None:
     """Each meter's readings count once: a second run of a scenario needs a fresh data dir."""
-    if client.meter_state(scenario.identities[0].meter).household != 0:
+    if (data / RUN_STATE).exists() or client.meter_state(scenario.identities[0].meter).household:
         raise SimulationError(
             f"{data} already holds a run of scenario {scenario.name!r} (seed "
             f"{scenario.seed}): use a fresh data dir"
@@ -384,10 +467,15 @@ def _onboard(
                 amount + TOP_UP_MARGIN_UEUR,
             )
         )
-    household_ids: list[int] = []
-    for k in range(0, len(newcomers), HOUSEHOLDS_PER_ONBOARDING):
-        # Set-up inputs come from the scenario, and the data dir was checked fresh: no dry
-        # run before each transaction. A revert still raises its typed error.
+    # A resumed run finds the batches an earlier part onboarded (each batch is all or none).
+    household_ids = [client.meter_state(n.meter).household for n in newcomers]
+    registered = sum(1 for hid in household_ids if hid)
+    if household_ids[registered:] and any(household_ids[registered:]):
+        raise SimulationError("the scenario's households are registered out of order")
+    household_ids = household_ids[:registered]
+    for k in range(registered, len(newcomers), HOUSEHOLDS_PER_ONBOARDING):
+        # Set-up inputs come from the scenario, and the data dir was checked: no dry run
+        # before each transaction. A revert still raises its typed error.
         batch = newcomers[k : k + HOUSEHOLDS_PER_ONBOARDING]
         household_ids += client.onboard(operator, batch, check_first=False)
     return household_ids, sum(n.top_up_ueur for n in newcomers)
@@ -441,20 +529,30 @@ def _commit_and_settle_slots(
     progress: Callable[[Progress], None] | None,
 ) -> Gas:
     """Slot by slot: pre-validate the slot's signed readings, commit them and settle the slot
-    (:func:`ledger.market.slot_step.commit_and_settle`); returns the gas of those steps."""
+    (:func:`ledger.market.slot_step.commit_and_settle`); returns the gas of those steps.
+
+    Starts where the chain and the mirror stand (:func:`_resume_point`): at the run's first
+    slot on a fresh ledger, else after the last slot settled, with the tally of the slots
+    before it read back from the mirror and the chain.
+    """
     domain = client.domain_separator()
-    # Signed by a background process a few slots ahead of this loop (the second core).
-    slot_readings = signed_slots(scenario, flows, domain)
-    meters = {
-        ident.meter: MeterRecord(hid, 0, ident.import_baseline_Wh, ident.export_baseline_Wh)
-        for hid, ident in zip(household_ids, scenario.identities, strict=True)
-    }
     n_t = flows.shape[1]
-    tally = _Tally()
+    meters = {
+        ident.meter: _meter_record(client.meter_state(ident.meter)) for ident in scenario.identities
+    }
+    start, tally = _resume_point(client, worker, flows, household_ids)
+    # Links a stop left sealed in the database but not on chain are anchored first.
+    if start and worker.anchor_seals():
+        index(client, worker.engine, start_block=worker.start_block)
+    # Signed by a background process a few slots ahead of this loop (the second core).
+    slot_readings = signed_slots(scenario, flows, domain, start=start)
     loop_started = time.perf_counter()
     try:
-        for t, slot in enumerate(flows.slots.tolist()):
-            accepted, meters = _prevalidate(next(slot_readings), domain, meters, slot)
+        for t in range(start, n_t):
+            slot = flows.first_slot + t
+            # Readings the chain has already (a run stopped while committing this slot).
+            readings = [r for r in next(slot_readings) if meters[r.reading.meter].last_slot < slot]
+            accepted, meters = _prevalidate(readings, domain, meters, slot)
             # The operator (the worker's settler) commits the readings and settles the slot;
             # pre-validated just above, they are sent without a dry run (the default).
             step = commit_and_settle(client, worker.settler, accepted, worker=worker, settle=[slot])
@@ -471,6 +569,7 @@ def _commit_and_settle_slots(
                         tally.local_Wh,
                         gas,
                         slot=slot,
+                        slots_before=start,
                         loop_s=now - loop_started,
                     )
                 )
@@ -478,6 +577,53 @@ def _commit_and_settle_slots(
         # Stops the signing process at once if a slot fails.
         slot_readings.close()
     return Gas(tally.readings_gas, tally.settlement_gas)
+
+
+def _meter_record(state: MeterState) -> MeterRecord:
+    return MeterRecord(state.household, state.last_slot, state.import_Wh, state.export_Wh)
+
+
+def _resume_point(
+    client: VoisinClient, worker: SettlementWorker, flows: Flows, household_ids: Sequence[int]
+) -> tuple[int, _Tally]:
+    """The index of the run's first slot not settled yet, and the tally of the slots before
+    it: fills, energy and settlement gas from the worker's outcomes, reading gas from the
+    receipts of the readings' transactions (those of the next slot too, if some of its
+    readings are on chain already). Each transaction is counted once: the slot loop sends
+    again only what the chain does not have, and the worker adopts a batch the chain settled
+    before it could record it."""
+    first, last = flows.first_slot, flows.first_slot + flows.shape[1] - 1
+    with Session(worker.engine) as session:
+        settled = session.exec(
+            select(SlotOutcomeRecord).where(
+                SlotOutcomeRecord.slot >= first,
+                SlotOutcomeRecord.slot <= last,
+                SlotOutcomeRecord.status == "settled",
+            )
+        ).all()
+        tx_hashes = session.exec(
+            select(ReadingRecord.tx_hash)
+            .distinct()
+            .where(
+                col(ReadingRecord.household).in_(household_ids),
+                ReadingRecord.slot >= first,
+                ReadingRecord.slot <= last,
+            )
+        ).all()
+    start = len(settled)
+    if {o.slot for o in settled} != set(range(first, first + start)):
+        raise SimulationError(
+            f"the slots settled in the data dir are not the run's first {start}: "
+            "it was not made by voisin simulate"
+        )
+    tally = _Tally()
+    for o in settled:
+        tally.settlement_gas += o.gas_used
+        tally.fills += o.fills
+        tally.local_Wh += o.matched_Wh
+    for tx in tx_hashes:
+        tally.readings_gas += int(client.w3.eth.get_transaction_receipt(HexBytes(tx))["gasUsed"])
+    return start, tally
 
 
 def _prevalidate(
