@@ -6,8 +6,12 @@ output folder), so the peak RSS is that process's alone. Prints, per size: the r
 per household and slot (wall seconds / (households x slots)).
 
 Usage: ``.venv/bin/python scripts/bench_simulate.py [--households 10,100] [--days 1]
-[--chain URL] [--json out.json]``. With ``--chain`` (an anvil node) the operator key must be in
-``VOISIN_CHAIN_KEY``. Progress of each run goes to stderr.
+[--chain embedded,anvil] [--json out.json]``. ``--chain`` takes one or more chains,
+comma-separated: ``embedded`` (the default), ``anvil`` (a local anvil that each run starts and
+stops itself) or a JSON-RPC URL (the operator key then in ``VOISIN_CHAIN_KEY``). With more than
+one, each size runs on each chain in turn, in the same invocation, and the table ends with each
+chain's speed-up over the first one (its run time divided into the first chain's) and whether
+the runs reported the same figures. Progress of each run goes to stderr.
 """
 
 from __future__ import annotations
@@ -24,6 +28,22 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+#: Report fields that do not have to match between chains: the wall time and the chain's name
+#: and address, and the seals' gas, whose calldata is a digest over block numbers and
+#: transaction hashes (a zero byte of calldata costs 4 gas, another 16).
+CHAIN_SPECIFIC = frozenset(
+    {
+        "wall_s",
+        "chain",
+        "contract",
+        "gas_used",
+        "gas_seals",
+        "gas_per_household_slot",
+        "slots_per_s",
+    }
+)
 
 
 def run(households: int, days: int, chain: str | None) -> dict[str, Any]:
@@ -64,6 +84,7 @@ def run(households: int, days: int, chain: str | None) -> dict[str, Any]:
         "gas_used": report["gas_used"],
         "ms_per_household_slot": 1000 * report["wall_s"] / (households * report["slots"]),
         "audit_ok": report["audit_ok"],
+        "figures": {k: v for k, v in report.items() if k not in CHAIN_SPECIFIC},
     }
 
 
@@ -71,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", default="10,100", help="sizes, comma-separated")
     parser.add_argument("--days", type=int, default=1)
-    parser.add_argument("--chain", help="JSON-RPC URL (default: the embedded chain)")
+    parser.add_argument(
+        "--chain",
+        default="embedded",
+        help="chains, comma-separated: embedded (default), anvil or a JSON-RPC URL",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     try:
@@ -80,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--households must be integers separated by commas, got {args.households!r}")
     if min(sizes) < 1 or args.days < 1:
         parser.error("sizes and --days must be at least 1")
-    rows = [run(n, args.days, args.chain) for n in sizes]
+    chains = [c.strip() for c in args.chain.split(",") if c.strip()]
+    if not chains:
+        parser.error("--chain names no chain")
+    rows = [
+        run(n, args.days, None if chain == "embedded" else chain) for n in sizes for chain in chains
+    ]
     # The chain column is as wide as its longest entry: a node's URL is shown whole.
     w = max(9, *(len(r["chain"]) for r in rows))
     print(
@@ -94,6 +124,27 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['fills']:>7} {r['gas_used']:>13,} {r['ms_per_household_slot']:>10.1f} "
             f"{'ok' if r['audit_ok'] else 'FAIL':>5}"
         )
+    if len(chains) > 1:
+        print()
+        for n in sizes:
+            same_size = [r for r in rows if r["households"] == n]
+            first = same_size[0]
+            for r in same_size[1:]:
+                ratio = first["run_s"] / r["run_s"] if r["run_s"] else float("inf")
+                command = first["command_s"] / r["command_s"] if r["command_s"] else float("inf")
+                differ = sorted(
+                    k
+                    for k in first["figures"].keys() | r["figures"].keys()
+                    if first["figures"].get(k) != r["figures"].get(k)
+                )
+                r["speedup_over_first"] = ratio
+                r["figures_differ"] = differ
+                print(
+                    f"{n} households: {r['chain']} is {ratio:.2f}x as fast as {first['chain']} "
+                    f"(run {first['run_s']:.1f} s / {r['run_s']:.1f} s; whole command "
+                    f"{command:.2f}x); same report figures: "
+                    + ("yes" if not differ else "NO, " + ", ".join(differ))
+                )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

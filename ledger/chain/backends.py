@@ -7,8 +7,15 @@
   loopback JSON-RPC (:mod:`ledger.chain.node`, which opens it the same way): same files, same
   behaviour, but its EVM work runs beside the caller.
 - ``memory``: the same chain without persistence, for tests and benchmarks.
+- ``anvil``: a local anvil node started for this chain and stopped when it closes, with its
+  state in ``<data_dir>/anvil/state.json`` and the operator as for ``embedded``, funded with
+  ``anvil_setBalance`` (:mod:`ledger.chain.anvil`).
 - ``http://...`` or ``https://...``: any Ethereum JSON-RPC node; the operator key must be given
   (``VOISIN_CHAIN_KEY``) and hold ether for gas.
+
+A node on this machine (anvil, or any ``http://`` loopback URL) is reached through
+:class:`ledger.chain.rpc.LoopbackProvider`, a lean JSON-RPC provider that also carries the
+typed client's direct reads and sends; a remote node through web3's ``HTTPProvider``.
 
 Every backend returns a :class:`Chain`: a ``Web3`` whose ``default_account`` is the operator
 (eth-tester executes calls as transactions and needs a funded sender), the operator's local
@@ -39,9 +46,11 @@ from ledger.chain.operator import (
     load_or_create_operator,
     operator_account,
 )
+from ledger.chain.rpc import LoopbackProvider, NodeLink, is_loopback
 from ledger.errors import ChainUnavailable, ConfigError
 
 if TYPE_CHECKING:
+    from ledger.chain.anvil import AnvilProcess
     from ledger.chain.node import NodeProcess
 
 #: Gas money the operator sends a household account so it can post orders and take offers.
@@ -59,6 +68,8 @@ class Chain:
     _close: Callable[[], None] = field(repr=False)
     #: The node process when an embedded chain runs in one (``open_chain(process=True)``).
     node: NodeProcess | None = field(default=None, repr=False)
+    #: The anvil process of an ``anvil`` chain (``open_chain("anvil")``).
+    anvil: AnvilProcess | None = field(default=None, repr=False)
     _fund_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -81,7 +92,12 @@ class Chain:
 
     def fund_many(self, addresses: Sequence[str], wei: int = HOUSEHOLD_GAS_WEI) -> None:
         """:meth:`fund` each of ``addresses``; on the embedded chain the transfers share
-        blocks (its provider's ``shared_blocks``), and all are mined when this returns."""
+        blocks (its provider's ``shared_blocks``), on a loopback node they are sent in one
+        JSON-RPC batch (its provider's ``direct_sends``); all are mined when this returns."""
+        sends = getattr(self.w3.provider, "direct_sends", None)
+        if sends is not None and addresses:
+            self._fund_batched(sends, addresses, wei)
+            return
         shared = getattr(self.w3.provider, "shared_blocks", None)
         if shared is None:
             for address in addresses:
@@ -98,8 +114,27 @@ class Chain:
             if receipt["status"] != 1:
                 raise ChainUnavailable(f"funding {address} with gas money failed")
 
+    def _fund_batched(self, sends: Any, addresses: Sequence[str], wei: int) -> None:
+        with self._fund_lock:
+            prepared = sends.prepare(self.operator.address, self.operator.address, b"")
+            raws = [
+                self._signed_transfer(address, wei, prepared.nonce + k, prepared.max_fee_per_gas)
+                for k, address in enumerate(addresses)
+            ]
+            hashes = sends.send_many(raws)
+        receipts = self.w3.provider.direct_reads.receipts(  # type: ignore[attr-defined]
+            [bytes(h) for h in hashes]
+        )
+        for address, receipt in zip(addresses, receipts, strict=True):
+            if receipt["status"] != 1:
+                raise ChainUnavailable(f"funding {address} with gas money failed")
+
     def _send_transfer(self, address: str, wei: int, nonce: int, max_fee: int) -> Any:
         """Sign and send ``wei`` from the operator to ``address``; returns the hash."""
+        return self.w3.eth.send_raw_transaction(self._signed_transfer(address, wei, nonce, max_fee))
+
+    def _signed_transfer(self, address: str, wei: int, nonce: int, max_fee: int) -> bytes:
+        """The operator's signed transfer of ``wei`` to ``address``."""
         tx: dict[str, Any] = {
             "to": Web3.to_checksum_address(address),
             "value": wei,
@@ -109,8 +144,7 @@ class Chain:
             "maxPriorityFeePerGas": 1,
             "chainId": self.chain_id,
         }
-        signed = self.operator.sign_transaction(tx)
-        return self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        return bytes(self.operator.sign_transaction(tx).raw_transaction)
 
     def close(self) -> None:
         self._close()
@@ -134,7 +168,7 @@ def open_chain(
     *,
     process: bool = False,
 ) -> Chain:
-    """Open the backend named by ``spec`` (``embedded``, ``memory`` or an RPC URL).
+    """Open the backend named by ``spec`` (``embedded``, ``memory``, ``anvil`` or an RPC URL).
 
     ``process=True`` runs an ``embedded`` chain in its own node process (ignored otherwise).
     """
@@ -172,6 +206,17 @@ def open_chain(
         w3 = in_memory_chain({operator.address: OPERATOR_GENESIS_WEI})
         w3.eth.default_account = operator.address
         return Chain(w3, "memory", operator, None, lambda: None)
+    if spec == "anvil":
+        from ledger.chain.anvil import open_anvil
+
+        started = open_anvil(data, operator_key)
+        try:
+            w3 = Web3(LoopbackProvider(NodeLink(started.node.url)))
+            w3.eth.default_account = started.operator.address
+        except BaseException:
+            started.node.stop()
+            raise
+        return Chain(w3, "anvil", started.operator, data, started.node.stop, anvil=started.node)
     if spec.startswith(("http://", "https://")):
         if not operator_key:
             raise ConfigError(
@@ -179,7 +224,10 @@ def open_chain(
                 "an account holding ether for gas"
             )
         operator = operator_account(operator_key)
-        w3 = Web3(HTTPProvider(spec, request_kwargs={"timeout": 60}))
+        if is_loopback(spec):
+            w3 = Web3(LoopbackProvider(NodeLink(spec, timeout=60)))
+        else:
+            w3 = Web3(HTTPProvider(spec, request_kwargs={"timeout": 60}))
         try:
             w3.eth.chain_id  # noqa: B018  (a cheap round trip that proves the node answers)
         except Exception as exc:
@@ -187,5 +235,5 @@ def open_chain(
         w3.eth.default_account = operator.address
         return Chain(w3, "rpc", operator, data, lambda: None)
     raise ConfigError(
-        f"unknown chain {spec!r}: use 'embedded', 'memory' or an http(s):// JSON-RPC URL"
+        f"unknown chain {spec!r}: use 'embedded', 'memory', 'anvil' or an http(s):// JSON-RPC URL"
     )

@@ -3,6 +3,10 @@
 Every write is built, gas-estimated, signed locally with the sender's key and sent raw, so it
 works the same on the embedded chain and on any JSON-RPC node. A revert is raised as the typed
 exception of :mod:`ledger.errors` that bears the contract error's name and values.
+
+A node on this machine has a provider with ``direct_sends`` (:mod:`ledger.chain.rpc`): a
+write then costs two round trips, one batch for the nonce, the fees and the dry run or gas
+estimate, and the raw send, and its receipt is polled without web3's 0.1 s sleeps.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from web3.exceptions import (
 )
 
 from ledger import errors
+from ledger.chain.rpc import RpcError
 from ledger.contract.event_codec import checksum_address, event_decoders
 from ledger.errors import InvalidArgument
 from ledger.readings.eip712 import SignedReading
@@ -94,6 +99,9 @@ class VoisinClient:
         # The embedded chain's receipts and logs, read without web3's formatting
         # (ledger.chain.embedded.DirectReads); None on a JSON-RPC node.
         self._direct: Any = getattr(w3.provider, "direct_reads", None)
+        # A loopback JSON-RPC node's batched preparation and raw sends
+        # (ledger.chain.rpc.NodeSends); None elsewhere.
+        self._sends: Any = getattr(w3.provider, "direct_sends", None)
 
     # ───────────────────────────── Transactions ─────────────────────────────
 
@@ -109,26 +117,61 @@ class VoisinClient:
         data = self.calldata(function, *args)
         with self._lock:
             try:
-                # The chain's pending count, not a local counter: it stays right after a
-                # snapshot revert or when another process sends as the same account.
-                nonce = int(self.w3.eth.get_transaction_count(sender.address, "pending"))
-                gas: int | None = None
-                if not self.estimate_gas:
-                    if check_first:
-                        try:
-                            self._call(sender.address, data)
-                        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
-                            raise self.decode_error(exc) from exc
-                    gas = self._block_gas_limit()
-                tx_hash = self._sign_and_send(sender, data, nonce, gas)
-            except (EthValidationError, Web3RPCError, ValueError) as exc:
+                if self._sends is not None:
+                    tx_hash = self._send_prepared(sender, data, check_first)
+                else:
+                    tx_hash = self._send_through_web3(sender, data, check_first)
+            except (EthValidationError, Web3RPCError, RpcError, ValueError) as exc:
                 if isinstance(exc, errors.LedgerError) or not _cannot_pay_gas(exc):
                     raise
-                raise errors.NoGasMoney(
-                    f"account {sender.address} has no ether to pay the gas of {function}; "
-                    "the operator funds a household's account when it registers"
-                ) from exc
+                raise _no_gas_money(sender, function) from exc
         return self._result(tx_hash, sender, function, data)
+
+    def _send_through_web3(self, sender: LocalAccount, data: bytes, check_first: bool) -> HexBytes:
+        """Send a call of the contract through ``w3.eth``: the embedded chain, a remote node."""
+        # The chain's pending count, not a local counter: it stays right after a snapshot
+        # revert or when another process sends as the same account.
+        nonce = int(self.w3.eth.get_transaction_count(sender.address, "pending"))
+        gas: int | None = None
+        if not self.estimate_gas:
+            if check_first:
+                try:
+                    self._call(sender.address, data)
+                except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+                    raise self.decode_error(exc) from exc
+            gas = self._block_gas_limit()
+        return self._sign_and_send(sender, data, nonce, gas)
+
+    def _send_prepared(self, sender: LocalAccount, data: bytes, check_first: bool) -> HexBytes:
+        """Send a call of the contract through the provider's ``direct_sends``: the nonce (the
+        chain's pending count), the fees and the dry run or the gas estimate in one round trip,
+        then the raw send. Without estimates the transaction carries the block gas limit, as
+        on the embedded chain (only the gas used is charged)."""
+        check = "estimate" if self.estimate_gas else "call" if check_first else None
+        prepared = self._sends.prepare(sender.address, self.address, data, check=check)
+        outcome = prepared.check
+        if isinstance(outcome, RpcError):
+            if _cannot_pay_gas(outcome):
+                raise outcome
+            raise self.decode_error(outcome) from outcome
+        gas = outcome if isinstance(outcome, int) else prepared.block_gas_limit
+        return HexBytes(self._sends.send(self._signed(sender, data, prepared.nonce, gas, prepared)))
+
+    def _signed(
+        self, sender: LocalAccount, data: bytes, nonce: int, gas: int, prepared: Any
+    ) -> bytes:
+        """``sender``'s signed call of the contract, with the fees of ``prepared``."""
+        tx: dict[str, Any] = {
+            "to": self.address,
+            "data": data,
+            "value": 0,
+            "nonce": nonce,
+            "gas": gas,
+            "maxFeePerGas": prepared.max_fee_per_gas,
+            "maxPriorityFeePerGas": prepared.max_priority_fee_per_gas,
+            "chainId": self.chain_id,
+        }
+        return bytes(sender.sign_transaction(tx).raw_transaction)
 
     def _sign_and_send(
         self, sender: LocalAccount, data: bytes, nonce: int, gas: int | None
@@ -165,6 +208,8 @@ class VoisinClient:
         was estimated to use (the estimate is also its dry run); only the gas used is charged.
         Elsewhere this is :meth:`transact` for each call, without the dry run.
         """
+        if self._sends is not None and not self.estimate_gas and calls:
+            return self._transact_batched(calls)
         shared = getattr(self.w3.provider, "shared_blocks", None)
         if shared is None or self.estimate_gas:
             return [self.transact(s, f, *args, check_first=False) for s, f, args in calls]
@@ -186,6 +231,52 @@ class VoisinClient:
                 sent.append((tx_hash, sender, function, data))
         return [self._result(*item) for item in sent]
 
+    def _transact_batched(
+        self, calls: Sequence[tuple[LocalAccount, str, Sequence[Any]]]
+    ) -> list[TxResult]:
+        """:meth:`transact_many` on a loopback node: every call signed with its sender's next
+        nonce and twice the first estimate of its function, all sent in one JSON-RPC batch, and
+        their receipts polled together."""
+        gas_limits: dict[str, int] = {}
+        prepared: dict[str, Any] = {}
+        nonces: dict[str, int] = {}
+        raws: list[bytes] = []
+        items: list[tuple[LocalAccount, str, bytes]] = []
+        with self._lock:
+            try:
+                for sender, function, args in calls:
+                    data = self.calldata(function, *args)
+                    check = "estimate" if function not in gas_limits else None
+                    if check is not None or sender.address not in nonces:
+                        ready = self._sends.prepare(sender.address, self.address, data, check=check)
+                        if isinstance(ready.check, RpcError):
+                            if _cannot_pay_gas(ready.check):
+                                raise ready.check
+                            raise self.decode_error(ready.check) from ready.check
+                        if isinstance(ready.check, int):
+                            gas_limits[function] = min(2 * ready.check, ready.block_gas_limit)
+                        if sender.address not in nonces:
+                            nonces[sender.address] = ready.nonce
+                            prepared[sender.address] = ready
+                    nonce = nonces[sender.address]
+                    nonces[sender.address] += 1
+                    raws.append(
+                        self._signed(
+                            sender, data, nonce, gas_limits[function], prepared[sender.address]
+                        )
+                    )
+                    items.append((sender, function, data))
+                hashes = self._sends.send_many(raws)
+            except RpcError as exc:
+                if not _cannot_pay_gas(exc):
+                    raise
+                raise _no_gas_money(calls[len(raws) - 1][0], calls[len(raws) - 1][1]) from exc
+        receipts = self._direct.receipts([bytes(h) for h in hashes])
+        return [
+            self._outcome(HexBytes(h), receipt, *item)
+            for h, receipt, item in zip(hashes, receipts, items, strict=True)
+        ]
+
     def _estimate(self, sender: str, data: bytes) -> int:
         """Gas ``data`` would use if sent now by ``sender``; a revert raises its typed error."""
         params: Any = {"from": sender, "to": self.address, "data": data}
@@ -198,7 +289,18 @@ class VoisinClient:
         self, tx_hash: HexBytes, sender: LocalAccount, function: str, data: bytes
     ) -> TxResult:
         """The mined transaction's result; its typed error if it reverted."""
-        receipt = self._receipt(tx_hash)
+        return self._outcome(tx_hash, self._receipt(tx_hash), sender, function, data)
+
+    def _outcome(
+        self,
+        tx_hash: HexBytes,
+        receipt: Mapping[str, Any],
+        sender: LocalAccount,
+        function: str,
+        data: bytes,
+    ) -> TxResult:
+        """The result of a mined transaction from its ``receipt``; its typed error if it
+        reverted."""
         if receipt["status"] != 1:
             # The state changed between estimate and mining: replay to learn the reason.
             try:
@@ -744,6 +846,13 @@ def _cannot_pay_gas(exc: Exception) -> bool:
     py-evm says "cannot afford txn gas", JSON-RPC nodes "insufficient funds"."""
     text = str(exc).lower()
     return "cannot afford" in text or "insufficient funds" in text
+
+
+def _no_gas_money(sender: LocalAccount, function: str) -> errors.NoGasMoney:
+    return errors.NoGasMoney(
+        f"account {sender.address} has no ether to pay the gas of {function}; "
+        "the operator funds a household's account when it registers"
+    )
 
 
 def role_id(role: str) -> bytes:

@@ -13,7 +13,7 @@ from ledger.errors import ChainUnavailable, ConfigError, DeploymentError
 
 
 def test_unknown_chain_spec_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="use 'embedded', 'memory' or an http"):
+    with pytest.raises(ConfigError, match="use 'embedded', 'memory', 'anvil' or an http"):
         open_chain("ftp://example", tmp_path)
 
 
