@@ -447,7 +447,7 @@ def _write_report(report: dict[str, Any], out: Path, copy_to: str | None) -> Pat
 
 def _summary(r: dict[str, Any]) -> str:
     """The run's figures as the command prints them (energy in kWh, money in EUR)."""
-    from meter_sim.report import pilot_comparison  # loaded with the run already
+    from meter_sim.report import mib, pilot_comparison  # loaded with the run already
 
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f} %"
@@ -466,6 +466,7 @@ def _summary(r: dict[str, Any]) -> str:
         f"{r['community_savings_ueur'] / 1e6:.2f} EUR",
         f"gas {r['gas_used']} ({r['gas_per_household_slot'] or 'n/a'} per household-slot, "
         f"{r['gas_per_settled_fill'] or 'n/a'} per settled fill), wall {r['wall_s']} s, "
+        f"disk {mib(r['disk_bytes'])}, peak RSS {mib(r['peak_rss_bytes'])}, "
         f"audit {'ok' if r['audit_ok'] else 'FAILED'}",
     ]
     comparison = pilot_comparison(r)

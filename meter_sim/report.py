@@ -45,6 +45,12 @@ readings`` (one reading per household and slot: what a neighbourhood pays per ho
 quarter hour, all in), ``gas_per_reading = gas_readings // readings`` and
 ``gas_per_settled_fill = gas_settlement // fills``.
 
+**Resources.** ``wall_s`` is the run's wall time (a resumed run's: the resuming process's),
+``disk_bytes`` the size of the run's data dir at the end (chain, database, records) and
+``peak_rss_bytes`` the peak resident memory of the run's process plus that of its largest
+child that has ended (the signing process), an upper bound of what the run held at once.
+:mod:`meter_sim.run` adds these three after the audit.
+
 **Per household**, ``household_figures`` lists, in the order of the run's household ids, each
 household's statement totals (:func:`household_figures`): ``household``, ``prosumer``,
 ``import_Wh``, ``export_Wh``, ``bought_Wh``, ``sold_Wh``, ``grid_import_Wh``,
@@ -90,15 +96,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ledger.localtime import DEFAULT_ZONE, slot_iso, span_label
+from ledger.localtime import DEFAULT_ZONE, local_date, month_span, slot_iso, span_label
 from ledger.market.statements import Statement, TradeLine
 from meter_sim.flows import Flows
 from meter_sim.scenario import SLOTS_PER_DAY
 
 __all__ = [
     "HOUSEHOLD_FIELDS",
+    "MONTHLY_TERMS",
     "PILOT_LOCAL_SHARE_OF_SURPLUS",
     "PILOT_SELF_SUFFICIENCY",
+    "RUN_RESOURCES",
     "EnergyTotals",
     "Gas",
     "Money",
@@ -110,13 +118,20 @@ __all__ = [
     "energy_totals",
     "eur_exact",
     "household_figures",
+    "mib",
+    "monthly_figures",
     "period_label",
     "period_local",
     "pilot_comparison",
     "report_html",
     "report_title",
     "slot_series",
+    "winter_month",
 ]
+
+#: The fields that tell what a run cost on this machine, not what it found: two runs of the
+#: same scenario and seed (or a run and its resumed twin) differ only in these.
+RUN_RESOURCES = frozenset({"wall_s", "disk_bytes", "peak_rss_bytes"})
 
 #: Quartierstrom (Walenstadt, 2019-2020): community self-supply over a year.
 PILOT_SELF_SUFFICIENCY = 0.33
@@ -388,6 +403,7 @@ def build_report(
         "audit_findings": findings,
         "wall_s": round(wall_s, 2),
         "household_figures": household_figures(statements, prosumer),
+        "monthly": monthly_figures(slot_series(flows, fills), tz),
     }
 
 
@@ -450,6 +466,67 @@ def slot_series(flows: Flows, fills: Sequence[TradeLine]) -> SlotSeries:
     )
 
 
+#: The energy terms of each ``monthly`` entry, from the slot series of the same name.
+MONTHLY_TERMS: tuple[tuple[str, str], ...] = (
+    ("pv_energy_Wh", "pv_Wh"),
+    ("load_energy_Wh", "load_Wh"),
+    ("self_consumed_Wh", "self_consumed_Wh"),
+    ("local_traded_Wh", "local_traded_Wh"),
+    ("grid_import_Wh", "grid_import_Wh"),
+    ("grid_export_Wh", "grid_export_Wh"),
+    ("battery_charge_Wh", "charge_Wh"),
+    ("battery_discharge_Wh", "discharge_Wh"),
+)
+
+
+def monthly_figures(series: SlotSeries, tz: str) -> list[dict[str, Any]]:
+    """The run's energy terms per local calendar month of ``tz`` (in order; the first and
+    last may be part of a month): ``month`` (``YYYY-MM``), ``first_slot`` and ``slots`` (the
+    run's slots in it), ``whole_month`` (whether the run covers all of it), the terms of
+    :data:`MONTHLY_TERMS` (integer Wh, summing over the months to the run's totals), and
+    ``self_sufficiency`` and ``local_share_of_surplus`` as the run's own are defined."""
+    slots = series.slots
+    if len(slots) == 0:
+        return []
+    first, last = int(slots[0]), int(slots[-1])
+    day = local_date(first, tz)
+    year, month = day.year, day.month
+    out: list[dict[str, Any]] = []
+    while True:
+        lo, hi = month_span(year, month, tz)
+        if lo > last:
+            break
+        a, b = max(lo, first) - first, min(hi, last) - first + 1
+        terms = {name: int(getattr(series, attr)[a:b].sum()) for name, attr in MONTHLY_TERMS}
+        load, traded = terms["load_energy_Wh"], terms["local_traded_Wh"]
+        out.append(
+            {
+                "month": f"{year:04d}-{month:02d}",
+                "first_slot": first + a,
+                "slots": b - a,
+                "whole_month": lo >= first and hi <= last,
+                **terms,
+                "self_sufficiency": _ratio(load - terms["grid_import_Wh"], load),
+                "local_share_of_surplus": _ratio(traded, traded + terms["grid_export_Wh"]),
+            }
+        )
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+#: The winter months, one of which the pilot's 82 % was measured in.
+WINTER_MONTHS = ("12", "01", "02")
+
+
+def winter_month(monthly: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The run's month to set beside the pilot's winter month: its darkest December, January
+    or February (least PV; whole months first), or ``None`` if the run has none with PV."""
+    winter = [m for m in monthly if m["month"][5:] in WINTER_MONTHS and m["pv_energy_Wh"] > 0]
+    if not winter:
+        return None
+    return min(winter, key=lambda m: (not m["whole_month"], m["pv_energy_Wh"]))
+
+
 def add_pilot_figures(report: dict[str, Any]) -> None:
     """Add the Quartierstrom pilot's published figures to a ``quartierstrom`` run's report.
 
@@ -458,6 +535,8 @@ def add_pilot_figures(report: dict[str, Any]) -> None:
     if report.get("scenario") == "quartierstrom":
         report["pilot_self_sufficiency"] = PILOT_SELF_SUFFICIENCY
         report["pilot_local_share_of_surplus"] = PILOT_LOCAL_SHARE_OF_SURPLUS
+        month = winter_month(report.get("monthly", []))
+        report["winter_month"] = None if month is None else month["month"]
 
 
 def _pct(x: float | None) -> str:
@@ -475,14 +554,88 @@ def pilot_comparison(report: Mapping[str, Any]) -> str | None:
     """One line comparing the run with the Quartierstrom pilot (``None`` without the figures)."""
     if "pilot_self_sufficiency" not in report:
         return None
+    winter = next(
+        (m for m in report.get("monthly", []) if m["month"] == report.get("winter_month")), None
+    )
+    if winter is None:
+        share = f"local share of the surplus {_pct(report['local_share_of_surplus'])} here"
+    else:
+        part = "" if winter["whole_month"] else ", part of it"
+        share = (
+            f"local share of the surplus {_pct(winter['local_share_of_surplus'])} here in "
+            f"{winter['month']} (the run's darkest winter month{part})"
+        )
     return (
         f"Quartierstrom pilot: self-sufficiency {_pct(report['self_sufficiency'])} here vs "
-        f"{_pct(report['pilot_self_sufficiency'])} community self-supply over a year; local "
-        f"share of the surplus {_pct(report['local_share_of_surplus'])} here vs "
-        f"{_pct(report['pilot_local_share_of_surplus'])} of PV sold locally in one winter month. "
-        f"This run covers only its simulated {_duration(report)} with modelled load and "
+        f"{_pct(report['pilot_self_sufficiency'])} community self-supply over a year; {share} "
+        f"vs {_pct(report['pilot_local_share_of_surplus'])} of PV sold locally in one winter "
+        f"month. This run covers its simulated {_duration(report)} with modelled load and "
         "weather, not the pilot's measured year and month."
     )
+
+
+#: The columns of the monthly table: field, header, kind.
+_MONTHLY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("pv_energy_Wh", "PV", "kWh"),
+    ("load_energy_Wh", "consumption", "kWh"),
+    ("self_consumed_Wh", "self-consumed", "kWh"),
+    ("local_traded_Wh", "traded locally", "kWh"),
+    ("grid_import_Wh", "grid import", "kWh"),
+    ("grid_export_Wh", "grid export", "kWh"),
+    ("self_sufficiency", "self-sufficiency", "%"),
+    ("local_share_of_surplus", "local share of the surplus", "%"),
+)
+
+
+def _monthly_table(report: Mapping[str, Any]) -> str:
+    """The month-by-month table (local calendar months), with the pilot's figures beside a
+    ``quartierstrom`` run's; empty for a run within one month."""
+    monthly = report.get("monthly", [])
+    if len(monthly) < 2:
+        return ""
+    e = html.escape
+    tz = report.get("period_local", {}).get("tz", DEFAULT_ZONE)
+    pilot = "pilot_self_sufficiency" in report
+    head = "".join(f'<th class="num">{e(label)}</th>' for _, label, _ in _MONTHLY_COLUMNS)
+
+    def cell(value: Any, kind: str) -> str:
+        shown = _pct(value) if kind == "%" else f"{value / 1000:,.1f}"
+        return f'<td class="num">{e(shown)}</td>'
+
+    rows = []
+    for m in monthly:
+        label = m["month"] + ("" if m["whole_month"] else f" ({duration_text(m['slots'])})")
+        mark = " *" if pilot and m["month"] == report.get("winter_month") else ""
+        rows.append(
+            f"<tr><th>{e(label + mark)}</th>"
+            + "".join(cell(m[name], kind) for name, _, kind in _MONTHLY_COLUMNS)
+            + "</tr>"
+        )
+    whole = "".join(cell(report[name], kind) for name, _, kind in _MONTHLY_COLUMNS)
+    rows.append(f'<tr class="total"><th>run</th>{whole}</tr>')
+    if pilot:
+        blanks = '<td class="num"></td>' * (len(_MONTHLY_COLUMNS) - 2)
+        rows.append(
+            f"<tr><th>Quartierstrom pilot</th>{blanks}"
+            f'<td class="num">{e(_pct(report["pilot_self_sufficiency"]))} (year)</td>'
+            f'<td class="num">{e(_pct(report["pilot_local_share_of_surplus"]))} '
+            "(one winter month)</td></tr>"
+        )
+    note = (
+        " * marks the run's darkest winter month, set beside the pilot's winter month."
+        if pilot and report.get("winter_month")
+        else ""
+    )
+    body = "\n".join(rows)
+    return f"""<h2>Month by month</h2>
+<p>Local calendar months ({e(tz)}); energy in kWh. A month the run covers only in part
+shows how much of it.{e(note)}</p>
+<div class="scroll">
+<table class="households">
+<tr><th>month</th>{head}</tr>
+{body}
+</table>
+</div>"""
 
 
 #: The report.json fields shown in the HTML summary, with their labels and units, by section.
@@ -535,9 +688,16 @@ _SUMMARY: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
             ("gas_per_settled_fill", "settlement gas per settled fill", ""),
             ("audit_ok", "audit", ""),
             ("wall_s", "wall time", "s"),
+            ("disk_bytes", "data dir on disk (chain and database)", "bytes"),
+            ("peak_rss_bytes", "peak memory (resident, with the signing process)", "bytes"),
         ),
     ),
 )
+
+
+def mib(n: int) -> str:
+    """Bytes in MiB, one decimal: ``12.3 MiB``."""
+    return f"{n / 2**20:,.1f} MiB"
 
 
 def eur_exact(ueur: int) -> str:
@@ -572,6 +732,8 @@ def _shown(value: Any, unit: str, report: Mapping[str, Any]) -> str:
         return f"{value / 1e6:.4f} EUR/kWh"
     if unit == "s":
         return f"{value} s"
+    if unit == "bytes":
+        return mib(value)
     if isinstance(value, bool):
         return "ok" if value else "FAILED"
     if isinstance(value, int):
@@ -668,6 +830,7 @@ def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     comparison = pilot_comparison(report)
     pilot = f'<p class="pilot">{e(comparison)}</p>' if comparison else ""
     households = _household_table(report.get("household_figures", []))
+    monthly = _monthly_table(report)
     figures = "\n".join(
         f'<figure><img alt="{e(caption)}" src="data:image/png;base64,'
         f'{base64.b64encode(png).decode("ascii")}"><figcaption>{e(caption)}</figcaption></figure>'
@@ -697,6 +860,7 @@ img {{ max-width: 100%; }}
 {summary}
 {findings}
 {pilot}
+{monthly}
 {households}
 {figures}
 </body>

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -72,6 +74,8 @@ __all__ = [
     "SimulationError",
     "clock_text",
     "collect_result",
+    "disk_bytes",
+    "peak_rss_bytes",
     "progress_text",
     "run_flows",
     "run_simulation",
@@ -726,4 +730,29 @@ def collect_result(
     if before_audit is not None:
         before_audit(result)
     add_ledger_audit(report, client, engine, deployment_block, flows)
+    report["disk_bytes"] = disk_bytes(data)
+    report["peak_rss_bytes"] = peak_rss_bytes()
     return result
+
+
+def disk_bytes(folder: Path) -> int:
+    """The size of every file under ``folder`` (bytes; links not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # a temporary file gone meanwhile
+                continue
+    return total
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory plus that of its largest child that has ended
+    (the signing process, the flows' child; bytes, from :func:`resource.getrusage`).
+
+    The children ran beside the run, so the sum bounds what the run held at once from above
+    (a forked child's pages shared with this process count in both)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + children) * 1024  # kilobytes on Linux

@@ -18,7 +18,7 @@ from ledger.chain.backends import open_chain
 from ledger.contract.deploy import open_ledger
 from ledger.types import Event
 from meter_sim import Flows, default_scenario
-from meter_sim.report import Money, audit
+from meter_sim.report import RUN_RESOURCES, Money, audit
 from meter_sim.run import RunResult, SimulationError, run_simulation
 from meter_sim.scenario import Scenario
 
@@ -125,6 +125,14 @@ def test_every_report_field_matches_the_chain_and_the_flows(run: RunResult) -> N
     assert r["gas_per_settled_fill"] == settle_gas // len(fills)
     assert r["gas_per_household_slot"] == sum(gas.values()) // (6 * SLOTS)
     assert r["gas_per_reading"] == read_gas // (6 * SLOTS)
+    # The data dir's files (at least the chain and the database), the run's memory.
+    assert type(r["disk_bytes"]) is int and r["disk_bytes"] > 100_000
+    assert type(r["peak_rss_bytes"]) is int and r["peak_rss_bytes"] > 50 * 2**20
+    # Within one local month: one month, the run's own figures.
+    [month] = r["monthly"]
+    assert month["month"] == "2026-06" and month["slots"] == SLOTS
+    assert month["whole_month"] is False and month["local_traded_Wh"] == r["local_traded_Wh"]
+    assert month["self_sufficiency"] == r["self_sufficiency"]
     if r["mechanism"] == "pay-as-offer":
         # Every default offer asks feed-in + 0.02 EUR/kWh: pay-as-offer pays exactly that.
         assert {f["priceUeurPerKWh"] for f in fills} == {tariffs.feed_in_ueur_per_kWh + 20_000}
@@ -272,13 +280,13 @@ def test_a_period_that_is_not_over_is_refused_before_anything_runs(tmp_path: Pat
         check_window_is_over(yesterday, 0, None, now_s=last_end - 1)
 
 
-def test_the_same_seed_gives_the_same_report_but_for_the_wall_time(tmp_path: Path) -> None:
+def test_the_same_seed_gives_the_same_report_but_for_time_disk_and_memory(tmp_path: Path) -> None:
     reports = []
     for name in ("first", "second"):
         result = run_simulation(
             scenario(), "pay-as-clear", "embedded", tmp_path / name, first_slot=44, slots=4
         )
-        reports.append({k: v for k, v in result.report.items() if k != "wall_s"})
+        reports.append({k: v for k, v in result.report.items() if k not in RUN_RESOURCES})
     assert reports[0] == reports[1]
     assert reports[0]["fills"] > 0
     # The data dir keeps the seeded operator: it reopens (as voisin audit does) without a key.

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 #: run's transaction hashes, and batch sizes).
 RUN_SPECIFIC = {
     "contract", "wall_s", "gas_used", "gas_readings", "gas_seals", "gas_per_household_slot",
-    "gas_per_reading", "gas_per_settled_fill",
+    "gas_per_reading", "gas_per_settled_fill", "disk_bytes", "peak_rss_bytes",
 }  # fmt: skip
 TOKEN = "via-api-test-operator-token-0123456789"
 
