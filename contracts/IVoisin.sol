@@ -48,8 +48,10 @@ interface IVoisin {
         bool open;
     }
 
-    /// @notice A household's metered energy for one slot and what it traded locally.
-    ///         Packed into one storage word: 4 x 64 bits. Credits left = exportWh - soldWh.
+    /// @notice A household's metered energy for one slot and what it traded locally
+    ///         (`slotEnergy`). The contract keeps it for a household's last KEPT_SLOTS metered
+    ///         slots, as long as they can still be traded; an older slot reads as zeros.
+    ///         Credits left = exportWh - soldWh.
     struct SlotEnergy {
         uint64 importWh;
         uint64 exportWh;
@@ -75,13 +77,16 @@ interface IVoisin {
         uint64 gridFeeUeurPerKWh;
     }
 
-    /// @notice The last committed reading of a meter (224 bits, one word).
+    /// @notice The last committed reading of a meter, and whether its household is active
+    ///         (208 bits, one word: a reading reads and writes this word only, besides the
+    ///         slot's energy).
     struct MeterState {
         uint32 household; // 0 for an unknown or retired meter
         uint32 lastSlot; // 0 before the first reading
         uint64 importWh;
         uint64 exportWh;
         bool retired;
+        bool active; // the household is active: false once it is deactivated, or retired
     }
 
     // ───────────────────────────── Events ─────────────────────────────
@@ -207,6 +212,11 @@ interface IVoisin {
     /// @notice Reading `index` is for a slot ahead of the chain's clock: at most `maxSlot`
     ///         (block.timestamp / 900 + MAX_SLOTS_AHEAD) is accepted now.
     error FutureReading(uint256 index, address meter, uint32 slot, uint32 maxSlot);
+    /// @notice Reading `index` meters 2^56 Wh or more in one slot (an import or export delta
+    ///         no household can draw or feed in 15 minutes: a faulty or forged meter).
+    error EnergyTooLarge(
+        uint256 index, address meter, uint32 slot, uint64 importDeltaWh, uint64 exportDeltaWh
+    );
     /// @notice Reading `index` has a register lower than the last committed one.
     error RegisterDecreased(
         uint256 index,
@@ -253,9 +263,11 @@ interface IVoisin {
     error PriceAboveBid(uint32 fill, uint64 price, uint64 bidLimit);
     /// @notice Fill `fill`'s price breaks feedIn <= price and price + gridFee <= retail.
     error PriceOutsideTariffs(uint32 fill, uint64 price, uint64 feedIn, uint64 retail, uint64 gridFee);
-    /// @notice Fill `fill` sells more than the seller's credits left for the slot.
+    /// @notice Fill `fill` sells more than the seller's credits left for the slot (none once
+    ///         the slot is no longer among the seller's last KEPT_SLOTS metered slots).
     error InsufficientCredits(uint32 fill, uint32 seller, uint32 slot, uint64 haveWh, uint64 wantWh);
-    /// @notice Fill `fill` buys more than the buyer's metered import left for the slot.
+    /// @notice Fill `fill` buys more than the buyer's metered import left for the slot (none
+    ///         once the slot is no longer among the buyer's last KEPT_SLOTS metered slots).
     error InsufficientDeficit(uint32 fill, uint32 buyer, uint32 slot, uint64 haveWh, uint64 wantWh);
     /// @notice Fill `fill` exceeds order `orderId`'s per-slot cap.
     error OrderCapExceeded(uint32 fill, uint32 orderId, uint32 slot, uint64 leftWh, uint64 wantWh);

@@ -33,6 +33,17 @@ contract Voisin is VoisinToken {
     ///      (or the meter that replaces it) up for two slots at most: the slot in progress and
     ///      the next, whose honest readings come as stale or duplicate.
     uint32 public constant MAX_SLOTS_AHEAD = 1;
+    /// @notice How many of a household's latest metered slots the contract keeps, and so how
+    ///         long a slot can be traded: its energy stays until the household's reading for
+    ///         a slot KEPT_SLOTS later is committed (an hour of readings at four), then reads
+    ///         as zeros, and a fill or take for it is refused (InsufficientCredits or
+    ///         InsufficientDeficit, with 0 left).
+    /// @dev The slot's energy lives in word `slot % KEPT_SLOTS` of the household's ring and is
+    ///      overwritten in place by a later slot's reading: an update costs a fraction of a
+    ///      fresh storage word, which is what a reading costs most. Settlement runs minutes
+    ///      after a slot ends (the ledger's worker leaves a slot out of a plan for the
+    ///      households whose energy for it has gone; ledger.market.data).
+    uint32 public constant KEPT_SLOTS = 4;
 
     bytes32 public constant READING_TYPEHASH =
         keccak256("Reading(address meter,uint32 slot,uint64 importWh,uint64 exportWh)");
@@ -58,9 +69,19 @@ contract Voisin is VoisinToken {
     uint32 public offerCount;
     uint32 public bidCount;
 
+    /// @dev A kept slot's energy, one word: the slot it belongs to (bits 0-31), then importWh,
+    ///      exportWh, boughtWh and soldWh in 56 bits each (a reading refuses 2^56 Wh or more).
+    struct KeptSlot {
+        uint32 slot;
+        uint56 importWh;
+        uint56 exportWh;
+        uint56 boughtWh;
+        uint56 soldWh;
+    }
+
     mapping(address meter => MeterState) private _meters;
-    /// @dev Key: household << 32 | slot.
-    mapping(uint256 key => SlotEnergy) private _energy;
+    /// @dev The households' rings of kept slots. Key: household << 32 | slot % KEPT_SLOTS.
+    mapping(uint256 key => KeptSlot) private _energy;
     mapping(uint32 offerId => Order) private _offers;
     mapping(uint32 bidId => Order) private _bids;
     /// @dev Wh used per (order, slot), tracked only for orders with a per-slot cap. Key: id << 32 | slot.
@@ -126,7 +147,7 @@ contract Voisin is VoisinToken {
         _households[household] = Household(account, true, prosumer, 0, meter);
         householdOf[account] = household;
         _adoptBalance(household, account);
-        _meters[meter] = MeterState(household, 0, importBaselineWh, exportBaselineWh, false);
+        _meters[meter] = MeterState(household, 0, importBaselineWh, exportBaselineWh, false, true);
         emit HouseholdRegistered(
             household, account, meter, prosumer, importBaselineWh, exportBaselineWh
         );
@@ -151,10 +172,12 @@ contract Voisin is VoisinToken {
         _requireNewMeter(newMeter);
         address oldMeter = h.meter;
         MeterState storage old = _meters[oldMeter];
-        _meters[newMeter] =
-            MeterState(household, old.lastSlot, importBaselineWh, exportBaselineWh, false);
+        _meters[newMeter] = MeterState(
+            household, old.lastSlot, importBaselineWh, exportBaselineWh, false, h.active
+        );
         old.household = 0;
         old.retired = true;
+        old.active = false;
         h.meter = newMeter;
         emit MeterRotated(household, oldMeter, newMeter, importBaselineWh, exportBaselineWh);
     }
@@ -179,6 +202,8 @@ contract Voisin is VoisinToken {
         Household storage h = _existingHousehold(household);
         if (!h.active) revert HouseholdInactive(household);
         h.active = false;
+        // The meter word carries it too: a reading reads that word only.
+        _meters[h.meter].active = false;
         emit HouseholdDeactivated(household);
     }
 
@@ -223,13 +248,12 @@ contract Voisin is VoisinToken {
     ///      of the first reading it did not commit (having changed nothing for it), or the
     ///      length. The same checks and writes as _commitReadingChecked, in assembly, because
     ///      this runs for every meter every slot and the interpreted EVM of the embedded chain
-    ///      pays per opcode: 334 opcodes per reading here (before the future-slot check, which
-    ///      adds a few) and 529 per fill in _settleFillsFast (two midday slots of 100
-    ///      households), against 1,346 per reading (batches of 20) and
-    ///      1,317 per fill in Solidity alone, transaction overhead included. Layouts, low to
-    ///      high bits: MeterState household 0-31, lastSlot 32-63, importWh 64-127, exportWh
-    ///      128-191, retired 192-199; Household word 1 account 0-159, active 160-167;
-    ///      SlotEnergy importWh 0-63, exportWh 64-127 (bought and sold 0 when fresh).
+    ///      pays per opcode (a few hundred opcodes per reading here, about four times as many
+    ///      in Solidity alone). A reading touches two storage words, both updated in place:
+    ///      its meter's and its household's kept slot. Layouts, low to high bits: MeterState
+    ///      household 0-31, lastSlot 32-63, importWh 64-127, exportWh 128-191, retired
+    ///      192-199, active 200-207; KeptSlot slot 0-31, importWh 32-87, exportWh 88-143
+    ///      (bought and sold 0 in a newly metered slot).
     function _commitReadingsFast(bytes32 domain, Reading[] calldata readings, uint256 from)
         private
         returns (uint256 next)
@@ -238,6 +262,7 @@ contract Voisin is VoisinToken {
         bytes32 typeHash = READING_TYPEHASH;
         bytes32 topic = ReadingCommitted.selector;
         uint256 halfN = _HALF_N;
+        uint256 kept = KEPT_SLOTS;
         assembly ("memory-safe") {
             let p := mload(0x40)
             let end := add(readings.offset, mul(readings.length, 0xe0))
@@ -273,22 +298,24 @@ contract Voisin is VoisinToken {
                 let meterSlot := keccak256(0x00, 0x40)
                 let m := sload(meterSlot)
                 let household := and(m, 0xffffffff)
-                if iszero(household) { break }
-                mstore(0x00, household)
-                mstore(0x20, _households.slot)
-                if iszero(and(shr(160, sload(keccak256(0x00, 0x40))), 0xff)) { break }
+                // Registered, and its household active (a retired meter is neither).
+                if or(iszero(household), iszero(and(shr(200, m), 0xff))) { break }
                 if iszero(gt(slot, and(shr(32, m), 0xffffffff))) { break }
                 let importWh := calldataload(add(r, 0x40))
                 let exportWh := calldataload(add(r, 0x60))
                 let importDelta := sub(importWh, and(shr(64, m), 0xffffffffffffffff))
                 let exportDelta := sub(exportWh, and(shr(128, m), 0xffffffffffffffff))
-                // A register that decreased wraps past 2^64 (both registers are below 2^64).
-                if or(shr(64, importDelta), shr(64, exportDelta)) { break }
+                // A register that decreased wraps past 2^64 (both registers are below 2^64),
+                // and a kept slot holds 56 bits per figure.
+                if or(shr(56, importDelta), shr(56, exportDelta)) { break }
                 let packed := or(or(household, shl(32, slot)), shl(64, importWh))
-                sstore(meterSlot, or(packed, shl(128, exportWh)))
-                mstore(0x00, or(shl(32, household), slot))
+                sstore(meterSlot, or(or(packed, shl(128, exportWh)), shl(200, 1)))
+                // The slot's word in the household's ring: what it held (a slot KEPT_SLOTS or
+                // more before, whose trading is over) is overwritten.
+                mstore(0x00, or(shl(32, household), mod(slot, kept)))
                 mstore(0x20, _energy.slot)
-                sstore(keccak256(0x00, 0x40), or(importDelta, shl(64, exportDelta)))
+                packed := or(or(slot, shl(32, importDelta)), shl(88, exportDelta))
+                sstore(keccak256(0x00, 0x40), packed)
                 mstore(p, importWh)
                 mstore(add(p, 0x20), exportWh)
                 mstore(add(p, 0x40), importDelta)
@@ -304,7 +331,7 @@ contract Voisin is VoisinToken {
         MeterState memory m = _meters[r.meter];
         if (m.household == 0) revert UnknownMeter(i, r.meter);
         _verifyReading(i, domain, r);
-        if (!_households[m.household].active) revert HouseholdInactive(m.household);
+        if (!m.active) revert HouseholdInactive(m.household);
         uint32 maxSlot = _maxSlot();
         if (r.slot > maxSlot) revert FutureReading(i, r.meter, r.slot, maxSlot);
         if (r.slot == m.lastSlot) revert DuplicateReading(i, r.meter, r.slot);
@@ -321,10 +348,15 @@ contract Voisin is VoisinToken {
             importDelta = r.importWh - m.importWh;
             exportDelta = r.exportWh - m.exportWh;
         }
-        _meters[r.meter] = MeterState(m.household, r.slot, r.importWh, r.exportWh, false);
-        // The slot is strictly after the meter's (and, after rotation, the household's)
-        // last slot, so this word is fresh: nothing metered or traded is overwritten.
-        _energy[_key(m.household, r.slot)] = SlotEnergy(importDelta, exportDelta, 0, 0);
+        if (importDelta > type(uint56).max || exportDelta > type(uint56).max) {
+            revert EnergyTooLarge(i, r.meter, r.slot, importDelta, exportDelta);
+        }
+        _meters[r.meter] = MeterState(m.household, r.slot, r.importWh, r.exportWh, false, true);
+        // The slot is strictly after the meter's (and, after rotation, the household's) last
+        // slot, so the word it takes holds a slot at least KEPT_SLOTS before, whose trading
+        // is over: nothing still tradeable is overwritten.
+        _energy[_keptKey(m.household, r.slot)] =
+            KeptSlot(r.slot, uint56(importDelta), uint56(exportDelta), 0, 0);
         emit ReadingCommitted(
             m.household, r.meter, r.slot, r.importWh, r.exportWh, importDelta, exportDelta
         );
@@ -466,9 +498,9 @@ contract Voisin is VoisinToken {
         if (price < t.feedInUeurPerKWh) price = t.feedInUeurPerKWh;
 
         energyWh = maxEnergyWh;
-        SlotEnergy memory s = _energy[_key(offer.household, slot)];
+        SlotEnergy memory s = _slotEnergy(offer.household, slot);
         energyWh = _min(energyWh, s.exportWh - s.soldWh);
-        SlotEnergy memory b = _energy[_key(buyer, slot)];
+        SlotEnergy memory b = _slotEnergy(buyer, slot);
         energyWh = _min(energyWh, b.importWh - b.boughtWh);
         if (offer.maxWhPerSlot != 0) {
             uint64 used = _offerUsedWh[_key(offerId, slot)];
@@ -528,14 +560,15 @@ contract Voisin is VoisinToken {
         return _meters[meter];
     }
 
-    /// @notice A household's metered and traded energy for a slot.
+    /// @notice A household's metered and traded energy for a slot among its last KEPT_SLOTS
+    ///         metered slots; zeros for any other slot (not metered, or no longer kept).
     function slotEnergy(uint32 id, uint32 slot) external view returns (SlotEnergy memory) {
-        return _energy[_key(id, slot)];
+        return _slotEnergy(id, slot);
     }
 
-    /// @notice Credits (unsold metered export) a household holds for a slot.
+    /// @notice Credits (unsold metered export) a household holds for a slot it can still trade.
     function creditsOf(uint32 id, uint32 slot) external view returns (uint64) {
-        SlotEnergy memory e = _energy[_key(id, slot)];
+        SlotEnergy memory e = _slotEnergy(id, slot);
         return e.exportWh - e.soldWh;
     }
 
@@ -578,7 +611,7 @@ contract Voisin is VoisinToken {
     ///      assembly, for the reason given at _commitReadingsFast. Layouts, low to high bits:
     ///      Order household 0-31, priceLimit 32-95, maxWhPerSlot 96-159, firstSlot 160-191,
     ///      lastSlot 192-223, open 224-231; Household word 1 active 160-167, balanceUeur
-    ///      176-255; SlotEnergy as at _consumeEnergy; a cap's used Wh is its word's low 64 bits.
+    ///      176-255; KeptSlot as at _consumeEnergy; a cap's used Wh is its word's low 64 bits.
     function _settleFillsFast(uint32 slot, Fill[] calldata fills, uint256 from, Tariffs memory t)
         private
         returns (uint256 next, uint256 fees, uint256 energyWh)
@@ -587,8 +620,10 @@ contract Voisin is VoisinToken {
         uint256 retail = t.retailUeurPerKWh;
         uint256 gridFee = t.gridFeeUeurPerKWh;
         bytes32 topic = FillSettled.selector;
+        uint256 kept = KEPT_SLOTS;
         assembly ("memory-safe") {
             let u64 := 0xffffffffffffffff
+            let u56 := 0xffffffffffffff
             let p := mload(0x40)
             let end := add(fills.offset, mul(fills.length, 0x80))
             let f := add(fills.offset, mul(from, 0x80))
@@ -654,16 +689,19 @@ contract Voisin is VoisinToken {
                 let buyerAt := keccak256(0x00, 0x40)
                 let buyerWord := sload(buyerAt)
                 if iszero(and(and(shr(160, sellerWord), shr(160, buyerWord)), 1)) { break }
-                mstore(0x00, or(shl(32, seller), slot))
+                mstore(0x00, or(shl(32, seller), mod(slot, kept)))
                 mstore(0x20, _energy.slot)
                 let sellerEnergyAt := keccak256(0x00, 0x40)
                 let se := sload(sellerEnergyAt)
+                // The word must still hold this slot (else nothing is left of it to trade).
                 // Credits: export - sold; deficit: import - bought (neither is ever negative).
-                if lt(sub(and(shr(64, se), u64), shr(192, se)), energy) { break }
-                mstore(0x00, or(shl(32, buyer), slot))
+                if iszero(eq(and(se, 0xffffffff), slot)) { break }
+                if lt(sub(and(shr(88, se), u56), shr(200, se)), energy) { break }
+                mstore(0x00, or(shl(32, buyer), mod(slot, kept)))
                 let buyerEnergyAt := keccak256(0x00, 0x40)
                 let be := sload(buyerEnergyAt)
-                if lt(sub(and(be, u64), and(shr(128, be), u64)), energy) { break }
+                if iszero(eq(and(be, 0xffffffff), slot)) { break }
+                if lt(sub(and(shr(32, be), u56), and(shr(144, be), u56)), energy) { break }
                 let cost := div(mul(energy, price), 1000)
                 let fee := div(mul(energy, gridFee), 1000)
                 if lt(shr(176, buyerWord), add(cost, fee)) { break }
@@ -671,8 +709,8 @@ contract Voisin is VoisinToken {
                 // balances are bounded by the supply cap), as in the checked path.
                 if and(caps, 1) { sstore(mload(add(p, 0x80)), mload(add(p, 0xa0))) }
                 if and(caps, 2) { sstore(mload(add(p, 0xc0)), mload(add(p, 0xe0))) }
-                sstore(sellerEnergyAt, add(se, shl(192, energy)))
-                sstore(buyerEnergyAt, add(be, shl(128, energy)))
+                sstore(sellerEnergyAt, add(se, shl(200, energy)))
+                sstore(buyerEnergyAt, add(be, shl(144, energy)))
                 sstore(buyerAt, sub(buyerWord, shl(176, add(cost, fee))))
                 sstore(sellerAt, add(sellerWord, shl(176, cost)))
                 mstore(add(p, 0x80), cost)
@@ -760,14 +798,15 @@ contract Voisin is VoisinToken {
     }
 
     /// @dev Sells `energyWh` of the seller's credits and the buyer's metered import for `slot`.
-    ///      Each SlotEnergy word is read once and written once, in assembly, because this runs
-    ///      for every fill. Layout (IVoisin.SlotEnergy, low to high bits): importWh 0-63,
-    ///      exportWh 64-127, boughtWh 128-191, soldWh 192-255.
+    ///      Each KeptSlot word is read once and written once, in assembly, because this runs
+    ///      for every fill. Layout (KeptSlot, low to high bits): slot 0-31, importWh 32-87,
+    ///      exportWh 88-143, boughtWh 144-199, soldWh 200-255. A word that holds another slot
+    ///      has nothing left of `slot`.
     function _consumeEnergy(uint32 index, uint32 seller, uint32 buyer, uint32 slot, uint64 energyWh)
         private
     {
-        SlotEnergy storage se = _energy[_key(seller, slot)];
-        SlotEnergy storage be = _energy[_key(buyer, slot)];
+        KeptSlot storage se = _energy[_keptKey(seller, slot)];
+        KeptSlot storage be = _energy[_keptKey(buyer, slot)];
         uint256 sw;
         uint256 bw;
         assembly ("memory-safe") {
@@ -775,17 +814,26 @@ contract Voisin is VoisinToken {
             bw := sload(be.slot)
         }
         // sold <= export and bought <= import always hold, so these never underflow.
-        uint64 credits = uint64(sw >> 64) - uint64(sw >> 192);
+        uint64 credits;
+        if (uint32(sw) == slot) credits = uint64(uint56(sw >> 88)) - uint64(sw >> 200);
         if (credits < energyWh) revert InsufficientCredits(index, seller, slot, credits, energyWh);
-        uint64 deficit = uint64(bw) - uint64(bw >> 128);
+        uint64 deficit;
+        if (uint32(bw) == slot) deficit = uint64(uint56(bw >> 32)) - uint64(uint56(bw >> 144));
         if (deficit < energyWh) revert InsufficientDeficit(index, buyer, slot, deficit, energyWh);
-        // Safe: after the checks sold + energy <= export < 2^64 and bought + energy <= import
-        // < 2^64, so adding into the top fields carries into nothing. The two words differ:
-        // the caller refused a self-trade.
+        // Safe: after the checks sold + energy <= export < 2^56 and bought + energy <= import
+        // < 2^56, so adding into their fields carries into nothing. The two words differ: the
+        // caller refused a self-trade.
         assembly ("memory-safe") {
-            sstore(se.slot, add(sw, shl(192, energyWh)))
-            sstore(be.slot, add(bw, shl(128, energyWh)))
+            sstore(se.slot, add(sw, shl(200, energyWh)))
+            sstore(be.slot, add(bw, shl(144, energyWh)))
         }
+    }
+
+    /// @dev A household's energy for `slot` if its ring still holds that slot, else zeros.
+    function _slotEnergy(uint32 household, uint32 slot) private view returns (SlotEnergy memory) {
+        KeptSlot memory k = _energy[_keptKey(household, slot)];
+        if (k.slot != slot) return SlotEnergy(0, 0, 0, 0);
+        return SlotEnergy(k.importWh, k.exportWh, k.boughtWh, k.soldWh);
     }
 
     function _checkOrder(uint32 index, uint32 orderId, Order memory o, uint32 slot) private pure {
@@ -877,6 +925,10 @@ contract Voisin is VoisinToken {
 
     function _key(uint32 a, uint32 b) private pure returns (uint256) {
         return (uint256(a) << 32) | b;
+    }
+
+    function _keptKey(uint32 household, uint32 slot) private pure returns (uint256) {
+        return (uint256(household) << 32) | (slot % KEPT_SLOTS);
     }
 
     function _min(uint64 a, uint64 b) private pure returns (uint64) {

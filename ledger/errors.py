@@ -185,6 +185,10 @@ class RegisterDecreased(InputRejected):
     rule = "cumulative import and export registers may never decrease"
 
 
+class EnergyTooLarge(InputRejected):
+    rule = "one reading may meter less than 2^56 Wh each way in a slot"
+
+
 class InvalidSlotRange(InputRejected):
     rule = "an order needs firstSlot <= lastSlot"
 

@@ -20,6 +20,13 @@ SLOT_SECONDS: Final = 900
 OPEN_END = 2**32 - 1
 """``lastSlot`` of a standing order."""
 
+KEPT_SLOTS: Final = 4
+"""How many of a household's latest metered slots the contract keeps (its ``KEPT_SLOTS``): a
+slot can be traded until the household's reading for a slot ``KEPT_SLOTS`` later is committed."""
+
+MAX_SLOT_ENERGY_WH: Final = 2**56 - 1
+"""The most Wh one reading may meter in one slot, each way (a kept slot holds 56 bits)."""
+
 
 def check_uint(name: str, value: object, bits: int) -> int:
     """``value`` as an int if it is one in [0, 2**bits), else :class:`InvalidArgument`."""
@@ -56,6 +63,7 @@ class MeterState:
     import_Wh: int
     export_Wh: int
     retired: bool
+    active: bool
 
 
 @dataclass(frozen=True, slots=True)

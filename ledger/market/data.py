@@ -34,7 +34,7 @@ from ledger.mirror.models import (
     TariffRecord,
     plain_rows,
 )
-from ledger.types import Tariffs
+from ledger.types import KEPT_SLOTS, Tariffs
 
 __all__ = [
     "LimitAdjuster",
@@ -61,8 +61,9 @@ class SlotBook:
 
     ``surplus`` and ``deficit`` are per household what is left to trade (metered export minus
     sales so far, metered import minus purchases so far, the latter also capped by what the
-    buyer's balance can pay at its dearest bid). ``metered_households`` counts the households
-    with a committed reading for the slot.
+    buyer's balance can pay at its dearest bid); a household whose energy for the slot the
+    contract no longer keeps (a reading ``KEPT_SLOTS`` slots later is committed) has none.
+    ``metered_households`` counts the households with a committed reading for the slot.
     """
 
     slot: int
@@ -133,6 +134,18 @@ def load_slot_book(
             h.id: h for h in plain_rows(session, HouseholdRecord, col(HouseholdRecord.active))
         }
         readings = plain_rows(session, ReadingRecord, ReadingRecord.slot == slot)
+        # The contract keeps a household's last KEPT_SLOTS metered slots: once a reading for
+        # slot + KEPT_SLOTS or later is committed, nothing of this slot is left to trade.
+        gone = set(
+            session.exec(
+                select(ReadingRecord.household)
+                .where(
+                    col(ReadingRecord.household).in_([r.household for r in readings]),
+                    ReadingRecord.slot >= slot + KEPT_SLOTS,
+                )
+                .distinct()
+            ).all()
+        )
         fills = plain_rows(session, FillRecord, FillRecord.slot == slot)
         orders = plain_rows(
             session,
@@ -181,7 +194,7 @@ def load_slot_book(
     surplus: dict[int, int] = {}
     deficit: dict[int, int] = {}
     for r in readings:
-        if r.household not in households:
+        if r.household not in households or r.household in gone:
             continue
         surplus[r.household] = max(r.export_delta_Wh - sold[r.household], 0)
         left = max(r.import_delta_Wh - bought[r.household], 0)

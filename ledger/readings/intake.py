@@ -21,6 +21,8 @@ duplicate            the slot is the meter's last committed slot      ``Duplicat
 stale_slot           the slot is older than the last committed slot   ``StaleReading``
                      (a replayed or very late reading)
 register_decreased   either register is below the committed one       ``RegisterDecreased``
+energy_too_large     a register moved by 2^56 Wh or more in one       ``EnergyTooLarge``
+                     reading (a faulty or forged meter)
 ==================== ================================================ =========================
 
 Readings are processed in slot order (per meter that is what the contract requires), and the
@@ -46,6 +48,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from ledger.readings.eip712 import InvalidReading, Reading, SignedReading, recover_signer
+from ledger.types import MAX_SLOT_ENERGY_WH
 
 
 class Code(StrEnum):
@@ -59,6 +62,7 @@ class Code(StrEnum):
     DUPLICATE = "duplicate"
     STALE_SLOT = "stale_slot"
     REGISTER_DECREASED = "register_decreased"
+    ENERGY_TOO_LARGE = "energy_too_large"
 
 
 class Flag(StrEnum):
@@ -226,6 +230,15 @@ def _check(
             f"meter {rd.meter} slot {rd.slot}: registers import {rd.import_Wh} Wh, export "
             f"{rd.export_Wh} Wh are below the committed {record.import_Wh} Wh, "
             f"{record.export_Wh} Wh; registers may never decrease",
+        )
+    if max(rd.import_Wh - record.import_Wh, rd.export_Wh - record.export_Wh) > MAX_SLOT_ENERGY_WH:
+        return _no(
+            i,
+            signed,
+            Code.ENERGY_TOO_LARGE,
+            f"meter {rd.meter} slot {rd.slot}: import {rd.import_Wh - record.import_Wh} Wh, "
+            f"export {rd.export_Wh - record.export_Wh} Wh since the last reading; one reading "
+            f"may meter at most {MAX_SLOT_ENERGY_WH} Wh each way",
         )
     return Verdict(i, signed, True)
 

@@ -1,8 +1,10 @@
 """A Hypothesis state machine that trades at random on a fresh Voisin deployment and holds the
 chain to a pure-Python model of the ledger after every step.
 
-A fixed cast of four households (two prosumers, two consumers) meets over three slots, so that
-actions collide often. The machine drives batches of signed meter readings (rises, zero deltas,
+A fixed cast of four households (two prosumers, two consumers) meets over six slots, so that
+actions collide often and a household's oldest slots leave the contract's ring of
+``KEPT_SLOTS`` kept slots (nothing is left of them to trade). The machine drives batches of
+signed meter readings (rises, zero deltas,
 decreased registers, forged signatures, stale and repeated slots), offers and bids (limits in and
 around the tariff band, optional per-slot caps, slot ranges), cancellations by the owner, a
 neighbour or the operator, settlement batches of random fills (too much energy, prices outside
@@ -14,8 +16,8 @@ invariants check since the model stays as it was.
 
 After every step the chain's views must show that:
 
-- credits minted = metered export: each (household, slot)'s import and export equal the deltas
-  of the readings the model committed;
+- credits minted = metered export: each kept (household, slot)'s import and export equal the
+  deltas of the readings the model committed, and a slot no longer kept shows zeros;
 - no fill oversells: sold <= export and bought <= import for every (household, slot), and both
   equal the model's fill totals;
 - money is conserved: the balances of the households and the fee recipient sum to the total
@@ -51,7 +53,7 @@ from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import DEFAULT_TARIFFS
 from ledger.errors import TAKE
 from ledger.readings.eip712 import Reading, SignedReading
-from ledger.types import OPEN_END, Fill, SlotEnergy, TxResult
+from ledger.types import KEPT_SLOTS, OPEN_END, Fill, SlotEnergy, TxResult
 from tests.world import SLOT, Member, World, new_world
 
 FEED_IN = DEFAULT_TARIFFS.feed_in_ueur_per_kWh
@@ -60,7 +62,7 @@ FEE = DEFAULT_TARIFFS.grid_fee_ueur_per_kWh
 #: The highest price a buyer can pay before the fee: price + fee <= retail.
 MAX_LOCAL = RETAIL - FEE
 MAX_SUPPLY = 2**80 - 1
-SLOTS = (SLOT, SLOT + 1, SLOT + 2)
+SLOTS = tuple(SLOT + k for k in range(6))
 #: Member indexes; household ids are index + 1 on a fresh deployment.
 PROSUMERS = (0, 1)
 CONSUMERS = (2, 3)
@@ -189,10 +191,19 @@ class Books:
     def bought(self, member: int, slot: int) -> int:
         return sum(s.energy for s in self.sales if (s.buyer, s.slot) == (member, slot))
 
+    def kept(self, member: int, slot: int) -> bool:
+        """Whether the contract still keeps ``slot`` of ``member``: no reading for a slot
+        ``KEPT_SLOTS`` later has been committed."""
+        return self.last_slot[member] < slot + KEPT_SLOTS
+
     def credits(self, member: int, slot: int) -> int:
+        if not self.kept(member, slot):
+            return 0
         return self.exported(member, slot) - self.sold(member, slot)
 
     def deficit(self, member: int, slot: int) -> int:
+        if not self.kept(member, slot):
+            return 0
         return self.imported(member, slot) - self.bought(member, slot)
 
     def cap_left(self, side: str, order_id: int, slot: int) -> int | None:
@@ -918,6 +929,11 @@ class LedgerMachine(RuleBasedStateMachine):
         books, chain = self.books, self._chain_state()
         for (m, slot), e in chain.energy.items():
             assert e.sold_Wh <= e.export_Wh and e.bought_Wh <= e.import_Wh
+            if not books.kept(m, slot):
+                assert e == SlotEnergy(0, 0, 0, 0), f"household {m + 1}, slot {slot}"
+                if books.exported(m, slot) or books.imported(m, slot):
+                    event("a metered slot left the ring")
+                continue
             assert (e.import_Wh, e.export_Wh, e.bought_Wh, e.sold_Wh) == (
                 books.imported(m, slot),
                 books.exported(m, slot),

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 import pytest
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3.exceptions import ContractLogicError
 
 from ledger import Chain, errors
 from ledger.chain.backends import open_chain
 from ledger.errors import TAKE, InvalidArgument
 from ledger.readings.eip712 import Reading, SignedReading, domain_separator, sign_reading
-from ledger.types import OPEN_END, Fill, Onboarding, Tariffs
+from ledger.types import KEPT_SLOTS, OPEN_END, Fill, Onboarding, SlotEnergy, Tariffs
 from meter_sim.run import HOUSEHOLDS_PER_ONBOARDING
 from tests.world import SLOT, Member, World, new_world
 
@@ -581,11 +582,25 @@ class VoisinContractSuite:
     def test_registers_at_their_limits_pack_without_touching_neighbouring_fields(
         self, w: World
     ) -> None:
-        member = w.household()
         top = 2**64 - 1
+        most = 2**56 - 1
+        account = w.account()
+        meter: LocalAccount = Account.create()
+        hid = w.client.register_household(
+            w.operator,
+            account.address,
+            meter.address,
+            prosumer=True,
+            import_baseline_Wh=top - most - 5,
+            export_baseline_Wh=top - most - 9,
+        )
+        member = Member(hid, account, meter)
         # The highest slot the chain's clock allows now (a later one is a FutureReading).
         last = w.client.max_reading_slot()
+        # The largest energy one slot holds, each way, then registers at their top.
         w.client.commit_readings(w.operator, [w.sign(member, SLOT, top - 5, top - 9)])
+        assert w.client.credits_of(member.id, SLOT) == most
+        assert w.client.slot_energy(member.id, SLOT).import_Wh == most
         result = w.client.commit_readings(w.operator, [w.sign(member, last, top, top)])
         assert result.named("ReadingCommitted")[0].args == {
             "household": member.id,
@@ -603,8 +618,8 @@ class VoisinContractSuite:
             top,
             top,
         )
+        assert (state.retired, state.active) == (False, True)
         assert w.client.credits_of(member.id, last) == 9
-        assert w.client.credits_of(member.id, SLOT) == top - 9
         energy = w.client.slot_energy(member.id, last)
         assert (energy.import_Wh, energy.export_Wh, energy.bought_Wh, energy.sold_Wh) == (
             5,
@@ -612,6 +627,88 @@ class VoisinContractSuite:
             0,
             0,
         )
+
+    @pytest.mark.parametrize("side", ["import", "export"])
+    def test_a_slot_metering_2_56_Wh_or_more_is_refused_and_changes_nothing(
+        self, w: World, side: str
+    ) -> None:
+        member = w.household()
+        w.meter(member, SLOT, import_Wh=10, export_Wh=10)
+        big = 10 + 2**56
+        reading = w.sign(
+            member, SLOT + 1, big if side == "import" else 11, big if side == "export" else 11
+        )
+        with pytest.raises(errors.EnergyTooLarge) as err:
+            w.client.commit_readings(w.operator, [reading])
+        assert err.value.values["index"] == 0
+        assert err.value.values[f"{side}DeltaWh"] == 2**56
+        state = w.client.meter_state(member.meter.address)
+        assert (state.last_slot, state.import_Wh, state.export_Wh) == (SLOT, 10, 10)
+        # One Wh less is accepted, through the fast path too (no dry run).
+        ok = w.sign(
+            member,
+            SLOT + 1,
+            big - 1 if side == "import" else 11,
+            big - 1 if side == "export" else 11,
+        )
+        w.client.commit_readings(w.operator, [ok], check_first=False)
+        assert w.client.meter_state(member.meter.address).last_slot == SLOT + 1
+
+    def test_a_slot_is_kept_until_a_reading_kept_slots_later(self, w: World) -> None:
+        seller = w.household()
+        buyer = w.household(prosumer=False, topup_ueur=10_000_000)
+        for k in range(KEPT_SLOTS):
+            w.meter(seller, SLOT + k, export_Wh=100)
+            w.meter(buyer, SLOT + k, import_Wh=100)
+        offer = w.client.post_offer(seller.account, 50_000, SLOT)
+        bid = w.client.post_bid(buyer.account, 150_000, SLOT)
+        # Every kept slot is still there to trade.
+        assert [w.client.credits_of(seller.id, SLOT + k) for k in range(KEPT_SLOTS)] == [
+            100
+        ] * KEPT_SLOTS
+        w.client.settle_batch(w.operator, SLOT, 0, [Fill(offer, bid, 40, 100_000)])
+        # The seller's next reading takes SLOT's word: its 60 Wh left are gone for trading.
+        w.meter(seller, SLOT + KEPT_SLOTS, export_Wh=100)
+        assert w.client.credits_of(seller.id, SLOT) == 0
+        assert w.client.slot_energy(seller.id, SLOT) == SlotEnergy(0, 0, 0, 0)
+        assert w.client.credits_of(seller.id, SLOT + KEPT_SLOTS) == 100
+        for check_first in (True, False):
+            with pytest.raises(errors.InsufficientCredits) as err:
+                w.client.settle_batch(
+                    w.operator, SLOT, 1, [Fill(offer, bid, 10, 100_000)], check_first=check_first
+                )
+            assert (err.value.values["haveWh"], err.value.values["wantWh"]) == (0, 10)
+        with pytest.raises(errors.InsufficientCredits):
+            w.client.take_offer(buyer.account, offer, SLOT, 10)
+        # The buyer's SLOT is still kept (its next reading has not come): it buys from SLOT + 1.
+        assert w.client.slot_energy(buyer.id, SLOT) == SlotEnergy(100, 0, 40, 0)
+        w.client.settle_batch(w.operator, SLOT + 1, 0, [Fill(offer, bid, 60, 100_000)])
+        assert w.client.slot_energy(seller.id, SLOT + 1) == SlotEnergy(0, 100, 0, 60)
+        # A buyer whose slot has gone: InsufficientDeficit, with nothing left.
+        w.meter(buyer, SLOT + KEPT_SLOTS + 1, import_Wh=100)
+        with pytest.raises(errors.InsufficientDeficit) as gone:
+            w.client.settle_batch(w.operator, SLOT + 1, 1, [Fill(offer, bid, 1, 100_000)])
+        assert gone.value.values["haveWh"] == 0
+
+    def test_deactivation_reaches_the_meter_and_a_rotated_meter_keeps_it(self, w: World) -> None:
+        member = w.household()
+        w.meter(member, SLOT, export_Wh=10)
+        assert w.client.meter_state(member.meter.address).active
+        w.client.transact(w.operator, "deactivateHousehold", member.id)
+        assert not w.client.meter_state(member.meter.address).active
+        for check_first in (True, False):
+            with pytest.raises(errors.HouseholdInactive):
+                w.client.commit_readings(
+                    w.operator, [w.sign(member, SLOT + 1, 0, 20)], check_first=check_first
+                )
+        new: LocalAccount = Account.create()
+        w.client.transact(w.operator, "rotateMeter", member.id, new.address, 0, 20)
+        assert not w.client.meter_state(new.address).active
+        old = w.client.meter_state(member.meter.address)
+        assert (old.household, old.retired, old.active) == (0, True, False)
+        rotated = Member(member.id, member.account, new)
+        with pytest.raises(errors.HouseholdInactive):
+            w.client.commit_readings(w.operator, [w.sign(rotated, SLOT + 1, 0, 30)])
 
     # ───────────────────────────── Orders ─────────────────────────────
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ledger import Chain, errors
+from ledger.types import KEPT_SLOTS, SlotEnergy
 from meter_sim import (
     Fault,
     FaultRates,
@@ -52,21 +53,30 @@ def test_every_reading_the_simulator_produces_is_accepted_by_the_contract(
     ids = register(w, sc)
     flows = simulate(sc)
     readings = sign_readings(sc, flows, w.domain)
-    committed = 0
+    committed: dict[tuple[int, int], tuple[int, int]] = {}
     for k in range(0, len(readings), 128):  # sent straight to the contract, no pre-validation
         result = w.client.commit_readings(w.operator, readings[k : k + 128])
-        committed += len(result.named("ReadingCommitted"))
-    assert committed == len(readings) == 4 * 96
+        for e in result.named("ReadingCommitted"):
+            a = e.args
+            committed[(a["household"], a["slot"])] = (a["importDeltaWh"], a["exportDeltaWh"])
+    assert len(committed) == len(readings) == 4 * 96
     imports, exports = registers(sc, flows)
     for h, (hid, ident) in enumerate(zip(ids, sc.identities, strict=True)):
         state = w.client.meter_state(ident.meter)
         assert (state.household, state.last_slot) == (hid, sc.first_slot + 95)
         assert (state.import_Wh, state.export_Wh) == (int(imports[h, -1]), int(exports[h, -1]))
-        for t in (0, 40, 52, 95):
+        for t in range(96):
+            assert committed[(hid, sc.first_slot + t)] == (
+                int(flows.import_Wh[h, t]),
+                int(flows.export_Wh[h, t]),
+            )
+        # The contract keeps the last KEPT_SLOTS slots for trading; older ones read as zeros.
+        for t in range(96 - KEPT_SLOTS, 96):
             energy = w.client.slot_energy(hid, sc.first_slot + t)
             assert energy.import_Wh == int(flows.import_Wh[h, t])
             assert energy.export_Wh == int(flows.export_Wh[h, t])
             assert w.client.credits_of(hid, sc.first_slot + t) == int(flows.export_Wh[h, t])
+        assert w.client.slot_energy(hid, sc.first_slot + 52) == SlotEnergy(0, 0, 0, 0)
     assert flows.export_Wh.sum() > 0
 
 
@@ -181,4 +191,6 @@ def test_replay_tamper_and_wrong_key_sent_straight_to_the_contract_are_refused(
     assert flows.export_Wh[0, 50] > 0 and credits_before[50] == flows.export_Wh[0, 50]
     tampered_slot = tampered.signed.reading.slot
     assert w.client.slot_energy(ids[tampered.household], tampered_slot).export_Wh == 0
-    assert int(np.sum(credits_before)) == int(flows.export_Wh[0, :51].sum())
+    # The slots the contract still keeps: the last KEPT_SLOTS up to slot index 50.
+    kept = flows.export_Wh[0, 51 - KEPT_SLOTS : 51]
+    assert int(np.sum(credits_before)) == int(kept.sum())

@@ -24,6 +24,10 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "Le compteur a déjà envoyé un relevé pour cette tranche.",
     ),
     "empty_batch": ("Nothing to settle in this batch.", "Rien à régler dans ce lot."),
+    "energy_too_large": (
+        "A meter cannot count that much energy in 15 minutes.",
+        "Un compteur ne peut pas compter autant d'énergie en 15 minutes.",
+    ),
     "enforced_pause": (
         "The ledger is paused by the grid operator; try again later.",
         "Le registre est suspendu par le gestionnaire de réseau ; réessayez plus tard.",

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from ledger import open_chain, open_ledger
@@ -49,10 +50,20 @@ def test_sigkill_loses_no_acknowledged_state(tmp_path: Path) -> None:
         while client.batch_settled(SLOT + settled, 0):
             settled += 1
         assert settled >= len(slots)
+        events = client.events(deployment.block_number, int(chain.w3.eth.block_number))
+        sold: Counter[tuple[int, int]] = Counter()
+        bought: Counter[tuple[int, int]] = Counter()
+        for e in events:
+            if e.name == "FillSettled":
+                sold[(e.args["seller"], e.args["slot"])] += e.args["energyWh"]
+                bought[(e.args["buyer"], e.args["slot"])] += e.args["energyWh"]
         for i in range(settled):
-            assert client.slot_energy(a, SLOT + i).sold_Wh == 100
-            assert client.slot_energy(b, SLOT + i).sold_Wh == 100
-            assert client.slot_energy(c, SLOT + i).bought_Wh == 200
+            assert (sold[(a, SLOT + i)], sold[(b, SLOT + i)]) == (100, 100)
+            assert bought[(c, SLOT + i)] == 200
+        # The contract keeps the last slots it can still trade: the newest settled one is kept.
+        newest = SLOT + settled - 1
+        assert client.slot_energy(a, newest).sold_Wh == 100
+        assert client.slot_energy(c, newest).bought_Wh == 200
         cost, fee = 100 * PRICE // 1000, 100 * FEE // 1000
         assert client.balance_of(key("a").address) == settled * cost
         assert client.balance_of(key("b").address) == settled * cost
@@ -60,7 +71,6 @@ def test_sigkill_loses_no_acknowledged_state(tmp_path: Path) -> None:
         assert client.total_supply() == TOPUP_UEUR
         orders = [client.offer(1), client.offer(2), client.bid(1)]
         assert all(o.open and o.price_limit_ueur_per_kWh == PRICE for o in orders)
-        events = client.events(deployment.block_number, int(chain.w3.eth.block_number))
         assert len([e for e in events if e.name == "FillSettled"]) == 2 * settled
         assert len([e for e in events if e.name == "ReadingCommitted"]) >= 3 * settled
         assert len([e for e in events if e.name == "HouseholdRegistered"]) == 3

@@ -25,7 +25,7 @@ from ledger.market.settlement import BASE_BATCH_GAS, WORST_FILL_GAS, SettlementW
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
 from ledger.mirror.models import SettlementBatchRecord, SlotOutcomeRecord
-from ledger.types import Event
+from ledger.types import KEPT_SLOTS, Event
 from tests.world import SLOT, Member, World, new_world
 
 SLOTS = range(SLOT, SLOT + 8)
@@ -357,3 +357,36 @@ def test_funds_spent_between_plan_and_send_make_the_worker_cap_that_buyer(
     assert (
         client.balance_of(buyer.account.address) == 10_000 - outcome.cost_ueur - outcome.fees_ueur
     )
+
+
+def test_a_slot_settled_after_a_backlog_leaves_out_the_households_whose_slot_has_gone(
+    memory_chain: Chain, tmp_path: Path
+) -> None:
+    """Readings KEPT_SLOTS slots later came before the settlement (a worker that was down): the
+    contract keeps nothing of the slot for those households, so the plan leaves them out and
+    settles the rest, instead of sending fills the chain must refuse."""
+    market = new_market(memory_chain, tmp_path, households=4)
+    client = market.world.client
+    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
+    early_seller, buyer, late_seller, _other_buyer = market.members
+    market.meter_slot(
+        SLOT, {m.id: (0, 400) if m.id in market.prosumers else (300, 0) for m in market.members}
+    )
+    # The early seller's meter went on for KEPT_SLOTS more slots before the worker ran.
+    for k in range(1, KEPT_SLOTS + 1):
+        early_seller.export_Wh += 10
+        client.commit_readings(
+            market.world.operator,
+            [
+                market.world.sign(
+                    early_seller, SLOT + k, early_seller.import_Wh, early_seller.export_Wh
+                )
+            ],
+        )
+    assert client.credits_of(early_seller.id, SLOT) == 0
+    outcome = market.worker().settle_slot(SLOT)
+    sellers = {e.args["seller"] for e in market.events("FillSettled")}
+    assert sellers == {late_seller.id}
+    assert outcome.matched_Wh == 400 and outcome.surplus_Wh == 400
+    assert client.slot_energy(late_seller.id, SLOT).sold_Wh == 400
+    assert buyer.id in {e.args["buyer"] for e in market.events("FillSettled")}

@@ -84,6 +84,7 @@ def test_the_input_state_is_left_untouched() -> None:
         (sign(B, SLOT - 3, 400, 0), Code.STALE_SLOT, f"older than its last committed slot {SLOT}"),
         (sign(B, SLOT + 1, 499, 0), Code.REGISTER_DECREASED, "may never decrease"),
         (sign(A, SLOT + 1, 1_200, 49), Code.REGISTER_DECREASED, "below the committed"),
+        (sign(B, SLOT + 1, 500 + 2**56, 0), Code.ENERGY_TOO_LARGE, f"at most {2**56 - 1} Wh"),
     ],
 )
 def test_each_rejection_carries_its_code_and_says_what_is_allowed(
@@ -278,6 +279,7 @@ CONTRACT_ERROR = {
     Code.DUPLICATE: errors.DuplicateReading,
     Code.STALE_SLOT: errors.StaleReading,
     Code.REGISTER_DECREASED: errors.RegisterDecreased,
+    Code.ENERGY_TOO_LARGE: errors.EnergyTooLarge,
 }
 
 
@@ -307,6 +309,7 @@ def test_classification_matches_what_the_contract_does(embedded_chain: Chain) ->
         s(two, SLOT - 1, 2_100, 10),
         s(two, SLOT + 1, 2_000, 10),
         s(two, SLOT + 2, 2_300, 15),
+        s(two, SLOT + 3, 2_300, 20 + 2**56),
         s(three, SLOT + 1, 3_100, 10),
         s(STRANGER, SLOT + 1, 0, 0),
     ]
@@ -327,6 +330,7 @@ def test_classification_matches_what_the_contract_does(embedded_chain: Chain) ->
         Code.STALE_SLOT,
         Code.REGISTER_DECREASED,
         None,
+        Code.ENERGY_TOO_LARGE,
         Code.INACTIVE_HOUSEHOLD,
         Code.UNKNOWN_METER,
     ]
