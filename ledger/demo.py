@@ -38,7 +38,7 @@ from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
 from ledger.mirror.models import ChainEvent, FillRecord, SlotOutcomeRecord
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading
-from ledger.types import SLOT_SECONDS, SlotEnergy
+from ledger.types import KEPT_SLOTS, SLOT_SECONDS, SlotEnergy
 
 #: (name, prosumer, per-slot import Wh, per-slot export Wh) over four slots.
 HOUSEHOLDS: tuple[tuple[str, bool, tuple[int, ...], tuple[int, ...]], ...] = (
@@ -312,6 +312,8 @@ def _reconcile(
     client: VoisinClient, engine: Engine, person: DemoHousehold, first_slot: int, slots: int
 ) -> _Reconciled:
     """Set ``person``'s statement from the mirror against the chain's slot energy and balance."""
+    # The demo meters at most KEPT_SLOTS slots, so the chain still keeps every one of them.
+    assert slots <= KEPT_SLOTS, "the chain keeps a household's last KEPT_SLOTS slots only"
     energy = [client.slot_energy(person.id, first_slot + t) for t in range(slots)]
     statement = load_statement(engine, person.id, first_slot, first_slot + slots - 1)
     balance = client.balance_of(person.account.address)
