@@ -71,7 +71,6 @@ import math
 import os
 import platform
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -103,6 +102,7 @@ from web3.exceptions import (  # noqa: E402
 )
 from web3.types import RPCEndpoint, TxParams  # noqa: E402
 
+from ledger.chain.anvil import ANVIL_BIN, start_anvil  # noqa: E402
 from ledger.chain.backends import Chain, open_chain  # noqa: E402
 from ledger.contract.client import VoisinClient  # noqa: E402
 from ledger.contract.compile import Artifact, load_artifact  # noqa: E402
@@ -110,7 +110,6 @@ from ledger.contract.deploy import DEFAULT_TARIFFS, bytecode_sha256, deploy  # n
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading  # noqa: E402
 from ledger.types import OPEN_END  # noqa: E402
 
-ANVIL_BIN = REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 #: Anvil's first dev account (public test mnemonic), funded on every anvil start.
 ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
@@ -487,12 +486,6 @@ def _abi_type(param: dict[str, Any]) -> str:
     return kind
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def check_anvil() -> None:
     if not ANVIL_BIN.exists():
         raise BenchError(
@@ -522,38 +515,18 @@ def open_backend(
         return
     if kind == "anvil":
         check_anvil()
-        port = _free_port()
         extra = [*anvil_args, *(["--steps-tracing"] if tracing else [])]
-        command = [str(ANVIL_BIN), "--port", str(port), "--silent", *extra]
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
+        # Anvil's own chain id and hardfork: the figures are anvil's as it ships.
+        node = start_anvil(args=extra, chain_id=None, hardfork=None)
         try:
-            chain = _wait_for_anvil(url, proc)
+            chain = open_chain(node.url, operator_key=ANVIL_KEY)
             hardfork = _anvil_hardfork(chain.w3)
             mode = "".join(f" {a}" for a in extra)
-            yield chain, f"{anvil_version()}, hardfork {hardfork}, automine{mode}, on {url}"
+            yield chain, f"{anvil_version()}, hardfork {hardfork}, automine{mode}, on {node.url}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            node.stop()
         return
     raise BenchError(f"unknown backend {kind!r}: use embedded or anvil")
-
-
-def _wait_for_anvil(url: str, proc: subprocess.Popen[bytes], seconds: float = 30) -> Chain:
-    deadline = time.monotonic() + seconds
-    while True:
-        if proc.poll() is not None:
-            raise BenchError(f"anvil exited with code {proc.returncode} before answering")
-        try:
-            return open_chain(url, operator_key=ANVIL_KEY)
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                raise BenchError(f"anvil did not answer at {url} within {seconds} s") from exc
-            time.sleep(0.1)
 
 
 def _anvil_hardfork(w3: Web3) -> str:

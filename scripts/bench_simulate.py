@@ -30,18 +30,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-#: Report fields that do not have to match between chains: the wall time and the chain's name
-#: and address, and the seals' gas, whose calldata is a digest over block numbers and
+#: Report fields that do not have to match between chains: the run's time and resources, the
+#: chain's name, and the seals' gas, whose calldata is a digest over block numbers and
 #: transaction hashes (a zero byte of calldata costs 4 gas, another 16).
 CHAIN_SPECIFIC = frozenset(
     {
         "wall_s",
+        "disk_bytes",
+        "peak_rss_bytes",
         "chain",
-        "contract",
         "gas_used",
         "gas_seals",
         "gas_per_household_slot",
-        "slots_per_s",
     }
 )
 

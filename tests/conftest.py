@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,17 +13,13 @@ from pathlib import Path
 import pytest
 
 from ledger import Chain, open_chain
+from ledger.chain.anvil import ANVIL_BIN, free_port, start_anvil
 
 ROOT = Path(__file__).resolve().parent.parent
-ANVIL_BIN = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 #: Anvil's first dev account (from its public test mnemonic): funded on every anvil start.
 ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: The name the test modules that start their own servers import.
+_free_port = free_port
 
 
 def _wait_for(url: str, proc: subprocess.Popen[bytes] | None, seconds: float = 30) -> None:
@@ -55,19 +50,12 @@ def anvil_url() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(f"anvil is missing at {ANVIL_BIN}: scripts/install must install it")
         pytest.skip("anvil is not installed (run scripts/install)")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(ANVIL_BIN), "--port", str(port), "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    # Anvil's own chain id and hardfork, as a JSON-RPC node ships.
+    node = start_anvil(chain_id=None, hardfork=None)
     try:
-        _wait_for(url, proc)
-        yield url
+        yield node.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        node.stop()
 
 
 def _pg_bin() -> Path | None:

@@ -111,14 +111,16 @@ def start_anvil(
     args: Sequence[str] = (),
     binary: Path = ANVIL_BIN,
     timeout: float = START_TIMEOUT_S,
+    chain_id: int | None = CHAIN_ID,
+    hardfork: str | None = HARDFORK,
 ) -> AnvilProcess:
     """Start anvil on a free loopback port with the embedded chain's chain id and hardfork;
     return once it answers.
 
     ``state`` is anvil's ``--state`` file (loaded if it exists, written at stop); ``args`` are
-    more anvil options. Raises :class:`ConfigError` if the binary is missing and
-    :class:`ChainUnavailable` if anvil does not come up (its last line of output in the
-    message).
+    more anvil options; ``chain_id`` or ``hardfork`` ``None`` leaves anvil's own. Raises
+    :class:`ConfigError` if the binary is missing and :class:`ChainUnavailable` if anvil does
+    not come up (its last line of output in the message).
     """
     if not binary.is_file():
         raise ConfigError(
@@ -127,7 +129,11 @@ def start_anvil(
         )
     # First come, first mined: transactions sent without waiting (transact_many) are mined in
     # the order they were sent, as on the embedded chain, whatever their fees.
-    options = ["--chain-id", str(CHAIN_ID), "--hardfork", HARDFORK, "--order", "fifo", "--silent"]
+    options = ["--order", "fifo", "--silent"]
+    if chain_id is not None:
+        options += ["--chain-id", str(chain_id)]
+    if hardfork is not None:
+        options += ["--hardfork", hardfork]
     if state is not None:
         state.parent.mkdir(parents=True, exist_ok=True)
         options += ["--state", str(state)]
