@@ -46,6 +46,8 @@ RECEIPT_TIMEOUT_S: Final = 120.0
 #: The first and the longest pause between two receipt polls, and the growth between them (a
 #: local anvil mines a transaction in 1 to 15 ms: the first polls come quickly, each a fraction
 #: of a millisecond of the node's time, and a slow node is not flooded).
+#: JSON-RPC's "method not found" error code.
+_METHOD_NOT_FOUND: Final = -32601
 _POLL_FIRST_S: Final = 0.0002
 _POLL_MAX_S: Final = 0.05
 _POLL_GROWTH: Final = 1.3
@@ -344,6 +346,7 @@ class NodeSends:
 
     def __init__(self, link: NodeLink) -> None:
         self._link = link
+        self._sync = True
 
     def prepare(self, sender: str, to: str, data: bytes, *, check: str | None = None) -> Prepared:
         """``sender``'s pending nonce, web3's default fees (the node's priority fee, plus twice
@@ -380,6 +383,24 @@ class NodeSends:
             block_gas_limit=_quantity(head["gasLimit"]),
             check=checked,
         )
+
+    def send_and_wait(self, raw_transaction: bytes) -> tuple[HexBytes, dict[str, Any] | None]:
+        """Send a signed transaction and, where the node can, get its receipt in the same round
+        trip (``eth_sendRawTransactionSync``, which anvil serves: no receipt polling); returns
+        its hash and receipt (:func:`receipt_fields`), or ``None`` for the receipt from a node
+        without that method, which is then asked no more."""
+        if self._sync:
+            try:
+                raw = self._link.request(
+                    "eth_sendRawTransactionSync", ["0x" + raw_transaction.hex()]
+                )
+            except RpcError as exc:
+                if exc.code != _METHOD_NOT_FOUND:
+                    raise
+                self._sync = False
+            else:
+                return HexBytes(raw["transactionHash"]), receipt_fields(raw)
+        return self.send(raw_transaction), None
 
     def send(self, raw_transaction: bytes) -> HexBytes:
         """Send a signed transaction; returns its hash."""

@@ -349,3 +349,17 @@ def test_classification_matches_what_the_contract_does(embedded_chain: Chain) ->
             record.import_Wh,
             record.export_Wh,
         )
+
+
+def test_without_signature_checks_every_other_check_is_still_made() -> None:
+    tampered = sign(A, SLOT + 1, 1_200, 50)
+    forged = SignedReading(
+        Reading(A.address, SLOT + 1, 1_200, 9_999), tampered.v, tampered.r, tampered.s
+    )
+    result = classify([forged], DOMAIN, known(), check_signatures=False)
+    assert result.verdicts[0].accepted
+    assert classify([forged], DOMAIN, known()).verdicts[0].code is Code.BAD_SIGNATURE
+    stale = classify([sign(B, SLOT - 3, 400, 0)], DOMAIN, known(), check_signatures=False)
+    assert stale.verdicts[0].code is Code.STALE_SLOT
+    decreased = classify([sign(B, SLOT + 1, 499, 0)], DOMAIN, known(), check_signatures=False)
+    assert decreased.verdicts[0].code is Code.REGISTER_DECREASED
