@@ -61,12 +61,19 @@ def _tuple_array(abi_type: str) -> tuple[str, ...] | None:
     return members
 
 
+@lru_cache(maxsize=1 << 14)
+def _checksummed(address: str) -> bool:
+    """Whether a mixed-case address carries its checksum (a hash each: the same meters and
+    accounts come back every slot)."""
+    return bool(is_checksum_address(address))
+
+
 def _word(abi_type: str, value: Any) -> bytes:
     if abi_type == "address":
         if not (isinstance(value, str) and _HEX_ADDRESS.fullmatch(value)):
             raise _Unsure
         digits = value[2:]
-        if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(value):
+        if digits != digits.lower() and digits != digits.upper() and not _checksummed(value):
             raise _Unsure
         return bytes(12) + bytes.fromhex(digits)
     if abi_type == "bytes32":

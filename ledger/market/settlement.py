@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from sqlalchemy import Engine
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, func, select
 
 from ledger import errors
 from ledger.audit.digest import seal_slot
@@ -165,6 +165,8 @@ class SettlementWorker:
         self.start_block = start_block
         self.per_batch = max_fills_per_batch(gas_budget)
         self._say = say
+        # The newest digest link this worker saw anchored on chain (anchor_seals).
+        self._anchored_seq: int | None = None
 
     def _log(self, message: str) -> None:
         if self._say is not None:
@@ -391,11 +393,15 @@ class SettlementWorker:
         chain: so a crash between the two leaves links to anchor here, oldest first, and a
         retry of a link already anchored is a no-op on chain. The newest links are checked
         first and the walk stops at the first anchored one, so a settled history costs one
-        view call.
+        view call; and none while the newest link is one this worker saw anchored (it is the
+        market's only worker, so nothing else seals links behind its back).
         """
         newest_first = select(SlotDigestRecord).order_by(col(SlotDigestRecord.seq).desc())
         pending: list[tuple[int, str]] = []
         with Session(self.engine) as session:
+            newest = session.exec(select(func.max(SlotDigestRecord.seq))).one()
+            if newest is None or newest == self._anchored_seq:
+                return 0
             # A page of links at a time: loading every link on every slot made a year-long
             # history cost a quarter second per slot.
             while page := session.exec(newest_first.offset(len(pending)).limit(16)).all():
@@ -409,6 +415,7 @@ class SettlementWorker:
                     break
         for slot, digest in reversed(pending):
             self.client.seal_slot(self.settler, slot, digest, check_first=False)
+        self._anchored_seq = newest
         return len(pending)
 
     def _finish(self, slot: int) -> SlotOutcome:

@@ -43,6 +43,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -140,7 +141,7 @@ def classify(
     process tree with the meters' own keys (the simulator's): every other check is made, and
     the contract still checks every signature (a bad one would revert the batch).
     """
-    state: dict[str, MeterRecord] = {str(to_checksum_address(k)): v for k, v in meters.items()}
+    state: dict[str, MeterRecord] = {_checksum(k): v for k, v in meters.items()}
     verdicts: list[Verdict | None] = [None] * len(readings)
     parsed: list[tuple[int, SignedReading]] = []
     for i, item in enumerate(readings):
@@ -249,6 +250,12 @@ def _check(
             f"may meter at most {MAX_SLOT_ENERGY_WH} Wh each way",
         )
     return Verdict(i, signed, True)
+
+
+@lru_cache(maxsize=1 << 14)
+def _checksum(address: str) -> str:
+    """``address`` checksummed (a hash each: the same meters come back every slot)."""
+    return str(to_checksum_address(address))
 
 
 def _no(i: int, signed: SignedReading, code: Code, message: str) -> Verdict:
