@@ -1,12 +1,15 @@
-"""End-to-end wall time and peak memory of `voisin simulate`, per neighbourhood size.
+"""End-to-end wall time, memory, disk and gas of `voisin simulate`, as households and days grow.
 
-Each size runs in its own `voisin simulate` process (a fresh chain and database in a temporary
-output folder), so the peak RSS is that process's alone. Prints, per size: the run's own
-`wall_s`, the whole command's wall time, the peak RSS, slots, readings, fills, gas, and the cost
-per household and slot (wall seconds / (households x slots)).
+Each run is its own `voisin simulate` process (a fresh chain and database in a temporary
+output folder). Prints, per run: the run's own `wall_s`, the whole command's wall time, the
+peak RSS (the largest child so far, so runs go from small to large), the data dir's size,
+slots, readings, fills, gas, gas per household-slot, and the cost per household and slot (wall
+seconds / (households x slots)).
 
-Usage: ``.venv/bin/python scripts/bench_simulate.py [--households 10,100] [--days 1]
-[--chain embedded,anvil] [--json out.json]``. ``--chain`` takes one or more chains,
+Usage: ``.venv/bin/python scripts/bench_simulate.py [--households 10,100] [--days 1,7]
+[--scenario default|quartierstrom] [--chain embedded,anvil] [--json out.json]``. The
+``quartierstrom`` scenario has its 37 households (``--households`` is ignored).
+``--chain`` takes one or more chains,
 comma-separated: ``embedded`` (the default), ``anvil`` (a local anvil that each run starts and
 stops itself) or a JSON-RPC URL (the operator key then in ``VOISIN_CHAIN_KEY``). With more than
 one, each size runs on each chain in turn, in the same invocation, and the table ends with each
@@ -46,20 +49,12 @@ CHAIN_SPECIFIC = frozenset(
 )
 
 
-def run(households: int, days: int, chain: str | None) -> dict[str, Any]:
+def run(households: int, days: int, chain: str | None, scenario: str) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix=f"voisin-bench-sim-{households}-"))
-    command = [
-        sys.executable,
-        "-m",
-        "api.cli",
-        "simulate",
-        "--households",
-        str(households),
-        "--days",
-        str(days),
-        "--out",
-        str(out),
-    ]
+    command = [sys.executable, "-m", "api.cli", "simulate", "--scenario", scenario]
+    if scenario == "default":
+        command += ["--households", str(households)]
+    command += ["--days", str(days), "--out", str(out)]
     if chain:
         command += ["--chain", chain]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -70,7 +65,9 @@ def run(households: int, days: int, chain: str | None) -> dict[str, Any]:
     if done.returncode != 0:
         raise SystemExit(f"bench_simulate: voisin simulate failed for {households} households")
     report = json.loads((out / "report.json").read_text())
+    households = report["households"]
     return {
+        "scenario": scenario,
         "households": households,
         "days": days,
         "chain": chain or "embedded",
@@ -82,6 +79,8 @@ def run(households: int, days: int, chain: str | None) -> dict[str, Any]:
         "readings": report["readings"],
         "fills": report["fills"],
         "gas_used": report["gas_used"],
+        "gas_per_household_slot": report["gas_per_household_slot"],
+        "disk_MiB": report["disk_bytes"] / 2**20,
         "ms_per_household_slot": 1000 * report["wall_s"] / (households * report["slots"]),
         "audit_ok": report["audit_ok"],
         "figures": {k: v for k, v in report.items() if k not in CHAIN_SPECIFIC},
@@ -91,7 +90,8 @@ def run(households: int, days: int, chain: str | None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", default="10,100", help="sizes, comma-separated")
-    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--days", default="1", help="days, comma-separated")
+    parser.add_argument("--scenario", default="default", choices=("default", "quartierstrom"))
     parser.add_argument(
         "--chain",
         default="embedded",
@@ -101,33 +101,41 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         sizes = sorted(int(n) for n in args.households.split(","))
+        days = sorted(int(n) for n in args.days.split(","))
     except ValueError:
-        parser.error(f"--households must be integers separated by commas, got {args.households!r}")
-    if min(sizes) < 1 or args.days < 1:
-        parser.error("sizes and --days must be at least 1")
+        parser.error("--households and --days must be integers separated by commas")
+    if args.scenario == "quartierstrom":
+        sizes = [37]
+    if min(sizes) < 1 or min(days) < 1:
+        parser.error("sizes and days must be at least 1")
     chains = [c.strip() for c in args.chain.split(",") if c.strip()]
     if not chains:
         parser.error("--chain names no chain")
     rows = [
-        run(n, args.days, None if chain == "embedded" else chain) for n in sizes for chain in chains
+        run(n, d, None if chain == "embedded" else chain, args.scenario)
+        for n in sizes
+        for d in days
+        for chain in chains
     ]
     # The chain column is as wide as its longest entry: a node's URL is shown whole.
     w = max(9, *(len(r["chain"]) for r in rows))
     print(
-        f"{'households':>10} {'chain':>{w}} {'run s':>8} {'command s':>9} {'peak MiB':>9} "
-        f"{'readings':>9} {'fills':>7} {'gas':>13} {'ms/hh-slot':>10} {'audit':>5}"
+        f"{'households':>10} {'days':>4} {'chain':>{w}} {'run s':>8} {'command s':>9} "
+        f"{'peak MiB':>9} {'disk MiB':>8} {'readings':>9} {'fills':>7} {'gas':>13} "
+        f"{'gas/hh-slot':>11} {'ms/hh-slot':>10} {'audit':>5}"
     )
     for r in rows:
         print(
-            f"{r['households']:>10} {r['chain']:>{w}} {r['run_s']:>8.1f} "
-            f"{r['command_s']:>9.1f} {r['peak_rss_MiB']:>9.0f} {r['readings']:>9} "
-            f"{r['fills']:>7} {r['gas_used']:>13,} {r['ms_per_household_slot']:>10.1f} "
+            f"{r['households']:>10} {r['days']:>4} {r['chain']:>{w}} {r['run_s']:>8.1f} "
+            f"{r['command_s']:>9.1f} {r['peak_rss_MiB']:>9.0f} {r['disk_MiB']:>8.1f} "
+            f"{r['readings']:>9} {r['fills']:>7} {r['gas_used']:>13,} "
+            f"{r['gas_per_household_slot']:>11,} {r['ms_per_household_slot']:>10.2f} "
             f"{'ok' if r['audit_ok'] else 'FAIL':>5}"
         )
     if len(chains) > 1:
         print()
-        for n in sizes:
-            same_size = [r for r in rows if r["households"] == n]
+        for n, d in ((n, d) for n in sizes for d in days):
+            same_size = [r for r in rows if (r["households"], r["days"]) == (n, d)]
             first = same_size[0]
             for r in same_size[1:]:
                 ratio = first["run_s"] / r["run_s"] if r["run_s"] else float("inf")
@@ -140,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                 r["speedup_over_first"] = ratio
                 r["figures_differ"] = differ
                 print(
-                    f"{n} households: {r['chain']} is {ratio:.2f}x as fast as {first['chain']} "
+                    f"{n} households, {d} days: {r['chain']} is {ratio:.2f}x as fast as "
+                    f"{first['chain']} "
                     f"(run {first['run_s']:.1f} s / {r['run_s']:.1f} s; whole command "
                     f"{command:.2f}x); same report figures: "
                     + ("yes" if not differ else "NO, " + ", ".join(differ))
