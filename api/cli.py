@@ -301,7 +301,7 @@ def _record_run(args: argparse.Namespace, out: Path, data_dir: Path) -> None:
     """Write (or, resuming, update) ``OUT/run.json`` durably."""
     from datetime import UTC, datetime
 
-    from meter_sim.durable import write_durably
+    from ledger.files import write_durably
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     path = out / RUN_RECORD
@@ -324,7 +324,7 @@ def _record_run(args: argparse.Namespace, out: Path, data_dir: Path) -> None:
 def _record_finished(out: Path) -> None:
     from datetime import UTC, datetime
 
-    from meter_sim.durable import write_durably
+    from ledger.files import write_durably
 
     path = out / RUN_RECORD
     record = json.loads(path.read_text())

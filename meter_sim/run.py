@@ -39,6 +39,7 @@ from web3 import Web3
 from ledger.chain.backends import open_chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import open_ledger
+from ledger.files import write_durably
 from ledger.localtime import local_date
 from ledger.market.agent_orders import AgentHousehold, post_default_orders
 from ledger.market.agents import AgentSettings
@@ -54,7 +55,6 @@ from ledger.readings.eip712 import SignedReading
 from ledger.readings.intake import MeterRecord, classify
 from ledger.types import MeterState, Onboarding, Tariffs
 from meter_sim.audit import add_ledger_audit
-from meter_sim.durable import write_durably
 from meter_sim.errors import SimulationError
 from meter_sim.flows import (
     Flows,

@@ -25,7 +25,6 @@ figures on both.
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import socket
 import subprocess
@@ -37,6 +36,7 @@ from typing import Final
 
 from eth_account.signers.local import LocalAccount
 
+from ledger.chain import children
 from ledger.chain.operator import OPERATOR_GENESIS_WEI, load_or_create_operator
 from ledger.chain.rpc import NodeLink, RpcError
 from ledger.errors import ChainUnavailable, ConfigError
@@ -60,7 +60,6 @@ STATE_FILE: Final = Path("anvil") / "state.json"
 START_TIMEOUT_S: Final = 30.0
 #: How long :meth:`AnvilProcess.stop` lets anvil write its state before killing it.
 STOP_TIMEOUT_S: Final = 60.0
-_PR_SET_PDEATHSIG: Final = 1
 #: Ports tried when another process takes the free port first.
 _PORT_ATTEMPTS: Final = 5
 
@@ -90,19 +89,12 @@ class AnvilProcess:
         if self._stopped:
             return
         self._stopped = True
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        children.stop(self.process, timeout)
 
 
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the parent thread dies (kept across exec)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    children.signal_when_parent_dies(signal.SIGTERM)
 
 
 def start_anvil(

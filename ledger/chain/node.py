@@ -30,7 +30,6 @@ Run by hand: ``python -m ledger.chain.node --data-dir DIR [--port P]``.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import secrets
@@ -50,6 +49,7 @@ from web3 import Web3
 from web3.datastructures import AttributeDict
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from ledger.chain import children
 from ledger.errors import ChainUnavailable
 from ledger.jsonscan import json_depth_problem, pin_recursion_limit
 
@@ -58,7 +58,6 @@ START_TIMEOUT_S: Final = 60.0
 #: JSON-RPC error code for a revert (as geth and anvil answer).
 REVERT_CODE: Final = 3
 _READY_PREFIX: Final = "voisin-node listening on "
-_PR_SET_PDEATHSIG: Final = 1
 #: The node's scheduling niceness (0 is normal, 19 the lowest priority).
 NICENESS: Final = 10
 #: The operator key, when the parent was given one, reaches the node through its environment
@@ -224,8 +223,7 @@ def _handler(w3: Web3, token: str | None) -> type[BaseHTTPRequestHandler]:
 def _die_with_parent(parent: int) -> None:
     """Have the kernel SIGKILL this process when its parent dies, and also exit when the
     parent pid changes (the parent may have died before the request took effect)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    children.signal_when_parent_dies(signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(0)
 
@@ -310,13 +308,7 @@ class NodeProcess:
         if self._stopped:
             return
         self._stopped = True
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        children.stop(self.process, timeout)
         if self.process.stdout is not None:
             self.process.stdout.close()
 

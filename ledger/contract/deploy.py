@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from ledger.chain.backends import Chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.compile import Artifact, load_artifact
 from ledger.errors import DeploymentError, TransactionFailed
+from ledger.files import write_durably
 from ledger.types import Tariffs
 
 CONTRACT_NAME = "Voisin"
@@ -138,16 +138,4 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _write(path: Path, records: dict[str, Any]) -> None:
     """Write atomically and durably: a crash leaves the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(records, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_durably(path, json.dumps(records, indent=2, sort_keys=True) + "\n")

@@ -1,4 +1,5 @@
-"""Files a crash leaves whole: the records ``voisin simulate`` resumes from."""
+"""Files a crash leaves whole: the deployment records, and the records ``voisin simulate``
+resumes from."""
 
 from __future__ import annotations
 
