@@ -3,9 +3,9 @@
 Runs ``voisin simulate`` twice with the same arguments, first as it runs by default (the
 embedded chain installs the speedups) and then with ``VOISIN_PYEVM_SPEEDUPS=0`` (py-evm, py-trie
 and eth-hash as they ship), and compares the two ``report.json`` files field by field. Only the
-timing fields may differ (:data:`TIMING_FIELDS`); any other difference is printed and the exit
-status is 1 (2 if a run failed, or if the first run did not have the speedups installed, so that
-nothing was compared).
+run's own time, memory and disk may differ (:data:`TIMING_FIELDS`); any other difference is
+printed and the exit status is 1 (2 if a run failed, or if the first run did not have the
+speedups installed, so that nothing was compared).
 
 Both runs get the same operator key: a simulation derives it from the scenario's seed, so the
 contract's address, and with it every EIP-712 signature and its calldata gas, is the same.
@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from meter_sim.report import RUN_RESOURCES
+
 ROOT: Final = Path(__file__).resolve().parent.parent
 SWITCH: Final = "VOISIN_PYEVM_SPEEDUPS"
 
@@ -36,10 +38,11 @@ SWITCH: Final = "VOISIN_PYEVM_SPEEDUPS"
 #: surplus, so readings, clearing, fills and settlement all run, in a few seconds per run.
 DEFAULT_SIMULATE: Final = ("--households", "6", "--first-slot", "44", "--slots", "8", "--seed", "3")
 
-#: report.json's timing fields (meter_sim/report.py: ``wall_s`` is the run's wall time). Every
-#: other field is a count, an energy, money, gas, a ratio of those, a finding or a name, and
-#: must not change with the speedups.
-TIMING_FIELDS: Final = frozenset({"wall_s"})
+#: report.json's fields about the run's own time, memory and disk (meter_sim.report's
+#: RUN_RESOURCES: ``wall_s``, ``disk_bytes``, ``peak_rss_bytes``). Every other field is a count,
+#: an energy, money, gas, a ratio of those, a finding or a name, and must not change with the
+#: speedups.
+TIMING_FIELDS: Final = RUN_RESOURCES
 
 #: What the speedups log when the version gate keeps them out (ledger.chain.pyevm_speedups).
 NOT_INSTALLED: Final = "py-evm speedups not installed"
@@ -125,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the reports differ in {len(found)} of {compared} fields:")
         print("\n".join(found))
         return 1
-    print(f"the reports are identical in all {compared} fields but {', '.join(TIMING_FIELDS)}")
+    but = ", ".join(sorted(TIMING_FIELDS))
+    print(f"the reports are identical in all {compared} fields but {but}")
     return 0
 
 
