@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,8 @@ def run(households: int, days: int, chain: str | None, scenario: str) -> dict[st
     if done.returncode != 0:
         raise SystemExit(f"bench_simulate: voisin simulate failed for {households} households")
     report = json.loads((out / "report.json").read_text())
+    # A month of runs fills gigabytes: the figures are read, the folder goes.
+    shutil.rmtree(out, ignore_errors=True)
     households = report["households"]
     return {
         "scenario": scenario,
