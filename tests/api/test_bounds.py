@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
 from api.schemas import (
@@ -21,7 +22,8 @@ from api.schemas import (
     UINT32,
 )
 from api.web.session import TOKEN_COOKIE, form_token
-from tests.api.conftest import OP, OPERATOR_TOKEN, Api, past_slot
+from ledger.types import MAX_SLOT_ENERGY_WH
+from tests.api.conftest import OP, OPERATOR_TOKEN, Api, Member, past_slot
 
 BEYOND = [INT64_MAX + 1, 2**64 - 1]
 
@@ -160,15 +162,40 @@ def test_the_largest_values_the_schema_takes_are_stored_and_read_back(api: Api) 
 
 
 def test_a_reading_at_the_largest_register_is_stored_committed_and_mirrored(api: Api) -> None:
+    # From a zero baseline the largest register meters more than one slot may hold: refused,
+    # with its code, and nothing stored.
     member = api.register(prosumer=True)
     slot = past_slot(3)
-    first = api.reading(member, slot, import_Wh=INT64_MAX - 5, export_Wh=INT64_MAX)
+    before = api.snapshot()
+    r = api.client.post("/readings", json={"readings": [api.reading(member, slot, 0, INT64_MAX)]})
+    assert r.status_code == 422 and r.json()["code"] == "energy_too_large", r.text
+    assert api.snapshot() == before
+    # From baselines one slot's most below the top, the largest registers are accepted.
+    meter: LocalAccount = Account.create()
+    base = INT64_MAX - MAX_SLOT_ENERGY_WH
+    body = {
+        "meter": meter.address,
+        "prosumer": True,
+        "import_baseline_Wh": base,
+        "export_baseline_Wh": base,
+    }
+    created = api.client.post("/households", json=body, headers=OP)
+    assert created.status_code == 201, created.text
+    data = created.json()
+    top = Member(data["id"], data["token"], meter, data["account"], True, base, base)
+    first = api.reading(top, slot, import_Wh=MAX_SLOT_ENERGY_WH - 5, export_Wh=MAX_SLOT_ENERGY_WH)
+    assert top.export_Wh == INT64_MAX
     r = api.client.post("/readings", json={"readings": [first]})
     assert r.status_code == 202, r.text
     assert not api.flush().chain_down
-    balance = api.client.get(f"/households/{member.id}/balance", headers=OP).json()
+    balance = api.client.get(f"/households/{top.id}/balance", headers=OP).json()
     assert balance["credits"] == [
-        {"slot": slot, "export_Wh": INT64_MAX, "sold_Wh": 0, "credits_Wh": INT64_MAX}
+        {
+            "slot": slot,
+            "export_Wh": MAX_SLOT_ENERGY_WH,
+            "sold_Wh": 0,
+            "credits_Wh": MAX_SLOT_ENERGY_WH,
+        }
     ]
 
 
