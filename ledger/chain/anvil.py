@@ -25,9 +25,11 @@ figures on both.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,6 +79,8 @@ class AnvilProcess:
 
     url: str
     process: subprocess.Popen[bytes]
+    #: anvil's ``--cache-path`` when :func:`start_anvil` made it: removed once anvil stops.
+    cache: Path | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -90,6 +94,8 @@ class AnvilProcess:
             return
         self._stopped = True
         children.stop(self.process, timeout)
+        if self.cache is not None:
+            shutil.rmtree(self.cache, ignore_errors=True)
 
 
 def _die_with_parent() -> None:
@@ -122,6 +128,16 @@ def start_anvil(
     # First come, first mined: transactions sent without waiting (transact_many) are mined in
     # the order they were sent, as on the embedded chain, whatever their fees.
     options = ["--order", "fifo", "--silent"]
+    # anvil writes the states it evicts from memory under its cache path, by default a new
+    # folder in ~/.foundry/anvil/tmp per run that it never removes (tens of gigabytes after a
+    # few long runs). Beside the state file they live and go with the data directory;
+    # otherwise in a folder of their own that stop() removes.
+    cache: Path | None = None
+    if state is not None:
+        options += ["--cache-path", str(state.parent / "cache")]
+    else:
+        cache = Path(tempfile.mkdtemp(prefix="voisin-anvil-"))
+        options += ["--cache-path", str(cache)]
     if chain_id is not None:
         options += ["--chain-id", str(chain_id)]
     if hardfork is not None:
@@ -145,9 +161,12 @@ def start_anvil(
             if _answers(node, timeout):
                 if process.stderr is not None:
                     process.stderr.close()
+                node.cache = cache
                 return node
         except BaseException:
             node.stop(timeout=5)
+            if cache is not None:
+                shutil.rmtree(cache, ignore_errors=True)
             raise
         node.stop(timeout=5)
         err = process.stderr.read().decode(errors="replace") if process.stderr else ""
@@ -157,6 +176,8 @@ def start_anvil(
         problem = lines[-1] if lines else f"exit code {process.returncode}"
         if "address already in use" not in problem.lower():
             break
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
     raise ChainUnavailable(f"anvil did not start: {problem}")
 
 
