@@ -2,8 +2,10 @@
 
 The lifespan opens the chain (deploying the contract on first start, reusing it afterwards),
 the database and the key vault, and runs the outbox loop in the background. ``voisin serve``
-runs it with uvicorn. Every request first goes through :class:`api.body_guard.BodyGuard`,
-which refuses oversized, deeply nested and duplicate-key bodies before anything parses them.
+runs it with uvicorn. Every request first gets its id (:class:`RequestId`: the client's
+``X-Request-ID`` if well-formed, else a new one, returned in the response and carried by every
+log line of the request), then goes through :class:`api.body_guard.BodyGuard`, which refuses
+oversized, deeply nested and duplicate-key bodies before anything parses them.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import docs_ui, errors
 from api.body_guard import BodyGuard
 from api.deps import problems
+from api.logs import REQUEST_ID, REQUEST_ID_HEADER, accept_request_id
 from api.routes import audit, health, households, market, orders, readings, topups, trades
 from api.schemas import INT64_MAX
 from api.services import REQUEST_THREADS, Services
@@ -125,6 +129,47 @@ class Metrics:
                 services.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
 
+class RequestId:
+    """Pure ASGI middleware: give every HTTP request an id, in :data:`api.logs.REQUEST_ID` for
+    the log lines written while it is served, and in the response's ``X-Request-ID``.
+
+    The id is the client's ``X-Request-ID`` when :func:`api.logs.accept_request_id` takes it
+    (so a proxy's or a gateway's id follows the request through), else a new one."""
+
+    _HEADER = REQUEST_ID_HEADER.lower().encode("latin-1")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next(
+            (value.decode("latin-1") for name, value in scope["headers"] if name == self._HEADER),
+            None,
+        )
+        request_id = accept_request_id(given)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        await self.app(scope, receive, send_with_id)
+        # Not reset when the app raised: the server's log of the exception, written next in
+        # this request's own task (whose context ends with it), carries the id too.
+        REQUEST_ID.reset(token)
+
+
+class _Voisin(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Request ids go outside Starlette's outermost middleware (the one that answers 500
+        # to an unexpected exception), so that a 500 carries its id too.
+        return RequestId(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
     settings = settings or Settings()
     pin_recursion_limit()
@@ -153,7 +198,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             services.close()
             app.state.services = None
 
-    app = FastAPI(
+    app = _Voisin(
         title="Voisin",
         version="0.1.0",
         description=DESCRIPTION,
@@ -170,6 +215,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.openapi = _with_integral_bounds(app.openapi)  # type: ignore[method-assign]
 
     # The last added runs first: the metrics see every answer, the guard's refusals included.
+    # RequestId runs before them all (see _Voisin).
     app.add_middleware(
         BodyGuard,
         max_body_bytes=settings.max_body_bytes,

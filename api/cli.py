@@ -549,12 +549,11 @@ def operator_token_source(settings: Any) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import logging
-
     import uvicorn
     from pydantic import ValidationError
 
     from api.app import create_app
+    from api.logs import configure_logging
     from api.settings import Settings
 
     try:
@@ -566,7 +565,8 @@ def _serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"voisin serve: {problem}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Voisin's lines and uvicorn's go out in VOISIN_LOG_FORMAT (api/logs.py).
+    log_config = configure_logging(settings.log_format)
     url = dashboard_url(args.host, args.port)
     bind = f"[{args.host}]" if ":" in args.host else args.host
     print(
@@ -593,6 +593,7 @@ def _serve(args: argparse.Namespace) -> int:
         create_app(settings),
         host=args.host,
         port=args.port,
+        log_config=log_config,
         log_level="info",
         timeout_keep_alive=30,
     )

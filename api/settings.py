@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         default="pay-as-clear", description="The clearing mechanism the settlement worker runs."
     )
     outbox_interval_s: float = Field(default=0.5, gt=0, le=60)
+    log_format: Literal["auto", "text", "json"] = Field(
+        default="auto",
+        description=(
+            "How `voisin serve` logs on stderr (api/logs.py): 'text' for a person, 'json' (one "
+            "object per line, with the request id) for a machine; 'auto' is text when stderr "
+            "is a terminal, json otherwise (a supervisor, a container, a file)."
+        ),
+    )
     # Abuse limits (api/ratelimit.py): token buckets answered with 429 and Retry-After.
     token_rate_per_s: float = Field(
         default=10.0,

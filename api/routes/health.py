@@ -1,29 +1,149 @@
-"""``GET /health`` (chain, database, backlog) and ``GET /metrics`` (Prometheus)."""
+"""``GET /health`` (what is wrong, if anything) and ``GET /metrics`` (Prometheus).
+
+Health tells four problems apart, each a stable code in ``problems`` with the facts behind it
+in the body, and a sentence in ``why``:
+
+- ``chain_down``: the chain node does not answer. Nothing reaches the chain, and the requests
+  that write it (registration, top-up, take) answer 503.
+- ``database_down``: the database does not answer. Nothing can be accepted.
+- ``backlog_growing``: accepted readings or orders are not reaching the chain: the oldest
+  queued one was accepted more than :data:`BACKLOG_OLDEST_MAX_S` ago, or the backlog rose at
+  each of the last :data:`BACKLOG_RISES` samples, over :data:`BACKLOG_RISING_MIN_S` at least
+  (a ledger the operator paused, a node that refuses, an outbox that cannot keep up).
+- ``audit_failing``: the keeper's latest kept audit (:mod:`api.keeper`) found a problem or
+  could not run; ``audit_stale``: no audit was kept for :data:`AUDIT_STALE_S` (nor four times
+  the last run's duration, if longer), so nothing is checking the ledger.
+
+The first two are ``down``: 503, so that a load balancer takes the server out (it cannot do
+its work). The others are ``degraded``: 200, because the server still accepts readings and
+orders durably and answers queries; taking it out would only stop meters from delivering.
+Monitoring alerts on them (the ``voisin_health_problem`` gauge, docs/operations.md).
+"""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
-from sqlmodel import Session
+from sqlalchemy import func, text
+from sqlalchemy import select as select_columns
+from sqlmodel import Session, col, select
 
 from api.deps import Svc
+from api.keeper import REFRESH_S
+from api.models import ApiOrder, IntakeReading, KeptAudit
+from api.services import Services
 
 router = APIRouter(tags=["service"])
 
+CHAIN_DOWN = "chain_down"
+DATABASE_DOWN = "database_down"
+BACKLOG_GROWING = "backlog_growing"
+AUDIT_FAILING = "audit_failing"
+AUDIT_STALE = "audit_stale"
+#: Every problem code, in the order ``problems`` lists them.
+PROBLEMS = (CHAIN_DOWN, DATABASE_DOWN, BACKLOG_GROWING, AUDIT_FAILING, AUDIT_STALE)
+#: The problems that make the server ``down`` (503); any other makes it ``degraded`` (200).
+DOWN = frozenset({CHAIN_DOWN, DATABASE_DOWN})
 
-def _status(services: Svc) -> dict[str, Any]:
+#: An item queued longer than this (seconds) is late: the outbox sends what it accepted within
+#: a second or two while the chain answers, and a slot settles ``settle_after_s`` (120 s by
+#: default) after it ends, so a reading queued five minutes may miss its slot's settlement.
+BACKLOG_OLDEST_MAX_S = 300
+#: Consecutive rises of the backlog, across samples at least ten seconds apart
+#: (:data:`api.metrics.TREND_SAMPLE_EVERY_S`), that make it growing, and the seconds they must
+#: span at least: readings arrive in a burst at each slot's end and leave within seconds, so a
+#: backlog that rose for a minute is arriving faster than it leaves.
+BACKLOG_RISES = 5
+BACKLOG_RISING_MIN_S = 60.0
+#: A kept audit older than this (seconds) is stale: the keeper runs one at least every
+#: :data:`api.keeper.REFRESH_S` (a long run waits twice its duration before the next).
+AUDIT_STALE_S = 4 * REFRESH_S
+
+
+def _wall() -> float:
+    return time.time()
+
+
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+def _age_s(moment: datetime | None, now: float) -> int | None:
+    """Whole seconds since ``moment`` (stored in UTC; SQLite gives it back naive)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0, int(now - moment.timestamp()))
+
+
+def _oldest(session: Session, now: float) -> dict[str, int | None]:
+    """Seconds since the oldest queued reading was accepted, and the oldest order not yet
+    posted (a cancellation asked of an open order has no time of its own: the trend sees it)."""
+    reading = session.exec(
+        select(func.min(IntakeReading.received_at)).where(IntakeReading.status == "queued")
+    ).one()
+    order = session.exec(
+        select(func.min(ApiOrder.created_at)).where(ApiOrder.status == "queued")
+    ).one()
+    return {"readings": _age_s(reading, now), "orders": _age_s(order, now)}
+
+
+def _audit(session: Session, now: float) -> dict[str, Any]:
+    """The keeper's latest kept audit: whether it passed, when it finished, what it read."""
+    # SQLAlchemy's select: sqlmodel's types a select of at most four columns. The report's
+    # columns stay unread (the whole report is large).
+    row = session.execute(
+        select_columns(
+            col(KeptAudit.started_s),
+            col(KeptAudit.finished_s),
+            col(KeptAudit.head_block),
+            col(KeptAudit.ok),
+            col(KeptAudit.findings),
+            col(KeptAudit.problem),
+        ).order_by(col(KeptAudit.id).desc())
+    ).first()
+    if row is None:
+        return {"kept": False, "ok": None}
+    started, finished, block, ok, findings, problem = row
+    failed = problem is not None
+    return {
+        "kept": True,
+        "ok": bool(ok) and not failed,
+        "finished_s": finished,
+        "age_s": max(0, int(now - finished)),
+        "duration_s": max(0, finished - started),
+        "block": block,
+        "findings": None if failed else findings,
+        # The kind of failure only: /health answers anyone, and the message may name hosts.
+        # The operator's page and the server's log have the whole of it.
+        "error": problem.split(":", 1)[0] if failed else None,
+    }
+
+
+def status(services: Services) -> dict[str, Any]:
+    """What ``GET /health`` answers (see the module), and what ``GET /metrics`` sets its gauges
+    from. Takes a sample of the backlog for its trend."""
+    now = _wall()
+    why: dict[str, str] = {}
     database: dict[str, Any] = {"ok": True}
     backlog: dict[str, int] = {}
+    oldest: dict[str, int | None] = {}
+    audit: dict[str, Any] | None = None
     try:
         with Session(services.engine) as session:
             session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            oldest = _oldest(session, now)
+            audit = _audit(session, now)
         backlog = services.outbox.backlog()
     except Exception as exc:
         database = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        why[DATABASE_DOWN] = f"the database does not answer ({type(exc).__name__})"
     chain: dict[str, Any] = {
         "ok": services.chain_up,
         "kind": services.chain.kind,
@@ -41,16 +161,75 @@ def _status(services: Svc) -> dict[str, Any]:
     chain["ok"] = services.chain_up
     if not services.chain_up:
         chain["error"] = services.last_chain_error
-    return {
-        "ok": chain["ok"] and database["ok"],
+        why[CHAIN_DOWN] = "the chain node does not answer"
+
+    # What only the database knows stays null while it does not answer.
+    answer: dict[str, Any] = {
         "chain": chain,
         "database": database,
         "backlog": backlog,
+        "backlog_oldest_s": None,
+        "backlog_trend": None,
+        "audit": None,
     }
+    if database["ok"]:
+        samples = services.metrics.backlog_trend
+        samples.add(_monotonic(), sum(backlog.values()))
+        trend = samples.trend()
+        answer["backlog_oldest_s"] = oldest
+        answer["backlog_trend"] = {
+            "window_s": round(trend.window_s),
+            "samples": trend.samples,
+            "change": trend.change,
+            "rises": trend.rises,
+        }
+        late = {kind: age for kind, age in oldest.items() if age is not None}
+        kind, age = max(late.items(), key=lambda item: item[1], default=("", 0))
+        if age > BACKLOG_OLDEST_MAX_S:
+            why[BACKLOG_GROWING] = (
+                f"the oldest queued {kind[:-1]} was accepted {age} s ago "
+                f"(more than {BACKLOG_OLDEST_MAX_S} s)"
+            )
+        elif trend.rises >= BACKLOG_RISES and trend.rising_s >= BACKLOG_RISING_MIN_S:
+            why[BACKLOG_GROWING] = (
+                f"the backlog rose at each of the last {trend.rises} samples, "
+                f"over {round(trend.rising_s)} s"
+            )
+        answer["audit"] = audit
+        why.update(_audit_problems(audit or {}, _monotonic() - services.metrics.started))
+
+    problems = [code for code in PROBLEMS if code in why]
+    down = any(code in DOWN for code in problems)
+    return {
+        "ok": not down,
+        "status": "down" if down else "degraded" if problems else "ok",
+        "problems": problems,
+        "why": {code: why[code] for code in problems},
+        **answer,
+    }
+
+
+def _audit_problems(audit: dict[str, Any], uptime_s: float) -> dict[str, str]:
+    if not audit.get("kept"):
+        if uptime_s > AUDIT_STALE_S:
+            return {AUDIT_STALE: f"no audit was kept in the {round(uptime_s)} s this server ran"}
+        return {}
+    found: dict[str, str] = {}
+    if audit["error"] is not None:
+        found[AUDIT_FAILING] = f"the latest audit could not run ({audit['error']})"
+    elif not audit["ok"]:
+        found[AUDIT_FAILING] = f"the latest audit has {audit['findings']} finding(s)"
+    stale_s = max(AUDIT_STALE_S, 4 * audit["duration_s"])
+    if audit["age_s"] > stale_s:
+        found[AUDIT_STALE] = f"the latest audit finished {audit['age_s']} s ago"
+    return found
 
 
 _HEALTHY = {
     "ok": True,
+    "status": "ok",
+    "problems": [],
+    "why": {},
     "chain": {
         "ok": True,
         "kind": "embedded",
@@ -60,36 +239,67 @@ _HEALTHY = {
     },
     "database": {"ok": True},
     "backlog": {"readings": 0, "orders": 0},
+    "backlog_oldest_s": {"readings": None, "orders": None},
+    "backlog_trend": {"window_s": 590, "samples": 60, "change": 0, "rises": 0},
+    "audit": {
+        "kept": True,
+        "ok": True,
+        "finished_s": 1767225600,
+        "age_s": 42,
+        "duration_s": 1,
+        "block": 14,
+        "findings": 0,
+        "error": None,
+    },
 }
 
 
 @router.get(
     "/health",
-    summary="Chain and database status, and the outbox backlog",
+    summary="Whether the server can do its work, and what is wrong if not",
     responses={
         200: {
-            "description": "Both answer. `chain.chain_id` and `chain.contract` are the chain id "
-            "and verifying contract of the EIP-712 domain that meters sign readings in.",
+            "description": "`status` is `ok`, or `degraded` with `problems` among "
+            "`backlog_growing`, `audit_failing` and `audit_stale` (the server still accepts "
+            "and answers). `chain.chain_id` and `chain.contract` are the chain id and "
+            "verifying contract of the EIP-712 domain that meters sign readings in.",
             "content": {"application/json": {"example": _HEALTHY}},
         },
-        503: {"description": "The chain or the database does not answer (`error` says why)"},
+        503: {
+            "description": "`status` is `down`: `problems` has `chain_down` or "
+            "`database_down` (`chain.error` or `database.error` says why)"
+        },
     },
 )
 def health(services: Svc) -> JSONResponse:
-    """200 when both the chain and the database answer, else 503 (the body says which). The
-    backlog counts accepted readings and orders not yet on chain."""
-    status = _status(services)
-    return JSONResponse(status, 200 if status["ok"] else 503)
+    """200 when the chain and the database answer (`status` `ok`, or `degraded` with its
+    `problems`), else 503 (`down`). The backlog counts accepted readings and orders not yet on
+    chain; `backlog_oldest_s` is how long the oldest of each has waited; `audit` is the
+    latest audit the server kept."""
+    answer = status(services)
+    return JSONResponse(answer, 200 if answer["ok"] else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(services: Svc) -> Response:
-    status = _status(services)
+    answer = status(services)
     m = services.metrics
-    m.chain_up.set(1 if status["chain"]["ok"] else 0)
-    m.database_up.set(1 if status["database"]["ok"] else 0)
-    for kind, count in status["backlog"].items():
+    m.chain_up.set(1 if answer["chain"]["ok"] else 0)
+    m.database_up.set(1 if answer["database"]["ok"] else 0)
+    for kind, count in answer["backlog"].items():
         m.backlog.labels(kind).set(count)
-    if "block" in status["chain"]:
-        m.block.set(status["chain"]["block"])
+    for kind, age in (answer["backlog_oldest_s"] or {}).items():
+        m.backlog_oldest.labels(kind).set(age or 0)
+    if "block" in answer["chain"]:
+        m.block.set(answer["chain"]["block"])
+    audit = answer["audit"]
+    if audit is not None:
+        kept = audit["kept"]
+        m.audit_ok.set(-1 if not kept else 1 if audit["ok"] else 0)
+        m.audit_age.set(audit["age_s"] if kept else -1)
+        m.audit_block.set(-1 if not kept or audit["block"] is None else audit["block"])
+        m.audit_findings.set(-1 if not kept or audit["findings"] is None else audit["findings"])
+    m.health_status.set({"ok": 0, "degraded": 1, "down": 2}[answer["status"]])
+    for code in PROBLEMS:
+        m.health_problem.labels(code).set(1 if code in answer["problems"] else 0)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
