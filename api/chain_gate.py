@@ -5,6 +5,13 @@ of it (the embedded chain is one in-process EVM, and a JSON-RPC node's nonces wa
 at a time), whether the node answered last time (``up``, and the error that said otherwise),
 and when the last request started, so that background work can let requests go first.
 
+The lock reaches beyond the process: :class:`ChainLock` takes a file lock
+(``<data dir>/chain-writes.lock``, :data:`WRITES_LOCK`) whenever a thread first takes it, and
+drops it when that thread lets go of it. ``voisin backup`` (:mod:`api.backup`) takes the same
+file lock while it copies the chain and then the database, so that no chain write, nor the
+database record of its outcome, happens between the two copies; the API's threads simply wait
+for the copy (seconds) meanwhile.
+
 :data:`CHAIN_DOWN` tells "the node is not answering" from "the node said no": the first marks
 the chain down (requests get a 503, the outbox stops its pass and keeps its queue), the second
 is a domain error. The gate knows nothing else of the API: the outbox, the intake and the
@@ -13,11 +20,15 @@ routes receive it, and :class:`api.services.Services` composes them.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from types import TracebackType
+from typing import Final, TypeVar
 
 from web3.exceptions import TimeExhausted
 
@@ -36,13 +47,133 @@ CHAIN_DOWN: tuple[type[BaseException], ...] = (
 )
 
 
+#: The file in the data directory whose ``flock`` stands for "the chain is being written".
+WRITES_LOCK: Final = "chain-writes.lock"
+#: How often a timed acquisition of :class:`ChainLock` tries the file lock again (seconds).
+_POLL_S: Final = 0.01
+
+
+def lock_file(path: Path) -> int:
+    """Open (creating it) the lock file ``path``; the descriptor to ``flock``."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def flock_until(fd: int, deadline: float | None) -> bool:
+    """Take the exclusive ``flock`` of ``fd``, waiting until ``deadline`` (monotonic seconds;
+    ``None``: as long as it takes); whether it did."""
+    if deadline is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_S)
+
+
+class ChainLock:
+    """A re-entrant lock (``threading.RLock``'s interface) that also holds a file lock while
+    a thread holds it.
+
+    The file lock is taken on a thread's outermost acquisition and dropped on its outermost
+    release, so that it spans exactly the stretches where this process may write the chain;
+    another process (a backup) holding it makes the first acquisition wait. ``flock`` belongs
+    to the open file description, and the kernel drops it when the process dies, even by
+    SIGKILL: no stale lock survives a crash. Without a ``path`` it is a plain ``RLock``.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._rlock = threading.RLock()
+        self._fd: int | None = None
+        #: Nesting depth of the owning thread, and which thread that is; only the owner
+        #: changes them, while it holds ``_rlock``.
+        self._depth = 0
+        self._owner: int | None = None
+        #: How many outermost acquisitions found the file lock taken by another process, and
+        #: the seconds they waited for it in all.
+        self.waits = 0
+        self.waited_s = 0.0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """As ``RLock.acquire``; the timeout covers the file lock too."""
+        deadline = None if timeout < 0 else time.monotonic() + timeout
+        if not blocking:
+            deadline = time.monotonic()
+        if not self._rlock.acquire(blocking, timeout):
+            return False
+        if self._depth == 0:
+            try:
+                taken = self._take_file(deadline)
+            except BaseException:
+                self._rlock.release()
+                raise
+            if not taken:
+                self._rlock.release()
+                return False
+            self._owner = threading.get_ident()
+        self._depth += 1
+        return True
+
+    def release(self) -> None:
+        """As ``RLock.release``: ``RuntimeError`` if this thread does not hold it."""
+        if self._owner != threading.get_ident() or self._depth == 0:
+            raise RuntimeError("cannot release un-acquired lock")
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._rlock.release()
+
+    def _take_file(self, deadline: float | None) -> bool:
+        if self.path is None:
+            return True
+        if self._fd is None:
+            self._fd = lock_file(self.path)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        started = time.monotonic()
+        taken = flock_until(self._fd, deadline)
+        waited = time.monotonic() - started
+        self.waits += 1
+        self.waited_s += waited
+        log.warning(
+            "chain writes %s %.2f s for %s (held by another process: a backup copying the "
+            "data directory)",
+            "waited" if taken else "gave up after",
+            waited,
+            self.path,
+        )
+        return taken
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
 class ChainGate:
     """The chain's lock and its up/down state, shared by requests and background work."""
 
-    def __init__(self) -> None:
+    def __init__(self, writes_lock: Path | None = None) -> None:
+        """``writes_lock``: the file whose ``flock`` the chain lock also holds
+        (:data:`WRITES_LOCK` in the data directory); none for a gate of this process only."""
         #: Held by whoever uses the chain: one request's :meth:`on_chain`, or a whole outbox
         #: pass (which hands it over while requests wait, see :meth:`yield_to_requests`).
-        self.lock = threading.RLock()
+        self.lock = ChainLock(writes_lock)
         #: Threads blocked in :meth:`on_chain` waiting for :attr:`lock` (requests, mostly),
         #: and the condition that says when that number changes.
         self.waiters = 0

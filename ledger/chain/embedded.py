@@ -45,6 +45,7 @@ from typing import Any, Final, NamedTuple, TypeVar, cast
 import rlp
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
+from eth.db.chain import ChainDB
 from eth.exceptions import CanonicalHeadNotFound
 from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth.typing import AccountDetails, AccountState
@@ -67,10 +68,10 @@ from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from ledger.chain import pyevm_speedups
-from ledger.chain.kvstore import DEFAULT_MAP_SIZE, LmdbStore
+from ledger.chain.kvstore import DEFAULT_MAP_SIZE, LmdbSnapshot, LmdbStore
 from ledger.chain.operator import OPERATOR_GENESIS_WEI, load_or_create_operator
 from ledger.contract.event_codec import checksum_address
-from ledger.errors import ChainLockedError
+from ledger.errors import ChainLockedError, ChainUnavailable
 
 
 def _transaction_by_hash(chain: Any, transaction_hash: bytes) -> tuple[Any, Any, int]:
@@ -378,6 +379,7 @@ __all__ = [
     "DirectReads",
     "EmbeddedChain",
     "OperatedChain",
+    "copy_chain",
     "in_memory_chain",
     "open_embedded",
 ]
@@ -744,6 +746,25 @@ def open_embedded(data_dir: Path | str, key: str | None = None) -> OperatedChain
     chain = EmbeddedChain(data / CHAIN_DIR_NAME, {operator.address: OPERATOR_GENESIS_WEI})
     chain.w3.eth.default_account = operator.address
     return OperatedChain(chain, operator)
+
+
+def copy_chain(data_dir: Path | str, dest: Path) -> int:
+    """Copy the embedded chain of the data directory ``data_dir`` into the folder ``dest``
+    (``dest/chain.lmdb/data.mdb``), from a read-only snapshot that coexists with the process
+    holding the chain (its node); returns the head block number of the copy.
+
+    The copy is one LMDB read transaction: a state the store was in between two flushes, so
+    whole blocks only. The caller keeps writers away for a copy that must match other data
+    (``voisin backup`` holds the chain-writes lock).
+    """
+    store = Path(data_dir) / CHAIN_DIR_NAME / STORE_DIR_NAME
+    with LmdbSnapshot(store) as snapshot:
+        try:
+            head = ChainDB(AtomicDB(wrapped_db=snapshot)).get_canonical_head()
+        except CanonicalHeadNotFound:
+            raise ChainUnavailable(f"the chain store {store} holds no block yet") from None
+        snapshot.copy_to(dest / STORE_DIR_NAME)
+    return int(head.block_number)
 
 
 def _acquire_dir_lock(data_dir: Path) -> int:

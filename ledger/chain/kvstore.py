@@ -9,11 +9,17 @@ after each mined block), so a crash loses at most the unflushed suffix and never
 half-written block behind: LMDB's copy-on-write B-tree is either at the old or the new root.
 
 Not thread-safe: the embedded chain serialises every access under its own lock.
+
+:class:`LmdbSnapshot` reads a store from another process while its owner keeps it open (LMDB
+is multi-process: the snapshot's read transaction holds its pages in LMDB's reader table), and
+copies it with LMDB's own copy: a backup of the chain while ``voisin serve``'s node runs.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from types import TracebackType
 from typing import Final
 
 import lmdb
@@ -111,3 +117,69 @@ class LmdbStore(BaseDB):
             self._closed = True
             self._reader.abort()
             self._env.close()
+
+
+class LmdbSnapshot(BaseDB):
+    """A read-only py-evm ``DatabaseAPI`` over one LMDB read transaction of the store at
+    ``path``, which may be open in another process meanwhile (its writes stay invisible
+    here); :meth:`copy_to` writes exactly this state as a new store.
+
+    Never open it in the process that holds the store (LMDB forbids two opens of one
+    environment in a process, and py-lmdb refuses the second). Use as a context manager.
+    """
+
+    def __init__(self, path: Path, *, map_size: int = DEFAULT_MAP_SIZE) -> None:
+        if not (path / "data.mdb").is_file():
+            raise FileNotFoundError(f"no LMDB store in {path} (data.mdb is missing)")
+        self._path = path
+        # readonly: no write transaction can begin; the lock file is still used, so that the
+        # writer in the other process does not reuse the pages this snapshot reads.
+        self._env = lmdb.open(
+            str(path), map_size=map_size, readonly=True, create=False, readahead=False, max_dbs=0
+        )
+        self._txn = self._env.begin(buffers=False)
+
+    def __getitem__(self, key: bytes) -> bytes:
+        stored: bytes | None = self._txn.get(key)
+        if stored is None:
+            raise KeyError(key)
+        return stored
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        raise TypeError(f"the snapshot of {self._path} is read-only")
+
+    def __delitem__(self, key: bytes) -> None:
+        raise TypeError(f"the snapshot of {self._path} is read-only")
+
+    def _exists(self, key: bytes) -> bool:
+        return self._txn.get(key) is not None
+
+    def copy_to(self, dest: Path) -> Path:
+        """Write this snapshot as a compacted store in the folder ``dest`` (created; it must
+        not exist or be empty), fsynced; returns the path of its ``data.mdb``."""
+        dest.mkdir(parents=True, exist_ok=True)
+        # compact: free pages left out and the rest renumbered, so the copy holds the data
+        # only; it is also the mode that copies from a given transaction (this snapshot).
+        self._env.copy(str(dest), compact=True, txn=self._txn)
+        copied = dest / "data.mdb"
+        with open(copied, "rb") as f:
+            os.fsync(f.fileno())
+        return copied
+
+    def close(self) -> None:
+        """End the read transaction and close the environment. Idempotent."""
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None  # type: ignore[assignment]
+            self._env.close()
+
+    def __enter__(self) -> LmdbSnapshot:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
