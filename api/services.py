@@ -29,7 +29,7 @@ from typing import TypeVar
 from sqlalchemy import Engine, event
 
 import api.models  # noqa: F401  (registers the API's tables before the engine creates them)
-from api.chain_gate import ChainGate
+from api.chain_gate import WRITES_LOCK, ChainGate, ChainLock
 from api.custody import KeyVault, load_or_create_secret
 from api.intake import IntakeWriter
 from api.intents import FaultHook, IntentRunner
@@ -121,7 +121,9 @@ class Services:
         )
         _sqlite_pragmas(self.engine)
         self.engine.dispose()  # reconnect with the pragmas
-        self.gate = ChainGate()
+        # Its lock also holds the data directory's chain-writes file lock, which
+        # `voisin backup` takes to copy the chain and the database between two writes.
+        self.gate = ChainGate(data_dir / WRITES_LOCK)
         self.worker = SettlementWorker(
             self.client,
             self.engine,
@@ -203,7 +205,7 @@ class Services:
     # The routes and the app's middleware read and set the gate's state through these names.
 
     @property
-    def chain_lock(self) -> threading.RLock:
+    def chain_lock(self) -> ChainLock:
         return self.gate.lock
 
     @property
