@@ -548,6 +548,27 @@ def operator_token_source(settings: Any) -> str:
     return f"in {settings.data_dir / 'operator.token'}"
 
 
+def _schema_problem(settings: Any) -> str | None:
+    """Why the database cannot be served by this release (its schema is at another revision),
+    or None: it is at this release's revision, or empty (the server creates it). A database
+    that does not answer is the server's start-up to report."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    from api.schema import SchemaError, check
+
+    engine = create_engine(settings.resolved_database_url())
+    try:
+        check(engine)
+    except SchemaError as exc:
+        return str(exc)
+    except OperationalError:
+        return None
+    finally:
+        engine.dispose()
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
@@ -562,6 +583,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"voisin serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     problem = unwritable_dir(settings.data_dir, "VOISIN_DATA_DIR")
+    if problem:
+        print(f"voisin serve: {problem}", file=sys.stderr)
+        return 2
+    problem = _schema_problem(settings)
     if problem:
         print(f"voisin serve: {problem}", file=sys.stderr)
         return 2
@@ -720,8 +745,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_serve)
     from api.audit_cli import add_parser as add_audit_parser
+    from api.db_cli import add_parser as add_db_parser
 
     add_audit_parser(sub)
+    add_db_parser(sub)
     return parser
 
 

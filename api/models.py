@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from ledger.mirror.models import IdInteger
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -36,7 +38,7 @@ def _now() -> datetime:
 class ApiHousehold(SQLModel, table=True):
     __tablename__ = "api_household"
 
-    id: int = Field(primary_key=True)  # the household's id on chain
+    id: int = Field(primary_key=True, sa_type=IdInteger)  # the household's id on chain
     name: str | None = None
     account: str = Field(index=True)
     meter: str = Field(unique=True)
@@ -53,8 +55,8 @@ class IntakeReading(SQLModel, table=True):
     __tablename__ = "intake_reading"
     __table_args__ = (UniqueConstraint("meter", "slot"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    household: int = Field(index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
+    household: int = Field(index=True, sa_type=IdInteger)
     meter: str = Field(index=True)
     slot: int = Field(sa_type=BigInteger, index=True)
     import_Wh: int = Field(sa_type=BigInteger)
@@ -72,16 +74,16 @@ class IntakeReading(SQLModel, table=True):
 class ApiOrder(SQLModel, table=True):
     __tablename__ = "api_order"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     side: str = Field(index=True)  # "offer" or "bid"
-    household: int = Field(index=True)
+    household: int = Field(index=True, sa_type=IdInteger)
     price_limit_ueur_per_kWh: int = Field(sa_type=BigInteger)
     max_Wh_per_slot: int = Field(default=0, sa_type=BigInteger)
     first_slot: int = Field(sa_type=BigInteger)
     last_slot: int = Field(sa_type=BigInteger)
     status: str = Field(default="queued", index=True)
     cancel_requested: bool = False
-    chain_id: int | None = None
+    chain_id: int | None = Field(default=None, sa_type=IdInteger)
     reason: str | None = None
     source: str = "household"  # "household" or "agent" (a default standing order)
     created_at: datetime = Field(default_factory=_now)
@@ -94,7 +96,7 @@ class ApiIntent(SQLModel, table=True):
     __tablename__ = "api_intent"
     __table_args__ = (UniqueConstraint("scope", "idempotency_key"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     #: register, topup, rotate_key, rotate_meter, take, offer, bid, token.
     kind: str = Field(index=True)
     #: pending -> sending -> done | failed.
@@ -105,7 +107,7 @@ class ApiIntent(SQLModel, table=True):
     #: SHA-256 of the operation and its validated body (api.idempotency.fingerprint).
     fingerprint: str
     #: The household acted on (None for a registration until it is done).
-    household: int | None = Field(default=None, index=True)
+    household: int | None = Field(default=None, index=True, sa_type=IdInteger)
     #: The unique thing the action claims while unfinished: a meter address.
     subject: str | None = Field(default=None, index=True)
     #: What will be done, as JSON (the account keystore of a new key stays encrypted).
@@ -164,7 +166,9 @@ class ApiOrderPost(SQLModel, table=True):
     __tablename__ = "api_order_post"
 
     #: The order posted (``api_order.id``): one post in flight per order.
-    order_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    order_id: int = Field(
+        primary_key=True, sa_type=IdInteger, sa_column_kwargs={"autoincrement": False}
+    )
     sender: str
     nonce: int = Field(sa_type=BigInteger)
     block_before: int = Field(sa_type=BigInteger)
@@ -207,7 +211,7 @@ class KeptAudit(SQLModel, table=True):
 
     __tablename__ = "kept_audit"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     #: Unix seconds when the run started (what it saw) and finished.
     started_s: int = Field(sa_type=BigInteger, index=True)
     finished_s: int = Field(sa_type=BigInteger)

@@ -37,6 +37,7 @@ from api.keeper import Keeper
 from api.metrics import Metrics
 from api.outbox import Outbox
 from api.ratelimit import RateLimiter
+from api.schema import prepare as prepare_schema
 from api.settings import Settings
 from ledger.chain.backends import Chain, open_chain
 from ledger.contract.client import VoisinClient
@@ -99,6 +100,18 @@ class Services:
             settings.retail_ueur_per_kWh,
             settings.grid_fee_ueur_per_kWh,
         )
+        self.engine = make_engine(
+            settings.resolved_database_url(),
+            pool_size=REQUEST_THREADS + BACKGROUND_CONNECTIONS,
+            create=False,
+        )
+        _sqlite_pragmas(self.engine)
+        try:
+            # First, before the chain (where a first start deploys the contract): an empty
+            # database gets the schema, one at another revision is refused (SchemaError).
+            prepare_schema(self.engine)
+        finally:
+            self.engine.dispose()  # reconnect with the pragmas
         self.chain: Chain = open_chain(
             settings.chain,
             data_dir,
@@ -116,11 +129,6 @@ class Services:
         except BaseException:
             self.chain.close()
             raise
-        self.engine = make_engine(
-            settings.resolved_database_url(), pool_size=REQUEST_THREADS + BACKGROUND_CONNECTIONS
-        )
-        _sqlite_pragmas(self.engine)
-        self.engine.dispose()  # reconnect with the pragmas
         # Its lock also holds the data directory's chain-writes file lock, which
         # `voisin backup` takes to copy the chain and the database between two writes.
         self.gate = ChainGate(data_dir / WRITES_LOCK)

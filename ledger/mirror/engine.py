@@ -15,8 +15,10 @@ from sqlmodel import SQLModel, create_engine
 from ledger.mirror import models as _models  # noqa: F401
 
 
-def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
-    """An engine for ``url`` with the ledger's tables created.
+def make_engine(url: str, *, pool_size: int | None = None, create: bool = True) -> Engine:
+    """An engine for ``url`` with the ledger's tables created (``create``: any missing table
+    of ``SQLModel.metadata`` is created; a served database's schema is the API's to manage,
+    with migrations, so the API passes ``create=False``).
 
     ``pool_size`` keeps that many connections open (none beyond it): a server whose threads
     outnumber SQLAlchemy's default pool of 5 would otherwise open and close a connection per
@@ -29,7 +31,8 @@ def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
     engine = create_engine(url, connect_args=connect_args, **pool)
     if url.startswith("sqlite") and engine.url.database not in (None, "", ":memory:"):
         event.listen(engine, "connect", _write_ahead_log)
-    SQLModel.metadata.create_all(engine)
+    if create:
+        SQLModel.metadata.create_all(engine)
     return engine
 
 

@@ -12,9 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, UniqueConstraint
+from sqlalchemy import BigInteger, Integer, UniqueConstraint
 from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col
+
+#: Row ids, and the chain's ids (households, orders and batches are uint32 on chain, beyond a
+#: signed 32-bit INTEGER): BIGINT, except on SQLite, whose INTEGER already holds 64 bits and,
+#: as a primary key, is the row id that numbers new rows.
+IdInteger = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class IndexerCursor(SQLModel, table=True):
@@ -33,7 +38,7 @@ class ChainEvent(SQLModel, table=True):
     __tablename__ = "chain_event"
     __table_args__ = (UniqueConstraint("contract", "block_number", "log_index"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     contract: str = Field(index=True)
     block_number: int = Field(sa_type=BigInteger, index=True)
     log_index: int
@@ -47,7 +52,7 @@ class HouseholdRecord(SQLModel, table=True):
 
     __tablename__ = "household"
 
-    id: int = Field(primary_key=True)
+    id: int = Field(primary_key=True, sa_type=IdInteger)
     account: str = Field(index=True)
     meter: str = Field(index=True)
     prosumer: bool
@@ -60,8 +65,8 @@ class ReadingRecord(SQLModel, table=True):
     __tablename__ = "reading"
     __table_args__ = (UniqueConstraint("meter", "slot"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    household: int = Field(index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
+    household: int = Field(index=True, sa_type=IdInteger)
     meter: str
     slot: int = Field(sa_type=BigInteger, index=True)
     import_Wh: int = Field(sa_type=BigInteger)
@@ -78,10 +83,10 @@ class OrderRecord(SQLModel, table=True):
     __tablename__ = "order"
     __table_args__ = (UniqueConstraint("side", "order_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     side: str = Field(index=True)
-    order_id: int
-    household: int = Field(index=True)
+    order_id: int = Field(sa_type=IdInteger)
+    household: int = Field(index=True, sa_type=IdInteger)
     price_limit_ueur_per_kWh: int = Field(sa_type=BigInteger)
     max_Wh_per_slot: int = Field(sa_type=BigInteger)
     first_slot: int = Field(sa_type=BigInteger)
@@ -95,12 +100,12 @@ class FillRecord(SQLModel, table=True):
     __tablename__ = "fill"
     __table_args__ = (UniqueConstraint("block_number", "log_index"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     slot: int = Field(sa_type=BigInteger, index=True)
-    seller: int = Field(index=True)
-    buyer: int = Field(index=True)
-    offer_id: int
-    bid_id: int
+    seller: int = Field(index=True, sa_type=IdInteger)
+    buyer: int = Field(index=True, sa_type=IdInteger)
+    offer_id: int = Field(sa_type=IdInteger)
+    bid_id: int = Field(sa_type=IdInteger)
     energy_Wh: int = Field(sa_type=BigInteger)
     price_ueur_per_kWh: int = Field(sa_type=BigInteger)
     cost_ueur: int = Field(sa_type=BigInteger)
@@ -116,7 +121,7 @@ class TopUpRecord(SQLModel, table=True):
     __tablename__ = "topup"
     __table_args__ = (UniqueConstraint("block_number", "log_index"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     account: str = Field(index=True)
     amount_ueur: int = Field(sa_type=BigInteger)
     block_number: int = Field(sa_type=BigInteger)
@@ -130,7 +135,7 @@ class TariffRecord(SQLModel, table=True):
     __tablename__ = "tariff"
     __table_args__ = (UniqueConstraint("block_number", "log_index"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     feed_in_ueur_per_kWh: int = Field(sa_type=BigInteger)
     retail_ueur_per_kWh: int = Field(sa_type=BigInteger)
     grid_fee_ueur_per_kWh: int = Field(sa_type=BigInteger)
@@ -178,9 +183,9 @@ class SettlementBatchRecord(SQLModel, table=True):
     __tablename__ = "settlement_batch"
     __table_args__ = (UniqueConstraint("slot", "batch"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     slot: int = Field(sa_type=BigInteger, index=True)
-    batch: int
+    batch: int = Field(sa_type=IdInteger)
     fills_json: str
     tx_hash: str | None = None
     gas_used: int = Field(default=0, sa_type=BigInteger)
@@ -222,7 +227,7 @@ class SignedReadingRecord(SQLModel, table=True):
     __tablename__ = "signed_reading"
     __table_args__ = (UniqueConstraint("meter", "slot"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     meter: str = Field(index=True)
     slot: int = Field(sa_type=BigInteger, index=True)
     import_Wh: int = Field(sa_type=BigInteger)
@@ -243,7 +248,7 @@ class SlotDigestRecord(SQLModel, table=True):
 
     __tablename__ = "slot_digest"
 
-    seq: int | None = Field(default=None, primary_key=True)
+    seq: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
     slot: int = Field(sa_type=BigInteger, unique=True)
     sealed_block: int = Field(sa_type=BigInteger)
     prev_digest: str
