@@ -613,6 +613,14 @@ def _serve(args: argparse.Namespace) -> int:
                 # Where this server answers, for `voisin audit` to point at while it runs.
                 (settings.data_dir / SERVED_AT).write_text(url)
 
+        async def shutdown(self, sockets: list[Any] | None = None) -> None:
+            # Here rather than after run(): on SIGTERM uvicorn raises the signal again once
+            # shut down, and the process ends there, before run() returns.
+            try:
+                await super().shutdown(sockets)
+            finally:
+                (settings.data_dir / SERVED_AT).unlink(missing_ok=True)
+
     # Keep-alive beyond the default 5 s: meters and gateways reuse their connections.
     config = uvicorn.Config(
         create_app(settings),

@@ -71,8 +71,12 @@ def test_sigterm_is_a_clean_stop_and_a_crash_is_not(tmp_path: Path) -> None:
     as clean, as it does exit status 0. A segmentation fault is a failure."""
     env = {"VOISIN_OPERATOR_TOKEN": OPERATOR_TOKEN}
     server = ServeProcess(tmp_path / "data", env, log_path=tmp_path / "serve.log").start()
+    # While it runs, the data directory says where it answers (voisin audit, voisin db
+    # upgrade read it); once stopped, nothing says so any more.
+    assert (tmp_path / "data" / "serve.url").read_text() == f"{server.base_url}/"
     assert server.stop() in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in (tmp_path / "serve.log").read_text()
+    assert not (tmp_path / "data" / "serve.url").exists()
     server.start()
     assert server.proc is not None
     server.proc.send_signal(signal.SIGSEGV)
