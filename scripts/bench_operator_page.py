@@ -95,7 +95,11 @@ def build(db_url: str, households: int, days: int, now_slot: int) -> dict[str, i
     )
 
     rng = random.Random(1)
-    engine = make_engine(db_url)
+    # The database a server would create (every schema revision): the server then serves it.
+    from api.schema import prepare
+
+    engine = make_engine(db_url, create=False)
+    prepare(engine)
     last = now_slot - 1
     first = last - days * SLOTS_PER_DAY + 1
     ids = list(range(1, households + 1))
