@@ -249,11 +249,18 @@ def libpq_target(database_url: str) -> tuple[str, dict[str, str]]:
     """The libpq connection URL ``pg_dump`` and ``pg_restore`` take for a SQLAlchemy URL
     (driver dropped), and the environment that carries its password (``PGPASSWORD``), so
     that no password shows in the process list."""
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
 
     url = make_url(database_url)
     env = {"PGPASSWORD": str(url.password)} if url.password else {}
-    plain = url.set(drivername="postgresql", password=None)
+    plain = URL.create(
+        "postgresql",
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    )
     return plain.render_as_string(hide_password=False), env
 
 
@@ -283,7 +290,7 @@ def writes_paused(data_dir: Path, say: Say, wait_s: float = DEFAULT_WAIT_S) -> I
             say("  waiting for the chain write in progress to finish…")
             if not flock_until(fd, started + wait_s):
                 raise BackupError(
-                    f"the chain writes of {data_dir} did not pause within {wait_s:.0f} s "
+                    f"the chain writes of {data_dir} did not pause within {wait_s:g} s "
                     f"({data_dir / WRITES_LOCK} stayed locked); try again, or raise --wait"
                 )
         try:

@@ -1,0 +1,608 @@
+"""`voisin backup` and `voisin restore`: a populated ledger comes back whole in another
+directory, a backup taken while a real `voisin serve` takes readings converges once restored,
+PostgreSQL goes through pg_dump and pg_restore, and every refusal writes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.backup import (
+    CHAIN_MEMBER,
+    FORMAT_VERSION,
+    FileEntry,
+    Manifest,
+    Refused,
+    compression_of,
+    human_size,
+    libpq_target,
+    safe_member,
+)
+from api.chain_gate import WRITES_LOCK, ChainGate
+from api.cli import main
+from api.process import ServeProcess
+from ledger import open_chain
+from ledger.contract.deploy import open_ledger
+from ledger.readings.eip712 import Reading, domain_separator, sign_reading
+from ledger.readings.intake import reading_to_json
+from tests.api.conftest import OP, OPERATOR_TOKEN, Api, Member, _settings, past_slot
+
+# ───────────────────────────── Helpers ─────────────────────────────
+
+
+@pytest.fixture(autouse=True)
+def _voisin_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands read VOISIN_* like a user's shell: none of a developer's leak in."""
+    for name in list(os.environ):
+        if name.startswith("VOISIN_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("VOISIN_OPERATOR_TOKEN", OPERATOR_TOKEN)
+
+
+def voisin(*argv: str | Path) -> int:
+    return main([str(a) for a in argv])
+
+
+def wait_until(condition: Any, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def balances(api: Api, members: list[Member]) -> dict[int, dict[str, Any]]:
+    out = {}
+    for m in members:
+        r = api.client.get(f"/households/{m.id}/balance", headers=m.auth)
+        assert r.status_code == 200, r.text
+        out[m.id] = r.json()
+    return out
+
+
+def populate(api: Api) -> int:
+    """Households, top-ups, orders, readings over two slots, the first one settled; returns
+    the settled slot."""
+    seller = api.register(prosumer=True, name="Amélie")
+    buyer = api.register(prosumer=False, topup_ueur=2_000_000, name="Chloé")
+    other = api.register(prosumer=True, topup_ueur=500_000)
+    first = past_slot(6)
+    r = api.client.post(
+        "/bids",
+        json={"price_limit_ueur_per_kWh": 180_000, "first_slot": first, "last_slot": first + 1},
+        headers=buyer.auth,
+    )
+    assert r.status_code == 202, r.text
+    for t in range(2):
+        batch = [
+            api.reading(seller, first + t, export_Wh=600 + 100 * t),
+            api.reading(buyer, first + t, import_Wh=700),
+            api.reading(other, first + t, import_Wh=100, export_Wh=50),
+        ]
+        assert api.client.post("/readings", json={"readings": batch}).status_code == 202
+    api.flush()
+    r = api.client.post(f"/market/slots/{first}/settle", headers=OP)
+    assert r.status_code == 200 and r.json()["matched_Wh"] > 0, r.text
+    api.flush()
+    return first
+
+
+# ───────────────────────────── Pure parts ─────────────────────────────
+
+
+def _manifest(**overrides: Any) -> Manifest:
+    fields: dict[str, Any] = {
+        "voisin_version": "0.1.0",
+        "created_utc": "2026-01-01T00:00:00Z",
+        "chain_kind": "embedded",
+        "chain_id": 131277322940537,
+        "contract": "0x" + "ab" * 20,
+        "head_block": 42,
+        "database_dialect": "sqlite",
+        "schema_revision": None,
+        "files": {
+            CHAIN_MEMBER: FileEntry("0" * 64, 10, 0o644),
+            "voisin.db": FileEntry("1" * 64, 20, 0o644),
+            "deployments.json": FileEntry("2" * 64, 30, 0o644),
+            "operator.key": FileEntry("3" * 64, 65, 0o600),
+        },
+    }
+    return Manifest(**{**fields, **overrides})
+
+
+def test_a_manifest_reads_back_as_written_with_octal_modes() -> None:
+    manifest = _manifest()
+    text = manifest.to_json()
+    assert json.loads(text)["files"]["operator.key"]["mode"] == "600"
+    assert json.loads(text)["format"] == FORMAT_VERSION
+    assert Manifest.from_json(text) == manifest
+    assert manifest.secrets == ["operator.key"]
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"format": 99}, "this Voisin reads backup format 1"),
+        ({"chain_kind": "carrier-pigeon"}, "unknown chain kind"),
+        ({"files": {"../etc/passwd": {"sha256": "0" * 64, "size": 1, "mode": "644"}}}, "plain"),
+        ({"files": {"voisin.db": {"sha256": "0" * 64, "size": 1, "mode": "644"}}}, "lists no"),
+    ],
+)
+def test_a_bad_manifest_is_refused_saying_why(change: dict[str, Any], says: str) -> None:
+    data = json.loads(_manifest().to_json()) | change
+    with pytest.raises(Refused, match=says):
+        Manifest.from_json(json.dumps(data))
+
+
+def test_member_names_must_stay_inside_the_folder_they_are_unpacked_in() -> None:
+    assert safe_member("chain/chain.lmdb/data.mdb") and safe_member("voisin.db")
+    for bad in ("", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a\\b"):
+        assert not safe_member(bad), bad
+
+
+def test_the_archive_name_chooses_its_compression_and_sizes_read_for_people() -> None:
+    assert [compression_of(Path(n)) for n in ("b.tar", "b.tar.gz", "b.tgz", "b.tar.xz", "b")] == [
+        "",
+        "gz",
+        "gz",
+        "xz",
+        "gz",
+    ]
+    assert [human_size(n) for n in (812, 3_400, 12_000_000, 1_200_000_000)] == [
+        "812 B",
+        "3.4 kB",
+        "12.0 MB",
+        "1.2 GB",
+    ]
+
+
+def test_pg_tools_get_a_libpq_url_and_the_password_out_of_the_process_list() -> None:
+    url, env = libpq_target("postgresql+psycopg://voisin:s3cret@db.example:5433/street")
+    assert url == "postgresql://voisin@db.example:5433/street"
+    assert env == {"PGPASSWORD": "s3cret"}
+
+
+# ───────────────────────────── The chain-writes lock ─────────────────────────────
+
+
+def _hold_writes_lock(path: Path) -> Any:
+    """Take the file lock as `voisin backup` does (another open file description)."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_chain_work_waits_while_a_backup_holds_the_writes_lock_and_then_goes_on(
+    tmp_path: Path,
+) -> None:
+    gate = ChainGate(tmp_path / WRITES_LOCK)
+    fd = _hold_writes_lock(tmp_path / WRITES_LOCK)
+    done: list[float] = []
+    worker = threading.Thread(target=lambda: done.append(gate.on_chain(time.monotonic)))
+    worker.start()
+    time.sleep(0.3)
+    assert not done, "a chain write ran while the backup held the lock"
+    # A timed acquisition (GET /health's) gives up instead of waiting for the backup.
+    assert not gate.lock.acquire(timeout=0.05)
+    released = time.monotonic()
+    os.close(fd)  # the backup lets go
+    worker.join(5)
+    assert done and done[0] >= released
+    assert gate.lock.waits == 1 and gate.lock.waited_s >= 0.3
+    assert gate.up
+
+
+def test_the_writes_lock_is_held_from_the_outermost_acquisition_to_the_outermost_release(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    path = tmp_path / WRITES_LOCK
+    gate = ChainGate(path)
+    probe = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def free() -> bool:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(probe, fcntl.LOCK_UN)
+        return True
+
+    with gate.lock:
+        assert not free()
+        with gate.lock:
+            assert not free()
+        assert not free()
+    assert free()
+    # Only the owner may release (the outbox's hand-over relies on the RuntimeError).
+    with pytest.raises(RuntimeError):
+        gate.lock.release()
+    os.close(probe)
+
+
+# ───────────────────────────── Round trip, embedded + SQLite ─────────────────────────────
+
+
+@pytest.mark.slow
+def test_a_populated_ledger_comes_back_whole_in_another_directory(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    app = create_app(settings, background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        settled = populate(api)
+        members = list(api.members)
+        before = balances(api, members)
+        late = api.reading(members[0], settled + 2, export_Wh=300)  # signed, not posted yet
+    archive = tmp_path / "street.tar.gz"
+    started = time.monotonic()
+    assert voisin("backup", "--data-dir", settings.data_dir, "--to", archive) == 0
+    took = time.monotonic() - started
+    assert archive.stat().st_mode & 0o777 == 0o600
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert names[0] == "manifest.json"
+    assert set(names[1:]) == {CHAIN_MEMBER, "voisin.db", "deployments.json", "operator.key",
+                              "key.secret"}  # fmt: skip
+    print(f"backup of the test ledger: {human_size(archive.stat().st_size)} in {took:.2f} s")
+
+    restored = tmp_path / "elsewhere" / "data"
+    assert voisin("restore", archive, "--data-dir", restored) == 0
+    assert (restored / "operator.key").stat().st_mode & 0o777 == 0o600
+    assert voisin("audit", "--data-dir", restored) == 0
+
+    again = create_app(_settings(tmp_path, data_dir=restored), background=False)
+    with TestClient(again) as client:
+        api = Api(client, again.state.services, members)
+        assert balances(api, members) == before
+        # The meters go on where the backup left off; what it held is a duplicate.
+        r = client.post("/readings", json={"readings": [late]})
+        assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
+        assert api.flush().committed == 1
+        state = api.services.client.meter_state(members[0].meter.address)
+        assert (state.last_slot, state.export_Wh) == (settled + 2, members[0].export_Wh)
+
+
+# ───────────────────────────── Under write load ─────────────────────────────
+
+
+@dataclass
+class Meters:
+    """Meters that sign cumulative readings slot after slot, and what the server answered."""
+
+    domain: bytes
+    first: int
+    keys: list[LocalAccount]
+    signed: list[dict[str, Any]] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+
+    def reading(self, k: int) -> dict[str, Any]:
+        m = self.keys[k % len(self.keys)]
+        slot = self.first + k // len(self.keys)
+        total = 10 * (slot - self.first + 1)
+        return reading_to_json(
+            sign_reading(m.key, Reading(m.address, slot, total, total), self.domain)
+        )
+
+
+@pytest.mark.slow
+def test_a_backup_under_write_load_restores_to_a_ledger_that_converges(tmp_path: Path) -> None:
+    env = {
+        "VOISIN_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        "VOISIN_AUTO_SETTLE": "false",
+        "VOISIN_OUTBOX_INTERVAL_S": "0.2",
+        "VOISIN_LOG_FORMAT": "text",
+    }
+    data_dir = tmp_path / "data"
+    log = tmp_path / "serve.log"
+    keys = [Account.create() for _ in range(4)]
+    with ServeProcess(data_dir, env, log_path=log) as server:
+        http = httpx.Client(base_url=server.base_url, timeout=60)
+        for m in keys:
+            r = http.post("/households", json={"meter": m.address, "prosumer": True}, headers=OP)
+            assert r.status_code == 201, r.text
+        health = http.get("/health").json()
+        chain_id, contract = int(health["chain"]["chain_id"]), health["chain"]["contract"]
+        meters = Meters(domain_separator(chain_id, contract), past_slot(400), keys)
+        stop = threading.Event()
+        topup_s: list[tuple[float, float]] = []
+
+        def post_readings() -> None:
+            with httpx.Client(base_url=server.base_url, timeout=60) as client:
+                for k in range(1_000):
+                    if stop.is_set():
+                        return
+                    reading = meters.reading(k)
+                    meters.signed.append(reading)
+                    r = client.post("/readings", json={"readings": [reading]})
+                    meters.answers.append(r.status_code)
+
+        def top_up() -> None:
+            # Requests that write the chain themselves (intents): they wait for the backup.
+            with httpx.Client(base_url=server.base_url, timeout=60) as client:
+                while not stop.is_set():
+                    t0 = time.monotonic()
+                    r = client.post("/topups", json={"household": 1, "amount_ueur": 1}, headers=OP)
+                    assert r.status_code == 201, r.text
+                    topup_s.append((t0, time.monotonic() - t0))
+
+        writers = [threading.Thread(target=post_readings), threading.Thread(target=top_up)]
+        for w in writers:
+            w.start()
+        wait_until(lambda: len(meters.signed) >= 120)
+        archive = tmp_path / "under-load.tar.gz"
+        backup_started = time.monotonic()
+        assert voisin("backup", "--data-dir", data_dir, "--to", archive) == 0
+        backup_s = time.monotonic() - backup_started
+        at_backup = len(meters.signed)
+        wait_until(lambda: len(meters.signed) >= at_backup + 60)
+        stop.set()
+        for w in writers:
+            w.join(60)
+        http.close()
+    assert all(code == 202 for code in meters.answers)
+    during = [s for t0, s in topup_s if backup_started - 5 <= t0 <= backup_started + backup_s]
+    waited = [line for line in log.read_text().splitlines() if "chain writes waited" in line]
+    print(
+        f"backup under load: {human_size(archive.stat().st_size)} in {backup_s:.2f} s; "
+        f"top-ups around it took at most {max(during, default=0):.2f} s; the server waited: "
+        f"{waited}"
+    )
+
+    restored = tmp_path / "restored"
+    assert voisin("restore", archive, "--data-dir", restored) == 0
+    restarted = ServeProcess(restored, env, log_path=tmp_path / "restored.log")
+    with restarted as server, httpx.Client(base_url=server.base_url, timeout=60) as http:
+        # Every reading signed, re-posted in order: accepted again, or already recorded.
+        verdicts: Counter[str] = Counter()
+        for reading in meters.signed:
+            r = http.post("/readings", json={"readings": [reading]})
+            assert r.status_code == 202, r.text
+            body = r.json()
+            verdicts.update("accepted" if body["accepted"] else "duplicate" for _ in [0])
+        assert verdicts["accepted"] > 0 and verdicts["duplicate"] > 0, verdicts
+        deadline = time.monotonic() + 120
+        while http.get("/health").json()["backlog"]["readings"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert http.get("/health").json()["backlog"]["readings"] == 0
+    assert voisin("audit", "--data-dir", restored) == 0
+
+    with open_chain("embedded", restored) as chain:
+        client, deployment = open_ledger(chain)
+        events = client.events(deployment.block_number, int(chain.w3.eth.block_number))
+        states = {m.address: client.meter_state(m.address) for m in keys}
+    committed = Counter(
+        (e.args["meter"], int(e.args["slot"])) for e in events if e.name == "ReadingCommitted"
+    )
+    assert all(n == 1 for n in committed.values()), "a reading was committed twice"
+    posted = {(r["meter"], int(r["slot"])) for r in meters.signed}
+    assert set(committed) == posted
+    # The registers on chain are exactly the last reading each meter signed, counted once.
+    last = {r["meter"]: r for r in meters.signed}
+    for address, state in states.items():
+        assert (state.last_slot, state.export_Wh) == (
+            int(last[address]["slot"]),
+            int(last[address]["export_Wh"]),
+        )
+
+
+# ───────────────────────────── PostgreSQL ─────────────────────────────
+
+
+@pytest.fixture
+def second_postgres(postgres_server: str) -> Iterator[str]:
+    """Another empty database on the test server, for the restore."""
+    from sqlalchemy import create_engine, text
+
+    name = f"voisin_restored_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{postgres_server}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_postgresql_ledger_goes_through_pg_dump_and_pg_restore(
+    tmp_path: Path, postgres_url: str, second_postgres: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(tmp_path, database_url=postgres_url)
+    app = create_app(settings, background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        populate(api)
+        members = list(api.members)
+        before = balances(api, members)
+    archive = tmp_path / "pg.tar.gz"
+    monkeypatch.setenv("VOISIN_DATABASE_URL", postgres_url)
+    assert voisin("backup", "--data-dir", settings.data_dir, "--to", archive) == 0
+    with tarfile.open(archive) as tar:
+        assert "database.pgdump" in tar.getnames() and "voisin.db" not in tar.getnames()
+    restored = tmp_path / "restored"
+    # The source database is not empty: refused, and nothing written.
+    assert voisin("restore", archive, "--data-dir", restored) == 2
+    assert not restored.exists()
+    monkeypatch.setenv("VOISIN_DATABASE_URL", second_postgres)
+    assert voisin("restore", archive, "--data-dir", restored) == 0
+    assert voisin("audit", "--data-dir", restored) == 0
+    again = create_app(
+        _settings(tmp_path, data_dir=restored, database_url=second_postgres), background=False
+    )
+    with TestClient(again) as client:
+        assert balances(Api(client, again.state.services), members) == before
+
+
+# ───────────────────────────── Refusals ─────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def small_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with two households and their readings on chain."""
+    root = tmp_path_factory.mktemp("small")
+    app = create_app(_settings(root), background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        a, b = api.register(prosumer=True), api.register(prosumer=False, topup_ueur=10_000)
+        slot = past_slot(3)
+        batch = [api.reading(a, slot, export_Wh=40), api.reading(b, slot, import_Wh=30)]
+        assert client.post("/readings", json={"readings": batch}).status_code == 202
+        api.flush()
+    return root / "data"
+
+
+@pytest.fixture
+def archive(small_ledger: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "small.tar"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VOISIN_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        assert voisin("backup", "--data-dir", small_ledger, "--to", path) == 0
+    return path
+
+
+def test_a_backup_refuses_to_overwrite_an_existing_file_unless_forced(
+    small_ledger: Path, archive: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = archive.read_bytes()
+    assert voisin("backup", "--data-dir", small_ledger, "--to", archive) == 2
+    assert "exists; choose another name, or --force" in capsys.readouterr().err
+    assert archive.read_bytes() == before
+    assert voisin("backup", "--data-dir", small_ledger, "--to", archive, "--force") == 0
+    assert not [p for p in archive.parent.iterdir() if p.name.startswith(f".{archive.name}")]
+
+
+def test_a_backup_refuses_a_folder_without_voisin_data_and_an_unwritable_destination(
+    tmp_path: Path, small_ledger: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert voisin("backup", "--data-dir", empty, "--to", tmp_path / "x.tar.gz") == 2
+    assert "holds no Voisin data" in capsys.readouterr().err
+    assert voisin("backup", "--data-dir", small_ledger, "--to", tmp_path / "no" / "x.tgz") == 2
+    assert "cannot write to --to" in capsys.readouterr().err
+    assert not (tmp_path / "x.tar.gz").exists()
+
+
+def test_a_damaged_archive_is_refused_before_anything_is_written(
+    archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with tarfile.open(archive) as tar:
+        member = tar.getmember("voisin.db")
+    data = bytearray(archive.read_bytes())
+    data[member.offset_data + member.size // 2] ^= 0xFF  # one flipped byte in the database
+    damaged = tmp_path / "damaged.tar"
+    damaged.write_bytes(bytes(data))
+    target = tmp_path / "target"
+    assert voisin("restore", damaged, "--data-dir", target) == 2
+    assert "voisin.db does not match its checksum" in capsys.readouterr().err
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".target")] == []
+    # A truncated compressed archive: damaged, nothing written either.
+    truncated = tmp_path / "truncated.tar.gz"
+    with tarfile.open(archive) as src, tarfile.open(truncated, "w:gz") as out:
+        for m in src:
+            out.addfile(m, src.extractfile(m))
+    truncated.write_bytes(truncated.read_bytes()[:-200])
+    assert voisin("restore", truncated, "--data-dir", target) == 2
+    assert "is damaged" in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_a_restore_refuses_a_non_empty_folder_unless_forced_and_then_moves_it_aside(
+    archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    assert voisin("restore", archive, "--data-dir", target) == 2
+    assert "is not empty (notes.txt)" in capsys.readouterr().err
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    assert voisin("restore", archive, "--data-dir", target, "--force") == 0
+    assert (target / "deployments.json").is_file() and not (target / "notes.txt").exists()
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("target.before-restore-")]
+    assert (aside / "notes.txt").read_text() == "mine"
+    # An empty folder is restored into as it is.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert voisin("restore", archive, "--data-dir", empty) == 0
+    shutil.rmtree(empty)
+
+
+def test_a_restore_refuses_a_folder_whose_chain_a_running_process_holds(
+    archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "busy"
+    (target / "chain").mkdir(parents=True)
+    fd = _hold_writes_lock(target / "chain" / "chain.lock")  # as a running node holds it
+    try:
+        assert voisin("restore", archive, "--data-dir", target, "--force") == 2
+    finally:
+        os.close(fd)
+    assert "is in use: another process holds its chain" in capsys.readouterr().err
+    assert [p.name for p in target.iterdir()] == ["chain"]
+
+
+def test_a_backup_gives_up_when_the_chain_writes_do_not_pause_in_time(
+    small_ledger: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fd = _hold_writes_lock(small_ledger / WRITES_LOCK)  # a chain write that does not end
+    try:
+        target = tmp_path / "late.tar.gz"
+        assert voisin("backup", "--data-dir", small_ledger, "--to", target, "--wait", "0.3") == 1
+    finally:
+        os.close(fd)
+    assert "did not pause within 0.3 s" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+def test_on_a_json_rpc_node_the_database_and_files_are_backed_up_and_the_chain_left_to_it(
+    tmp_path: Path, anvil_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import ANVIL_KEY
+
+    settings = _settings(tmp_path, chain=anvil_url, chain_key=ANVIL_KEY)
+    app = create_app(settings, background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        populate(api)
+        members = list(api.members)
+        before = balances(api, members)
+    monkeypatch.setenv("VOISIN_CHAIN", anvil_url)
+    monkeypatch.setenv("VOISIN_CHAIN_KEY", ANVIL_KEY)
+    archive = tmp_path / "rpc.tar.gz"
+    assert voisin("backup", "--data-dir", settings.data_dir, "--to", archive) == 0
+    with tarfile.open(archive) as tar:
+        assert CHAIN_MEMBER not in tar.getnames()
+    restored = tmp_path / "restored"
+    assert voisin("restore", archive, "--data-dir", restored) == 0
+    assert voisin("audit", "--data-dir", restored) == 0
+    again = create_app(
+        _settings(tmp_path, data_dir=restored, chain=anvil_url, chain_key=ANVIL_KEY),
+        background=False,
+    )
+    with TestClient(again) as client:
+        assert balances(Api(client, again.state.services), members) == before
