@@ -753,9 +753,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_serve)
     from api.audit_cli import add_parser as add_audit_parser
+    from api.backup_cli import add_parser as add_backup_parser
     from api.db_cli import add_parser as add_db_parser
 
     add_audit_parser(sub)
+    add_backup_parser(sub)
     add_db_parser(sub)
     return parser
 
