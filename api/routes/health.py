@@ -35,6 +35,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import Svc
 from api.keeper import REFRESH_S
+from api.logs import redact
 from api.models import ApiOrder, IntakeReading, KeptAudit
 from api.services import Services
 
@@ -63,6 +64,8 @@ BACKLOG_RISING_MIN_S = 60.0
 #: A kept audit older than this (seconds) is stale: the keeper runs one at least every
 #: :data:`api.keeper.REFRESH_S` (a long run waits twice its duration before the next).
 AUDIT_STALE_S = 4 * REFRESH_S
+#: Longest error text /health repeats (the log has the whole of it).
+ERROR_CHARS = 500
 
 
 def _wall() -> float:
@@ -120,9 +123,8 @@ def _audit(session: Session, now: float) -> dict[str, Any]:
         "duration_s": max(0, finished - started),
         "block": block,
         "findings": None if failed else findings,
-        # The kind of failure only: /health answers anyone, and the message may name hosts.
-        # The operator's page and the server's log have the whole of it.
-        "error": problem.split(":", 1)[0] if failed else None,
+        # /health answers anyone: no password of a URL in it, and no novel.
+        "error": redact(problem)[:ERROR_CHARS] if failed else None,
     }
 
 
@@ -142,7 +144,7 @@ def status(services: Services) -> dict[str, Any]:
             audit = _audit(session, now)
         backlog = services.outbox.backlog()
     except Exception as exc:
-        database = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        database = {"ok": False, "error": redact(f"{type(exc).__name__}: {exc}")[:ERROR_CHARS]}
         why[DATABASE_DOWN] = f"the database does not answer ({type(exc).__name__})"
     chain: dict[str, Any] = {
         "ok": services.chain_up,
@@ -160,7 +162,7 @@ def status(services: Services) -> dict[str, Any]:
             services.chain_lock.release()
     chain["ok"] = services.chain_up
     if not services.chain_up:
-        chain["error"] = services.last_chain_error
+        chain["error"] = redact(services.last_chain_error or "")[:ERROR_CHARS]
         why[CHAIN_DOWN] = "the chain node does not answer"
 
     # What only the database knows stays null while it does not answer.
@@ -216,7 +218,7 @@ def _audit_problems(audit: dict[str, Any], uptime_s: float) -> dict[str, str]:
         return {}
     found: dict[str, str] = {}
     if audit["error"] is not None:
-        found[AUDIT_FAILING] = f"the latest audit could not run ({audit['error']})"
+        found[AUDIT_FAILING] = "the latest audit could not run"
     elif not audit["ok"]:
         found[AUDIT_FAILING] = f"the latest audit has {audit['findings']} finding(s)"
     stale_s = max(AUDIT_STALE_S, 4 * audit["duration_s"])

@@ -50,6 +50,8 @@ def post_readings(body: ReadingsIn, services: Svc) -> JSONResponse:
     per_meter = Counter(r.reading.meter for r in signed)
     check_meters(services.meter_limiter, per_meter.items())
     done = services.intake.submit(signed, slot_now())
+    for verdict, n in Counter(v.code or v.status for v in done).items():  # voisin_readings_total
+        services.metrics.readings.labels(verdict).inc(n)
     # Charged after the intake, only for readings whose signature held (see api/ratelimit.py).
     signed_by_meter = Counter(
         signed[v.index].reading.meter for v in done if v.code not in _NOT_THE_METERS
