@@ -77,6 +77,19 @@ interface IVoisin {
         uint64 gridFeeUeurPerKWh;
     }
 
+    /// @notice The deployment this one continues, fixed when it is constructed (all zeros for
+    ///         a first deployment). The previous deployment was paused at `snapshotBlock` after
+    ///         its last slot settled, and its state there (households, meters' registers,
+    ///         balances, tariffs, fee recipient, roles) was carried over by the operator's
+    ///         ordinary, evented functions; `snapshotDigest` is that state's digest
+    ///         (ledger.contract.upgrade), which the operator's audit recomputes on both sides.
+    struct Predecessor {
+        address deployment;
+        uint64 snapshotBlock;
+        bytes32 snapshotDigest;
+        uint32 lastSlot; // the last slot metered there: every meter here starts after it
+    }
+
     /// @notice The last committed reading of a meter, and whether its household is active
     ///         (208 bits, one word: a reading reads and writes this word only, besides the
     ///         slot's energy).
@@ -100,6 +113,12 @@ interface IVoisin {
         bool prosumer,
         uint64 importBaselineWh,
         uint64 exportBaselineWh
+    );
+    /// @notice This deployment continues `previous`, whose state at `snapshotBlock` (digest
+    ///         `snapshotDigest`) is carried over; no slot up to `lastSlot` can be metered here.
+    ///         Emitted once, by the constructor.
+    event MigratedFrom(
+        address indexed previous, uint64 snapshotBlock, bytes32 snapshotDigest, uint32 lastSlot
     );
     /// @notice A household was deactivated: its meter, orders and trades are refused from now on.
     event HouseholdDeactivated(uint32 indexed household);

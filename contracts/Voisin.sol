@@ -60,6 +60,12 @@ contract Voisin is VoisinToken {
 
     uint256 private immutable _cachedChainId;
     bytes32 private immutable _cachedDomainSeparator;
+    /// @dev The Predecessor's fields, immutable: registration reads `_lastSlotBefore` from the
+    ///      code, not from storage.
+    address private immutable _previous;
+    uint64 private immutable _snapshotBlock;
+    bytes32 private immutable _snapshotDigest;
+    uint32 private immutable _lastSlotBefore;
 
     Tariffs private _tariffs;
     /// @notice Receives the grid fee of every fill.
@@ -92,9 +98,39 @@ contract Voisin is VoisinToken {
     /// @dev Zero for a slot not sealed (a sealed head is never zero: ZeroDigest).
     mapping(uint32 slot => bytes32) private _sealedDigestHead;
 
-    constructor(address admin, uint64 feedIn, uint64 retail, uint64 gridFee) VoisinAccess(admin) {
+    /// @notice A ledger with `admin` holding every role, under the given tariffs; `previous`
+    ///         names the deployment it continues (all zeros for a first deployment).
+    /// @dev A continuation is declared here, once and before anything else can happen: no
+    ///      meter exists yet, so no reading can precede it, and every meter ever registered
+    ///      here starts after `previous.lastSlot` (see _register).
+    constructor(
+        address admin,
+        uint64 feedIn,
+        uint64 retail,
+        uint64 gridFee,
+        Predecessor memory previous
+    ) VoisinAccess(admin) {
         _cachedChainId = block.chainid;
         _cachedDomainSeparator = _buildDomainSeparator();
+        if (previous.deployment == address(0)) {
+            // A first deployment declares nothing: a floor or a digest without the deployment
+            // they come from could not be audited.
+            if (
+                previous.snapshotBlock != 0 || previous.snapshotDigest != bytes32(0)
+                    || previous.lastSlot != 0
+            ) revert ZeroAddress();
+        } else {
+            emit MigratedFrom(
+                previous.deployment,
+                previous.snapshotBlock,
+                previous.snapshotDigest,
+                previous.lastSlot
+            );
+        }
+        _previous = previous.deployment;
+        _snapshotBlock = previous.snapshotBlock;
+        _snapshotDigest = previous.snapshotDigest;
+        _lastSlotBefore = previous.lastSlot;
         feeRecipient = admin;
         emit FeeRecipientSet(admin);
         _setTariffs(feedIn, retail, gridFee);
@@ -147,7 +183,11 @@ contract Voisin is VoisinToken {
         _households[household] = Household(account, true, prosumer, 0, meter);
         householdOf[account] = household;
         _adoptBalance(household, account);
-        _meters[meter] = MeterState(household, 0, importBaselineWh, exportBaselineWh, false, true);
+        // A continuation's meters start after the previous deployment's last metered slot, so
+        // no (meter, slot) counts on both; a first deployment's start at 0.
+        _meters[meter] = MeterState(
+            household, _lastSlotBefore, importBaselineWh, exportBaselineWh, false, true
+        );
         emit HouseholdRegistered(
             household, account, meter, prosumer, importBaselineWh, exportBaselineWh
         );
@@ -548,6 +588,12 @@ contract Voisin is VoisinToken {
     /// @notice The current tariffs in micro-euro per kWh.
     function tariffs() external view returns (Tariffs memory) {
         return _tariffs;
+    }
+
+    /// @notice The deployment this one continues, as declared at construction (all zeros
+    ///         for a first deployment).
+    function predecessor() external view returns (Predecessor memory) {
+        return Predecessor(_previous, _snapshotBlock, _snapshotDigest, _lastSlotBefore);
     }
 
     /// @notice A household's record.
