@@ -48,6 +48,15 @@ def test_plan_then_migrate_then_audit_across(
 
     assert _main([*base, "--audit"]) == 0
     assert "audit across the upgrade ok" in capsys.readouterr().out
+    # A second upgrade continues the new deployment; the history keeps both before it.
+    assert _main([*base]) == 0
+    capsys.readouterr()
+    [again] = json.loads(records.read_text()).values()
+    assert [h["address"] for h in again["history"]] == [migrated["old"], migrated["new"]]
+    assert again["migrated_from"] == migrated["new"]
+    assert _main([*base, "--audit"]) == 0
+    assert "audit across the upgrade ok" in capsys.readouterr().out
+
     with pytest.raises(SystemExit) as both:
         _main([*base, "--audit", "--plan"])
     assert both.value.code == 2

@@ -30,6 +30,9 @@ from ledger.contract.deploy import (
     recorded_deployments,
 )
 from ledger.contract.upgrade import (
+    CarriedHousehold,
+    CarriedState,
+    MigrationError,
     MigrationReport,
     apply_plan,
     migrate,
@@ -42,6 +45,7 @@ from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 from ledger.readings.evidence import store_signed_readings
+from ledger.types import Tariffs
 
 #: A slot in November 2026 (unix seconds // 900).
 SLOT = 1_995_000
@@ -311,3 +315,59 @@ def test_new_readings_and_trades_settle_on_the_new_deployment_and_the_audit_stay
     assert across.new.counts["fills"] > 0
     # New money is the new deployment's own top-up, beyond what was carried.
     assert new.total_supply() == report.carried_ueur + 1_000
+
+
+def _state(*ids: int, fee_recipient: str = "0x" + "11" * 20) -> CarriedState:
+    households = tuple(
+        CarriedHousehold(
+            i, f"0x{i:040x}", f"0x{i + 100:040x}", i % 2 == 1, i != 2, 10 * i, i, 2 * i
+        )
+        for i in ids
+    )
+    return CarriedState(
+        last_slot=SLOT,
+        tariffs=Tariffs(40_000, 250_000, 30_000),
+        fee_recipient=fee_recipient,
+        roles=(("OPERATOR_ROLE", "0x" + "11" * 20), ("SETTLER_ROLE", "0x" + "22" * 20)),
+        households=households,
+        other_balances=(("0x" + "33" * 20, 5),),
+        total_supply_ueur=sum(h.balance_ueur for h in households) + 5,
+    )
+
+
+def test_the_plan_keeps_ids_carries_registers_and_balances_and_revokes_the_admins_roles_last() -> (
+    None
+):
+    admin = "0x" + "11" * 20
+    plan = plan_carry_over(_state(1, 2, 3), admin, batch_size=2)
+    assert [[h.account for h in batch] for batch in plan.onboarding] == [
+        [f"0x{1:040x}", f"0x{2:040x}"],
+        [f"0x{3:040x}"],
+    ]
+    first = plan.onboarding[0][0]
+    assert (first.import_baseline_Wh, first.export_baseline_Wh, first.top_up_ueur) == (1, 2, 10)
+    assert plan.deactivate == (2,)
+    assert plan.top_ups == (("0x" + "33" * 20, 5),)
+    assert plan.fee_recipient is None
+    assert plan.grant == (("SETTLER_ROLE", "0x" + "22" * 20),)
+    # The admin keeps OPERATOR_ROLE; it loses SETTLER_ROLE, then DEFAULT_ADMIN_ROLE last.
+    assert plan.revoke == (("SETTLER_ROLE", admin), ("DEFAULT_ADMIN_ROLE", admin))
+
+
+def test_households_with_a_gap_in_their_ids_cannot_keep_them() -> None:
+    with pytest.raises(MigrationError, match=r"numbered 1\.\.2"):
+        plan_carry_over(_state(1, 3), "0x" + "11" * 20)
+
+
+def test_the_digest_changes_with_any_carried_value() -> None:
+    state = _state(1, 2)
+    assert state.digest() == _state(1, 2).digest()
+    h1, h2 = state.households
+    for changed in (
+        replace(state, households=(replace(h1, balance_ueur=11), h2)),
+        replace(state, households=(h1, replace(h2, import_Wh=3))),
+        replace(state, last_slot=SLOT + 1),
+        replace(state, other_balances=()),
+        replace(state, fee_recipient="0x" + "44" * 20),
+    ):
+        assert changed.digest() != state.digest()
