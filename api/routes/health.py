@@ -76,18 +76,19 @@ def _monotonic() -> float:
     return time.monotonic()
 
 
-def _age_s(moment: datetime | None, now: float) -> int | None:
-    """Whole seconds since ``moment`` (stored in UTC; SQLite gives it back naive)."""
+def _age_s(moment: datetime | None, now: float) -> int:
+    """Whole seconds since ``moment`` (stored in UTC; SQLite gives it back naive); 0 if None."""
     if moment is None:
-        return None
+        return 0
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0, int(now - moment.timestamp()))
 
 
-def _oldest(session: Session, now: float) -> dict[str, int | None]:
+def _oldest(session: Session, now: float) -> dict[str, int]:
     """Seconds since the oldest queued reading was accepted, and the oldest order not yet
-    posted (a cancellation asked of an open order has no time of its own: the trend sees it)."""
+    posted, 0 if none (a cancellation asked of an open order has no time of its own: the
+    trend sees it)."""
     reading = session.exec(
         select(func.min(IntakeReading.received_at)).where(IntakeReading.status == "queued")
     ).one()
@@ -111,21 +112,25 @@ def _audit(session: Session, now: float) -> dict[str, Any]:
             col(KeptAudit.problem),
         ).order_by(col(KeptAudit.id).desc())
     ).first()
+    # A key without a value is left out, as ``chain.error`` is while the chain answers.
     if row is None:
-        return {"kept": False, "ok": None}
+        return {"kept": False}
     started, finished, block, ok, findings, problem = row
-    failed = problem is not None
-    return {
+    answer: dict[str, Any] = {
         "kept": True,
-        "ok": bool(ok) and not failed,
+        "ok": bool(ok) and problem is None,
         "finished_s": finished,
         "age_s": max(0, int(now - finished)),
         "duration_s": max(0, finished - started),
-        "block": block,
-        "findings": None if failed else findings,
-        # /health answers anyone: no password of a URL in it, and no novel.
-        "error": redact(problem)[:ERROR_CHARS] if failed else None,
     }
+    if block is not None:
+        answer["block"] = block
+    if problem is None:
+        answer["findings"] = findings
+    else:
+        # /health answers anyone: no password of a URL in it, and no novel.
+        answer["error"] = redact(problem)[:ERROR_CHARS]
+    return answer
 
 
 def status(services: Services) -> dict[str, Any]:
@@ -135,7 +140,7 @@ def status(services: Services) -> dict[str, Any]:
     why: dict[str, str] = {}
     database: dict[str, Any] = {"ok": True}
     backlog: dict[str, int] = {}
-    oldest: dict[str, int | None] = {}
+    oldest: dict[str, int] = {}
     audit: dict[str, Any] | None = None
     try:
         with Session(services.engine) as session:
@@ -185,8 +190,7 @@ def status(services: Services) -> dict[str, Any]:
             "change": trend.change,
             "rises": trend.rises,
         }
-        late = {kind: age for kind, age in oldest.items() if age is not None}
-        kind, age = max(late.items(), key=lambda item: item[1], default=("", 0))
+        kind, age = max(oldest.items(), key=lambda item: item[1], default=("", 0))
         if age > BACKLOG_OLDEST_MAX_S:
             why[BACKLOG_GROWING] = (
                 f"the oldest queued {kind[:-1]} was accepted {age} s ago "
@@ -217,7 +221,7 @@ def _audit_problems(audit: dict[str, Any], uptime_s: float) -> dict[str, str]:
             return {AUDIT_STALE: f"no audit was kept in the {round(uptime_s)} s this server ran"}
         return {}
     found: dict[str, str] = {}
-    if audit["error"] is not None:
+    if "error" in audit:
         found[AUDIT_FAILING] = "the latest audit could not run"
     elif not audit["ok"]:
         found[AUDIT_FAILING] = f"the latest audit has {audit['findings']} finding(s)"
@@ -241,18 +245,10 @@ _HEALTHY = {
     },
     "database": {"ok": True},
     "backlog": {"readings": 0, "orders": 0},
-    "backlog_oldest_s": {"readings": None, "orders": None},
+    "backlog_oldest_s": {"readings": 0, "orders": 0},
     "backlog_trend": {"window_s": 590, "samples": 60, "change": 0, "rises": 0},
-    "audit": {
-        "kept": True,
-        "ok": True,
-        "finished_s": 1767225600,
-        "age_s": 42,
-        "duration_s": 1,
-        "block": 14,
-        "findings": 0,
-        "error": None,
-    },
+    # A new server's: the keeper has not kept an audit yet (the description says what follows).
+    "audit": {"kept": False},
 }
 
 
@@ -275,9 +271,14 @@ _HEALTHY = {
 )
 def health(services: Svc) -> JSONResponse:
     """200 when the chain and the database answer (`status` `ok`, or `degraded` with its
-    `problems`), else 503 (`down`). The backlog counts accepted readings and orders not yet on
-    chain; `backlog_oldest_s` is how long the oldest of each has waited; `audit` is the
-    latest audit the server kept."""
+    `problems`), else 503 (`down`); `why` says each problem in a sentence. The backlog counts
+    accepted readings and orders not yet on chain; `backlog_oldest_s` is how many seconds the
+    oldest of each has waited (0: none queued); `backlog_trend` sums up this process's samples
+    of the backlog (`rises`: how many of the latest rose in a row). `audit` is the latest audit
+    the server kept: `{"kept": false}` until the first, then `ok`, `finished_s` (unix
+    seconds), `age_s`, `duration_s`, `block` (the head it read) and `findings`, or `error` for
+    a run that failed. While the database does not answer, `backlog` is empty and the fields
+    it gives are null."""
     answer = status(services)
     return JSONResponse(answer, 200 if answer["ok"] else 503)
 
@@ -291,7 +292,7 @@ def metrics(services: Svc) -> Response:
     for kind, count in answer["backlog"].items():
         m.backlog.labels(kind).set(count)
     for kind, age in (answer["backlog_oldest_s"] or {}).items():
-        m.backlog_oldest.labels(kind).set(age or 0)
+        m.backlog_oldest.labels(kind).set(age)
     if "block" in answer["chain"]:
         m.block.set(answer["chain"]["block"])
     audit = answer["audit"]
@@ -299,8 +300,8 @@ def metrics(services: Svc) -> Response:
         kept = audit["kept"]
         m.audit_ok.set(-1 if not kept else 1 if audit["ok"] else 0)
         m.audit_age.set(audit["age_s"] if kept else -1)
-        m.audit_block.set(-1 if not kept or audit["block"] is None else audit["block"])
-        m.audit_findings.set(-1 if not kept or audit["findings"] is None else audit["findings"])
+        m.audit_block.set(audit.get("block", -1))
+        m.audit_findings.set(audit.get("findings", -1))
     m.health_status.set({"ok": 0, "degraded": 1, "down": 2}[answer["status"]])
     for code in PROBLEMS:
         m.health_problem.labels(code).set(1 if code in answer["problems"] else 0)

@@ -299,8 +299,8 @@ def test_a_healthy_server_says_ok_with_the_facts(embedded_api: Api) -> None:
     assert r.status_code == 200
     assert (body["ok"], body["status"], body["problems"], body["why"]) == (True, "ok", [], {})
     assert body["backlog"] == {"readings": 0, "orders": 0}
-    assert body["backlog_oldest_s"] == {"readings": None, "orders": None}
-    assert body["audit"] == {"kept": False, "ok": None}
+    assert body["backlog_oldest_s"] == {"readings": 0, "orders": 0}
+    assert body["audit"] == {"kept": False}
     assert {"ok", "kind", "chain_id", "contract", "block"} <= body["chain"].keys()
     values = metric_values(embedded_api)
     assert gauge(values, "voisin_health_status") == 0
@@ -470,10 +470,12 @@ def test_an_audit_that_could_not_run_is_audit_failing_without_secrets(
         "ApiError: the chain cannot be reached: cannot reach "
         "http://operator:[redacted]@10.0.0.7:8545; try again"
     )
-    assert body["audit"]["findings"] is None and "s3cret-pw" not in json.dumps(body)
+    assert "findings" not in body["audit"] and "block" not in body["audit"]
+    assert "s3cret-pw" not in json.dumps(body)
     assert body["why"]["audit_failing"] == "the latest audit could not run"
     values = metric_values(api)
-    assert gauge(values, "voisin_audit_ok") == 0 and gauge(values, "voisin_audit_block") == -1
+    assert gauge(values, "voisin_audit_ok") == 0
+    assert gauge(values, "voisin_audit_block") == gauge(values, "voisin_audit_findings") == -1
 
 
 def test_an_audit_kept_too_long_ago_is_audit_stale(embedded_api: Api) -> None:
@@ -501,25 +503,51 @@ def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 #: PromQL identifiers that are labels Prometheus adds or that histograms carry.
 _SCRAPE_LABELS = {"instance", "job", "le"}
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "gauge": ("",),
+}
 
 
-def test_the_grafana_dashboard_queries_only_what_metrics_exports(embedded_api: Api) -> None:
+@pytest.fixture
+def exported(embedded_api: Api) -> tuple[set[str], set[str]]:
+    """The series names and the label names /metrics exports, once every labelled metric has
+    a sample (a reading posted, a scrape taken)."""
     api = embedded_api
     m = api.register(prosumer=False)
     api.client.post("/readings", json={"readings": [api.reading(m, past_slot(2), import_Wh=1)]})
-    text = api.client.get("/metrics").text
-    suffixes = {
-        "counter": ("_total", "_created"),
-        "histogram": ("_bucket", "_count", "_sum", "_created"),
-        "gauge": ("",),
-    }
-    exported: set[str] = set()
+    api.client.get("/metrics")
+    names: set[str] = set()
     labels: set[str] = set(_SCRAPE_LABELS)
-    for family in text_string_to_metric_families(text):
-        exported |= {family.name + suffix for suffix in suffixes[family.type]}
+    for family in text_string_to_metric_families(api.client.get("/metrics").text):
+        names |= {family.name + suffix for suffix in _SUFFIXES[family.type]}
         for sample in family.samples:
             labels |= sample.labels.keys()
+    return names, labels
 
+
+def check_queries(exprs: list[str], exported: tuple[set[str], set[str]]) -> set[str]:
+    """Every metric and label the PromQL expressions name is exported; the metrics named."""
+    names, labels = exported
+    named: set[str] = set()
+    for expr in exprs:
+        metrics = set(re.findall(r"\bvoisin_[a-z0-9_]+", expr))
+        assert metrics, expr
+        assert metrics <= names, (expr, metrics - names)
+        named |= metrics
+        for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
+            used = {label.strip() for label in group.split(",") if label.strip()}
+            assert used <= labels, (expr, used - labels)
+        for matchers in re.findall(r"\{([^}]*)\}", expr):
+            used = set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
+            assert used <= labels, (expr, used - labels)
+    return named
+
+
+def test_the_grafana_dashboard_queries_only_what_metrics_exports(
+    exported: tuple[set[str], set[str]],
+) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["title"] and dashboard["uid"] and dashboard["schemaVersion"] >= 36
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
@@ -536,19 +564,7 @@ def test_the_grafana_dashboard_queries_only_what_metrics_exports(embedded_api: A
         assert panel["targets"], panel["title"]
         exprs += [target["expr"] for target in panel["targets"]]
     assert len(panel_ids) == len(set(panel_ids))
-
-    named: set[str] = set()
-    for expr in exprs:
-        metrics = set(re.findall(r"\bvoisin_[a-z0-9_]+", expr))
-        assert metrics, expr
-        assert metrics <= exported, (expr, metrics - exported)
-        named |= metrics
-        for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
-            used = {label.strip() for label in group.split(",") if label.strip()}
-            assert used <= labels, (expr, used - labels)
-        for matchers in re.findall(r"\{([^}]*)\}", expr):
-            used = set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
-            assert used <= labels, (expr, used - labels)
+    named = check_queries(exprs, exported)
     # Every metric an operator needs is on it.
     for needed in (
         "voisin_http_requests_total",
@@ -563,3 +579,38 @@ def test_the_grafana_dashboard_queries_only_what_metrics_exports(embedded_api: A
         "voisin_health_problem",
     ):
         assert needed in named, needed
+
+
+def rule_exprs(rules: str) -> list[str]:
+    """The ``expr`` of each rule in a Prometheus rules file: one line, or a folded block."""
+    lines = rules.splitlines()
+    exprs = []
+    for i, line in enumerate(lines):
+        found = re.match(r"(\s*)expr: (.*)$", line)
+        if found is None:
+            continue
+        if found[2].strip() not in (">", "|"):
+            exprs.append(found[2])
+            continue
+        block = []
+        for more in lines[i + 1 :]:
+            if len(more) - len(more.lstrip()) <= len(found[1]):
+                break
+            block.append(more.strip())
+        exprs.append(" ".join(block))
+    return exprs
+
+
+def test_the_alert_rules_of_the_operations_guide_query_only_what_metrics_exports(
+    exported: tuple[set[str], set[str]],
+) -> None:
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    section = guide.split("## Health and metrics", 1)[1].split("\n## ", 1)[0]
+    [rules] = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    exprs = rule_exprs(rules)
+    assert len(exprs) == rules.count("- alert: ") >= 5
+    check_queries(exprs, exported)
+    # Every metric the guide's tables name is exported too.
+    names, _ = exported
+    for metric in set(re.findall(r"`(voisin_[a-z0-9_]+)`", section)):
+        assert metric in names or f"{metric}_bucket" in names, metric
