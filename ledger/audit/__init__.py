@@ -6,9 +6,12 @@
 - :mod:`ledger.audit.digest` is the tamper-evident digest chain the settlement worker seals;
 - :mod:`ledger.audit.feeder` runs the pandapower power flows (imported only when asked for);
 - :mod:`ledger.audit.report` runs it all; :mod:`ledger.audit.render` writes JSON, CSV, HTML and
-  the open-data export.
+  the open-data export;
+- :mod:`ledger.audit.across` audits across a contract upgrade: the old deployment, the
+  carry-over of its state, the new deployment.
 """
 
+from ledger.audit.across import AcrossReport, audit_across
 from ledger.audit.findings import CHECKS, ERROR, WARNING, Finding
 from ledger.audit.report import AuditError, AuditReport, audit_inputs, run_audit
 
@@ -16,9 +19,11 @@ __all__ = [
     "CHECKS",
     "ERROR",
     "WARNING",
+    "AcrossReport",
     "AuditError",
     "AuditReport",
     "Finding",
+    "audit_across",
     "audit_inputs",
     "run_audit",
 ]

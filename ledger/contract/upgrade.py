@@ -5,10 +5,10 @@ the rules under existing balances. A new contract version is a **new deployment*
 continues the old one from a declared point (docs/architecture.md, "Upgrading the contract"):
 
 1. **Freeze** (:func:`freeze`): once every slot that can still be traded is settled, the
-   operator cancels the open orders (``OfferCancelled``/``BidCancelled`` with the operator as
-   ``by``: the households are told on chain, and :attr:`MigrationReport.cancelled_orders`
-   lists what to re-post) and pauses the old deployment. Nothing moves on it again; the block
-   of the pause is the **freeze block** B.
+   operator pauses the old deployment and cancels its open orders (``OfferCancelled``/
+   ``BidCancelled`` with the operator as ``by``: the households are told on chain, and
+   :attr:`MigrationReport.cancelled_orders` lists what to re-post). Nothing moves on it
+   again; the block of the last of these is the **freeze block** B.
 2. **Snapshot** (:func:`read_state`): the old deployment's state at B, as its views answer
    there: households (ids, accounts, meters, prosumer, active), each meter's last registers,
    balances (households and every other holder), the total supply, tariffs, fee recipient,
@@ -354,13 +354,19 @@ def freeze(
     *,
     allow_unsettled: bool = False,
 ) -> Freeze:
-    """Cancel the open orders of the deployment of ``client`` and pause it; returns the freeze
-    block (the pause's, or the last cancellation's when it was paused already).
+    """Pause the deployment of ``client``, then cancel its open orders; returns the freeze
+    block B (the last of those transactions) and the orders cancelled.
+
+    Paused first, so that no order can be posted between the cancellations and the pause; a
+    cancellation is allowed while paused. The orders cancelled are read back from the
+    ``OfferCancelled``/``BidCancelled`` events the operator caused since the last pause, so a
+    migration run again after a crash still lists the orders the first run cancelled.
 
     With ``engine`` (its database mirror), refuses while a slot that can still be traded (one
     of the last KEPT_SLOTS slots metered) has readings but no settled outcome: its credits
     would be stranded on a frozen deployment. ``allow_unsettled`` freezes anyway (an
     emergency); what was not sold of those slots is then grid export, like any unsold surplus.
+    Refusing changes nothing.
     """
     head = int(client.w3.eth.block_number)
     if engine is not None and not allow_unsettled:
@@ -370,9 +376,14 @@ def freeze(
                 f"slots {unsettled} are metered but not settled; settle them before the freeze "
                 "(or pass allow_unsettled to freeze an emergency-stopped ledger as it is)"
             )
-    orders = open_orders(client, from_block, head)
     gas = 0
     block = head
+    was_paused = client.paused()
+    if not was_paused:
+        result = client.pause(operator)
+        gas += result.gas_used
+        block = result.block_number
+    orders = open_orders(client, from_block, block)
     calls = [
         (operator, "cancelOffer" if o.side == "offer" else "cancelBid", (o.order_id,))
         for o in orders
@@ -380,12 +391,30 @@ def freeze(
     for result in client.transact_many(calls) if calls else []:
         gas += result.gas_used
         block = max(block, result.block_number)
-    was_paused = client.paused()
-    if not was_paused:
-        result = client.pause(operator)
-        gas += result.gas_used
-        block = result.block_number
-    return Freeze(block, tuple(orders), was_paused, gas)
+    cancelled = _cancelled_since_pause(client, from_block, block, operator.address)
+    return Freeze(block, tuple(cancelled), was_paused, gas)
+
+
+def _cancelled_since_pause(
+    client: VoisinClient, from_block: int, block: int, operator: str
+) -> list[OpenOrder]:
+    """The orders ``operator`` cancelled from the last ``Paused`` event up to ``block``, as
+    they were posted."""
+    events = client.events(from_block, block)
+    paused_at = max((e.block_number for e in events if e.name == "Paused"), default=from_block)
+    out: list[OpenOrder] = []
+    for e in events:
+        if e.name not in ("OfferCancelled", "BidCancelled") or e.block_number < paused_at:
+            continue
+        if to_checksum_address(e.args["by"]) != to_checksum_address(operator):
+            continue
+        side = "offer" if e.name == "OfferCancelled" else "bid"
+        order_id = int(e.args[f"{side}Id"])
+        household, price, cap, first, last, _ = _at(
+            client, block, "getOffer" if side == "offer" else "getBid", order_id
+        )
+        out.append(OpenOrder(side, order_id, int(household), price, cap, first, last))
+    return sorted(out, key=lambda o: (o.side, o.order_id))
 
 
 def _unsettled_slots(client: VoisinClient, from_block: int, head: int, engine: Engine) -> list[int]:

@@ -35,6 +35,7 @@ from ledger.contract.upgrade import (
     MigrationError,
     MigrationReport,
     apply_plan,
+    freeze,
     migrate,
     plan_carry_over,
     read_state,
@@ -371,3 +372,47 @@ def test_the_digest_changes_with_any_carried_value() -> None:
         replace(state, fee_recipient="0x" + "44" * 20),
     ):
         assert changed.digest() != state.digest()
+
+
+def test_a_freeze_waits_for_settlement_and_a_migration_run_again_after_a_freeze_completes(
+    tmp_path: Path,
+) -> None:
+    """A metered slot not settled refuses the migration and changes nothing; a migration
+    that stopped right after its freeze, run again, still lists the orders the freeze
+    cancelled and carries the ledger over exactly."""
+    data = tmp_path / "data"
+    with open_chain("embedded", data) as chain:
+        client, deployment = open_ledger(chain)
+        engine = make_engine(f"sqlite:///{(data / 'voisin.db').resolve()}")
+        book = Ledger(chain, data, engine, client, deployment)
+        for k in range(2):
+            account: LocalAccount = Account.create()
+            meter: LocalAccount = Account.create()
+            chain.fund(account.address)
+            hid = client.register_household(
+                chain.operator, account.address, meter.address, prosumer=k == 0
+            )
+            book.homes.append(Home(hid, account, meter))
+        client.top_up(chain.operator, book.homes[1].account.address, 1_000_000)
+        offer = client.post_offer(book.homes[0].account, 60_000, SLOT)
+        client.post_bid(book.homes[1].account, 200_000, SLOT)
+        book.meter_slot(client, SLOT, {1: (0, 300), 2: (250, 0)})
+        with pytest.raises(MigrationError, match=rf"slots \[{SLOT}\] are metered but not settled"):
+            migrate(chain, data, engine=engine)
+        assert not client.paused()
+        assert client.offer(offer).open
+        worker = SettlementWorker(
+            client, engine, chain.operator, start_block=deployment.block_number
+        )
+        assert worker.settle_slot(SLOT).matched_Wh == 250
+        # The first run stops after its freeze: paused, orders cancelled, nothing recorded.
+        first = freeze(client, chain.operator, deployment.block_number, engine)
+        assert [(o.side, o.order_id) for o in first.cancelled_orders] == [("bid", 1), ("offer", 1)]
+        events = client.events(first.block - 2, first.block)
+        names = [e.name for e in events][-3:]
+        assert names[0] == "Paused" and sorted(names[1:]) == ["BidCancelled", "OfferCancelled"]
+        report = migrate(chain, data, engine=engine)
+        assert report.frozen_block >= first.block
+        assert [(o.side, o.order_id) for o in report.cancelled_orders] == [("bid", 1), ("offer", 1)]
+        across = audit_recorded(chain, data, engine)
+        assert across is not None and across.findings == []
