@@ -44,7 +44,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from sqlalchemy import Engine, Table, create_engine, delete, func, select
+from sqlalchemy import Engine, Table, create_engine, delete, select
 from sqlmodel import Session, SQLModel
 from web3.exceptions import ContractLogicError, Web3Exception
 
@@ -76,6 +76,7 @@ __all__ = [
     "archive_mirror",
     "carry_over",
     "freeze",
+    "is_archived",
     "migrate",
     "open_orders",
     "plan_carry_over",
@@ -546,26 +547,42 @@ def _mirror_tables() -> list[Table]:
     return [t for t in SQLModel.metadata.sorted_tables if t.name in names]
 
 
+def _archive_engine(archive: Path) -> Engine:
+    """The SQLite database ``archive``, with the mirror's tables."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    target = create_engine(f"sqlite:///{archive}")
+    SQLModel.metadata.create_all(target, tables=_mirror_tables())
+    return target
+
+
+def is_archived(archive: Path, contract: str) -> bool:
+    """Whether ``archive`` holds the mirror of ``contract`` (its indexer cursor)."""
+    from ledger.mirror.models import IndexerCursor
+
+    if not archive.is_file():
+        return False
+    target = _archive_engine(archive)
+    try:
+        with Session(target) as session:
+            return session.get(IndexerCursor, contract) is not None
+    finally:
+        target.dispose()
+
+
 def archive_mirror(engine: Engine, archive: Path, contract: str) -> int:
     """Copy the database mirror (every table of :mod:`ledger.mirror.models`: events, records,
     evidence, outcomes, digests) into the SQLite database ``archive``, then empty those tables
     in ``engine`` for the deployment that continues ``contract``; returns the rows archived.
 
     The archive is the old deployment's mirror as it was at its freeze, which its audit reads.
-    An archive that already holds ``contract``'s cursor is kept (a migration run again after a
+    An archive that already holds ``contract``'s mirror is kept (a migration run again after a
     crash must not overwrite it with an emptied mirror). The API's own tables are left alone.
     """
-    from ledger.mirror.models import IndexerCursor
-
     tables = _mirror_tables()
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    target = create_engine(f"sqlite:///{archive}")
-    SQLModel.metadata.create_all(target, tables=tables)
     copied = 0
-    try:
-        with Session(target) as session:
-            kept = session.get(IndexerCursor, contract) is not None
-        if not kept:
+    if not is_archived(archive, contract):
+        target = _archive_engine(archive)
+        try:
             with engine.connect() as source, target.begin() as sink:
                 for table in tables:
                     sink.execute(delete(table))
@@ -573,21 +590,12 @@ def archive_mirror(engine: Engine, archive: Path, contract: str) -> int:
                     for start in range(0, len(rows), 1000):
                         sink.execute(table.insert(), rows[start : start + 1000])
                     copied += len(rows)
-        with engine.begin() as live:
-            for table in reversed(tables):
-                live.execute(delete(table))
-    finally:
-        target.dispose()
+        finally:
+            target.dispose()
+    with engine.begin() as live:
+        for table in reversed(tables):
+            live.execute(delete(table))
     return copied
-
-
-def mirror_rows(engine: Engine) -> int:
-    """How many rows the database mirror's tables hold."""
-    with engine.connect() as connection:
-        return sum(
-            int(connection.execute(select(func.count()).select_from(t)).scalar_one())
-            for t in _mirror_tables()
-        )
 
 
 # ───────────────────────────── The command ─────────────────────────────
@@ -669,18 +677,25 @@ def migrate(
         raise MigrationError(f"{data_dir} records no Voisin deployment on chain {chain.chain_id}")
     artifact = artifact or load_artifact(CONTRACT_NAME)
     old = VoisinClient(chain.w3, current.address, artifact["abi"], estimate_gas=chain.estimates_gas)
-    if engine is not None:
-        from ledger.mirror.indexer import index
+    from ledger.mirror.indexer import index
 
-        index(old, engine, start_block=current.block_number)
+    archive_name = f"{ARCHIVE_DIR}/{current.address}.db"
+    archive = Path(data_dir) / archive_name
+    # The old deployment's mirror: the live one, or its archive when a run that stopped
+    # half-way archived it already (the live tables are emptied then).
+    mirror = engine
+    if engine is not None and is_archived(archive, current.address):
+        mirror = _archive_engine(archive)
+    if mirror is not None:
+        index(old, mirror, start_block=current.block_number)
     frozen = freeze(
-        old, chain.operator, current.block_number, engine, allow_unsettled=allow_unsettled
+        old, chain.operator, current.block_number, mirror, allow_unsettled=allow_unsettled
     )
     tell(f"froze {current.address} at block {frozen.block}")
-    if engine is not None:
-        from ledger.mirror.indexer import index
-
-        index(old, engine, start_block=current.block_number)
+    if mirror is not None:
+        index(old, mirror, start_block=current.block_number)
+        if mirror is not engine:
+            mirror.dispose()
     state = read_state(old, current.block_number, frozen.block)
     digest = state.digest()
     if state.household_balances_ueur + state.other_balances_ueur != state.total_supply_ueur:
@@ -694,21 +709,19 @@ def migrate(
         chain, current, frozen.block, state, artifact=artifact, batch_size=batch_size
     )
     tell(f"carried over to {carried.deployment.address} by block {carried.carried_block}")
-    archive_name: str | None = None
     archived = 0
     if engine is not None:
-        archive_name = f"{ARCHIVE_DIR}/{current.address}.db"
-        archived = archive_mirror(engine, Path(data_dir) / archive_name, current.address)
+        archived = archive_mirror(engine, archive, current.address)
         tell(f"archived {archived} mirror rows in {archive_name}")
     new = Deployment(**{**asdict(carried.deployment), "carried_block": carried.carried_block})
     record_upgrade(
         Path(data_dir),
-        FrozenDeployment(current, frozen.block, digest, archive_name, new.address),
+        FrozenDeployment(
+            current, frozen.block, digest, archive_name if engine else None, new.address
+        ),
         new,
     )
     if engine is not None:
-        from ledger.mirror.indexer import index
-
         index(carried.client, engine, start_block=new.block_number)
     return MigrationReport(
         chain_id=chain.chain_id,
@@ -725,7 +738,7 @@ def migrate(
         deploy_gas=carried.deploy_gas,
         carry_over_gas=carried.gas_used,
         transactions=carried.transactions,
-        mirror_archive=archive_name,
+        mirror_archive=archive_name if engine else None,
         mirror_rows_archived=archived,
         seconds=time.perf_counter() - started,
         state=state,

@@ -35,6 +35,7 @@ from ledger.contract.upgrade import (
     MigrationError,
     MigrationReport,
     apply_plan,
+    archive_mirror,
     freeze,
     migrate,
     plan_carry_over,
@@ -378,8 +379,8 @@ def test_a_freeze_waits_for_settlement_and_a_migration_run_again_after_a_freeze_
     tmp_path: Path,
 ) -> None:
     """A metered slot not settled refuses the migration and changes nothing; a migration
-    that stopped right after its freeze, run again, still lists the orders the freeze
-    cancelled and carries the ledger over exactly."""
+    that stopped after its freeze and its archive, run again, still lists the orders the
+    freeze cancelled, keeps the archive and carries the ledger over exactly."""
     data = tmp_path / "data"
     with open_chain("embedded", data) as chain:
         client, deployment = open_ledger(chain)
@@ -411,8 +412,13 @@ def test_a_freeze_waits_for_settlement_and_a_migration_run_again_after_a_freeze_
         events = client.events(first.block - 2, first.block)
         names = [e.name for e in events][-3:]
         assert names[0] == "Paused" and sorted(names[1:]) == ["BidCancelled", "OfferCancelled"]
+        # ... or after archiving the old mirror and emptying the live one, too.
+        index(client, engine, start_block=deployment.block_number)
+        archive = data / "archive" / f"{deployment.address}.db"
+        assert archive_mirror(engine, archive, deployment.address) > 0
         report = migrate(chain, data, engine=engine)
         assert report.frozen_block >= first.block
+        assert report.mirror_rows_archived == 0  # the archive was kept, not overwritten
         assert [(o.side, o.order_id) for o in report.cancelled_orders] == [("bid", 1), ("offer", 1)]
         across = audit_recorded(chain, data, engine)
         assert across is not None and across.findings == []
