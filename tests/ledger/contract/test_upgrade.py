@@ -422,3 +422,35 @@ def test_a_freeze_waits_for_settlement_and_a_migration_run_again_after_a_freeze_
         assert [(o.side, o.order_id) for o in report.cancelled_orders] == [("bid", 1), ("offer", 1)]
         across = audit_recorded(chain, data, engine)
         assert across is not None and across.findings == []
+
+
+@pytest.mark.anvil
+def test_a_migration_on_a_json_rpc_node_carries_the_ledger_and_audits_clean(
+    anvil_chain: Chain, tmp_path: Path
+) -> None:
+    chain = anvil_chain
+    client, deployment = open_ledger(chain, record_dir=tmp_path)
+    engine = make_engine(f"sqlite:///{(tmp_path / 'voisin.db').resolve()}")
+    book = Ledger(chain, tmp_path, engine, client, deployment)
+    for k in range(3):
+        account: LocalAccount = Account.create()
+        meter: LocalAccount = Account.create()
+        chain.fund(account.address)
+        hid = client.register_household(
+            chain.operator, account.address, meter.address, prosumer=k == 0
+        )
+        book.homes.append(Home(hid, account, meter))
+    client.top_up(chain.operator, book.homes[1].account.address, 1_000_000)
+    client.post_offer(book.homes[0].account, 60_000, SLOT)
+    client.post_bid(book.homes[1].account, 200_000, SLOT)
+    book.meter_slot(client, SLOT, {1: (0, 300), 2: (100, 0), 3: (50, 0)})
+    worker = SettlementWorker(client, engine, chain.operator, start_block=deployment.block_number)
+    assert worker.settle_slot(SLOT).matched_Wh == 100
+    report = migrate(chain, tmp_path, engine=engine)
+    assert report.households == 3 and len(report.cancelled_orders) == 2
+    new, _ = open_ledger(chain, record_dir=tmp_path)
+    assert new.address == report.new
+    for home in book.homes:
+        assert new.household(home.id) == client.household(home.id)
+    across = audit_recorded(chain, tmp_path, engine)
+    assert across is not None and across.findings == []
