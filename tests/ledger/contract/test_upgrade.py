@@ -454,3 +454,20 @@ def test_a_migration_on_a_json_rpc_node_carries_the_ledger_and_audits_clean(
         assert new.household(home.id) == client.household(home.id)
     across = audit_recorded(chain, tmp_path, engine)
     assert across is not None and across.findings == []
+
+
+def test_a_single_deployment_record_reads_as_before(tmp_path: Path) -> None:
+    legacy = {
+        "chain_id": 7,
+        "address": "0x" + "12" * 20,
+        "block_number": 1,
+        "tx_hash": "0x" + "34" * 32,
+        "bytecode_sha256": "ab" * 32,
+        "deployed_at": "2026-01-01T00:00:00+00:00",
+    }
+    (tmp_path / DEPLOYMENTS_FILE).write_text(json.dumps({"7": legacy}))
+    current, history = recorded_deployments(tmp_path, 7)
+    assert current == Deployment(**legacy)
+    assert current.migrated_from is None and current.carried_block is None
+    assert history == []
+    assert recorded_deployments(tmp_path, 8) == (None, [])
