@@ -76,16 +76,17 @@ def _monotonic() -> float:
     return time.monotonic()
 
 
-def _age_s(moment: datetime | None, now: float) -> int:
-    """Whole seconds since ``moment`` (stored in UTC; SQLite gives it back naive); 0 if None."""
+def _age_s(moment: datetime | None) -> int:
+    """Whole seconds since ``moment``, 0 if None. PostgreSQL's columns carry the time zone
+    (api/migrations); SQLite gives the UTC time back without one."""
     if moment is None:
         return 0
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return max(0, int(now - moment.timestamp()))
+    return max(0, int((datetime.now(UTC) - moment).total_seconds()))
 
 
-def _oldest(session: Session, now: float) -> dict[str, int]:
+def _oldest(session: Session) -> dict[str, int]:
     """Seconds since the oldest queued reading was accepted, and the oldest order not yet
     posted, 0 if none (a cancellation asked of an open order has no time of its own: the
     trend sees it)."""
@@ -95,7 +96,7 @@ def _oldest(session: Session, now: float) -> dict[str, int]:
     order = session.exec(
         select(func.min(ApiOrder.created_at)).where(ApiOrder.status == "queued")
     ).one()
-    return {"readings": _age_s(reading, now), "orders": _age_s(order, now)}
+    return {"readings": _age_s(reading), "orders": _age_s(order)}
 
 
 def _audit(session: Session, now: float) -> dict[str, Any]:
@@ -145,7 +146,7 @@ def status(services: Services) -> dict[str, Any]:
     try:
         with Session(services.engine) as session:
             session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-            oldest = _oldest(session, now)
+            oldest = _oldest(session)
             audit = _audit(session, now)
         backlog = services.outbox.backlog()
     except Exception as exc:

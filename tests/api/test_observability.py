@@ -357,8 +357,8 @@ def test_a_database_that_cannot_be_opened_is_database_down_and_503(embedded_api:
     assert embedded_api.client.get("/health").json()["status"] == "ok"
 
 
-def test_a_reading_queued_too_long_is_backlog_growing_but_still_200(embedded_api: Api) -> None:
-    api = embedded_api
+def test_a_reading_queued_too_long_is_backlog_growing_but_still_200(api: Api) -> None:
+    """On both backends: PostgreSQL gives the time back as it stored it, SQLite naive."""
     m = api.register(prosumer=False)
     r = api.client.post("/readings", json={"readings": [api.reading(m, past_slot(3), import_Wh=4)]})
     assert r.status_code == 202
@@ -381,6 +381,28 @@ def test_a_reading_queued_too_long_is_backlog_growing_but_still_200(embedded_api
     assert problem_gauges(api)["backlog_growing"] == 1
     api.flush()
     assert api.client.get("/health").json()["status"] == "ok"
+
+
+@pytest.mark.postgres
+def test_the_oldest_age_holds_on_a_postgresql_session_in_another_time_zone(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The ages are the same whatever zone the database session is in."""
+    url = f"{postgres_url}?options=-c%20TimeZone%3DAmerica%2FNew_York"
+    app = create_app(_settings(tmp_path, database_url=url), background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        m = api.register(prosumer=False)
+        reading = api.reading(m, past_slot(3), import_Wh=4)
+        assert client.post("/readings", json={"readings": [reading]}).status_code == 202
+        body = client.get("/health").json()
+        assert body["status"] == "ok" and 0 <= body["backlog_oldest_s"]["readings"] < 60
+        late = datetime.now(UTC) - timedelta(seconds=health_route.BACKLOG_OLDEST_MAX_S + 60)
+        with Session(api.services.engine) as session, session.begin():
+            session.execute(update(IntakeReading).values(received_at=late))
+        body = client.get("/health").json()
+        assert body["problems"] == ["backlog_growing"]
+        assert 360 <= body["backlog_oldest_s"]["readings"] < 420
 
 
 def test_a_backlog_rising_at_every_sample_for_a_minute_is_backlog_growing(
