@@ -582,6 +582,14 @@ def _copy_files(data_dir: Path, staging: Path) -> None:
         if path.is_file():
             shutil.copyfile(path, staging / name)
             os.chmod(staging / name, path.stat().st_mode & 0o777)
+    from ledger.contract.upgrade import ARCHIVE_DIR
+
+    # The database mirrors of deployments a contract upgrade froze: their audit reads them.
+    # Written once by the upgrade, never by a running server.
+    for path in sorted((data_dir / ARCHIVE_DIR).glob("*.db")):
+        (staging / ARCHIVE_DIR).mkdir(exist_ok=True)
+        shutil.copyfile(path, staging / ARCHIVE_DIR / path.name)
+        os.chmod(staging / ARCHIVE_DIR / path.name, path.stat().st_mode & 0o777)
 
 
 def checksums(folder: Path) -> dict[str, FileEntry]:

@@ -30,6 +30,7 @@ from sqlalchemy import Engine, event
 
 import api.models  # noqa: F401  (registers the API's tables before the engine creates them)
 from api.chain_gate import WRITES_LOCK, ChainGate, ChainLock
+from api.contract_upgrade import carry_orders
 from api.custody import KeyVault, load_or_create_secret
 from api.intake import IntakeWriter
 from api.intents import FaultHook, IntentRunner
@@ -126,6 +127,12 @@ class Services:
             )
             self.domain = self.client.domain_separator()
             self.chain_id = self.chain.chain_id
+            if self.deployment.migrated_from is not None:
+                # The orders the upgrade's freeze cancelled, queued again for this deployment
+                # (once; `voisin upgrade-contract` normally did it already).
+                carry_orders(
+                    self.engine, self.deployment.address, self.client.predecessor_last_slot()
+                )
         except BaseException:
             self.chain.close()
             raise

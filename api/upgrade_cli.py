@@ -114,6 +114,7 @@ def _run(
     args: argparse.Namespace, chain_spec: str, data_dir: Path, database_url: str, settings: Any
 ) -> tuple[dict[str, Any], list[str], bool]:
     """Open the chain and the database and do what ``args`` ask: (JSON report, lines, ok)."""
+    from api.contract_upgrade import backlog, carry_orders, serves_households
     from ledger.audit.across import audit_recorded
     from ledger.chain.backends import open_chain
     from ledger.contract.client import VoisinClient
@@ -159,6 +160,14 @@ def _run(
                 "would be cancelled, to be re-posted by their households",
             ]
             return {"state": state.as_dict(), "open_orders": len(orders)}, lines, True
+        served = serves_households(engine)
+        if served:
+            waiting = backlog(engine)
+            if not waiting.empty:
+                raise MigrationError(
+                    f"voisin serve has not yet sent {waiting.describe()} to the chain: start it "
+                    "until GET /health shows an empty backlog, stop it, then migrate"
+                )
         migrated = migrate(
             chain,
             data_dir,
@@ -166,4 +175,12 @@ def _run(
             batch_size=args.batch_size,
             allow_unsettled=args.allow_unsettled,
         )
-        return migrated.as_dict(), migrated.lines(), True
+        lines = migrated.lines()
+        if served:
+            carried = carry_orders(engine, migrated.new, migrated.last_slot)
+            if carried is not None:
+                lines.append(
+                    f"the API's open orders: {carried.closed} closed, {carried.queued} queued "
+                    "again for the new deployment (voisin serve posts them at its next start)"
+                )
+        return migrated.as_dict(), lines, True

@@ -756,6 +756,11 @@ class VoisinClient:
     def paused(self) -> bool:
         return bool(self._view("paused"))
 
+    def predecessor_last_slot(self) -> int:
+        """The last slot metered on the deployment this one continues (0 for a first
+        deployment): every meter here starts after it."""
+        return int(self._view("predecessor")[3])
+
     def has_role(self, role: str, account: str) -> bool:
         return bool(self._view("hasRole", role_id(role), to_checksum_address(account)))
 
