@@ -50,20 +50,17 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._~:+/=-]+")
 #: Voisin's text lines, as they always were.
 TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
-LogFormat = Literal["auto", "text", "json"]
-
-#: Secrets a line must never show: a bearer token, and the password of a URL's user info
+#: Secrets a line must never show: a bearer token (8 characters at least, so that "a bearer
+#: token is missing" stays as it is), and the password of a URL's user info
 #: (``postgresql+psycopg://user:password@host``).
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
 _URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.IGNORECASE)
 
-#: A LogRecord's own attributes; anything else on a record is an extra field of the call.
-_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None))) | {
-    "message",
-    "asctime",
-    "taskName",
-    "color_message",
-}
+#: A LogRecord's own attributes; anything else on a record is an extra field of the call,
+#: except uvicorn's ``color_message`` (its message again, with terminal colours).
+_RECORD_ATTRIBUTES = frozenset(
+    {*vars(logging.makeLogRecord({})), "message", "asctime", "taskName", "color_message"}
+)
 
 
 def new_request_id() -> str:

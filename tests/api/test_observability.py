@@ -225,14 +225,16 @@ def test_auto_is_text_on_a_terminal_and_json_anywhere_else(tmp_path: Path) -> No
 def test_no_line_shows_a_bearer_token_or_a_url_password(json_log: io.StringIO) -> None:
     log = logging.getLogger("voisin.test.secrets")
     log.warning("refused Authorization: Bearer %s", OPERATOR_TOKEN)
+    log.warning("a bearer token is missing")
     try:
         raise ConnectionError("postgresql+psycopg://voisin:hunter2@db.local/voisin is down")
     except ConnectionError:
         log.exception("database gone")
     text = json_log.getvalue()
     assert OPERATOR_TOKEN not in text and "hunter2" not in text
-    first, second = lines(json_log)
+    first, plain, second = lines(json_log)
     assert first["message"] == "refused Authorization: Bearer [redacted]"
+    assert plain["message"] == "a bearer token is missing"
     assert "postgresql+psycopg://voisin:[redacted]@db.local/voisin" in second["exception"]
 
 
