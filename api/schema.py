@@ -233,7 +233,7 @@ def _sqlite_copy(engine: Engine, status: SchemaStatus) -> Path | None:
     if source is None:
         return None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = source.with_name(f"{source.name}.before-{status.revision or 'r0000'}-{stamp}")
+    target = source.with_name(f"{source.name}.before-{status.revision or 'unversioned'}-{stamp}")
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
     dst.close()
