@@ -224,6 +224,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.add_middleware(Metrics)
     for module in (households, topups, readings, orders, trades, market, audit, health):
         app.include_router(module.router)
+    # The live feed's routes:
+    # The public API's routes (/v1, API keys, consents):
+    # The webhooks' routes:
+    # The privacy routes (export, erasure):
     # The web dashboard: `/` and `/ui/...`, outside the OpenAPI schema.
     from api.routes import dashboard, dashboard_household, dashboard_operator
 

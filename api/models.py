@@ -236,3 +236,12 @@ class KeptState(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: str = Field(sa_type=Text)
+
+
+# ─── The public API: keys, scopes, consents (api/migrations/versions/r0003_api_keys.py) ───
+
+
+# ─── Webhooks (api/migrations/versions/r0004_webhooks.py) ───
+
+
+# ─── Privacy: erasure, retention (api/migrations/versions/r0005_privacy.py) ───
