@@ -19,13 +19,16 @@
 - ``kept_feeder_slot``, ``kept_audit`` and ``kept_state``: what the operator's page shows of
   the feeder's power flows (one row per settled slot) and of the audit (its latest runs), kept
   by :mod:`api.keeper` in the background after settlement so that the page only reads them.
+- ``api_key`` and ``api_consent``: third-party apps' keys (hashed) with their scopes, origins
+  and limits, and households' consents to a key reading their data, grants and withdrawals
+  kept (:mod:`api.apikeys`).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from ledger.mirror.models import IdInteger
@@ -239,6 +242,48 @@ class KeptState(SQLModel, table=True):
 
 
 # ─── The public API: keys, scopes, consents (api/migrations/versions/r0003_api_keys.py) ───
+
+
+class ApiKey(SQLModel, table=True):
+    """A third-party app's key (:mod:`api.apikeys`), issued and revoked by the operator.
+
+    Only the key's SHA-256 is stored, as for household tokens; ``prefix`` (its first
+    characters) lets the operator and households tell keys apart without the secret."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
+    name: str
+    #: ``vak_`` and the next 6 characters of the key: shown in listings, never enough to use.
+    prefix: str
+    #: SHA-256 (hex) of the whole key.
+    secret_hash: str = Field(unique=True)
+    #: Space-separated scopes: ``public:read``, ``household:read``.
+    scopes: str
+    #: Space-separated browser origins (``https://app.example``) answered with CORS headers.
+    origins: str = Field(default="", sa_type=Text)
+    #: The key's own limit (requests per second after ``burst``); None: the server's default.
+    rate_per_s: int | None = None
+    burst: int | None = None
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    #: When the operator revoked it (None: live). A revoked key is kept for the consents'
+    #: history, and its hash so that it can never be issued again.
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class ApiConsent(SQLModel, table=True):
+    """A household's consent that a key reads its data (``household:read``): one row per
+    grant, closed by its withdrawal (``withdrawn_at``), so that the history stays."""
+
+    __tablename__ = "api_consent"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
+    key_id: int = Field(index=True, sa_type=IdInteger)
+    household: int = Field(index=True, sa_type=IdInteger)
+    granted_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    #: None while the consent holds.
+    withdrawn_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
 
 
 # ─── Webhooks (api/migrations/versions/r0004_webhooks.py) ───
