@@ -290,3 +290,42 @@ class ApiConsent(SQLModel, table=True):
 
 
 # ─── Privacy: erasure, retention (api/migrations/versions/r0005_privacy.py) ───
+
+
+class HouseholdErasure(SQLModel, table=True):
+    """A household's erasure (:mod:`api.privacy`): when it was asked and done, and by whom.
+
+    The row outlives the personal data it records the removal of: the household's name, its
+    bearer token and its account key are gone from ``api_household``, which keeps only the
+    pseudonymous id, account and meter that the chain and the audit's evidence name.
+    """
+
+    __tablename__ = "household_erasure"
+
+    #: The household erased (``api_household.id``): erased once.
+    household: int = Field(
+        primary_key=True, sa_type=IdInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    #: "household" (its own token) or "operator".
+    requested_by: str
+    #: When the erasure was done (UTC).
+    erased_at: datetime = Field(default_factory=_now)
+    #: The ``deactivateHousehold`` transaction; None if the household was inactive already.
+    deactivated_tx: str | None = None
+
+
+class SignedReadingPurge(SQLModel, table=True):
+    """One purge of raw signed readings past their retention (:func:`api.privacy.purge`):
+    readings of sealed slots before ``before_slot`` were deleted from the evidence store
+    (``signed_reading``) and the intake (``intake_reading``)."""
+
+    __tablename__ = "signed_reading_purge"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
+    purged_at: datetime = Field(default_factory=_now)
+    retention_days: int
+    #: Readings of sealed slots before this one are gone; the audit's window starts here.
+    before_slot: int = Field(sa_type=BigInteger)
+    #: Rows deleted from ``signed_reading`` and from ``intake_reading``.
+    signed_readings: int = Field(default=0, sa_type=BigInteger)
+    intake_readings: int = Field(default=0, sa_type=BigInteger)
