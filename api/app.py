@@ -22,9 +22,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import docs_ui, errors
+from api.apikeys import KeyCors
 from api.body_guard import BodyGuard
 from api.deps import problems
 from api.logs import REQUEST_ID, REQUEST_ID_HEADER, accept_request_id
+from api.routes import apikeys as apikey_routes
 from api.routes import audit, health, households, market, orders, readings, topups, trades
 from api.schemas import INT64_MAX
 from api.services import REQUEST_THREADS, Services
@@ -222,10 +224,15 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         max_json_depth=settings.max_json_depth,
     )
     app.add_middleware(Metrics)
+    # Outermost of these: a preflight is answered before anything else runs.
+    app.add_middleware(KeyCors)
+    # Also at /v1 (below), where they are documented; here deprecated, unchanged.
     for module in (households, topups, readings, orders, trades, market, audit, health):
-        app.include_router(module.router)
+        app.include_router(module.router, **apikey_routes.UNVERSIONED)
     # The live feed's routes:
     # The public API's routes (/v1, API keys, consents):
+    current = (households, topups, readings, orders, trades, market, audit, health)
+    apikey_routes.include(app, settings, current)
     # The webhooks' routes:
     # The privacy routes (export, erasure):
     # The web dashboard: `/` and `/ui/...`, outside the OpenAPI schema.

@@ -12,6 +12,11 @@ per write (per reading for ``POST /readings``). An empty bucket answers 429 with
   charged, so nobody can exhaust a real meter's bucket by posting forgeries in its name. The
   check comes before the intake, the charge after it.
 
+- **Per API key** (:class:`KeyLimits`): every request a third-party app's key makes, at the
+  key's own rate if the operator gave it one, else ``VOISIN_API_KEY_RATE_PER_S``.
+- **Per client address, without a key**: the public market reads (``/market/...``), at
+  ``VOISIN_PUBLIC_RATE_PER_S``, lower than a key's: a registered app reads more.
+
 Buckets live in this process (each API worker limits on its own, like its caches); the table
 is bounded, dropping full buckets first, which loses nothing since a full bucket is the
 state of a key never seen.
@@ -110,6 +115,42 @@ class RateLimiter:
         with self._lock:
             bucket = self._refilled(key, self.clock())
             bucket.tokens = max(bucket.tokens - cost, -float(self.burst))
+
+
+class KeyLimits:
+    """Token buckets per API key, each at its key's own rate and burst (or the defaults):
+    one :class:`RateLimiter` per distinct (rate, burst), keyed by the key's id."""
+
+    def __init__(
+        self,
+        default_rate_per_s: float,
+        default_burst: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.default_rate_per_s = default_rate_per_s
+        self.default_burst = default_burst
+        self.clock = clock
+        self._limiters: dict[tuple[float, int], RateLimiter] = {}
+        self._lock = threading.Lock()
+
+    def limiter(self, rate_per_s: float | None, burst: int | None) -> RateLimiter:
+        """The limiter of keys with this rate and burst (None: the default)."""
+        pair = (
+            self.default_rate_per_s if rate_per_s is None else float(rate_per_s),
+            self.default_burst if burst is None else burst,
+        )
+        with self._lock:
+            found = self._limiters.get(pair)
+            if found is None:
+                found = self._limiters[pair] = RateLimiter("api_key", *pair, clock=self.clock)
+            return found
+
+    def take(self, key_id: int, rate_per_s: float | None, burst: int | None) -> None:
+        """One request of key ``key_id``, or the 429 to answer (:func:`too_many`)."""
+        limiter = self.limiter(rate_per_s, burst)
+        wait = limiter.take(f"key:{key_id}")
+        if wait > 0:
+            raise too_many(f"API key {key_id}", wait, limiter)
 
 
 def too_many(what: str, wait_s: float, limiter: RateLimiter) -> ApiError:

@@ -121,6 +121,30 @@ class Settings(BaseSettings):
         description="Readings a meter may deliver at once (5,000: 52 days of 15-minute slots).",
     )
 
+    # The public API (api/apikeys.py): third-party apps' keys and the public reads' limits.
+    api_key_rate_per_s: float = Field(
+        default=20.0,
+        ge=0,
+        description=(
+            "Requests per second per API key after its burst, unless the operator gave the "
+            "key its own; 0: no limit."
+        ),
+    )
+    api_key_burst: int = Field(
+        default=600, ge=1, description="Requests an API key may make at once, by default."
+    )
+    public_rate_per_s: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "Public market reads (/market/...) per second per client address without an API "
+            "key, after the burst; 0: no limit."
+        ),
+    )
+    public_burst: int = Field(
+        default=120, ge=1, description="Public market reads a client without a key makes at once."
+    )
+
     # Request bodies (api/body_guard.py): refused before anything parses them.
     max_body_bytes: int = Field(
         default=1_000_000,
