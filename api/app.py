@@ -234,6 +234,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     current = (households, topups, readings, orders, trades, market, audit, health)
     apikey_routes.include(app, settings, current)
     # The webhooks' routes:
+    from api.routes import webhooks as webhook_routes
+
+    app.include_router(webhook_routes.router)
     # The privacy routes (export, erasure):
     # The web dashboard: `/` and `/ui/...`, outside the OpenAPI schema.
     from api.routes import dashboard, dashboard_household, dashboard_operator

@@ -40,6 +40,7 @@ from api.outbox import Outbox
 from api.ratelimit import RateLimiter
 from api.schema import prepare as prepare_schema
 from api.settings import Settings
+from api.webhooks import WebhookWorker
 from ledger.chain.backends import Chain, open_chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import Deployment, open_ledger
@@ -167,6 +168,8 @@ class Services:
             mirror=self.mirror,
             deployment_block=self.deployment.block_number,
         )
+        # Events POSTed to the operator's systems (api/webhooks.py), in their own threads.
+        self.webhooks = WebhookWorker(self.engine, self.vault, settings)
         self.intake = IntakeWriter(self.engine, self.domain)
         self.intents = IntentRunner(
             self.gate,
@@ -264,6 +267,7 @@ class Services:
         self._thread = threading.Thread(target=self._loop, name="voisin-outbox", daemon=True)
         self._thread.start()
         self.keeper.start()
+        self.webhooks.start()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.outbox_interval_s):
@@ -311,6 +315,7 @@ class Services:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.keeper.stop()
+        self.webhooks.stop()
         with self.gate.lock:
             self.chain.close()
         self.engine.dispose()

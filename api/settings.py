@@ -165,6 +165,44 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Webhooks (api/webhooks.py, docs/webhooks.md): events POSTed to the operator's systems.
+    webhook_max_attempts: int = Field(
+        default=12,
+        ge=1,
+        le=100,
+        description="Attempts per delivery before it is marked failed (then retried by hand).",
+    )
+    webhook_backoff_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3_600,
+        description=(
+            "Wait before the first retry, in seconds; doubled after each failed attempt up to "
+            "webhook_backoff_max_s, each wait drawn between half and all of it (jitter)."
+        ),
+    )
+    webhook_backoff_max_s: float = Field(
+        default=3_600.0, gt=0, le=86_400, description="Longest wait between two attempts (s)."
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Timeout of each step of an attempt (connect, send, each read), in seconds.",
+    )
+    webhook_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Attempts under way at once (at most one per subscription).",
+    )
+    webhook_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often the webhooks' worker looks for new events and due retries (s).",
+    )
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
