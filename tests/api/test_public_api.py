@@ -537,8 +537,9 @@ def test_the_generated_client_reads_public_data_with_a_key(embedded_api: Api) ->
     answer = tariffs.sync(client=client)
     assert isinstance(answer, TariffsOut)
     expected = embedded_api.client.get("/v1/market/tariffs").json()
-    assert answer.retail_ueur_per_kWh == expected["retail_ueur_per_kWh"]
-    assert answer.feed_in_ueur_per_kWh == expected["feed_in_ueur_per_kWh"]
+    # The generator writes field names in snake case; the wire names stay the API's.
+    assert answer.retail_ueur_per_k_wh == expected["retail_ueur_per_kWh"]
+    assert answer.feed_in_ueur_per_k_wh == expected["feed_in_ueur_per_kWh"]
     assert health.sync_detailed(client=client).status_code == 200
     # A revoked key: the client sees the API's 401.
     embedded_api.client.delete(f"/v1/api-keys/{key['id']}", headers=OP)

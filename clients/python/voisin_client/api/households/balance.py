@@ -1,0 +1,182 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.balance import Balance
+from ...models.problem import Problem
+from ...types import Response
+
+
+def _get_kwargs(
+    household: int,
+) -> dict[str, Any]:
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/v1/households/{household}/balance".format(
+            household=quote(str(household), safe=""),
+        ),
+    }
+
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Balance | Problem | None:
+    if response.status_code == 200:
+        response_200 = Balance.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Balance | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    household: int,
+    *,
+    client: AuthenticatedClient,
+) -> Response[Balance | Problem]:
+    """Money and credits per slot (the household itself or the operator)
+
+    Args:
+        household (int): Household id
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Balance | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        household=household,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    household: int,
+    *,
+    client: AuthenticatedClient,
+) -> Balance | Problem | None:
+    """Money and credits per slot (the household itself or the operator)
+
+    Args:
+        household (int): Household id
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Balance | Problem
+    """
+
+    return sync_detailed(
+        household=household,
+        client=client,
+    ).parsed
+
+
+async def asyncio_detailed(
+    household: int,
+    *,
+    client: AuthenticatedClient,
+) -> Response[Balance | Problem]:
+    """Money and credits per slot (the household itself or the operator)
+
+    Args:
+        household (int): Household id
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Balance | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        household=household,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    household: int,
+    *,
+    client: AuthenticatedClient,
+) -> Balance | Problem | None:
+    """Money and credits per slot (the household itself or the operator)
+
+    Args:
+        household (int): Household id
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Balance | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            household=household,
+            client=client,
+        )
+    ).parsed

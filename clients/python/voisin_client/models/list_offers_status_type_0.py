@@ -1,0 +1,11 @@
+from enum import StrEnum
+
+
+class ListOffersStatusType0(StrEnum):
+    CANCELLED = "cancelled"
+    OPEN = "open"
+    QUEUED = "queued"
+    REJECTED = "rejected"
+
+    def __str__(self) -> str:
+        return str(self.value)

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="TopUpOut")
+
+
+@_attrs_define
+class TopUpOut:
+    """
+    Attributes:
+        household (int):
+        amount_ueur (int):
+        tx_hash (str):
+    """
+
+    household: int
+    amount_ueur: int
+    tx_hash: str
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        household = self.household
+
+        amount_ueur = self.amount_ueur
+
+        tx_hash = self.tx_hash
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "household": household,
+                "amount_ueur": amount_ueur,
+                "tx_hash": tx_hash,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        household = d.pop("household")
+
+        amount_ueur = d.pop("amount_ueur")
+
+        tx_hash = d.pop("tx_hash")
+
+        top_up_out = cls(
+            household=household,
+            amount_ueur=amount_ueur,
+            tx_hash=tx_hash,
+        )
+
+        top_up_out.additional_properties = d
+        return top_up_out
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
