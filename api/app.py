@@ -238,6 +238,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     app.include_router(webhook_routes.router)
     # The privacy routes (export, erasure):
+    from api.routes import privacy as privacy_routes
+
+    app.include_router(privacy_routes.router)
     # The web dashboard: `/` and `/ui/...`, outside the OpenAPI schema.
     from api.routes import dashboard, dashboard_household, dashboard_operator
 

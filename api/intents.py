@@ -1,10 +1,10 @@
 """Intents: every action that writes the chain is recorded before it is done, and done once.
 
 An *intent* (a row of ``api_intent``, :class:`api.models.ApiIntent`) is written for every
-registration, top-up, account-key rotation, meter rotation and direct take, once the request
-has been validated completely and before anything irreversible happens. It holds what will be
-done (the new account and its encrypted key, the meter, the amount, the offer...) and moves
-through four states:
+registration, top-up, account-key rotation, meter rotation, direct take and erasure, once the
+request has been validated completely and before anything irreversible happens. It holds what
+will be done (the new account and its encrypted key, the meter, the amount, the offer...) and
+moves through four states:
 
 ``pending``
     recorded; nothing sent to the chain yet.
@@ -25,6 +25,7 @@ pass may all drive the same intent and it still happens once:
   as a household (``householdOf``) says whether the transaction went through, and its ether
   balance whether it was funded for gas;
 - a meter rotation names a meter new to the chain: its ``meterState`` says whether it is in use;
+- an erasure deactivates the household: whether it is still active says whether it went through;
 - a top-up and a take carry nothing unique on chain, so their transaction is found by sender
   and nonce (:func:`api.sent.find_sent`, which the outbox's order posts share): the first
   block after ``block_before`` where the sender's nonce passed the recorded one holds it, and
@@ -290,6 +291,7 @@ class IntentRunner:
             "rotate_meter": self._rotate_meter,
             "topup": self._top_up,
             "take": self._take,
+            "erase": self._erase,
         }
 
     # ───────────────────────────── Tokens ─────────────────────────────
@@ -814,6 +816,55 @@ class IntentRunner:
             ).model_dump(mode="json"),
         )
         self._finish(intent.id, answer, tx_hash=tx_hash)
+        self.fault.at(intent.kind, "confirmed")
+        return answer
+
+    def _erase(self, intent: ApiIntent) -> Answer:
+        """A household's erasure (:mod:`api.privacy`): deactivated on chain unless it is
+        already, then the money left on its account moved to the operator's with its key
+        (while there is any), then its personal data removed in the transaction that stores
+        the answer. The chain's state is what makes a second drive skip a step: an inactive
+        household, an empty account (whose refund the payload recorded before it was sent)."""
+        from api import privacy
+
+        payload = _loads(intent.payload)
+        household = intent.household
+        assert household is not None and intent.id is not None
+        operator = self.chain.operator
+        with Session(self.engine) as session:
+            record = session.get(ApiHousehold, household)
+        assert record is not None
+        if self.client.household(household).active:
+            with self._refusals():
+                # Checked again under the chain's lock: nothing moved in since the request.
+                refusal = privacy.blockers(
+                    household, privacy.holdings(self.engine, household, record.meter)
+                )
+                if refusal is not None:
+                    raise refusal
+                payload = self._mark_sending(intent, operator.address, None)
+                self.client.deactivate_household(operator, household)
+            self.fault.at(intent.kind, "sent")
+        account = self.client.household(household).account
+        balance = self.client.balance_of(account)
+        if balance > 0 and record.key_json:
+            # Deactivated: nothing can pay in or out any more but this refund.
+            key = self.vault.account(record.key_json)
+            calldata = self.client.calldata("transfer", operator.address, balance)
+            payload = self._mark_sending(intent, key.address, calldata, refund_ueur=balance)
+            self.client.transfer(key, operator.address, balance)
+            self.fault.at(intent.kind, "refunded")
+        self._mirror(intent.kind)
+        with Session(self.engine) as session, session.begin():
+            row = privacy.wipe(
+                session,
+                household,
+                requested_by=str(payload.get("requested_by", "household")),
+                deactivated_tx=privacy.deactivation_tx(session, household),
+                refund_ueur=int(payload.get("refund_ueur", 0)),
+            )
+            answer = Answer(200, privacy.erasure_out(row).model_dump(mode="json"))
+            self._finish_in(session, intent.id, answer)
         self.fault.at(intent.kind, "confirmed")
         return answer
 

@@ -310,8 +310,11 @@ class HouseholdErasure(SQLModel, table=True):
     requested_by: str
     #: When the erasure was done (UTC).
     erased_at: datetime = Field(default_factory=_now)
-    #: The ``deactivateHousehold`` transaction; None if the household was inactive already.
+    #: The ``deactivateHousehold`` transaction (None: not mirrored when the erasure was done).
     deactivated_tx: str | None = None
+    #: What was left on the account (micro-euro), moved to the operator's account with the
+    #: erasure: the operator owes it to the household, and pays it back outside Voisin.
+    refund_ueur: int = Field(default=0, sa_type=BigInteger)
 
 
 class SignedReadingPurge(SQLModel, table=True):

@@ -203,6 +203,18 @@ class Settings(BaseSettings):
         description="How often the webhooks' worker looks for new events and due retries (s).",
     )
 
+    # Privacy (api/privacy.py, docs/privacy.md): how long raw signed readings are kept.
+    signed_reading_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description=(
+            "Days raw signed meter readings (with their signatures) are kept; unset keeps them "
+            "for good. `voisin purge-readings` deletes older ones of slots sealed on chain; "
+            "the committed readings that bills need stay."
+        ),
+    )
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:

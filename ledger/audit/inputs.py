@@ -23,6 +23,7 @@ from ledger.mirror.models import (
     FillRecord,
     HouseholdRecord,
     IndexerCursor,
+    IndexerState,
     NeighbourhoodSlotRecord,
     ReadingRecord,
     SignedReadingRecord,
@@ -34,7 +35,11 @@ from ledger.mirror.models import (
 )
 from ledger.types import Event, MeterState
 
-__all__ = ["AuditInputs", "Registration", "checksum", "collect"]
+__all__ = ["EVIDENCE_FROM_KEY", "AuditInputs", "Registration", "checksum", "collect"]
+
+#: The ``indexer_state`` key that holds the first slot whose signed readings are all kept:
+#: those of earlier sealed slots were purged past their retention (``api.privacy.purge``).
+EVIDENCE_FROM_KEY = "signed_readings_from_slot"
 
 
 @lru_cache(maxsize=1 << 16)
@@ -93,6 +98,9 @@ class AuditInputs:
     db_outcomes: list[SlotOutcomeRecord] = field(default_factory=list)
     db_digests: list[SlotDigestRecord] = field(default_factory=list)
     signed: list[SignedReadingRecord] = field(default_factory=list)
+    evidence_from_slot: int | None = None
+    """The evidence store's window: the signed readings of sealed slots before this one were
+    purged past their retention (``None``: every signed reading is kept)."""
     neighbourhood: list[NeighbourhoodSlotRecord] = field(default_factory=list)
 
     def named(self, *names: str) -> list[Event]:
@@ -152,6 +160,7 @@ def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> Audi
     with Session(engine) as session:
         cursor = session.get(IndexerCursor, client.address)
         mirror_block = None if cursor is None else cursor.last_block
+        kept_from = session.get(IndexerState, EVIDENCE_FROM_KEY)
         lagging = mirror_block is not None and deployment_block <= mirror_block < head
         inputs = AuditInputs(
             chain_id=client.chain_id,
@@ -184,6 +193,7 @@ def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> Audi
             db_outcomes=_all(session, SlotOutcomeRecord, (SlotOutcomeRecord.slot,)),
             db_digests=_all(session, SlotDigestRecord, (SlotDigestRecord.seq,)),
             signed=_all(session, SignedReadingRecord, (SignedReadingRecord.slot,)),
+            evidence_from_slot=None if kept_from is None else int(kept_from.value),
             neighbourhood=_all(session, NeighbourhoodSlotRecord, (NeighbourhoodSlotRecord.slot,)),
         )
     return inputs

@@ -10,6 +10,15 @@ in chain order:
   (once the database has mirrored the household's registration);
 - the deltas, recomputed from the previous reading of the meter (or its baseline), equal the
   deltas the contract recorded and minted.
+
+Signed readings may be purged past their retention (``VOISIN_SIGNED_READING_RETENTION_DAYS``),
+and only those of slots sealed on chain. A credit of a sealed slot (``SlotSealed``) before the
+evidence store's window (:attr:`AuditInputs.evidence_from_slot`) whose signed reading is gone
+is no finding: the contract checked the meter's signature when it minted the credit, and the
+seal pins the slot's records; what is lost is only the audit's own second check of that
+signature. Every other check still runs on it, a reading still stored is still checked, and a
+missing reading of a slot within the window, or of one never sealed, is still a finding. The
+report states the window.
 """
 
 from __future__ import annotations
@@ -50,6 +59,10 @@ def check_provenance(inputs: AuditInputs) -> list[Finding]:
         for r in inputs.registrations
         if inputs.mirror_block is not None and r.block_number <= inputs.mirror_block
     }
+    window = inputs.evidence_from_slot
+    sealed = (
+        {int(e.args["slot"]) for e in inputs.named("SlotSealed")} if window is not None else set()
+    )
     findings: list[Finding] = []
     for e in inputs.named("ReadingCommitted"):
         a = e.args
@@ -61,7 +74,8 @@ def check_provenance(inputs: AuditInputs) -> list[Finding]:
 
         record = stored.get((meter, slot))
         if record is None:
-            add("credit minted from a reading that is not in the evidence store")
+            if window is None or slot >= window or slot not in sealed:
+                add("credit minted from a reading that is not in the evidence store")
         else:
             if (record.import_Wh, record.export_Wh) != (imp, exp):
                 add(

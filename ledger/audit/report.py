@@ -25,6 +25,7 @@ from ledger.audit.money import check_money
 from ledger.audit.provenance import check_provenance
 from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
+from ledger.types import SLOT_SECONDS
 
 __all__ = ["AuditError", "AuditReport", "audit_inputs", "run_audit"]
 
@@ -140,6 +141,17 @@ def audit_inputs(
         "last_slot": slots[-1] if slots else None,
         "digest_head": digest_head,
     }
+    if inputs.evidence_from_slot is not None:
+        # Signed readings were purged past their retention: say where provenance starts.
+        window = inputs.evidence_from_slot
+        meta["evidence_from_slot"] = window
+        meta["provenance_window"] = (
+            f"signed readings are kept from slot {window} "
+            f"({datetime.fromtimestamp(window * SLOT_SECONDS, UTC).isoformat()}) on: provenance "
+            "checks their signatures from that slot; those of earlier sealed slots were purged "
+            "past their retention, and their credits rest on the contract's own signature "
+            "check and the slots' seals"
+        )
     counts = {
         "slots": len(slots),
         "households": len(set(households)),

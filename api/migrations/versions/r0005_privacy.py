@@ -1,7 +1,7 @@
 """What a household's erasure and the retention of signed readings keep.
 
 - ``household_erasure``: one row per erased household (when, asked by whom, the
-  ``deactivateHousehold`` transaction);
+  ``deactivateHousehold`` transaction, the balance refunded through the operator);
 - ``signed_reading_purge``: one row per purge of signed readings past their retention (the
   slot before which they are gone, how many).
 
@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("requested_by", sa.String(), nullable=False),
         sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("deactivated_tx", sa.String(), nullable=True),
+        sa.Column("refund_ueur", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("household"),
     )
     op.create_table(
