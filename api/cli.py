@@ -755,11 +755,13 @@ def build_parser() -> argparse.ArgumentParser:
     from api.audit_cli import add_parser as add_audit_parser
     from api.backup_cli import add_parser as add_backup_parser
     from api.db_cli import add_parser as add_db_parser
+    from api.privacy_cli import add_parser as add_privacy_parser
     from api.upgrade_cli import add_parser as add_upgrade_parser
 
     add_audit_parser(sub)
     add_backup_parser(sub)
     add_db_parser(sub)
+    add_privacy_parser(sub)
     add_upgrade_parser(sub)
     return parser
 

@@ -535,3 +535,33 @@ def test_the_retention_setting_is_unset_by_default_and_bounded(tmp_path: Any) ->
     for bad in (0, -1, 36_501):
         with pytest.raises(ValueError, match="signed_reading_retention_days"):
             Settings(data_dir=tmp_path, signed_reading_retention_days=bad)
+
+
+def test_voisin_purge_readings_applies_the_retention_setting(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from api.cli import main
+
+    api = embedded_api
+    _, _, slots = _trade(api, slots=2, back=2 * 96 + 8)  # two days ago
+    data_dir = str(api.services.settings.data_dir)
+    monkeypatch.delenv("VOISIN_SIGNED_READING_RETENTION_DAYS", raising=False)
+    assert main(["purge-readings", "--data-dir", data_dir]) == 0
+    assert "kept for good; nothing to purge" in capsys.readouterr().out
+    with Session(api.services.engine) as session:
+        assert session.exec(select(func.count()).select_from(SignedReadingRecord)).one() == 4
+
+    monkeypatch.setenv("VOISIN_SIGNED_READING_RETENTION_DAYS", "1")
+    assert main(["purge-readings", "--data-dir", data_dir]) == 0
+    out = capsys.readouterr().out
+    assert "deleted 4 signed reading(s) and 4 intake reading(s)" in out
+    with Session(api.services.engine) as session:
+        assert session.exec(select(func.count()).select_from(SignedReadingRecord)).one() == 0
+    body = _audit_ok(api)
+    assert body["summary"]["evidence_from_slot"] > slots[-1]
+
+    assert main(["purge-readings", "--data-dir", data_dir + "/nowhere"]) == 2
+    assert "no database" in capsys.readouterr().err
+    monkeypatch.setenv("VOISIN_SIGNED_READING_RETENTION_DAYS", "0")
+    assert main(["purge-readings", "--data-dir", data_dir]) == 2
+    assert "signed_reading_retention_days" in capsys.readouterr().err
