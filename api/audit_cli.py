@@ -23,6 +23,11 @@ __all__ = ["add_parser", "run", "served_audit_hint"]
 
 #: ledger.audit.feeder.DEFAULT_NETWORK, repeated here so ``voisin --help`` imports nothing heavy.
 _DEFAULT_NETWORK = "kerber_vorstadtnetz_kabel_1"
+#: ledger.audit.open_data's MIN_HOUSEHOLDS, LICENCES (the default first) and DEFAULT_PUBLISHER,
+#: repeated for the same reason (a test holds them equal).
+_MIN_HOUSEHOLDS = 3
+_LICENCES = ("ODbL-1.0", "CC-BY-4.0", "etalab-2.0", "CC0-1.0")
+_PUBLISHER = "Voisin neighbourhood energy ledger operator"
 
 
 def add_parser(sub: Any) -> None:
@@ -48,7 +53,43 @@ def add_parser(sub: Any) -> None:
     audit.add_argument(
         "--open-data",
         metavar="DIR",
-        help="write the open-data export (per-slot neighbourhood aggregates) and its README",
+        help=(
+            "write the open-data package: per-slot neighbourhood aggregates, one CSV and one "
+            "JSON file per local day, README.md, datapackage.json and dcat.jsonld"
+        ),
+    )
+    audit.add_argument(
+        "--open-data-min-households",
+        type=int,
+        default=_MIN_HOUSEHOLDS,
+        metavar="K",
+        help=(
+            "withhold a slot's open-data figures when fewer than K households are behind one, or "
+            f"when its households differ from a published slot's by fewer than K "
+            f"(default {_MIN_HOUSEHOLDS})"
+        ),
+    )
+    audit.add_argument(
+        "--open-data-licence",
+        default=_LICENCES[0],
+        choices=_LICENCES,
+        help=f"the open data's licence (default {_LICENCES[0]})",
+    )
+    audit.add_argument(
+        "--open-data-publisher",
+        default=_PUBLISHER,
+        metavar="NAME",
+        help=f"the operator's name as the open data's publisher (default {_PUBLISHER!r})",
+    )
+    audit.add_argument(
+        "--open-data-base-url",
+        metavar="URL",
+        help="where the open-data files will be served, for dcat.jsonld (default: relative URLs)",
+    )
+    audit.add_argument(
+        "--open-data-spatial",
+        metavar="URI",
+        help="the neighbourhood's place as a URI (e.g. a gazetteer's), for dcat.jsonld",
     )
     audit.add_argument(
         "--feeder",
@@ -96,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     from api.settings import Settings
     from ledger.audit import AuditError, run_audit
     from ledger.audit.feeder import NETWORKS
-    from ledger.audit.render import report_html, report_json, write_csv, write_open_data
+    from ledger.audit.open_data import write_open_data
+    from ledger.audit.render import report_html, report_json, write_csv
     from ledger.chain.backends import open_chain
     from ledger.contract.deploy import DEPLOYMENTS_FILE, open_ledger
     from ledger.errors import ChainLockedError, LedgerError
@@ -108,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
             return _bad(f"--{name[:-5]} must be a slot between 0 and {2**32 - 1}, got {value}")
     if args.from_slot is not None and args.to_slot is not None and args.from_slot > args.to_slot:
         return _bad(f"--from {args.from_slot} is after --to {args.to_slot}")
+    if args.open_data_min_households < 1:
+        return _bad(
+            f"--open-data-min-households must be at least 1, got {args.open_data_min_households}"
+        )
     if args.network not in NETWORKS:
         return _bad(f"unknown --network {args.network!r}; choose one of {', '.join(NETWORKS)}")
     try:
@@ -176,7 +222,16 @@ def run(args: argparse.Namespace) -> int:
         if args.csv:
             write_csv(report, args.csv, tz=settings.timezone)
         if args.open_data:
-            write_open_data(report, args.open_data)
+            write_open_data(
+                report,
+                args.open_data,
+                tz=settings.timezone,
+                min_households=args.open_data_min_households,
+                licence=args.open_data_licence,
+                publisher=args.open_data_publisher,
+                base_url=args.open_data_base_url,
+                spatial=args.open_data_spatial,
+            )
     except OSError as exc:  # checked at the start; the disk changed since
         return _bad(f"cannot write to {exc.filename}: {exc.strerror or exc}")
     s = report.as_dict()["summary"]

@@ -5,8 +5,9 @@
   and :mod:`~ledger.audit.integrity` are pure checks returning :class:`Finding` lists;
 - :mod:`ledger.audit.digest` is the tamper-evident digest chain the settlement worker seals;
 - :mod:`ledger.audit.feeder` runs the pandapower power flows (imported only when asked for);
-- :mod:`ledger.audit.report` runs it all; :mod:`ledger.audit.render` writes JSON, CSV, HTML and
-  the open-data export;
+- :mod:`ledger.audit.report` runs it all; :mod:`ledger.audit.render` writes JSON, CSV and HTML;
+- :mod:`ledger.audit.open_data` writes the open-data package (Frictionless Data Package and
+  DCAT-AP) and decides which figures it withholds;
 - :mod:`ledger.audit.across` audits across a contract upgrade: the old deployment, the
   carry-over of its state, the new deployment.
 """

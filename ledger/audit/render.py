@@ -14,9 +14,9 @@ open-data export for the city's portal.
 The machine outputs keep UTC slot numbers; the local zone is a parameter of the outputs for
 people and of the CSVs (``tz``, an IANA name, default :data:`ledger.localtime.DEFAULT_ZONE`):
 the API passes its ``VOISIN_TIMEZONE``.
-- :func:`write_open_data`: ``voisin_neighbourhood_slots.csv`` with per-slot neighbourhood
-  aggregates **only** (no household id, account, meter or address: the columns are fixed in
-  :data:`OPEN_DATA_COLUMNS`), and a ``README.md`` describing each column and the licence.
+- :func:`write_open_data` (from :mod:`ledger.audit.open_data`): per-slot neighbourhood
+  aggregates **only**, one CSV and one JSON file per local day, as a Frictionless Data Package
+  with its DCAT-AP record; figures that could describe fewer than k households are withheld.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledger.audit.open_data import write_open_data
 from ledger.audit.report import AuditReport
 from ledger.localtime import DEFAULT_ZONE, slot_iso, slot_span_label, slot_start, span_label, zone
 from ledger.types import SLOT_SECONDS
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "OPEN_DATA_COLUMNS",
-    "OPEN_DATA_FILE",
-    "OPEN_DATA_LICENCE",
     "SUMMARY_LABELS",
     "feeder_figures",
     "field_label",
@@ -52,27 +50,6 @@ __all__ = [
     "write_csv",
     "write_open_data",
 ]
-
-OPEN_DATA_FILE = "voisin_neighbourhood_slots.csv"
-OPEN_DATA_LICENCE = "Open Data Commons Open Database License (ODbL) 1.0"
-#: The open-data columns and their descriptions; nothing else is ever written.
-OPEN_DATA_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("slot", "Settlement period: unix seconds // 900 (15 minutes, UTC)."),
-    ("start_utc", "Start of the slot, ISO 8601 in UTC."),
-    ("households_metered", "Number of households whose meter reported for the slot."),
-    ("pv_Wh", "PV production of the neighbourhood (Wh); empty where not measured."),
-    ("load_Wh", "Consumption of the neighbourhood (Wh); empty where not measured."),
-    ("local_traded_Wh", "Energy sold by neighbours to neighbours in the slot (Wh)."),
-    ("grid_import_Wh", "Energy drawn from the public grid: metered import - local (Wh)."),
-    ("grid_export_Wh", "Energy fed into the public grid: metered export - local (Wh)."),
-    (
-        "clearing_price_ueur_per_kWh",
-        "Energy-weighted mean price of the slot's local trades in micro-euro per kWh (the "
-        "uniform clearing price under pay-as-clear); empty if nothing traded.",
-    ),
-)
-#: Fewer metered households than this and a slot's row is withheld (k-anonymity of the sums).
-MIN_HOUSEHOLDS_PER_ROW = 3
 
 
 def report_json(report: AuditReport) -> str:
@@ -154,67 +131,6 @@ def write_csv(report: AuditReport, directory: Path | str, *, tz: str = DEFAULT_Z
         )
         paths.append(feeder)
     return paths
-
-
-def _start(slot: int) -> str:
-    return datetime.fromtimestamp(slot * SLOT_SECONDS, UTC).isoformat().replace("+00:00", "Z")
-
-
-def open_data_rows(report: AuditReport) -> list[list[Any]]:
-    """The open-data rows: neighbourhood sums per slot, slots with too few households left out."""
-    rows = []
-    for a in report.neighbourhood:
-        if a.households_metered < MIN_HOUSEHOLDS_PER_ROW:
-            continue
-        rows.append(
-            [
-                a.slot,
-                _start(a.slot),
-                a.households_metered,
-                a.pv_Wh,
-                a.load_Wh,
-                a.local_traded_Wh,
-                a.grid_import_Wh,
-                a.grid_export_Wh,
-                a.clearing_price_ueur_per_kWh,
-            ]
-        )
-    return rows
-
-
-def write_open_data(report: AuditReport, directory: Path | str) -> list[Path]:
-    """Write the open-data CSV and its README into ``directory``; returns their paths."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / OPEN_DATA_FILE
-    data.write_text(_csv(open_data_rows(report), [name for name, _ in OPEN_DATA_COLUMNS]))
-    columns = "\n".join(f"| `{name}` | {text} |" for name, text in OPEN_DATA_COLUMNS)
-    readme = folder / "README.md"
-    readme.write_text(
-        f"""# Voisin neighbourhood energy: open data
-
-`{OPEN_DATA_FILE}` holds one row per 15-minute settlement slot of a Voisin neighbourhood:
-the neighbourhood's totals only. It contains no household identifier, account, meter or
-address, and a slot with fewer than {MIN_HOUSEHOLDS_PER_ROW} metered households is left out so
-that no row describes a single home. Energy is in watt-hours (integers), prices in micro-euro
-(millionths of a euro) per kWh. It was produced by `voisin audit` from the signed meter
-readings and the settlements recorded on chain (contract {report.meta.get("contract")}).
-
-| column | meaning |
-| --- | --- |
-{columns}
-
-Identities: `pv_Wh = self-consumed + local_traded_Wh + grid_export_Wh` (+ battery charge -
-discharge) and `load_Wh = self-consumed + local_traded_Wh + grid_import_Wh`, where
-self-consumed is the energy used on site without crossing a meter.
-
-## Licence
-
-{OPEN_DATA_LICENCE}. You may share, adapt and build on this data provided you attribute
-"Voisin neighbourhood energy ledger" and share adapted databases under the same licence.
-"""
-    )
-    return [data, readme]
 
 
 # ── the page for people ──

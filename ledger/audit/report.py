@@ -22,6 +22,7 @@ from ledger.audit.findings import CHECKS, Finding
 from ledger.audit.inputs import AuditInputs, collect
 from ledger.audit.integrity import check_integrity
 from ledger.audit.money import check_money
+from ledger.audit.open_data import SlotContributors, slot_contributors
 from ledger.audit.provenance import check_provenance
 from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
@@ -44,6 +45,9 @@ class AuditReport:
     neighbourhood: list[SlotAggregate]
     feeder: FeederResult | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    contributors: dict[int, SlotContributors] = field(default_factory=dict)
+    """Per slot of the whole history (not only the range audited), the households behind its
+    figures: what the open-data export's suppression rules decide on. Not in :meth:`as_dict`."""
 
     @property
     def ok(self) -> bool:
@@ -163,7 +167,9 @@ def audit_inputs(
         ),
         "sealed_slots": len(inputs.db_digests),
     }
-    return AuditReport(kept, checks, meta, aggregates, feeder_result, counts)
+    return AuditReport(
+        kept, checks, meta, aggregates, feeder_result, counts, slot_contributors(inputs)
+    )
 
 
 def run_audit(

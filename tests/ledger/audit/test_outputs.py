@@ -1,5 +1,6 @@
-"""The report's outputs: the open-data export carries neighbourhood sums only, the JSON, CSV and
-HTML carry the findings and the feeder plots; plus the evidence store and the digest chain."""
+"""The report's outputs: the JSON, CSV and HTML carry the findings and the feeder plots; plus
+the evidence store and the digest chain. The open-data export has its own tests
+(``test_open_data.py``)."""
 
 from __future__ import annotations
 
@@ -14,85 +15,21 @@ from sqlmodel import Session, select
 from ledger.audit import AuditReport, Finding
 from ledger.audit.digest import GENESIS_DIGEST, compute_leaves, link_digest
 from ledger.audit.render import (
-    OPEN_DATA_COLUMNS,
-    OPEN_DATA_FILE,
-    OPEN_DATA_LICENCE,
     SUMMARY_LABELS,
     feeder_figures,
     field_label,
     report_html,
     report_json,
     write_csv,
-    write_open_data,
 )
 from ledger.mirror.engine import make_engine
-from ledger.mirror.models import HouseholdRecord, SignedReadingRecord, SlotDigestRecord
+from ledger.mirror.models import SignedReadingRecord, SlotDigestRecord
 from ledger.readings.eip712 import Reading, sign_reading
 from ledger.readings.evidence import ConflictingReading, load_signed_readings, store_signed_readings
 from meter_sim.run import RunResult
-from tests.ledger.audit.conftest import SLOT, Market, audit_dir, copy_data, day_scenario, db_engine
+from tests.ledger.audit.conftest import SLOT, Market, audit_dir, copy_data
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-
-
-def test_the_open_data_export_has_no_household_identifier_or_address(
-    clean_day: RunResult, tmp_path: Path
-) -> None:
-    data = copy_data(clean_day, tmp_path)
-    report = audit_dir(data)
-    out = tmp_path / "open"
-    paths = write_open_data(report, out)
-    assert [p.name for p in paths] == [OPEN_DATA_FILE, "README.md"]
-    text = (out / OPEN_DATA_FILE).read_text()
-    rows = list(csv.DictReader(text.splitlines()))
-    assert list(rows[0]) == [name for name, _ in OPEN_DATA_COLUMNS]
-    assert not any(
-        "household" in c or "account" in c or "meter" in c
-        for c in rows[0]
-        if c != "households_metered"
-    )
-    # No address of any kind, no household's account or meter, anywhere in the export.
-    readme = (out / "README.md").read_text()
-    assert not _ADDRESS.search(text.replace(report.meta["contract"], ""))
-    with Session(db_engine(data)) as session:
-        homes = session.exec(select(HouseholdRecord)).all()
-    secrets = [h.account for h in homes] + [h.meter for h in homes]
-    secrets += [i.account for i in day_scenario().identities] + [
-        i.meter for i in day_scenario().identities
-    ]
-    for value in secrets:
-        assert value.lower() not in text.lower() and value.lower() not in readme.lower()
-    # Household ids appear nowhere: every value is a per-slot sum, a slot, a time or a price.
-    assert len(rows) == 96
-    assert [int(r["slot"]) for r in rows] == clean_day.flows.slots.tolist()
-    assert all(int(r["households_metered"]) == 6 for r in rows)
-    flows = clean_day.flows
-    assert [int(r["pv_Wh"]) for r in rows] == flows.pv_Wh.sum(axis=0).tolist()
-    assert [int(r["load_Wh"]) for r in rows] == flows.load_Wh.sum(axis=0).tolist()
-    assert sum(int(r["local_traded_Wh"]) for r in rows) == clean_day.report["local_traded_Wh"]
-    assert sum(int(r["grid_export_Wh"]) for r in rows) == clean_day.report["grid_export_Wh"]
-    assert any(r["clearing_price_ueur_per_kWh"] for r in rows)
-    assert all(r["clearing_price_ueur_per_kWh"] == "" for r in rows if r["local_traded_Wh"] == "0")
-    # The README describes every column and names the licence.
-    for name, _ in OPEN_DATA_COLUMNS:
-        assert f"`{name}`" in readme
-    assert OPEN_DATA_LICENCE in readme
-
-
-def test_a_slot_with_fewer_than_three_households_is_withheld_from_open_data(
-    market: Market, tmp_path: Path
-) -> None:
-    market.meter_slot(SLOT, {h.id: (100, 0) for h in market.homes})
-    report = market.audit()
-    assert report.neighbourhood[0].households_metered == 4
-    # In the next slot only the first home reports.
-    only_one = market.homes[0]
-    reading = market.sign(only_one, SLOT + 1, 10, 0)
-    store_signed_readings(market.engine, [reading])
-    market.client.commit_readings(market.chain.operator, [reading])
-    write_open_data(market.audit(), tmp_path)
-    rows = list(csv.DictReader((tmp_path / OPEN_DATA_FILE).read_text().splitlines()))
-    assert [int(r["slot"]) for r in rows] == [SLOT]
 
 
 def _report_with_findings() -> AuditReport:
