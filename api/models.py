@@ -285,7 +285,6 @@ class ApiConsent(SQLModel, table=True):
     withdrawn_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
-
 # ─── Webhooks (api/migrations/versions/r0004_webhooks.py) ───
 
 

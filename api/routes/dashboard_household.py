@@ -20,6 +20,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Engine
 
+from api import apikeys
 from api.auth import Principal
 from api.deps import Svc
 from api.errors import ApiError
@@ -140,6 +141,7 @@ def _context(services: Services, who: Principal, lang: str) -> dict[str, Any]:
         "take_slots": views.takeable(engine, hid, offers, now - views.SLOTS_PER_DAY, now),
         "trades": trades,
         "trades_total": _trades_total(hid, trades),
+        "apps": _apps(engine, hid, tz),
         **_decisions(engine, record, month, band, offer, bid),
     }
 
@@ -351,6 +353,78 @@ def take_offer(
     )
     once.record(services.engine, once_token, took)
     return flash.redirect(request, HOME, who[1], took)
+
+
+# ───────────────────────────── Apps and consents ─────────────────────────────
+
+
+def _apps(engine: Engine, household: int, tz: str) -> list[dict[str, Any]]:
+    """The apps that may read households' data, with this household's consent to each (the
+    time it was granted in the neighbourhood's local time)."""
+    return [
+        {
+            "id": a.id,
+            "name": a.name,
+            "prefix": a.prefix,
+            "granted": a.granted,
+            "at": a.granted_at.astimezone(localtime.zone(tz)).strftime("%Y-%m-%d %H:%M")
+            if a.granted_at
+            else "",
+        }
+        for a in apikeys.apps_for(engine, household)
+    ]
+
+
+@router.post("/ui/household/consent")
+def consent(
+    request: Request,
+    services: Svc,
+    app: Annotated[str, Form(max_length=20)] = "",
+    action: Annotated[str, Form(pattern="^(grant|withdraw)$")] = "grant",
+    form_token: Annotated[str, Form(max_length=100)] = "",
+    once_token: Annotated[str, Form(alias="once", max_length=200)] = "",
+) -> Response:
+    """Allow an app (an API key with ``household:read``) to read the household's data, or
+    withdraw it: what ``POST`` and ``DELETE /v1/households/{id}/consents/{key_id}`` do, with
+    the same functions (:mod:`api.apikeys`)."""
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    if form_token_ok(who[1], form_token):
+        again = _sent_before(request, services, who, "consent", once_token)
+        if again is not None:
+            return again
+    hid = who[0].household or 0
+    apps = {a.id: a for a in apikeys.apps_for(services.engine, hid)}
+    try:
+        if not form_token_ok(who[1], form_token):
+            raise forms.FieldError("err_session")
+        key_id = forms.choice(app, set(apps))
+        _within_limits(services, hid)
+        if not once.valid(who[1], "consent", once_token):
+            raise forms.FieldError("err_session")
+    except forms.FieldError as error:
+        return _refused(request, services, who, "consent", error, {})
+    raced = _use_up(request, services, who, "consent", once_token)
+    if raced is not None:
+        return raced
+    granting = action == "grant"
+    try:
+        if granting:
+            apikeys.grant(services.engine, hid, key_id)
+        else:
+            apikeys.withdraw(services.engine, hid, key_id)
+    except ApiError as exc:
+        # Withdrawn already (another tab): what was asked holds.
+        if granting or exc.code != "no_consent":
+            refused = forms.refused(exc.code)
+            once.record(services.engine, once_token, _server(refused), refused=True)
+            return _refused(request, services, who, "consent", refused, {})
+    done = once.Outcome(
+        "consent_granted" if granting else "consent_withdrawn", {"app": apps[key_id].name}
+    )
+    once.record(services.engine, once_token, done)
+    return flash.redirect(request, HOME, who[1], done)
 
 
 @router.get("/ui/household/trades.csv")

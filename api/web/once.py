@@ -45,7 +45,7 @@ TTL_S = 12 * 3600
 #: Used tokens are kept this long (seconds), beyond which they expired anyway.
 KEEP_S = 2 * TTL_S
 #: The forms that take a token.
-FORMS = frozenset({"topup", "register", "meter", "offer", "bid", "take", "settle"})
+FORMS = frozenset({"topup", "register", "meter", "offer", "bid", "take", "settle", "consent"})
 
 SENT, DONE, REFUSED = "sent", "done", "refused"
 

@@ -157,4 +157,27 @@ TEXTS: dict[str, tuple[str, str]] = {
         "s'équilibre plus haut ensuite ; le marché paie le prix d'équilibre.",
     ),
     "rows_total": ("Total of these trades", "Total de ces échanges"),
+    # Apps (the public API's keys) and the household's consents to them.
+    "apps": ("Apps", "Applications"),
+    "apps_intro": (
+        "Apps registered by the operator that can read a household's balance, bill, trades "
+        "and prices, only if the household allows it. You can withdraw it at any time; it "
+        "takes effect at once.",
+        "Applications enregistrées par l'opérateur qui peuvent lire le solde, la facture, les "
+        "échanges et les prix d'un foyer, seulement si le foyer l'autorise. Vous pouvez "
+        "retirer cette autorisation à tout moment ; le retrait prend effet immédiatement.",
+    ),
+    "no_apps": ("No app is registered.", "Aucune application n'est enregistrée."),
+    "app_allowed": ("Allowed since {at}", "Autorisée depuis le {at}"),
+    "app_not_allowed": ("Not allowed", "Non autorisée"),
+    "app_allow": ("Allow", "Autoriser"),
+    "app_withdraw": ("Withdraw", "Retirer"),
+    "consent_granted": (
+        "{app} may now read your balance, bill, trades and prices.",
+        "{app} peut désormais lire votre solde, votre facture, vos échanges et vos prix.",
+    ),
+    "consent_withdrawn": (
+        "{app} can no longer read your data.",
+        "{app} ne peut plus lire vos données.",
+    ),
 }
