@@ -141,6 +141,7 @@ def _context(services: Services, who: Principal, lang: str) -> dict[str, Any]:
         "take_slots": views.takeable(engine, hid, offers, now - views.SLOTS_PER_DAY, now),
         "trades": trades,
         "trades_total": _trades_total(hid, trades),
+        "privacy": _privacy_texts(lang),
         "apps": _apps(engine, hid, tz),
         **_decisions(engine, record, month, band, offer, bid),
     }
@@ -458,3 +459,95 @@ def bill_csv(
         hid, f"{year:04d}-{number:02d}", statement, services.settings.timezone, lang_of(request)
     )
     return export.csv_response(text, f"voisin-bill-{hid}-{year:04d}-{number:02d}.csv")
+
+
+# ───────────────────────────── Your data: export and erasure ─────────────────────────────
+
+
+def _privacy_texts(lang: str) -> dict[str, str]:
+    from api.privacy import page_texts
+
+    return page_texts(lang)
+
+
+def _export(request: Request, services: Services, form: str) -> Response:
+    from fastapi.responses import StreamingResponse
+
+    from api import privacy
+
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    hid = who[0].household or 0
+    tz = services.settings.timezone
+    parts = privacy.sections(services.engine, hid, tz)
+    chunks = privacy.json_chunks if form == "json" else privacy.zip_chunks
+    media = "application/json" if form == "json" else "application/zip"
+    name = f"voisin-household-{hid}.{'json' if form == 'json' else 'zip'}"
+    return StreamingResponse(
+        chunks(hid, parts, tz),
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/ui/household/export.json")
+def export_json(request: Request, services: Svc) -> Response:
+    """Everything Voisin holds about the household, as ``GET /households/{id}/export``."""
+    return _export(request, services, "json")
+
+
+@router.get("/ui/household/export.zip")
+def export_zip(request: Request, services: Svc) -> Response:
+    """The same, as a zip of one CSV per kind."""
+    return _export(request, services, "csv")
+
+
+@router.get("/ui/household/erasure")
+def erasure_step(request: Request, services: Svc) -> Response:
+    """The erasure's confirmation step: what goes, what stays, the balance refunded."""
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    return _render(request, services, who, erasure_confirm=True)
+
+
+@router.post("/ui/household/erasure")
+def erase(
+    request: Request,
+    services: Svc,
+    confirm: Annotated[str, Form(max_length=10)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Erase the household's personal data once the box is ticked, as
+    ``POST /households/{id}/erasure`` does; then sign it out for good. Sent again (a reload),
+    it finds nobody signed in and goes to the sign-in page: nothing more happens."""
+    from api import privacy
+    from api.routes.privacy import ask_erasure
+    from api.web.session import TOKEN_COOKIE
+
+    who = _who(request)
+    if who is None:
+        return RedirectResponse("/", 303)
+    lang = lang_of(request)
+    texts = _privacy_texts(lang)
+    hid = who[0].household or 0
+    if not form_token_ok(who[1], form_token):
+        error = message(lang, forms.FieldError("err_session"))
+        return _render(request, services, who, 422, erasure_confirm=True, errors={"erasure": error})
+    if confirm != "yes":
+        errors = {"erasure": texts["err_confirm"]}
+        return _render(request, services, who, 422, erasure_confirm=True, errors=errors)
+    try:
+        done = ask_erasure(services, hid, privacy.confirmation(hid), who[0])
+    except ApiError as exc:
+        errors = {"erasure": message(lang, forms.refused(exc.code))}
+        return _render(request, services, who, exc.status, erasure_confirm=True, errors=errors)
+    when = privacy.local_iso(done.erased_at, services.settings.timezone) or ""
+    notice = texts["erased_text"].format(id=hid, when=when[:16].replace("T", " "))
+    response = page(request, "signin.html", {"notice": notice, "here": "/"})
+    response.delete_cookie(TOKEN_COOKIE, path="/")
+    return response
