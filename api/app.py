@@ -43,6 +43,16 @@ Authentication: `Authorization: Bearer <token>`. The operator's token comes from
 `VOISIN_OPERATOR_TOKEN`; a household's token is returned once by `POST /households`.
 `POST /readings` needs no token: the meter's signature is the credential.
 
+Versions: every route is served under `/v1`, where it is documented; the same route at its
+path from before versions (`/households`, `/offers`, ...) answers the same and is documented
+as deprecated. Third-party apps: an API key the operator issues (`POST /v1/api-keys`, shown
+once, `vak_...`) goes in the `X-API-Key` header, never in `Authorization`. `public:read` reads
+what needs no token (tariffs, slot outcomes, health, metrics) under the key's own rate limit;
+`household:read` reads a household's balance, statement, trades, offers and bids, naming the
+household, once it consents (`POST /v1/households/{id}/consents/{key_id}`, with its token,
+or from its page). Keys never write. Browser pages may call with a key from the origins the
+operator registered for it (CORS).
+
 Every error is JSON: `{"code": "...", "message": "..."}`, with `details` where there is more
 to say (for `invalid_input`, each field and its problem).
 
