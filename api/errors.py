@@ -209,9 +209,14 @@ def _query_params(dependant: Any) -> list[Any]:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """The methods the OpenAPI schema documents for the request's path."""
+    """The methods the OpenAPI schema documents for the request's path. A path documented
+    as it is (``/webhooks/deliveries``) has only its own, not those of a template beside it
+    (``/webhooks/{webhook_id}``, whose route takes digits only, as routing does)."""
+    paths = request.app.openapi()["paths"]
+    if request.url.path in paths:
+        return sorted(method.upper() for method in paths[request.url.path])
     allowed: set[str] = set()
-    for template, operations in request.app.openapi()["paths"].items():
+    for template, operations in paths.items():
         pattern = "^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$"
         if re.match(pattern, request.url.path):
             allowed |= {method.upper() for method in operations}

@@ -305,7 +305,8 @@ def retry_delivery(delivery_id: DeliveryPath, caller: Operator, services: Svc) -
 
 
 @router.get(
-    "/{webhook_id}",
+    # Digits only: ``/webhooks/deliveries`` is not a webhook's id.
+    "/{webhook_id:int}",
     response_model=WebhookOut,
     responses=problems(401, 403, 404, 422),
     summary="One webhook (operator)",
@@ -319,7 +320,8 @@ def get_webhook(webhook_id: WebhookPath, caller: Operator, services: Svc) -> Web
 
 
 @router.delete(
-    "/{webhook_id}",
+    # Digits only: ``/webhooks/deliveries`` is not a webhook's id.
+    "/{webhook_id:int}",
     response_model=WebhookOut,
     responses=problems(401, 403, 404, 409, 422),
     summary="Delete a webhook (operator)",

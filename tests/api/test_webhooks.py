@@ -536,7 +536,8 @@ def test_a_subscription_takes_each_event_type_once(hooks: Api) -> None:
         ("delete", "/webhooks/424242", None, 404),
         ("post", "/webhooks/deliveries/424242/retry", None, 404),
         ("get", "/webhooks/0", None, 422),
-        ("delete", "/webhooks/abc", None, 422),
+        ("delete", "/webhooks/abc", None, 404),
+        ("delete", "/webhooks/deliveries", None, 405),
         ("delete", "/webhooks/9223372036854775808", None, 422),
         ("delete", "/webhooks/99999999999999999999999999", None, 422),
         ("post", "/webhooks/deliveries/9223372036854775808/retry", None, 422),
@@ -555,7 +556,9 @@ def test_unknown_ids_and_bad_numbers_are_refused(
     assert r.status_code == status, r.text
     assert r.json()["message"]
     if status == 404:
-        assert r.json()["code"] in ("unknown_webhook", "unknown_delivery")
+        assert r.json()["code"] in ("unknown_webhook", "unknown_delivery", "not_found")
+    if status == 405:
+        assert r.headers["Allow"] == "GET"
 
 
 def test_households_are_refused_on_every_webhook_route(hooks: Api) -> None:
