@@ -273,8 +273,10 @@ def erasure_of(engine: Engine, household: int) -> HouseholdErasure | None:
         return session.get(HouseholdErasure, household)
 
 
-#: The intents' payload and answer fields that hold personal data or a credential.
-_PERSONAL_FIELDS = ("name", "key_json", "token_salt", "token_hash")
+#: The intents' payload and answer fields that hold personal data or a key. A token's salt
+#: stays: the token it derives matches nothing once the household's token column is erased, and
+#: a registration's retry still gets its answer (without the name).
+_PERSONAL_FIELDS = ("name", "key_json")
 
 
 def _scrubbed(text: str | None) -> str | None:
@@ -303,8 +305,7 @@ def wipe(
 
     - ``api_household``: the name goes, the token column gets :func:`erased_token_hash` (no
       token matches it any more) and the account's encrypted key is deleted;
-    - ``api_intent``: the household's intents forget its name, key and token salt (from which
-      a registration's retry would derive the token again);
+    - ``api_intent``: the household's intents forget its name and its account's keys;
     - ``api_order``: its orders still queued or open are closed (``cancelled``): the chain
       refuses a deactivated household's orders, and there is no key left to send them with;
     - ``api_consent``: its consents still in force are withdrawn.

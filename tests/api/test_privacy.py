@@ -565,3 +565,30 @@ def test_voisin_purge_readings_applies_the_retention_setting(
     monkeypatch.setenv("VOISIN_SIGNED_READING_RETENTION_DAYS", "0")
     assert main(["purge-readings", "--data-dir", data_dir]) == 2
     assert "signed_reading_retention_days" in capsys.readouterr().err
+
+
+def test_a_registration_retried_after_the_erasure_answers_without_the_name(
+    embedded_api: Api,
+) -> None:
+    from eth_account import Account
+
+    api = embedded_api
+    body = {"meter": Account.create().address, "prosumer": False, "name": "Gone Soon"}
+    key = {**OP, "Idempotency-Key": "register-then-erase"}
+    first = api.client.post("/households", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    household, token = first.json()["id"], first.json()["token"]
+    r = api.client.post(
+        f"/households/{household}/erasure",
+        json={"confirm": confirmation(household)},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 200, r.text
+    again = api.client.post("/households", json=body, headers=key)
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] == household and again.json()["name"] is None
+    auth = {"Authorization": f"Bearer {again.json()['token']}"}
+    assert api.client.get(f"/households/{household}/balance", headers=auth).status_code == 401
+    with Session(api.services.engine) as session:
+        intents = session.exec(select(ApiIntent).where(ApiIntent.household == household)).all()
+    assert intents and all("Gone Soon" not in i.payload + (i.response or "") for i in intents)
