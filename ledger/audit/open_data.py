@@ -555,7 +555,6 @@ def dcat_dataset(
     ``dcat:Distribution`` per file. URLs are relative to the document unless ``base_url``."""
     _, licence_url = _licence(licence)
     slots = [a.slot for a in report.neighbourhood]
-    xsd = "http://www.w3.org/2001/XMLSchema#"
     distributions = []
     for f in files:
         media, code = _media(f.path)
@@ -573,11 +572,11 @@ def dcat_dataset(
             "dcat:accessURL": {"@id": _url(f.path, base_url)},
             "dcat:downloadURL": {"@id": _url(f.path, base_url)},
             "dcat:mediaType": {"@id": f"https://www.iana.org/assignments/media-types/{media}"},
-            "dcat:byteSize": {"@value": str(len(f.data)), "@type": f"{xsd}nonNegativeInteger"},
+            "dcat:byteSize": {"@value": str(len(f.data)), "@type": "xsd:nonNegativeInteger"},
             "spdx:checksum": {
                 "@type": "spdx:Checksum",
                 "spdx:algorithm": {"@id": "spdx:checksumAlgorithm_sha256"},
-                "spdx:checksumValue": {"@value": f.sha256, "@type": f"{xsd}hexBinary"},
+                "spdx:checksumValue": {"@value": f.sha256, "@type": "xsd:hexBinary"},
             },
             "dct:license": {"@id": licence_url},
         }
@@ -592,7 +591,7 @@ def dcat_dataset(
             "dct": "http://purl.org/dc/terms/",
             "foaf": "http://xmlns.com/foaf/0.1/",
             "spdx": "http://spdx.org/rdf/terms#",
-            "xsd": xsd,
+            "xsd": "http://www.w3.org/2001/XMLSchema#",
         },
         "@id": _url("dcat.jsonld#dataset", base_url),
         "@type": "dcat:Dataset",
@@ -601,18 +600,18 @@ def dcat_dataset(
         "dct:description": {"@value": _description(report), "@language": "en"},
         "dct:publisher": {"@type": "foaf:Agent", "foaf:name": publisher},
         "dct:license": {"@id": licence_url},
-        "dct:issued": {"@value": _created(report), "@type": f"{xsd}dateTime"},
-        "dct:modified": {"@value": _created(report), "@type": f"{xsd}dateTime"},
+        "dct:issued": {"@value": _created(report), "@type": "xsd:dateTime"},
+        "dct:modified": {"@value": _created(report), "@type": "xsd:dateTime"},
         "dcat:keyword": [{"@value": k, "@language": "en"} for k in _KEYWORDS],
         "dcat:theme": {"@id": "http://publications.europa.eu/resource/authority/data-theme/ENER"},
-        "dcat:temporalResolution": {"@value": "PT15M", "@type": f"{xsd}duration"},
+        "dcat:temporalResolution": {"@value": "PT15M", "@type": "xsd:duration"},
         "dcat:distribution": distributions,
     }
     if slots:
         dataset["dct:temporal"] = {
             "@type": "dct:PeriodOfTime",
-            "dcat:startDate": {"@value": slot_iso(min(slots), tz), "@type": f"{xsd}dateTime"},
-            "dcat:endDate": {"@value": slot_iso(max(slots) + 1, tz), "@type": f"{xsd}dateTime"},
+            "dcat:startDate": {"@value": slot_iso(min(slots), tz), "@type": "xsd:dateTime"},
+            "dcat:endDate": {"@value": slot_iso(max(slots) + 1, tz), "@type": "xsd:dateTime"},
         }
     if spatial:
         dataset["dct:spatial"] = {"@id": spatial}

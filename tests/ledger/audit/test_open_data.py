@@ -136,6 +136,29 @@ def test_the_package_validates_and_holds_neighbourhood_sums_only(
     assert LICENCES[DEFAULT_LICENCE][0] in readme
 
 
+def _jsonld_terms(node: Any, prefixes: set[str]) -> list[str]:
+    """The terms of a JSON-LD tree whose prefix the ``@context`` does not define, and any
+    ``@id``, ``@value`` or ``@type`` that is not a string."""
+    bad: list[str] = []
+    if isinstance(node, list):
+        for item in node:
+            bad += _jsonld_terms(item, prefixes)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "@context":
+                continue
+            if key.startswith("@"):
+                if key in ("@id", "@value", "@type", "@language") and not isinstance(value, str):
+                    bad.append(f"{key}={value!r}")
+                if key == "@type" and value.split(":")[0] not in prefixes:
+                    bad.append(value)
+                continue
+            if key.split(":")[0] not in prefixes:
+                bad.append(key)
+            bad += _jsonld_terms(value, prefixes)
+    return bad
+
+
 def test_the_dcat_record_describes_the_dataset_and_every_file(
     clean_day: RunResult, tmp_path: Path
 ) -> None:
@@ -153,6 +176,8 @@ def test_the_dcat_record_describes_the_dataset_and_every_file(
     assert dcat["@context"]["dcat"] == "http://www.w3.org/ns/dcat#"
     assert dcat["@context"]["dct"] == "http://purl.org/dc/terms/"
     assert dcat["@type"] == "dcat:Dataset"
+    # JSON-LD's shape: every term is a compact IRI whose prefix the context defines.
+    assert _jsonld_terms(dcat, set(dcat["@context"])) == []
     for key in ("dct:title", "dct:description", "dcat:keyword", "dct:temporal", "dct:identifier"):
         assert dcat[key], key
     assert dcat["dct:publisher"] == {"@type": "foaf:Agent", "foaf:name": "Régie de quartier"}
@@ -222,6 +247,14 @@ def test_bad_options_are_refused_before_anything_is_written(tmp_path: Path) -> N
     with pytest.raises(OpenDataError, match=r"unknown licence 'WTFPL'; choose one of ODbL-1\.0"):
         write_open_data(report, tmp_path / "b", licence="WTFPL")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_period_without_slots_gives_an_empty_valid_package(tmp_path: Path) -> None:
+    paths = write_open_data(AuditReport([], (), {}, []), tmp_path)
+    assert [p.name for p in paths] == ["README.md", "datapackage.json", "dcat.jsonld"]
+    assert json.loads((tmp_path / "datapackage.json").read_text())["resources"] == []
+    assert frictionless.validate(tmp_path / "datapackage.json").valid
+    assert "dct:temporal" not in json.loads((tmp_path / "dcat.jsonld").read_text())
 
 
 def _aggregate(slot: int, households: int, import_Wh: int) -> SlotAggregate:
