@@ -328,20 +328,27 @@ def suppression(
     protection against differencing (kept for the tests that run the attack)."""
     _check_k(min_households)
     k = min_households
-    published: list[frozenset[int]] = []
+    published: set[frozenset[int]] = set()
+    # A set once too close to a published one stays so (published sets are only added):
+    # remembered, so that a long membership change costs one comparison per slot.
+    too_close: set[frozenset[int]] = set()
     out: dict[int, Withheld | None] = {}
     for slot in sorted(contributors):
         c = contributors[slot]
         decision: Withheld | None = None
         if len(c.members) < k:
             decision = Withheld(FEW_HOUSEHOLDS, FIGURES)
-        elif differencing and any(p != c.members and len(p ^ c.members) < k for p in published):
+        elif (
+            differencing
+            and c.members not in published
+            and (c.members in too_close or any(len(p ^ c.members) < k for p in published))
+        ):
+            too_close.add(c.members)
             decision = Withheld(MEMBERSHIP_CHANGE, FIGURES)
         else:
             fields = withheld_fields(c, k)
             decision = Withheld(FEW_CONTRIBUTORS, fields) if fields else None
-            if c.members not in published:
-                published.append(c.members)
+            published.add(c.members)
         out[slot] = decision
     return out
 
