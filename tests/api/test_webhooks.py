@@ -34,6 +34,7 @@ from api.webhooks import (
     verify,
 )
 from tests.api.conftest import OP, Api, _settings, past_slot
+from tests.conftest import ANVIL_KEY
 
 #: Short schedules, so that three attempts take a fraction of a second; every wait bounded.
 FAST: dict[str, Any] = {
@@ -137,8 +138,37 @@ def _open(settings: Settings) -> tuple[TestClient, Api]:
     return client, Api(client, app.state.services)
 
 
+@pytest.fixture(
+    params=[
+        "embedded-sqlite",
+        pytest.param("anvil-postgres", marks=[pytest.mark.anvil, pytest.mark.postgres]),
+    ]
+)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The short schedules, on the embedded chain with SQLite and on anvil with PostgreSQL."""
+    if request.param == "embedded-sqlite":
+        return _settings(tmp_path, **FAST)
+    return _settings(
+        tmp_path,
+        chain=request.getfixturevalue("anvil_url"),
+        chain_key=ANVIL_KEY,
+        database_url=request.getfixturevalue("postgres_url"),
+        **FAST,
+    )
+
+
 @pytest.fixture
-def hooks(tmp_path: Path) -> Iterator[Api]:
+def hooks(settings: Settings) -> Iterator[Api]:
+    client, api = _open(settings)
+    try:
+        yield api
+    finally:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def embedded_hooks(tmp_path: Path) -> Iterator[Api]:
+    """Only the embedded backend, for the routes' checks (their point is not the backend)."""
     client, api = _open(_settings(tmp_path, **FAST))
     try:
         yield api
@@ -326,9 +356,8 @@ def test_a_dead_receivers_delivery_fails_is_listed_and_a_retry_delivers_it(
 
 
 def test_a_crash_between_recording_and_delivering_delivers_each_once_after_restart(
-    tmp_path: Path, receiver: Receiver
+    settings: Settings, receiver: Receiver
 ) -> None:
-    settings = _settings(tmp_path, **FAST)
     client, api = _open(settings)
     try:
         secret = subscribe(api, receiver.url, "household_registered")["secret"]
@@ -453,24 +482,24 @@ def test_a_failing_audit_is_sent_when_it_starts_failing_or_fails_otherwise(
 
 
 def test_a_deleted_webhook_gets_nothing_more_and_its_deliveries_are_cancelled(
-    hooks: Api, receiver: Receiver
+    embedded_hooks: Api, receiver: Receiver
 ) -> None:
-    created = subscribe(hooks, receiver.url, "household_registered", "topup")
+    created = subscribe(embedded_hooks, receiver.url, "household_registered", "topup")
     receiver.stop()
-    hooks.register()
-    hooks.services.webhooks.enqueue()
-    c = hooks.client
+    embedded_hooks.register()
+    embedded_hooks.services.webhooks.enqueue()
+    c = embedded_hooks.client
     r = c.delete(f"/webhooks/{created['id']}", headers=OP)
     assert r.status_code == 200 and r.json()["active"] is False
-    assert [d.status for d in deliveries(hooks.services)] == ["cancelled"]
-    hooks.register()
-    assert hooks.services.webhooks.run_once() == 0
-    assert len(deliveries(hooks.services)) == 1
+    assert [d.status for d in deliveries(embedded_hooks.services)] == ["cancelled"]
+    embedded_hooks.register()
+    assert embedded_hooks.services.webhooks.run_once() == 0
+    assert len(deliveries(embedded_hooks.services)) == 1
     assert c.get("/webhooks", headers=OP).json()["total"] == 0
     assert c.get(f"/webhooks/{created['id']}", headers=OP).json()["active"] is False
     again = c.delete(f"/webhooks/{created['id']}", headers=OP)
     assert again.status_code == 409 and again.json()["code"] == "webhook_deleted"
-    (row,) = deliveries(hooks.services)
+    (row,) = deliveries(embedded_hooks.services)
     retry = c.post(f"/webhooks/deliveries/{row.id}/retry", headers=OP)
     assert retry.status_code == 409 and retry.json()["code"] == "webhook_deleted"
 
@@ -505,17 +534,17 @@ GOOD = {"url": "https://billing.example/voisin", "event_types": ["topup"]}
     ],
 )
 def test_bad_subscriptions_are_refused_and_store_nothing(
-    hooks: Api, body: dict[str, Any], field: str
+    embedded_hooks: Api, body: dict[str, Any], field: str
 ) -> None:
-    r = hooks.client.post("/webhooks", json=body, headers=OP)
+    r = embedded_hooks.client.post("/webhooks", json=body, headers=OP)
     assert r.status_code == 422, r.text
     assert r.json()["code"] == "invalid_input"
     assert r.json()["details"][0]["field"] == field
-    assert count(hooks.services, WebhookSubscription) == 0
+    assert count(embedded_hooks.services, WebhookSubscription) == 0
 
 
-def test_a_subscription_takes_each_event_type_once(hooks: Api) -> None:
-    r = hooks.client.post(
+def test_a_subscription_takes_each_event_type_once(embedded_hooks: Api) -> None:
+    r = embedded_hooks.client.post(
         "/webhooks",
         json={
             "url": "http://127.0.0.1:9/x",
@@ -550,9 +579,9 @@ def test_a_subscription_takes_each_event_type_once(hooks: Api) -> None:
     ],
 )
 def test_unknown_ids_and_bad_numbers_are_refused(
-    hooks: Api, method: str, path: str, params: dict[str, str] | None, status: int
+    embedded_hooks: Api, method: str, path: str, params: dict[str, str] | None, status: int
 ) -> None:
-    r = hooks.client.request(method.upper(), path, params=params, headers=OP)
+    r = embedded_hooks.client.request(method.upper(), path, params=params, headers=OP)
     assert r.status_code == status, r.text
     assert r.json()["message"]
     if status == 404:
@@ -561,10 +590,10 @@ def test_unknown_ids_and_bad_numbers_are_refused(
         assert r.headers["Allow"] == "GET"
 
 
-def test_households_are_refused_on_every_webhook_route(hooks: Api) -> None:
-    member = hooks.register()
-    created = subscribe(hooks, "https://billing.example/voisin", "topup")
-    c = hooks.client
+def test_households_are_refused_on_every_webhook_route(embedded_hooks: Api) -> None:
+    member = embedded_hooks.register()
+    created = subscribe(embedded_hooks, "https://billing.example/voisin", "topup")
+    c = embedded_hooks.client
     calls = [
         ("POST", "/webhooks", GOOD),
         ("GET", "/webhooks", None),
@@ -577,5 +606,5 @@ def test_households_are_refused_on_every_webhook_route(hooks: Api) -> None:
         r = c.request(method, path, json=body, headers=member.auth)
         assert r.status_code == 403, (method, path, r.text)
         assert c.request(method, path, json=body).status_code == 401
-    assert count(hooks.services, WebhookSubscription) == 1
+    assert count(embedded_hooks.services, WebhookSubscription) == 1
     assert c.get("/webhooks", headers=OP).json()["items"][0]["active"] is True
