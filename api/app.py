@@ -240,6 +240,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     for module in (households, topups, readings, orders, trades, market, audit, health):
         app.include_router(module.router, **apikey_routes.UNVERSIONED)
     # The live feed's routes:
+    from api.routes import feed as feed_routes
+
+    app.include_router(feed_routes.router)
     # The public API's routes (/v1, API keys, consents):
     current = (households, topups, readings, orders, trades, market, audit, health)
     apikey_routes.include(app, settings, current)

@@ -215,6 +215,35 @@ class Settings(BaseSettings):
         ),
     )
 
+    # The live feed (api/feed.py, docs/feed.md): Server-Sent Events from the database mirror.
+    feed_max_subscribers: int = Field(
+        default=1_000,
+        ge=1,
+        le=100_000,
+        description="Feed streams one process serves at once; one more is refused with 503.",
+    )
+    feed_max_lag_events: int = Field(
+        default=10_000,
+        ge=8,
+        le=1_000_000,
+        description=(
+            "Events the feed keeps in memory for its subscribers (shared by all); a stream "
+            "further behind is closed, and resumes from the database with Last-Event-ID."
+        ),
+    )
+    feed_poll_s: float = Field(
+        default=0.5, gt=0, le=10, description="How often the feed looks for new mirrored events."
+    )
+    feed_ping_s: float = Field(
+        default=15.0, gt=0, le=300, description="Keep-alive comment on an idle feed stream."
+    )
+    feed_send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="A feed stream whose client takes no bytes for this long is closed.",
+    )
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
