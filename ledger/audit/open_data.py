@@ -22,8 +22,8 @@ What lives here:
      household's export, one seller's sales): that figure is withheld, with the figures that
      would give it back through the neighbourhood's identities (:func:`withheld_fields`).
 
-- :func:`open_data_rows`: the rows, suppressed figures empty (``None``) and the reason in the
-  ``suppressed`` column (pure);
+- :func:`open_data_rows`: the rows, withheld figures empty (``None``), the reason in the
+  ``suppressed`` column and their names in ``suppressed_fields`` (pure);
 - :func:`data_package` and :func:`dcat_dataset`: the ``datapackage.json`` (Data Package v1,
   a Table Schema per resource) and the ``dcat.jsonld`` (DCAT-AP) documents (pure);
 - :func:`write_open_data`: the only function that writes files: one CSV and one JSON file per
@@ -65,6 +65,7 @@ __all__ = [
     "MIN_HOUSEHOLDS",
     "REASONS",
     "OpenDataError",
+    "PackageFile",
     "SlotContributors",
     "Withheld",
     "data_package",
@@ -442,7 +443,10 @@ def _schema() -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class _File:
+class PackageFile:
+    """One file of the package: its path in the folder, its text, the local day of a data
+    file (``None`` for the others)."""
+
     path: str
     text: str
     day: date | None = None
@@ -467,7 +471,7 @@ def _licence(licence: str) -> tuple[str, str]:
 
 def data_package(
     report: AuditReport,
-    files: Sequence[_File],
+    files: Sequence[PackageFile],
     *,
     licence: str = DEFAULT_LICENCE,
     publisher: str = DEFAULT_PUBLISHER,
@@ -550,7 +554,7 @@ def _media(path: str) -> tuple[str, str | None]:
 
 def dcat_dataset(
     report: AuditReport,
-    files: Sequence[_File],
+    files: Sequence[PackageFile],
     *,
     tz: str = DEFAULT_ZONE,
     licence: str = DEFAULT_LICENCE,
@@ -629,7 +633,12 @@ def dcat_dataset(
 
 
 def _readme(
-    report: AuditReport, day_files: Sequence[_File], *, tz: str, min_households: int, licence: str
+    report: AuditReport,
+    day_files: Sequence[PackageFile],
+    *,
+    tz: str,
+    min_households: int,
+    licence: str,
 ) -> str:
     title, url = _licence(licence)
     columns = "\n".join(f"| `{name}` | {kind} | {text} |" for name, kind, text in FIELDS)
@@ -707,17 +716,17 @@ def write_open_data(
     _check_k(min_households)
     _licence(licence)
     rows = open_data_rows(report, tz=tz, min_households=min_households)
-    day_files: list[_File] = []
+    day_files: list[PackageFile] = []
     for day, day_rows in _by_day(rows, tz).items():
         stem = day_file_stem(day)
-        day_files.append(_File(f"{stem}.csv", _csv_text(day_rows), day))
-        day_files.append(_File(f"{stem}.json", _json_text(day_rows), day))
-    readme = _File(
+        day_files.append(PackageFile(f"{stem}.csv", _csv_text(day_rows), day))
+        day_files.append(PackageFile(f"{stem}.json", _json_text(day_rows), day))
+    readme = PackageFile(
         "README.md",
         _readme(report, day_files, tz=tz, min_households=min_households, licence=licence),
     )
     package = data_package(report, day_files, licence=licence, publisher=publisher)
-    descriptor = _File("datapackage.json", json.dumps(package, indent=2) + "\n")
+    descriptor = PackageFile("datapackage.json", json.dumps(package, indent=2) + "\n")
     files = [*day_files, readme, descriptor]
     dcat = dcat_dataset(
         report,
@@ -728,7 +737,7 @@ def write_open_data(
         base_url=base_url,
         spatial=spatial,
     )
-    files.append(_File("dcat.jsonld", json.dumps(dcat, indent=2, ensure_ascii=False) + "\n"))
+    files.append(PackageFile("dcat.jsonld", json.dumps(dcat, indent=2, ensure_ascii=False) + "\n"))
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
