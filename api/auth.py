@@ -151,9 +151,11 @@ async def _app_key(
     request: Request, key: Annotated[str | None, Security(_api_key)]
 ) -> apikeys.KeyRecord | None:
     """The request's live API key, checked against the route (None: no key sent)."""
-    if key is None:
+    if key is None and KEY_HEADER not in request.headers:
         _anonymous_limit(request)
         return None
+    # Sent empty is sent: refused below like any value that is not a key.
+    key = key or ""
     if len(request.headers.getlist(KEY_HEADER)) > 1:
         raise unauthorized(f"send one {KEY_HEADER} header, not several")
     if "authorization" in request.headers:

@@ -8,7 +8,7 @@ consents are withdrawn with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Annotated, Any
 
@@ -96,10 +96,27 @@ def include(app: FastAPI, settings: Settings, current: Iterable[ModuleType]) -> 
     for module in (*current, consents):
         app.include_router(module.router, **options)
     app.include_router(router, **options)
+    app.openapi = _key_optional(app.openapi)  # type: ignore[method-assign]
     app.state.key_limits = KeyLimits(settings.api_key_rate_per_s, settings.api_key_burst)
     app.state.public_limiter = RateLimiter(
         "public", settings.public_rate_per_s, settings.public_burst
     )
+
+
+def _key_optional(generate: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document, saying that a route whose only scheme is the key also answers
+    without one (an empty alternative, ``{}``): the public reads and ``POST /readings`` take a
+    key and need none. Where a bearer token is the other scheme, either one does."""
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                if operation.get("security") == [{"ApiKey": []}]:
+                    operation["security"] = [{}, {"ApiKey": []}]
+        return document
+
+    return openapi
 
 
 #: The options of the routers at their paths from before /v1: the same routes and the same

@@ -177,6 +177,13 @@ def test_unknown_revoked_and_misplaced_keys_are_refused_and_change_nothing(
     # it goes, and neither is taken for the other.
     token_as_key = {"X-API-Key": member.token}
     assert_problem(c.get(tariffs, headers=token_as_key), 401, "unauthorized", "starts with vak_")
+    # Sent empty is sent: not taken for no key.
+    empty = {"X-API-Key": ""}
+    assert_problem(c.get(tariffs, headers=empty), 401, "unauthorized", "starts with vak_")
+    r = c.post(
+        "/v1/topups", json={"household": member.id, "amount_ueur": 5}, headers={**OP, **empty}
+    )
+    assert_problem(r, 401, "unauthorized", "not both")
     key_as_bearer = {"Authorization": f"Bearer {key['key']}"}
     r = c.get(f"/v1/households/{member.id}/balance", headers=key_as_bearer)
     assert_problem(r, 401, "unauthorized", "X-API-Key header")
@@ -356,6 +363,10 @@ def test_the_openapi_documents_v1_and_marks_the_old_paths_deprecated(embedded_ap
     assert (scheme["in"], scheme["name"]) == ("header", "X-API-Key")
     for operation in paths["/v1/market/tariffs"].values():
         assert {"401", "403", "429"} <= set(operation["responses"])
+        # A key is welcome there, and not needed.
+        assert operation["security"] == [{}, {"ApiKey": []}]
+    balance = paths["/v1/households/{household}/balance"]["get"]
+    assert balance["security"] == [{"ApiKey": []}, {"HTTPBearer": []}]
 
 
 # ───────────────────────────── Rate limits ─────────────────────────────
