@@ -26,6 +26,7 @@ from api.errors import ApiError, forbidden, not_found
 from api.idempotency import Ask, IdempotencyKey
 from api.intents import Plan
 from api.models import ApiHousehold
+from api.ratelimit import too_many
 from api.schemas import HouseholdPath
 from api.services import Services
 
@@ -41,7 +42,7 @@ def _visible(household: int, caller: Principal) -> None:
 @router.get(
     "/households/{household}/export",
     responses={
-        **problems(401, 403, 404, 422),
+        **problems(401, 403, 404, 422, 429),
         200: {
             "description": "The export: a JSON document, or a zip of one CSV per kind",
             "content": {"application/json": {}, "application/zip": {}},
@@ -65,6 +66,11 @@ def export(
     ``format=csv`` a zip of one CSV per kind with a README. Streamed: a long history is not
     held in memory."""
     _visible(household, caller)
+    if not caller.is_operator:
+        # An export reads the whole history: it costs the household's writes bucket a token.
+        wait = services.token_limiter.take(f"household:{household}")
+        if wait > 0:
+            raise too_many(f"household {household}'s token", wait, services.token_limiter)
     tz = services.settings.timezone
     parts = privacy.sections(services.engine, household, tz)
     if form == "json":

@@ -592,3 +592,22 @@ def test_a_registration_retried_after_the_erasure_answers_without_the_name(
     with Session(api.services.engine) as session:
         intents = session.exec(select(ApiIntent).where(ApiIntent.household == household)).all()
     assert intents and all("Gone Soon" not in i.payload + (i.response or "") for i in intents)
+
+
+def test_exports_beyond_the_households_limit_get_429_and_the_operator_is_not_limited(
+    tmp_path: Any,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    app = create_app(_settings(tmp_path, token_burst=2, token_rate_per_s=0.01), background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        member = api.register(prosumer=False, name="Eager")
+        path = f"/households/{member.id}/export"
+        assert [client.get(path, headers=member.auth).status_code for _ in range(2)] == [200, 200]
+        r = client.get(path, headers=member.auth)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        assert r.json()["code"] == "rate_limited"
+        assert all(client.get(path, headers=OP).status_code == 200 for _ in range(3))
