@@ -78,12 +78,16 @@ def test_swagger_ui_lists_every_operation_offline(server: Server, offline: Offli
     assert response is not None and response.status == 200
     page.locator(".opblock").first.wait_for()
     assert page.locator(".opblock").count() == len(operations)
-    shown = page.locator(".opblock-summary-path").all_inner_texts()
+    # The unversioned paths are listed too, as deprecated (docs/public-api.md).
+    shown = page.locator(
+        ".opblock-summary-path, .opblock-summary-path__deprecated"
+    ).all_inner_texts()
     assert {p.replace("\u200b", "") for p in shown} == {path for _, path in operations}
-    readings = page.locator(".opblock-post", has=page.locator('[data-path="/readings"]'))
+    readings = page.locator(".opblock-post", has=page.locator('[data-path="/v1/readings"]'))
     assert readings.count() == 1
+    assert page.locator(".opblock-deprecated", has=page.locator('[data-path="/readings"]')).count()
     # An operation opens on a click, with its answers' examples.
-    register = page.locator(".opblock-post", has=page.locator('[data-path="/households"]'))
+    register = page.locator(".opblock-post", has=page.locator('[data-path="/v1/households"]'))
     register.locator(".opblock-summary").first.click()
     answers = register.locator(".responses-wrapper")
     answers.get_by_text('"vsn_').first.wait_for()
