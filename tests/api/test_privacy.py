@@ -611,3 +611,24 @@ def test_exports_beyond_the_households_limit_get_429_and_the_operator_is_not_lim
         assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
         assert r.json()["code"] == "rate_limited"
         assert all(client.get(path, headers=OP).status_code == 200 for _ in range(3))
+
+
+def test_hostile_erasure_bodies_are_refused_before_parsing_and_change_nothing(
+    embedded_api: Api,
+) -> None:
+    api = embedded_api
+    member = api.register(prosumer=True, name="Hostile")
+    path = f"/households/{member.id}/erasure"
+    json_type = {"Content-Type": "application/json"}
+    before = api.snapshot()
+    twice = f'{{"confirm": "yes", "confirm": "{confirmation(member.id)}"}}'.encode()
+    deep = b'{"confirm": ' + b"[" * 200 + b"]" * 200 + b"}"
+    for headers in ({}, OP, member.auth):
+        r = api.client.post(path, content=twice, headers={**headers, **json_type})
+        assert (r.status_code, r.json()["code"]) == (422, "duplicate_key")
+        r = api.client.post(path, content=deep, headers={**headers, **json_type})
+        assert (r.status_code, r.json()["code"]) == (422, "json_too_deep")
+    r = api.client.post(path, content=b"x" * 1_000_001, headers={**OP, **json_type})
+    assert r.status_code == 413
+    assert api.snapshot() == before
+    assert api.client.get(f"/households/{member.id}/balance", headers=member.auth).is_success
