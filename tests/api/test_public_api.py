@@ -4,15 +4,17 @@ origins, and the generated Python client against the app."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from api.apikeys_rules import hash_key
+from api.apikeys_rules import ApiKeyCreated, ApiKeyIn, ApiKeyOut, ConsentOut, hash_key
 from api.models import ApiConsent, ApiKey
 from api.ratelimit import RateLimiter
 from tests.api.conftest import OP, Api, Member, past_slot
@@ -556,3 +558,14 @@ def test_the_generated_client_reads_public_data_with_a_key(embedded_api: Api) ->
     embedded_api.client.delete(f"/v1/api-keys/{key['id']}", headers=OP)
     refused = tariffs.sync_detailed(client=client)
     assert refused.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "model", [ApiKeyIn, ApiKeyOut, ApiKeyCreated, ConsentOut], ids=lambda m: m.__name__
+)
+def test_each_documented_example_is_what_the_api_takes_or_answers(model: type[BaseModel]) -> None:
+    (example,) = model.model_json_schema()["examples"]
+    parsed = model.model_validate_json(json.dumps(example))
+    if model is not ApiKeyIn:
+        assert set(example) == set(model.model_fields)
+        assert parsed.model_dump(mode="json") == example
