@@ -15,13 +15,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.feed import (
@@ -197,7 +197,7 @@ def test_event_ids_parse_and_order_as_the_chain_does() -> None:
     assert Position(9, 10, 0) < Position(10, 0, 0) < Position(10, 0, 1) < Position(10, 1, 0)
     assert str(Position(7, 3, 1)) == "7-3-1"
     for bad in ("", "abc", "1-2", "1-2-3", "-1-2-0", "1-2-0-4", "9" * 13 + "-0-0", "1.2.0"):
-        with pytest.raises(FeedError, match="not a feed event id|the part is at most"):
+        with pytest.raises(FeedError, match=r"not a feed event id|the part is at most"):
             parse_event_id(bad)
 
 
@@ -252,7 +252,9 @@ def test_a_replay_gives_the_events_the_live_book_gave() -> None:
     }  # fmt: skip
     for after in (ORIGIN, Position(10, 0, 0), Position(11, 0, 0), Position(14, 2, 0)):
         again = replay_private(rows, book, 1, orders, after)
-        assert [(e.id, e.data) for e in again] == [(e.id, e.data) for e in mine if e.position > after]
+        assert [(e.id, e.data) for e in again] == [
+            (e.id, e.data) for e in mine if e.position > after
+        ]
 
 
 # ───────────────────────────── Refusals (no stream opens) ─────────────────────────────
@@ -373,7 +375,9 @@ def test_resume_with_last_event_id_gives_exactly_the_missed_events(live: LiveSer
         assert mine.seen + again_mine.seen == whole_mine.seen
         kinds = {e["event"] for e in again_mine.seen}
         assert {"trade", "balance_changed"} <= kinds
-        assert any(e["data"]["reason"] == "top_up" for e in again_mine.seen if "reason" in e["data"])
+        assert any(
+            e["data"]["reason"] == "top_up" for e in again_mine.seen if "reason" in e["data"]
+        )
     finally:
         whole_public.close()
         whole_mine.close()
@@ -540,3 +544,26 @@ def test_the_subscriber_cap_refuses_with_503_and_a_closed_stream_frees_its_place
         finally:
             first.close()
             second.close()
+
+
+def test_rotating_a_households_token_closes_the_streams_it_opened(live: LiveServer) -> None:
+    api = live.api
+    one = api.register()
+    stream = Stream(f"{live.base_url}/households/{one.id}/feed", one.auth)
+    try:
+        assert stream.status == 200
+        live.hub.limits = replace(live.hub.limits, token_check_s=0.2)
+        assert not stream.ended.wait(1.0)  # still valid: still open
+        r = api.client.post(f"/households/{one.id}/token", headers=OP)
+        assert r.status_code == 200, r.text
+        assert stream.ended.wait(10), "the stream outlived its token"
+        again = Stream(f"{live.base_url}/households/{one.id}/feed", one.auth)
+        assert again.status == 401
+        fresh = Stream(
+            f"{live.base_url}/households/{one.id}/feed",
+            {"Authorization": f"Bearer {r.json()['token']}"},
+        )
+        assert fresh.status == 200
+        fresh.close()
+    finally:
+        stream.close()
