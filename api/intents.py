@@ -279,6 +279,10 @@ class IntentRunner:
         self.mirror = mirror
         self.forget_meter = forget_meter
         self.fault = fault if fault is not None else FaultHook()
+        #: Drops a household's tokens from the process's token cache once it is erased (set by
+        #: the holder of that cache, :func:`api.routes.privacy.ask_erasure`): an erasure the
+        #: background pass finishes stops the token at once too.
+        self.forget_tokens: Callable[[int], None] = lambda household: None
         # A bearer token is derived from a per-intent salt under a key the database never
         # holds, so that an answer given again carries the same token while only its hash
         # and the salt are stored.
@@ -865,6 +869,7 @@ class IntentRunner:
             )
             answer = Answer(200, privacy.erasure_out(row).model_dump(mode="json"))
             self._finish_in(session, intent.id, answer)
+        self.forget_tokens(household)
         self.fault.at(intent.kind, "confirmed")
         return answer
 

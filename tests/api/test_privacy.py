@@ -632,3 +632,20 @@ def test_hostile_erasure_bodies_are_refused_before_parsing_and_change_nothing(
     assert r.status_code == 413
     assert api.snapshot() == before
     assert api.client.get(f"/households/{member.id}/balance", headers=member.auth).is_success
+
+
+def test_an_erasure_the_background_pass_finishes_stops_the_token_it_had_cached(
+    embedded_api: Api,
+) -> None:
+    api = embedded_api
+    member = api.register(prosumer=True, name="Later")
+    api.services.intents.fault = FaultHook("erase.sent")
+    with pytest.raises(InjectedFault):
+        _erase(api, member)
+    # Deactivated on chain, not yet erased: the token still opens its data, and is cached.
+    balance = f"/households/{member.id}/balance"
+    assert api.client.get(balance, headers=member.auth).status_code == 200
+    assert api.services.intents.reconcile() == 1
+    assert api.client.get(balance, headers=member.auth).status_code == 401
+    with Session(api.services.engine) as session:
+        assert session.get(HouseholdErasure, member.id) is not None
