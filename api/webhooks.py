@@ -27,7 +27,6 @@ too, and the cursor never steps over one still to come.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import hmac
@@ -433,12 +432,22 @@ class WebhookWorker:
         while more:
             try:
                 done, more = self._enqueue_chain_events()
-            except (_CursorMoved, IntegrityError):
-                return total  # another process got there first: its pass recorded them
+            except (_CursorMoved, IntegrityError) as exc:
+                self._overtaken("chain_event", exc)
+                break
             total += done
-        with contextlib.suppress(_CursorMoved, IntegrityError):
+        try:
             total += self._enqueue_audits()
+        except (_CursorMoved, IntegrityError) as exc:
+            self._overtaken("kept_audit", exc)
         return total
+
+    @staticmethod
+    def _overtaken(source: str, exc: Exception) -> None:
+        """Another process recorded the same events first (it moved the cursor, or inserted
+        the same deliveries): this pass's transaction is rolled back, the next one reads on
+        from where that process left the cursor."""
+        log.warning("webhooks: %s read by another process first (%s)", source, type(exc).__name__)
 
     @staticmethod
     def _cursor(session: Session, source: str, start: int) -> tuple[WebhookCursor, int]:
@@ -604,20 +613,30 @@ class WebhookWorker:
         if free <= 0 or self._stop.is_set():
             return []
         now = _ms(self.clock())
-        with Session(self.engine) as session:
-            candidates = session.exec(
-                select(WebhookDelivery.id, WebhookDelivery.subscription_id)
-                .where(_due(now))
-                .order_by(col(WebhookDelivery.next_attempt_ms), col(WebhookDelivery.id))
-                .limit(free * 8 + 16)
-            ).all()
+        # Per subscription first, then its earliest due delivery: a backlog of one webhook
+        # (a receiver down for a day) never hides another webhook's deliveries behind it.
+        first_due = func.min(WebhookDelivery.next_attempt_ms)
         chosen: dict[int, int] = {}
-        for delivery_id, subscription_id in candidates:
-            if subscription_id in busy or subscription_id in chosen:
-                continue
-            chosen[subscription_id] = delivery_id or 0
-            if len(chosen) == free:
-                break
+        with Session(self.engine) as session:
+            waiting = session.exec(
+                select(WebhookDelivery.subscription_id, first_due)
+                .where(_due(now))
+                .group_by(col(WebhookDelivery.subscription_id))
+                .order_by(first_due)
+            ).all()
+            for subscription_id, _ in waiting:
+                if subscription_id in busy:
+                    continue
+                delivery_id = session.exec(
+                    select(WebhookDelivery.id)
+                    .where(col(WebhookDelivery.subscription_id) == subscription_id, _due(now))
+                    .order_by(col(WebhookDelivery.next_attempt_ms), col(WebhookDelivery.id))
+                    .limit(1)
+                ).first()
+                if delivery_id is not None:
+                    chosen[subscription_id] = delivery_id
+                if len(chosen) == free:
+                    break
         futures = []
         for subscription_id, delivery_id in chosen.items():
             claim = self.claim(delivery_id, now)
