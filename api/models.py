@@ -288,6 +288,76 @@ class ApiConsent(SQLModel, table=True):
 # ─── Webhooks (api/migrations/versions/r0004_webhooks.py) ───
 
 
+class WebhookSubscription(SQLModel, table=True):
+    """An operator's system (billing, CRM) that receives Voisin's events by HTTP POST
+    (:mod:`api.webhooks`). Deleting one only marks it inactive: its deliveries stay listed."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
+    url: str = Field(sa_type=Text)
+    #: The event types it receives, comma-separated (:data:`api.webhooks.EVENT_TYPES`).
+    event_types: str
+    description: str | None = None
+    #: The signing secret as an encrypted keystore under the key secret (:mod:`api.custody`):
+    #: signing needs it back, so it is encrypted, not hashed.
+    secret_json: str = Field(sa_type=Text)
+    #: The newest mirrored chain event and kept audit run when it was created: it receives
+    #: only what comes after them.
+    after_event_id: int = Field(default=0, sa_type=BigInteger)
+    after_audit_id: int = Field(default=0, sa_type=BigInteger)
+    active: bool = Field(default=True, index=True)
+    created_at: datetime = Field(default_factory=_now)
+    deleted_at: datetime | None = None
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription: its body (fixed when it is recorded, so every attempt
+    sends the same bytes), and where its attempts stand (``pending`` -> ``sending`` ->
+    ``delivered``, or back to ``pending`` after a failed attempt, ``failed`` after the last,
+    ``cancelled`` when its subscription is deleted). Times of the schedule are unix
+    milliseconds: retries a test runs a few milliseconds apart are ordered too."""
+
+    __tablename__ = "webhook_delivery"
+    # An event is recorded once per subscription, whatever crash comes between.
+    __table_args__ = (UniqueConstraint("subscription_id", "event_key"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=IdInteger)
+    #: The id the receiver sees (``Voisin-Delivery``), the same on every attempt.
+    uid: str = Field(unique=True)
+    subscription_id: int = Field(index=True, sa_type=IdInteger)
+    #: What the event came from: ``chain_event:<id>`` or ``kept_audit:<id>``.
+    event_key: str
+    event_type: str = Field(index=True)
+    body: str = Field(sa_type=Text)
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    #: When the next attempt is due (unix ms).
+    next_attempt_ms: int = Field(default=0, sa_type=BigInteger)
+    #: While ``sending``: until when the attempt is the claimer's (unix ms); past it, an
+    #: attempt a crash interrupted is made again.
+    lease_until_ms: int | None = Field(default=None, sa_type=BigInteger)
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=_now)
+    last_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+class WebhookCursor(SQLModel, table=True):
+    """How far the webhooks' worker read a source of events (``chain_event``: the mirror,
+    ``kept_audit``: the keeper's audit runs), moved in the transaction that records the
+    deliveries of what it read."""
+
+    __tablename__ = "webhook_cursor"
+
+    source: str = Field(primary_key=True)
+    last_id: int = Field(default=0, sa_type=BigInteger)
+    #: ``kept_audit``: the outcome of the last run read ("ok", or how it failed), so that a
+    #: failure is announced when it starts or changes, not at every run that repeats it.
+    state: str = ""
+
+
 # ─── Privacy: erasure, retention (api/migrations/versions/r0005_privacy.py) ───
 
 
