@@ -24,12 +24,14 @@ The module has three parts:
   of subscribers). A subscriber more than ``feed_max_lag_events`` behind the ring's head is
   disconnected: it resumes with ``Last-Event-ID``, from the database. The hub runs only while
   someone listens.
+
+The HTTP side (the routes and the response that streams a subscriber) is
+:mod:`api.routes.feed`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -44,9 +46,7 @@ import anyio.to_thread
 from sqlalchemy import Engine, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
-from sse_starlette import EventSourceResponse, ServerSentEvent
-from sse_starlette.sse import SendTimeoutError
-from starlette.types import Message, Receive, Scope, Send
+from sse_starlette import ServerSentEvent
 
 from api.models import ApiOrder
 from ledger.localtime import slot_start
@@ -931,61 +931,6 @@ class FeedHub:
             start = rows[-1].position.row
 
 
-# ───────────────────────────── The response ─────────────────────────────
-
-
-class FeedResponse(EventSourceResponse):
-    """An SSE response that the hub can end (a subscriber too far behind), and that leaves
-    the hub however it ends (a HEAD request never iterates its stream)."""
-
-    def __init__(self, hub: FeedHub, subscriber: Subscriber, content: Any, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
-        self.hub = hub
-        self.subscriber = subscriber
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = complete = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started, complete
-            if message["type"] == "http.response.start":
-                started = True
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                complete = True
-            await send(message)
-
-        cancel = anyio.CancelScope()
-        try:
-            with cancel:
-                self.subscriber.cancel = cancel
-                if self.subscriber.closed:
-                    cancel.cancel()
-                await super().__call__(scope, receive, watched)
-        except SendTimeoutError:
-            log.info("feed subscriber dropped: a send stalled beyond the timeout")
-        finally:
-            self.hub.leave(self.subscriber)
-        if cancel.cancelled_caught and started and not complete:
-            # Ended by the hub: end the body too, if the client still takes bytes.
-            with anyio.move_on_after(1), contextlib.suppress(OSError):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def stream(
-    hub: FeedHub, subscriber: Subscriber, after: Position | None, upto: Position, book: Book
-) -> AsyncIterator[bytes]:
-    """A subscriber's stream: its replay from the database, then the live ring."""
-    # Reconnect after a second, not EventSource's default of three.
-    yield ServerSentEvent(comment="voisin feed", retry=1000).encode()
-    if after is not None:
-        async for event in hub.replay(subscriber, after, upto, book):
-            yield event.encoded
-    while events := await hub.next_events(subscriber):
-        for event in events:
-            yield event.encoded
-    # Closed by the hub: the client reconnects with its Last-Event-ID.
-
-
 __all__ = [
     "FEED_NAMES",
     "ORIGIN",
@@ -995,7 +940,6 @@ __all__ = [
     "FeedFull",
     "FeedHub",
     "FeedLimits",
-    "FeedResponse",
     "FeedStore",
     "Position",
     "Row",
@@ -1006,5 +950,4 @@ __all__ = [
     "replay_private",
     "slot_settled",
     "slot_times",
-    "stream",
 ]

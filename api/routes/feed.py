@@ -11,31 +11,39 @@ cannot call; docs/feed.md documents them instead.
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from sqlmodel import Session
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Message, Receive, Scope, Send
 
 from api.auth import Caller, principal_of_token
 from api.deps import Svc
 from api.errors import ApiError, forbidden, not_found
 from api.feed import (
+    Book,
     FeedError,
     FeedFull,
     FeedHub,
     FeedLimits,
-    FeedResponse,
     FeedStore,
     Position,
+    Subscriber,
     parse_event_id,
-    stream,
 )
 from api.schemas import HouseholdPath
 from api.services import Services
 from ledger.mirror.models import HouseholdRecord
 
+log = logging.getLogger("voisin.feed")
 router = APIRouter(tags=["feed"])
 
 LastEventId = Annotated[
@@ -124,6 +132,58 @@ async def _open(
         ping=settings.feed_ping_s,
         send_timeout=settings.feed_send_timeout_s,
     )
+
+
+class FeedResponse(EventSourceResponse):
+    """An SSE response that the hub can end (a subscriber too far behind), and that leaves
+    the hub however it ends (a HEAD request never iterates its stream)."""
+
+    def __init__(self, hub: FeedHub, subscriber: Subscriber, content: Any, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.hub = hub
+        self.subscriber = subscriber
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = complete = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started, complete
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                complete = True
+            await send(message)
+
+        cancel = anyio.CancelScope()
+        try:
+            with cancel:
+                self.subscriber.cancel = cancel
+                if self.subscriber.closed:
+                    cancel.cancel()
+                await super().__call__(scope, receive, watched)
+        except SendTimeoutError:
+            log.info("feed subscriber dropped: a send stalled beyond the timeout")
+        finally:
+            self.hub.leave(self.subscriber)
+        if cancel.cancelled_caught and started and not complete:
+            # Ended by the hub: end the body too, if the client still takes bytes.
+            with anyio.move_on_after(1), contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def stream(
+    hub: FeedHub, subscriber: Subscriber, after: Position | None, upto: Position, book: Book
+) -> AsyncIterator[bytes]:
+    """A subscriber's stream: its replay from the database, then the live ring."""
+    # Reconnect after a second, not EventSource's default of three.
+    yield ServerSentEvent(comment="voisin feed", retry=1000).encode()
+    if after is not None:
+        async for event in hub.replay(subscriber, after, upto, book):
+            yield event.encoded
+    while events := await hub.next_events(subscriber):
+        for event in events:
+            yield event.encoded
+    # Closed by the hub: the client reconnects with its Last-Event-ID.
 
 
 @router.get("/feed", include_in_schema=False)
