@@ -82,20 +82,24 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+#: The options of a router served at /v1 (``app.include_router(module.router, **V1)``): behind
+#: the key gate, with the key's refusals documented, and its function names as operation ids.
+V1: dict[str, Any] = {
+    "prefix": VERSION_PREFIX,
+    "dependencies": [KeyGate],
+    "responses": _KEY_PROBLEMS,
+    "generate_unique_id_function": _operation_id,
+}
+
+
 def include(app: FastAPI, settings: Settings, current: Iterable[ModuleType]) -> None:
     """Serve the ``current`` routers at ``/v1`` too, with the key and consent routes (which
     only /v1 has), every one behind the key gate; and set up the per-key limits."""
     from api.routes import consents
 
-    options: dict[str, Any] = {
-        "prefix": VERSION_PREFIX,
-        "dependencies": [KeyGate],
-        "responses": _KEY_PROBLEMS,
-        "generate_unique_id_function": _operation_id,
-    }
     for module in (*current, consents):
-        app.include_router(module.router, **options)
-    app.include_router(router, **options)
+        app.include_router(module.router, **V1)
+    app.include_router(router, **V1)
     app.openapi = _key_optional(app.openapi)  # type: ignore[method-assign]
     app.state.key_limits = KeyLimits(settings.api_key_rate_per_s, settings.api_key_burst)
     app.state.public_limiter = RateLimiter(
