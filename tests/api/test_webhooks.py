@@ -27,6 +27,7 @@ from api.services import Services
 from api.settings import Settings
 from api.webhooks import (
     ChainPlace,
+    WebhookWorker,
     audit_state,
     chain_event_data,
     new_uid,
@@ -391,6 +392,43 @@ def test_a_crash_between_recording_and_delivering_delivers_each_once_after_resta
         assert len(receiver.received) == 2 and len(deliveries(api.services)) == 2
     finally:
         client.__exit__(None, None, None)
+
+
+def test_two_workers_on_one_database_record_and_send_each_event_once(
+    hooks: Api, receiver: Receiver
+) -> None:
+    """As two API processes on one PostgreSQL would: the cursor's compare-and-set and the
+    claims' make each delivery recorded once and attempted once."""
+    subscribe(hooks, receiver.url, "household_registered", "topup")
+    for _ in range(3):
+        hooks.register(topup_ueur=1_000_000)
+    hooks.flush()
+    services = hooks.services
+    other = WebhookWorker(services.engine, services.vault, services.settings)
+    workers = [services.webhooks, other]
+    try:
+        barrier = threading.Barrier(2)
+
+        def enqueue(worker: WebhookWorker) -> None:
+            barrier.wait(timeout=10)
+            worker.enqueue()
+
+        threads = [threading.Thread(target=enqueue, args=(w,)) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(deliveries(services)) == 6
+        end = time.monotonic() + DEADLINE_S
+        while {d.status for d in deliveries(services)} != {"delivered"}:
+            assert time.monotonic() < end
+            for worker in workers:
+                worker.dispatch()
+            time.sleep(0.02)
+        assert len(receiver.received) == 6
+        assert len({r.headers["Voisin-Delivery"] for r in receiver.received}) == 6
+    finally:
+        other.stop()
 
 
 def test_a_slow_receiver_holds_up_neither_the_api_nor_another_webhook(
