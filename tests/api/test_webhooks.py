@@ -306,6 +306,22 @@ def test_a_delivery_is_signed_so_that_the_receiver_can_verify_it(
     assert done.json()["total"] == 2
 
 
+def test_a_deactivated_household_is_sent_with_its_id(hooks: Api, receiver: Receiver) -> None:
+    secret = subscribe(hooks, receiver.url, "household_deactivated")["secret"]
+    member = hooks.register()
+    services = hooks.services
+
+    def deactivate() -> None:
+        services.client.deactivate_household(services.chain.operator, member.id)
+        services.mirror()
+
+    services.on_chain(deactivate)
+    drive(services, lambda: len(receiver.received) == 1)
+    sent = verified(secret, receiver.received[0])
+    assert sent["type"] == "household_deactivated" and sent["data"]["household"] == member.id
+    assert sent["event_id"].startswith("chain_event:")
+
+
 def test_a_receiver_failing_twice_gets_one_delivery_id_three_times_and_the_event_once(
     hooks: Api, receiver: Receiver
 ) -> None:
