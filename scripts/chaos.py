@@ -1267,6 +1267,9 @@ async def future_reading(after: After, report: dict[str, Any], problems: list[st
     outsider: LocalAccount = Account.from_key(OUTSIDER_KEY)
     import_Wh, export_Wh = street.registers[h]
     attempts: list[dict[str, Any]] = []
+    # Readings the steps before accepted reach the chain first: "the meter unchanged" must
+    # compare the attack's before and after, not the outbox catching up in between.
+    await drain(after.api)
     with after.ledger() as (client, _):
         max_slot = client.max_reading_slot()
         before = client.meter_state(meter)
