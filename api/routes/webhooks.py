@@ -111,6 +111,21 @@ class WebhookOut(BaseModel):
     active: bool = Field(description="False once deleted")
     created_at: datetime
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "url": "https://billing.example/voisin/webhooks",
+                    "event_types": ["topup", "trade_settled"],
+                    "description": "billing",
+                    "active": True,
+                    "created_at": "2026-12-06T10:14:12.213177Z",
+                }
+            ]
+        }
+    )
+
 
 class WebhookCreated(WebhookOut):
     secret: str = Field(
@@ -118,6 +133,22 @@ class WebhookCreated(WebhookOut):
             "The signing secret (whsec_...), shown only here: every delivery's "
             "Voisin-Signature is an HMAC-SHA256 under it"
         )
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "url": "https://billing.example/voisin/webhooks",
+                    "event_types": ["topup", "trade_settled"],
+                    "description": "billing",
+                    "active": True,
+                    "created_at": "2026-12-06T10:14:12.213177Z",
+                    "secret": "whsec_" + "137695d9499284aff2eec67c8b9a0c12" * 2,
+                }
+            ]
+        }
     )
 
 
@@ -136,6 +167,45 @@ class DeliveryOut(BaseModel):
     last_attempt_at: datetime | None
     delivered_at: datetime | None
     body: dict[str, Any] = Field(description="The JSON body every attempt sends")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "delivery_id": "dlv_6d9bfb6fb4fee53de0287156bd8e2042",
+                    "webhook": 1,
+                    "event_type": "topup",
+                    "event_id": "chain_event:9",
+                    "status": "failed",
+                    "attempts": 12,
+                    "next_attempt_at": None,
+                    "last_status_code": 503,
+                    "last_error": "the receiver answered HTTP 503",
+                    "created_at": "2026-12-06T10:14:12.213177Z",
+                    "last_attempt_at": "2026-12-06T12:39:40.112000Z",
+                    "delivered_at": None,
+                    "body": {
+                        "type": "topup",
+                        "event_id": "chain_event:9",
+                        "created_at": "2026-12-06T10:14:12.213177Z",
+                        "data": {
+                            "household": 2,
+                            "account": "0x21c5cbDF87A387736976969582cE38D77A2722F4",
+                            "amount_ueur": 3_000_000,
+                            "chain": {
+                                "contract": "0xa9eBeBF400377b71C9A720940D7B9241c8c819F5",
+                                "block_number": 6,
+                                "log_index": 1,
+                                "tx_hash": "0xf6311e377450cefda309b7d7affd19c5"
+                                "26d1b3cab3e09bb2dbfe6c593e7d877a",
+                            },
+                        },
+                    },
+                }
+            ]
+        }
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:

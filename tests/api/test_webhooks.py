@@ -632,6 +632,22 @@ def test_bad_subscriptions_are_refused_and_store_nothing(
     assert count(embedded_hooks.services, WebhookSubscription) == 0
 
 
+def test_the_documented_examples_are_what_the_routes_take_and_answer(
+    embedded_hooks: Api,
+) -> None:
+    schemas = embedded_hooks.client.get("/openapi.json").json()["components"]["schemas"]
+    (example,) = schemas["WebhookIn"]["examples"]
+    r = embedded_hooks.client.post("/webhooks", json=example, headers=OP)
+    assert r.status_code == 201, r.text
+    for name in ("WebhookOut", "WebhookCreated", "DeliveryOut"):
+        (answer,) = schemas[name]["examples"]
+        # The served document leaves out the examples' nulls.
+        assert set(answer) <= set(schemas[name]["properties"]), name
+        assert {k for k, v in answer.items() if v is not None} >= {"id", "created_at"}, name
+    created = schemas["WebhookCreated"]["examples"][0]
+    assert set(r.json()) >= set(created) and r.json()["event_types"] == created["event_types"]
+
+
 def test_a_subscription_takes_each_event_type_once(embedded_hooks: Api) -> None:
     r = embedded_hooks.client.post(
         "/webhooks",
