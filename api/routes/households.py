@@ -22,7 +22,7 @@ from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
 from api.idempotency import Ask, IdempotencyKey
 from api.intents import Answer, Plan, claimed
-from api.models import ApiHousehold, ApiIntent, IntakeReading
+from api.models import ApiHousehold, ApiIntent, HouseholdErasure, IntakeReading
 from api.schemas import (
     UINT32,
     Balance,
@@ -238,10 +238,20 @@ def statement(
 
 
 def _registered(services: Svc, household: int) -> ApiHousehold:
+    """The household, registered and not erased: an erased household gets no new key, token
+    or meter (its erasure removed them for good)."""
     with Session(services.engine) as session:
         record = session.get(ApiHousehold, household)
+        erased = session.get(HouseholdErasure, household) is not None
     if record is None:
         raise not_found("unknown_household", f"household {household} is not registered")
+    if erased:
+        raise ApiError(
+            409,
+            "household_erased",
+            f"household {household} was erased at its request: it gets no new key, token or "
+            "meter; a new registration starts a new household",
+        )
     return record
 
 

@@ -13,6 +13,7 @@ import zipfile
 from typing import Any
 
 import pytest
+from eth_account import Account
 from sqlmodel import Session, func, select
 
 from api.intents import FaultHook, InjectedFault
@@ -649,3 +650,27 @@ def test_an_erasure_the_background_pass_finishes_stops_the_token_it_had_cached(
     assert api.client.get(balance, headers=member.auth).status_code == 401
     with Session(api.services.engine) as session:
         assert session.get(HouseholdErasure, member.id) is not None
+
+
+def test_an_erased_household_gets_no_new_key_token_or_meter(embedded_api: Api) -> None:
+    api = embedded_api
+    member = api.register(prosumer=True, name="Gone")
+    assert _erase(api, member).status_code == 200
+    head = api.services.chain.w3.eth.block_number
+    with Session(api.services.engine) as session:
+        before = session.get(ApiHousehold, member.id)
+        assert before is not None
+        kept = (before.token_hash, before.key_json, before.meter)
+    for path, body in (
+        ("rotate-key", None),
+        ("token", None),
+        ("meter", {"meter": Account.create().address}),
+    ):
+        r = api.client.post(f"/households/{member.id}/{path}", json=body, headers=OP)
+        assert r.status_code == 409, (path, r.text)
+        assert r.json()["code"] == "household_erased", r.text
+    with Session(api.services.engine) as session:
+        after = session.get(ApiHousehold, member.id)
+        assert after is not None
+        assert (after.token_hash, after.key_json, after.meter) == kept
+    assert api.services.chain.w3.eth.block_number == head
