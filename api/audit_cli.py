@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         f"feeder {'checked' if report.feeder is not None else 'not checked'}"
     )
     for finding in report.findings:
-        print(f"  {finding.as_text()}")
+        print(f"  {finding.as_text(settings.timezone)}")
     print(
         "audit ok: no findings" if report.ok else f"audit FAILED: {len(report.findings)} finding(s)"
     )

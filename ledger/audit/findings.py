@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.localtime import slot_span_label
+
 __all__ = ["CHECKS", "ERROR", "WARNING", "Finding"]
 
 #: The checks, in report order.
@@ -46,11 +48,13 @@ class Finding:
             "evidence": self.evidence,
         }
 
-    def as_text(self) -> str:
-        """One line for people and logs: ``check [severity] slot S household H: message``."""
+    def as_text(self, tz: str | None = None) -> str:
+        """One line for people and logs: ``check [severity] slot S household H: message``;
+        with ``tz`` (an IANA zone), the slot's local time follows its number."""
         where = []
         if self.slot is not None:
-            where.append(f"slot {self.slot}")
+            local = f" ({slot_span_label(self.slot, tz)})" if tz else ""
+            where.append(f"slot {self.slot}{local}")
         if self.household is not None:
             where.append(f"household {self.household}")
         place = f" {', '.join(where)}" if where else ""
