@@ -42,6 +42,7 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import ColumnElement, Engine, func, update
@@ -763,3 +764,57 @@ class WebhookWorker:
                 values["status"],
             )
         return str(values["status"])
+
+
+# ───────────────────────────── The operator's page ─────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A failed delivery as the operator's page lists it (the receiver by its host only)."""
+
+    id: int
+    webhook: int
+    host: str
+    event_type: str
+    attempts: int
+    last_error: str | None
+    #: Unix seconds of its last attempt (None: never attempted).
+    last_attempt_s: int | None
+
+
+def failed_view(engine: Engine, limit: int = 10) -> dict[str, Any]:
+    """What the operator's page shows of the webhooks: how many webhooks there are, how many
+    deliveries failed after every attempt, and the newest ``limit`` of those."""
+    with Session(engine) as session:
+        active = session.exec(select(func.count()).where(col(WebhookSubscription.active))).one()
+        failed = session.exec(
+            select(func.count()).where(col(WebhookDelivery.status) == "failed")
+        ).one()
+        rows = session.exec(
+            select(WebhookDelivery, WebhookSubscription.url)
+            .join(
+                WebhookSubscription,
+                col(WebhookSubscription.id) == col(WebhookDelivery.subscription_id),
+            )
+            .where(col(WebhookDelivery.status) == "failed")
+            .order_by(col(WebhookDelivery.id).desc())
+            .limit(limit)
+        ).all()
+    shown = []
+    for delivery, url in rows:
+        attempted = delivery.last_attempt_at
+        if attempted is not None and attempted.tzinfo is None:
+            attempted = attempted.replace(tzinfo=UTC)  # SQLite's UTC times have no zone
+        shown.append(
+            FailedDelivery(
+                id=delivery.id or 0,
+                webhook=delivery.subscription_id,
+                host=urlsplit(url).hostname or url,
+                event_type=delivery.event_type,
+                attempts=delivery.attempts,
+                last_error=delivery.last_error,
+                last_attempt_s=None if attempted is None else int(attempted.timestamp()),
+            )
+        )
+    return {"active": int(active), "failed": int(failed), "rows": shown}

@@ -40,6 +40,7 @@ from api.services import Services, slot_now
 from api.web import audit, charts, flash, forms, i18n, once, operator_views, views
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
+from api.webhooks import failed_view
 
 router = APIRouter(include_in_schema=False)
 
@@ -236,6 +237,8 @@ def _operator_page(services: Services, t: dict[str, str], lang: str) -> dict[str
         "silent_after": operator_views.SILENT_AFTER_SLOTS,
         "last_closed": now - 1,
         "settleable": operator_views.settleable_slots(services.engine, now),
+        # The webhooks' failed deliveries (api/webhooks.py, docs/webhooks.md).
+        "webhooks": failed_view(services.engine),
     }
     return context
 

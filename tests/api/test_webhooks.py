@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ from api.webhooks import (
     signature,
     verify,
 )
-from tests.api.conftest import OP, Api, _settings, past_slot
+from tests.api.conftest import OP, OPERATOR_TOKEN, Api, _settings, past_slot
 from tests.conftest import ANVIL_KEY
 
 #: Short schedules, so that three attempts take a fraction of a second; every wait bounded.
@@ -568,6 +569,30 @@ def test_a_failing_audit_is_sent_when_it_starts_failing_or_fails_otherwise(
 
 
 # ───────────────────────────── The routes ─────────────────────────────
+
+
+def test_the_operators_page_lists_the_failed_deliveries(
+    embedded_hooks: Api, receiver: Receiver
+) -> None:
+    c = embedded_hooks.client
+    subscribe(embedded_hooks, receiver.url, "household_registered")
+    signed = c.post("/ui/signin", data={"token": OPERATOR_TOKEN})
+    assert signed.status_code == 200 and str(signed.url).endswith("/ui/operator")
+    page = c.get("/ui/operator").text
+    assert 'id="webhooks-none"' in page and "No failed delivery; webhooks subscribed: 1." in page
+    receiver.stop()
+    embedded_hooks.register()
+    services = embedded_hooks.services
+    drive(services, lambda: [d.status for d in deliveries(services)] == ["failed"])
+    (failed,) = deliveries(services)
+    page = c.get("/ui/operator").text
+    assert "Deliveries to your systems that failed after every attempt: 1." in page
+    row = re.search(rf'<tr data-delivery="{failed.id}">(.*?)</tr>', page)
+    assert row is not None
+    assert "household_registered" in row.group(1) and "127.0.0.1 (#1)" in row.group(1)
+    assert "ConnectError" in row.group(1)
+    french = c.get("/ui/operator", headers={"Accept-Language": "fr"}).text
+    assert "Envois à vos systèmes en échec après toutes leurs tentatives\u00a0: 1." in french
 
 
 def test_a_deleted_webhook_gets_nothing_more_and_its_deliveries_are_cancelled(

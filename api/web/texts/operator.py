@@ -103,6 +103,27 @@ TEXTS: dict[str, tuple[str, str]] = {
     "last_reading": ("Last reading", "Dernier relevé"),
     "never_since": ("never (registered {t})", "jamais (inscrit le {t})"),
     "op_missed": ("Slots missed", "Tranches manquées"),
+    "op_webhooks": ("Webhooks", "Webhooks"),
+    "webhooks_failed": (
+        "Deliveries to your systems that failed after every attempt: {n}. The newest:",
+        "Envois à vos systèmes en échec après toutes leurs tentatives : {n}. Les derniers :",
+    ),
+    "webhooks_none": (
+        "No failed delivery; webhooks subscribed: {n}.",
+        "Aucun envoi en échec ; webhooks abonnés : {n}.",
+    ),
+    "webhook_delivery": ("Delivery", "Envoi"),
+    "webhook_event": ("Event", "Événement"),
+    "webhook_receiver": ("Receiver", "Destinataire"),
+    "webhook_attempts": ("Attempts", "Tentatives"),
+    "webhook_last": ("Last attempt", "Dernière tentative"),
+    "webhook_error": ("Last error", "Dernière erreur"),
+    "webhooks_retry": (
+        "Once the receiver answers again, retry a delivery with POST "
+        "/webhooks/deliveries/{id}/retry (docs/webhooks.md).",
+        "Une fois le destinataire de nouveau joignable, relancez un envoi avec POST "
+        "/webhooks/deliveries/{id}/retry (docs/webhooks.md).",
+    ),
     "op_copy": ("Copy", "Copier"),
     "op_copy_meter": (
         "Copy the meter address of household {id}",
