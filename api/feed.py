@@ -18,7 +18,7 @@ The module has three parts:
   (each household's account and balance) that a household's events need, moved forward by
   :meth:`Book.apply` and back by :meth:`Book.undo`; no I/O.
 - **The store** (:class:`FeedStore`): the blocking database reads, each a few queries.
-- **The hub** (:class:`FeedHub`): ONE asyncio task per process that polls the mirror (every
+- **The hub** (:class:`FeedHub`): one asyncio task per process that polls the mirror (every
   ``feed_poll_s``), turns new rows into events and appends them to a bounded ring that every
   subscriber reads at its own pace (one copy of each event, encoded once, whatever the number
   of subscribers). A subscriber more than ``feed_max_lag_events`` behind the ring's head is

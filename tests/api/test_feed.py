@@ -39,6 +39,7 @@ from api.feed import (
 from api.process import free_port
 from api.settings import Settings
 from tests.api.conftest import OP, Api, Member, _settings, past_slot
+from tests.conftest import ANVIL_KEY
 
 WAIT_S = 30.0
 
@@ -162,9 +163,23 @@ def _feed_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return _settings(tmp_path, feed_ping_s=0.5, feed_poll_s=0.2, **overrides)
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveServer]:
-    with LiveServer(_feed_settings(tmp_path)) as server:
+@pytest.fixture(
+    params=[
+        "embedded-sqlite",
+        pytest.param("anvil-postgres", marks=[pytest.mark.anvil, pytest.mark.postgres]),
+    ]
+)
+def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    """A server on the embedded chain with SQLite, and (the same tests) on anvil with
+    PostgreSQL."""
+    overrides: dict[str, Any] = {}
+    if request.param == "anvil-postgres":
+        overrides = {
+            "chain": request.getfixturevalue("anvil_url"),
+            "chain_key": ANVIL_KEY,
+            "database_url": request.getfixturevalue("postgres_url"),
+        }
+    with LiveServer(_feed_settings(tmp_path, **overrides)) as server:
         yield server
 
 
