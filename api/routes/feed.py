@@ -136,7 +136,7 @@ async def _open(
 
 class FeedResponse(EventSourceResponse):
     """An SSE response that the hub can end (a subscriber too far behind), and that leaves
-    the hub however it ends (a HEAD request never iterates its stream)."""
+    the hub however it ends (even if its stream was never iterated)."""
 
     def __init__(self, hub: FeedHub, subscriber: Subscriber, content: Any, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)

@@ -583,3 +583,19 @@ def test_rotating_a_households_token_closes_the_streams_it_opened(live: LiveServ
         fresh.close()
     finally:
         stream.close()
+
+
+def test_a_replay_from_the_start_opens_with_the_deployments_tariffs(live: LiveServer) -> None:
+    live.api.register()  # the mirror follows the chain from the first write on
+    stream = Stream(f"{live.base_url}/feed?after=0")
+    try:
+        first = stream.next()
+        assert first["event"] == "tariffs_changed"
+        assert first["data"]["retail_ueur_per_kWh"] == 250_000
+        assert first["data"]["feed_in_ueur_per_kWh"] == 40_000
+    finally:
+        stream.close()
+    deadline = time.monotonic() + WAIT_S
+    while live.hub.subscribers:
+        assert time.monotonic() < deadline, live.hub.subscribers
+        time.sleep(0.05)
