@@ -10,9 +10,10 @@ the edges (the key's lookup, consents, CORS), and :mod:`api.auth` to each reques
   put in the wrong place. Only the key's SHA-256 is stored (as for household tokens, with
   that much entropy a slow hash adds nothing).
 - **Scopes**: ``public:read`` reads what anyone may read without a token (tariffs, slot
-  outcomes, health, metrics), under the key's own rate limit instead of the anonymous one;
-  ``household:read`` reads a household's balance, statement, trades, offers and bids, only
-  for households that granted the key their consent. A key never writes.
+  outcomes, health, metrics, the public live feed), under the key's own rate limit instead
+  of the anonymous one; ``household:read`` reads a household's balance, statement, trades,
+  offers and bids, only for households that granted the key their consent. A key never
+  writes.
 - **Versions**: every route is served under ``/v1`` and at its unversioned path; the scope
   rules are written against the unversioned path, so both answer alike.
 """
@@ -51,6 +52,7 @@ PUBLIC_ROUTES: Final = frozenset(
         ("GET", "/market/slots/{slot}"),
         ("GET", "/health"),
         ("GET", "/metrics"),
+        ("GET", "/feed"),
     }
 )
 #: The public reads that are rate limited per client address when called without a key

@@ -237,23 +237,19 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     # Outermost of these: a preflight is answered before anything else runs.
     app.add_middleware(KeyCors)
     # Also at /v1 (below), where they are documented; here deprecated, unchanged.
-    for module in (households, topups, readings, orders, trades, market, audit, health):
+    from api.routes import feed, privacy, webhooks
+
+    # Every route at /v1 (behind the key gate, with the key and consent routes only /v1 has)
+    # and at its unversioned path (deprecated).
+    current = (
+        households, topups, readings, orders, trades, market, audit, health, webhooks, privacy
+    )  # fmt: skip
+    for module in current:
         app.include_router(module.router, **apikey_routes.UNVERSIONED)
-    # The live feed's routes:
-    from api.routes import feed as feed_routes
-
-    app.include_router(feed_routes.router)
-    # The public API's routes (/v1, API keys, consents):
-    current = (households, topups, readings, orders, trades, market, audit, health)
     apikey_routes.include(app, settings, current)
-    # The webhooks' routes:
-    from api.routes import webhooks as webhook_routes
-
-    app.include_router(webhook_routes.router)
-    # The privacy routes (export, erasure):
-    from api.routes import privacy as privacy_routes
-
-    app.include_router(privacy_routes.router)
+    # The live feed: streams, outside the OpenAPI schema (docs/feed.md), at both paths too.
+    app.include_router(feed.router)
+    app.include_router(feed.router, **apikey_routes.V1)
     # The web dashboard: `/` and `/ui/...`, outside the OpenAPI schema.
     from api.routes import dashboard, dashboard_household, dashboard_operator
 

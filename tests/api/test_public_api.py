@@ -335,10 +335,20 @@ def test_v1_and_unversioned_paths_answer_alike(embedded_api: Api) -> None:
         ("/bids?limit=0", OP),
         ("/households/1/balance", {}),
         ("/audit/report", member.auth),
+        ("/webhooks", OP),
+        ("/webhooks", member.auth),
+        ("/webhooks/deliveries?status=failed", OP),
+        (f"/households/{member.id}/export?format=json", {}),
     ]
     for path, headers in reads:
         old, new = c.get(path, headers=headers), c.get("/v1" + path, headers=headers)
         assert (old.status_code, old.json()) == (new.status_code, new.json()), path
+    # The export says when it was made: the same household's, at both paths.
+    old, new = (
+        c.get(p + f"/households/{member.id}/export", headers=member.auth) for p in ("", "/v1")
+    )
+    assert old.status_code == new.status_code == 200
+    assert old.json()["data"]["household"] == new.json()["data"]["household"]
     # A write through /v1 is the same write.
     r = c.post(
         "/v1/offers",

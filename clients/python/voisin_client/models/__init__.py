@@ -15,12 +15,18 @@ from .balance import Balance
 from .consent_out import ConsentOut
 from .consents_out import ConsentsOut
 from .credit_line import CreditLine
+from .delivery_out import DeliveryOut
+from .delivery_out_body import DeliveryOutBody
+from .erasure_in import ErasureIn
+from .erasure_out import ErasureOut
+from .export_format import ExportFormat
 from .finding_out import FindingOut
 from .finding_out_evidence import FindingOutEvidence
 from .household_created import HouseholdCreated
 from .household_in import HouseholdIn
 from .key_rotated import KeyRotated
 from .list_bids_status_type_0 import ListBidsStatusType0
+from .list_deliveries_status_type_0 import ListDeliveriesStatusType0
 from .list_offers_status_type_0 import ListOffersStatusType0
 from .meter_in import MeterIn
 from .meter_rotated import MeterRotated
@@ -28,8 +34,10 @@ from .order_in import OrderIn
 from .order_out import OrderOut
 from .order_out_side import OrderOutSide
 from .order_out_status import OrderOutStatus
+from .page_delivery_out import PageDeliveryOut
 from .page_order_out import PageOrderOut
 from .page_trade import PageTrade
+from .page_webhook_out import PageWebhookOut
 from .problem import Problem
 from .reading_in import ReadingIn
 from .reading_verdict import ReadingVerdict
@@ -45,6 +53,10 @@ from .token_rotated import TokenRotated
 from .top_up_in import TopUpIn
 from .top_up_out import TopUpOut
 from .trade import Trade
+from .webhook_created import WebhookCreated
+from .webhook_in import WebhookIn
+from .webhook_in_event_types_item import WebhookInEventTypesItem
+from .webhook_out import WebhookOut
 
 __all__ = (
     "ApiKeyCreated",
@@ -62,12 +74,18 @@ __all__ = (
     "ConsentOut",
     "ConsentsOut",
     "CreditLine",
+    "DeliveryOut",
+    "DeliveryOutBody",
+    "ErasureIn",
+    "ErasureOut",
+    "ExportFormat",
     "FindingOut",
     "FindingOutEvidence",
     "HouseholdCreated",
     "HouseholdIn",
     "KeyRotated",
     "ListBidsStatusType0",
+    "ListDeliveriesStatusType0",
     "ListOffersStatusType0",
     "MeterIn",
     "MeterRotated",
@@ -75,8 +93,10 @@ __all__ = (
     "OrderOut",
     "OrderOutSide",
     "OrderOutStatus",
+    "PageDeliveryOut",
     "PageOrderOut",
     "PageTrade",
+    "PageWebhookOut",
     "Problem",
     "ReadingIn",
     "ReadingsAccepted",
@@ -92,4 +112,8 @@ __all__ = (
     "TopUpIn",
     "TopUpOut",
     "Trade",
+    "WebhookCreated",
+    "WebhookIn",
+    "WebhookInEventTypesItem",
+    "WebhookOut",
 )
