@@ -141,6 +141,13 @@ def test_a_public_read_key_reads_public_data_and_nothing_else(embedded_api: Api)
     for path in ("/v1/market/tariffs", "/market/tariffs", "/v1/health", "/v1/metrics"):
         assert c.get(path, headers=with_key(key)).status_code == 200, path
     assert_problem(c.get("/v1/market/slots/5", headers=with_key(key)), 404, "slot_not_settled")
+    # The public feed lets the key through to the stream's own checks (a resume id that is no
+    # id is refused before anything streams); a household's feed does not.
+    bad_resume = {**with_key(key), "Last-Event-ID": "not-an-id"}
+    assert_problem(c.get("/v1/feed", headers=bad_resume), 400, "invalid_last_event_id")
+    assert_problem(
+        c.get(f"/v1/households/{member.id}/feed", headers=bad_resume), 403, "key_out_of_scope"
+    )
     before = (embedded_api.snapshot(), rows(embedded_api))
     assert_problem(
         c.get(f"/v1/households/{member.id}/balance", headers=with_key(key)),
