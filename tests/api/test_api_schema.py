@@ -24,7 +24,9 @@ APP = create_app(
     Settings(data_dir=DATA, operator_token=OPERATOR_TOKEN, auto_settle=False, chain_process=False),
     background=False,
 )
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+# The unversioned paths (deprecated) are the /v1 routes themselves, included twice (the test
+# of /v1 holds both alike): the /v1 operations are driven, once each.
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(deprecated=True)
 TOKENS: dict[str, str] = {"operator": OPERATOR_TOKEN}
 # Every check but "schema-valid data must be accepted": the API rightly refuses some
 # schema-valid requests by rules the schema cannot express (prices inside the tariffs of the day,
