@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from ledger.audit.contributors import SlotContributors, slot_contributors
 from ledger.audit.energy import SlotAggregate, check_energy, neighbourhood
 from ledger.audit.feeder import DEFAULT_NETWORK, FeederResult, run_feeder
 from ledger.audit.findings import CHECKS, Finding
 from ledger.audit.inputs import AuditInputs, collect
 from ledger.audit.integrity import check_integrity
 from ledger.audit.money import check_money
-from ledger.audit.open_data import SlotContributors, slot_contributors
 from ledger.audit.provenance import check_provenance
 from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
