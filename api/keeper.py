@@ -15,7 +15,9 @@ outbox settled a slot and every :data:`POLL_S` seconds otherwise. Each pass:
    than :data:`REFRESH_S` (a top-up or an order moves money between settlements, and a
    database changed behind the ledger's back moves nothing), the same audit as
    ``GET /audit/report`` runs over every slot, without the feeder: mirror, then read the
-   chain and the database under the chain's lock, then check without it. Its report is kept
+   chain and the database under the chain's lock, then check without it (in a child process
+   when the chain has a URL, :mod:`api.audit_process`: the audit's working set grows with the
+   history, and the server would keep the memory of its largest run). Its report is kept
    with the block and the last settled slot it covers, and when it finished
    (``kept_audit``); a run that failed is kept with why. A run starts at least
    :data:`MIN_GAP_S` after the last one ended, and at least twice as long as the last one
@@ -30,18 +32,20 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import Engine, delete, func
 from sqlmodel import Session, col, select
 
+from api.audit_process import AuditRun
 from api.chain_gate import ChainGate
 from api.models import KeptAudit, KeptFeederSlot, KeptState
 from ledger.audit.feeder import DEFAULT_NETWORK
-from ledger.contract.client import VoisinClient
 from ledger.mirror.models import HouseholdRecord, ReadingRecord, SlotOutcomeRecord
 
 log = logging.getLogger("voisin.keeper")
@@ -60,6 +64,13 @@ MIN_GAP_S = 5.0
 FINDINGS_SHOWN = 100
 #: Audit runs kept (the newest successful one is always kept too).
 KEEP_RUNS = 3
+
+
+class AuditRunner(Protocol):
+    def __call__(
+        self, *, started: Callable[[subprocess.Popen[bytes]], None] | None = None
+    ) -> AuditRun: ...
+
 
 _CURSOR = "feeder_reading_id"
 _MAPPING = "feeder_mapping"
@@ -182,20 +193,18 @@ class Keeper:
         self,
         gate: ChainGate,
         *,
-        client: VoisinClient,
         engine: Engine,
-        mirror: Callable[[], object],
-        deployment_block: int,
+        audit: AuditRunner,
         network: str = DEFAULT_NETWORK,
         poll_s: float = POLL_S,
     ) -> None:
-        """``mirror`` brings the database up to the chain (called under the chain's lock);
-        ``deployment_block`` is where the audit starts reading the contract's events."""
+        """``audit`` runs the operator's audit over every slot (``Services.audit``: in a
+        child process when the chain has a URL); it is told the child, so that :meth:`stop`
+        can end it."""
         self.gate = gate
-        self.client = client
         self.engine = engine
-        self.mirror = mirror
-        self.deployment_block = deployment_block
+        self.run_audit = audit
+        self._child: subprocess.Popen[bytes] | None = None
         self.network = network
         self.poll_s = poll_s
         self._lock = threading.Lock()
@@ -216,6 +225,9 @@ class Keeper:
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.kill()  # an audit in its own process; the next start audits again
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
 
@@ -282,36 +294,34 @@ class Keeper:
 
     def audit(self) -> str | None:
         """Run the audit (without the feeder) and keep its report; the problem if it failed."""
-        from ledger.audit import audit_inputs
-        from ledger.audit.inputs import AuditInputs, collect
-
         started = int(time.time())
 
-        def mirror_and_collect() -> AuditInputs:
-            self.mirror()
-            return collect(self.client, self.engine, self.deployment_block)
+        def started_child(child: subprocess.Popen[bytes]) -> None:
+            self._child = child
 
         try:
-            inputs = self.gate.on_chain(mirror_and_collect)
-            report = audit_inputs(inputs)
+            run = self.run_audit(started=started_child)
         except Exception as exc:
+            if self._stop.is_set():
+                return None
             problem = f"{type(exc).__name__}: {exc}"
             log.warning("the kept audit failed: %s", problem)
             self._keep(KeptAudit(started_s=started, finished_s=int(time.time()), problem=problem))
             return problem
+        finally:
+            self._child = None
         if self._stop.is_set():
             return None
-        answer = report.as_dict()
-        settled = [o.slot for o in inputs.db_outcomes if o.status == "settled"]
+        answer = run.report
         self._keep(
             KeptAudit(
                 started_s=started,
                 finished_s=int(time.time()),
-                head_block=inputs.head_block,
-                mirror_block=inputs.mirror_block,
-                last_slot=max(settled) if settled else None,
-                ok=report.ok,
-                findings=len(report.findings),
+                head_block=run.head_block,
+                mirror_block=run.mirror_block,
+                last_slot=run.last_settled_slot,
+                ok=bool(answer["ok"]),
+                findings=len(answer["findings"]),
                 summary_json=json.dumps(
                     {"summary": answer["summary"], "checks": answer["checks"]}, default=str
                 ),

@@ -20,6 +20,7 @@ failed request left behind, and deletes finished ones past their retention.
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ from typing import TypeVar
 from sqlalchemy import Engine, event
 
 import api.models  # noqa: F401  (registers the API's tables before the engine creates them)
+from api.audit_process import AuditRun, ChainAccess, run_in_process, run_isolated
 from api.chain_gate import WRITES_LOCK, ChainGate, ChainLock
 from api.contract_upgrade import carry_orders
 from api.custody import KeyVault, load_or_create_secret
@@ -161,13 +163,7 @@ class Services:
             settle_after_s=settings.settle_after_s,
         )
         # The feeder's power flows and the audit, kept after settlement for the operator's page.
-        self.keeper = Keeper(
-            self.gate,
-            client=self.client,
-            engine=self.engine,
-            mirror=self.mirror,
-            deployment_block=self.deployment.block_number,
-        )
+        self.keeper = Keeper(self.gate, engine=self.engine, audit=self.audit)
         # Events POSTed to the operator's systems (api/webhooks.py), in their own threads.
         self.webhooks = WebhookWorker(self.engine, self.vault, settings)
         self.intake = IntakeWriter(self.engine, self.domain)
@@ -255,6 +251,58 @@ class Services:
 
     def tariffs(self) -> Tariffs:
         return self.on_chain(self.client.tariffs)
+
+    # ───────────────────────────── The audit ─────────────────────────────
+
+    def chain_access(self) -> ChainAccess | None:
+        """How another process reaches this chain (``None``: an embedded chain inside this
+        process, or the in-memory one). Asked on every audit: a restarted node has a new
+        port."""
+        account = self.chain.operator.address
+        if self.chain.node is not None:
+            return ChainAccess(self.chain.node.url, self.chain.node.headers, account)
+        if self.chain.anvil is not None:
+            return ChainAccess(self.chain.anvil.url, {}, account)
+        if self.chain.kind == "rpc":
+            return ChainAccess(self.settings.chain, {}, account)
+        return None
+
+    def audit(
+        self,
+        *,
+        from_slot: int | None = None,
+        to_slot: int | None = None,
+        feeder: bool = False,
+        started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    ) -> AuditRun:
+        """The operator's audit over the slots ``from_slot``..``to_slot``: in a child process
+        when the chain has a URL, so that its working set (which grows with the history) is
+        not kept by this one (:mod:`api.audit_process`); here otherwise."""
+        access = self.chain_access()
+        if access is None:
+            return run_in_process(
+                client=self.client,
+                engine=self.engine,
+                deployment_block=self.deployment.block_number,
+                on_chain=self.on_chain,
+                mirror=self.mirror,
+                from_slot=from_slot,
+                to_slot=to_slot,
+                feeder=feeder,
+            )
+        return run_isolated(
+            access=access,
+            database_url=self.settings.resolved_database_url(),
+            contract=self.client.address,
+            abi=[dict(item) for item in self.client.contract.abi],
+            deployment_block=self.deployment.block_number,
+            on_chain=self.on_chain,
+            mirror=self.mirror,
+            from_slot=from_slot,
+            to_slot=to_slot,
+            feeder=feeder,
+            started=started,
+        )
 
     # ───────────────────────────── Background ─────────────────────────────
 

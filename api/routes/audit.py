@@ -2,11 +2,13 @@
 
 Operator only. It mirrors the chain's new events, then reads the chain's events and state and
 the database (holding the chain lock while it reads, like every chain access of the API; not
-while it checks) and answers the
-report as JSON: ``ok``, ``findings`` (each with ``check``, ``severity``, ``slot``,
-``household``, ``message`` and ``evidence``), a ``summary``, the per-check counts, the per-slot
-neighbourhood aggregates and, with ``feeder=true``, the feeder's per-slot series (lowest and
-highest bus voltage in pu, most loaded line and transformer loading in %).
+while it checks). With a chain other processes reach (the default node process, anvil, any
+node) the audit runs in a child process (:mod:`api.audit_process`), so that the server does
+not keep the memory it took. It answers the report as JSON: ``ok``, ``findings`` (each with
+``check``, ``severity``, ``slot``, ``household``, ``message`` and ``evidence``), a
+``summary``, the per-check counts, the per-slot neighbourhood aggregates and, with
+``feeder=true``, the feeder's per-slot series (lowest and highest bus voltage in pu, most
+loaded line and transformer loading in %).
 """
 
 from __future__ import annotations
@@ -60,18 +62,5 @@ def report(
     second per slot)."""
     if from_slot is not None and to_slot is not None and from_slot > to_slot:
         raise ApiError(422, "invalid_input", f"from slot {from_slot} is after to slot {to_slot}")
-    from ledger.audit import audit_inputs
-    from ledger.audit.inputs import AuditInputs, collect
-
-    def mirror_and_collect() -> AuditInputs:
-        # Mirroring first only appends the events after the cursor: rows already in the
-        # database are audited as they are, and a mirror that lags is not reported as such
-        # merely because the outbox has not indexed its last transaction yet.
-        services.mirror()
-        return collect(services.client, services.engine, services.deployment.block_number)
-
-    # Read under the chain lock (a consistent view), then check and run the power flows
-    # without it, so the outbox is not held up by the feeder.
-    inputs = services.on_chain(mirror_and_collect)
-    result = audit_inputs(inputs, from_slot=from_slot, to_slot=to_slot, feeder=feeder)
-    return AuditReportOut.model_validate(result.as_dict())
+    run = services.audit(from_slot=from_slot, to_slot=to_slot, feeder=feeder)
+    return AuditReportOut.model_validate(run.report)

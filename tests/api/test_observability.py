@@ -486,7 +486,7 @@ def test_an_audit_that_could_not_run_is_audit_failing_without_secrets(
     def unreachable() -> None:
         raise ConnectionError("cannot reach http://operator:s3cret-pw@10.0.0.7:8545")
 
-    keeper.mirror = unreachable
+    api.services.mirror = unreachable  # type: ignore[method-assign]
     assert keeper.audit() is not None
     body = api.client.get("/health").json()
     assert (body["status"], body["problems"]) == ("degraded", ["audit_failing"])

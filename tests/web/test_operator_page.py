@@ -472,7 +472,7 @@ def test_a_kept_report_reads_back_as_the_report_it_was() -> None:
 
 
 def test_the_keeper_audits_after_settlement_and_not_more_often(db: Engine) -> None:
-    keeper = Keeper(ChainGate(), client=None, engine=db, mirror=lambda: None, deployment_block=0)  # type: ignore[arg-type]
+    keeper = Keeper(ChainGate(), engine=db, audit=None)  # type: ignore[arg-type]
     assert keeper.audit_due(now=10_000)  # none kept yet
     with Session(db) as s:
         _kept(s, ok=True, last_slot=None, at=10_000)  # took 2 s, ended at 10,002

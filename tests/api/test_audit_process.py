@@ -1,0 +1,143 @@
+"""The operator's audit in a child process (api/audit_process.py): the same report as in the
+server, the findings of a tampered database included; failures that say what went wrong and
+leave the chain lock free."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from api.app import create_app
+from api.audit_process import AuditProcessError, run_in_process, run_isolated
+from ledger.mirror.models import FillRecord
+from tests.api.conftest import ANVIL_KEY, OP, Api, _settings, past_slot
+
+
+@pytest.fixture(
+    params=[
+        "embedded-node-sqlite",
+        pytest.param("anvil-postgres", marks=[pytest.mark.anvil, pytest.mark.postgres]),
+    ]
+)
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    """A chain other processes reach: the embedded chain's node process, or anvil."""
+    if request.param == "embedded-node-sqlite":
+        settings = _settings(tmp_path, chain_process=True)
+    else:
+        settings = _settings(
+            tmp_path,
+            chain=request.getfixturevalue("anvil_url"),
+            chain_key=ANVIL_KEY,
+            database_url=request.getfixturevalue("postgres_url"),
+        )
+    app = create_app(settings, background=False)
+    with TestClient(app) as client:
+        yield Api(client, app.state.services)
+
+
+def _trade_three_slots(api: Api) -> None:
+    seller = api.register(prosumer=True)
+    buyer = api.register(prosumer=False, topup_ueur=3_000_000)
+    first = past_slot(6)
+    for slot in range(first, first + 3):
+        batch = [api.reading(seller, slot, export_Wh=600), api.reading(buyer, slot, import_Wh=500)]
+        assert api.client.post("/readings", json={"readings": batch}).status_code == 202
+    api.flush()
+    for slot in range(first, first + 3):
+        assert api.client.post(f"/market/slots/{slot}/settle", headers=OP).status_code == 200
+
+
+def _free(services: Any) -> bool:
+    """Whether another thread can take the chain lock now."""
+    got: list[bool] = []
+
+    def attempt() -> None:
+        got.append(services.chain_lock.acquire(blocking=False))
+        if got[0]:
+            services.chain_lock.release()
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join()
+    return got == [True]
+
+
+def _same(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without the time it was made."""
+    return {**report, "summary": {**report["summary"], "generated_at": None}}
+
+
+def _here(api: Api, **kwargs: Any) -> dict[str, Any]:
+    s = api.services
+    report = run_in_process(
+        client=s.client,
+        engine=s.engine,
+        deployment_block=s.deployment.block_number,
+        on_chain=s.on_chain,
+        mirror=s.mirror,
+        **kwargs,
+    ).report
+    return _same(report)
+
+
+def test_the_child_answers_the_same_report_as_the_server(api: Api) -> None:
+    _trade_three_slots(api)
+    services = api.services
+    assert services.chain_access() is not None
+    children = []
+    run = services.audit(started=children.append)
+    assert len(children) == 1 and children[0].returncode == 0
+    assert run.peak_rss_kib is not None and run.peak_rss_kib > 10_000  # a real process
+    assert run.report["ok"] is True, run.report["findings"]
+    assert _same(run.report) == _here(api)
+    assert run.head_block == int(services.chain.w3.eth.block_number)
+    assert run.last_settled_slot == past_slot(6) + 2
+    # The route answers the child's report, slot bounds and the feeder included.
+    body = api.client.get("/audit/report", params={"from": past_slot(5)}, headers=OP).json()
+    assert _same(body) == _here(api, from_slot=past_slot(5))
+    assert body["summary"]["sealed_slots"] == 3
+
+    # A tampered fill: the child finds it as the server would.
+    with Session(services.engine) as session, session.begin():
+        fill = session.exec(select(FillRecord).limit(1)).one()
+        fill.cost_ueur += 1
+        session.add(fill)
+    tampered = services.audit()
+    assert tampered.report["ok"] is False
+    assert _same(tampered.report) == _here(api)
+    # The keeper keeps the child's report for the operator's page.
+    kept = services.keeper.run_once(force_audit=True)
+    assert kept.audited and kept.problem is None
+
+
+def test_a_child_that_fails_says_why_and_leaves_the_chain_free(api: Api) -> None:
+    services = api.services
+    access = services.chain_access()
+    assert access is not None
+    common: dict[str, Any] = {
+        "database_url": services.settings.resolved_database_url(),
+        "contract": services.client.address,
+        "abi": [dict(item) for item in services.client.contract.abi],
+        "deployment_block": services.deployment.block_number,
+        "on_chain": services.on_chain,
+        "mirror": services.mirror,
+    }
+    # A node that does not answer.
+    gone = replace(access, url="http://127.0.0.1:9")
+    with pytest.raises(AuditProcessError, match=r"(?i)connect|refused"):
+        run_isolated(access=gone, **common)
+    assert _free(services)
+    # A database the child cannot open.
+    with pytest.raises(AuditProcessError) as caught:
+        run_isolated(access=access, **{**common, "database_url": "sqlite:////nonexistent/x.db"})
+    assert str(caught.value) and "Traceback" not in str(caught.value)
+    assert _free(services)
+    # The server's own audit still runs afterwards.
+    assert services.audit().report["ok"] is True
