@@ -12,6 +12,10 @@
 - ``pv_destination.png``: where the PV energy went (used on site directly, into batteries, sold
   to neighbours, exported to the grid), as totals and per slot.
 
+Beside them, not embedded in the page, ``forecast.png``: the neighbourhood's forecast against
+what was metered, when the report has a ``forecast`` entry (drawn by
+:func:`meter_sim.forecast.write_forecast_plot`).
+
 Time axes are in the neighbourhood's local clock time (the scenario's zone): the slots become
 aware datetimes (:func:`ledger.localtime.slot_start`) and the axis' locator and formatter
 carry the zone. Legends sit below the plots, outside the data. Each figure has a builder
@@ -30,11 +34,11 @@ so a process that only hands the drawing to :class:`BackgroundPlots` never loads
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -290,6 +294,7 @@ def write_plots(
     savings_ueur: Sequence[int],
     sellers: Sequence[bool],
     tz: str = DEFAULT_ZONE,
+    forecast: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write the four PNGs (:data:`PLOTS`) into ``out``; returns file name -> path, in order.
 
@@ -304,6 +309,9 @@ def write_plots(
     prices_figure(series, tariffs, tz).savefig(paths["prices.png"], format="png")
     savings_figure(household_ids, savings_ueur, sellers).savefig(paths["savings.png"], format="png")
     pv_destination_figure(series, tz).savefig(paths["pv_destination.png"], format="png")
+    from meter_sim.forecast import write_forecast_plot  # the forecasts' imports come with it
+
+    write_forecast_plot(out, forecast, tz)
     return paths
 
 
@@ -317,6 +325,7 @@ def write_report_html(out: Path, result: RunResult) -> Path:
         result.savings_ueur,
         result.prosumer,
         result.tz,
+        result.report.get("forecast"),
     )
     return _write_page(out, result, paths)
 
@@ -359,6 +368,7 @@ class BackgroundPlots:
             result.savings_ueur,
             result.prosumer,
             result.tz,
+            result.report.get("forecast"),
         )
 
     def write_report_html(self, result: RunResult) -> Path:

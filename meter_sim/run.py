@@ -64,6 +64,7 @@ from meter_sim.flows import (
     simulate,
     window,
 )
+from meter_sim.forecast import add_forecast_report
 from meter_sim.meters import signed_slots
 from meter_sim.report import Gas, Money, SlotSeries, add_pilot_figures, build_report, slot_series
 from meter_sim.scenario import SLOTS_PER_DAY, Scenario
@@ -716,6 +717,7 @@ def collect_result(
     report["chain"] = chain_kind
     report["contract"] = contract
     add_pilot_figures(report)
+    add_forecast_report(report, scenario, flows)
     result = RunResult(
         report,
         flows,
