@@ -20,12 +20,20 @@ order posted on chain, which is what the contract checks:
 
 So the default standing orders are posted with the most permissive limit the ramp reaches, and
 clearing tightens them per slot (:func:`effective_limit`).
+
+An agent may instead follow a :class:`PricingStrategy` (``AgentSettings.strategy``; the
+strategies live in :mod:`ledger.market.strategies`). A strategy replaces the markups and the
+ramps: it names the loosest limits to post on chain, and the limit it wants for each slot and
+each step of the slot's gate (clearing may run a slot's gate in several steps, see
+:func:`ledger.market.strategies.clear_over_gate`). The same tightening rule holds, so the
+contract's checks of the posted order still bound every fill.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.errors import LedgerError
@@ -36,6 +44,7 @@ __all__ = [
     "AgentSettingsError",
     "DailyRamp",
     "DefaultOrder",
+    "PricingStrategy",
     "default_orders",
     "effective_limit",
     "local_hour",
@@ -103,12 +112,39 @@ class DailyRamp:
         return max(self.initial_ueur_per_kWh, self.final_ueur_per_kWh)
 
 
+class PricingStrategy(Protocol):
+    """How a strategy prices a household's orders (see :mod:`ledger.market.strategies`).
+
+    Limits are micro-euro per kWh; :func:`standing_limits` and :func:`effective_limit` clamp
+    them into the tariff band, and the per-slot limit only ever tightens the posted one.
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name for reports (``"drawn"``, ``"adaptive"``, ...)."""
+        ...
+
+    @property
+    def gate_steps(self) -> int:
+        """In how many steps the strategy wants a slot's gate cleared (1: once, at its close)."""
+        ...
+
+    def standing_limits(self, tariffs: Tariffs) -> tuple[int, int]:
+        """The (offer, bid) limits to post on chain: the loosest the strategy ever wants."""
+        ...
+
+    def limit(self, side: str, slot: int, tariffs: Tariffs, step: int, steps: int) -> int:
+        """The limit wanted for ``side`` in ``slot`` at step ``step`` of a gate of ``steps``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class AgentSettings:
     """How a household's agent prices its default orders.
 
     By default an agent sells 0.02 EUR/kWh above feed-in and buys 0.02 EUR/kWh below retail,
-    grid fee included. ``sell_ramp`` and ``buy_ramp`` replace the fixed limits when set.
+    grid fee included. ``sell_ramp`` and ``buy_ramp`` replace the fixed limits when set;
+    ``strategy`` replaces both when set.
     """
 
     sell_markup_ueur_per_kWh: int = 20_000
@@ -116,6 +152,7 @@ class AgentSettings:
     sell_ramp: DailyRamp | None = None
     buy_ramp: DailyRamp | None = None
     timezone: str = "Europe/Paris"
+    strategy: PricingStrategy | None = None
 
     def __post_init__(self) -> None:
         _check_price("sell_markup_ueur_per_kWh", self.sell_markup_ueur_per_kWh)
@@ -148,6 +185,9 @@ def _clamp(value: int, tariffs: Tariffs) -> int:
 
 def standing_limits(settings: AgentSettings, tariffs: Tariffs) -> tuple[int, int]:
     """The (offer, bid) price limits the agent posts on chain, clamped into the band."""
+    if settings.strategy is not None:
+        sell, buy = settings.strategy.standing_limits(tariffs)
+        return _clamp(sell, tariffs), _clamp(buy, tariffs)
     if settings.sell_ramp is not None:
         sell = settings.sell_ramp.loosest_sell
     else:
@@ -194,11 +234,22 @@ def local_hour(slot: int, timezone: str) -> float:
 
 
 def effective_limit(
-    side: str, posted_limit: int, settings: AgentSettings | None, slot: int, tariffs: Tariffs
+    side: str,
+    posted_limit: int,
+    settings: AgentSettings | None,
+    slot: int,
+    tariffs: Tariffs,
+    step: int = 0,
+    steps: int = 1,
 ) -> int:
-    """The limit an order trades at in ``slot``: the posted one, tightened by a ramp if any."""
+    """The limit an order trades at in ``slot``: the posted one, tightened by a strategy or a
+    ramp if any. ``step`` of ``steps`` is where clearing is in the slot's gate (one step by
+    default: the gate's close)."""
     if settings is None:
         return posted_limit
+    if settings.strategy is not None:
+        wanted = _clamp(settings.strategy.limit(side, slot, tariffs, step, steps), tariffs)
+        return max(posted_limit, wanted) if side == "offer" else min(posted_limit, wanted)
     ramp = settings.sell_ramp if side == "offer" else settings.buy_ramp
     if ramp is None:
         return posted_limit

@@ -34,8 +34,9 @@ from ledger.audit.digest import seal_slot
 from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
 from ledger.market.agents import AgentSettings, effective_limit
-from ledger.market.clearing import MECHANISMS, ClearingResult, Mechanism
+from ledger.market.clearing import MECHANISMS, BookOrder, ClearingResult, Mechanism
 from ledger.market.data import LimitAdjuster, load_slot_book
+from ledger.market.strategies import clear_over_gate, gate_steps_of
 from ledger.mirror.indexer import index
 from ledger.mirror.models import (
     ChainEvent,
@@ -135,7 +136,9 @@ class SettlementWorker:
     """Settles slots of one market with one clearing mechanism.
 
     ``settler`` must hold the contract's SETTLER role. ``agents`` maps household ids to their
-    agent settings, whose daily ramps tighten those households' limits per slot.
+    agent settings, whose daily ramps or strategies tighten those households' limits per slot.
+    When a strategy asks for it (an adaptive agent), each slot's gate is cleared in
+    ``gate_steps`` steps (:func:`ledger.market.strategies.clear_over_gate`), else once.
     ``start_block`` is where the mirror starts (the deployment block).
     """
 
@@ -162,6 +165,7 @@ class SettlementWorker:
         self.mechanism_name = mechanism
         self.mechanism: Mechanism = MECHANISMS[mechanism]
         self.agents = dict(agents or {})
+        self.gate_steps = gate_steps_of(a.strategy for a in self.agents.values())
         self.start_block = start_block
         self.per_batch = max_fills_per_batch(gas_budget)
         self._say = say
@@ -187,6 +191,8 @@ class SettlementWorker:
     def _clear(
         self, slot: int, tariffs: Tariffs, balance_caps: Mapping[int, int]
     ) -> tuple[ClearingResult, int]:
+        if self.gate_steps > 1:
+            return self._clear_over_gate(slot, tariffs, balance_caps)
         book = load_slot_book(
             self.engine,
             slot,
@@ -195,6 +201,25 @@ class SettlementWorker:
             balance_caps=balance_caps,
         )
         result = self.mechanism(book.orders, book.surplus, book.deficit, tariffs)
+        return result, book.metered_households
+
+    def _clear_over_gate(
+        self, slot: int, tariffs: Tariffs, balance_caps: Mapping[int, int]
+    ) -> tuple[ClearingResult, int]:
+        # The book with the posted limits: a buyer's funds then cap its deficit at its loosest
+        # (dearest) bid, which holds at every step of the gate.
+        book = load_slot_book(self.engine, slot, tariffs, balance_caps=balance_caps)
+        agents, steps = self.agents, self.gate_steps
+
+        def limit_at(order: BookOrder, step: int) -> int:
+            settings = agents.get(order.household_id)
+            side = order.side.value
+            posted = order.price_limit_ueur_per_kWh
+            return effective_limit(side, posted, settings, slot, tariffs, step, steps)
+
+        result = clear_over_gate(
+            self.mechanism, book.orders, book.surplus, book.deficit, tariffs, limit_at, steps
+        )
         return result, book.metered_households
 
     def _write_plan(
