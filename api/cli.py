@@ -170,8 +170,13 @@ def _simulate(args: argparse.Namespace) -> int:
             args = _resumed_args(args)
         except _CannotResume as exc:
             return _refuse(str(exc))
+    parser: argparse.ArgumentParser = args.parser
+    if args.via == "api" and args.agents != "default":
+        parser.error(
+            f"argument --agents: {args.agents!r} runs only with --via direct (a run through the "
+            "API posts the default standing orders)"
+        )
     if args.households is not None and args.scenario != "default":
-        parser: argparse.ArgumentParser = args.parser
         parser.error(
             f"argument --households: cannot change the households of {args.scenario!r} "
             "(only the default scenario takes --households)"
@@ -248,6 +253,7 @@ def _simulate(args: argparse.Namespace) -> int:
                 before_audit=plots.start,
                 flows_ahead=flows_ahead,
                 resume=resuming,
+                agents=args.agents,
             )
     except KeyboardInterrupt:
         print(
@@ -278,7 +284,7 @@ RUN_RECORD = "run.json"
 #: The options a run is defined by, as run.json stores them.
 _RUN_OPTIONS = (
     "scenario", "households", "days", "start", "seed", "mechanism", "via", "chain", "data_dir",
-    "out", "json", "first_slot", "slots",
+    "out", "json", "first_slot", "slots", "agents",
 )  # fmt: skip
 
 
@@ -353,7 +359,9 @@ def _resumed_args(args: argparse.Namespace) -> argparse.Namespace:
         raise _CannotResume(f"{out} holds no run to resume (no {RUN_RECORD})")
     try:
         record = json.loads(path.read_text())
-        stored = {name: record["options"][name] for name in _RUN_OPTIONS}
+        # A run recorded before --agents existed ran the default agents.
+        options = {"agents": "default", **record["options"]}
+        stored = {name: options[name] for name in _RUN_OPTIONS}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise _CannotResume(f"{path} is not a run record ({exc})") from None
     if record.get("finished_utc"):
@@ -702,6 +710,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["pay-as-clear", "midpoint", "pay-as-offer"],
         default="pay-as-clear",
         help="clearing mechanism (default: pay-as-clear)",
+    )
+    simulate.add_argument(
+        "--agents",
+        choices=["default", "mixed", "forecast"],
+        default="default",
+        help="the households' pricing agents: 'default' (every household the same default "
+        "standing orders), 'mixed' (drawn, adaptive, forecast-aware and battery-owner "
+        "strategies, seeded) or 'forecast' (forecast-aware and battery owners); see "
+        "docs/agents.md",
     )
     simulate.add_argument(
         "--via",

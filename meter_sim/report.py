@@ -72,6 +72,12 @@ IANA zone. :func:`period_label` and :func:`duration_text` word them for the page
 with the energy-weighted mean fill price of the slot; the plots (:mod:`meter_sim.plots`) and
 :func:`report_html` are drawn from it.
 
+**Agents.** :func:`add_agents_figures` adds ``agents`` (how many households followed each
+pricing strategy, by name: ``default`` for today's default standing orders, else those of
+:mod:`ledger.market.strategies`) and ``clearing_price_spread_ueur_per_kWh``: ``slots``, the
+settled slots with a local trade, and over them the ``min``, ``max`` and population standard
+deviation ``std`` of the slot's energy-weighted mean fill price (``None`` without a trade).
+
 **The Quartierstrom comparison.** For the ``quartierstrom`` scenario,
 :func:`add_pilot_figures` adds ``pilot_self_sufficiency`` (0.33) and
 ``pilot_local_share_of_surplus`` (0.82), the figures the pilot published, and
@@ -111,6 +117,7 @@ __all__ = [
     "Gas",
     "Money",
     "SlotSeries",
+    "add_agents_figures",
     "add_pilot_figures",
     "audit",
     "build_report",
@@ -525,6 +532,25 @@ def winter_month(monthly: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | No
     if not winter:
         return None
     return min(winter, key=lambda m: (not m["whole_month"], m["pv_energy_Wh"]))
+
+
+def add_agents_figures(
+    report: dict[str, Any], agents: Mapping[str, int], fills: Sequence[TradeLine]
+) -> None:
+    """Add ``agents`` and ``clearing_price_spread_ueur_per_kWh`` (module docstring)."""
+    energy: dict[int, int] = {}
+    value: dict[int, int] = {}
+    for f in fills:
+        energy[f.slot] = energy.get(f.slot, 0) + f.energy_Wh
+        value[f.slot] = value.get(f.slot, 0) + f.energy_Wh * f.price_ueur_per_kWh
+    prices = [value[slot] // energy[slot] for slot in sorted(energy) if energy[slot]]
+    report["agents"] = dict(sorted(agents.items()))
+    report["clearing_price_spread_ueur_per_kWh"] = {
+        "slots": len(prices),
+        "min": min(prices) if prices else None,
+        "max": max(prices) if prices else None,
+        "std": round(float(np.std(prices)), 1) if prices else None,
+    }
 
 
 def add_pilot_figures(report: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +48,12 @@ from ledger.market.data import load_statements
 from ledger.market.settlement import SettlementWorker, seal_gas
 from ledger.market.slot_step import SlotStep, commit_and_settle
 from ledger.market.statements import TradeLine
+from ledger.market.strategies import (
+    AGENT_MODES,
+    HouseholdInputs,
+    assign_strategies,
+    strategy_counts,
+)
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
 from ledger.mirror.models import FillRecord, ReadingRecord, SlotOutcomeRecord
@@ -66,16 +72,27 @@ from meter_sim.flows import (
 )
 from meter_sim.forecast import add_forecast_report
 from meter_sim.meters import signed_slots
-from meter_sim.report import Gas, Money, SlotSeries, add_pilot_figures, build_report, slot_series
+from meter_sim.report import (
+    Gas,
+    Money,
+    SlotSeries,
+    add_agents_figures,
+    add_pilot_figures,
+    build_report,
+    slot_series,
+)
 from meter_sim.scenario import SLOTS_PER_DAY, Scenario
 
 __all__ = [
     "Progress",
     "RunResult",
     "SimulationError",
+    "agent_settings",
+    "check_agents",
     "clock_text",
     "collect_result",
     "disk_bytes",
+    "expected_net_Wh",
     "peak_rss_bytes",
     "progress_text",
     "run_flows",
@@ -259,6 +276,7 @@ def run_simulation(
     before_audit: Callable[[RunResult], object] | None = None,
     flows_ahead: FlowsAhead | None = None,
     resume: bool = False,
+    agents: str = "default",
 ) -> RunResult:
     """Run ``scenario`` end to end on the chain ``chain_spec``; see the module docstring.
 
@@ -275,10 +293,13 @@ def run_simulation(
     ``before_audit`` is called as in :func:`collect_result`. ``flows_ahead`` (from
     :func:`meter_sim.flows.simulate_ahead`, for the same scenario and window) gives the flows
     instead of computing them here; the run's wall time then counts from when they were asked
-    for.
+    for. ``agents`` chooses the households' pricing strategies (one of
+    :data:`ledger.market.strategies.AGENT_MODES`, see :func:`agent_settings`); ``default``
+    posts today's default standing orders.
     """
     started = time.perf_counter() if flows_ahead is None else flows_ahead.started
     log = say or (lambda _message: None)
+    check_agents(agents)
     check_window_is_over(scenario, first_slot, slots)
     if flows_ahead is None:
         flows = run_flows(scenario, mechanism, first_slot, slots)
@@ -291,7 +312,7 @@ def run_simulation(
     count = check_window(scenario.n_slots, first_slot, slots)
     wanted = RunState(
         scenario.name, scenario.seed, len(scenario.households), scenario.first_slot + first_slot,
-        count, mechanism, scenario.identities[0].meter,
+        count, mechanism, scenario.identities[0].meter, agents=agents,
     )  # fmt: skip
     with open_chain(chain_spec, data, operator_key) as chain:
         client, deployment = open_ledger(chain)
@@ -322,9 +343,11 @@ def run_simulation(
             # Awaited only now: the flows were computed in a child while the chain was set up.
             flows = flows_ahead.result()
         household_ids, top_ups = _onboard(client, chain.operator, scenario, flows, tariffs)
-        settings = _post_standing_orders(
-            client, engine, scenario, household_ids, flows.first_slot, deployment.block_number
-        )
+        settings = agent_settings(scenario, flows, household_ids, agents)
+        _post_standing_orders(
+            client, engine, scenario, household_ids, settings, flows.first_slot,
+            deployment.block_number,
+        )  # fmt: skip
         log(
             f"registered, topped up and posted the standing orders of "
             f"{len(scenario.households)} households"
@@ -334,7 +357,7 @@ def run_simulation(
             engine,
             chain.operator,
             mechanism,
-            agents={hid: settings for hid in household_ids},
+            agents=settings,
             start_block=deployment.block_number,
         )
         gas = _commit_and_settle_slots(
@@ -357,6 +380,7 @@ def run_simulation(
             data,
             started,
             before_audit,
+            agents=strategy_counts(s.strategy for s in settings.values()),
         )
 
 
@@ -378,6 +402,7 @@ class RunState:
     mechanism: str
     first_meter: str
     money_before: _MoneyBefore | None = None
+    agents: str = "default"
 
     def same_run(self) -> tuple[object, ...]:
         return dataclasses.astuple(dataclasses.replace(self, money_before=None))
@@ -491,21 +516,106 @@ def _post_standing_orders(
     engine: Engine,
     scenario: Scenario,
     household_ids: Sequence[int],
+    settings: Mapping[int, AgentSettings],
     first_slot: int,
     start_block: int,
-) -> AgentSettings:
-    """Each household's agent posts its default standing orders from ``first_slot``; returns
-    the agents' settings (one for the whole neighbourhood, in its time zone)."""
-    settings = AgentSettings(timezone=scenario.location.tz)
+) -> None:
+    """Each household's agent posts its default standing orders from ``first_slot``, priced
+    by its ``settings``."""
     accounts: list[LocalAccount] = [Account.from_key(i.account_key) for i in scenario.identities]
     agents = {
-        hid: AgentHousehold(acct, spec.prosumer, settings)
+        hid: AgentHousehold(acct, spec.prosumer, settings[hid])
         for hid, acct, spec in zip(household_ids, accounts, scenario.households, strict=True)
     }
     post_default_orders(
         client, engine, agents, first_slot, start_block=start_block, check_first=False
     )
-    return settings
+
+
+#: Wh of expected neighbourhood net position per household at which a forecast-aware agent
+#: sees full scarcity (or full surplus): 100 Wh a slot is 0.4 kW a household.
+SCARCITY_SCALE_WH_PER_HOUSEHOLD = 100
+
+
+def check_agents(agents: str) -> None:
+    """Refuse an unknown ``--agents`` mode with the ones allowed."""
+    if agents not in AGENT_MODES:
+        raise SimulationError(f"unknown agents {agents!r}; choose one of {', '.join(AGENT_MODES)}")
+
+
+def expected_net_Wh(scenario: Scenario, flows: Flows) -> dict[int, int]:
+    """The expected neighbourhood net position (export minus import, Wh) of each slot of the
+    window ``flows``, for the forecast-aware agents: day-ahead forecasts of every household's
+    net position (:class:`meter_sim.forecast.HouseholdForecaster`: load from the metered
+    history, PV from the simulated weather forecast, through the batteries), one issued at the
+    end of the slot before each day of the window (counted from its first slot) for that day,
+    summed over the households. A forecast reads nothing after its issue slot, so the agents
+    price with what they could know when the day's gate opened; the same seed gives the same
+    forecast.
+    """
+    # Loaded only for these agents: the default run keeps the forecast models out.
+    from meter_sim.forecast import (
+        HouseholdForecaster,
+        SimulatedWeather,
+        SolarGeometry,
+        metered_with_history,
+    )
+
+    weather = SimulatedWeather(scenario, flows.first_slot)
+    geometry = SolarGeometry.of(scenario, weather.first_slot, len(weather.kc))
+    forecaster = HouseholdForecaster(
+        scenario, metered_with_history(scenario, flows), weather, geometry
+    )
+    n_t = flows.shape[1]
+    expected: dict[int, int] = {}
+    for day_start in range(0, n_t, SLOTS_PER_DAY):
+        issue = flows.first_slot + day_start - 1
+        horizon = min(SLOTS_PER_DAY, n_t - day_start)
+        net = forecaster.forecast(issue, horizon).net_Wh.sum(axis=0)
+        for k, wh in enumerate(net):
+            expected[issue + 1 + k] = int(wh)
+    return expected
+
+
+def _state_of_charge_ppm(
+    flows: Flows, index: int, capacity_Wh: int, initial_Wh: int
+) -> dict[int, int]:
+    """A battery's charge at each slot's start (the end of the slot before), ppm of capacity;
+    the window's first slot takes the battery's initial charge (a window cut from a longer
+    period keeps no charge from before it)."""
+    ends = [int(x) for x in flows.battery_mWh[index]]
+    starts = [initial_Wh * 1000, *ends[:-1]]
+    first = flows.first_slot
+    return {first + t: mwh * 1000 // capacity_Wh for t, mwh in enumerate(starts)}
+
+
+def agent_settings(
+    scenario: Scenario, flows: Flows, household_ids: Sequence[int], agents: str
+) -> dict[int, AgentSettings]:
+    """Each household's agent settings for the ``agents`` mode
+    (:func:`ledger.market.strategies.assign_strategies`, seeded by the scenario's seed), in the
+    neighbourhood's time zone. ``default`` gives every household today's default settings."""
+    check_agents(agents)
+    tz = scenario.location.tz
+    if agents == "default":
+        return {hid: AgentSettings(timezone=tz) for hid in household_ids}
+    inputs = [
+        HouseholdInputs(
+            spec.prosumer,
+            None
+            if spec.battery is None
+            else _state_of_charge_ppm(flows, i, spec.battery.capacity_Wh, spec.battery.initial_Wh),
+        )
+        for i, spec in enumerate(scenario.households)
+    ]
+    scale_Wh = max(1, SCARCITY_SCALE_WH_PER_HOUSEHOLD * len(scenario.households))
+    strategies = assign_strategies(
+        agents, scenario.seed, inputs, expected_net_Wh(scenario, flows), scale_Wh
+    )
+    return {
+        hid: AgentSettings(timezone=tz, strategy=strategy)
+        for hid, strategy in zip(household_ids, strategies, strict=True)
+    }
 
 
 @dataclass
@@ -663,6 +773,7 @@ def collect_result(
     data: Path,
     started: float,
     before_audit: Callable[[RunResult], object] | None = None,
+    agents: Mapping[str, int] | None = None,
 ) -> RunResult:
     """Index the chain, then build the run's statements, report and plot series, then audit.
 
@@ -716,6 +827,7 @@ def collect_result(
     report["mechanism"] = mechanism
     report["chain"] = chain_kind
     report["contract"] = contract
+    add_agents_figures(report, agents or {"default": len(household_ids)}, trades)
     add_pilot_figures(report)
     add_forecast_report(report, scenario, flows)
     result = RunResult(
