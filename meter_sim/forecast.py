@@ -11,8 +11,9 @@ model is this one.
 
 **The simulated weather forecast** (:class:`SimulatedWeather`) is the scenario's own weather
 with an error, so that the forecast is not the future in disguise. Issued at slot ``i`` for the
-slot ``i + k`` (k = 1 .. 288), the clear-sky index (actual over clear-sky irradiance, 0.05 to
-1.1) is the true one plus ``sigma(k) * z(k)``, clipped to [0.05, 1.1]:
+slot ``i + k`` (k = 1 .. 288), the clear-sky index (actual over clear-sky irradiance) is the
+true one averaged over the 13 slots centred on ``i + k`` (a weather model resolves hours, not
+the passing clouds of a quarter hour), plus ``sigma(k) * z(k)``, clipped to [0.05, 1.1]:
 
 - ``sigma(k) = 0.08 + 0.27 * sqrt(k / 288)``: 0.10 an hour ahead, 0.24 a day ahead, 0.35 three
   days ahead (a day-ahead irradiance forecast misses by some 20 to 40 % of the mean on changing
@@ -91,6 +92,9 @@ SIGMA_GROWTH: Final = 0.27
 ERROR_PERSISTENCE_SLOTS: Final = 16.0
 """The error's AR(1) correlation from one slot to the next is ``exp(-1 / 16)``."""
 KC_RANGE: Final = (0.05, 1.1)
+SMOOTHING_SLOTS: Final = 13
+"""The forecast starts from the clear-sky index averaged over the 13 slots (3¼ hours) centred
+on each slot: a weather model resolves hours, not the clouds of a quarter hour."""
 HISTORY_DAYS: Final = 14
 ISSUE_EVERY_SLOTS: Final = 4
 MAX_ISSUES: Final = 400
@@ -170,6 +174,7 @@ class SimulatedWeather:
             wind[lo - self.first_slot : hi - self.first_slot] = sky.wind_speed[cut]
         self.clear_ghi = _clear_ghi(scenario, self.first_slot, n)
         self.kc = np.where(self.clear_ghi > 1.0, ghi / np.maximum(self.clear_ghi, 1.0), 1.0)
+        self.kc_hourly = _centred_mean(self.kc, SMOOTHING_SLOTS)
         self.temp_air = temp
         self.wind_speed = wind
 
@@ -205,13 +210,22 @@ class SimulatedWeather:
                 f"forecast issued at slot {issue} for {h} slots reaches outside it"
             )
         cut = slice(lo, lo + h)
-        kc = np.clip(self.kc[cut] + self.error(issue)[:h], *KC_RANGE)
+        kc = np.clip(self.kc_hourly[cut] + self.error(issue)[:h], *KC_RANGE)
         return WeatherForecast(
             issue_slot=issue,
             ghi_W_m2=self.clear_ghi[cut] * kc,
             temp_air_C=self.temp_air[cut],
             wind_speed_m_s=self.wind_speed[cut],
         )
+
+
+def _centred_mean(values: NDArray[np.float64], width: int) -> NDArray[np.float64]:
+    """Each value's mean over the ``width`` slots centred on it (fewer at the ends)."""
+    kernel = np.ones(width)
+    total = np.convolve(values, kernel, mode="same")
+    count = np.convolve(np.ones_like(values), kernel, mode="same")
+    out: NDArray[np.float64] = total / count
+    return out
 
 
 # ───────────────────────────── PV from a weather forecast ─────────────────────────────

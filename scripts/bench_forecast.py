@@ -141,7 +141,7 @@ def speed(n_households: int, slots: int) -> None:
 # ───────────────────────────── The load libraries ─────────────────────────────
 
 
-def compare() -> None:
+def compare(midnights: int, skip: set[str]) -> None:
     warnings.filterwarnings("ignore")
     import pandas as pd
 
@@ -149,14 +149,17 @@ def compare() -> None:
     y = simulate(scenario).load_Wh.astype(np.float64)
     n_h, n_t = y.shape
     stamps = pd.date_range(scenario.start_utc, periods=n_t, freq="15min").tz_localize(None)
-    print("## Load libraries: 30 households, day-ahead from 14 UTC midnights, 14 days of history")
+    print(
+        f"## Load libraries: 30 households, day-ahead from {midnights} UTC midnights, "
+        "14 days of history each"
+    )
     print("| model | MAE Wh | skill vs seasonal-naive | s per fit and forecast (30 households) |")
     print("| --- | ---: | ---: | ---: |")
     baseline: list[float] = []
 
     def run(name: str, model: Any) -> None:
         errors, took = [], []
-        for day in range(15, 29):
+        for day in range(15, 15 + midnights):
             at = day * DAY - (scenario.first_slot % DAY)  # index of a UTC midnight
             t0 = time.perf_counter()
             try:
@@ -217,7 +220,8 @@ def compare() -> None:
             "statsforecast SeasonalWindowAverage(96, 7)",
             stats([SeasonalWindowAverage(season_length=DAY, window_size=7)]),
         )
-        run("statsforecast MSTL(96, 672)", stats([MSTL(season_length=[DAY, 7 * DAY])]))
+        if "mstl" not in skip:
+            run("statsforecast MSTL(96, 672)", stats([MSTL(season_length=[DAY, 7 * DAY])]))
     if _has("skforecast"):
         from skforecast.recursive import ForecasterRecursiveMultiSeries
         from sklearn.linear_model import LinearRegression
@@ -263,13 +267,21 @@ def _has(module: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--compare", action="store_true", help="compare the load libraries")
+    parser.add_argument(
+        "--compare-days", type=int, default=14, help="UTC midnights each library forecasts from"
+    )
+    parser.add_argument(
+        "--skip", action="append", default=[], help="a slow candidate to leave out (mstl)"
+    )
     parser.add_argument("--days", type=int, default=14, help="days evaluated (accuracy)")
     parser.add_argument("--households", type=int, default=1000, help="households (speed)")
     parser.add_argument("--slots", type=int, default=12, help="consecutive slots (speed)")
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     if args.compare:
-        compare()
+        if not 1 <= args.compare_days <= 14:
+            parser.error("--compare-days must be between 1 and 14")
+        compare(args.compare_days, set(args.skip))
         return
     accuracy(args.days)
     if not args.skip_speed:
