@@ -547,9 +547,9 @@ def expected_net_Wh(scenario: Scenario, flows: Flows) -> dict[int, int]:
     """The expected neighbourhood net position (export minus import, Wh) of each slot of the
     window ``flows``, for the forecast-aware agents: day-ahead forecasts of every household's
     net position (:class:`meter_sim.forecast.HouseholdForecaster`: load from the metered
-    history, PV from the simulated weather forecast, through the batteries), one issued at the
+    history, PV from the simulated weather forecast, through the batteries), one made at the
     end of the slot before each day of the window (counted from its first slot) for that day,
-    summed over the households. A forecast reads nothing after its issue slot, so the agents
+    summed over the households. A forecast reads nothing after the slot it is made in, so the agents
     price with what they could know when the day's gate opened; the same seed gives the same
     forecast.
     """
@@ -569,11 +569,11 @@ def expected_net_Wh(scenario: Scenario, flows: Flows) -> dict[int, int]:
     n_t = flows.shape[1]
     expected: dict[int, int] = {}
     for day_start in range(0, n_t, SLOTS_PER_DAY):
-        issue = flows.first_slot + day_start - 1
+        made_at = flows.first_slot + day_start - 1
         horizon = min(SLOTS_PER_DAY, n_t - day_start)
-        net = forecaster.forecast(issue, horizon).net_Wh.sum(axis=0)
+        net = forecaster.forecast(made_at, horizon).net_Wh.sum(axis=0)
         for k, wh in enumerate(net):
-            expected[issue + 1 + k] = int(wh)
+            expected[made_at + 1 + k] = int(wh)
     return expected
 
 
