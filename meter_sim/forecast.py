@@ -44,14 +44,15 @@ past, not the run's own earlier days). Forecasts are issued every :data:`ISSUE_E
 slots (an hour) from 72 hours before the window to its end, at most :data:`MAX_ISSUES` of
 them (evenly thinned beyond), each reaching 72 hours ahead; only targets inside the run's
 window are scored. ``report.json`` gets them under ``forecast``, with one day-ahead forecast
-against what was metered for the plot ``forecast.png`` (:func:`forecast_figure`).
+against what was metered for the plot ``forecast.png`` (:func:`forecast_figure`). The entry
+depends on the scenario and the metered flows only (no wall time in it), so a resumed run and
+a run through the API report the same figures as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -428,7 +429,6 @@ def _neighbourhood(flows: Flows) -> dict[str, NDArray[np.int64]]:
 
 def forecast_report(scenario: Scenario, window: Flows) -> dict[str, Any]:
     """The ``forecast`` entry of a run's report (see the module docstring)."""
-    started = time.perf_counter()
     metered = metered_with_history(scenario, window)
     weather = SimulatedWeather(scenario, window.first_slot)
     geometry = SolarGeometry.of(scenario, weather.first_slot, len(weather.kc))
@@ -485,7 +485,6 @@ def forecast_report(scenario: Scenario, window: Flows) -> dict[str, Any]:
                 )
             },
         }
-    out["wall_s"] = round(time.perf_counter() - started, 3)
     return out
 
 

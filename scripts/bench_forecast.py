@@ -248,11 +248,13 @@ def compare(midnights: int, skip: set[str]) -> None:
             series = [
                 TimeSeries.from_times_and_values(stamps[lo:at], y[k, lo:at]) for k in range(n_h)
             ]
-            model = LinearRegressionModel(lags=[-lag for lag in lags], output_chunk_length=DAY)
+            # One step ahead, so that lag -96 is the same slot a day earlier for every target
+            # (lags count from the first slot of the output chunk); predict then iterates.
+            model = LinearRegressionModel(lags=[-lag for lag in lags], output_chunk_length=1)
             model.fit(series)
             return np.array([p.values().ravel() for p in model.predict(n=DAY, series=series)])
 
-        run("darts LinearRegressionModel, lags 1-7 days, 96 ahead", dr)
+        run("darts LinearRegressionModel, lags 1-7 days, recursive", dr)
 
 
 def _has(module: str) -> bool:

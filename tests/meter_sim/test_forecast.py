@@ -179,7 +179,7 @@ def test_simulate_writes_the_forecast_key_and_plot(tmp_path: Path) -> None:
         assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
     forecast = report["forecast"]
-    assert forecast["issues"] > 0 and forecast["wall_s"] > 0
+    assert forecast["issues"] > 0 and "wall_s" not in forecast  # the same for every run
     for q in ("pv", "load", "net"):
         for horizon in ("1h", "6h", "24h", "48h", "72h", "day_ahead"):
             figures = forecast[q][horizon]
