@@ -108,7 +108,9 @@ def speed(n_households: int, slots: int) -> None:
     geometry = SolarGeometry.of(scenario, weather.first_slot, len(weather.kc))
     forecaster = HouseholdForecaster(scenario, flows, weather, geometry)
     print(f"weather and sun positions set up in {time.perf_counter() - started:.2f} s")
-    first_issue = flows.first_slot + 14 * DAY - 1  # the last slot of day 14: a new day's fit
+    # The last slot of a UTC day: its forecast starts a new day, so it refits the load model;
+    # the next slots are in the same UTC day and only update it.
+    first_issue = (flows.first_slot + 14 * DAY) // DAY * DAY - 1
     times = []
     parts: dict[str, list[float]] = {"load": [], "pv": []}
     for k in range(slots):

@@ -88,10 +88,12 @@ def fit_day(window_Wh: NDArray[np.float64], day: int, digest: bytes | None = Non
         freq=1,
         lags=list(range(1, LAG_DAYS + 1)),
     )
-    model.fit(frame, static_features=[], fitted=True)
-    predicted = model.predict(h=PROFILE_DAYS).sort_values(["unique_id", "ds"], kind="stable")
+    # The frame is built here, sorted, without gaps or NaN (check_history refused them):
+    # mlforecast's own validation of it would only repeat that, at a third of the fit's time.
+    model.fit(frame, static_features=[], fitted=True, validate_data=False, cache_train_df=False)
+    predicted = _by_series_and_day(model.predict(h=PROFILE_DAYS))
     profile = _in_time_order(predicted["load"].to_numpy(dtype=np.float64), n_h, PROFILE_DAYS)
-    fitted = model.forecast_fitted_values().sort_values(["unique_id", "ds"], kind="stable")
+    fitted = _by_series_and_day(model.forecast_fitted_values())
     rows = len(fitted) // (n_h * SLOTS_PER_DAY)
     in_sample = _in_time_order(fitted["load"].to_numpy(dtype=np.float64), n_h, rows)
     actual = _in_time_order(fitted["y"].to_numpy(dtype=np.float64), n_h, rows)
@@ -102,6 +104,16 @@ def fit_day(window_Wh: NDArray[np.float64], day: int, digest: bytes | None = Non
         last_fitted_Wh=in_sample[:, -1],
         beta=_residual_decay(actual - in_sample),
     )
+
+
+def _by_series_and_day(frame: Any) -> Any:
+    """``frame`` ordered by series, then day (sorted only if mlforecast's order is another)."""
+    ids = frame["unique_id"].to_numpy()
+    days = frame["ds"].to_numpy()
+    same = ids[1:] == ids[:-1]
+    if (ids[1:] >= ids[:-1]).all() and (days[1:][same] > days[:-1][same]).all():
+        return frame
+    return frame.sort_values(["unique_id", "ds"], kind="stable")
 
 
 def _in_time_order(values: NDArray[np.float64], n_h: int, days: int) -> NDArray[np.float64]:
@@ -125,14 +137,21 @@ def _frame(series: NDArray[np.float64], first_day: int) -> Any:
 
 
 def _residual_decay(residual: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``beta(k)``: least squares of ``e(t + k)`` on ``e(t)``, pooled, for k = 1 .. 288."""
+    """``beta(k)``: least squares of ``e(t + k)`` on ``e(t)``, pooled over households, for
+    k = 1 .. 288, clipped to [0, 1] (0 where the residuals are too short to tell).
+
+    The sums ``sum_t e(t) e(t + k)`` of every lag at once come from the residuals' power
+    spectrum (zero-padded, so no lag wraps around): a pass of FFTs instead of 288 products.
+    """
     rows = residual.shape[1]
+    spectrum = np.fft.rfft(residual, n=2 * rows, axis=1)
+    lagged = np.fft.irfft((spectrum * spectrum.conj()).real.sum(axis=0), n=2 * rows)[:rows]
+    # sum over t < rows - k of e(t)^2: the energy of the residuals that have a partner k later
+    energy = np.cumsum((residual * residual).sum(axis=0))
     out = np.zeros(MAX_HORIZON_SLOTS)
-    for k in range(1, min(MAX_HORIZON_SLOTS, rows - 1) + 1):
-        now, later = residual[:, :-k], residual[:, k:]
-        denominator = float(np.sum(now * now))
-        if denominator > 0:
-            out[k - 1] = float(np.sum(now * later)) / denominator
+    k = np.arange(1, min(MAX_HORIZON_SLOTS, rows - 1) + 1)
+    denominator = energy[rows - k - 1]
+    out[k - 1] = np.divide(lagged[k], denominator, out=np.zeros(len(k)), where=denominator > 0)
     clipped: NDArray[np.float64] = np.clip(out, 0.0, 1.0)
     return clipped
 
