@@ -70,7 +70,7 @@ from meter_sim.flows import (
     simulate,
     window,
 )
-from meter_sim.forecast import add_forecast_report
+from meter_sim.forecast import add_forecast_report, forecast_report_ahead
 from meter_sim.meters import signed_slots
 from meter_sim.report import (
     Gas,
@@ -784,6 +784,7 @@ def collect_result(
     before the audit's fields are added to its report (``voisin simulate`` starts drawing the
     plots then, in another process, while the audit runs here).
     """
+    forecast = forecast_report_ahead(scenario, flows)  # on the second core, meanwhile
     index(client, engine, start_block=deployment_block)
     n_t = flows.shape[1]
     first, last = flows.first_slot, flows.first_slot + n_t - 1
@@ -829,7 +830,7 @@ def collect_result(
     report["contract"] = contract
     add_agents_figures(report, agents or {"default": len(household_ids)}, trades)
     add_pilot_figures(report)
-    add_forecast_report(report, scenario, flows)
+    add_forecast_report(report, forecast)
     result = RunResult(
         report,
         flows,

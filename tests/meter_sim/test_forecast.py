@@ -8,6 +8,8 @@ import dataclasses
 import io
 import itertools
 import json
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from pathlib import Path
 
@@ -18,11 +20,14 @@ from api.cli import main
 from ledger.forecast import ForecastError, ForecastTypeError, WeatherForecast, WeatherSource
 from meter_sim import default_scenario
 from meter_sim.flows import Flows, simulate
+from meter_sim.flows import window as window_of
 from meter_sim.forecast import (
     HISTORY_DAYS,
+    ForecastAhead,
     HouseholdForecaster,
     SimulatedWeather,
     forecast_report,
+    forecast_report_ahead,
     issue_slots,
     metered_with_history,
     pv_forecast_Wh,
@@ -188,3 +193,14 @@ def test_simulate_writes_the_forecast_key_and_plot(tmp_path: Path) -> None:
             for key in ("skill_vs_persistence", "skill_vs_seasonal_naive"):
                 assert figures[key] is None or -10 < figures[key] <= 1
     assert (out / "forecast.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_report_entry_is_computed_here_if_its_child_dies(
+    metered: tuple[Scenario, Flows],
+) -> None:
+    s = metered[0]
+    window = window_of(simulate(s), 0, 8)
+    died: Future[dict[str, object]] = Future()
+    died.set_exception(BrokenProcessPool("killed"))
+    assert ForecastAhead(s, window, died).result() == forecast_report(s, window)
+    assert forecast_report_ahead(s, window).result() == forecast_report(s, window)
