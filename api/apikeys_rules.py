@@ -50,6 +50,7 @@ PUBLIC_ROUTES: Final = frozenset(
     {
         ("GET", "/market/tariffs"),
         ("GET", "/market/slots/{slot}"),
+        ("GET", "/forecast"),
         ("GET", "/health"),
         ("GET", "/metrics"),
         ("GET", "/feed"),
@@ -57,13 +58,16 @@ PUBLIC_ROUTES: Final = frozenset(
 )
 #: The public reads that are rate limited per client address when called without a key
 #: (/health and /metrics are for the operator's monitoring, which polls them).
-ANONYMOUS_LIMITED: Final = frozenset({("GET", "/market/tariffs"), ("GET", "/market/slots/{slot}")})
+ANONYMOUS_LIMITED: Final = frozenset(
+    {("GET", "/market/tariffs"), ("GET", "/market/slots/{slot}"), ("GET", "/forecast")}
+)
 #: (method, unversioned path) of a household's reads: with ``household:read``, for the
 #: household named in the path or in ``?household=``, if it consented.
 HOUSEHOLD_ROUTES: Final = frozenset(
     {
         ("GET", "/households/{household}/balance"),
         ("GET", "/households/{household}/statement"),
+        ("GET", "/households/{household}/forecast"),
         ("GET", "/trades"),
         ("GET", "/offers"),
         ("GET", "/bids"),

@@ -47,11 +47,11 @@ Versions: every route is served under `/v1`, where it is documented; the same ro
 path from before versions (`/households`, `/offers`, ...) answers the same and is documented
 as deprecated. Third-party apps: an API key the operator issues (`POST /v1/api-keys`, shown
 once, `vak_...`) goes in the `X-API-Key` header, never in `Authorization`. `public:read` reads
-what needs no token (tariffs, slot outcomes, health, metrics) under the key's own rate limit;
-`household:read` reads a household's balance, statement, trades, offers and bids, naming the
-household, once it consents (`POST /v1/households/{id}/consents/{key_id}`, with its token,
-or from its page). Keys never write. Browser pages may call with a key from the origins the
-operator registered for it (CORS).
+what needs no token (tariffs, slot outcomes, the forecast, health, metrics) under the key's own
+rate limit; `household:read` reads a household's balance, statement, forecast, trades, offers
+and bids, naming the household, once it consents
+(`POST /v1/households/{id}/consents/{key_id}`, with its token, or from its page). Keys never
+write. Browser pages may call with a key from the origins the operator registered for it (CORS).
 
 Every error is JSON: `{"code": "...", "message": "..."}`, with `details` where there is more
 to say (for `invalid_input`, each field and its problem).
@@ -237,12 +237,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     # Outermost of these: a preflight is answered before anything else runs.
     app.add_middleware(KeyCors)
     # Also at /v1 (below), where they are documented; here deprecated, unchanged.
-    from api.routes import feed, privacy, webhooks
+    from api.routes import feed, forecast, privacy, webhooks
 
     # Every route at /v1 (behind the key gate, with the key and consent routes only /v1 has)
     # and at its unversioned path (deprecated).
     current = (
-        households, topups, readings, orders, trades, market, audit, health, webhooks, privacy
+        households, topups, readings, orders, trades, market, forecast, audit, health, webhooks,
+        privacy,
     )  # fmt: skip
     for module in current:
         app.include_router(module.router, **apikey_routes.UNVERSIONED)

@@ -180,8 +180,9 @@ async def _app_key(
             403,
             "key_out_of_scope",
             f"an API key cannot call {request.method} {path}: keys only read (public:read: "
-            "tariffs, slot outcomes, health, metrics; household:read: a consenting household's "
-            "balance, statement, trades, offers and bids)",
+            "tariffs, slot outcomes, the neighbourhood's forecast, health, metrics; "
+            "household:read: a consenting household's balance, statement, forecast, trades, "
+            "offers and bids)",
         )
     if scope not in record.scopes:
         raise ApiError(

@@ -34,6 +34,7 @@ from api.audit_process import AuditRun, ChainAccess, run_in_process, run_isolate
 from api.chain_gate import WRITES_LOCK, ChainGate, ChainLock
 from api.contract_upgrade import carry_orders
 from api.custody import KeyVault, load_or_create_secret
+from api.forecasts import Forecasts
 from api.intake import IntakeWriter
 from api.intents import FaultHook, IntentRunner
 from api.keeper import Keeper
@@ -167,6 +168,8 @@ class Services:
         # Events POSTed to the operator's systems (api/webhooks.py), in their own threads.
         self.webhooks = WebhookWorker(self.engine, self.vault, settings)
         self.intake = IntakeWriter(self.engine, self.domain)
+        # Forecasts from the mirror's readings, issued once per metered slot and kept.
+        self.forecasts = Forecasts(self.engine)
         self.intents = IntentRunner(
             self.gate,
             chain=self.chain,

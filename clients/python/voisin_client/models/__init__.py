@@ -22,6 +22,10 @@ from .erasure_out import ErasureOut
 from .export_format import ExportFormat
 from .finding_out import FindingOut
 from .finding_out_evidence import FindingOutEvidence
+from .forecast_hour_out import ForecastHourOut
+from .forecast_out import ForecastOut
+from .forecast_out_scope import ForecastOutScope
+from .forecast_slot_out import ForecastSlotOut
 from .household_created import HouseholdCreated
 from .household_in import HouseholdIn
 from .key_rotated import KeyRotated
@@ -81,6 +85,10 @@ __all__ = (
     "ExportFormat",
     "FindingOut",
     "FindingOutEvidence",
+    "ForecastHourOut",
+    "ForecastOut",
+    "ForecastOutScope",
+    "ForecastSlotOut",
     "HouseholdCreated",
     "HouseholdIn",
     "KeyRotated",

@@ -1,0 +1,174 @@
+"""Forecasts of what each household and the neighbourhood will import and export, from what
+their meters recorded: what ``GET /forecast`` and ``GET /households/{id}/forecast`` answer.
+
+A live deployment knows each household's metered import and export per slot (the mirror's
+readings), not its PV and load apart, and it has no weather source unless one is plugged in.
+So the server forecasts the two metered series themselves, each with the household-load model
+(:class:`ledger.forecast.LoadForecaster`: one linear regression over every household, on the
+same slot 1 to 7 days earlier, refit once a UTC day, updated every slot with the latest
+residual). Net position is export minus import.
+
+- **Issue slot**: the newest slot the mirror holds readings for (at most the slot that just
+  ended), so the forecast moves on as readings arrive. A slot a meter has not reported counts
+  zero.
+- **History**: the :data:`ledger.forecast.load.FIT_DAYS` days before the issue slot's UTC day
+  (from the first whole UTC day with readings, if that is later), read once per issue slot for
+  every household and kept (:class:`Forecasts`). Fewer than
+  :data:`ledger.forecast.load.MIN_HISTORY_DAYS` days of readings and there is no forecast
+  (:class:`NotEnoughHistory`, a 409).
+- **The neighbourhood's aggregate** sums every household with a reading in the history and is
+  withheld when fewer than :data:`MIN_HOUSEHOLDS` are behind it (as the open data is).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from ledger.audit.open_data import MIN_HOUSEHOLDS
+from ledger.forecast import SLOTS_PER_DAY, ForecastError, LoadForecaster
+from ledger.forecast.load import FIT_DAYS, MIN_HISTORY_DAYS
+from ledger.mirror.models import HouseholdRecord, ReadingRecord
+
+__all__ = [
+    "MAX_HOURS",
+    "MODEL",
+    "Forecasts",
+    "IssuedForecast",
+    "NotEnoughHistory",
+    "hourly",
+]
+
+#: The longest forecast asked for (hours).
+MAX_HOURS: Final = 72
+MODEL: Final = (
+    "metered import and export, each forecast by a linear regression on the same slot 1 to 7 "
+    "days earlier over every household (mlforecast), refit daily, updated every slot"
+)
+
+
+class NotEnoughHistory(ForecastError):
+    """Too few days of readings to forecast from."""
+
+
+@dataclass(frozen=True)
+class IssuedForecast:
+    """Every household's forecast issued after ``issue_slot``: ``import_Wh[i, k]`` and
+    ``export_Wh[i, k]`` for household ``households[i]`` in slot ``issue_slot + 1 + k``."""
+
+    issue_slot: int
+    households: tuple[int, ...]
+    #: Households with at least one reading in the history (the aggregate's contributors).
+    metered: tuple[bool, ...]
+    import_Wh: NDArray[np.int64]
+    export_Wh: NDArray[np.int64]
+
+    def row(self, household: int) -> int | None:
+        try:
+            return self.households.index(household)
+        except ValueError:
+            return None
+
+    def neighbourhood(self) -> tuple[int, NDArray[np.int64], NDArray[np.int64]]:
+        """How many households are behind the aggregate, and its import and export."""
+        rows = np.array(self.metered, dtype=bool)
+        return int(rows.sum()), self.import_Wh[rows].sum(axis=0), self.export_Wh[rows].sum(axis=0)
+
+
+class Forecasts:
+    """Forecasts for a served neighbourhood, issued once per issue slot and kept."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._model = LoadForecaster()
+        self._lock = threading.Lock()
+        self._issued: IssuedForecast | None = None
+
+    def latest(self, now_slot: int) -> IssuedForecast:
+        """The forecast after the newest metered slot up to ``now_slot - 1`` (72 hours of it)."""
+        with Session(self.engine) as session:
+            issue = session.exec(
+                select(func.max(ReadingRecord.slot)).where(ReadingRecord.slot < now_slot)
+            ).one()
+        if issue is None:
+            raise NotEnoughHistory(
+                f"no reading has been recorded yet; a forecast needs {MIN_HISTORY_DAYS} days "
+                "of readings"
+            )
+        with self._lock:
+            if self._issued is None or self._issued.issue_slot != issue:
+                self._issued = self._issue(int(issue))
+            return self._issued
+
+    def _issue(self, issue: int) -> IssuedForecast:
+        day_start = (issue + 1) // SLOTS_PER_DAY * SLOTS_PER_DAY
+        need = day_start - MIN_HISTORY_DAYS * SLOTS_PER_DAY
+        with Session(self.engine) as session:
+            households = tuple(sorted(session.exec(select(HouseholdRecord.id))))
+            oldest = session.exec(select(func.min(ReadingRecord.slot))).one()
+            # The history starts with the first whole UTC day of readings: the slots before
+            # the first reading are not zeros the model should learn from.
+            first = max(
+                day_start - FIT_DAYS * SLOTS_PER_DAY,
+                -(-int(oldest if oldest is not None else day_start) // SLOTS_PER_DAY)
+                * SLOTS_PER_DAY,
+            )
+            if oldest is None or first > need or not households:
+                have = max(0, (day_start - first) // SLOTS_PER_DAY)
+                raise NotEnoughHistory(
+                    f"a forecast needs {MIN_HISTORY_DAYS} whole days of readings before today "
+                    f"(UTC); this neighbourhood has {have}"
+                )
+            rows = session.exec(
+                select(
+                    ReadingRecord.household,
+                    ReadingRecord.slot,
+                    ReadingRecord.import_delta_Wh,
+                    ReadingRecord.export_delta_Wh,
+                ).where(col(ReadingRecord.slot) >= first, col(ReadingRecord.slot) <= issue)
+            ).all()
+        width = issue + 1 - first
+        index = {h: i for i, h in enumerate(households)}
+        imports = np.zeros((len(households), width))
+        exports = np.zeros((len(households), width))
+        seen = np.zeros(len(households), dtype=bool)
+        for household, slot, imported, exported in rows:
+            i = index.get(household)
+            if i is None:
+                continue
+            imports[i, slot - first] = imported
+            exports[i, slot - first] = exported
+            seen[i] = True
+        horizon = MAX_HOURS * 4
+        return IssuedForecast(
+            issue_slot=issue,
+            households=households,
+            metered=tuple(bool(s) for s in seen),
+            import_Wh=_to_Wh(self._model.forecast(imports, issue, horizon)),
+            export_Wh=_to_Wh(self._model.forecast(exports, issue, horizon)),
+        )
+
+
+def _to_Wh(values: NDArray[np.float64]) -> NDArray[np.int64]:
+    return np.rint(np.maximum(values, 0.0)).astype(np.int64)
+
+
+def hourly(first_slot: int, values: NDArray[np.int64]) -> list[tuple[int, int]]:
+    """``values`` (one per slot from ``first_slot``) summed per whole hour: (the hour's first
+    slot, its sum). A partial hour at either end is summed as far as it goes."""
+    out: dict[int, int] = {}
+    for k, value in enumerate(values.tolist()):
+        slot = first_slot + k
+        hour = slot - slot % 4
+        out[hour] = out.get(hour, 0) + int(value)
+    return sorted(out.items())
+
+
+#: Fewest households behind a published aggregate.
+AGGREGATE_MIN_HOUSEHOLDS: Final = MIN_HOUSEHOLDS

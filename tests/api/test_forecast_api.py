@@ -1,0 +1,167 @@
+"""``GET /forecast`` and ``GET /households/{id}/forecast``: forecasts from the mirror's readings,
+who may read which, the history they need, and bad input."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from sqlalchemy import delete
+from sqlmodel import Session
+
+from api.forecasts import Forecasts
+from api.services import slot_now
+from ledger.forecast.load import MIN_HISTORY_DAYS
+from ledger.mirror.models import ReadingRecord
+from tests.api.conftest import OP, Api, Member
+from tests.api.test_public_api import new_key, with_key
+
+
+def _metered(api: Api, members: list[Member], days: int) -> None:
+    """``days`` of readings up to the slot before now, straight into the mirror: each household
+    exports around noon (UTC) and imports in the evening, a little more each weekday."""
+    last = slot_now() - 1
+    first = last - days * 96 + 1
+    with Session(api.services.engine) as session:
+        for n, m in enumerate(members):
+            imported = exported = 0
+            for slot in range(first, last + 1):
+                hour = (slot % 96) / 4
+                sun = max(0.0, math.cos((hour - 12) / 12 * math.pi)) ** 2
+                evening = 1.0 if 17 <= hour < 22 else 0.2
+                d_exp = int(300 * sun * (1 + n / 10))
+                d_imp = int(200 * evening + 10 * ((slot // 96) % 7))
+                imported += d_imp
+                exported += d_exp
+                session.add(
+                    ReadingRecord(
+                        household=m.id,
+                        meter=m.meter.address,
+                        slot=slot,
+                        import_Wh=imported,
+                        export_Wh=exported,
+                        import_delta_Wh=d_imp,
+                        export_delta_Wh=d_exp,
+                        block_number=1,
+                        tx_hash="0x" + "00" * 32,
+                    )
+                )
+        session.commit()
+
+
+@pytest.fixture
+def street(embedded_api: Api) -> tuple[Api, list[Member]]:
+    api = embedded_api
+    members = [api.register(prosumer=True) for _ in range(3)]
+    _metered(api, members, days=MIN_HISTORY_DAYS + 2)
+    return api, members
+
+
+def _hour_of(slot: int) -> float:
+    return (slot % 96) / 4
+
+
+def test_the_neighbourhood_forecast_follows_the_metered_days(
+    street: tuple[Api, list[Member]],
+) -> None:
+    api, _ = street
+    c = api.client
+    r = c.get("/forecast")  # anyone, no token
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["scope"] == "neighbourhood" and body["households"] == 3
+    # The newest metered slot (a slot boundary may have passed since the readings).
+    assert body["issued_after_slot"] in (slot_now() - 1, slot_now() - 2)
+    slots = body["slots"]
+    assert len(slots) == 96 and slots[0]["slot"] == body["issued_after_slot"] + 1
+    assert all(s["net_Wh"] == s["export_Wh"] - s["import_Wh"] for s in slots)
+    # Noon: a surplus; the evening: a deficit, as every metered day had.
+    noon = [s for s in slots if 11 <= _hour_of(s["slot"]) < 13]
+    evening = [s for s in slots if 18 <= _hour_of(s["slot"]) < 21]
+    assert noon and evening
+    assert all(s["net_Wh"] > 0 for s in noon), noon
+    assert all(s["net_Wh"] < 0 for s in evening), evening
+    # Hours add up their slots, and each suggests a price inside the band.
+    hours = body["hours"]
+    assert sum(h["net_Wh"] for h in hours) == sum(s["net_Wh"] for s in slots)
+    tariffs = c.get("/market/tariffs").json()
+    low = tariffs["feed_in_ueur_per_kWh"]
+    high = tariffs["retail_ueur_per_kWh"] - tariffs["grid_fee_ueur_per_kWh"]
+    assert all(low <= h["suggested_price_ueur_per_kWh"] <= high for h in hours)
+    # Scarce hours suggest more than abundant ones.
+    dear = max(hours, key=lambda h: -h["net_Wh"])
+    cheap = max(hours, key=lambda h: h["net_Wh"])
+    assert dear["suggested_price_ueur_per_kWh"] > cheap["suggested_price_ueur_per_kWh"]
+    # Local time, with its offset.
+    assert slots[0]["starts_at"][-6] in "+-"
+    # Issued once per metered slot: the same answer again, and hours=72 reaches three days.
+    assert c.get("/forecast").json() == body
+    longest = c.get("/v1/forecast", params={"hours": 72}).json()
+    assert len(longest["slots"]) == 288 and longest["slots"][:96] == slots
+
+
+def test_a_household_reads_its_own_forecast_only(street: tuple[Api, list[Member]]) -> None:
+    api, members = street
+    c = api.client
+    first, second, _ = members
+    own = c.get(f"/households/{first.id}/forecast", headers=first.auth)
+    assert own.status_code == 200, own.text
+    mine = own.json()
+    assert mine["scope"] == "household" and mine["household"] == first.id
+    area = c.get("/forecast").json()
+    assert all(
+        m["export_Wh"] <= a["export_Wh"] for m, a in zip(mine["slots"], area["slots"], strict=True)
+    )
+    assert c.get(f"/households/{first.id}/forecast", headers=OP).json() == mine
+    r = c.get(f"/households/{first.id}/forecast", headers=second.auth)
+    assert r.status_code == 403 and "visible to itself" in r.json()["message"]
+    assert c.get(f"/households/{first.id}/forecast").status_code == 401
+    r = c.get("/households/999/forecast", headers=OP)
+    assert r.status_code == 404 and r.json()["code"] == "unknown_household"
+    # An app: the public forecast with public:read; a household's only with its consent.
+    key = new_key(api, scopes=["public:read", "household:read"])
+    assert c.get("/v1/forecast", headers=with_key(key)).status_code == 200
+    r = c.get(f"/v1/households/{first.id}/forecast", headers=with_key(key))
+    assert r.status_code == 403 and r.json()["code"] == "consent_required"
+    granted = c.post(f"/v1/households/{first.id}/consents/{key['id']}", headers=first.auth)
+    assert granted.status_code in (200, 201), granted.text
+    r = c.get(f"/v1/households/{first.id}/forecast", headers=with_key(key))
+    assert r.status_code == 200 and r.json() == mine
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"hours": 0}, {"hours": 73}, {"hours": -1}, {"hours": "x"}, {"hours": 10**30}, {"hour": 1}],
+)
+def test_bad_hours_are_refused(street: tuple[Api, list[Member]], params: dict[str, Any]) -> None:
+    api, members = street
+    assert api.client.get("/forecast", params=params).status_code == 422
+    r = api.client.get(f"/households/{members[0].id}/forecast", params=params, headers=OP)
+    assert r.status_code == 422
+
+
+def test_no_forecast_without_enough_history_nor_for_too_few_households(
+    embedded_api: Api,
+) -> None:
+    api = embedded_api
+    c = api.client
+    r = c.get("/forecast")
+    assert r.status_code == 409 and r.json()["code"] == "not_enough_history"
+    members = [api.register(prosumer=True) for _ in range(2)]
+    _metered(api, members, days=MIN_HISTORY_DAYS - 1)
+    r = c.get("/forecast")
+    assert r.status_code == 409 and r.json()["code"] == "not_enough_history"
+    assert f"needs {MIN_HISTORY_DAYS} whole days" in r.json()["message"]
+    # Enough days, but two households: the aggregate would show a neighbour's.
+    api.services.forecasts = Forecasts(api.services.engine)
+    with Session(api.services.engine) as session:
+        session.execute(delete(ReadingRecord))
+        session.commit()
+    for m in members:
+        m.import_Wh = m.export_Wh = 0
+    _metered(api, members, days=MIN_HISTORY_DAYS + 1)
+    r = c.get("/forecast")
+    assert r.status_code == 409 and r.json()["code"] == "too_few_households"
+    own = c.get(f"/households/{members[0].id}/forecast", headers=members[0].auth)
+    assert own.status_code == 200, own.text
