@@ -34,19 +34,31 @@ from sqlmodel import Session, col, select
 from ledger.audit.open_data import MIN_HOUSEHOLDS
 from ledger.forecast import SLOTS_PER_DAY, ForecastError, LoadForecaster
 from ledger.forecast.load import FIT_DAYS, MIN_HISTORY_DAYS
+from ledger.market.strategies import ForecastAware
 from ledger.mirror.models import HouseholdRecord, ReadingRecord
+from ledger.types import Tariffs
 
 __all__ = [
+    "AGGREGATE_MIN_HOUSEHOLDS",
     "MAX_HOURS",
     "MODEL",
+    "SCARCITY_WH_PER_HOUSEHOLD",
     "Forecasts",
+    "HourAhead",
     "IssuedForecast",
     "NotEnoughHistory",
+    "Series",
     "hourly",
+    "hours_ahead",
 ]
 
 #: The longest forecast asked for (hours).
 MAX_HOURS: Final = 72
+#: Fewest households behind a published aggregate.
+AGGREGATE_MIN_HOUSEHOLDS: Final = MIN_HOUSEHOLDS
+#: Expected neighbourhood net position per household (Wh a slot) at which the suggested price
+#: reaches the end of the band, as the forecast-aware agents of a simulation price.
+SCARCITY_WH_PER_HOUSEHOLD: Final = 100
 MODEL: Final = (
     "metered import and export, each forecast by a linear regression on the same slot 1 to 7 "
     "days earlier over every household (mlforecast), refit daily, updated every slot"
@@ -75,10 +87,80 @@ class IssuedForecast:
         except ValueError:
             return None
 
-    def neighbourhood(self) -> tuple[int, NDArray[np.int64], NDArray[np.int64]]:
-        """How many households are behind the aggregate, and its import and export."""
+    def neighbourhood(self) -> Series:
+        """The aggregate of every household with readings."""
         rows = np.array(self.metered, dtype=bool)
-        return int(rows.sum()), self.import_Wh[rows].sum(axis=0), self.export_Wh[rows].sum(axis=0)
+        return Series(
+            int(rows.sum()), self.import_Wh[rows].sum(axis=0), self.export_Wh[rows].sum(axis=0)
+        )
+
+    def household(self, household: int) -> Series | None:
+        row = self.row(household)
+        if row is None:
+            return None
+        return Series(1, self.import_Wh[row], self.export_Wh[row])
+
+    def pricing_area(self, household: int | None) -> Series:
+        """What suggested prices follow: the neighbourhood, or for a household whose
+        neighbourhood is too small to show, its own figures."""
+        area = self.neighbourhood()
+        if household is not None and area.households < AGGREGATE_MIN_HOUSEHOLDS:
+            own = self.household(household)
+            if own is not None:
+                return own
+        return area
+
+
+@dataclass(frozen=True)
+class Series:
+    """Expected import and export (Wh per slot from the issue slot's next) of ``households``."""
+
+    households: int
+    import_Wh: NDArray[np.int64]
+    export_Wh: NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class HourAhead:
+    """One hour of a forecast (its slots from ``first_slot`` on; the first hour may be
+    partial) and the price limit suggested for it."""
+
+    first_slot: int
+    import_Wh: int
+    export_Wh: int
+    suggested_price_ueur_per_kWh: int
+
+    @property
+    def net_Wh(self) -> int:
+        return self.export_Wh - self.import_Wh
+
+
+def hours_ahead(
+    first_slot: int, series: Series, area: Series, tariffs: Tariffs, n_slots: int
+) -> list[HourAhead]:
+    """The hours of ``series``'s first ``n_slots`` slots (from ``first_slot``), each with a
+    price limit from ``area``'s expected scarcity in that hour (the forecast-aware agents'
+    rule, :class:`ledger.market.strategies.ForecastAware`): a sell limit for an hour the
+    series expects a surplus, a buy limit otherwise."""
+    area_net = (area.export_Wh[:n_slots] - area.import_Wh[:n_slots]).astype(np.int64)
+    pricing = ForecastAware(
+        expected_net_Wh=dict(hourly(first_slot, area_net)),
+        scale_Wh=max(1, SCARCITY_WH_PER_HOUSEHOLD * 4 * area.households),
+    )
+    imports = dict(hourly(first_slot, series.import_Wh[:n_slots]))
+    exports = dict(hourly(first_slot, series.export_Wh[:n_slots]))
+    out = []
+    for hour in sorted(imports):
+        side = "offer" if exports[hour] > imports[hour] else "bid"
+        out.append(
+            HourAhead(
+                first_slot=max(hour, first_slot),
+                import_Wh=imports[hour],
+                export_Wh=exports[hour],
+                suggested_price_ueur_per_kWh=pricing.limit(side, hour, tariffs, 0, 1),
+            )
+        )
+    return out
 
 
 class Forecasts:
@@ -168,7 +250,3 @@ def hourly(first_slot: int, values: NDArray[np.int64]) -> list[tuple[int, int]]:
         hour = slot - slot % 4
         out[hour] = out.get(hour, 0) + int(value)
     return sorted(out.items())
-
-
-#: Fewest households behind a published aggregate.
-AGGREGATE_MIN_HOUSEHOLDS: Final = MIN_HOUSEHOLDS

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -24,6 +25,7 @@ from api import apikeys
 from api.auth import Principal
 from api.deps import Svc
 from api.errors import ApiError
+from api.forecasts import NotEnoughHistory, hours_ahead
 from api.models import ApiHousehold, ApiOrder
 from api.routes import orders
 from api.schemas import OrderIn, TakeIn
@@ -32,6 +34,7 @@ from api.web import charts, export, flash, forms, i18n, once, views
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
 from ledger import localtime
+from ledger.forecast.load import MIN_HISTORY_DAYS
 from ledger.market.statements import SlotLine, Statement
 from ledger.mirror.models import FillRecord
 
@@ -83,6 +86,39 @@ def _today_chart(t: dict[str, str], lines: list[SlotLine], tz: str) -> Any:
             charts.Series(t["pending"], charts.PURPLE, [x.pending_export_Wh for x in lines]),
         ],
     )
+
+
+def _tomorrow(services: Services, household: int, t: dict[str, str]) -> dict[str, Any]:
+    """Tomorrow's hours (local) of the household's forecast, with a chart; ``None`` figures
+    when there is no forecast yet (too few days of readings)."""
+    tz = services.settings.timezone
+    try:
+        issued = services.forecasts.latest(slot_now())
+    except NotEnoughHistory:
+        return {"tomorrow_hours": None, "tomorrow_chart": None}
+    own = issued.household(household)
+    if own is None:
+        return {"tomorrow_hours": None, "tomorrow_chart": None}
+    first = issued.issue_slot + 1
+    tomorrow = localtime.local_date(slot_now(), tz) + timedelta(days=1)
+    span = localtime.day_span(tomorrow, tz)
+    ahead = hours_ahead(
+        first, own, issued.pricing_area(household), services.tariffs(), len(own.import_Wh)
+    )
+    hours = [h for h in ahead if span[0] <= h.first_slot <= span[1]]
+    if not hours:
+        return {"tomorrow_hours": None, "tomorrow_chart": None}
+    alt = t["chart_tomorrow_alt"].format(
+        imp=sum(h.import_Wh for h in hours), exp=sum(h.export_Wh for h in hours)
+    )
+    chart = charts.mirrored_bars(
+        "chart-tomorrow",
+        alt,
+        [i18n.slot_time(h.first_slot, tz) for h in hours],
+        up=[charts.Series(t["expected_in"], charts.GREY, [h.import_Wh for h in hours])],
+        down=[charts.Series(t["expected_out"], charts.AMBER, [h.export_Wh for h in hours])],
+    )
+    return {"tomorrow_hours": hours, "tomorrow_chart": chart}
 
 
 def _decisions(
@@ -143,6 +179,8 @@ def _context(services: Services, who: Principal, lang: str) -> dict[str, Any]:
         "trades_total": _trades_total(hid, trades),
         "privacy": _privacy_texts(lang),
         "apps": _apps(engine, hid, tz),
+        "forecast_days": MIN_HISTORY_DAYS,
+        **_tomorrow(services, hid, t),
         **_decisions(engine, record, month, band, offer, bid),
     }
 

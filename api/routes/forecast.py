@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import numpy as np
 from fastapi import APIRouter, Query
-from numpy.typing import NDArray
 from pydantic import BaseModel, Field
 
 from api.auth import Caller
@@ -21,18 +19,14 @@ from api.forecasts import (
     MODEL,
     IssuedForecast,
     NotEnoughHistory,
-    hourly,
+    Series,
+    hours_ahead,
 )
 from api.schemas import HouseholdPath
 from api.services import Services, slot_now
 from ledger.localtime import slot_iso
-from ledger.market.strategies import ForecastAware
 
 router = APIRouter(tags=["forecast"])
-
-#: Expected neighbourhood net position per household (Wh a slot) at which the suggested price
-#: reaches the end of the band, as the forecast-aware agents of a simulation price.
-SCARCITY_WH_PER_HOUSEHOLD = 100
 
 
 class ForecastSlotOut(BaseModel):
@@ -79,16 +73,15 @@ Hours = Annotated[int, Query(ge=1, le=MAX_HOURS, description="hours ahead (1 to 
 )
 def neighbourhood_forecast(services: Svc, hours: Hours = 24) -> ForecastOut:
     issued = _issued(services)
-    count, imports, exports = issued.neighbourhood()
-    if count < AGGREGATE_MIN_HOUSEHOLDS:
+    area = issued.neighbourhood()
+    if area.households < AGGREGATE_MIN_HOUSEHOLDS:
         raise ApiError(
             409,
             "too_few_households",
             f"the neighbourhood's forecast is published once {AGGREGATE_MIN_HOUSEHOLDS} "
-            f"households have readings; {count} have",
+            f"households have readings; {area.households} have",
         )
-    area = (count, imports, exports)
-    return _answer(services, issued.issue_slot, None, count, imports, exports, hours, area)
+    return _answer(services, issued, None, area, hours)
 
 
 @router.get(
@@ -103,15 +96,10 @@ def household_forecast(
     if not caller.may_see(household):
         raise forbidden(f"household {household}'s data is visible to itself and the operator only")
     issued = _issued(services)
-    row = issued.row(household)
-    if row is None:
+    own = issued.household(household)
+    if own is None:
         raise not_found("unknown_household", f"household {household} is not registered")
-    imports, exports = issued.import_Wh[row], issued.export_Wh[row]
-    area = issued.neighbourhood()
-    if area[0] < AGGREGATE_MIN_HOUSEHOLDS:
-        # Too few neighbours to price by without showing theirs: the household's own.
-        area = (1, imports, exports)
-    return _answer(services, issued.issue_slot, household, 1, imports, exports, hours, area)
+    return _answer(services, issued, household, own, hours)
 
 
 def _issued(services: Services) -> IssuedForecast:
@@ -122,63 +110,39 @@ def _issued(services: Services) -> IssuedForecast:
 
 
 def _answer(
-    services: Services,
-    issue: int,
-    household: int | None,
-    count: int,
-    imports: NDArray[np.int64],
-    exports: NDArray[np.int64],
-    hours: int,
-    area: tuple[int, NDArray[np.int64], NDArray[np.int64]],
+    services: Services, issued: IssuedForecast, household: int | None, series: Series, hours: int
 ) -> ForecastOut:
-    """The answer for ``hours`` of ``imports`` and ``exports``; ``area`` (households, imports,
-    exports) is what the suggested prices follow."""
     tz = services.settings.timezone
     n = hours * 4
-    first = issue + 1
-    imports, exports = imports[:n], exports[:n]
-    slots = [
-        ForecastSlotOut(
-            slot=first + k,
-            starts_at=slot_iso(first + k, tz),
-            import_Wh=int(imports[k]),
-            export_Wh=int(exports[k]),
-            net_Wh=int(exports[k] - imports[k]),
-        )
-        for k in range(n)
-    ]
-    # The suggested price follows the neighbourhood's expected scarcity in every hour.
-    area_count, area_imports, area_exports = area
-    area_net = (area_exports[:n] - area_imports[:n]).astype(np.int64)
-    pricing = ForecastAware(
-        expected_net_Wh=dict(hourly(first, area_net)),
-        scale_Wh=max(1, SCARCITY_WH_PER_HOUSEHOLD * 4 * area_count),
-    )
-    tariffs = services.tariffs()
-    in_hours = dict(hourly(first, imports))
-    out_hours = dict(hourly(first, exports))
-    hour_rows = []
-    for start in sorted(in_hours):
-        net = out_hours[start] - in_hours[start]
-        side = "offer" if net > 0 else "bid"
-        begins = max(start, first)  # the first hour may have begun before the forecast
-        hour_rows.append(
-            ForecastHourOut(
-                starts_at=slot_iso(begins, tz),
-                first_slot=begins,
-                import_Wh=in_hours[start],
-                export_Wh=out_hours[start],
-                net_Wh=net,
-                suggested_price_ueur_per_kWh=pricing.limit(side, start, tariffs, 0, 1),
-            )
-        )
+    first = issued.issue_slot + 1
+    imports, exports = series.import_Wh[:n], series.export_Wh[:n]
+    ahead = hours_ahead(first, series, issued.pricing_area(household), services.tariffs(), n)
     return ForecastOut(
         scope="neighbourhood" if household is None else "household",
         household=household,
-        households=count,
-        issued_after_slot=issue,
-        issued_after=slot_iso(issue, tz),
+        households=series.households,
+        issued_after_slot=issued.issue_slot,
+        issued_after=slot_iso(issued.issue_slot, tz),
         model=MODEL,
-        slots=slots,
-        hours=hour_rows,
+        slots=[
+            ForecastSlotOut(
+                slot=first + k,
+                starts_at=slot_iso(first + k, tz),
+                import_Wh=int(imports[k]),
+                export_Wh=int(exports[k]),
+                net_Wh=int(exports[k] - imports[k]),
+            )
+            for k in range(n)
+        ],
+        hours=[
+            ForecastHourOut(
+                starts_at=slot_iso(h.first_slot, tz),
+                first_slot=h.first_slot,
+                import_Wh=h.import_Wh,
+                export_Wh=h.export_Wh,
+                net_Wh=h.net_Wh,
+                suggested_price_ueur_per_kWh=h.suggested_price_ueur_per_kWh,
+            )
+            for h in ahead
+        ],
     )

@@ -4,6 +4,7 @@ who may read which, the history they need, and bad input."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sqlmodel import Session
 
 from api.forecasts import Forecasts
 from api.services import slot_now
+from api.web.session import LANG_COOKIE, TOKEN_COOKIE
 from ledger.forecast.load import MIN_HISTORY_DAYS
 from ledger.mirror.models import ReadingRecord
 from tests.api.conftest import OP, Api, Member
@@ -165,3 +167,31 @@ def test_no_forecast_without_enough_history_nor_for_too_few_households(
     assert r.status_code == 409 and r.json()["code"] == "too_few_households"
     own = c.get(f"/households/{members[0].id}/forecast", headers=members[0].auth)
     assert own.status_code == 200, own.text
+
+
+def test_the_household_page_shows_tomorrow_by_the_hour(street: tuple[Api, list[Member]]) -> None:
+    api, members = street
+    c = api.client
+    c.cookies.set(TOKEN_COOKIE, members[0].token)
+    page = c.get("/ui/household")
+    assert page.status_code == 200
+    html = page.text
+    assert 'id="tomorrow-title"' in html and 'id="chart-tomorrow"' in html
+    rows = re.findall(r'<tr data-slot="(\d+)">', html)
+    # Tomorrow's local hours (23 to 25 of them across a clock change), in order.
+    assert 23 <= len(rows) <= 25 and rows == sorted(rows)
+    prices = [int(p) for p in re.findall(r'data-ueur-per-kwh="(\d+)"', html)]
+    assert len(prices) == len(rows) and len(set(prices)) > 1
+    assert "sell at" in html and "buy at" in html  # a surplus at noon, a deficit at night
+    c.cookies.set(LANG_COOKIE, "fr")
+    assert "Demain, prévu" in c.get("/ui/household").text
+    c.cookies.clear()
+
+
+def test_the_household_page_says_when_forecasts_start(embedded_api: Api) -> None:
+    api = embedded_api
+    member = api.register(prosumer=True)
+    api.client.cookies.set(TOKEN_COOKIE, member.token)
+    html = api.client.get("/ui/household").text
+    assert 'id="no-forecast"' in html
+    assert f"once the meters have recorded {MIN_HISTORY_DAYS} whole days" in html

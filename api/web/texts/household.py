@@ -26,6 +26,35 @@ TEXTS: dict[str, tuple[str, str]] = {
     "consumption": ("Taken from the network", "Pris au réseau"),
     "production": ("Sent to the network", "Envoyé au réseau"),
     "no_readings_today": ("No meter reading yet today.", "Pas encore de relevé aujourd'hui."),
+    "tomorrow": ("Tomorrow, expected", "Demain, prévu"),
+    "tomorrow_intro": (
+        "Per hour (local time): what your meter is expected to take from the network and send "
+        "to it tomorrow, forecast from what it recorded on the same hours of the last days, "
+        "and a price limit suggested by how short or long of energy the neighbourhood is "
+        "expected to be: a minimum to sell at in the hours you should have a surplus, a "
+        "maximum to buy at in the others.",
+        "Par heure (heure locale) : ce que votre compteur devrait prendre au réseau et lui "
+        "envoyer demain, prévu d'après ce qu'il a relevé aux mêmes heures des derniers jours, "
+        "et une limite de prix suggérée selon le manque ou le surplus d'énergie attendu dans le "
+        "quartier : un minimum de vente aux heures où vous devriez avoir un surplus, un maximum "
+        "d'achat aux autres.",
+    ),
+    "expected_in": ("Expected from the network", "Prévu pris au réseau"),
+    "expected_out": ("Expected to the network", "Prévu envoyé au réseau"),
+    "hour": ("Hour", "Heure"),
+    "expected_net": ("Surplus (+) or deficit (-)", "Surplus (+) ou manque (-)"),
+    "suggested_price": ("Suggested price limit", "Limite de prix suggérée"),
+    "sell_at_least": ("sell at {p} or more", "vendre à {p} ou plus"),
+    "buy_at_most": ("buy at {p} or less", "acheter à {p} ou moins"),
+    "no_forecast": (
+        "No forecast yet: it starts once the meters have recorded {days} whole days.",
+        "Pas encore de prévision : elle commence quand les compteurs ont relevé {days} jours "
+        "entiers.",
+    ),
+    "chart_tomorrow_alt": (
+        "Bars per hour tomorrow: {imp} Wh expected from the network, {exp} Wh expected to it.",
+        "Barres par heure demain : {imp} Wh prévus pris au réseau, {exp} Wh prévus envoyés.",
+    ),
     "chart_today_alt": (
         "Bars per slot today: {imp} Wh taken ({bought} Wh from neighbours, {grid} Wh from the "
         "grid, {pin} Wh not settled yet) and {exp} Wh sent out ({sold} Wh sold to neighbours, "
