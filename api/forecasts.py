@@ -32,7 +32,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from ledger.audit.open_data import MIN_HOUSEHOLDS
-from ledger.forecast import SLOTS_PER_DAY, ForecastError, LoadForecaster
+from ledger.forecast import SLOTS_PER_DAY, ForecastError, LoadForecaster, mae, skill
 from ledger.forecast.load import FIT_DAYS, MIN_HISTORY_DAYS
 from ledger.market.strategies import ForecastAware
 from ledger.mirror.models import HouseholdRecord, ReadingRecord
@@ -47,6 +47,7 @@ __all__ = [
     "HourAhead",
     "IssuedForecast",
     "NotEnoughHistory",
+    "Review",
     "Series",
     "hourly",
     "hours_ahead",
@@ -112,6 +113,25 @@ class IssuedForecast:
 
 
 @dataclass(frozen=True)
+class Review:
+    """A day-ahead forecast of the neighbourhood's net position against what was metered:
+    the 96 slots after ``issue_slot``, forecast from the readings up to it."""
+
+    issue_slot: int
+    first_slot: int
+    households: int
+    expected_import_Wh: NDArray[np.int64]
+    expected_export_Wh: NDArray[np.int64]
+    metered_import_Wh: NDArray[np.int64]
+    metered_export_Wh: NDArray[np.int64]
+    #: Mean absolute error of the net position per slot (Wh), the model's and the
+    #: seasonal-naive forecast's (each slot as it was metered the day before).
+    mae_Wh: float
+    seasonal_naive_mae_Wh: float
+    skill_vs_seasonal_naive: float | None
+
+
+@dataclass(frozen=True)
 class Series:
     """Expected import and export (Wh per slot from the issue slot's next) of ``households``."""
 
@@ -171,6 +191,7 @@ class Forecasts:
         self._model = LoadForecaster()
         self._lock = threading.Lock()
         self._issued: IssuedForecast | None = None
+        self._review: Review | None = None
 
     def latest(self, now_slot: int) -> IssuedForecast:
         """The forecast after the newest metered slot up to ``now_slot - 1`` (72 hours of it)."""
@@ -187,6 +208,63 @@ class Forecasts:
             if self._issued is None or self._issued.issue_slot != issue:
                 self._issued = self._issue(int(issue))
             return self._issued
+
+    def review(self, now_slot: int) -> Review:
+        """The neighbourhood's forecast made a day before the newest metered slot, against
+        what was metered since, with the seasonal-naive forecast (the day before) beside it."""
+        with Session(self.engine) as session:
+            newest = session.exec(
+                select(func.max(ReadingRecord.slot)).where(ReadingRecord.slot < now_slot)
+            ).one()
+        if newest is None:
+            raise NotEnoughHistory(
+                f"no reading has been recorded yet; a forecast needs {MIN_HISTORY_DAYS} days "
+                "of readings"
+            )
+        issue = int(newest) - SLOTS_PER_DAY
+        with self._lock:
+            if self._review is None or self._review.issue_slot != issue:
+                self._review = self._reviewed(issue)
+            return self._review
+
+    def _reviewed(self, issue: int) -> Review:
+        made = self._issue(issue)  # reads the readings up to ``issue`` only
+        area = made.neighbourhood()
+        first = issue + 1
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(
+                    ReadingRecord.slot,
+                    func.sum(ReadingRecord.import_delta_Wh),
+                    func.sum(ReadingRecord.export_delta_Wh),
+                )
+                .where(
+                    col(ReadingRecord.slot) > issue - SLOTS_PER_DAY,
+                    col(ReadingRecord.slot) <= issue + SLOTS_PER_DAY,
+                )
+                .group_by(col(ReadingRecord.slot))
+            ).all()
+        metered = np.zeros((2, 2 * SLOTS_PER_DAY), dtype=np.int64)  # import, export
+        for slot, imported, exported in rows:
+            metered[:, slot - (issue - SLOTS_PER_DAY + 1)] = (int(imported), int(exported))
+        day_before, day = metered[:, :SLOTS_PER_DAY], metered[:, SLOTS_PER_DAY:]
+        expected = area.export_Wh[:SLOTS_PER_DAY] - area.import_Wh[:SLOTS_PER_DAY]
+        actual = day[1] - day[0]
+        naive = day_before[1] - day_before[0]
+        model_mae = mae(expected, actual)
+        naive_mae = mae(naive, actual)
+        return Review(
+            issue_slot=issue,
+            first_slot=first,
+            households=area.households,
+            expected_import_Wh=area.import_Wh[:SLOTS_PER_DAY],
+            expected_export_Wh=area.export_Wh[:SLOTS_PER_DAY],
+            metered_import_Wh=day[0],
+            metered_export_Wh=day[1],
+            mae_Wh=model_mae,
+            seasonal_naive_mae_Wh=naive_mae,
+            skill_vs_seasonal_naive=skill(model_mae, naive_mae),
+        )
 
     def _issue(self, issue: int) -> IssuedForecast:
         day_start = (issue + 1) // SLOTS_PER_DAY * SLOTS_PER_DAY

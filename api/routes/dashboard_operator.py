@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Principal
 from api.deps import Svc
 from api.errors import ApiError
+from api.forecasts import NotEnoughHistory, hourly
 from api.routes import households, market, topups
 from api.schemas import (
     MAX_HOUSEHOLD_ID,
@@ -41,6 +42,7 @@ from api.web import audit, charts, flash, forms, i18n, once, operator_views, vie
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
 from api.webhooks import failed_view
+from ledger.forecast.load import MIN_HISTORY_DAYS
 
 router = APIRouter(include_in_schema=False)
 
@@ -125,6 +127,40 @@ def _market(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
             axis_text=lambda v: f"{i18n.cents_per_kWh(v, lang)} c€",
         )
     return context
+
+
+def _forecast_review(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
+    """The day-ahead forecast of the last metered day against the readings, by the hour."""
+    try:
+        review = services.forecasts.review(slot_now())
+    except NotEnoughHistory:
+        return {"review": None, "review_hours": [], "review_chart": None}
+    tz = services.settings.timezone
+    first = review.first_slot
+    columns = {
+        "expected_import": hourly(first, review.expected_import_Wh),
+        "expected_export": hourly(first, review.expected_export_Wh),
+        "metered_import": hourly(first, review.metered_import_Wh),
+        "metered_export": hourly(first, review.metered_export_Wh),
+    }
+    hours = [
+        {"slot": max(hour, first), **{k: v[i][1] for k, v in columns.items()}}
+        for i, (hour, _) in enumerate(columns["expected_import"])
+    ]
+    alt = t["forecast_review_alt"].format(
+        exp=i18n.integer(int(review.expected_export_Wh.sum()), lang),
+        met=i18n.integer(int(review.metered_export_Wh.sum()), lang),
+    )
+    chart = charts.grouped_bars(
+        "chart-forecast-review",
+        alt,
+        [i18n.slot_time(h["slot"], tz) for h in hours],
+        [
+            charts.Series(t["expected_export"], charts.BLUE, [h["expected_export"] for h in hours]),
+            charts.Series(t["metered_export"], charts.AMBER, [h["metered_export"] for h in hours]),
+        ],
+    )
+    return {"review": review, "review_hours": hours, "review_chart": chart}
 
 
 def _pu(value: float | None, lang: str) -> str:
@@ -231,6 +267,8 @@ def _operator_page(services: Services, t: dict[str, str], lang: str) -> dict[str
     shown = [r.slot for r in context["outcomes"]]
     now = slot_now()
     context |= _feeder(services, shown, t, lang)
+    context |= _forecast_review(services, t, lang)
+    context["forecast_days"] = MIN_HISTORY_DAYS
     context |= {
         "audit": audit.kept_view(services.engine),
         "silent": operator_views.silent_meters(services.engine, now),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from api.forecasts import Forecasts
 from api.services import slot_now
@@ -195,3 +195,54 @@ def test_the_household_page_says_when_forecasts_start(embedded_api: Api) -> None
     html = api.client.get("/ui/household").text
     assert 'id="no-forecast"' in html
     assert f"once the meters have recorded {MIN_HISTORY_DAYS} whole days" in html
+
+
+def test_the_operator_page_sets_the_forecast_against_what_was_metered(
+    street: tuple[Api, list[Member]],
+) -> None:
+    api, _ = street
+    c = api.client
+    c.cookies.set(TOKEN_COOKIE, OP["Authorization"].removeprefix("Bearer "))
+    html = c.get("/ui/operator").text
+    assert 'id="review-title"' in html and 'id="chart-forecast-review"' in html
+    rows = re.findall(r"<tr><th scope=\"row\">", html.split('id="review-table"')[1])
+    assert len(rows) >= 24
+    review = api.services.forecasts.review(slot_now())
+    # The forecast of the last metered day, made from the days before it, against that day's
+    # readings as the mirror holds them.
+    assert review.first_slot == review.issue_slot + 1
+    day = range(review.first_slot, review.first_slot + 96)
+    with Session(api.services.engine) as session:
+        rows = session.exec(
+            select(ReadingRecord.slot, ReadingRecord.import_delta_Wh, ReadingRecord.export_delta_Wh)
+        ).all()
+    metered_in = [sum(r[1] for r in rows if r[0] == slot) for slot in day]
+    metered_out = [sum(r[2] for r in rows if r[0] == slot) for slot in day]
+    assert review.metered_import_Wh.tolist() == metered_in
+    assert review.metered_export_Wh.tolist() == metered_out
+    expected = review.expected_export_Wh - review.expected_import_Wh
+    actual = review.metered_export_Wh - review.metered_import_Wh
+    assert review.mae_Wh == pytest.approx(float(abs(expected - actual).mean()))
+    naive_in = [sum(r[1] for r in rows if r[0] == slot - 96) for slot in day]
+    naive_out = [sum(r[2] for r in rows if r[0] == slot - 96) for slot in day]
+    naive = [o - i for i, o in zip(naive_in, naive_out, strict=True)]
+    assert review.seasonal_naive_mae_Wh == pytest.approx(
+        sum(abs(n - a) for n, a in zip(naive, actual.tolist(), strict=True)) / 96
+    )
+    assert review.skill_vs_seasonal_naive == pytest.approx(
+        1 - review.mae_Wh / review.seasonal_naive_mae_Wh
+    )
+    assert f'data-skill="{review.skill_vs_seasonal_naive}"' in html
+    # Made from the readings before the day only: without the day's readings, the same.
+    with Session(api.services.engine) as session:
+        session.execute(delete(ReadingRecord).where(ReadingRecord.slot > review.issue_slot))
+        session.commit()
+    fresh = Forecasts(api.services.engine)._issue(review.issue_slot)
+    assert fresh.neighbourhood().export_Wh[:96].tolist() == review.expected_export_Wh.tolist()
+    c.cookies.clear()
+
+
+def test_the_operator_page_says_when_forecasts_will_be_reviewed(embedded_api: Api) -> None:
+    c = embedded_api.client
+    c.cookies.set(TOKEN_COOKIE, OP["Authorization"].removeprefix("Bearer "))
+    assert 'id="no-forecast-review"' in c.get("/ui/operator").text

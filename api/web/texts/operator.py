@@ -23,6 +23,42 @@ TEXTS: dict[str, tuple[str, str]] = {
     "deficit": ("Deficit", "Déficit"),
     "matched": ("Matched locally", "Échangé localement"),
     "no_slots_settled": ("No slot settled yet.", "Aucune tranche réglée pour l'instant."),
+    "forecast_review": ("Forecast against metered", "Prévision et relevés"),
+    "forecast_review_intro": (
+        "The neighbourhood's forecast made a day before the newest reading, per hour (local "
+        "time), against what the meters then recorded. The error is per 15-minute slot, on the "
+        "net position (sent out minus taken); the day-before forecast repeats each slot of the "
+        "previous day.",
+        "La prévision du quartier faite un jour avant le relevé le plus récent, par heure (heure "
+        "locale), et ce que les compteurs ont relevé ensuite. L'erreur est par tranche de 15 "
+        "minutes, sur la position nette (envoyé moins pris) ; la prévision « veille » répète "
+        "chaque tranche de la veille.",
+    ),
+    "expected_export": ("Expected sent out", "Envoi prévu"),
+    "metered_export": ("Metered sent out", "Envoi relevé"),
+    "expected_import": ("Expected taken", "Prise prévue"),
+    "metered_import": ("Metered taken", "Prise relevée"),
+    "forecast_error": (
+        "Forecast error (mean, per slot)",
+        "Erreur de la prévision (moyenne, par tranche)",
+    ),
+    "naive_error": (
+        "Day-before error (mean, per slot)",
+        "Erreur de la veille (moyenne, par tranche)",
+    ),
+    "forecast_skill": ("Better than the day before by", "Meilleure que la veille de"),
+    "no_forecast_review": (
+        "No forecast to review yet: forecasts start once the meters have recorded {days} whole "
+        "days, and are reviewed a day later.",
+        "Pas encore de prévision à comparer : les prévisions commencent quand les compteurs ont "
+        "relevé {days} jours entiers, et se comparent un jour plus tard.",
+    ),
+    "forecast_review_alt": (
+        "Bars per hour: energy the neighbourhood was expected to send out and what it sent "
+        "out, {exp} Wh expected and {met} Wh metered over the day.",
+        "Barres par heure : l'énergie que le quartier devait envoyer et celle qu'il a envoyée, "
+        "{exp} Wh prévus et {met} Wh relevés sur la journée.",
+    ),
     "prices": ("Clearing prices and the tariff band", "Prix d'équilibre et bande tarifaire"),
     "prices_alt": (
         "Clearing prices of {n} slots, from {lo} to {hi} c€/kWh, within the band from the "
