@@ -70,7 +70,7 @@ from meter_sim.flows import (
     simulate,
     window,
 )
-from meter_sim.forecast import add_forecast_report, forecast_report_ahead
+from meter_sim.forecast import ForecastAhead, add_forecast_report, forecast_report_ahead
 from meter_sim.meters import signed_slots
 from meter_sim.report import (
     Gas,
@@ -342,6 +342,8 @@ def run_simulation(
         if flows_ahead is not None:
             # Awaited only now: the flows were computed in a child while the chain was set up.
             flows = flows_ahead.result()
+        # The report's forecast figures, computed on the second core while the slots run.
+        forecast = forecast_report_ahead(scenario, flows)
         household_ids, top_ups = _onboard(client, chain.operator, scenario, flows, tariffs)
         settings = agent_settings(scenario, flows, household_ids, agents)
         _post_standing_orders(
@@ -381,6 +383,7 @@ def run_simulation(
             started,
             before_audit,
             agents=strategy_counts(s.strategy for s in settings.values()),
+            forecast=forecast,
         )
 
 
@@ -774,6 +777,7 @@ def collect_result(
     started: float,
     before_audit: Callable[[RunResult], object] | None = None,
     agents: Mapping[str, int] | None = None,
+    forecast: ForecastAhead | None = None,
 ) -> RunResult:
     """Index the chain, then build the run's statements, report and plot series, then audit.
 
@@ -782,9 +786,12 @@ def collect_result(
 
     ``before_audit``, if given, gets the result once everything but the audit is in it, and
     before the audit's fields are added to its report (``voisin simulate`` starts drawing the
-    plots then, in another process, while the audit runs here).
+    plots then, in another process, while the audit runs here). ``forecast``, if given, is
+    the report's forecast entry already being computed
+    (:func:`meter_sim.forecast.forecast_report_ahead`); else it starts here.
     """
-    forecast = forecast_report_ahead(scenario, flows)  # on the second core, meanwhile
+    if forecast is None:  # started here, the forecasts' figures are computed meanwhile
+        forecast = forecast_report_ahead(scenario, flows)
     index(client, engine, start_block=deployment_block)
     n_t = flows.shape[1]
     first, last = flows.first_slot, flows.first_slot + n_t - 1
