@@ -4,9 +4,11 @@ It reads, with an API key of scope ``public:read`` and nothing else, what the ne
 settled slots say: in each slot, how much of the solar surplus no neighbour bought
 (``unmatched_surplus_Wh``: it went to the grid at the feed-in price). An hour where some was
 left is an hour where a washing machine would have run on the neighbourhood's own sun. The app
-lists those hours of a day, and for tomorrow the same hours as today (a persistence guess,
-until Voisin publishes forecasts). With ``--follow`` it keeps listening to the live feed and
-updates its advice as each slot settles.
+lists those hours of a day; for tomorrow, the hours where Voisin's forecast expects the
+neighbourhood to send more to the grid than it takes (``GET /v1/forecast``: the expected net
+position per hour), or, while Voisin has too few days of readings to forecast, the same hours
+as today (a persistence guess, and the app says so). With ``--follow`` it keeps listening to
+the live feed and updates its advice as each slot settles.
 
 It uses only Voisin's public surface: the generated client (``clients/python``) for the REST
 reads, and the live feed (``GET /feed``, Server-Sent Events) through httpx-sse.
@@ -27,8 +29,9 @@ from zoneinfo import ZoneInfo
 import httpx
 from httpx_sse import connect_sse
 from voisin_client import AuthenticatedClient
+from voisin_client.api.forecast import neighbourhood_forecast
 from voisin_client.api.market import slot_outcome, tariffs
-from voisin_client.models import SlotOutcome, TariffsOut
+from voisin_client.models import ForecastOut, SlotOutcome, TariffsOut
 
 SLOT_SECONDS = 900
 #: Surplus left in an hour (Wh) from which the hour is worth a wash: a cycle draws about
@@ -81,6 +84,17 @@ def tomorrow_guess(today: Iterable[Hour]) -> list[Hour]:
     return out
 
 
+def expected_hours(forecast: ForecastOut, day: date, tz: ZoneInfo) -> list[Hour]:
+    """The hours of ``day`` in a forecast, each with the surplus the neighbourhood is expected
+    to send to the grid (its expected net position, when positive)."""
+    out = []
+    for hour in forecast.hours:
+        start = datetime.fromisoformat(hour.starts_at).astimezone(tz).replace(minute=0)
+        if start.date() == day:
+            out.append(Hour(start, max(0, hour.net_wh), 0))
+    return out
+
+
 def leftover_of_event(data: dict[str, object]) -> tuple[int, int] | None:
     """(slot, leftover Wh) of a ``slot_settled`` event's data: what was exported and not sold
     to a neighbour (``export_Wh - local_Wh``)."""
@@ -92,9 +106,18 @@ def leftover_of_event(data: dict[str, object]) -> tuple[int, int] | None:
     return slot, max(0, leftover)
 
 
-def describe(day: date, hours: list[Hour], threshold_Wh: int, guess: bool = False) -> str:
+#: How each day's advice was made, as the app says it.
+SETTLED, FORECAST, GUESS = "settled", "forecast", "guess"
+_LABELS = {
+    SETTLED: "",
+    FORECAST: " (expected: Voisin's forecast)",
+    GUESS: " (expected: the same hours as today; Voisin has no forecast yet)",
+}
+
+
+def describe(day: date, hours: list[Hour], threshold_Wh: int, source: str = SETTLED) -> str:
     good = good_hours(hours, threshold_Wh)
-    label = f"{day:%A %d %B}" + (" (expected: the same hours as today)" if guess else "")
+    label = f"{day:%A %d %B}" + _LABELS[source]
     if not good:
         return f"{label}: no hour with {threshold_Wh} Wh of local surplus"
     spans = ", ".join(f"{h.start:%H:00}-{h.start + timedelta(hours=1):%H:00}" for h in good)
@@ -144,6 +167,17 @@ def settled_leftovers(client: AuthenticatedClient, slots: Iterable[int]) -> dict
 def _problem(answer: object) -> str:
     code, message = getattr(answer, "code", None), getattr(answer, "message", None)
     return f"{code}: {message}" if code else "no answer"
+
+
+def forecast_for(client: AuthenticatedClient, hours: int = 48) -> ForecastOut | None:
+    """The neighbourhood's forecast, or None while Voisin has none (too few days metered)."""
+    response = neighbourhood_forecast.sync_detailed(client=client, hours=hours)
+    if response.status_code == 409:
+        return None
+    answer = response.parsed
+    if not isinstance(answer, ForecastOut):
+        raise VoisinError(f"GET /v1/forecast: {_problem(answer)}")
+    return answer
 
 
 def day_leftovers(
@@ -196,22 +230,33 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def lines(day: date, hours: list[Hour], threshold_Wh: int) -> Iterator[str]:
+def lines(
+    day: date, hours: list[Hour], threshold_Wh: int, tomorrow: list[Hour] | None
+) -> Iterator[str]:
+    """Today's advice, then tomorrow's: from the forecast's hours if there are some, else
+    today's hours again."""
     yield describe(day, hours, threshold_Wh)
-    yield describe(day + timedelta(days=1), tomorrow_guess(hours), threshold_Wh, guess=True)
+    if tomorrow:
+        yield describe(day + timedelta(days=1), tomorrow, threshold_Wh, FORECAST)
+    else:
+        yield describe(day + timedelta(days=1), tomorrow_guess(hours), threshold_Wh, GUESS)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     tz = ZoneInfo(args.tz)
     day = args.day or datetime.now(tz).date()
+    tomorrow: list[Hour] | None = None
     try:
         with client_for(args.url, args.key) as client:
             leftovers = day_leftovers(client, day, tz)
+            forecast = forecast_for(client)
+            if forecast is not None:
+                tomorrow = expected_hours(forecast, day + timedelta(days=1), tz)
     except (VoisinError, httpx.HTTPError) as exc:
         print(f"washing machine: {exc}", file=sys.stderr)
         return 1
-    for line in lines(day, hours_of(leftovers, tz), args.threshold):
+    for line in lines(day, hours_of(leftovers, tz), args.threshold, tomorrow):
         print(line)
     if not args.follow:
         return 0
@@ -219,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     def update(slot: int, leftover: int) -> bool:
         if slot_start(slot, tz).date() == day:
             leftovers[slot] = leftover
-            for line in lines(day, hours_of(leftovers, tz), args.threshold):
+            for line in lines(day, hours_of(leftovers, tz), args.threshold, tomorrow):
                 print(line, flush=True)
         return True
 

@@ -3,8 +3,13 @@ who may read which, the history they need, and bad input."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Any
 
 import pytest
@@ -246,3 +251,33 @@ def test_the_operator_page_says_when_forecasts_will_be_reviewed(embedded_api: Ap
     c = embedded_api.client
     c.cookies.set(TOKEN_COOKIE, OP["Authorization"].removeprefix("Bearer "))
     assert 'id="no-forecast-review"' in c.get("/ui/operator").text
+
+
+def test_the_washing_machine_app_reads_tomorrow_from_the_forecast(
+    street: tuple[Api, list[Member]],
+) -> None:
+    """The example app (examples/washing_machine) through the generated client, with a key of
+    scope public:read only, on a neighbourhood with enough days metered."""
+    api, _ = street
+    path = Path(__file__).resolve().parents[2] / "examples" / "washing_machine"
+    spec = importlib.util.spec_from_file_location("washing_machine", path / "washing_machine.py")
+    assert spec is not None and spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    sys.modules["washing_machine"] = app
+    spec.loader.exec_module(app)
+    key = new_key(api, scopes=["public:read"])
+    client = app.client_for("http://testserver", key["key"])
+    api.client.headers["X-API-Key"] = key["key"]
+    client.set_httpx_client(api.client)
+    forecast = app.forecast_for(client)
+    assert forecast is not None and forecast.scope == "neighbourhood"
+    tz = ZoneInfo(api.services.settings.timezone)
+    tomorrow = datetime.now(tz).date() + timedelta(days=1)
+    hours = app.expected_hours(forecast, tomorrow, tz)
+    assert hours and all(h.start.date() == tomorrow for h in hours)
+    # The street sends power out around noon and none at night.
+    by_hour = {h.start.hour: h.leftover_Wh for h in hours}
+    assert by_hour.get(3, 0) == 0 and max(by_hour.values()) > 0
+    said = list(app.lines(tomorrow - timedelta(days=1), [], 1, hours))
+    assert "(expected: Voisin's forecast): run it at" in said[1]
+    del api.client.headers["X-API-Key"]

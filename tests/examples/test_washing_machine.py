@@ -117,6 +117,11 @@ def test_the_app_finds_the_hours_of_local_surplus_and_follows_the_feed(
         assert app.good_hours(hours, 1) == hours
         assert app.good_hours(hours, 10**9) == []
         assert "run it at" in app.describe(day, hours, 1)
+        # A server with a few slots metered has no forecast yet: tomorrow is today again.
+        with app.client_for(server.base_url, key) as client:
+            assert app.forecast_for(client) is None
+        said = list(app.lines(day, hours, 1, None))
+        assert "Voisin has no forecast yet" in said[1] and "run it at" in said[1]
 
         # A key the operator revoked reads nothing more.
         revoked = http.delete(f"/v1/api-keys/{created.json()['id']}", headers=OP)
@@ -163,3 +168,23 @@ def test_the_advice_is_pure_arithmetic_on_local_hours() -> None:
     assert len(app.day_slots(date(2026, 3, 29), TZ)) == 92
     assert app.leftover_of_event({"slot": 5, "export_Wh": 900, "local_Wh": 300}) == (5, 600)
     assert app.leftover_of_event({"slot": 5}) is None
+
+
+def test_tomorrow_comes_from_the_forecast_when_voisin_has_one() -> None:
+    app = _app()
+    from voisin_client.models import ForecastOut
+
+    def hour(at: str, net: int) -> dict[str, Any]:
+        return {"starts_at": at, "first_slot": 0, "import_Wh": 0, "export_Wh": max(net, 0),
+                "net_Wh": net, "suggested_price_ueur_per_kWh": 100_000}  # fmt: skip
+
+    forecast = ForecastOut.from_dict(
+        {"scope": "neighbourhood", "household": None, "households": 3, "issued_after_slot": 1,
+         "issued_after": "2026-06-21T23:45:00+02:00", "model": "m", "slots": [],
+         "hours": [hour("2026-06-21T23:00:00+02:00", 900), hour("2026-06-22T12:00:00+02:00", 800),
+                   hour("2026-06-22T13:00:00+02:00", 200), hour("2026-06-22T20:00:00+02:00", -500)]}
+    )  # fmt: skip
+    tomorrow = app.expected_hours(forecast, date(2026, 6, 22), TZ)
+    assert [(h.start.hour, h.leftover_Wh) for h in tomorrow] == [(12, 800), (13, 200), (20, 0)]
+    said = list(app.lines(date(2026, 6, 21), [], 400, tomorrow))
+    assert said[1] == "Monday 22 June (expected: Voisin's forecast): run it at 12:00-13:00"
