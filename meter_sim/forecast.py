@@ -47,8 +47,8 @@ window are scored. ``report.json`` gets them under ``forecast``, with one day-ah
 against what was metered for the plot ``forecast.png`` (:func:`forecast_figure`). The entry
 depends on the scenario and the metered flows only (no wall time in it), so a resumed run and
 a run through the API report the same figures as an uninterrupted one. ``voisin simulate``
-computes it in a forked child (:func:`forecast_report_ahead`) while it indexes the chain and
-builds the rest of the report, so that it costs the run little of its own time.
+computes it in a forked child (:func:`forecast_report_ahead`) started as soon as its flows are
+known, on the second core while the slots run, so that it costs the run little of its time.
 """
 
 from __future__ import annotations

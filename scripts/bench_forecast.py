@@ -3,6 +3,7 @@ to forecast 1,000 households every slot. Prints figures; asserts nothing.
 
     nice -n 10 .venv/bin/python scripts/bench_forecast.py             # accuracy and speed
     nice -n 10 .venv/bin/python scripts/bench_forecast.py --compare   # the load libraries
+    nice -n 10 .venv/bin/python scripts/bench_forecast.py --overhead 3  # in voisin simulate
 
 **Accuracy**: ``default_scenario`` (30 households, from 2026-05-04) over 14 days, with the 14
 days before it as history (:func:`meter_sim.forecast.metered_with_history`). The
@@ -138,6 +139,48 @@ def speed(n_households: int, slots: int) -> None:
         f"mean per slot over a day with one refit: "
         f"{(times[0] + np.median(rest) * (DAY - 1)) / DAY:.3f} s"
     )
+
+
+# ───────────────────────────── Inside voisin simulate ─────────────────────────────
+
+_SIMULATE = """
+import contextlib, io, shutil, sys, time
+started = time.perf_counter()
+import meter_sim.run
+from api.cli import main
+if sys.argv[1] == "off":
+    meter_sim.run.forecast_report_ahead = lambda scenario, flows: None
+    meter_sim.run.add_forecast_report = lambda report, ahead: None
+shutil.rmtree(sys.argv[2], ignore_errors=True)
+with contextlib.redirect_stdout(io.StringIO()):
+    assert main(["simulate", "--out", sys.argv[2]]) == 0
+print(time.perf_counter() - started)
+"""
+
+
+def overhead(pairs: int) -> None:
+    """``voisin simulate`` (its defaults) with the forecast entry and with it switched off,
+    alternately, each in a fresh interpreter."""
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(pairs):
+            for mode in ("on", "off"):
+                done = subprocess.run(
+                    [sys.executable, "-c", _SIMULATE, mode, str(Path(tmp) / mode)],
+                    cwd=root,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                times[mode].append(float(done.stdout.strip().splitlines()[-1]))
+    print("## voisin simulate (30 households, a day) with and without the forecast entry")
+    for mode, values in times.items():
+        shown = ", ".join(f"{v:.1f}" for v in values)
+        print(f"{mode}: {shown} s (median {np.median(values):.1f} s)")
 
 
 # ───────────────────────────── The load libraries ─────────────────────────────
@@ -281,11 +324,17 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=1000, help="households (speed)")
     parser.add_argument("--slots", type=int, default=12, help="consecutive slots (speed)")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--overhead", type=int, metavar="PAIRS", help="time voisin simulate with and without"
+    )
     args = parser.parse_args()
     if args.compare:
         if not 1 <= args.compare_days <= 14:
             parser.error("--compare-days must be between 1 and 14")
         compare(args.compare_days, set(args.skip))
+        return
+    if args.overhead:
+        overhead(args.overhead)
         return
     accuracy(args.days)
     if not args.skip_speed:
