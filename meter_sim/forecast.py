@@ -412,7 +412,8 @@ def metered_with_history(scenario: Scenario, window: Flows) -> Flows:
 
 def issue_slots(window_first: int, window_slots: int) -> list[int]:
     """Hourly issue slots from 72 hours before the window to its last-but-one slot (every
-    forecast issued then reaches into the window), evenly thinned to :data:`MAX_ISSUES`."""
+    forecast issued then reaches into the window), evenly thinned to :data:`MAX_ISSUES`
+    (keeping the one just before the window, whose forecast the plot draws)."""
     last_issue = window_first + window_slots - 2
     first_issue = window_first - MAX_HORIZON_SLOTS
     # Aligned on the slot before the window, so the forecast of the window's start is one.
@@ -420,7 +421,12 @@ def issue_slots(window_first: int, window_slots: int) -> list[int]:
     slots = list(range(start, max(last_issue, window_first - 1) + 1, ISSUE_EVERY_SLOTS))
     if len(slots) > MAX_ISSUES:
         picks = np.linspace(0, len(slots) - 1, MAX_ISSUES).round().astype(int)
-        slots = [slots[int(p)] for p in picks]
+        thinned = sorted({slots[int(p)] for p in picks})
+        start_of_window = window_first - 1  # its forecast is the plot's
+        if start_of_window not in thinned:
+            nearest = min(thinned, key=lambda slot: abs(slot - start_of_window))
+            thinned = sorted({*thinned, start_of_window} - {nearest})
+        slots = thinned
     return slots
 
 
