@@ -1,6 +1,7 @@
 """The live feed: Server-Sent Events derived from the database mirror of the chain's events.
 
-Two streams (:mod:`api.routes.feed`): the public one (``slot_settled``, ``tariffs_changed``)
+Two streams (:mod:`api.routes.feed`): the public one (``slot_settled``, then
+``forecast_refreshed``, and ``tariffs_changed``)
 and one per household (``trade``, ``balance_changed``, ``order_changed``). Every event comes
 from a mirrored contract event (a ``chain_event`` row), so the feed says nothing the ledger
 has not recorded, and its ids are positions in the chain's own order:
@@ -248,6 +249,13 @@ def tariffs_changed(row: Row) -> FeedEvent:
     return FeedEvent(row.position, None, "tariffs_changed", data)
 
 
+def forecast_refreshed(row: Row) -> FeedEvent:
+    """After a sealed slot (part 1 of its ``SlotSealed``): the forecasts now read at least up
+    to that slot's readings; ``GET /v1/forecast`` answers them (docs/forecasts.md)."""
+    data = {"slot": int(row.args["slot"]), "forecast": "/v1/forecast"}
+    return FeedEvent(replace(row.position, part=1), None, "forecast_refreshed", data)
+
+
 def public_events(rows: Iterable[Row], slots: Mapping[int, SlotFacts], tz: str) -> list[FeedEvent]:
     """The public events of ``rows`` (a sealed slot whose outcome is missing is skipped: it
     cannot happen, as the outcome is recorded before the seal is sent)."""
@@ -259,6 +267,7 @@ def public_events(rows: Iterable[Row], slots: Mapping[int, SlotFacts], tz: str) 
             facts = slots.get(int(row.args["slot"]))
             if facts is not None:
                 events.append(slot_settled(row, facts, tz))
+                events.append(forecast_refreshed(row))
     return events
 
 
@@ -948,6 +957,7 @@ __all__ = [
     "parse_event_id",
     "public_events",
     "replay_private",
+    "forecast_refreshed",
     "slot_settled",
     "slot_times",
 ]

@@ -434,7 +434,12 @@ def test_resume_across_a_restart(tmp_path: Path) -> None:
                 s.close()
         assert mine.seen + resumed_mine.seen == whole_mine.seen
         assert public.seen + resumed_public.seen == whole_public.seen
-        assert [e["data"]["slot"] for e in resumed_public.seen] == [first + 1]
+        # The resumed stream starts right after the event it named: the rest of its slot
+        # (the forecast's refresh), then the next slot.
+        assert [(e["event"], e["data"]["slot"]) for e in resumed_public.seen] == [
+            ("forecast_refreshed", first),
+            ("slot_settled", first + 1),
+        ]
 
 
 def _silent_client(port: int, path: str) -> socket.socket:
