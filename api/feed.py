@@ -954,10 +954,10 @@ __all__ = [
     "Row",
     "SlotFacts",
     "Subscriber",
+    "forecast_refreshed",
     "parse_event_id",
     "public_events",
     "replay_private",
-    "forecast_refreshed",
     "slot_settled",
     "slot_times",
 ]
