@@ -47,8 +47,8 @@ window are scored. ``report.json`` gets them under ``forecast``, with one day-ah
 against what was metered for the plot ``forecast.png`` (:func:`forecast_figure`). The entry
 depends on the scenario and the metered flows only (no wall time in it), so a resumed run and
 a run through the API report the same figures as an uninterrupted one. ``voisin simulate``
-computes it in a forked child (:func:`forecast_report_ahead`) started as soon as its flows are
-known, on the second core while the slots run, so that it costs the run little of its time.
+computes it in a forked child (:func:`forecast_report_ahead`) started before the run opens its
+chain, on the second core while the slots run, so that it costs the run little of its time.
 """
 
 from __future__ import annotations
@@ -106,6 +106,8 @@ ISSUE_EVERY_SLOTS: Final = 4
 MAX_ISSUES: Final = 400
 #: What the report scores, in order: the name in ``report.json`` and the series' attribute.
 QUANTITIES: Final = ("pv", "load", "net")
+SENT_FLOWS_BYTES: Final = 64 * 2**20
+"""Flows up to this size are pickled to the forecasts' child; larger ones it recomputes."""
 
 
 # ───────────────────────────── The simulated weather forecast ─────────────────────────────
@@ -502,10 +504,11 @@ def forecast_report(scenario: Scenario, window: Flows) -> dict[str, Any]:
 @dataclass(frozen=True)
 class ForecastAhead:
     """A run's :func:`forecast_report`, being computed in a forked child
-    (:func:`forecast_report_ahead`) while the run indexes the chain and builds its report."""
+    (:func:`forecast_report_ahead`) while the run goes on."""
 
     scenario: Scenario
-    window: Flows
+    first_slot: int
+    slots: int | None
     job: Future[dict[str, Any]]
 
     def result(self) -> dict[str, Any]:
@@ -513,18 +516,43 @@ class ForecastAhead:
         try:
             return self.job.result()
         except BrokenProcessPool:
-            return forecast_report(self.scenario, self.window)
+            return _report_of(self.scenario, self.first_slot, self.slots, None)
 
 
-def forecast_report_ahead(scenario: Scenario, window: Flows) -> ForecastAhead:
-    """Start :func:`forecast_report` on the second core (the forecast models and their
-    libraries are then loaded in the child only)."""
-    return ForecastAhead(scenario, window, in_forked_child(forecast_report, scenario, window))
+def _report_of(
+    scenario: Scenario, first_slot: int, slots: int | None, flows: Flows | None
+) -> dict[str, Any]:
+    from meter_sim.flows import simulate, window
+
+    metered = window(simulate(scenario), first_slot, slots) if flows is None else flows
+    return forecast_report(scenario, metered)
 
 
-def add_forecast_report(report: dict[str, Any], ahead: ForecastAhead) -> None:
-    """Add the run's forecast accuracy to its report, under ``forecast``."""
-    report["forecast"] = ahead.result()
+def forecast_report_ahead(
+    scenario: Scenario, first_slot: int = 0, slots: int | None = None, flows: Flows | None = None
+) -> ForecastAhead:
+    """Start :func:`forecast_report` for the window ``first_slot``, ``slots`` of the scenario
+    on the second core. ``flows`` (the window's) are sent to the child if given and under
+    :data:`SENT_FLOWS_BYTES`; else the child recomputes them (the seeded model's, the same).
+    The forecast models and their libraries are loaded in the child only.
+
+    Fork it before a chain is opened: a child forked later would inherit the open chain's
+    lock and hold it until it ends.
+    """
+    if flows is not None:
+        arrays = [f.name for f in dataclasses.fields(Flows) if f.name != "first_slot"]
+        size = sum(getattr(flows, name).nbytes for name in arrays)
+        flows = flows if size <= SENT_FLOWS_BYTES else None
+    job = in_forked_child(_report_of, scenario, first_slot, slots, flows)
+    return ForecastAhead(scenario, first_slot, slots, job)
+
+
+def add_forecast_report(
+    report: dict[str, Any], scenario: Scenario, window: Flows, ahead: ForecastAhead | None
+) -> None:
+    """Add the run's forecast accuracy to its report, under ``forecast``: from ``ahead`` if it
+    was started, else computed here."""
+    report["forecast"] = forecast_report(scenario, window) if ahead is None else ahead.result()
 
 
 # ───────────────────────────── The plot ─────────────────────────────

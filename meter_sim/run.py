@@ -314,6 +314,11 @@ def run_simulation(
         scenario.name, scenario.seed, len(scenario.households), scenario.first_slot + first_slot,
         count, mechanism, scenario.identities[0].meter, agents=agents,
     )  # fmt: skip
+    # The report's forecast figures, on the second core while the run goes on; forked before
+    # the chain opens, so that the child never holds the chain's lock.
+    forecast = forecast_report_ahead(
+        scenario, first_slot, slots, flows if flows_ahead is None else None
+    )
     with open_chain(chain_spec, data, operator_key) as chain:
         client, deployment = open_ledger(chain)
         engine = make_engine(database_url or f"sqlite:///{(data / 'voisin.db').resolve()}")
@@ -342,8 +347,6 @@ def run_simulation(
         if flows_ahead is not None:
             # Awaited only now: the flows were computed in a child while the chain was set up.
             flows = flows_ahead.result()
-        # The report's forecast figures, computed on the second core while the slots run.
-        forecast = forecast_report_ahead(scenario, flows)
         household_ids, top_ups = _onboard(client, chain.operator, scenario, flows, tariffs)
         settings = agent_settings(scenario, flows, household_ids, agents)
         _post_standing_orders(
@@ -788,10 +791,8 @@ def collect_result(
     before the audit's fields are added to its report (``voisin simulate`` starts drawing the
     plots then, in another process, while the audit runs here). ``forecast``, if given, is
     the report's forecast entry already being computed
-    (:func:`meter_sim.forecast.forecast_report_ahead`); else it starts here.
+    (:func:`meter_sim.forecast.forecast_report_ahead`); else it is computed here.
     """
-    if forecast is None:  # started here, the forecasts' figures are computed meanwhile
-        forecast = forecast_report_ahead(scenario, flows)
     index(client, engine, start_block=deployment_block)
     n_t = flows.shape[1]
     first, last = flows.first_slot, flows.first_slot + n_t - 1
@@ -837,7 +838,7 @@ def collect_result(
     report["contract"] = contract
     add_agents_figures(report, agents or {"default": len(household_ids)}, trades)
     add_pilot_figures(report)
-    add_forecast_report(report, forecast)
+    add_forecast_report(report, scenario, flows, forecast)
     result = RunResult(
         report,
         flows,

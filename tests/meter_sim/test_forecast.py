@@ -203,5 +203,7 @@ def test_the_report_entry_is_computed_here_if_its_child_dies(
     window = window_of(simulate(s), 0, 8)
     died: Future[dict[str, object]] = Future()
     died.set_exception(BrokenProcessPool("killed"))
-    assert ForecastAhead(s, window, died).result() == forecast_report(s, window)
-    assert forecast_report_ahead(s, window).result() == forecast_report(s, window)
+    here = forecast_report(s, window)
+    assert ForecastAhead(s, 0, 8, died).result() == here
+    assert forecast_report_ahead(s, 0, 8, window).result() == here
+    assert forecast_report_ahead(s, 0, 8).result() == here  # the child recomputes the flows
