@@ -149,8 +149,8 @@ started = time.perf_counter()
 import meter_sim.run
 from api.cli import main
 if sys.argv[1] == "off":
-    meter_sim.run.forecast_report_ahead = lambda scenario, flows: None
-    meter_sim.run.add_forecast_report = lambda report, ahead: None
+    meter_sim.run.forecast_report_ahead = lambda *args: None
+    meter_sim.run.add_forecast_report = lambda *args: None
 shutil.rmtree(sys.argv[2], ignore_errors=True)
 with contextlib.redirect_stdout(io.StringIO()):
     assert main(["simulate", "--out", sys.argv[2]]) == 0
