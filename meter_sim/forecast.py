@@ -15,7 +15,7 @@ slot ``i + k`` (k = 1 .. 288), the clear-sky index (actual over clear-sky irradi
 true one averaged over the 13 slots centred on ``i + k`` (a weather model resolves hours, not
 the passing clouds of a quarter hour), plus ``sigma(k) * z(k)``, clipped to [0.05, 1.1]:
 
-- ``sigma(k) = 0.08 + 0.27 * sqrt(k / 288)``: 0.10 an hour ahead, 0.24 a day ahead, 0.35 three
+- ``sigma(k) = 0.08 + 0.27 * sqrt(k / 288)``: 0.11 an hour ahead, 0.24 a day ahead, 0.35 three
   days ahead (a day-ahead irradiance forecast misses by some 20 to 40 % of the mean on changing
   days, far less on clear ones);
 - ``z`` is a stationary AR(1) series along the horizon, unit variance, correlation
