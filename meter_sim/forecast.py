@@ -458,14 +458,18 @@ def forecast_report(scenario: Scenario, window: Flows) -> dict[str, Any]:
     w_hi = w_lo + window.shape[1]
     example: Forecast | None = None
     for row, issue in enumerate(issues):
-        fc = forecaster.forecast(issue, h)
+        at = issue - metered.first_slot
+        # Only as far ahead as the window reaches: the slots beyond are never scored (and a
+        # forecast's first slots do not depend on how far it goes).
+        need = min(h, w_hi - at - 1)
+        fc = forecaster.forecast(issue, need)
         if issue == window.first_slot - 1:
             example = fc
-        at = issue - metered.first_slot
         lo, hi = max(at + 1, w_lo), min(at + 1 + h, w_hi)
         for q, values in zip(QUANTITIES, (fc.pv_Wh, fc.load_Wh, fc.net_Wh), strict=True):
             series = actual[q]
-            made[q][row] = values.sum(axis=0)
+            made[q][row, :need] = values.sum(axis=0)
+            made[q][row, need:] = 0.0  # not scored: nothing was metered there
             if hi > lo:
                 seen[q][row, lo - at - 1 : hi - at - 1] = series[lo:hi]
             past = series[None, : at + 1]

@@ -8,6 +8,7 @@ import dataclasses
 import io
 import itertools
 import json
+import math
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
@@ -192,7 +193,8 @@ def test_simulate_writes_the_forecast_key_and_plot(tmp_path: Path) -> None:
             assert figures["n"] > 0
             assert figures["mae_Wh"] >= 0 and figures["rmse_Wh"] >= figures["mae_Wh"]
             for key in ("skill_vs_persistence", "skill_vs_seasonal_naive"):
-                assert figures[key] is None or -10 < figures[key] <= 1
+                # a window of four clear slots can favour yesterday's PV a lot: finite, <= 1
+                assert figures[key] is None or (math.isfinite(figures[key]) and figures[key] <= 1)
     assert (out / "forecast.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
