@@ -80,6 +80,7 @@ from ledger.forecast import (
     seasonal_naive,
 )
 from ledger.localtime import local_date, slot_start, zone
+from ledger.types import SLOT_SECONDS
 from meter_sim.battery import dispatch
 from meter_sim.flows import Flows
 from meter_sim.forked import in_forked_child
@@ -104,7 +105,7 @@ on each slot: a weather model resolves hours, not the clouds of a quarter hour."
 HISTORY_DAYS: Final = 14
 ISSUE_EVERY_SLOTS: Final = 4
 MAX_ISSUES: Final = 400
-#: What the report scores, in order: the name in ``report.json`` and the series' attribute.
+#: What the report scores, in order, as named in ``report.json``: PV, load, net position.
 QUANTITIES: Final = ("pv", "load", "net")
 SENT_FLOWS_BYTES: Final = 64 * 2**20
 """Flows up to this size are pickled to the forecasts' child; larger ones it recomputes."""
@@ -128,7 +129,7 @@ def _clear_ghi(scenario: Scenario, first_slot: int, n_slots: int) -> NDArray[np.
 def _midpoints(first_slot: int, n_slots: int) -> Any:
     import pandas as pd
 
-    start = pd.Timestamp(first_slot * 900 + 450, unit="s", tz="UTC")
+    start = pd.Timestamp(first_slot * SLOT_SECONDS + SLOT_SECONDS // 2, unit="s", tz="UTC")
     return pd.date_range(start, periods=n_slots, freq="15min")
 
 
@@ -159,7 +160,9 @@ class SimulatedWeather:
         self.scenario = scenario
         self.seed = scenario.seed
         first = scenario.first_slot if window_first_slot is None else window_first_slot
-        ahead = dataclasses.replace(scenario, days=scenario.days + MAX_HORIZON_SLOTS // 96)
+        ahead = dataclasses.replace(
+            scenario, days=scenario.days + MAX_HORIZON_SLOTS // SLOTS_PER_DAY
+        )
         past = history_scenario(scenario, first, history_days)
         self.first_slot = first - history_days * SLOTS_PER_DAY
         end = ahead.first_slot + ahead.n_slots
