@@ -247,7 +247,7 @@ def compare(midnights: int, skip: set[str]) -> None:
             window = y[:, at - 14 * DAY : at]
             return LoadForecaster().forecast(window, first + at - 1, DAY)
 
-        run("mlforecast LinearRegression, lags 1-7 days (Voisin's model)", voisin)
+        run("mlforecast least squares, lags 1-7 days (Voisin's model)", voisin)
     if _has("statsforecast"):
         from statsforecast import StatsForecast
         from statsforecast.models import MSTL, SeasonalWindowAverage
