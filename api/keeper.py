@@ -195,15 +195,19 @@ class Keeper:
         *,
         engine: Engine,
         audit: AuditRunner,
+        feeder: Callable[[list[int]], list[int]] | None = None,
         network: str = DEFAULT_NETWORK,
         poll_s: float = POLL_S,
     ) -> None:
         """``audit`` runs the operator's audit over every slot (``Services.audit``: in a
         child process when the chain has a URL); it is told the child, so that :meth:`stop`
-        can end it."""
+        can end it. ``feeder`` computes and keeps the power flows of the slots given, answering
+        the slots kept (``FeederWorker.compute``: in a worker process); by default
+        :func:`compute_feeder` here."""
         self.gate = gate
         self.engine = engine
         self.run_audit = audit
+        self.run_feeder = feeder
         self._child: subprocess.Popen[bytes] | None = None
         self.network = network
         self.poll_s = poll_s
@@ -249,7 +253,9 @@ class Keeper:
         with self._lock:
             result = KeepResult()
             due, top = feeder_slots_due(self.engine)
-            if due:
+            if due and self.run_feeder is not None:
+                result.feeder_slots = self.run_feeder(due)
+            elif due:
                 result.feeder_slots = [r.slot for r in compute_feeder(self.engine, due)]
             with Session(self.engine) as session, session.begin():
                 _set_state(session, _CURSOR, str(top))

@@ -34,6 +34,7 @@ from api.audit_process import AuditRun, ChainAccess, run_in_process, run_isolate
 from api.chain_gate import WRITES_LOCK, ChainGate, ChainLock
 from api.contract_upgrade import carry_orders
 from api.custody import KeyVault, load_or_create_secret
+from api.feeder_process import FeederWorker
 from api.forecasts import Forecasts
 from api.intake import IntakeWriter
 from api.intents import FaultHook, IntentRunner
@@ -44,6 +45,7 @@ from api.ratelimit import RateLimiter
 from api.schema import prepare as prepare_schema
 from api.settings import Settings
 from api.webhooks import WebhookWorker
+from ledger.audit.feeder import DEFAULT_NETWORK
 from ledger.chain.backends import Chain, open_chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import Deployment, open_ledger
@@ -75,7 +77,7 @@ def slot_now(seconds: int = SLOT_SECONDS) -> int:
     return int(time.time()) // seconds
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def sqlite_pragmas(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
         return
 
@@ -110,7 +112,7 @@ class Services:
             pool_size=REQUEST_THREADS + BACKGROUND_CONNECTIONS,
             create=False,
         )
-        _sqlite_pragmas(self.engine)
+        sqlite_pragmas(self.engine)
         try:
             # First, before the chain (where a first start deploys the contract): an empty
             # database gets the schema, one at another revision is refused (SchemaError).
@@ -164,7 +166,19 @@ class Services:
             settle_after_s=settings.settle_after_s,
         )
         # The feeder's power flows and the audit, kept after settlement for the operator's page.
-        self.keeper = Keeper(self.gate, engine=self.engine, audit=self.audit)
+        # Out of this process when the chain has a URL (the audit's child needs one): the
+        # power flows' leftovers then stay in a worker that is replaced now and then.
+        self.feeder_worker = (
+            FeederWorker(settings.resolved_database_url(), DEFAULT_NETWORK)
+            if self.chain_access() is not None
+            else None
+        )
+        self.keeper = Keeper(
+            self.gate,
+            engine=self.engine,
+            audit=self.audit,
+            feeder=self.feeder_worker.compute if self.feeder_worker is not None else None,
+        )
         # Events POSTed to the operator's systems (api/webhooks.py), in their own threads.
         self.webhooks = WebhookWorker(self.engine, self.vault, settings)
         self.intake = IntakeWriter(self.engine, self.domain)
@@ -366,6 +380,8 @@ class Services:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.keeper.stop()
+        if self.feeder_worker is not None:
+            self.feeder_worker.close()
         self.webhooks.stop()
         with self.gate.lock:
             self.chain.close()

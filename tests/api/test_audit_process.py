@@ -1,6 +1,7 @@
-"""The operator's audit in a child process (api/audit_process.py): the same report as in the
-server, the findings of a tampered database included; failures that say what went wrong and
-leave the chain lock free."""
+"""The operator's audit in a child process (api/audit_process.py) and the keeper's power flows
+in a worker process (api/feeder_process.py): the same results as in the server, the findings
+of a tampered database included; failures that say what went wrong and leave the chain lock
+free; workers replaced after their share and restarted after a crash."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from sqlmodel import Session, select
 
 from api.app import create_app
 from api.audit_process import AuditProcessError, run_in_process, run_isolated
+from api.feeder_process import FeederProcessError, FeederWorker
+from api.keeper import compute_feeder
+from api.models import KeptFeederSlot
+from ledger.audit.feeder import DEFAULT_NETWORK
 from ledger.mirror.models import FillRecord
 from tests.api.conftest import ANVIL_KEY, OP, Api, _settings, past_slot
 
@@ -141,3 +146,46 @@ def test_a_child_that_fails_says_why_and_leaves_the_chain_free(api: Api) -> None
     assert _free(services)
     # The server's own audit still runs afterwards.
     assert services.audit().report["ok"] is True
+
+
+def test_the_power_flows_run_in_a_worker_that_is_replaced_and_restarted(api: Api) -> None:
+    _trade_three_slots(api)
+    services = api.services
+    worker = services.feeder_worker
+    assert worker is not None
+    slots = [past_slot(6) + k for k in range(3)]
+    kept = services.keeper.run_once()
+    assert sorted(kept.feeder_slots) == slots and worker.started == 1
+    with Session(services.engine) as session:
+        rows = {r.slot: r for r in session.exec(select(KeptFeederSlot))}
+    assert sorted(rows) == slots
+    # The same figures as the power flows computed here.
+    here = {r.slot: r for r in compute_feeder(services.engine, slots)}
+    for slot in slots:
+        assert (rows[slot].vm_min_pu, rows[slot].trafo_loading_percent, rows[slot].findings) == (
+            here[slot].vm_min_pu,
+            here[slot].trafo_loading_percent,
+            here[slot].findings,
+        )
+    # A worker is replaced after its share of slots, and one that died is started again.
+    short = FeederWorker(
+        services.settings.resolved_database_url(), DEFAULT_NETWORK, slots_per_worker=2
+    )
+    try:
+        assert short.compute(slots[:2]) == slots[:2] and short.started == 1
+        assert short.compute(slots[2:]) == slots[2:] and short.started == 2
+        assert short._proc is not None
+        short._proc.kill()
+        short._proc.wait()
+        assert short.compute(slots[:1]) == slots[:1] and short.started == 3
+    finally:
+        short.close()
+    assert short._proc is None
+
+
+def test_a_worker_that_cannot_open_the_database_says_why() -> None:
+    worker = FeederWorker("sqlite:////nonexistent/dir/voisin.db", DEFAULT_NETWORK)
+    with pytest.raises(FeederProcessError) as caught:
+        worker.compute([1])
+    assert "Traceback" not in str(caught.value) and str(caught.value)
+    worker.close()
