@@ -33,11 +33,10 @@ import os
 import resource
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -45,6 +44,8 @@ if TYPE_CHECKING:
     from ledger.audit.inputs import AuditInputs
     from ledger.audit.report import AuditReport
     from ledger.contract.client import VoisinClient
+
+from api.child_lines import ChildError, decode, read_answer, send
 
 log = logging.getLogger("voisin.audit")
 
@@ -60,7 +61,7 @@ GO = "go"
 COLLECTED = "collected"
 
 
-class AuditProcessError(RuntimeError):
+class AuditProcessError(ChildError):
     """The audit's child process failed: it could not start, or it stopped with an error."""
 
 
@@ -186,12 +187,12 @@ def run_isolated(
         started(proc)
     assert proc.stdin is not None and proc.stdout is not None
     try:
-        _send(proc.stdin, request)
+        send(proc.stdin, request)
         _expect(proc, READY, READY_TIMEOUT_S)
 
         def collect_in_child() -> None:
             mirror()
-            _send(proc.stdin, GO)  # type: ignore[arg-type]
+            send(proc.stdin, GO)  # type: ignore[arg-type]
             _expect(proc, COLLECTED, None)
 
         on_chain(collect_in_child)
@@ -201,7 +202,7 @@ def run_isolated(
         proc.kill()
         proc.wait()
         raise
-    answer = _decode(line)
+    answer = decode(line, "the audit process", AuditProcessError)
     if "error" in answer or proc.returncode != 0:
         raise AuditProcessError(
             str(answer.get("error") or f"the audit process exited with {proc.returncode}")
@@ -223,36 +224,9 @@ def run_isolated(
     return result
 
 
-def _send(stream: IO[bytes], value: object) -> None:
-    stream.write(json.dumps(value).encode() + b"\n")
-    stream.flush()
-
-
-def _decode(line: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise AuditProcessError(
-            f"the audit process answered {line[:200]!r} instead of its report"
-            if line
-            else "the audit process stopped without answering (see the log above)"
-        )
-    return value
-
-
 def _expect(proc: subprocess.Popen[bytes], word: str, timeout_s: float | None) -> None:
     """Wait for the child's ``word`` line; an error line or the child's end raises."""
-    assert proc.stdout is not None
-    stdout = proc.stdout
-    got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout_s)
-    if reader.is_alive():
-        raise AuditProcessError(f"the audit process did not say {word!r} in {timeout_s:.0f} s")
-    answer = _decode(got[0] if got else b"")
+    answer = read_answer(proc, "the audit process", timeout_s, AuditProcessError)
     if answer.get("say") != word:
         raise AuditProcessError(str(answer.get("error") or f"the audit process answered {answer}"))
 
@@ -284,11 +258,11 @@ def main() -> int:
         w3.eth.default_account = request["account"]
         client = VoisinClient(w3, request["contract"], request["abi"])
         engine = make_engine(request["database_url"], create=False)
-        _send(stdout, {"say": READY})
+        send(stdout, {"say": READY})
         if json.loads(stdin.readline()) != GO:
             return 2
         inputs = collect(client, engine, int(request["deployment_block"]))
-        _send(stdout, {"say": COLLECTED})
+        send(stdout, {"say": COLLECTED})
         report = audit_inputs(
             inputs,
             from_slot=request["from_slot"],
@@ -297,12 +271,10 @@ def main() -> int:
         )
         answer = _answer(report, inputs)
         answer["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        stdout.write(json.dumps(answer, default=str).encode() + b"\n")
-        stdout.flush()
+        send(stdout, answer)
         return 0
     except Exception as exc:
-        stdout.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n")
-        stdout.flush()
+        send(stdout, {"error": f"{type(exc).__name__}: {exc}"})
         return 1
 
 

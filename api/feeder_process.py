@@ -21,7 +21,9 @@ import os
 import subprocess
 import sys
 import threading
-from typing import IO, Any, Final
+from typing import Any, Final
+
+from api.child_lines import ChildError, read_answer, send
 
 log = logging.getLogger("voisin.keeper")
 
@@ -33,7 +35,7 @@ SLOTS_PER_WORKER: Final = 2_000
 TIMEOUT_S: Final = 600.0
 
 
-class FeederProcessError(RuntimeError):
+class FeederProcessError(ChildError):
     """The worker failed: it could not start, stopped, or answered with an error."""
 
 
@@ -56,7 +58,7 @@ class FeederWorker:
             proc = self._ensure()
             assert proc.stdin is not None and proc.stdout is not None
             try:
-                _send(proc.stdin, {"slots": [int(s) for s in slots]})
+                send(proc.stdin, {"slots": [int(s) for s in slots]})
                 answer = _read(proc, TIMEOUT_S)
             except BaseException:
                 self._end(kill=True)
@@ -87,7 +89,7 @@ class FeederWorker:
         self._done = 0
         assert self._proc.stdin is not None
         try:
-            _send(self._proc.stdin, {"database_url": self.database_url, "network": self.network})
+            send(self._proc.stdin, {"database_url": self.database_url, "network": self.network})
             ready = _read(self._proc, TIMEOUT_S)
         except BaseException:
             self._end(kill=True)
@@ -116,33 +118,8 @@ class FeederWorker:
             proc.wait()
 
 
-def _send(stream: IO[bytes], value: object) -> None:
-    stream.write(json.dumps(value).encode() + b"\n")
-    stream.flush()
-
-
 def _read(proc: subprocess.Popen[bytes], timeout_s: float) -> dict[str, Any]:
-    """The worker's next answer line, or :class:`FeederProcessError`."""
-    assert proc.stdout is not None
-    stdout = proc.stdout
-    got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout_s)
-    if reader.is_alive():
-        raise FeederProcessError(f"the power-flow worker did not answer in {timeout_s:.0f} s")
-    line = got[0] if got else b""
-    try:
-        answer = json.loads(line)
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise FeederProcessError(
-            f"the power-flow worker answered {line[:200]!r}"
-            if line
-            else "the power-flow worker stopped (see the log above)"
-        )
-    return answer
+    return read_answer(proc, "the power-flow worker", timeout_s, FeederProcessError)
 
 
 # ───────────────────────────── The worker ─────────────────────────────
@@ -161,17 +138,17 @@ def main() -> int:
         sqlite_pragmas(engine)  # writes wait for the server's instead of failing
         network = str(setup["network"])
     except Exception as exc:
-        _send(stdout, {"error": f"{type(exc).__name__}: {exc}"})
+        send(stdout, {"error": f"{type(exc).__name__}: {exc}"})
         return 1
-    _send(stdout, {"say": "ready"})
+    send(stdout, {"say": "ready"})
     for line in stdin:
         try:
             slots = [int(s) for s in json.loads(line)["slots"]]
             kept = [row.slot for row in compute_feeder(engine, slots, network)]
         except Exception as exc:
-            _send(stdout, {"error": f"{type(exc).__name__}: {exc}"})
+            send(stdout, {"error": f"{type(exc).__name__}: {exc}"})
             continue
-        _send(stdout, {"kept": kept})
+        send(stdout, {"kept": kept})
     engine.dispose()
     return 0
 

@@ -195,33 +195,16 @@ class Forecasts:
 
     def latest(self, now_slot: int) -> IssuedForecast:
         """The forecast after the newest metered slot up to ``now_slot - 1`` (72 hours of it)."""
-        with Session(self.engine) as session:
-            issue = session.exec(
-                select(func.max(ReadingRecord.slot)).where(ReadingRecord.slot < now_slot)
-            ).one()
-        if issue is None:
-            raise NotEnoughHistory(
-                f"no reading has been recorded yet; a forecast needs {MIN_HISTORY_DAYS} days "
-                "of readings"
-            )
+        issue = self._newest_metered(now_slot)
         with self._lock:
             if self._issued is None or self._issued.issue_slot != issue:
-                self._issued = self._issue(int(issue))
+                self._issued = self._issue(issue)
             return self._issued
 
     def review(self, now_slot: int) -> Review:
         """The neighbourhood's forecast made a day before the newest metered slot, against
         what was metered since, with the seasonal-naive forecast (the day before) beside it."""
-        with Session(self.engine) as session:
-            newest = session.exec(
-                select(func.max(ReadingRecord.slot)).where(ReadingRecord.slot < now_slot)
-            ).one()
-        if newest is None:
-            raise NotEnoughHistory(
-                f"no reading has been recorded yet; a forecast needs {MIN_HISTORY_DAYS} days "
-                "of readings"
-            )
-        issue = int(newest) - SLOTS_PER_DAY
+        issue = self._newest_metered(now_slot) - SLOTS_PER_DAY
         with self._lock:
             if self._review is None or self._review.issue_slot != issue:
                 self._review = self._reviewed(issue)
@@ -265,6 +248,19 @@ class Forecasts:
             seasonal_naive_mae_Wh=naive_mae,
             skill_vs_seasonal_naive=skill(model_mae, naive_mae),
         )
+
+    def _newest_metered(self, now_slot: int) -> int:
+        """The newest slot before ``now_slot`` with a reading in the mirror."""
+        with Session(self.engine) as session:
+            newest = session.exec(
+                select(func.max(ReadingRecord.slot)).where(ReadingRecord.slot < now_slot)
+            ).one()
+        if newest is None:
+            raise NotEnoughHistory(
+                f"no reading has been recorded yet; a forecast needs {MIN_HISTORY_DAYS} days "
+                "of readings"
+            )
+        return int(newest)
 
     def _issue(self, issue: int) -> IssuedForecast:
         day_start = (issue + 1) // SLOTS_PER_DAY * SLOTS_PER_DAY

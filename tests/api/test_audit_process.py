@@ -6,45 +6,30 @@ free; workers replaced after their share and restarted after a crash."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from api.app import create_app
 from api.audit_process import AuditProcessError, run_in_process, run_isolated
 from api.feeder_process import FeederProcessError, FeederWorker
 from api.keeper import compute_feeder
 from api.models import KeptFeederSlot
 from ledger.audit.feeder import DEFAULT_NETWORK
 from ledger.mirror.models import FillRecord
-from tests.api.conftest import ANVIL_KEY, OP, Api, _settings, past_slot
+from tests.api.conftest import OP, Api, past_slot
 
-
-@pytest.fixture(
-    params=[
+#: A chain other processes reach: the embedded chain's node process, or anvil (the shared
+#: ``api`` fixture of tests/api/conftest.py, given these backends).
+reachable_chains = pytest.mark.parametrize(
+    "api",
+    [
         "embedded-node-sqlite",
         pytest.param("anvil-postgres", marks=[pytest.mark.anvil, pytest.mark.postgres]),
-    ]
+    ],
+    indirect=True,
 )
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    """A chain other processes reach: the embedded chain's node process, or anvil."""
-    if request.param == "embedded-node-sqlite":
-        settings = _settings(tmp_path, chain_process=True)
-    else:
-        settings = _settings(
-            tmp_path,
-            chain=request.getfixturevalue("anvil_url"),
-            chain_key=ANVIL_KEY,
-            database_url=request.getfixturevalue("postgres_url"),
-        )
-    app = create_app(settings, background=False)
-    with TestClient(app) as client:
-        yield Api(client, app.state.services)
 
 
 def _trade_three_slots(api: Api) -> None:
@@ -92,6 +77,7 @@ def _here(api: Api, **kwargs: Any) -> dict[str, Any]:
     return _same(report)
 
 
+@reachable_chains
 def test_the_child_answers_the_same_report_as_the_server(api: Api) -> None:
     _trade_three_slots(api)
     services = api.services
@@ -122,6 +108,7 @@ def test_the_child_answers_the_same_report_as_the_server(api: Api) -> None:
     assert kept.audited and kept.problem is None
 
 
+@reachable_chains
 def test_a_child_that_fails_says_why_and_leaves_the_chain_free(api: Api) -> None:
     services = api.services
     access = services.chain_access()
@@ -148,6 +135,7 @@ def test_a_child_that_fails_says_why_and_leaves_the_chain_free(api: Api) -> None
     assert services.audit().report["ok"] is True
 
 
+@reachable_chains
 def test_the_power_flows_run_in_a_worker_that_is_replaced_and_restarted(api: Api) -> None:
     _trade_three_slots(api)
     services = api.services
