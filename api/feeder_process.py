@@ -131,7 +131,7 @@ def main() -> int:
     try:
         setup = json.loads(stdin.readline())
         from api.keeper import compute_feeder
-        from api.services import sqlite_pragmas
+        from api.sqlite_pragmas import sqlite_pragmas
         from ledger.mirror.engine import make_engine
 
         engine = make_engine(setup["database_url"], create=False)

@@ -27,8 +27,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import Engine, event
-
 import api.models  # noqa: F401  (registers the API's tables before the engine creates them)
 from api.audit_process import AuditRun, ChainAccess, run_in_process, run_isolated
 from api.chain_gate import WRITES_LOCK, ChainGate, ChainLock
@@ -44,6 +42,7 @@ from api.outbox import Outbox
 from api.ratelimit import RateLimiter
 from api.schema import prepare as prepare_schema
 from api.settings import Settings
+from api.sqlite_pragmas import sqlite_pragmas
 from api.webhooks import WebhookWorker
 from ledger.audit.feeder import DEFAULT_NETWORK
 from ledger.chain.backends import Chain, open_chain
@@ -75,21 +74,6 @@ PURGE_EVERY_S = 3600.0
 
 def slot_now(seconds: int = SLOT_SECONDS) -> int:
     return int(time.time()) // seconds
-
-
-def sqlite_pragmas(engine: Engine) -> None:
-    if engine.dialect.name != "sqlite":
-        return
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-        cursor = dbapi_connection.cursor()
-        # WAL lets readers run beside the writer; FULL fsyncs every commit (an accepted
-        # reading survives a power cut); busy_timeout queues writers instead of failing.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
 
 
 class Services:

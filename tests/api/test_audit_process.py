@@ -155,6 +155,8 @@ def test_the_power_flows_run_in_a_worker_that_is_replaced_and_restarted(api: Api
             here[slot].trafo_loading_percent,
             here[slot].findings,
         )
+    if services.engine.dialect.name != "sqlite":
+        return  # the worker's life cycle does not depend on the backend: once is enough
     # A worker is replaced after its share of slots, and one that died is started again.
     short = FeederWorker(
         services.settings.resolved_database_url(), DEFAULT_NETWORK, slots_per_worker=2
