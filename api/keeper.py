@@ -207,7 +207,9 @@ class Keeper:
         self.gate = gate
         self.engine = engine
         self.run_audit = audit
-        self.run_feeder = feeder
+        self.run_feeder = feeder or (
+            lambda slots: [r.slot for r in compute_feeder(engine, slots, network)]
+        )
         self._child: subprocess.Popen[bytes] | None = None
         self.network = network
         self.poll_s = poll_s
@@ -253,10 +255,8 @@ class Keeper:
         with self._lock:
             result = KeepResult()
             due, top = feeder_slots_due(self.engine)
-            if due and self.run_feeder is not None:
+            if due:
                 result.feeder_slots = self.run_feeder(due)
-            elif due:
-                result.feeder_slots = [r.slot for r in compute_feeder(self.engine, due)]
             with Session(self.engine) as session, session.begin():
                 _set_state(session, _CURSOR, str(top))
             if self._stop.is_set():

@@ -37,6 +37,7 @@ from ledger import localtime
 from ledger.forecast.load import MIN_HISTORY_DAYS
 from ledger.market.statements import SlotLine, Statement
 from ledger.mirror.models import FillRecord
+from ledger.types import Tariffs
 
 router = APIRouter(include_in_schema=False)
 SIDES = {"offer": "sell", "bid": "buy"}
@@ -88,9 +89,12 @@ def _today_chart(t: dict[str, str], lines: list[SlotLine], tz: str) -> Any:
     )
 
 
-def _tomorrow(services: Services, household: int, t: dict[str, str]) -> dict[str, Any]:
+def _tomorrow(
+    services: Services, household: int, tariffs: Tariffs, t: dict[str, str]
+) -> dict[str, Any]:
     """Tomorrow's hours (local) of the household's forecast, with a chart; ``None`` figures
-    when there is no forecast yet (too few days of readings)."""
+    when there is no forecast yet (too few days of readings). ``tariffs``: the page's, from
+    the mirror."""
     tz = services.settings.timezone
     try:
         issued = services.forecasts.latest(slot_now())
@@ -102,9 +106,7 @@ def _tomorrow(services: Services, household: int, t: dict[str, str]) -> dict[str
     first = issued.issue_slot + 1
     tomorrow = localtime.local_date(slot_now(), tz) + timedelta(days=1)
     span = localtime.day_span(tomorrow, tz)
-    ahead = hours_ahead(
-        first, own, issued.pricing_area(household), services.tariffs(), len(own.import_Wh)
-    )
+    ahead = hours_ahead(first, own, issued.pricing_area(household), tariffs, len(own.import_Wh))
     hours = [h for h in ahead if span[0] <= h.first_slot <= span[1]]
     if not hours:
         return {"tomorrow_hours": None, "tomorrow_chart": None}
@@ -180,7 +182,7 @@ def _context(services: Services, who: Principal, lang: str) -> dict[str, Any]:
         "privacy": _privacy_texts(lang),
         "apps": _apps(engine, hid, tz),
         "forecast_days": MIN_HISTORY_DAYS,
-        **_tomorrow(services, hid, t),
+        **_tomorrow(services, hid, band.tariffs, t),
         **_decisions(engine, record, month, band, offer, bid),
     }
 

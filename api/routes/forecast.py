@@ -24,6 +24,7 @@ from api.forecasts import (
 )
 from api.schemas import HouseholdPath
 from api.services import Services, slot_now
+from api.web import views
 from ledger.localtime import slot_iso
 
 router = APIRouter(tags=["forecast"])
@@ -116,7 +117,9 @@ def _answer(
     n = hours * 4
     first = issued.issue_slot + 1
     imports, exports = series.import_Wh[:n], series.export_Wh[:n]
-    ahead = hours_ahead(first, series, issued.pricing_area(household), services.tariffs(), n)
+    # The tariffs in force as the mirror holds them: a read, never a wait on the chain's lock.
+    tariffs = views.band(services.engine, services.tariffs_at_deploy).tariffs
+    ahead = hours_ahead(first, series, issued.pricing_area(household), tariffs, n)
     return ForecastOut(
         scope="neighbourhood" if household is None else "household",
         household=household,
