@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 from ledger.audit.open_data import MIN_HOUSEHOLDS
 from ledger.forecast import SLOTS_PER_DAY, ForecastError, LoadForecaster, mae, skill
 from ledger.forecast.load import FIT_DAYS, MIN_HISTORY_DAYS
-from ledger.market.strategies import ForecastAware
+from ledger.market.strategies import SCARCITY_WH_PER_HOUSEHOLD, ForecastAware
 from ledger.mirror.models import HouseholdRecord, ReadingRecord
 from ledger.types import Tariffs
 
@@ -42,7 +42,6 @@ __all__ = [
     "AGGREGATE_MIN_HOUSEHOLDS",
     "MAX_HOURS",
     "MODEL",
-    "SCARCITY_WH_PER_HOUSEHOLD",
     "Forecasts",
     "HourAhead",
     "IssuedForecast",
@@ -57,9 +56,7 @@ __all__ = [
 MAX_HOURS: Final = 72
 #: Fewest households behind a published aggregate.
 AGGREGATE_MIN_HOUSEHOLDS: Final = MIN_HOUSEHOLDS
-#: Expected neighbourhood net position per household (Wh a slot) at which the suggested price
-#: reaches the end of the band, as the forecast-aware agents of a simulation price.
-SCARCITY_WH_PER_HOUSEHOLD: Final = 100
+
 MODEL: Final = (
     "metered import and export, each forecast by a linear regression on the same slot 1 to 7 "
     "days earlier over every household (mlforecast), refit daily, updated every slot"

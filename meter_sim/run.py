@@ -50,6 +50,7 @@ from ledger.market.slot_step import SlotStep, commit_and_settle
 from ledger.market.statements import TradeLine
 from ledger.market.strategies import (
     AGENT_MODES,
+    SCARCITY_WH_PER_HOUSEHOLD,
     HouseholdInputs,
     assign_strategies,
     strategy_counts,
@@ -538,11 +539,6 @@ def _post_standing_orders(
     )
 
 
-#: Wh of expected neighbourhood net position per household at which a forecast-aware agent
-#: sees full scarcity (or full surplus): 100 Wh a slot is 0.4 kW a household.
-SCARCITY_SCALE_WH_PER_HOUSEHOLD = 100
-
-
 def check_agents(agents: str) -> None:
     """Refuse an unknown ``--agents`` mode with the ones allowed."""
     if agents not in AGENT_MODES:
@@ -614,7 +610,7 @@ def agent_settings(
         )
         for i, spec in enumerate(scenario.households)
     ]
-    scale_Wh = max(1, SCARCITY_SCALE_WH_PER_HOUSEHOLD * len(scenario.households))
+    scale_Wh = max(1, SCARCITY_WH_PER_HOUSEHOLD * len(scenario.households))
     strategies = assign_strategies(
         agents, scenario.seed, inputs, expected_net_Wh(scenario, flows), scale_Wh
     )

@@ -37,6 +37,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from ledger.market.agents import AgentSettingsError, PricingStrategy
 from ledger.market.clearing import BookOrder, ClearingResult, Mechanism, Side
@@ -298,6 +299,11 @@ class BatteryOwner:
             return band_price(tariffs, self.buy_ppm)
         full = self.state_of_charge_ppm.get(slot, 0) >= self.full_ppm
         return band_price(tariffs, self.spill_ppm if full else self.sell_threshold_ppm)
+
+
+#: Expected neighbourhood net position per household (Wh a slot) at which a forecast-aware
+#: agent sees full scarcity (or full surplus): 100 Wh a slot is 0.4 kW a household.
+SCARCITY_WH_PER_HOUSEHOLD: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
