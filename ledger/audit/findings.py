@@ -10,8 +10,9 @@ from ledger.localtime import slot_span_label
 
 __all__ = ["CHECKS", "ERROR", "WARNING", "Finding"]
 
-#: The checks, in report order.
-CHECKS = ("provenance", "energy", "money", "integrity", "feeder")
+#: The checks, in report order. ``forwards`` runs (and is reported) only when the chain holds
+#: day-ahead events (:func:`ledger.audit.forwards.has_forwards`).
+CHECKS = ("provenance", "energy", "money", "integrity", "forwards", "feeder")
 ERROR = "error"
 """Something that must not happen: a credit without proof, energy or money not conserved, a
 database that disagrees with the chain."""

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "FORWARD_LABELS",
     "SUMMARY_LABELS",
     "feeder_figures",
     "field_label",
@@ -155,6 +156,18 @@ SUMMARY_LABELS: dict[str, str] = {
     "findings": "Findings",
 }
 
+#: A label for each figure of the day-ahead book (:class:`ledger.audit.forwards.ForwardSummary`).
+FORWARD_LABELS: dict[str, str] = {
+    "positions": "Positions cleared",
+    "settled": "Positions settled",
+    "open_positions": "Positions open",
+    "cleared_Wh": "Energy cleared (Wh)",
+    "delivered_Wh": "Energy delivered (Wh)",
+    "shortfall_Wh": "Energy short (Wh)",
+    "reserved_open_ueur": "Reserved by the open positions (µ€)",
+    "escrow_ueur": "Held in escrow on chain (µ€)",
+}
+
 #: What an absent (``None``) summary value means, by field.
 _ABSENT: dict[str, str] = {
     "from_slot": "the first slot on record",
@@ -171,6 +184,8 @@ CHECK_LABELS: dict[str, str] = {
     "energy": "Energy: nobody sold or bought more than was metered",
     "money": "Money: balances, fees and top-ups add up; every fill at its price and tariffs",
     "integrity": "Integrity: the database matches the chain; the digest chain is intact",
+    "forwards": "Forwards: each day-ahead position reserved, delivered and refunded as cleared; "
+    "the escrow holds the open ones",
     "feeder": "Feeder: voltages and loadings within limits (power flow)",
 }
 
@@ -422,6 +437,13 @@ def report_html(
         for caption, png in shown.items()
     )
     feeder_note = "" if report.feeder is not None else "<p>The feeder check did not run.</p>"
+    forwards = ""
+    if report.forwards is not None:
+        forward_rows = "\n".join(
+            f"<tr><th>{e(FORWARD_LABELS.get(k) or field_label(k))}</th><td>{e(str(v))}</td></tr>"
+            for k, v in report.forwards.as_dict().items()
+        )
+        forwards = f"<h2>Day-ahead forwards</h2>\n<table>\n{forward_rows}\n</table>\n"
     period = _period(report, tz)
     title = "Voisin audit report" + (f": {period}" if period else "")
     zones = (
@@ -457,7 +479,7 @@ img {{ max-width: 100%; }}
 <table>
 {checks}
 </table>
-<h2>Findings</h2>
+{forwards}<h2>Findings</h2>
 {findings}
 <h2>Feeder</h2>
 {feeder_note}

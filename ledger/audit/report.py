@@ -20,6 +20,7 @@ from ledger.audit.contributors import SlotContributors, slot_contributors
 from ledger.audit.energy import SlotAggregate, check_energy, neighbourhood
 from ledger.audit.feeder import DEFAULT_NETWORK, FeederResult, run_feeder
 from ledger.audit.findings import CHECKS, Finding
+from ledger.audit.forwards import ForwardSummary, check_forwards, forward_summary, has_forwards
 from ledger.audit.inputs import AuditInputs, collect
 from ledger.audit.integrity import check_integrity
 from ledger.audit.money import check_money
@@ -48,6 +49,9 @@ class AuditReport:
     contributors: dict[int, SlotContributors] = field(default_factory=dict)
     """Per slot of the whole history (not only the range audited), the households behind its
     figures: what the open-data export's suppression rules decide on. Not in :meth:`as_dict`."""
+    forwards: ForwardSummary | None = None
+    """The day-ahead book's figures; ``None`` (and no ``forwards`` key in :meth:`as_dict`)
+    when the chain holds no day-ahead event."""
 
     @property
     def ok(self) -> bool:
@@ -56,21 +60,27 @@ class AuditReport:
     def as_dict(self) -> dict[str, Any]:
         """``{"ok", "findings": [{check, severity, slot, household, message, evidence}],
         "summary", "checks", "neighbourhood", "feeder"}`` (``feeder`` is ``None`` when the
-        feeder check did not run; its per-slot series otherwise)."""
+        feeder check did not run; its per-slot series otherwise), and ``"forwards"`` (the
+        day-ahead book's figures) only when the chain holds forwards: ``checks`` then lists
+        the ``forwards`` check too."""
         per_check: dict[str, int] = defaultdict(int)
         for f in self.findings:
             per_check[f.check] += 1
-        return {
+        out: dict[str, Any] = {
             "ok": self.ok,
             "summary": {**self.meta, **self.counts, "findings": len(self.findings)},
             "checks": {
                 name: {"ran": name in self.checks_run, "findings": per_check.get(name, 0)}
                 for name in CHECKS
+                if name != "forwards" or name in self.checks_run or per_check.get(name)
             },
             "findings": [f.as_dict() for f in self.findings],
             "neighbourhood": [_aggregate(a) for a in self.neighbourhood],
             "feeder": None if self.feeder is None else self.feeder.as_dict(),
         }
+        if self.forwards is not None:
+            out["forwards"] = self.forwards.as_dict()
+        return out
 
 
 def _aggregate(a: SlotAggregate) -> dict[str, Any]:
@@ -114,6 +124,11 @@ def audit_inputs(
     findings += check_money(inputs)
     findings += check_integrity(inputs)
     checks: tuple[str, ...] = ("provenance", "energy", "money", "integrity")
+    forwards: ForwardSummary | None = None
+    if has_forwards(inputs):
+        findings += check_forwards(inputs)
+        checks += ("forwards",)
+        forwards = forward_summary(inputs, from_slot, to_slot)
     aggregates = [a for a in neighbourhood(inputs) if _in(a.slot, from_slot, to_slot)]
     feeder_result: FeederResult | None = None
     households = sorted(r.household for r in inputs.registrations)
@@ -168,7 +183,7 @@ def audit_inputs(
         "sealed_slots": len(inputs.db_digests),
     }
     return AuditReport(
-        kept, checks, meta, aggregates, feeder_result, counts, slot_contributors(inputs)
+        kept, checks, meta, aggregates, feeder_result, counts, slot_contributors(inputs), forwards
     )
 
 

@@ -23,6 +23,7 @@ from ledger.market.statements import (
     Statement,
     TradeLine,
     build_statement,
+    is_forward_delivery,
 )
 from ledger.mirror.models import (
     BalanceRecord,
@@ -260,7 +261,14 @@ def load_statements(
     trades: dict[int, list[TradeLine]] = defaultdict(list)
     for f in fills:
         line = TradeLine(
-            f.slot, f.seller, f.buyer, f.energy_Wh, f.price_ueur_per_kWh, f.cost_ueur, f.fee_ueur
+            f.slot,
+            f.seller,
+            f.buyer,
+            f.energy_Wh,
+            f.price_ueur_per_kWh,
+            f.cost_ueur,
+            f.fee_ueur,
+            day_ahead=is_forward_delivery(f.offer_id, f.bid_id),
         )
         for party in {f.buyer, f.seller} & wanted:
             trades[party].append(line)
