@@ -48,6 +48,26 @@ interface IVoisin {
         bool open;
     }
 
+    /// @notice A position for `clearForwards`: `energyWh` of the batch's slot sold day-ahead by
+    ///         household `seller` to household `buyer` at `priceUeurPerKWh`.
+    struct Forward {
+        uint32 seller;
+        uint32 buyer;
+        uint64 energyWh;
+        uint64 priceUeurPerKWh;
+    }
+
+    /// @notice A cleared forward position for `settleForwards`, as its `ForwardCleared` event
+    ///         gave it (the contract keeps a hash of these fields and the slot).
+    struct ForwardPosition {
+        uint32 forwardId;
+        uint32 seller;
+        uint32 buyer;
+        uint64 energyWh;
+        uint64 priceUeurPerKWh;
+        uint256 reservedUeur;
+    }
+
     /// @notice A household's metered energy for one slot and what it traded locally
     ///         (`slotEnergy`). The contract keeps it for a household's last KEPT_SLOTS metered
     ///         slots, as long as they can still be traded; an older slot reads as zeros.
@@ -179,6 +199,32 @@ interface IVoisin {
         uint256 costUeur,
         uint256 feeUeur
     );
+    /// @notice A forward position was cleared ahead of `slot`: the buyer's `reservedUeur`
+    ///         (cost and grid fee at the tariffs of the time) moved to the contract's escrow.
+    event ForwardCleared(
+        uint32 indexed forwardId,
+        uint32 indexed slot,
+        uint32 indexed seller,
+        uint32 buyer,
+        uint64 energyWh,
+        uint64 priceUeurPerKWh,
+        uint256 reservedUeur
+    );
+    /// @notice A forward position was settled against the slot's metered energy: its
+    ///         `deliveredWh` went as a fill (`FillSettled` with offer and bid id 0, just before
+    ///         this event), `shortfallWh` was not delivered, and the buyer kept `refundUeur` of
+    ///         its reservation.
+    event ForwardSettled(
+        uint32 indexed forwardId,
+        uint32 indexed slot,
+        uint32 indexed seller,
+        uint32 buyer,
+        uint64 deliveredWh,
+        uint64 shortfallWh,
+        uint256 costUeur,
+        uint256 feeUeur,
+        uint256 refundUeur
+    );
     /// @notice A settlement batch of `fills` fills for `slot` was accepted whole.
     event BatchSettled(uint32 indexed slot, uint32 indexed batch, uint32 fills, uint64 energyWh);
     /// @notice The settlement worker anchored `slot`'s head of the digest chain over settled
@@ -260,6 +306,18 @@ interface IVoisin {
     error NotOrderOwner(uint32 orderId, address account);
     /// @notice Tariffs must satisfy feedIn + gridFee <= retail.
     error InvalidTariffs(uint64 feedIn, uint64 retail, uint64 gridFee);
+    /// @notice The (slot, batch) pair of forward positions was already cleared.
+    error ForwardBatchAlreadyCleared(uint32 slot, uint32 batch);
+    /// @notice Forward `index` comes too late: `household`'s meter has committed a reading for
+    ///         `slot` or a later slot (`lastSlot`), so the slot can no longer be traded ahead.
+    error ForwardTooLate(uint32 index, uint32 household, uint32 slot, uint32 lastSlot);
+    /// @notice No forward position has id `forwardId` with these fields and slot.
+    error UnknownForward(uint32 forwardId);
+    /// @notice Forward position `forwardId` is settled already.
+    error ForwardAlreadySettled(uint32 forwardId);
+    /// @notice Forward position `forwardId` cannot settle yet: `household`'s meter has not
+    ///         committed a reading for `slot` (its last is `lastSlot`).
+    error ForwardNotDue(uint32 forwardId, uint32 household, uint32 slot, uint32 lastSlot);
     /// @notice A zero amount is not allowed here.
     error ZeroAmount();
     /// @notice Minting `amount` would take the total supply above `max` micro-euro.

@@ -52,6 +52,8 @@ contract Voisin is VoisinToken {
     );
     bytes32 private constant _NAME_HASH = keccak256("Voisin");
     bytes32 private constant _VERSION_HASH = keccak256("1");
+    /// @dev A settled forward position's stored word (a hash is never 1 in practice).
+    bytes32 private constant _FORWARD_SETTLED = bytes32(uint256(1));
     /// @dev secp256k1n / 2: signatures with a higher s are malleable copies and are refused.
     uint256 private constant _HALF_N =
         0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
@@ -97,6 +99,13 @@ contract Voisin is VoisinToken {
     mapping(uint256 key => bool) private _batchSettled;
     /// @dev Zero for a slot not sealed (a sealed head is never zero: ZeroDigest).
     mapping(uint32 slot => bytes32) private _sealedDigestHead;
+
+    /// @notice How many forward positions were cleared (ids run from 1).
+    uint32 public forwardCount;
+    /// @dev Each cleared position's hash (_forwardHash), _FORWARD_SETTLED once settled.
+    mapping(uint32 forwardId => bytes32) private _forwards;
+    /// @dev Key: slot << 32 | batch.
+    mapping(uint256 key => bool) private _forwardBatchCleared;
 
     /// @notice A ledger with `admin` holding every role, under the given tariffs; `previous`
     ///         names the deployment it continues (all zeros for a first deployment).
@@ -562,6 +571,87 @@ contract Voisin is VoisinToken {
         if (fee != 0) _credit(householdOf[fees], fees, fee);
     }
 
+    // ───────────────────────────── Day-ahead forwards ─────────────────────────────
+
+    /// @notice Clear a batch of forward positions for `slot` ahead of it (settler only): each
+    ///         moves its buyer's cost and grid fee, at today's tariffs, into the contract's
+    ///         escrow, so that a forward is an obligation the buyer can pay. The batch is
+    ///         accepted whole or not at all.
+    /// @dev (slot, batch) can be cleared once, so a retried batch is refused. A position is
+    ///      refused once either party's meter has committed a reading for the slot or a later
+    ///      one: a slot is traded ahead before it is metered, never after. The contract keeps a
+    ///      hash of each position; `settleForwards` is given the fields back.
+    function clearForwards(uint32 slot, uint32 batch, Forward[] calldata positions)
+        external
+        onlyRole(SETTLER_ROLE)
+        whenNotPaused
+    {
+        uint256 n = positions.length;
+        if (n == 0) revert EmptyBatch();
+        uint256 batchKey = _key(slot, batch);
+        if (_forwardBatchCleared[batchKey]) revert ForwardBatchAlreadyCleared(slot, batch);
+        _forwardBatchCleared[batchKey] = true;
+        Tariffs memory t = _tariffs;
+        uint32 id = forwardCount;
+        for (uint256 i = 0; i < n; ++i) {
+            Forward calldata f = positions[i];
+            // A batch cannot hold 2^32 positions within any block gas limit.
+            uint32 index = uint32(i);
+            if (f.energyWh == 0) revert ZeroEnergy(index);
+            if (f.seller == f.buyer) revert SelfTrade(index, f.seller);
+            uint64 price = f.priceUeurPerKWh;
+            _checkPrice(index, price, t);
+            Household storage s = _existingHousehold(f.seller);
+            if (!s.active) revert HouseholdInactive(f.seller);
+            Household storage b = _existingHousehold(f.buyer);
+            if (!b.active) revert HouseholdInactive(f.buyer);
+            _requireUnmetered(index, f.seller, s.meter, slot);
+            _requireUnmetered(index, f.buyer, b.meter, slot);
+            uint256 reserved = uint256(f.energyWh) * price / 1000
+                + uint256(f.energyWh) * t.gridFeeUeurPerKWh / 1000;
+            address buyerAccount = b.account;
+            uint256 funds = b.balanceUeur;
+            if (funds < reserved) revert InsufficientFunds(index, buyerAccount, funds, reserved);
+            _update(buyerAccount, address(this), reserved);
+            ++id;
+            _forwards[id] = _forwardHash(id, slot, f.seller, f.buyer, f.energyWh, price, reserved);
+            emit ForwardCleared(id, slot, f.seller, f.buyer, f.energyWh, price, reserved);
+        }
+        forwardCount = id;
+    }
+
+    /// @notice Settle forward positions of `slot` against its metered energy (settler only),
+    ///         before the slot's real-time fills. Each position releases its reservation to
+    ///         the buyer, then delivers as much as the seller's credits and the buyer's metered
+    ///         import left for the slot allow, as a fill at the position's price (offer and bid
+    ///         id 0); what is not delivered is the shortfall, left to the real-time market and
+    ///         the grid. A position of a deactivated household, or priced outside today's
+    ///         tariffs, delivers nothing.
+    /// @dev A position settles once (ForwardAlreadySettled), only with the fields it was
+    ///      cleared with (UnknownForward), and only once both parties' meters have committed a
+    ///      reading for the slot or a later one (ForwardNotDue), so that a position is never
+    ///      settled as undelivered before its slot is metered.
+    function settleForwards(uint32 slot, ForwardPosition[] calldata positions)
+        external
+        onlyRole(SETTLER_ROLE)
+        whenNotPaused
+    {
+        uint256 n = positions.length;
+        if (n == 0) revert EmptyBatch();
+        Tariffs memory t = _tariffs;
+        uint256 totalFee;
+        for (uint256 i = 0; i < n; ++i) {
+            totalFee += _settleForward(uint32(i), slot, positions[i], t);
+        }
+        address fees = feeRecipient;
+        if (totalFee != 0) _credit(householdOf[fees], fees, totalFee);
+    }
+
+    /// @notice Whether the (slot, batch) pair of forward positions was cleared.
+    function forwardBatchCleared(uint32 slot, uint32 batch) external view returns (bool) {
+        return _forwardBatchCleared[_key(slot, batch)];
+    }
+
     // ───────────────────────────── Seals ─────────────────────────────
 
     /// @notice Anchor `slot`'s head of the settled-slot digest chain on chain (settler only).
@@ -766,6 +856,113 @@ contract Voisin is VoisinToken {
                 energyWh := add(energyWh, energy)
             }
             next := div(sub(f, fills.offset), 0x80)
+        }
+    }
+
+    /// @dev Settles one forward position; returns the grid fee taken from the buyer, which the
+    ///      caller credits to the fee recipient.
+    function _settleForward(
+        uint32 index,
+        uint32 slot,
+        ForwardPosition calldata p,
+        Tariffs memory t
+    ) private returns (uint256 fee) {
+        uint32 id = p.forwardId;
+        bytes32 stored = _forwards[id];
+        if (stored == _FORWARD_SETTLED) revert ForwardAlreadySettled(id);
+        if (
+            stored == bytes32(0)
+                || stored
+                    != _forwardHash(
+                        id, slot, p.seller, p.buyer, p.energyWh, p.priceUeurPerKWh, p.reservedUeur
+                    )
+        ) revert UnknownForward(id);
+        _forwards[id] = _FORWARD_SETTLED;
+        Household storage s = _households[p.seller];
+        Household storage b = _households[p.buyer];
+        // The reservation goes back whole; the delivered part is then paid as a fill.
+        _update(address(this), b.account, p.reservedUeur);
+        uint64 delivered;
+        uint64 price = p.priceUeurPerKWh;
+        if (
+            s.active && b.active && price >= t.feedInUeurPerKWh
+                && uint256(price) + t.gridFeeUeurPerKWh <= t.retailUeurPerKWh
+        ) {
+            _requireMetered(id, p.seller, s.meter, slot);
+            _requireMetered(id, p.buyer, b.meter, slot);
+            SlotEnergy memory se = _slotEnergy(p.seller, slot);
+            SlotEnergy memory be = _slotEnergy(p.buyer, slot);
+            delivered = _min(p.energyWh, _min(se.exportWh - se.soldWh, be.importWh - be.boughtWh));
+            uint256 perKWh = uint256(price) + t.gridFeeUeurPerKWh;
+            if (perKWh != 0) {
+                // floor(e*p/1000) + floor(e*f/1000) <= e*(p+f)/1000 <= reserved: a grid fee
+                // raised since clearing delivers less rather than more than was reserved.
+                uint256 affordable = p.reservedUeur * 1000 / perKWh;
+                if (affordable < delivered) delivered = uint64(affordable);
+            }
+        }
+        uint256 cost;
+        if (delivered != 0) {
+            // Checked above: both active, the price inside the tariffs, the energy left to
+            // both and the funds released; what is left of a fill is its bookkeeping.
+            _consumeEnergy(index, p.seller, p.buyer, slot, delivered);
+            cost = uint256(delivered) * price / 1000;
+            fee = uint256(delivered) * t.gridFeeUeurPerKWh / 1000;
+            _debit(p.buyer, b.account, cost + fee);
+            _credit(p.seller, s.account, cost);
+            emit FillSettled(slot, p.seller, p.buyer, 0, 0, delivered, price, cost, fee);
+        }
+        emit ForwardSettled(
+            id,
+            slot,
+            p.seller,
+            p.buyer,
+            delivered,
+            p.energyWh - delivered,
+            cost,
+            fee,
+            p.reservedUeur - cost - fee
+        );
+    }
+
+    function _forwardHash(
+        uint32 id,
+        uint32 slot,
+        uint32 seller,
+        uint32 buyer,
+        uint64 energyWh,
+        uint64 price,
+        uint256 reserved
+    ) private pure returns (bytes32) {
+        return keccak256(abi.encode(id, slot, seller, buyer, energyWh, price, reserved));
+    }
+
+    /// @dev A forward for `slot` is refused once the household's meter has read that slot.
+    function _requireUnmetered(uint32 index, uint32 household, address meter, uint32 slot)
+        private
+        view
+    {
+        uint32 last = _meters[meter].lastSlot;
+        if (last != 0 && last >= slot) revert ForwardTooLate(index, household, slot, last);
+    }
+
+    /// @dev A forward for `slot` settles only once the household's meter has read that slot.
+    function _requireMetered(uint32 id, uint32 household, address meter, uint32 slot)
+        private
+        view
+    {
+        uint32 last = _meters[meter].lastSlot;
+        if (last < slot) revert ForwardNotDue(id, household, slot, last);
+    }
+
+    function _checkPrice(uint32 index, uint64 price, Tariffs memory t) private pure {
+        if (
+            price < t.feedInUeurPerKWh
+                || uint256(price) + t.gridFeeUeurPerKWh > t.retailUeurPerKWh
+        ) {
+            revert PriceOutsideTariffs(
+                index, price, t.feedInUeurPerKWh, t.retailUeurPerKWh, t.gridFeeUeurPerKWh
+            );
         }
     }
 

@@ -303,6 +303,32 @@ class ZeroDigest(InputRejected):
     rule = "a slot's digest head cannot be 32 zero bytes (that reads back as not sealed)"
 
 
+class ForwardBatchAlreadyCleared(Conflict):
+    rule = "each (slot, batch) of forward positions is cleared once"
+
+
+class ForwardTooLate(InputRejected):
+    rule = (
+        "a slot is traded ahead only before it is metered: neither party's meter may have "
+        "committed a reading for the slot or a later one"
+    )
+
+
+class UnknownForward(NotFound):
+    rule = "a forward position settles only with the id, slot and fields it was cleared with"
+
+
+class ForwardAlreadySettled(Conflict):
+    rule = "a forward position is settled once"
+
+
+class ForwardNotDue(InputRejected):
+    rule = (
+        "a forward position settles once both parties' meters have committed a reading for "
+        "its slot (or a later one)"
+    )
+
+
 def contract_error_classes() -> dict[str, type[ContractError]]:
     """Every custom-error class above, by contract error name."""
     found: dict[str, type[ContractError]] = {}

@@ -127,6 +127,60 @@ class Fill:
 
 
 @dataclass(frozen=True, slots=True)
+class Forward:
+    """A day-ahead position to clear: ``energy_Wh`` of a slot sold by household ``seller`` to
+    household ``buyer`` at ``price_ueur_per_kWh`` (:meth:`VoisinClient.clear_forwards`)."""
+
+    seller: int
+    buyer: int
+    energy_Wh: int
+    price_ueur_per_kWh: int
+
+    def __post_init__(self) -> None:
+        check_uint("seller", self.seller, 32)
+        check_uint("buyer", self.buyer, 32)
+        check_uint("energy_Wh", self.energy_Wh, 64)
+        check_uint("price_ueur_per_kWh", self.price_ueur_per_kWh, 64)
+
+    def as_contract_tuple(self) -> tuple[int, int, int, int]:
+        return (self.seller, self.buyer, self.energy_Wh, self.price_ueur_per_kWh)
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardPosition:
+    """A cleared day-ahead position, as its ``ForwardCleared`` event gave it: the buyer's
+    ``reserved_ueur`` (cost and grid fee at clearing) is held in the contract's escrow until
+    :meth:`VoisinClient.settle_forwards` settles it against the slot's metered energy."""
+
+    forward_id: int
+    slot: int
+    seller: int
+    buyer: int
+    energy_Wh: int
+    price_ueur_per_kWh: int
+    reserved_ueur: int
+
+    def __post_init__(self) -> None:
+        check_uint("forward_id", self.forward_id, 32)
+        check_uint("slot", self.slot, 32)
+        check_uint("seller", self.seller, 32)
+        check_uint("buyer", self.buyer, 32)
+        check_uint("energy_Wh", self.energy_Wh, 64)
+        check_uint("price_ueur_per_kWh", self.price_ueur_per_kWh, 64)
+        check_uint("reserved_ueur", self.reserved_ueur, 256)
+
+    def as_contract_tuple(self) -> tuple[int, int, int, int, int, int]:
+        return (
+            self.forward_id,
+            self.seller,
+            self.buyer,
+            self.energy_Wh,
+            self.price_ueur_per_kWh,
+            self.reserved_ueur,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """A decoded contract event."""
 

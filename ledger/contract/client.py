@@ -45,6 +45,8 @@ from ledger.types import (
     OPEN_END,
     Event,
     Fill,
+    Forward,
+    ForwardPosition,
     Household,
     MeterState,
     Onboarding,
@@ -674,6 +676,51 @@ class VoisinClient:
             check_first=check_first,
         )
 
+    def clear_forwards(
+        self,
+        settler: LocalAccount,
+        slot: int,
+        batch: int,
+        forwards: Sequence[Forward],
+        *,
+        check_first: bool = True,
+    ) -> TxResult:
+        """Clear ``forwards`` for ``slot`` ahead of it as batch number ``batch`` (all or none):
+        each reserves its buyer's cost and grid fee in the contract's escrow and gets an id
+        (its ``ForwardCleared`` event). ``check_first``: see :meth:`transact`."""
+        return self.transact(
+            settler,
+            "clearForwards",
+            check_uint("slot", slot, 32),
+            check_uint("batch", batch, 32),
+            [f.as_contract_tuple() for f in forwards],
+            check_first=check_first,
+        )
+
+    def settle_forwards(
+        self,
+        settler: LocalAccount,
+        slot: int,
+        positions: Sequence[ForwardPosition],
+        *,
+        check_first: bool = True,
+    ) -> TxResult:
+        """Settle ``positions`` of ``slot`` against its metered energy (all or none): each
+        delivers what both parties' metered energy left for the slot allows, as a fill, and
+        gives the rest of its reservation back (its ``ForwardSettled`` event)."""
+        for p in positions:
+            if p.slot != slot:
+                raise errors.InvalidArgument(
+                    f"forward {p.forward_id} is for slot {p.slot}, not {slot}"
+                )
+        return self.transact(
+            settler,
+            "settleForwards",
+            check_uint("slot", slot, 32),
+            [p.as_contract_tuple() for p in positions],
+            check_first=check_first,
+        )
+
     def seal_slot(
         self,
         settler: LocalAccount,
@@ -806,6 +853,12 @@ class VoisinClient:
 
     def batch_settled(self, slot: int, batch: int) -> bool:
         return bool(self._view("batchSettled", slot, batch))
+
+    def forward_batch_cleared(self, slot: int, batch: int) -> bool:
+        return bool(self._view("forwardBatchCleared", slot, batch))
+
+    def forward_count(self) -> int:
+        return int(self._view("forwardCount"))
 
     def sealed_digest_head(self, slot: int) -> str | None:
         """The digest head sealed on chain for ``slot`` (``0x`` + 64 hex digits, lowercase,

@@ -6,6 +6,9 @@ One worker runs per market. For a slot whose readings are committed,
 1. brings the database mirror up to the chain head (:func:`ledger.mirror.indexer.index`);
 2. returns the recorded outcome if the slot is already settled (running a slot twice is a
    no-op);
+   otherwise settles the day-ahead forward positions due by then
+   (:func:`ledger.market.forwards.settle_due_forwards`) and re-indexes, so that the real-time
+   market below clears what the forwards left of each household's metered energy;
 3. otherwise loads the slot's book (:func:`ledger.market.data.load_slot_book`), clears it with
    the market's mechanism, splits the fills into batches that fit the gas limit, and writes
    this **plan** to the database *before* sending anything;
@@ -22,7 +25,7 @@ error names the buyer and its funds, which caps that buyer in the next plan.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
@@ -36,6 +39,7 @@ from ledger.errors import LedgerError
 from ledger.market.agents import AgentSettings, effective_limit
 from ledger.market.clearing import MECHANISMS, BookOrder, ClearingResult, Mechanism
 from ledger.market.data import LimitAdjuster, load_slot_book
+from ledger.market.forwards import ForwardGas, clear_forwards, settle_due_forwards
 from ledger.market.strategies import clear_over_gate, gate_steps_of
 from ledger.mirror.indexer import index
 from ledger.mirror.models import (
@@ -49,7 +53,7 @@ from ledger.mirror.models import (
     SlotOutcomeRecord,
     plain_rows,
 )
-from ledger.types import Fill, Tariffs
+from ledger.types import Fill, Forward, Tariffs
 
 __all__ = [
     "BASE_BATCH_GAS",
@@ -171,6 +175,8 @@ class SettlementWorker:
         self._say = say
         # The newest digest link this worker saw anchored on chain (anchor_seals).
         self._anchored_seq: int | None = None
+        #: The day-ahead forward transactions this worker sent (gas, positions).
+        self.forward_gas = ForwardGas()
 
     def _log(self, message: str) -> None:
         if self._say is not None:
@@ -397,6 +403,10 @@ class SettlementWorker:
         done = self.outcome(slot)
         if done is not None:
             return done
+        # Forward positions first: they are delivered before the real-time market clears
+        # what is left of the slot's metered energy (ledger.market.forwards).
+        if settle_due_forwards(self.client, self.engine, self.settler, slot, self.forward_gas):
+            index(self.client, self.engine, start_block=self.start_block)
         tariffs = self.client.tariffs()
         with Session(self.engine) as session:
             planned = session.get(SlotOutcomeRecord, slot) is not None
@@ -409,6 +419,12 @@ class SettlementWorker:
             # Mirror the seal too, so that the mirror is caught up when the slot is settled.
             index(self.client, self.engine, start_block=self.start_block)
         return outcome
+
+    def clear_forwards(self, slot: int, forwards: Sequence[Forward]) -> int:
+        """Clear day-ahead ``forwards`` for ``slot`` before it is metered (batches already
+        cleared are skipped: :func:`ledger.market.forwards.clear_forwards`); returns the gas
+        used. :meth:`settle_slot` settles them before the slot's real-time market."""
+        return clear_forwards(self.client, self.settler, slot, forwards, self.forward_gas)
 
     def anchor_seals(self) -> int:
         """Anchor on chain every digest link the database sealed but the chain has not; returns

@@ -23,6 +23,7 @@ from ledger.mirror.models import (
     BalanceRecord,
     ChainEvent,
     FillRecord,
+    ForwardRecord,
     HouseholdRecord,
     IndexerCursor,
     IndexerState,
@@ -337,6 +338,40 @@ def _fill_settled(chunk: _Chunk, event: Event) -> None:
         _add_balance(chunk, recipient.value, fee)
 
 
+def _forward_cleared(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    forward_id = a["forwardId"]
+    chunk.add(
+        ForwardRecord(
+            forward_id=forward_id,
+            slot=a["slot"],
+            seller=a["seller"],
+            buyer=a["buyer"],
+            energy_Wh=_int(a["energyWh"]),
+            price_ueur_per_kWh=_int(a["priceUeurPerKWh"]),
+            reserved_ueur=_int(a["reservedUeur"]),
+            cleared_block=event.block_number,
+            cleared_tx=event.tx_hash,
+        ),
+        forward_id,
+    )
+
+
+def _forward_settled(chunk: _Chunk, event: Event) -> None:
+    a = event.args
+    record = chunk.get(ForwardRecord, a["forwardId"])
+    if record is None:
+        raise IndexerError(f"forward {a['forwardId']} was settled but never cleared")
+    record.delivered_Wh = _int(a["deliveredWh"])
+    record.shortfall_Wh = _int(a["shortfallWh"])
+    record.cost_ueur = _int(a["costUeur"])
+    record.fee_ueur = _int(a["feeUeur"])
+    record.refund_ueur = _int(a["refundUeur"])
+    record.settled_block = event.block_number
+    record.settled_tx = event.tx_hash
+    chunk.add(record)
+
+
 def _transfer(chunk: _Chunk, event: Event) -> None:
     a = event.args
     if int(a["from"], 16) != 0:
@@ -395,6 +430,8 @@ _PROJECTIONS: Final[dict[str, Callable[[_Chunk, Event], None]]] = {
     "OfferCancelled": _order_cancelled,
     "BidCancelled": _order_cancelled,
     "FillSettled": _fill_settled,
+    "ForwardCleared": _forward_cleared,
+    "ForwardSettled": _forward_settled,
     "Transfer": _transfer,
     "FeeRecipientSet": _fee_recipient_set,
     "TariffsSet": _tariffs_set,

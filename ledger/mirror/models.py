@@ -115,6 +115,34 @@ class FillRecord(SQLModel, table=True):
     tx_hash: str
 
 
+class ForwardRecord(SQLModel, table=True):
+    """A day-ahead forward position: cleared (``ForwardCleared``: the buyer's reservation held
+    in the contract's escrow), then settled against the slot's metered energy
+    (``ForwardSettled``; the settled columns are ``None`` until then). Its delivered part is
+    also a row of ``fill`` (offer and bid id 0), as on chain."""
+
+    __tablename__ = "forward_position"
+
+    forward_id: int = Field(
+        primary_key=True, sa_type=IdInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    slot: int = Field(sa_type=BigInteger, index=True)
+    seller: int = Field(index=True, sa_type=IdInteger)
+    buyer: int = Field(index=True, sa_type=IdInteger)
+    energy_Wh: int = Field(sa_type=BigInteger)
+    price_ueur_per_kWh: int = Field(sa_type=BigInteger)
+    reserved_ueur: int = Field(sa_type=BigInteger)
+    cleared_block: int = Field(sa_type=BigInteger)
+    cleared_tx: str
+    delivered_Wh: int | None = Field(default=None, sa_type=BigInteger)
+    shortfall_Wh: int | None = Field(default=None, sa_type=BigInteger)
+    cost_ueur: int | None = Field(default=None, sa_type=BigInteger)
+    fee_ueur: int | None = Field(default=None, sa_type=BigInteger)
+    refund_ueur: int | None = Field(default=None, sa_type=BigInteger)
+    settled_block: int | None = Field(default=None, sa_type=BigInteger)
+    settled_tx: str | None = None
+
+
 class TopUpRecord(SQLModel, table=True):
     """Payment token minted for a top-up."""
 

@@ -1,0 +1,241 @@
+"""Day-ahead forward positions on chain: clearing reserves the buyer's funds in the contract's
+escrow, settling delivers against the slot's metered energy as a fill and refunds the rest.
+Every path and typed error, on the embedded chain and on a real anvil node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from ledger import Chain, errors
+from ledger.types import Fill, Forward, ForwardPosition, TxResult
+from tests.world import SLOT, Member, World, new_world
+
+FEE = 30_000  # the default tariffs' grid fee, micro-euro per kWh
+PRICE = 100_000
+
+
+@dataclass
+class Pair:
+    seller: Member
+    buyer: Member
+
+
+def _positions(result: TxResult) -> list[ForwardPosition]:
+    return [
+        ForwardPosition(
+            e.args["forwardId"],
+            e.args["slot"],
+            e.args["seller"],
+            e.args["buyer"],
+            e.args["energyWh"],
+            e.args["priceUeurPerKWh"],
+            e.args["reservedUeur"],
+        )
+        for e in result.named("ForwardCleared")
+    ]
+
+
+def _reserved(energy_Wh: int, price: int = PRICE) -> int:
+    return energy_Wh * price // 1000 + energy_Wh * FEE // 1000
+
+
+class ForwardSuite:
+    @pytest.fixture
+    def chain(self) -> Chain:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def w(self, chain: Chain) -> World:
+        return new_world(chain)
+
+    @pytest.fixture
+    def p(self, w: World) -> Pair:
+        seller = w.household(prosumer=True)
+        buyer = w.household(prosumer=False, topup_ueur=10_000_000)
+        return Pair(seller, buyer)
+
+    def _clear(self, w: World, p: Pair, energy_Wh: int, slot: int = SLOT) -> ForwardPosition:
+        result = w.client.clear_forwards(
+            w.operator, slot, 0, [Forward(p.seller.id, p.buyer.id, energy_Wh, PRICE)]
+        )
+        (position,) = _positions(result)
+        return position
+
+    def test_clearing_reserves_the_buyers_cost_and_fee_in_escrow(self, w: World, p: Pair) -> None:
+        c = w.client
+        result = c.clear_forwards(
+            w.operator,
+            SLOT,
+            0,
+            [
+                Forward(p.seller.id, p.buyer.id, 2_000, PRICE),
+                Forward(p.seller.id, p.buyer.id, 500, PRICE),
+            ],
+        )
+        positions = _positions(result)
+        assert [q.forward_id for q in positions] == [1, 2]
+        assert [q.reserved_ueur for q in positions] == [_reserved(2_000), _reserved(500)]
+        escrow = _reserved(2_000) + _reserved(500)
+        transfers = result.named("Transfer")
+        assert [(t.args["from"], t.args["to"]) for t in transfers] == [
+            (p.buyer.account.address, c.address)
+        ] * 2
+        assert c.balance_of(c.address) == escrow
+        assert c.balance_of(p.buyer.account.address) == 10_000_000 - escrow
+        assert c.forward_count() == 2
+        assert c.forward_batch_cleared(SLOT, 0)
+        assert not c.forward_batch_cleared(SLOT, 1)
+
+    def test_settling_delivers_as_a_fill_and_refunds_the_rest(self, w: World, p: Pair) -> None:
+        c = w.client
+        position = self._clear(w, p, 2_000)
+        w.meter(p.seller, SLOT, export_Wh=1_500)  # produced less than it sold ahead
+        w.meter(p.buyer, SLOT, import_Wh=4_000)
+        result = c.settle_forwards(w.operator, SLOT, [position])
+        (fill,) = result.named("FillSettled")
+        assert (fill.args["offerId"], fill.args["bidId"]) == (0, 0)
+        assert fill.args["energyWh"] == 1_500
+        cost, fee = 1_500 * PRICE // 1000, 1_500 * FEE // 1000
+        assert (fill.args["costUeur"], fill.args["feeUeur"]) == (cost, fee)
+        (settled,) = result.named("ForwardSettled")
+        assert settled.args["deliveredWh"] == 1_500
+        assert settled.args["shortfallWh"] == 500
+        assert settled.args["refundUeur"] == position.reserved_ueur - cost - fee
+        assert c.balance_of(c.address) == 0
+        assert c.balance_of(p.buyer.account.address) == 10_000_000 - cost - fee
+        assert c.balance_of(p.seller.account.address) == cost
+        assert c.balance_of(w.operator.address) == fee  # the fee recipient
+        energy = c.slot_energy(p.seller.id, SLOT)
+        assert energy.sold_Wh == 1_500
+        assert c.slot_energy(p.buyer.id, SLOT).bought_Wh == 1_500
+
+    def test_the_real_time_market_trades_only_what_forwards_left(self, w: World, p: Pair) -> None:
+        c = w.client
+        position = self._clear(w, p, 1_000)
+        w.meter(p.seller, SLOT, export_Wh=3_000)
+        w.meter(p.buyer, SLOT, import_Wh=1_800)
+        c.settle_forwards(w.operator, SLOT, [position])
+        offer = c.post_offer(p.seller.account, 80_000, SLOT)
+        bid = c.post_bid(p.buyer.account, 150_000, SLOT)
+        with pytest.raises(errors.InsufficientDeficit) as refused:
+            c.settle_batch(w.operator, SLOT, 0, [Fill(offer, bid, 900, 100_000)])
+        assert refused.value.values["haveWh"] == 800
+        c.settle_batch(w.operator, SLOT, 0, [Fill(offer, bid, 800, 100_000)])
+        assert c.slot_energy(p.seller.id, SLOT).sold_Wh == 1_800
+
+    def test_a_position_settles_once_and_only_with_its_own_fields(self, w: World, p: Pair) -> None:
+        c = w.client
+        position = self._clear(w, p, 1_000)
+        w.meter(p.seller, SLOT, export_Wh=3_000)
+        w.meter(p.buyer, SLOT, import_Wh=3_000)
+        forged = ForwardPosition(
+            position.forward_id, SLOT, position.seller, position.buyer, 1_000, PRICE,
+            position.reserved_ueur + 1,
+        )  # fmt: skip
+        with pytest.raises(errors.UnknownForward):
+            c.settle_forwards(w.operator, SLOT, [forged])
+        with pytest.raises(errors.UnknownForward):
+            c.settle_forwards(w.operator, SLOT, [ForwardPosition(99, SLOT, 1, 2, 1, PRICE, 0)])
+        elsewhere = ForwardPosition(
+            position.forward_id, SLOT + 1, position.seller, position.buyer, 1_000, PRICE,
+            position.reserved_ueur,
+        )  # fmt: skip
+        with pytest.raises(errors.UnknownForward):
+            c.settle_forwards(w.operator, SLOT + 1, [elsewhere])
+        c.settle_forwards(w.operator, SLOT, [position])
+        with pytest.raises(errors.ForwardAlreadySettled):
+            c.settle_forwards(w.operator, SLOT, [position])
+        assert c.balance_of(c.address) == 0
+
+    def test_a_position_waits_for_both_meters(self, w: World, p: Pair) -> None:
+        c = w.client
+        position = self._clear(w, p, 1_000)
+        w.meter(p.seller, SLOT, export_Wh=3_000)
+        with pytest.raises(errors.ForwardNotDue) as early:
+            c.settle_forwards(w.operator, SLOT, [position])
+        assert early.value.values["household"] == p.buyer.id
+        assert c.balance_of(c.address) == position.reserved_ueur
+
+    def test_clearing_comes_before_the_slot_is_metered(self, w: World, p: Pair) -> None:
+        w.meter(p.buyer, SLOT, import_Wh=1_000)
+        with pytest.raises(errors.ForwardTooLate) as late:
+            self._clear(w, p, 1_000)
+        assert late.value.values["household"] == p.buyer.id
+        self._clear(w, p, 1_000, slot=SLOT + 1)  # the next slot is still open
+
+    def test_clearing_refuses_bad_positions_whole(self, w: World, p: Pair) -> None:
+        c = w.client
+        good = Forward(p.seller.id, p.buyer.id, 1_000, PRICE)
+        cases: list[tuple[list[Forward], type[errors.ContractError]]] = [
+            ([], errors.EmptyBatch),
+            ([good, Forward(p.seller.id, p.buyer.id, 0, PRICE)], errors.ZeroEnergy),
+            ([good, Forward(p.buyer.id, p.buyer.id, 10, PRICE)], errors.SelfTrade),
+            ([good, Forward(p.seller.id, p.buyer.id, 10, 10)], errors.PriceOutsideTariffs),
+            ([good, Forward(p.seller.id, p.buyer.id, 10, 230_000)], errors.PriceOutsideTariffs),
+            ([good, Forward(p.seller.id, 99, 10, PRICE)], errors.UnknownHousehold),
+            ([good, Forward(p.seller.id, p.buyer.id, 10**9, PRICE)], errors.InsufficientFunds),
+        ]
+        for forwards, error in cases:
+            with pytest.raises(error):
+                c.clear_forwards(w.operator, SLOT, 0, forwards)
+        assert c.forward_count() == 0
+        assert c.balance_of(c.address) == 0
+        c.clear_forwards(w.operator, SLOT, 0, [good])
+        with pytest.raises(errors.ForwardBatchAlreadyCleared):
+            c.clear_forwards(w.operator, SLOT, 0, [good])
+        assert c.forward_count() == 1
+
+    def test_only_the_settler_clears_and_settles(self, w: World, p: Pair) -> None:
+        with pytest.raises(errors.Unauthorized):
+            w.client.clear_forwards(
+                p.buyer.account, SLOT, 0, [Forward(p.seller.id, p.buyer.id, 10, PRICE)]
+            )
+        position = self._clear(w, p, 10)
+        w.meter(p.seller, SLOT, export_Wh=10)
+        w.meter(p.buyer, SLOT, import_Wh=10)
+        with pytest.raises(errors.Unauthorized):
+            w.client.settle_forwards(p.seller.account, SLOT, [position])
+
+    def test_a_deactivated_party_voids_the_position(self, w: World, p: Pair) -> None:
+        c = w.client
+        position = self._clear(w, p, 1_000)
+        c.deactivate_household(w.operator, p.seller.id)
+        result = c.settle_forwards(w.operator, SLOT, [position])  # no reading needed
+        assert result.named("FillSettled") == []
+        (settled,) = result.named("ForwardSettled")
+        assert (settled.args["deliveredWh"], settled.args["refundUeur"]) == (
+            0,
+            position.reserved_ueur,
+        )
+        assert c.balance_of(p.buyer.account.address) == 10_000_000
+
+    def test_a_raised_grid_fee_delivers_no_more_than_was_reserved(self, w: World, p: Pair) -> None:
+        c = w.client
+        position = self._clear(w, p, 1_000)
+        tariffs = c.tariffs()
+        c.set_tariffs(
+            w.operator,
+            type(tariffs)(tariffs.feed_in_ueur_per_kWh, tariffs.retail_ueur_per_kWh, 60_000),
+        )
+        w.meter(p.seller, SLOT, export_Wh=3_000)
+        w.meter(p.buyer, SLOT, import_Wh=3_000)
+        (settled,) = c.settle_forwards(w.operator, SLOT, [position]).named("ForwardSettled")
+        delivered = settled.args["deliveredWh"]
+        assert delivered == position.reserved_ueur * 1000 // (PRICE + 60_000)
+        assert settled.args["costUeur"] + settled.args["feeUeur"] <= position.reserved_ueur
+        assert settled.args["refundUeur"] >= 0
+
+
+class TestOnEmbeddedChain(ForwardSuite):
+    @pytest.fixture
+    def chain(self, embedded_chain: Chain) -> Chain:
+        return embedded_chain
+
+
+@pytest.mark.anvil
+class TestOnAnvil(ForwardSuite):
+    @pytest.fixture
+    def chain(self, anvil_chain: Chain) -> Chain:
+        return anvil_chain
