@@ -639,7 +639,7 @@ contract Voisin is VoisinToken {
         uint256 n = positions.length;
         if (n == 0) revert EmptyBatch();
         Tariffs memory t = _tariffs;
-        uint256 totalFee;
+        uint256 totalFee = 0;
         for (uint256 i = 0; i < n; ++i) {
             totalFee += _settleForward(uint32(i), slot, positions[i], t);
         }
@@ -882,7 +882,7 @@ contract Voisin is VoisinToken {
         Household storage b = _households[p.buyer];
         // The reservation goes back whole; the delivered part is then paid as a fill.
         _update(address(this), b.account, p.reservedUeur);
-        uint64 delivered;
+        uint64 delivered = 0;
         uint64 price = p.priceUeurPerKWh;
         if (
             s.active && b.active && price >= t.feedInUeurPerKWh
@@ -901,7 +901,7 @@ contract Voisin is VoisinToken {
                 if (affordable < delivered) delivered = uint64(affordable);
             }
         }
-        uint256 cost;
+        uint256 cost = 0;
         if (delivered != 0) {
             // Checked above: both active, the price inside the tariffs, the energy left to
             // both and the funds released; what is left of a fill is its bookkeeping.
