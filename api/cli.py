@@ -176,6 +176,11 @@ def _simulate(args: argparse.Namespace) -> int:
             f"argument --agents: {args.agents!r} runs only with --via direct (a run through the "
             "API posts the default standing orders)"
         )
+    if args.via == "api" and args.market != "real-time":
+        parser.error(
+            f"argument --market: {args.market!r} runs only with --via direct (a run through the "
+            "API trades in the real-time market)"
+        )
     if args.households is not None and args.scenario != "default":
         parser.error(
             f"argument --households: cannot change the households of {args.scenario!r} "
@@ -206,7 +211,7 @@ def _simulate(args: argparse.Namespace) -> int:
         f"Voisin simulate: {'resuming ' if resuming else ''}{scenario.name}, "
         f"{len(scenario.households)} households, "
         f"{span_label(first, first + count - 1, scenario.location.tz)}, {args.mechanism}, "
-        f"chain {chain}; data in {data_dir}",
+        f"{args.market} market, chain {chain}; data in {data_dir}",
         file=sys.stderr,
     )
     try:
@@ -254,6 +259,7 @@ def _simulate(args: argparse.Namespace) -> int:
                 flows_ahead=flows_ahead,
                 resume=resuming,
                 agents=args.agents,
+                market=args.market,
             )
     except KeyboardInterrupt:
         print(
@@ -284,7 +290,7 @@ RUN_RECORD = "run.json"
 #: The options a run is defined by, as run.json stores them.
 _RUN_OPTIONS = (
     "scenario", "households", "days", "start", "seed", "mechanism", "via", "chain", "data_dir",
-    "out", "json", "first_slot", "slots", "agents",
+    "out", "json", "first_slot", "slots", "agents", "market",
 )  # fmt: skip
 
 
@@ -359,8 +365,9 @@ def _resumed_args(args: argparse.Namespace) -> argparse.Namespace:
         raise _CannotResume(f"{out} holds no run to resume (no {RUN_RECORD})")
     try:
         record = json.loads(path.read_text())
-        # A run recorded before --agents existed ran the default agents.
-        options = {"agents": "default", **record["options"]}
+        # A run recorded before --agents or --market existed ran the default agents in the
+        # real-time market.
+        options = {"agents": "default", "market": "real-time", **record["options"]}
         stored = {name: options[name] for name in _RUN_OPTIONS}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise _CannotResume(f"{path} is not a run record ({exc})") from None
@@ -477,6 +484,14 @@ def _summary(r: dict[str, Any]) -> str:
         f"disk {mib(r['disk_bytes'])}, peak RSS {mib(r['peak_rss_bytes'])}, "
         f"audit {'ok' if r['audit_ok'] else 'FAILED'}",
     ]
+    da = r.get("day_ahead")
+    if da is not None:
+        lines.append(
+            f"day-ahead: {da['positions']} positions, {da['cleared_Wh'] / 1000:.1f} kWh cleared "
+            f"ahead, {da['delivered_Wh'] / 1000:.1f} kWh delivered, "
+            f"{da['shortfall_Wh'] / 1000:.1f} kWh short, {da['real_time_Wh'] / 1000:.1f} kWh "
+            f"traded in real time; {da['gas_per_position'] or 'n/a'} gas per position"
+        )
     comparison = pilot_comparison(r)
     if comparison:
         lines.append(comparison)
@@ -719,6 +734,14 @@ def build_parser() -> argparse.ArgumentParser:
         "standing orders), 'mixed' (drawn, adaptive, forecast-aware and battery-owner "
         "strategies, seeded) or 'forecast' (forecast-aware and battery owners); see "
         "docs/agents.md",
+    )
+    simulate.add_argument(
+        "--market",
+        choices=["real-time", "day-ahead"],
+        default="real-time",
+        help="'real-time' (default: each slot cleared on its metered energy) or 'day-ahead' "
+        "(each day's slots cleared ahead from the households' forecasts into forward "
+        "positions, the deviations then in the real-time market); see docs/market.md",
     )
     simulate.add_argument(
         "--via",

@@ -148,16 +148,18 @@ PILOT_LOCAL_SHARE_OF_SURPLUS = 0.82
 
 @dataclass(frozen=True, slots=True)
 class Gas:
-    """Gas of the run's per-slot transactions: reading commits, settlement batches, and the
-    seals that anchor each settled slot's digest on chain."""
+    """Gas of the run's per-slot transactions: reading commits, settlement batches, the seals
+    that anchor each settled slot's digest on chain, and (in the day-ahead market) the
+    transactions that clear forward positions ahead of their slots and settle them."""
 
     readings: int
     settlement: int
     seals: int = 0
+    forwards: int = 0
 
     @property
     def total(self) -> int:
-        return self.readings + self.settlement + self.seals
+        return self.readings + self.settlement + self.seals + self.forwards
 
 
 @dataclass(frozen=True, slots=True)
@@ -671,6 +673,7 @@ _SUMMARY: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
         (
             ("scenario", "scenario", ""),
             ("mechanism", "clearing mechanism", ""),
+            ("market", "market", ""),
             ("households", "households", ""),
             ("prosumers", "of which with PV", ""),
             ("period_local", "period (local time)", "period"),
@@ -825,6 +828,42 @@ euros to the micro-euro, so each column adds up to its total.</p>
 </div>"""
 
 
+#: The ``day_ahead`` fields shown in the HTML page, with their labels and units.
+_DAY_AHEAD: tuple[tuple[str, str, str], ...] = (
+    ("positions", "forward positions cleared ahead", ""),
+    ("cleared_Wh", "energy cleared ahead", "kWh"),
+    ("delivered_Wh", "delivered (as far as metered energy allowed)", "kWh"),
+    ("shortfall_Wh", "shortfall (not delivered)", "kWh"),
+    ("delivered_share", "delivered share of the positions", "%"),
+    ("real_time_Wh", "deviations traded in the real-time market", "kWh"),
+    ("reserved_ueur", "buyers' funds reserved at clearing", "EUR"),
+    ("refund_ueur", "reservations given back at settlement", "EUR"),
+    ("gas_clearing", "gas of clearing the positions ahead", ""),
+    ("gas_settling", "gas of settling the positions", ""),
+    ("gas_per_position", "gas per position (clearing and settling)", ""),
+)
+
+
+def _day_ahead_table(report: Mapping[str, Any]) -> str:
+    """The day-ahead market's figures (``report["day_ahead"]``), if the run had one."""
+    figures = report.get("day_ahead")
+    if not isinstance(figures, Mapping):
+        return ""
+    e = html.escape
+    rows = "\n".join(
+        f"<tr><th>{e(label)}</th><td>{e(_shown(figures[key], unit, report))}</td></tr>"
+        for key, label, unit in _DAY_AHEAD
+        if key in figures
+    )
+    return f"""<h2>Day-ahead market</h2>
+<p>Each day's slots were cleared ahead from the households' forecasts into forward positions;
+each position was then delivered as far as the metered energy allowed, and the deviations
+were traded in the real-time market, the rest with the grid.</p>
+<table>
+{rows}
+</table>"""
+
+
 def report_title(report: Mapping[str, Any]) -> str:
     """``Voisin simulation report: <scenario>, <local period>`` (the period when known)."""
     title = f"Voisin simulation report: {report.get('scenario', 'run')}"
@@ -850,7 +889,8 @@ def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
         )
         if rows:
             sections.append(f"<h2>{e(heading)}</h2>\n<table>\n{rows}\n</table>")
-    summary = "\n".join(sections)
+    day_ahead = _day_ahead_table(report)
+    summary = "\n".join([*sections, day_ahead] if day_ahead else sections)
     notes = [f"<li>{e(str(f))}</li>" for f in report.get("audit_findings", [])]
     findings = f"<h2>Audit findings</h2><ul>{''.join(notes)}</ul>" if notes else ""
     comparison = pilot_comparison(report)

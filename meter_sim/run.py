@@ -45,6 +45,7 @@ from ledger.market.agent_orders import AgentHousehold, post_default_orders
 from ledger.market.agents import AgentSettings
 from ledger.market.clearing import MECHANISMS
 from ledger.market.data import load_statements
+from ledger.market.day_ahead import DEFAULT_COMMIT_PPM, DayAheadRule
 from ledger.market.settlement import SettlementWorker, seal_gas
 from ledger.market.slot_step import SlotStep, commit_and_settle
 from ledger.market.statements import TradeLine
@@ -62,6 +63,15 @@ from ledger.readings.eip712 import SignedReading
 from ledger.readings.intake import MeterRecord, classify
 from ledger.types import MeterState, Onboarding, Tariffs
 from meter_sim.audit import add_ledger_audit
+from meter_sim.day_ahead import (
+    DAY_AHEAD,
+    REAL_TIME,
+    DayAheadMarket,
+    check_market,
+    day_ahead_figures,
+    day_starts,
+    household_forecaster,
+)
 from meter_sim.errors import SimulationError
 from meter_sim.flows import (
     Flows,
@@ -71,7 +81,12 @@ from meter_sim.flows import (
     simulate,
     window,
 )
-from meter_sim.forecast import ForecastAhead, add_forecast_report, forecast_report_ahead
+from meter_sim.forecast import (
+    ForecastAhead,
+    HouseholdForecaster,
+    add_forecast_report,
+    forecast_report_ahead,
+)
 from meter_sim.meters import signed_slots
 from meter_sim.report import (
     Gas,
@@ -278,6 +293,8 @@ def run_simulation(
     flows_ahead: FlowsAhead | None = None,
     resume: bool = False,
     agents: str = "default",
+    market: str = REAL_TIME,
+    commit_ppm: int = DEFAULT_COMMIT_PPM,
 ) -> RunResult:
     """Run ``scenario`` end to end on the chain ``chain_spec``; see the module docstring.
 
@@ -296,11 +313,16 @@ def run_simulation(
     instead of computing them here; the run's wall time then counts from when they were asked
     for. ``agents`` chooses the households' pricing strategies (one of
     :data:`ledger.market.strategies.AGENT_MODES`, see :func:`agent_settings`); ``default``
-    posts today's default standing orders.
+    posts today's default standing orders. ``market`` is ``real-time`` (each slot cleared on
+    its metered energy) or ``day-ahead`` (each day's slots cleared ahead into forward
+    positions from the households' forecasts, ``commit_ppm`` of each forecast committed, then
+    the deviations in the real-time market: :mod:`meter_sim.day_ahead`).
     """
     started = time.perf_counter() if flows_ahead is None else flows_ahead.started
     log = say or (lambda _message: None)
     check_agents(agents)
+    check_market(market)
+    rule = DayAheadRule(commit_ppm=commit_ppm)
     check_window_is_over(scenario, first_slot, slots)
     if flows_ahead is None:
         flows = run_flows(scenario, mechanism, first_slot, slots)
@@ -313,7 +335,8 @@ def run_simulation(
     count = check_window(scenario.n_slots, first_slot, slots)
     wanted = RunState(
         scenario.name, scenario.seed, len(scenario.households), scenario.first_slot + first_slot,
-        count, mechanism, scenario.identities[0].meter, agents=agents,
+        count, mechanism, scenario.identities[0].meter, agents=agents, market=market,
+        commit_ppm=commit_ppm if market == DAY_AHEAD else None,
     )  # fmt: skip
     # The report's forecast figures, on the second core while the run goes on; forked before
     # the chain opens, so that the child never holds the chain's lock.
@@ -349,7 +372,9 @@ def run_simulation(
             # Awaited only now: the flows were computed in a child while the chain was set up.
             flows = flows_ahead.result()
         household_ids, top_ups = _onboard(client, chain.operator, scenario, flows, tariffs)
-        settings = agent_settings(scenario, flows, household_ids, agents)
+        # One forecaster for the day-ahead market and the forecast-aware agents alike.
+        forecaster = household_forecaster(scenario, flows) if market == DAY_AHEAD else None
+        settings = agent_settings(scenario, flows, household_ids, agents, forecaster)
         _post_standing_orders(
             client, engine, scenario, household_ids, settings, flows.first_slot,
             deployment.block_number,
@@ -366,8 +391,23 @@ def run_simulation(
             agents=settings,
             start_block=deployment.block_number,
         )
+        day_ahead = (
+            None
+            if forecaster is None
+            else DayAheadMarket(
+                client,
+                worker,
+                scenario,
+                flows,
+                household_ids,
+                [ident.account for ident in scenario.identities],
+                settings,
+                forecaster,
+                rule,
+            )
+        )
         gas = _commit_and_settle_slots(
-            client, worker, scenario, flows, household_ids, started, progress
+            client, worker, scenario, flows, household_ids, started, progress, day_ahead
         )
         last_slot = flows.first_slot + flows.shape[1] - 1
         gas = dataclasses.replace(gas, seals=seal_gas(client, engine, flows.first_slot, last_slot))
@@ -388,6 +428,7 @@ def run_simulation(
             before_audit,
             agents=strategy_counts(s.strategy for s in settings.values()),
             forecast=forecast,
+            market=market,
         )
 
 
@@ -410,6 +451,8 @@ class RunState:
     first_meter: str
     money_before: _MoneyBefore | None = None
     agents: str = "default"
+    market: str = REAL_TIME
+    commit_ppm: int | None = None
 
     def same_run(self) -> tuple[object, ...]:
         return dataclasses.astuple(dataclasses.replace(self, money_before=None))
@@ -545,7 +588,9 @@ def check_agents(agents: str) -> None:
         raise SimulationError(f"unknown agents {agents!r}; choose one of {', '.join(AGENT_MODES)}")
 
 
-def expected_net_Wh(scenario: Scenario, flows: Flows) -> dict[int, int]:
+def expected_net_Wh(
+    scenario: Scenario, flows: Flows, forecaster: HouseholdForecaster | None = None
+) -> dict[int, int]:
     """The expected neighbourhood net position (export minus import, Wh) of each slot of the
     window ``flows``, for the forecast-aware agents: day-ahead forecasts of every household's
     net position (:class:`meter_sim.forecast.HouseholdForecaster`: load from the metered
@@ -553,24 +598,14 @@ def expected_net_Wh(scenario: Scenario, flows: Flows) -> dict[int, int]:
     end of the slot before each day of the window (counted from its first slot) for that day,
     summed over the households. A forecast reads nothing after the slot it is made in, so the agents
     price with what they could know when the day's gate opened; the same seed gives the same
-    forecast.
+    forecast. ``forecaster`` is the run's (:func:`meter_sim.day_ahead.household_forecaster`)
+    if it has one already.
     """
-    # Loaded only for these agents: the default run keeps the forecast models out.
-    from meter_sim.forecast import (
-        HouseholdForecaster,
-        SimulatedWeather,
-        SolarGeometry,
-        metered_with_history,
-    )
-
-    weather = SimulatedWeather(scenario, flows.first_slot)
-    geometry = SolarGeometry.of(scenario, weather.first_slot, len(weather.kc))
-    forecaster = HouseholdForecaster(
-        scenario, metered_with_history(scenario, flows), weather, geometry
-    )
+    if forecaster is None:
+        forecaster = household_forecaster(scenario, flows)
     n_t = flows.shape[1]
     expected: dict[int, int] = {}
-    for day_start in range(0, n_t, SLOTS_PER_DAY):
+    for day_start in day_starts(n_t):
         made_at = flows.first_slot + day_start - 1
         horizon = min(SLOTS_PER_DAY, n_t - day_start)
         net = forecaster.forecast(made_at, horizon).net_Wh.sum(axis=0)
@@ -592,11 +627,16 @@ def _state_of_charge_ppm(
 
 
 def agent_settings(
-    scenario: Scenario, flows: Flows, household_ids: Sequence[int], agents: str
+    scenario: Scenario,
+    flows: Flows,
+    household_ids: Sequence[int],
+    agents: str,
+    forecaster: HouseholdForecaster | None = None,
 ) -> dict[int, AgentSettings]:
     """Each household's agent settings for the ``agents`` mode
     (:func:`ledger.market.strategies.assign_strategies`, seeded by the scenario's seed), in the
-    neighbourhood's time zone. ``default`` gives every household today's default settings."""
+    neighbourhood's time zone. ``default`` gives every household today's default settings.
+    ``forecaster``, if given, makes the forecast-aware agents' forecasts."""
     check_agents(agents)
     tz = scenario.location.tz
     if agents == "default":
@@ -612,7 +652,7 @@ def agent_settings(
     ]
     scale_Wh = max(1, SCARCITY_WH_PER_HOUSEHOLD * len(scenario.households))
     strategies = assign_strategies(
-        agents, scenario.seed, inputs, expected_net_Wh(scenario, flows), scale_Wh
+        agents, scenario.seed, inputs, expected_net_Wh(scenario, flows, forecaster), scale_Wh
     )
     return {
         hid: AgentSettings(timezone=tz, strategy=strategy)
@@ -644,9 +684,12 @@ def _commit_and_settle_slots(
     household_ids: Sequence[int],
     started: float,
     progress: Callable[[Progress], None] | None,
+    day_ahead: DayAheadMarket | None = None,
 ) -> Gas:
     """Slot by slot: pre-validate the slot's signed readings, commit them and settle the slot
     (:func:`ledger.market.slot_step.commit_and_settle`); returns the gas of those steps.
+    With a ``day_ahead`` market, each day's slots are cleared ahead before the day's first
+    readings are committed (:meth:`meter_sim.day_ahead.DayAheadMarket.clear_day`).
 
     Starts where the chain and the mirror stand (:func:`_resume_point`): at the run's first
     slot on a fresh ledger, else after the last slot settled, with the tally of the slots
@@ -667,6 +710,10 @@ def _commit_and_settle_slots(
     try:
         for t in range(start, n_t):
             slot = flows.first_slot + t
+            if day_ahead is not None and t % SLOTS_PER_DAY == 0:
+                # Before the day's first reading: the contract refuses a forward for a slot
+                # that a party's meter has metered.
+                day_ahead.clear_day(t)
             # Readings the chain has already (a run stopped while committing this slot).
             readings = [r for r in next(slot_readings) if meters[r.reading.meter].last_slot < slot]
             accepted, meters = _prevalidate(readings, domain, meters, slot)
@@ -777,6 +824,7 @@ def collect_result(
     before_audit: Callable[[RunResult], object] | None = None,
     agents: Mapping[str, int] | None = None,
     forecast: ForecastAhead | None = None,
+    market: str = REAL_TIME,
 ) -> RunResult:
     """Index the chain, then build the run's statements, report and plot series, then audit.
 
@@ -788,6 +836,9 @@ def collect_result(
     plots then, in another process, while the audit runs here). ``forecast``, if given, is
     the report's forecast entry already being computed
     (:func:`meter_sim.forecast.forecast_report_ahead`); else it is computed here.
+    ``market`` is the run's (:data:`meter_sim.day_ahead.MARKETS`); a day-ahead run's report
+    gets its ``day_ahead`` entry (:func:`meter_sim.day_ahead.day_ahead_figures`), and the gas
+    of clearing its forward positions ahead and of settling them counts in ``gas_used``.
     """
     index(client, engine, start_block=deployment_block)
     n_t = flows.shape[1]
@@ -816,6 +867,12 @@ def collect_result(
     statements = load_statements(engine, household_ids, first, last)
     prosumer = tuple(h.prosumer for h in scenario.households)
     tz = scenario.location.tz
+    day_ahead: dict[str, Any] | None = None
+    if market == DAY_AHEAD:
+        local_Wh = sum(t.energy_Wh for t in trades)
+        day_ahead = day_ahead_figures(client, engine, first, last, local_Wh)
+        forward_gas = day_ahead["gas_clearing"] + day_ahead["gas_settling"]
+        gas = dataclasses.replace(gas, forwards=forward_gas)
     report = build_report(
         flows,
         household_ids,
@@ -830,6 +887,9 @@ def collect_result(
     )
     report["scenario"] = scenario.name
     report["mechanism"] = mechanism
+    report["market"] = market
+    if day_ahead is not None:
+        report["day_ahead"] = day_ahead
     report["chain"] = chain_kind
     report["contract"] = contract
     add_agents_figures(report, agents or {"default": len(household_ids)}, trades)
