@@ -35,6 +35,10 @@ contract, sets up a neighbourhood of households, and then measures:
 * **the direct-take path**: ``takeOffer`` transactions, each by its own buyer from its own
   offer (a take is one transaction, so all its storage is cold whatever the layout);
 * **gas per committed reading**: ``commitReadings`` batches of signed readings;
+* **gas per forward position**: ``clearForwards`` batches of day-ahead positions (each its
+  own seller and buyer, ahead of a slot none of them has metered), then, once their readings
+  for that slot are committed (untimed), ``settleForwards`` of the same positions, each
+  delivered in full;
 * **throughput**: the wall time of each settle (and take, and reading) transaction from
   ``send_raw_transaction`` to its receipt, with ``time.perf_counter``; fills/s = fills / that
   time. Each (layout, size) of at most 100 fills is settled ``--repeat`` times, each time in a
@@ -187,6 +191,7 @@ class Config:
     first_sale_size: int
     estimate_max_fills: int
     anvil_args: tuple[str, ...] = ()
+    forward_sizes: tuple[int, ...] = ()
 
     def runs(self, size: int) -> int:
         """Batches settled per (layout, size): large batches once, their set-up dominates."""
@@ -236,6 +241,24 @@ class ReadingRun:
 
 
 @dataclass
+class ForwardRun:
+    """One size of forward batch: its clearForwards and its settleForwards."""
+
+    backend: str
+    positions: int
+    clear: TxTiming
+    settle: TxTiming
+
+    @property
+    def clear_gas_per_position(self) -> float:
+        return self.clear.gas_used / self.positions
+
+    @property
+    def settle_gas_per_position(self) -> float:
+        return self.settle.gas_used / self.positions
+
+
+@dataclass
 class TakeRun:
     backend: str
     energy_Wh: int
@@ -267,6 +290,7 @@ class BackendResults:
     settles: list[SettleRun] = field(default_factory=list)
     readings: list[ReadingRun] = field(default_factory=list)
     takes: list[TakeRun] = field(default_factory=list)
+    forwards: list[ForwardRun] = field(default_factory=list)
     breakdowns: list[Breakdown] = field(default_factory=list)
     transfers_s: list[float] = field(default_factory=list)
 
@@ -733,6 +757,7 @@ def run_backend(
             cfg.takes,
             cfg.first_sale_size,
             math.ceil(sum(cfg.reading_sizes) / 2),
+            sum(cfg.forward_sizes),
         )
         # On anvil the set-up goes in few large blocks (see Sender).
         with sender.batch_blocks(kind == "anvil"):
@@ -822,6 +847,20 @@ def run_backend(
             gas = statistics.mean(t.timing.gas_used for t in results.takes)
             log(f"{name}: {len(results.takes)} takes, {gas:,.0f} gas each")
 
+        # Forward positions: the slot after the readings' own, each size with its own
+        # sellers and buyers (none has metered that slot yet), one clearing batch per size.
+        forward_slot = slot + 1
+        first = 0
+        for batch, n in enumerate(cfg.forward_sizes):
+            pairs = list(zip(sellers[first : first + n], buyers[first : first + n], strict=True))
+            first += n
+            run_f = _measure_forwards(name, hood, sender, client, forward_slot, batch, pairs)
+            results.forwards.append(run_f)
+            log(
+                f"{name}: forwards x{n}: clear {run_f.clear_gas_per_position:,.0f} gas/position, "
+                f"settle {run_f.settle_gas_per_position:,.0f} gas/position"
+            )
+
         if tracing:
             for run_ in results.settles:
                 results.breakdowns.append(
@@ -830,6 +869,49 @@ def run_backend(
             for take in results.takes[:1]:
                 results.breakdowns.append(trace_breakdown(chain.w3, take.timing, TAKE, 1))
         return results
+
+
+#: Energy of each measured forward position (Wh), delivered in full.
+FORWARD_WH = 1_000
+
+
+def _measure_forwards(
+    name: str,
+    hood: Neighbourhood,
+    sender: Sender,
+    client: VoisinClient,
+    slot: int,
+    batch: int,
+    pairs: Sequence[tuple[Member, Member]],
+) -> ForwardRun:
+    """Clear ``pairs``' positions ahead of ``slot`` (timed), commit the slot's readings
+    (untimed), settle the positions (timed); check every position delivered in full."""
+    positions = [(s.id, b.id, FORWARD_WH, CLEARING_PRICE) for s, b in pairs]
+    clear = sender.timed(hood.operator, "clearForwards", [slot, batch, positions])
+    receipt = hood.chain.w3.eth.get_transaction_receipt(HexStr(clear.tx_hash))
+    cleared = [e for e in client.decode_logs(receipt["logs"]) if e.name == "ForwardCleared"]
+    if len(cleared) != len(pairs):
+        raise BenchError(f"{name}: clearForwards cleared {len(cleared)} of {len(pairs)}")
+    readings = [hood.sign(s, slot, 0, FORWARD_WH + EXPORT_SLACK_WH) for s, _ in pairs]
+    readings += [hood.sign(b, slot, FORWARD_WH + IMPORT_SLACK_WH, 0) for _, b in pairs]
+    hood.commit(readings)
+    settle_args = [
+        (
+            e.args["forwardId"],
+            e.args["seller"],
+            e.args["buyer"],
+            e.args["energyWh"],
+            e.args["priceUeurPerKWh"],
+            e.args["reservedUeur"],
+        )
+        for e in cleared
+    ]
+    settle = sender.timed(hood.operator, "settleForwards", [slot, settle_args])
+    receipt = hood.chain.w3.eth.get_transaction_receipt(HexStr(settle.tx_hash))
+    settled = [e for e in client.decode_logs(receipt["logs"]) if e.name == "ForwardSettled"]
+    if len(settled) != len(pairs) or any(e.args["shortfallWh"] for e in settled):
+        raise BenchError(f"{name}: settleForwards did not deliver every position in full")
+    return ForwardRun(name, len(pairs), clear, settle)
 
 
 def _check_fills(
@@ -1064,6 +1146,30 @@ def render(results: Sequence[BackendResults], trace: BackendResults | None, cfg:
     out("(signatures differ per chain, so calldata and gas differ by a few gas per reading)")
     out("")
 
+    if cfg.forward_sizes:
+        out("## 2b. Gas per day-ahead forward position (clearForwards, then settleForwards)")
+        out("")
+        out(
+            f"Each position {FORWARD_WH:,} Wh at {CLEARING_PRICE:,} ueur/kWh, its own seller "
+            "and buyer, delivered in full; gas/position = receipt gasUsed / positions."
+        )
+        out("")
+        head = f"{'positions':>9}"
+        for n in names:
+            head += f" {n + ' clear gas/pos':>24} {n + ' settle gas/pos':>25}"
+        out(head)
+        for size in cfg.forward_sizes:
+            row = f"{size:>9}"
+            for r in results:
+                found = [x for x in r.forwards if x.positions == size]
+                if not found:
+                    row += f" {'-':>24} {'-':>25}"
+                    continue
+                x = found[0]
+                row += f" {x.clear_gas_per_position:>24,.0f} {x.settle_gas_per_position:>25,.0f}"
+            out(row)
+        out("")
+
     out("## 3. Throughput: wall time of the transaction, send -> receipt")
     out("")
     out(
@@ -1284,6 +1390,14 @@ def to_json(
             ],
             "readings": [{**asdict(x), "gas_per_reading": x.gas_per_reading} for x in r.readings],
             "takes": [asdict(t) for t in r.takes],
+            "forwards": [
+                {
+                    **asdict(f),
+                    "clear_gas_per_position": f.clear_gas_per_position,
+                    "settle_gas_per_position": f.settle_gas_per_position,
+                }
+                for f in r.forwards
+            ],
             "breakdowns": [asdict(b) for b in r.breakdowns],
         }
 
@@ -1355,6 +1469,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--takes", type=int, default=20, help="direct takes to measure")
     parser.add_argument(
+        "--forward-sizes",
+        type=_int_list,
+        default=(1, 10, 100),
+        help="day-ahead positions per clearForwards and settleForwards (default: 1,10,100)",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=3, help=f"runs per batch of <= {TARGET_FILLS} fills"
     )
     parser.add_argument(
@@ -1409,6 +1529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first_sale_size=args.first_sale_size,
         estimate_max_fills=args.estimate_max_fills,
         anvil_args=tuple(shlex.split(args.anvil_args)),
+        forward_sizes=args.forward_sizes,
     )
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_start = os.getloadavg()
@@ -1429,6 +1550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 takes=1,
                 reading_sizes=(),
                 estimate_max_fills=0,
+                forward_sizes=(),
             )
             trace = run_backend("anvil", trace_cfg, artifact, tracing=True)
             _match_timed_gas(trace, results)
@@ -1446,7 +1568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"# sizes {list(cfg.sizes)}, layouts {list(cfg.layouts)}, repeat {cfg.repeat}, "
         f"takes {cfg.takes}, first-sale {cfg.first_sale_size}, "
-        f"readings {list(cfg.reading_sizes)}"
+        f"readings {list(cfg.reading_sizes)}, forwards {list(cfg.forward_sizes)}"
     )
     print()
     print(render(results, trace, cfg))
