@@ -21,6 +21,7 @@ from ledger.mirror.models import (
     BalanceRecord,
     ChainEvent,
     FillRecord,
+    ForwardRecord,
     HouseholdRecord,
     IndexerCursor,
     IndexerState,
@@ -92,6 +93,7 @@ class AuditInputs:
     db_households: list[HouseholdRecord] = field(default_factory=list)
     db_readings: list[ReadingRecord] = field(default_factory=list)
     db_fills: list[FillRecord] = field(default_factory=list)
+    db_forwards: list[ForwardRecord] = field(default_factory=list)
     db_topups: list[TopUpRecord] = field(default_factory=list)
     db_tariffs: list[TariffRecord] = field(default_factory=list)
     db_balances: list[BalanceRecord] = field(default_factory=list)
@@ -187,6 +189,7 @@ def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> Audi
             db_households=_all(session, HouseholdRecord, (HouseholdRecord.id,)),
             db_readings=_all(session, ReadingRecord, (ReadingRecord.slot, ReadingRecord.id)),
             db_fills=_all(session, FillRecord, (FillRecord.block_number, FillRecord.log_index)),
+            db_forwards=_all(session, ForwardRecord, (ForwardRecord.forward_id,)),
             db_topups=_all(session, TopUpRecord, (TopUpRecord.block_number,)),
             db_tariffs=_all(session, TariffRecord, (TariffRecord.block_number,)),
             db_balances=_all(session, BalanceRecord, (BalanceRecord.account,)),

@@ -6,7 +6,8 @@
   deployment block on, whatever the database's own bookkeeping says. Up to the block its
   indexer cursor claims, every contract event is in ``chain_event`` with the same name,
   transaction and arguments, nothing missing and nothing extra; the typed projections
-  (readings, fills, top-ups, tariffs, households, and balances at that block) match the
+  (readings, fills, forward positions, top-ups, tariffs, households, and balances at that
+  block) match the
   events and the chain's state; each settled slot's outcome matches the fills its batches
   settled. A missing cursor, one behind the rows it covers, and a mirror that lags the head
   are findings.
@@ -406,6 +407,60 @@ def _db_fill_rows(inputs: AuditInputs) -> Rows:
     }
 
 
+def _forward_rows(events: list[Event]) -> Rows:
+    """Each day-ahead position as its events leave it: cleared, then settled (the settled
+    fields are ``None`` while it is open)."""
+    rows: dict[Any, list[Any]] = {}
+    for e in events:
+        a = e.args
+        if e.name == "ForwardCleared":
+            rows[(int(a["forwardId"]),)] = [
+                int(a["slot"]),
+                int(a["seller"]),
+                int(a["buyer"]),
+                int(a["energyWh"]),
+                int(a["priceUeurPerKWh"]),
+                int(a["reservedUeur"]),
+                e.block_number,
+                e.tx_hash.lower(),
+                *[None] * 7,
+            ]
+        elif e.name == "ForwardSettled" and (int(a["forwardId"]),) in rows:
+            rows[(int(a["forwardId"]),)][8:] = [
+                int(a["deliveredWh"]),
+                int(a["shortfallWh"]),
+                int(a["costUeur"]),
+                int(a["feeUeur"]),
+                int(a["refundUeur"]),
+                e.block_number,
+                e.tx_hash.lower(),
+            ]
+    return {key: tuple(row) for key, row in rows.items()}
+
+
+def _db_forward_rows(inputs: AuditInputs) -> Rows:
+    return {
+        (f.forward_id,): (
+            f.slot,
+            f.seller,
+            f.buyer,
+            f.energy_Wh,
+            f.price_ueur_per_kWh,
+            f.reserved_ueur,
+            f.cleared_block,
+            f.cleared_tx.lower(),
+            f.delivered_Wh,
+            f.shortfall_Wh,
+            f.cost_ueur,
+            f.fee_ueur,
+            f.refund_ueur,
+            f.settled_block,
+            None if f.settled_tx is None else f.settled_tx.lower(),
+        )
+        for f in inputs.db_forwards
+    }
+
+
 def _topup_rows(events: list[Event]) -> Rows:
     return {
         _event_key(e): (checksum(e.args["account"]), int(e.args["amountUeur"]))
@@ -476,6 +531,7 @@ def _db_household_rows(inputs: AuditInputs) -> Rows:
 _PROJECTIONS: tuple[_Projection, ...] = (
     _Projection("reading", _reading_rows, _db_reading_rows, lambda row, _: (row[1], row[0])),
     _Projection("fill", _fill_rows, _db_fill_rows, lambda row, _: (row[0], row[1])),
+    _Projection("forward", _forward_rows, _db_forward_rows, lambda row, _: (row[0], row[2])),
     _Projection("topup", _topup_rows, _db_topup_rows, lambda row, owner: (None, owner.get(row[0]))),
     _Projection("tariff", _tariff_rows, _db_tariff_rows, lambda row, _: (None, None)),
     _Projection(

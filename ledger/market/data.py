@@ -19,6 +19,7 @@ from ledger.errors import LedgerError
 from ledger.market.clearing import BookOrder, Side
 from ledger.market.statements import (
     SETTLED,
+    ForwardLine,
     MeteredSlot,
     Statement,
     TradeLine,
@@ -28,6 +29,7 @@ from ledger.market.statements import (
 from ledger.mirror.models import (
     BalanceRecord,
     FillRecord,
+    ForwardRecord,
     HouseholdRecord,
     OrderRecord,
     ReadingRecord,
@@ -215,8 +217,9 @@ def load_statements(
     engine: Engine, households: Sequence[int], first_slot: int, last_slot: int
 ) -> list[Statement]:
     """The statements of ``households`` (in that order) over ``[first_slot, last_slot]`` from
-    the mirror, read with five queries whatever their number (a run's report builds every
-    household's statement). Raises :class:`MarketDataError` for a household not registered."""
+    the mirror, read with six queries whatever their number (a run's report builds every
+    household's statement), day-ahead positions included (``forward_position``). Raises
+    :class:`MarketDataError` for a household not registered."""
     wanted = set(households)
     with Session(engine) as session:
         known = set(
@@ -241,6 +244,13 @@ def load_statements(
             col(FillRecord.buyer).in_(wanted) | col(FillRecord.seller).in_(wanted),
             FillRecord.slot >= first_slot,
             FillRecord.slot <= last_slot,
+        )
+        positions = plain_rows(
+            session,
+            ForwardRecord,
+            col(ForwardRecord.buyer).in_(wanted) | col(ForwardRecord.seller).in_(wanted),
+            ForwardRecord.slot >= first_slot,
+            ForwardRecord.slot <= last_slot,
         )
         settled = set(
             session.exec(
@@ -272,7 +282,25 @@ def load_statements(
         )
         for party in {f.buyer, f.seller} & wanted:
             trades[party].append(line)
+    forwards: dict[int, list[ForwardLine]] = defaultdict(list)
+    for p in positions:
+        position = ForwardLine(
+            p.forward_id,
+            p.slot,
+            p.seller,
+            p.buyer,
+            p.energy_Wh,
+            p.price_ueur_per_kWh,
+            p.reserved_ueur,
+            p.delivered_Wh,
+            p.shortfall_Wh,
+            p.cost_ueur,
+            p.fee_ueur,
+            p.refund_ueur,
+        )
+        for party in {p.buyer, p.seller} & wanted:
+            forwards[party].append(position)
     return [
-        build_statement(h, first_slot, last_slot, metered[h], trades[h], settled)
+        build_statement(h, first_slot, last_slot, metered[h], trades[h], settled, forwards[h])
         for h in households
     ]

@@ -10,15 +10,22 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlmodel import Session, select
 
 from ledger.audit import audit_inputs
 from ledger.audit.energy import check_energy
 from ledger.audit.findings import Finding
 from ledger.audit.forwards import check_forwards, forward_summary, has_forwards
-from ledger.audit.inputs import AuditInputs, checksum
+from ledger.audit.inputs import AuditInputs, checksum, collect
 from ledger.audit.money import check_money
 from ledger.audit.render import report_html
-from ledger.types import Event, Tariffs
+from ledger.contract.deploy import DEFAULT_TARIFFS
+from ledger.market.data import load_statement
+from ledger.mirror.indexer import index
+from ledger.mirror.models import FillRecord, ForwardRecord
+from ledger.readings.evidence import store_signed_readings
+from ledger.types import Event, Forward, Tariffs
+from tests.ledger.audit.conftest import Home, Market
 
 SLOT = 1_995_000
 CONTRACT = checksum("0x" + "c0" * 20)
@@ -610,3 +617,145 @@ def test_any_book_settles_conserved(
     assert summary.delivered_Wh + summary.shortfall_Wh == sum(
         c.forwards[f]["energy"] for f in settled
     )
+
+
+# ── on the embedded chain ──
+
+
+def forward_day(market: Market) -> tuple[Home, Home, Home, Home]:
+    """Seller 0 sells 500 Wh day-ahead to buyer 2 and exports 1,000 Wh (delivered whole, the
+    rest goes to the real-time market); seller 1 sells 600 Wh to buyer 3 but exports only
+    400 Wh (a deviation: 200 Wh short). Buyer 2 also holds an open position for the next slot."""
+    s0, s1, b0, b1 = market.homes
+    market.worker.clear_forwards(
+        SLOT, [Forward(s0.id, b0.id, 500, 100_000), Forward(s1.id, b1.id, 600, 100_000)]
+    )
+    market.worker.clear_forwards(SLOT + 1, [Forward(s0.id, b0.id, 300, 90_000)])
+    market.meter_slot(SLOT, {s0.id: (0, 1_000), s1.id: (0, 400), b0.id: (800, 0), b1.id: (800, 0)})
+    market.worker.settle_slot(SLOT)
+    return s0, s1, b0, b1
+
+
+def test_a_day_ahead_market_on_chain_audits_clean(market: Market) -> None:
+    s0 = forward_day(market)[0]
+    report = market.audit()
+    assert report.findings == []
+    settled = {
+        e.args["forwardId"]: (e.args["deliveredWh"], e.args["shortfallWh"])
+        for e in market.client.events(
+            market.deployment.block_number, market.client.w3.eth.block_number
+        )
+        if e.name == "ForwardSettled"
+    }
+    assert settled == {1: (500, 0), 2: (400, 200)}
+    reserved = 300 * 90_000 // 1000 + 300 * DEFAULT_TARIFFS.grid_fee_ueur_per_kWh // 1000
+    d = report.as_dict()
+    assert d["checks"]["forwards"] == {"ran": True, "findings": 0}
+    assert d["forwards"] == {
+        "positions": 3,
+        "settled": 2,
+        "open_positions": 1,
+        "cleared_Wh": 1_400,
+        "delivered_Wh": 900,
+        "shortfall_Wh": 200,
+        "reserved_open_ueur": reserved,
+        "escrow_ueur": reserved,
+    }
+    # The real-time market settled what the forwards left: seller 0's other 500 Wh.
+    with Session(market.engine) as session:
+        fills = session.exec(select(FillRecord).where(FillRecord.slot == SLOT)).all()
+    forward = [f for f in fills if f.offer_id == 0 and f.bid_id == 0]
+    realtime = [f for f in fills if f.bid_id != 0]
+    assert sorted(f.energy_Wh for f in forward) == [400, 500]
+    assert sum(f.energy_Wh for f in realtime) == 500
+    assert {f.seller for f in realtime} == {s0.id}
+
+
+def test_a_forged_settlement_is_a_forwards_finding(market: Market) -> None:
+    forward_day(market)
+    index(market.client, market.engine, start_block=market.deployment.block_number)
+    inputs = collect(market.client, market.engine, market.deployment.block_number)
+    assert audit_inputs(inputs).ok
+    tamper(inputs, "ForwardSettled", 1, shortfallWh=100)
+    report = audit_inputs(inputs)
+    event, row, forged = report.findings
+    assert (forged.check, forged.slot, forged.household, forged.message) == (
+        "forwards",
+        SLOT,
+        market.homes[3].id,
+        "forward 2: delivered 400 + short 100 Wh != the 600 Wh cleared",
+    )
+    # The mirror holds the event and the position as the chain gave them, so integrity sees
+    # the forgery too.
+    assert event.check == row.check == "integrity"
+    assert event.message.startswith("the mirrored ForwardSettled event")
+    assert row.message == "a forward row in the database differs from the chain's events"
+
+
+def test_a_forward_delivery_edited_in_the_database_is_flagged(market: Market) -> None:
+    forward_day(market)
+    with Session(market.engine) as session, session.begin():
+        row = session.exec(
+            select(FillRecord).where(
+                FillRecord.slot == SLOT, FillRecord.offer_id == 0, FillRecord.bid_id == 0
+            )
+        ).first()
+        assert row is not None
+        row.energy_Wh -= 100
+        session.add(row)
+    report = market.audit()
+    assert report.findings
+    assert {(f.check, f.slot) for f in report.findings} == {("integrity", SLOT)}
+    assert any("fill row in the database differs" in f.message for f in report.findings)
+
+
+def test_a_sealed_slot_whose_forward_was_never_settled_is_flagged(market: Market) -> None:
+    """The buyer's meter never reported the slot: the contract refuses to settle the position
+    (not due), the slot is settled and sealed all the same, and the reservation stays locked."""
+    s0, _, b0, _ = market.homes
+    market.worker.clear_forwards(SLOT, [Forward(s0.id, b0.id, 500, 100_000)])
+    readings = [market.sign(h, SLOT, 0, 1_000) for h in market.homes if h is not b0]
+    store_signed_readings(market.engine, readings)
+    market.client.commit_readings(market.chain.operator, readings)
+    market.worker.settle_slot(SLOT)
+    report = market.audit()
+    found = [f for f in report.findings if f.check == "forwards"]
+    assert [(f.slot, f.household) for f in found] == [(SLOT, b0.id)]
+    assert found[0].message.startswith(f"forward of slot {SLOT} neither delivered nor settled")
+    assert report.as_dict()["forwards"]["open_positions"] == 1
+
+
+def test_a_forward_position_edited_in_the_database_is_flagged(market: Market) -> None:
+    forward_day(market)
+    with Session(market.engine) as session, session.begin():
+        row = session.get(ForwardRecord, 2)
+        assert row is not None and (row.delivered_Wh, row.shortfall_Wh) == (400, 200)
+        row.shortfall_Wh = 0
+        session.add(row)
+    report = market.audit()
+    (f,) = report.findings
+    assert (f.check, f.slot, f.household) == ("integrity", SLOT, market.homes[3].id)
+    assert f.message == "a forward row in the database differs from the chain's events"
+    assert f.evidence["key"] == [2]
+
+
+def test_the_statements_show_both_stages_from_the_mirror(market: Market) -> None:
+    s0, s1, b0, b1 = forward_day(market)
+    index(market.client, market.engine, start_block=market.deployment.block_number)
+    short_buyer, seller = (
+        load_statement(market.engine, b1.id, SLOT, SLOT + 1),
+        load_statement(market.engine, s0.id, SLOT, SLOT + 1),
+    )
+    (line,) = short_buyer.lines
+    assert (line.day_ahead_bought_Wh, line.day_ahead_short_bought_Wh) == (400, 200)
+    assert line.day_ahead_bought_Wh + line.realtime_bought_Wh + line.grid_import_Wh == 800
+    (sold,) = seller.lines
+    assert (sold.day_ahead_sold_Wh, sold.realtime_sold_Wh) == (500, 500)
+    assert [p.forward_id for p in seller.forwards] == [1, 3]
+    # Buyer 0's position for the next slot still holds its reservation in escrow.
+    buyer = load_statement(market.engine, b0.id, SLOT, SLOT + 1)
+    assert (buyer.open_forwards, buyer.escrow_reserved_ueur) == (
+        1,
+        market.client.balance_of(market.client.address),
+    )
+    assert s1.id not in {p.buyer for p in buyer.forwards}
