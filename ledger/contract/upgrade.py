@@ -61,7 +61,7 @@ from ledger.contract.deploy import (
     recorded_deployments,
 )
 from ledger.errors import LedgerError
-from ledger.types import KEPT_SLOTS, OPEN_END, Onboarding, Tariffs
+from ledger.types import KEPT_SLOTS, OPEN_END, Event, Onboarding, Tariffs
 
 __all__ = [
     "ROLES",
@@ -252,6 +252,7 @@ def read_state(client: VoisinClient, from_block: int, block: int) -> CarriedStat
     events = client.events(from_block, block)
     accounts: set[str] = set()
     roles: set[tuple[str, str]] = set()
+    escrowed = open_forwards(events)
     for e in events:
         a = e.args
         if e.name in ("Transfer", "ToppedUp", "AccountRotated", "FeeRecipientSet"):
@@ -281,14 +282,17 @@ def read_state(client: VoisinClient, from_block: int, block: int) -> CarriedStat
                 meter=to_checksum_address(meter),
                 prosumer=bool(prosumer),
                 active=bool(active),
-                balance_ueur=int(balance),
+                # A reservation still in escrow goes back to its buyer (an emergency freeze
+                # with open forward positions; a normal one has none: see freeze).
+                balance_ueur=int(balance) + sum(r for _, b, r in escrowed.values() if b == hid),
                 import_Wh=int(state[2]),
                 export_Wh=int(state[3]),
             )
         )
     household_accounts = {h.account for h in households}
     others = []
-    for account in sorted(accounts - household_accounts):
+    # The escrow (the contract's own balance) is carried in its buyers' balances above.
+    for account in sorted(accounts - household_accounts - {client.address}):
         balance = int(_at(client, block, "balanceOf", account))
         if balance:
             others.append((account, balance))
@@ -302,6 +306,23 @@ def read_state(client: VoisinClient, from_block: int, block: int) -> CarriedStat
         other_balances=tuple(others),
         total_supply_ueur=int(_at(client, block, "totalSupply")),
     )
+
+
+def open_forwards(events: Sequence[Event]) -> dict[int, tuple[int, int, int]]:
+    """The forward positions cleared and not settled in ``events``: id -> (slot, buyer,
+    reserved micro-euro held in the contract's escrow)."""
+    positions: dict[int, tuple[int, int, int]] = {}
+    for e in events:
+        if e.name == "ForwardCleared":
+            a = e.args
+            positions[int(a["forwardId"])] = (
+                int(a["slot"]),
+                int(a["buyer"]),
+                int(a["reservedUeur"]),
+            )
+        elif e.name == "ForwardSettled":
+            positions.pop(int(e.args["forwardId"]), None)
+    return positions
 
 
 def _declared_last_slot(client: VoisinClient, block: int) -> int:
@@ -370,6 +391,16 @@ def freeze(
     Refusing changes nothing.
     """
     head = int(client.w3.eth.block_number)
+    if not allow_unsettled:
+        escrowed = open_forwards(client.events(from_block, head))
+        if escrowed:
+            slots = sorted({slot for slot, _, _ in escrowed.values()})
+            held = sum(r for _, _, r in escrowed.values())
+            raise MigrationError(
+                f"{len(escrowed)} forward positions of slots {slots} are open, {held} ueur in "
+                "escrow; settle them once their slots are metered, before the freeze (or pass "
+                "allow_unsettled: their reservations then go back to their buyers' balances)"
+            )
     if engine is not None and not allow_unsettled:
         unsettled = _unsettled_slots(client, from_block, head, engine)
         if unsettled:

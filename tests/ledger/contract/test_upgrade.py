@@ -47,7 +47,7 @@ from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 from ledger.readings.evidence import store_signed_readings
-from ledger.types import Tariffs
+from ledger.types import Forward, Tariffs
 
 #: A slot in November 2026 (unix seconds // 900).
 SLOT = 1_995_000
@@ -471,3 +471,43 @@ def test_a_single_deployment_record_reads_as_before(tmp_path: Path) -> None:
     assert current.migrated_from is None and current.carried_block is None
     assert history == []
     assert recorded_deployments(tmp_path, 8) == (None, [])
+
+
+def test_open_forward_positions_hold_the_freeze_or_go_back_to_their_buyers(
+    tmp_path: Path,
+) -> None:
+    """A forward position still open (its buyer's reservation in the contract's escrow)
+    refuses a freeze; an emergency freeze (allow_unsettled) carries the reservation back into
+    the buyer's balance, never to the old contract's address, and the audit across the two
+    deployments is clean."""
+    data = tmp_path / "data"
+    with open_chain("embedded", data) as chain:
+        client, deployment = open_ledger(chain)
+        engine = make_engine(f"sqlite:///{(data / 'voisin.db').resolve()}")
+        homes = []
+        for k in range(2):
+            account: LocalAccount = Account.create()
+            meter: LocalAccount = Account.create()
+            chain.fund(account.address)
+            hid = client.register_household(
+                chain.operator, account.address, meter.address, prosumer=k == 0
+            )
+            homes.append(Home(hid, account, meter))
+        client.top_up(chain.operator, homes[1].account.address, 1_000_000)
+        cleared = client.clear_forwards(
+            chain.operator, SLOT, 0, [Forward(homes[0].id, homes[1].id, 500, 100_000)]
+        )
+        reserved = int(cleared.named("ForwardCleared")[0].args["reservedUeur"])
+        assert client.balance_of(client.address) == reserved
+        with pytest.raises(MigrationError, match=rf"forward positions of slots \[{SLOT}\]"):
+            migrate(chain, data, engine=engine)
+        assert not client.paused()
+        report = migrate(chain, data, engine=engine, allow_unsettled=True)
+        current, _ = recorded_deployments(data, chain.chain_id)
+        assert current is not None and current.address != deployment.address
+        new = VoisinClient(chain.w3, current.address, load_artifact("Voisin")["abi"])
+        assert new.balance_of(homes[1].account.address) == 1_000_000
+        assert new.balance_of(client.address) == 0
+        assert report.frozen_block > 0
+        across = audit_recorded(chain, data, engine)
+        assert across is not None and across.findings == []
