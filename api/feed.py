@@ -51,6 +51,7 @@ from sse_starlette import ServerSentEvent
 
 from api.models import ApiOrder
 from ledger.localtime import slot_start
+from ledger.market.statements import is_forward_delivery
 from ledger.mirror.models import (
     BalanceRecord,
     ChainEvent,
@@ -396,7 +397,8 @@ def _trade(row: Row, household: int, role: str, other: int) -> FeedEvent:
         "fee_ueur": int(a["feeUeur"]) if role == "buyer" else 0,
         "offer_id": int(a["offerId"]),
         "bid_id": int(a["bidId"]),
-        "direct": int(a["bidId"]) == 0,
+        "direct": int(a["bidId"]) == 0 and not is_forward_delivery(int(a["offerId"]), 0),
+        "day_ahead": is_forward_delivery(int(a["offerId"]), int(a["bidId"])),
         "tx_hash": row.tx_hash,
     }
     return FeedEvent(row.position, household, "trade", data)

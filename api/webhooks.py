@@ -53,6 +53,7 @@ from sqlmodel import Session, and_, col, or_, select
 from api.custody import KeyVault
 from api.models import KeptAudit, WebhookCursor, WebhookDelivery, WebhookSubscription
 from api.settings import Settings
+from ledger.market.statements import is_forward_delivery
 from ledger.mirror.models import ChainEvent, HouseholdRecord, SlotOutcomeRecord
 
 log = logging.getLogger("voisin.webhooks")
@@ -184,6 +185,14 @@ OUTCOME_FIELDS: Final = (
 )
 
 
+def _fill_kind(offer_id: int, bid_id: int) -> str:
+    """``day-ahead`` for a forward position's delivery (offer and bid id 0), ``take`` for a
+    direct take (bid id 0), ``auction`` for a fill of the slot's clearing."""
+    if is_forward_delivery(offer_id, bid_id):
+        return "day-ahead"
+    return "take" if bid_id == 0 else "auction"
+
+
 def chain_event_data(
     name: str,
     args: Mapping[str, Any],
@@ -221,7 +230,7 @@ def chain_event_data(
             "buyer": int(args["buyer"]),
             "offer_chain_id": int(args["offerId"]),
             "bid_chain_id": bid,
-            "kind": "take" if bid == 0 else "auction",
+            "kind": _fill_kind(int(args["offerId"]), bid),
             "energy_Wh": int(args["energyWh"]),
             "price_ueur_per_kWh": int(args["priceUeurPerKWh"]),
             "cost_ueur": int(args["costUeur"]),

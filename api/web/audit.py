@@ -22,6 +22,7 @@ from api.models import KeptAudit, KeptFeederSlot
 from ledger.audit.energy import SlotAggregate
 from ledger.audit.feeder import MAX_LOADING_PERCENT, V_MAX_PU, V_MIN_PU, FeederResult
 from ledger.audit.findings import CHECKS, Finding
+from ledger.audit.forwards import ForwardSummary
 from ledger.audit.report import AuditReport
 from ledger.mirror.models import ReadingRecord, SlotOutcomeRecord
 
@@ -187,7 +188,16 @@ def report_from_dict(answer: dict[str, Any]) -> AuditReport:
         for a in answer["neighbourhood"]
     ]
     ran = tuple(name for name, c in answer["checks"].items() if c.get("ran") and name != "feeder")
-    return AuditReport(findings, ran, summary, aggregates, None, counts)
+    forwards = answer.get("forwards")
+    return AuditReport(
+        findings,
+        ran,
+        summary,
+        aggregates,
+        None,
+        counts,
+        forwards=None if forwards is None else ForwardSummary(**forwards),
+    )
 
 
 def _with_feeder(report: AuditReport, engine: Engine, last_slot: int | None) -> AuditReport:

@@ -272,6 +272,44 @@ def test_a_replay_gives_the_events_the_live_book_gave() -> None:
         ]
 
 
+def test_a_forward_delivery_reads_as_day_ahead_with_its_escrow_moves() -> None:
+    """A forward position: the buyer's reservation goes to the contract's escrow when it is
+    cleared and comes back when it settles, then the delivery is paid as a fill with offer and
+    bid id 0: the household sees its balance move each time and a ``day_ahead`` trade."""
+    a, b, escrow = "0x" + "a" * 40, "0x" + "b" * 40, "0x" + "e" * 40
+    book = Book.of({1: a, 2: b}, {1: 1_000, 2: 0})
+    delivery = _fill(12, 1, buyer=1, seller=2, cost=100, fee=10)
+    delivery.args.update(offerId=0, bidId=0)
+    rows = [
+        Row(10, 0, "Transfer", {"from": a, "to": escrow, "value": 130}, "0x1"),
+        Row(12, 0, "Transfer", {"from": escrow, "to": a, "value": 130}, "0x2"),
+        delivery,
+    ]
+    mine = [e for row in rows for e in book.apply(row, {}) if e.household == 1]
+    assert [e.kind for e in mine] == [
+        "balance_changed",
+        "balance_changed",
+        "trade",
+        "balance_changed",
+    ]
+    assert [e.data["balance_ueur"] for e in mine if e.kind == "balance_changed"] == [
+        870,
+        1_000,
+        890,
+    ]
+    trade = mine[2].data
+    assert (trade["day_ahead"], trade["direct"], trade["offer_id"], trade["bid_id"]) == (
+        True,
+        False,
+        0,
+        0,
+    )
+    take = _fill(13, 0, buyer=1, seller=2, cost=1, fee=0)
+    take.args.update(bidId=0)
+    (event, _) = [e for e in book.apply(take, {}) if e.household == 1]
+    assert (event.data["day_ahead"], event.data["direct"]) == (False, True)
+
+
 # ───────────────────────────── Refusals (no stream opens) ─────────────────────────────
 
 

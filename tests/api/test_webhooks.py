@@ -231,7 +231,7 @@ def test_a_receiver_rejects_a_stale_timestamp_or_another_body() -> None:
     assert not verify(secret, content, "not-a-time", header, now=now)
 
 
-def test_a_trade_body_names_both_households_and_whether_it_was_a_take() -> None:
+def test_a_trade_body_names_both_households_and_how_it_was_traded() -> None:
     args = {
         "slot": 1995000,
         "seller": 1,
@@ -263,6 +263,9 @@ def test_a_trade_body_names_both_households_and_whether_it_was_a_take() -> None:
             "tx_hash": "0x" + "22" * 32,
         },
     }
+    auction = chain_event_data("FillSettled", {**args, "bidId": 7}, place)
+    forward = chain_event_data("FillSettled", {**args, "offerId": 0}, place)
+    assert (auction["kind"], forward["kind"]) == ("auction", "day-ahead")
     with pytest.raises(ValueError, match="not an event webhooks send"):
         chain_event_data("Paused", {}, place)
     assert [audit_state(True, None, 2), audit_state(None, "boom", 0)] == ["ok", "not_run"]

@@ -37,6 +37,7 @@ from api.web.session import TOKEN_COOKIE, form_token
 from ledger.audit.energy import SlotAggregate
 from ledger.audit.feeder import run_feeder
 from ledger.audit.findings import Finding
+from ledger.audit.forwards import ForwardSummary
 from ledger.audit.report import AuditReport
 from ledger.mirror.engine import make_engine
 from ledger.mirror.models import FillRecord, HouseholdRecord, ReadingRecord, SlotOutcomeRecord
@@ -469,6 +470,12 @@ def test_a_kept_report_reads_back_as_the_report_it_was() -> None:
     )  # fmt: skip
     again = audit.report_from_dict(json.loads(json.dumps(report.as_dict())))
     assert again.as_dict() == report.as_dict()
+    # With the day-ahead book, its figures come back too.
+    report.checks_run = (*report.checks_run, "forwards")
+    report.forwards = ForwardSummary(3, 2, 1, 3_000, 1_800, 200, 130, 130)
+    again = audit.report_from_dict(json.loads(json.dumps(report.as_dict())))
+    assert again.as_dict() == report.as_dict()
+    assert again.as_dict()["forwards"]["delivered_Wh"] == 1_800
 
 
 def test_the_keeper_audits_after_settlement_and_not_more_often(db: Engine) -> None:
