@@ -44,8 +44,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "hour": ("Hour", "Heure"),
     "expected_net": ("Surplus (+) or deficit (-)", "Surplus (+) ou manque (-)"),
     "suggested_price": ("Suggested price limit", "Limite de prix suggérée"),
-    "sell_at_least": ("sell at {p} or more", "vendre à {p} ou plus"),
-    "buy_at_most": ("buy at {p} or less", "acheter à {p} ou moins"),
+    "sell_at_least": ("sell at {p} c€/kWh or more", "vendre à {p} c€/kWh ou plus"),
+    "buy_at_most": ("buy at {p} c€/kWh or less", "acheter à {p} c€/kWh ou moins"),
     "no_forecast": (
         "No forecast yet: it starts once the meters have recorded {days} whole days.",
         "Pas encore de prévision : elle commence quand les compteurs ont relevé {days} jours "
