@@ -36,6 +36,22 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "This needs the ledger to be paused first.",
         "Il faut d'abord suspendre le registre.",
     ),
+    "forward_already_settled": (
+        "This day-ahead position is already settled.",
+        "Cette position de la veille est déjà réglée.",
+    ),
+    "forward_batch_already_cleared": (
+        "These day-ahead positions were already recorded for this slot.",
+        "Ces positions de la veille sont déjà enregistrées pour cette tranche.",
+    ),
+    "forward_not_due": (
+        "This day-ahead position settles once both meters have reported its slot.",
+        "Cette position de la veille se règle quand les deux compteurs ont relevé sa tranche.",
+    ),
+    "forward_too_late": (
+        "This slot is already metered: it can no longer be traded a day ahead.",
+        "Cette tranche est déjà relevée : elle ne peut plus s'échanger la veille.",
+    ),
     "future_reading": (
         "A reading cannot be for a slot that has not begun.",
         "Un relevé ne peut pas porter sur une tranche pas encore commencée.",
@@ -140,6 +156,10 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "Vous n'avez pas le droit de faire cela.",
     ),
     "unknown_bid": ("This bid does not exist.", "Cette demande n'existe pas."),
+    "unknown_forward": (
+        "No day-ahead position matches this one.",
+        "Aucune position de la veille ne correspond à celle-ci.",
+    ),
     "unknown_household": ("This household does not exist.", "Ce foyer n'existe pas."),
     "unknown_meter": ("This meter is not registered.", "Ce compteur n'est pas inscrit."),
     "unknown_offer": ("This offer does not exist.", "Cette offre n'existe pas."),
