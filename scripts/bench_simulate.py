@@ -7,14 +7,20 @@ slots, readings, fills, gas, gas per household-slot, and the cost per household 
 seconds / (households x slots)).
 
 Usage: ``.venv/bin/python scripts/bench_simulate.py [--households 10,100] [--days 1,7]
-[--scenario default|quartierstrom] [--chain embedded,anvil] [--json out.json]``. The
+[--scenario default|quartierstrom] [--chain embedded,anvil] [--market real-time,day-ahead]
+[--agents default,mixed,forecast] [--json out.json]``. The
 ``quartierstrom`` scenario has its 37 households (``--households`` is ignored).
 ``--chain`` takes one or more chains,
 comma-separated: ``embedded`` (the default), ``anvil`` (a local anvil that each run starts and
 stops itself) or a JSON-RPC URL (the operator key then in ``VOISIN_CHAIN_KEY``). With more than
 one, each size runs on each chain in turn, in the same invocation, and the table ends with each
 chain's speed-up over the first one (its run time divided into the first chain's) and whether
-the runs reported the same figures. Progress of each run goes to stderr.
+the runs reported the same figures. ``--market`` and ``--agents`` also take comma-separated
+lists: each size runs in each market with each agents' mode, and with more than one market or
+mode a second table compares them (markets x agents): self-sufficiency, local share of the
+surplus, community savings, the clearing price spread and, in the day-ahead market, its
+positions, the delivered share, the shortfall, the deviation traded in real time and the gas
+per position. Progress of each run goes to stderr.
 """
 
 from __future__ import annotations
@@ -50,12 +56,25 @@ CHAIN_SPECIFIC = frozenset(
 )
 
 
-def run(households: int, days: int, chain: str | None, scenario: str) -> dict[str, Any]:
+#: The markets and agents' modes ``voisin simulate`` takes.
+MARKETS = ("real-time", "day-ahead")
+AGENTS = ("default", "mixed", "forecast")
+
+
+def run(
+    households: int,
+    days: int,
+    chain: str | None,
+    scenario: str,
+    market: str = "real-time",
+    agents: str = "default",
+) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix=f"voisin-bench-sim-{households}-"))
     command = [sys.executable, "-m", "api.cli", "simulate", "--scenario", scenario]
     if scenario == "default":
         command += ["--households", str(households)]
     command += ["--days", str(days), "--out", str(out)]
+    command += ["--market", market, "--agents", agents]
     if chain:
         command += ["--chain", chain]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -74,6 +93,8 @@ def run(households: int, days: int, chain: str | None, scenario: str) -> dict[st
         "households": households,
         "days": days,
         "chain": chain or "embedded",
+        "market": market,
+        "agents": agents,
         "run_s": report["wall_s"],
         "command_s": elapsed,
         # ru_maxrss of children is the largest child so far: each size runs after the smaller.
@@ -86,8 +107,44 @@ def run(households: int, days: int, chain: str | None, scenario: str) -> dict[st
         "disk_MiB": report["disk_bytes"] / 2**20,
         "ms_per_household_slot": 1000 * report["wall_s"] / (households * report["slots"]),
         "audit_ok": report["audit_ok"],
+        "self_sufficiency": report["self_sufficiency"],
+        "local_share_of_surplus": report["local_share_of_surplus"],
+        "community_savings_ueur": report["community_savings_ueur"],
+        "price_spread": report.get("clearing_price_spread_ueur_per_kWh"),
+        "day_ahead": report.get("day_ahead"),
         "figures": {k: v for k, v in report.items() if k not in CHAIN_SPECIFIC},
     }
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def print_markets_table(rows: list[dict[str, Any]]) -> None:
+    """The markets x agents comparison: one line per run."""
+    print(
+        f"{'households':>10} {'days':>4} {'market':>9} {'agents':>8} {'self-suff':>9} "
+        f"{'local sh':>8} {'savings EUR':>11} {'price min-max ct':>16} {'positions':>9} "
+        f"{'delivered':>9} {'short kWh':>9} {'RT kWh':>8} {'gas/pos':>8} {'audit':>5}"
+    )
+    for r in rows:
+        spread = r["price_spread"] or {}
+        low, high = spread.get("min"), spread.get("max")
+        prices = "n/a" if low is None or high is None else f"{low / 1e4:.1f}-{high / 1e4:.1f}"
+        da = r["day_ahead"]
+        ahead = (
+            f"{da['positions']:>9} {_pct(da['delivered_share']):>9} "
+            f"{da['shortfall_Wh'] / 1000:>9.1f} {da['real_time_Wh'] / 1000:>8.1f} "
+            f"{da['gas_per_position'] or 0:>8,}"
+            if da
+            else f"{'-':>9} {'-':>9} {'-':>9} {'-':>8} {'-':>8}"
+        )
+        print(
+            f"{r['households']:>10} {r['days']:>4} {r['market']:>9} {r['agents']:>8} "
+            f"{_pct(r['self_sufficiency']):>9} {_pct(r['local_share_of_surplus']):>8} "
+            f"{r['community_savings_ueur'] / 1e6:>11.2f} {prices:>16} {ahead} "
+            f"{'ok' if r['audit_ok'] else 'FAIL':>5}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,8 +157,22 @@ def main(argv: list[str] | None = None) -> int:
         default="embedded",
         help="chains, comma-separated: embedded (default), anvil or a JSON-RPC URL",
     )
+    parser.add_argument(
+        "--market", default="real-time", help="markets, comma-separated: real-time, day-ahead"
+    )
+    parser.add_argument(
+        "--agents",
+        default="default",
+        help="agents' modes, comma-separated: default, mixed, forecast",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    markets = [m.strip() for m in args.market.split(",") if m.strip()]
+    modes = [a.strip() for a in args.agents.split(",") if a.strip()]
+    if not markets or any(m not in MARKETS for m in markets):
+        parser.error(f"--market takes one or more of {', '.join(MARKETS)}")
+    if not modes or any(a not in AGENTS for a in modes):
+        parser.error(f"--agents takes one or more of {', '.join(AGENTS)}")
     try:
         sizes = sorted(int(n) for n in args.households.split(","))
         days = sorted(int(n) for n in args.days.split(","))
@@ -115,9 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     if not chains:
         parser.error("--chain names no chain")
     rows = [
-        run(n, d, None if chain == "embedded" else chain, args.scenario)
+        run(n, d, None if chain == "embedded" else chain, args.scenario, market, mode)
         for n in sizes
         for d in days
+        for market in markets
+        for mode in modes
         for chain in chains
     ]
     # The chain column is as wide as its longest entry: a node's URL is shown whole.
@@ -135,10 +208,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['gas_per_household_slot']:>11,} {r['ms_per_household_slot']:>10.2f} "
             f"{'ok' if r['audit_ok'] else 'FAIL':>5}"
         )
+    if len(markets) > 1 or len(modes) > 1:
+        print()
+        print_markets_table([r for r in rows if r["chain"] == rows[0]["chain"]])
     if len(chains) > 1:
         print()
-        for n, d in ((n, d) for n in sizes for d in days):
-            same_size = [r for r in rows if (r["households"], r["days"]) == (n, d)]
+        for n, d, m, a in (
+            (n, d, m, a) for n in sizes for d in days for m in markets for a in modes
+        ):
+            same_size = [
+                r
+                for r in rows
+                if (r["households"], r["days"], r["market"], r["agents"]) == (n, d, m, a)
+            ]
             first = same_size[0]
             for r in same_size[1:]:
                 ratio = first["run_s"] / r["run_s"] if r["run_s"] else float("inf")
@@ -151,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                 r["speedup_over_first"] = ratio
                 r["figures_differ"] = differ
                 print(
-                    f"{n} households, {d} days: {r['chain']} is {ratio:.2f}x as fast as "
+                    f"{n} households, {d} days, {m}, {a}: {r['chain']} is {ratio:.2f}x as fast as "
                     f"{first['chain']} "
                     f"(run {first['run_s']:.1f} s / {r['run_s']:.1f} s; whole command "
                     f"{command:.2f}x); same report figures: "
