@@ -196,13 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     # The chain column is as wide as its longest entry: a node's URL is shown whole.
     w = max(9, *(len(r["chain"]) for r in rows))
     print(
-        f"{'households':>10} {'days':>4} {'chain':>{w}} {'run s':>8} {'command s':>9} "
+        f"{'households':>10} {'days':>4} {'chain':>{w}} {'market':>9} {'agents':>8} "
+        f"{'run s':>8} {'command s':>9} "
         f"{'peak MiB':>9} {'disk MiB':>8} {'readings':>9} {'fills':>7} {'gas':>13} "
         f"{'gas/hh-slot':>11} {'ms/hh-slot':>10} {'audit':>5}"
     )
     for r in rows:
         print(
-            f"{r['households']:>10} {r['days']:>4} {r['chain']:>{w}} {r['run_s']:>8.1f} "
+            f"{r['households']:>10} {r['days']:>4} {r['chain']:>{w}} {r['market']:>9} "
+            f"{r['agents']:>8} {r['run_s']:>8.1f} "
             f"{r['command_s']:>9.1f} {r['peak_rss_MiB']:>9.0f} {r['disk_MiB']:>8.1f} "
             f"{r['readings']:>9} {r['fills']:>7} {r['gas_used']:>13,} "
             f"{r['gas_per_household_slot']:>11,} {r['ms_per_household_slot']:>10.2f} "
