@@ -78,6 +78,12 @@ pricing strategy, by name: ``default`` for today's default standing orders, else
 settled slots with a local trade, and over them the ``min``, ``max`` and population standard
 deviation ``std`` of the slot's energy-weighted mean fill price (``None`` without a trade).
 
+**Markets.** ``market`` names the run's market (``real-time`` or ``day-ahead``). A day-ahead
+run's report also has ``day_ahead`` (:func:`meter_sim.day_ahead.day_ahead_figures`: its forward
+positions, the energy cleared ahead, delivered and short, the deviations traded in real time,
+and the forward gas, which ``gas_used`` includes); :func:`report_html` shows it as a table.
+The deliveries are fills like the others, so every other field compares across markets.
+
 **The Quartierstrom comparison.** For the ``quartierstrom`` scenario,
 :func:`add_pilot_figures` adds ``pilot_self_sufficiency`` (0.33) and
 ``pilot_local_share_of_surplus`` (0.82), the figures the pilot published, and
