@@ -7,8 +7,9 @@ are committed, :meth:`DayAheadMarket.clear_day`:
 1. forecasts every household's net position (export minus import, Wh) for each slot of the day
    with one :class:`meter_sim.forecast.HouseholdForecaster`, issued at the end of the slot
    before the day: it reads nothing metered after that slot;
-2. reads each household's balance on chain (the buyers' funds; the day before is settled, so
-   none of it is reserved any more);
+2. reads each household's funds: its balance on chain, plus what positions of this day already
+   on chain reserve (none, but in a run resumed while the day was being sent; the day before
+   is settled, so nothing else is reserved);
 3. clears the day's slots ahead (:func:`ledger.market.day_ahead.clear_day_ahead`: a share of
    each forecast, the households' own price limits, the run's mechanism, the buyers' funds);
 4. sends each slot's forwards through the settlement worker
@@ -17,8 +18,9 @@ are committed, :meth:`DayAheadMarket.clear_day`:
 
 The slot loop then runs as in the real-time market: the worker settles each slot's forwards
 first (delivered as far as the metered energy allows), then clears the real-time market on
-what is left. A run resumed on the first slot of a day clears that day again: batches the
-chain already holds are kept as they are.
+what is left. A run resumed on the first slot of a day clears that day again, from the same
+forecasts and the same funds, so to the same positions: batches the chain already holds are
+kept as they are, the others sent.
 
 :func:`day_ahead_figures` reads the report's ``day_ahead`` entry from the mirror's forward
 positions (``forward_position``, from the ``ForwardCleared`` and ``ForwardSettled`` events) and
@@ -37,6 +39,7 @@ from sqlmodel import Session, select
 from ledger.contract.client import VoisinClient
 from ledger.market.agents import AgentSettings
 from ledger.market.day_ahead import DayAheadRule, clear_day_ahead
+from ledger.mirror.indexer import index
 from ledger.mirror.models import ForwardRecord
 from meter_sim.errors import SimulationError
 from meter_sim.scenario import SLOTS_PER_DAY, Scenario
@@ -135,13 +138,31 @@ class DayAheadMarket:
             for k in range(horizon)
         }
 
-    def clear_day(self, day_start: int) -> int:
-        """Clear the day that starts at index ``day_start`` and send its forwards; returns
-        the gas of the ``clearForwards`` transactions sent."""
+    def funds(self, day_start: int) -> dict[int, int]:
+        """Each household's funds before any position of the day that starts at index
+        ``day_start`` (micro-euro): its balance, plus what the day's positions already on
+        chain hold in escrow for it."""
+        engine = self.worker.engine
+        index(self.client, engine, start_block=self.worker.start_block)
+        first = self.first_slot + day_start
+        last = first + min(SLOTS_PER_DAY, self.n_slots - day_start) - 1
+        with Session(engine) as session:
+            sent = session.exec(
+                select(ForwardRecord).where(ForwardRecord.slot >= first, ForwardRecord.slot <= last)
+            ).all()
         funds = {
             hid: self.client.balance_of(account)
             for hid, account in zip(self.household_ids, self.accounts, strict=True)
         }
+        for p in sent:
+            if p.settled_tx is None and p.buyer in funds:
+                funds[p.buyer] += p.reserved_ueur
+        return funds
+
+    def clear_day(self, day_start: int) -> int:
+        """Clear the day that starts at index ``day_start`` and send its forwards; returns
+        the gas of the ``clearForwards`` transactions sent."""
+        funds = self.funds(day_start)
         result = clear_day_ahead(
             self.forecasts(day_start),
             self.client.tariffs(),

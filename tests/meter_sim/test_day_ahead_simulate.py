@@ -198,11 +198,16 @@ def test_a_run_stopped_after_clearing_ahead_resumes_to_the_same_report(
     day_ahead: RunResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stopped once its forwards are on chain but before any reading: the resumed run clears
-    the day again, the chain keeps the batches it holds, and the report is the same."""
+    the day again from the same forecasts and funds, the chain keeps the batches it holds, and
+    the report is the same."""
     original = day_ahead_module.DayAheadMarket.clear_day
+    funds: list[dict[int, int]] = []
 
     def clear_then_stop(self: day_ahead_module.DayAheadMarket, day_start: int) -> int:
+        funds.append(self.funds(day_start))
         original(self, day_start)
+        # The buyers' funds for the day count what its positions on chain hold in escrow.
+        funds.append(self.funds(day_start))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(day_ahead_module.DayAheadMarket, "clear_day", clear_then_stop)
@@ -210,6 +215,8 @@ def test_a_run_stopped_after_clearing_ahead_resumes_to_the_same_report(
     with pytest.raises(KeyboardInterrupt):
         run_simulation(scenario(), "pay-as-clear", "embedded", tmp_path / "d", **options)
     monkeypatch.setattr(day_ahead_module.DayAheadMarket, "clear_day", original)
+    before, after = funds
+    assert before == after and sum(before.values()) > 0
     # Another market is another run.
     with pytest.raises(SimulationError, match="holds another run"):
         run_simulation(
