@@ -178,14 +178,25 @@ class DayAheadMarket:
         return gas
 
 
-def _gas(client: VoisinClient, tx_hashes: set[str]) -> int:
-    """The gas of the transactions ``tx_hashes`` (each once)."""
-    receipts = (client.w3.eth.get_transaction_receipt(HexBytes(tx)) for tx in sorted(tx_hashes))
-    return sum(int(r["gasUsed"]) for r in receipts)
+def _gas(client: VoisinClient, tx_hashes: set[str], known: Mapping[str, int]) -> int:
+    """The gas of the transactions ``tx_hashes`` (each once): from ``known`` (what this
+    process sent), else from the receipt (what a run stopped before a resume sent)."""
+    total = 0
+    for tx in sorted(tx_hashes):
+        gas = known.get(tx)
+        if gas is None:
+            gas = int(client.w3.eth.get_transaction_receipt(HexBytes(tx))["gasUsed"])
+        total += gas
+    return total
 
 
 def day_ahead_figures(
-    client: VoisinClient, engine: Engine, first_slot: int, last_slot: int, local_traded_Wh: int
+    client: VoisinClient,
+    engine: Engine,
+    first_slot: int,
+    last_slot: int,
+    local_traded_Wh: int,
+    known_gas: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The report's ``day_ahead`` entry for slots ``first_slot..last_slot`` (energy in Wh,
     money in micro-euro, gas in gas units), from the mirror's forward positions (indexed
@@ -202,6 +213,9 @@ def day_ahead_figures(
     - ``gas_clearing``, ``gas_settling``: the gas of the transactions that cleared the
       positions ahead and that settled them (each transaction once);
     - ``gas_per_position``: both over the positions cleared.
+
+    ``known_gas`` maps the hashes of the forward transactions this process sent to their gas
+    (:attr:`ledger.market.forwards.ForwardGas.by_tx`); the others' receipts are read.
     """
     with Session(engine) as session:
         positions = session.exec(
@@ -212,8 +226,9 @@ def day_ahead_figures(
     settled = [p for p in positions if p.settled_tx is not None]
     cleared_Wh = sum(p.energy_Wh for p in positions)
     delivered_Wh = sum(p.delivered_Wh or 0 for p in settled)
-    gas_clearing = _gas(client, {p.cleared_tx for p in positions})
-    gas_settling = _gas(client, {p.settled_tx for p in settled if p.settled_tx is not None})
+    known = known_gas or {}
+    gas_clearing = _gas(client, {p.cleared_tx for p in positions}, known)
+    gas_settling = _gas(client, {p.settled_tx for p in settled if p.settled_tx is not None}, known)
     return {
         "positions": len(positions),
         "cleared_Wh": cleared_Wh,

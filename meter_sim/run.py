@@ -429,6 +429,7 @@ def run_simulation(
             agents=strategy_counts(s.strategy for s in settings.values()),
             forecast=forecast,
             market=market,
+            forward_tx_gas=worker.forward_gas.by_tx,
         )
 
 
@@ -825,6 +826,7 @@ def collect_result(
     agents: Mapping[str, int] | None = None,
     forecast: ForecastAhead | None = None,
     market: str = REAL_TIME,
+    forward_tx_gas: Mapping[str, int] | None = None,
 ) -> RunResult:
     """Index the chain, then build the run's statements, report and plot series, then audit.
 
@@ -837,8 +839,9 @@ def collect_result(
     the report's forecast entry already being computed
     (:func:`meter_sim.forecast.forecast_report_ahead`); else it is computed here.
     ``market`` is the run's (:data:`meter_sim.day_ahead.MARKETS`); a day-ahead run's report
-    gets its ``day_ahead`` entry (:func:`meter_sim.day_ahead.day_ahead_figures`), and the gas
-    of clearing its forward positions ahead and of settling them counts in ``gas_used``.
+    gets its ``day_ahead`` entry (:func:`meter_sim.day_ahead.day_ahead_figures`, with the gas
+    of the forward transactions this process sent, ``forward_tx_gas``), and the gas of
+    clearing its forward positions ahead and of settling them counts in ``gas_used``.
     """
     index(client, engine, start_block=deployment_block)
     n_t = flows.shape[1]
@@ -870,7 +873,7 @@ def collect_result(
     day_ahead: dict[str, Any] | None = None
     if market == DAY_AHEAD:
         local_Wh = sum(t.energy_Wh for t in trades)
-        day_ahead = day_ahead_figures(client, engine, first, last, local_Wh)
+        day_ahead = day_ahead_figures(client, engine, first, last, local_Wh, forward_tx_gas)
         forward_gas = day_ahead["gas_clearing"] + day_ahead["gas_settling"]
         gas = dataclasses.replace(gas, forwards=forward_gas)
     report = build_report(
