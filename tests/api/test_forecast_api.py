@@ -4,7 +4,6 @@ who may read which, the history they need, and bad input."""
 from __future__ import annotations
 
 import importlib.util
-import math
 import re
 import sys
 from datetime import datetime, timedelta
@@ -23,45 +22,14 @@ from ledger.forecast.load import MIN_HISTORY_DAYS
 from ledger.mirror.models import ReadingRecord
 from tests.api.conftest import OP, Api, Member
 from tests.api.test_public_api import new_key, with_key
-
-
-def _metered(api: Api, members: list[Member], days: int) -> None:
-    """``days`` of readings up to the slot before now, straight into the mirror: each household
-    exports around noon (UTC) and imports in the evening, a little more each weekday."""
-    last = slot_now() - 1
-    first = last - days * 96 + 1
-    with Session(api.services.engine) as session:
-        for n, m in enumerate(members):
-            imported = exported = 0
-            for slot in range(first, last + 1):
-                hour = (slot % 96) / 4
-                sun = max(0.0, math.cos((hour - 12) / 12 * math.pi)) ** 2
-                evening = 1.0 if 17 <= hour < 22 else 0.2
-                d_exp = int(300 * sun * (1 + n / 10))
-                d_imp = int(200 * evening + 10 * ((slot // 96) % 7))
-                imported += d_imp
-                exported += d_exp
-                session.add(
-                    ReadingRecord(
-                        household=m.id,
-                        meter=m.meter.address,
-                        slot=slot,
-                        import_Wh=imported,
-                        export_Wh=exported,
-                        import_delta_Wh=d_imp,
-                        export_delta_Wh=d_exp,
-                        block_number=1,
-                        tx_hash="0x" + "00" * 32,
-                    )
-                )
-        session.commit()
+from tests.history import write_metered_days
 
 
 @pytest.fixture
 def street(embedded_api: Api) -> tuple[Api, list[Member]]:
     api = embedded_api
     members = [api.register(prosumer=True) for _ in range(3)]
-    _metered(api, members, days=MIN_HISTORY_DAYS + 2)
+    write_metered_days(api.services.engine, members, days=MIN_HISTORY_DAYS + 2)
     return api, members
 
 
@@ -156,7 +124,7 @@ def test_no_forecast_without_enough_history_nor_for_too_few_households(
     r = c.get("/forecast")
     assert r.status_code == 409 and r.json()["code"] == "not_enough_history"
     members = [api.register(prosumer=True) for _ in range(2)]
-    _metered(api, members, days=MIN_HISTORY_DAYS - 1)
+    write_metered_days(api.services.engine, members, days=MIN_HISTORY_DAYS - 1)
     r = c.get("/forecast")
     assert r.status_code == 409 and r.json()["code"] == "not_enough_history"
     assert f"needs {MIN_HISTORY_DAYS} whole days" in r.json()["message"]
@@ -167,7 +135,7 @@ def test_no_forecast_without_enough_history_nor_for_too_few_households(
         session.commit()
     for m in members:
         m.import_Wh = m.export_Wh = 0
-    _metered(api, members, days=MIN_HISTORY_DAYS + 1)
+    write_metered_days(api.services.engine, members, days=MIN_HISTORY_DAYS + 1)
     r = c.get("/forecast")
     assert r.status_code == 409 and r.json()["code"] == "too_few_households"
     own = c.get(f"/households/{members[0].id}/forecast", headers=members[0].auth)

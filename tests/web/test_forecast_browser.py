@@ -11,59 +11,22 @@ metered slot, so the next page load after the readings shows them.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 import numpy as np
 import pytest
 from playwright.sync_api import expect
-from sqlmodel import Session
 
 from api.forecasts import hourly
 from api.services import slot_now
 from ledger.forecast.load import MIN_HISTORY_DAYS
-from ledger.mirror.models import ReadingRecord
-from tests.web.conftest import AXE, OPERATOR_TOKEN, Member, Server, axe_violations, sign_in
+from tests.history import write_metered_days
+from tests.web.conftest import AXE, OPERATOR_TOKEN, Server, axe_violations, sign_in
 
 pytestmark = pytest.mark.browser
 
 GREY, BLUE, AMBER = "#5a6570", "#1f5ba0", "#a85400"  # api.web.charts' colours
-
-
-def _metered(server: Server, members: list[Member], days: int) -> None:
-    """``days`` of readings up to the slot before now, straight into the server's mirror: each
-    household exports around noon (UTC) and imports in the evening, a little more each
-    weekday (the readings of tests/api/test_forecast_api.py)."""
-    last = slot_now() - 1
-    first = last - days * 96 + 1
-    rows = []
-    for n, m in enumerate(members):
-        imported = exported = 0
-        for slot in range(first, last + 1):
-            hour = (slot % 96) / 4
-            sun = max(0.0, math.cos((hour - 12) / 12 * math.pi)) ** 2
-            evening = 1.0 if 17 <= hour < 22 else 0.2
-            d_exp = int(300 * sun * (1 + n / 10))
-            d_imp = int(200 * evening + 10 * ((slot // 96) % 7))
-            imported += d_imp
-            exported += d_exp
-            rows.append(
-                ReadingRecord(
-                    household=m.id,
-                    meter=m.meter.address,
-                    slot=slot,
-                    import_Wh=imported,
-                    export_Wh=exported,
-                    import_delta_Wh=d_imp,
-                    export_delta_Wh=d_exp,
-                    block_number=1,
-                    tx_hash="0x" + "00" * 32,
-                )
-            )
-    with Session(server.services.engine) as session:
-        session.add_all(rows)
-        session.commit()
 
 
 def _number(text: str) -> int:
@@ -218,7 +181,7 @@ def test_with_enough_history_tomorrow_and_the_review_show_in_both_languages(
     server: Server, page: Any
 ) -> None:
     members = [server.register(prosumer=True, name=f"Street {i}") for i in range(3)]
-    _metered(server, members, days=MIN_HISTORY_DAYS + 2)
+    write_metered_days(server.services.engine, members, days=MIN_HISTORY_DAYS + 2)
     tariffs = server.http.get("/market/tariffs").json()
     low = tariffs["feed_in_ueur_per_kWh"]
     high = tariffs["retail_ueur_per_kWh"] - tariffs["grid_fee_ueur_per_kWh"]
