@@ -69,8 +69,10 @@ interface IVoisin {
     }
 
     /// @notice A household's metered energy for one slot and what it traded locally
-    ///         (`slotEnergy`). The contract keeps it for a household's last KEPT_SLOTS metered
-    ///         slots, as long as they can still be traded; an older slot reads as zeros.
+    ///         (`slotEnergy`). The contract keeps it in word `slot % KEPT_SLOTS` of the
+    ///         household's ring until a reading for a later slot of the same word overwrites it
+    ///         (`slot + KEPT_SLOTS` for a meter that reads every slot); a slot overwritten reads
+    ///         as zeros.
     ///         Credits left = exportWh - soldWh.
     struct SlotEnergy {
         uint64 importWh;
@@ -341,10 +343,10 @@ interface IVoisin {
     /// @notice Fill `fill`'s price breaks feedIn <= price and price + gridFee <= retail.
     error PriceOutsideTariffs(uint32 fill, uint64 price, uint64 feedIn, uint64 retail, uint64 gridFee);
     /// @notice Fill `fill` sells more than the seller's credits left for the slot (none once
-    ///         the slot is no longer among the seller's last KEPT_SLOTS metered slots).
+    ///         the seller's ring no longer keeps the slot: see SlotEnergy).
     error InsufficientCredits(uint32 fill, uint32 seller, uint32 slot, uint64 haveWh, uint64 wantWh);
     /// @notice Fill `fill` buys more than the buyer's metered import left for the slot (none
-    ///         once the slot is no longer among the buyer's last KEPT_SLOTS metered slots).
+    ///         once the buyer's ring no longer keeps the slot: see SlotEnergy).
     error InsufficientDeficit(uint32 fill, uint32 buyer, uint32 slot, uint64 haveWh, uint64 wantWh);
     /// @notice Fill `fill` exceeds order `orderId`'s per-slot cap.
     error OrderCapExceeded(uint32 fill, uint32 orderId, uint32 slot, uint64 leftWh, uint64 wantWh);

@@ -35,8 +35,9 @@ contract Voisin is VoisinToken {
     uint32 public constant MAX_SLOTS_AHEAD = 1;
     /// @notice How many of a household's latest metered slots the contract keeps, and so how
     ///         long a slot can be traded: its energy stays until the household's reading for
-    ///         a slot KEPT_SLOTS later is committed (an hour of readings at four), then reads
-    ///         as zeros, and a fill or take for it is refused (InsufficientCredits or
+    ///         a slot KEPT_SLOTS later is committed (an hour of readings at four; longer if the
+    ///         meter skipped that slot: the next reading of the same ring word ends it), then
+    ///         reads as zeros, and a fill or take for it is refused (InsufficientCredits or
     ///         InsufficientDeficit, with 0 left).
     /// @dev The slot's energy lives in word `slot % KEPT_SLOTS` of the household's ring and is
     ///      overwritten in place by a later slot's reading: an update costs a fraction of a
@@ -696,8 +697,8 @@ contract Voisin is VoisinToken {
         return _meters[meter];
     }
 
-    /// @notice A household's metered and traded energy for a slot among its last KEPT_SLOTS
-    ///         metered slots; zeros for any other slot (not metered, or no longer kept).
+    /// @notice A household's metered and traded energy for a slot its ring still keeps (see
+    ///         KEPT_SLOTS); zeros for any other slot (not metered, or overwritten).
     function slotEnergy(uint32 id, uint32 slot) external view returns (SlotEnergy memory) {
         return _slotEnergy(id, slot);
     }
@@ -893,13 +894,14 @@ contract Voisin is VoisinToken {
             SlotEnergy memory se = _slotEnergy(p.seller, slot);
             SlotEnergy memory be = _slotEnergy(p.buyer, slot);
             delivered = _min(p.energyWh, _min(se.exportWh - se.soldWh, be.importWh - be.boughtWh));
-            uint256 perKWh = uint256(price) + t.gridFeeUeurPerKWh;
-            if (perKWh != 0) {
-                // floor(e*p/1000) + floor(e*f/1000) <= e*(p+f)/1000 <= reserved: a grid fee
-                // raised since clearing delivers less rather than more than was reserved.
-                uint256 affordable = p.reservedUeur * 1000 / perKWh;
-                if (affordable < delivered) delivered = uint64(affordable);
-            }
+            // The reservation pays the whole delivery at the grid fee of its clearing. A fee
+            // raised since then delivers what the reservation covers at the new fee, in whole
+            // Wh: floor(e*p/1000) + floor(e*f/1000) <= e*(p+f)/1000 <= reserved.
+            uint256 fee_ = t.gridFeeUeurPerKWh;
+            if (
+                uint256(delivered) * price / 1000 + uint256(delivered) * fee_ / 1000
+                    > p.reservedUeur
+            ) delivered = uint64(p.reservedUeur * 1000 / (uint256(price) + fee_));
         }
         uint256 cost = 0;
         if (delivered != 0) {

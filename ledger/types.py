@@ -21,8 +21,10 @@ OPEN_END = 2**32 - 1
 """``lastSlot`` of a standing order."""
 
 KEPT_SLOTS: Final = 4
-"""How many of a household's latest metered slots the contract keeps (its ``KEPT_SLOTS``): a
-slot can be traded until the household's reading for a slot ``KEPT_SLOTS`` later is committed."""
+"""The words of a household's ring of kept slots on chain (the contract's ``KEPT_SLOTS``): a
+slot's energy stays in word ``slot % KEPT_SLOTS`` until a reading for a later slot of that
+word overwrites it, so a slot can be traded until the household's reading for the slot
+``KEPT_SLOTS`` later is committed (longer when the meter skipped that slot)."""
 
 MAX_SLOT_ENERGY_WH: Final = 2**56 - 1
 """The most Wh one reading may meter in one slot, each way (a kept slot holds 56 bits)."""

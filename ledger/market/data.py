@@ -137,8 +137,11 @@ def load_slot_book(
             h.id: h for h in plain_rows(session, HouseholdRecord, col(HouseholdRecord.active))
         }
         readings = plain_rows(session, ReadingRecord, ReadingRecord.slot == slot)
-        # The contract keeps a household's last KEPT_SLOTS metered slots: once a reading for
-        # slot + KEPT_SLOTS or later is committed, nothing of this slot is left to trade.
+        # The contract keeps a slot's energy in word slot % KEPT_SLOTS of the household's ring
+        # until a reading for a later slot of that word overwrites it, at slot + KEPT_SLOTS
+        # at the earliest: so once any reading for slot + KEPT_SLOTS or later is committed,
+        # the slot is left out here (never later than the chain drops it; a meter that skipped
+        # slots may leave it on chain a little longer).
         # By slot only and without DISTINCT, so that the slot index answers it from the newest
         # readings (by household, or distinct, it read each household's whole history).
         gone = set(

@@ -211,6 +211,22 @@ class ForwardSuite:
         )
         assert c.balance_of(p.buyer.account.address) == 10_000_000
 
+    def test_a_position_whose_cost_rounds_down_is_delivered_in_full(
+        self, w: World, p: Pair
+    ) -> None:
+        """999 Wh at 40,001 ueur/kWh: the reservation (39,960 + 29,970) pays for exactly the
+        whole position, which must not fall a Wh short to rounding."""
+        result = w.client.clear_forwards(
+            w.operator, SLOT, 0, [Forward(p.seller.id, p.buyer.id, 999, 40_001)]
+        )
+        (position,) = _positions(result)
+        assert position.reserved_ueur == 39_960 + 29_970
+        w.meter(p.seller, SLOT, export_Wh=2_000)
+        w.meter(p.buyer, SLOT, import_Wh=2_000)
+        (settled,) = w.client.settle_forwards(w.operator, SLOT, [position]).named("ForwardSettled")
+        assert (settled.args["deliveredWh"], settled.args["shortfallWh"]) == (999, 0)
+        assert settled.args["refundUeur"] == 0
+
     def test_a_raised_grid_fee_delivers_no_more_than_was_reserved(self, w: World, p: Pair) -> None:
         c = w.client
         position = self._clear(w, p, 1_000)

@@ -555,11 +555,13 @@ class Books:
                         slot=slot,
                         lastSlot=self.last_slot[m],
                     )
-            delivered = min(
-                position.energy,
-                self.credits(position.seller, slot),
-                self.deficit(position.buyer, slot),
-                self.affordable(position),
+            delivered = self.deliverable(
+                position,
+                min(
+                    position.energy,
+                    self.credits(position.seller, slot),
+                    self.deficit(position.buyer, slot),
+                ),
             )
             sale = None
             if delivered:
@@ -576,12 +578,12 @@ class Books:
         return settled
 
     @staticmethod
-    def affordable(position: Position) -> int:
-        """The most Wh a position's reservation pays for, as the contract bounds a delivery:
-        reserved * 1000 // (price + fee). This is below the position's energy whenever
-        energy * price is not a multiple of 1000, though at unchanged tariffs the reservation
-        (energy * price // 1000 + energy * fee // 1000) pays for all of it: such a position
-        falls a Wh or so short with both the energy and the money there."""
+    def deliverable(position: Position, want: int) -> int:
+        """What the contract delivers of ``want`` Wh: all of it when the reservation pays for
+        it at today's grid fee (always, at the tariffs of the clearing), else what the
+        reservation covers at that fee in whole Wh: reserved * 1000 // (price + fee)."""
+        if want * position.price // 1000 + want * FEE // 1000 <= position.reserved:
+            return want
         return position.reserved * 1000 // (position.price + FEE)
 
     # ── rules shared by batch fills and takes ──
