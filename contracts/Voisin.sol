@@ -613,7 +613,10 @@ contract Voisin is VoisinToken {
             address buyerAccount = b.account;
             uint256 funds = b.balanceUeur;
             if (funds < reserved) revert InsufficientFunds(index, buyerAccount, funds, reserved);
-            _update(buyerAccount, address(this), reserved);
+            // To the escrow, the contract's own balance (the buyer's household is known).
+            _debit(f.buyer, buyerAccount, reserved);
+            _credit(householdOf[address(this)], address(this), reserved);
+            emit Transfer(buyerAccount, address(this), reserved);
             ++id;
             _forwards[id] = _forwardHash(id, slot, f.seller, f.buyer, f.energyWh, price, reserved);
             emit ForwardCleared(id, slot, f.seller, f.buyer, f.energyWh, price, reserved);
@@ -881,19 +884,30 @@ contract Voisin is VoisinToken {
         _forwards[id] = _FORWARD_SETTLED;
         Household storage s = _households[p.seller];
         Household storage b = _households[p.buyer];
-        // The reservation goes back whole; the delivered part is then paid as a fill.
-        _update(address(this), b.account, p.reservedUeur);
+        // The reservation goes back whole; the delivered part is then paid as a fill. The
+        // buyer's account is its household's (no lookup), the escrow the contract's own.
+        address buyerAccount = b.account;
+        _debit(householdOf[address(this)], address(this), p.reservedUeur);
+        _credit(p.buyer, buyerAccount, p.reservedUeur);
+        emit Transfer(address(this), buyerAccount, p.reservedUeur);
         uint64 delivered = 0;
         uint64 price = p.priceUeurPerKWh;
         if (
             s.active && b.active && price >= t.feedInUeurPerKWh
                 && uint256(price) + t.gridFeeUeurPerKWh <= t.retailUeurPerKWh
         ) {
-            _requireMetered(id, p.seller, s.meter, slot);
-            _requireMetered(id, p.buyer, b.meter, slot);
-            SlotEnergy memory se = _slotEnergy(p.seller, slot);
-            SlotEnergy memory be = _slotEnergy(p.buyer, slot);
-            delivered = _min(p.energyWh, _min(se.exportWh - se.soldWh, be.importWh - be.boughtWh));
+            // A ring word that holds the slot was written by the party's reading of it: only
+            // a party whose ring does not hold it has its meter read (not due yet, or the
+            // slot overwritten since, which leaves nothing to deliver).
+            KeptSlot memory sk = _energy[_keptKey(p.seller, slot)];
+            KeptSlot memory bk = _energy[_keptKey(p.buyer, slot)];
+            uint64 credits = 0;
+            uint64 deficit = 0;
+            if (sk.slot == slot) credits = uint64(sk.exportWh) - sk.soldWh;
+            else _requireMetered(id, p.seller, s.meter, slot);
+            if (bk.slot == slot) deficit = uint64(bk.importWh) - bk.boughtWh;
+            else _requireMetered(id, p.buyer, b.meter, slot);
+            delivered = _min(p.energyWh, _min(credits, deficit));
             // The reservation pays the whole delivery at the grid fee of its clearing. A fee
             // raised since then delivers what the reservation covers at the new fee, in whole
             // Wh: floor(e*p/1000) + floor(e*f/1000) <= e*(p+f)/1000 <= reserved.
@@ -910,7 +924,7 @@ contract Voisin is VoisinToken {
             _consumeEnergy(index, p.seller, p.buyer, slot, delivered);
             cost = uint256(delivered) * price / 1000;
             fee = uint256(delivered) * t.gridFeeUeurPerKWh / 1000;
-            _debit(p.buyer, b.account, cost + fee);
+            _debit(p.buyer, buyerAccount, cost + fee);
             _credit(p.seller, s.account, cost);
             emit FillSettled(slot, p.seller, p.buyer, 0, 0, delivered, price, cost, fee);
         }
