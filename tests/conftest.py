@@ -38,11 +38,20 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes] | None, seconds: float = 3
     raise RuntimeError(f"anvil did not answer at {url} within {seconds} s")
 
 
+def _xdist_worker() -> str | None:
+    """This process's pytest-xdist worker id ("gw0", "gw1"...), or None outside xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
 @pytest.fixture(scope="session")
 def anvil_url() -> Iterator[str]:
-    """A running anvil node: the one .ci/run started (VOISIN_TEST_ANVIL_URL), or our own."""
+    """A running anvil node: the one .ci/run started (VOISIN_TEST_ANVIL_URL), or our own.
+
+    Under pytest-xdist only the first worker uses the given node: the tests send from anvil's
+    first account, and two processes sending from it at once would race for its nonces. Every
+    other worker starts a node of its own."""
     given = os.environ.get("VOISIN_TEST_ANVIL_URL")
-    if given:
+    if given and _xdist_worker() in (None, "gw0"):
         _wait_for(given, None)
         yield given
         return

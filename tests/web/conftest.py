@@ -4,6 +4,7 @@ Debian's ``chromium`` package driven by Playwright (never ``playwright install``
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -150,8 +151,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """Headless Chromium for the tests of this package, closed once they have run.
+
+    Not for the whole session: while Playwright's sync API runs, it marks its event loop as
+    the thread's running loop between calls, so an ``asyncio.run()`` or ``anyio.run()`` in a
+    later test of the same process (another file on the same pytest-xdist worker) would fail
+    with "cannot be called from a running event loop"."""
     path = chromium_path()
     if not Path(path).exists():
         if os.environ.get("CI"):
@@ -163,6 +170,10 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
         yield b
         b.close()
+    # Playwright's exit stops its loop, which clears the running loop; make sure of it, so
+    # that no test after this package depends on Playwright's internals.
+    if asyncio._get_running_loop() is not None:
+        asyncio._set_running_loop(None)
 
 
 @pytest.fixture
