@@ -32,7 +32,9 @@ reachable_chains = pytest.mark.parametrize(
 )
 
 
-def _trade_three_slots(api: Api) -> None:
+def _trade_three_slots(api: Api) -> list[int]:
+    """Three slots traded and settled; returns them (read once: a quarter hour may turn
+    while the test runs)."""
     seller = api.register(prosumer=True)
     buyer = api.register(prosumer=False, topup_ueur=3_000_000)
     first = past_slot(6)
@@ -42,6 +44,7 @@ def _trade_three_slots(api: Api) -> None:
     api.flush()
     for slot in range(first, first + 3):
         assert api.client.post(f"/market/slots/{slot}/settle", headers=OP).status_code == 200
+    return list(range(first, first + 3))
 
 
 def _free(services: Any) -> bool:
@@ -79,7 +82,7 @@ def _here(api: Api, **kwargs: Any) -> dict[str, Any]:
 
 @reachable_chains
 def test_the_child_answers_the_same_report_as_the_server(api: Api) -> None:
-    _trade_three_slots(api)
+    slots = _trade_three_slots(api)
     services = api.services
     assert services.chain_access() is not None
     children = []
@@ -89,10 +92,10 @@ def test_the_child_answers_the_same_report_as_the_server(api: Api) -> None:
     assert run.report["ok"] is True, run.report["findings"]
     assert _same(run.report) == _here(api)
     assert run.head_block == int(services.chain.w3.eth.block_number)
-    assert run.last_settled_slot == past_slot(6) + 2
+    assert run.last_settled_slot == slots[2]
     # The route answers the child's report, slot bounds and the feeder included.
-    body = api.client.get("/audit/report", params={"from": past_slot(5)}, headers=OP).json()
-    assert _same(body) == _here(api, from_slot=past_slot(5))
+    body = api.client.get("/audit/report", params={"from": slots[1]}, headers=OP).json()
+    assert _same(body) == _here(api, from_slot=slots[1])
     assert body["summary"]["sealed_slots"] == 3
 
     # A tampered fill: the child finds it as the server would.
@@ -137,11 +140,10 @@ def test_a_child_that_fails_says_why_and_leaves_the_chain_free(api: Api) -> None
 
 @reachable_chains
 def test_the_power_flows_run_in_a_worker_that_is_replaced_and_restarted(api: Api) -> None:
-    _trade_three_slots(api)
+    slots = _trade_three_slots(api)
     services = api.services
     worker = services.feeder_worker
     assert worker is not None
-    slots = [past_slot(6) + k for k in range(3)]
     kept = services.keeper.run_once()
     assert sorted(kept.feeder_slots) == slots and worker.started == 1
     with Session(services.engine) as session:
