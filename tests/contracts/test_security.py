@@ -22,17 +22,38 @@ from tests.world import SLOT, World, new_world
 CALLING_OPCODES = {0xF1: "CALL", 0xF2: "CALLCODE", 0xF4: "DELEGATECALL", 0xFF: "SELFDESTRUCT"}
 
 
+#: Opcodes after which the next byte is not reached by falling through: only a JUMPDEST
+#: (0x5b) starts reachable code again. The compiler appends constant data (event topics) after
+#: the last of them, which a plain walk would read as opcodes.
+_TERMINATORS = {0x00, 0x56, 0xF3, 0xFD, 0xFE, 0xFF}
+
+
 def _opcodes(code: bytes) -> list[int]:
-    """The opcodes of EVM code, skipping PUSH data and the trailing CBOR metadata."""
+    """The reachable opcodes of EVM code: PUSH data, the trailing CBOR metadata and the bytes
+    between a terminating opcode and the next JUMPDEST (where no jump can land) skipped."""
     metadata = int.from_bytes(code[-2:], "big") + 2
     body = code[: len(code) - metadata]
     ops: list[int] = []
     i = 0
+    live = True
     while i < len(body):
         op = body[i]
-        ops.append(op)
+        live = live or op == 0x5B
+        if live:
+            ops.append(op)
         i += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
+        if op in _TERMINATORS:
+            live = False
     return ops
+
+
+def test_the_opcode_walk_skips_data_but_not_code() -> None:
+    metadata = bytes(2)  # no CBOR: a length of 0
+    # A CALL in PUSH data and one after INVALID, before any JUMPDEST, cannot run ...
+    hidden = bytes([0x63, 0xF1, 0xF1, 0xF1, 0xF1, 0x50, 0xFE, 0xF1, 0xF4])
+    assert _opcodes(hidden + metadata) == [0x63, 0x50, 0xFE]
+    # ... one after a JUMPDEST can.
+    assert 0xF1 in _opcodes(hidden + bytes([0x5B, 0xF1]) + metadata)
 
 
 def test_contract_code_holds_no_call_that_could_reenter() -> None:
