@@ -139,7 +139,9 @@ class ForwardRecord(SQLModel, table=True):
     cost_ueur: int | None = Field(default=None, sa_type=BigInteger)
     fee_ueur: int | None = Field(default=None, sa_type=BigInteger)
     refund_ueur: int | None = Field(default=None, sa_type=BigInteger)
-    settled_block: int | None = Field(default=None, sa_type=BigInteger)
+    # Indexed: the settlement worker looks up the open positions (settled_block IS NULL) every
+    # slot, which without it read the whole history of positions.
+    settled_block: int | None = Field(default=None, sa_type=BigInteger, index=True)
     settled_tx: str | None = None
 
 

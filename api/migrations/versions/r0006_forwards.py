@@ -44,9 +44,11 @@ def upgrade() -> None:
     op.create_index("ix_forward_position_slot", "forward_position", ["slot"])
     op.create_index("ix_forward_position_seller", "forward_position", ["seller"])
     op.create_index("ix_forward_position_buyer", "forward_position", ["buyer"])
+    op.create_index("ix_forward_position_settled_block", "forward_position", ["settled_block"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_forward_position_settled_block", table_name="forward_position")
     op.drop_index("ix_forward_position_buyer", table_name="forward_position")
     op.drop_index("ix_forward_position_seller", table_name="forward_position")
     op.drop_index("ix_forward_position_slot", table_name="forward_position")
