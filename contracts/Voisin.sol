@@ -593,35 +593,14 @@ contract Voisin is VoisinToken {
         if (_forwardBatchCleared[batchKey]) revert ForwardBatchAlreadyCleared(slot, batch);
         _forwardBatchCleared[batchKey] = true;
         Tariffs memory t = _tariffs;
-        uint32 id = forwardCount;
-        for (uint256 i = 0; i < n; ++i) {
-            Forward calldata f = positions[i];
-            // A batch cannot hold 2^32 positions within any block gas limit.
-            uint32 index = uint32(i);
-            if (f.energyWh == 0) revert ZeroEnergy(index);
-            if (f.seller == f.buyer) revert SelfTrade(index, f.seller);
-            uint64 price = f.priceUeurPerKWh;
-            _checkPrice(index, price, t);
-            Household storage s = _existingHousehold(f.seller);
-            if (!s.active) revert HouseholdInactive(f.seller);
-            Household storage b = _existingHousehold(f.buyer);
-            if (!b.active) revert HouseholdInactive(f.buyer);
-            _requireUnmetered(index, f.seller, s.meter, slot);
-            _requireUnmetered(index, f.buyer, b.meter, slot);
-            uint256 reserved = uint256(f.energyWh) * price / 1000
-                + uint256(f.energyWh) * t.gridFeeUeurPerKWh / 1000;
-            address buyerAccount = b.account;
-            uint256 funds = b.balanceUeur;
-            if (funds < reserved) revert InsufficientFunds(index, buyerAccount, funds, reserved);
-            // To the escrow, the contract's own balance (the buyer's household is known).
-            _debit(f.buyer, buyerAccount, reserved);
-            _credit(householdOf[address(this)], address(this), reserved);
-            emit Transfer(buyerAccount, address(this), reserved);
-            ++id;
-            _forwards[id] = _forwardHash(id, slot, f.seller, f.buyer, f.energyWh, price, reserved);
-            emit ForwardCleared(id, slot, f.seller, f.buyer, f.energyWh, price, reserved);
-        }
-        forwardCount = id;
+        (uint256 next, uint256 lastId, uint256 escrow) =
+            _clearForwards(slot, positions, forwardCount, t);
+        if (next < n) _refuseClearing(uint32(next), slot, positions[next], t);
+        // Ids are uint32; 2^32 positions are far beyond any ledger's life, but never wrap.
+        require(lastId <= type(uint32).max);
+        forwardCount = uint32(lastId);
+        // To the escrow, the contract's own balance, once for the batch.
+        _credit(householdOf[address(this)], address(this), escrow);
     }
 
     /// @notice Settle forward positions of `slot` against its metered energy (settler only),
@@ -642,11 +621,10 @@ contract Voisin is VoisinToken {
     {
         uint256 n = positions.length;
         if (n == 0) revert EmptyBatch();
-        Tariffs memory t = _tariffs;
-        uint256 totalFee = 0;
-        for (uint256 i = 0; i < n; ++i) {
-            totalFee += _settleForward(uint32(i), slot, positions[i], t);
-        }
+        (uint256 next, uint256 totalFee, uint256 escrow) = _settleForwards(slot, positions, _tariffs);
+        if (next < n) _refuseSettlement(slot, positions[next]);
+        // Out of the escrow, once for the batch: the reservations given back.
+        _debit(householdOf[address(this)], address(this), escrow);
         address fees = feeRecipient;
         if (totalFee != 0) _credit(householdOf[fees], fees, totalFee);
     }
@@ -704,12 +682,6 @@ contract Voisin is VoisinToken {
     ///         KEPT_SLOTS); zeros for any other slot (not metered, or overwritten).
     function slotEnergy(uint32 id, uint32 slot) external view returns (SlotEnergy memory) {
         return _slotEnergy(id, slot);
-    }
-
-    /// @notice Credits (unsold metered export) a household holds for a slot it can still trade.
-    function creditsOf(uint32 id, uint32 slot) external view returns (uint64) {
-        SlotEnergy memory e = _slotEnergy(id, slot);
-        return e.exportWh - e.soldWh;
     }
 
     /// @notice An offer.
@@ -863,82 +835,248 @@ contract Voisin is VoisinToken {
         }
     }
 
-    /// @dev Settles one forward position; returns the grid fee taken from the buyer, which the
-    ///      caller credits to the fee recipient.
-    function _settleForward(
-        uint32 index,
-        uint32 slot,
-        ForwardPosition calldata p,
-        Tariffs memory t
-    ) private returns (uint256 fee) {
+    /// @dev Clears positions[0], positions[1], ... up to the first that a check refuses;
+    ///      returns its index (nothing of it written: the caller reverts with the check's error,
+    ///      _refuseClearing), or the length, with the last id given (`id` before the first) and
+    ///      the reservations taken, which the caller credits to the escrow. For each position:
+    ///      every field within its type (else an empty revert, as the ABI decoder does), energy,
+    ///      no self-trade, the price within today's tariffs, both households active, neither
+    ///      meter past the slot, the buyer's funds; then the buyer's reservation, the stored
+    ///      hash, Transfer(buyer, escrow) and ForwardCleared. In assembly, for the reason given
+    ///      at _commitReadingsFast (a few hundred opcodes per position, several times as many
+    ///      in Solidity). Layouts as at _settleFillsFast and _commitReadingsFast; a household's
+    ///      meter is the word after its first.
+    function _clearForwards(uint32 slot, Forward[] calldata positions, uint256 id, Tariffs memory t)
+        private
+        returns (uint256 next, uint256 lastId, uint256 escrow)
+    {
+        uint256 feedIn = t.feedInUeurPerKWh;
+        uint256 retail = t.retailUeurPerKWh;
+        uint256 gridFee = t.gridFeeUeurPerKWh;
+        bytes32 transferTopic = Transfer.selector;
+        bytes32 clearedTopic = ForwardCleared.selector;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            let end := add(positions.offset, mul(positions.length, 0x80))
+            let f := positions.offset
+            for {} lt(f, end) { f := add(f, 0x80) } {
+                // Forward: seller, buyer, energyWh, price; copied to p + 0x40 so that p holds
+                // the hashed fields (id, slot, seller, buyer, energyWh, price, reserved).
+                calldatacopy(add(p, 0x40), f, 0x80)
+                let seller := mload(add(p, 0x40))
+                let buyer := mload(add(p, 0x60))
+                let energy := mload(add(p, 0x80))
+                let price := mload(add(p, 0xa0))
+                if or(or(shr(32, seller), shr(32, buyer)), or(shr(64, energy), shr(64, price))) {
+                    revert(0, 0)
+                }
+                if or(iszero(energy), eq(seller, buyer)) { break }
+                if or(lt(price, feedIn), gt(add(price, gridFee), retail)) { break }
+                // Both active (bit 160), so registered: an unknown household's word is zero.
+                mstore(0x00, seller)
+                mstore(0x20, _households.slot)
+                let sellerAt := keccak256(0x00, 0x40)
+                mstore(0x00, buyer)
+                let buyerAt := keccak256(0x00, 0x40)
+                let buyerWord := sload(buyerAt)
+                if iszero(and(and(shr(160, sload(sellerAt)), shr(160, buyerWord)), 1)) { break }
+                // Neither meter has read the slot: lastSlot (bits 32-63) is 0 or before it.
+                mstore(0x20, _meters.slot)
+                mstore(0x00, sload(add(sellerAt, 1)))
+                let last := and(shr(32, sload(keccak256(0x00, 0x40))), 0xffffffff)
+                if and(gt(last, 0), iszero(lt(last, slot))) { break }
+                mstore(0x00, sload(add(buyerAt, 1)))
+                last := and(shr(32, sload(keccak256(0x00, 0x40))), 0xffffffff)
+                if and(gt(last, 0), iszero(lt(last, slot))) { break }
+                let reserved := add(div(mul(energy, price), 1000), div(mul(energy, gridFee), 1000))
+                if lt(shr(176, buyerWord), reserved) { break }
+                // Every check passed: write.
+                sstore(buyerAt, sub(buyerWord, shl(176, reserved)))
+                escrow := add(escrow, reserved)
+                id := add(id, 1)
+                mstore(p, id)
+                mstore(add(p, 0x20), slot)
+                mstore(add(p, 0xc0), reserved)
+                mstore(0x00, id)
+                mstore(0x20, _forwards.slot)
+                sstore(keccak256(0x00, 0x40), keccak256(p, 0xe0))
+                let buyerAccount := and(buyerWord, sub(shl(160, 1), 1))
+                log3(add(p, 0xc0), 0x20, transferTopic, buyerAccount, address())
+                log4(add(p, 0x60), 0x80, clearedTopic, id, slot, seller)
+            }
+            next := div(sub(f, positions.offset), 0x80)
+            lastId := id
+        }
+    }
+
+    /// @dev Reverts with the error of the first check that refuses clearing `f`, in the order
+    ///      _clearForwards checks them.
+    function _refuseClearing(uint32 index, uint32 slot, Forward calldata f, Tariffs memory t)
+        private
+        view
+    {
+        if (f.energyWh == 0) revert ZeroEnergy(index);
+        if (f.seller == f.buyer) revert SelfTrade(index, f.seller);
+        _checkPrice(index, f.priceUeurPerKWh, t);
+        Household storage s = _existingHousehold(f.seller);
+        if (!s.active) revert HouseholdInactive(f.seller);
+        Household storage b = _existingHousehold(f.buyer);
+        if (!b.active) revert HouseholdInactive(f.buyer);
+        _requireUnmetered(index, f.seller, s.meter, slot);
+        _requireUnmetered(index, f.buyer, b.meter, slot);
+        uint256 reserved = uint256(f.energyWh) * f.priceUeurPerKWh / 1000
+            + uint256(f.energyWh) * t.gridFeeUeurPerKWh / 1000;
+        revert InsufficientFunds(index, b.account, b.balanceUeur, reserved);
+    }
+
+    /// @dev Settles positions[0], positions[1], ... up to the first that is refused; returns
+    ///      its index (nothing of it written: the caller reverts with the refusal's error,
+    ///      _refuseSettlement), or the length, with the grid fees taken and the reservations
+    ///      given back, which the caller debits from the escrow. For each position:
+    ///      - every field within its type (else an empty revert, as the ABI decoder does), and
+    ///        the stored hash of these very fields (refused if settled or unknown);
+    ///      - the reservation goes back to the buyer (Transfer from the escrow);
+    ///      - if both households are active and the price is within today's tariffs, it
+    ///        delivers min(energy, the seller's credits, the buyer's import left) of the slot.
+    ///        A party whose ring holds the slot has metered it; one whose ring does not has
+    ///        nothing left of it if its meter has read the slot since, else the position is
+    ///        refused (not due). The reservation pays the whole delivery at the grid fee of
+    ///        its clearing; a fee raised since delivers what it covers, in whole Wh:
+    ///        floor(e*p/1000) + floor(e*f/1000) <= e*(p+f)/1000 <= reserved;
+    ///      - the delivered part is paid as a fill (FillSettled with offer and bid id 0), the
+    ///        buyer's word taking the reservation back less its cost and fee in one write;
+    ///      - ForwardSettled.
+    ///      In assembly, for the reason given at _commitReadingsFast. Layouts as at
+    ///      _settleFillsFast and _commitReadingsFast.
+    function _settleForwards(uint32 slot, ForwardPosition[] calldata positions, Tariffs memory t)
+        private
+        returns (uint256 next, uint256 fees, uint256 escrow)
+    {
+        uint256 feedIn = t.feedInUeurPerKWh;
+        uint256 retail = t.retailUeurPerKWh;
+        uint256 gridFee = t.gridFeeUeurPerKWh;
+        bytes32 transferTopic = Transfer.selector;
+        bytes32 fillTopic = FillSettled.selector;
+        bytes32 settledTopic = ForwardSettled.selector;
+        uint256 kept = KEPT_SLOTS;
+        assembly ("memory-safe") {
+            let u56 := 0xffffffffffffff
+            let p := mload(0x40)
+            let end := add(positions.offset, mul(positions.length, 0xc0))
+            let f := positions.offset
+            for {} lt(f, end) { f := add(f, 0xc0) } {
+                // ForwardPosition: forwardId, seller, buyer, energyWh, price, reserved; laid out
+                // at p as the hashed fields (id, slot, seller, buyer, energyWh, price, reserved).
+                let id := calldataload(f)
+                mstore(p, id)
+                mstore(add(p, 0x20), slot)
+                calldatacopy(add(p, 0x40), add(f, 0x20), 0xa0)
+                let seller := mload(add(p, 0x40))
+                let buyer := mload(add(p, 0x60))
+                let energy := mload(add(p, 0x80))
+                let price := mload(add(p, 0xa0))
+                let reserved := mload(add(p, 0xc0))
+                let wide := or(shr(32, id), or(shr(32, seller), shr(32, buyer)))
+                if or(wide, or(shr(64, energy), shr(64, price))) { revert(0, 0) }
+                // A hash is neither zero (never cleared) nor 1 (settled).
+                mstore(0x00, id)
+                mstore(0x20, _forwards.slot)
+                let forwardAt := keccak256(0x00, 0x40)
+                if iszero(eq(sload(forwardAt), keccak256(p, 0xe0))) { break }
+                mstore(0x00, seller)
+                mstore(0x20, _households.slot)
+                let sellerAt := keccak256(0x00, 0x40)
+                let sellerWord := sload(sellerAt)
+                mstore(0x00, buyer)
+                let buyerAt := keccak256(0x00, 0x40)
+                let buyerWord := sload(buyerAt)
+                let delivered := 0
+                let sellerEnergyAt := 0
+                let buyerEnergyAt := 0
+                let se := 0
+                let be := 0
+                let open := and(and(shr(160, sellerWord), shr(160, buyerWord)), 1)
+                if and(open, iszero(or(lt(price, feedIn), gt(add(price, gridFee), retail)))) {
+                    delivered := energy
+                    mstore(0x20, _energy.slot)
+                    mstore(0x00, or(shl(32, seller), mod(slot, kept)))
+                    sellerEnergyAt := keccak256(0x00, 0x40)
+                    se := sload(sellerEnergyAt)
+                    mstore(0x00, or(shl(32, buyer), mod(slot, kept)))
+                    buyerEnergyAt := keccak256(0x00, 0x40)
+                    be := sload(buyerEnergyAt)
+                    // Credits: export - sold; import left: import - bought (never negative).
+                    let left := 0
+                    if eq(and(se, 0xffffffff), slot) { left := sub(and(shr(88, se), u56), shr(200, se)) }
+                    if lt(left, delivered) { delivered := left }
+                    left := 0
+                    if eq(and(be, 0xffffffff), slot) {
+                        left := sub(and(shr(32, be), u56), and(shr(144, be), u56))
+                    }
+                    if lt(left, delivered) { delivered := left }
+                    // Not due: a party's meter (lastSlot, bits 32-63) has not read the slot.
+                    mstore(0x20, _meters.slot)
+                    if iszero(eq(and(se, 0xffffffff), slot)) {
+                        mstore(0x00, sload(add(sellerAt, 1)))
+                        if lt(and(shr(32, sload(keccak256(0x00, 0x40))), 0xffffffff), slot) { break }
+                    }
+                    if iszero(eq(and(be, 0xffffffff), slot)) {
+                        mstore(0x00, sload(add(buyerAt, 1)))
+                        if lt(and(shr(32, sload(keccak256(0x00, 0x40))), 0xffffffff), slot) { break }
+                    }
+                    if gt(add(div(mul(delivered, price), 1000), div(mul(delivered, gridFee), 1000)), reserved) {
+                        delivered := div(mul(reserved, 1000), add(price, gridFee))
+                    }
+                }
+                let cost := div(mul(delivered, price), 1000)
+                let fee := div(mul(delivered, gridFee), 1000)
+                let refund := sub(reserved, add(cost, fee))
+                // Every check passed: write. Sums stay within their fields (delivered fits
+                // both parties' energy; balances are bounded by the supply cap).
+                sstore(forwardAt, 1)
+                if delivered {
+                    sstore(sellerEnergyAt, add(se, shl(200, delivered)))
+                    sstore(buyerEnergyAt, add(be, shl(144, delivered)))
+                    sstore(sellerAt, add(sellerWord, shl(176, cost)))
+                }
+                sstore(buyerAt, add(buyerWord, shl(176, refund)))
+                escrow := add(escrow, reserved)
+                fees := add(fees, fee)
+                // Transfer(escrow, buyer, reserved); FillSettled(slot, seller, buyer; 0, 0,
+                // delivered, price, cost, fee) if anything was delivered; ForwardSettled(id,
+                // slot, seller; buyer, delivered, shortfall, cost, fee, refund).
+                let buyerAccount := and(buyerWord, sub(shl(160, 1), 1))
+                log3(add(p, 0xc0), 0x20, transferTopic, address(), buyerAccount)
+                mstore(add(p, 0xe0), 0)
+                mstore(add(p, 0x100), 0)
+                mstore(add(p, 0x120), delivered)
+                mstore(add(p, 0x140), price)
+                mstore(add(p, 0x160), cost)
+                mstore(add(p, 0x180), fee)
+                if delivered { log4(add(p, 0xe0), 0xc0, fillTopic, slot, seller, buyer) }
+                mstore(add(p, 0x100), buyer)
+                mstore(add(p, 0x140), sub(energy, delivered))
+                mstore(add(p, 0x1a0), refund)
+                log4(add(p, 0x100), 0xc0, settledTopic, id, slot, seller)
+            }
+            next := div(sub(f, positions.offset), 0xc0)
+        }
+    }
+
+    /// @dev Reverts with the error that refuses settling `p`, in the order _settleForwards
+    ///      checks: settled already, unknown (not cleared with these fields), not due.
+    function _refuseSettlement(uint32 slot, ForwardPosition calldata p) private view {
         uint32 id = p.forwardId;
         bytes32 stored = _forwards[id];
         if (stored == _FORWARD_SETTLED) revert ForwardAlreadySettled(id);
         if (
-            stored == bytes32(0)
-                || stored
-                    != _forwardHash(
-                        id, slot, p.seller, p.buyer, p.energyWh, p.priceUeurPerKWh, p.reservedUeur
-                    )
+            stored
+                != _forwardHash(
+                    id, slot, p.seller, p.buyer, p.energyWh, p.priceUeurPerKWh, p.reservedUeur
+                )
         ) revert UnknownForward(id);
-        _forwards[id] = _FORWARD_SETTLED;
-        Household storage s = _households[p.seller];
-        Household storage b = _households[p.buyer];
-        // The reservation goes back whole; the delivered part is then paid as a fill. The
-        // buyer's account is its household's (no lookup), the escrow the contract's own.
-        address buyerAccount = b.account;
-        _debit(householdOf[address(this)], address(this), p.reservedUeur);
-        _credit(p.buyer, buyerAccount, p.reservedUeur);
-        emit Transfer(address(this), buyerAccount, p.reservedUeur);
-        uint64 delivered = 0;
-        uint64 price = p.priceUeurPerKWh;
-        if (
-            s.active && b.active && price >= t.feedInUeurPerKWh
-                && uint256(price) + t.gridFeeUeurPerKWh <= t.retailUeurPerKWh
-        ) {
-            // A ring word that holds the slot was written by the party's reading of it: only
-            // a party whose ring does not hold it has its meter read (not due yet, or the
-            // slot overwritten since, which leaves nothing to deliver).
-            KeptSlot memory sk = _energy[_keptKey(p.seller, slot)];
-            KeptSlot memory bk = _energy[_keptKey(p.buyer, slot)];
-            uint64 credits = 0;
-            uint64 deficit = 0;
-            if (sk.slot == slot) credits = uint64(sk.exportWh) - sk.soldWh;
-            else _requireMetered(id, p.seller, s.meter, slot);
-            if (bk.slot == slot) deficit = uint64(bk.importWh) - bk.boughtWh;
-            else _requireMetered(id, p.buyer, b.meter, slot);
-            delivered = _min(p.energyWh, _min(credits, deficit));
-            // The reservation pays the whole delivery at the grid fee of its clearing. A fee
-            // raised since then delivers what the reservation covers at the new fee, in whole
-            // Wh: floor(e*p/1000) + floor(e*f/1000) <= e*(p+f)/1000 <= reserved.
-            uint256 fee_ = t.gridFeeUeurPerKWh;
-            if (
-                uint256(delivered) * price / 1000 + uint256(delivered) * fee_ / 1000
-                    > p.reservedUeur
-            ) delivered = uint64(p.reservedUeur * 1000 / (uint256(price) + fee_));
-        }
-        uint256 cost = 0;
-        if (delivered != 0) {
-            // Checked above: both active, the price inside the tariffs, the energy left to
-            // both and the funds released; what is left of a fill is its bookkeeping.
-            _consumeEnergy(index, p.seller, p.buyer, slot, delivered);
-            cost = uint256(delivered) * price / 1000;
-            fee = uint256(delivered) * t.gridFeeUeurPerKWh / 1000;
-            _debit(p.buyer, buyerAccount, cost + fee);
-            _credit(p.seller, s.account, cost);
-            emit FillSettled(slot, p.seller, p.buyer, 0, 0, delivered, price, cost, fee);
-        }
-        emit ForwardSettled(
-            id,
-            slot,
-            p.seller,
-            p.buyer,
-            delivered,
-            p.energyWh - delivered,
-            cost,
-            fee,
-            p.reservedUeur - cost - fee
-        );
+        _requireMetered(id, p.seller, _households[p.seller].meter, slot);
+        _requireMetered(id, p.buyer, _households[p.buyer].meter, slot);
     }
 
     function _forwardHash(

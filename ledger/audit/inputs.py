@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from eth_utils.address import to_checksum_address
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from ledger.contract.client import VoisinClient
+from ledger.contract.event_codec import checksum_address
 from ledger.mirror.models import (
     BalanceRecord,
     ChainEvent,
@@ -43,11 +42,11 @@ __all__ = ["EVIDENCE_FROM_KEY", "AuditInputs", "Registration", "checksum", "coll
 EVIDENCE_FROM_KEY = "signed_readings_from_slot"
 
 
-@lru_cache(maxsize=1 << 16)
 def checksum(address: str) -> str:
-    """``address`` checksummed, remembered: the checks compare tens of thousands of addresses
-    among a few hundred distinct ones, and checksumming (a keccak each) dominated their time."""
-    return str(to_checksum_address(address))
+    """``address`` checksummed, remembered (:func:`ledger.contract.event_codec.checksum_address`):
+    the checks compare tens of thousands of addresses among a few hundred distinct ones, and
+    checksumming (a keccak each) dominated their time."""
+    return checksum_address(address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,37 +127,37 @@ def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> Audi
             registrations.append(
                 Registration(
                     int(a["household"]),
-                    to_checksum_address(a["meter"]),
+                    checksum(a["meter"]),
                     int(a["importBaselineWh"]),
                     int(a["exportBaselineWh"]),
                     e.block_number,
                     e.log_index,
                 )
             )
-            accounts.add(to_checksum_address(a["account"]))
-            meters.add(to_checksum_address(a["meter"]))
+            accounts.add(checksum(a["account"]))
+            meters.add(checksum(a["meter"]))
             households.add(int(a["household"]))
         elif e.name == "MeterRotated":
             registrations.append(
                 Registration(
                     int(a["household"]),
-                    to_checksum_address(a["newMeter"]),
+                    checksum(a["newMeter"]),
                     int(a["importBaselineWh"]),
                     int(a["exportBaselineWh"]),
                     e.block_number,
                     e.log_index,
                 )
             )
-            meters.add(to_checksum_address(a["newMeter"]))
+            meters.add(checksum(a["newMeter"]))
         elif e.name == "AccountRotated":
-            accounts.add(to_checksum_address(a["newAccount"]))
+            accounts.add(checksum(a["newAccount"]))
         elif e.name in ("Transfer", "ToppedUp"):
             for key in ("from", "to", "account"):
                 if key in a and int(a[key], 16) != 0:
-                    accounts.add(to_checksum_address(a[key]))
+                    accounts.add(checksum(a[key]))
         elif e.name == "FeeRecipientSet":
-            accounts.add(to_checksum_address(a["recipient"]))
-    household_meters = {h: str(to_checksum_address(client.household(h).meter)) for h in households}
+            accounts.add(checksum(a["recipient"]))
+    household_meters = {h: str(checksum(client.household(h).meter)) for h in households}
     with Session(engine) as session:
         cursor = session.get(IndexerCursor, client.address)
         mirror_block = None if cursor is None else cursor.last_block

@@ -831,7 +831,8 @@ class VoisinClient:
         return SlotEnergy(*self._view("slotEnergy", household, slot))
 
     def credits_of(self, household: int, slot: int) -> int:
-        return int(self._view("creditsOf", household, slot))
+        """Unsold metered export of ``slot`` (Wh): zero for a slot the ring no longer keeps."""
+        return self.slot_energy(household, slot).credits_Wh
 
     def offer(self, offer_id: int) -> Order:
         return _order(offer_id, self._view("getOffer", offer_id), errors.UnknownOffer, "offerId")

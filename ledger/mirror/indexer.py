@@ -181,7 +181,11 @@ class _Chunk:
 
 
 def _preload(chunk: _Chunk, events: Sequence[Event]) -> None:
-    """Load ahead the households and balances the chunk's fills and transfers change."""
+    """Load ahead the forward positions the chunk settles, and the households and balances
+    its fills and transfers change."""
+    settled = [event.args["forwardId"] for event in events if event.name == "ForwardSettled"]
+    if settled:
+        chunk.preload(ForwardRecord, ForwardRecord.forward_id, settled)
     households = {
         event.args[party]
         for event in events

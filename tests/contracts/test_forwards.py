@@ -243,6 +243,109 @@ class ForwardSuite:
         assert settled.args["costUeur"] + settled.args["feeUeur"] <= position.reserved_ueur
         assert settled.args["refundUeur"] >= 0
 
+    def test_a_refused_position_late_in_a_batch_is_named_and_changes_nothing(
+        self, w: World, p: Pair
+    ) -> None:
+        """The fifth position of a batch fails one check after another; each time the error
+        names it, and the four before it, which passed, are undone with it."""
+        c = w.client
+        idle = w.household(prosumer=True)
+        c.deactivate_household(w.operator, idle.id)
+        metered = w.household(prosumer=True)
+        w.meter(metered, SLOT, export_Wh=10)
+        good = [Forward(p.seller.id, p.buyer.id, 1_000, PRICE)] * 4
+        # Four positions take 4 x 130,000 of the buyer's 10,000,000; 73,000 Wh more is short.
+        seller, buyer, e = p.seller.id, p.buyer.id, errors
+        left = 10_000_000 - 4 * _reserved(1_000)
+        cases: list[tuple[Forward, type[errors.ContractError], str, int]] = [
+            (Forward(seller, buyer, 0, PRICE), e.ZeroEnergy, "fill", 4),
+            (Forward(seller, seller, 10, PRICE), e.SelfTrade, "household", seller),
+            (Forward(seller, buyer, 10, 10), e.PriceOutsideTariffs, "price", 10),
+            (Forward(99, buyer, 10, PRICE), e.UnknownHousehold, "household", 99),
+            (Forward(idle.id, buyer, 10, PRICE), e.HouseholdInactive, "household", idle.id),
+            (Forward(seller, idle.id, 10, PRICE), e.HouseholdInactive, "household", idle.id),
+            (Forward(metered.id, buyer, 10, PRICE), e.ForwardTooLate, "household", metered.id),
+            (Forward(seller, buyer, 73_000, PRICE), e.InsufficientFunds, "haveUeur", left),
+        ]
+        for bad, error, field, value in cases:
+            with pytest.raises(error) as refused:
+                c.clear_forwards(w.operator, SLOT, 0, [*good, bad])
+            assert refused.value.values[field] == value, error
+            if "fill" in refused.value.values or "index" in refused.value.values:
+                assert refused.value.values.get("fill", refused.value.values.get("index")) == 4
+        assert c.forward_count() == 0
+        assert not c.forward_batch_cleared(SLOT, 0)
+        assert c.balance_of(c.address) == 0
+        assert c.balance_of(p.buyer.account.address) == 10_000_000
+        # The same batch without the refused position clears, ids from 1.
+        positions = _positions(c.clear_forwards(w.operator, SLOT, 0, good))
+        assert [q.forward_id for q in positions] == [1, 2, 3, 4]
+
+    def test_a_batch_settles_each_position_against_what_the_ones_before_it_left(
+        self, w: World, p: Pair
+    ) -> None:
+        """Three positions of one pair in one batch, 1,000 Wh each, against 2,500 Wh metered:
+        the first two deliver in full, the third the 500 Wh left; a fourth position whose buyer's
+        ring has moved on (a reading four slots later overwrote the slot) delivers nothing."""
+        c = w.client
+        other = w.household(prosumer=False, topup_ueur=1_000_000)
+        batch = [Forward(p.seller.id, p.buyer.id, 1_000, PRICE)] * 3 + [
+            Forward(p.seller.id, other.id, 200, PRICE)
+        ]
+        positions = _positions(c.clear_forwards(w.operator, SLOT, 0, batch))
+        escrow = 3 * _reserved(1_000) + _reserved(200)
+        assert c.balance_of(c.address) == escrow
+        w.meter(p.seller, SLOT, export_Wh=2_500)
+        w.meter(p.buyer, SLOT, import_Wh=5_000)
+        w.meter(other, SLOT, import_Wh=300)
+        w.meter(other, SLOT + 4, import_Wh=300)  # the same ring word: SLOT is gone for it
+        result = c.settle_forwards(w.operator, SLOT, positions)
+        settled = result.named("ForwardSettled")
+        assert [e.args["deliveredWh"] for e in settled] == [1_000, 1_000, 500, 0]
+        assert [e.args["shortfallWh"] for e in settled] == [0, 0, 500, 200]
+        fills = result.named("FillSettled")
+        assert [f.args["energyWh"] for f in fills] == [1_000, 1_000, 500]
+        refunds = [e.args["refundUeur"] for e in settled]
+        assert refunds == [0, 0, _reserved(500), _reserved(200)]
+        transfers = result.named("Transfer")
+        assert [(t.args["from"], t.args["value"]) for t in transfers] == [
+            (c.address, q.reserved_ueur) for q in positions
+        ]
+        cost, fee = 2_500 * PRICE // 1000, 2_500 * FEE // 1000
+        assert c.balance_of(c.address) == 0
+        assert c.balance_of(p.seller.account.address) == cost
+        assert c.balance_of(p.buyer.account.address) == 10_000_000 - cost - fee
+        assert c.balance_of(other.account.address) == 1_000_000
+        assert c.balance_of(w.operator.address) == fee
+        assert c.slot_energy(p.seller.id, SLOT).sold_Wh == 2_500
+        assert c.slot_energy(p.buyer.id, SLOT).bought_Wh == 2_500
+
+    def test_a_position_not_due_late_in_a_batch_holds_the_whole_batch(
+        self, w: World, p: Pair
+    ) -> None:
+        c = w.client
+        late = w.household(prosumer=False, topup_ueur=1_000_000)
+        batch = [Forward(p.seller.id, p.buyer.id, 100, PRICE)] * 3 + [
+            Forward(p.seller.id, late.id, 100, PRICE)
+        ]
+        positions = _positions(c.clear_forwards(w.operator, SLOT, 0, batch))
+        w.meter(p.seller, SLOT, export_Wh=1_000)
+        w.meter(p.buyer, SLOT, import_Wh=1_000)
+        with pytest.raises(errors.ForwardNotDue) as early:
+            c.settle_forwards(w.operator, SLOT, positions)
+        assert early.value.values["forwardId"] == positions[3].forward_id
+        assert early.value.values["household"] == late.id
+        assert c.slot_energy(p.seller.id, SLOT).sold_Wh == 0
+        assert c.balance_of(c.address) == 3 * _reserved(100) + _reserved(100)
+        # The three that are due settle; the fourth once its buyer's meter has read the slot.
+        c.settle_forwards(w.operator, SLOT, positions[:3])
+        with pytest.raises(errors.ForwardAlreadySettled):
+            c.settle_forwards(w.operator, SLOT, positions)
+        w.meter(late, SLOT, import_Wh=100)
+        (last,) = c.settle_forwards(w.operator, SLOT, positions[3:]).named("ForwardSettled")
+        assert last.args["deliveredWh"] == 100
+        assert c.balance_of(c.address) == 0
+
 
 class TestOnEmbeddedChain(ForwardSuite):
     @pytest.fixture

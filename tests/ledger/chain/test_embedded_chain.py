@@ -475,7 +475,6 @@ def test_views_read_directly_give_web3s_answers(tmp_path: Path) -> None:
             ("householdCount", ()),
             ("meterState", (a.meter.address,)),
             ("slotEnergy", (b.id, SLOT)),
-            ("creditsOf", (a.id, SLOT)),
             ("getOffer", (offer,)),
             ("offerCount", ()),
             ("offerUsedWh", (offer, SLOT)),
@@ -497,7 +496,7 @@ def test_views_read_directly_give_web3s_answers(tmp_path: Path) -> None:
         with pytest.raises(LedgerError):
             client.transact(w.operator, "settleBatch", SLOT, 0, [])
         # An argument that does not fit its type goes to web3 as before.
-        assert client._direct_view("creditsOf", (-1, SLOT)) is None
+        assert client._direct_view("slotEnergy", (-1, SLOT)) is None
         with pytest.raises(Exception) as raised:
             client.credits_of(-1, SLOT)
         assert not isinstance(raised.value, InvalidArgument)
