@@ -952,112 +952,125 @@ contract Voisin is VoisinToken {
         private
         returns (uint256 next, uint256 fees, uint256 escrow)
     {
-        uint256 feedIn = t.feedInUeurPerKWh;
-        uint256 retail = t.retailUeurPerKWh;
-        uint256 gridFee = t.gridFeeUeurPerKWh;
         bytes32 transferTopic = Transfer.selector;
         bytes32 fillTopic = FillSettled.selector;
         bytes32 settledTopic = ForwardSettled.selector;
-        uint256 kept = KEPT_SLOTS;
+        uint256 ring = slot % KEPT_SLOTS;
         assembly ("memory-safe") {
-            let u56 := 0xffffffffffffff
+            // Scratch above the free memory pointer, at p: the hashed fields (id, slot, seller,
+            // buyer, energyWh, price, reserved) at 0x00-0xdf, an event's data at 0xe0-0x1bf,
+            // the three topics at 0x1c0-0x21f, then the storage addresses of the position being
+            // settled (its hash, both households' words, both kept slots) at 0x220-0x2bf. What
+            // is read again later lives there, not on the stack, which stays shallow enough for
+            // the compiler to keep every variable on it. Tariffs at t: feed-in, retail, fee.
             let p := mload(0x40)
+            mstore(add(p, 0x20), slot)
+            mstore(add(p, 0x1c0), transferTopic)
+            mstore(add(p, 0x1e0), fillTopic)
+            mstore(add(p, 0x200), settledTopic)
             let end := add(positions.offset, mul(positions.length, 0xc0))
             let f := positions.offset
             for {} lt(f, end) { f := add(f, 0xc0) } {
-                // ForwardPosition: forwardId, seller, buyer, energyWh, price, reserved; laid out
-                // at p as the hashed fields (id, slot, seller, buyer, energyWh, price, reserved).
-                let id := calldataload(f)
-                mstore(p, id)
-                mstore(add(p, 0x20), slot)
+                // ForwardPosition: forwardId, seller, buyer, energyWh, price, reserved.
+                mstore(p, calldataload(f))
                 calldatacopy(add(p, 0x40), add(f, 0x20), 0xa0)
-                let seller := mload(add(p, 0x40))
-                let buyer := mload(add(p, 0x60))
-                let energy := mload(add(p, 0x80))
-                let price := mload(add(p, 0xa0))
-                let reserved := mload(add(p, 0xc0))
-                let wide := or(shr(32, id), or(shr(32, seller), shr(32, buyer)))
-                if or(wide, or(shr(64, energy), shr(64, price))) { revert(0, 0) }
+                let wide := or(shr(32, mload(p)), shr(32, mload(add(p, 0x40))))
+                wide := or(wide, or(shr(32, mload(add(p, 0x60))), shr(64, mload(add(p, 0x80)))))
+                if or(wide, shr(64, mload(add(p, 0xa0)))) { revert(0, 0) }
                 // A hash is neither zero (never cleared) nor 1 (settled).
-                mstore(0x00, id)
+                mstore(0x00, mload(p))
                 mstore(0x20, _forwards.slot)
-                let forwardAt := keccak256(0x00, 0x40)
-                if iszero(eq(sload(forwardAt), keccak256(p, 0xe0))) { break }
-                mstore(0x00, seller)
+                let at := keccak256(0x00, 0x40)
+                if iszero(eq(sload(at), keccak256(p, 0xe0))) { break }
+                mstore(add(p, 0x220), at)
                 mstore(0x20, _households.slot)
-                let sellerAt := keccak256(0x00, 0x40)
-                let sellerWord := sload(sellerAt)
-                mstore(0x00, buyer)
-                let buyerAt := keccak256(0x00, 0x40)
-                let buyerWord := sload(buyerAt)
+                mstore(0x00, mload(add(p, 0x40)))
+                at := keccak256(0x00, 0x40)
+                mstore(add(p, 0x240), at)
+                let sellerWord := sload(at)
+                mstore(0x00, mload(add(p, 0x60)))
+                at := keccak256(0x00, 0x40)
+                mstore(add(p, 0x260), at)
+                let buyerWord := sload(at)
                 let delivered := 0
-                let sellerEnergyAt := 0
-                let buyerEnergyAt := 0
                 let se := 0
                 let be := 0
-                let open := and(and(shr(160, sellerWord), shr(160, buyerWord)), 1)
-                if and(open, iszero(or(lt(price, feedIn), gt(add(price, gridFee), retail)))) {
-                    delivered := energy
+                let price := mload(add(p, 0xa0))
+                let band := iszero(or(lt(price, mload(t)), gt(add(price, mload(add(t, 0x40))), mload(add(t, 0x20)))))
+                if and(and(and(shr(160, sellerWord), shr(160, buyerWord)), 1), band) {
+                    delivered := mload(add(p, 0x80))
                     mstore(0x20, _energy.slot)
-                    mstore(0x00, or(shl(32, seller), mod(slot, kept)))
-                    sellerEnergyAt := keccak256(0x00, 0x40)
-                    se := sload(sellerEnergyAt)
-                    mstore(0x00, or(shl(32, buyer), mod(slot, kept)))
-                    buyerEnergyAt := keccak256(0x00, 0x40)
-                    be := sload(buyerEnergyAt)
-                    // Credits: export - sold; import left: import - bought (never negative).
-                    let left := 0
-                    if eq(and(se, 0xffffffff), slot) { left := sub(and(shr(88, se), u56), shr(200, se)) }
-                    if lt(left, delivered) { delivered := left }
-                    left := 0
-                    if eq(and(be, 0xffffffff), slot) {
-                        left := sub(and(shr(32, be), u56), and(shr(144, be), u56))
-                    }
-                    if lt(left, delivered) { delivered := left }
-                    // Not due: a party's meter (lastSlot, bits 32-63) has not read the slot.
-                    mstore(0x20, _meters.slot)
-                    if iszero(eq(and(se, 0xffffffff), slot)) {
-                        mstore(0x00, sload(add(sellerAt, 1)))
+                    mstore(0x00, or(shl(32, mload(add(p, 0x40))), ring))
+                    at := keccak256(0x00, 0x40)
+                    mstore(add(p, 0x280), at)
+                    se := sload(at)
+                    mstore(0x00, or(shl(32, mload(add(p, 0x60))), ring))
+                    at := keccak256(0x00, 0x40)
+                    mstore(add(p, 0x2a0), at)
+                    be := sload(at)
+                    // A party whose ring holds the slot metered it: delivered is at most its
+                    // credits (export - sold) or import left (import - bought). One whose ring
+                    // does not has nothing left of the slot, if its meter (lastSlot, bits 32-63)
+                    // has read it since; else the position is not due.
+                    switch eq(and(se, 0xffffffff), slot)
+                    case 0 {
+                        mstore(0x20, _meters.slot)
+                        mstore(0x00, sload(add(mload(add(p, 0x240)), 1)))
                         if lt(and(shr(32, sload(keccak256(0x00, 0x40))), 0xffffffff), slot) { break }
+                        delivered := 0
                     }
-                    if iszero(eq(and(be, 0xffffffff), slot)) {
-                        mstore(0x00, sload(add(buyerAt, 1)))
+                    default {
+                        at := sub(and(shr(88, se), 0xffffffffffffff), shr(200, se))
+                        if lt(at, delivered) { delivered := at }
+                    }
+                    switch eq(and(be, 0xffffffff), slot)
+                    case 0 {
+                        mstore(0x20, _meters.slot)
+                        mstore(0x00, sload(add(mload(add(p, 0x260)), 1)))
                         if lt(and(shr(32, sload(keccak256(0x00, 0x40))), 0xffffffff), slot) { break }
+                        delivered := 0
                     }
-                    if gt(add(div(mul(delivered, price), 1000), div(mul(delivered, gridFee), 1000)), reserved) {
-                        delivered := div(mul(reserved, 1000), add(price, gridFee))
+                    default {
+                        at := sub(and(shr(32, be), 0xffffffffffffff), and(shr(144, be), 0xffffffffffffff))
+                        if lt(at, delivered) { delivered := at }
+                    }
+                    // What the reservation pays for at today's fee.
+                    at := mload(add(t, 0x40))
+                    if gt(add(div(mul(delivered, price), 1000), div(mul(delivered, at), 1000)), mload(add(p, 0xc0))) {
+                        delivered := div(mul(mload(add(p, 0xc0)), 1000), add(price, at))
                     }
                 }
-                let cost := div(mul(delivered, price), 1000)
-                let fee := div(mul(delivered, gridFee), 1000)
-                let refund := sub(reserved, add(cost, fee))
-                // Every check passed: write. Sums stay within their fields (delivered fits
-                // both parties' energy; balances are bounded by the supply cap).
-                sstore(forwardAt, 1)
-                if delivered {
-                    sstore(sellerEnergyAt, add(se, shl(200, delivered)))
-                    sstore(buyerEnergyAt, add(be, shl(144, delivered)))
-                    sstore(sellerAt, add(sellerWord, shl(176, cost)))
-                }
-                sstore(buyerAt, add(buyerWord, shl(176, refund)))
-                escrow := add(escrow, reserved)
-                fees := add(fees, fee)
-                // Transfer(escrow, buyer, reserved); FillSettled(slot, seller, buyer; 0, 0,
-                // delivered, price, cost, fee) if anything was delivered; ForwardSettled(id,
-                // slot, seller; buyer, delivered, shortfall, cost, fee, refund).
-                let buyerAccount := and(buyerWord, sub(shl(160, 1), 1))
-                log3(add(p, 0xc0), 0x20, transferTopic, address(), buyerAccount)
+                // Event data: FillSettled's (0, 0, delivered, price, cost, fee) at 0xe0.
                 mstore(add(p, 0xe0), 0)
                 mstore(add(p, 0x100), 0)
                 mstore(add(p, 0x120), delivered)
                 mstore(add(p, 0x140), price)
-                mstore(add(p, 0x160), cost)
-                mstore(add(p, 0x180), fee)
-                if delivered { log4(add(p, 0xe0), 0xc0, fillTopic, slot, seller, buyer) }
-                mstore(add(p, 0x100), buyer)
-                mstore(add(p, 0x140), sub(energy, delivered))
-                mstore(add(p, 0x1a0), refund)
-                log4(add(p, 0x100), 0xc0, settledTopic, id, slot, seller)
+                mstore(add(p, 0x160), div(mul(delivered, price), 1000))
+                mstore(add(p, 0x180), div(mul(delivered, mload(add(t, 0x40))), 1000))
+                // The refund: the reservation less the delivery's cost and fee.
+                mstore(add(p, 0x1a0), sub(mload(add(p, 0xc0)), add(mload(add(p, 0x160)), mload(add(p, 0x180)))))
+                // Every check passed: write. Sums stay within their fields (delivered fits
+                // both parties' energy; balances are bounded by the supply cap).
+                sstore(mload(add(p, 0x220)), 1)
+                if delivered {
+                    sstore(mload(add(p, 0x280)), add(se, shl(200, delivered)))
+                    sstore(mload(add(p, 0x2a0)), add(be, shl(144, delivered)))
+                    sstore(mload(add(p, 0x240)), add(sellerWord, shl(176, mload(add(p, 0x160)))))
+                }
+                sstore(mload(add(p, 0x260)), add(buyerWord, shl(176, mload(add(p, 0x1a0)))))
+                escrow := add(escrow, mload(add(p, 0xc0)))
+                fees := add(fees, mload(add(p, 0x180)))
+                // Transfer(escrow, buyer, reserved); FillSettled(slot, seller, buyer; 0, 0,
+                // delivered, price, cost, fee) if anything was delivered; ForwardSettled(id,
+                // slot, seller; buyer, delivered, shortfall, cost, fee, refund).
+                at := and(buyerWord, sub(shl(160, 1), 1))
+                log3(add(p, 0xc0), 0x20, mload(add(p, 0x1c0)), address(), at)
+                if delivered {
+                    log4(add(p, 0xe0), 0xc0, mload(add(p, 0x1e0)), slot, mload(add(p, 0x40)), mload(add(p, 0x60)))
+                }
+                mstore(add(p, 0x100), mload(add(p, 0x60)))
+                mstore(add(p, 0x140), sub(mload(add(p, 0x80)), delivered))
+                log4(add(p, 0x100), 0xc0, mload(add(p, 0x200)), mload(p), slot, mload(add(p, 0x40)))
             }
             next := div(sub(f, positions.offset), 0xc0)
         }
