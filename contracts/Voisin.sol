@@ -53,8 +53,6 @@ contract Voisin is VoisinToken {
     );
     bytes32 private constant _NAME_HASH = keccak256("Voisin");
     bytes32 private constant _VERSION_HASH = keccak256("1");
-    /// @dev A settled forward position's stored word (a hash is never 1 in practice).
-    bytes32 private constant _FORWARD_SETTLED = bytes32(uint256(1));
     /// @dev secp256k1n / 2: signatures with a higher s are malleable copies and are refused.
     uint256 private constant _HALF_N =
         0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
@@ -103,8 +101,11 @@ contract Voisin is VoisinToken {
 
     /// @notice How many forward positions were cleared (ids run from 1).
     uint32 public forwardCount;
-    /// @dev Each cleared position's hash (_forwardHash), _FORWARD_SETTLED once settled.
+    /// @dev Each open position's hash (_forwardHash); deleted once it is settled, so that the
+    ///      contract's storage holds the open positions only.
     mapping(uint32 forwardId => bytes32) private _forwards;
+    /// @dev The settled positions, one bit each: bit id % 256 of word id / 256.
+    mapping(uint256 word => uint256) private _forwardsSettled;
     /// @dev Key: slot << 32 | batch.
     mapping(uint256 key => bool) private _forwardBatchCleared;
 
@@ -977,7 +978,7 @@ contract Voisin is VoisinToken {
                 let wide := or(shr(32, mload(p)), shr(32, mload(add(p, 0x40))))
                 wide := or(wide, or(shr(32, mload(add(p, 0x60))), shr(64, mload(add(p, 0x80)))))
                 if or(wide, shr(64, mload(add(p, 0xa0)))) { revert(0, 0) }
-                // A hash is neither zero (never cleared) nor 1 (settled).
+                // The open position's hash (zero once settled, or if never cleared).
                 mstore(0x00, mload(p))
                 mstore(0x20, _forwards.slot)
                 let at := keccak256(0x00, 0x40)
@@ -1051,7 +1052,12 @@ contract Voisin is VoisinToken {
                 mstore(add(p, 0x1a0), sub(mload(add(p, 0xc0)), add(mload(add(p, 0x160)), mload(add(p, 0x180)))))
                 // Every check passed: write. Sums stay within their fields (delivered fits
                 // both parties' energy; balances are bounded by the supply cap).
-                sstore(mload(add(p, 0x220)), 1)
+                // Settled: its hash goes, its bit is set.
+                sstore(mload(add(p, 0x220)), 0)
+                mstore(0x00, shr(8, mload(p)))
+                mstore(0x20, _forwardsSettled.slot)
+                at := keccak256(0x00, 0x40)
+                sstore(at, or(sload(at), shl(and(mload(p), 0xff), 1)))
                 if delivered {
                     sstore(mload(add(p, 0x280)), add(se, shl(200, delivered)))
                     sstore(mload(add(p, 0x2a0)), add(be, shl(144, delivered)))
@@ -1080,10 +1086,9 @@ contract Voisin is VoisinToken {
     ///      checks: settled already, unknown (not cleared with these fields), not due.
     function _refuseSettlement(uint32 slot, ForwardPosition calldata p) private view {
         uint32 id = p.forwardId;
-        bytes32 stored = _forwards[id];
-        if (stored == _FORWARD_SETTLED) revert ForwardAlreadySettled(id);
+        if ((_forwardsSettled[id >> 8] >> (id & 0xff)) & 1 == 1) revert ForwardAlreadySettled(id);
         if (
-            stored
+            _forwards[id]
                 != _forwardHash(
                     id, slot, p.seller, p.buyer, p.energyWh, p.priceUeurPerKWh, p.reservedUeur
                 )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam
 from sqlmodel import Session, SQLModel, col, select
 
 from ledger.contract.client import VoisinClient
@@ -120,6 +120,12 @@ class _Chunk:
         # Records by (class, key): primary keys, and (side, order id) for orders. None is kept
         # too: a record known to be missing is not looked up again.
         self._known: dict[tuple[type[SQLModel], Any], Any] = {}
+        # Forward positions: the rows cleared in this chunk by id (a settlement in the same
+        # chunk completes its row before the insert), the ids of those stored before it that
+        # it settles, and their settled columns, written by one executemany.
+        self.cleared_forwards: dict[int, dict[str, Any]] = {}
+        self.stored_forwards: set[int] = set()
+        self.settled_forwards: list[dict[str, Any]] = []
 
     def add(self, record: SQLModel, key: Any = None) -> None:
         """Add (or re-add) ``record``; a new record's ``key`` makes later lookups find it."""
@@ -127,10 +133,12 @@ class _Chunk:
             self._known[(type(record), key)] = record
         self.session.add(record)
 
-    def append(self, table: type[SQLModel], **row: Any) -> None:
-        """A new row of an append-only table (events, readings, fills, top-ups, tariffs),
-        inserted by :meth:`insert_rows` with the other rows of its table in one statement."""
+    def append(self, table: type[SQLModel], **row: Any) -> dict[str, Any]:
+        """A new row (events, readings, fills, top-ups, tariffs, forward positions), inserted
+        by :meth:`insert_rows` with the other rows of its table in one statement; returns the
+        row, which may still be completed until then."""
         self._rows.setdefault(table, []).append(row)
+        return row
 
     def insert_rows(self) -> None:
         """Insert the appended rows, one executemany per table, in the chunk's transaction.
@@ -142,6 +150,9 @@ class _Chunk:
         for table, rows in self._rows.items():
             connection.execute(table.__table__.insert(), rows)  # type: ignore[attr-defined]
         self._rows.clear()
+        if self.settled_forwards:
+            connection.execute(_SETTLE_FORWARD, self.settled_forwards)
+            self.settled_forwards.clear()
 
     def get(self, model: type[_R], key: Any) -> _R | None:
         """The ``model`` record with primary key ``key`` (loaded once), or None."""
@@ -183,9 +194,13 @@ class _Chunk:
 def _preload(chunk: _Chunk, events: Sequence[Event]) -> None:
     """Load ahead the forward positions the chunk settles, and the households and balances
     its fills and transfers change."""
-    settled = [event.args["forwardId"] for event in events if event.name == "ForwardSettled"]
-    if settled:
-        chunk.preload(ForwardRecord, ForwardRecord.forward_id, settled)
+    settled = sorted(
+        {event.args["forwardId"] for event in events if event.name == "ForwardSettled"}
+    )
+    for start in range(0, len(settled), PRELOAD_KEYS):
+        ids = col(ForwardRecord.forward_id)
+        query = select(ids).where(ids.in_(settled[start : start + PRELOAD_KEYS]))
+        chunk.stored_forwards.update(chunk.session.exec(query).all())
     households = {
         event.args[party]
         for event in events
@@ -345,35 +360,61 @@ def _fill_settled(chunk: _Chunk, event: Event) -> None:
 def _forward_cleared(chunk: _Chunk, event: Event) -> None:
     a = event.args
     forward_id = a["forwardId"]
-    chunk.add(
-        ForwardRecord(
-            forward_id=forward_id,
-            slot=a["slot"],
-            seller=a["seller"],
-            buyer=a["buyer"],
-            energy_Wh=_int(a["energyWh"]),
-            price_ueur_per_kWh=_int(a["priceUeurPerKWh"]),
-            reserved_ueur=_int(a["reservedUeur"]),
-            cleared_block=event.block_number,
-            cleared_tx=event.tx_hash,
-        ),
-        forward_id,
+    chunk.cleared_forwards[forward_id] = chunk.append(
+        ForwardRecord,
+        forward_id=forward_id,
+        slot=a["slot"],
+        seller=a["seller"],
+        buyer=a["buyer"],
+        energy_Wh=_int(a["energyWh"]),
+        price_ueur_per_kWh=_int(a["priceUeurPerKWh"]),
+        reserved_ueur=_int(a["reservedUeur"]),
+        cleared_block=event.block_number,
+        cleared_tx=event.tx_hash,
+        **dict.fromkeys(_SETTLED_COLUMNS),
     )
+
+
+#: The columns a ForwardSettled fills in (None until then).
+_SETTLED_COLUMNS: Final = (
+    "delivered_Wh",
+    "shortfall_Wh",
+    "cost_ueur",
+    "fee_ueur",
+    "refund_ueur",
+    "settled_block",
+    "settled_tx",
+)
+_FORWARD_TABLE = ForwardRecord.__table__  # type: ignore[attr-defined]
+#: One stored position's settled columns (bound as "s_<column>"), for an executemany.
+_SETTLE_FORWARD = (
+    _FORWARD_TABLE.update()
+    .where(_FORWARD_TABLE.c.forward_id == bindparam("s_forward_id"))
+    .values({name: bindparam(f"s_{name}") for name in _SETTLED_COLUMNS})
+)
 
 
 def _forward_settled(chunk: _Chunk, event: Event) -> None:
     a = event.args
-    record = chunk.get(ForwardRecord, a["forwardId"])
-    if record is None:
-        raise IndexerError(f"forward {a['forwardId']} was settled but never cleared")
-    record.delivered_Wh = _int(a["deliveredWh"])
-    record.shortfall_Wh = _int(a["shortfallWh"])
-    record.cost_ueur = _int(a["costUeur"])
-    record.fee_ueur = _int(a["feeUeur"])
-    record.refund_ueur = _int(a["refundUeur"])
-    record.settled_block = event.block_number
-    record.settled_tx = event.tx_hash
-    chunk.add(record)
+    forward_id = a["forwardId"]
+    settled = {
+        "delivered_Wh": _int(a["deliveredWh"]),
+        "shortfall_Wh": _int(a["shortfallWh"]),
+        "cost_ueur": _int(a["costUeur"]),
+        "fee_ueur": _int(a["feeUeur"]),
+        "refund_ueur": _int(a["refundUeur"]),
+        "settled_block": event.block_number,
+        "settled_tx": event.tx_hash,
+    }
+    row = chunk.cleared_forwards.get(forward_id)
+    if row is not None:  # cleared in this chunk: its row is not inserted yet
+        row.update(settled)
+    elif forward_id in chunk.stored_forwards:
+        chunk.settled_forwards.append(
+            {"s_forward_id": forward_id, **{f"s_{k}": v for k, v in settled.items()}}
+        )
+    else:
+        raise IndexerError(f"forward {forward_id} was settled but never cleared")
 
 
 def _transfer(chunk: _Chunk, event: Event) -> None:

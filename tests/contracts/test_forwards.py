@@ -346,6 +346,32 @@ class ForwardSuite:
         assert last.args["deliveredWh"] == 100
         assert c.balance_of(c.address) == 0
 
+    def test_each_settled_position_is_marked_on_its_own(self, w: World, p: Pair) -> None:
+        """Settled positions are one bit each, 256 to a word: positions either side of a word's
+        edge settle once each, in any order, and a settled one is refused as settled, not as
+        unknown."""
+        c = w.client
+        one = Forward(p.seller.id, p.buyer.id, 1, PRICE)
+        positions = [
+            q
+            for batch in range(3)
+            for q in _positions(c.clear_forwards(w.operator, SLOT, batch, [one] * 100))
+        ]
+        assert [q.forward_id for q in positions] == list(range(1, 301))
+        w.meter(p.seller, SLOT, export_Wh=1_000)
+        w.meter(p.buyer, SLOT, import_Wh=1_000)
+        by_id = {q.forward_id: q for q in positions}
+        for forward_id in (256, 5, 255, 257):
+            c.settle_forwards(w.operator, SLOT, [by_id[forward_id]])
+        for forward_id in (256, 5, 255, 257):
+            with pytest.raises(errors.ForwardAlreadySettled) as again:
+                c.settle_forwards(w.operator, SLOT, [by_id[forward_id]])
+            assert again.value.values["forwardId"] == forward_id
+        rest = [q for q in positions if q.forward_id not in (5, 255, 256, 257)]
+        settled = c.settle_forwards(w.operator, SLOT, rest).named("ForwardSettled")
+        assert len(settled) == 296
+        assert c.balance_of(c.address) == 0
+
 
 class TestOnEmbeddedChain(ForwardSuite):
     @pytest.fixture

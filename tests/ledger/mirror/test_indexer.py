@@ -11,12 +11,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from ledger import Chain, Fill, Tariffs, open_chain
+from ledger.types import Forward, ForwardPosition
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import IndexerError, index
 from ledger.mirror.models import (
     BalanceRecord,
     ChainEvent,
     FillRecord,
+    ForwardRecord,
     HouseholdRecord,
     IndexerCursor,
     OrderRecord,
@@ -112,6 +114,50 @@ def test_index_again_adds_only_new_events(chain: Chain, engine: Engine) -> None:
         assert len(s.exec(select(HouseholdRecord)).all()) == 2
         cursor = s.get(IndexerCursor, w.client.address)
         assert cursor is not None and cursor.last_block == int(chain.w3.eth.block_number)
+
+
+def _forward_rows(engine: Engine) -> list[dict[str, object]]:
+    with Session(engine) as s:
+        rows = s.exec(select(ForwardRecord).order_by(ForwardRecord.forward_id)).all()
+        return [r.model_dump() for r in rows]
+
+
+def test_forward_positions_mirror_alike_in_one_chunk_or_as_they_happen(
+    chain: Chain, tmp_path: Path
+) -> None:
+    """A position cleared and settled within one chunk (a mirror built late) and one settled
+    after its clearing was mirrored give the same row; a position still open has no settled
+    columns."""
+    w = new_world(chain)
+    seller = w.household()
+    buyer = w.household(prosumer=False, topup_ueur=1_000_000)
+    live = make_engine(f"sqlite:///{tmp_path / 'live.db'}")
+    late = make_engine(f"sqlite:///{tmp_path / 'late.db'}")
+    cleared = w.client.clear_forwards(
+        w.operator, SLOT, 0, [Forward(seller.id, buyer.id, 400, 100_000)] * 2
+    )
+    w.client.clear_forwards(w.operator, SLOT + 1, 0, [Forward(seller.id, buyer.id, 50, 90_000)])
+    index(w.client, live)
+    w.meter(seller, SLOT, export_Wh=600)
+    w.meter(buyer, SLOT, import_Wh=1_000)
+    positions = [
+        ForwardPosition(
+            e.args["forwardId"], SLOT, seller.id, buyer.id, 400, 100_000, e.args["reservedUeur"]
+        )
+        for e in cleared.named("ForwardCleared")
+    ]
+    w.client.settle_forwards(w.operator, SLOT, positions)
+    index(w.client, live)
+    index(w.client, late)
+    rows = _forward_rows(live)
+    assert rows == _forward_rows(late)
+    assert [(r["forward_id"], r["delivered_Wh"], r["shortfall_Wh"]) for r in rows] == [
+        (1, 400, 0),
+        (2, 200, 200),
+        (3, None, None),
+    ]
+    assert rows[2]["settled_block"] is None and rows[2]["settled_tx"] is None
+    assert all(r["settled_tx"] for r in rows[:2])
 
 
 def test_index_refuses_a_mirror_of_another_chain(chain: Chain, engine: Engine) -> None:
