@@ -11,7 +11,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from ledger import Chain, Fill, Tariffs, open_chain
-from ledger.types import Forward, ForwardPosition
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import IndexerError, index
 from ledger.mirror.models import (
@@ -26,6 +25,7 @@ from ledger.mirror.models import (
     TariffRecord,
     TopUpRecord,
 )
+from ledger.types import Forward, ForwardPosition
 from tests.world import SLOT, Member, World, new_world
 
 
