@@ -1095,6 +1095,9 @@ contract Voisin is VoisinToken {
         ) revert UnknownForward(id);
         _requireMetered(id, p.seller, _households[p.seller].meter, slot);
         _requireMetered(id, p.buyer, _households[p.buyer].meter, slot);
+        // _settleForwards refuses a position for no other reason; were one ever left
+        // unnamed, the batch must still not settle in part.
+        revert UnknownForward(id);
     }
 
     function _forwardHash(
