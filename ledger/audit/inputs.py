@@ -42,11 +42,10 @@ __all__ = ["EVIDENCE_FROM_KEY", "AuditInputs", "Registration", "checksum", "coll
 EVIDENCE_FROM_KEY = "signed_readings_from_slot"
 
 
-def checksum(address: str) -> str:
-    """``address`` checksummed, remembered (:func:`ledger.contract.event_codec.checksum_address`):
-    the checks compare tens of thousands of addresses among a few hundred distinct ones, and
-    checksumming (a keccak each) dominated their time."""
-    return checksum_address(address)
+#: ``address`` checksummed, remembered: the checks compare tens of thousands of addresses among
+#: a few hundred distinct ones, and checksumming (a keccak each) dominated their time. The event
+#: decoder's cache, so that an address is hashed once per process.
+checksum = checksum_address
 
 
 @dataclass(frozen=True, slots=True)

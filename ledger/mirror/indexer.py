@@ -121,10 +121,9 @@ class _Chunk:
         # too: a record known to be missing is not looked up again.
         self._known: dict[tuple[type[SQLModel], Any], Any] = {}
         # Forward positions: the rows cleared in this chunk by id (a settlement in the same
-        # chunk completes its row before the insert), the ids of those stored before it that
-        # it settles, and their settled columns, written by one executemany.
+        # chunk completes its row before the insert), and the settled columns of those stored
+        # before it, written by one executemany.
         self.cleared_forwards: dict[int, dict[str, Any]] = {}
-        self.stored_forwards: set[int] = set()
         self.settled_forwards: list[dict[str, Any]] = []
 
     def add(self, record: SQLModel, key: Any = None) -> None:
@@ -194,13 +193,8 @@ class _Chunk:
 def _preload(chunk: _Chunk, events: Sequence[Event]) -> None:
     """Load ahead the forward positions the chunk settles, and the households and balances
     its fills and transfers change."""
-    settled = sorted(
-        {event.args["forwardId"] for event in events if event.name == "ForwardSettled"}
-    )
-    for start in range(0, len(settled), PRELOAD_KEYS):
-        ids = col(ForwardRecord.forward_id)
-        query = select(ids).where(ids.in_(settled[start : start + PRELOAD_KEYS]))
-        chunk.stored_forwards.update(chunk.session.exec(query).all())
+    settled = [event.args["forwardId"] for event in events if event.name == "ForwardSettled"]
+    chunk.preload(ForwardRecord, ForwardRecord.forward_id, settled)
     households = {
         event.args[party]
         for event in events
@@ -409,7 +403,7 @@ def _forward_settled(chunk: _Chunk, event: Event) -> None:
     row = chunk.cleared_forwards.get(forward_id)
     if row is not None:  # cleared in this chunk: its row is not inserted yet
         row.update(settled)
-    elif forward_id in chunk.stored_forwards:
+    elif chunk.get(ForwardRecord, forward_id) is not None:
         chunk.settled_forwards.append(
             {"s_forward_id": forward_id, **{f"s_{k}": v for k, v in settled.items()}}
         )
