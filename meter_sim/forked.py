@@ -9,6 +9,7 @@ everything its parent has imported and needs no imports but its job's own.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -22,9 +23,21 @@ def in_forked_child(function: Callable[..., T], *args: Any) -> Future[T]:
     """Start ``function(*args)`` in a child forked from this process; the child ends once the
     job is done. The future gives the job's answer or raises its exception, and raises
     :class:`concurrent.futures.process.BrokenProcessPool` if the child died. ``function`` and
-    ``args`` are pickled (a module-level function, plain data)."""
+    ``args`` are pickled (a module-level function, plain data) here, before this returns.
+
+    The pool would otherwise pickle them later, in a thread of its own, while the caller goes
+    on and may change them: a cached property filled in meanwhile changes the size of the
+    ``__dict__`` being pickled. Pickled here, the child computes with the arguments as they
+    were at the call.
+    """
+    job = pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL)
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
     try:
-        return pool.submit(function, *args)
+        return pool.submit(_run_pickled, job)
     finally:
         pool.shutdown(wait=False)  # the job still runs; the child exits after it
+
+
+def _run_pickled(job: bytes) -> Any:
+    function, args = pickle.loads(job)
+    return function(*args)
