@@ -101,11 +101,12 @@ contract Voisin is VoisinToken {
 
     /// @notice How many forward positions were cleared (ids run from 1).
     uint32 public forwardCount;
-    /// @dev Each open position's hash (_forwardHash); deleted once it is settled, so that the
-    ///      contract's storage holds the open positions only.
-    mapping(uint32 forwardId => bytes32) private _forwards;
-    /// @dev The settled positions, one bit each: bit id % 256 of word id / 256.
-    mapping(uint256 word => uint256) private _forwardsSettled;
+    /// @dev Each open position's digest (_forwardDigest: 128 bits, never zero), two to a word:
+    ///      position id in the high half of word id / 2 when id is odd, else the low half.
+    ///      Settling zeroes the position's half (a word both of whose positions are settled is
+    ///      deleted), so that the contract's storage holds the open positions only; a cleared
+    ///      id (at most forwardCount) whose half is zero is settled.
+    mapping(uint256 word => uint256) private _forwards;
     /// @dev Key: slot << 32 | batch.
     mapping(uint256 key => bool) private _forwardBatchCleared;
 
@@ -582,7 +583,7 @@ contract Voisin is VoisinToken {
     /// @dev (slot, batch) can be cleared once, so a retried batch is refused. A position is
     ///      refused once either party's meter has committed a reading for the slot or a later
     ///      one: a slot is traded ahead before it is metered, never after. The contract keeps a
-    ///      hash of each position; `settleForwards` is given the fields back.
+    ///      digest of each position; `settleForwards` is given the fields back.
     function clearForwards(uint32 slot, uint32 batch, Forward[] calldata positions)
         external
         onlyRole(SETTLER_ROLE)
@@ -843,7 +844,7 @@ contract Voisin is VoisinToken {
     ///      every field within its type (else an empty revert, as the ABI decoder does), energy,
     ///      no self-trade, the price within today's tariffs, both households active, neither
     ///      meter past the slot, the buyer's funds; then the buyer's reservation, the stored
-    ///      hash, Transfer(buyer, escrow) and ForwardCleared. In assembly, for the reason given
+    ///      digest, Transfer(buyer, escrow) and ForwardCleared. In assembly, for the reason given
     ///      at _commitReadingsFast (a few hundred opcodes per position, several times as many
     ///      in Solidity). Layouts as at _settleFillsFast and _commitReadingsFast; a household's
     ///      meter is the word after its first.
@@ -898,9 +899,11 @@ contract Voisin is VoisinToken {
                 mstore(p, id)
                 mstore(add(p, 0x20), slot)
                 mstore(add(p, 0xc0), reserved)
-                mstore(0x00, id)
+                mstore(0x00, shr(1, id))
                 mstore(0x20, _forwards.slot)
-                sstore(keccak256(0x00, 0x40), keccak256(p, 0xe0))
+                let at := keccak256(0x00, 0x40)
+                let digest := or(shr(128, keccak256(p, 0xe0)), 1)
+                sstore(at, or(sload(at), shl(shl(7, and(id, 1)), digest)))
                 let buyerAccount := and(buyerWord, sub(shl(160, 1), 1))
                 log3(add(p, 0xc0), 0x20, transferTopic, buyerAccount, address())
                 log4(add(p, 0x60), 0x80, clearedTopic, id, slot, seller)
@@ -935,7 +938,7 @@ contract Voisin is VoisinToken {
     ///      _refuseSettlement), or the length, with the grid fees taken and the reservations
     ///      given back, which the caller debits from the escrow. For each position:
     ///      - every field within its type (else an empty revert, as the ABI decoder does), and
-    ///        the stored hash of these very fields (refused if settled or unknown);
+    ///        the stored digest of these very fields (refused if settled or unknown);
     ///      - the reservation goes back to the buyer (Transfer from the escrow);
     ///      - if both households are active and the price is within today's tariffs, it
     ///        delivers min(energy, the seller's credits, the buyer's import left) of the slot.
@@ -978,11 +981,13 @@ contract Voisin is VoisinToken {
                 let wide := or(shr(32, mload(p)), shr(32, mload(add(p, 0x40))))
                 wide := or(wide, or(shr(32, mload(add(p, 0x60))), shr(64, mload(add(p, 0x80)))))
                 if or(wide, shr(64, mload(add(p, 0xa0)))) { revert(0, 0) }
-                // The open position's hash (zero once settled, or if never cleared).
-                mstore(0x00, mload(p))
+                // The open position's digest (zero once settled, or if never cleared), in
+                // its half of the word: bits 128-255 for an odd id, else 0-127.
+                mstore(0x00, shr(1, mload(p)))
                 mstore(0x20, _forwards.slot)
                 let at := keccak256(0x00, 0x40)
-                if iszero(eq(sload(at), keccak256(p, 0xe0))) { break }
+                let held := and(shr(shl(7, and(mload(p), 1)), sload(at)), 0xffffffffffffffffffffffffffffffff)
+                if iszero(eq(held, or(shr(128, keccak256(p, 0xe0)), 1))) { break }
                 mstore(add(p, 0x220), at)
                 mstore(0x20, _households.slot)
                 mstore(0x00, mload(add(p, 0x40)))
@@ -1052,12 +1057,9 @@ contract Voisin is VoisinToken {
                 mstore(add(p, 0x1a0), sub(mload(add(p, 0xc0)), add(mload(add(p, 0x160)), mload(add(p, 0x180)))))
                 // Every check passed: write. Sums stay within their fields (delivered fits
                 // both parties' energy; balances are bounded by the supply cap).
-                // Settled: its hash goes, its bit is set.
-                sstore(mload(add(p, 0x220)), 0)
-                mstore(0x00, shr(8, mload(p)))
-                mstore(0x20, _forwardsSettled.slot)
-                at := keccak256(0x00, 0x40)
-                sstore(at, or(sload(at), shl(and(mload(p), 0xff), 1)))
+                // Settled: its digest goes (the word, with its other half zero too).
+                at := mload(add(p, 0x220))
+                sstore(at, and(sload(at), not(shl(shl(7, and(mload(p), 1)), 0xffffffffffffffffffffffffffffffff))))
                 if delivered {
                     sstore(mload(add(p, 0x280)), add(se, shl(200, delivered)))
                     sstore(mload(add(p, 0x2a0)), add(be, shl(144, delivered)))
@@ -1086,10 +1088,11 @@ contract Voisin is VoisinToken {
     ///      checks: settled already, unknown (not cleared with these fields), not due.
     function _refuseSettlement(uint32 slot, ForwardPosition calldata p) private view {
         uint32 id = p.forwardId;
-        if ((_forwardsSettled[id >> 8] >> (id & 0xff)) & 1 == 1) revert ForwardAlreadySettled(id);
+        uint256 held = (_forwards[id >> 1] >> ((id & 1) << 7)) & type(uint128).max;
+        if (held == 0 && id != 0 && id <= forwardCount) revert ForwardAlreadySettled(id);
         if (
-            _forwards[id]
-                != _forwardHash(
+            held
+                != _forwardDigest(
                     id, slot, p.seller, p.buyer, p.energyWh, p.priceUeurPerKWh, p.reservedUeur
                 )
         ) revert UnknownForward(id);
@@ -1100,7 +1103,10 @@ contract Voisin is VoisinToken {
         revert UnknownForward(id);
     }
 
-    function _forwardHash(
+    /// @dev The top 128 bits of the hash of a position's fields, with the lowest bit set so
+    ///      that an open position's digest is never zero. A settler who would settle with other
+    ///      fields needs a second preimage of 127 bits.
+    function _forwardDigest(
         uint32 id,
         uint32 slot,
         uint32 seller,
@@ -1108,8 +1114,9 @@ contract Voisin is VoisinToken {
         uint64 energyWh,
         uint64 price,
         uint256 reserved
-    ) private pure returns (bytes32) {
-        return keccak256(abi.encode(id, slot, seller, buyer, energyWh, price, reserved));
+    ) private pure returns (uint256) {
+        return uint256(keccak256(abi.encode(id, slot, seller, buyer, energyWh, price, reserved)))
+            >> 128 | 1;
     }
 
     /// @dev A forward for `slot` is refused once the household's meter has read that slot.

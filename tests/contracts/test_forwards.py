@@ -4,6 +4,7 @@ Every path and typed error, on the embedded chain and on a real anvil node."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -347,29 +348,42 @@ class ForwardSuite:
         assert c.balance_of(c.address) == 0
 
     def test_each_settled_position_is_marked_on_its_own(self, w: World, p: Pair) -> None:
-        """Settled positions are one bit each, 256 to a word: positions either side of a word's
-        edge settle once each, in any order, and a settled one is refused as settled, not as
-        unknown."""
+        """Open positions are kept two to a word (ids 2k and 2k + 1), and a word may hold
+        positions of two batches: each position settles once, in any order, whatever its
+        partner's state; a settled one is refused as settled, an id never cleared as unknown."""
         c = w.client
         one = Forward(p.seller.id, p.buyer.id, 1, PRICE)
         positions = [
             q
             for batch in range(3)
-            for q in _positions(c.clear_forwards(w.operator, SLOT, batch, [one] * 100))
+            for q in _positions(c.clear_forwards(w.operator, SLOT, batch, [one] * 3))
         ]
-        assert [q.forward_id for q in positions] == list(range(1, 301))
+        assert [q.forward_id for q in positions] == list(range(1, 10))
         w.meter(p.seller, SLOT, export_Wh=1_000)
         w.meter(p.buyer, SLOT, import_Wh=1_000)
         by_id = {q.forward_id: q for q in positions}
-        for forward_id in (256, 5, 255, 257):
+        # 6 and 7 share a word across batches 1 and 2; 2 and 3 share one within batch 0.
+        for forward_id in (7, 2, 3, 1):
             c.settle_forwards(w.operator, SLOT, [by_id[forward_id]])
-        for forward_id in (256, 5, 255, 257):
+        for forward_id in (7, 2, 3, 1):
             with pytest.raises(errors.ForwardAlreadySettled) as again:
                 c.settle_forwards(w.operator, SLOT, [by_id[forward_id]])
             assert again.value.values["forwardId"] == forward_id
-        rest = [q for q in positions if q.forward_id not in (5, 255, 256, 257)]
+        # A settled partner changes nothing of its open one's fields.
+        forged = dataclasses.replace(by_id[6], energy_Wh=2)
+        with pytest.raises(errors.UnknownForward):
+            c.settle_forwards(w.operator, SLOT, [forged])
+        # Id 10 shares its word with nothing cleared yet; it is unknown, not settled.
+        beyond = dataclasses.replace(by_id[9], forward_id=10)
+        with pytest.raises(errors.UnknownForward) as unknown:
+            c.settle_forwards(w.operator, SLOT, [beyond])
+        assert unknown.value.values["forwardId"] == 10
+        rest = [q for q in positions if q.forward_id not in (1, 2, 3, 7)]
         settled = c.settle_forwards(w.operator, SLOT, rest).named("ForwardSettled")
-        assert len(settled) == 296
+        assert [e.args["forwardId"] for e in settled] == [4, 5, 6, 8, 9]
+        assert all(e.args["deliveredWh"] == 1 for e in settled)
+        with pytest.raises(errors.ForwardAlreadySettled):
+            c.settle_forwards(w.operator, SLOT, [by_id[9]])
         assert c.balance_of(c.address) == 0
 
 
