@@ -21,6 +21,12 @@ mode a second table compares them (markets x agents): self-sufficiency, local sh
 surplus, community savings, the clearing price spread and, in the day-ahead market, its
 positions, the delivered share, the shortfall, the deviation traded in real time and the gas
 per position. Progress of each run goes to stderr.
+
+``--repeat N`` runs the whole grid N times over, round after round, so that a slower spell of
+a shared machine falls on every market and chain alike. With more than one market, a last
+table gives each market's time as a ratio to the first market's, per round and as the median
+of the rounds: the run's wall time and its CPU time (user and system, of the command and the
+processes it waited for), which a neighbour's load on the host slows less than the wall clock.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,11 +84,14 @@ def run(
     command += ["--market", market, "--agents", agents]
     if chain:
         command += ["--chain", chain]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=os.environ.copy(), stdout=sys.stderr)
     elapsed = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kib = usage.ru_maxrss
+    cpu_s = usage.ru_utime + usage.ru_stime - cpu_before
     if done.returncode != 0:
         raise SystemExit(f"bench_simulate: voisin simulate failed for {households} households")
     report = json.loads((out / "report.json").read_text())
@@ -97,6 +107,7 @@ def run(
         "agents": agents,
         "run_s": report["wall_s"],
         "command_s": elapsed,
+        "cpu_s": cpu_s,
         # ru_maxrss of children is the largest child so far: each size runs after the smaller.
         "peak_rss_MiB": max(peak_kib, before) / 1024,
         "slots": report["slots"],
@@ -147,6 +158,41 @@ def print_markets_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def print_market_ratios(rows: list[dict[str, Any]], markets: list[str]) -> None:
+    """Each market's run time and CPU time over the first market's, per round and median."""
+    first = markets[0]
+    groups: dict[tuple[Any, ...], dict[int, dict[str, dict[str, Any]]]] = {}
+    for r in rows:
+        key = (r["households"], r["days"], r["chain"], r["agents"])
+        groups.setdefault(key, {}).setdefault(r["round"], {})[r["market"]] = r
+    for (n, d, chain, agents), rounds in groups.items():
+        for market in markets[1:]:
+            pairs = [
+                (by[market], by[first])
+                for _, by in sorted(rounds.items())
+                if market in by and first in by
+            ]
+            if not pairs:
+                continue
+            wall = [a["run_s"] / b["run_s"] for a, b in pairs]
+            cpu = [a["cpu_s"] / b["cpu_s"] for a, b in pairs if b["cpu_s"]]
+            each = ", ".join(
+                f"{a['run_s']:.1f}/{b['run_s']:.1f} s = {a['run_s'] / b['run_s']:.2f}x"
+                for a, b in pairs
+            )
+            line = (
+                f"{n} households, {d} days, {chain}, {agents}: {market} over {first}, "
+                f"run time {statistics.median(wall):.2f}x (median of {len(wall)}: {each})"
+            )
+            if cpu:
+                line += (
+                    f"; CPU time {statistics.median(cpu):.2f}x ("
+                    + ", ".join(f"{x:.2f}x" for x in cpu)
+                    + ")"
+                )
+            print(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", default="10,100", help="sizes, comma-separated")
@@ -165,8 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         default="default",
         help="agents' modes, comma-separated: default, mixed, forecast",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of the whole grid, one after another"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     markets = [m.strip() for m in args.market.split(",") if m.strip()]
     modes = [a.strip() for a in args.agents.split(",") if a.strip()]
     if not markets or any(m not in MARKETS for m in markets):
@@ -187,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--chain names no chain")
     rows = [
         run(n, d, None if chain == "embedded" else chain, args.scenario, market, mode)
+        | {"round": round_}
+        for round_ in range(1, args.repeat + 1)
         for n in sizes
         for d in days
         for market in markets
@@ -199,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'households':>10} {'days':>4} {'chain':>{w}} {'market':>9} {'agents':>8} "
         f"{'run s':>8} {'command s':>9} "
         f"{'peak MiB':>9} {'disk MiB':>8} {'readings':>9} {'fills':>7} {'gas':>13} "
-        f"{'gas/hh-slot':>11} {'ms/hh-slot':>10} {'audit':>5}"
+        f"{'gas/hh-slot':>11} {'ms/hh-slot':>10} {'cpu s':>8} {'audit':>5}"
     )
     for r in rows:
         print(
@@ -208,20 +261,29 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['command_s']:>9.1f} {r['peak_rss_MiB']:>9.0f} {r['disk_MiB']:>8.1f} "
             f"{r['readings']:>9} {r['fills']:>7} {r['gas_used']:>13,} "
             f"{r['gas_per_household_slot']:>11,} {r['ms_per_household_slot']:>10.2f} "
-            f"{'ok' if r['audit_ok'] else 'FAIL':>5}"
+            f"{r['cpu_s']:>8.1f} {'ok' if r['audit_ok'] else 'FAIL':>5}"
         )
     if len(markets) > 1 or len(modes) > 1:
         print()
-        print_markets_table([r for r in rows if r["chain"] == rows[0]["chain"]])
+        print_markets_table([r for r in rows if r["chain"] == rows[0]["chain"] and r["round"] == 1])
+    if len(markets) > 1:
+        print()
+        print_market_ratios(rows, markets)
     if len(chains) > 1:
         print()
-        for n, d, m, a in (
-            (n, d, m, a) for n in sizes for d in days for m in markets for a in modes
+        for k, n, d, m, a in (
+            (k, n, d, m, a)
+            for k in range(1, args.repeat + 1)
+            for n in sizes
+            for d in days
+            for m in markets
+            for a in modes
         ):
             same_size = [
                 r
                 for r in rows
-                if (r["households"], r["days"], r["market"], r["agents"]) == (n, d, m, a)
+                if (r["round"], r["households"], r["days"], r["market"], r["agents"])
+                == (k, n, d, m, a)
             ]
             first = same_size[0]
             for r in same_size[1:]:
@@ -235,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
                 r["speedup_over_first"] = ratio
                 r["figures_differ"] = differ
                 print(
-                    f"{n} households, {d} days, {m}, {a}: {r['chain']} is {ratio:.2f}x as fast as "
-                    f"{first['chain']} "
+                    (f"round {k}: " if args.repeat > 1 else "")
+                    + f"{n} households, {d} days, {m}, {a}: {r['chain']} is {ratio:.2f}x "
+                    f"as fast as {first['chain']} "
                     f"(run {first['run_s']:.1f} s / {r['run_s']:.1f} s; whole command "
                     f"{command:.2f}x); same report figures: "
                     + ("yes" if not differ else "NO, " + ", ".join(differ))
