@@ -16,7 +16,10 @@ no setting a subclass could go through:
   decodes to the same node. :class:`~trie.HexaryTrie` keeps each node it encodes or decodes in
   one process-wide map from hash to node (cleared whole when it reaches
   :data:`MAX_CACHED_NODES`) and answers ``get_node`` from it. py-trie edits the node it gets
-  in place, so every answer is a fresh copy; the map's own nodes are never handed out.
+  in place, so every answer is a fresh copy (lists); the map's own nodes are never handed out.
+  The map keeps each node as tuples, which hold only byte strings and tuples: Python's
+  garbage collector stops tracking such a tuple at its first collection, so the map's
+  hundreds of thousands of nodes are not walked again by every full collection.
   Nodes shorter than 32 bytes are embedded in their parent, not stored by hash, and are
   treated as before.
 * **RLP encoding of nodes** by :func:`encode_node`, which gives the same bytes as pyrlp's
@@ -48,7 +51,7 @@ from trie.utils.nibbles import decode_nibbles as _original_decode_nibbles
 MAX_CACHED_NODES: Final = 1 << 18
 _NIBBLE_CACHE_SIZE: Final = 1 << 16
 
-_nodes_by_hash: dict[bytes, list[Any]] = {}
+_nodes_by_hash: dict[bytes, tuple[Any, ...]] = {}
 _installed = False
 
 _original_get: Callable[..., Any] = _hexary.HexaryTrie._get
@@ -59,14 +62,22 @@ _original_create_mapping = cast(
 )
 
 
-def _copy(node: list[Any]) -> list[Any]:
-    return [_copy(item) if type(item) is list else item for item in node]
+def _copy(node: list[Any] | tuple[Any, ...]) -> list[Any]:
+    """A node as py-trie edits it: lists all the way down."""
+    return [_copy(item) if type(item) is tuple or type(item) is list else item for item in node]
+
+
+def _freeze(node: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
+    """A node as the map keeps it: tuples all the way down."""
+    return tuple(
+        _freeze(item) if type(item) is list or type(item) is tuple else item for item in node
+    )
 
 
 def _remember(node_hash: bytes, node: list[Any]) -> None:
     if len(_nodes_by_hash) >= MAX_CACHED_NODES:
         _nodes_by_hash.clear()
-    _nodes_by_hash[node_hash] = _copy(node)
+    _nodes_by_hash[node_hash] = _freeze(node)
 
 
 def remember_node(node_hash: bytes, node: list[Any]) -> None:
@@ -95,8 +106,8 @@ def _get_node(self: _hexary.HexaryTrie, node_hash: Any) -> Any:
 
 def _shared_node(ref: Any) -> Any:
     """The node ``ref`` points at, straight from the map and not copied (for reads only), or
-    None when it is not there."""
-    if type(ref) is list:
+    None when it is not there. An embedded node is the list or tuple itself."""
+    if type(ref) is tuple or type(ref) is list:
         return ref
     if ref in (BLANK_NODE, BLANK_NODE_HASH):
         return BLANK_NODE

@@ -122,6 +122,34 @@ def test_answers_are_copies_so_editing_one_leaves_the_map_intact() -> None:
     assert t[bytes([0]) * 32] == b"v" * 40
 
 
+def test_the_map_keeps_nodes_the_garbage_collector_stops_tracking() -> None:
+    """Kept nodes are tuples of byte strings (and tuples, for embedded nodes): after one
+    collection the collector no longer walks them, however many the map holds."""
+    import gc
+
+    from trie import HexaryTrie
+
+    t = HexaryTrie({})
+    for i in range(300):
+        t[bytes([i % 256, i // 256]) * 16] = b"v" * (40 if i % 2 else 3)
+    short = HexaryTrie({})
+    for key in (b"\x01\x02", b"\x01\x03", b"\x01\x02\x04"):
+        short[key] = b"x"  # embedded leaves under a branch: nested nodes
+    kept = list(_trie_cache._nodes_by_hash.values())
+    assert kept and any(type(item) is tuple for node in kept for item in node)
+    # Each collection stops tracking the tuples whose items are all untracked: a nested node
+    # one level at a time.
+    for _ in range(4):
+        gc.collect()
+    assert not any(gc.is_tracked(node) for node in kept)
+    # What py-trie gets is its own list to edit, the same node.
+    for node_hash, node in list(_trie_cache._nodes_by_hash.items())[:50]:
+        answer = t.get_node(node_hash)
+        assert type(answer) is list and _trie_cache.encode_node(answer) == (
+            _trie_cache.encode_node(node)
+        )
+
+
 def test_a_missing_node_still_raises() -> None:
     from trie import HexaryTrie
     from trie.exceptions import MissingTrieNode
