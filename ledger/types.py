@@ -7,6 +7,7 @@ and statements can use them without loading web3.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -195,12 +196,28 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class TxResult:
-    """A mined, successful transaction and the events it emitted."""
+    """A mined, successful transaction and the events it emitted.
+
+    The events are decoded from the receipt's ``logs`` by ``decode`` when first asked for:
+    the settlement worker and the simulator need only the hash and the gas of what they send
+    (a batch of 100 readings carries 100 events)."""
 
     tx_hash: str
     block_number: int
     gas_used: int
-    events: list[Event] = field(default_factory=list)
+    logs: tuple[Any, ...] = ()
+    decode: Callable[[Iterable[Any]], list[Event]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    _events: list[Event] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def events(self) -> list[Event]:
+        if self._events is None:
+            decoded = [] if self.decode is None else self.decode(self.logs)
+            object.__setattr__(self, "_events", decoded)
+            return decoded
+        return self._events
 
     def named(self, name: str) -> list[Event]:
         return [e for e in self.events if e.name == name]

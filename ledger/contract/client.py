@@ -322,7 +322,8 @@ class VoisinClient:
             tx_hash=tx_hash.to_0x_hex(),
             block_number=int(receipt["blockNumber"]),
             gas_used=int(receipt["gasUsed"]),
-            events=self.decode_logs(receipt["logs"]),
+            logs=tuple(receipt["logs"]),
+            decode=self.decode_logs,
         )
 
     def calldata(self, function: str, *args: Any) -> bytes:

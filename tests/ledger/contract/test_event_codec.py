@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from hexbytes import HexBytes
@@ -13,7 +13,7 @@ from ledger import Chain, open_chain
 from ledger.contract.client import _plain
 from ledger.contract.event_codec import EventDecoder, UnsupportedEvent, event_decoders
 from tests.ledger.mirror.test_indexer import _trade
-from tests.world import new_world
+from tests.world import SLOT, new_world
 
 
 @pytest.fixture
@@ -133,3 +133,24 @@ def test_word_by_word_decoding_agrees_with_eth_abi_on_any_words() -> None:
                 assert [type(v) for v in ours.values()] == [
                     type(v) for v in cast(dict[str, object], theirs).values()
                 ]
+
+
+def test_a_transactions_events_are_decoded_once_when_first_asked_for(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = new_world(chain)
+    members = [w.household() for _ in range(3)]
+    decoded: list[int] = []
+    real = w.client.decode_logs
+
+    def counting(logs: Any) -> Any:
+        decoded.append(1)
+        return real(logs)
+
+    monkeypatch.setattr(w.client, "decode_logs", counting)
+    result = w.client.commit_readings(w.operator, [w.sign(m, SLOT, 10, 0) for m in members])
+    assert result.gas_used > 0 and decoded == []  # sending decodes nothing
+    committed = result.named("ReadingCommitted")
+    assert [e.args["meter"] for e in committed] == [m.meter.address for m in members]
+    assert result.events == committed and result.named("FillSettled") == []
+    assert decoded == [1]  # and asking again decodes nothing more
