@@ -259,13 +259,16 @@ def test_voisin_simulate_refuses_an_unknown_mechanism(capsys: pytest.CaptureFixt
 
 
 def test_a_period_that_is_not_over_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    from datetime import UTC, datetime, timedelta
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
 
     from meter_sim import default_scenario
     from meter_sim.flows import check_window_is_over
     from meter_sim.run import SimulationError, run_simulation
 
-    today = datetime.now(UTC).date()
+    # A scenario's day runs from local midnight: "today" is the date where its households live
+    # (late in the UTC evening it is already tomorrow in Lyon, and today there is over).
+    today = datetime.now(ZoneInfo(default_scenario(1).location.tz)).date()
     for start in (today, today + timedelta(days=30)):
         scenario = default_scenario(3, days=1, start=start, seed=1)
         with pytest.raises(SimulationError, match="not over yet"):
