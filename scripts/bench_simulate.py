@@ -177,8 +177,8 @@ def print_market_ratios(rows: list[dict[str, Any]], markets: list[str]) -> None:
             wall = [a["run_s"] / b["run_s"] for a, b in pairs]
             cpu = [a["cpu_s"] / b["cpu_s"] for a, b in pairs if b["cpu_s"]]
             each = ", ".join(
-                f"{a['run_s']:.1f}/{b['run_s']:.1f} s = {a['run_s'] / b['run_s']:.2f}x"
-                for a, b in pairs
+                f"{a['run_s']:.1f}/{b['run_s']:.1f} s = {ratio:.2f}x"
+                for (a, b), ratio in zip(pairs, wall, strict=True)
             )
             line = (
                 f"{n} households, {d} days, {chain}, {agents}: {market} over {first}, "
