@@ -273,6 +273,8 @@ def main() -> int:
         answer["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         send(stdout, answer)
         return 0
+    except BrokenPipeError:  # the server that asked died (killed): nobody is left to answer
+        return 1
     except Exception as exc:
         send(stdout, {"error": f"{type(exc).__name__}: {exc}"})
         return 1

@@ -32,6 +32,7 @@ from typing import Final, TypeVar
 
 from web3.exceptions import TimeExhausted
 
+from api.cluster import AdvisoryLock
 from api.errors import chain_unavailable, from_ledger
 from ledger.errors import ChainUnavailable, LedgerError
 
@@ -51,6 +52,9 @@ CHAIN_DOWN: tuple[type[BaseException], ...] = (
 WRITES_LOCK: Final = "chain-writes.lock"
 #: How often a timed acquisition of :class:`ChainLock` tries the file lock again (seconds).
 _POLL_S: Final = 0.01
+#: Among several workers, a wait for another process's chain writes this long (seconds) or
+#: longer is logged as a warning; shorter ones (the other workers' writes) at debug level.
+LONG_WAIT_S: Final = 1.0
 
 
 def lock_file(path: Path) -> int:
@@ -83,10 +87,16 @@ class ChainLock:
     another process (a backup) holding it makes the first acquisition wait. ``flock`` belongs
     to the open file description, and the kernel drops it when the process dies, even by
     SIGKILL: no stale lock survives a crash. Without a ``path`` it is a plain ``RLock``.
+
+    ``shared``, with a PostgreSQL database, is the advisory lock every process serving the
+    market takes to write the chain (:mod:`api.cluster`): taken after the file lock on the
+    outermost acquisition and released before it, so that one process at a time, on any
+    machine, picks the operator's next nonce.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, shared: AdvisoryLock | None = None) -> None:
         self.path = path
+        self.shared = shared
         self._rlock = threading.RLock()
         self._fd: int | None = None
         #: Nesting depth of the owning thread, and which thread that is; only the owner
@@ -114,6 +124,16 @@ class ChainLock:
             if not taken:
                 self._rlock.release()
                 return False
+            try:
+                taken = self.shared is None or self.shared.acquire(deadline)
+            except BaseException:
+                self._drop_file()
+                self._rlock.release()
+                raise
+            if not taken:
+                self._drop_file()
+                self._rlock.release()
+                return False
             self._owner = threading.get_ident()
         self._depth += 1
         return True
@@ -125,9 +145,14 @@ class ChainLock:
         self._depth -= 1
         if self._depth == 0:
             self._owner = None
-            if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self.shared is not None:
+                self.shared.release()
+            self._drop_file()
         self._rlock.release()
+
+    def _drop_file(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _take_file(self, deadline: float | None) -> bool:
         if self.path is None:
@@ -144,9 +169,12 @@ class ChainLock:
         waited = time.monotonic() - started
         self.waits += 1
         self.waited_s += waited
-        log.warning(
-            "chain writes %s %.2f s for %s (held by another process: a backup copying the "
-            "data directory)",
+        # Alone, only a backup holds it. Among workers, another's write lasts milliseconds.
+        alone = self.shared is None
+        log.log(
+            logging.WARNING if alone or waited >= LONG_WAIT_S or not taken else logging.DEBUG,
+            "chain writes %s %.2f s for %s (held by another process: another worker "
+            "writing the chain, or a backup copying the data directory)",
             "waited" if taken else "gave up after",
             waited,
             self.path,
@@ -168,12 +196,13 @@ class ChainLock:
 class ChainGate:
     """The chain's lock and its up/down state, shared by requests and background work."""
 
-    def __init__(self, writes_lock: Path | None = None) -> None:
+    def __init__(self, writes_lock: Path | None = None, shared: AdvisoryLock | None = None) -> None:
         """``writes_lock``: the file whose ``flock`` the chain lock also holds
-        (:data:`WRITES_LOCK` in the data directory); none for a gate of this process only."""
+        (:data:`WRITES_LOCK` in the data directory); none for a gate of this process only.
+        ``shared``: the processes' chain-writes lock in PostgreSQL (see :class:`ChainLock`)."""
         #: Held by whoever uses the chain: one request's :meth:`on_chain`, or a whole outbox
         #: pass (which hands it over while requests wait, see :meth:`yield_to_requests`).
-        self.lock = ChainLock(writes_lock)
+        self.lock = ChainLock(writes_lock, shared)
         #: Threads blocked in :meth:`on_chain` waiting for :attr:`lock` (requests, mostly),
         #: and the condition that says when that number changes.
         self.waiters = 0

@@ -592,6 +592,76 @@ def _schema_problem(settings: Any) -> str | None:
     return None
 
 
+def workers_problem(settings: Any, workers: int) -> str | None:
+    """Why ``workers`` processes cannot serve with ``settings``, or None. Each process opens
+    the chain and the database itself: an embedded chain is one process's, and SQLite is a
+    file that one writer at a time may change, so more than one needs a node and PostgreSQL."""
+    from api.cluster import is_postgres
+
+    if workers == 1:
+        return None
+    if not settings.chain.startswith(("http://", "https://")):
+        return (
+            f"--workers {workers} needs a JSON-RPC chain every process can reach "
+            f"(VOISIN_CHAIN=http://...), not {settings.chain!r}"
+        )
+    if not is_postgres(settings.resolved_database_url()):
+        return (
+            f"--workers {workers} needs a PostgreSQL database every process can reach "
+            "(VOISIN_DATABASE_URL=postgresql+psycopg://...), not SQLite"
+        )
+    return None
+
+
+def _serve_workers(args: argparse.Namespace, settings: Any, log_config: Any) -> int:
+    """``voisin serve --workers N``: uvicorn's supervisor runs N processes on one socket and
+    starts a new one whenever one dies. Each is a whole server (:func:`api.app.create_app`
+    from the same ``VOISIN_*`` settings); PostgreSQL elects the one that runs the background
+    work (:mod:`api.cluster`)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from api.services import Services
+
+    # Create the schema and deploy (or find) the contract once, before the workers start.
+    try:
+        Services(settings).close()
+    except Exception as exc:
+        print(f"voisin serve: could not open the market: {exc}", file=sys.stderr)
+        return 3
+    url = dashboard_url(args.host, args.port)
+    bind = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"Voisin API on http://{bind}:{args.port} with {args.workers} workers — chain "
+        f"{settings.chain}, database {_redacted_url(settings.resolved_database_url())}\n"
+        f"Dashboard: {url}\nOperator token: {operator_token_source(settings)}",
+        flush=True,
+    )
+    config = uvicorn.Config(
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=log_config,
+        log_level="info",
+        timeout_keep_alive=30,
+    )
+    (settings.data_dir / SERVED_AT).write_text(url)
+    try:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    finally:
+        (settings.data_dir / SERVED_AT).unlink(missing_ok=True)
+    return 0
+
+
+def _redacted_url(url: str) -> str:
+    """A database URL without its password, to print."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
@@ -609,12 +679,14 @@ def _serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"voisin serve: {problem}", file=sys.stderr)
         return 2
-    problem = _schema_problem(settings)
+    problem = _schema_problem(settings) or workers_problem(settings, args.workers)
     if problem:
         print(f"voisin serve: {problem}", file=sys.stderr)
         return 2
     # Voisin's lines and uvicorn's go out in VOISIN_LOG_FORMAT (api/logs.py).
     log_config = configure_logging(settings.log_format)
+    if args.workers > 1:
+        return _serve_workers(args, settings, log_config)
     url = dashboard_url(args.host, args.port)
     bind = f"[{args.host}]" if ":" in args.host else args.host
     print(
@@ -790,6 +862,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     serve.add_argument(
         "--port", type=port_number, default=8000, help="port, 1 to 65535 (default 8000)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help=(
+            "processes serving requests (default 1); more than one needs PostgreSQL "
+            "(VOISIN_DATABASE_URL) and a JSON-RPC chain (VOISIN_CHAIN): see docs/operations.md"
+        ),
     )
     serve.set_defaults(func=_serve)
     from api.audit_cli import add_parser as add_audit_parser

@@ -43,6 +43,7 @@ class ServeProcess:
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. Output goes to
     ``log_path`` when given (appended, so restarts keep the earlier lines), else nowhere.
+    ``workers`` above 1 runs ``voisin serve --workers N`` (PostgreSQL and a node in ``env``).
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class ServeProcess:
         port: int | None = None,
         log_path: Path | str | None = None,
         start_timeout_s: float = 120.0,
+        workers: int = 1,
     ) -> None:
         # Absolute, so that the child opens this directory whatever its working directory.
         self.data_dir = Path(data_dir).resolve()
@@ -60,6 +62,7 @@ class ServeProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path) if log_path else None
         self.start_timeout_s = start_timeout_s
+        self.workers = workers
         self.env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
         self.env.update(env)
         self.env["VOISIN_DATA_DIR"] = str(self.data_dir)
@@ -74,7 +77,10 @@ class ServeProcess:
         port = str(self.port)
         try:
             self.proc = subprocess.Popen(
-                (sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", port),
+                (
+                    *(sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1"),
+                    *("--port", port, "--workers", str(self.workers)),
+                ),
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -15,11 +15,17 @@ rotation, take) go through the intent runner (:mod:`api.intents`): recorded firs
 then confirmed. On start, before anything else uses the chain, every intent an earlier process
 left unfinished is reconciled with the chain; the background loop does the same for intents a
 failed request left behind, and deletes finished ones past their retention.
+
+With PostgreSQL, several processes may serve the market (:mod:`api.cluster`): the gate's lock
+also takes the processes' chain-writes lock, and the background loop, the keeper and the
+webhooks run only in the process elected leader (:attr:`Services.leader`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -30,6 +36,13 @@ from typing import TypeVar
 import api.models  # noqa: F401  (registers the API's tables before the engine creates them)
 from api.audit_process import AuditRun, ChainAccess, run_in_process, run_isolated
 from api.chain_gate import WRITES_LOCK, ChainGate, ChainLock
+from api.cluster import (
+    AdvisoryLock,
+    Leadership,
+    chain_writes_lock_name,
+    is_postgres,
+    leader_lock_name,
+)
 from api.contract_upgrade import carry_orders
 from api.custody import KeyVault, load_or_create_secret
 from api.feeder_process import FeederWorker
@@ -109,12 +122,29 @@ class Services:
             settings.chain_key_value(),
             process=settings.chain_process,
         )
+        url = settings.resolved_database_url()
+        # With PostgreSQL, several processes may serve this market (api/cluster.py): they
+        # write the chain one at a time, and one of them, elected, runs the background work.
+        self._writes_lock = (
+            AdvisoryLock(
+                url, chain_writes_lock_name(self.chain.chain_id, self.chain.operator.address)
+            )
+            if is_postgres(url)
+            else None
+        )
         try:
             self.client: VoisinClient
             self.deployment: Deployment
-            self.client, self.deployment = open_ledger(
-                self.chain, data_dir, tariffs=self.tariffs_at_deploy
-            )
+            if self._writes_lock is not None:
+                # Two processes starting on a fresh chain deploy once (the second finds it).
+                self._writes_lock.acquire()
+            try:
+                self.client, self.deployment = open_ledger(
+                    self.chain, data_dir, tariffs=self.tariffs_at_deploy
+                )
+            finally:
+                if self._writes_lock is not None:
+                    self._writes_lock.release()
             self.domain = self.client.domain_separator()
             self.chain_id = self.chain.chain_id
             if self.deployment.migrated_from is not None:
@@ -125,10 +155,19 @@ class Services:
                 )
         except BaseException:
             self.chain.close()
+            if self._writes_lock is not None:
+                self._writes_lock.close()
             raise
         # Its lock also holds the data directory's chain-writes file lock, which
         # `voisin backup` takes to copy the chain and the database between two writes.
-        self.gate = ChainGate(data_dir / WRITES_LOCK)
+        self.gate = ChainGate(data_dir / WRITES_LOCK, shared=self._writes_lock)
+        self.leadership = Leadership(
+            AdvisoryLock(url, leader_lock_name(self.chain_id, self.client.address))
+            if is_postgres(url)
+            else None,
+            on_elected=self._lead,
+            on_lost=self._step_down,
+        )
         self.worker = SettlementWorker(
             self.client,
             self.engine,
@@ -179,6 +218,9 @@ class Services:
             token_secret=key_secret,
             fault=FaultHook.from_environment(),
         )
+        #: Whether other processes may serve this market from the same database
+        #: (PostgreSQL): then no process caches what another may change (tokens).
+        self.shared_database = is_postgres(url)
         self.token_cache: dict[str, int] = {}
         self.token_limiter = RateLimiter("token", settings.token_rate_per_s, settings.token_burst)
         self.meter_limiter = RateLimiter("meter", settings.meter_rate_per_s, settings.meter_burst)
@@ -313,10 +355,28 @@ class Services:
         # default 5 ms switch interval, a thread that gives up the interpreter for I/O waits
         # up to 5 ms to get it back, at every database or socket call (the convoy effect).
         sys.setswitchinterval(0.0005)
+        self.leadership.start()
+
+    @property
+    def leader(self) -> bool:
+        """Whether this process runs the market's background work (:mod:`api.cluster`)."""
+        return self.leadership.leader
+
+    def _lead(self) -> None:
+        """Elected: drain the outbox, settle, keep audits and send webhooks from here on."""
+        if self._stop.is_set():
+            return
         self._thread = threading.Thread(target=self._loop, name="voisin-outbox", daemon=True)
         self._thread.start()
         self.keeper.start()
         self.webhooks.start()
+
+    def _step_down(self) -> None:
+        """The database connection holding the leader's lock failed, so another process may
+        lead already: stop this one (gracefully, as on SIGTERM; its supervisor starts it again,
+        as a follower until elected) rather than run the background work twice."""
+        log.error("stopping: this process can no longer tell whether it leads the market")
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.outbox_interval_s):
@@ -367,6 +427,9 @@ class Services:
         if self.feeder_worker is not None:
             self.feeder_worker.close()
         self.webhooks.stop()
+        self.leadership.close()
         with self.gate.lock:
             self.chain.close()
+        if self._writes_lock is not None:
+            self._writes_lock.close()
         self.engine.dispose()

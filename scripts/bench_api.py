@@ -11,7 +11,9 @@ registers households, signs readings for them, then:
    random phase); p50, p99 and max latency per request.
 
 Usage: ``.venv/bin/python scripts/bench_api.py [--clients 1,10,50] [--households 50]
-[--readings 2000] [--batch 50] [--seconds 10] [--json out.json]``. Progress goes to stderr,
+[--readings 2000] [--batch 50] [--seconds 10] [--workers N] [--json out.json]``. With
+``--workers N`` the server is ``voisin serve --workers N`` (an anvil ``--chain`` and a
+PostgreSQL ``--database-url``). Progress goes to stderr,
 the tables to stdout. Times are wall-clock on a shared machine: compare within one run.
 """
 
@@ -46,6 +48,7 @@ def start_server(
     chain: str | None,
     database_url: str | None,
     chain_process: bool = True,
+    workers: int = 1,
 ) -> ServeProcess:
     """``voisin serve`` on a free loopback port, up and answering; its log in ``serve.log``
     beside ``data_dir``. ``chain`` is an anvil URL (its first dev key is the operator)."""
@@ -60,7 +63,7 @@ def start_server(
         env["VOISIN_CHAIN_KEY"] = ANVIL_KEY
     if database_url:
         env["VOISIN_DATABASE_URL"] = database_url
-    server = ServeProcess(data_dir, env, log_path=data_dir.parent / "serve.log")
+    server = ServeProcess(data_dir, env, log_path=data_dir.parent / "serve.log", workers=workers)
     try:
         return server.start()
     except ServerStartError as exc:
@@ -193,8 +196,16 @@ def main(argv: list[str] | None = None) -> int:
         help="embedded chain in its own node process (yes, the default of voisin serve), "
         "inside the API process (no), or both one after the other in this run",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="voisin serve --workers N (above 1: needs --chain and a PostgreSQL --database-url)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.workers > 1 and not (args.chain and args.database_url):
+        parser.error("--workers above 1 needs --chain and a PostgreSQL --database-url")
     clients = [int(c) for c in args.clients.split(",")]
     if min(clients) < 1 or args.households < 1 or args.readings < 1 or args.batch < 1:
         parser.error("counts must be positive")
@@ -205,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             where = "its own node process" if chain_process else "the API process"
             print(f"\n## embedded chain in {where} (VOISIN_CHAIN_PROCESS={chain_process})\n")
         for row in bench_server(args, clients, chain_process):
-            rows.append({**row, "chain_process": chain_process})
+            rows.append({**row, "chain_process": chain_process, "workers": args.workers})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
@@ -218,7 +229,7 @@ def bench_server(
     data_dir = Path(tempfile.mkdtemp(prefix="voisin-bench-api-")) / "data"
     print(f"bench_api: starting voisin serve (data {data_dir})", file=sys.stderr)
     server = start_server(
-        data_dir, args.outbox_interval, args.chain, args.database_url, chain_process
+        data_dir, args.outbox_interval, args.chain, args.database_url, chain_process, args.workers
     )
     base = server.base_url
     rows: list[dict[str, Any]] = []

@@ -22,6 +22,7 @@ Monitoring alerts on them (the ``voisin_health_problem`` gauge, docs/operations.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -175,6 +176,8 @@ def status(services: Services) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "chain": chain,
         "database": database,
+        # Which process answered, and whether it runs the background work (api/cluster.py).
+        "process": {"pid": os.getpid(), "leader": services.leader},
         "backlog": backlog,
         "backlog_oldest_s": None,
         "backlog_trend": None,
@@ -245,6 +248,7 @@ _HEALTHY = {
         "block": 14,
     },
     "database": {"ok": True},
+    "process": {"pid": 41234, "leader": True},
     "backlog": {"readings": 0, "orders": 0},
     "backlog_oldest_s": {"readings": 0, "orders": 0},
     "backlog_trend": {"window_s": 590, "samples": 60, "change": 0, "rises": 0},
@@ -278,8 +282,10 @@ def health(services: Svc) -> JSONResponse:
     of the backlog (`rises`: how many of the latest rose in a row). `audit` is the latest audit
     the server kept: `{"kept": false}` until the first, then `ok`, `finished_s` (unix
     seconds), `age_s`, `duration_s`, `block` (the head it read) and `findings`, or `error` for
-    a run that failed. While the database does not answer, `backlog` is empty and the fields
-    it gives are null."""
+    a run that failed. `process` names the process that answered (`pid`) and whether it leads
+    the market's background work (`leader`: one of the processes `voisin serve --workers N`
+    runs does). While the database does not answer, `backlog` is empty and the fields it gives
+    are null."""
     answer = status(services)
     return JSONResponse(answer, 200 if answer["ok"] else 503)
 

@@ -76,8 +76,10 @@ def sync_detailed(
     of the backlog (`rises`: how many of the latest rose in a row). `audit` is the latest audit
     the server kept: `{"kept": false}` until the first, then `ok`, `finished_s` (unix
     seconds), `age_s`, `duration_s`, `block` (the head it read) and `findings`, or `error` for
-    a run that failed. While the database does not answer, `backlog` is empty and the fields
-    it gives are null.
+    a run that failed. `process` names the process that answered (`pid`) and whether it leads
+    the market's background work (`leader`: one of the processes `voisin serve --workers N`
+    runs does). While the database does not answer, `backlog` is empty and the fields it gives
+    are null.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -109,8 +111,10 @@ def sync(
     of the backlog (`rises`: how many of the latest rose in a row). `audit` is the latest audit
     the server kept: `{"kept": false}` until the first, then `ok`, `finished_s` (unix
     seconds), `age_s`, `duration_s`, `block` (the head it read) and `findings`, or `error` for
-    a run that failed. While the database does not answer, `backlog` is empty and the fields
-    it gives are null.
+    a run that failed. `process` names the process that answered (`pid`) and whether it leads
+    the market's background work (`leader`: one of the processes `voisin serve --workers N`
+    runs does). While the database does not answer, `backlog` is empty and the fields it gives
+    are null.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -138,8 +142,10 @@ async def asyncio_detailed(
     of the backlog (`rises`: how many of the latest rose in a row). `audit` is the latest audit
     the server kept: `{"kept": false}` until the first, then `ok`, `finished_s` (unix
     seconds), `age_s`, `duration_s`, `block` (the head it read) and `findings`, or `error` for
-    a run that failed. While the database does not answer, `backlog` is empty and the fields
-    it gives are null.
+    a run that failed. `process` names the process that answered (`pid`) and whether it leads
+    the market's background work (`leader`: one of the processes `voisin serve --workers N`
+    runs does). While the database does not answer, `backlog` is empty and the fields it gives
+    are null.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -169,8 +175,10 @@ async def asyncio(
     of the backlog (`rises`: how many of the latest rose in a row). `audit` is the latest audit
     the server kept: `{"kept": false}` until the first, then `ok`, `finished_s` (unix
     seconds), `age_s`, `duration_s`, `block` (the head it read) and `findings`, or `error` for
-    a run that failed. While the database does not answer, `backlog` is empty and the fields
-    it gives are null.
+    a run that failed. `process` names the process that answered (`pid`) and whether it leads
+    the market's background work (`leader`: one of the processes `voisin serve --workers N`
+    runs does). While the database does not answer, `backlog` is empty and the fields it gives
+    are null.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

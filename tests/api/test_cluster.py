@@ -1,0 +1,236 @@
+"""The locks several ``voisin serve`` processes share through PostgreSQL (api/cluster.py):
+the chain-writes lock inside the chain gate's lock, and the election of the one process that
+runs the market's background work. Each "process" here is its own database session, which is
+what PostgreSQL's advisory locks count."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from functools import partial
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from api.chain_gate import ChainLock
+from api.cluster import (
+    AdvisoryLock,
+    Leadership,
+    advisory_key,
+    chain_writes_lock_name,
+    is_postgres,
+    leader_lock_name,
+)
+
+pytestmark = pytest.mark.postgres
+
+OPERATOR = "0x" + "ab" * 20
+CONTRACT = "0x" + "cd" * 20
+
+
+def test_lock_names_and_keys() -> None:
+    writes = chain_writes_lock_name(31337, OPERATOR.upper().replace("0X", "0x"))
+    assert writes == chain_writes_lock_name(31337, OPERATOR)  # an address in any case
+    assert writes != chain_writes_lock_name(1, OPERATOR)
+    assert leader_lock_name(31337, CONTRACT) != leader_lock_name(31337, "0x" + "ce" * 20)
+    keys = {advisory_key(n) for n in (writes, leader_lock_name(31337, CONTRACT), "x", "y")}
+    assert len(keys) == 4 and all(-(2**63) <= k < 2**63 for k in keys)
+    assert advisory_key("x") == advisory_key("x")
+    assert is_postgres("postgresql+psycopg://u@h/db") and is_postgres("postgresql://h/db")
+    assert not is_postgres("sqlite:///data/voisin.db")
+
+
+@pytest.fixture
+def locks(postgres_url: str) -> Iterator[list[AdvisoryLock]]:
+    made: list[AdvisoryLock] = []
+    yield made
+    for lock in made:
+        lock.close()
+
+
+def _lock(locks: list[AdvisoryLock], url: str, name: str = "test/lock") -> AdvisoryLock:
+    lock = AdvisoryLock(url, name)
+    locks.append(lock)
+    return lock
+
+
+def _terminate(url: str, lock: AdvisoryLock) -> None:
+    """Kill the database session that holds ``lock``, as a dead process's would end."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND granted AND ((classid::bigint << 32) | objid::bigint) = :k"
+                ),
+                {"k": lock.key},
+            ).all()
+        assert killed == [(True,)]
+    finally:
+        admin.dispose()
+
+
+def test_one_session_at_a_time_holds_an_advisory_lock(
+    postgres_url: str, locks: list[AdvisoryLock]
+) -> None:
+    a, b = _lock(locks, postgres_url), _lock(locks, postgres_url)
+    assert a.try_acquire() and a.held
+    assert not b.try_acquire() and not b.held
+    started = time.monotonic()
+    assert not b.acquire(deadline=time.monotonic() + 0.3)
+    assert time.monotonic() - started >= 0.3
+    a.release()
+    assert not a.held
+    assert b.acquire(deadline=time.monotonic() + 5)
+    assert not a.try_acquire()
+    b.release()
+    assert a.acquire()  # no deadline: waits as long as it takes (here: free)
+
+
+def test_a_dead_session_releases_its_lock(postgres_url: str, locks: list[AdvisoryLock]) -> None:
+    a, b = _lock(locks, postgres_url), _lock(locks, postgres_url)
+    assert a.try_acquire()
+    assert a.still_held()
+    _terminate(postgres_url, a)
+    assert b.acquire(deadline=time.monotonic() + 5)
+    # The first holder finds out at its next look, and holds nothing.
+    assert not a.still_held() and not a.held
+    a.release()  # nothing to release: no error
+    assert not a.try_acquire()  # a new session, still refused: b holds it
+
+
+def test_an_unreachable_database_is_an_error_holding_nothing(locks: list[AdvisoryLock]) -> None:
+    lock = _lock(locks, "postgresql+psycopg://voisin@127.0.0.1:1/none")
+    with pytest.raises(OperationalError):
+        lock.try_acquire()
+    assert not lock.held
+
+
+def test_the_chain_lock_holds_the_shared_lock_while_any_thread_holds_it(
+    postgres_url: str, locks: list[AdvisoryLock], tmp_path: object
+) -> None:
+    """Two processes' chain gates: one writer at a time across them, and re-entrance within
+    one takes the shared lock once."""
+    name = chain_writes_lock_name(31337, OPERATOR)
+    first = ChainLock(None, _lock(locks, postgres_url, name))
+    second = ChainLock(None, _lock(locks, postgres_url, name))
+    with first:
+        with first:  # re-entrant
+            assert first.shared is not None and first.shared.held
+        assert first.shared.held  # still inside the outer hold
+        assert not second.acquire(timeout=0.2)
+        got: list[bool] = []
+        waiter = threading.Thread(target=lambda: got.append(second.acquire(timeout=10)))
+        waiter.start()
+        time.sleep(0.2)
+        assert got == []  # waiting for the other process
+    waiter.join(timeout=10)
+    assert got == [True]
+    assert not first.shared.held
+    assert not first.acquire(blocking=False)
+    # The thread that took it lets it go.
+    releaser = threading.Thread(target=second.release)
+    with pytest.raises(RuntimeError):
+        second.release()  # not this thread's
+    releaser.start()
+    releaser.join()
+    assert first.acquire(timeout=5)
+    first.release()
+
+
+def test_a_database_error_leaves_the_chain_lock_free(
+    locks: list[AdvisoryLock], tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    lock_file = Path(str(tmp_path)) / "chain-writes.lock"
+    chain_lock = ChainLock(lock_file, _lock(locks, "postgresql+psycopg://voisin@127.0.0.1:1/x"))
+    with pytest.raises(OperationalError):
+        chain_lock.acquire()
+    # Neither this process's lock nor the file lock stays taken.
+    local = ChainLock(lock_file)
+    assert local.acquire(timeout=1)
+    local.release()
+    assert chain_lock._rlock.acquire(blocking=False)
+    chain_lock._rlock.release()
+
+
+class Elections:
+    """Leaderships of several processes for one market, with what each was told."""
+
+    def __init__(self, url: str, locks: list[AdvisoryLock], n: int) -> None:
+        self.events: list[tuple[int, str]] = []
+        self.changed = threading.Condition()
+        self.members = [
+            Leadership(
+                _lock(locks, url, leader_lock_name(31337, CONTRACT)),
+                on_elected=partial(self._tell, i, "elected"),
+                on_lost=partial(self._tell, i, "lost"),
+                poll_s=0.05,
+            )
+            for i in range(n)
+        ]
+
+    def _tell(self, member: int, what: str) -> None:
+        with self.changed:
+            self.events.append((member, what))
+            self.changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[tuple[int, str]]:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.events) >= count, timeout), self.events
+            return list(self.events)
+
+    def leaders(self) -> list[int]:
+        return [i for i, m in enumerate(self.members) if m.leader]
+
+
+def test_exactly_one_process_is_elected_and_another_takes_over_when_it_dies(
+    postgres_url: str, locks: list[AdvisoryLock]
+) -> None:
+    world = Elections(postgres_url, locks, 3)
+    for member in world.members:
+        member.start()
+    try:
+        ((first, what),) = world.wait_for(1)
+        assert what == "elected"
+        time.sleep(0.3)  # several polls: nobody else is elected meanwhile
+        assert world.events == [(first, "elected")] and world.leaders() == [first]
+        assert world.members[first].elected_at is not None
+
+        # The leader's session dies (its process was killed, or its host vanished).
+        lock = world.members[first].lock
+        assert lock is not None
+        died = time.monotonic()
+        _terminate(postgres_url, lock)
+        events = world.wait_for(3)
+        took_over = time.monotonic() - died
+        (second,) = [i for i, what in events[1:] if what == "elected"]
+        assert second != first
+        assert set(events[1:]) == {(first, "lost"), (second, "elected")}
+        assert took_over < 5
+        time.sleep(0.3)
+        assert world.leaders() == [second] and len(world.events) == 3
+
+        # A leader that stops (shutdown) releases the lock at once: the third is elected.
+        world.members[second].close()
+        events = world.wait_for(4)
+        (third,) = {0, 1, 2} - {first, second}
+        assert events[3] == (third, "elected")
+    finally:
+        for member in world.members:
+            member.close()
+
+
+def test_without_a_lock_the_only_process_leads_at_once() -> None:
+    told: list[str] = []
+    alone = Leadership(
+        None, on_elected=lambda: told.append("elected"), on_lost=lambda: told.append("lost")
+    )
+    alone.start()
+    assert alone.leader and told == ["elected"]
+    alone.close()
+    assert not alone.leader
