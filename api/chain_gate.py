@@ -196,10 +196,19 @@ class ChainLock:
 class ChainGate:
     """The chain's lock and its up/down state, shared by requests and background work."""
 
-    def __init__(self, writes_lock: Path | None = None, shared: AdvisoryLock | None = None) -> None:
+    def __init__(
+        self,
+        writes_lock: Path | None = None,
+        shared: AdvisoryLock | None = None,
+        *,
+        evm_here: bool = True,
+    ) -> None:
         """``writes_lock``: the file whose ``flock`` the chain lock also holds
         (:data:`WRITES_LOCK` in the data directory); none for a gate of this process only.
-        ``shared``: the processes' chain-writes lock in PostgreSQL (see :class:`ChainLock`)."""
+        ``shared``: the processes' chain-writes lock in PostgreSQL (see :class:`ChainLock`).
+        ``evm_here``: the chain's EVM runs in this process (an embedded chain without its node
+        process), so background work waits for a quiet moment before each step."""
+        self.evm_here = evm_here
         #: Held by whoever uses the chain: one request's :meth:`on_chain`, or a whole outbox
         #: pass (which hands it over while requests wait, see :meth:`yield_to_requests`).
         self.lock = ChainLock(writes_lock, shared)
@@ -248,9 +257,11 @@ class ChainGate:
         self.up = True
 
     def yield_to_requests(self, quiet_s: float = 0.1, max_wait_s: float = 10.0) -> None:
-        """Let requests go first: the embedded chain runs in this process, and its EVM work
-        would hold the interpreter while clients wait. Waits until no request started for
-        ``quiet_s``, for at most ``max_wait_s`` (so a steady load cannot starve the outbox).
+        """Let requests go first. When the embedded chain's EVM runs in this process
+        (:attr:`evm_here`), its work would hold the interpreter while clients wait: wait until
+        no request started for ``quiet_s``, for at most ``max_wait_s``. Elsewhere (a node
+        process, a JSON-RPC node) the EVM does not compete with the requests, and waiting
+        would only starve the outbox under a steady load (one batch per ``max_wait_s``).
 
         The caller holds the chain lock once (an outbox pass). Requests blocked on that lock
         cannot run while it waits, so if any are, it hands the lock over to them instead, and
@@ -262,7 +273,7 @@ class ChainGate:
             if self.waiters:
                 self._hand_over(deadline)
                 return
-            if time.monotonic() - self.last_request >= quiet_s:
+            if not self.evm_here or time.monotonic() - self.last_request >= quiet_s:
                 return
             time.sleep(quiet_s)
 

@@ -160,7 +160,11 @@ class Services:
             raise
         # Its lock also holds the data directory's chain-writes file lock, which
         # `voisin backup` takes to copy the chain and the database between two writes.
-        self.gate = ChainGate(data_dir / WRITES_LOCK, shared=self._writes_lock)
+        self.gate = ChainGate(
+            data_dir / WRITES_LOCK,
+            shared=self._writes_lock,
+            evm_here=self.chain.kind in ("embedded", "memory") and self.chain.node is None,
+        )
         self.leadership = Leadership(
             AdvisoryLock(url, leader_lock_name(self.chain_id, self.client.address))
             if is_postgres(url)

@@ -7,19 +7,23 @@ What it does:
    database on the PostgreSQL server of ``--database-url`` and starts ``voisin serve
    --workers N`` on both, settling each slot as soon as it closes;
 2. registers ``--households`` households (every other one a prosumer);
-3. ``--clients`` threads post their meters' readings one per request, each meter in slot
-   order, on fresh connections (so that the kernel hands them to every worker), for
-   ``--seconds`` seconds; a request that fails (its worker was killed) is sent again, as a
-   meter would (readings are idempotent);
-4. after ``--kill-at`` seconds it finds the leader (``GET /health``'s ``process``) and kills it
-   with SIGKILL, then asks ``/health`` until another process says it leads;
+3. ``--clients`` threads (gateways) post their meters' readings one per request, each meter
+   in slot order, each thread on a keep-alive connection of its own (the kernel hands the
+   connections to the workers), for ``--seconds`` seconds; a request whose connection breaks
+   (its worker was killed) is sent again on a new connection, as a gateway would (readings
+   are idempotent);
+4. after ``--kill-at`` seconds it kills the leader (found before the load through ``GET
+   /health``'s ``process``) with SIGKILL; the takeover is the time from the kill to the
+   ``elected`` line in the server's log, and it asks ``/health`` until another process says
+   it leads (which under load takes as long as a request waits for a worker);
 5. once the clients stop, it waits for the backlog to drain, counts the readings committed on
    chain (the mirror's ``reading`` table: every accepted reading once) and asks the operator's
    audit (``GET /audit/report``).
 
-It prints readings/s before and after the kill, the takeover time (kill to a new leader's
-answer), the drain time (kill to an empty backlog), readings accepted and committed, and the
-audit's findings. Times are wall-clock on a shared machine.
+It prints readings/s before and after the kill, the takeover time (kill to the new leader's
+election, and to ``/health`` saying so), the backlog when the load stopped, the drain time
+(kill to an empty backlog), readings accepted and committed, and the audit's findings. Times
+are wall-clock on a shared machine.
 
 Usage: ``.venv/bin/python scripts/bench_takeover.py --database-url
 postgresql+psycopg://voisin@127.0.0.1:5432 [--workers 4] [--households 40] [--clients 20]
@@ -36,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +82,14 @@ def health(base: str) -> dict[str, Any]:
     return dict(httpx.get(f"{base}/health", timeout=10).json())
 
 
-def post(base: str, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
-    """POST on a fresh connection, again after a broken one or a 5xx (idempotent writes)."""
+def post(
+    http: httpx.Client, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Any:
+    """POST, again after a broken connection or a 5xx (the writes are idempotent); a broken
+    connection is replaced by a new one, which the kernel may hand to another worker."""
     for attempt in range(100):
         try:
-            r = httpx.post(f"{base}{path}", json=body, headers=headers, timeout=60)
+            r = http.post(path, json=body, headers=headers, timeout=60)
         except httpx.HTTPError:
             time.sleep(min(1.0, 0.05 * 2**attempt))
             continue
@@ -126,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         node.stop()
         raise SystemExit(f"bench_takeover: {exc}") from exc
     try:
-        row = run(args, server.base_url, url)
+        row = run(args, server.base_url, url, data_dir.parent / "serve.log")
     finally:
         server.stop()
         node.stop()
@@ -135,12 +143,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if row["committed"] == row["accepted"] and row["findings"] == 0 else 1
 
 
-def run(args: argparse.Namespace, base: str, database_url: str) -> dict[str, Any]:
+def elected_after(log_path: Path, since_utc: float) -> float:
+    """Seconds from ``since_utc`` to the first election the server's log records after it."""
+    for line in log_path.read_text().splitlines():
+        if '"voisin.cluster"' not in line or '"message": "elected' not in line:
+            continue
+        stamp = datetime.fromisoformat(json.loads(line)["ts"].replace("Z", "+00:00"))
+        if stamp.timestamp() >= since_utc:
+            return stamp.timestamp() - since_utc
+    raise SystemExit(f"bench_takeover: no election after the kill in {log_path}")
+
+
+def run(args: argparse.Namespace, base: str, database_url: str, log_path: Path) -> dict[str, Any]:
     meters = [Account.create() for _ in range(args.households)]
-    for i, m in enumerate(meters):
-        r = post(base, "/households", {"meter": m.address, "prosumer": i % 2 == 0}, OP)
-        if r.status_code != 201:
-            raise SystemExit(f"bench_takeover: registration refused: {r.text}")
+    with httpx.Client(base_url=base) as http:
+        for i, m in enumerate(meters):
+            r = post(http, "/households", {"meter": m.address, "prosumer": i % 2 == 0}, OP)
+            if r.status_code != 201:
+                raise SystemExit(f"bench_takeover: registration refused: {r.text}")
     chain = health(base)["chain"]
     domain = domain_separator(int(chain["chain_id"]), chain["contract"])
     say(f"registered {len(meters)} households")
@@ -153,31 +173,33 @@ def run(args: argparse.Namespace, base: str, database_url: str) -> dict[str, Any
     accepted: list[float] = []  # when each accepted reading was answered (monotonic)
 
     def client(k: int) -> None:
+        """A gateway for its meters: one keep-alive connection, one reading per request."""
         mine = [(i, m) for i, m in enumerate(meters) if i % args.clients == k]
-        for n in range(back - 1):
-            for i, m in mine:
-                if stop.is_set():
-                    return
-                exported = 400 * (n + 1) * (i % 2 == 0)
-                reading = Reading(m.address, first_slot + n, 250 * (n + 1), exported)
-                body = {"readings": [reading_to_json(sign_reading(m.key, reading, domain))]}
-                r = post(base, "/readings", body)
-                if r.status_code != 202:
-                    raise SystemExit(f"bench_takeover: reading refused: {r.text}")
-                with lock:
-                    accepted.extend([time.monotonic()] * r.json()["accepted"])
+        with httpx.Client(base_url=base) as http:
+            for n in range(back - 1):
+                for i, m in mine:
+                    if stop.is_set():
+                        return
+                    exported = 400 * (n + 1) * (i % 2 == 0)
+                    reading = Reading(m.address, first_slot + n, 250 * (n + 1), exported)
+                    signed = sign_reading(m.key, reading, domain)
+                    r = post(http, "/readings", {"readings": [reading_to_json(signed)]})
+                    if r.status_code != 202:
+                        raise SystemExit(f"bench_takeover: reading refused: {r.text}")
+                    with lock:
+                        accepted.extend([time.monotonic()] * r.json()["accepted"])
 
+    # The leader, found before the load (under load /health waits for the chain lock).
+    leader = None
+    while leader is None:
+        p = health(base)["process"]
+        leader = p["pid"] if p["leader"] else None
     threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
     started = time.monotonic()
     for t in threads:
         t.start()
     time.sleep(args.kill_at)
-    before = health(base)["process"]
-    leader = before["pid"] if before["leader"] else None
-    while leader is None:
-        p = health(base)["process"]
-        leader = p["pid"] if p["leader"] else None
-    killed = time.monotonic()
+    killed, killed_utc = time.monotonic(), time.time()
     os.kill(leader, signal.SIGKILL)
     say(f"killed the leader, pid {leader}, at {killed - started:.1f} s")
     successor = None
@@ -188,13 +210,19 @@ def run(args: argparse.Namespace, base: str, database_url: str) -> dict[str, Any
             continue
         if p["leader"] and p["pid"] != leader:
             successor = p["pid"]
-    takeover_s = time.monotonic() - killed
-    say(f"pid {successor} leads, {takeover_s:.2f} s after the kill")
+    answered_s = time.monotonic() - killed
+    elected_s = elected_after(log_path, killed_utc)
+    say(
+        f"pid {successor} leads: elected {elected_s:.3f} s after the kill (its log), said so at "
+        f"/health {answered_s:.2f} s after it"
+    )
     time.sleep(max(0.0, started + args.seconds - time.monotonic()))
     stop.set()
     for t in threads:
         t.join()
     ended = time.monotonic()
+    backlog_at_end = health(base)["backlog"].get("readings")
+    say(f"load stopped {ended - killed:.1f} s after the kill; {backlog_at_end} readings queued")
 
     while True:
         backlog = health(base)["backlog"]
@@ -217,21 +245,27 @@ def run(args: argparse.Namespace, base: str, database_url: str) -> dict[str, Any
         "households": args.households,
         "readings_per_s_before_kill": round(before_kill, 1),
         "readings_per_s_after_kill": round(after_kill, 1),
-        "takeover_s": round(takeover_s, 2),
+        "elected_s_after_kill": round(elected_s, 3),
+        "health_says_leader_s_after_kill": round(answered_s, 2),
         "drained_s_after_kill": round(drained_s, 2),
+        "load_after_kill_s": round(ended - killed, 2),
+        "backlog_when_load_stopped": backlog_at_end,
         "accepted": len(accepted),
         "committed": committed,
         "findings": len(report["findings"]),
     }
     print(
-        "| workers | clients | readings/s before the kill | after | takeover s | backlog empty "
-        "s after the kill | accepted | committed | audit findings |"
+        "| workers | clients | readings/s before the kill | after | elected s after the kill "
+        "| /health says so s | load after "
+        "the kill s | queued when the load stopped | backlog empty s after the kill | accepted "
+        "| committed | audit findings |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(
         f"| {args.workers} | {args.clients} | {before_kill:.0f} | {after_kill:.0f} | "
-        f"{takeover_s:.2f} | {drained_s:.1f} | {len(accepted):,} | {committed:,} | "
-        f"{len(report['findings'])} |"
+        f"{elected_s:.3f} | {answered_s:.2f} | {ended - killed:.1f} | {backlog_at_end:,} | "
+        f"{drained_s:.1f} | "
+        f"{len(accepted):,} | {committed:,} | {len(report['findings'])} |"
     )
     return row
 

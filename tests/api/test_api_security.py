@@ -434,6 +434,28 @@ def test_background_work_hands_the_chain_over_to_requests_waiting_for_it(
     assert ran == ["request", "background"] and gate.waiters == 0
 
 
+def test_background_work_waits_for_a_quiet_moment_only_beside_an_evm_in_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the EVM in a node process or a JSON-RPC node, a steady load of requests must not
+    hold the outbox back (it would send one batch per ``max_wait_s``)."""
+    import time
+
+    import api.chain_gate
+    from api.chain_gate import ChainGate
+
+    slept: list[float] = []
+    monkeypatch.setattr(api.chain_gate.time, "sleep", slept.append)
+    elsewhere = ChainGate(evm_here=False)
+    elsewhere.last_request = time.monotonic() + 3600  # a request "just started"
+    elsewhere.yield_to_requests(max_wait_s=0.05)
+    assert slept == []
+    here = ChainGate(evm_here=True)
+    here.last_request = time.monotonic() + 3600
+    here.yield_to_requests(max_wait_s=0.05)
+    assert slept and all(s == 0.1 for s in slept)
+
+
 def test_development_secrets_are_created_private_and_kept(tmp_path: Path) -> None:
     import stat
 
