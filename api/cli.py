@@ -11,7 +11,6 @@ live in :mod:`api.audit_cli`).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -20,9 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from api.paths import SERVED_AT, absolute, unwritable_dir, unwritable_file, write_output
+from api.simulate_parts import (
+    SIMULATE_START,
+    keep_for_good,
+    refuse,
+    run_paths,
+    start_flows,
+    summary,
+    write_report,
+)
 
 if TYPE_CHECKING:
-    from meter_sim.flows import FlowsAhead
     from meter_sim.run import RunResult
     from meter_sim.scenario import Scenario
 
@@ -80,8 +87,6 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-#: The default scenario's first day: the June solstice, the longest day of PV.
-_SIMULATE_START = date(2026, 6, 21)
 #: The scenarios ``voisin simulate`` knows by name (any other must be a scenario file).
 _SCENARIOS = ("default", "quartierstrom")
 
@@ -165,11 +170,15 @@ def _simulate(args: argparse.Namespace) -> int:
     from meter_sim.flows import check_window, check_window_is_over
     from meter_sim.plots import BackgroundPlots
 
+    if getattr(args, "neighbourhoods", 1) > 1:
+        from api.city_cli import simulate_city
+
+        return simulate_city(args)
     if args.resume is not None:
         try:
             args = _resumed_args(args)
         except _CannotResume as exc:
-            return _refuse(str(exc))
+            return refuse(str(exc))
     parser: argparse.ArgumentParser = args.parser
     if args.via == "api" and args.agents != "default":
         parser.error(
@@ -190,19 +199,19 @@ def _simulate(args: argparse.Namespace) -> int:
         scenario = _scenario_of(args)
         check_window_is_over(scenario, args.first_slot, args.slots)
     except MeterSimError as exc:
-        return _refuse(str(exc))
-    out, data_dir = _run_paths(args)
+        return refuse(str(exc))
+    out, data_dir = run_paths(args)
     resuming = args.resume is not None
     if not resuming and (data_dir / "chain").exists():
         # Not an option's form but the disk's state, checked when the run starts.
-        return _refuse(f"{data_dir} already holds a chain: give a fresh --data-dir")
+        return refuse(f"{data_dir} already holds a chain: give a fresh --data-dir")
     problem = (
         unwritable_file(args.json, "--json")
         or unwritable_dir(out, "--out")
         or unwritable_dir(data_dir, "--data-dir" if args.data_dir else "the data directory")
     )
     if problem:
-        return _refuse(problem)
+        return refuse(problem)
     settings = Settings()
     chain = args.chain or "embedded"
     count = check_window(scenario.n_slots, args.first_slot, args.slots)
@@ -218,7 +227,7 @@ def _simulate(args: argparse.Namespace) -> int:
         # Before the first transaction: what the run is, so that --resume OUT can go on.
         _record_run(args, out, data_dir)
     except OSError as exc:
-        return _refuse(f"cannot write {out / RUN_RECORD}: {exc.strerror or exc}")
+        return refuse(f"cannot write {out / RUN_RECORD}: {exc.strerror or exc}")
     # A chain of the run's own gets the scenario's operator (run_simulation gives it to the
     # embedded one): on anvil the contract, the signatures and the gas are then the same.
     operator_key = (
@@ -229,15 +238,15 @@ def _simulate(args: argparse.Namespace) -> int:
         else settings.chain_key_value()
     )
     try:
-        flows_ahead = _start_flows(args, scenario)
+        flows_ahead = start_flows(args, scenario)
     except MeterSimError as exc:
-        return _refuse(str(exc))
+        return refuse(str(exc))
     # Only now the ledger (web3, py-evm), while the flows are computed in a child; it loads
-    # before _keep_for_good, so that the collector sets its objects aside with the rest.
+    # before keep_for_good, so that the collector sets its objects aside with the rest.
     from ledger.errors import LedgerError
     from meter_sim.run import run_simulation, stderr_progress
 
-    _keep_for_good(args.own_process)
+    keep_for_good(args.own_process)
     # The plots are drawn in a child process while the run's audit goes on in this one.
     plots = BackgroundPlots(out)
     try:
@@ -269,17 +278,17 @@ def _simulate(args: argparse.Namespace) -> int:
         )
         return 130
     except MeterSimError as exc:
-        return _refuse(str(exc))
+        return refuse(str(exc))
     except LedgerError as exc:
         print(f"voisin simulate: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     try:
-        report_path = _write_report(result.report, out, args.json)
+        report_path = write_report(result.report, out, args.json)
         _record_finished(out)
-        print(_summary(result.report))
+        print(summary(result.report))
         page = plots.write_report_html(result)
     except OSError as exc:  # the folder checked at the start went away or turned read-only
-        return _refuse(f"cannot write the report to {exc.filename}: {exc.strerror or exc}")
+        return refuse(f"cannot write the report to {exc.filename}: {exc.strerror or exc}")
     print(f"report: {report_path}\npage with the plots: {page}")
     return 0 if result.report["audit_ok"] else 1
 
@@ -399,12 +408,6 @@ def _resumed_args(args: argparse.Namespace) -> argparse.Namespace:
     return resumed
 
 
-def _refuse(message: str) -> int:
-    """Say why the run cannot start; exit status 2, as for a usage error."""
-    print(f"voisin simulate: {message}", file=sys.stderr)
-    return 2
-
-
 def _scenario_of(args: argparse.Namespace) -> Scenario:
     """The scenario the options name, with their days, seed and start (a file's own hold
     unless given); raises :class:`meter_sim.errors.MeterSimError` for a bad scenario."""
@@ -415,7 +418,7 @@ def _scenario_of(args: argparse.Namespace) -> Scenario:
     seed = 1 if args.seed is None else args.seed
     if args.scenario == "default":
         return default_scenario(
-            args.households or 30, args.days or 1, args.start or _SIMULATE_START, seed
+            args.households or 30, args.days or 1, args.start or SIMULATE_START, seed
         )
     if args.scenario == "quartierstrom":
         scenario = quartierstrom_scenario(seed=seed)
@@ -427,76 +430,6 @@ def _scenario_of(args: argparse.Namespace) -> Scenario:
         seed=scenario.seed if args.seed is None else args.seed,
         start=args.start or scenario.start,
     )
-
-
-def _run_paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    """The run's output folder (``--out``, else ``out/<UTC timestamp>``) and its data dir
-    (``--data-dir``, else ``OUT/data``), both absolute."""
-    from datetime import UTC, datetime
-
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = absolute(args.out if args.out else Path("out") / stamp)
-    data_dir = absolute(args.data_dir) if args.data_dir else out / "data"
-    return out, data_dir
-
-
-def _start_flows(args: argparse.Namespace, scenario: Scenario) -> FlowsAhead | None:
-    """For a direct run, start the load and PV models in a child, so that they run while
-    this process imports the ledger; a run through the API computes its flows itself."""
-    if args.via != "direct":
-        return None
-    from meter_sim.flows import simulate_ahead
-
-    return simulate_ahead(scenario, args.first_slot, args.slots)
-
-
-def _write_report(report: dict[str, Any], out: Path, copy_to: str | None) -> Path:
-    """Write ``report.json`` in ``out`` (and a copy to ``--json``); returns its path."""
-    text = json.dumps(report, indent=2) + "\n"
-    path = out / "report.json"
-    path.write_text(text)
-    if copy_to:
-        Path(copy_to).write_text(text)
-    return path
-
-
-def _summary(r: dict[str, Any]) -> str:
-    """The run's figures as the command prints them (energy in kWh, money in EUR)."""
-    from meter_sim.report import mib, pilot_comparison  # loaded with the run already
-
-    def pct(x: float | None) -> str:
-        return "n/a" if x is None else f"{100 * x:.1f} %"
-
-    price = r["mean_clearing_price_ueur_per_kWh"]
-    lines = [
-        f"{r['households']} households ({r['prosumers']} with PV), {r['slots']} slots: "
-        f"{r['readings']} readings, {r['fills']} fills",
-        f"PV {r['pv_energy_Wh'] / 1000:.1f} kWh, load {r['load_energy_Wh'] / 1000:.1f} kWh; "
-        f"self-consumed {r['self_consumed_Wh'] / 1000:.1f} kWh, traded locally "
-        f"{r['local_traded_Wh'] / 1000:.1f} kWh, grid import {r['grid_import_Wh'] / 1000:.1f} "
-        f"kWh, grid export {r['grid_export_Wh'] / 1000:.1f} kWh",
-        f"self-sufficiency {pct(r['self_sufficiency'])}, local share of the surplus "
-        f"{pct(r['local_share_of_surplus'])}, mean price "
-        f"{'n/a' if price is None else f'{price / 1e6:.4f} EUR/kWh'}, community savings "
-        f"{r['community_savings_ueur'] / 1e6:.2f} EUR",
-        f"gas {r['gas_used']} ({r['gas_per_household_slot'] or 'n/a'} per household-slot, "
-        f"{r['gas_per_settled_fill'] or 'n/a'} per settled fill), wall {r['wall_s']} s, "
-        f"disk {mib(r['disk_bytes'])}, peak RSS {mib(r['peak_rss_bytes'])}, "
-        f"audit {'ok' if r['audit_ok'] else 'FAILED'}",
-    ]
-    da = r.get("day_ahead")
-    if da is not None:
-        lines.append(
-            f"day-ahead: {da['positions']} positions, {da['cleared_Wh'] / 1000:.1f} kWh cleared "
-            f"ahead, {da['delivered_Wh'] / 1000:.1f} kWh delivered, "
-            f"{da['shortfall_Wh'] / 1000:.1f} kWh short, {da['real_time_Wh'] / 1000:.1f} kWh "
-            f"traded in real time; {da['gas_per_position'] or 'n/a'} gas per position"
-        )
-    comparison = pilot_comparison(r)
-    if comparison:
-        lines.append(comparison)
-    lines += [f"  [FAILED] {finding}" for finding in r["audit_findings"]]
-    return "\n".join(lines)
 
 
 def _simulate_via_api(
@@ -781,13 +714,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="households of the default scenario, at least 1 (default 30)",
     )
     simulate.add_argument(
+        "--neighbourhoods",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help=(
+            "a city of K default streets of --households each, seeded, each its own market "
+            "(contract, database, audit) on one chain, one after the other; the report sums "
+            "them and lists each (default 1: one neighbourhood)"
+        ),
+    )
+    simulate.add_argument(
         "--days", type=positive_int, metavar="N", help="days to simulate, at least 1 (default 1)"
     )
     simulate.add_argument(
         "--start",
         type=iso_date,
         metavar="YYYY-MM-DD",
-        help=f"first day (default {_SIMULATE_START}; quartierstrom: 2019-06-03)",
+        help=f"first day (default {SIMULATE_START}; quartierstrom: 2019-06-03)",
     )
     simulate.add_argument(
         "--seed", type=non_negative_int, metavar="N", help="scenario seed, 0 or more (default 1)"
@@ -892,7 +836,7 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
 
     ``own_process`` says that the process ends with this command (:func:`program`), so the
     command may trade the garbage collector's work on what lives until then for speed (see
-    :func:`_keep_for_good`). Tests call :func:`main` in their own process and leave it off.
+    :func:`keep_for_good`). Tests call :func:`main` in their own process and leave it off.
     """
     args = build_parser().parse_args(argv)
     args.own_process = own_process
@@ -901,32 +845,10 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     return code
 
 
-#: In ``voisin simulate``'s own process, a full collection comes after this many collections of
-#: the middle generation (Python's default: 10).
-FULL_COLLECTION_EVERY = 100
-
-
-def _keep_for_good(own_process: bool) -> None:
-    """In a process that ends with this command, move every object alive now out of the
-    garbage collector's reach (:func:`gc.freeze`), and make full collections rarer.
-
-    After ``voisin simulate``'s imports some 200,000 objects (modules, classes, functions)
-    live until the end anyway, and each full collection walked them again. Measured on a
-    100-household run (``gc.callbacks``): 16 full collections took 2.3 s, and the run left
-    no more cyclic garbage with one (same peak RSS, same objects tracked at the end); freezing
-    took a 30-household run's collection time from 2.0 s to 1.4 s. At the very end, freezing
-    spares the interpreter's exit collections over the whole heap (1.1 to 1.9 s measured).
-    """
-    if own_process:
-        gc.freeze()
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
-
-
 def program() -> None:
     """The ``voisin`` program: :func:`main` on ``sys.argv``, owning the process, then exit."""
     status = main(own_process=True)
-    _keep_for_good(True)
+    keep_for_good(True)
     sys.exit(status)
 
 

@@ -18,6 +18,7 @@ This module imports ``ledger``, never ``api``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -36,7 +37,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 from web3 import Web3
 
-from ledger.chain.backends import open_chain
+from ledger.chain.backends import Chain, open_chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import open_ledger
 from ledger.files import write_durably
@@ -295,8 +296,13 @@ def run_simulation(
     agents: str = "default",
     market: str = REAL_TIME,
     commit_ppm: int = DEFAULT_COMMIT_PPM,
+    chain: Chain | None = None,
 ) -> RunResult:
     """Run ``scenario`` end to end on the chain ``chain_spec``; see the module docstring.
+
+    ``chain``: an open chain to run on instead (``chain_spec`` then only names it, and the
+    caller closes it), as a city's neighbourhoods share one: the neighbourhood's contract is
+    deployed on it and recorded in ``data_dir``, with the run's record and its mirror.
 
     ``data_dir`` holds the chain (embedded), the deployment record, the run's record
     (:data:`RUN_STATE`) and, unless ``database_url`` is given, the SQLite mirror. It must not
@@ -343,8 +349,14 @@ def run_simulation(
     forecast = forecast_report_ahead(
         scenario, first_slot, slots, flows if flows_ahead is None else None
     )
-    with open_chain(chain_spec, data, operator_key) as chain:
-        client, deployment = open_ledger(chain)
+    shared = chain is not None
+    opened: contextlib.AbstractContextManager[Chain] = (
+        contextlib.nullcontext(chain) if chain is not None
+        else open_chain(chain_spec, data, operator_key)
+    )  # fmt: skip
+    with opened as chain:
+        # On a shared chain each neighbourhood's deployment is recorded in its own data dir.
+        client, deployment = open_ledger(chain, data if shared else None)
         engine = make_engine(database_url or f"sqlite:///{(data / 'voisin.db').resolve()}")
         stored = RunState.read(data)
         if resume and stored is not None:

@@ -135,14 +135,14 @@ def test_simulate_option_types_take_what_their_help_allows(tmp_path: Path) -> No
 def test_only_a_process_of_its_own_freezes_the_collector() -> None:
     import gc
 
-    from api.cli import FULL_COLLECTION_EVERY, _keep_for_good
+    from api.simulate_parts import FULL_COLLECTION_EVERY, keep_for_good
 
     before = (gc.get_freeze_count(), gc.get_threshold())
-    _keep_for_good(False)  # what main() does in a test's process
+    keep_for_good(False)  # what main() does in a test's process
     assert (gc.get_freeze_count(), gc.get_threshold()) == before
     own = subprocess.run(
-        [sys.executable, "-c", "import gc; from api.cli import _keep_for_good; "
-         "_keep_for_good(True); print(gc.get_freeze_count(), gc.get_threshold()[2])"],
+        [sys.executable, "-c", "import gc; from api.simulate_parts import keep_for_good; "
+         "keep_for_good(True); print(gc.get_freeze_count(), gc.get_threshold()[2])"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     frozen, full_every = map(int, own.stdout.split())
@@ -313,13 +313,14 @@ def test_voisin_audit_on_a_data_dir_in_use_says_to_ask_the_running_server(
 def test_relative_paths_are_taken_in_the_folder_the_command_starts_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from api.cli import _run_paths, build_parser
+    from api.cli import build_parser
+    from api.simulate_parts import run_paths
 
     monkeypatch.chdir(tmp_path)
     args = build_parser().parse_args(["simulate", "--out", "runs/noon"])
-    assert _run_paths(args) == (tmp_path / "runs" / "noon", tmp_path / "runs" / "noon" / "data")
+    assert run_paths(args) == (tmp_path / "runs" / "noon", tmp_path / "runs" / "noon" / "data")
     args = build_parser().parse_args(["simulate", "--out", "o", "--data-dir", "../elsewhere"])
-    assert _run_paths(args) == (tmp_path / "o", tmp_path.parent / "elsewhere")
+    assert run_paths(args) == (tmp_path / "o", tmp_path.parent / "elsewhere")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,162 @@
+"""``voisin simulate --neighbourhoods K``: a city of K neighbourhoods on one chain.
+
+The chain is opened once (the embedded one in its node process, so that the flows' and the
+plots' children forked meanwhile hold nothing of it). Each neighbourhood then runs as
+``voisin simulate`` runs one, in ``OUT/neighbourhoods/<name>/``: its flows computed in a child,
+its own contract deployed on the shared chain and recorded in its data dir with its mirror,
+its settlement, its audit, its ``report.json`` and its page with the plots. The city's
+``OUT/report.json`` sums them (:func:`meter_sim.city.city_report`).
+
+The neighbourhoods run one after the other, so the command's memory is one neighbourhood's
+working set plus what the city keeps (the chain's client and the reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from api.paths import absolute, unwritable_dir, unwritable_file
+from api.simulate_parts import (
+    SIMULATE_START,
+    keep_for_good,
+    refuse,
+    run_paths,
+    start_flows,
+    summary,
+    write_report,
+)
+
+__all__ = ["simulate_city"]
+
+
+def _why_not(args: argparse.Namespace) -> str | None:
+    """Which option a city run cannot take, said as the refusal."""
+    k = args.neighbourhoods
+    if args.scenario != "default":
+        return f"--neighbourhoods {k} builds default streets: --scenario must be 'default'"
+    if args.via != "direct":
+        return f"--neighbourhoods {k} runs only with --via direct"
+    if args.market != "real-time":
+        return f"--neighbourhoods {k} runs only the real-time market (--market real-time)"
+    if args.resume is not None:
+        return "a city run cannot be resumed (--resume): run it again in a fresh --out"
+    return None
+
+
+def simulate_city(args: argparse.Namespace) -> int:
+    from api.settings import Settings
+    from ledger.localtime import span_label
+    from meter_sim.city import city_report, city_scenarios, scenario_summary
+    from meter_sim.errors import MeterSimError
+    from meter_sim.flows import check_window, check_window_is_over
+    from meter_sim.plots import BackgroundPlots
+
+    problem = _why_not(args)
+    if problem:
+        return refuse(problem)
+    seed = 1 if args.seed is None else args.seed
+    try:
+        scenarios = city_scenarios(
+            args.neighbourhoods,
+            args.households or 30,
+            args.days or 1,
+            args.start or SIMULATE_START,
+            seed,
+        )
+        check_window_is_over(scenarios[0], args.first_slot, args.slots)
+    except MeterSimError as exc:
+        return refuse(str(exc))
+    out, data_dir = run_paths(args)
+    if (data_dir / "chain").exists():
+        return refuse(f"{data_dir} already holds a chain: give a fresh --data-dir")
+    if (out / "neighbourhoods").exists():
+        return refuse(f"{out} already holds a city's neighbourhoods: give a fresh --out")
+    problem = (
+        unwritable_file(args.json, "--json")
+        or unwritable_dir(out, "--out")
+        or unwritable_dir(data_dir, "--data-dir" if args.data_dir else "the data directory")
+    )
+    if problem:
+        return refuse(problem)
+    chain_spec = args.chain or "embedded"
+    # The city's operator: the first neighbourhood's, on a chain of the run's own.
+    operator_key = (
+        scenarios[0].operator_key
+        if chain_spec in ("embedded", "anvil")
+        else Settings().chain_key_value()
+    )
+    first = scenarios[0].first_slot + args.first_slot
+    count = check_window(scenarios[0].n_slots, args.first_slot, args.slots)
+    tz = scenarios[0].location.tz
+    print(
+        f"Voisin simulate: a city of {len(scenarios)} neighbourhoods of "
+        f"{len(scenarios[0].households)} households, {span_label(first, first + count - 1, tz)}, "
+        f"{args.mechanism}, chain {chain_spec}; data in {data_dir}",
+        file=sys.stderr,
+    )
+    from ledger.chain.backends import open_chain
+    from ledger.errors import LedgerError
+    from meter_sim.run import disk_bytes, peak_rss_bytes, run_simulation, stderr_progress
+
+    keep_for_good(args.own_process)
+    started = time.perf_counter()
+    reports: list[dict[str, Any]] = []
+    try:
+        with open_chain(
+            chain_spec, data_dir, operator_key, process=chain_spec == "embedded"
+        ) as chain:
+            for k, scenario in enumerate(scenarios):
+                shape = scenario_summary(scenario)
+                print(
+                    f"[{k + 1}/{len(scenarios)}] {scenario.name}: {shape['households']} "
+                    f"households, {shape['prosumers']} with PV, {shape['batteries']} "
+                    "with a battery",
+                    file=sys.stderr,
+                )
+                place = out / "neighbourhoods" / scenario.name
+                place.mkdir(parents=True)
+                plots = BackgroundPlots(place)
+                result = run_simulation(
+                    scenario,
+                    args.mechanism,
+                    chain_spec,
+                    place / "data",
+                    operator_key=operator_key,
+                    first_slot=args.first_slot,
+                    slots=args.slots,
+                    progress=stderr_progress(tz=tz),
+                    before_audit=plots.start,
+                    flows_ahead=start_flows(args, scenario),
+                    agents=args.agents,
+                    market=args.market,
+                    chain=chain,
+                )
+                write_report(result.report, place, None)
+                plots.write_report_html(result)
+                print(summary(result.report), file=sys.stderr)
+                reports.append(result.report)
+    except KeyboardInterrupt:
+        print("\nvoisin simulate: stopped", file=sys.stderr)
+        return 130
+    except MeterSimError as exc:
+        return refuse(str(exc))
+    except LedgerError as exc:
+        print(f"voisin simulate: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    city = city_report(
+        reports,
+        [s.name for s in scenarios],
+        wall_s=time.perf_counter() - started,
+        peak_rss=peak_rss_bytes(),
+    )
+    city["disk_bytes"] += disk_bytes(data_dir)  # the shared chain, beside the neighbourhoods'
+    try:
+        path = write_report(city, out, args.json)
+    except OSError as exc:
+        return refuse(f"cannot write the report to {exc.filename}: {exc.strerror or exc}")
+    print(f"city of {len(scenarios)} neighbourhoods:\n{summary(city)}")
+    print(f"report: {path}\nneighbourhoods: {absolute(out / 'neighbourhoods')}")
+    return 0 if city["audit_ok"] else 1
