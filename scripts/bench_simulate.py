@@ -7,9 +7,11 @@ slots, readings, fills, gas, gas per household-slot, and the cost per household 
 seconds / (households x slots)).
 
 Usage: ``.venv/bin/python scripts/bench_simulate.py [--households 10,100] [--days 1,7]
-[--scenario default|quartierstrom] [--chain embedded,anvil] [--market real-time,day-ahead]
-[--agents default,mixed,forecast] [--json out.json]``. The
+[--neighbourhoods 1,5,20] [--scenario default|quartierstrom] [--chain embedded,anvil]
+[--market real-time,day-ahead] [--agents default,mixed,forecast] [--json out.json]``. The
 ``quartierstrom`` scenario has its 37 households (``--households`` is ignored).
+``--neighbourhoods`` runs cities of K neighbourhoods (``voisin simulate --neighbourhoods K``):
+"households" is then the city's total, and the peak RSS the command's largest process.
 ``--chain`` takes one or more chains,
 comma-separated: ``embedded`` (the default), ``anvil`` (a local anvil that each run starts and
 stops itself) or a JSON-RPC URL (the operator key then in ``VOISIN_CHAIN_KEY``). With more than
@@ -75,11 +77,14 @@ def run(
     scenario: str,
     market: str = "real-time",
     agents: str = "default",
+    neighbourhoods: int = 1,
 ) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix=f"voisin-bench-sim-{households}-"))
     command = [sys.executable, "-m", "api.cli", "simulate", "--scenario", scenario]
     if scenario == "default":
         command += ["--households", str(households)]
+    if neighbourhoods > 1:
+        command += ["--neighbourhoods", str(neighbourhoods)]
     command += ["--days", str(days), "--out", str(out)]
     command += ["--market", market, "--agents", agents]
     if chain:
@@ -100,6 +105,7 @@ def run(
     households = report["households"]
     return {
         "scenario": scenario,
+        "neighbourhoods": neighbourhoods,
         "households": households,
         "days": days,
         "chain": chain or "embedded",
@@ -197,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", default="10,100", help="sizes, comma-separated")
     parser.add_argument("--days", default="1", help="days, comma-separated")
+    parser.add_argument(
+        "--neighbourhoods",
+        default="1",
+        help="cities of K neighbourhoods of --households each, comma-separated (default 1)",
+    )
     parser.add_argument("--scenario", default="default", choices=("default", "quartierstrom"))
     parser.add_argument(
         "--chain",
@@ -227,8 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sizes = sorted(int(n) for n in args.households.split(","))
         days = sorted(int(n) for n in args.days.split(","))
+        cities = sorted(int(n) for n in args.neighbourhoods.split(","))
     except ValueError:
-        parser.error("--households and --days must be integers separated by commas")
+        parser.error(
+            "--households, --days and --neighbourhoods must be integers separated by commas"
+        )
+    if min(cities) < 1 or (max(cities) > 1 and args.scenario != "default"):
+        parser.error("--neighbourhoods: at least 1, and above 1 only with the default scenario")
     if args.scenario == "quartierstrom":
         sizes = [37]
     if min(sizes) < 1 or min(days) < 1:
@@ -237,9 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     if not chains:
         parser.error("--chain names no chain")
     rows = [
-        run(n, d, None if chain == "embedded" else chain, args.scenario, market, mode)
+        run(n, d, None if chain == "embedded" else chain, args.scenario, market, mode, k)
         | {"round": round_}
         for round_ in range(1, args.repeat + 1)
+        for k in cities
         for n in sizes
         for d in days
         for market in markets
@@ -249,14 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     # The chain column is as wide as its longest entry: a node's URL is shown whole.
     w = max(9, *(len(r["chain"]) for r in rows))
     print(
-        f"{'households':>10} {'days':>4} {'chain':>{w}} {'market':>9} {'agents':>8} "
+        f"{'nbhds':>5} {'households':>10} {'days':>4} {'chain':>{w}} {'market':>9} {'agents':>8} "
         f"{'run s':>8} {'command s':>9} "
         f"{'peak MiB':>9} {'disk MiB':>8} {'readings':>9} {'fills':>7} {'gas':>13} "
         f"{'gas/hh-slot':>11} {'ms/hh-slot':>10} {'cpu s':>8} {'audit':>5}"
     )
     for r in rows:
         print(
-            f"{r['households']:>10} {r['days']:>4} {r['chain']:>{w}} {r['market']:>9} "
+            f"{r['neighbourhoods']:>5} {r['households']:>10} {r['days']:>4} {r['chain']:>{w}} "
+            f"{r['market']:>9} "
             f"{r['agents']:>8} {r['run_s']:>8.1f} "
             f"{r['command_s']:>9.1f} {r['peak_rss_MiB']:>9.0f} {r['disk_MiB']:>8.1f} "
             f"{r['readings']:>9} {r['fills']:>7} {r['gas_used']:>13,} "

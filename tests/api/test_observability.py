@@ -638,3 +638,31 @@ def test_the_alert_rules_of_the_operations_guide_query_only_what_metrics_exports
     names, _ = exported
     for metric in set(re.findall(r"`(voisin_[a-z0-9_]+)`", section)):
         assert metric in names or f"{metric}_bucket" in names, metric
+
+
+def test_health_reads_a_node_s_head_while_another_thread_writes(api: Api) -> None:
+    """Beside a node (here anvil), the head block is read without the chain lock, so a health
+    check never waits for another worker's chain writes; the EVM inside the API process is
+    used by one thread at a time, so there the check gives up on the block after 2 s."""
+    import threading
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with api.services.chain_lock:
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        answer = api.client.get("/health").json()
+    finally:
+        release.set()
+        holder.join()
+    in_process = api.services.chain.kind == "embedded" and api.services.chain.node is None
+    assert api.services.gate.evm_here is in_process
+    assert ("block" in answer["chain"]) is not in_process
+    # This app runs no background work (background=False): it does not lead.
+    assert answer["process"] == {"pid": os.getpid(), "leader": False}
