@@ -358,91 +358,99 @@ def run_simulation(
         # On a shared chain each neighbourhood's deployment is recorded in its own data dir.
         client, deployment = open_ledger(chain, data if shared else None)
         engine = make_engine(database_url or f"sqlite:///{(data / 'voisin.db').resolve()}")
-        stored = RunState.read(data)
-        if resume and stored is not None:
-            _check_resumable(stored, wanted, data)
-        else:
-            # A run stopped before its first transaction starts again from the beginning.
-            _refuse_a_used_data_dir(client, scenario, data)
-        log(f"chain {chain.kind} (id {chain.chain_id}), Voisin at {deployment.address}")
-        tariffs = client.tariffs()
-        if stored is None:
-            # Recorded before the first transaction of the run: what the chain held before.
-            stored = dataclasses.replace(wanted, money_before=_MoneyBefore.read(client))
-            stored.write(data)
-        assert stored.money_before is not None
-        before = stored.money_before
-        # Gas money for every household account (on the embedded chain, in shared blocks);
-        # a resumed run funds only the accounts the first part did not reach.
-        accounts = [ident.account for ident in scenario.identities]
-        if resume:
-            accounts = [
-                a for a in accounts if chain.w3.eth.get_balance(Web3.to_checksum_address(a)) == 0
-            ]
-        chain.fund_many(accounts)
-        if flows_ahead is not None:
-            # Awaited only now: the flows were computed in a child while the chain was set up.
-            flows = flows_ahead.result()
-        household_ids, top_ups = _onboard(client, chain.operator, scenario, flows, tariffs)
-        # One forecaster for the day-ahead market and the forecast-aware agents alike.
-        forecaster = household_forecaster(scenario, flows) if market == DAY_AHEAD else None
-        settings = agent_settings(scenario, flows, household_ids, agents, forecaster)
-        _post_standing_orders(
-            client, engine, scenario, household_ids, settings, flows.first_slot,
-            deployment.block_number,
-        )  # fmt: skip
-        log(
-            f"registered, topped up and posted the standing orders of "
-            f"{len(scenario.households)} households"
-        )
-        worker = SettlementWorker(
-            client,
-            engine,
-            chain.operator,
-            mechanism,
-            agents=settings,
-            start_block=deployment.block_number,
-        )
-        day_ahead = (
-            None
-            if forecaster is None
-            else DayAheadMarket(
+        # Disposed at the end: a city runs one neighbourhood after another in this process.
+        try:
+            stored = RunState.read(data)
+            if resume and stored is not None:
+                _check_resumable(stored, wanted, data)
+            else:
+                # A run stopped before its first transaction starts again from the beginning.
+                _refuse_a_used_data_dir(client, scenario, data)
+            log(f"chain {chain.kind} (id {chain.chain_id}), Voisin at {deployment.address}")
+            tariffs = client.tariffs()
+            if stored is None:
+                # Recorded before the first transaction of the run: what the chain held before.
+                stored = dataclasses.replace(wanted, money_before=_MoneyBefore.read(client))
+                stored.write(data)
+            assert stored.money_before is not None
+            before = stored.money_before
+            # Gas money for every household account (on the embedded chain, in shared blocks);
+            # a resumed run funds only the accounts the first part did not reach.
+            accounts = [ident.account for ident in scenario.identities]
+            if resume:
+                accounts = [
+                    a
+                    for a in accounts
+                    if chain.w3.eth.get_balance(Web3.to_checksum_address(a)) == 0
+                ]
+            chain.fund_many(accounts)
+            if flows_ahead is not None:
+                # Awaited only now: the flows were computed in a child while the chain was set up.
+                flows = flows_ahead.result()
+            household_ids, top_ups = _onboard(client, chain.operator, scenario, flows, tariffs)
+            # One forecaster for the day-ahead market and the forecast-aware agents alike.
+            forecaster = household_forecaster(scenario, flows) if market == DAY_AHEAD else None
+            settings = agent_settings(scenario, flows, household_ids, agents, forecaster)
+            _post_standing_orders(
+                client, engine, scenario, household_ids, settings, flows.first_slot,
+                deployment.block_number,
+            )  # fmt: skip
+            log(
+                f"registered, topped up and posted the standing orders of "
+                f"{len(scenario.households)} households"
+            )
+            worker = SettlementWorker(
                 client,
-                worker,
+                engine,
+                chain.operator,
+                mechanism,
+                agents=settings,
+                start_block=deployment.block_number,
+            )
+            day_ahead = (
+                None
+                if forecaster is None
+                else DayAheadMarket(
+                    client,
+                    worker,
+                    scenario,
+                    flows,
+                    household_ids,
+                    [ident.account for ident in scenario.identities],
+                    settings,
+                    forecaster,
+                    rule,
+                )
+            )
+            gas = _commit_and_settle_slots(
+                client, worker, scenario, flows, household_ids, started, progress, day_ahead
+            )
+            last_slot = flows.first_slot + flows.shape[1] - 1
+            gas = dataclasses.replace(
+                gas, seals=seal_gas(client, engine, flows.first_slot, last_slot)
+            )
+            return collect_result(
+                client,
+                engine,
+                deployment.address,
+                deployment.block_number,
                 scenario,
                 flows,
                 household_ids,
-                [ident.account for ident in scenario.identities],
-                settings,
-                forecaster,
-                rule,
+                before.money(client, scenario, top_ups),
+                gas,
+                mechanism,
+                chain.kind,
+                data,
+                started,
+                before_audit,
+                agents=strategy_counts(s.strategy for s in settings.values()),
+                forecast=forecast,
+                market=market,
+                forward_tx_gas=worker.forward_gas.by_tx,
             )
-        )
-        gas = _commit_and_settle_slots(
-            client, worker, scenario, flows, household_ids, started, progress, day_ahead
-        )
-        last_slot = flows.first_slot + flows.shape[1] - 1
-        gas = dataclasses.replace(gas, seals=seal_gas(client, engine, flows.first_slot, last_slot))
-        return collect_result(
-            client,
-            engine,
-            deployment.address,
-            deployment.block_number,
-            scenario,
-            flows,
-            household_ids,
-            before.money(client, scenario, top_ups),
-            gas,
-            mechanism,
-            chain.kind,
-            data,
-            started,
-            before_audit,
-            agents=strategy_counts(s.strategy for s in settings.values()),
-            forecast=forecast,
-            market=market,
-            forward_tx_gas=worker.forward_gas.by_tx,
-        )
+        finally:
+            engine.dispose()
 
 
 #: The run's record in its data dir: what it runs and the chain's money before it.
