@@ -15,9 +15,13 @@ still happen in one place at a time, and PostgreSQL's session advisory locks say
   webhooks. One process, the leader, runs them; the others answer requests only. Every
   process asks for the leader's lock every :data:`ELECTION_POLL_S`; PostgreSQL releases a
   session's locks the moment its connection ends, so when the leader dies (even by SIGKILL,
-  its socket closes) another process holds the lock within a poll. A leader whose connection
-  to the database fails can no longer tell whether it still leads: it stops (its supervisor,
-  ``voisin serve --workers N`` or systemd, starts it again, as a follower until elected).
+  its socket closes) another process holds the lock within a poll. A leader whose session
+  ends (the database restarted, or the connection broke) asks for the lock again as soon as
+  the database answers, and goes on leading if it gets it, as a single server must through a
+  database restart. If another process holds it by then, the old leader stops (its
+  supervisor, ``voisin serve --workers N`` or systemd, starts it again, as a follower until
+  elected) rather than run the background work beside the new one. Until it knows, its chain
+  writes wait: they need the chain-writes lock, in the same database.
 
 Each lock lives on a connection of its own, outside the request pool, with TCP keepalives on
 both ends so that the server notices a leader whose host vanished within seconds
@@ -185,8 +189,9 @@ class Leadership:
     """Which of the processes serving one market runs its background work.
 
     ``on_elected`` runs once, in this object's thread, when this process becomes the leader;
-    ``on_lost`` once if it then stops being sure it is (its lock's connection failed). Without
-    a lock (SQLite: one process) :meth:`start` makes this process the leader at once.
+    ``on_lost`` once if another process holds the lock after this one's session ended (see
+    :meth:`step`). Without a lock (SQLite: one process) :meth:`start` makes this process the
+    leader at once.
     """
 
     def __init__(
@@ -202,6 +207,9 @@ class Leadership:
         self.on_lost = on_lost
         self.poll_s = poll_s
         self.leader = False
+        #: Set once another process took the lock from this one (it then never leads again).
+        self.stepped_down = False
+        self._following = False
         #: When this process last became the leader (unix seconds), or ``None``.
         self.elected_at: float | None = None
         self._stop = threading.Event()
@@ -220,29 +228,55 @@ class Leadership:
         self.on_elected()
 
     def _run(self) -> None:
-        assert self.lock is not None
-        waited = False
-        while not self._stop.is_set():
-            if not self.leader:
-                try:
-                    if self.lock.try_acquire():
-                        log.info(
-                            "elected: this process (%s) leads the market's background work",
-                            self.lock.name,
-                        )
-                        self._elected()
-                        continue
-                except Exception as exc:  # the database is away: try again next poll
-                    log.warning("could not ask for the leader's lock: %s", exc)
-                if not waited:
-                    log.info("another process leads the market's background work; following")
-                    waited = True
-            elif not self.lock.still_held():
-                self.leader = False
-                log.error("lost the database connection holding the leader's lock: stepping down")
-                self.on_lost()
-                return
+        while not self._stop.is_set() and not self.stepped_down:
+            self.step()
             self._stop.wait(self.poll_s)
+
+    def step(self) -> None:
+        """One look (the thread's, every ``poll_s``): a follower asks for the lock; a leader
+        checks that the session holding it is alive, and if not asks for it again, waiting
+        while the database does not answer (a restart). It goes on leading if it gets the lock
+        back, and steps down (``on_lost``) only if another process holds it by then."""
+        assert self.lock is not None
+        if self.stepped_down:
+            return
+        if not self.leader:
+            try:
+                if self.lock.try_acquire():
+                    log.info(
+                        "elected: this process (%s) leads the market's background work",
+                        self.lock.name,
+                    )
+                    self._elected()
+                    return
+            except Exception as exc:  # the database is away: try again next poll
+                log.warning("could not ask for the leader's lock: %s", exc)
+            if not self._following:
+                log.info("another process leads the market's background work; following")
+                self._following = True
+            return
+        if self.lock.still_held() or self._regained() or self._stop.is_set():
+            return
+        self.leader = False
+        self.stepped_down = True
+        log.error("another process holds the leader's lock now: stepping down")
+        self.on_lost()
+
+    def _regained(self) -> bool:
+        """After the leader's session ended: whether this process holds the lock again."""
+        assert self.lock is not None
+        log.warning("the database session holding the leader's lock ended; asking again")
+        while not self._stop.is_set():
+            try:
+                got = self.lock.try_acquire()
+            except Exception as exc:  # the database is away (restarting): ask again soon
+                log.warning("could not ask for the leader's lock again: %s", exc)
+                self._stop.wait(self.poll_s)
+                continue
+            if got:
+                log.info("holding the leader's lock again: still leading")
+            return got
+        return False
 
     def close(self) -> None:
         """Stop asking; release the lock if held (the caller stopped the background work)."""

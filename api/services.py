@@ -376,10 +376,10 @@ class Services:
         self.webhooks.start()
 
     def _step_down(self) -> None:
-        """The database connection holding the leader's lock failed, so another process may
-        lead already: stop this one (gracefully, as on SIGTERM; its supervisor starts it again,
-        as a follower until elected) rather than run the background work twice."""
-        log.error("stopping: this process can no longer tell whether it leads the market")
+        """Another process holds the leader's lock now (this one's session ended): stop this
+        one (gracefully, as on SIGTERM; its supervisor starts it again, as a follower until
+        elected) rather than run the background work beside the new leader's."""
+        log.error("stopping: another process leads the market now")
         os.kill(os.getpid(), signal.SIGTERM)
 
     def _loop(self) -> None:
