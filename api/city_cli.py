@@ -18,10 +18,11 @@ import sys
 import time
 from typing import Any
 
-from api.paths import absolute, unwritable_dir, unwritable_file
+from api.paths import absolute
 from api.simulate_parts import (
     SIMULATE_START,
     keep_for_good,
+    output_problem,
     refuse,
     run_paths,
     start_flows,
@@ -74,11 +75,7 @@ def simulate_city(args: argparse.Namespace) -> int:
         return refuse(f"{data_dir} already holds a chain: give a fresh --data-dir")
     if (out / "neighbourhoods").exists():
         return refuse(f"{out} already holds a city's neighbourhoods: give a fresh --out")
-    problem = (
-        unwritable_file(args.json, "--json")
-        or unwritable_dir(out, "--out")
-        or unwritable_dir(data_dir, "--data-dir" if args.data_dir else "the data directory")
-    )
+    problem = output_problem(args, out, data_dir)
     if problem:
         return refuse(problem)
     chain_spec = args.chain or "embedded"

@@ -22,6 +22,7 @@ from api.paths import SERVED_AT, absolute, unwritable_dir, unwritable_file, writ
 from api.simulate_parts import (
     SIMULATE_START,
     keep_for_good,
+    output_problem,
     refuse,
     run_paths,
     start_flows,
@@ -205,11 +206,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if not resuming and (data_dir / "chain").exists():
         # Not an option's form but the disk's state, checked when the run starts.
         return refuse(f"{data_dir} already holds a chain: give a fresh --data-dir")
-    problem = (
-        unwritable_file(args.json, "--json")
-        or unwritable_dir(out, "--out")
-        or unwritable_dir(data_dir, "--data-dir" if args.data_dir else "the data directory")
-    )
+    problem = output_problem(args, out, data_dir)
     if problem:
         return refuse(problem)
     settings = Settings()

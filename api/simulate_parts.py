@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from api.paths import absolute
+from api.paths import absolute, unwritable_dir, unwritable_file
 
 if TYPE_CHECKING:
     from meter_sim.flows import FlowsAhead
@@ -22,6 +22,7 @@ __all__ = [
     "FULL_COLLECTION_EVERY",
     "SIMULATE_START",
     "keep_for_good",
+    "output_problem",
     "refuse",
     "run_paths",
     "start_flows",
@@ -37,6 +38,16 @@ def refuse(message: str) -> int:
     """Say why the run cannot start; exit status 2, as for a usage error."""
     print(f"voisin simulate: {message}", file=sys.stderr)
     return 2
+
+
+def output_problem(args: argparse.Namespace, out: Path, data_dir: Path) -> str | None:
+    """Why the run cannot write where its options say (``--json``, ``--out`` and the data
+    dir), or None."""
+    return (
+        unwritable_file(args.json, "--json")
+        or unwritable_dir(out, "--out")
+        or unwritable_dir(data_dir, "--data-dir" if args.data_dir else "the data directory")
+    )
 
 
 def run_paths(args: argparse.Namespace) -> tuple[Path, Path]:
