@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 log = logging.getLogger("voisin.cluster")
@@ -57,7 +57,7 @@ KEEPALIVE_S: Final = (5, 2, 3)
 
 def is_postgres(url: str) -> bool:
     """Whether the SQLAlchemy ``url`` names a PostgreSQL database."""
-    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+    return make_url(url).get_backend_name() == "postgresql"
 
 
 def advisory_key(name: str) -> int:
@@ -210,8 +210,6 @@ class Leadership:
         #: Set once another process took the lock from this one (it then never leads again).
         self.stepped_down = False
         self._following = False
-        #: When this process last became the leader (unix seconds), or ``None``.
-        self.elected_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -224,7 +222,6 @@ class Leadership:
 
     def _elected(self) -> None:
         self.leader = True
-        self.elected_at = time.time()
         self.on_elected()
 
     def _run(self) -> None:

@@ -40,7 +40,6 @@ from api.cluster import (
     AdvisoryLock,
     Leadership,
     chain_writes_lock_name,
-    is_postgres,
     leader_lock_name,
 )
 from api.contract_upgrade import carry_orders
@@ -123,13 +122,16 @@ class Services:
             process=settings.chain_process,
         )
         url = settings.resolved_database_url()
-        # With PostgreSQL, several processes may serve this market (api/cluster.py): they
-        # write the chain one at a time, and one of them, elected, runs the background work.
+        #: Whether other processes may serve this market from the same database
+        #: (PostgreSQL, api/cluster.py): they write the chain one at a time, one of them,
+        #: elected, runs the background work, and none caches what another may change
+        #: (tokens).
+        self.shared_database = self.engine.dialect.name == "postgresql"
         self._writes_lock = (
             AdvisoryLock(
                 url, chain_writes_lock_name(self.chain.chain_id, self.chain.operator.address)
             )
-            if is_postgres(url)
+            if self.shared_database
             else None
         )
         try:
@@ -167,7 +169,7 @@ class Services:
         )
         self.leadership = Leadership(
             AdvisoryLock(url, leader_lock_name(self.chain_id, self.client.address))
-            if is_postgres(url)
+            if self.shared_database
             else None,
             on_elected=self._lead,
             on_lost=self._step_down,
@@ -222,9 +224,6 @@ class Services:
             token_secret=key_secret,
             fault=FaultHook.from_environment(),
         )
-        #: Whether other processes may serve this market from the same database
-        #: (PostgreSQL): then no process caches what another may change (tokens).
-        self.shared_database = is_postgres(url)
         self.token_cache: dict[str, int] = {}
         self.token_limiter = RateLimiter("token", settings.token_rate_per_s, settings.token_burst)
         self.meter_limiter = RateLimiter("meter", settings.meter_rate_per_s, settings.meter_burst)

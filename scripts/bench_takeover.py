@@ -46,7 +46,7 @@ from typing import Any
 
 import httpx
 from eth_account import Account
-from sqlalchemy import create_engine, func, text
+from sqlalchemy import create_engine, func, make_url, text
 from sqlmodel import Session, select
 
 from api.process import ServeProcess, ServerStartError
@@ -66,16 +66,16 @@ def say(message: str) -> None:
 
 
 def fresh_database(server_url: str) -> str:
-    """A new empty database on the server of ``server_url`` (its path is ignored)."""
-    base = server_url.rsplit("/", 1)[0] if server_url.count("/") > 2 else server_url
+    """A new empty database on the server of ``server_url`` (its database is ignored)."""
+    server = make_url(server_url)
     name = f"voisin_takeover_{int(time.time())}"
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         admin.dispose()
-    return f"{base}/{name}"
+    return server.set(database=name).render_as_string(hide_password=False)
 
 
 def health(base: str) -> dict[str, Any]:
