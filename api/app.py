@@ -29,7 +29,7 @@ from api.logs import REQUEST_ID, REQUEST_ID_HEADER, accept_request_id
 from api.routes import apikeys as apikey_routes
 from api.routes import audit, health, households, market, orders, readings, topups, trades
 from api.schemas import INT64_MAX
-from api.services import REQUEST_THREADS, Services
+from api.services import REQUEST_THREADS, CityPart, Services
 from api.settings import Settings
 from ledger.jsonscan import pin_recursion_limit
 
@@ -182,7 +182,15 @@ class _Voisin(FastAPI):
         return RequestId(super().build_middleware_stack())
 
 
-def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    background: bool = True,
+    city: Callable[[], CityPart] | None = None,
+) -> FastAPI:
+    """The API of one market: alone at the server's root, or, with ``city`` (what the city
+    shares with it, asked for when the app starts), one market of a city
+    (:func:`api.city_app.create_city_app` mounts it at ``/markets/<name>``)."""
     settings = settings or Settings()
     pin_recursion_limit()
 
@@ -192,7 +200,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             # Already running (a test client entered the app twice): share it.
             yield
             return
-        services = Services(settings)
+        services = Services(settings, city() if city is not None else None)
         pin_recursion_limit()
         app.state.services = services
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS

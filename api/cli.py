@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -492,6 +493,11 @@ def dashboard_url(host: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
+def _page_url(settings: Any, host: str, port: int) -> str:
+    """The page ``voisin serve`` points to: a market's dashboard, or a city's page."""
+    return dashboard_url(host, port) + ("city" if settings.market_names else "")
+
+
 def operator_token_source(settings: Any) -> str:
     """Where the operator's token comes from, as ``voisin serve`` says it (never the token):
     ``VOISIN_OPERATOR_TOKEN``, or the file the server generates in development."""
@@ -555,11 +561,16 @@ def _serve_workers(args: argparse.Namespace, settings: Any, log_config: Any) -> 
 
     # Create the schema and deploy (or find) the contract once, before the workers start.
     try:
-        Services(settings).close()
+        if settings.market_names:
+            from api.city_app import prepare_city
+
+            prepare_city(settings)
+        else:
+            Services(settings).close()
     except Exception as exc:
         print(f"voisin serve: could not open the market: {exc}", file=sys.stderr)
         return 3
-    url = dashboard_url(args.host, args.port)
+    url = _page_url(settings, args.host, args.port)
     bind = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"Voisin API on http://{bind}:{args.port} with {args.workers} workers — chain "
@@ -568,7 +579,7 @@ def _serve_workers(args: argparse.Namespace, settings: Any, log_config: Any) -> 
         flush=True,
     )
     config = uvicorn.Config(
-        "api.app:create_app",
+        "api.city_app:create_city_app" if settings.market_names else "api.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -600,6 +611,9 @@ def _serve(args: argparse.Namespace) -> int:
     from api.logs import configure_logging
     from api.settings import Settings
 
+    if args.markets is not None:
+        # In the environment, so that --workers' processes serve the same city.
+        os.environ["VOISIN_MARKETS"] = args.markets
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -609,7 +623,13 @@ def _serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"voisin serve: {problem}", file=sys.stderr)
         return 2
-    problem = _schema_problem(settings) or workers_problem(settings, args.workers)
+    if settings.market_names:
+        from api.city import city_problem
+
+        problem = city_problem(settings)
+    else:
+        problem = _schema_problem(settings)
+    problem = problem or workers_problem(settings, args.workers)
     if problem:
         print(f"voisin serve: {problem}", file=sys.stderr)
         return 2
@@ -617,13 +637,21 @@ def _serve(args: argparse.Namespace) -> int:
     log_config = configure_logging(settings.log_format)
     if args.workers > 1:
         return _serve_workers(args, settings, log_config)
-    url = dashboard_url(args.host, args.port)
+    url = _page_url(settings, args.host, args.port)
     bind = f"[{args.host}]" if ":" in args.host else args.host
+    markets = settings.market_names
     print(
         f"Voisin API on http://{bind}:{args.port} — chain {settings.chain}, "
-        f"data in {settings.data_dir}",
+        f"data in {settings.data_dir}"
+        + (f"; a city of {len(markets)} markets under /markets/<name>" if markets else ""),
         flush=True,
     )
+    if markets:
+        from api.city_app import create_city_app
+
+        app = create_city_app(settings)
+    else:
+        app = create_app(settings)
 
     class Server(uvicorn.Server):
         """Says where to go once the server listens (the token file exists by then)."""
@@ -648,7 +676,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Keep-alive beyond the default 5 s: meters and gateways reuse their connections.
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_config=log_config,
@@ -811,6 +839,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "processes serving requests (default 1); more than one needs PostgreSQL "
             "(VOISIN_DATABASE_URL) and a JSON-RPC chain (VOISIN_CHAIN): see docs/operations.md"
+        ),
+    )
+    serve.add_argument(
+        "--markets",
+        metavar="NAMES",
+        help=(
+            "serve a city: these neighbourhood markets, comma-separated (e.g. n01,n02), each "
+            "under /markets/<name> with its own contract, and the city page at /city "
+            "(default: VOISIN_MARKETS; none: one market at the root): see docs/city.md"
         ),
     )
     serve.set_defaults(func=_serve)

@@ -31,6 +31,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import api.models  # noqa: F401  (registers the API's tables before the engine creates them)
@@ -88,14 +90,41 @@ def slot_now(seconds: int = SLOT_SECONDS) -> int:
     return int(time.time()) // seconds
 
 
-class Services:
-    """Opened once per process by the app's lifespan."""
+@dataclass(frozen=True)
+class CityPart:
+    """What a market served in a city (:mod:`api.city_app`) shares with the city's others."""
 
-    def __init__(self, settings: Settings) -> None:
+    #: The market's name: its path is ``/markets/<name>``.
+    name: str
+    #: The city's one chain, opened and closed by the city (each market deploys its contract).
+    chain: Chain
+    #: The city's chain-writes lock file: the markets send from one operator account, so one
+    #: of them at a time writes the chain.
+    writes_lock: Path
+    #: The city's operator token, which holds every market (each also has its own).
+    operator_token: str
+    #: The other market that issued a household token (by its digest), if one did: said in
+    #: the refusal, so that a client sent to the wrong market learns where to go.
+    token_market: Callable[[str], str | None]
+
+
+class Services:
+    """Opened once per process by the app's lifespan (once per market in a city)."""
+
+    def __init__(self, settings: Settings, city: CityPart | None = None) -> None:
         self.settings = settings
+        self.city = city
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.operator_token = self._secret(settings.operator_token, "operator.token")
+        if city is None:
+            self.operator_token = self._secret(settings.operator_token, "operator.token")
+            #: The operator tokens this market accepts.
+            self.operator_tokens: tuple[str, ...] = (self.operator_token,)
+        else:
+            # The city's token holds every market; the market's own (kept in its data
+            # directory, mode 0600) holds this one only.
+            self.operator_token = load_or_create_secret(data_dir / "operator.token")
+            self.operator_tokens = (city.operator_token, self.operator_token)
         key_secret = self._secret(settings.key_secret, "key.secret")
         self.vault = KeyVault(key_secret)
         self.tariffs_at_deploy = Tariffs(
@@ -115,11 +144,15 @@ class Services:
             prepare_schema(self.engine)
         finally:
             self.engine.dispose()  # reconnect with the pragmas
-        self.chain: Chain = open_chain(
-            settings.chain,
-            data_dir,
-            settings.chain_key_value(),
-            process=settings.chain_process,
+        self.chain: Chain = (
+            city.chain
+            if city is not None
+            else open_chain(
+                settings.chain,
+                data_dir,
+                settings.chain_key_value(),
+                process=settings.chain_process,
+            )
         )
         url = settings.resolved_database_url()
         #: Whether other processes may serve this market from the same database
@@ -156,14 +189,15 @@ class Services:
                     self.engine, self.deployment.address, self.client.predecessor_last_slot()
                 )
         except BaseException:
-            self.chain.close()
+            if city is None:
+                self.chain.close()
             if self._writes_lock is not None:
                 self._writes_lock.close()
             raise
         # Its lock also holds the data directory's chain-writes file lock, which
         # `voisin backup` takes to copy the chain and the database between two writes.
         self.gate = ChainGate(
-            data_dir / WRITES_LOCK,
+            city.writes_lock if city is not None else data_dir / WRITES_LOCK,
             shared=self._writes_lock,
             evm_here=self.chain.kind in ("embedded", "memory") and self.chain.node is None,
         )
@@ -242,6 +276,10 @@ class Services:
             self._purged_at = time.monotonic()
         except Exception:  # the server still starts; the background loop tries again
             log.exception("reconciling the intents at start failed")
+
+    def token_elsewhere(self, digest: str) -> str | None:
+        """The other market of the city that issued the household token of ``digest``."""
+        return None if self.city is None else self.city.token_market(digest)
 
     def _secret(self, given: object, filename: str) -> str:
         value = given.get_secret_value() if given is not None else None  # type: ignore[attr-defined]
@@ -416,6 +454,8 @@ class Services:
             return
         log.error("the embedded chain node exited (code %s); restarting it", node.process.poll())
         with self.gate.lock:
+            if node.alive:  # another market of the city restarted it meanwhile
+                return
             try:
                 node.restart()
             except LedgerError as exc:
@@ -431,8 +471,9 @@ class Services:
             self.feeder_worker.close()
         self.webhooks.stop()
         self.leadership.close()
-        with self.gate.lock:
-            self.chain.close()
+        if self.city is None:  # a city's chain is the city's to close
+            with self.gate.lock:
+                self.chain.close()
         if self._writes_lock is not None:
             self._writes_lock.close()
         self.engine.dispose()

@@ -6,6 +6,7 @@ The defaults run the embedded chain with SQLite in ``./data``, with no set-up.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,11 @@ from ledger.localtime import LocalTimeError, zone
 #: The largest integer both databases store (signed 64-bit BIGINT); the contract's uint64
 #: tariffs are held to it too, as the mirror keeps them in BIGINT columns.
 INT64_MAX = 2**63 - 1
+
+#: A market's name in a city: its path segment (/markets/<name>) and its PostgreSQL schema.
+MARKET_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
+#: Markets one server serves: each holds a database pool and background threads.
+MAX_MARKETS = 200
 
 #: Operator tokens that must never guard a real deployment.
 PLACEHOLDER_TOKENS = frozenset({"", "change-me", "changeme", "secret", "operator", "token"})
@@ -53,6 +59,15 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the mirror database; default sqlite in data_dir.",
+    )
+    markets: str = Field(
+        default="",
+        description=(
+            "A city: the names of its neighbourhood markets, comma-separated (lowercase letters, "
+            "digits and '-', at most 32 characters each), each served under /markets/<name> "
+            "with its own contract on the one chain (docs/city.md). Empty: one market at the "
+            "server's root."
+        ),
     )
 
     environment: Literal["development", "production"] = Field(
@@ -251,6 +266,28 @@ class Settings(BaseSettings):
         receives it (the chain's node, which runs in another working directory, a server
         that ``voisin simulate --via api`` starts) then opens the same directory."""
         return Path(os.path.expanduser(value)).resolve()
+
+    @field_validator("markets", mode="after")
+    @classmethod
+    def _market_names(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",")] if value.strip() else []
+        for name in names:
+            if not MARKET_NAME.fullmatch(name):
+                raise ValueError(
+                    f"market name {name!r}: use 1 to 32 lowercase letters, digits and '-', "
+                    "starting and ending with a letter or digit"
+                )
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"market {', '.join(twice)} is named more than once")
+        if len(names) > MAX_MARKETS:
+            raise ValueError(f"{len(names)} markets: one server serves at most {MAX_MARKETS}")
+        return ",".join(names)
+
+    @property
+    def market_names(self) -> tuple[str, ...]:
+        """The city's markets (empty: one market at the server's root)."""
+        return tuple(self.markets.split(",")) if self.markets else ()
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from api.deps import Svc
 from api.errors import not_found
 from api.web import audit, i18n, views
+from api.web.paths import at
 from api.web.render import STATIC, page
 from api.web.session import LANG_COOKIE, TOKEN_COOKIE, principal_for, signed_in
 
@@ -33,7 +34,7 @@ def home_of(is_operator: bool) -> str:
 def index(request: Request) -> Response:
     who = signed_in(request)
     if who is not None:
-        return RedirectResponse(home_of(who[0].is_operator), 303)
+        return RedirectResponse(at(request, home_of(who[0].is_operator)), 303)
     return page(request, "signin.html", {})
 
 
@@ -42,38 +43,46 @@ def signin(request: Request, token: Annotated[str, Form()] = "") -> Response:
     token = token.strip()
     if not token:
         errors = {"token": "err_token_empty"}
-        return page(request, "signin.html", {"errors": errors, "here": "/"}, status=422)
+        return page(
+            request, "signin.html", {"errors": errors, "here": at(request, "/")}, status=422
+        )
     who = principal_for(request, token)
     if who is None:
         errors = {"token": "err_token_wrong"}
-        return page(request, "signin.html", {"errors": errors, "here": "/"}, status=401)
-    response = RedirectResponse(home_of(who.is_operator), 303)
+        return page(
+            request, "signin.html", {"errors": errors, "here": at(request, "/")}, status=401
+        )
+    response = RedirectResponse(at(request, home_of(who.is_operator)), 303)
     response.set_cookie(
         TOKEN_COOKIE,
         token,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
-        path="/",
+        # The market's own: in a city, each market's sign-in stays under its prefix.
+        path=at(request, "/"),
     )
     return response
 
 
 @router.post("/ui/signout")
-def signout() -> Response:
-    response = RedirectResponse("/", 303)
-    response.delete_cookie(TOKEN_COOKIE, path="/")
+def signout(request: Request) -> Response:
+    response = RedirectResponse(at(request, "/"), 303)
+    response.delete_cookie(TOKEN_COOKIE, path=at(request, "/"))
     return response
 
 
 @router.get("/ui/lang/{lang}")
 def switch_language(
-    lang: str, to: Annotated[str, Query(max_length=200, pattern=r"^/[A-Za-z0-9/_-]*$")] = "/"
+    request: Request,
+    lang: str,
+    to: Annotated[str, Query(max_length=200, pattern=r"^/[A-Za-z0-9/_-]*$")] = "",
 ) -> Response:
     """Set the language and go back to ``to`` (a local path only: never an open redirect)."""
     if lang not in i18n.LANGS:
         raise not_found("unknown_language", f"language {lang!r} is not offered; use en or fr")
-    response = RedirectResponse(to if not to.startswith("//") else "/", 303)
+    home = at(request, "/")
+    response = RedirectResponse(to if to and not to.startswith("//") else home, 303)
     response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/")
     return response
 

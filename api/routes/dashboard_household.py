@@ -31,6 +31,7 @@ from api.routes import orders
 from api.schemas import OrderIn, TakeIn
 from api.services import Services, slot_now
 from api.web import charts, export, flash, forms, i18n, once, views
+from api.web.paths import at
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
 from ledger import localtime
@@ -208,7 +209,7 @@ def _render(
 ) -> Response:
     context = _context(services, who[0], lang_of(request))
     # The language links come back to the page itself, whichever form rendered it.
-    context["here"] = "/ui/household"
+    context["here"] = at(request, "/ui/household")
     return page(request, "household.html", {**context, **extra}, token=who[1], status=status)
 
 
@@ -216,7 +217,7 @@ def _render(
 def household_page(request: Request, services: Svc) -> Response:
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     return _render(request, services, who)
 
 
@@ -270,7 +271,7 @@ def set_price(
     of two prices set at once (two tabs), the one posted last stays live, and only it."""
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     field = f"{side}_price"
     if not form_token_ok(who[1], form_token):
         return _refused(request, services, who, field, forms.FieldError("err_session"), {})
@@ -345,7 +346,7 @@ def take_offer(
 ) -> Response:
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     if form_token_ok(who[1], form_token):
         again = _sent_before(request, services, who, "take", once_token)
         if again is not None:
@@ -430,7 +431,7 @@ def consent(
     the same functions (:mod:`api.apikeys`)."""
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     if form_token_ok(who[1], form_token):
         again = _sent_before(request, services, who, "consent", once_token)
         if again is not None:
@@ -472,7 +473,7 @@ def consent(
 def trades_csv(request: Request, services: Svc) -> Response:
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     hid = who[0].household or 0
     rows = views.trades(services.engine, hid, limit=None)
     return export.csv_response(
@@ -487,7 +488,7 @@ def bill_csv(
 ) -> Response:
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     hid = who[0].household or 0
     try:
         year, number = forms.month(month)
@@ -517,7 +518,7 @@ def _export(request: Request, services: Services, form: str) -> Response:
 
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     hid = who[0].household or 0
     tz = services.settings.timezone
     parts = privacy.sections(services.engine, hid, tz)
@@ -551,7 +552,7 @@ def erasure_step(request: Request, services: Svc) -> Response:
     """The erasure's confirmation step: what goes, what stays, the balance refunded."""
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     return _render(request, services, who, erasure_confirm=True)
 
 
@@ -571,7 +572,7 @@ def erase(
 
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     lang = lang_of(request)
     texts = _privacy_texts(lang)
     hid = who[0].household or 0
@@ -588,6 +589,6 @@ def erase(
         return _render(request, services, who, exc.status, erasure_confirm=True, errors=errors)
     when = privacy.local_iso(done.erased_at, services.settings.timezone) or ""
     notice = texts["erased_text"].format(id=hid, when=when[:16].replace("T", " "))
-    response = page(request, "signin.html", {"notice": notice, "here": "/"})
+    response = page(request, "signin.html", {"notice": notice, "here": at(request, "/")})
     response.delete_cookie(TOKEN_COOKIE, path="/")
     return response

@@ -39,6 +39,7 @@ from api.schemas import (
 )
 from api.services import Services, slot_now
 from api.web import audit, charts, flash, forms, i18n, once, operator_views, views
+from api.web.paths import at
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
 from api.webhooks import failed_view
@@ -290,7 +291,7 @@ async def _render(
     context = await run_in_threadpool(_operator_page, services, t, lang)
     tz = services.settings.timezone
     context |= {
-        "here": "/ui/operator",
+        "here": at(request, "/ui/operator"),
         "moment": lambda seconds: operator_views.moment(seconds, tz),
         "dec": lambda value, places: operator_views.decimal(value, places, lang),
         "short": operator_views.short_address,
@@ -302,7 +303,7 @@ async def _render(
 async def operator_page(request: Request, services: Svc) -> Response:
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     return await _render(request, services, who)
 
 
@@ -359,7 +360,7 @@ async def register(
 ) -> Response:
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     values = {
         "meter": meter, "name": name, "prosumer": prosumer,
         "import_Wh": import_Wh, "export_Wh": export_Wh,
@@ -428,7 +429,7 @@ async def replace_meter(
     """Register a new meter for a household (a replaced or re-keyed meter)."""
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     values = {
         "meter_household": household, "new_meter": meter,
         "new_import_Wh": import_Wh, "new_export_Wh": export_Wh,
@@ -483,7 +484,7 @@ async def top_up(
 ) -> Response:
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     values = {"household": household, "amount": amount}
     lang = lang_of(request)
     if form_token_ok(who[1], form_token):
@@ -529,7 +530,7 @@ async def settle_slot(
     what is queued goes to the chain first, then the slot is cleared and settled once."""
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     values = {"settle_slot": slot}
     lang = lang_of(request)
     if form_token_ok(who[1], form_token):
@@ -584,7 +585,7 @@ def audit_download(request: Request, services: Svc, kind: str) -> Response:
     the report as JSON, its findings as CSV or its HTML page (:mod:`ledger.audit.render`)."""
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     if kind not in DOWNLOADS:
         return Response("no such download\n", 404, media_type="text/plain")
     kept = audit.kept_report(services.engine)
@@ -624,7 +625,7 @@ def evidence(
     its settled fills and its outcome, narrowed to one household when given."""
     who = _who(request)
     if who is None:
-        return RedirectResponse("/", 303)
+        return RedirectResponse(at(request, "/"), 303)
     found = views.evidence(services.engine, slot, household)
     return page(
         request,

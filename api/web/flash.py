@@ -18,6 +18,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.web.once import Outcome
+from api.web.paths import at
 
 FLASH_COOKIE = "voisin_flash"
 #: Long enough for the redirect to be followed, short enough to leave nothing behind.
@@ -33,12 +34,12 @@ def _mac(bearer: str, payload: str) -> str:
 def redirect(request: Request, to: str, bearer: str, outcome: Outcome) -> Response:
     """303 See Other to ``to``, which then shows ``outcome`` once."""
     payload = base64.urlsafe_b64encode(outcome.as_json().encode()).decode().rstrip("=")
-    response = RedirectResponse(to, 303)
+    response = RedirectResponse(at(request, to), 303)
     response.set_cookie(
         FLASH_COOKIE,
         f"{payload}.{_mac(bearer, payload)}",
         max_age=MAX_AGE_S,
-        path="/ui/",
+        path=at(request, "/ui/"),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -62,5 +63,5 @@ def taken(request: Request, bearer: str) -> Outcome | None:
 def cleared(request: Request, response: Response) -> Response:
     """``response``, clearing the message if the request carried one (it is shown once)."""
     if FLASH_COOKIE in request.cookies:
-        response.delete_cookie(FLASH_COOKIE, path="/ui/")
+        response.delete_cookie(FLASH_COOKIE, path=at(request, "/ui/"))
     return response

@@ -7,12 +7,12 @@ written: micro-euro become euros (exact, at least two decimals), prices c€/kWh
 
 from __future__ import annotations
 
-from api.web.texts import common, household, operator, refusals
+from api.web.texts import city, common, household, operator, refusals
 from ledger import localtime
 
 LANGS = ("en", "fr")
 
-_SOURCES = (common.TEXTS, household.TEXTS, operator.TEXTS, refusals.TEXTS)
+_SOURCES = (common.TEXTS, household.TEXTS, operator.TEXTS, refusals.TEXTS, city.TEXTS)
 _TEXT: dict[str, tuple[str, str]] = {}
 for _source in _SOURCES:
     for _key, _pair in _source.items():

@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.web import flash, i18n, once
 from api.web.forms import FieldError
+from api.web.paths import root
 from api.web.session import LANG_COOKIE, form_token
 from ledger import localtime
 
@@ -25,7 +26,9 @@ def lang_of(request: Request) -> str:
 
 def zone_of(request: Request) -> str:
     """The neighbourhood's time zone (``VOISIN_TIMEZONE``), in which pages show times."""
-    zone: str = request.app.state.services.settings.timezone
+    services = getattr(request.app.state, "services", None)
+    # A market's page, or the city's page (whose app holds the city's zone itself).
+    zone: str = services.settings.timezone if services is not None else request.app.state.timezone
     return zone
 
 
@@ -53,6 +56,8 @@ def page(
         "slot_iso": lambda slot: localtime.slot_iso(slot, tz),
         "tz": tz,
         "here": request.url.path,
+        # The market's prefix, before every dashboard path (api/web/paths.py).
+        "root": root(request),
         "errors": {},
         "values": {},
         "notice": None,

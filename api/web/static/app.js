@@ -5,6 +5,8 @@
 (function () {
   "use strict";
   var url = document.body.getAttribute("data-live-url");
+  // The market's prefix ("" at the server's root, "/markets/<name>" in a city).
+  var root = document.body.getAttribute("data-root") || "";
   if (!url || !window.fetch || !window.DOMParser) { return; }
   var POLL_MS = 3000;
   var stamp = null;
@@ -34,9 +36,9 @@
   }
 
   function poll() {
-    fetch("/ui/live", { credentials: "same-origin", cache: "no-store" })
+    fetch(root + "/ui/live", { credentials: "same-origin", cache: "no-store" })
       .then(function (r) {
-        if (r.status === 401) { window.location.assign("/"); return null; }
+        if (r.status === 401) { window.location.assign(root + "/"); return null; }
         return r.ok ? r.json() : null;
       })
       .then(function (body) {
@@ -56,7 +58,7 @@
 // swaps in too.
 (function () {
   "use strict";
-  if (!document.querySelector("[data-live-url='/ui/operator']")) { return; }
+  if (!document.querySelector("[data-live-url$='/ui/operator']")) { return; }
   document.documentElement.classList.add("op-copying");
 
   function fallback(text) {

@@ -1,0 +1,114 @@
+"""A city's markets: where each keeps its data, and its settings derived from the city's.
+
+A city (``VOISIN_MARKETS=n01,n02,...``) is one operator, one chain and one database serving
+many neighbourhood markets, each its own contract deployment (docs/architecture.md). From the
+city's settings, market ``<name>`` gets:
+
+- its data directory ``<data dir>/markets/<name>/`` (its deployment record, its own operator
+  token, and its SQLite database when the city has no PostgreSQL);
+- with PostgreSQL, the city's database with its tables in the schema ``market_<name>``
+  (``-` becomes ``_``): the connection's ``search_path`` names it, so every query, migration
+  and lock of the market stays in it, and one database holds the city;
+- the city's chain, operator account, key secret, tariffs and every other setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api.cluster import is_postgres
+from api.settings import Settings
+
+#: Where the markets' data directories are, inside the city's.
+MARKETS_DIR = "markets"
+
+
+class CityError(ValueError):
+    """The city's settings cannot serve its markets (said to the operator as is)."""
+
+
+def market_dir(city: Settings, name: str) -> Path:
+    return city.data_dir / MARKETS_DIR / name
+
+
+def market_schema(name: str) -> str:
+    """The PostgreSQL schema of market ``name`` (a valid identifier: names are checked)."""
+    return "market_" + name.replace("-", "_")
+
+
+def market_database_url(city: Settings, name: str) -> str:
+    """Market ``name``'s SQLAlchemy URL: its schema of the city's PostgreSQL database, or
+    SQLite in its data directory."""
+    if city.database_url is None or not is_postgres(city.database_url):
+        if city.database_url is not None:
+            raise CityError(
+                "a city's markets each keep SQLite in their own data directory: leave "
+                "VOISIN_DATABASE_URL unset, or give a PostgreSQL URL (one schema per market)"
+            )
+        return f"sqlite:///{(market_dir(city, name) / 'voisin.db').resolve()}"
+    url = make_url(city.database_url)
+    if "options" in url.query:
+        raise CityError(
+            "VOISIN_DATABASE_URL already sets connection options: a city sets each market's "
+            "search_path there; remove ?options=... from the URL"
+        )
+    market = url.update_query_dict({"options": f"-csearch_path={market_schema(name)}"})
+    return market.render_as_string(hide_password=False)
+
+
+def market_settings(city: Settings, name: str, key_secret: str) -> Settings:
+    """The settings market ``name`` is served with (see the module's docstring)."""
+    return city.model_copy(
+        update={
+            "data_dir": market_dir(city, name),
+            "database_url": market_database_url(city, name),
+            "key_secret": SecretStr(key_secret),
+            # Each market's own operator token is in its data directory; the city's holds all.
+            "operator_token": None,
+            "markets": "",
+        }
+    )
+
+
+def create_schemas(city: Settings) -> None:
+    """With PostgreSQL, the markets' schemas, created if missing (their tables are created by
+    each market's first start, as a market alone creates its database's)."""
+    if city.database_url is None or not is_postgres(city.database_url):
+        return
+    engine = create_engine(city.database_url)
+    try:
+        with engine.begin() as connection:
+            for name in city.market_names:
+                connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{market_schema(name)}"'))
+    finally:
+        engine.dispose()
+
+
+def city_problem(city: Settings) -> str | None:
+    """Why ``voisin serve`` cannot serve the city, or None: a database URL a city cannot split
+    into markets, or a market's database at another schema revision (``voisin db upgrade``
+    with that market's ``VOISIN_DATABASE_URL`` moves it). A database that does not answer is
+    the server's start-up to report."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from api.schema import SchemaError, check
+
+    for name in city.market_names:
+        try:
+            url = market_database_url(city, name)
+        except CityError as exc:
+            return str(exc)
+        engine = create_engine(url)
+        try:
+            check(engine, f"of market {name!r}")
+        except SchemaError as exc:
+            return str(exc)
+        except (OperationalError, ProgrammingError):
+            pass
+        finally:
+            engine.dispose()
+    return None
