@@ -15,9 +15,14 @@ import argparse
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+
+if TYPE_CHECKING:
+    from api.settings import Settings
+    from ledger.audit.report import AuditReport
 
 __all__ = ["add_parser", "run", "served_audit_hint"]
 
@@ -42,6 +47,19 @@ def add_parser(sub: Any) -> None:
         ),
     )
     audit.add_argument("--data-dir", help="data directory (default: VOISIN_DATA_DIR or ./data)")
+    audit.add_argument(
+        "--market",
+        metavar="NAME",
+        help="in a city's data directory, audit this market (docs/city.md)",
+    )
+    audit.add_argument(
+        "--city",
+        action="store_true",
+        help=(
+            "in a city's data directory, audit every market: --json writes them all in one "
+            "file, --csv DIR and --open-data DIR one folder per market"
+        ),
+    )
     audit.add_argument("--chain", help="'embedded' or a JSON-RPC URL (default: VOISIN_CHAIN)")
     audit.add_argument("--from", dest="from_slot", type=int, metavar="SLOT", help="first slot")
     audit.add_argument("--to", dest="to_slot", type=int, metavar="SLOT", help="last slot")
@@ -140,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from ledger.audit.open_data import write_open_data
     from ledger.audit.render import report_html, report_json, write_csv
     from ledger.chain.backends import open_chain
-    from ledger.contract.deploy import DEPLOYMENTS_FILE, open_ledger
+    from ledger.contract.deploy import open_ledger
     from ledger.errors import ChainLockedError, LedgerError
     from ledger.mirror.engine import make_engine
 
@@ -170,33 +188,34 @@ def run(args: argparse.Namespace) -> int:
         return _bad(problem)
     data_dir = absolute(args.data_dir) if args.data_dir else settings.data_dir
     chain_spec = args.chain or settings.chain
-    records = data_dir / DEPLOYMENTS_FILE
-    if not records.is_file():
-        return _bad(f"{data_dir} holds no Voisin deployment ({records} is missing)")
+    try:
+        targets = _targets(args, settings.model_copy(update={"data_dir": data_dir}))
+    except ValueError as exc:
+        return _bad(str(exc))
     if chain_spec == "embedded" and not (data_dir / "chain").is_dir():
         return _bad(f"{data_dir} holds no embedded chain ({data_dir / 'chain'} is missing)")
-    database_url = settings.database_url
-    if not database_url:
-        db_path = data_dir / "voisin.db"
-        if not db_path.is_file():
-            return _bad(f"{data_dir} holds no database ({db_path} is missing)")
-        database_url = f"sqlite:///{db_path}"
+    reports: list[tuple[str | None, AuditReport]] = []
     try:
         with open_chain(chain_spec, data_dir, settings.chain_key_value()) as chain:
-            deployed = json.loads(records.read_text())
-            if str(chain.chain_id) not in deployed:
-                return _bad(f"{records} records no deployment on chain {chain.chain_id}")
-            client, deployment = open_ledger(chain)
-            engine = make_engine(database_url)
-            report = run_audit(
-                client,
-                engine,
-                deployment.block_number,
-                from_slot=args.from_slot,
-                to_slot=args.to_slot,
-                feeder=args.feeder,
-                network=args.network,
-            )
+            for target in targets:
+                deployed = json.loads(target.records.read_text())
+                if str(chain.chain_id) not in deployed:
+                    return _bad(f"{target.records} records no deployment on chain {chain.chain_id}")
+                client, deployment = open_ledger(chain, target.records.parent)
+                engine = make_engine(target.database_url)
+                try:
+                    report = run_audit(
+                        client,
+                        engine,
+                        deployment.block_number,
+                        from_slot=args.from_slot,
+                        to_slot=args.to_slot,
+                        feeder=args.feeder,
+                        network=args.network,
+                    )
+                finally:
+                    engine.dispose()
+                reports.append((target.market, report))
     except AuditError as exc:
         return _bad(str(exc))
     except ChainLockedError as exc:
@@ -214,35 +233,123 @@ def run(args: argparse.Namespace) -> int:
     except (LedgerError, json.JSONDecodeError) as exc:
         print(f"voisin audit: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    city = bool(args.city)
     try:
         if args.json:
-            Path(args.json).write_text(report_json(report))
-        if args.html:
-            Path(args.html).write_text(report_html(report, tz=settings.timezone))
-        if args.csv:
-            write_csv(report, args.csv, tz=settings.timezone)
-        if args.open_data:
-            write_open_data(
-                report,
-                args.open_data,
-                tz=settings.timezone,
-                min_households=args.open_data_min_households,
-                licence=args.open_data_licence,
-                publisher=args.open_data_publisher,
-                base_url=args.open_data_base_url,
-                spatial=args.open_data_spatial,
-            )
+            if city:
+                both = {
+                    "ok": all(r.ok for _, r in reports),
+                    "markets": {str(m): r.as_dict() for m, r in reports},
+                }
+                Path(args.json).write_text(json.dumps(both, indent=2, default=str) + "\n")
+            else:
+                Path(args.json).write_text(report_json(reports[0][1]))
+        for market, report in reports:
+            if args.html:
+                Path(args.html).write_text(report_html(report, tz=settings.timezone))
+            if args.csv:
+                write_csv(
+                    report, _beneath(args.csv, market if city else None), tz=settings.timezone
+                )
+            if args.open_data:
+                write_open_data(
+                    report,
+                    _beneath(args.open_data, market if city else None),
+                    tz=settings.timezone,
+                    min_households=args.open_data_min_households,
+                    licence=args.open_data_licence,
+                    publisher=args.open_data_publisher,
+                    base_url=args.open_data_base_url,
+                    spatial=args.open_data_spatial,
+                )
     except OSError as exc:  # checked at the start; the disk changed since
         return _bad(f"cannot write to {exc.filename}: {exc.strerror or exc}")
-    s = report.as_dict()["summary"]
-    print(
-        f"audited {s['slots']} slots, {s['households']} households, {s['readings']} readings, "
-        f"{s['fills']} fills (contract {s['contract']}, digest head {s['digest_head']}); "
-        f"feeder {'checked' if report.feeder is not None else 'not checked'}"
-    )
-    for finding in report.findings:
-        print(f"  {finding.as_text(settings.timezone)}")
-    print(
-        "audit ok: no findings" if report.ok else f"audit FAILED: {len(report.findings)} finding(s)"
-    )
-    return 0 if report.ok else 1
+    for market, report in reports:
+        s = report.as_dict()["summary"]
+        print(
+            (f"market {market}: " if market is not None else "")
+            + f"audited {s['slots']} slots, {s['households']} households, {s['readings']} "
+            f"readings, {s['fills']} fills (contract {s['contract']}, digest head "
+            f"{s['digest_head']}); feeder "
+            + ("checked" if report.feeder is not None else "not checked")
+        )
+        for finding in report.findings:
+            print(f"  {finding.as_text(settings.timezone)}")
+    failed = sum(len(r.findings) for _, r in reports)
+    print("audit ok: no findings" if not failed else f"audit FAILED: {failed} finding(s)")
+    return 0 if not failed else 1
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One ledger to audit: its market in a city (None: the data dir's own), where its
+    deployment is recorded, and its database."""
+
+    market: str | None
+    records: Path
+    database_url: str
+
+
+def _targets(args: argparse.Namespace, settings: Settings) -> list[_Target]:
+    """The ledgers these options audit: the data dir's own, one market of a city
+    (``--market``), or every market (``--city``); ValueError says why one cannot be."""
+    from api.city import MARKETS_DIR, CityError, market_database_url, market_dir
+    from api.settings import MARKET_NAME
+    from ledger.contract.deploy import DEPLOYMENTS_FILE
+
+    data_dir = settings.data_dir
+    if args.market is not None and args.city:
+        raise ValueError("give --market NAME or --city, not both")
+    if args.city:
+        if args.html:
+            raise ValueError("--html writes one market's page: give --market NAME with it")
+        place = data_dir / MARKETS_DIR
+        names = settings.market_names or tuple(
+            sorted(p.name for p in place.iterdir() if (p / DEPLOYMENTS_FILE).is_file())
+            if place.is_dir()
+            else ()
+        )
+        if not names:
+            raise ValueError(f"{data_dir} holds no city: {place} has no market")
+    elif args.market is not None:
+        if not MARKET_NAME.fullmatch(args.market):
+            raise ValueError(f"--market {args.market!r} is not a market's name")
+        names = (args.market,)
+    else:
+        records = data_dir / DEPLOYMENTS_FILE
+        if not records.is_file():
+            hint = ""
+            if (data_dir / MARKETS_DIR).is_dir():
+                hint = "; it holds a city: give --market NAME or --city"
+            raise ValueError(f"{data_dir} holds no Voisin deployment ({records} is missing){hint}")
+        return [_Target(None, records, _database_url(settings, data_dir))]
+    targets = []
+    for name in names:
+        where = market_dir(settings, name)
+        records = where / DEPLOYMENTS_FILE
+        if not records.is_file():
+            raise ValueError(f"{data_dir} holds no market {name!r} ({records} is missing)")
+        try:
+            url = market_database_url(settings, name)
+        except CityError as exc:
+            raise ValueError(str(exc)) from exc
+        if url.startswith("sqlite") and not (where / "voisin.db").is_file():
+            raise ValueError(
+                f"market {name!r} holds no database ({where / 'voisin.db'} is missing)"
+            )
+        targets.append(_Target(name, records, url))
+    return targets
+
+
+def _database_url(settings: Settings, data_dir: Path) -> str:
+    if settings.database_url:
+        return settings.database_url
+    db_path = data_dir / "voisin.db"
+    if not db_path.is_file():
+        raise ValueError(f"{data_dir} holds no database ({db_path} is missing)")
+    return f"sqlite:///{db_path}"
+
+
+def _beneath(folder: str, market: str | None) -> Path:
+    """Where one market's files go: ``folder`` itself, or its ``<market>`` subfolder."""
+    return Path(folder) if market is None else Path(folder) / market

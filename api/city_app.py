@@ -60,7 +60,7 @@ def _secret(given: Any, path: Any) -> str:
 class City:
     """The city while it runs: its settings, its markets' apps, and the chain they share."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, background: bool = True) -> None:
         if not settings.market_names:
             raise CityError("a city needs at least one market (VOISIN_MARKETS=n01,n02,...)")
         self.settings = settings
@@ -72,7 +72,7 @@ class City:
             name: market_settings(settings, name, key_secret) for name in settings.market_names
         }
         self.apps: dict[str, FastAPI] = {
-            name: create_app(market, city=self._part_of(name))
+            name: create_app(market, background=background, city=self._part_of(name))
             for name, market in self.market_settings.items()
         }
 
@@ -84,7 +84,7 @@ class City:
                 chain=self.chain,
                 writes_lock=self.settings.data_dir / WRITES_LOCK,
                 operator_token=self.operator_token,
-                token_market=lambda digest: self.token_market(digest, name),
+                market_of=lambda field, value: self.market_of(field, value, name),
             )
 
         return part
@@ -95,16 +95,16 @@ class City:
             raise ApiError(503, "market_starting", f"market {name!r} is not serving yet")
         return services
 
-    def token_market(self, digest: str, asking: str) -> str | None:
-        """The market other than ``asking`` that issued the household token of ``digest``."""
+    def market_of(self, field: str, value: str, asking: str) -> str | None:
+        """The market other than ``asking`` with a household whose ``field`` (``token_hash``
+        or ``meter``) is ``value``."""
+        column = {"token_hash": ApiHousehold.token_hash, "meter": ApiHousehold.meter}[field]
         for name, app in self.apps.items():
             services = getattr(app.state, "services", None)
             if name == asking or services is None:
                 continue
             with Session(services.engine) as session:
-                found = session.exec(
-                    select(ApiHousehold.id).where(ApiHousehold.token_hash == digest)
-                ).first()
+                found = session.exec(select(ApiHousehold.id).where(column == value)).first()
             if found is not None:
                 return name
         return None
@@ -208,10 +208,11 @@ def prepare_city(settings: Settings) -> None:
         city.close()
 
 
-def create_city_app(settings: Settings | None = None) -> FastAPI:
+def create_city_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
     """The city's app (see the module's docstring); ``VOISIN_*`` settings by default, so that
-    ``voisin serve --workers N`` can build it in each worker process."""
-    city = City(settings or Settings())
+    ``voisin serve --workers N`` can build it in each worker process. ``background``: whether
+    the markets run their background work (tests drive it by hand)."""
+    city = City(settings or Settings(), background=background)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -309,12 +310,12 @@ def _routes(app: FastAPI, city: City) -> None:
     @app.get("/city", include_in_schema=False)
     async def city_page(
         request: Request,
-        day: Annotated[date | None, Query()] = None,
+        day: Annotated[str, Query(max_length=10)] = "",
     ) -> Response:
         if not city.is_operator(request.cookies.get(CITY_COOKIE)):
             return page(request, "signin.html", {"signin_to": "/city/signin", "here": "/city"})
         tz = city.settings.timezone
-        first, last = _day_span(day, tz)
+        first, last = _day_span(_local_day(day), tz)
         shown = await run_in_threadpool(city.figures, first, last)
         lang = lang_of(request)
         context = {
@@ -349,6 +350,16 @@ def _routes(app: FastAPI, city: City) -> None:
         response = RedirectResponse("/city", 303)
         response.delete_cookie(CITY_COOKIE, path="/city")
         return response
+
+
+def _local_day(text: str) -> date | None:
+    """The page's ``day`` (``YYYY-MM-DD``; empty: none, the last 24 hours)."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ApiError(422, "invalid_input", f"day {text!r}: give a date as YYYY-MM-DD") from None
 
 
 def _day_span(day: date | None, tz: str) -> tuple[int, int]:

@@ -103,9 +103,10 @@ class CityPart:
     writes_lock: Path
     #: The city's operator token, which holds every market (each also has its own).
     operator_token: str
-    #: The other market that issued a household token (by its digest), if one did: said in
-    #: the refusal, so that a client sent to the wrong market learns where to go.
-    token_market: Callable[[str], str | None]
+    #: The other market with a household whose ``field`` (``token_hash`` or ``meter``) is the
+    #: value given, if one has: said in a refusal, so that a client sent to the wrong market
+    #: learns where to go.
+    market_of: Callable[[str, str], str | None]
 
 
 class Services:
@@ -279,7 +280,11 @@ class Services:
 
     def token_elsewhere(self, digest: str) -> str | None:
         """The other market of the city that issued the household token of ``digest``."""
-        return None if self.city is None else self.city.token_market(digest)
+        return None if self.city is None else self.city.market_of("token_hash", digest)
+
+    def meter_elsewhere(self, meter: str) -> str | None:
+        """The other market of the city where ``meter`` is registered."""
+        return None if self.city is None else self.city.market_of("meter", meter)
 
     def _secret(self, given: object, filename: str) -> str:
         value = given.get_secret_value() if given is not None else None  # type: ignore[attr-defined]

@@ -590,5 +590,5 @@ def erase(
     when = privacy.local_iso(done.erased_at, services.settings.timezone) or ""
     notice = texts["erased_text"].format(id=hid, when=when[:16].replace("T", " "))
     response = page(request, "signin.html", {"notice": notice, "here": at(request, "/")})
-    response.delete_cookie(TOKEN_COOKIE, path="/")
+    response.delete_cookie(TOKEN_COOKIE, path=at(request, "/"))
     return response

@@ -20,14 +20,28 @@ from fastapi.responses import JSONResponse
 
 from api.deps import Svc, problems
 from api.ratelimit import check_meters
-from api.schemas import ReadingsAccepted, ReadingsIn
-from api.services import slot_now
+from api.schemas import ReadingsAccepted, ReadingsIn, ReadingVerdict
+from api.services import Services, slot_now
 from ledger.readings.intake import reading_from_json
 
 router = APIRouter(tags=["readings"])
 
 #: Verdicts that say the meter did not sign the reading: not charged to the meter's bucket.
 _NOT_THE_METERS = frozenset({"bad_signature", "unknown_meter", "malformed"})
+
+
+def _where_registered(verdict: ReadingVerdict, meter: str, services: Services) -> ReadingVerdict:
+    """In a city, an unknown meter's refusal names the market it is registered in, if any."""
+    if verdict.code != "unknown_meter":
+        return verdict
+    market = services.meter_elsewhere(meter)
+    if market is None:
+        return verdict
+    message = (
+        f"meter {meter} is not registered in this market but in market {market!r}: post its "
+        f"readings to /markets/{market}/v1/readings, signed for that market's contract"
+    )
+    return verdict.model_copy(update={"message": message})
 
 
 @router.post(
@@ -50,6 +64,8 @@ def post_readings(body: ReadingsIn, services: Svc) -> JSONResponse:
     per_meter = Counter(r.reading.meter for r in signed)
     check_meters(services.meter_limiter, per_meter.items())
     done = services.intake.submit(signed, slot_now())
+    if services.city is not None:
+        done = [_where_registered(v, signed[v.index].reading.meter, services) for v in done]
     for verdict, n in Counter(v.code or v.status for v in done).items():  # voisin_readings_total
         services.metrics.readings.labels(verdict).inc(n)
     # Charged after the intake, only for readings whose signature held (see api/ratelimit.py).

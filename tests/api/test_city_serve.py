@@ -1,0 +1,168 @@
+"""A city as its operator runs it: ``voisin serve --markets`` (the embedded chain in its node
+process, SQLite per market), households registered and readings settled in two markets over
+HTTP, the city's figures, a restart that finds every market again, then ``voisin audit`` per
+market and for the city, with its open data one folder per market."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account import Account
+
+from api.cli import main
+from api.process import ServeProcess
+from ledger.readings.eip712 import Reading, domain_separator, sign_reading
+from ledger.readings.intake import reading_to_json
+
+TOKEN = "city-operator-token-for-tests-0123456789"
+OP = {"Authorization": f"Bearer {TOKEN}"}
+ENV = {"VOISIN_OPERATOR_TOKEN": TOKEN, "VOISIN_AUTO_SETTLE": "false"}
+
+
+def _domain(base: str) -> bytes:
+    """A market's EIP-712 domain separator, from what its /health says."""
+    chain = httpx.get(f"{base}/health", timeout=30).json()["chain"]
+    return domain_separator(int(chain["chain_id"]), chain["contract"])
+
+
+def _run_market(http: httpx.Client, market: str, sellers: int, buyers: int) -> int:
+    """Register ``sellers`` and ``buyers`` in ``market``, meter two past slots and settle
+    them; the fills' count."""
+    base = f"/markets/{market}"
+    domain = _domain(str(http.base_url).rstrip("/") + base)
+    members: list[tuple[Any, bool]] = []
+    for k in range(sellers + buyers):
+        meter = Account.create()
+        prosumer = k < sellers
+        r = http.post(
+            f"{base}/v1/households", json={"meter": meter.address, "prosumer": prosumer}, headers=OP
+        )
+        assert r.status_code == 201, r.text
+        if not prosumer:
+            t = http.post(
+                f"{base}/v1/topups",
+                json={"household": r.json()["id"], "amount_ueur": 2_000_000},
+                headers=OP,
+            )
+            assert t.status_code == 201, t.text
+        members.append((meter, prosumer))
+    first = int(time.time()) // 900 - 6
+    for t, slot in enumerate((first, first + 1)):
+        batch = [
+            reading_to_json(
+                sign_reading(
+                    meter.key,
+                    Reading(
+                        meter.address,
+                        slot,
+                        0 if prosumer else 300 * (t + 1),
+                        500 * (t + 1) if prosumer else 0,
+                    ),
+                    domain,
+                )
+            )
+            for meter, prosumer in members
+        ]
+        r = http.post(f"{base}/v1/readings", json={"readings": batch})
+        assert r.status_code == 202 and r.json()["accepted"] == len(batch), r.text
+    fills = 0
+    for slot in (first, first + 1):
+        deadline = time.monotonic() + 120
+        while True:
+            r = http.post(f"{base}/v1/market/slots/{slot}/settle", headers=OP, timeout=120)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)  # the readings are on their way to the chain
+        assert r.status_code == 200, r.text
+        fills += int(r.json()["fills"])
+    return fills
+
+
+def test_a_city_served_restarted_and_audited(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {**ENV, "VOISIN_MARKETS": "north,south"}
+    log = tmp_path / "serve.log"
+    with ServeProcess(data, env, log_path=log, start_timeout_s=180) as server:
+        http = httpx.Client(base_url=server.base_url, timeout=60)
+        health = http.get("/health").json()
+        contracts = {m["name"]: m["contract"] for m in health["markets"]}
+        assert sorted(contracts) == ["north", "south"]
+        fills = {
+            "north": _run_market(http, "north", 2, 1),
+            "south": _run_market(http, "south", 1, 2),
+        }
+        assert all(n > 0 for n in fills.values()), fills
+        city = http.get("/v1/city", headers=OP).json()
+        assert [m["fills"] for m in city["markets"]] == [fills["north"], fills["south"]]
+        assert [m["households"] for m in city["markets"]] == [3, 3]
+        # The city page asks for the city's token.
+        page = http.get("/city")
+        assert page.status_code == 200 and 'action="/city/signin"' in page.text
+        # A market's dashboard lives under its prefix.
+        signin = http.get("/markets/north/")
+        assert 'action="/markets/north/ui/signin"' in signin.text
+    assert "a city of 2 markets" in log.read_text()
+    assert sorted(p.name for p in (data / "markets").iterdir()) == ["north", "south"]
+
+    # Restarted on the same data, the city finds its markets' contracts and households.
+    with ServeProcess(data, env, log_path=log, start_timeout_s=180) as server:
+        http = httpx.Client(base_url=server.base_url, timeout=60)
+        again = {m["name"]: m["contract"] for m in http.get("/health").json()["markets"]}
+        assert again == contracts
+        city = http.get("/v1/city", headers=OP).json()
+        assert [m["fills"] for m in city["markets"]] == [fills["north"], fills["south"]]
+
+    # Audited once the server stopped: one market, then the whole city with its open data.
+    assert main(["audit", "--data-dir", str(data), "--market", "north"]) == 0
+    report = tmp_path / "city.json"
+    open_data = tmp_path / "open"
+    code = main(
+        [
+            "audit", "--data-dir", str(data), "--city", "--json", str(report),
+            "--open-data", str(open_data), "--open-data-min-households", "1",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    both = json.loads(report.read_text())
+    assert both["ok"] is True
+    assert sorted(both["markets"]) == ["north", "south"]
+    for name in ("north", "south"):
+        assert both["markets"][name]["summary"]["fills"] == fills[name]
+        assert both["markets"][name]["summary"]["contract"] == contracts[name]
+        assert (open_data / name / "datapackage.json").is_file()
+
+
+def test_bad_city_settings_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    def serve(*extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "api.cli", "serve", "--port", "1", *extra],
+            env={"VOISIN_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin", **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    for names, said in [
+        ("North", "market name 'North'"),
+        ("n01,n01", "named more than once"),
+        ("a/b", "market name 'a/b'"),
+        ("-x", "market name '-x'"),
+    ]:
+        done = serve(f"--markets={names}")
+        assert done.returncode == 2, done.stderr
+        assert said in done.stderr, done.stderr
+    done = serve("--markets", "n01", "--workers", "2")
+    assert done.returncode == 2 and "JSON-RPC chain" in done.stderr
+    done = serve("--markets", "n01", env={"VOISIN_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert done.returncode == 2 and "own data directory" in done.stderr
+    assert not (tmp_path / "data" / "markets").exists()
+    # The audit says what a city's data directory needs.
+    assert main(["audit", "--data-dir", str(tmp_path), "--city"]) == 2
+    assert main(["audit", "--data-dir", str(tmp_path), "--market", "Bad!"]) == 2
+    assert main(["audit", "--data-dir", str(tmp_path), "--market", "n01", "--city"]) == 2
