@@ -48,12 +48,18 @@ def add_parser(sub: Any) -> None:
         action.add_argument(
             "--data-dir", help="data directory (default: VOISIN_DATA_DIR or ./data)"
         )
+        action.add_argument(
+            "--market",
+            metavar="NAME",
+            help="in a city, this market's database (its schema, or its SQLite file)",
+        )
     current.set_defaults(func=_current)
     upgrade.set_defaults(func=_upgrade)
 
 
 def _engine(args: argparse.Namespace, name: str) -> Any:
-    """The database's engine, or an exit status 2 after saying why."""
+    """The data directory a server of the database records itself in, and the database's
+    engine; or an exit status 2 after saying why."""
     from pydantic import ValidationError
     from sqlalchemy import create_engine
 
@@ -67,13 +73,32 @@ def _engine(args: argparse.Namespace, name: str) -> Any:
         return 2
     if args.data_dir:
         settings = settings.model_copy(update={"data_dir": absolute(args.data_dir)})
+    city_dir = settings.data_dir
+    if args.market is not None:
+        from api.city import CityError, market_database_url, market_dir
+        from api.settings import MARKET_NAME
+
+        if not MARKET_NAME.fullmatch(args.market):
+            print(
+                f"voisin db {name}: --market {args.market!r} is not a market's name",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            url = market_database_url(settings, args.market)
+        except CityError as exc:
+            print(f"voisin db {name}: {exc}", file=sys.stderr)
+            return 2
+        settings = settings.model_copy(
+            update={"data_dir": market_dir(settings, args.market), "database_url": url}
+        )
     url = settings.resolved_database_url()
-    if url.startswith("sqlite") and not settings.database_url:
+    if url.startswith("sqlite") and (args.market is not None or not settings.database_url):
         database = settings.data_dir / "voisin.db"
         if not database.is_file():
             print(f"voisin db {name}: no database at {database}", file=sys.stderr)
             return 2
-    return settings, create_engine(url)
+    return city_dir, create_engine(url)
 
 
 def _running_server(served: Path) -> str | None:
@@ -98,7 +123,7 @@ def _current(args: argparse.Namespace) -> int:
     opened = _engine(args, "current")
     if isinstance(opened, int):
         return opened
-    _settings, engine = opened
+    _served_in, engine = opened
     try:
         status = inspect_schema(engine)
     finally:
@@ -116,11 +141,11 @@ def _upgrade(args: argparse.Namespace) -> int:
     opened = _engine(args, "upgrade")
     if isinstance(opened, int):
         return opened
-    settings, engine = opened
-    running = _running_server(settings.data_dir / SERVED_AT)
+    served_in, engine = opened
+    running = _running_server(served_in / SERVED_AT)
     if running:
         print(
-            f"voisin db upgrade: a voisin serve is running on {settings.data_dir} (it answers "
+            f"voisin db upgrade: a voisin serve is running on {served_in} (it answers "
             f"at {running}): stop it first",
             file=sys.stderr,
         )

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, inspect
 
 from api.city import market_schema
 from api.city_app import City, create_city_app
+from api.cli import main
 from api.services import Services
 from api.settings import Settings
 from ledger.readings.eip712 import Reading, sign_reading
@@ -274,7 +275,11 @@ def test_the_city_view_refuses_a_bad_span(
 @pytest.mark.anvil
 @pytest.mark.postgres
 def test_one_postgres_database_holds_the_city_one_schema_per_market(
-    tmp_path: Path, postgres_url: str, anvil_url: str
+    tmp_path: Path,
+    postgres_url: str,
+    anvil_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = _settings(
         tmp_path,
@@ -308,6 +313,13 @@ def test_one_postgres_database_holds_the_city_one_schema_per_market(
         assert counts == [1, 0]
     finally:
         engine.dispose()
+    # Each market's schema is at this release's revision, and says so by market.
+    monkeypatch.setenv("VOISIN_DATABASE_URL", postgres_url)
+    data = str(settings.data_dir)
+    assert main(["db", "current", "--data-dir", data, "--market", "south-2"]) == 0
+    assert "search_path" not in capsys.readouterr().err
+    assert main(["db", "upgrade", "--data-dir", data, "--market", "north"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
     # Started again on the same database, the city finds its markets' contracts and rows.
     app = create_city_app(settings, background=False)
     with TestClient(app) as client:

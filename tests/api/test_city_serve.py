@@ -136,6 +136,10 @@ def test_a_city_served_restarted_and_audited(tmp_path: Path) -> None:
         assert both["markets"][name]["summary"]["fills"] == fills[name]
         assert both["markets"][name]["summary"]["contract"] == contracts[name]
         assert (open_data / name / "datapackage.json").is_file()
+    # Each market's schema revision, by market.
+    assert main(["db", "current", "--data-dir", str(data), "--market", "north"]) == 0
+    assert main(["db", "upgrade", "--data-dir", str(data), "--market", "south"]) == 0
+    assert main(["db", "current", "--data-dir", str(data), "--market", "east"]) == 2
 
 
 def test_bad_city_settings_are_refused_before_anything_starts(tmp_path: Path) -> None:
