@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ledger.contract.client import VoisinClient
 
 from api.child_lines import ChildError, decode, read_answer, send
+from ledger.audit.feeder import DEFAULT_NETWORK
 
 log = logging.getLogger("voisin.audit")
 
@@ -105,6 +106,7 @@ def run_in_process(
     from_slot: int | None = None,
     to_slot: int | None = None,
     feeder: bool = False,
+    network: str = DEFAULT_NETWORK,
 ) -> AuditRun:
     """The same audit in this process (a chain without a URL): collected under the chain
     lock, checked without it."""
@@ -121,7 +123,9 @@ def run_in_process(
         return collect(client, engine, deployment_block)
 
     inputs = on_chain(mirror_and_collect)
-    report = audit_inputs(inputs, from_slot=from_slot, to_slot=to_slot, feeder=feeder)
+    report = audit_inputs(
+        inputs, from_slot=from_slot, to_slot=to_slot, feeder=feeder, network=network
+    )
     answer = _answer(report, inputs)
     return AuditRun(
         report=json.loads(json.dumps(answer["report"], default=str)),
@@ -155,6 +159,7 @@ def run_isolated(
     from_slot: int | None = None,
     to_slot: int | None = None,
     feeder: bool = False,
+    network: str = DEFAULT_NETWORK,
     started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> AuditRun:
     """Run the audit in a child process (see the module); raises :class:`AuditProcessError`.
@@ -175,6 +180,7 @@ def run_isolated(
         "from_slot": from_slot,
         "to_slot": to_slot,
         "feeder": feeder,
+        "network": network,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.audit_process"],
@@ -268,6 +274,7 @@ def main() -> int:
             from_slot=request["from_slot"],
             to_slot=request["to_slot"],
             feeder=bool(request["feeder"]),
+            network=str(request.get("network") or DEFAULT_NETWORK),
         )
         answer = _answer(report, inputs)
         answer["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

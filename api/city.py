@@ -9,6 +9,8 @@ city's settings, market ``<name>`` gets:
 - with PostgreSQL, the city's database with its tables in the schema ``market_<name>``
   (``-` becomes ``_``): the connection's ``search_path`` names it, so every query, migration
   and lock of the market stays in it, and one database holds the city;
+- its feeder network (``VOISIN_MARKETS=north:kerber_dorfnetz,...``; the city's
+  ``VOISIN_FEEDER_NETWORK`` by default), on which the keeper runs its power flows;
 - the city's chain, operator account, key secret, tariffs and every other setting.
 """
 
@@ -70,6 +72,7 @@ def market_settings(city: Settings, name: str, key_secret: str) -> Settings:
             # Each market's own operator token is in its data directory; the city's holds all.
             "operator_token": None,
             "markets": "",
+            "feeder_network": city.market_networks[name],
         }
     )
 

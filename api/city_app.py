@@ -165,6 +165,7 @@ class City:
                 "name": name,
                 "path": f"/markets/{name}",
                 "contract": self.services(name).client.address,
+                "feeder_network": self.market_settings[name].feeder_network,
                 **market_figures(self.services(name).engine, first, last),
             }
             for name in self.apps

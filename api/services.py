@@ -58,7 +58,6 @@ from api.schema import prepare as prepare_schema
 from api.settings import Settings
 from api.sqlite_pragmas import sqlite_pragmas
 from api.webhooks import WebhookWorker
-from ledger.audit.feeder import DEFAULT_NETWORK
 from ledger.chain.backends import Chain, open_chain
 from ledger.contract.client import VoisinClient
 from ledger.contract.deploy import Deployment, open_ledger
@@ -233,7 +232,7 @@ class Services:
         # Out of this process when the chain has a URL (the audit's child needs one): the
         # power flows' leftovers then stay in a worker that is replaced now and then.
         self.feeder_worker = (
-            FeederWorker(settings.resolved_database_url(), DEFAULT_NETWORK)
+            FeederWorker(settings.resolved_database_url(), settings.feeder_network)
             if self.chain_access() is not None
             else None
         )
@@ -242,6 +241,7 @@ class Services:
             engine=self.engine,
             audit=self.audit,
             feeder=self.feeder_worker.compute if self.feeder_worker is not None else None,
+            network=settings.feeder_network,
         )
         # Events POSTed to the operator's systems (api/webhooks.py), in their own threads.
         self.webhooks = WebhookWorker(self.engine, self.vault, settings)
@@ -378,6 +378,7 @@ class Services:
                 from_slot=from_slot,
                 to_slot=to_slot,
                 feeder=feeder,
+                network=self.settings.feeder_network,
             )
         return run_isolated(
             access=access,
@@ -390,6 +391,7 @@ class Services:
             from_slot=from_slot,
             to_slot=to_slot,
             feeder=feeder,
+            network=self.settings.feeder_network,
             started=started,
         )
 

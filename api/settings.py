@@ -24,6 +24,15 @@ MARKET_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 #: Markets one server serves: each holds a database pool and background threads.
 MAX_MARKETS = 200
 
+
+def _network(name: str) -> str:
+    from ledger.audit.feeder import NETWORKS
+
+    if name not in NETWORKS:
+        raise ValueError(f"unknown feeder network {name!r}; choose one of {', '.join(NETWORKS)}")
+    return name
+
+
 #: Operator tokens that must never guard a real deployment.
 PLACEHOLDER_TOKENS = frozenset({"", "change-me", "changeme", "secret", "operator", "token"})
 
@@ -63,10 +72,17 @@ class Settings(BaseSettings):
     markets: str = Field(
         default="",
         description=(
-            "A city: the names of its neighbourhood markets, comma-separated (lowercase letters, "
-            "digits and '-', at most 32 characters each), each served under /markets/<name> "
-            "with its own contract on the one chain (docs/city.md). Empty: one market at the "
-            "server's root."
+            "A city: its neighbourhood markets, comma-separated, each a name (lowercase "
+            "letters, digits and '-', at most 32 characters) and optionally ':' and its feeder "
+            "network (e.g. north:kerber_dorfnetz), each served under /markets/<name> with its "
+            "own contract on the one chain (docs/city.md). Empty: one market at the root."
+        ),
+    )
+    feeder_network: str = Field(
+        default="kerber_vorstadtnetz_kabel_1",
+        description=(
+            "The pandapower Kerber low-voltage network the market's power flows run on "
+            "(ledger/audit/feeder.py); in a city, each market's own from VOISIN_MARKETS."
         ),
     )
 
@@ -267,27 +283,46 @@ class Settings(BaseSettings):
         that ``voisin simulate --via api`` starts) then opens the same directory."""
         return Path(os.path.expanduser(value)).resolve()
 
+    @field_validator("feeder_network", mode="after")
+    @classmethod
+    def _known_network(cls, value: str) -> str:
+        return _network(value)
+
     @field_validator("markets", mode="after")
     @classmethod
     def _market_names(cls, value: str) -> str:
-        names = [name.strip() for name in value.split(",")] if value.strip() else []
-        for name in names:
+        entries = [entry.strip() for entry in value.split(",")] if value.strip() else []
+        names = []
+        for entry in entries:
+            name, _, network = entry.partition(":")
             if not MARKET_NAME.fullmatch(name):
                 raise ValueError(
                     f"market name {name!r}: use 1 to 32 lowercase letters, digits and '-', "
                     "starting and ending with a letter or digit"
                 )
+            if network:
+                _network(network)
+            names.append(name)
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
             raise ValueError(f"market {', '.join(twice)} is named more than once")
         if len(names) > MAX_MARKETS:
             raise ValueError(f"{len(names)} markets: one server serves at most {MAX_MARKETS}")
-        return ",".join(names)
+        return ",".join(entries)
 
     @property
     def market_names(self) -> tuple[str, ...]:
         """The city's markets (empty: one market at the server's root)."""
-        return tuple(self.markets.split(",")) if self.markets else ()
+        return tuple(self.market_networks)
+
+    @property
+    def market_networks(self) -> dict[str, str]:
+        """Each market of the city and its feeder network (the city's by default)."""
+        entries = self.markets.split(",") if self.markets else []
+        return {
+            name: network or self.feeder_network
+            for name, _, network in (entry.partition(":") for entry in entries)
+        }
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -157,6 +157,7 @@ def test_bad_city_settings_are_refused_before_anything_starts(tmp_path: Path) ->
         ("n01,n01", "named more than once"),
         ("a/b", "market name 'a/b'"),
         ("-x", "market name '-x'"),
+        ("n01:kerber_nowhere", "unknown feeder network 'kerber_nowhere'"),
     ]:
         done = serve(f"--markets={names}")
         assert done.returncode == 2, done.stderr
