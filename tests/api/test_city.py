@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect
 
 from api.city import market_schema
-from api.keeper import kept_mapping
 from api.city_app import City, create_city_app
 from api.cli import main
+from api.keeper import kept_mapping
 from api.services import Services
 from api.settings import Settings
 from ledger.readings.eip712 import Reading, sign_reading
