@@ -23,6 +23,7 @@ from api.simulate_parts import (
     SIMULATE_START,
     keep_for_good,
     output_problem,
+    prepare_mirror,
     refuse,
     run_paths,
     start_flows,
@@ -50,7 +51,7 @@ def _why_not(args: argparse.Namespace) -> str | None:
 def simulate_city(args: argparse.Namespace) -> int:
     from api.settings import Settings
     from ledger.localtime import span_label
-    from meter_sim.city import city_report, city_scenarios, scenario_summary
+    from meter_sim.city import city_networks, city_report, city_scenarios, scenario_summary
     from meter_sim.errors import MeterSimError
     from meter_sim.flows import check_window, check_window_is_over
     from meter_sim.plots import BackgroundPlots
@@ -79,6 +80,22 @@ def simulate_city(args: argparse.Namespace) -> int:
     if problem:
         return refuse(problem)
     chain_spec = args.chain or "embedded"
+    from api.city import CityError, create_schemas, market_database_url, market_dir
+
+    names = [s.name for s in scenarios]
+    networks = city_networks(len(scenarios), len(scenarios[0].households), seed)
+    # The city as `voisin serve --markets` serves it: each neighbourhood a market of the data
+    # dir, with its feeder; with PostgreSQL one database, a schema per neighbourhood.
+    city_settings = Settings().model_copy(
+        update={
+            "data_dir": data_dir,
+            "markets": ",".join(f"{n}:{w}" for n, w in zip(names, networks, strict=True)),
+        }
+    )
+    try:
+        urls = {name: market_database_url(city_settings, name) for name in names}
+    except CityError as exc:
+        return refuse(str(exc))
     # The city's operator: the first neighbourhood's, on a chain of the run's own.
     operator_key = (
         scenarios[0].operator_key
@@ -98,6 +115,13 @@ def simulate_city(args: argparse.Namespace) -> int:
     from ledger.errors import LedgerError
     from meter_sim.run import disk_bytes, peak_rss_bytes, run_simulation, stderr_progress
 
+    try:
+        create_schemas(city_settings)
+        for name in names:
+            market_dir(city_settings, name).mkdir(parents=True)
+            prepare_mirror(urls[name])
+    except Exception as exc:  # a database that does not answer, or one not empty
+        return refuse(f"cannot prepare the neighbourhoods' databases: {exc}")
     keep_for_good(args.own_process)
     started = time.perf_counter()
     reports: list[dict[str, Any]] = []
@@ -110,7 +134,7 @@ def simulate_city(args: argparse.Namespace) -> int:
                 print(
                     f"[{k + 1}/{len(scenarios)}] {scenario.name}: {shape['households']} "
                     f"households, {shape['prosumers']} with PV, {shape['batteries']} "
-                    "with a battery",
+                    f"with a battery, feeder {networks[k]}",
                     file=sys.stderr,
                 )
                 place = out / "neighbourhoods" / scenario.name
@@ -120,8 +144,9 @@ def simulate_city(args: argparse.Namespace) -> int:
                     scenario,
                     args.mechanism,
                     chain_spec,
-                    place / "data",
+                    market_dir(city_settings, scenario.name),
                     operator_key=operator_key,
+                    database_url=urls[scenario.name],
                     first_slot=args.first_slot,
                     slots=args.slots,
                     progress=stderr_progress(tz=tz),
@@ -131,6 +156,7 @@ def simulate_city(args: argparse.Namespace) -> int:
                     market=args.market,
                     chain=chain,
                 )
+                result.report["feeder_network"] = networks[k]
                 write_report(result.report, place, None)
                 plots.write_report_html(result)
                 print(summary(result.report), file=sys.stderr)
@@ -149,11 +175,18 @@ def simulate_city(args: argparse.Namespace) -> int:
         wall_s=time.perf_counter() - started,
         peak_rss=peak_rss_bytes(),
     )
-    city["disk_bytes"] += disk_bytes(data_dir)  # the shared chain, beside the neighbourhoods'
+    # The shared chain beside the neighbourhoods' (each counted its own data dir already).
+    city["disk_bytes"] += disk_bytes(data_dir) - sum(
+        disk_bytes(market_dir(city_settings, n)) for n in names
+    )
     try:
         path = write_report(city, out, args.json)
     except OSError as exc:
         return refuse(f"cannot write the report to {exc.filename}: {exc.strerror or exc}")
     print(f"city of {len(scenarios)} neighbourhoods:\n{summary(city)}")
     print(f"report: {path}\nneighbourhoods: {absolute(out / 'neighbourhoods')}")
+    print(
+        f"serve it: VOISIN_DATA_DIR={data_dir} voisin serve --markets {city_settings.markets}"
+        + (f" (with VOISIN_CHAIN={chain_spec})" if chain_spec not in ("embedded", "anvil") else "")
+    )
     return 0 if city["audit_ok"] else 1

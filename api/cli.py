@@ -24,6 +24,7 @@ from api.simulate_parts import (
     SIMULATE_START,
     keep_for_good,
     output_problem,
+    prepare_mirror,
     refuse,
     run_paths,
     start_flows,
@@ -244,6 +245,9 @@ def _simulate(args: argparse.Namespace) -> int:
     from ledger.errors import LedgerError
     from meter_sim.run import run_simulation, stderr_progress
 
+    if args.via == "direct" and not resuming:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_mirror(f"sqlite:///{(data_dir / 'voisin.db').resolve()}")
     keep_for_good(args.own_process)
     # The plots are drawn in a child process while the run's audit goes on in this one.
     plots = BackgroundPlots(out)

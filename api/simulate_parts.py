@@ -140,3 +140,20 @@ def keep_for_good(own_process: bool) -> None:
         gc.freeze()
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
+
+
+def prepare_mirror(database_url: str) -> None:
+    """Create a new run's mirror database with the API's migrations (at this release's
+    revision), so that ``voisin serve`` and ``voisin db`` take the run's data as they take
+    their own: the run then finds every table there."""
+    from sqlalchemy import create_engine
+
+    from api.schema import prepare
+    from api.sqlite_pragmas import sqlite_pragmas
+
+    engine = create_engine(database_url)
+    sqlite_pragmas(engine)
+    try:
+        prepare(engine)
+    finally:
+        engine.dispose()

@@ -8,7 +8,8 @@ each one's report in its own folder; :func:`city_report` then sums them into the
 
 The neighbourhoods differ by seed: :func:`city_scenarios` draws each one's share of PV
 households and the share of those with a battery, and each has its own households and keys
-(the scenario's name enters every key's derivation, :func:`meter_sim.scenario.derive_key`).
+(the scenario's name enters every key's derivation, :func:`meter_sim.scenario.derive_key`);
+:func:`city_networks` draws each one's feeder among the Kerber networks that fit it.
 
 **The city's report** has the fields of a neighbourhood's report, as the city's totals:
 
@@ -35,12 +36,14 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from ledger.audit.feeder import HOUSE_CONNECTIONS, NETWORKS
 from meter_sim.report import MONTHLY_TERMS
 from meter_sim.scenario import Scenario, default_scenario
 
 __all__ = [
     "BATTERY_SHARE_RANGE",
     "PROSUMER_SHARE_RANGE",
+    "city_networks",
     "city_report",
     "city_scenarios",
     "neighbourhood_name",
@@ -96,6 +99,18 @@ def city_scenarios(
             )
         )
     return out
+
+
+def city_networks(neighbourhoods: int, households: int, seed: int) -> list[str]:
+    """Each neighbourhood's feeder, seeded: one of the Kerber networks with a house connection
+    for each of its ``households`` (the largest ones when none has that many), so that a
+    street of 30 may be a village's or a suburb's and one of 100 a suburb's."""
+    fitting = [n for n in NETWORKS if HOUSE_CONNECTIONS[n] >= households]
+    if not fitting:
+        most = max(HOUSE_CONNECTIONS.values())
+        fitting = [n for n in NETWORKS if HOUSE_CONNECTIONS[n] >= most * 0.9]
+    rng = random.Random(f"city/{seed}/feeders")
+    return [rng.choice(fitting) for _ in range(neighbourhoods)]
 
 
 def _ratio(part: int, whole: int) -> float | None:

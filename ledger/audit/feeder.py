@@ -37,6 +37,7 @@ from ledger.errors import LedgerError
 
 __all__ = [
     "DEFAULT_NETWORK",
+    "HOUSE_CONNECTIONS",
     "NETWORKS",
     "FeederError",
     "FeederResult",
@@ -55,6 +56,15 @@ NETWORKS = (
     "kerber_vorstadtnetz_kabel_1",
     "kerber_vorstadtnetz_kabel_2",
 )
+#: House connections (load buses) of each network: a street of more households than its
+#: feeder has connections puts several on one (checked against pandapower by the tests).
+HOUSE_CONNECTIONS = {
+    "kerber_landnetz_kabel_1": 8,
+    "kerber_landnetz_kabel_2": 14,
+    "kerber_dorfnetz": 57,
+    "kerber_vorstadtnetz_kabel_1": 146,
+    "kerber_vorstadtnetz_kabel_2": 144,
+}
 V_MIN_PU = 0.90
 V_MAX_PU = 1.10
 MAX_LOADING_PERCENT = 100.0

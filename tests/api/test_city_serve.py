@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from eth_account import Account
 
 from api.cli import main
@@ -171,3 +172,46 @@ def test_bad_city_settings_are_refused_before_anything_starts(tmp_path: Path) ->
     assert main(["audit", "--data-dir", str(tmp_path), "--city"]) == 2
     assert main(["audit", "--data-dir", str(tmp_path), "--market", "Bad!"]) == 2
     assert main(["audit", "--data-dir", str(tmp_path), "--market", "n01", "--city"]) == 2
+
+
+def test_a_simulated_city_is_served_as_it_was_simulated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``voisin simulate --neighbourhoods 2`` leaves a city ``voisin serve --markets`` serves
+    as is (the command it prints): the city view's figures are the neighbourhoods' reports'."""
+    out = tmp_path / "city"
+    code = main(
+        [
+            "simulate", "--neighbourhoods", "2", "--households", "3", "--first-slot", "44",
+            "--slots", "8", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    served = next(line for line in printed.splitlines() if line.startswith("serve it: "))
+    markets = served.rsplit("--markets ", 1)[1].split()[0]
+    parts = {
+        n: json.loads((out / "neighbourhoods" / n / "report.json").read_text())
+        for n in ("n01", "n02")
+    }
+    assert markets == ",".join(f"{n}:{p['feeder_network']}" for n, p in parts.items())
+    env = {**ENV, "VOISIN_MARKETS": markets}
+    with ServeProcess(
+        out / "data", env, log_path=tmp_path / "serve.log", start_timeout_s=180
+    ) as server:
+        first = parts["n01"]["first_slot"]
+        span = {"from": first, "to": first + parts["n01"]["slots"] - 1}
+        city = httpx.get(f"{server.base_url}/v1/city", params=span, headers=OP, timeout=60).json()
+    for market in city["markets"]:
+        report = parts[market["name"]]
+        assert market["feeder_network"] == report["feeder_network"]
+        assert market["contract"] == report["contract"]
+        assert market["households"] == report["households"]
+        assert market["slots_settled"] == report["slots"]
+        assert market["fills"] == report["fills"]
+        assert market["local_Wh"] == report["local_traded_Wh"]
+        assert market["grid_export_Wh"] == report["grid_export_Wh"]
+        assert market["grid_import_Wh"] == report["grid_import_Wh"]
+        assert market["load_Wh"] == report["load_energy_Wh"]
+        assert market["self_sufficiency"] == report["self_sufficiency"]
+        assert market["local_share_of_surplus"] == report["local_share_of_surplus"]

@@ -16,7 +16,7 @@ from ledger.chain.backends import open_chain
 from ledger.contract.compile import load_artifact
 from ledger.errors import InvalidSignature, UnknownMeter
 from ledger.readings.eip712 import Reading, sign_reading
-from meter_sim.city import city_report, city_scenarios, neighbourhood_name
+from meter_sim.city import city_networks, city_report, city_scenarios, neighbourhood_name
 
 
 def test_the_neighbourhoods_differ_by_seed_and_are_the_same_for_a_seed() -> None:
@@ -39,6 +39,20 @@ def test_the_neighbourhoods_differ_by_seed_and_are_the_same_for_a_seed() -> None
     assert city_scenarios(4, 20, 1, date(2026, 6, 21), seed=4)[0].identities != city[0].identities
     with pytest.raises(ValueError):
         city_scenarios(0, 20, 1, date(2026, 6, 21), seed=3)
+
+
+def test_each_neighbourhood_gets_a_feeder_that_fits_it() -> None:
+    for households, allowed in [
+        (100, {"kerber_vorstadtnetz_kabel_1", "kerber_vorstadtnetz_kabel_2"}),
+        (30, {"kerber_dorfnetz", "kerber_vorstadtnetz_kabel_1", "kerber_vorstadtnetz_kabel_2"}),
+        (400, {"kerber_vorstadtnetz_kabel_1", "kerber_vorstadtnetz_kabel_2"}),
+    ]:
+        drawn = city_networks(40, households, seed=1)
+        assert set(drawn) == allowed, (households, set(drawn))
+        assert city_networks(40, households, seed=1) == drawn  # the same city for a seed
+    small = city_networks(40, 6, seed=2)
+    assert "kerber_landnetz_kabel_1" in small and len(set(small)) >= 4
+    assert city_networks(40, 6, seed=3) != small
 
 
 def _report(**changes: Any) -> dict[str, Any]:
@@ -139,6 +153,10 @@ def test_a_city_of_two_runs_on_one_chain_each_market_its_own(tmp_path: Path) -> 
     assert city["readings"] == 2 * 3 * 8 and city["audit_ok"]
     assert all(p["audit_ok"] for p in parts) and city["fills"] > 0
     assert (out / "neighbourhoods" / "n02" / "report.html").exists()
+    # Each neighbourhood's feeder, as drawn for its size; its data where a served city has it.
+    networks = city_networks(2, 3, seed=1)
+    assert [p["feeder_network"] for p in parts] == networks
+    assert sorted(q.name for q in (out / "data" / "markets").iterdir()) == ["n01", "n02"]
 
     # Two contracts on one chain: nothing of one market is valid in the other.
     first, second = (p["contract"] for p in parts)

@@ -7,6 +7,8 @@ import pytest
 
 from ledger.audit.feeder import (
     DEFAULT_NETWORK,
+    HOUSE_CONNECTIONS,
+    NETWORKS,
     FeederError,
     branch_mapping,
     default_mapping,
@@ -116,3 +118,9 @@ def test_the_audit_flags_an_overloaded_branch_from_committed_readings(market: Ma
     spread = market.audit(feeder=True)
     assert spread.findings == []
     assert spread.as_dict()["feeder"]["mapping"][str(homes[0])] == "loadbus_1_1"
+
+
+def test_the_house_connections_are_the_networks_own() -> None:
+    assert set(HOUSE_CONNECTIONS) == set(NETWORKS)
+    for name in NETWORKS:
+        assert len(load_network(name).load) == HOUSE_CONNECTIONS[name], name
