@@ -185,8 +185,10 @@ def simulate_city(args: argparse.Namespace) -> int:
         return refuse(f"cannot write the report to {exc.filename}: {exc.strerror or exc}")
     print(f"city of {len(scenarios)} neighbourhoods:\n{summary(city)}")
     print(f"report: {path}\nneighbourhoods: {absolute(out / 'neighbourhoods')}")
-    print(
-        f"serve it: VOISIN_DATA_DIR={data_dir} voisin serve --markets {city_settings.markets}"
-        + (f" (with VOISIN_CHAIN={chain_spec})" if chain_spec not in ("embedded", "anvil") else "")
-    )
+    if chain_spec != "anvil":  # anvil's chain went with the node the run started
+        chain_env = "" if chain_spec == "embedded" else f"VOISIN_CHAIN={chain_spec} "
+        print(
+            f"serve it: {chain_env}VOISIN_DATA_DIR={data_dir} voisin serve "
+            f"--markets {city_settings.markets}"
+        )
     return 0 if city["audit_ok"] else 1

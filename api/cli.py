@@ -173,7 +173,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from meter_sim.flows import check_window, check_window_is_over
     from meter_sim.plots import BackgroundPlots
 
-    if getattr(args, "neighbourhoods", 1) > 1:
+    if getattr(args, "neighbourhoods", None) is not None:
         from api.city_cli import simulate_city
 
         return simulate_city(args)
@@ -745,12 +745,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--neighbourhoods",
         type=positive_int,
-        default=1,
+        default=None,
         metavar="K",
         help=(
             "a city of K default streets of --households each, seeded, each its own market "
             "(contract, database, audit) on one chain, one after the other; the report sums "
-            "them and lists each (default 1: one neighbourhood)"
+            "them and lists each (default: one neighbourhood, not a city)"
         ),
     )
     simulate.add_argument(

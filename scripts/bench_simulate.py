@@ -12,6 +12,8 @@ Usage: ``.venv/bin/python scripts/bench_simulate.py [--households 10,100] [--day
 ``quartierstrom`` scenario has its 37 households (``--households`` is ignored).
 ``--neighbourhoods`` runs cities of K neighbourhoods (``voisin simulate --neighbourhoods K``):
 "households" is then the city's total, and the peak RSS the command's largest process.
+``--database-server URL`` runs every size as a city (even of one) on PostgreSQL, each in a
+fresh database of that server (one schema per neighbourhood), and adds its size to the table.
 ``--chain`` takes one or more chains,
 comma-separated: ``embedded`` (the default), ``anvil`` (a local anvil that each run starts and
 stops itself) or a JSON-RPC URL (the operator key then in ``VOISIN_CHAIN_KEY``). With more than
@@ -78,13 +80,19 @@ def run(
     market: str = "real-time",
     agents: str = "default",
     neighbourhoods: int = 1,
+    database_server: str | None = None,
 ) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix=f"voisin-bench-sim-{households}-"))
     command = [sys.executable, "-m", "api.cli", "simulate", "--scenario", scenario]
     if scenario == "default":
         command += ["--households", str(households)]
-    if neighbourhoods > 1:
+    env = os.environ.copy()
+    database = None
+    if neighbourhoods > 1 or database_server:
         command += ["--neighbourhoods", str(neighbourhoods)]
+    if database_server:
+        database = _fresh_database(database_server)
+        env["VOISIN_DATABASE_URL"] = f"{database_server.rstrip('/')}/{database}"
     command += ["--days", str(days), "--out", str(out)]
     command += ["--market", market, "--agents", agents]
     if chain:
@@ -92,8 +100,11 @@ def run(
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=os.environ.copy(), stdout=sys.stderr)
+    done = subprocess.run(command, cwd=ROOT, env=env, stdout=sys.stderr)
     elapsed = time.perf_counter() - start
+    database_MiB = _database_MiB(database_server, database) if database_server else 0.0
+    if database_server and database:
+        _drop_database(database_server, database)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak_kib = usage.ru_maxrss
     cpu_s = usage.ru_utime + usage.ru_stime - cpu_before
@@ -122,6 +133,8 @@ def run(
         "gas_used": report["gas_used"],
         "gas_per_household_slot": report["gas_per_household_slot"],
         "disk_MiB": report["disk_bytes"] / 2**20,
+        # With PostgreSQL, the city's database beside the data dir (pg_database_size).
+        "database_MiB": database_MiB,
         "ms_per_household_slot": 1000 * report["wall_s"] / (households * report["slots"]),
         "audit_ok": report["audit_ok"],
         "self_sufficiency": report["self_sufficiency"],
@@ -131,6 +144,51 @@ def run(
         "day_ahead": report.get("day_ahead"),
         "figures": {k: v for k, v in report.items() if k not in CHAIN_SPECIFIC},
     }
+
+
+def _admin(server: str) -> Any:
+    from sqlalchemy import create_engine
+
+    return create_engine(f"{server.rstrip('/')}/postgres", isolation_level="AUTOCOMMIT")
+
+
+def _fresh_database(server: str) -> str:
+    """A new empty database on the PostgreSQL ``server`` (a URL without a database name)."""
+    import uuid
+
+    from sqlalchemy import text
+
+    name = f"voisin_bench_{uuid.uuid4().hex[:12]}"
+    admin = _admin(server)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return name
+
+
+def _database_MiB(server: str, name: str) -> float:
+    from sqlalchemy import text
+
+    admin = _admin(server)
+    try:
+        with admin.connect() as conn:
+            size = conn.execute(text("SELECT pg_database_size(:n)"), {"n": name}).scalar_one()
+    finally:
+        admin.dispose()
+    return int(size) / 2**20
+
+
+def _drop_database(server: str, name: str) -> None:
+    from sqlalchemy import text
+
+    admin = _admin(server)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def _pct(x: float | None) -> str:
@@ -225,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds of the whole grid, one after another"
     )
+    parser.add_argument(
+        "--database-server",
+        metavar="URL",
+        help=(
+            "a PostgreSQL server (postgresql+psycopg://user@host:port, no database): each run "
+            "is a city (even of one) with its neighbourhoods' schemas in a fresh database there, "
+            "dropped after the run; the table then says the database's size"
+        ),
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -253,7 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     if not chains:
         parser.error("--chain names no chain")
     rows = [
-        run(n, d, None if chain == "embedded" else chain, args.scenario, market, mode, k)
+        run(
+            n,
+            d,
+            None if chain == "embedded" else chain,
+            args.scenario,
+            market,
+            mode,
+            k,
+            args.database_server,
+        )
         | {"round": round_}
         for round_ in range(1, args.repeat + 1)
         for k in cities
@@ -270,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'run s':>8} {'command s':>9} "
         f"{'peak MiB':>9} {'disk MiB':>8} {'readings':>9} {'fills':>7} {'gas':>13} "
         f"{'gas/hh-slot':>11} {'ms/hh-slot':>10} {'cpu s':>8} {'audit':>5}"
+        + (f" {'db MiB':>8}" if args.database_server else "")
     )
     for r in rows:
         print(
@@ -280,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['readings']:>9} {r['fills']:>7} {r['gas_used']:>13,} "
             f"{r['gas_per_household_slot']:>11,} {r['ms_per_household_slot']:>10.2f} "
             f"{r['cpu_s']:>8.1f} {'ok' if r['audit_ok'] else 'FAIL':>5}"
+            + (f" {r['database_MiB']:>8.1f}" if args.database_server else "")
         )
     if len(markets) > 1 or len(modes) > 1:
         print()
