@@ -30,9 +30,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, select
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
 from api.app import create_app
+from api.body_guard import BodyGuard
 from api.chain_gate import WRITES_LOCK
 from api.city import CityError, create_schemas, market_settings
 from api.city_summary import DEFAULT_SPAN_SLOTS, MAX_SPAN_SLOTS, city_totals, market_figures
@@ -236,10 +238,30 @@ def create_city_app(settings: Settings | None = None, *, background: bool = True
     app.state.city = city
     app.state.timezone = city.settings.timezone
     errors.install(app)
+    app.add_middleware(
+        _GuardOutsideMarkets,
+        max_body_bytes=city.settings.max_body_bytes,
+        max_json_depth=city.settings.max_json_depth,
+    )
     _routes(app, city)
     for name, market in city.apps.items():
         app.mount(f"/markets/{name}", market)
     return app
+
+
+class _GuardOutsideMarkets:
+    """Pure ASGI middleware: the body guard (:class:`api.body_guard.BodyGuard`) on the city's
+    own routes. A market's requests go straight on: its own app guards them (once)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_json_depth: int) -> None:
+        self.app = app
+        self.guarded = BodyGuard(app, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/markets/"):
+            await self.app(scope, receive, send)
+        else:
+            await self.guarded(scope, receive, send)
 
 
 def _operator(city: City) -> Callable[..., Any]:

@@ -374,3 +374,19 @@ def test_the_city_page_asks_for_the_city_token_and_refuses_a_bad_day(city: CityU
     for day in ("2026-13-40", "yesterday", "1900-01-01"):
         r = c.get("/city", params={"day": day})
         assert r.status_code == 422 and "day" in r.json()["message"], r.text
+
+
+@pytest.mark.parametrize("city", ["embedded-sqlite"], indirect=True)
+def test_the_city_routes_refuse_oversized_bodies_and_unknown_markets(city: CityUnderTest) -> None:
+    c = city.client
+    big = c.post("/city/signin", data={"token": "x" * 2_000_000})
+    assert big.status_code == 413 and big.json()["code"] == "payload_too_large"
+    assert c.get("/markets/east/v1/health").status_code == 404
+    assert c.get("/markets/v1/health").status_code == 404
+    # A market's own guard still answers for its routes.
+    deep = c.post(
+        "/markets/north/v1/readings",
+        content=b"[" * 100 + b"]" * 100,
+        headers={"Content-Type": "application/json"},
+    )
+    assert deep.status_code == 422 and deep.json()["code"] == "json_too_deep"
