@@ -13,8 +13,9 @@ registers households, signs readings for them, then:
 Usage: ``.venv/bin/python scripts/bench_api.py [--clients 1,10,50] [--households 50]
 [--readings 2000] [--batch 50] [--seconds 10] [--workers N] [--json out.json]``. With
 ``--workers N`` the server is ``voisin serve --workers N`` (an anvil ``--chain`` and a
-PostgreSQL ``--database-url``). Progress goes to stderr,
-the tables to stdout. Times are wall-clock on a shared machine: compare within one run.
+PostgreSQL ``--database-url``). With ``--markets K`` it serves a city of K markets and the
+households are spread over them (readings and balances at ``/markets/<name>/...``).
+Progress goes to stderr, the tables to stdout. Times are wall-clock on a shared machine: compare within one run.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def start_server(
     database_url: str | None,
     chain_process: bool = True,
     workers: int = 1,
+    markets: tuple[str, ...] = (),
 ) -> ServeProcess:
     """``voisin serve`` on a free loopback port, up and answering; its log in ``serve.log``
     beside ``data_dir``. ``chain`` is an anvil URL (its first dev key is the operator)."""
@@ -63,6 +65,8 @@ def start_server(
         env["VOISIN_CHAIN_KEY"] = ANVIL_KEY
     if database_url:
         env["VOISIN_DATABASE_URL"] = database_url
+    if markets:
+        env["VOISIN_MARKETS"] = ",".join(markets)
     server = ServeProcess(data_dir, env, log_path=data_dir.parent / "serve.log", workers=workers)
     try:
         return server.start()
@@ -70,12 +74,29 @@ def start_server(
         raise SystemExit(f"bench_api: {exc}") from exc
 
 
+def batches(
+    stream: list[tuple[str, dict[str, Any]]], per_request: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """A client's readings (each with its market's prefix) as request bodies of at most
+    ``per_request`` readings, each of one market, each meter's readings in slot order."""
+    by_market: dict[str, list[dict[str, Any]]] = {}
+    for prefix, reading in stream:
+        by_market.setdefault(prefix, []).append(reading)
+    return [
+        (prefix, {"readings": readings[i : i + per_request]})
+        for prefix, readings in by_market.items()
+        for i in range(0, len(readings), per_request)
+    ]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def ingest(base: str, per_client: list[list[dict[str, Any]]]) -> tuple[float, int, int, int]:
+async def ingest(
+    base: str, per_client: list[list[tuple[str, dict[str, Any]]]]
+) -> tuple[float, int, int, int]:
     """Each client posts its own bodies in order (its meters' readings, slot by slot), all
     clients at once; returns (seconds, readings answered 202, failed requests, retries).
 
@@ -85,10 +106,10 @@ async def ingest(base: str, per_client: list[list[dict[str, Any]]]) -> tuple[flo
     accepted = errors = retries = 0
     host, port = base.removeprefix("http://").split(":")
 
-    def request(body: dict[str, Any]) -> bytes:
+    def request(prefix: str, body: dict[str, Any]) -> bytes:
         payload = json.dumps(body).encode()
         head = (
-            f"POST /readings HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"POST {prefix}/readings HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\n\r\n"
         )
         return head.encode() + payload
@@ -119,14 +140,14 @@ async def ingest(base: str, per_client: list[list[dict[str, Any]]]) -> tuple[flo
         finally:
             writer.close()
 
-    encoded = [[request(body) for body in bodies] for bodies in per_client]
+    encoded = [[request(prefix, body) for prefix, body in bodies] for bodies in per_client]
     start = time.perf_counter()
     await asyncio.gather(*(worker(requests) for requests in encoded))
     return time.perf_counter() - start, accepted, errors, retries
 
 
 async def balances(
-    base: str, members: list[tuple[int, str]], clients: int, seconds: float, pause: float
+    base: str, members: list[tuple[int, str, str]], clients: int, seconds: float, pause: float
 ) -> tuple[list[float], int]:
     """Each client asks for a balance, waits ``pause`` seconds, and again (0: back to back).
 
@@ -152,10 +173,10 @@ async def balances(
         i = k
         try:
             while time.monotonic() < stop:
-                household, token = members[i % len(members)]
+                household, token, prefix = members[i % len(members)]
                 i += clients
                 request = (
-                    f"GET /households/{household}/balance HTTP/1.1\r\nHost: {host}\r\n"
+                    f"GET {prefix}/households/{household}/balance HTTP/1.1\r\nHost: {host}\r\n"
                     f"Authorization: Bearer {token}\r\n\r\n"
                 ).encode()
                 start = time.perf_counter()
@@ -220,8 +241,17 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="voisin serve --workers N (above 1: needs --chain and a PostgreSQL --database-url)",
     )
+    parser.add_argument(
+        "--markets",
+        type=int,
+        default=0,
+        help="serve a city of K markets (m01, m02, ...) and spread the households over them "
+        "(default 0: one market at the root)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.markets < 0:
+        parser.error("--markets must be 0 or more")
     if args.workers > 1 and not (args.chain and args.database_url):
         parser.error("--workers above 1 needs --chain and a PostgreSQL --database-url")
     clients = [int(c) for c in args.clients.split(",")]
@@ -234,7 +264,14 @@ def main(argv: list[str] | None = None) -> int:
             where = "its own node process" if chain_process else "the API process"
             print(f"\n## embedded chain in {where} (VOISIN_CHAIN_PROCESS={chain_process})\n")
         for row in bench_server(args, clients, chain_process):
-            rows.append({**row, "chain_process": chain_process, "workers": args.workers})
+            rows.append(
+                {
+                    **row,
+                    "chain_process": chain_process,
+                    "workers": args.workers,
+                    "markets": args.markets,
+                }
+            )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
@@ -246,25 +283,41 @@ def bench_server(
     """One server, the ingest runs then the balance runs; the table rows, printed as they come."""
     data_dir = Path(tempfile.mkdtemp(prefix="voisin-bench-api-")) / "data"
     print(f"bench_api: starting voisin serve (data {data_dir})", file=sys.stderr)
+    markets = tuple(f"m{k + 1:02d}" for k in range(args.markets))
     server = start_server(
-        data_dir, args.outbox_interval, args.chain, args.database_url, chain_process, args.workers
+        data_dir,
+        args.outbox_interval,
+        args.chain,
+        args.database_url,
+        chain_process,
+        args.workers,
+        markets,
     )
     base = server.base_url
     rows: list[dict[str, Any]] = []
     try:
         op = {"Authorization": f"Bearer {TOKEN}"}
         meters = [Account.create() for _ in range(args.households)]
-        members: list[tuple[int, str]] = []
+        # Each meter's market (its path prefix): household i in market i mod K.
+        prefixes = [f"/markets/{m}" for m in markets] or [""]
+        prefix_of = {m.address: prefixes[i % len(prefixes)] for i, m in enumerate(meters)}
+        members: list[tuple[int, str, str]] = []
+        domains: dict[str, bytes] = {}
         with httpx.Client(base_url=base, timeout=60) as http:
             for m in meters:
+                prefix = prefix_of[m.address]
                 r = http.post(
-                    "/households", json={"meter": m.address, "prosumer": True}, headers=op
+                    f"{prefix}/households", json={"meter": m.address, "prosumer": True}, headers=op
                 )
                 r.raise_for_status()
-                members.append((r.json()["id"], r.json()["token"]))
-            health = http.get("/health").json()
-        domain = domain_separator(int(health["chain"]["chain_id"]), health["chain"]["contract"])
-        print(f"bench_api: registered {len(members)} households", file=sys.stderr)
+                members.append((r.json()["id"], r.json()["token"], prefix))
+            for prefix in prefixes:
+                chain = http.get(f"{prefix}/health").json()["chain"]
+                domains[prefix] = domain_separator(int(chain["chain_id"]), chain["contract"])
+        print(
+            f"bench_api: registered {len(members)} households in {len(prefixes)} market(s)",
+            file=sys.stderr,
+        )
 
         # Each run uses fresh slots: every reading is new, so each one is stored.
         next_slot = int(time.time()) // 900 - 20_000
@@ -278,22 +331,20 @@ def bench_server(
             per_meter = -(-args.readings // len(meters))
             # Client j sends for meters j, j + c, ... (a meter's readings go out in slot order,
             # as a real meter or gateway sends them).
-            streams: list[list[dict[str, Any]]] = [[] for _ in range(min(c, len(meters)))]
+            streams: list[list[tuple[str, dict[str, Any]]]] = [
+                [] for _ in range(min(c, len(meters)))
+            ]
             for k in range(per_meter):
                 slot = next_slot + k
                 for i, m in enumerate(meters):
                     registers[m.address] += 10
                     total = registers[m.address]
-                    s = sign_reading(m.key, Reading(m.address, slot, total, total), domain)
-                    streams[i % len(streams)].append(reading_to_json(s))
+                    prefix = prefix_of[m.address]
+                    reading = Reading(m.address, slot, total, total)
+                    s = sign_reading(m.key, reading, domains[prefix])
+                    streams[i % len(streams)].append((prefix, reading_to_json(s)))
             next_slot += per_meter
-            per_client = [
-                [
-                    {"readings": stream[i : i + per_request]}
-                    for i in range(0, len(stream), per_request)
-                ]
-                for stream in streams
-            ]
+            per_client = [batches(stream, per_request) for stream in streams]
             total_readings = sum(len(stream) for stream in streams)
             print(
                 f"bench_api: ingest {total_readings} readings, {c} clients, {per_request}/request",
