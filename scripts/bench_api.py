@@ -15,7 +15,8 @@ Usage: ``.venv/bin/python scripts/bench_api.py [--clients 1,10,50] [--households
 ``--workers N`` the server is ``voisin serve --workers N`` (an anvil ``--chain`` and a
 PostgreSQL ``--database-url``). With ``--markets K`` it serves a city of K markets and the
 households are spread over them (readings and balances at ``/markets/<name>/...``).
-Progress goes to stderr, the tables to stdout. Times are wall-clock on a shared machine: compare within one run.
+Progress goes to stderr, the tables to stdout. Times are wall-clock on a shared machine:
+compare within one run.
 """
 
 from __future__ import annotations
