@@ -20,7 +20,7 @@ The city's own routes (docs/city.md):
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
@@ -29,7 +29,7 @@ from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
@@ -86,7 +86,8 @@ class City:
                 chain=self.chain,
                 writes_lock=self.settings.data_dir / WRITES_LOCK,
                 operator_token=self.operator_token,
-                market_of=lambda field, value: self.market_of(field, value, name),
+                markets=len(self.apps),
+                market_of=lambda field, values: self.market_of(field, values, name),
             )
 
         return part
@@ -97,19 +98,21 @@ class City:
             raise ApiError(503, "market_starting", f"market {name!r} is not serving yet")
         return services
 
-    def market_of(self, field: str, value: str, asking: str) -> str | None:
-        """The market other than ``asking`` with a household whose ``field`` (``token_hash``
-        or ``meter``) is ``value``."""
+    def market_of(self, field: str, values: Collection[str], asking: str) -> dict[str, str]:
+        """For each of ``values``, the market other than ``asking`` with a household whose
+        ``field`` (``token_hash`` or ``meter``) it is, where one has: one query per market."""
         column = {"token_hash": ApiHousehold.token_hash, "meter": ApiHousehold.meter}[field]
+        left, found = set(values), {}
         for name, app in self.apps.items():
             services = getattr(app.state, "services", None)
-            if name == asking or services is None:
+            if name == asking or services is None or not left:
                 continue
             with Session(services.engine) as session:
-                found = session.exec(select(ApiHousehold.id).where(column == value)).first()
-            if found is not None:
-                return name
-        return None
+                held = session.exec(select(column).where(col(column).in_(sorted(left)))).all()
+            for value in held:
+                found[str(value)] = name
+            left.difference_update(str(v) for v in held)
+        return found
 
     def is_operator(self, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(

@@ -497,6 +497,16 @@ def dashboard_url(host: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
+def _connections_warning(settings: Any, workers: int) -> str | None:
+    """With PostgreSQL, whether it takes as many connections as ``workers`` processes serving
+    ``settings``' markets may hold at once (:func:`api.services.connections_per_process`)."""
+    from api.cluster import connections_shortfall
+    from api.services import connections_per_process
+
+    needed = workers * connections_per_process(max(1, len(settings.market_names)))
+    return connections_shortfall(settings.resolved_database_url(), needed)
+
+
 def _page_url(settings: Any, host: str, port: int) -> str:
     """The page ``voisin serve`` points to: a market's dashboard, or a city's page."""
     return dashboard_url(host, port) + ("city" if settings.market_names else "")
@@ -637,6 +647,9 @@ def _serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"voisin serve: {problem}", file=sys.stderr)
         return 2
+    warning = _connections_warning(settings, args.workers)
+    if warning:
+        print(f"voisin serve: warning: {warning}", file=sys.stderr)
     # Voisin's lines and uvicorn's go out in VOISIN_LOG_FORMAT (api/logs.py).
     log_config = configure_logging(settings.log_format)
     if args.workers > 1:

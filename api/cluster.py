@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import Final
 
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 log = logging.getLogger("voisin.cluster")
@@ -58,6 +59,33 @@ KEEPALIVE_S: Final = (5, 2, 3)
 def is_postgres(url: str) -> bool:
     """Whether the SQLAlchemy ``url`` names a PostgreSQL database."""
     return make_url(url).get_backend_name() == "postgresql"
+
+
+def connections_shortfall(url: str, needed: int) -> str | None:
+    """Why PostgreSQL at ``url`` may refuse connections to processes that hold up to
+    ``needed`` at once (its ``max_connections`` less the superusers' reserve is lower), or
+    None: enough, not PostgreSQL, or not answering (the server's start-up reports that)."""
+    if not is_postgres(url):
+        return None
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            limit = int(connection.execute(text("SHOW max_connections")).scalar_one())
+            reserved = int(
+                connection.execute(text("SHOW superuser_reserved_connections")).scalar_one()
+            )
+    except SQLAlchemyError:  # a database that does not answer: the start-up says so
+        return None
+    finally:
+        engine.dispose()
+    if limit - reserved >= needed:
+        return None
+    return (
+        f"PostgreSQL takes {limit - reserved} connections (max_connections {limit}, "
+        f"{reserved} reserved) and these processes may open up to {needed} at once: raise "
+        "max_connections, or serve with fewer workers or markets; beyond it PostgreSQL refuses "
+        "connections and requests fail with 503 database_unavailable"
+    )
 
 
 def advisory_key(name: str) -> int:

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -85,6 +85,22 @@ INTENT_IDLE_S = 5.0
 PURGE_EVERY_S = 3600.0
 
 
+def pool_kept(markets: int) -> int:
+    """Database connections a market keeps open: all its threads may need, alone in its
+    process; in a city of ``markets``, its background connections and its share of the
+    request threads, so that the process keeps about as many as one market does."""
+    if markets <= 1:
+        return REQUEST_THREADS + BACKGROUND_CONNECTIONS
+    return BACKGROUND_CONNECTIONS + -(-REQUEST_THREADS // markets)
+
+
+def connections_per_process(markets: int) -> int:
+    """The most database connections one serving process may hold at once: every market's
+    background connections and its two lock connections (PostgreSQL, :mod:`api.cluster`),
+    and the request threads' (shared by the markets)."""
+    return markets * (BACKGROUND_CONNECTIONS + 2) + REQUEST_THREADS
+
+
 def slot_now(seconds: int = SLOT_SECONDS) -> int:
     return int(time.time()) // seconds
 
@@ -102,10 +118,12 @@ class CityPart:
     writes_lock: Path
     #: The city's operator token, which holds every market (each also has its own).
     operator_token: str
+    #: How many markets the city serves (their database pools share the process's threads).
+    markets: int
     #: The other market with a household whose ``field`` (``token_hash`` or ``meter``) is the
     #: value given, if one has: said in a refusal, so that a client sent to the wrong market
     #: learns where to go.
-    market_of: Callable[[str, str], str | None]
+    market_of: Callable[[str, Collection[str]], dict[str, str]]
 
 
 class Services:
@@ -132,9 +150,13 @@ class Services:
             settings.retail_ueur_per_kWh,
             settings.grid_fee_ueur_per_kWh,
         )
+        kept = pool_kept(city.markets if city is not None else 1)
         self.engine = make_engine(
             settings.resolved_database_url(),
-            pool_size=REQUEST_THREADS + BACKGROUND_CONNECTIONS,
+            pool_size=kept,
+            # The request threads are the process's, shared by a city's markets: a market
+            # may borrow up to all of them at once, and gives the extra connections back.
+            overflow=REQUEST_THREADS + BACKGROUND_CONNECTIONS - kept,
             create=False,
         )
         sqlite_pragmas(self.engine)
@@ -280,11 +302,13 @@ class Services:
 
     def token_elsewhere(self, digest: str) -> str | None:
         """The other market of the city that issued the household token of ``digest``."""
-        return None if self.city is None else self.city.market_of("token_hash", digest)
+        if self.city is None:
+            return None
+        return self.city.market_of("token_hash", [digest]).get(digest)
 
-    def meter_elsewhere(self, meter: str) -> str | None:
-        """The other market of the city where ``meter`` is registered."""
-        return None if self.city is None else self.city.market_of("meter", meter)
+    def meters_elsewhere(self, meters: Collection[str]) -> dict[str, str]:
+        """The other market of the city where each of ``meters`` is registered, if one is."""
+        return {} if self.city is None or not meters else self.city.market_of("meter", meters)
 
     def _secret(self, given: object, filename: str) -> str:
         value = given.get_secret_value() if given is not None else None  # type: ignore[attr-defined]

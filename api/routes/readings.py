@@ -22,6 +22,7 @@ from api.deps import Svc, problems
 from api.ratelimit import check_meters
 from api.schemas import ReadingsAccepted, ReadingsIn, ReadingVerdict
 from api.services import Services, slot_now
+from ledger.readings.eip712 import SignedReading
 from ledger.readings.intake import reading_from_json
 
 router = APIRouter(tags=["readings"])
@@ -30,18 +31,28 @@ router = APIRouter(tags=["readings"])
 _NOT_THE_METERS = frozenset({"bad_signature", "unknown_meter", "malformed"})
 
 
-def _where_registered(verdict: ReadingVerdict, meter: str, services: Services) -> ReadingVerdict:
-    """In a city, an unknown meter's refusal names the market it is registered in, if any."""
-    if verdict.code != "unknown_meter":
-        return verdict
-    market = services.meter_elsewhere(meter)
-    if market is None:
-        return verdict
-    message = (
-        f"meter {meter} is not registered in this market but in market {market!r}: post its "
-        f"readings to /markets/{market}/v1/readings, signed for that market's contract"
-    )
-    return verdict.model_copy(update={"message": message})
+def _where_registered(
+    done: list[ReadingVerdict], signed: list[SignedReading], services: Services
+) -> list[ReadingVerdict]:
+    """In a city, each unknown meter's refusal names the market it is registered in, if any
+    (one query per market for the whole request)."""
+    unknown = {signed[v.index].reading.meter for v in done if v.code == "unknown_meter"}
+    markets = services.meters_elsewhere(unknown)
+    if not markets:
+        return done
+
+    def named(verdict: ReadingVerdict) -> ReadingVerdict:
+        meter = signed[verdict.index].reading.meter
+        market = markets.get(meter) if verdict.code == "unknown_meter" else None
+        if market is None:
+            return verdict
+        message = (
+            f"meter {meter} is not registered in this market but in market {market!r}: post "
+            f"its readings to /markets/{market}/v1/readings, signed for that market's contract"
+        )
+        return verdict.model_copy(update={"message": message})
+
+    return [named(v) for v in done]
 
 
 @router.post(
@@ -65,7 +76,7 @@ def post_readings(body: ReadingsIn, services: Svc) -> JSONResponse:
     check_meters(services.meter_limiter, per_meter.items())
     done = services.intake.submit(signed, slot_now())
     if services.city is not None:
-        done = [_where_registered(v, signed[v.index].reading.meter, services) for v in done]
+        done = _where_registered(done, signed, services)
     for verdict, n in Counter(v.code or v.status for v in done).items():  # voisin_readings_total
         services.metrics.readings.labels(verdict).inc(n)
     # Charged after the intake, only for readings whose signature held (see api/ratelimit.py).

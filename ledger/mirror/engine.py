@@ -15,19 +15,22 @@ from sqlmodel import SQLModel, create_engine
 from ledger.mirror import models as _models  # noqa: F401
 
 
-def make_engine(url: str, *, pool_size: int | None = None, create: bool = True) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int | None = None, overflow: int = 0, create: bool = True
+) -> Engine:
     """An engine for ``url`` with the ledger's tables created (``create``: any missing table
     of ``SQLModel.metadata`` is created; a served database's schema is the API's to manage,
     with migrations, so the API passes ``create=False``).
 
-    ``pool_size`` keeps that many connections open (none beyond it): a server whose threads
+    ``pool_size`` keeps that many connections open, and ``overflow`` more may open for a
+    while (closed when returned): a server whose threads
     outnumber SQLAlchemy's default pool of 5 would otherwise open and close a connection per
     request past the fifteenth, or wait for one.
     """
     connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
     pool: dict[str, int] = {}
     if pool_size is not None:
-        pool = {"pool_size": pool_size, "max_overflow": 0}
+        pool = {"pool_size": pool_size, "max_overflow": overflow}
     engine = create_engine(url, connect_args=connect_args, **pool)
     if url.startswith("sqlite") and engine.url.database not in (None, "", ":memory:"):
         event.listen(engine, "connect", _write_ahead_log)

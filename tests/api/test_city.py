@@ -18,7 +18,13 @@ from api.city import market_schema
 from api.city_app import City, create_city_app
 from api.cli import main
 from api.keeper import kept_mapping
-from api.services import Services
+from api.services import (
+    BACKGROUND_CONNECTIONS,
+    REQUEST_THREADS,
+    Services,
+    connections_per_process,
+    pool_kept,
+)
 from api.settings import Settings
 from ledger.readings.eip712 import Reading, sign_reading
 from ledger.readings.intake import reading_to_json
@@ -174,6 +180,19 @@ def test_a_token_an_order_and_a_reading_of_one_market_are_refused_in_another(
     assert r.status_code == 422 and r.json()["code"] == "unknown_meter", r.text
     assert "in market 'north'" in r.json()["message"], r.text
     assert "/markets/north/v1/readings" in r.json()["message"], r.text
+    # In a batch, each refusal names its meter's market; a meter of no market says only that.
+    other = north.register(prosumer=False)
+    stray = Member(0, "", Account.create(), "", False)
+    batch = [
+        north.reading(seller, slot + 1, export_Wh=10),
+        north.reading(other, slot, import_Wh=10),
+        north.reading(stray, slot, import_Wh=10),
+    ]
+    r = south.post("/v1/readings", json={"readings": batch})
+    results = r.json()["details"]["results"]
+    assert [v["code"] for v in results] == ["unknown_meter"] * 3, r.text
+    assert ["in market 'north'" in v["message"] for v in results] == [True, True, False]
+    assert results[2]["message"] == f"meter {stray.meter.address} is not registered"
     # A south meter's reading signed for the north contract: the signature names another
     # contract.
     meter = south_member = buyer
@@ -390,3 +409,21 @@ def test_the_city_routes_refuse_oversized_bodies_and_unknown_markets(city: CityU
         headers={"Content-Type": "application/json"},
     )
     assert deep.status_code == 422 and deep.json()["code"] == "json_too_deep"
+
+
+def test_a_city_keeps_about_as_many_connections_as_one_market() -> None:
+    """Each market keeps its background connections and its share of the request threads,
+    and may borrow the rest for a burst."""
+    alone = pool_kept(1)
+    assert alone == REQUEST_THREADS + BACKGROUND_CONNECTIONS
+    for markets in (2, 4, 20, 200):
+        kept = pool_kept(markets)
+        assert BACKGROUND_CONNECTIONS < kept < alone
+        assert markets * (kept - BACKGROUND_CONNECTIONS) < REQUEST_THREADS + markets
+    assert connections_per_process(4) == 4 * (BACKGROUND_CONNECTIONS + 2) + REQUEST_THREADS
+
+
+@pytest.mark.parametrize("city", ["embedded-sqlite"], indirect=True)
+def test_each_market_of_the_city_pools_its_share(city: CityUnderTest) -> None:
+    pool = city.city.services("north").engine.pool
+    assert pool.size() == pool_kept(len(MARKETS))  # type: ignore[attr-defined]

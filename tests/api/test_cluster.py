@@ -21,6 +21,7 @@ from api.cluster import (
     Leadership,
     advisory_key,
     chain_writes_lock_name,
+    connections_shortfall,
     is_postgres,
     leader_lock_name,
 )
@@ -255,3 +256,19 @@ def test_without_a_lock_the_only_process_leads_at_once() -> None:
     assert alone.leader and told == ["elected"]
     alone.close()
     assert not alone.leader
+
+
+def test_a_database_short_of_connections_is_said_before_serving(postgres_url: str) -> None:
+    from sqlalchemy import make_url
+
+    with create_engine(postgres_url).connect() as conn:
+        limit = int(conn.execute(text("SHOW max_connections")).scalar_one())
+        reserved = int(conn.execute(text("SHOW superuser_reserved_connections")).scalar_one())
+    assert connections_shortfall(postgres_url, limit - reserved) is None
+    said = connections_shortfall(postgres_url, limit - reserved + 1)
+    assert said is not None and f"max_connections {limit}" in said
+    assert f"up to {limit - reserved + 1}" in said
+    # Not PostgreSQL, or not answering: nothing to say here (the start-up reports the latter).
+    assert connections_shortfall("sqlite:///x.db", 10**6) is None
+    gone = make_url(postgres_url).set(port=1).render_as_string(hide_password=False)
+    assert connections_shortfall(gone, 10**6) is None
