@@ -32,7 +32,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, col, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import errors
+from api import docs_ui, errors
 from api.app import create_app
 from api.body_guard import BodyGuard
 from api.chain_gate import WRITES_LOCK
@@ -241,6 +241,7 @@ def create_city_app(settings: Settings | None = None, *, background: bool = True
     app.state.city = city
     app.state.timezone = city.settings.timezone
     errors.install(app)
+    docs_ui.install(app)  # the city's routes at /docs and /redoc; a market's at its own
     app.add_middleware(
         _GuardOutsideMarkets,
         max_body_bytes=city.settings.max_body_bytes,
@@ -284,7 +285,6 @@ def _operator(city: City) -> Callable[..., Any]:
 
 def _routes(app: FastAPI, city: City) -> None:
     operator = [Depends(_operator(city))]
-    slot = Annotated[int | None, Query(ge=0, le=UINT32)]
 
     @app.get("/health", summary="The city's markets", tags=["city"])
     @app.get("/v1/health", summary="The city's markets", tags=["city"])
@@ -316,7 +316,10 @@ def _routes(app: FastAPI, city: City) -> None:
         return await run_in_threadpool(city.figures, first, last)
 
     @app.get("/v1/city/audit", dependencies=operator, summary="Audit every market", tags=["city"])
-    async def audit(from_slot: slot = None, to_slot: slot = None) -> dict[str, Any]:
+    async def audit(
+        from_slot: Annotated[int | None, Query(alias="from", ge=0, le=UINT32)] = None,
+        to_slot: Annotated[int | None, Query(alias="to", ge=0, le=UINT32)] = None,
+    ) -> dict[str, Any]:
         """Every market's audit over the slots `from`..`to` (all by default), run now, one
         market after the other: `ok` is true when every market's is."""
         if from_slot is not None and to_slot is not None and from_slot > to_slot:

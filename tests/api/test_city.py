@@ -265,9 +265,8 @@ def test_the_city_view_is_the_markets_side_by_side_and_their_sum(city: CityUnder
         assert total[key] == n[key] + s[key], key
     assert total["local_share_of_surplus"] == round(total["local_Wh"] / total["export_Wh"], 4)
     # A span before any trade shows none.
-    early = city.client.get(
-        "/v1/city", params={"from": first - 50, "to": first - 1}, headers=OP
-    ).json()
+    before = {"from": first - 50, "to": first - 1}
+    early = city.client.get("/v1/city", params=before, headers=OP).json()
     assert [m["fills"] for m in early["markets"]] == [0, 0]
 
     # Once each market's keeper ran, its power flows (on its own feeder) and audit show.
@@ -286,6 +285,12 @@ def test_the_city_view_is_the_markets_side_by_side_and_their_sum(city: CityUnder
     assert audit.json()["ok"] is True
     assert [m["name"] for m in audit.json()["markets"]] == list(MARKETS)
     assert [m["summary"]["fills"] for m in audit.json()["markets"]] == [n["fills"], s["fills"]]
+    # Over a span before the trades: nothing to find, nothing filled.
+    early_audit = city.client.get("/v1/city/audit", params=before, headers=OP).json()
+    assert early_audit["ok"] is True
+    assert [m["summary"]["fills"] for m in early_audit["markets"]] == [0, 0]
+    bad = city.client.get("/v1/city/audit", params={"from": 9, "to": 3}, headers=OP)
+    assert bad.status_code == 422 and "after" in bad.json()["message"]
 
 
 @pytest.mark.parametrize(
@@ -401,6 +406,11 @@ def test_the_city_routes_refuse_oversized_bodies_and_unknown_markets(city: CityU
     big = c.post("/city/signin", data={"token": "x" * 2_000_000})
     assert big.status_code == 413 and big.json()["code"] == "payload_too_large"
     assert c.get("/markets/east/v1/health").status_code == 404
+    # Each documentation page describes its own routes, at its own prefix.
+    assert "/v1/city" in c.get("/openapi.json").text
+    assert "/markets/north/openapi.json" in c.get("/markets/north/docs").text
+    assert "/v1/readings" in c.get("/markets/north/openapi.json").text
+    assert "/openapi.json" in c.get("/docs").text
     assert c.get("/markets/v1/health").status_code == 404
     # A market's own guard still answers for its routes.
     deep = c.post(
