@@ -40,6 +40,7 @@ from api.city import CityError, create_schemas, market_settings
 from api.city_summary import DEFAULT_SPAN_SLOTS, MAX_SPAN_SLOTS, city_totals, market_figures
 from api.custody import load_or_create_secret
 from api.errors import ApiError, unauthorized
+from api.feeder_process import FeederWorker
 from api.models import ApiHousehold
 from api.routes import dashboard
 from api.schemas import UINT32
@@ -70,6 +71,8 @@ class City:
         self.operator_token = _secret(settings.operator_token, settings.data_dir / "operator.token")
         key_secret = _secret(settings.key_secret, settings.data_dir / "key.secret")
         self.chain: Chain | None = None
+        #: One power-flow worker process for every market (started at the first slot).
+        self.feeder = FeederWorker()
         self.market_settings = {
             name: market_settings(settings, name, key_secret) for name in settings.market_names
         }
@@ -87,6 +90,7 @@ class City:
                 writes_lock=self.settings.data_dir / WRITES_LOCK,
                 operator_token=self.operator_token,
                 markets=len(self.apps),
+                feeder=self.feeder,
                 market_of=lambda field, values: self.market_of(field, values, name),
             )
 
@@ -131,6 +135,7 @@ class City:
         )
 
     def close(self) -> None:
+        self.feeder.close()
         chain, self.chain = self.chain, None
         if chain is not None:
             chain.close()

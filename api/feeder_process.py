@@ -9,8 +9,10 @@ imported once, not per slot), fed the slots to compute over its stdin, which wri
 rows to the database itself and answers which slots it kept. After :data:`SLOTS_PER_WORKER`
 slots it is replaced by a fresh one, so what it keeps is bounded too.
 
-The request carries the database URL over stdin (never the command line). A worker that dies
-is started again at the next pass; the slots it did not answer for stay due.
+One worker serves every market of the process: each request names its market's database
+(over stdin, never the command line) and feeder network with its slots, so a city of many
+markets keeps one worker, not one per market. A worker that dies is started again at the next
+pass; the slots it did not answer for stay due.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 from api.child_lines import ChildError, read_answer, send
@@ -42,9 +45,7 @@ class FeederProcessError(ChildError):
 class FeederWorker:
     """Runs :func:`api.keeper.compute_feeder` in a child process (see the module)."""
 
-    def __init__(self, database_url: str, network: str, slots_per_worker: int = SLOTS_PER_WORKER):
-        self.database_url = database_url
-        self.network = network
+    def __init__(self, slots_per_worker: int = SLOTS_PER_WORKER):
         self.slots_per_worker = slots_per_worker
         self._proc: subprocess.Popen[bytes] | None = None
         self._done = 0
@@ -52,13 +53,23 @@ class FeederWorker:
         #: Workers started so far (the first included).
         self.started = 0
 
-    def compute(self, slots: list[int]) -> list[int]:
-        """Compute and keep the power flows of ``slots``; the slots kept."""
+    def for_market(self, database_url: str, network: str) -> Callable[[list[int]], list[int]]:
+        """The keeper's ``feeder`` for the market of ``database_url`` on ``network``."""
+        return lambda slots: self.compute(slots, database_url, network)
+
+    def compute(self, slots: list[int], database_url: str, network: str) -> list[int]:
+        """Compute and keep the power flows of ``slots`` of the market whose database is
+        ``database_url``, on ``network``; the slots kept."""
         with self._lock:
             proc = self._ensure()
             assert proc.stdin is not None and proc.stdout is not None
+            request = {
+                "database_url": database_url,
+                "network": network,
+                "slots": [int(s) for s in slots],
+            }
             try:
-                send(proc.stdin, {"slots": [int(s) for s in slots]})
+                send(proc.stdin, request)
                 answer = _read(proc, TIMEOUT_S)
             except BaseException:
                 self._end(kill=True)
@@ -89,7 +100,7 @@ class FeederWorker:
         self._done = 0
         assert self._proc.stdin is not None
         try:
-            send(self._proc.stdin, {"database_url": self.database_url, "network": self.network})
+            send(self._proc.stdin, {})
             ready = _read(self._proc, TIMEOUT_S)
         except BaseException:
             self._end(kill=True)
@@ -126,30 +137,38 @@ def _read(proc: subprocess.Popen[bytes], timeout_s: float) -> dict[str, Any]:
 
 
 def main() -> int:
-    """The worker: read the set-up, say ready, then compute each batch of slots asked."""
+    """The worker: read the set-up, say ready, then compute each batch of slots asked, in the
+    database and on the network each request names (the last database's engine is kept)."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
-        setup = json.loads(stdin.readline())
+        json.loads(stdin.readline())
         from api.keeper import compute_feeder
         from api.sqlite_pragmas import sqlite_pragmas
         from ledger.mirror.engine import make_engine
-
-        engine = make_engine(setup["database_url"], create=False)
-        sqlite_pragmas(engine)  # writes wait for the server's instead of failing
-        network = str(setup["network"])
     except Exception as exc:
         send(stdout, {"error": f"{type(exc).__name__}: {exc}"})
         return 1
     send(stdout, {"say": "ready"})
+    engine: Any = None
+    url = None
     for line in stdin:
         try:
-            slots = [int(s) for s in json.loads(line)["slots"]]
-            kept = [row.slot for row in compute_feeder(engine, slots, network)]
+            request = json.loads(line)
+            if request["database_url"] != url:
+                if engine is not None:
+                    engine.dispose()
+                engine, url = None, None
+                engine = make_engine(request["database_url"], create=False)
+                sqlite_pragmas(engine)  # writes wait for the server's instead of failing
+                url = request["database_url"]
+            slots = [int(s) for s in request["slots"]]
+            kept = [row.slot for row in compute_feeder(engine, slots, str(request["network"]))]
         except Exception as exc:
             send(stdout, {"error": f"{type(exc).__name__}: {exc}"})
             continue
         send(stdout, {"kept": kept})
-    engine.dispose()
+    if engine is not None:
+        engine.dispose()
     return 0
 
 

@@ -120,6 +120,8 @@ class CityPart:
     operator_token: str
     #: How many markets the city serves (their database pools share the process's threads).
     markets: int
+    #: The power-flow worker process every market of the city sends its slots to.
+    feeder: FeederWorker
     #: The other market with a household whose ``field`` (``token_hash`` or ``meter``) is the
     #: value given, if one has: said in a refusal, so that a client sent to the wrong market
     #: learns where to go.
@@ -253,8 +255,9 @@ class Services:
         # The feeder's power flows and the audit, kept after settlement for the operator's page.
         # Out of this process when the chain has a URL (the audit's child needs one): the
         # power flows' leftovers then stay in a worker that is replaced now and then.
+        #: The worker process the power flows run in (a city's markets share the city's).
         self.feeder_worker = (
-            FeederWorker(settings.resolved_database_url(), settings.feeder_network)
+            (city.feeder if city is not None else FeederWorker())
             if self.chain_access() is not None
             else None
         )
@@ -262,7 +265,13 @@ class Services:
             self.gate,
             engine=self.engine,
             audit=self.audit,
-            feeder=self.feeder_worker.compute if self.feeder_worker is not None else None,
+            feeder=(
+                self.feeder_worker.for_market(
+                    settings.resolved_database_url(), settings.feeder_network
+                )
+                if self.feeder_worker is not None
+                else None
+            ),
             network=settings.feeder_network,
         )
         # Events POSTed to the operator's systems (api/webhooks.py), in their own threads.
@@ -498,7 +507,7 @@ class Services:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.keeper.stop()
-        if self.feeder_worker is not None:
+        if self.feeder_worker is not None and self.city is None:  # a city's is the city's
             self.feeder_worker.close()
         self.webhooks.stop()
         self.leadership.close()

@@ -160,24 +160,23 @@ def test_the_power_flows_run_in_a_worker_that_is_replaced_and_restarted(api: Api
     if services.engine.dialect.name != "sqlite":
         return  # the worker's life cycle does not depend on the backend: once is enough
     # A worker is replaced after its share of slots, and one that died is started again.
-    short = FeederWorker(
-        services.settings.resolved_database_url(), DEFAULT_NETWORK, slots_per_worker=2
-    )
+    short = FeederWorker(slots_per_worker=2)
+    compute = short.for_market(services.settings.resolved_database_url(), DEFAULT_NETWORK)
     try:
-        assert short.compute(slots[:2]) == slots[:2] and short.started == 1
-        assert short.compute(slots[2:]) == slots[2:] and short.started == 2
+        assert compute(slots[:2]) == slots[:2] and short.started == 1
+        assert compute(slots[2:]) == slots[2:] and short.started == 2
         assert short._proc is not None
         short._proc.kill()
         short._proc.wait()
-        assert short.compute(slots[:1]) == slots[:1] and short.started == 3
+        assert compute(slots[:1]) == slots[:1] and short.started == 3
     finally:
         short.close()
     assert short._proc is None
 
 
 def test_a_worker_that_cannot_open_the_database_says_why() -> None:
-    worker = FeederWorker("sqlite:////nonexistent/dir/voisin.db", DEFAULT_NETWORK)
+    worker = FeederWorker()
     with pytest.raises(FeederProcessError) as caught:
-        worker.compute([1])
+        worker.compute([1], "sqlite:////nonexistent/dir/voisin.db", DEFAULT_NETWORK)
     assert "Traceback" not in str(caught.value) and str(caught.value)
     worker.close()

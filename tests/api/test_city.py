@@ -146,6 +146,9 @@ def test_each_market_is_its_own_deployment_on_the_one_chain(city: CityUnderTest)
         assert market.services.chain is city.city.chain
     a, b = (city.market(n).services for n in MARKETS)
     assert a.domain != b.domain
+    # One power-flow worker process for the city (where the power flows run in one).
+    if a.chain_access() is not None:
+        assert a.feeder_worker is b.feeder_worker is city.city.feeder
 
 
 def test_a_token_an_order_and_a_reading_of_one_market_are_refused_in_another(
