@@ -20,6 +20,7 @@ The city's own routes (docs/city.md):
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import date
@@ -52,6 +53,8 @@ from ledger import localtime
 from ledger.chain.backends import Chain, open_chain
 
 CITY_COOKIE = "voisin_city"
+#: Audit child processes a city runs at once (each holds one market's history while it runs).
+AUDITS_AT_ONCE = 2
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -73,6 +76,8 @@ class City:
         self.chain: Chain | None = None
         #: One power-flow worker process for every market (started at the first slot).
         self.feeder = FeederWorker()
+        #: Audits in child processes at once, across the markets.
+        self.audits = threading.BoundedSemaphore(AUDITS_AT_ONCE)
         self.market_settings = {
             name: market_settings(settings, name, key_secret) for name in settings.market_names
         }
@@ -91,6 +96,7 @@ class City:
                 operator_token=self.operator_token,
                 markets=len(self.apps),
                 feeder=self.feeder,
+                audits=self.audits,
                 market_of=lambda field, values: self.market_of(field, values, name),
             )
 

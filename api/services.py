@@ -122,6 +122,8 @@ class CityPart:
     markets: int
     #: The power-flow worker process every market of the city sends its slots to.
     feeder: FeederWorker
+    #: Held by a market while its audit runs in a child process (a few at once in the city).
+    audits: threading.BoundedSemaphore
     #: The other market with a household whose ``field`` (``token_hash`` or ``meter``) is the
     #: value given, if one has: said in a refusal, so that a client sent to the wrong market
     #: learns where to go.
@@ -413,6 +415,21 @@ class Services:
                 feeder=feeder,
                 network=self.settings.feeder_network,
             )
+        if self.city is not None:
+            # A city's markets take turns: K audit children at once would each hold their
+            # working set (their keepers all audit after start-up and after settlements).
+            with self.city.audits:
+                return self._audit_isolated(access, from_slot, to_slot, feeder, started)
+        return self._audit_isolated(access, from_slot, to_slot, feeder, started)
+
+    def _audit_isolated(
+        self,
+        access: ChainAccess,
+        from_slot: int | None,
+        to_slot: int | None,
+        feeder: bool,
+        started: Callable[[subprocess.Popen[bytes]], None] | None,
+    ) -> AuditRun:
         return run_isolated(
             access=access,
             database_url=self.settings.resolved_database_url(),

@@ -149,6 +149,8 @@ def test_each_market_is_its_own_deployment_on_the_one_chain(city: CityUnderTest)
     # One power-flow worker process for the city (where the power flows run in one).
     if a.chain_access() is not None:
         assert a.feeder_worker is b.feeder_worker is city.city.feeder
+    # And their audits in child processes take turns, a few at a time.
+    assert a.city is not None and b.city is not None and a.city.audits is b.city.audits
 
 
 def test_a_token_an_order_and_a_reading_of_one_market_are_refused_in_another(
