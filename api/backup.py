@@ -337,6 +337,12 @@ def locate(
     if not data_dir.is_dir():
         raise Refused(f"{data_dir} is not a folder: no Voisin data to back up")
     if not (data_dir / DEPLOYMENTS).is_file():
+        if (data_dir / "markets").is_dir():
+            raise Refused(
+                f"{data_dir} holds a city of markets, which voisin backup does not copy yet: "
+                "stop the server, then copy the data directory and dump the database "
+                "(docs/city.md, Limits)"
+            )
         raise Refused(f"{data_dir} holds no Voisin data ({data_dir / DEPLOYMENTS} is missing)")
     kind = EMBEDDED if chain == "embedded" else JSON_RPC
     if kind == JSON_RPC and not chain.startswith(("http://", "https://")):

@@ -85,7 +85,9 @@ def _run_market(http: httpx.Client, market: str, sellers: int, buyers: int) -> i
     return fills
 
 
-def test_a_city_served_restarted_and_audited(tmp_path: Path) -> None:
+def test_a_city_served_restarted_and_audited(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "data"
     env = {**ENV, "VOISIN_MARKETS": "north,south"}
     log = tmp_path / "serve.log"
@@ -137,6 +139,9 @@ def test_a_city_served_restarted_and_audited(tmp_path: Path) -> None:
         assert both["markets"][name]["summary"]["fills"] == fills[name]
         assert both["markets"][name]["summary"]["contract"] == contracts[name]
         assert (open_data / name / "datapackage.json").is_file()
+    # A city's data directory is not what voisin backup copies: it says so, and what to do.
+    assert main(["backup", "--data-dir", str(data), "--to", str(tmp_path / "b.tar.gz")]) == 2
+    assert "holds a city of markets" in capsys.readouterr().err
     # Each market's schema revision, by market.
     assert main(["db", "current", "--data-dir", str(data), "--market", "north"]) == 0
     assert main(["db", "upgrade", "--data-dir", str(data), "--market", "south"]) == 0
