@@ -49,6 +49,7 @@ from api.services import CityPart, Services, slot_now
 from api.settings import Settings
 from api.web.operator_views import decimal
 from api.web.render import lang_of, page
+from api.web.session import signed_in_to
 from ledger import localtime
 from ledger.chain.backends import Chain, open_chain
 
@@ -374,16 +375,7 @@ def _routes(app: FastAPI, city: City) -> None:
             errors_ = {"token": "err_token_empty" if not token else "err_token_wrong"}
             context = {"errors": errors_, "signin_to": "/city/signin", "here": "/city"}
             return page(request, "signin.html", context, status=422 if not token else 401)
-        response = RedirectResponse("/city", 303)
-        response.set_cookie(
-            CITY_COOKIE,
-            token,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/city",
-        )
-        return response
+        return signed_in_to(request, "/city", CITY_COOKIE, token, "/city")
 
     @app.post("/city/signout", include_in_schema=False)
     def signout() -> Response:

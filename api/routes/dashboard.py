@@ -18,7 +18,13 @@ from api.errors import not_found
 from api.web import audit, i18n, views
 from api.web.paths import at
 from api.web.render import STATIC, page
-from api.web.session import LANG_COOKIE, TOKEN_COOKIE, principal_for, signed_in
+from api.web.session import (
+    LANG_COOKIE,
+    TOKEN_COOKIE,
+    principal_for,
+    signed_in,
+    signed_in_to,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,17 +58,9 @@ def signin(request: Request, token: Annotated[str, Form()] = "") -> Response:
         return page(
             request, "signin.html", {"errors": errors, "here": at(request, "/")}, status=401
         )
-    response = RedirectResponse(at(request, home_of(who.is_operator)), 303)
-    response.set_cookie(
-        TOKEN_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        # The market's own: in a city, each market's sign-in stays under its prefix.
-        path=at(request, "/"),
-    )
-    return response
+    # The market's own cookie: in a city, each market's sign-in stays under its prefix.
+    home = at(request, home_of(who.is_operator))
+    return signed_in_to(request, home, TOKEN_COOKIE, token, at(request, "/"))
 
 
 @router.post("/ui/signout")

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 
 from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Principal, principal_of_token
 from api.errors import ApiError
@@ -35,6 +36,21 @@ def signed_in(request: Request) -> tuple[Principal, str] | None:
     token = request.cookies.get(TOKEN_COOKIE, "")
     who = principal_for(request, token)
     return None if who is None else (who, token)
+
+
+def signed_in_to(request: Request, to: str, cookie: str, token: str, path: str) -> Response:
+    """303 to ``to``, holding ``token`` in the sign-in ``cookie`` for the pages under ``path``
+    (``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS)."""
+    response = RedirectResponse(to, 303)
+    response.set_cookie(
+        cookie,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=path,
+    )
+    return response
 
 
 def form_token(token: str) -> str:
