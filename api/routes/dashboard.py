@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 
 from api.deps import Svc
 from api.errors import not_found
-from api.web import audit, i18n, views
+from api.web import audit, i18n
 from api.web.paths import at
 from api.web.render import STATIC, page
 from api.web.session import (
@@ -102,8 +102,5 @@ def live(request: Request, services: Svc) -> Response:
     who = signed_in(request)
     if who is None:
         return JSONResponse({"code": "unauthorized", "message": "sign in again"}, 401)
-    stamp = views.stamp(services.engine, services.client.address)
-    if who[0].is_operator:
-        # The operator's page also shows what the keeper kept (the audit, the power flows).
-        stamp += f".{audit.kept_stamp(services.engine)}"
+    stamp = audit.live_stamp(services.engine, services.client.address, who[0].is_operator)
     return JSONResponse({"stamp": stamp}, headers={"Cache-Control": "no-store"})

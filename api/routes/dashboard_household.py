@@ -31,6 +31,7 @@ from api.routes import orders
 from api.schemas import OrderIn, TakeIn
 from api.services import Services, slot_now
 from api.web import charts, export, flash, forms, i18n, once, views
+from api.web.audit import live_stamp
 from api.web.paths import at
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
@@ -207,7 +208,9 @@ def _render(
     status: int = 200,
     **extra: Any,
 ) -> Response:
+    stamp = live_stamp(services.engine, services.client.address, operator=False)
     context = _context(services, who[0], lang_of(request))
+    context["live_stamp"] = stamp
     # The language links come back to the page itself, whichever form rendered it.
     context["here"] = at(request, "/ui/household")
     return page(request, "household.html", {**context, **extra}, token=who[1], status=status)

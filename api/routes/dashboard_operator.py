@@ -263,8 +263,11 @@ def _feeder(services: Services, shown: list[int], t: dict[str, str], lang: str) 
 
 
 def _operator_page(services: Services, t: dict[str, str], lang: str) -> dict[str, Any]:
-    """Everything the page shows, read from the database (run in a worker thread)."""
+    """Everything the page shows, read from the database (run in a worker thread), with the
+    live stamp read first."""
+    stamp = audit.live_stamp(services.engine, services.client.address, operator=True)
     context = _market(services, t, lang)
+    context["live_stamp"] = stamp
     shown = [r.slot for r in context["outcomes"]]
     now = slot_now()
     context |= _feeder(services, shown, t, lang)

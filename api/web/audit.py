@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from api.keeper import kept_mapping
 from api.models import KeptAudit, KeptFeederSlot
+from api.web import views
 from ledger.audit.energy import SlotAggregate
 from ledger.audit.feeder import MAX_LOADING_PERCENT, V_MAX_PU, V_MIN_PU, FeederResult
 from ledger.audit.findings import CHECKS, Finding
@@ -144,6 +145,15 @@ def voltage_band() -> tuple[float, float]:
 def loading_limit() -> float:
     """The highest loading allowed for a line or the transformer (%)."""
     return MAX_LOADING_PERCENT
+
+
+def live_stamp(engine: Engine, contract: str, operator: bool) -> str:
+    """What ``/ui/live`` answers, and what a page is rendered with: a short value that changes
+    whenever the signed-in page may show something new (the operator's page also shows what
+    the keeper kept). A page is given the stamp read *before* its data, so that its first poll
+    sees any change made while it was rendered or on its way."""
+    stamp = views.stamp(engine, contract)
+    return f"{stamp}.{kept_stamp(engine)}" if operator else stamp
 
 
 def kept_stamp(engine: Engine) -> str:

@@ -9,7 +9,9 @@
   var root = document.body.getAttribute("data-root") || "";
   if (!url || !window.fetch || !window.DOMParser) { return; }
   var POLL_MS = 3000;
-  var stamp = null;
+  // The stamp the page was rendered with: a change made while it was on its way shows at the
+  // first poll.
+  var stamp = document.body.getAttribute("data-live-stamp");
   var status = document.getElementById("live-status");
   var label = { fr: "En direct : mis à jour à", en: "Live: refreshed at" }[document.documentElement.lang] || "Live";
 
