@@ -39,7 +39,7 @@ from api.body_guard import BodyGuard
 from api.chain_gate import WRITES_LOCK
 from api.city import CityError, create_schemas, market_settings
 from api.city_summary import DEFAULT_SPAN_SLOTS, MAX_SPAN_SLOTS, city_totals, market_figures
-from api.custody import load_or_create_secret
+from api.custody import given_or_kept_secret
 from api.errors import ApiError, unauthorized
 from api.feeder_process import FeederWorker
 from api.models import ApiHousehold
@@ -59,11 +59,6 @@ AUDITS_AT_ONCE = 2
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _secret(given: Any, path: Any) -> str:
-    value = given.get_secret_value() if given is not None else None
-    return str(value) if value else load_or_create_secret(path)
-
-
 class City:
     """The city while it runs: its settings, its markets' apps, and the chain they share."""
 
@@ -72,8 +67,10 @@ class City:
             raise CityError("a city needs at least one market (VOISIN_MARKETS=n01,n02,...)")
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.operator_token = _secret(settings.operator_token, settings.data_dir / "operator.token")
-        key_secret = _secret(settings.key_secret, settings.data_dir / "key.secret")
+        self.operator_token = given_or_kept_secret(
+            settings.operator_token, settings.data_dir / "operator.token"
+        )
+        key_secret = given_or_kept_secret(settings.key_secret, settings.data_dir / "key.secret")
         self.chain: Chain | None = None
         #: One power-flow worker process for every market (started at the first slot).
         self.feeder = FeederWorker()

@@ -175,10 +175,9 @@ def simulate_city(args: argparse.Namespace) -> int:
         wall_s=time.perf_counter() - started,
         peak_rss=peak_rss_bytes(),
     )
-    # The shared chain beside the neighbourhoods' (each counted its own data dir already).
-    city["disk_bytes"] += disk_bytes(data_dir) - sum(
-        disk_bytes(market_dir(city_settings, n)) for n in names
-    )
+    # The whole data dir: the shared chain and every neighbourhood's own (which their reports
+    # counted one by one).
+    city["disk_bytes"] = disk_bytes(data_dir)
     try:
         path = write_report(city, out, args.json)
     except OSError as exc:

@@ -8,6 +8,7 @@ memory only, and never appear in logs or responses.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import threading
@@ -15,9 +16,24 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from pydantic import SecretStr
 
 #: scrypt work factor: about 50 ms per key on this class of machine (decrypted once per process).
 SCRYPT_N = 2**14
+
+
+log = logging.getLogger("voisin.api")
+
+
+def given_or_kept_secret(given: SecretStr | None, path: Path) -> str:
+    """The secret the settings give (a ``SecretStr``), else the one kept in ``path``, made
+    on first use (development only: Settings refuses a missing secret in production)."""
+    value = given.get_secret_value() if given is not None else None
+    if value:
+        return str(value)
+    secret = load_or_create_secret(path)
+    log.warning("using the development secret in %s", path)
+    return secret
 
 
 def load_or_create_secret(path: Path) -> str:

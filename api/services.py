@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import SecretStr
+
 import api.models  # noqa: F401  (registers the API's tables before the engine creates them)
 from api.audit_process import AuditRun, ChainAccess, run_in_process, run_isolated
 from api.chain_gate import WRITES_LOCK, ChainGate, ChainLock
@@ -45,7 +47,7 @@ from api.cluster import (
     leader_lock_name,
 )
 from api.contract_upgrade import carry_orders
-from api.custody import KeyVault, load_or_create_secret
+from api.custody import KeyVault, given_or_kept_secret, load_or_create_secret
 from api.feeder_process import FeederWorker
 from api.forecasts import Forecasts
 from api.intake import IntakeWriter
@@ -321,15 +323,8 @@ class Services:
         """The other market of the city where each of ``meters`` is registered, if one is."""
         return {} if self.city is None or not meters else self.city.market_of("meter", meters)
 
-    def _secret(self, given: object, filename: str) -> str:
-        value = given.get_secret_value() if given is not None else None  # type: ignore[attr-defined]
-        if value:
-            return str(value)
-        # Development only (Settings refuses a missing secret in production).
-        path = self.settings.data_dir / filename
-        secret = load_or_create_secret(path)
-        log.warning("using the development secret in %s", path)
-        return secret
+    def _secret(self, given: SecretStr | None, filename: str) -> str:
+        return given_or_kept_secret(given, self.settings.data_dir / filename)
 
     # ───────────────────────────── The chain ─────────────────────────────
 
