@@ -93,8 +93,8 @@ def create_schemas(city: Settings) -> None:
 
 def city_problem(city: Settings) -> str | None:
     """Why ``voisin serve`` cannot serve the city, or None: a database URL a city cannot split
-    into markets, or a market's database at another schema revision (``voisin db upgrade``
-    with that market's ``VOISIN_DATABASE_URL`` moves it). A database that does not answer is
+    into markets, or a market's database at another schema revision (``voisin db upgrade
+    --market NAME`` moves it). A database that does not answer is
     the server's start-up to report."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
