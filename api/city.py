@@ -109,7 +109,7 @@ def city_problem(city: Settings) -> str | None:
         try:
             check(engine, f"of market {name!r}")
         except SchemaError as exc:
-            return str(exc)
+            return f"{exc} (for this market: voisin db upgrade --market {name})"
         except (OperationalError, ProgrammingError):
             pass
         finally:
