@@ -442,3 +442,19 @@ def test_a_city_keeps_about_as_many_connections_as_one_market() -> None:
 def test_each_market_of_the_city_pools_its_share(city: CityUnderTest) -> None:
     pool = city.city.services("north").engine.pool
     assert pool.size() == pool_kept(len(MARKETS))  # type: ignore[attr-defined]
+
+
+def test_a_market_at_another_schema_revision_is_refused_with_its_command(tmp_path: Path) -> None:
+    import sqlite3
+
+    from api.city import city_problem, market_dir
+
+    settings = _settings(tmp_path, markets=MARKETS_SETTING)
+    assert city_problem(settings) is None  # nothing yet: each market's first start creates it
+    place = market_dir(settings, "south-2")
+    place.mkdir(parents=True)
+    with sqlite3.connect(place / "voisin.db") as db:  # a release before migrations: no revision
+        db.execute("CREATE TABLE api_household (id INTEGER PRIMARY KEY)")
+    said = city_problem(settings)
+    assert said is not None and "market 'south-2'" in said
+    assert said.endswith("voisin db upgrade --market south-2)")
