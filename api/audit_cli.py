@@ -293,7 +293,13 @@ class _Target:
 def _targets(args: argparse.Namespace, settings: Settings) -> list[_Target]:
     """The ledgers these options audit: the data dir's own, one market of a city
     (``--market``), or every market (``--city``); ValueError says why one cannot be."""
-    from api.city import MARKETS_DIR, CityError, market_database_url, market_dir
+    from api.city import (
+        MARKETS_DIR,
+        CityError,
+        city_markets,
+        market_database_url,
+        market_dir,
+    )
     from api.settings import MARKET_NAME
     from ledger.contract.deploy import DEPLOYMENTS_FILE
 
@@ -303,14 +309,9 @@ def _targets(args: argparse.Namespace, settings: Settings) -> list[_Target]:
     if args.city:
         if args.html:
             raise ValueError("--html writes one market's page: give --market NAME with it")
-        place = data_dir / MARKETS_DIR
-        names = settings.market_names or tuple(
-            sorted(p.name for p in place.iterdir() if (p / DEPLOYMENTS_FILE).is_file())
-            if place.is_dir()
-            else ()
-        )
+        names = settings.market_names or city_markets(data_dir)
         if not names:
-            raise ValueError(f"{data_dir} holds no city: {place} has no market")
+            raise ValueError(f"{data_dir} holds no city: {data_dir / MARKETS_DIR} has no market")
     elif args.market is not None:
         if not MARKET_NAME.fullmatch(args.market):
             raise ValueError(f"--market {args.market!r} is not a market's name")

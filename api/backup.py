@@ -30,6 +30,13 @@ intents recorded and not yet sent) is what a crash leaves; the outbox and the in
 finish it after a restore. The API's requests and its outbox wait for the copy (the lock),
 they do not fail; readings are still accepted meanwhile (the intake needs no chain).
 
+**A city** (a data directory with ``markets/<name>/``, :mod:`api.city`) goes into one archive
+the same way, under the city's one chain-writes lock: the chain, each market's folder
+(``markets/<name>/deployments.json``, its operator token, its SQLite database when the city has
+no PostgreSQL), the city's secrets, and one ``pg_dump`` of the city's database (every market's
+schema) when it has PostgreSQL. The manifest lists the markets with their contracts and schema
+revisions.
+
 **Restore** verifies the manifest and every checksum before it writes anything
 (:func:`verify_archive`), unpacks into a new folder beside the target and renames it into
 place (a non-empty target is moved aside, with ``--force`` only), after restoring the
@@ -59,6 +66,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
+
+from api.city import MARKETS_DIR, city_markets
 
 __all__ = [
     "BackupError",
@@ -110,6 +119,14 @@ class FileEntry:
     mode: int
 
 
+@dataclass(frozen=True, slots=True)
+class MarketEntry:
+    """One market of a city's archive: its contract and its database's schema revision."""
+
+    contract: str
+    schema_revision: str | None
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What an archive holds, and the checksums that prove it is whole."""
@@ -127,6 +144,9 @@ class Manifest:
     schema_revision: str | None
     files: dict[str, FileEntry] = field(default_factory=dict)
     format: int = FORMAT_VERSION
+    #: A city's markets by name (empty for one market); a city's ``contract`` is empty and
+    #: its ``schema_revision`` the one its markets share, if they do.
+    markets: dict[str, MarketEntry] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -135,6 +155,8 @@ class Manifest:
             name: {**asdict(entry), "mode": f"{entry.mode:o}"}
             for name, entry in sorted(self.files.items())
         }
+        if not self.markets:
+            del data["markets"]
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -168,8 +190,15 @@ class Manifest:
                     None if data.get("schema_revision") is None else str(data["schema_revision"])
                 ),
                 files=files,
+                markets={
+                    str(name): MarketEntry(
+                        str(m["contract"]),
+                        None if m.get("schema_revision") is None else str(m["schema_revision"]),
+                    )
+                    for name, m in dict(data.get("markets") or {}).items()
+                },
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise Refused(f"its {MANIFEST_NAME} lacks or garbles a field: {exc!r}") from exc
         problem = manifest.problem()
         if problem:
@@ -187,7 +216,18 @@ class Manifest:
                 return f"member name {name!r} is not a plain relative path"
             if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256) or entry.size < 0:
                 return f"member {name} has no valid sha256 or size"
+        from api.settings import MARKET_NAME
+
+        bad = [n for n in self.markets if not MARKET_NAME.fullmatch(n)]
+        if bad:
+            return f"market name {bad[0]!r} is not a market's name"
         needed = [DEPLOYMENTS, SQLITE_MEMBER if self.database_dialect == SQLITE else PG_DUMP_MEMBER]
+        if self.markets:
+            needed = [f"{MARKETS_DIR}/{n}/{DEPLOYMENTS}" for n in sorted(self.markets)]
+            if self.database_dialect == SQLITE:
+                needed += [f"{MARKETS_DIR}/{n}/{SQLITE_MEMBER}" for n in sorted(self.markets)]
+            else:
+                needed.append(PG_DUMP_MEMBER)
         if self.chain_kind == EMBEDDED:
             needed.append(CHAIN_MEMBER)
         missing = [n for n in needed if n not in self.files]
@@ -195,7 +235,16 @@ class Manifest:
 
     @property
     def secrets(self) -> list[str]:
-        return sorted(n for n in self.files if n in SECRET_FILES)
+        return sorted(n for n in self.files if PurePosixPath(n).name in SECRET_FILES)
+
+    @property
+    def database_members(self) -> list[str]:
+        """The members that hold the database: the dump, or each SQLite file."""
+        if self.database_dialect == POSTGRESQL:
+            return [PG_DUMP_MEMBER]
+        if not self.markets:
+            return [SQLITE_MEMBER]
+        return [f"{MARKETS_DIR}/{n}/{SQLITE_MEMBER}" for n in sorted(self.markets)]
 
     @property
     def data_members(self) -> list[str]:
@@ -316,6 +365,19 @@ class Source:
     chain_key: str | None
     database_url: str
     dialect: str
+    #: A city's markets (folders of ``markets/``); empty for one market.
+    markets: tuple[str, ...] = ()
+
+    def sqlite_files(self) -> dict[str, Path]:
+        """Each SQLite database of the source by its member name (none with PostgreSQL)."""
+        if self.dialect != SQLITE:
+            return {}
+        if not self.markets:
+            return {SQLITE_MEMBER: sqlite_path(self.database_url)}
+        return {
+            f"{MARKETS_DIR}/{n}/{SQLITE_MEMBER}": self.data_dir / MARKETS_DIR / n / SQLITE_MEMBER
+            for n in self.markets
+        }
 
 
 @dataclass
@@ -336,14 +398,14 @@ def locate(
     """What to back up in ``data_dir``; :class:`Refused` if it holds no Voisin data."""
     if not data_dir.is_dir():
         raise Refused(f"{data_dir} is not a folder: no Voisin data to back up")
+    markets: tuple[str, ...] = ()
     if not (data_dir / DEPLOYMENTS).is_file():
-        if (data_dir / "markets").is_dir():
+        markets = city_markets(data_dir)
+        if not markets:
             raise Refused(
-                f"{data_dir} holds a city of markets, which voisin backup does not copy yet: "
-                "stop the server, then copy the data directory and dump the database "
-                "(docs/city.md, Limits)"
+                f"{data_dir} holds no Voisin data ({data_dir / DEPLOYMENTS} is missing, and "
+                f"no market under {data_dir / MARKETS_DIR} has one)"
             )
-        raise Refused(f"{data_dir} holds no Voisin data ({data_dir / DEPLOYMENTS} is missing)")
     kind = EMBEDDED if chain == "embedded" else JSON_RPC
     if kind == JSON_RPC and not chain.startswith(("http://", "https://")):
         raise Refused(f"cannot back up chain {chain!r}: 'embedded' or a JSON-RPC http(s) URL")
@@ -351,9 +413,17 @@ def locate(
         raise Refused(f"{data_dir} holds no embedded chain ({data_dir / CHAIN_MEMBER} is missing)")
     url = database_url or f"sqlite:///{data_dir / SQLITE_MEMBER}"
     dialect = dialect_of(url)
-    if dialect == SQLITE and not sqlite_path(url).is_file():
-        raise Refused(f"{data_dir} holds no database ({sqlite_path(url)} is missing)")
-    return Source(data_dir, kind, chain, chain_key, url, dialect)
+    if markets and dialect == SQLITE and database_url:
+        raise Refused(
+            f"{data_dir} holds a city, whose markets keep SQLite in their own folders or one "
+            "PostgreSQL database: leave VOISIN_DATABASE_URL unset, or give the city's "
+            "PostgreSQL URL"
+        )
+    source = Source(data_dir, kind, chain, chain_key, url, dialect, markets)
+    for path in source.sqlite_files().values():
+        if not path.is_file():
+            raise Refused(f"{data_dir} holds no database ({path} is missing)")
+    return source
 
 
 def check_target(target: Path, *, force: bool) -> None:
@@ -378,20 +448,21 @@ def backup(
     """Write the backup of ``source`` to ``target`` (see the module's docstring)."""
     started = time.monotonic()
     check_target(target, force=force)
-    deployments = _deployments(source.data_dir)
+    records = {name: _deployments(source.data_dir / MARKETS_DIR / name) for name in source.markets}
+    deployments = records if source.markets else {"": _deployments(source.data_dir)}
+    city = f"city of {len(source.markets)} markets, " if source.markets else ""
     say(
-        f"voisin backup: {source.data_dir} (chain {source.chain_kind}, database "
+        f"voisin backup: {source.data_dir} ({city}chain {source.chain_kind}, database "
         f"{source.dialect}) to {target}"
     )
     rpc = _open_rpc(source) if source.chain_kind == JSON_RPC else None
     staging: Path | None = None
     try:
         chain_id = _chain_id(rpc)
-        entry = deployments.get(str(chain_id))
-        if not isinstance(entry, dict) or "address" not in entry:
-            raise Refused(
-                f"{source.data_dir / DEPLOYMENTS} records no deployment on chain {chain_id}"
-            )
+        contracts = {
+            name: _contract(source.data_dir, name, record, chain_id)
+            for name, record in deployments.items()
+        }
         staging = Path(
             tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent)
         )
@@ -399,25 +470,32 @@ def backup(
         with writes_paused(source.data_dir, say, wait_s):
             paused = time.monotonic()
             head = _copy_chain(source, staging, rpc)
-            revision = _copy_database(source, staging)
+            revisions = _copy_database(source, staging)
             _copy_files(source.data_dir, staging)
+            for name in source.markets:
+                (staging / MARKETS_DIR / name).mkdir(parents=True, exist_ok=True)
+                _copy_files(source.data_dir / MARKETS_DIR / name, staging / MARKETS_DIR / name)
             resumed = time.monotonic()
         say(
             f"  chain writes paused {resumed - paused:.2f} s while the chain and the database "
             "were copied"
         )
-        if source.dialect == SQLITE:
-            _finish_sqlite_copy(staging / SQLITE_MEMBER)
+        for member in source.sqlite_files():
+            _finish_sqlite_copy(staging / member)
+        shared = set(revisions.values())
         manifest = Manifest(
             voisin_version=voisin_version(),
             created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             chain_kind=source.chain_kind,
             chain_id=chain_id,
-            contract=str(entry["address"]),
+            contract=contracts.get("", ""),
             head_block=head,
             database_dialect=source.dialect,
-            schema_revision=revision,
+            schema_revision=shared.pop() if len(shared) == 1 else None,
             files=checksums(staging),
+            markets={
+                name: MarketEntry(contracts[name], revisions[name]) for name in source.markets
+            },
         )
         _say_contents(manifest, source, say)
         size = write_archive(staging, manifest, target)
@@ -455,6 +533,15 @@ def _deployments(data_dir: Path) -> dict[str, Any]:
     return records
 
 
+def _contract(data_dir: Path, market: str, records: dict[str, Any], chain_id: int) -> str:
+    """The contract address ``records`` (a deployments.json) holds for ``chain_id``."""
+    entry = records.get(str(chain_id))
+    if not isinstance(entry, dict) or "address" not in entry:
+        folder = data_dir / MARKETS_DIR / market if market else data_dir
+        raise Refused(f"{folder / DEPLOYMENTS} records no deployment on chain {chain_id}")
+    return str(entry["address"])
+
+
 def _open_rpc(source: Source) -> Any:
     from ledger.chain.backends import open_chain
     from ledger.errors import LedgerError
@@ -483,25 +570,39 @@ def _copy_chain(source: Source, staging: Path, rpc: Any) -> int:
     return copy_chain(source.data_dir, staging / CHAIN_DIR_NAME)
 
 
-def _copy_database(source: Source, staging: Path) -> str | None:
-    """Copy the database into ``staging``; its schema revision."""
+def _copy_database(source: Source, staging: Path) -> dict[str, str | None]:
+    """Copy the database into ``staging``; its schema revision by market name (``""`` for
+    one market)."""
+    names = source.markets or ("",)
     if source.dialect == SQLITE:
-        dest = staging / SQLITE_MEMBER
-        src = sqlite3.connect(sqlite_path(source.database_url), timeout=30)
-        try:
-            dst = sqlite3.connect(dest)
+        revisions = {}
+        for name, (member, path) in zip(names, source.sqlite_files().items(), strict=True):
+            dest = staging / member
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            src = sqlite3.connect(path, timeout=30)
             try:
-                # SQLite's online backup, in one step: one read transaction, so a consistent
-                # state, while the API's writers go on in the write-ahead log.
-                src.backup(dst)
+                dst = sqlite3.connect(dest)
+                try:
+                    # SQLite's online backup, in one step: one read transaction, so a
+                    # consistent state, while the API's writers go on in the write-ahead log.
+                    src.backup(dst)
+                finally:
+                    dst.close()
             finally:
-                dst.close()
-        finally:
-            src.close()
-        return _sqlite_revision(dest)
-    revision = _postgres_revision(source.database_url)
+                src.close()
+            revisions[name] = _sqlite_revision(dest)
+        return revisions
+    from api.city import schema_url
+
+    revisions = {
+        name: _postgres_revision(
+            schema_url(source.database_url, name) if name else source.database_url
+        )
+        for name in names
+    }
+    # One dump of the whole database: a city's every market schema with it.
     _pg_dump(source.database_url, staging / PG_DUMP_MEMBER)
-    return revision
+    return revisions
 
 
 def _finish_sqlite_copy(path: Path) -> None:
@@ -627,10 +728,21 @@ def _say_contents(manifest: Manifest, source: Source, say: Say) -> None:
             f"  chain: not in the archive: on a JSON-RPC node the chain is the node's to back "
             f"up ({source.chain}, chain {manifest.chain_id}, head block {manifest.head_block})"
         )
-    db = SQLITE_MEMBER if manifest.database_dialect == SQLITE else PG_DUMP_MEMBER
+    size = sum(files[m].size for m in manifest.database_members)
     revision = manifest.schema_revision or "no Alembic revision"
-    say(f"  database: {manifest.database_dialect}, {human_size(files[db].size)} ({revision})")
-    plain = [n for n in DATA_FILES if n in files and n not in SECRET_FILES]
+    if manifest.markets and manifest.schema_revision is None:
+        revision = ", ".join(
+            f"{name} {m.schema_revision or 'no Alembic revision'}"
+            for name, m in sorted(manifest.markets.items())
+        )
+    say(f"  database: {manifest.database_dialect}, {human_size(size)} ({revision})")
+    if manifest.markets:
+        say(f"  markets: {', '.join(sorted(manifest.markets))}")
+    plain = [
+        n
+        for n in sorted(files)
+        if PurePosixPath(n).name in DATA_FILES and PurePosixPath(n).name not in SECRET_FILES
+    ]
     say(f"  files: {', '.join(plain + manifest.secrets)}")
     if manifest.secrets:
         say(
@@ -869,6 +981,12 @@ def _restore_target(
     directory); :class:`Refused` if the settings name another kind of database, or a
     PostgreSQL database that is not empty (without ``force``)."""
     if manifest.database_dialect == SQLITE:
+        if database_url and manifest.markets:
+            raise Refused(
+                f"the backup holds a city whose markets keep SQLite in their folders under "
+                f"{data_dir / MARKETS_DIR}; VOISIN_DATABASE_URL names {_shown(database_url)}: "
+                "unset it to restore"
+            )
         if database_url and (
             dialect_of(database_url) != SQLITE
             or sqlite_path(database_url) != (data_dir / SQLITE_MEMBER).resolve()
@@ -953,16 +1071,19 @@ def summary(result: BackupResult) -> str:
         parts.append(f"chain {human_size(m.files[CHAIN_MEMBER].size)} at block {m.head_block}")
     else:
         parts.append(f"chain not included (JSON-RPC node, head block {m.head_block})")
-    db = SQLITE_MEMBER if m.database_dialect == SQLITE else PG_DUMP_MEMBER
-    parts.append(f"database {m.database_dialect} {human_size(m.files[db].size)}")
+    size = sum(m.files[member].size for member in m.database_members)
+    parts.append(f"database {m.database_dialect} {human_size(size)}")
+    if m.markets:
+        parts.append(f"{len(m.markets)} markets")
     parts.append(f"in {result.took_s:.1f} s (chain writes paused {result.paused_s:.2f} s)")
     return ", ".join(parts)
 
 
 def restore_summary(result: RestoreResult) -> str:
     m = result.manifest
+    city = f"a city of {len(m.markets)} markets, " if m.markets else ""
     return (
-        f"restore ok: {result.data_dir} holds the backup of {m.created_utc} (chain "
+        f"restore ok: {result.data_dir} holds the backup of {m.created_utc} ({city}chain "
         f"{m.chain_kind} at block {m.head_block}, database {m.database_dialect}) in "
         f"{result.took_s:.1f} s"
     )
@@ -972,12 +1093,20 @@ def after_restore(result: RestoreResult, settings_env: Mapping[str, str]) -> lis
     """What to do next, as lines: start the server on the directory, the settings it needs."""
     m = result.manifest
     lines = [f"start it: VOISIN_DATA_DIR={result.data_dir} voisin serve"]
+    if m.markets:
+        lines = [
+            f"start it: VOISIN_DATA_DIR={result.data_dir} voisin serve --markets "
+            f"{','.join(sorted(m.markets))} (with each market's feeder network, name:network, "
+            "as before)"
+        ]
     if result.moved_aside is not None:
         lines.append(f"its former contents are in {result.moved_aside}")
     if m.chain_kind == JSON_RPC:
+        contracts = m.contract or ", ".join(c.contract for _, c in sorted(m.markets.items()))
         lines.append(
             f"the chain is not in the backup: point VOISIN_CHAIN at a node of chain "
-            f"{m.chain_id} that holds contract {m.contract} (and VOISIN_CHAIN_KEY)"
+            f"{m.chain_id} that holds {'contract' if m.contract else 'contracts'} {contracts} "
+            "(and VOISIN_CHAIN_KEY)"
         )
     if "key.secret" not in m.files and "VOISIN_KEY_SECRET" not in settings_env:
         lines.append(

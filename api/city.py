@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.cluster import is_postgres
-from api.settings import Settings
+from api.settings import MARKET_NAME, Settings
 
 #: Where the markets' data directories are, inside the city's.
 MARKETS_DIR = "markets"
@@ -35,6 +35,23 @@ class CityError(ValueError):
 
 def market_dir(city: Settings, name: str) -> Path:
     return city.data_dir / MARKETS_DIR / name
+
+
+def city_markets(data_dir: Path) -> tuple[str, ...]:
+    """The markets a city's data directory holds: the folders under ``markets/`` with a
+    deployment record, by name."""
+    from ledger.contract.deploy import DEPLOYMENTS_FILE
+
+    folder = data_dir / MARKETS_DIR
+    if not folder.is_dir():
+        return ()
+    return tuple(
+        sorted(
+            p.name
+            for p in folder.iterdir()
+            if MARKET_NAME.fullmatch(p.name) and (p / DEPLOYMENTS_FILE).is_file()
+        )
+    )
 
 
 def market_schema(name: str) -> str:
@@ -52,7 +69,13 @@ def market_database_url(city: Settings, name: str) -> str:
                 "VOISIN_DATABASE_URL unset, or give a PostgreSQL URL (one schema per market)"
             )
         return f"sqlite:///{(market_dir(city, name) / 'voisin.db').resolve()}"
-    url = make_url(city.database_url)
+    return schema_url(city.database_url, name)
+
+
+def schema_url(database_url: str, name: str) -> str:
+    """The city's PostgreSQL URL ``database_url`` narrowed to market ``name``'s schema (its
+    connections' ``search_path``)."""
+    url = make_url(database_url)
     if "options" in url.query:
         raise CityError(
             "VOISIN_DATABASE_URL already sets connection options: a city sets each market's "

@@ -34,6 +34,7 @@ from api.backup import (
     human_size,
     libpq_target,
     safe_member,
+    verify_archive,
 )
 from api.chain_gate import WRITES_LOCK, ChainGate
 from api.cli import main
@@ -606,3 +607,69 @@ def test_on_a_json_rpc_node_the_database_and_files_are_backed_up_and_the_chain_l
     )
     with TestClient(again) as client:
         assert balances(Api(client, again.state.services), members) == before
+
+
+# ───────────────────────────── A city ─────────────────────────────
+
+
+@pytest.mark.anvil
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_city_on_postgresql_comes_back_with_every_market_schema(
+    tmp_path: Path,
+    anvil_url: str,
+    postgres_url: str,
+    second_postgres: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from api.city_app import create_city_app
+    from tests.api.test_city import MARKETS, MARKETS_SETTING, Market, _trade
+    from tests.conftest import ANVIL_KEY
+
+    chain = {"chain": anvil_url, "chain_key": ANVIL_KEY}
+    settings = _settings(tmp_path, markets=MARKETS_SETTING, database_url=postgres_url, **chain)
+    app = create_city_app(settings, background=False)
+    trades: dict[str, Any] = {}
+    contracts: dict[str, str] = {}
+    with TestClient(app) as client:
+        for sellers, name in enumerate(MARKETS, start=1):
+            market = Market(name, client, app.state.city.services(name))
+            _trade(market, past_slot(6), 2, sellers=sellers, buyers=2)
+            trades[name] = market.get("/v1/trades", headers=OP).json()
+            contracts[name] = market.services.client.address
+    assert all(t["total"] > 0 for t in trades.values())
+    monkeypatch.setenv("VOISIN_CHAIN", anvil_url)
+    monkeypatch.setenv("VOISIN_CHAIN_KEY", ANVIL_KEY)
+    monkeypatch.setenv("VOISIN_DATABASE_URL", postgres_url)
+    archive = tmp_path / "city.tar.gz"
+    assert voisin("backup", "--data-dir", settings.data_dir, "--to", archive) == 0
+    assert "markets: north, south-2" in capsys.readouterr().out
+    manifest = verify_archive(archive)
+    assert {n: m.contract for n, m in manifest.markets.items()} == contracts
+    assert manifest.contract == "" and manifest.schema_revision is not None
+    # One dump holds every market's schema; no SQLite file and no chain (the node's).
+    assert "database.pgdump" in manifest.files and CHAIN_MEMBER not in manifest.files
+    assert not [n for n in manifest.files if n.endswith("voisin.db")]
+
+    restored = tmp_path / "restored"
+    # A city's SQLite URL is refused before anything is written.
+    monkeypatch.setenv("VOISIN_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    assert voisin("restore", archive, "--data-dir", restored) == 2
+    assert not restored.exists()
+    monkeypatch.setenv("VOISIN_DATABASE_URL", second_postgres)
+    assert voisin("restore", archive, "--data-dir", restored) == 0
+    said = capsys.readouterr().out
+    assert "a city of 2 markets" in said and "--markets north,south-2" in said
+    monkeypatch.setenv("VOISIN_MARKETS", MARKETS_SETTING)
+    assert voisin("audit", "--data-dir", restored, "--city") == 0
+    again = create_city_app(
+        _settings(tmp_path, data_dir=restored, markets=MARKETS_SETTING,
+                  database_url=second_postgres, **chain),
+        background=False,
+    )  # fmt: skip
+    with TestClient(again) as client:
+        for name in MARKETS:
+            market = Market(name, client, again.state.city.services(name))
+            assert market.services.client.address == contracts[name]
+            assert market.get("/v1/trades", headers=OP).json() == trades[name]

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from eth_account import Account
 
+from api.backup import verify_archive
 from api.cli import main
 from api.process import ServeProcess
 from ledger.readings.eip712 import Reading, domain_separator, sign_reading
@@ -120,6 +121,15 @@ def test_a_city_served_restarted_and_audited(
         assert again == contracts
         city = http.get("/v1/city", headers=OP).json()
         assert [m["fills"] for m in city["markets"]] == [fills["north"], fills["south"]]
+        # Backed up while it serves: the chain, each market's folder and database, and the
+        # city's secrets in one archive.
+        archive = tmp_path / "city.tar.gz"
+        assert main(["backup", "--data-dir", str(data), "--to", str(archive)]) == 0
+    said = capsys.readouterr().out
+    assert "city of 2 markets" in said and "markets: north, south" in said
+    manifest = verify_archive(archive)
+    assert {n: m.contract for n, m in manifest.markets.items()} == contracts
+    assert {"markets/north/voisin.db", "markets/south/deployments.json"} <= set(manifest.files)
 
     # Audited once the server stopped: one market, then the whole city with its open data.
     assert main(["audit", "--data-dir", str(data), "--market", "north"]) == 0
@@ -139,9 +149,16 @@ def test_a_city_served_restarted_and_audited(
         assert both["markets"][name]["summary"]["fills"] == fills[name]
         assert both["markets"][name]["summary"]["contract"] == contracts[name]
         assert (open_data / name / "datapackage.json").is_file()
-    # A city's data directory is not what voisin backup copies: it says so, and what to do.
-    assert main(["backup", "--data-dir", str(data), "--to", str(tmp_path / "b.tar.gz")]) == 2
-    assert "holds a city of markets" in capsys.readouterr().err
+    # The backup restores into another folder as the same city, which audits clean.
+    restored = tmp_path / "restored"
+    assert main(["restore", str(archive), "--data-dir", str(restored)]) == 0
+    assert "--markets north,south" in capsys.readouterr().out
+    copy = tmp_path / "restored.json"
+    assert main(["audit", "--data-dir", str(restored), "--city", "--json", str(copy)]) == 0
+    restored_audit = json.loads(copy.read_text())
+    assert restored_audit["ok"] is True
+    for name in ("north", "south"):
+        assert restored_audit["markets"][name]["summary"]["fills"] == fills[name]
     # Each market's schema revision, by market.
     assert main(["db", "current", "--data-dir", str(data), "--market", "north"]) == 0
     assert main(["db", "upgrade", "--data-dir", str(data), "--market", "south"]) == 0
