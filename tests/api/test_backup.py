@@ -29,6 +29,7 @@ from api.backup import (
     FORMAT_VERSION,
     FileEntry,
     Manifest,
+    MarketEntry,
     Refused,
     compression_of,
     human_size,
@@ -134,6 +135,44 @@ def test_a_manifest_reads_back_as_written_with_octal_modes() -> None:
     assert json.loads(text)["format"] == FORMAT_VERSION
     assert Manifest.from_json(text) == manifest
     assert manifest.secrets == ["operator.key"]
+
+
+def _city_manifest() -> Manifest:
+    entry = FileEntry("4" * 64, 40, 0o644)
+    names = ("deployments.json", "voisin.db")
+    return _manifest(
+        contract="",
+        files={
+            CHAIN_MEMBER: entry,
+            "operator.key": FileEntry("3" * 64, 65, 0o600),
+            **{f"markets/{n}/{f}": entry for n in ("north", "s-2") for f in names},
+            "markets/north/operator.token": FileEntry("5" * 64, 43, 0o600),
+        },
+        markets={
+            "north": MarketEntry("0x" + "cd" * 20, "r0006"),
+            "s-2": MarketEntry("0x" + "ef" * 20, None),
+        },
+    )
+
+
+def test_a_city_manifest_lists_its_markets_and_needs_each_ones_files() -> None:
+    manifest = _city_manifest()
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    assert manifest.database_members == ["markets/north/voisin.db", "markets/s-2/voisin.db"]
+    assert manifest.secrets == ["markets/north/operator.token", "operator.key"]
+    # One market's manifest has no markets entry at all.
+    assert "markets" not in json.loads(_manifest().to_json())
+    data = json.loads(manifest.to_json())
+    del data["files"]["markets/s-2/voisin.db"]
+    with pytest.raises(Refused, match=r"lists no markets/s-2/voisin\.db"):
+        Manifest.from_json(json.dumps(data))
+    data = json.loads(manifest.to_json())
+    data["markets"]["../up"] = data["markets"].pop("north")
+    with pytest.raises(Refused, match="is not a market's name"):
+        Manifest.from_json(json.dumps(data))
+    data["markets"] = {"north": "0xcd"}
+    with pytest.raises(Refused, match="lacks or garbles a field"):
+        Manifest.from_json(json.dumps(data))
 
 
 @pytest.mark.parametrize(
