@@ -243,6 +243,7 @@ def _simulate(args: argparse.Namespace) -> int:
     # Only now the ledger (web3, py-evm), while the flows are computed in a child; it loads
     # before keep_for_good, so that the collector sets its objects aside with the rest.
     from ledger.errors import LedgerError
+    from meter_sim.memory import AnonPeak
     from meter_sim.run import run_simulation, stderr_progress
 
     if args.via == "direct" and not resuming:
@@ -251,6 +252,7 @@ def _simulate(args: argparse.Namespace) -> int:
     keep_for_good(args.own_process)
     # The plots are drawn in a child process while the run's audit goes on in this one.
     plots = BackgroundPlots(out)
+    memory = AnonPeak().start()
     try:
         if args.via == "api":
             result = _simulate_via_api(
@@ -284,6 +286,9 @@ def _simulate(args: argparse.Namespace) -> int:
     except LedgerError as exc:
         print(f"voisin simulate: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        peak_anon = memory.stop()
+    result.report["peak_anon_bytes"] = peak_anon
     try:
         report_path = write_report(result.report, out, args.json)
         _record_finished(out)

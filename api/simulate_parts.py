@@ -89,6 +89,12 @@ def summary(r: dict[str, Any]) -> str:
         return "n/a" if x is None else f"{100 * x:.1f} %"
 
     price = r["mean_clearing_price_ueur_per_kWh"]
+    own = r.get("peak_anon_bytes")
+    anon = (
+        ""
+        if own is None
+        else f" (own memory at most {mib(own)}; the rest mapped files and children)"
+    )
     lines = [
         f"{r['households']} households ({r['prosumers']} with PV), {r['slots']} slots: "
         f"{r['readings']} readings, {r['fills']} fills",
@@ -102,7 +108,7 @@ def summary(r: dict[str, Any]) -> str:
         f"{r['community_savings_ueur'] / 1e6:.2f} EUR",
         f"gas {r['gas_used']} ({r['gas_per_household_slot'] or 'n/a'} per household-slot, "
         f"{r['gas_per_settled_fill'] or 'n/a'} per settled fill), wall {r['wall_s']} s, "
-        f"disk {mib(r['disk_bytes'])}, peak RSS {mib(r['peak_rss_bytes'])}, "
+        f"disk {mib(r['disk_bytes'])}, peak RSS {mib(r['peak_rss_bytes'])}{anon}, "
         f"audit {'ok' if r['audit_ok'] else 'FAILED'}",
     ]
     da = r.get("day_ahead")

@@ -49,7 +49,10 @@ quarter hour, all in), ``gas_per_reading = gas_readings // readings`` and
 ``disk_bytes`` the size of the run's data dir at the end (chain, database, records) and
 ``peak_rss_bytes`` the peak resident memory of the run's process plus that of its largest
 child that has ended (the signing process), an upper bound of what the run held at once.
-:mod:`meter_sim.run` adds these three after the audit.
+:mod:`meter_sim.run` adds these three after the audit. ``voisin simulate`` adds
+``peak_anon_bytes``, the largest anonymous resident memory of its own process while it ran
+(:mod:`meter_sim.memory`): the resident set less the pages of mapped files, such as the
+embedded chain's store, which the kernel reclaims when it needs the memory.
 
 **Per household**, ``household_figures`` lists, in the order of the run's household ids, each
 household's statement totals (:func:`household_figures`): ``household``, ``prosumer``,
@@ -144,7 +147,7 @@ __all__ = [
 
 #: The fields that tell what a run cost on this machine, not what it found: two runs of the
 #: same scenario and seed (or a run and its resumed twin) differ only in these.
-RUN_RESOURCES = frozenset({"wall_s", "disk_bytes", "peak_rss_bytes"})
+RUN_RESOURCES = frozenset({"wall_s", "disk_bytes", "peak_rss_bytes", "peak_anon_bytes"})
 
 #: Quartierstrom (Walenstadt, 2019-2020): community self-supply over a year.
 PILOT_SELF_SUFFICIENCY = 0.33

@@ -2,7 +2,8 @@
 
 Each run is its own `voisin simulate` process (a fresh chain and database in a temporary
 output folder). Prints, per run: the run's own `wall_s`, the whole command's wall time, the
-peak RSS (the largest child so far, so runs go from small to large), the data dir's size,
+peak RSS (the largest child so far, so runs go from small to large), the run's own memory
+(the report's ``peak_anon_bytes``: without the pages of mapped files), the data dir's size,
 slots, readings, fills, gas, gas per household-slot, and the cost per household and slot (wall
 seconds / (households x slots)).
 
@@ -59,6 +60,7 @@ CHAIN_SPECIFIC = frozenset(
         "wall_s",
         "disk_bytes",
         "peak_rss_bytes",
+        "peak_anon_bytes",
         "chain",
         "gas_used",
         "gas_seals",
@@ -127,6 +129,9 @@ def run(
         "cpu_s": cpu_s,
         # ru_maxrss of children is the largest child so far: each size runs after the smaller.
         "peak_rss_MiB": max(peak_kib, before) / 1024,
+        # The run's own memory, without the pages of mapped files (meter_sim.memory); a
+        # city's report has none.
+        "own_MiB": (report.get("peak_anon_bytes") or 0) / 2**20,
         "slots": report["slots"],
         "readings": report["readings"],
         "fills": report["fills"],
@@ -344,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'nbhds':>5} {'households':>10} {'days':>4} {'chain':>{w}} {'market':>9} {'agents':>8} "
         f"{'run s':>8} {'command s':>9} "
-        f"{'peak MiB':>9} {'disk MiB':>8} {'readings':>9} {'fills':>7} {'gas':>13} "
+        f"{'peak MiB':>9} {'own MiB':>8} {'disk MiB':>8} {'readings':>9} {'fills':>7} {'gas':>13} "
         f"{'gas/hh-slot':>11} {'ms/hh-slot':>10} {'cpu s':>8} {'audit':>5}"
         + (f" {'db MiB':>8}" if args.database_server else "")
     )
@@ -353,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['neighbourhoods']:>5} {r['households']:>10} {r['days']:>4} {r['chain']:>{w}} "
             f"{r['market']:>9} "
             f"{r['agents']:>8} {r['run_s']:>8.1f} "
-            f"{r['command_s']:>9.1f} {r['peak_rss_MiB']:>9.0f} {r['disk_MiB']:>8.1f} "
+            f"{r['command_s']:>9.1f} {r['peak_rss_MiB']:>9.0f} {r['own_MiB']:>8.0f} "
+            f"{r['disk_MiB']:>8.1f} "
             f"{r['readings']:>9} {r['fills']:>7} {r['gas_used']:>13,} "
             f"{r['gas_per_household_slot']:>11,} {r['ms_per_household_slot']:>10.2f} "
             f"{r['cpu_s']:>8.1f} {'ok' if r['audit_ok'] else 'FAIL':>5}"
