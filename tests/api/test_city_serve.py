@@ -87,7 +87,7 @@ def _run_market(http: httpx.Client, market: str, sellers: int, buyers: int) -> i
 
 
 def test_a_city_served_restarted_and_audited(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "data"
     env = {**ENV, "VOISIN_MARKETS": "north,south"}
@@ -151,6 +151,12 @@ def test_a_city_served_restarted_and_audited(
         assert (open_data / name / "datapackage.json").is_file()
     # The backup restores into another folder as the same city, which audits clean.
     restored = tmp_path / "restored"
+    # Its markets keep SQLite in their folders: a database URL is refused, nothing written.
+    monkeypatch.setenv("VOISIN_DATABASE_URL", f"sqlite:///{tmp_path / 'one.db'}")
+    assert main(["restore", str(archive), "--data-dir", str(restored)]) == 2
+    assert "keep SQLite in their folders" in capsys.readouterr().err
+    assert not restored.exists()
+    monkeypatch.delenv("VOISIN_DATABASE_URL")
     assert main(["restore", str(archive), "--data-dir", str(restored)]) == 0
     assert "--markets north,south" in capsys.readouterr().out
     copy = tmp_path / "restored.json"
