@@ -49,6 +49,12 @@ from trie.utils.nibbles import decode_nibbles as _original_decode_nibbles
 #: strings, a leaf two; a 1,000-household day's peak RSS was about 200 MiB higher with the map
 #: (BENCHMARKS.md).
 MAX_CACHED_NODES: Final = 1 << 18
+#: Nodes kept at most this long encoded. The state and storage tries' nodes are shorter (a
+#: branch node is at most 532 bytes); the leaves of a block's receipt and transaction tries
+#: hold whole receipts and transactions (kilobytes each for a settlement batch). Kept, they
+#: made the map hold gigabytes at its 2^18 nodes when a long run's receipts were read back,
+#: and they are read once, if at all.
+MAX_CACHED_NODE_BYTES: Final = 1024
 _NIBBLE_CACHE_SIZE: Final = 1 << 16
 
 _nodes_by_hash: dict[bytes, tuple[Any, ...]] = {}
@@ -96,10 +102,12 @@ def _get_node(self: _hexary.HexaryTrie, node_hash: Any) -> Any:
     node = _nodes_by_hash.get(node_hash)
     if node is None:
         # A missing node raises KeyError here, as py-trie's own get_node does.
-        decoded = _nodes.decode_node(self.db[node_hash])
+        encoded = self.db[node_hash]
+        decoded = _nodes.decode_node(encoded)
         if type(decoded) is not list:
             return decoded
-        _remember(node_hash, decoded)
+        if len(encoded) <= MAX_CACHED_NODE_BYTES:
+            _remember(node_hash, decoded)
         return decoded
     return _copy(node)
 
@@ -146,7 +154,12 @@ def _get(self: _hexary.HexaryTrie, root_hash: Any, trie_key: Any) -> Any:
 def _create_node_to_db_mapping(self: _hexary.HexaryTrie, node: Any) -> tuple[Any, Any]:
     key, encoded = _original_create_mapping(self, node)
     # A node stored by hash is kept as it is written: the next block's reads start at it.
-    if encoded is not None and type(node) is list and key not in _nodes_by_hash:
+    if (
+        encoded is not None
+        and type(node) is list
+        and len(encoded) <= MAX_CACHED_NODE_BYTES
+        and key not in _nodes_by_hash
+    ):
         _remember(key, node)
     return key, encoded
 

@@ -50,7 +50,7 @@ for prune in (False, True):
                 key = keccak(rng.randbytes(8))
             else:
                 key = b"\\x01\\x02" + rng.randbytes(rng.randint(0, 3))
-            value = rng.randbytes(rng.choice((1, 3, 20, 40, 70)))
+            value = rng.randbytes(rng.choice((1, 3, 20, 40, 70, 1500)))
             t[key] = value
             keys.append(key)
         elif op < 0.8:
@@ -148,6 +148,25 @@ def test_the_map_keeps_nodes_the_garbage_collector_stops_tracking() -> None:
         assert type(answer) is list and _trie_cache.encode_node(answer) == (
             _trie_cache.encode_node(node)
         )
+
+
+def test_the_map_leaves_out_long_nodes_a_receipt_trie_holds() -> None:
+    from eth_utils import keccak
+    from trie import HexaryTrie
+
+    _trie_cache._nodes_by_hash.clear()
+    db: dict[bytes, bytes] = {}
+    t = HexaryTrie(db)
+    receipt = bytes(range(256)) * 12  # 3,072 bytes, as a settlement batch's receipt
+    t[rlp.encode(0)] = receipt
+    t[rlp.encode(1)] = b"short"
+    long_nodes = {h for h, encoded in db.items() if len(encoded) > 1024}
+    assert long_nodes and all(keccak(db[h]) == h for h in long_nodes)
+    again = HexaryTrie(db, root_hash=t.root_hash)
+    assert again[rlp.encode(0)] == receipt and again[rlp.encode(1)] == b"short"
+    # Read and written, the long leaf is never kept; the trie's short nodes are.
+    assert not long_nodes & set(_trie_cache._nodes_by_hash)
+    assert _trie_cache.cached_nodes() > 0
 
 
 def test_a_missing_node_still_raises() -> None:
