@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from hexbytes import HexBytes
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -185,7 +184,7 @@ def _gas(client: VoisinClient, tx_hashes: set[str], known: Mapping[str, int]) ->
     for tx in sorted(tx_hashes):
         gas = known.get(tx)
         if gas is None:
-            gas = int(client.w3.eth.get_transaction_receipt(HexBytes(tx))["gasUsed"])
+            gas = client.gas_used(tx)
         total += gas
     return total
 

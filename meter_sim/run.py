@@ -32,7 +32,6 @@ from typing import Any, TextIO
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from hexbytes import HexBytes
 from sqlalchemy import Engine
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
@@ -808,7 +807,7 @@ def _resume_point(
         tally.fills += o.fills
         tally.local_Wh += o.matched_Wh
     for tx in tx_hashes:
-        tally.readings_gas += int(client.w3.eth.get_transaction_receipt(HexBytes(tx))["gasUsed"])
+        tally.readings_gas += client.gas_used(tx)
     return start, tally
 
 

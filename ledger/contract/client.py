@@ -362,6 +362,11 @@ class VoisinClient:
                 return receipt
         return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
 
+    def gas_used(self, tx_hash: str | bytes) -> int:
+        """The gas a mined transaction used (on the embedded chain read straight from py-evm,
+        without web3's formatting of the whole receipt)."""
+        return int(self._receipt(HexBytes(tx_hash))["gasUsed"])
+
     def _block_gas_limit(self) -> int:
         if self._gas_limit is None:
             self._gas_limit = int(self.w3.eth.get_block("latest")["gasLimit"])
