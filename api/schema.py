@@ -6,8 +6,10 @@ The migrations live in :mod:`api.migrations` (Alembic). A database is in one of 
 - ``empty``: none of Voisin's tables; :func:`prepare` creates the whole schema by running
   every revision, and records the head revision;
 - ``current``: at the head revision this release knows;
-- ``behind``: at an older revision, or made by a release before migrations (Voisin's tables
-  there, no revision recorded): ``voisin db upgrade`` brings it to the head;
+- ``behind``: at an older revision, or made without a revision recorded (Voisin's tables
+  there: by a release before migrations, or with the models' tables created whole, as
+  ``voisin simulate`` once did; :func:`unversioned_revision` finds where it is):
+  ``voisin db upgrade`` brings it to the head;
 - ``unknown``: at a revision this release does not know, written by a newer release: this
   release must not touch it.
 
@@ -166,6 +168,24 @@ def _migrating(engine: Engine) -> Engine:
     return migrating
 
 
+def unversioned_revision(connection: Connection) -> str | None:
+    """The revision a database without a recorded one was made at: the newest revision whose
+    tables (its ``CREATES``), and those of every revision before it, are all there. Such a
+    database was made by creating the models' tables whole (as ``voisin simulate`` did before
+    it ran the migrations); None: no later revision's tables, so the baseline's (r0001 checks
+    and keeps the tables it finds)."""
+    names = set(inspect(connection).get_table_names())
+    found = None
+    revisions = list(ScriptDirectory.from_config(alembic_config()).walk_revisions())
+    for revision in reversed(revisions):  # oldest first
+        creates = set(getattr(revision.module, "CREATES", ()))
+        if not creates <= names:
+            break
+        if creates:
+            found = revision.revision
+    return found
+
+
 def _migrate(engine: Engine, *, only_if_empty: bool) -> SchemaStatus:
     """Run every revision up to the head in one transaction (``only_if_empty``: only on a
     database without Voisin's tables); the state found before."""
@@ -175,6 +195,9 @@ def _migrate(engine: Engine, *, only_if_empty: bool) -> SchemaStatus:
             _locked(connection)
             status = _status(connection)
             if status.state == "empty" or (not only_if_empty and status.state == "behind"):
+                made_at = None if status.revision else unversioned_revision(connection)
+                if made_at is not None:
+                    command.stamp(alembic_config(connection), made_at)
                 command.upgrade(alembic_config(connection), "head")
     finally:
         if migrating is not engine:

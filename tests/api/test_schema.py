@@ -29,6 +29,7 @@ from api.schema import (
     head_revision,
     inspect_schema,
     prepare,
+    unversioned_revision,
     upgrade,
 )
 from api.services import Services
@@ -239,4 +240,26 @@ def test_a_table_that_is_not_the_baselines_is_refused(tmp_path: Path) -> None:
         upgrade(engine)
     # Nothing of the baseline was created beside the foreign table.
     assert inspect(engine).get_table_names() == ["household"]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("made_at", ["r0001", "r0003", "r0005", "head"])
+def test_a_database_made_without_recording_its_revision_is_upgraded_from_where_it_is(
+    database: str, made_at: str
+) -> None:
+    engine = create_engine(database)
+    _to(engine, made_at)
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO indexer_state (key, value) VALUES ('fee', '0xfee')"))
+        c.execute(text("DROP TABLE alembic_version"))
+    status = inspect_schema(engine)
+    assert status.state == "behind" and status.revision is None
+    with engine.connect() as c:
+        inferred = unversioned_revision(c)
+    assert inferred == {"r0001": None, "head": head_revision()}.get(made_at, made_at)
+    after = upgrade(engine).after
+    assert after.state == "current" and after.revision == head_revision()
+    with engine.connect() as c:
+        assert c.execute(text("SELECT value FROM indexer_state")).scalars().all() == ["0xfee"]
+    assert _drift(engine) == []
     engine.dispose()

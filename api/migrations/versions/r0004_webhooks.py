@@ -19,6 +19,10 @@ down_revision = "r0003"
 branch_labels = None
 depends_on = None
 
+#: The tables this revision creates: a database that has them all, without a recorded
+#: revision, was made at this revision or later (api.schema).
+CREATES = ("webhook_subscription", "webhook_delivery", "webhook_cursor")
+
 #: Row ids: BIGINT, except on SQLite, whose INTEGER PRIMARY KEY is the 64-bit rowid.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

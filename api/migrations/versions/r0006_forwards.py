@@ -16,6 +16,10 @@ down_revision = "r0005"
 branch_labels = None
 depends_on = None
 
+#: The tables this revision creates: a database that has them all, without a recorded
+#: revision, was made at this revision or later (api.schema).
+CREATES = ("forward_position",)
+
 #: Ids as the models hold them: BIGINT, INTEGER on SQLite (the row id there).
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
