@@ -33,7 +33,6 @@ from typing import Any, TextIO
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
-from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 from web3 import Web3
 
@@ -59,7 +58,7 @@ from ledger.market.strategies import (
 )
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
-from ledger.mirror.models import FillRecord, ReadingRecord, SlotOutcomeRecord
+from ledger.mirror.models import FillRecord, ReadingRecord, SlotOutcomeRecord, plain_rows
 from ledger.readings.eip712 import SignedReading
 from ledger.readings.intake import MeterRecord, classify
 from ledger.types import MeterState, Onboarding, Tariffs
@@ -867,24 +866,15 @@ def collect_result(
     n_t = flows.shape[1]
     first, last = flows.first_slot, flows.first_slot + n_t - 1
     with Session(engine) as session:
-        # The columns a trade line needs, row by row: a year's fills as ORM objects would
-        # hold hundreds of megabytes through the audit that follows.
-        trades = [
-            TradeLine(*row)
-            for row in session.execute(
-                sa_select(
-                    col(FillRecord.slot),
-                    col(FillRecord.seller),
-                    col(FillRecord.buyer),
-                    col(FillRecord.energy_Wh),
-                    col(FillRecord.price_ueur_per_kWh),
-                    col(FillRecord.cost_ueur),
-                    col(FillRecord.fee_ueur),
-                )
-                .where(col(FillRecord.slot) >= first, col(FillRecord.slot) <= last)
-                .order_by(col(FillRecord.block_number), col(FillRecord.log_index))
-            )
-        ]
+        # Plain rows, not ORM objects: a year's fills as objects would hold hundreds of
+        # megabytes through the audit that follows.
+        fill_rows = plain_rows(
+            session,
+            FillRecord,
+            col(FillRecord.slot) >= first,
+            col(FillRecord.slot) <= last,
+            order=(FillRecord.block_number, FillRecord.log_index),
+        )
         readings = session.exec(
             select(func.count())
             .select_from(ReadingRecord)
@@ -894,6 +884,13 @@ def collect_result(
                 ReadingRecord.slot <= last,
             )
         ).one()
+    trades = [
+        TradeLine(
+            f.slot, f.seller, f.buyer, f.energy_Wh, f.price_ueur_per_kWh, f.cost_ueur, f.fee_ueur
+        )
+        for f in fill_rows
+    ]
+    del fill_rows
     statements = load_statements(engine, household_ids, first, last)
     prosumer = tuple(h.prosumer for h in scenario.households)
     tz = scenario.location.tz
