@@ -112,7 +112,7 @@ def _persist(trie: Any, node: list[Any]) -> Any:
         return node
     node_hash = keccak(encoded)
     trie._set_db_value(node_hash, encoded)
-    remember_node(node_hash, node)
+    remember_node(node_hash, node, len(encoded))
     return node_hash
 
 

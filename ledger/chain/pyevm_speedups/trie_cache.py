@@ -80,17 +80,22 @@ def _freeze(node: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
     )
 
 
-def _remember(node_hash: bytes, node: list[Any]) -> None:
+def _remember(node_hash: bytes, node: list[Any], size: int) -> None:
+    """Keep ``node`` (``size`` bytes encoded) decoded under ``node_hash``, unless it is longer
+    than :data:`MAX_CACHED_NODE_BYTES`."""
+    if size > MAX_CACHED_NODE_BYTES:
+        return
     if len(_nodes_by_hash) >= MAX_CACHED_NODES:
         _nodes_by_hash.clear()
     _nodes_by_hash[node_hash] = _freeze(node)
 
 
-def remember_node(node_hash: bytes, node: list[Any]) -> None:
-    """Keep ``node``, just stored under ``node_hash``, decoded (for writers that encode and
-    store nodes themselves, as ``ledger.chain.pyevm_speedups.trie_batch`` does)."""
+def remember_node(node_hash: bytes, node: list[Any], size: int) -> None:
+    """Keep ``node``, just stored under ``node_hash`` (``size`` bytes encoded), decoded (for
+    writers that encode and store nodes themselves, as ``ledger.chain.pyevm_speedups.trie_batch``
+    does)."""
     if node_hash not in _nodes_by_hash:
-        _remember(node_hash, node)
+        _remember(node_hash, node, size)
 
 
 def _get_node(self: _hexary.HexaryTrie, node_hash: Any) -> Any:
@@ -106,8 +111,7 @@ def _get_node(self: _hexary.HexaryTrie, node_hash: Any) -> Any:
         decoded = _nodes.decode_node(encoded)
         if type(decoded) is not list:
             return decoded
-        if len(encoded) <= MAX_CACHED_NODE_BYTES:
-            _remember(node_hash, decoded)
+        _remember(node_hash, decoded, len(encoded))
         return decoded
     return _copy(node)
 
@@ -154,13 +158,8 @@ def _get(self: _hexary.HexaryTrie, root_hash: Any, trie_key: Any) -> Any:
 def _create_node_to_db_mapping(self: _hexary.HexaryTrie, node: Any) -> tuple[Any, Any]:
     key, encoded = _original_create_mapping(self, node)
     # A node stored by hash is kept as it is written: the next block's reads start at it.
-    if (
-        encoded is not None
-        and type(node) is list
-        and len(encoded) <= MAX_CACHED_NODE_BYTES
-        and key not in _nodes_by_hash
-    ):
-        _remember(key, node)
+    if encoded is not None and type(node) is list and key not in _nodes_by_hash:
+        _remember(key, node, len(encoded))
     return key, encoded
 
 
