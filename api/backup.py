@@ -68,6 +68,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 from api.city import MARKETS_DIR, city_markets
+from api.settings import MARKET_NAME
 
 __all__ = [
     "BackupError",
@@ -216,8 +217,6 @@ class Manifest:
                 return f"member name {name!r} is not a plain relative path"
             if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256) or entry.size < 0:
                 return f"member {name} has no valid sha256 or size"
-        from api.settings import MARKET_NAME
-
         bad = [n for n in self.markets if not MARKET_NAME.fullmatch(n)]
         if bad:
             return f"market name {bad[0]!r} is not a market's name"
