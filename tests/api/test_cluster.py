@@ -125,20 +125,27 @@ def test_the_chain_lock_holds_the_shared_lock_while_any_thread_holds_it(
         assert first.shared.held  # still inside the outer hold
         assert not second.acquire(timeout=0.2)
         got: list[bool] = []
-        waiter = threading.Thread(target=lambda: got.append(second.acquire(timeout=10)))
-        waiter.start()
+        may_release = threading.Event()
+
+        def hold_then_release() -> None:
+            got.append(second.acquire(timeout=10))
+            may_release.wait(timeout=10)
+            second.release()  # the thread that took it lets it go
+
+        holder = threading.Thread(target=hold_then_release)
+        holder.start()
         time.sleep(0.2)
         assert got == []  # waiting for the other process
-    waiter.join(timeout=10)
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert got == [True]
     assert not first.shared.held
     assert not first.acquire(blocking=False)
-    # The thread that took it lets it go.
-    releaser = threading.Thread(target=second.release)
     with pytest.raises(RuntimeError):
         second.release()  # not this thread's
-    releaser.start()
-    releaser.join()
+    may_release.set()
+    holder.join(timeout=10)
     assert first.acquire(timeout=5)
     first.release()
 
