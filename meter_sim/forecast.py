@@ -76,6 +76,7 @@ from ledger.forecast import (
     accuracy_by_horizon,
     check_horizon,
     check_slot,
+    load_model_libraries,
     persistence,
     seasonal_naive,
 )
@@ -357,6 +358,8 @@ class HouseholdForecaster:
         self.flows = flows
         self.weather = weather
         self.geometry = geometry
+        # Loaded now, at set-up: the first slot that refits the load model does not wait.
+        load_model_libraries()
         self.load = LoadForecaster()
 
     def forecast(self, issue_slot: int, horizon_slots: int = MAX_HORIZON_SLOTS) -> Forecast:

@@ -1,7 +1,7 @@
 """Benchmark of Voisin's forecasts: accuracy over 14 days of the default street, and the time
 to forecast 1,000 households every slot. Prints figures; asserts nothing.
 
-    nice -n 10 .venv/bin/python scripts/bench_forecast.py             # accuracy and speed
+    nice -n 10 .venv/bin/python scripts/bench_forecast.py             # speed and accuracy
     nice -n 10 .venv/bin/python scripts/bench_forecast.py --compare   # the load libraries
     nice -n 10 .venv/bin/python scripts/bench_forecast.py --overhead 3  # in voisin simulate
 
@@ -11,9 +11,11 @@ neighbourhood's figures are those ``voisin simulate`` reports (:func:`forecast_r
 household figures pool every household's day-ahead forecast (issued every hour, 1 to 96 slots
 ahead) against its own seasonal-naive forecast.
 
-**Speed**: 1,000 households of the default street (400 with PV), 15 days metered; forecasts
-issued at consecutive slots of one day, 72 hours ahead each: the first of the day refits the
-load model, the others only update it.
+**Speed**: 1,000 households of the default street (400 with PV), 16 days metered; forecasts
+issued at consecutive slots of a day, 72 hours ahead each: the first of the day refits the
+load model, the others only update it. Then the first slot of the next day: a refit in a
+process that has refit before. Building the forecaster (set-up, once per process) loads the
+load model's libraries; it is timed on its own.
 
 ``--compare`` measures the candidate load libraries on the same 30 households, day-ahead from
 14 UTC midnights (each with the 14 days before it as history), each library in whatever
@@ -101,14 +103,19 @@ def households(scenario: Any, window: Any) -> None:
 def speed(n_households: int, slots: int) -> None:
     print(f"\n## Speed: {n_households} households, {slots} consecutive slots, 72 h ahead")
     started = time.perf_counter()
-    scenario = default_scenario(n_households, days=15)
+    scenario = default_scenario(n_households, days=16)
     flows = simulate(scenario)
-    print(f"simulating 15 days of metered history took {time.perf_counter() - started:.1f} s")
+    print(f"simulating 16 days of metered history took {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
-    weather = SimulatedWeather(scenario, scenario.first_slot + 15 * DAY, history_days=15)
+    weather = SimulatedWeather(scenario, scenario.first_slot + 16 * DAY, history_days=16)
     geometry = SolarGeometry.of(scenario, weather.first_slot, len(weather.kc))
-    forecaster = HouseholdForecaster(scenario, flows, weather, geometry)
     print(f"weather and sun positions set up in {time.perf_counter() - started:.2f} s")
+    started = time.perf_counter()
+    forecaster = HouseholdForecaster(scenario, flows, weather, geometry)
+    print(
+        f"the forecaster built (the load model's libraries loaded) in "
+        f"{time.perf_counter() - started:.2f} s"
+    )
     # The last slot of a UTC day: its forecast starts a new day, so it refits the load model;
     # the next slots are in the same UTC day and only update it.
     first_issue = (flows.first_slot + 14 * DAY) // DAY * DAY - 1
@@ -128,8 +135,14 @@ def speed(n_households: int, slots: int) -> None:
 
         pv_forecast_Wh(scenario, weather.forecast(issue, 288), geometry)
         parts["pv"].append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    forecaster.forecast(first_issue + DAY, 288)  # the next day: its refit
+    next_refit = time.perf_counter() - t0
     rest = np.array(times[1:])
-    print(f"first slot of the day (refits the load model): {times[0]:.2f} s")
+    print(
+        f"first slot of the day (refits the load model, the process's first fit): {times[0]:.2f} s"
+    )
+    print(f"first slot of the next day (refits again): {next_refit:.2f} s")
     print(
         f"the other {len(rest)} slots: median {np.median(rest):.3f} s, max {rest.max():.3f} s "
         f"(load update median {np.median(parts['load'][1:]):.3f} s, "
@@ -137,8 +150,9 @@ def speed(n_households: int, slots: int) -> None:
     )
     print(
         f"mean per slot over a day with one refit: "
-        f"{(times[0] + np.median(rest) * (DAY - 1)) / DAY:.3f} s"
+        f"{(next_refit + np.median(rest) * (DAY - 1)) / DAY:.3f} s"
     )
+    print(f"slowest slot: {max(times[0], next_refit, rest.max()):.2f} s")
 
 
 # ───────────────────────────── Inside voisin simulate ─────────────────────────────
@@ -324,6 +338,7 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=1000, help="households (speed)")
     parser.add_argument("--slots", type=int, default=12, help="consecutive slots (speed)")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument(
         "--overhead", type=int, metavar="PAIRS", help="time voisin simulate with and without"
     )
@@ -336,9 +351,11 @@ def main() -> None:
     if args.overhead:
         overhead(args.overhead)
         return
-    accuracy(args.days)
+    # Speed first, in a process that has not loaded the load model's libraries yet.
     if not args.skip_speed:
         speed(args.households, args.slots)
+    if not args.skip_accuracy:
+        accuracy(args.days)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ Pure forecasting logic, the accuracy metrics and the one interface weather comes
 
 PV needs a PV model, which lives with the simulator: :mod:`meter_sim.forecast` turns a weather
 forecast into PV and nets it with the load (docs/forecasts.md). Importing this package loads
-neither mlforecast nor scikit-learn: the load model imports them when it first fits.
+neither mlforecast nor scikit-learn: the load model imports them when it first fits, or
+earlier through :func:`load_model_libraries`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ledger.forecast.checks import (
     check_slot,
 )
 from ledger.forecast.errors import ForecastError, ForecastTypeError
-from ledger.forecast.load import LoadForecaster, forecast_load
+from ledger.forecast.load import LoadForecaster, forecast_load, load_model_libraries
 from ledger.forecast.metrics import HORIZONS, accuracy_by_horizon, mae, rmse, skill
 from ledger.forecast.weather import WeatherForecast, WeatherSource
 
@@ -43,6 +44,7 @@ __all__ = [
     "check_horizon",
     "check_slot",
     "forecast_load",
+    "load_model_libraries",
     "mae",
     "persistence",
     "rmse",

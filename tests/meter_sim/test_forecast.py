@@ -9,6 +9,8 @@ import io
 import itertools
 import json
 import math
+import subprocess
+import sys
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
@@ -209,3 +211,23 @@ def test_the_report_entry_is_computed_here_if_its_child_dies(
     assert ForecastAhead(s, 0, 8, died).result() == here
     assert forecast_report_ahead(s, 0, 8, window).result() == here
     assert forecast_report_ahead(s, 0, 8).result() == here  # the child recomputes the flows
+
+
+def test_a_household_forecaster_loads_the_load_model_at_set_up() -> None:
+    """Built, it has the model libraries loaded: its first forecast that refits does not wait
+    for their import (a quarter of a second, measured in scripts/bench_forecast.py)."""
+    code = (
+        "import sys\n"
+        "from meter_sim.scenario import default_scenario\n"
+        "from meter_sim.flows import simulate\n"
+        "from meter_sim.forecast import HouseholdForecaster, SimulatedWeather\n"
+        "s = default_scenario(2, days=1)\n"
+        "flows = simulate(s)\n"
+        "before = 'mlforecast' in sys.modules\n"
+        "HouseholdForecaster(s, flows, SimulatedWeather(s))\n"
+        "print(before, 'mlforecast' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert out.stdout.strip() == "False True"

@@ -3,6 +3,9 @@ better than seasonal-naive on a daily pattern with noise, and clear about bad in
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -102,3 +105,18 @@ def test_bad_input_is_refused_with_a_forecast_error() -> None:
         model.forecast(y, FIRST_SLOT + y.shape[1] - 1, 1.5)  # type: ignore[arg-type]
     with pytest.raises(ForecastTypeError):
         model.forecast([["a"] * 10], FIRST_SLOT, 4)
+
+
+def test_the_model_libraries_load_on_demand_and_not_with_the_package() -> None:
+    """Importing the package loads neither library (a run without forecasts keeps them out);
+    load_model_libraries loads both, as a forecaster built to fit every day does at set-up."""
+    code = (
+        "import sys; import ledger.forecast as f; "
+        "before = [m in sys.modules for m in ('mlforecast', 'sklearn')]; "
+        "f.load_model_libraries(); "
+        "print(before, [m in sys.modules for m in ('mlforecast', 'sklearn')])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[False, False] [True, True]"
