@@ -46,6 +46,7 @@ from meter_sim.forecast import (
     SolarGeometry,
     forecast_report,
     metered_with_history,
+    pv_forecast_Wh,
 )
 from meter_sim.scenario import default_scenario
 
@@ -131,8 +132,6 @@ def speed(n_households: int, slots: int) -> None:
         forecaster.load.forecast(flows.load_Wh[:, : at + 1], issue, 288)
         parts["load"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        from meter_sim.forecast import pv_forecast_Wh
-
         pv_forecast_Wh(scenario, weather.forecast(issue, 288), geometry)
         parts["pv"].append(time.perf_counter() - t0)
     t0 = time.perf_counter()
