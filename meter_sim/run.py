@@ -935,6 +935,11 @@ def collect_result(
         prosumer,
         tz,
     )
+    # What the report and the result need of the statements (every household's metered slots)
+    # and of the trade lines is in them by now: let both go before the audit reads the run
+    # again, so that a long run's end never holds them at once (a year's statements alone
+    # take over a gigabyte).
+    del statements, trades
     if before_audit is not None:
         before_audit(result)
     add_ledger_audit(report, client, engine, deployment_block, flows)

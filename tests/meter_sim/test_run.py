@@ -198,6 +198,45 @@ def test_every_report_field_matches_the_chain_and_the_flows(run: RunResult) -> N
     assert sum(balances.values()) + r["fees_ueur"] == sum(topped.values())
 
 
+def test_the_statements_are_let_go_before_the_audit_reads_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long run's end must not hold every household's statement while the audit reads the
+    whole run again: no statement the run built is alive when the audit starts."""
+    import gc
+
+    import meter_sim.run as run_module
+    from ledger.market.statements import Statement
+
+    built: set[int] = set()
+    alive_at_audit: list[int] = []
+    load = run_module.load_statements
+    audit_run = run_module.add_ledger_audit
+
+    def load_and_watch(*args: Any, **kwargs: Any) -> Any:
+        statements = load(*args, **kwargs)
+        built.update(id(s) for s in statements)
+        return statements
+
+    def audit_and_count(*args: Any, **kwargs: Any) -> None:
+        gc.collect()
+        alive = [o for o in gc.get_objects() if isinstance(o, Statement) and id(o) in built]
+        alive_at_audit.append(len(alive))
+        del alive
+        audit_run(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "load_statements", load_and_watch)
+    monkeypatch.setattr(run_module, "add_ledger_audit", audit_and_count)
+    small = replace(scenario(), households=scenario().households[:3])
+    result = run_simulation(small, data_dir=tmp_path / "d", first_slot=FIRST, slots=2)
+    assert len(built) == 3
+    assert alive_at_audit == [0]
+    # What the report and the result need of them was kept.
+    assert len(result.savings_ueur) == 3
+    assert len(result.report["household_figures"]) == 3
+    assert result.report["audit_ok"], result.report["audit_findings"]
+
+
 def test_a_run_refuses_a_data_dir_that_already_holds_it(tmp_path: Path) -> None:
     small = replace(scenario(), households=scenario().households[:2])
     run_simulation(small, data_dir=tmp_path / "d", first_slot=FIRST, slots=1)
