@@ -67,7 +67,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-from api.city import MARKETS_DIR, city_markets
+from api.city import MARKETS_DIR, city_markets, market_schema
 from api.settings import MARKET_NAME
 
 __all__ = [
@@ -78,6 +78,7 @@ __all__ = [
     "RestoreResult",
     "backup",
     "restore",
+    "restore_market",
     "verify_archive",
 ]
 
@@ -807,9 +808,12 @@ def _fsync_dir(path: Path) -> None:
 class RestoreResult:
     data_dir: Path
     manifest: Manifest
-    #: Where the data directory's former contents went (``--force`` on a non-empty one).
+    #: Where the data directory's former contents went (``--force`` on a non-empty one), or
+    #: the market's former folder (a market's restore).
     moved_aside: Path | None
     took_s: float
+    #: The one market restored into a city, or None (the whole archive was restored).
+    market: str | None = None
 
 
 #: Errors of a damaged archive, as tarfile and its decompressors raise them.
@@ -973,6 +977,235 @@ def restore(
     return RestoreResult(data_dir, manifest, moved, time.monotonic() - started)
 
 
+def set_aside_name(name: str, when: datetime) -> str:
+    """The name a folder ``name`` is moved aside to before a restore replaces it (UTC time;
+    never a market's name, so a city never serves what was set aside)."""
+    return f"{name}.before-restore-{when:%Y%m%dT%H%M%SZ}"
+
+
+def restore_market(
+    archive: Path,
+    data_dir: Path,
+    market: str,
+    *,
+    chain: str = "embedded",
+    chain_key: str | None = None,
+    database_url: str | None = None,
+    force: bool = False,
+    say: Say = print,
+) -> RestoreResult:
+    """Restore market ``market`` of the city backup ``archive`` into the city at ``data_dir``,
+    leaving its chain and its other markets as they are: the market's folder (and, in a
+    PostgreSQL city, the market's schema of the database of ``database_url``) become the
+    backup's. The chain must be the one the backup was taken from, holding the market's
+    contract and at or beyond the backup's head; the market's mirror then catches up with it
+    as after a crash. Everything is checked before anything is written; the market's former
+    folder is moved aside (``force`` only)."""
+    started = time.monotonic()
+    say(f"voisin restore: market {market} of {archive} into the city at {data_dir}")
+    manifest = verify_archive(archive)
+    if not manifest.markets:
+        raise Refused(
+            f"{archive} holds one market's data directory, not a city: restore it whole, "
+            "without --market"
+        )
+    if market not in manifest.markets:
+        raise Refused(
+            f"the backup holds no market {market!r}; its markets are "
+            f"{', '.join(sorted(manifest.markets))}"
+        )
+    if not (data_dir / MARKETS_DIR).is_dir():
+        raise Refused(
+            f"{data_dir} is not a city (no {MARKETS_DIR} folder): restore the whole backup into "
+            "a new folder instead, without --market"
+        )
+    busy = in_use(data_dir)
+    if busy:
+        raise Refused(f"{data_dir} is in use: {busy}")
+    folder = data_dir / MARKETS_DIR / market
+    schema_url = _market_restore_target(manifest, market, data_dir, database_url)
+    if not force:
+        present = entries_of(folder)
+        if present or (schema_url is not None and _schema_tables(schema_url, market)):
+            raise Refused(
+                f"market {market} already has data in {data_dir}: --force moves its folder "
+                f"aside (to {folder.with_name(set_aside_name(market, datetime.now(UTC)))}) and "
+                "puts the backup's in its place"
+            )
+    contract = manifest.markets[market].contract
+    _check_market_chain(archive, manifest, market, contract, data_dir, chain, chain_key)
+    say(
+        f"  archive verified: market {market}, contract {contract}, backed up at block "
+        f"{manifest.head_block} on {manifest.created_utc}; the chain holds it"
+    )
+    prefix = f"{MARKETS_DIR}/{market}/"
+    members = [n for n in manifest.files if n.startswith(prefix)]
+    staging = Path(tempfile.mkdtemp(prefix=f".{market}.", suffix=".restore", dir=folder.parent))
+    moved: Path | None = None
+    try:
+        _unpack(archive, manifest, staging, only=(*members, PG_DUMP_MEMBER))
+        if schema_url is not None:
+            say(f"  restoring the schema {market_schema(market)} with pg_restore…")
+            _pg_restore_schema(staging / PG_DUMP_MEMBER, schema_url, market_schema(market))
+        market_files = staging / MARKETS_DIR / market
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(market_files, 0o777 & ~umask)
+        if folder.exists():
+            moved = folder.with_name(set_aside_name(market, datetime.now(UTC)))
+            os.rename(folder, moved)
+        os.replace(market_files, folder)
+        _fsync_dir(folder.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return RestoreResult(data_dir, manifest, moved, time.monotonic() - started, market=market)
+
+
+def _market_restore_target(
+    manifest: Manifest, market: str, data_dir: Path, database_url: str | None
+) -> str | None:
+    """The city database whose schema of ``market`` is restored (None: SQLite, in the
+    market's folder); :class:`Refused` if the settings name another kind of database."""
+    if manifest.database_dialect == SQLITE:
+        if database_url:
+            raise Refused(
+                f"the backup holds a city whose markets keep SQLite in their folders under "
+                f"{data_dir / MARKETS_DIR}; VOISIN_DATABASE_URL names {_shown(database_url)}: "
+                "unset it to restore"
+            )
+        return None
+    if not database_url or dialect_of(database_url) != POSTGRESQL:
+        raise Refused(
+            "the backup holds a city on PostgreSQL: set VOISIN_DATABASE_URL to the city's "
+            f"database, whose schema {market_schema(market)} is restored"
+        )
+    return database_url
+
+
+def _check_market_chain(
+    archive: Path,
+    manifest: Manifest,
+    market: str,
+    contract: str,
+    data_dir: Path,
+    chain: str,
+    chain_key: str | None,
+) -> None:
+    """Refuse a chain that is not the one the backup of ``market`` was taken from: another
+    chain id, no deployment of ``contract`` where the backup's records put it, or a head
+    behind the backup's (its mirror would be ahead of the chain)."""
+    from ledger.chain.backends import open_chain
+    from ledger.errors import LedgerError
+
+    kind = EMBEDDED if chain == "embedded" else JSON_RPC
+    if kind == JSON_RPC and not chain.startswith(("http://", "https://")):
+        raise Refused(f"cannot restore onto chain {chain!r}: 'embedded' or a JSON-RPC http(s) URL")
+    if kind != manifest.chain_kind:
+        raise Refused(
+            f"the backup's chain is {manifest.chain_kind}, the city's settings name "
+            f"{'the embedded chain' if kind == EMBEDDED else chain}: a market restores onto "
+            "the chain it was backed up from"
+        )
+    if kind == EMBEDDED and not (data_dir / CHAIN_MEMBER).is_file():
+        raise Refused(f"{data_dir} holds no embedded chain ({data_dir / CHAIN_MEMBER} is missing)")
+    record = _archived_deployment(archive, manifest, market)
+    try:
+        with open_chain(chain, data_dir, chain_key) as opened:
+            chain_id = int(opened.chain_id)
+            head = int(opened.w3.eth.block_number)
+            deployed = _deployment_on_chain(opened.w3, str(record.get("tx_hash", "")))
+    except LedgerError as exc:
+        raise BackupError(f"cannot open the city's chain: {exc}") from exc
+    where = f"the city's chain (id {chain_id})"
+    if chain_id != manifest.chain_id:
+        raise Refused(
+            f"the backup was taken on chain {manifest.chain_id}, {where} is another: a market "
+            "restores onto the chain it was backed up from"
+        )
+    if deployed is None or deployed.lower() != contract.lower():
+        raise Refused(
+            f"{where} has no deployment of market {market}'s contract {contract} (transaction "
+            f"{record.get('tx_hash')}): a market restores onto the chain it was backed up from"
+        )
+    if head < manifest.head_block:
+        raise Refused(
+            f"{where} is at block {head}, behind the backup's block {manifest.head_block}: the "
+            "market's database would be ahead of its chain"
+        )
+
+
+def _archived_deployment(archive: Path, manifest: Manifest, market: str) -> dict[str, Any]:
+    """The backup's deployment record of ``market`` on its chain, read from ``archive`` and
+    checked against the manifest's checksum once more."""
+    name = f"{MARKETS_DIR}/{market}/{DEPLOYMENTS}"
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            data = _read_member(tar, tar.getmember(name))
+    except (KeyError, *_DAMAGED) as exc:
+        raise Refused(f"{archive} changed since it was verified ({name}): {exc}") from exc
+    if hashlib.sha256(data).hexdigest() != manifest.files[name].sha256:
+        raise Refused(f"{archive} changed since it was verified ({name})")
+    try:
+        record = json.loads(data)[str(manifest.chain_id)]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Refused(
+            f"the backup's {name} records no deployment on chain {manifest.chain_id}"
+        ) from exc
+    if not isinstance(record, dict):
+        raise Refused(f"the backup's {name} records no deployment on chain {manifest.chain_id}")
+    return record
+
+
+def _deployment_on_chain(w3: Any, tx_hash: str) -> str | None:
+    """The address of the contract transaction ``tx_hash`` created on ``w3``'s chain, or None
+    (no such transaction, or one that created no contract)."""
+    from web3.exceptions import TransactionNotFound
+
+    if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
+        return None
+    try:
+        receipt = w3.eth.get_transaction_receipt(tx_hash)
+    except TransactionNotFound:
+        return None
+    address = receipt.get("contractAddress")
+    return None if address is None else str(address)
+
+
+def _schema_tables(database_url: str, market: str) -> list[str]:
+    """The tables of ``market``'s schema in the city database of ``database_url``."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return sorted(inspect(conn).get_table_names(schema=market_schema(market)))
+    except SQLAlchemyError as exc:
+        raise BackupError(f"cannot reach the database {_shown(database_url)}: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def _pg_restore_schema(dump: Path, database_url: str, schema: str) -> None:
+    """Restore ``schema`` alone from a city's dump into the database of ``database_url``,
+    replacing its tables there, in one transaction (the other schemas are not touched)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    # pg_restore --schema restores the schema's objects, not the schema itself.
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    except SQLAlchemyError as exc:
+        raise BackupError(f"cannot reach the database {_shown(database_url)}: {exc}") from exc
+    finally:
+        engine.dispose()
+    args = ["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"]
+    args += ["--clean", "--if-exists", f"--schema={schema}"]
+    _run_pg("pg_restore", [*args, str(dump)], database_url)
+
+
 def _restore_target(
     manifest: Manifest, data_dir: Path, database_url: str | None, *, force: bool
 ) -> str | None:
@@ -1030,12 +1263,16 @@ def _postgres_tables(database_url: str) -> list[str]:
         engine.dispose()
 
 
-def _unpack(archive: Path, manifest: Manifest, dest: Path) -> None:
-    """Write every member into ``dest`` with its mode, fsynced, checking each against the
-    manifest again as it is written (the archive could have changed since it was verified)."""
+def _unpack(
+    archive: Path, manifest: Manifest, dest: Path, only: Iterable[str] | None = None
+) -> None:
+    """Write every member (or those named in ``only``) into ``dest`` with its mode, fsynced,
+    checking each against the manifest again as it is written (the archive could have
+    changed since it was verified)."""
+    wanted = None if only is None else set(only)
     with tarfile.open(archive, "r:*") as tar:
         for member in tar:
-            if member.name == MANIFEST_NAME:
+            if member.name == MANIFEST_NAME or (wanted is not None and member.name not in wanted):
                 continue
             entry = manifest.files[member.name]
             path = dest / member.name
@@ -1080,6 +1317,12 @@ def summary(result: BackupResult) -> str:
 
 def restore_summary(result: RestoreResult) -> str:
     m = result.manifest
+    if result.market is not None:
+        return (
+            f"restore ok: market {result.market} of {result.data_dir} holds its backup of "
+            f"{m.created_utc} (taken at block {m.head_block}, database {m.database_dialect}); "
+            f"the chain and the other markets are as they were, in {result.took_s:.1f} s"
+        )
     city = f"a city of {len(m.markets)} markets, " if m.markets else ""
     return (
         f"restore ok: {result.data_dir} holds the backup of {m.created_utc} ({city}chain "
@@ -1091,6 +1334,15 @@ def restore_summary(result: RestoreResult) -> str:
 def after_restore(result: RestoreResult, settings_env: Mapping[str, str]) -> list[str]:
     """What to do next, as lines: start the server on the directory, the settings it needs."""
     m = result.manifest
+    if result.market is not None:
+        lines = [
+            f"start the city again (VOISIN_DATA_DIR={result.data_dir} voisin serve --markets "
+            "..., as before): the market's mirror catches up with the chain from the backup's "
+            "block, and its outbox finishes what the backup had queued",
+        ]
+        if result.moved_aside is not None:
+            lines.append(f"the market's former folder is in {result.moved_aside}")
+        return lines
     lines = [f"start it: VOISIN_DATA_DIR={result.data_dir} voisin serve"]
     if m.markets:
         lines = [

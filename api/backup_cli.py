@@ -69,6 +69,15 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="restore over a non-empty data directory (moved aside whole) or database",
     )
+    restore.add_argument(
+        "--market",
+        metavar="NAME",
+        help=(
+            "restore only this market of a city's backup into the city at the data directory, "
+            "leaving its chain and its other markets as they are (--force moves the market's "
+            "folder aside)"
+        ),
+    )
     restore.set_defaults(func=run_restore)
 
 
@@ -114,23 +123,49 @@ def run_backup(args: argparse.Namespace) -> int:
 def run_restore(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from api.backup import BackupError, Refused, after_restore, restore, restore_summary
+    from api.backup import (
+        BackupError,
+        Refused,
+        after_restore,
+        restore,
+        restore_market,
+        restore_summary,
+    )
     from api.paths import absolute
-    from api.settings import Settings
+    from api.settings import MARKET_NAME, Settings
 
     try:
         settings = Settings()
     except ValidationError as exc:
         return _fail("restore", f"invalid settings:\n{exc}", 2)
     data_dir = absolute(args.data_dir) if args.data_dir else settings.data_dir
-    try:
-        result = restore(
-            absolute(args.archive),
-            data_dir,
-            database_url=settings.database_url,
-            force=args.force,
-            say=_say,
+    if args.market is not None and not MARKET_NAME.fullmatch(args.market):
+        return _fail(
+            "restore",
+            f"--market {args.market!r} is not a market's name (lowercase letters, digits and "
+            "inner hyphens, at most 32)",
+            2,
         )
+    try:
+        if args.market is not None:
+            result = restore_market(
+                absolute(args.archive),
+                data_dir,
+                args.market,
+                chain=settings.chain,
+                chain_key=settings.chain_key_value(),
+                database_url=settings.database_url,
+                force=args.force,
+                say=_say,
+            )
+        else:
+            result = restore(
+                absolute(args.archive),
+                data_dir,
+                database_url=settings.database_url,
+                force=args.force,
+                say=_say,
+            )
     except Refused as exc:
         return _fail("restore", str(exc), 2)
     except (BackupError, OSError) as exc:

@@ -371,6 +371,21 @@ class Services:
     def tariffs(self) -> Tariffs:
         return self.on_chain(self.client.tariffs)
 
+    def recover_evidence(self) -> int:
+        """Mirror the chain, then take back from it the signed readings of committed readings
+        the evidence store lacks (a database restored from a backup taken before they were
+        committed: :mod:`ledger.readings.recovery`); returns how many."""
+        from ledger.readings.recovery import recover_signed_readings
+
+        self.on_chain(self.mirror)
+        recovered = self.on_chain(lambda: recover_signed_readings(self.client, self.engine))
+        if recovered:
+            log.warning(
+                "took back %d signed readings from the chain: the evidence store lacked them",
+                recovered,
+            )
+        return recovered
+
     # ───────────────────────────── The audit ─────────────────────────────
 
     def chain_access(self) -> ChainAccess | None:
@@ -459,6 +474,10 @@ class Services:
         """Elected: drain the outbox, settle, keep audits and send webhooks from here on."""
         if self._stop.is_set():
             return
+        try:
+            self.recover_evidence()
+        except Exception:  # the audit reports what stays missing; the market goes on
+            log.exception("taking signed readings back from the chain failed")
         self._thread = threading.Thread(target=self._loop, name="voisin-outbox", daemon=True)
         self._thread.start()
         self.keeper.start()

@@ -33,7 +33,7 @@ from ledger.mirror.models import (
     plain_rows,
 )
 
-__all__ = ["GENESIS_DIGEST", "compute_leaves", "link_digest", "seal_slot"]
+__all__ = ["GENESIS_DIGEST", "compute_leaves", "link_digest", "rebuild_link", "seal_slot"]
 
 GENESIS_DIGEST = "0x" + "00" * 32
 #: The outcome fields a seal covers (all but the worker's bookkeeping of its own batches).
@@ -129,22 +129,60 @@ def seal_slot(
     session: Session, slot: int, sealed_block: int, outcome: SlotOutcomeRecord
 ) -> SlotDigestRecord:
     """Append ``slot``'s link to the chain in ``session`` (the caller commits); idempotent."""
-    existing = session.exec(select(SlotDigestRecord).where(SlotDigestRecord.slot == slot)).first()
+    existing = _link_of(session, slot)
     if existing is not None:
         return existing
+    prev, readings, fills = _sealing_inputs(session, slot)
+    record = _link(
+        slot, sealed_block, prev, compute_leaves(slot, sealed_block, readings, fills, outcome)
+    )
+    session.add(record)
+    return record
+
+
+def rebuild_link(
+    session: Session,
+    slot: int,
+    outcome: SlotOutcomeRecord,
+    head: str,
+    sealed_blocks: Iterable[int],
+) -> SlotDigestRecord | None:
+    """Append the link of ``slot`` that the chain sealed as ``head``, rebuilt from the mirror,
+    if one of ``sealed_blocks`` gives it (the caller commits); None, appending nothing, if none
+    does. For a database that lost the link (restored from before the slot was settled): the
+    link covers the mirror's records up to the block it was sealed at, which only the head
+    proves, so each candidate block is tried and the link kept only if it is the one sealed."""
+    existing = _link_of(session, slot)
+    if existing is not None:
+        return existing if existing.digest == head else None
+    prev, readings, fills = _sealing_inputs(session, slot)
+    for block in sealed_blocks:
+        record = _link(slot, block, prev, compute_leaves(slot, block, readings, fills, outcome))
+        if record.digest == head:
+            session.add(record)
+            return record
+    return None
+
+
+def _link_of(session: Session, slot: int) -> SlotDigestRecord | None:
+    return session.exec(select(SlotDigestRecord).where(SlotDigestRecord.slot == slot)).first()
+
+
+def _sealing_inputs(session: Session, slot: int) -> tuple[str, list[Any], list[Any]]:
+    """The newest link's digest (the one the next link follows), and the slot's records."""
     readings = plain_rows(session, ReadingRecord, ReadingRecord.slot == slot)
     fills = plain_rows(session, FillRecord, FillRecord.slot == slot)
     last = session.exec(
         select(SlotDigestRecord).order_by(col(SlotDigestRecord.seq).desc()).limit(1)
     ).first()
-    prev = GENESIS_DIGEST if last is None else last.digest
-    leaves = compute_leaves(slot, sealed_block, readings, fills, outcome)
-    record = SlotDigestRecord(
+    return (GENESIS_DIGEST if last is None else last.digest), readings, fills
+
+
+def _link(slot: int, sealed_block: int, prev: str, leaves: Mapping[str, str]) -> SlotDigestRecord:
+    return SlotDigestRecord(
         slot=slot,
         sealed_block=sealed_block,
         prev_digest=prev,
         digest=link_digest(prev, slot, sealed_block, leaves),
         leaves_json=json.dumps(leaves, sort_keys=True),
     )
-    session.add(record)
-    return record

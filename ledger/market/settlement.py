@@ -33,7 +33,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, delete, func, select
 
 from ledger import errors
-from ledger.audit.digest import seal_slot
+from ledger.audit.digest import rebuild_link, seal_slot
 from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
 from ledger.market.agents import AgentSettings, effective_limit
@@ -47,6 +47,7 @@ from ledger.mirror.models import (
     FillRecord,
     HouseholdRecord,
     IndexerCursor,
+    ReadingRecord,
     SettlementBatchRecord,
     SlotDigestRecord,
     SlotOutcome,
@@ -247,13 +248,21 @@ class SettlementWorker:
         while self.client.batch_settled(slot, first_batch):
             first_batch += 1
         result, metered = self._clear(slot, tariffs, {})
-        surplus = result.matched_Wh + result.unmatched_surplus_Wh
-        deficit = result.matched_Wh + result.unmatched_deficit_Wh
+        # What those batches settled is gone from what is left to clear: the slot's figures
+        # count it again, so that they hold its whole surplus and deficit.
+        already, settled_price = self._settled_before(slot)
+        surplus = result.matched_Wh + result.unmatched_surplus_Wh + already
+        deficit = result.matched_Wh + result.unmatched_deficit_Wh + already
+        price = result.clearing_price_ueur_per_kWh
+        if already and not result.fills:
+            price = settled_price
+        elif already and price != settled_price:
+            price = None  # two prices in one slot: no single clearing price
         record = SlotOutcomeRecord(
             slot=slot,
             status="planned",
             mechanism=self.mechanism_name,
-            clearing_price_ueur_per_kWh=result.clearing_price_ueur_per_kWh,
+            clearing_price_ueur_per_kWh=price,
             households=metered,
             surplus_Wh=surplus,
             deficit_Wh=deficit,
@@ -270,6 +279,15 @@ class SettlementWorker:
             stored = session.get(SlotOutcomeRecord, slot)
             assert stored is not None
             return stored
+
+    def _settled_before(self, slot: int) -> tuple[int, int | None]:
+        """The energy (Wh) of ``slot``'s real-time fills the mirror already holds, which a
+        settlement this worker has no record of sent (another worker before it, or a database
+        restored from before it), and their price when they share one."""
+        with Session(self.engine) as session:
+            fills = plain_rows(session, FillRecord, FillRecord.slot == slot, FillRecord.bid_id != 0)
+        prices = {f.price_ueur_per_kWh for f in fills}
+        return sum(f.energy_Wh for f in fills), (next(iter(prices)) if len(prices) == 1 else None)
 
     def _replan(
         self, slot: int, from_batch: int, tariffs: Tariffs, caps: Mapping[int, int]
@@ -478,12 +496,49 @@ class SettlementWorker:
                 record.clearing_price_ueur_per_kWh = None
             session.add(record)
             # Seal the slot in the digest chain with its outcome (same transaction): any later
-            # change to its mirrored records shows in the audit (ledger.audit.digest).
+            # change to its mirrored records shows in the audit (ledger.audit.digest). A slot
+            # the chain sealed already (the database lost its link: restored from before it)
+            # gets back the very link sealed, if the mirror and the outcome rebuild it.
             cursor = session.get(IndexerCursor, self.client.address)
-            seal_slot(session, slot, 0 if cursor is None else cursor.last_block, record)
+            sealed = _sealed_on_chain(session, self.client.address, slot)
+            if sealed is None or rebuild_link(session, slot, record, *sealed) is None:
+                seal_slot(session, slot, 0 if cursor is None else cursor.last_block, record)
             outcome = SlotOutcome.model_validate(record, from_attributes=True)
         self._log(
             f"slot {slot}: {outcome.fills} fills, {outcome.matched_Wh} Wh in "
             f"{outcome.batches} batch(es), {outcome.gas_used} gas"
         )
         return outcome
+
+
+def _sealed_on_chain(session: Session, contract: str, slot: int) -> tuple[str, range] | None:
+    """The head the chain sealed for ``slot`` (its mirrored ``SlotSealed``), with the blocks the
+    database can have sealed it at, newest first: before the seal's block, and no earlier than
+    the slot's newest record or the link before it; None if the chain has not sealed it."""
+    newest = [
+        session.exec(select(func.max(model.block_number)).where(model.slot == slot)).one() or 0
+        for model in (ReadingRecord, FillRecord)
+    ]
+    last_link = (
+        session.exec(
+            select(SlotDigestRecord.sealed_block)
+            .order_by(col(SlotDigestRecord.seq).desc())
+            .limit(1)
+        ).first()
+        or 0
+    )
+    low = max(*newest, last_link)
+    seals = session.exec(
+        select(ChainEvent.block_number, ChainEvent.args_json)
+        .where(
+            ChainEvent.contract == contract,
+            ChainEvent.name == "SlotSealed",
+            col(ChainEvent.block_number) > low,
+        )
+        .order_by(col(ChainEvent.block_number))
+    )
+    for block, args_json in seals:
+        args = json.loads(args_json)
+        if int(args["slot"]) == slot:
+            return str(args["digestHead"]).lower(), range(block - 1, low - 1, -1)
+    return None

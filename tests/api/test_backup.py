@@ -712,3 +712,159 @@ def test_a_city_on_postgresql_comes_back_with_every_market_schema(
             market = Market(name, client, again.state.city.services(name))
             assert market.services.client.address == contracts[name]
             assert market.get("/v1/trades", headers=OP).json() == trades[name]
+
+
+# ───────────────────────────── One market of a city ─────────────────────────────
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_was(
+    tmp_path: Path, archive: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A city on the embedded chain with SQLite: `voisin restore --market north` puts north's
+    backed-up folder back, moves the former aside, and touches neither the chain nor the other
+    market; north's mirror then catches up with what the chain did after the backup."""
+    from api.city_app import create_city_app
+    from tests.api.test_city import MARKETS_SETTING, Market, _trade
+
+    settings = _settings(tmp_path, markets=MARKETS_SETTING)
+    data = settings.data_dir
+    app = create_city_app(settings, background=False)
+    with TestClient(app) as client:
+        for sellers, name in enumerate(("north", "south-2"), start=1):
+            _trade(Market(name, client, app.state.city.services(name)), past_slot(8), 2,
+                   sellers=sellers, buyers=2)  # fmt: skip
+    city_archive = tmp_path / "city.tar.gz"
+    assert voisin("backup", "--data-dir", data, "--to", city_archive) == 0
+    backed_up = verify_archive(city_archive)
+    # Both markets go on after the backup.
+    with TestClient(app) as client:
+        for name in ("north", "south-2"):
+            _trade(Market(name, client, app.state.city.services(name)), past_slot(4), 1,
+                   sellers=1, buyers=1)  # fmt: skip
+        north = Market("north", client, app.state.city.services("north"))
+        trades_on_chain = north.get("/v1/trades", headers=OP).json()
+        head = int(north.services.client.w3.eth.block_number)
+    north_db, south_db = (data / "markets" / n / "voisin.db" for n in ("north", "south-2"))
+    north_before, south_before = _sha256(north_db), _sha256(south_db)
+    capsys.readouterr()
+
+    # Refused, nothing written: no --force while north has data, an unknown or garbled
+    # market, an archive that is not a city's, a folder that is not a city.
+    assert voisin("restore", city_archive, "--data-dir", data, "--market", "north") == 2
+    assert "--force moves its folder aside" in capsys.readouterr().err
+    assert voisin("restore", city_archive, "--data-dir", data, "--market", "east", "--force") == 2
+    assert "no market 'east'; its markets are north, south-2" in capsys.readouterr().err
+    assert voisin("restore", city_archive, "--data-dir", data, "--market", "North!") == 2
+    assert "not a market's name" in capsys.readouterr().err
+    assert voisin("restore", archive, "--data-dir", data, "--market", "north", "--force") == 2
+    assert "not a city: restore it whole" in capsys.readouterr().err
+    other = tmp_path / "other"
+    other.mkdir()
+    assert voisin("restore", city_archive, "--data-dir", other, "--market", "north") == 2
+    assert "is not a city" in capsys.readouterr().err
+    assert (_sha256(north_db), _sha256(south_db)) == (north_before, south_before)
+    assert not list((data / "markets").glob("north.before-restore-*"))
+
+    assert voisin("restore", city_archive, "--data-dir", data, "--market", "north", "--force") == 0
+    said = capsys.readouterr().out
+    assert "restore ok: market north" in said and "the chain holds it" in said
+    aside = list((data / "markets").glob("north.before-restore-*"))
+    assert len(aside) == 1 and _sha256(aside[0] / "voisin.db") == north_before
+    assert _sha256(north_db) != north_before
+    assert _sha256(south_db) == south_before
+    assert not [p for p in (data / "markets").iterdir() if p.name.endswith(".restore")]
+    records = (data / "markets" / "north" / "deployments.json").read_text()
+    assert backed_up.markets["north"].contract in records
+
+    # The city serves north again from the backup's state, and its mirror catches up: the
+    # trades the chain settled after the backup are back, and the city's audit is clean.
+    again = create_city_app(settings, background=False)
+    with TestClient(again) as client:
+        north = Market("north", client, again.state.city.services("north"))
+        assert int(north.services.client.w3.eth.block_number) == head
+        assert north.get("/v1/trades", headers=OP).json()["total"] < trades_on_chain["total"]
+        # What the server's indexer does as it starts.
+        # The signed readings committed since the backup come back from the chain's
+        # transactions (what the leader does as it starts): provenance holds again.
+        assert north.services.recover_evidence() == 2
+        assert north.get("/v1/trades", headers=OP).json() == trades_on_chain
+        assert north.services.recover_evidence() == 0
+        # The slot settled since the backup is not settled twice, its figures are whole, and
+        # its link of the digest chain is rebuilt as the chain sealed it.
+        late = past_slot(4)
+        r = north.post(f"/v1/market/slots/{late}/settle", headers=OP)
+        assert r.status_code == 200, r.text
+        outcome = r.json()
+        assert outcome["fills"] == 1 and outcome["matched_Wh"] == 300
+        assert outcome["unmatched_surplus_Wh"] == 100 and outcome["unmatched_deficit_Wh"] == 0
+        # Its link of the digest chain is rebuilt as the chain sealed it.
+        assert north.services.client.sealed_digest_head(late) is not None
+    assert voisin("audit", "--data-dir", data, "--city") == 0
+
+
+@pytest.mark.anvil
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_one_market_of_a_city_on_postgresql_comes_back_in_its_own_schema(
+    tmp_path: Path,
+    anvil_url: str,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On PostgreSQL a market's restore replaces its own schema of the city's database from
+    the city's dump, in one transaction, and leaves the other markets' schemas alone."""
+    from api.city_app import create_city_app
+    from tests.api.test_city import MARKETS_SETTING, Market, _trade
+    from tests.conftest import ANVIL_KEY
+
+    chain = {"chain": anvil_url, "chain_key": ANVIL_KEY}
+    settings = _settings(tmp_path, markets=MARKETS_SETTING, database_url=postgres_url, **chain)
+    app = create_city_app(settings, background=False)
+    with TestClient(app) as client:
+        for name in ("north", "south-2"):
+            _trade(Market(name, client, app.state.city.services(name)), past_slot(8), 1,
+                   sellers=1, buyers=1)  # fmt: skip
+    for name, value in (("CHAIN", anvil_url), ("CHAIN_KEY", ANVIL_KEY),
+                        ("DATABASE_URL", postgres_url)):  # fmt: skip
+        monkeypatch.setenv(f"VOISIN_{name}", value)
+    city_archive = tmp_path / "city.tar.gz"
+    assert voisin("backup", "--data-dir", settings.data_dir, "--to", city_archive) == 0
+    with TestClient(app) as client:
+        north, south = (Market(n, client, app.state.city.services(n)) for n in ("north", "south-2"))
+        trades_at_backup = north.get("/v1/trades", headers=OP).json()
+        _trade(north, past_slot(4), 1, sellers=1, buyers=1)
+        _trade(south, past_slot(4), 1, sellers=1, buyers=1)
+        south_trades = south.get("/v1/trades", headers=OP).json()
+        north_trades = north.get("/v1/trades", headers=OP).json()
+        assert north_trades["total"] > trades_at_backup["total"]
+    capsys.readouterr()
+
+    # Without the city's PostgreSQL URL: refused, nothing written.
+    monkeypatch.setenv("VOISIN_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    argv = ("restore", city_archive, "--data-dir", settings.data_dir, "--market", "north")
+    assert voisin(*argv, "--force") == 2
+    assert "set VOISIN_DATABASE_URL to the city's database" in capsys.readouterr().err
+    monkeypatch.setenv("VOISIN_DATABASE_URL", postgres_url)
+    assert voisin(*argv) == 2  # its schema holds data: --force
+    assert "--force moves its folder aside" in capsys.readouterr().err
+    assert voisin(*argv, "--force") == 0
+    assert "restoring the schema market_north with pg_restore" in capsys.readouterr().out
+
+    again = create_city_app(settings, background=False)
+    with TestClient(again) as client:
+        north, south = (
+            Market(n, client, again.state.city.services(n)) for n in ("north", "south-2")
+        )
+        # North's schema is the backup's until it mirrors the chain again; south's is as it
+        # was.
+        assert north.get("/v1/trades", headers=OP).json() == trades_at_backup
+        assert south.get("/v1/trades", headers=OP).json() == south_trades
+        assert north.services.recover_evidence() == 2
+        assert north.get("/v1/trades", headers=OP).json() == north_trades

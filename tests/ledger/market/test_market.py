@@ -24,7 +24,7 @@ from ledger.market.data import MarketDataError, load_statement, load_statements
 from ledger.market.settlement import BASE_BATCH_GAS, WORST_FILL_GAS, SettlementWorker, SlotOutcome
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
-from ledger.mirror.models import SettlementBatchRecord, SlotOutcomeRecord
+from ledger.mirror.models import SettlementBatchRecord, SlotDigestRecord, SlotOutcomeRecord
 from ledger.types import KEPT_SLOTS, Event
 from tests.world import SLOT, Member, World, new_world
 
@@ -390,3 +390,38 @@ def test_a_slot_settled_after_a_backlog_leaves_out_the_households_whose_slot_has
     assert outcome.matched_Wh == 400 and outcome.surplus_Wh == 400
     assert client.slot_energy(late_seller.id, SLOT).sold_Wh == 400
     assert buyer.id in {e.args["buyer"] for e in market.events("FillSettled")}
+
+
+def test_a_slot_settled_before_its_database_was_lost_keeps_its_whole_figures(
+    memory_chain: Chain, tmp_path: Path
+) -> None:
+    """A worker whose database lost a settled slot (restored from before it, or another
+    worker's) finds the slot's batches on chain: it sends nothing again, the slot's figures
+    count what those batches settled (no negative unmatched energy), and its digest link is
+    the one the chain sealed."""
+    market = new_market(memory_chain, tmp_path, households=8)
+    post_default_orders(
+        market.world.client, market.engine, market.agents, SLOT, start_block=market.start_block
+    )
+    market.meter_slot(
+        SLOT, {m.id: (0, 700) if m.id in market.prosumers else (400, 0) for m in market.members}
+    )
+    original = market.worker().settle_slot(SLOT)
+    assert original.matched_Wh > 0 and original.fills > 0
+    with Session(market.engine) as s:
+        for model in (SlotOutcomeRecord, SettlementBatchRecord, SlotDigestRecord):
+            for row in s.exec(select(model)).all():
+                s.delete(row)
+        s.commit()
+
+    again = market.worker().settle_slot(SLOT)
+    assert len(market.events("BatchSettled")) == original.batches  # nothing sent twice
+    fields = ("clearing_price_ueur_per_kWh", "households", "surplus_Wh", "deficit_Wh",
+              "matched_Wh", "unmatched_surplus_Wh", "unmatched_deficit_Wh", "fills",
+              "cost_ueur", "fees_ueur")  # fmt: skip
+    assert {f: getattr(again, f) for f in fields} == {f: getattr(original, f) for f in fields}
+    assert again.unmatched_surplus_Wh >= 0 and again.unmatched_deficit_Wh >= 0
+    # Its link of the digest chain comes back as the chain sealed it, not a new one.
+    with Session(market.engine) as s:
+        links = s.exec(select(SlotDigestRecord)).all()
+    assert [link.digest for link in links] == [market.world.client.sealed_digest_head(SLOT)]
