@@ -648,6 +648,57 @@ def test_on_a_json_rpc_node_the_database_and_files_are_backed_up_and_the_chain_l
         assert balances(Api(client, again.state.services), members) == before
 
 
+@pytest.mark.anvil
+def test_a_backup_restored_behind_a_node_that_went_on_converges_with_a_clean_audit(
+    tmp_path: Path, anvil_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual case on a JSON-RPC node: the chain went on after the database's backup
+    (readings committed, a slot settled and sealed). Restored, the database catches up: the
+    signed readings come back from the chain, the slot is not settled again and gets back
+    its sealed digest link, and the balances and the audit are those of the ledger that went
+    on."""
+    from tests.conftest import ANVIL_KEY
+
+    settings = _settings(tmp_path, chain=anvil_url, chain_key=ANVIL_KEY)
+    app = create_app(settings, background=False)
+    monkeypatch.setenv("VOISIN_CHAIN", anvil_url)
+    monkeypatch.setenv("VOISIN_CHAIN_KEY", ANVIL_KEY)
+    archive = tmp_path / "rpc.tar.gz"
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        settled = populate(api)
+        members = list(api.members)
+        assert voisin("backup", "--data-dir", settings.data_dir, "--to", archive) == 0
+        later = settled + 2
+        batch = [api.reading(members[0], later, export_Wh=500)]
+        batch += [api.reading(m, later, import_Wh=200) for m in members[1:]]
+        assert client.post("/readings", json={"readings": batch}).status_code == 202
+        api.flush()
+        r = client.post(f"/market/slots/{later}/settle", headers=OP)
+        assert r.status_code == 200 and r.json()["matched_Wh"] > 0, r.text
+        outcome = r.json()
+        went_on = balances(api, members)
+        head = api.services.client.sealed_digest_head(later)
+        assert head is not None
+
+    restored = tmp_path / "restored"
+    assert voisin("restore", archive, "--data-dir", restored) == 0
+    again = create_app(
+        _settings(tmp_path, data_dir=restored, chain=anvil_url, chain_key=ANVIL_KEY),
+        background=False,
+    )
+    with TestClient(again) as client:
+        api = Api(client, again.state.services, members)
+        assert api.services.recover_evidence() == len(batch)
+        assert balances(api, members) == went_on
+        r = client.post(f"/market/slots/{later}/settle", headers=OP)
+        assert r.status_code == 200, r.text
+        figures = ("matched_Wh", "surplus_Wh", "deficit_Wh", "fills", "cost_ueur", "fees_ueur")
+        assert {k: r.json()[k] for k in figures} == {k: outcome[k] for k in figures}
+        assert api.services.client.sealed_digest_head(later) == head
+    assert voisin("audit", "--data-dir", restored) == 0
+
+
 # ───────────────────────────── A city ─────────────────────────────
 
 
