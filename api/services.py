@@ -56,6 +56,7 @@ from api.keeper import Keeper
 from api.metrics import Metrics
 from api.outbox import Outbox
 from api.ratelimit import RateLimiter
+from api.recovery import Recovered, adopt_households
 from api.schema import prepare as prepare_schema
 from api.settings import Settings
 from api.sqlite_pragmas import sqlite_pragmas
@@ -371,20 +372,28 @@ class Services:
     def tariffs(self) -> Tariffs:
         return self.on_chain(self.client.tariffs)
 
-    def recover_evidence(self) -> int:
-        """Mirror the chain, then take back from it the signed readings of committed readings
-        the evidence store lacks (a database restored from a backup taken before they were
-        committed: :mod:`ledger.readings.recovery`); returns how many."""
+    def recover_from_chain(self) -> Recovered:
+        """Mirror the chain, then take back from it what a database restored from before its
+        latest blocks lacks (:mod:`api.recovery`): the signed readings of readings committed
+        since, and the households registered since."""
         from ledger.readings.recovery import recover_signed_readings
 
         self.on_chain(self.mirror)
-        recovered = self.on_chain(lambda: recover_signed_readings(self.client, self.engine))
-        if recovered:
+        readings = self.on_chain(lambda: recover_signed_readings(self.client, self.engine))
+        households = self.on_chain(lambda: adopt_households(self.client, self.engine))
+        if readings:
             log.warning(
                 "took back %d signed readings from the chain: the evidence store lacked them",
-                recovered,
+                readings,
             )
-        return recovered
+        if households:
+            log.warning(
+                "took back households %s from the chain: the database had no record of them; "
+                "issue each a token and a new account key (POST /households/{id}/token and "
+                "/rotate-key)",
+                ", ".join(str(h) for h in households),
+            )
+        return Recovered(readings, tuple(households))
 
     # ───────────────────────────── The audit ─────────────────────────────
 
@@ -475,9 +484,9 @@ class Services:
         if self._stop.is_set():
             return
         try:
-            self.recover_evidence()
+            self.recover_from_chain()
         except Exception:  # the audit reports what stays missing; the market goes on
-            log.exception("taking signed readings back from the chain failed")
+            log.exception("taking back from the chain what the database lacks failed")
         self._thread = threading.Thread(target=self._loop, name="voisin-outbox", daemon=True)
         self._thread.start()
         self.keeper.start()

@@ -40,6 +40,7 @@ from api.backup import (
 from api.chain_gate import WRITES_LOCK, ChainGate
 from api.cli import main
 from api.process import ServeProcess
+from api.recovery import Recovered
 from ledger import open_chain
 from ledger.contract.deploy import open_ledger
 from ledger.readings.eip712 import Reading, domain_separator, sign_reading
@@ -689,7 +690,7 @@ def test_a_backup_restored_behind_a_node_that_went_on_converges_with_a_clean_aud
     )
     with TestClient(again) as client:
         api = Api(client, again.state.services, members)
-        assert api.services.recover_evidence() == len(batch)
+        assert api.services.recover_from_chain() == Recovered(len(batch), ())
         assert balances(api, members) == went_on
         r = client.post(f"/market/slots/{later}/settle", headers=OP)
         assert r.status_code == 200, r.text
@@ -793,13 +794,24 @@ def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_w
     city_archive = tmp_path / "city.tar.gz"
     assert voisin("backup", "--data-dir", data, "--to", city_archive) == 0
     backed_up = verify_archive(city_archive)
-    # Both markets go on after the backup.
+    # Both markets go on after the backup: north registers two households, which trade.
+    late = past_slot(4)
     with TestClient(app) as client:
-        for name in ("north", "south-2"):
-            _trade(Market(name, client, app.state.city.services(name)), past_slot(4), 1,
-                   sellers=1, buyers=1)  # fmt: skip
+        _trade(Market("south-2", client, app.state.city.services("south-2")), late, 1,
+               sellers=1, buyers=1)  # fmt: skip
         north = Market("north", client, app.state.city.services("north"))
+        seller = north.register(prosumer=True)
+        buyer = north.register(prosumer=False, topup_ueur=5_000_000)
+        batch = [
+            north.reading(seller, late, export_Wh=400),
+            north.reading(buyer, late, import_Wh=300),
+        ]
+        r = north.post("/v1/readings", json={"readings": batch})
+        assert r.status_code == 202 and r.json()["accepted"] == 2, r.text
+        north.services.outbox.run_once()
+        assert north.post(f"/v1/market/slots/{late}/settle", headers=OP).status_code == 200
         trades_on_chain = north.get("/v1/trades", headers=OP).json()
+        seller_balance = north.get(f"/v1/households/{seller.id}/balance", headers=seller.auth)
         head = int(north.services.client.w3.eth.block_number)
     north_db, south_db = (data / "markets" / n / "voisin.db" for n in ("north", "south-2"))
     north_before, south_before = _sha256(north_db), _sha256(south_db)
@@ -843,12 +855,23 @@ def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_w
         # What the server's indexer does as it starts.
         # The signed readings committed since the backup come back from the chain's
         # transactions (what the leader does as it starts): provenance holds again.
-        assert north.services.recover_evidence() == 2
+        recovered = north.services.recover_from_chain()
+        assert recovered == Recovered(2, (seller.id, buyer.id))
         assert north.get("/v1/trades", headers=OP).json() == trades_on_chain
-        assert north.services.recover_evidence() == 0
+        assert north.services.recover_from_chain() == Recovered(0, ())
+        # The households registered since are back, without the token and key the lost
+        # database held: the operator issues new ones; their meters post on meanwhile.
+        path = f"/v1/households/{seller.id}"
+        assert north.get(f"{path}/balance", headers=seller.auth).status_code == 401
+        r = north.post(f"{path}/token", headers=OP)
+        assert r.status_code == 200, r.text
+        seller.token = r.json()["token"]
+        assert north.get(f"{path}/balance", headers=seller.auth).json() == seller_balance.json()
+        assert north.post(f"{path}/rotate-key", headers=OP).status_code == 200
+        r = north.post("/v1/readings", json={"readings": [north.reading(seller, late + 1, 0, 50)]})
+        assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
         # The slot settled since the backup is not settled twice, its figures are whole, and
         # its link of the digest chain is rebuilt as the chain sealed it.
-        late = past_slot(4)
         r = north.post(f"/v1/market/slots/{late}/settle", headers=OP)
         assert r.status_code == 200, r.text
         outcome = r.json()
@@ -917,5 +940,5 @@ def test_one_market_of_a_city_on_postgresql_comes_back_in_its_own_schema(
         # was.
         assert north.get("/v1/trades", headers=OP).json() == trades_at_backup
         assert south.get("/v1/trades", headers=OP).json() == south_trades
-        assert north.services.recover_evidence() == 2
+        assert north.services.recover_from_chain().signed_readings == 2
         assert north.get("/v1/trades", headers=OP).json() == north_trades
