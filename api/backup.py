@@ -67,7 +67,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-from api.city import MARKETS_DIR, city_markets, market_schema
+from api.city import MARKETS_DIR, city_markets, market_schema, schema_url
 from api.settings import MARKET_NAME
 
 __all__ = [
@@ -592,8 +592,6 @@ def _copy_database(source: Source, staging: Path) -> dict[str, str | None]:
                 src.close()
             revisions[name] = _sqlite_revision(dest)
         return revisions
-    from api.city import schema_url
-
     revisions = {
         name: _postgres_revision(
             schema_url(source.database_url, name) if name else source.database_url
@@ -961,6 +959,10 @@ def restore(
             say("  restoring the PostgreSQL database with pg_restore…")
             _pg_restore(staging / PG_DUMP_MEMBER, target_url, clean=force)
             (staging / PG_DUMP_MEMBER).unlink()
+        if manifest.chain_kind == JSON_RPC:
+            # The node's chain went on after the backup: its next start must know.
+            for url in _restored_databases(manifest, staging, target_url):
+                _mark_restored(url, manifest.head_block)
         # As `mkdir` would make it: the data directory's mode follows the umask.
         umask = os.umask(0)
         os.umask(umask)
@@ -1023,10 +1025,10 @@ def restore_market(
     if busy:
         raise Refused(f"{data_dir} is in use: {busy}")
     folder = data_dir / MARKETS_DIR / market
-    schema_url = _market_restore_target(manifest, market, data_dir, database_url)
+    schema_target = _market_restore_target(manifest, market, data_dir, database_url)
     if not force:
         present = entries_of(folder)
-        if present or (schema_url is not None and _schema_tables(schema_url, market)):
+        if present or (schema_target is not None and _schema_tables(schema_target, market)):
             raise Refused(
                 f"market {market} already has data in {data_dir}: --force moves its folder "
                 f"aside (to {folder.with_name(set_aside_name(market, datetime.now(UTC)))}) and "
@@ -1044,10 +1046,17 @@ def restore_market(
     moved: Path | None = None
     try:
         _unpack(archive, manifest, staging, only=(*members, PG_DUMP_MEMBER))
-        if schema_url is not None:
+        if schema_target is not None:
             say(f"  restoring the schema {market_schema(market)} with pg_restore…")
-            _pg_restore_schema(staging / PG_DUMP_MEMBER, schema_url, market_schema(market))
+            _pg_restore_schema(staging / PG_DUMP_MEMBER, schema_target, market_schema(market))
         market_files = staging / MARKETS_DIR / market
+        # The city's chain went on after the backup: the market's next start must know.
+        _mark_restored(
+            schema_url(schema_target, market)
+            if schema_target is not None
+            else f"sqlite:///{(market_files / SQLITE_MEMBER).resolve()}",
+            manifest.head_block,
+        )
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(market_files, 0o777 & ~umask)
@@ -1059,6 +1068,30 @@ def restore_market(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RestoreResult(data_dir, manifest, moved, time.monotonic() - started, market=market)
+
+
+def _restored_databases(manifest: Manifest, staging: Path, target_url: str | None) -> list[str]:
+    """The URLs of the databases a restore put in place (in ``staging`` for SQLite)."""
+    names = sorted(manifest.markets)
+    if target_url is not None:
+        return [schema_url(target_url, n) for n in names] if names else [target_url]
+    if names:
+        return [f"sqlite:///{(staging / MARKETS_DIR / n / SQLITE_MEMBER).resolve()}" for n in names]
+    return [f"sqlite:///{(staging / SQLITE_MEMBER).resolve()}"]
+
+
+def _mark_restored(database_url: str, head_block: int) -> None:
+    """Mark a restored database with the backup's block (:mod:`api.recovery`)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.recovery import mark_restored
+
+    try:
+        mark_restored(database_url, head_block)
+    except SQLAlchemyError as exc:
+        raise BackupError(
+            f"cannot mark the restored database {_shown(database_url)}: {exc}"
+        ) from exc
 
 
 def _market_restore_target(

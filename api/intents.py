@@ -66,7 +66,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -874,6 +874,24 @@ class IntentRunner:
         return answer
 
     # ───────────────────────────── Reconciliation ─────────────────────────────
+
+    def refuse_unsent(self, kinds: Collection[str], error: ApiError) -> list[int]:
+        """Finish every pending intent of ``kinds`` (recorded, nothing of it sent) with
+        ``error`` instead of driving it; returns their ids (:mod:`api.recovery`)."""
+
+        def refuse() -> list[int]:
+            with Session(self.engine) as session, session.begin():
+                rows = session.exec(
+                    select(ApiIntent)
+                    .where(ApiIntent.state == PENDING, col(ApiIntent.kind).in_(list(kinds)))
+                    .order_by(col(ApiIntent.id))
+                ).all()
+                for row in rows:
+                    self._store(row, Answer.of_error(error))
+                    session.add(row)
+                return [row.id for row in rows if row.id is not None]
+
+        return self.gate.on_chain(refuse)
 
     def reconcile(self, *, idle_s: float = 0.0) -> int:
         """Drive every unfinished intent untouched for ``idle_s`` seconds, oldest first (at

@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
@@ -419,6 +419,18 @@ class Outbox:
         )
         result.orders_found += 1
         self._record_open(order.id, chain_id)
+
+    def adopt_posted(self, pairs: Sequence[tuple[int, int]]) -> list[int]:
+        """Record each queued order of ``pairs`` (API order id, chain order id) as the order
+        already on chain (:func:`api.recovery.twin_orders`) instead of posting it; returns the
+        ids recorded."""
+        adopted: list[int] = []
+        with self.gate.lock:
+            for order_id, chain_id in pairs:
+                with Session(self.engine) as session, session.begin():
+                    if self._cas(session, order_id, "queued", status="open", chain_id=chain_id):
+                        adopted.append(order_id)
+        return adopted
 
     def _record_open(self, order_id: int, chain_id: int) -> None:
         """Record a post that is on chain: the order ``open`` with its chain id, and its

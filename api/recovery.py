@@ -15,6 +15,16 @@ here, when a market's leader starts (:meth:`api.services.Services.recover_from_c
   until the operator issues a token (``POST /households/{id}/token``) and a new account key
   (``POST /households/{id}/rotate-key``). A household erased at its request (deactivated on
   chain) is not taken back.
+
+``voisin restore`` also marks the database it restored (:data:`RESTORED_KEY`, with the block
+the backup was taken at): what the database had queued then may have been done on chain
+since, and the database cannot tell. So, once, at the next start:
+
+- a queued order the chain holds an unlinked twin of (same household, side, limit, slots and
+  cap: posted after the backup) is recorded as that order instead of being posted again;
+- a top-up or a take recorded and never sent (a crash before the backup) is finished as
+  refused instead of being sent: it may have been done since, and a money action is done once.
+  Other actions check the chain before acting, so they are finished as usual.
 """
 
 from __future__ import annotations
@@ -26,11 +36,30 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from api.auth import hash_token
-from api.models import ApiHousehold, HouseholdErasure
+from api.models import ApiHousehold, ApiOrder, ApiOrderPost, HouseholdErasure
 from ledger.contract.client import VoisinClient
-from ledger.mirror.models import HouseholdRecord
+from ledger.mirror.engine import make_engine
+from ledger.mirror.models import HouseholdRecord, IndexerState, OrderRecord
 
-__all__ = ["Recovered", "adopt_households", "lost_households"]
+__all__ = [
+    "MONEY_INTENTS",
+    "RESTORED_KEY",
+    "Recovered",
+    "adopt_households",
+    "forget_restored",
+    "lost_households",
+    "mark_restored",
+    "restored_from",
+    "twin_orders",
+]
+
+#: The intents a restored database's pending ones of are refused rather than driven: money
+#: actions, which do not check the chain for having been done.
+MONEY_INTENTS = ("topup", "take")
+
+#: The ``indexer_state`` key ``voisin restore`` writes into a database it restored: the chain's
+#: head block when the backup was taken. Removed once the next start has handled it.
+RESTORED_KEY = "restored_from_block"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +68,10 @@ class Recovered:
 
     signed_readings: int
     households: tuple[int, ...]
+    #: Queued orders recorded as the on-chain orders posted for them after the backup.
+    orders_found: tuple[int, ...] = ()
+    #: Money intents left unsent at the backup, finished as refused.
+    intents_refused: tuple[int, ...] = ()
 
 
 def lost_households(engine: Engine) -> list[HouseholdRecord]:
@@ -80,3 +113,61 @@ def adopt_households(client: VoisinClient, engine: Engine) -> list[int]:
             )
             adopted.append(household.id)
     return adopted
+
+
+def mark_restored(database_url: str, head_block: int) -> None:
+    """Mark the database of ``database_url`` restored from a backup taken at ``head_block``."""
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            session.merge(IndexerState(key=RESTORED_KEY, value=str(head_block)))
+    finally:
+        engine.dispose()
+
+
+def restored_from(engine: Engine) -> int | None:
+    """The block of the backup this database was restored from, until handled; else None."""
+    with Session(engine) as session:
+        row = session.get(IndexerState, RESTORED_KEY)
+    return None if row is None else int(row.value)
+
+
+def forget_restored(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        row = session.get(IndexerState, RESTORED_KEY)
+        if row is not None:
+            session.delete(row)
+
+
+def twin_orders(engine: Engine) -> list[tuple[int, int]]:
+    """(API order id, chain order id) of each queued order, not being sent, that an unlinked
+    on-chain order of the same household, side, limit, slots and cap stands for (the mirror
+    must be caught up); each chain order stands for one API order, oldest first."""
+    with Session(engine) as session:
+        queued = session.exec(
+            select(ApiOrder).where(ApiOrder.status == "queued").order_by(col(ApiOrder.id))
+        ).all()
+        sending = set(session.exec(select(ApiOrderPost.order_id)).all())
+        linked = {
+            (o.side, o.chain_id)
+            for o in session.exec(select(ApiOrder).where(col(ApiOrder.chain_id).is_not(None)))
+        }
+        on_chain = session.exec(
+            select(OrderRecord).where(col(OrderRecord.open)).order_by(col(OrderRecord.order_id))
+        ).all()
+    free: dict[tuple[object, ...], list[int]] = {}
+    for r in on_chain:
+        if (r.side, r.order_id) in linked:
+            continue
+        key = (r.household, r.side, r.price_limit_ueur_per_kWh, r.first_slot, r.last_slot,
+               r.max_Wh_per_slot)  # fmt: skip
+        free.setdefault(key, []).append(r.order_id)
+    pairs: list[tuple[int, int]] = []
+    for o in queued:
+        if o.id is None or o.id in sending:
+            continue
+        key = (o.household, o.side, o.price_limit_ueur_per_kWh, o.first_slot, o.last_slot,
+               o.max_Wh_per_slot)  # fmt: skip
+        if free.get(key):
+            pairs.append((o.id, free[key].pop(0)))
+    return pairs

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -48,6 +48,7 @@ from api.cluster import (
 )
 from api.contract_upgrade import carry_orders
 from api.custody import KeyVault, given_or_kept_secret, load_or_create_secret
+from api.errors import ApiError
 from api.feeder_process import FeederWorker
 from api.forecasts import Forecasts
 from api.intake import IntakeWriter
@@ -56,7 +57,14 @@ from api.keeper import Keeper
 from api.metrics import Metrics
 from api.outbox import Outbox
 from api.ratelimit import RateLimiter
-from api.recovery import Recovered, adopt_households
+from api.recovery import (
+    MONEY_INTENTS,
+    Recovered,
+    adopt_households,
+    forget_restored,
+    restored_from,
+    twin_orders,
+)
 from api.schema import prepare as prepare_schema
 from api.settings import Settings
 from api.sqlite_pragmas import sqlite_pragmas
@@ -374,26 +382,45 @@ class Services:
 
     def recover_from_chain(self) -> Recovered:
         """Mirror the chain, then take back from it what a database restored from before its
-        latest blocks lacks (:mod:`api.recovery`): the signed readings of readings committed
-        since, and the households registered since."""
+        latest blocks lacks, and settle once what such a database had queued
+        (:mod:`api.recovery`)."""
         from ledger.readings.recovery import recover_signed_readings
 
         self.on_chain(self.mirror)
         readings = self.on_chain(lambda: recover_signed_readings(self.client, self.engine))
         households = self.on_chain(lambda: adopt_households(self.client, self.engine))
-        if readings:
-            log.warning(
-                "took back %d signed readings from the chain: the evidence store lacked them",
-                readings,
+        orders: list[int] = []
+        refused: list[int] = []
+        backup_block = restored_from(self.engine)
+        if backup_block is not None:
+            orders = self.outbox.adopt_posted(twin_orders(self.engine))
+            refused = self.intents.refuse_unsent(
+                MONEY_INTENTS,
+                ApiError(
+                    409,
+                    "unsent_at_backup",
+                    f"this request was recorded and not yet done when the backup restored here "
+                    f"was taken (block {backup_block}), and the chain went on since: whether it "
+                    "was done after cannot be told here, so it is not done again; check the "
+                    "household's balance and trades, and ask again with a new Idempotency-Key "
+                    "if it is still wanted",
+                ),
             )
-        if households:
+            forget_restored(self.engine)
+        for count, what in (
+            (readings, f"{readings} signed readings the evidence store lacked"),
+            (len(households), f"households {_ids(households)}, which the database had no "
+             "record of: issue each a token and a new account key (POST /households/{id}/token "
+             "and /rotate-key)"),
+            (len(orders), f"orders {_ids(orders)}, posted on chain after the backup, as posted"),
+        ):  # fmt: skip
+            if count:
+                log.warning("took back from the chain: %s", what)
+        if refused:
             log.warning(
-                "took back households %s from the chain: the database had no record of them; "
-                "issue each a token and a new account key (POST /households/{id}/token and "
-                "/rotate-key)",
-                ", ".join(str(h) for h in households),
+                "refused intents %s (top-ups and takes left unsent at the backup)", _ids(refused)
             )
-        return Recovered(readings, tuple(households))
+        return Recovered(readings, tuple(households), tuple(orders), tuple(refused))
 
     # ───────────────────────────── The audit ─────────────────────────────
 
@@ -557,3 +584,7 @@ class Services:
         if self._writes_lock is not None:
             self._writes_lock.close()
         self.engine.dispose()
+
+
+def _ids(ids: Sequence[int]) -> str:
+    return ", ".join(str(i) for i in ids)

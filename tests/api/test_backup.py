@@ -775,6 +775,17 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _chain_orders(market: Any, household: int) -> list[tuple[str, int]]:
+    """The household's orders on chain, as the market's mirror holds them."""
+    from sqlmodel import Session, select
+
+    from ledger.mirror.models import OrderRecord
+
+    with Session(market.services.engine) as session:
+        rows = session.exec(select(OrderRecord).where(OrderRecord.household == household)).all()
+    return sorted((r.side, r.order_id) for r in rows)
+
+
 def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_was(
     tmp_path: Path, archive: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -791,6 +802,20 @@ def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_w
         for sellers, name in enumerate(("north", "south-2"), start=1):
             _trade(Market(name, client, app.state.city.services(name)), past_slot(8), 2,
                    sellers=sellers, buyers=2)  # fmt: skip
+        # A household registers and offers just before the backup: its orders are still
+        # queued in the database when it is taken, and posted on chain after.
+        north = Market("north", client, app.state.city.services("north"))
+        early = north.register(prosumer=True)
+        r = north.post(
+            "/v1/offers",
+            json={
+                "price_limit_ueur_per_kWh": 90_000,
+                "first_slot": past_slot(2),
+                "last_slot": past_slot(1),
+            },
+            headers=early.auth,
+        )
+        assert r.status_code == 202, r.text
     city_archive = tmp_path / "city.tar.gz"
     assert voisin("backup", "--data-dir", data, "--to", city_archive) == 0
     backed_up = verify_archive(city_archive)
@@ -800,6 +825,10 @@ def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_w
         _trade(Market("south-2", client, app.state.city.services("south-2")), late, 1,
                sellers=1, buyers=1)  # fmt: skip
         north = Market("north", client, app.state.city.services("north"))
+        north.services.outbox.run_once()  # posts the early household's orders
+        north.services.on_chain(north.services.mirror)
+        early_orders = _chain_orders(north, early.id)
+        assert early_orders
         seller = north.register(prosumer=True)
         buyer = north.register(prosumer=False, topup_ueur=5_000_000)
         batch = [
@@ -856,7 +885,14 @@ def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_w
         # The signed readings committed since the backup come back from the chain's
         # transactions (what the leader does as it starts): provenance holds again.
         recovered = north.services.recover_from_chain()
-        assert recovered == Recovered(2, (seller.id, buyer.id))
+        assert recovered.signed_readings == 2
+        assert recovered.households == (seller.id, buyer.id)
+        # The early household's orders, queued in the backup and posted since, are recorded
+        # as the orders on chain, not posted again.
+        assert len(recovered.orders_found) == len(early_orders) and not recovered.intents_refused
+        assert north.services.outbox.run_once().orders_posted == 0
+        north.services.on_chain(north.services.mirror)
+        assert _chain_orders(north, early.id) == early_orders
         assert north.get("/v1/trades", headers=OP).json() == trades_on_chain
         assert north.services.recover_from_chain() == Recovered(0, ())
         # The households registered since are back, without the token and key the lost
@@ -942,3 +978,53 @@ def test_one_market_of_a_city_on_postgresql_comes_back_in_its_own_schema(
         assert south.get("/v1/trades", headers=OP).json() == south_trades
         assert north.services.recover_from_chain().signed_readings == 2
         assert north.get("/v1/trades", headers=OP).json() == north_trades
+
+
+def test_a_top_up_left_unsent_at_the_backup_is_refused_not_done_twice(tmp_path: Path) -> None:
+    """A database restored while the chain went on cannot tell whether a top-up it had
+    recorded and not sent (a crash before the backup) was done since: marked restored, its
+    next start finishes it as refused; unmarked, the same intent is done as usual."""
+    from sqlmodel import Session
+
+    from api.models import ApiIntent
+    from api.recovery import mark_restored, restored_from
+
+    def pending_top_up(api: Api, household: int) -> int:
+        with Session(api.services.engine) as session:
+            row = ApiIntent(
+                kind="topup",
+                scope="operator",
+                fingerprint="a top-up recorded, then the process stopped",
+                household=household,
+                payload=json.dumps({"amount_ueur": 70_000}),
+            )
+            session.add(row)
+            session.commit()
+            assert row.id is not None
+            return row.id
+
+    settings = _settings(tmp_path)
+    app = create_app(settings, background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        member = api.register(prosumer=False, topup_ueur=10_000)
+        balance = api.services.client.balance_of(member.account)
+
+        unmarked = pending_top_up(api, member.id)
+        assert api.services.recover_from_chain().intents_refused == ()
+        assert api.services.intents.reconcile() == 1
+        assert api.services.client.balance_of(member.account) == balance + 70_000
+
+        refused = pending_top_up(api, member.id)
+        mark_restored(api.services.engine.url.render_as_string(hide_password=False), 12)
+        recovered = api.services.recover_from_chain()
+        assert recovered.intents_refused == (refused,)
+        assert restored_from(api.services.engine) is None  # handled once
+        assert api.services.intents.reconcile() == 0
+        assert api.services.client.balance_of(member.account) == balance + 70_000
+        with Session(api.services.engine) as session:
+            row = session.get(ApiIntent, refused)
+            assert row is not None and row.state == "failed" and row.status_code == 409
+            assert "unsent_at_backup" in (row.response or "")
+            done = session.get(ApiIntent, unmarked)
+            assert done is not None and done.state == "done"
