@@ -40,7 +40,11 @@ revisions.
 **Restore** verifies the manifest and every checksum before it writes anything
 (:func:`verify_archive`), unpacks into a new folder beside the target and renames it into
 place (a non-empty target is moved aside, with ``--force`` only), after restoring the
-PostgreSQL dump with ``pg_restore`` in one transaction.
+PostgreSQL dump with ``pg_restore`` in one transaction. One market of a city's archive
+restores on its own into the running city's folder (:func:`restore_market`): its folder and
+its schema only, onto the chain it was backed up from. A restore whose chain went on after the
+backup (a JSON-RPC node's, or the city's for one market) marks each database it restored, so
+that its next start settles once what the backup had queued (:mod:`api.recovery`).
 
 Pure parts (the manifest, names, sizes, URLs) are kept apart from the I/O (the lock, the
 copies, the archive); :mod:`api.backup_cli` is the command line.

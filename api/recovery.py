@@ -21,7 +21,9 @@ the backup was taken at): what the database had queued then may have been done o
 since, and the database cannot tell. So, once, at the next start:
 
 - a queued order the chain holds an unlinked twin of (same household, side, limit, slots and
-  cap: posted after the backup) is recorded as that order instead of being posted again;
+  cap: posted after the backup) is recorded as that order instead of being posted again, and
+  an open order posted after the backup that the database never had is recorded too, so that
+  its household sees it and can cancel it;
 - a top-up or a take recorded and never sent (a crash before the backup) is finished as
   refused instead of being sent: it may have been done since, and a money action is done once.
   Other actions check the chain before acting, so they are finished as usual.
@@ -46,6 +48,7 @@ __all__ = [
     "RESTORED_KEY",
     "Recovered",
     "adopt_households",
+    "adopt_orders",
     "forget_restored",
     "lost_households",
     "mark_restored",
@@ -68,7 +71,8 @@ class Recovered:
 
     signed_readings: int
     households: tuple[int, ...]
-    #: Queued orders recorded as the on-chain orders posted for them after the backup.
+    #: Queued orders recorded as the on-chain orders posted for them after the backup, and
+    #: orders posted after it that the database never had (API order ids).
     orders_found: tuple[int, ...] = ()
     #: Money intents left unsent at the backup, finished as refused.
     intents_refused: tuple[int, ...] = ()
@@ -171,3 +175,36 @@ def twin_orders(engine: Engine) -> list[tuple[int, int]]:
         if free.get(key):
             pairs.append((o.id, free[key].pop(0)))
     return pairs
+
+
+def adopt_orders(engine: Engine) -> list[int]:
+    """Record each open on-chain order of a household the API knows that no API order stands
+    for (posted after the backup, and not queued in it) as an open order of that household,
+    so that the household sees it and can cancel it; returns the new API order ids. Run after
+    :func:`twin_orders`' pairs are recorded."""
+    with Session(engine) as session, session.begin():
+        known = set(session.exec(select(ApiHousehold.id)).all())
+        linked = {
+            (o.side, o.chain_id)
+            for o in session.exec(select(ApiOrder).where(col(ApiOrder.chain_id).is_not(None)))
+        }
+        rows = session.exec(
+            select(OrderRecord).where(col(OrderRecord.open)).order_by(col(OrderRecord.order_id))
+        ).all()
+        adopted = [
+            ApiOrder(
+                side=r.side,
+                household=r.household,
+                price_limit_ueur_per_kWh=r.price_limit_ueur_per_kWh,
+                max_Wh_per_slot=r.max_Wh_per_slot,
+                first_slot=r.first_slot,
+                last_slot=r.last_slot,
+                status="open",
+                chain_id=r.order_id,
+            )
+            for r in rows
+            if r.household in known and (r.side, r.order_id) not in linked
+        ]
+        session.add_all(adopted)
+        session.flush()
+        return [o.id for o in adopted if o.id is not None]

@@ -61,6 +61,7 @@ from api.recovery import (
     MONEY_INTENTS,
     Recovered,
     adopt_households,
+    adopt_orders,
     forget_restored,
     restored_from,
     twin_orders,
@@ -394,6 +395,7 @@ class Services:
         backup_block = restored_from(self.engine)
         if backup_block is not None:
             orders = self.outbox.adopt_posted(twin_orders(self.engine))
+            orders += self.on_chain(lambda: adopt_orders(self.engine))
             refused = self.intents.refuse_unsent(
                 MONEY_INTENTS,
                 ApiError(
@@ -412,7 +414,7 @@ class Services:
             (len(households), f"households {_ids(households)}, which the database had no "
              "record of: issue each a token and a new account key (POST /households/{id}/token "
              "and /rotate-key)"),
-            (len(orders), f"orders {_ids(orders)}, posted on chain after the backup, as posted"),
+            (len(orders), f"orders {_ids(orders)}, posted on chain after the backup"),
         ):  # fmt: skip
             if count:
                 log.warning("took back from the chain: %s", what)

@@ -888,8 +888,11 @@ def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_w
         assert recovered.signed_readings == 2
         assert recovered.households == (seller.id, buyer.id)
         # The early household's orders, queued in the backup and posted since, are recorded
-        # as the orders on chain, not posted again.
-        assert len(recovered.orders_found) == len(early_orders) and not recovered.intents_refused
+        # as the orders on chain, not posted again; those of the households registered since
+        # are recorded too.
+        late_orders = _chain_orders(north, seller.id) + _chain_orders(north, buyer.id)
+        assert len(recovered.orders_found) == len(early_orders) + len(late_orders)
+        assert not recovered.intents_refused
         assert north.services.outbox.run_once().orders_posted == 0
         north.services.on_chain(north.services.mirror)
         assert _chain_orders(north, early.id) == early_orders
@@ -903,6 +906,13 @@ def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_w
         assert r.status_code == 200, r.text
         seller.token = r.json()["token"]
         assert north.get(f"{path}/balance", headers=seller.auth).json() == seller_balance.json()
+        # Its standing offer, posted on chain after the backup, is its own again.
+        r = north.get("/v1/offers", params={"household": seller.id}, headers=seller.auth)
+        assert r.status_code == 200, r.text
+        listed = r.json()["items"] if isinstance(r.json(), dict) else r.json()
+        assert sorted(("offer", o["chain_id"]) for o in listed if o["status"] == "open") == [
+            o for o in _chain_orders(north, seller.id) if o[0] == "offer"
+        ]
         assert north.post(f"{path}/rotate-key", headers=OP).status_code == 200
         r = north.post("/v1/readings", json={"readings": [north.reading(seller, late + 1, 0, 50)]})
         assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
