@@ -790,6 +790,14 @@ class IntentRunner:
                         f"{' (cancel requested)' if order.cancel_requested else ''}: only "
                         "open offers can be taken",
                     )
+                if not record.key_json:
+                    raise ApiError(
+                        409,
+                        "no_account_key",
+                        f"household {buyer} has no account key (taken back from the chain "
+                        "after a restore): the operator issues it one first (POST "
+                        f"/households/{buyer}/rotate-key)",
+                    )
                 account = self.vault.account(record.key_json)
                 calldata = self.client.calldata("takeOffer", chain_id, slot, max_Wh)
                 self._mark_sending(intent, account.address, calldata)

@@ -66,6 +66,13 @@ log = logging.getLogger("voisin.outbox")
 READING_BATCH = 100
 
 
+#: Why a queued order of a household without an account key waits (:mod:`api.recovery`).
+NO_KEY = (
+    "the household has no account key (taken back from the chain after a restore): the order "
+    "is posted once the operator issues it one (POST /households/{id}/rotate-key)"
+)
+
+
 @dataclass
 class PassResult:
     committed: int = 0
@@ -270,14 +277,16 @@ class Outbox:
                 log.warning("the ledger is paused: orders stay queued until it resumes")
                 paused = True
 
-    def _load(self, order_id: int) -> tuple[ApiOrder, LocalAccount] | None:
-        """The order as stored now, with its household's current key."""
+    def _load(self, order_id: int) -> tuple[ApiOrder, LocalAccount | None] | None:
+        """The order as stored now, with its household's current key (None for a household
+        that has none: taken back from the chain after a restore, until the operator issues
+        it one, :mod:`api.recovery`)."""
         with Session(self.engine) as session:
             order = session.get(ApiOrder, order_id)
             household = session.get(ApiHousehold, order.household) if order else None
         if order is None or household is None:
             return None
-        return order, self.vault.account(household.key_json)
+        return order, self.vault.account(household.key_json) if household.key_json else None
 
     def _order_step(self, order_id: int, result: PassResult, *, post: bool = True) -> bool:
         """Take one order as far as it goes now: a post an earlier pass sent without recording
@@ -307,6 +316,10 @@ class Outbox:
         if order.status == "queued":
             if not post:
                 return False
+            if account is None:
+                # Posted once the operator has issued the household a key (rotate-key).
+                self._move(order_id, was="queued", reason=NO_KEY)
+                return True
             try:
                 posted = self._post(order, account, result)
             except ledger_errors.LedgerPaused:
@@ -454,7 +467,7 @@ class Outbox:
                 log.warning("order %s closed while it was being posted: cancelling it", order_id)
             session.execute(delete(ApiOrderPost).where(col(ApiOrderPost.order_id) == order_id))
 
-    def _cancel(self, order: ApiOrder, account: LocalAccount, result: PassResult) -> None:
+    def _cancel(self, order: ApiOrder, account: LocalAccount | None, result: PassResult) -> None:
         """Cancel an open order on chain and record it ``cancelled``.
 
         A cancel needs no record before it is sent: the contract refuses a second cancel of
@@ -465,7 +478,8 @@ class Outbox:
         try:
             try:
                 with contextlib.suppress(ledger_errors.OrderAlreadyClosed):
-                    cancel(account, order.chain_id)
+                    # A household without a key (NO_KEY): the operator may cancel any order.
+                    cancel(account or self.operator, order.chain_id)
             except ledger_errors.NotOrderOwner:
                 # The key that signed the post was replaced in between (a key rotation): the
                 # operator may cancel any order, and a cancel asked for must happen.

@@ -910,10 +910,33 @@ def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_w
         r = north.get("/v1/offers", params={"household": seller.id}, headers=seller.auth)
         assert r.status_code == 200, r.text
         listed = r.json()["items"] if isinstance(r.json(), dict) else r.json()
-        assert sorted(("offer", o["chain_id"]) for o in listed if o["status"] == "open") == [
+        adopted = [o for o in listed if o["status"] == "open"]
+        assert sorted(("offer", o["chain_id"]) for o in adopted) == [
             o for o in _chain_orders(north, seller.id) if o[0] == "offer"
         ]
+        # Without an account key yet, it can cancel (the operator signs the cancel), and a
+        # new order waits for the key the operator issues next.
+        r = north.client.delete(f"/markets/north/v1/offers/{adopted[0]['id']}", headers=seller.auth)
+        assert r.status_code == 202, r.text
+        r = north.post(
+            "/v1/offers",
+            json={
+                "price_limit_ueur_per_kWh": 95_000,
+                "first_slot": late + 2,
+                "last_slot": late + 3,
+            },
+            headers=seller.auth,
+        )
+        assert r.status_code == 202, r.text
+        waiting = r.json()["id"]
+        pass_result = north.services.outbox.run_once()
+        assert pass_result.orders_cancelled == 1 and pass_result.orders_posted == 0
+        r = north.get("/v1/offers", params={"household": seller.id}, headers=seller.auth)
+        mine = {o["id"]: o for o in (r.json()["items"] if isinstance(r.json(), dict) else r.json())}
+        assert mine[adopted[0]["id"]]["status"] == "cancelled"
+        assert mine[waiting]["status"] == "queued" and "no account key" in mine[waiting]["reason"]
         assert north.post(f"{path}/rotate-key", headers=OP).status_code == 200
+        assert north.services.outbox.run_once().orders_posted == 1
         r = north.post("/v1/readings", json={"readings": [north.reading(seller, late + 1, 0, 50)]})
         assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
         # The slot settled since the backup is not settled twice, its figures are whole, and
