@@ -296,6 +296,15 @@ def new_uid() -> str:
     return "dlv_" + secrets.token_hex(16)
 
 
+def chain_delivery_uid(place: str, subscription_id: int) -> str:
+    """The id of a contract event's delivery to one subscription: derived from where the event
+    is on chain (``place``: contract, block and log index) and the subscription, so that a
+    database restored from a backup, which records the deliveries of the events since again,
+    gives each the id it had, and the receiver deduplicates it."""
+    digest = hashlib.sha256(f"{place}|{subscription_id}".encode()).hexdigest()
+    return "dlv_" + digest[:32]
+
+
 # ───────────────────────────── The worker ─────────────────────────────
 
 #: Mirror ids read per enqueue transaction.
@@ -520,7 +529,8 @@ class WebhookWorker:
                     continue
                 data = self._chain_data(session, event)
                 key = f"chain_event:{event.id}"
-                recorded += self._record(session, targets, event_type, key, data, now)
+                place = f"{event.contract.lower()}:{event.block_number}:{event.log_index}"
+                recorded += self._record(session, targets, event_type, key, data, now, place)
             self._move(session, "chain_event", last, upto)
             return recorded, upto < top
 
@@ -594,14 +604,17 @@ class WebhookWorker:
         key: str,
         data: Mapping[str, Any],
         now: datetime,
+        place: str | None = None,
     ) -> int:
+        """Record the deliveries of one event; a contract event's ids follow from its
+        ``place`` on chain (:func:`chain_delivery_uid`), any other's are random."""
         text = body(event_type, key, data, now)
         count = 0
         for subscription in targets:
             assert subscription.id is not None
             session.add(
                 WebhookDelivery(
-                    uid=new_uid(),
+                    uid=new_uid() if place is None else chain_delivery_uid(place, subscription.id),
                     subscription_id=subscription.id,
                     event_key=key,
                     event_type=event_type,

@@ -669,6 +669,13 @@ def test_a_backup_restored_behind_a_node_that_went_on_converges_with_a_clean_aud
         api = Api(client, app.state.services)
         settled = populate(api)
         members = list(api.members)
+        r = client.post(
+            "/webhooks",
+            json={"url": "https://hooks.example.org/voisin", "event_types": ["trade_settled"]},
+            headers=OP,
+        )
+        assert r.status_code == 201, r.text
+        api.services.webhooks.enqueue()
         assert voisin("backup", "--data-dir", settings.data_dir, "--to", archive) == 0
         later = settled + 2
         batch = [api.reading(members[0], later, export_Wh=500)]
@@ -681,6 +688,8 @@ def test_a_backup_restored_behind_a_node_that_went_on_converges_with_a_clean_aud
         went_on = balances(api, members)
         head = api.services.client.sealed_digest_head(later)
         assert head is not None
+        api.services.webhooks.enqueue()
+        sent = _delivery_ids(api)
 
     restored = tmp_path / "restored"
     assert voisin("restore", archive, "--data-dir", restored) == 0
@@ -697,7 +706,23 @@ def test_a_backup_restored_behind_a_node_that_went_on_converges_with_a_clean_aud
         figures = ("matched_Wh", "surplus_Wh", "deficit_Wh", "fills", "cost_ueur", "fees_ueur")
         assert {k: r.json()[k] for k in figures} == {k: outcome[k] for k in figures}
         assert api.services.client.sealed_digest_head(later) == head
+        # The trades settled since the backup are recorded for the webhook again, with the
+        # delivery ids they had: the receiver deduplicates what it got before the restore.
+        api.services.webhooks.enqueue()
+        assert sent and _delivery_ids(api) == sent
     assert voisin("audit", "--data-dir", restored) == 0
+
+
+def _delivery_ids(api: Api) -> dict[tuple[int, int], str]:
+    """Each webhook delivery's id, by its event's place on chain (block, log index)."""
+    from sqlmodel import Session, select
+
+    from api.models import WebhookDelivery
+
+    with Session(api.services.engine) as session:
+        rows = session.exec(select(WebhookDelivery)).all()
+    places = [json.loads(r.body)["data"]["chain"] for r in rows]
+    return {(p["block_number"], p["log_index"]): r.uid for p, r in zip(places, rows, strict=True)}
 
 
 # ───────────────────────────── A city ─────────────────────────────
