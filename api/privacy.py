@@ -193,7 +193,12 @@ class ErasureOut(BaseModel):
 
     household: int
     erased_at: datetime = Field(description="When the personal data were removed (UTC).")
-    requested_by: str = Field(description="`household` (its own token) or `operator`.")
+    requested_by: str = Field(
+        description=(
+            "`household` (its own token), `operator`, or `restore`: erased after the backup a "
+            "restored database came from, and applied again from the chain's deactivation."
+        )
+    )
     deactivated_tx: str | None = Field(
         description="The `deactivateHousehold` transaction (null: not mirrored yet then)."
     )

@@ -14,7 +14,9 @@ here, when a market's leader starts (:meth:`api.services.Services.recover_from_c
   token and its account key were only in the lost database: it has no usable token and no key
   until the operator issues a token (``POST /households/{id}/token``) and a new account key
   (``POST /households/{id}/rotate-key``). A household erased at its request (deactivated on
-  chain) is not taken back.
+  chain) is not taken back;
+- the erasures done since: a household the chain deactivated whose erasure the database has
+  no record of has its personal data, back with the backup, removed again.
 
 ``voisin restore`` also marks the database it restored (:data:`RESTORED_KEY`, with the block
 the backup was taken at): what the database had queued then may have been done on chain
@@ -31,6 +33,7 @@ since, and the database cannot tell. So, once, at the next start:
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 
@@ -41,7 +44,7 @@ from api.auth import hash_token
 from api.models import ApiHousehold, ApiOrder, ApiOrderPost, HouseholdErasure
 from ledger.contract.client import VoisinClient
 from ledger.mirror.engine import make_engine
-from ledger.mirror.models import HouseholdRecord, IndexerState, OrderRecord
+from ledger.mirror.models import ChainEvent, HouseholdRecord, IndexerState, OrderRecord
 
 __all__ = [
     "MONEY_INTENTS",
@@ -49,6 +52,7 @@ __all__ = [
     "Recovered",
     "adopt_households",
     "adopt_orders",
+    "erase_again",
     "forget_restored",
     "lost_households",
     "mark_restored",
@@ -76,6 +80,8 @@ class Recovered:
     orders_found: tuple[int, ...] = ()
     #: Money intents left unsent at the backup, finished as refused.
     intents_refused: tuple[int, ...] = ()
+    #: Households erased after the backup, whose personal data were removed again.
+    erased: tuple[int, ...] = ()
 
 
 def lost_households(engine: Engine) -> list[HouseholdRecord]:
@@ -208,3 +214,35 @@ def adopt_orders(engine: Engine) -> list[int]:
         session.add_all(adopted)
         session.flush()
         return [o.id for o in adopted if o.id is not None]
+
+
+def erase_again(engine: Engine) -> list[int]:
+    """Erase again each household the chain deactivated whose erasure the database has no
+    record of (erased after the backup it was restored from): its personal data, back with
+    the backup, go again (:func:`api.privacy.wipe`); returns their ids."""
+    from api.privacy import wipe
+
+    with Session(engine) as session, session.begin():
+        erased = set(session.exec(select(HouseholdErasure.household)).all())
+        known = set(session.exec(select(ApiHousehold.id)).all())
+        inactive = [
+            h.id
+            for h in session.exec(
+                select(HouseholdRecord).where(col(HouseholdRecord.active).is_(False))
+            )
+            if h.id in known and h.id not in erased
+        ]
+        deactivations = {
+            int(json.loads(e.args_json)["household"]): e.tx_hash
+            for e in session.exec(
+                select(ChainEvent).where(ChainEvent.name == "HouseholdDeactivated")
+            )
+        }
+        for household in inactive:
+            wipe(
+                session,
+                household,
+                requested_by="restore",
+                deactivated_tx=deactivations.get(household),
+            )
+    return inactive

@@ -62,6 +62,7 @@ from api.recovery import (
     Recovered,
     adopt_households,
     adopt_orders,
+    erase_again,
     forget_restored,
     restored_from,
     twin_orders,
@@ -389,6 +390,7 @@ class Services:
 
         self.on_chain(self.mirror)
         readings = self.on_chain(lambda: recover_signed_readings(self.client, self.engine))
+        erased = self.on_chain(lambda: erase_again(self.engine))
         households = self.on_chain(lambda: adopt_households(self.client, self.engine))
         orders: list[int] = []
         refused: list[int] = []
@@ -418,11 +420,16 @@ class Services:
         ):  # fmt: skip
             if count:
                 log.warning("took back from the chain: %s", what)
+        if erased:
+            log.warning(
+                "erased households %s again: the chain deactivated them after the backup",
+                _ids(erased),
+            )
         if refused:
             log.warning(
                 "refused intents %s (top-ups and takes left unsent at the backup)", _ids(refused)
             )
-        return Recovered(readings, tuple(households), tuple(orders), tuple(refused))
+        return Recovered(readings, tuple(households), tuple(orders), tuple(refused), tuple(erased))
 
     # ───────────────────────────── The audit ─────────────────────────────
 

@@ -658,6 +658,9 @@ def test_a_backup_restored_behind_a_node_that_went_on_converges_with_a_clean_aud
     signed readings come back from the chain, the slot is not settled again and gets back
     its sealed digest link, and the balances and the audit are those of the ledger that went
     on."""
+    from sqlmodel import Session
+
+    from api.models import ApiHousehold, HouseholdErasure
     from tests.conftest import ANVIL_KEY
 
     settings = _settings(tmp_path, chain=anvil_url, chain_key=ANVIL_KEY)
@@ -690,6 +693,15 @@ def test_a_backup_restored_behind_a_node_that_went_on_converges_with_a_clean_aud
         assert head is not None
         api.services.webhooks.enqueue()
         sent = _delivery_ids(api)
+        # The third household asks to be erased after the backup.
+        gone = members[2]
+        r = client.post(
+            f"/households/{gone.id}/erasure",
+            json={"confirm": f"erase household {gone.id}"},
+            headers=gone.auth,
+        )
+        assert r.status_code == 200, r.text
+        went_on = balances(api, members[:2])
 
     restored = tmp_path / "restored"
     assert voisin("restore", archive, "--data-dir", restored) == 0
@@ -699,8 +711,16 @@ def test_a_backup_restored_behind_a_node_that_went_on_converges_with_a_clean_aud
     )
     with TestClient(again) as client:
         api = Api(client, again.state.services, members)
-        assert api.services.recover_from_chain() == Recovered(len(batch), ())
-        assert balances(api, members) == went_on
+        assert api.services.recover_from_chain() == Recovered(len(batch), (), erased=(gone.id,))
+        assert balances(api, members[:2]) == went_on
+        # Its personal data came back with the backup, and are gone again.
+        assert client.get(f"/households/{gone.id}/balance", headers=gone.auth).status_code == 401
+        with Session(api.services.engine) as session:
+            record = session.get(ApiHousehold, gone.id)
+            assert record is not None and record.name is None and record.key_json == ""
+            erasure = session.get(HouseholdErasure, gone.id)
+            assert erasure is not None and erasure.requested_by == "restore"
+            assert erasure.deactivated_tx is not None
         r = client.post(f"/market/slots/{later}/settle", headers=OP)
         assert r.status_code == 200, r.text
         figures = ("matched_Wh", "surplus_Wh", "deficit_Wh", "fills", "cost_ueur", "fees_ueur")

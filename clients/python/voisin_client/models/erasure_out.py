@@ -17,7 +17,8 @@ class ErasureOut:
     Attributes:
         household (int):
         erased_at (datetime.datetime): When the personal data were removed (UTC).
-        requested_by (str): `household` (its own token) or `operator`.
+        requested_by (str): `household` (its own token), `operator`, or `restore`: erased after the backup a restored
+            database came from, and applied again from the chain's deactivation.
         deactivated_tx (None | str): The `deactivateHousehold` transaction (null: not mirrored yet then).
         refund_ueur (int): What was left on the account (µ€), moved to the operator's account: the operator pays it back
             to the household outside Voisin.
