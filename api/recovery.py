@@ -41,7 +41,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from api.auth import hash_token
-from api.models import ApiHousehold, ApiOrder, ApiOrderPost, HouseholdErasure
+from api.errors import ApiError
+from api.intents import UNFINISHED
+from api.models import ApiHousehold, ApiIntent, ApiOrder, ApiOrderPost, HouseholdErasure
 from ledger.contract.client import VoisinClient
 from ledger.mirror.engine import make_engine
 from ledger.mirror.models import ChainEvent, HouseholdRecord, IndexerState, OrderRecord
@@ -58,6 +60,7 @@ __all__ = [
     "mark_restored",
     "restored_from",
     "twin_orders",
+    "unsent_at_backup",
 ]
 
 #: The intents a restored database's pending ones of are refused rather than driven: money
@@ -78,24 +81,38 @@ class Recovered:
     #: Queued orders recorded as the on-chain orders posted for them after the backup, and
     #: orders posted after it that the database never had (API order ids).
     orders_found: tuple[int, ...] = ()
-    #: Money intents left unsent at the backup, finished as refused.
-    intents_refused: tuple[int, ...] = ()
     #: Households erased after the backup, whose personal data were removed again.
     erased: tuple[int, ...] = ()
 
 
+def _unfinished(session: Session, kind: str) -> list[ApiIntent]:
+    """The intents of ``kind`` not finished yet: their own drive records what they did."""
+    return list(
+        session.exec(
+            select(ApiIntent).where(ApiIntent.kind == kind, col(ApiIntent.state).in_(UNFINISHED))
+        )
+    )
+
+
 def lost_households(engine: Engine) -> list[HouseholdRecord]:
     """The active households the mirror has from the chain and the API has no record of (nor
-    an erasure), by id."""
+    an erasure, nor a registration still being finished, which records its own), by id."""
     with Session(engine) as session:
         known = set(session.exec(select(ApiHousehold.id)).all())
         erased = set(session.exec(select(HouseholdErasure.household)).all())
+        registering = {
+            str(i.subject).lower() for i in _unfinished(session, "register") if i.subject
+        }
         rows = session.exec(
             select(HouseholdRecord)
             .where(col(HouseholdRecord.active))
             .order_by(col(HouseholdRecord.id))
         ).all()
-        return [r for r in rows if r.id not in known and r.id not in erased]
+        return [
+            r
+            for r in rows
+            if r.id not in known and r.id not in erased and r.meter.lower() not in registering
+        ]
 
 
 def adopt_households(client: VoisinClient, engine: Engine) -> list[int]:
@@ -224,6 +241,8 @@ def erase_again(engine: Engine) -> list[int]:
 
     with Session(engine) as session, session.begin():
         erased = set(session.exec(select(HouseholdErasure.household)).all())
+        # An erasure still being finished records itself, with what it moved.
+        erased |= {i.household for i in _unfinished(session, "erase") if i.household is not None}
         known = set(session.exec(select(ApiHousehold.id)).all())
         inactive = [
             h.id
@@ -246,3 +265,15 @@ def erase_again(engine: Engine) -> list[int]:
                 deactivated_tx=deactivations.get(household),
             )
     return inactive
+
+
+def unsent_at_backup(backup_block: int) -> ApiError:
+    """The answer a money intent a restored database held unsent is finished with."""
+    return ApiError(
+        409,
+        "unsent_at_backup",
+        f"this request was recorded and not yet done when the backup restored here was taken "
+        f"(block {backup_block}), and the chain went on since: whether it was done after "
+        "cannot be told here, so it is not done again; check the household's balance and "
+        "trades, and ask again with a new Idempotency-Key if it is still wanted",
+    )

@@ -48,7 +48,6 @@ from api.cluster import (
 )
 from api.contract_upgrade import carry_orders
 from api.custody import KeyVault, given_or_kept_secret, load_or_create_secret
-from api.errors import ApiError
 from api.feeder_process import FeederWorker
 from api.forecasts import Forecasts
 from api.intake import IntakeWriter
@@ -66,6 +65,7 @@ from api.recovery import (
     forget_restored,
     restored_from,
     twin_orders,
+    unsent_at_backup,
 )
 from api.schema import prepare as prepare_schema
 from api.settings import Settings
@@ -313,8 +313,19 @@ class Services:
 
     def _settle_intents(self) -> None:
         """Finish what an earlier process left unfinished, before anything else signs with a
-        key an unfinished rotation replaces; then drop finished intents past retention."""
+        key an unfinished rotation replaces; then drop finished intents past retention. In a
+        database restored while its chain went on, the top-ups and takes its backup held
+        unsent are refused first (:mod:`api.recovery`): they may have been done since."""
         try:
+            backup_block = restored_from(self.engine)
+            if backup_block is not None:
+                refused = self.intents.refuse_unsent(MONEY_INTENTS, unsent_at_backup(backup_block))
+                if refused:
+                    log.warning(
+                        "refused intents %s: top-ups and takes left unsent at the backup this "
+                        "database was restored from",
+                        _ids(refused),
+                    )
             left = self.intents.unfinished()
             if left:
                 finished = self.intents.reconcile()
@@ -385,32 +396,32 @@ class Services:
     def recover_from_chain(self) -> Recovered:
         """Mirror the chain, then take back from it what a database restored from before its
         latest blocks lacks, and settle once what such a database had queued
-        (:mod:`api.recovery`)."""
+        (:mod:`api.recovery`). Each step that fails is logged and the others go on; raises
+        only if the chain cannot be mirrored or a restored database's queue was not settled
+        (then nothing may be sent yet: the caller tries again)."""
         from ledger.readings.recovery import recover_signed_readings
 
         self.on_chain(self.mirror)
-        readings = self.on_chain(lambda: recover_signed_readings(self.client, self.engine))
-        erased = self.on_chain(lambda: erase_again(self.engine))
-        households = self.on_chain(lambda: adopt_households(self.client, self.engine))
+
+        def step(name: str, action: Callable[[], list[int]]) -> list[int]:
+            try:
+                return self.on_chain(action)
+            except Exception:
+                log.exception("taking back %s from the chain failed", name)
+                return []
+
+        erased = step("erasures", lambda: erase_again(self.engine))
+        households = step("households", lambda: adopt_households(self.client, self.engine))
         orders: list[int] = []
-        refused: list[int] = []
-        backup_block = restored_from(self.engine)
-        if backup_block is not None:
+        if restored_from(self.engine) is not None:
             orders = self.outbox.adopt_posted(twin_orders(self.engine))
             orders += self.on_chain(lambda: adopt_orders(self.engine))
-            refused = self.intents.refuse_unsent(
-                MONEY_INTENTS,
-                ApiError(
-                    409,
-                    "unsent_at_backup",
-                    f"this request was recorded and not yet done when the backup restored here "
-                    f"was taken (block {backup_block}), and the chain went on since: whether it "
-                    "was done after cannot be told here, so it is not done again; check the "
-                    "household's balance and trades, and ask again with a new Idempotency-Key "
-                    "if it is still wanted",
-                ),
-            )
             forget_restored(self.engine)
+        counted = step(
+            "signed readings",
+            lambda: [recover_signed_readings(self.client, self.engine)],
+        )
+        readings = counted[0] if counted else 0
         for count, what in (
             (readings, f"{readings} signed readings the evidence store lacked"),
             (len(households), f"households {_ids(households)}, which the database had no "
@@ -425,11 +436,7 @@ class Services:
                 "erased households %s again: the chain deactivated them after the backup",
                 _ids(erased),
             )
-        if refused:
-            log.warning(
-                "refused intents %s (top-ups and takes left unsent at the backup)", _ids(refused)
-            )
-        return Recovered(readings, tuple(households), tuple(orders), tuple(refused), tuple(erased))
+        return Recovered(readings, tuple(households), tuple(orders), tuple(erased))
 
     # ───────────────────────────── The audit ─────────────────────────────
 
@@ -519,10 +526,6 @@ class Services:
         """Elected: drain the outbox, settle, keep audits and send webhooks from here on."""
         if self._stop.is_set():
             return
-        try:
-            self.recover_from_chain()
-        except Exception:  # the audit reports what stays missing; the market goes on
-            log.exception("taking back from the chain what the database lacks failed")
         self._thread = threading.Thread(target=self._loop, name="voisin-outbox", daemon=True)
         self._thread.start()
         self.keeper.start()
@@ -535,9 +538,24 @@ class Services:
         log.error("stopping: another process leads the market now")
         os.kill(os.getpid(), signal.SIGTERM)
 
+    def _recovered(self) -> bool:
+        """Take back from the chain what the database lacks (:meth:`recover_from_chain`);
+        whether the outbox may go on: not while a restored database's queue is unsettled."""
+        try:
+            self.recover_from_chain()
+        except Exception:
+            log.exception("taking back from the chain what the database lacks failed")
+            return restored_from(self.engine) is None
+        return True
+
     def _loop(self) -> None:
+        recovered = self._recovered()
         while not self._stop.wait(self.settings.outbox_interval_s):
             self._revive_node()
+            if not recovered:
+                recovered = self._recovered()
+                if not recovered:
+                    continue
             try:
                 self._intents_pass()
             except Exception:  # keep the loop alive; the next pass retries
