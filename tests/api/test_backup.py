@@ -1108,3 +1108,28 @@ def test_a_top_up_left_unsent_at_the_backup_is_refused_not_done_twice(tmp_path: 
             assert done is not None and done.state == "done"
         assert api.services.recover_from_chain() == Recovered(0, ())
         assert restored_from(api.services.engine) is None  # settled once
+
+
+def test_a_restored_market_sends_nothing_until_its_queue_is_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taking back from the chain fails (the node does not answer): a restored database's
+    outbox waits for the next try, since its queued orders may be on chain already; any other
+    database's goes on."""
+    from api.recovery import mark_restored, restored_from
+
+    app = create_app(_settings(tmp_path), background=False)
+    with TestClient(app):
+        services = app.state.services
+
+        def unreachable() -> None:
+            raise ConnectionError("the node does not answer")
+
+        monkeypatch.setattr(services, "mirror", unreachable)
+        assert services._recovered() is True
+        mark_restored(services.engine.url.render_as_string(hide_password=False), 3)
+        assert services._recovered() is False
+        assert restored_from(services.engine) == 3
+        monkeypatch.undo()
+        assert services._recovered() is True
+        assert restored_from(services.engine) is None
