@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from api.auth import hash_token
 from api.errors import ApiError
 from api.intents import UNFINISHED
 from api.models import ApiHousehold, ApiIntent, ApiOrder, ApiOrderPost, HouseholdErasure
@@ -130,8 +129,9 @@ def adopt_households(client: VoisinClient, engine: Engine) -> list[int]:
                     account=household.account,
                     meter=household.meter,
                     prosumer=household.prosumer,
-                    # A token no one was ever given: the operator issues the household's.
-                    token_hash=hash_token(secrets.token_urlsafe(32)),
+                    # Not the hash of any token (those are 64 hex digits): the operator
+                    # issues the household's.
+                    token_hash=f"taken-back:{household.id}:{secrets.token_hex(16)}",
                     key_json="",
                     meter_last_slot=state.last_slot,
                     meter_import_Wh=state.import_Wh,
