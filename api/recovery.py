@@ -19,16 +19,18 @@ here, when a market's leader starts (:meth:`api.services.Services.recover_from_c
   no record of has its personal data, back with the backup, removed again.
 
 ``voisin restore`` also marks the database it restored (:data:`RESTORED_KEY`, with the block
-the backup was taken at): what the database had queued then may have been done on chain
-since, and the database cannot tell. So, once, at the next start:
+the backup was taken at) when the chain was not restored with it: what the database had queued
+then may have been done on chain since, and the database cannot tell. So:
 
-- a queued order the chain holds an unlinked twin of (same household, side, limit, slots and
-  cap: posted after the backup) is recorded as that order instead of being posted again, and
-  an open order posted after the backup that the database never had is recorded too, so that
-  its household sees it and can cancel it;
-- a top-up or a take recorded and never sent (a crash before the backup) is finished as
-  refused instead of being sent: it may have been done since, and a money action is done once.
-  Other actions check the chain before acting, so they are finished as usual.
+- as a process starts, before it finishes the intents an earlier one left, a top-up or a take
+  recorded and never sent (a crash before the backup) is finished as refused instead of being
+  sent: it may have been done since, and a money action is done once. Other actions check the
+  chain before acting, so they are finished as usual;
+- as the leader starts, before its outbox sends anything, a queued order the chain holds an
+  unlinked twin of (same household, side, limit, slots and cap: posted after the backup) is
+  recorded as that order instead of being posted again, and an open order posted after the
+  backup that the database never had is recorded too, so that its household sees it and can
+  cancel it. Then the mark goes.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ __all__ = [
     "unsent_at_backup",
 ]
 
-#: The intents a restored database's pending ones of are refused rather than driven: money
-#: actions, which do not check the chain for having been done.
+#: The kinds of intent whose pending ones a restored database refuses rather than drives:
+#: money actions, which cannot tell from the chain whether they were done.
 MONEY_INTENTS = ("topup", "take")
 
 #: The ``indexer_state`` key ``voisin restore`` writes into a database it restored: the chain's
@@ -160,6 +162,7 @@ def restored_from(engine: Engine) -> int | None:
 
 
 def forget_restored(engine: Engine) -> None:
+    """Remove the mark :func:`mark_restored` wrote, once what it asks for is done."""
     with Session(engine) as session, session.begin():
         row = session.get(IndexerState, RESTORED_KEY)
         if row is not None:
