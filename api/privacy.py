@@ -144,6 +144,9 @@ class Holdings:
 
     queued_readings: int
     orders_in_flight: int
+    #: Whether the household has no account key (taken back from the chain after a restore,
+    #: :mod:`api.recovery`): what is left on its account could not be refunded.
+    keyless: bool = False
 
 
 def blockers(household: int, found: Holdings) -> ApiError | None:
@@ -161,6 +164,14 @@ def blockers(household: int, found: Holdings) -> ApiError | None:
             "orders_pending",
             f"{found.orders_in_flight} order(s) of household {household} are being sent to the "
             "chain; retry in a few seconds",
+        )
+    if found.keyless:
+        return ApiError(
+            409,
+            "no_account_key",
+            f"household {household} has no account key (taken back from the chain after a "
+            "restore), so what is left on its account could not be refunded: the operator "
+            f"issues it one first (POST /households/{household}/rotate-key), then retry",
         )
     return None
 
@@ -257,7 +268,9 @@ def holdings(engine: Engine, household: int, meter: str) -> Holdings:
                 )
             )
         ).one()
-    return Holdings(int(queued), int(in_flight))
+        record = session.get(ApiHousehold, household)
+    keyless = record is not None and not record.key_json
+    return Holdings(int(queued), int(in_flight), keyless)
 
 
 def deactivation_tx(session: Session, household: int) -> str | None:

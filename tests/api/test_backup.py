@@ -979,6 +979,13 @@ def test_one_market_of_a_city_comes_back_and_catches_up_leaving_the_rest_as_it_w
         mine = {o["id"]: o for o in (r.json()["items"] if isinstance(r.json(), dict) else r.json())}
         assert mine[adopted[0]["id"]]["status"] == "cancelled"
         assert mine[waiting]["status"] == "queued" and "no account key" in mine[waiting]["reason"]
+        # Nor can it be erased yet: what is left on its account could not be refunded.
+        r = north.post(
+            f"{path}/erasure",
+            json={"confirm": f"erase household {seller.id}"},
+            headers=seller.auth,
+        )
+        assert r.status_code == 409 and r.json()["code"] == "no_account_key", r.text
         assert north.post(f"{path}/rotate-key", headers=OP).status_code == 200
         assert north.services.outbox.run_once().orders_posted == 1
         r = north.post("/v1/readings", json={"readings": [north.reading(seller, late + 1, 0, 50)]})
