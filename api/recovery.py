@@ -169,6 +169,18 @@ def forget_restored(engine: Engine) -> None:
             session.delete(row)
 
 
+def _unlinked_orders(session: Session) -> list[OrderRecord]:
+    """The open on-chain orders (the mirror's) that no API order stands for, by chain id."""
+    linked = {
+        (o.side, o.chain_id)
+        for o in session.exec(select(ApiOrder).where(col(ApiOrder.chain_id).is_not(None)))
+    }
+    rows = session.exec(
+        select(OrderRecord).where(col(OrderRecord.open)).order_by(col(OrderRecord.order_id))
+    )
+    return [r for r in rows if (r.side, r.order_id) not in linked]
+
+
 def twin_orders(engine: Engine) -> list[tuple[int, int]]:
     """(API order id, chain order id) of each queued order, not being sent, that an unlinked
     on-chain order of the same household, side, limit, slots and cap stands for (the mirror
@@ -178,17 +190,9 @@ def twin_orders(engine: Engine) -> list[tuple[int, int]]:
             select(ApiOrder).where(ApiOrder.status == "queued").order_by(col(ApiOrder.id))
         ).all()
         sending = set(session.exec(select(ApiOrderPost.order_id)).all())
-        linked = {
-            (o.side, o.chain_id)
-            for o in session.exec(select(ApiOrder).where(col(ApiOrder.chain_id).is_not(None)))
-        }
-        on_chain = session.exec(
-            select(OrderRecord).where(col(OrderRecord.open)).order_by(col(OrderRecord.order_id))
-        ).all()
+        on_chain = _unlinked_orders(session)
     free: dict[tuple[object, ...], list[int]] = {}
     for r in on_chain:
-        if (r.side, r.order_id) in linked:
-            continue
         key = (r.household, r.side, r.price_limit_ueur_per_kWh, r.first_slot, r.last_slot,
                r.max_Wh_per_slot)  # fmt: skip
         free.setdefault(key, []).append(r.order_id)
@@ -210,13 +214,6 @@ def adopt_orders(engine: Engine) -> list[int]:
     :func:`twin_orders`' pairs are recorded."""
     with Session(engine) as session, session.begin():
         known = set(session.exec(select(ApiHousehold.id)).all())
-        linked = {
-            (o.side, o.chain_id)
-            for o in session.exec(select(ApiOrder).where(col(ApiOrder.chain_id).is_not(None)))
-        }
-        rows = session.exec(
-            select(OrderRecord).where(col(OrderRecord.open)).order_by(col(OrderRecord.order_id))
-        ).all()
         adopted = [
             ApiOrder(
                 side=r.side,
@@ -228,8 +225,8 @@ def adopt_orders(engine: Engine) -> list[int]:
                 status="open",
                 chain_id=r.order_id,
             )
-            for r in rows
-            if r.household in known and (r.side, r.order_id) not in linked
+            for r in _unlinked_orders(session)
+            if r.household in known
         ]
         session.add_all(adopted)
         session.flush()
