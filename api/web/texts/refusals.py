@@ -191,6 +191,12 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "Les derniers relevés du compteur sont en cours d'enregistrement ; réessayez dans un "
         "moment.",
     ),
+    "no_account_key": (
+        "Your account has no key yet since the ledger was restored; your grid operator issues "
+        "a new one, then try again.",
+        "Votre compte n'a pas encore de clé depuis la restauration du registre ; votre "
+        "gestionnaire de réseau en émet une nouvelle, puis réessayez.",
+    ),
     "no_gas_money": (
         "The ledger's operator account cannot pay for transactions; tell your grid operator.",
         "Le compte d'exploitation du registre ne peut plus payer les transactions ; prévenez "
