@@ -3,8 +3,10 @@
 A database restored from a backup (a whole data directory on a JSON-RPC node, or one market of
 a city, ``voisin restore --market``) lacks what happened on chain after the backup was taken.
 The mirror catches up by itself (:mod:`ledger.mirror.indexer`), and a slot settled meanwhile
-gets back its sealed digest link when the settlement worker reaches it. What else is taken back
-here, when a market's leader starts (:meth:`api.services.Services.recover_from_chain`):
+gets back its sealed digest link when the settlement worker reaches it. ``voisin restore``
+marks such a database (:data:`RESTORED_KEY`); what else is taken back here, once, when the
+market's leader starts on a marked database (:meth:`api.services.Services.recover_from_chain`;
+an unmarked one costs its start one read of the mark):
 
 - the signed readings of the readings committed since, from their ``commitReadings``
   transactions (:mod:`ledger.readings.recovery`);
@@ -18,9 +20,8 @@ here, when a market's leader starts (:meth:`api.services.Services.recover_from_c
 - the erasures done since: a household the chain deactivated whose erasure the database has
   no record of has its personal data, back with the backup, removed again.
 
-``voisin restore`` also marks the database it restored (:data:`RESTORED_KEY`, with the block
-the backup was taken at) when the chain was not restored with it: what the database had queued
-then may have been done on chain since, and the database cannot tell. So:
+The mark holds the block the backup was taken at. What the database had queued then may have
+been done on chain since, and the database cannot tell. So:
 
 - as a process starts, before it finishes the intents an earlier one left, a top-up or a take
   recorded and never sent (a crash before the backup) is finished as refused instead of being

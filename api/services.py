@@ -394,34 +394,34 @@ class Services:
         return self.on_chain(self.client.tariffs)
 
     def recover_from_chain(self) -> Recovered:
-        """Mirror the chain, then take back from it what a database restored from before its
-        latest blocks lacks, and settle once what such a database had queued
-        (:mod:`api.recovery`). Each step that fails is logged and the others go on; raises
-        only if the chain cannot be mirrored or a restored database's queue was not settled
-        (then nothing may be sent yet: the caller tries again)."""
+        """In a database ``voisin restore`` marked (its chain went on after the backup): mirror
+        the chain, take back from it what the database lacks, and settle once what it had
+        queued (:mod:`api.recovery`); in any other, nothing (a start costs one read of the
+        mark). A step that fails is logged and the others go on (the audit names what stays
+        missing); raises only if the chain cannot be mirrored or the queue was not settled,
+        and the mark then stays for the caller's next try."""
         from ledger.readings.recovery import recover_signed_readings
 
+        if restored_from(self.engine) is None:
+            return Recovered(0, ())
         self.on_chain(self.mirror)
 
-        def step(name: str, action: Callable[[], list[int]]) -> list[int]:
+        def step(name: str, action: Callable[[], T], failed: T) -> T:
             try:
                 return self.on_chain(action)
             except Exception:
                 log.exception("taking back %s from the chain failed", name)
-                return []
+                return failed
 
-        erased = step("erasures", lambda: erase_again(self.engine))
-        households = step("households", lambda: adopt_households(self.client, self.engine))
-        orders: list[int] = []
-        if restored_from(self.engine) is not None:
-            orders = self.outbox.adopt_posted(twin_orders(self.engine))
-            orders += self.on_chain(lambda: adopt_orders(self.engine))
-            forget_restored(self.engine)
-        counted = step(
-            "signed readings",
-            lambda: [recover_signed_readings(self.client, self.engine)],
+        none: list[int] = []
+        erased = step("erasures", lambda: erase_again(self.engine), none)
+        households = step("households", lambda: adopt_households(self.client, self.engine), none)
+        readings = step(
+            "signed readings", lambda: recover_signed_readings(self.client, self.engine), 0
         )
-        readings = counted[0] if counted else 0
+        orders = self.outbox.adopt_posted(twin_orders(self.engine))
+        orders += self.on_chain(lambda: adopt_orders(self.engine))
+        forget_restored(self.engine)
         for count, what in (
             (readings, f"{readings} signed readings the evidence store lacked"),
             (len(households), f"households {_ids(households)}, which the database had no "
