@@ -36,7 +36,6 @@ been done on chain since, and the database cannot tell. So:
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 
@@ -48,7 +47,7 @@ from api.intents import UNFINISHED
 from api.models import ApiHousehold, ApiIntent, ApiOrder, ApiOrderPost, HouseholdErasure
 from ledger.contract.client import VoisinClient
 from ledger.mirror.engine import make_engine
-from ledger.mirror.models import ChainEvent, HouseholdRecord, IndexerState, OrderRecord
+from ledger.mirror.models import HouseholdRecord, IndexerState, OrderRecord
 
 __all__ = [
     "MONEY_INTENTS",
@@ -238,7 +237,7 @@ def erase_again(engine: Engine) -> list[int]:
     """Erase again each household the chain deactivated whose erasure the database has no
     record of (erased after the backup it was restored from): its personal data, back with
     the backup, go again (:func:`api.privacy.wipe`); returns their ids."""
-    from api.privacy import wipe
+    from api.privacy import deactivation_tx, wipe
 
     with Session(engine) as session, session.begin():
         erased = set(session.exec(select(HouseholdErasure.household)).all())
@@ -252,18 +251,12 @@ def erase_again(engine: Engine) -> list[int]:
             )
             if h.id in known and h.id not in erased
         ]
-        deactivations = {
-            int(json.loads(e.args_json)["household"]): e.tx_hash
-            for e in session.exec(
-                select(ChainEvent).where(ChainEvent.name == "HouseholdDeactivated")
-            )
-        }
         for household in inactive:
             wipe(
                 session,
                 household,
                 requested_by="restore",
-                deactivated_tx=deactivations.get(household),
+                deactivated_tx=deactivation_tx(session, household),
             )
     return inactive
 

@@ -38,7 +38,12 @@ from ledger.readings.eip712 import (
 )
 from ledger.readings.evidence import store_signed_readings
 
-__all__ = ["UnrecoverableReading", "missing_evidence", "recover_signed_readings"]
+__all__ = [
+    "UnrecoverableReading",
+    "missing_evidence",
+    "recover_signed_readings",
+    "signed_readings_of",
+]
 
 
 class UnrecoverableReading(LedgerError, ValueError):
