@@ -132,6 +132,10 @@ contract Voisin is VoisinToken {
                     || previous.lastSlot != 0
             ) revert ZeroAddress();
         } else {
+            // No meter here can be ahead of the clock (see _clearForwards): nor the slot every
+            // meter starts after. A continuation's is a slot its predecessor metered.
+            uint32 maxSlot = _maxSlot();
+            if (previous.lastSlot > maxSlot) revert FutureSlot(previous.lastSlot, maxSlot);
             emit MigratedFrom(
                 previous.deployment,
                 previous.snapshotBlock,
@@ -582,8 +586,9 @@ contract Voisin is VoisinToken {
     ///         accepted whole or not at all.
     /// @dev (slot, batch) can be cleared once, so a retried batch is refused. A position is
     ///      refused once either party's meter has committed a reading for the slot or a later
-    ///      one: a slot is traded ahead before it is metered, never after. The contract keeps a
-    ///      digest of each position; `settleForwards` is given the fields back.
+    ///      one: a slot is traded ahead before it is metered, never after (for a slot beyond
+    ///      the clock's reach, so without reading the meters: see _clearForwards). The
+    ///      contract keeps a digest of each position; `settleForwards` is given the fields back.
     function clearForwards(uint32 slot, uint32 batch, Forward[] calldata positions)
         external
         onlyRole(SETTLER_ROLE)
@@ -595,8 +600,10 @@ contract Voisin is VoisinToken {
         if (_forwardBatchCleared[batchKey]) revert ForwardBatchAlreadyCleared(slot, batch);
         _forwardBatchCleared[batchKey] = true;
         Tariffs memory t = _tariffs;
+        // A slot beyond the clock's reach: no meter can have read it (see _clearForwards).
+        bool ahead = slot > _maxSlot();
         (uint256 next, uint256 lastId, uint256 escrow) =
-            _clearForwards(slot, positions, forwardCount, t);
+            _clearForwards(slot, ahead, positions, forwardCount, t);
         if (next < n) _refuseClearing(uint32(next), slot, positions[next], t);
         // Ids are uint32; 2^32 positions are far beyond any ledger's life, but never wrap.
         require(lastId <= type(uint32).max);
@@ -848,10 +855,20 @@ contract Voisin is VoisinToken {
     ///      at _commitReadingsFast (a few hundred opcodes per position, several times as many
     ///      in Solidity). Layouts as at _settleFillsFast and _commitReadingsFast; a household's
     ///      meter is the word after its first.
-    function _clearForwards(uint32 slot, Forward[] calldata positions, uint256 id, Tariffs memory t)
-        private
-        returns (uint256 next, uint256 lastId, uint256 escrow)
-    {
+    ///
+    ///      `ahead`: `slot` is beyond _maxSlot(), so neither meter is read. Every meter's last
+    ///      slot is at most _maxSlot() at all times (a reading's slot is, FutureReading; a
+    ///      rotated meter inherits its predecessor's; a registered one starts at the declared
+    ///      predecessor's last slot, which the constructor holds to the clock; and the clock
+    ///      only moves forward), so no meter can have read a slot beyond it. A day-ahead
+    ///      market clears tomorrow's slots: four storage reads fewer per position.
+    function _clearForwards(
+        uint32 slot,
+        bool ahead,
+        Forward[] calldata positions,
+        uint256 id,
+        Tariffs memory t
+    ) private returns (uint256 next, uint256 lastId, uint256 escrow) {
         uint256 feedIn = t.feedInUeurPerKWh;
         uint256 retail = t.retailUeurPerKWh;
         uint256 gridFee = t.gridFeeUeurPerKWh;
@@ -883,13 +900,15 @@ contract Voisin is VoisinToken {
                 let buyerWord := sload(buyerAt)
                 if iszero(and(and(shr(160, sload(sellerAt)), shr(160, buyerWord)), 1)) { break }
                 // Neither meter has read the slot: lastSlot (bits 32-63) is 0 or before it.
-                mstore(0x20, _meters.slot)
-                mstore(0x00, sload(add(sellerAt, 1)))
-                let last := and(shr(32, sload(keccak256(0x00, 0x40))), 0xffffffff)
-                if and(gt(last, 0), iszero(lt(last, slot))) { break }
-                mstore(0x00, sload(add(buyerAt, 1)))
-                last := and(shr(32, sload(keccak256(0x00, 0x40))), 0xffffffff)
-                if and(gt(last, 0), iszero(lt(last, slot))) { break }
+                if iszero(ahead) {
+                    mstore(0x20, _meters.slot)
+                    mstore(0x00, sload(add(sellerAt, 1)))
+                    let last := and(shr(32, sload(keccak256(0x00, 0x40))), 0xffffffff)
+                    if and(gt(last, 0), iszero(lt(last, slot))) { break }
+                    mstore(0x00, sload(add(buyerAt, 1)))
+                    last := and(shr(32, sload(keccak256(0x00, 0x40))), 0xffffffff)
+                    if and(gt(last, 0), iszero(lt(last, slot))) { break }
+                }
                 let reserved := add(div(mul(energy, price), 1000), div(mul(energy, gridFee), 1000))
                 if lt(shr(176, buyerWord), reserved) { break }
                 // Every check passed: write.

@@ -38,7 +38,9 @@ contract, sets up a neighbourhood of households, and then measures:
 * **gas per forward position**: ``clearForwards`` batches of day-ahead positions (each its
   own seller and buyer, ahead of a slot none of them has metered), then, once their readings
   for that slot are committed (untimed), ``settleForwards`` of the same positions, each
-  delivered in full;
+  delivered in full; and ``clearForwards`` of the same pairs a day beyond the chain's clock
+  (a live day-ahead market's case, where the contract reads no meter: none can have read a
+  slot the clock has not reached), left open;
 * **throughput**: the wall time of each settle (and take, and reading) transaction from
   ``send_raw_transaction`` to its receipt, with ``time.perf_counter``; fills/s = fills / that
   time. Each (layout, size) of at most 100 fills is settled ``--repeat`` times, each time in a
@@ -248,10 +250,16 @@ class ForwardRun:
     positions: int
     clear: TxTiming
     settle: TxTiming
+    clear_ahead: TxTiming
+    """The same pairs' positions cleared a day beyond the chain's clock."""
 
     @property
     def clear_gas_per_position(self) -> float:
         return self.clear.gas_used / self.positions
+
+    @property
+    def clear_ahead_gas_per_position(self) -> float:
+        return self.clear_ahead.gas_used / self.positions
 
     @property
     def settle_gas_per_position(self) -> float:
@@ -858,7 +866,8 @@ def run_backend(
             results.forwards.append(run_f)
             log(
                 f"{name}: forwards x{n}: clear {run_f.clear_gas_per_position:,.0f} gas/position, "
-                f"settle {run_f.settle_gas_per_position:,.0f} gas/position"
+                f"settle {run_f.settle_gas_per_position:,.0f} gas/position, clear a day ahead "
+                f"{run_f.clear_ahead_gas_per_position:,.0f} gas/position"
             )
 
         if tracing:
@@ -871,6 +880,8 @@ def run_backend(
         return results
 
 
+#: Slots in a day: how far beyond the chain's clock the day-ahead clearing is measured.
+SLOTS_PER_DAY = 96
 #: Energy of each measured forward position (Wh), delivered in full.
 FORWARD_WH = 1_000
 
@@ -885,7 +896,8 @@ def _measure_forwards(
     pairs: Sequence[tuple[Member, Member]],
 ) -> ForwardRun:
     """Clear ``pairs``' positions ahead of ``slot`` (timed), commit the slot's readings
-    (untimed), settle the positions (timed); check every position delivered in full."""
+    (untimed), settle the positions (timed); check every position delivered in full. Then
+    clear the same pairs' positions a day beyond the chain's clock (timed, left open)."""
     positions = [(s.id, b.id, FORWARD_WH, CLEARING_PRICE) for s, b in pairs]
     clear = sender.timed(hood.operator, "clearForwards", [slot, batch, positions])
     receipt = hood.chain.w3.eth.get_transaction_receipt(HexStr(clear.tx_hash))
@@ -911,7 +923,12 @@ def _measure_forwards(
     settled = [e for e in client.decode_logs(receipt["logs"]) if e.name == "ForwardSettled"]
     if len(settled) != len(pairs) or any(e.args["shortfallWh"] for e in settled):
         raise BenchError(f"{name}: settleForwards did not deliver every position in full")
-    return ForwardRun(name, len(pairs), clear, settle)
+    day_ahead = client.max_reading_slot() + SLOTS_PER_DAY
+    ahead = sender.timed(hood.operator, "clearForwards", [day_ahead, batch, positions])
+    receipt = hood.chain.w3.eth.get_transaction_receipt(HexStr(ahead.tx_hash))
+    if sum(e.name == "ForwardCleared" for e in client.decode_logs(receipt["logs"])) != len(pairs):
+        raise BenchError(f"{name}: clearForwards a day ahead did not clear every position")
+    return ForwardRun(name, len(pairs), clear, settle, ahead)
 
 
 def _check_fills(
@@ -1151,22 +1168,25 @@ def render(results: Sequence[BackendResults], trace: BackendResults | None, cfg:
         out("")
         out(
             f"Each position {FORWARD_WH:,} Wh at {CLEARING_PRICE:,} ueur/kWh, its own seller "
-            "and buyer, delivered in full; gas/position = receipt gasUsed / positions."
+            "and buyer, delivered in full; gas/position = receipt gasUsed / positions. 'ahead':"
+            " the same positions cleared a day beyond the chain's clock (no meter read)."
         )
         out("")
         head = f"{'positions':>9}"
         for n in names:
             head += f" {n + ' clear gas/pos':>24} {n + ' settle gas/pos':>25}"
+            head += f" {n + ' ahead gas/pos':>24}"
         out(head)
         for size in cfg.forward_sizes:
             row = f"{size:>9}"
             for r in results:
                 found = [x for x in r.forwards if x.positions == size]
                 if not found:
-                    row += f" {'-':>24} {'-':>25}"
+                    row += f" {'-':>24} {'-':>25} {'-':>24}"
                     continue
                 x = found[0]
                 row += f" {x.clear_gas_per_position:>24,.0f} {x.settle_gas_per_position:>25,.0f}"
+                row += f" {x.clear_ahead_gas_per_position:>24,.0f}"
             out(row)
         out("")
 
@@ -1395,6 +1415,7 @@ def to_json(
                     **asdict(f),
                     "clear_gas_per_position": f.clear_gas_per_position,
                     "settle_gas_per_position": f.settle_gas_per_position,
+                    "clear_ahead_gas_per_position": f.clear_ahead_gas_per_position,
                 }
                 for f in r.forwards
             ],

@@ -18,6 +18,7 @@ from web3.types import RPCEndpoint
 
 from ledger import Chain, errors
 from ledger.chain.backends import open_chain
+from ledger.types import Forward, ForwardPosition
 from tests.world import SLOT, Member, World, new_world
 
 #: The contract's MAX_SLOTS_AHEAD.
@@ -173,6 +174,35 @@ class FutureReadingSuite:
         advance_clock()
         w.meter(member, top + 1, export_Wh=7)
         assert w.client.slot_energy(member.id, top + 1).export_Wh == 7
+
+    def test_a_forward_cleared_beyond_the_clock_settles_once_its_slot_is_metered(
+        self, w: World, advance_clock: AdvanceClock
+    ) -> None:
+        # Clearing a slot no meter can have read yet skips the meters (a day-ahead market's
+        # case); the position then settles as any other once the clock reaches the slot.
+        seller = w.household(prosumer=True)
+        buyer = w.household(prosumer=False, topup_ueur=10_000_000)
+        top = _refused_far_ahead(w, seller)
+        w.meter(seller, top, export_Wh=5)
+        w.meter(buyer, top, import_Wh=5)
+        ahead = top + 1
+        cleared = w.client.clear_forwards(
+            w.operator, ahead, 0, [Forward(seller.id, buyer.id, 1_000, 100_000)]
+        )
+        (event,) = cleared.named("ForwardCleared")
+        position = ForwardPosition(
+            event.args["forwardId"], ahead, seller.id, buyer.id, 1_000, 100_000,
+            event.args["reservedUeur"],
+        )  # fmt: skip
+        with pytest.raises(errors.FutureReading):
+            w.client.commit_readings(w.operator, [w.sign(seller, ahead, 0, 10**6)])
+        advance_clock()
+        w.meter(seller, ahead, export_Wh=1_500)
+        w.meter(buyer, ahead, import_Wh=1_200)
+        settled = w.client.settle_forwards(w.operator, ahead, [position])
+        (done,) = settled.named("ForwardSettled")
+        assert (done.args["deliveredWh"], done.args["shortfallWh"]) == (1_000, 0)
+        assert w.client.balance_of(w.client.address) == 0
 
     def test_a_deactivated_households_reading_is_refused_as_inactive_whatever_its_slot(
         self, w: World

@@ -91,6 +91,15 @@ class MigrationSuite:
             if isinstance(err.value, ContractCustomError):
                 assert str(err.value.data).startswith("0x" + keccak(text="ZeroAddress()")[:4].hex())
 
+    def test_a_last_slot_beyond_the_clock_is_refused(self, chain: Chain) -> None:
+        # Every meter starts after it, and no meter may be ahead of the chain's clock.
+        far = int(chain.w3.eth.get_block("latest")["timestamp"]) // 900 + 10_000
+        with pytest.raises((ContractCustomError, errors.TransactionFailed)) as err:
+            deploy(chain, DEFAULT_TARIFFS, None, Predecessor(PREVIOUS, 1234, DIGEST, far))
+        if isinstance(err.value, ContractCustomError):
+            selector = keccak(text="FutureSlot(uint32,uint32)")[:4].hex()
+            assert str(err.value.data).startswith("0x" + selector)
+
     def test_meters_start_after_the_predecessors_last_slot(
         self, continued: tuple[World, Deployment]
     ) -> None:

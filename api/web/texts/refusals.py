@@ -224,6 +224,13 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "Une demande précédente est encore en route vers le registre ; regardez à nouveau dans "
         "un moment.",
     ),
+    "unsent_at_backup": (
+        "This request was not done before the ledger was restored, and is not done again now; "
+        "check your balance and trades, then ask again if you still want it.",
+        "Cette demande n'avait pas été faite avant la restauration du registre, et ne l'est pas "
+        "maintenant ; vérifiez votre solde et vos échanges, puis redemandez si vous le voulez "
+        "toujours.",
+    ),
     "other": (
         "The ledger refused this (code {code}).",
         "Le registre a refusé cela (code {code}).",
