@@ -73,7 +73,7 @@ from api.sqlite_pragmas import sqlite_pragmas
 from api.webhooks import WebhookWorker
 from ledger.chain.backends import Chain, open_chain
 from ledger.contract.client import VoisinClient
-from ledger.contract.deploy import Deployment, open_ledger
+from ledger.contract.deploy import Deployment, from_this_release, open_ledger
 from ledger.errors import LedgerError
 from ledger.market.settlement import SettlementWorker
 from ledger.mirror.engine import make_engine
@@ -221,6 +221,15 @@ class Services:
                     self._writes_lock.release()
             self.domain = self.client.domain_separator()
             self.chain_id = self.chain.chain_id
+            #: Whether the market's contract is this release's (GET /health says it).
+            self.contract_current = from_this_release(self.deployment)
+            if not self.contract_current:
+                log.warning(
+                    "the contract at %s was deployed from another release's bytecode than "
+                    "this one's; it keeps working, and `voisin upgrade-contract --plan` shows "
+                    "what moving to this release's contract would carry over",
+                    self.deployment.address,
+                )
             if self.deployment.migrated_from is not None:
                 # The orders the upgrade's freeze cancelled, queued again for this deployment
                 # (once; `voisin upgrade-contract` normally did it already).

@@ -158,6 +158,7 @@ def status(services: Services) -> dict[str, Any]:
         "kind": services.chain.kind,
         "chain_id": services.chain_id,
         "contract": services.client.address,
+        "contract_current": services.contract_current,
     }
     # The in-process EVM is used by one thread at a time; a node answers reads beside the
     # writes, so that a health check never waits for another worker's outbox pass.
@@ -249,6 +250,7 @@ _HEALTHY = {
         "kind": "embedded",
         "chain_id": 131277322940537,
         "contract": "0xA128F79bB6cCB8154B0d1d272dBD08715095cA44",
+        "contract_current": True,
         "block": 14,
     },
     "database": {"ok": True},
@@ -269,7 +271,9 @@ _HEALTHY = {
             "description": "`status` is `ok`, or `degraded` with `problems` among "
             "`backlog_growing`, `audit_failing` and `audit_stale` (the server still accepts "
             "and answers). `chain.chain_id` and `chain.contract` are the chain id and "
-            "verifying contract of the EIP-712 domain that meters sign readings in.",
+            "verifying contract of the EIP-712 domain that meters sign readings in; "
+            "`chain.contract_current` is false when that contract was deployed by another "
+            "release than the one answering (`voisin upgrade-contract` moves to this one's).",
             "content": {"application/json": {"example": _HEALTHY}},
         },
         503: {

@@ -114,6 +114,14 @@ def bytecode_sha256(bytecode: str) -> str:
     return hashlib.sha256(bytes.fromhex(bytecode.removeprefix("0x"))).hexdigest()
 
 
+def from_this_release(deployment: Deployment, artifact: Artifact | None = None) -> bool:
+    """Whether ``deployment`` was deployed from this release's contract (the committed
+    artifact's bytecode). A ledger on another release's keeps working; ``voisin
+    upgrade-contract`` moves it to this one's."""
+    artifact = artifact or load_artifact(CONTRACT_NAME)
+    return deployment.bytecode_sha256 == bytecode_sha256(artifact["bytecode"])
+
+
 def deploy(
     chain: Chain,
     tariffs: Tariffs = DEFAULT_TARIFFS,

@@ -304,6 +304,7 @@ def test_a_healthy_server_says_ok_with_the_facts(embedded_api: Api) -> None:
     assert body["backlog_oldest_s"] == {"readings": 0, "orders": 0}
     assert body["audit"] == {"kept": False}
     assert {"ok", "kind", "chain_id", "contract", "block"} <= body["chain"].keys()
+    assert body["chain"]["contract_current"] is True
     values = metric_values(embedded_api)
     assert gauge(values, "voisin_health_status") == 0
     assert (
@@ -311,6 +312,33 @@ def test_a_healthy_server_says_ok_with_the_facts(embedded_api: Api) -> None:
     )
     assert gauge(values, "voisin_outbox_backlog_oldest_seconds", kind="readings") == 0
     assert set(problem_gauges(embedded_api).values()) == {0}
+
+
+def test_a_contract_deployed_by_another_release_is_named_and_keeps_working(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The deployment record names the bytecode it was deployed from: a server of a release
+    whose contract differs says so at start and in /health, and serves as before."""
+    settings = _settings(tmp_path)
+    app = create_app(settings, background=False)
+    with TestClient(app) as client:
+        address = client.get("/health").json()["chain"]["contract"]
+    records = settings.data_dir / "deployments.json"
+    entries = json.loads(records.read_text())
+    (entry,) = entries.values()
+    entry["bytecode_sha256"] = "0" * 64  # as an older release's contract would be recorded
+    records.write_text(json.dumps(entries))
+    caplog.set_level(logging.WARNING, logger="voisin.api")
+    app = create_app(settings, background=False)
+    with TestClient(app) as client:
+        body = client.get("/health").json()
+        assert (body["status"], body["chain"]["contract"]) == ("ok", address)
+        assert body["chain"]["contract_current"] is False
+        assert client.get("/market/tariffs").status_code == 200
+    assert any(
+        "another release's bytecode" in r.getMessage() and address in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_a_dead_chain_node_is_chain_down_and_503(tmp_path: Path) -> None:
