@@ -883,17 +883,21 @@ class IntentRunner:
 
     # ───────────────────────────── Reconciliation ─────────────────────────────
 
-    def refuse_unsent(self, kinds: Collection[str], error: ApiError) -> list[int]:
-        """Finish every pending intent of ``kinds`` (recorded, nothing of it sent) with
-        ``error`` instead of driving it; returns their ids (:mod:`api.recovery`)."""
+    def refuse_unsent(
+        self, kinds: Collection[str], error: ApiError, up_to: int | None = None
+    ) -> list[int]:
+        """Finish every pending intent of ``kinds`` (recorded, nothing of it sent), of id at
+        most ``up_to`` if given, with ``error`` instead of driving it; returns their ids
+        (:mod:`api.recovery`)."""
 
         def refuse() -> list[int]:
+            query = select(ApiIntent).where(
+                ApiIntent.state == PENDING, col(ApiIntent.kind).in_(list(kinds))
+            )
+            if up_to is not None:
+                query = query.where(col(ApiIntent.id) <= up_to)
             with Session(self.engine) as session, session.begin():
-                rows = session.exec(
-                    select(ApiIntent)
-                    .where(ApiIntent.state == PENDING, col(ApiIntent.kind).in_(list(kinds)))
-                    .order_by(col(ApiIntent.id))
-                ).all()
+                rows = session.exec(query.order_by(col(ApiIntent.id))).all()
                 for row in rows:
                     self._store(row, Answer.of_error(error))
                     session.add(row)

@@ -433,15 +433,32 @@ class Outbox:
         result.orders_found += 1
         self._record_open(order.id, chain_id)
 
-    def adopt_posted(self, pairs: Sequence[tuple[int, int]]) -> list[int]:
-        """Record each queued order of ``pairs`` (API order id, chain order id) as the order
-        already on chain (:func:`api.recovery.twin_orders`) instead of posting it; returns the
-        ids recorded."""
+    def settle_posts_in_flight(self) -> int:
+        """Settle every post an earlier process left in flight (:meth:`_settle_post`): each is
+        recorded as the order it made on chain, or forgotten; returns how many there were.
+        Raises :class:`~api.sent.TransactionPending` while one waits in the node's pool."""
+        result = PassResult()
+        with self.gate.lock:
+            with Session(self.engine) as session:
+                posts = list(session.exec(select(ApiOrderPost)))
+            for in_flight in posts:
+                loaded = self._load(in_flight.order_id)
+                if loaded is None:
+                    self._forget_post(in_flight.order_id)
+                    continue
+                self._settle_post(loaded[0], in_flight, result)
+        return len(posts)
+
+    def adopt_posted(self, pairs: Sequence[tuple[int, int, bool]]) -> list[int]:
+        """Record each queued order of ``pairs`` (API order id, chain order id, whether that
+        order is still open) as the order already on chain (:func:`api.recovery.twin_orders`)
+        instead of posting it: open, or cancelled; returns the ids recorded."""
         adopted: list[int] = []
         with self.gate.lock:
-            for order_id, chain_id in pairs:
+            for order_id, chain_id, still_open in pairs:
+                status = "open" if still_open else "cancelled"
                 with Session(self.engine) as session, session.begin():
-                    if self._cas(session, order_id, "queued", status="open", chain_id=chain_id):
+                    if self._cas(session, order_id, "queued", status=status, chain_id=chain_id):
                         adopted.append(order_id)
         return adopted
 

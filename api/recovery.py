@@ -29,9 +29,12 @@ been done on chain since, and the database cannot tell. So:
   chain before acting, so they are finished as usual;
 - as the leader starts, before its outbox sends anything, a queued order the chain holds an
   unlinked twin of (same household, side, limit, slots and cap: posted after the backup) is
-  recorded as that order instead of being posted again, and an open order posted after the
-  backup that the database never had is recorded too, so that its household sees it and can
-  cancel it. Then the mark goes.
+  recorded as that order instead of being posted again: open, or cancelled if the twin was
+  cancelled since. An open order posted after the backup that the database never had is
+  recorded too, so that its household sees it and can cancel it (not one a post the backup
+  held in flight stands for, which the outbox records, nor one of an erased household). Then
+  the mark goes, once every step is done: a step that fails leaves it, and the next pass
+  tries them again (each takes back only what is still missing).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from api.errors import ApiError
 from api.intents import UNFINISHED
@@ -51,8 +54,10 @@ from ledger.mirror.models import HouseholdRecord, IndexerState, OrderRecord
 
 __all__ = [
     "MONEY_INTENTS",
+    "RESTORED_INTENTS_KEY",
     "RESTORED_KEY",
     "Recovered",
+    "RecoveryIncomplete",
     "adopt_households",
     "adopt_orders",
     "erase_again",
@@ -60,6 +65,7 @@ __all__ = [
     "lost_households",
     "mark_restored",
     "restored_from",
+    "restored_intents_up_to",
     "twin_orders",
     "unsent_at_backup",
 ]
@@ -71,6 +77,13 @@ MONEY_INTENTS = ("topup", "take")
 #: The ``indexer_state`` key ``voisin restore`` writes into a database it restored: the chain's
 #: head block when the backup was taken. Removed once the next start has handled it.
 RESTORED_KEY = "restored_from_block"
+#: Beside it: the newest intent id the backup held (0: none), so that only intents recorded
+#: before the backup are refused, never one a request made since the restore.
+RESTORED_INTENTS_KEY = "restored_intents_up_to"
+
+
+class RecoveryIncomplete(RuntimeError):
+    """A step of taking back from the chain failed; the mark stays for the next try."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +158,14 @@ def adopt_households(client: VoisinClient, engine: Engine) -> list[int]:
 
 
 def mark_restored(database_url: str, head_block: int) -> None:
-    """Mark the database of ``database_url`` restored from a backup taken at ``head_block``."""
+    """Mark the database of ``database_url`` restored from a backup taken at ``head_block``,
+    with the newest intent it holds."""
     engine = make_engine(database_url)
     try:
         with Session(engine) as session, session.begin():
+            newest = session.exec(select(func.max(ApiIntent.id))).one() or 0
             session.merge(IndexerState(key=RESTORED_KEY, value=str(head_block)))
+            session.merge(IndexerState(key=RESTORED_INTENTS_KEY, value=str(newest)))
     finally:
         engine.dispose()
 
@@ -161,49 +177,62 @@ def restored_from(engine: Engine) -> int | None:
     return None if row is None else int(row.value)
 
 
+def restored_intents_up_to(engine: Engine) -> int | None:
+    """The newest intent id the restored backup held (None: no bound was marked, so every
+    intent recorded is the backup's)."""
+    with Session(engine) as session:
+        row = session.get(IndexerState, RESTORED_INTENTS_KEY)
+    return None if row is None else int(row.value)
+
+
 def forget_restored(engine: Engine) -> None:
     """Remove the mark :func:`mark_restored` wrote, once what it asks for is done."""
     with Session(engine) as session, session.begin():
-        row = session.get(IndexerState, RESTORED_KEY)
-        if row is not None:
-            session.delete(row)
+        for key in (RESTORED_KEY, RESTORED_INTENTS_KEY):
+            row = session.get(IndexerState, key)
+            if row is not None:
+                session.delete(row)
 
 
 def _unlinked_orders(session: Session) -> list[OrderRecord]:
-    """The open on-chain orders (the mirror's) that no API order stands for, by chain id."""
+    """The on-chain orders (the mirror's), open or closed, that no API order stands for, by
+    chain id."""
     linked = {
         (o.side, o.chain_id)
         for o in session.exec(select(ApiOrder).where(col(ApiOrder.chain_id).is_not(None)))
     }
-    rows = session.exec(
-        select(OrderRecord).where(col(OrderRecord.open)).order_by(col(OrderRecord.order_id))
-    )
+    rows = session.exec(select(OrderRecord).order_by(col(OrderRecord.order_id)))
     return [r for r in rows if (r.side, r.order_id) not in linked]
 
 
-def twin_orders(engine: Engine) -> list[tuple[int, int]]:
-    """(API order id, chain order id) of each queued order, not being sent, that an unlinked
-    on-chain order of the same household, side, limit, slots and cap stands for (the mirror
-    must be caught up); each chain order stands for one API order, oldest first."""
+def _order_key(o: ApiOrder | OrderRecord) -> tuple[object, ...]:
+    """What a queued order and the on-chain order posted for it have in common."""
+    return (o.household, o.side, o.price_limit_ueur_per_kWh, o.first_slot, o.last_slot,
+            o.max_Wh_per_slot)  # fmt: skip
+
+
+def twin_orders(engine: Engine) -> list[tuple[int, int, bool]]:
+    """(API order id, chain order id, whether it is open) of each queued order, not being
+    sent, that an unlinked on-chain order of the same household, side, limit, slots and cap
+    stands for, open or cancelled since (the mirror must be caught up); each chain order
+    stands for one API order, oldest first."""
     with Session(engine) as session:
         queued = session.exec(
             select(ApiOrder).where(ApiOrder.status == "queued").order_by(col(ApiOrder.id))
         ).all()
         sending = set(session.exec(select(ApiOrderPost.order_id)).all())
         on_chain = _unlinked_orders(session)
-    free: dict[tuple[object, ...], list[int]] = {}
+    free: dict[tuple[object, ...], list[OrderRecord]] = {}
     for r in on_chain:
-        key = (r.household, r.side, r.price_limit_ueur_per_kWh, r.first_slot, r.last_slot,
-               r.max_Wh_per_slot)  # fmt: skip
-        free.setdefault(key, []).append(r.order_id)
-    pairs: list[tuple[int, int]] = []
+        free.setdefault(_order_key(r), []).append(r)
+    pairs: list[tuple[int, int, bool]] = []
     for o in queued:
         if o.id is None or o.id in sending:
             continue
-        key = (o.household, o.side, o.price_limit_ueur_per_kWh, o.first_slot, o.last_slot,
-               o.max_Wh_per_slot)  # fmt: skip
-        if free.get(key):
-            pairs.append((o.id, free[key].pop(0)))
+        twins = free.get(_order_key(o))
+        if twins:
+            twin = twins.pop(0)
+            pairs.append((o.id, twin.order_id, twin.open))
     return pairs
 
 
@@ -211,9 +240,11 @@ def adopt_orders(engine: Engine) -> list[int]:
     """Record each open on-chain order of a household the API knows that no API order stands
     for (posted after the backup, and not queued in it) as an open order of that household,
     so that the household sees it and can cancel it; returns the new API order ids. Run after
-    :func:`twin_orders`' pairs are recorded."""
+    the posts in flight are settled and :func:`twin_orders`' pairs recorded. An erased
+    household's orders are not taken back (its cancels are the erasure's)."""
     with Session(engine) as session, session.begin():
-        known = set(session.exec(select(ApiHousehold.id)).all())
+        erased = set(session.exec(select(HouseholdErasure.household)).all())
+        known = set(session.exec(select(ApiHousehold.id)).all()) - erased
         adopted = [
             ApiOrder(
                 side=r.side,
@@ -226,7 +257,7 @@ def adopt_orders(engine: Engine) -> list[int]:
                 chain_id=r.order_id,
             )
             for r in _unlinked_orders(session)
-            if r.household in known
+            if r.open and r.household in known
         ]
         session.add_all(adopted)
         session.flush()

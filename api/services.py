@@ -59,11 +59,13 @@ from api.ratelimit import RateLimiter
 from api.recovery import (
     MONEY_INTENTS,
     Recovered,
+    RecoveryIncomplete,
     adopt_households,
     adopt_orders,
     erase_again,
     forget_restored,
     restored_from,
+    restored_intents_up_to,
     twin_orders,
     unsent_at_backup,
 )
@@ -326,15 +328,7 @@ class Services:
         database restored while its chain went on, the top-ups and takes its backup held
         unsent are refused first (:mod:`api.recovery`): they may have been done since."""
         try:
-            backup_block = restored_from(self.engine)
-            if backup_block is not None:
-                refused = self.intents.refuse_unsent(MONEY_INTENTS, unsent_at_backup(backup_block))
-                if refused:
-                    log.warning(
-                        "refused intents %s: top-ups and takes left unsent at the backup this "
-                        "database was restored from",
-                        _ids(refused),
-                    )
+            self._refuse_unsent_at_backup()
             left = self.intents.unfinished()
             if left:
                 finished = self.intents.reconcile()
@@ -343,6 +337,22 @@ class Services:
             self._purged_at = time.monotonic()
         except Exception:  # the server still starts; the background loop tries again
             log.exception("reconciling the intents at start failed")
+
+    def _refuse_unsent_at_backup(self) -> None:
+        """In a database restored while its chain went on, finish the top-ups and takes its
+        backup held unsent as refused (:mod:`api.recovery`); idempotent."""
+        backup_block = restored_from(self.engine)
+        if backup_block is None:
+            return
+        refused = self.intents.refuse_unsent(
+            MONEY_INTENTS, unsent_at_backup(backup_block), restored_intents_up_to(self.engine)
+        )
+        if refused:
+            log.warning(
+                "refused intents %s: top-ups and takes left unsent at the backup this database "
+                "was restored from",
+                _ids(refused),
+            )
 
     def token_elsewhere(self, digest: str) -> str | None:
         """The other market of the city that issued the household token of ``digest``."""
@@ -406,30 +416,47 @@ class Services:
         """In a database ``voisin restore`` marked (its chain went on after the backup): mirror
         the chain, take back from it what the database lacks, and settle once what it had
         queued (:mod:`api.recovery`); in any other, nothing (a start costs one read of the
-        mark). A step that fails is logged and the others go on (the audit names what stays
-        missing); raises only if the chain cannot be mirrored or the queue was not settled,
-        and the mark then stays for the caller's next try."""
-        from ledger.readings.recovery import recover_signed_readings
+        mark). A step that fails is logged and the others go on; then, if one failed, this
+        raises and the mark stays, so that the caller's next try does them again (each takes
+        back only what is still missing). A signed reading the chain does not hold as the
+        mirror says is not tried again: that is the audit's to report."""
+        from ledger.readings.recovery import UnrecoverableReading, recover_signed_readings
 
         if restored_from(self.engine) is None:
             return Recovered(0, ())
+        # Again here, in case the attempt at this process's start failed: before the mark goes.
+        self._refuse_unsent_at_backup()
         self.on_chain(self.mirror)
+        failed: list[str] = []
 
-        def step(name: str, action: Callable[[], T], failed: T) -> T:
+        def step(name: str, action: Callable[[], T], otherwise: T) -> T:
             try:
                 return self.on_chain(action)
             except Exception:
-                log.exception("taking back %s from the chain failed", name)
-                return failed
+                log.exception("taking back %s from the chain failed; tried again later", name)
+                failed.append(name)
+            return otherwise
+
+        def signed_readings() -> int:
+            try:
+                return recover_signed_readings(self.client, self.engine)
+            except UnrecoverableReading:
+                log.exception("taking back signed readings failed; the audit names what is amiss")
+                return 0
 
         none: list[int] = []
         erased = step("erasures", lambda: erase_again(self.engine), none)
         households = step("households", lambda: adopt_households(self.client, self.engine), none)
-        readings = step(
-            "signed readings", lambda: recover_signed_readings(self.client, self.engine), 0
-        )
+        readings = step("signed readings", signed_readings, 0)
+        # The posts in flight at the backup first: each is its own order's, never a new one.
+        self.outbox.settle_posts_in_flight()
         orders = self.outbox.adopt_posted(twin_orders(self.engine))
         orders += self.on_chain(lambda: adopt_orders(self.engine))
+        if failed:
+            raise RecoveryIncomplete(
+                f"taking back {', '.join(failed)} from the chain failed; the database stays "
+                "marked as restored, and the next pass tries again"
+            )
         forget_restored(self.engine)
         for count, what in (
             (readings, f"{readings} signed readings the evidence store lacked"),

@@ -1140,3 +1140,186 @@ def test_a_restored_market_sends_nothing_until_its_queue_is_settled(
         monkeypatch.undo()
         assert services._recovered() is True
         assert restored_from(services.engine) is None
+
+
+def _queued_offer(api: Api, member: Member, price: int) -> int:
+    """An offer the API accepted and has not posted yet (the outbox has not run)."""
+    slot = past_slot(-4)
+    body = {
+        "price_limit_ueur_per_kWh": price,
+        "first_slot": slot,
+        "last_slot": slot + 8,
+        "max_Wh_per_slot": 500,
+    }
+    r = api.client.post("/offers", json=body, headers=member.auth)
+    assert r.status_code in (201, 202), r.text
+    return int(r.json()["id"])
+
+
+def _api_order(api: Api, order_id: int) -> Any:
+    from sqlmodel import Session
+
+    from api.models import ApiOrder
+
+    with Session(api.services.engine) as session:
+        return session.get(ApiOrder, order_id)
+
+
+def test_a_queued_order_posted_and_cancelled_after_the_backup_is_not_posted_again(
+    tmp_path: Path,
+) -> None:
+    """The backup held an offer queued; after it, the offer was posted and then cancelled.
+    Restored, the queued offer is recorded as that cancelled chain order instead of going on
+    chain a second time and trading."""
+    from sqlmodel import Session
+
+    from api.models import ApiHousehold
+    from api.recovery import mark_restored, restored_from
+
+    app = create_app(_settings(tmp_path), background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        member = api.register(prosumer=True)
+        api.flush()  # its default orders go on chain
+        order_id = _queued_offer(api, member, 111_000)
+        order = _api_order(api, order_id)
+        assert order.status == "queued"
+        with Session(api.services.engine) as session:
+            household = session.get(ApiHousehold, member.id)
+            assert household is not None
+            key = api.services.vault.account(household.key_json)
+        # What happened after the backup: the outbox posted it, the household cancelled it.
+        chain = api.services.client
+        posted = chain.post_offer(
+            key, 111_000, order.first_slot, order.last_slot, order.max_Wh_per_slot
+        )
+        chain.cancel_offer(key, posted)
+        mark_restored(api.services.engine.url.render_as_string(hide_password=False), 5)
+        recovered = api.services.recover_from_chain()
+        assert recovered.orders_found == (order_id,)
+        assert restored_from(api.services.engine) is None
+        order = _api_order(api, order_id)
+        assert (order.status, order.chain_id) == ("cancelled", posted)
+        before = _chain_orders(api, member.id)
+        assert ("offer", posted) in before
+        api.flush()
+        assert _chain_orders(api, member.id) == before  # not posted again
+
+
+def test_a_post_in_flight_at_the_backup_is_its_own_orders_not_a_second_one(
+    tmp_path: Path,
+) -> None:
+    """The backup was taken while an offer's post was in flight (recorded, and mined after the
+    backup): restored, the offer is recorded as the order its post made, and no second API
+    order is made for that chain order."""
+    from sqlmodel import Session, select
+
+    from api.intents import FaultHook, InjectedFault
+    from api.models import ApiOrder, ApiOrderPost
+    from api.recovery import mark_restored
+
+    app = create_app(_settings(tmp_path), background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        member = api.register(prosumer=True)
+        api.flush()
+        order_id = _queued_offer(api, member, 112_000)
+        # The pass stops once the post is mined, before it records it: as the backup has it.
+        api.services.outbox.fault = FaultHook("post_offer.sent")
+        with pytest.raises(InjectedFault):
+            api.services.outbox.run_once()
+        assert _api_order(api, order_id).status == "queued"
+        mark_restored(api.services.engine.url.render_as_string(hide_password=False), 5)
+        api.services.recover_from_chain()
+        order = _api_order(api, order_id)
+        assert order.status == "open" and order.chain_id is not None
+        with Session(api.services.engine) as session:
+            query = select(ApiOrder).where(ApiOrder.side == "offer")
+            standing_for = session.exec(query.where(ApiOrder.chain_id == order.chain_id)).all()
+            assert session.get(ApiOrderPost, order_id) is None
+        assert [o.id for o in standing_for] == [order_id]
+        before = _chain_orders(api, member.id)
+        api.flush()
+        assert _chain_orders(api, member.id) == before
+
+
+def test_a_step_that_fails_keeps_the_mark_and_the_next_pass_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taking back the erasures fails once (the database is busy): the mark stays and the
+    outbox waits; the next pass takes everything back and the mark goes. A signed reading the
+    chain does not hold is the audit's to report, not a reason to wait for ever."""
+    import api.services as services_module
+    from api.recovery import RecoveryIncomplete, mark_restored, restored_from
+    from ledger.readings import recovery as readings_recovery
+
+    app = create_app(_settings(tmp_path), background=False)
+    with TestClient(app):
+        services = app.state.services
+        url = services.engine.url.render_as_string(hide_password=False)
+        mark_restored(url, 7)
+        erase_again = services_module.erase_again
+        calls: list[int] = []
+
+        def busy_once(engine: Any) -> list[int]:
+            calls.append(1)
+            if len(calls) == 1:
+                raise OSError("database is locked")
+            return erase_again(engine)
+
+        monkeypatch.setattr(services_module, "erase_again", busy_once)
+        with pytest.raises(RecoveryIncomplete, match="erasures"):
+            services.recover_from_chain()
+        assert restored_from(services.engine) == 7
+        assert services._recovered() is True  # the next pass
+        assert restored_from(services.engine) is None and len(calls) == 2
+
+        mark_restored(url, 8)
+
+        def unrecoverable(client: Any, engine: Any) -> int:
+            raise readings_recovery.UnrecoverableReading("the chain and the mirror disagree")
+
+        monkeypatch.setattr(readings_recovery, "recover_signed_readings", unrecoverable)
+        services.recover_from_chain()
+        assert restored_from(services.engine) is None
+
+
+def test_only_money_actions_recorded_before_the_backup_are_refused(tmp_path: Path) -> None:
+    """The start's refusal did not happen (the database was marked after it): taking back
+    from the chain refuses the top-up the backup held unsent, and not the one a request
+    recorded after the restore, which is then done as usual."""
+    from sqlmodel import Session
+
+    from api.models import ApiIntent
+    from api.recovery import mark_restored
+
+    def pending_top_up(api: Api, household: int, amount: int) -> int:
+        with Session(api.services.engine) as session:
+            row = ApiIntent(
+                kind="topup",
+                scope="operator",
+                fingerprint=f"a top-up of {amount}",
+                household=household,
+                payload=json.dumps({"amount_ueur": amount}),
+            )
+            session.add(row)
+            session.commit()
+            assert row.id is not None
+            return row.id
+
+    app = create_app(_settings(tmp_path), background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        member = api.register(prosumer=False, topup_ueur=10_000)
+        balance = api.services.client.balance_of(member.account)
+        before = pending_top_up(api, member.id, 70_000)
+        mark_restored(api.services.engine.url.render_as_string(hide_password=False), 9)
+        after = pending_top_up(api, member.id, 5_000)
+        api.services.recover_from_chain()
+        api.services.intents.reconcile()
+        with Session(api.services.engine) as session:
+            refused, done = session.get(ApiIntent, before), session.get(ApiIntent, after)
+            assert refused is not None and refused.state == "failed"
+            assert "unsent_at_backup" in (refused.response or "")
+            assert done is not None and done.state == "done"
+        assert api.services.client.balance_of(member.account) == balance + 5_000
