@@ -31,6 +31,7 @@ from ledger.types import Fill, Tariffs
 
 __all__ = [
     "MECHANISMS",
+    "ONE_PRICE",
     "BookOrder",
     "ClearingInputError",
     "ClearingResult",
@@ -438,3 +439,6 @@ MECHANISMS: dict[str, Mechanism] = {
     "midpoint": midpoint_pay_as_bid,
     "pay-as-offer": pay_as_offer,
 }
+#: The mechanisms that clear a slot at one price (its ``clearing_price_ueur_per_kWh``); the
+#: others pay each fill its own and give none.
+ONE_PRICE: frozenset[str] = frozenset({"pay-as-clear"})

@@ -37,7 +37,7 @@ from ledger.audit.digest import rebuild_link, seal_slot
 from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
 from ledger.market.agents import AgentSettings, effective_limit
-from ledger.market.clearing import MECHANISMS, BookOrder, ClearingResult, Mechanism
+from ledger.market.clearing import MECHANISMS, ONE_PRICE, BookOrder, ClearingResult, Mechanism
 from ledger.market.data import LimitAdjuster, load_slot_book
 from ledger.market.forwards import ForwardGas, clear_forwards, settle_due_forwards
 from ledger.market.strategies import clear_over_gate, gate_steps_of
@@ -254,7 +254,7 @@ class SettlementWorker:
         surplus = result.matched_Wh + result.unmatched_surplus_Wh + already
         deficit = result.matched_Wh + result.unmatched_deficit_Wh + already
         price = result.clearing_price_ueur_per_kWh
-        if already and not result.fills:
+        if already and not result.fills and self.mechanism_name in ONE_PRICE:
             price = settled_price
         elif already and price != settled_price:
             price = None  # two prices in one slot: no single clearing price

@@ -392,21 +392,28 @@ def test_a_slot_settled_after_a_backlog_leaves_out_the_households_whose_slot_has
     assert buyer.id in {e.args["buyer"] for e in market.events("FillSettled")}
 
 
+@pytest.mark.parametrize("mechanism", ["pay-as-clear", "pay-as-offer"])
 def test_a_slot_settled_before_its_database_was_lost_keeps_its_whole_figures(
-    memory_chain: Chain, tmp_path: Path
+    memory_chain: Chain, tmp_path: Path, mechanism: str
 ) -> None:
     """A worker whose database lost a settled slot (restored from before it, or another
     worker's) finds the slot's batches on chain: it sends nothing again, the slot's figures
-    count what those batches settled (no negative unmatched energy), and its digest link is
-    the one the chain sealed."""
+    count what those batches settled (no negative unmatched energy; a clearing price only
+    from a mechanism that has one), and its digest link is the one the chain sealed."""
     market = new_market(memory_chain, tmp_path, households=8)
     post_default_orders(
         market.world.client, market.engine, market.agents, SLOT, start_block=market.start_block
     )
+    # One seller: its fills share one price whatever the mechanism.
+    seller = min(market.prosumers)
     market.meter_slot(
-        SLOT, {m.id: (0, 700) if m.id in market.prosumers else (400, 0) for m in market.members}
+        SLOT,
+        {
+            m.id: (0, 700) if m.id == seller else (0, 0) if m.id in market.prosumers else (400, 0)
+            for m in market.members
+        },
     )
-    original = market.worker().settle_slot(SLOT)
+    original = market.worker(mechanism).settle_slot(SLOT)
     assert original.matched_Wh > 0 and original.fills > 0
     with Session(market.engine) as s:
         for model in (SlotOutcomeRecord, SettlementBatchRecord, SlotDigestRecord):
@@ -414,7 +421,7 @@ def test_a_slot_settled_before_its_database_was_lost_keeps_its_whole_figures(
                 s.delete(row)
         s.commit()
 
-    again = market.worker().settle_slot(SLOT)
+    again = market.worker(mechanism).settle_slot(SLOT)
     assert len(market.events("BatchSettled")) == original.batches  # nothing sent twice
     fields = ("clearing_price_ueur_per_kWh", "households", "surplus_Wh", "deficit_Wh",
               "matched_Wh", "unmatched_surplus_Wh", "unmatched_deficit_Wh", "fills",
