@@ -20,6 +20,10 @@ an unmarked one costs its start one read of the mark):
 - the erasures done since: a household the chain deactivated whose erasure the database has
   no record of has its personal data, back with the backup, removed again.
 
+Before any of these, the intents the backup held unfinished are finished (a registration
+records its household and queues its default orders, which the steps below then match with
+the chain); a registration that cannot be finished yet keeps the mark.
+
 The mark holds the block the backup was taken at. What the database had queued then may have
 been done on chain since, and the database cannot tell. So:
 
@@ -64,6 +68,7 @@ __all__ = [
     "forget_restored",
     "lost_households",
     "mark_restored",
+    "registrations_unfinished",
     "restored_from",
     "restored_intents_up_to",
     "twin_orders",
@@ -106,6 +111,12 @@ def _unfinished(session: Session, kind: str) -> list[ApiIntent]:
             select(ApiIntent).where(ApiIntent.kind == kind, col(ApiIntent.state).in_(UNFINISHED))
         )
     )
+
+
+def registrations_unfinished(engine: Engine) -> int:
+    """How many registrations are recorded and not finished yet."""
+    with Session(engine) as session:
+        return len(_unfinished(session, "register"))
 
 
 def lost_households(engine: Engine) -> list[HouseholdRecord]:

@@ -64,6 +64,7 @@ from api.recovery import (
     adopt_orders,
     erase_again,
     forget_restored,
+    registrations_unfinished,
     restored_from,
     restored_intents_up_to,
     twin_orders,
@@ -428,6 +429,13 @@ class Services:
         self._refuse_unsent_at_backup()
         self.on_chain(self.mirror)
         failed: list[str] = []
+        # What the backup held unfinished (a registration, a rotation: each checks the chain
+        # before acting) is finished first, so that what it records (a household and its
+        # default orders) is matched with the chain below rather than added after it.
+        if self.intents.unfinished():
+            self.intents.reconcile(idle_s=INTENT_IDLE_S)
+        if registrations_unfinished(self.engine):
+            failed.append("the registrations the backup held unfinished")
 
         def step(name: str, action: Callable[[], T], otherwise: T) -> T:
             try:

@@ -1323,3 +1323,37 @@ def test_only_money_actions_recorded_before_the_backup_are_refused(tmp_path: Pat
             assert "unsent_at_backup" in (refused.response or "")
             assert done is not None and done.state == "done"
         assert api.services.client.balance_of(member.account) == balance + 5_000
+
+
+def test_a_registration_the_backup_held_unfinished_is_finished_before_orders_are_matched(
+    tmp_path: Path,
+) -> None:
+    """The backup held a registration the chain had done and the database had not recorded:
+    taking back from the chain finishes it first, so that its household is the API's (with
+    its token and key) before orders are matched, and the mark goes only then."""
+    from sqlmodel import Session, select
+
+    from api.intents import FaultHook, InjectedFault
+    from api.models import ApiHousehold, ApiIntent
+    from api.recovery import lost_households, mark_restored, restored_from
+
+    app = create_app(_settings(tmp_path), background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        meter = Account.create()
+        api.services.intents.fault = FaultHook("register.sent")
+        with pytest.raises(InjectedFault):
+            client.post("/households", json={"meter": meter.address, "prosumer": True}, headers=OP)
+        with Session(api.services.engine) as session:  # as old as the backup
+            (intent,) = session.exec(select(ApiIntent).where(ApiIntent.kind == "register"))
+            intent.updated_s -= 3600
+            session.add(intent)
+            session.commit()
+        mark_restored(api.services.engine.url.render_as_string(hide_password=False), 4)
+        assert lost_households(api.services.engine) == []  # its registration records it
+        recovered = api.services.recover_from_chain()
+        assert recovered.households == ()  # not taken back keyless: registered
+        assert restored_from(api.services.engine) is None
+        with Session(api.services.engine) as session:
+            (row,) = session.exec(select(ApiHousehold).where(ApiHousehold.meter == meter.address))
+            assert row.key_json
