@@ -355,6 +355,11 @@ class Services:
                 _ids(refused),
             )
 
+    def forget_tokens_of(self, household: int) -> None:
+        """Drop ``household``'s tokens from this process's cache (its erasure)."""
+        for digest in [d for d, h in list(self.token_cache.items()) if h == household]:
+            self.token_cache.pop(digest, None)
+
     def token_elsewhere(self, digest: str) -> str | None:
         """The other market of the city that issued the household token of ``digest``."""
         if self.city is None:
@@ -454,6 +459,8 @@ class Services:
 
         none: list[int] = []
         erased = step("erasures", lambda: erase_again(self.engine), none)
+        for household in erased:
+            self.forget_tokens_of(household)
         households = step("households", lambda: adopt_households(self.client, self.engine), none)
         readings = step("signed readings", signed_readings, 0)
         # The posts in flight at the backup first: each is its own order's, never a new one.

@@ -145,7 +145,7 @@ def ask_erasure(
         )
     done = privacy.erasure_of(services.engine, household)
     if done is not None:
-        _forget_tokens(services, household)
+        services.forget_tokens_of(household)
         return privacy.erasure_out(done)
     body = privacy.ErasureIn(confirm=confirm)
     ask = Ask.of("erase", caller, idempotency_key, f"POST /households/{household}/erasure", body)
@@ -160,11 +160,6 @@ def ask_erasure(
 
     # The cache remembers the token's hash: the erasure forgets every entry of the household,
     # also when the background pass finishes it after this request (the chain was down).
-    services.intents.forget_tokens = lambda erased: _forget_tokens(services, erased)
+    services.intents.forget_tokens = services.forget_tokens_of
     answer = services.intents.submit(ask, plan)
     return privacy.ErasureOut.model_validate(answer.unwrap())
-
-
-def _forget_tokens(services: Services, household: int) -> None:
-    for digest in [d for d, h in list(services.token_cache.items()) if h == household]:
-        services.token_cache.pop(digest, None)

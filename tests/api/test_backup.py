@@ -1357,3 +1357,22 @@ def test_a_registration_the_backup_held_unfinished_is_finished_before_orders_are
         with Session(api.services.engine) as session:
             (row,) = session.exec(select(ApiHousehold).where(ApiHousehold.meter == meter.address))
             assert row.key_json
+
+
+def test_a_household_erased_after_the_backup_loses_its_token_at_once(tmp_path: Path) -> None:
+    """Its token came back with the backup, and this process had it cached: erased again,
+    the household's token stops working right away, not when the cache is next emptied."""
+    from api.recovery import mark_restored
+
+    app = create_app(_settings(tmp_path), background=False)
+    with TestClient(app) as client:
+        api = Api(client, app.state.services)
+        member = api.register(prosumer=False)
+        assert client.get(f"/households/{member.id}/balance", headers=member.auth).is_success
+        # After the backup: its erasure deactivated it on chain.
+        services = api.services
+        services.client.deactivate_household(services.chain.operator, member.id)
+        mark_restored(services.engine.url.render_as_string(hide_password=False), 6)
+        assert services.recover_from_chain().erased == (member.id,)
+        r = client.get(f"/households/{member.id}/balance", headers=member.auth)
+        assert r.status_code == 401, r.text
