@@ -35,7 +35,7 @@ DEFAULT_FIGURES = {
     "mean_clearing_price_ueur_per_kWh": 130000,
     "local_traded_ueur": 73970,
     "fees_ueur": 17070,
-    "gas_used": 2183526,
+    "gas_used": 2183634,
     "self_sufficiency": 0.6633,
     "local_share_of_surplus": 1.0,
     "audit_ok": True,
