@@ -957,11 +957,15 @@ def restore(
         tempfile.mkdtemp(prefix=f".{data_dir.name}.", suffix=".restore", dir=data_dir.parent)
     )
     moved: Path | None = None
+    restoring: Path | None = None
+    written = False  # whether anything outside the staging folder changed
     try:
         _unpack(archive, manifest, staging)
+        restoring = _begin_restoring(data_dir, archive)
         if target_url is not None:
             say("  restoring the PostgreSQL database with pg_restore…")
             _pg_restore(staging / PG_DUMP_MEMBER, target_url, clean=force)
+            written = True
             (staging / PG_DUMP_MEMBER).unlink()
         if manifest.chain_kind == JSON_RPC:
             # The node's chain went on after the backup: its next start must know.
@@ -975,12 +979,60 @@ def restore(
             moved = data_dir.with_name(
                 f"{data_dir.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
             )
+            written = True
             os.rename(data_dir, moved)
+        written = True
         os.replace(staging, data_dir)
         _fsync_dir(data_dir.parent)
+        _end_restoring(restoring)
+    except BaseException:
+        if restoring is not None and not written:
+            _end_restoring(restoring)  # nothing changed: nothing to finish
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RestoreResult(data_dir, manifest, moved, time.monotonic() - started)
+
+
+def restoring_mark(folder: Path) -> Path:
+    """The file beside ``folder`` (a data directory, or a city's market folder) that says a
+    restore into it began and has not finished."""
+    return folder.with_name(f".{folder.name}.restoring")
+
+
+def _begin_restoring(folder: Path, archive: Path) -> Path:
+    """Say, durably, that a restore into ``folder`` begins: from the first write that cannot
+    be undone until the restored folder is in place, a server must not start on it."""
+    mark = restoring_mark(folder)
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.write_text(
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {archive.resolve()}\n", encoding="utf-8"
+    )
+    _fsync(mark)
+    _fsync_dir(mark.parent)
+    return mark
+
+
+def _end_restoring(mark: Path) -> None:
+    mark.unlink(missing_ok=True)
+    _fsync_dir(mark.parent)
+
+
+def unfinished_restore(folder: Path) -> str | None:
+    """Why a server must not start on ``folder``: a restore into it began and did not finish
+    (it stopped, or failed after it had written); None if none did."""
+    mark = restoring_mark(folder)
+    try:
+        began = mark.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    when, _, archive = began.partition(" ")
+    again = f"voisin restore {archive or 'ARCHIVE'} --data-dir … --force"
+    return (
+        f"a restore into {folder} began at {when} and did not finish ({mark} says so): its "
+        f"database and folder may not belong together. Run the restore again ({again}); it "
+        "removes that file once it is done"
+    )
 
 
 def set_aside_name(name: str, when: datetime) -> str:
@@ -1048,11 +1100,15 @@ def restore_market(
     members = [n for n in manifest.files if n.startswith(prefix)]
     staging = Path(tempfile.mkdtemp(prefix=f".{market}.", suffix=".restore", dir=folder.parent))
     moved: Path | None = None
+    restoring: Path | None = None
+    written = False  # whether anything outside the staging folder changed
     try:
         _unpack(archive, manifest, staging, only=(*members, PG_DUMP_MEMBER))
+        restoring = _begin_restoring(folder, archive)
         if schema_target is not None:
             say(f"  restoring the schema {market_schema(market)} with pg_restore…")
             _pg_restore_schema(staging / PG_DUMP_MEMBER, schema_target, market_schema(market))
+            written = True
         market_files = staging / MARKETS_DIR / market
         # The city's chain went on after the backup: the market's next start must know.
         _mark_restored(
@@ -1064,11 +1120,17 @@ def restore_market(
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(market_files, 0o777 & ~umask)
+        written = True
         if folder.exists():
             moved = folder.with_name(set_aside_name(market, datetime.now(UTC)))
             os.rename(folder, moved)
         os.replace(market_files, folder)
         _fsync_dir(folder.parent)
+        _end_restoring(restoring)
+    except BaseException:
+        if restoring is not None and not written:
+            _end_restoring(restoring)  # nothing changed: nothing to finish
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RestoreResult(data_dir, manifest, moved, time.monotonic() - started, market=market)

@@ -622,6 +622,17 @@ def _redacted_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _restore_problem(settings: Any) -> str | None:
+    """Why the server must not start: a restore into its data directory, or one of its
+    markets' folders, began and did not finish (api.backup)."""
+    from api.backup import unfinished_restore
+    from api.city import MARKETS_DIR
+
+    folders = [settings.data_dir]
+    folders += [settings.data_dir / MARKETS_DIR / name for name in settings.market_names]
+    return next((p for f in folders if (p := unfinished_restore(f)) is not None), None)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
@@ -642,12 +653,13 @@ def _serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"voisin serve: {problem}", file=sys.stderr)
         return 2
+    problem = _restore_problem(settings)
     if settings.market_names:
         from api.city import city_problem
 
-        problem = city_problem(settings)
+        problem = problem or city_problem(settings)
     else:
-        problem = _schema_problem(settings)
+        problem = problem or _schema_problem(settings)
     problem = problem or workers_problem(settings, args.workers)
     if problem:
         print(f"voisin serve: {problem}", file=sys.stderr)

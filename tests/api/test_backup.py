@@ -34,6 +34,7 @@ from api.backup import (
     compression_of,
     human_size,
     libpq_target,
+    restore,
     safe_member,
     verify_archive,
 )
@@ -589,6 +590,46 @@ def test_a_restore_refuses_a_non_empty_folder_unless_forced_and_then_moves_it_as
     empty.mkdir()
     assert voisin("restore", archive, "--data-dir", empty) == 0
     shutil.rmtree(empty)
+
+
+def test_a_restore_stopped_half_way_keeps_the_server_off_until_it_is_run_again(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restore moved the old folder aside and stopped before the backup's was in place:
+    `voisin serve` refuses the folder, saying how to finish; the same restore run again puts
+    it in place and the server may start. A restore refused before it wrote leaves no trace."""
+    import api.backup as backup_module
+    from api.cli import _restore_problem
+
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    replace = os.replace
+
+    def stop(src: Any, dst: Any) -> None:
+        raise KeyboardInterrupt("the machine went down")
+
+    monkeypatch.setattr(backup_module.os, "replace", stop)
+    with pytest.raises(KeyboardInterrupt):
+        restore(archive, target, force=True, say=lambda _: None)
+    monkeypatch.setattr(backup_module.os, "replace", replace)
+    assert not target.exists()  # moved aside, the backup's not in place
+    settings = _settings(tmp_path, data_dir=target)
+    problem = _restore_problem(settings)
+    assert problem is not None and "did not finish" in problem and str(archive) in problem
+    monkeypatch.setenv("VOISIN_DATA_DIR", str(target))
+    monkeypatch.setenv("VOISIN_OPERATOR_TOKEN", OPERATOR_TOKEN)
+    monkeypatch.setattr("uvicorn.Server.run", lambda *_a, **_k: pytest.fail("it served"))
+    assert voisin("serve") == 2
+    assert voisin("restore", archive, "--data-dir", target, "--force") == 0
+    assert (target / "deployments.json").is_file()
+    assert _restore_problem(settings) is None
+    # Refused before writing (not empty, no --force): nothing to finish.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert voisin("restore", archive, "--data-dir", other) == 2
+    assert _restore_problem(_settings(tmp_path, data_dir=other)) is None
 
 
 def test_a_restore_refuses_a_folder_whose_chain_a_running_process_holds(
