@@ -1402,7 +1402,11 @@ def test_a_registration_the_backup_held_unfinished_is_finished_before_orders_are
 
 def test_a_household_erased_after_the_backup_loses_its_token_at_once(tmp_path: Path) -> None:
     """Its token came back with the backup, and this process had it cached: erased again,
-    the household's token stops working right away, not when the cache is next emptied."""
+    the household's token stops working right away, not when the cache is next emptied, and
+    the order it posted after the backup is not taken back as its own."""
+    from sqlmodel import Session, select
+
+    from api.models import ApiHousehold, ApiOrder
     from api.recovery import mark_restored
 
     app = create_app(_settings(tmp_path), background=False)
@@ -1410,10 +1414,21 @@ def test_a_household_erased_after_the_backup_loses_its_token_at_once(tmp_path: P
         api = Api(client, app.state.services)
         member = api.register(prosumer=False)
         assert client.get(f"/households/{member.id}/balance", headers=member.auth).is_success
-        # After the backup: its erasure deactivated it on chain.
+        # After the backup: it posted a bid, then its erasure deactivated it on chain.
         services = api.services
+        with Session(services.engine) as session:
+            household = session.get(ApiHousehold, member.id)
+            assert household is not None
+            key = services.vault.account(household.key_json)
+        bid = services.client.post_bid(key, 120_000, past_slot(-4), past_slot(-8))
         services.client.deactivate_household(services.chain.operator, member.id)
         mark_restored(services.engine.url.render_as_string(hide_password=False), 6)
-        assert services.recover_from_chain().erased == (member.id,)
+        recovered = services.recover_from_chain()
+        assert recovered.erased == (member.id,)
         r = client.get(f"/households/{member.id}/balance", headers=member.auth)
         assert r.status_code == 401, r.text
+        # Its bid is not taken back as its open order: the erasure's cancels are done.
+        assert recovered.orders_found == ()
+        with Session(services.engine) as session:
+            taken = session.exec(select(ApiOrder).where(ApiOrder.chain_id == bid)).all()
+        assert [o for o in taken if o.side == "bid"] == []
