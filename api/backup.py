@@ -956,42 +956,62 @@ def restore(
     staging = Path(
         tempfile.mkdtemp(prefix=f".{data_dir.name}.", suffix=".restore", dir=data_dir.parent)
     )
-    moved: Path | None = None
-    restoring: Path | None = None
-    written = False  # whether anything outside the staging folder changed
     try:
         _unpack(archive, manifest, staging)
-        restoring = _begin_restoring(data_dir, archive)
-        if target_url is not None:
-            say("  restoring the PostgreSQL database with pg_restore…")
-            _pg_restore(staging / PG_DUMP_MEMBER, target_url, clean=force)
-            written = True
-            (staging / PG_DUMP_MEMBER).unlink()
-        if manifest.chain_kind == JSON_RPC:
-            # The node's chain went on after the backup: its next start must know.
-            for url in _restored_databases(manifest, staging, target_url):
-                _mark_restored(url, manifest.head_block)
-        # As `mkdir` would make it: the data directory's mode follows the umask.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)
-        if present:
-            moved = data_dir.with_name(
-                f"{data_dir.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-            )
-            written = True
-            os.rename(data_dir, moved)
-        written = True
-        os.replace(staging, data_dir)
-        _fsync_dir(data_dir.parent)
-        _end_restoring(restoring)
-    except BaseException:
-        if restoring is not None and not written:
-            _end_restoring(restoring)  # nothing changed: nothing to finish
-        raise
+        with _restoring(data_dir, archive) as restoring:
+            if target_url is not None:
+                say("  restoring the PostgreSQL database with pg_restore…")
+                _pg_restore(staging / PG_DUMP_MEMBER, target_url, clean=force)
+                restoring.written = True
+                (staging / PG_DUMP_MEMBER).unlink()
+            if manifest.chain_kind == JSON_RPC:
+                # The node's chain went on after the backup: its next start must know.
+                for url in _restored_databases(manifest, staging, target_url):
+                    _mark_restored(url, manifest.head_block)
+            restoring.written = True
+            moved = _put_in_place(staging, data_dir, aside=bool(present))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RestoreResult(data_dir, manifest, moved, time.monotonic() - started)
+
+
+def _put_in_place(staged: Path, folder: Path, *, aside: bool) -> Path | None:
+    """Rename the restored ``staged`` folder to ``folder``, its mode following the umask as
+    `mkdir` would make it; ``aside``: the folder there is moved aside first (to
+    :func:`set_aside_name`), and where it went is returned."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staged, 0o777 & ~umask)
+    moved = None
+    if aside:
+        moved = folder.with_name(set_aside_name(folder.name, datetime.now(UTC)))
+        os.rename(folder, moved)
+    os.replace(staged, folder)
+    _fsync_dir(folder.parent)
+    return moved
+
+
+@dataclass
+class _Restoring:
+    """A restore under way into a folder: whether it has written outside its staging folder
+    (from then on a stop leaves the folder to be restored again)."""
+
+    written: bool = False
+
+
+@contextmanager
+def _restoring(folder: Path, archive: Path) -> Iterator[_Restoring]:
+    """Mark ``folder`` as being restored (:func:`restoring_mark`) for the block's length: the
+    mark goes when the block ends, or when it fails before it had written anything."""
+    mark = _begin_restoring(folder, archive)
+    state = _Restoring()
+    try:
+        yield state
+    except BaseException:
+        if not state.written:
+            _end_restoring(mark)  # nothing changed: nothing to finish
+        raise
+    _end_restoring(mark)
 
 
 def restoring_mark(folder: Path) -> Path:
@@ -1099,38 +1119,23 @@ def restore_market(
     prefix = f"{MARKETS_DIR}/{market}/"
     members = [n for n in manifest.files if n.startswith(prefix)]
     staging = Path(tempfile.mkdtemp(prefix=f".{market}.", suffix=".restore", dir=folder.parent))
-    moved: Path | None = None
-    restoring: Path | None = None
-    written = False  # whether anything outside the staging folder changed
     try:
         _unpack(archive, manifest, staging, only=(*members, PG_DUMP_MEMBER))
-        restoring = _begin_restoring(folder, archive)
-        if schema_target is not None:
-            say(f"  restoring the schema {market_schema(market)} with pg_restore…")
-            _pg_restore_schema(staging / PG_DUMP_MEMBER, schema_target, market_schema(market))
-            written = True
-        market_files = staging / MARKETS_DIR / market
-        # The city's chain went on after the backup: the market's next start must know.
-        _mark_restored(
-            schema_url(schema_target, market)
-            if schema_target is not None
-            else f"sqlite:///{(market_files / SQLITE_MEMBER).resolve()}",
-            manifest.head_block,
-        )
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(market_files, 0o777 & ~umask)
-        written = True
-        if folder.exists():
-            moved = folder.with_name(set_aside_name(market, datetime.now(UTC)))
-            os.rename(folder, moved)
-        os.replace(market_files, folder)
-        _fsync_dir(folder.parent)
-        _end_restoring(restoring)
-    except BaseException:
-        if restoring is not None and not written:
-            _end_restoring(restoring)  # nothing changed: nothing to finish
-        raise
+        with _restoring(folder, archive) as restoring:
+            if schema_target is not None:
+                say(f"  restoring the schema {market_schema(market)} with pg_restore…")
+                _pg_restore_schema(staging / PG_DUMP_MEMBER, schema_target, market_schema(market))
+                restoring.written = True
+            market_files = staging / MARKETS_DIR / market
+            # The city's chain went on after the backup: the market's next start must know.
+            _mark_restored(
+                schema_url(schema_target, market)
+                if schema_target is not None
+                else f"sqlite:///{(market_files / SQLITE_MEMBER).resolve()}",
+                manifest.head_block,
+            )
+            restoring.written = True
+            moved = _put_in_place(market_files, folder, aside=folder.exists())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RestoreResult(data_dir, manifest, moved, time.monotonic() - started, market=market)

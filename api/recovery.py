@@ -181,19 +181,21 @@ def mark_restored(database_url: str, head_block: int) -> None:
         engine.dispose()
 
 
+def _marked(engine: Engine, key: str) -> int | None:
+    with Session(engine) as session:
+        row = session.get(IndexerState, key)
+    return None if row is None else int(row.value)
+
+
 def restored_from(engine: Engine) -> int | None:
     """The block of the backup this database was restored from, until handled; else None."""
-    with Session(engine) as session:
-        row = session.get(IndexerState, RESTORED_KEY)
-    return None if row is None else int(row.value)
+    return _marked(engine, RESTORED_KEY)
 
 
 def restored_intents_up_to(engine: Engine) -> int | None:
     """The newest intent id the restored backup held (None: no bound was marked, so every
     intent recorded is the backup's)."""
-    with Session(engine) as session:
-        row = session.get(IndexerState, RESTORED_INTENTS_KEY)
-    return None if row is None else int(row.value)
+    return _marked(engine, RESTORED_INTENTS_KEY)
 
 
 def forget_restored(engine: Engine) -> None:

@@ -329,7 +329,7 @@ class Services:
         database restored while its chain went on, the top-ups and takes its backup held
         unsent are refused first (:mod:`api.recovery`): they may have been done since."""
         try:
-            self._refuse_unsent_at_backup()
+            self._refuse_unsent_at_backup(restored_from(self.engine))
             left = self.intents.unfinished()
             if left:
                 finished = self.intents.reconcile()
@@ -339,10 +339,10 @@ class Services:
         except Exception:  # the server still starts; the background loop tries again
             log.exception("reconciling the intents at start failed")
 
-    def _refuse_unsent_at_backup(self) -> None:
-        """In a database restored while its chain went on, finish the top-ups and takes its
-        backup held unsent as refused (:mod:`api.recovery`); idempotent."""
-        backup_block = restored_from(self.engine)
+    def _refuse_unsent_at_backup(self, backup_block: int | None) -> None:
+        """In a database restored (while its chain went on) from a backup taken at
+        ``backup_block``, finish the top-ups and takes the backup held unsent as refused
+        (:mod:`api.recovery`); idempotent. Nothing if ``backup_block`` is None."""
         if backup_block is None:
             return
         refused = self.intents.refuse_unsent(
@@ -428,10 +428,11 @@ class Services:
         mirror says is not tried again: that is the audit's to report."""
         from ledger.readings.recovery import UnrecoverableReading, recover_signed_readings
 
-        if restored_from(self.engine) is None:
+        backup_block = restored_from(self.engine)
+        if backup_block is None:
             return Recovered(0, ())
         # Again here, in case the attempt at this process's start failed: before the mark goes.
-        self._refuse_unsent_at_backup()
+        self._refuse_unsent_at_backup(backup_block)
         self.on_chain(self.mirror)
         failed: list[str] = []
         # What the backup held unfinished (a registration, a rotation: each checks the chain
