@@ -122,6 +122,7 @@ def load_slot_book(
     *,
     adjust: LimitAdjuster | None = None,
     balance_caps: Mapping[int, int] | None = None,
+    readings_before_block: int | None = None,
 ) -> SlotBook:
     """The order book, surplus and deficit of ``slot`` from the mirror.
 
@@ -129,14 +130,20 @@ def load_slot_book(
     per-slot caps reduced by what they already sold or bought in the slot (direct takes); an
     exhausted order is left out. ``adjust`` lets agents tighten an order's limit for the slot.
     ``balance_caps`` overrides the mirrored balance of some households (micro-euro), e.g. with
-    the funds the contract reported when it refused a batch.
+    the funds the contract reported when it refused a batch. ``readings_before_block`` leaves
+    out the readings of that block and later: the slot's metered energy as it stood when it
+    was cleared, for a slot the chain settled before this database knew (a reading committed
+    late for it came after, and was never part of its market).
     """
+    readings_before = []
+    if readings_before_block is not None:
+        readings_before.append(ReadingRecord.block_number < readings_before_block)
     # Plain rows: the book only reads them.
     with Session(engine) as session:
         households = {
             h.id: h for h in plain_rows(session, HouseholdRecord, col(HouseholdRecord.active))
         }
-        readings = plain_rows(session, ReadingRecord, ReadingRecord.slot == slot)
+        readings = plain_rows(session, ReadingRecord, ReadingRecord.slot == slot, *readings_before)
         # The contract keeps a slot's energy in word slot % KEPT_SLOTS of the household's ring
         # until a reading for a later slot of that word overwrites it, at slot + KEPT_SLOTS
         # at the earliest: so once any reading for slot + KEPT_SLOTS or later is committed,
@@ -146,7 +153,9 @@ def load_slot_book(
         # readings (by household, or distinct, it read each household's whole history).
         gone = set(
             session.exec(
-                select(ReadingRecord.household).where(ReadingRecord.slot >= slot + KEPT_SLOTS)
+                select(ReadingRecord.household).where(
+                    ReadingRecord.slot >= slot + KEPT_SLOTS, *readings_before
+                )
             ).all()
         )
         fills = plain_rows(session, FillRecord, FillRecord.slot == slot)

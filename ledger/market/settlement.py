@@ -16,6 +16,10 @@ One worker runs per market. For a slot whose readings are committed,
    is accepted once per pair, so a crash between sending and recording never settles twice);
 5. re-indexes and marks the slot ``settled`` with its totals.
 
+A slot the chain settled and sealed before the database knew (restored from before it) is
+settled again as it was cleared: nothing more is matched, and a reading committed for it after
+its first batch (or its seal) is left out of its figures, as it was left out of its market.
+
 If a planned batch is refused because the chain moved since the plan (a direct take used the
 credits, an order was cancelled, a buyer's balance is short), the unsent part of the plan is
 dropped and the rest of the slot is cleared again from the chain's new state; the contract's
@@ -38,7 +42,7 @@ from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
 from ledger.market.agents import AgentSettings, effective_limit
 from ledger.market.clearing import MECHANISMS, ONE_PRICE, BookOrder, ClearingResult, Mechanism
-from ledger.market.data import LimitAdjuster, load_slot_book
+from ledger.market.data import LimitAdjuster, SlotBook, load_slot_book
 from ledger.market.forwards import ForwardGas, clear_forwards, settle_due_forwards
 from ledger.market.strategies import clear_over_gate, gate_steps_of
 from ledger.mirror.indexer import index
@@ -195,27 +199,58 @@ class SettlementWorker:
 
         return adjust
 
+    def _book(
+        self,
+        slot: int,
+        tariffs: Tariffs,
+        balance_caps: Mapping[int, int],
+        readings_before_block: int | None = None,
+    ) -> SlotBook:
+        # Over a gate, with the posted limits: a buyer's funds then cap its deficit at its
+        # loosest (dearest) bid, which holds at every step of the gate.
+        adjust = self._adjuster(tariffs) if self.gate_steps <= 1 else None
+        return load_slot_book(
+            self.engine,
+            slot,
+            tariffs,
+            adjust=adjust,
+            balance_caps=balance_caps,
+            readings_before_block=readings_before_block,
+        )
+
     def _clear(
         self, slot: int, tariffs: Tariffs, balance_caps: Mapping[int, int]
     ) -> tuple[ClearingResult, int]:
         if self.gate_steps > 1:
             return self._clear_over_gate(slot, tariffs, balance_caps)
-        book = load_slot_book(
-            self.engine,
-            slot,
-            tariffs,
-            adjust=self._adjuster(tariffs),
-            balance_caps=balance_caps,
-        )
+        book = self._book(slot, tariffs, balance_caps)
         result = self.mechanism(book.orders, book.surplus, book.deficit, tariffs)
         return result, book.metered_households
+
+    def _cleared_on_chain(self, slot: int, tariffs: Tariffs) -> tuple[ClearingResult, int] | None:
+        """For a slot the chain sealed before this database knew (restored from before it):
+        nothing more to match, and what was left of the slot as it stood when it was cleared,
+        before its first batch (or its seal, if it had none). A reading committed for it after
+        that came too late for its market, as it did for the worker that settled it. None for
+        a slot the chain has not sealed."""
+        with Session(self.engine) as session:
+            seal = _chain_seal(session, self.client.address, slot)
+            if seal is None:
+                return None
+            first_batch_block = session.exec(
+                select(func.min(FillRecord.block_number)).where(
+                    FillRecord.slot == slot, FillRecord.bid_id != 0
+                )
+            ).one()
+        before = seal[1] if first_batch_block is None else first_batch_block
+        book = self._book(slot, tariffs, {}, before)
+        left = ClearingResult((), None, 0, sum(book.surplus.values()), sum(book.deficit.values()))
+        return left, book.metered_households
 
     def _clear_over_gate(
         self, slot: int, tariffs: Tariffs, balance_caps: Mapping[int, int]
     ) -> tuple[ClearingResult, int]:
-        # The book with the posted limits: a buyer's funds then cap its deficit at its loosest
-        # (dearest) bid, which holds at every step of the gate.
-        book = load_slot_book(self.engine, slot, tariffs, balance_caps=balance_caps)
+        book = self._book(slot, tariffs, balance_caps)
         agents, steps = self.agents, self.gate_steps
 
         def limit_at(order: BookOrder, step: int) -> int:
@@ -247,7 +282,7 @@ class SettlementWorker:
         first_batch = 0
         while self.client.batch_settled(slot, first_batch):
             first_batch += 1
-        result, metered = self._clear(slot, tariffs, {})
+        result, metered = self._cleared_on_chain(slot, tariffs) or self._clear(slot, tariffs, {})
         # What those batches settled is gone from what is left to clear: the slot's figures
         # count it again, so that they hold its whole surplus and deficit.
         already, settled_price = self._settled_before(slot)
@@ -511,34 +546,51 @@ class SettlementWorker:
         return outcome
 
 
-def _sealed_on_chain(session: Session, contract: str, slot: int) -> tuple[str, range] | None:
-    """The head the chain sealed for ``slot`` (its mirrored ``SlotSealed``), with the blocks the
-    database can have sealed it at, newest first: before the seal's block, and no earlier than
-    the slot's newest record or the link before it; None if the chain has not sealed it."""
-    newest = [
-        session.exec(select(func.max(model.block_number)).where(model.slot == slot)).one() or 0
-        for model in (ReadingRecord, FillRecord)
-    ]
-    last_link = (
-        session.exec(
-            select(SlotDigestRecord.sealed_block)
-            .order_by(col(SlotDigestRecord.seq).desc())
-            .limit(1)
-        ).first()
-        or 0
-    )
-    low = max(*newest, last_link)
+def _chain_seal(session: Session, contract: str, slot: int) -> tuple[str, int] | None:
+    """The head the chain sealed for ``slot`` and the block that sealed it (its mirrored
+    ``SlotSealed``), or None if the chain has not sealed it. Slots are sealed in the order they
+    are settled, so only the seals after the database's newest link are read."""
     seals = session.exec(
         select(ChainEvent.block_number, ChainEvent.args_json)
         .where(
             ChainEvent.contract == contract,
             ChainEvent.name == "SlotSealed",
-            col(ChainEvent.block_number) > low,
+            col(ChainEvent.block_number) > _newest_link_block(session),
         )
         .order_by(col(ChainEvent.block_number))
     )
     for block, args_json in seals:
         args = json.loads(args_json)
         if int(args["slot"]) == slot:
-            return str(args["digestHead"]).lower(), range(block - 1, low - 1, -1)
+            return str(args["digestHead"]).lower(), block
     return None
+
+
+def _newest_link_block(session: Session) -> int:
+    """The block the database's newest digest link was sealed at (0 without one)."""
+    newest = session.exec(
+        select(SlotDigestRecord.sealed_block).order_by(col(SlotDigestRecord.seq).desc()).limit(1)
+    ).first()
+    return newest or 0
+
+
+def _sealed_on_chain(session: Session, contract: str, slot: int) -> tuple[str, range] | None:
+    """The head the chain sealed for ``slot``, with the blocks the database can have sealed it
+    at, newest first: before the seal's block, and no earlier than the slot's newest record
+    before it (a reading committed late for the slot comes after) or the link before it; None
+    if the chain has not sealed it."""
+    seal = _chain_seal(session, contract, slot)
+    if seal is None:
+        return None
+    head, sealed_in = seal
+    newest = [
+        session.exec(
+            select(func.max(model.block_number)).where(
+                model.slot == slot, model.block_number < sealed_in
+            )
+        ).one()
+        or 0
+        for model in (ReadingRecord, FillRecord)
+    ]
+    low = max(*newest, _newest_link_block(session))
+    return head, range(sealed_in - 1, low - 1, -1)

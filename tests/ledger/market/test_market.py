@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from ledger import Chain, Tariffs, open_chain
+from ledger.audit.digest import OUTCOME_FIELDS
 from ledger.market.agent_orders import AgentHousehold, post_default_orders
 from ledger.market.agents import AgentSettings, DailyRamp
 from ledger.market.data import MarketDataError, load_statement, load_statements
@@ -432,3 +433,43 @@ def test_a_slot_settled_before_its_database_was_lost_keeps_its_whole_figures(
     with Session(market.engine) as s:
         links = s.exec(select(SlotDigestRecord)).all()
     assert [link.digest for link in links] == [market.world.client.sealed_digest_head(SLOT)]
+
+
+def test_a_reading_committed_late_for_a_settled_slot_is_not_traded_when_it_is_settled_again(
+    memory_chain: Chain, tmp_path: Path
+) -> None:
+    """A reading committed after its slot was settled and sealed came too late for the slot's
+    market. A worker whose database lost the slot settles it again from what the slot was
+    when it was cleared: the late surplus is not matched to the buyers still short, the slot's
+    figures are those first recorded, and its digest link is the one the chain sealed."""
+    market = new_market(memory_chain, tmp_path, households=8)
+    client = market.world.client
+    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
+    seller, late = sorted(market.prosumers)[:2]
+    on_time = [m for m in market.members if m.id != late]
+    deltas = {m.id: (0, 300) if m.id == seller else (0, 0) if m.id in market.prosumers else (400, 0)
+              for m in on_time}  # fmt: skip
+    market.world.client.commit_readings(
+        market.world.operator,
+        [market.world.sign(m, SLOT, m.import_Wh + deltas[m.id][0], m.export_Wh + deltas[m.id][1])
+         for m in on_time],
+    )  # fmt: skip
+    original = market.worker().settle_slot(SLOT)
+    assert 0 < original.matched_Wh == 300 < original.deficit_Wh  # buyers left short
+    late_member = next(m for m in market.members if m.id == late)
+    client.commit_readings(market.world.operator, [market.world.sign(late_member, SLOT, 0, 800)])
+    fills_before = len(market.events("FillSettled"))
+    with Session(market.engine) as s:
+        for model in (SlotOutcomeRecord, SettlementBatchRecord, SlotDigestRecord):
+            for row in s.exec(select(model)).all():
+                s.delete(row)
+        s.commit()
+
+    again = market.worker().settle_slot(SLOT)
+    assert len(market.events("FillSettled")) == fills_before  # the late surplus not traded
+    assert client.slot_energy(late, SLOT).sold_Wh == 0
+    sealed = {f: getattr(original, f) for f in OUTCOME_FIELDS}
+    assert {f: getattr(again, f) for f in OUTCOME_FIELDS} == sealed
+    with Session(market.engine) as s:
+        links = s.exec(select(SlotDigestRecord)).all()
+    assert [link.digest for link in links] == [client.sealed_digest_head(SLOT)]
