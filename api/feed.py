@@ -258,8 +258,9 @@ def forecast_refreshed(row: Row) -> FeedEvent:
 
 
 def public_events(rows: Iterable[Row], slots: Mapping[int, SlotFacts], tz: str) -> list[FeedEvent]:
-    """The public events of ``rows`` (a sealed slot whose outcome is missing is skipped: it
-    cannot happen, as the outcome is recorded before the seal is sent)."""
+    """The public events of ``rows`` (a sealed slot without its outcome in ``slots`` is
+    skipped: the live feed holds such a seal back until its slot is settled again,
+    :meth:`FeedStore.first_unsettled_seal`)."""
     events = []
     for row in rows:
         if row.name == "TariffsSet":
@@ -543,7 +544,7 @@ class FeedStore:
         the position the reader stands at then."""
         with Session(self.engine) as session:
             upto = self.cursor(session)
-            if upto <= after.block:
+            if (upto, LAST_LOG) <= after.row:
                 return after, []
             rows = _rows(session.execute(self._query(FEED_NAMES, after.row, (upto, LAST_LOG))))
         return Position(upto, LAST_LOG), rows
@@ -635,7 +636,8 @@ class FeedStore:
                 r.slot: r._asdict()
                 for r in session.execute(
                     select(*SlotOutcomeRecord.__table__.columns).where(  # type: ignore[attr-defined]
-                        col(SlotOutcomeRecord.slot).in_(wanted)
+                        col(SlotOutcomeRecord.slot).in_(wanted),
+                        SlotOutcomeRecord.status == "settled",
                     )
                 )
             }
@@ -675,6 +677,28 @@ class FeedStore:
     def public(self, rows: Sequence[Row]) -> list[FeedEvent]:
         sealed = (int(r.args["slot"]) for r in rows if r.name == "SlotSealed")
         return public_events(rows, self.slots(sealed), self.tz)
+
+    def first_unsettled_seal(self, rows: Sequence[Row]) -> int | None:
+        """The index in ``rows`` of the first ``SlotSealed`` whose slot this database has not
+        recorded as settled, or None. The settlement worker records a slot's outcome before
+        it seals the slot on chain, so this happens only in a database restored from before
+        the slot was settled, until the restore's recovery settles it again."""
+        sealed = {int(r.args["slot"]) for r in rows if r.name == "SlotSealed"}
+        if not sealed:
+            return None
+        with Session(self.engine) as session:
+            settled = set(
+                session.exec(
+                    select(SlotOutcomeRecord.slot).where(
+                        col(SlotOutcomeRecord.slot).in_(sealed),
+                        SlotOutcomeRecord.status == "settled",
+                    )
+                ).all()
+            )
+        for i, row in enumerate(rows):
+            if row.name == "SlotSealed" and int(row.args["slot"]) not in settled:
+                return i
+        return None
 
 
 # ───────────────────────────── The hub: one poller, many subscribers ─────────────────────────────
@@ -840,6 +864,13 @@ class FeedHub:
     async def _poll(self) -> None:
         position, rows = await anyio.to_thread.run_sync(self.store.new_rows, self.position)
         self.polls += 1
+        held = await anyio.to_thread.run_sync(self.store.first_unsettled_seal, rows)
+        if held is not None:
+            # That slot's event, and every one after it, waits for the slot's outcome: read
+            # again from just before it at the next poll.
+            at = rows[held]
+            position = Position(at.block, at.log_index - 1, MAX_PARTS)
+            rows = rows[:held]
         if rows:
             orders = await anyio.to_thread.run_sync(self.store.orders, order_keys(rows))
             public = await anyio.to_thread.run_sync(self.store.public, rows)

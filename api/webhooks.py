@@ -405,6 +405,7 @@ class WebhookWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._held_slot: int | None = None
 
     # ───────────────────────────── The thread ─────────────────────────────
 
@@ -528,13 +529,35 @@ class WebhookWorker:
                 if not targets:
                     continue
                 data = self._chain_data(session, event)
+                if data is None:
+                    # Not settled here yet: the events from this one on wait for the next pass.
+                    self._hold(int(json.loads(event.args_json)["slot"]))
+                    self._move(session, "chain_event", last, event.id - 1)
+                    return recorded, False
                 key = f"chain_event:{event.id}"
                 place = f"{event.contract.lower()}:{event.block_number}:{event.log_index}"
                 recorded += self._record(session, targets, event_type, key, data, now, place)
             self._move(session, "chain_event", last, upto)
+            self._held_slot = None
             return recorded, upto < top
 
-    def _chain_data(self, session: Session, event: ChainEvent) -> dict[str, Any]:
+    def _hold(self, slot: int) -> None:
+        """Say once per slot that its ``slot_settled`` webhook waits for its outcome."""
+        if self._held_slot != slot:
+            self._held_slot = slot
+            log.warning(
+                "webhooks: slot %s is sealed on chain but not settled in this database yet "
+                "(a restore's recovery settles it again); its slot_settled delivery and the "
+                "events after it wait until it is",
+                slot,
+            )
+
+    def _chain_data(self, session: Session, event: ChainEvent) -> dict[str, Any] | None:
+        """A chain event's webhook data; None for a slot's seal whose outcome this database
+        has not recorded as settled: restored from before the slot was settled, it settles
+        the slot again in the restore's recovery, and the webhook carries that outcome. (The
+        settlement worker records a slot's outcome before it seals the slot on chain, so this
+        happens only after a restore.)"""
         args = json.loads(event.args_json)
         place = ChainPlace(event.contract, event.block_number, event.log_index, event.tx_hash)
         household = None
@@ -545,8 +568,9 @@ class WebhookWorker:
             ).first()
         elif event.name == "SlotSealed":
             record = session.get(SlotOutcomeRecord, int(args["slot"]))
-            if record is not None:
-                outcome = {key: getattr(record, key) for key in OUTCOME_FIELDS}
+            if record is None or record.status != "settled":
+                return None
+            outcome = {key: getattr(record, key) for key in OUTCOME_FIELDS}
         return chain_event_data(event.name, args, place, household=household, outcome=outcome)
 
     def _enqueue_audits(self) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlmodel import Session
 
 from api.app import create_app
 from api.feed import (
@@ -29,6 +30,8 @@ from api.feed import (
     Book,
     FeedError,
     FeedHub,
+    FeedLimits,
+    FeedStore,
     OrderFacts,
     Position,
     Row,
@@ -38,6 +41,7 @@ from api.feed import (
 )
 from api.process import free_port
 from api.settings import Settings
+from ledger.mirror.models import SlotOutcomeRecord
 from tests.api.conftest import OP, Api, Member, _settings, past_slot
 from tests.conftest import ANVIL_KEY
 
@@ -345,6 +349,37 @@ def test_a_bad_or_unknown_last_event_id_is_refused(embedded_api: Api) -> None:
 
 
 # ───────────────────────────── Streams ─────────────────────────────
+
+
+def test_a_seal_mirrored_before_its_slot_is_settled_here_waits_for_it(embedded_api: Api) -> None:
+    """A database restored from before a slot was settled mirrors the slot's seal before its
+    recovery settles the slot again: the feed holds that event, and the ones after it, until
+    the slot's outcome is recorded, then gives it with its figures, once."""
+    api = embedded_api
+    seller, buyer = _pair(api)
+    slot = past_slot(4)
+    outcome = _trade_in(api, seller, buyer, slot)
+    services = api.services
+    with Session(services.engine) as session:
+        record = session.get(SlotOutcomeRecord, slot)
+        assert record is not None
+        kept = SlotOutcomeRecord.model_validate(record.model_dump())
+        session.delete(record)
+        session.commit()
+    hub = FeedHub(FeedStore(services.engine, services.client.address, "Europe/Paris"), FeedLimits())
+
+    asyncio.run(hub._poll())
+    names = [e.kind for e in hub.ring]
+    assert "trade" in names and "slot_settled" not in names
+    asyncio.run(hub._poll())  # nothing new while the slot is not settled here
+    assert [e.kind for e in hub.ring] == names
+    with Session(services.engine) as session:
+        session.add(kept)
+        session.commit()
+    asyncio.run(hub._poll())
+    (settled,) = [e.data for e in hub.ring if e.kind == "slot_settled"]
+    assert settled["matched_Wh"] == outcome["matched_Wh"] > 0
+    assert [e.kind for e in hub.ring].count("trade") == names.count("trade")
 
 
 def test_a_settled_slot_reaches_the_public_and_the_household_streams(live: LiveServer) -> None:

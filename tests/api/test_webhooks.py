@@ -36,6 +36,7 @@ from api.webhooks import (
     signature,
     verify,
 )
+from ledger.mirror.models import SlotOutcomeRecord
 from tests.api.conftest import OP, OPERATOR_TOKEN, Api, _settings, past_slot
 from tests.conftest import ANVIL_KEY
 
@@ -537,6 +538,46 @@ def test_settled_trades_and_slots_are_sent_with_their_figures(
     expected = outcome.json()
     for key in ("slot", "matched_Wh", "clearing_price_ueur_per_kWh", "fills", "cost_ueur"):
         assert settled[key] == expected[key]
+
+
+def test_a_slot_sealed_before_its_outcome_is_recorded_here_is_sent_once_it_is(
+    embedded_hooks: Api, receiver: Receiver
+) -> None:
+    """A database restored from before a slot was settled mirrors the slot's seal before its
+    recovery settles the slot again: the slot's webhook waits for that outcome, never sent
+    without its figures, and the events before the seal go meanwhile."""
+    api = embedded_hooks
+    secret = subscribe(api, receiver.url, "trade_settled", "slot_settled")["secret"]
+    seller = api.register(prosumer=True)
+    buyer = api.register(prosumer=False, topup_ueur=3_000_000)
+    slot = past_slot(4)
+    batch = [api.reading(seller, slot, export_Wh=800), api.reading(buyer, slot, import_Wh=600)]
+    assert api.client.post("/readings", json={"readings": batch}).status_code == 202
+    api.flush()
+    outcome = api.client.post(f"/market/slots/{slot}/settle", headers=OP)
+    assert outcome.status_code == 200, outcome.text
+    # As a restore from before the slot was settled leaves it: seal mirrored, no outcome.
+    with Session(api.services.engine) as session:
+        record = session.get(SlotOutcomeRecord, slot)
+        assert record is not None
+        kept = SlotOutcomeRecord.model_validate(record.model_dump())
+        session.delete(record)
+        session.commit()
+    trades = api.client.get("/trades", params={"slot": slot}, headers=OP).json()["items"]
+    drive(api.services, lambda: len(receiver.received) == len(trades))
+    api.services.webhooks.run_once(timeout_s=5)
+    assert {verified(secret, r)["type"] for r in receiver.received} == {"trade_settled"}
+    with Session(api.services.engine) as session:
+        session.add(kept)
+        session.commit()
+    drive(api.services, lambda: len(receiver.received) == len(trades) + 1)
+    (settled,) = [
+        b["data"]
+        for b in (verified(secret, r) for r in receiver.received)
+        if b["type"] == "slot_settled"
+    ]
+    for key in ("slot", "matched_Wh", "clearing_price_ueur_per_kWh", "fills", "cost_ueur"):
+        assert settled[key] == outcome.json()[key]
 
 
 def test_a_failing_audit_is_sent_when_it_starts_failing_or_fails_otherwise(
