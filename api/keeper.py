@@ -22,7 +22,8 @@ outbox settled a slot and every :data:`POLL_S` seconds otherwise. Each pass:
    (``kept_audit``); a run that failed is kept with why. A run starts at least
    :data:`MIN_GAP_S` after the last one ended, and at least twice as long as the last one
    took: the audit never takes more than a third of the keeper's time, however fast slots
-   are settled.
+   are settled. No audit runs in a restored database until the restore's recovery has taken
+   back what the chain did since the backup (it would report those gaps).
 
 ``GET /audit/report`` still computes a fresh report on every call; the keeper only spares the
 page. What the page shows of the audit is the latest kept run, with its time.
@@ -198,12 +199,15 @@ class Keeper:
         feeder: Callable[[list[int]], list[int]] | None = None,
         network: str = DEFAULT_NETWORK,
         poll_s: float = POLL_S,
+        whole: Callable[[], bool] = lambda: True,
     ) -> None:
         """``audit`` runs the operator's audit over every slot (``Services.audit``: in a
         child process when the chain has a URL); it is told the child, so that :meth:`stop`
         can end it. ``feeder`` computes and keeps the power flows of the slots given, answering
         the slots kept (``FeederWorker.compute``: in a worker process); by default
-        :func:`compute_feeder` here."""
+        :func:`compute_feeder` here. ``whole`` says whether the database holds what the chain
+        did: a restored one does not until the restore's recovery has taken it back, and its
+        audit would report the gaps the recovery is about to fill, so none is due until then."""
         self.gate = gate
         self.engine = engine
         self.run_audit = audit
@@ -213,6 +217,7 @@ class Keeper:
         self._child: subprocess.Popen[bytes] | None = None
         self.network = network
         self.poll_s = poll_s
+        self.whole = whole
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -278,7 +283,10 @@ class Keeper:
     def audit_due(self, now: float | None = None) -> bool:
         """Whether the audit should run: none kept yet, a slot settled since the last one, or
         the last one older than :data:`REFRESH_S`; never sooner than :data:`MIN_GAP_S`, nor
-        than twice its own duration, after the last."""
+        than twice its own duration, after the last; and not while the database is not whole
+        (a restore's recovery is not done)."""
+        if not self.whole():
+            return False
         now = time.time() if now is None else now
         with Session(self.engine) as session:
             last = session.exec(

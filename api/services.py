@@ -300,6 +300,7 @@ class Services:
                 else None
             ),
             network=settings.feeder_network,
+            whole=lambda: restored_from(self.engine) is None,
         )
         # Events POSTed to the operator's systems (api/webhooks.py), in their own threads.
         self.webhooks = WebhookWorker(self.engine, self.vault, settings)

@@ -1312,8 +1312,11 @@ def test_a_step_that_fails_keeps_the_mark_and_the_next_pass_finishes(
         with pytest.raises(RecoveryIncomplete, match="erasures"):
             services.recover_from_chain()
         assert restored_from(services.engine) == 7
+        # No audit meanwhile: it would report what the recovery is about to take back.
+        assert not services.keeper.audit_due()
         assert services._recovered() is True  # the next pass
         assert restored_from(services.engine) is None and len(calls) == 2
+        assert services.keeper.audit_due(now=time.time() + 3600)
 
         mark_restored(url, 8)
 

@@ -509,6 +509,14 @@ def test_the_keeper_audits_after_settlement_and_not_more_often(db: Engine) -> No
 
 
 @pytest.mark.slow
+def test_the_keeper_audits_no_database_that_a_restore_has_not_finished(db: Engine) -> None:
+    whole = False
+    keeper = Keeper(ChainGate(), engine=db, audit=None, whole=lambda: whole)  # type: ignore[arg-type]
+    assert not keeper.audit_due(now=10_000)  # none kept, but the recovery is not done
+    whole = True
+    assert keeper.audit_due(now=10_000)
+
+
 def test_the_feeder_kept_slot_by_slot_equals_the_audits_feeder_check(db: Engine) -> None:
     """The power flows kept after each settlement are the audit's own: the same placement of
     the households and the same numbers as one run over all the slots; a late reading of a
