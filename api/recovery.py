@@ -18,7 +18,12 @@ an unmarked one costs its start one read of the mark):
   (``POST /households/{id}/rotate-key``). A household erased at its request (deactivated on
   chain) is not taken back;
 - the erasures done since: a household the chain deactivated whose erasure the database has
-  no record of has its personal data, back with the backup, removed again.
+  no record of has its personal data, back with the backup, removed again;
+- the slots settled since: each slot the chain sealed that the database has no settled
+  outcome of is settled again by the settlement worker, in the order they were sealed, which
+  sends nothing (:mod:`ledger.market.settlement`): its outcome is recounted from the chain's
+  fills and its digest link rebuilt, so that the audit, the webhooks and the live feed find it
+  as it was.
 
 Before any of these, the intents the backup held unfinished are finished (a registration
 records its household and queues its default orders, which the steps below then match with
@@ -43,6 +48,7 @@ been done on chain since, and the database cannot tell. So:
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 
@@ -54,7 +60,13 @@ from api.intents import UNFINISHED
 from api.models import ApiHousehold, ApiIntent, ApiOrder, ApiOrderPost, HouseholdErasure
 from ledger.contract.client import VoisinClient
 from ledger.mirror.engine import make_engine
-from ledger.mirror.models import HouseholdRecord, IndexerState, OrderRecord
+from ledger.mirror.models import (
+    ChainEvent,
+    HouseholdRecord,
+    IndexerState,
+    OrderRecord,
+    SlotOutcomeRecord,
+)
 
 __all__ = [
     "MONEY_INTENTS",
@@ -71,6 +83,7 @@ __all__ = [
     "registrations_unfinished",
     "restored_from",
     "restored_intents_up_to",
+    "sealed_unsettled",
     "twin_orders",
     "unsent_at_backup",
 ]
@@ -102,6 +115,32 @@ class Recovered:
     orders_found: tuple[int, ...] = ()
     #: Households erased after the backup, whose personal data were removed again.
     erased: tuple[int, ...] = ()
+    #: Slots settled and sealed on chain after the backup, whose outcomes were recounted.
+    slots: tuple[int, ...] = ()
+
+
+def sealed_unsettled(engine: Engine, contract: str, after_block: int) -> list[int]:
+    """The slots the chain sealed after ``after_block`` (mirrored ``SlotSealed`` events) that
+    the database has no settled outcome of, in the order they were sealed."""
+    with Session(engine) as session:
+        seals = session.exec(
+            select(ChainEvent.args_json)
+            .where(
+                ChainEvent.contract == contract,
+                ChainEvent.name == "SlotSealed",
+                col(ChainEvent.block_number) > after_block,
+            )
+            .order_by(col(ChainEvent.block_number), col(ChainEvent.log_index))
+        ).all()
+        slots = [int(json.loads(args)["slot"]) for args in seals]
+        settled = set(
+            session.exec(
+                select(SlotOutcomeRecord.slot).where(
+                    col(SlotOutcomeRecord.slot).in_(slots), SlotOutcomeRecord.status == "settled"
+                )
+            ).all()
+        )
+    return [slot for slot in slots if slot not in settled]
 
 
 def _unfinished(session: Session, kind: str) -> list[ApiIntent]:

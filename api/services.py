@@ -67,6 +67,7 @@ from api.recovery import (
     registrations_unfinished,
     restored_from,
     restored_intents_up_to,
+    sealed_unsettled,
     twin_orders,
     unsent_at_backup,
 )
@@ -469,6 +470,15 @@ class Services:
         self.outbox.settle_posts_in_flight()
         orders = self.outbox.adopt_posted(twin_orders(self.engine))
         orders += self.on_chain(lambda: adopt_orders(self.engine))
+
+        def settled_again() -> list[int]:
+            # In the order they were sealed: each slot's digest link follows the one before.
+            slots = sealed_unsettled(self.engine, self.client.address, backup_block)
+            for slot in slots:
+                self.worker.settle_slot(slot)
+            return slots
+
+        slots = step("the slots settled since the backup", settled_again, none)
         if failed:
             raise RecoveryIncomplete(
                 f"taking back {', '.join(failed)} from the chain failed; the database stays "
@@ -481,6 +491,7 @@ class Services:
              "record of: issue each a token and a new account key (POST /households/{id}/token "
              "and /rotate-key)"),
             (len(orders), f"orders {_ids(orders)}, posted on chain after the backup"),
+            (len(slots), f"the outcomes of slots {_ids(slots)}, settled after the backup"),
         ):  # fmt: skip
             if count:
                 log.warning("took back from the chain: %s", what)
@@ -489,7 +500,7 @@ class Services:
                 "erased households %s again: the chain deactivated them after the backup",
                 _ids(erased),
             )
-        return Recovered(readings, tuple(households), tuple(orders), tuple(erased))
+        return Recovered(readings, tuple(households), tuple(orders), tuple(erased), tuple(slots))
 
     # ───────────────────────────── The audit ─────────────────────────────
 

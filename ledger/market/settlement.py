@@ -307,13 +307,67 @@ class SettlementWorker:
             fills=0,
             batches=0,
         )
+        settled_batches = self._chain_batches(slot, first_batch)
         with Session(self.engine) as session, session.begin():
             session.add(record)
+            session.add_all(settled_batches)
             record.batches = self._write_plan(session, slot, first_batch, result.fills)
         with Session(self.engine) as session:
             stored = session.get(SlotOutcomeRecord, slot)
             assert stored is not None
             return stored
+
+    def _chain_batches(self, slot: int, count: int) -> list[SettlementBatchRecord]:
+        """Batches ``0..count - 1`` of ``slot``, which the chain settled before this database
+        knew (another worker, or a database restored from before), as this worker records the
+        batches it sends: their fills, transaction and gas, from the mirror and the receipts.
+        So that the slot's outcome counts them as its own."""
+        if count == 0:
+            return []
+        with Session(self.engine) as session:
+            fills = plain_rows(
+                session,
+                FillRecord,
+                FillRecord.slot == slot,
+                FillRecord.bid_id != 0,
+                order=(FillRecord.block_number, FillRecord.log_index),
+            )
+            if not fills:
+                return []
+            events = session.exec(
+                select(ChainEvent.tx_hash, ChainEvent.args_json).where(
+                    ChainEvent.contract == self.client.address,
+                    ChainEvent.name == "BatchSettled",
+                    col(ChainEvent.block_number) >= fills[0].block_number,
+                    col(ChainEvent.block_number) <= fills[-1].block_number,
+                )
+            ).all()
+        tx_of = {
+            int(args["batch"]): tx
+            for tx, args in ((tx, json.loads(a)) for tx, a in events)
+            if int(args["slot"]) == slot
+        }
+        records = []
+        for batch in range(count):
+            tx = tx_of.get(batch)
+            if tx is None:
+                continue
+            batch_fills = tuple(
+                Fill(f.offer_id, f.bid_id, f.energy_Wh, f.price_ueur_per_kWh)
+                for f in fills
+                if f.tx_hash.lower() == tx.lower()
+            )
+            gas = int(self.client.w3.eth.get_transaction_receipt(tx)["gasUsed"])  # type: ignore[arg-type]
+            records.append(
+                SettlementBatchRecord(
+                    slot=slot,
+                    batch=batch,
+                    fills_json=_fills_json(batch_fills),
+                    tx_hash=tx,
+                    gas_used=gas,
+                )
+            )
+        return records
 
     def _settled_before(self, slot: int) -> tuple[int, int | None]:
         """The energy (Wh) of ``slot``'s real-time fills the mirror already holds, which a
