@@ -625,9 +625,12 @@ class FeedStore:
                         accounts.add(_address(row.args[key]))
         return accounts
 
-    def slots(self, slots: Iterable[int]) -> dict[int, SlotFacts]:
-        """What the ``slot_settled`` events of ``slots`` say, from the mirror."""
-        wanted = sorted(set(slots))
+    def slots(self, sealed: Mapping[int, int]) -> dict[int, SlotFacts]:
+        """What the ``slot_settled`` events of the slots ``sealed`` (slot: the block of its
+        seal) say, from the mirror. Energy metered and traded counts the records mirrored up
+        to the seal's block, as the live feed saw them then: a reading committed late for a
+        settled slot does not change its event when it is replayed."""
+        wanted = sorted(sealed)
         if not wanted:
             return {}
         facts: dict[int, SlotFacts] = {}
@@ -641,25 +644,28 @@ class FeedStore:
                     )
                 )
             }
-            metered = {
-                slot: (int(i or 0), int(e or 0))
-                for slot, i, e in session.execute(
-                    select(
-                        ReadingRecord.slot,
-                        func.sum(ReadingRecord.import_delta_Wh),
-                        func.sum(ReadingRecord.export_delta_Wh),
-                    )
-                    .where(col(ReadingRecord.slot).in_(wanted))
-                    .group_by(col(ReadingRecord.slot))
+            metered: dict[int, tuple[int, int]] = {}
+            for slot, block, i, e in session.execute(
+                select(
+                    ReadingRecord.slot,
+                    ReadingRecord.block_number,
+                    func.sum(ReadingRecord.import_delta_Wh),
+                    func.sum(ReadingRecord.export_delta_Wh),
                 )
-            }
-            local = dict(
-                session.execute(
-                    select(FillRecord.slot, func.sum(FillRecord.energy_Wh))
-                    .where(col(FillRecord.slot).in_(wanted))
-                    .group_by(col(FillRecord.slot))
-                ).all()
-            )
+                .where(col(ReadingRecord.slot).in_(wanted))
+                .group_by(col(ReadingRecord.slot), col(ReadingRecord.block_number))
+            ):
+                if block <= sealed[slot]:
+                    was = metered.get(slot, (0, 0))
+                    metered[slot] = (was[0] + int(i or 0), was[1] + int(e or 0))
+            local: dict[int, int] = {}
+            for slot, block, energy in session.execute(
+                select(FillRecord.slot, FillRecord.block_number, func.sum(FillRecord.energy_Wh))
+                .where(col(FillRecord.slot).in_(wanted))
+                .group_by(col(FillRecord.slot), col(FillRecord.block_number))
+            ):
+                if block <= sealed[slot]:
+                    local[slot] = local.get(slot, 0) + int(energy or 0)
             loads = dict(
                 session.execute(
                     select(NeighbourhoodSlotRecord.slot, NeighbourhoodSlotRecord.load_Wh).where(
@@ -670,12 +676,12 @@ class FeedStore:
         for slot, outcome in outcomes.items():
             import_Wh, export_Wh = metered.get(slot, (0, 0))
             facts[slot] = SlotFacts(
-                outcome, import_Wh, export_Wh, int(local.get(slot) or 0), loads.get(slot)
+                outcome, import_Wh, export_Wh, local.get(slot, 0), loads.get(slot)
             )
         return facts
 
     def public(self, rows: Sequence[Row]) -> list[FeedEvent]:
-        sealed = (int(r.args["slot"]) for r in rows if r.name == "SlotSealed")
+        sealed = {int(r.args["slot"]): r.block for r in rows if r.name == "SlotSealed"}
         return public_events(rows, self.slots(sealed), self.tz)
 
     def first_unsettled_seal(self, rows: Sequence[Row]) -> int | None:

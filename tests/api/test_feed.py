@@ -382,6 +382,34 @@ def test_a_seal_mirrored_before_its_slot_is_settled_here_waits_for_it(embedded_a
     assert [e.kind for e in hub.ring].count("trade") == names.count("trade")
 
 
+def test_a_reading_committed_late_for_a_settled_slot_leaves_its_event_as_it_was(
+    embedded_api: Api,
+) -> None:
+    """A replay of a settled slot's event gives what the live feed gave, though a meter
+    reported the slot after it was settled."""
+    api = embedded_api
+    seller, buyer = _pair(api)
+    late = api.register(prosumer=True)
+    slot = past_slot(4)
+    _trade_in(api, seller, buyer, slot)
+    services = api.services
+
+    def settled_event() -> dict[str, Any]:
+        hub = FeedHub(
+            FeedStore(services.engine, services.client.address, "Europe/Paris"), FeedLimits()
+        )
+        asyncio.run(hub._poll())
+        (data,) = [e.data for e in hub.ring if e.kind == "slot_settled"]
+        return data
+
+    live = settled_event()
+    r = api.client.post("/readings", json={"readings": [api.reading(late, slot, export_Wh=900)]})
+    assert r.status_code == 202, r.text
+    api.flush()
+    replayed = settled_event()
+    assert replayed == live and live["export_Wh"] == 600
+
+
 def test_a_settled_slot_reaches_the_public_and_the_household_streams(live: LiveServer) -> None:
     api = live.api
     seller, buyer = _pair(api)
