@@ -80,6 +80,7 @@ __all__ = [
     "forget_restored",
     "lost_households",
     "mark_restored",
+    "refuse_while_restoring",
     "registrations_unfinished",
     "restored_from",
     "restored_intents_up_to",
@@ -119,28 +120,50 @@ class Recovered:
     slots: tuple[int, ...] = ()
 
 
-def sealed_unsettled(engine: Engine, contract: str, after_block: int) -> list[int]:
+def refuse_while_restoring(engine: Engine, what: str) -> None:
+    """Refuse ``what`` (503 ``restore_recovering``, with ``Retry-After``) while the database is
+    marked restored: until its leader has taken back what the chain did since the backup, a
+    slot settled by hand would be planned on a database that lacks the seals after it, and a
+    live feed opened would start past slots not yet settled here again."""
+    if restored_from(engine) is not None:
+        raise ApiError(
+            503,
+            "restore_recovering",
+            f"{what} waits until this market has taken back from the chain what happened since "
+            "its backup (the server's log says how it goes); try again in a moment",
+            headers={"Retry-After": "10"},
+        )
+
+
+def sealed_unsettled(engine: Engine, contract: str, after_block: int) -> list[tuple[int, str, int]]:
     """The slots the chain sealed after ``after_block`` (mirrored ``SlotSealed`` events) that
-    the database has no settled outcome of, in the order they were sealed."""
+    the database has no settled outcome of, in the order they were sealed: (slot, the head
+    sealed, the block that sealed it)."""
     with Session(engine) as session:
-        seals = session.exec(
-            select(ChainEvent.args_json)
-            .where(
-                ChainEvent.contract == contract,
-                ChainEvent.name == "SlotSealed",
-                col(ChainEvent.block_number) > after_block,
+        seals = [
+            (int(args["slot"]), str(args["digestHead"]), block)
+            for block, args in (
+                (block, json.loads(text))
+                for block, text in session.exec(
+                    select(ChainEvent.block_number, ChainEvent.args_json)
+                    .where(
+                        ChainEvent.contract == contract,
+                        ChainEvent.name == "SlotSealed",
+                        col(ChainEvent.block_number) > after_block,
+                    )
+                    .order_by(col(ChainEvent.block_number), col(ChainEvent.log_index))
+                )
             )
-            .order_by(col(ChainEvent.block_number), col(ChainEvent.log_index))
-        ).all()
-        slots = [int(json.loads(args)["slot"]) for args in seals]
+        ]
         settled = set(
             session.exec(
                 select(SlotOutcomeRecord.slot).where(
-                    col(SlotOutcomeRecord.slot).in_(slots), SlotOutcomeRecord.status == "settled"
+                    col(SlotOutcomeRecord.slot).in_([slot for slot, _, _ in seals]),
+                    SlotOutcomeRecord.status == "settled",
                 )
             ).all()
         )
-    return [slot for slot in slots if slot not in settled]
+    return [seal for seal in seals if seal[0] not in settled]
 
 
 def _unfinished(session: Session, kind: str) -> list[ApiIntent]:

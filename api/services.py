@@ -473,10 +473,10 @@ class Services:
 
         def settled_again() -> list[int]:
             # In the order they were sealed: each slot's digest link follows the one before.
-            slots = sealed_unsettled(self.engine, self.client.address, backup_block)
-            for slot in slots:
-                self.worker.settle_slot(slot)
-            return slots
+            seals = sealed_unsettled(self.engine, self.client.address, backup_block)
+            for slot, head, block in seals:
+                self.worker.settle_sealed(slot, head, block)
+            return [slot for slot, _, _ in seals]
 
         slots = step("the slots settled since the backup", settled_again, none)
         if failed:

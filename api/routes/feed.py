@@ -39,6 +39,7 @@ from api.feed import (
     Subscriber,
     parse_event_id,
 )
+from api.recovery import refuse_while_restoring
 from api.schemas import HouseholdPath
 from api.services import Services
 from ledger.mirror.models import HouseholdRecord
@@ -113,6 +114,7 @@ async def _open(
     after: Position | None,
     token: str | None = None,
 ) -> Response:
+    await run_in_threadpool(refuse_while_restoring, services.engine, "the live feed")
     hub = _hub(request, services)
     try:
         subscriber, upto, book = await hub.subscribe(household, after, token)

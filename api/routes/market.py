@@ -9,6 +9,7 @@ from sqlmodel import Session
 from api.auth import Operator
 from api.deps import Svc, problems
 from api.errors import ApiError, not_found
+from api.recovery import refuse_while_restoring
 from api.schemas import MAX_SLOT, TariffsOut
 from api.services import slot_now
 from ledger.mirror.models import SlotOutcome, SlotOutcomeRecord
@@ -62,6 +63,7 @@ def settle(_: Operator, services: Svc, slot: int = SlotPath) -> SlotOutcome:
     settles the slot once. Settling a settled slot returns its recorded outcome."""
     if slot >= slot_now():
         raise ApiError(409, "slot_not_closed", f"slot {slot} has not ended yet (now: {slot_now()})")
+    refuse_while_restoring(services.engine, "settling a slot")
     result = services.outbox.run_once()
     if result.chain_down:
         raise ApiError(503, "chain_unavailable", "the chain cannot be reached; try again")

@@ -133,16 +133,17 @@ def load_slot_book(
     the funds the contract reported when it refused a batch. ``readings_before_block`` leaves
     out the readings of that block and later: the slot's metered energy as it stood when it
     was cleared, for a slot the chain settled before this database knew (a reading committed
-    late for it came after, and was never part of its market).
+    late for it came after, and was never part of its market); households deactivated since
+    count then, as they did.
     """
     readings_before = []
     if readings_before_block is not None:
         readings_before.append(ReadingRecord.block_number < readings_before_block)
-    # Plain rows: the book only reads them.
+    # Plain rows: the book only reads them. As it stood when cleared: with the households
+    # deactivated since.
+    active = () if readings_before_block is not None else (col(HouseholdRecord.active),)
     with Session(engine) as session:
-        households = {
-            h.id: h for h in plain_rows(session, HouseholdRecord, col(HouseholdRecord.active))
-        }
+        households = {h.id: h for h in plain_rows(session, HouseholdRecord, *active)}
         readings = plain_rows(session, ReadingRecord, ReadingRecord.slot == slot, *readings_before)
         # The contract keeps a slot's energy in word slot % KEPT_SLOTS of the household's ring
         # until a reading for a later slot of that word overwrites it, at slot + KEPT_SLOTS

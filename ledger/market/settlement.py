@@ -182,6 +182,9 @@ class SettlementWorker:
         self._anchored_seq: int | None = None
         #: The day-ahead forward transactions this worker sent (gas, positions).
         self.forward_gas = ForwardGas()
+        #: Seals the chain holds that the caller found for the worker (slot: head, block):
+        #: see :meth:`settle_sealed`.
+        self._seals: dict[int, tuple[str, int]] = {}
 
     def _log(self, message: str) -> None:
         if self._say is not None:
@@ -234,7 +237,7 @@ class SettlementWorker:
         that came too late for its market, as it did for the worker that settled it. None for
         a slot the chain has not sealed."""
         with Session(self.engine) as session:
-            seal = _chain_seal(session, self.client.address, slot)
+            seal = self._seal_of(session, slot)
             if seal is None:
                 return None
             first_batch_block = session.exec(
@@ -246,6 +249,11 @@ class SettlementWorker:
         book = self._book(slot, tariffs, {}, before)
         left = ClearingResult((), None, 0, sum(book.surplus.values()), sum(book.deficit.values()))
         return left, book.metered_households
+
+    def _seal_of(self, session: Session, slot: int) -> tuple[str, int] | None:
+        """The head the chain sealed for ``slot`` and the block that sealed it, or None."""
+        known = self._seals.get(slot)
+        return known if known is not None else _chain_seal(session, self.client.address, slot)
 
     def _clear_over_gate(
         self, slot: int, tariffs: Tariffs, balance_caps: Mapping[int, int]
@@ -517,8 +525,13 @@ class SettlementWorker:
         tariffs = self.client.tariffs()
         with Session(self.engine) as session:
             planned = session.get(SlotOutcomeRecord, slot) is not None
+            sealed = planned and self._seal_of(session, slot) is not None
         if not planned:
             self._plan(slot, tariffs)
+        elif sealed:
+            # A plan the chain's seal has overtaken (a database restored from while the slot
+            # was being settled): the slot's market is over, and what is unsent stays so.
+            self._drop_unsent(slot)
         self._send(slot, tariffs)
         index(self.client, self.engine, start_block=self.start_block)
         outcome = self._finish(slot)
@@ -526,6 +539,26 @@ class SettlementWorker:
             # Mirror the seal too, so that the mirror is caught up when the slot is settled.
             index(self.client, self.engine, start_block=self.start_block)
         return outcome
+
+    def settle_sealed(self, slot: int, head: str, block: int) -> SlotOutcome:
+        """Settle again ``slot``, which the chain sealed as ``head`` in ``block`` and this
+        database has no settled outcome of (a database restored from before it was settled):
+        :meth:`settle_slot`, with the seal given rather than searched for. Nothing is matched
+        in a sealed slot; its outcome is recounted and its digest link rebuilt."""
+        self._seals[slot] = (head.lower(), block)
+        try:
+            return self.settle_slot(slot)
+        finally:
+            self._seals.pop(slot, None)
+
+    def _drop_unsent(self, slot: int) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.exec(
+                delete(SettlementBatchRecord).where(
+                    col(SettlementBatchRecord.slot) == slot,
+                    col(SettlementBatchRecord.tx_hash).is_(None),
+                )
+            )
 
     def clear_forwards(self, slot: int, forwards: Sequence[Forward]) -> int:
         """Clear day-ahead ``forwards`` for ``slot`` before it is metered (batches already
@@ -589,7 +622,7 @@ class SettlementWorker:
             # the chain sealed already (the database lost its link: restored from before it)
             # gets back the very link sealed, if the mirror and the outcome rebuild it.
             cursor = session.get(IndexerCursor, self.client.address)
-            sealed = _sealed_on_chain(session, self.client.address, slot)
+            sealed = _sealed_on_chain(session, slot, self._seal_of(session, slot))
             if sealed is None or rebuild_link(session, slot, record, *sealed) is None:
                 seal_slot(session, slot, 0 if cursor is None else cursor.last_block, record)
             outcome = SlotOutcome.model_validate(record, from_attributes=True)
@@ -628,12 +661,13 @@ def _newest_link_block(session: Session) -> int:
     return newest or 0
 
 
-def _sealed_on_chain(session: Session, contract: str, slot: int) -> tuple[str, range] | None:
-    """The head the chain sealed for ``slot``, with the blocks the database can have sealed it
-    at, newest first: before the seal's block, and no earlier than the slot's newest record
-    before it (a reading committed late for the slot comes after) or the link before it; None
-    if the chain has not sealed it."""
-    seal = _chain_seal(session, contract, slot)
+def _sealed_on_chain(
+    session: Session, slot: int, seal: tuple[str, int] | None
+) -> tuple[str, range] | None:
+    """The head the chain sealed for ``slot`` (``seal``: head and block), with the blocks the
+    database can have sealed it at, newest first: before the seal's block, and no earlier than
+    the slot's newest record before it (a reading committed late for the slot comes after) or
+    the link before it; None if the chain has not sealed it."""
     if seal is None:
         return None
     head, sealed_in = seal

@@ -1307,10 +1307,16 @@ def test_a_step_that_fails_keeps_the_mark_and_the_next_pass_finishes(
     from ledger.readings import recovery as readings_recovery
 
     app = create_app(_settings(tmp_path), background=False)
-    with TestClient(app):
+    with TestClient(app) as client:
         services = app.state.services
         url = services.engine.url.render_as_string(hide_password=False)
         mark_restored(url, 7)
+        # Nothing settled by hand, and no live feed, until the chain's news are taken back.
+        r = client.post(f"/market/slots/{past_slot(3)}/settle", headers=OP)
+        assert r.status_code == 503 and r.json()["code"] == "restore_recovering", r.text
+        assert r.headers["Retry-After"] == "10"
+        r = client.get("/feed")
+        assert r.status_code == 503 and r.json()["code"] == "restore_recovering", r.text
         erase_again = services_module.erase_again
         calls: list[int] = []
 

@@ -214,6 +214,10 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "Too many changes at once; try again in a moment.",
         "Trop de changements d'un coup ; réessayez dans un moment.",
     ),
+    "restore_recovering": (
+        "The ledger is catching up after a restore; try again in a moment.",
+        "Le registre se remet à jour après une restauration ; réessayez dans un moment.",
+    ),
     "slot_not_closed": ("This slot is not over yet.", "Cette tranche n'est pas encore finie."),
     "slot_settled": (
         "This slot is already settled: choose a slot that is not settled yet.",

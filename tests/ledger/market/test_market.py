@@ -7,6 +7,7 @@ recording, and re-planning when the chain moved under a plan.
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
 from collections.abc import Iterator
@@ -25,7 +26,13 @@ from ledger.market.data import MarketDataError, load_statement, load_statements
 from ledger.market.settlement import BASE_BATCH_GAS, WORST_FILL_GAS, SettlementWorker, SlotOutcome
 from ledger.mirror.engine import make_engine
 from ledger.mirror.indexer import index
-from ledger.mirror.models import SettlementBatchRecord, SlotDigestRecord, SlotOutcomeRecord
+from ledger.mirror.models import (
+    OrderRecord,
+    ReadingRecord,
+    SettlementBatchRecord,
+    SlotDigestRecord,
+    SlotOutcomeRecord,
+)
 from ledger.types import KEPT_SLOTS, Event
 from tests.world import SLOT, Member, World, new_world
 
@@ -473,3 +480,111 @@ def test_a_reading_committed_late_for_a_settled_slot_is_not_traded_when_it_is_se
     with Session(market.engine) as s:
         links = s.exec(select(SlotDigestRecord)).all()
     assert [link.digest for link in links] == [client.sealed_digest_head(SLOT)]
+
+
+def _forget_settlements(engine: Engine) -> None:
+    """As a database restored from before the slots were settled holds them."""
+    with Session(engine) as s:
+        for model in (SlotOutcomeRecord, SettlementBatchRecord, SlotDigestRecord):
+            for row in s.exec(select(model)).all():
+                s.delete(row)
+        s.commit()
+
+
+def test_sealed_slots_settled_again_trade_nothing_even_after_a_link_that_cannot_be_rebuilt(
+    memory_chain: Chain, tmp_path: Path
+) -> None:
+    """Two slots settled and sealed, then lost by the database. The first one's link cannot
+    be rebuilt (a mirrored record of it was changed), so it is written anew at the head; the
+    second, which a meter reported late and whose buyer was deactivated since, still trades
+    nothing and keeps the figures first recorded."""
+    market = new_market(memory_chain, tmp_path, households=8)
+    client = market.world.client
+    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
+    seller, late = sorted(market.prosumers)[:2]
+    gone = max(m.id for m in market.members if m.id not in market.prosumers)
+    on_time = [m for m in market.members if m.id != late]
+    originals = []
+    for slot in (SLOT, SLOT + 1):
+        deltas = {m.id: (0, 300) if m.id == seller else (0, 0) if m.id in market.prosumers
+                  else (400, 0) for m in on_time}  # fmt: skip
+        market.world.client.commit_readings(
+            market.world.operator,
+            [market.world.sign(m, slot, m.import_Wh + deltas[m.id][0],
+                               m.export_Wh + deltas[m.id][1]) for m in on_time],
+        )  # fmt: skip
+        for m in on_time:
+            m.import_Wh += deltas[m.id][0]
+            m.export_Wh += deltas[m.id][1]
+        originals.append(market.worker().settle_slot(slot))
+    late_member = next(m for m in market.members if m.id == late)
+    client.commit_readings(
+        market.world.operator, [market.world.sign(late_member, SLOT + 1, 0, 800)]
+    )
+    client.deactivate_household(market.world.operator, gone)
+    fills_before = len(market.events("FillSettled"))
+    _forget_settlements(market.engine)
+    with Session(market.engine) as s:
+        changed = s.exec(select(ReadingRecord).where(ReadingRecord.slot == SLOT)).first()
+        assert changed is not None
+        changed.import_delta_Wh += 1
+        s.add(changed)
+        s.commit()
+
+    worker = market.worker()
+    for e in market.events("SlotSealed"):
+        worker.settle_sealed(int(e.args["slot"]), str(e.args["digestHead"]), e.block_number)
+    assert len(market.events("FillSettled")) == fills_before
+    assert client.slot_energy(late, SLOT + 1).sold_Wh == 0
+    again = worker.outcome(SLOT + 1)
+    assert again is not None
+    assert {f: getattr(again, f) for f in OUTCOME_FIELDS} == {
+        f: getattr(originals[1], f) for f in OUTCOME_FIELDS
+    }
+
+
+def test_a_plan_overtaken_by_the_chains_seal_sends_nothing_more(
+    memory_chain: Chain, tmp_path: Path
+) -> None:
+    """A database restored from while a slot was being settled holds its plan with a batch
+    unsent (one the chain would still take: a meter reported late, a buyer is still short),
+    but the chain settled and sealed the slot since: the unsent batch stays unsent."""
+    market = new_market(memory_chain, tmp_path, households=8)
+    client = market.world.client
+    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
+    seller, late = sorted(market.prosumers)[:2]
+    on_time = [m for m in market.members if m.id != late]
+    deltas = {m.id: (0, 300) if m.id == seller else (0, 0) if m.id in market.prosumers
+              else (400, 0) for m in on_time}  # fmt: skip
+    client.commit_readings(
+        market.world.operator,
+        [market.world.sign(m, SLOT, m.import_Wh + deltas[m.id][0], m.export_Wh + deltas[m.id][1])
+         for m in on_time],
+    )  # fmt: skip
+    original = market.worker().settle_slot(SLOT)
+    late_member = next(m for m in market.members if m.id == late)
+    client.commit_readings(market.world.operator, [market.world.sign(late_member, SLOT, 0, 800)])
+    index(client, market.engine, start_block=market.start_block)
+    (fill,) = market.events("FillSettled")
+    buyer = int(fill.args["buyer"])
+    with Session(market.engine) as s:
+        offer = s.exec(
+            select(OrderRecord).where(OrderRecord.household == late, OrderRecord.side == "offer")
+        ).first()
+        assert offer is not None
+        record = s.get(SlotOutcomeRecord, SLOT)
+        assert record is not None
+        record.status = "planned"
+        s.add(record)
+        unsent = [[offer.order_id, int(fill.args["bidId"]), 100, int(fill.args["priceUeurPerKWh"])]]
+        s.add(SettlementBatchRecord(slot=SLOT, batch=1, fills_json=json.dumps(unsent)))
+        for link in s.exec(select(SlotDigestRecord)).all():
+            s.delete(link)
+        s.commit()
+    batches = len(market.events("BatchSettled"))
+
+    again = market.worker().settle_slot(SLOT)
+    assert len(market.events("BatchSettled")) == batches
+    assert client.slot_energy(late, SLOT).sold_Wh == 0
+    assert client.slot_energy(buyer, SLOT).bought_Wh == 300
+    assert again.status == "settled" and again.fills == original.fills
