@@ -823,6 +823,16 @@ class VoisinClient:
             raise errors.UnknownHousehold({"household": household_id})
         return Household(household_id, account, active, prosumer, balance, meter)
 
+    def household_balance_after(self, household_id: int, block: int) -> int | None:
+        """The household's balance (micro-euro) as it was after ``block``; None if the node no
+        longer keeps that block's state (a node that prunes old state)."""
+        view = self.contract.functions.getHousehold(household_id)
+        try:
+            fields = view.call(block_identifier=block)
+        except (ValueError, Web3RPCError, RpcError):
+            return None
+        return int(fields[3])
+
     def household_of(self, account: str) -> int:
         """The household id of ``account``, 0 if none."""
         return int(self._view("householdOf", to_checksum_address(account)))

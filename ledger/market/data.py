@@ -122,7 +122,7 @@ def load_slot_book(
     *,
     adjust: LimitAdjuster | None = None,
     balance_caps: Mapping[int, int] | None = None,
-    readings_before_block: int | None = None,
+    before_block: int | None = None,
 ) -> SlotBook:
     """The order book, surplus and deficit of ``slot`` from the mirror.
 
@@ -130,18 +130,20 @@ def load_slot_book(
     per-slot caps reduced by what they already sold or bought in the slot (direct takes); an
     exhausted order is left out. ``adjust`` lets agents tighten an order's limit for the slot.
     ``balance_caps`` overrides the mirrored balance of some households (micro-euro), e.g. with
-    the funds the contract reported when it refused a batch. ``readings_before_block`` leaves
-    out the readings of that block and later: the slot's metered energy as it stood when it
-    was cleared, for a slot the chain settled before this database knew (a reading committed
-    late for it came after, and was never part of its market); households deactivated since
-    count then, as they did.
+    the funds the contract reported when it refused a batch. ``before_block`` leaves out the
+    readings and fills of that block and later: the slot as it stood when it was cleared, for a
+    slot the chain settled before this database knew (a reading committed late for it came
+    after, and was never part of its market); households deactivated since count then, as
+    they did.
     """
     readings_before = []
-    if readings_before_block is not None:
-        readings_before.append(ReadingRecord.block_number < readings_before_block)
+    fills_before = []
+    if before_block is not None:
+        readings_before.append(ReadingRecord.block_number < before_block)
+        fills_before.append(FillRecord.block_number < before_block)
     # Plain rows: the book only reads them. As it stood when cleared: with the households
     # deactivated since.
-    active = () if readings_before_block is not None else (col(HouseholdRecord.active),)
+    active = () if before_block is not None else (col(HouseholdRecord.active),)
     with Session(engine) as session:
         households = {h.id: h for h in plain_rows(session, HouseholdRecord, *active)}
         readings = plain_rows(session, ReadingRecord, ReadingRecord.slot == slot, *readings_before)
@@ -159,7 +161,7 @@ def load_slot_book(
                 )
             ).all()
         )
-        fills = plain_rows(session, FillRecord, FillRecord.slot == slot)
+        fills = plain_rows(session, FillRecord, FillRecord.slot == slot, *fills_before)
         orders = plain_rows(
             session,
             OrderRecord,

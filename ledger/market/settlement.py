@@ -207,7 +207,7 @@ class SettlementWorker:
         slot: int,
         tariffs: Tariffs,
         balance_caps: Mapping[int, int],
-        readings_before_block: int | None = None,
+        before_block: int | None = None,
     ) -> SlotBook:
         # Over a gate, with the posted limits: a buyer's funds then cap its deficit at its
         # loosest (dearest) bid, which holds at every step of the gate.
@@ -218,7 +218,7 @@ class SettlementWorker:
             tariffs,
             adjust=adjust,
             balance_caps=balance_caps,
-            readings_before_block=readings_before_block,
+            before_block=before_block,
         )
 
     def _clear(
@@ -246,9 +246,36 @@ class SettlementWorker:
                 )
             ).one()
         before = seal[1] if first_batch_block is None else first_batch_block
-        book = self._book(slot, tariffs, {}, before)
-        left = ClearingResult((), None, 0, sum(book.surplus.values()), sum(book.deficit.values()))
+        book = self._book(slot, tariffs, self._balances_after(slot, before - 1), before)
+        # The book holds the slot's whole surplus and deficit, its batches' fills included:
+        # what is left of them is what those fills did not take (_plan counts them again).
+        already, _ = self._settled_before(slot)
+        left = ClearingResult(
+            (),
+            None,
+            0,
+            sum(book.surplus.values()) - already,
+            sum(book.deficit.values()) - already,
+        )
         return left, book.metered_households
+
+    def _balances_after(self, slot: int, block: int) -> dict[int, int]:
+        """The balances the slot's clearing read, as the chain had them after ``block``, of
+        the households metered in it by then (a buyer's funds cap its deficit); none if the
+        node keeps no state that old (the balances mirrored now are used then)."""
+        with Session(self.engine) as session:
+            households = session.exec(
+                select(ReadingRecord.household)
+                .where(ReadingRecord.slot == slot, ReadingRecord.block_number <= block)
+                .distinct()
+            ).all()
+        balances: dict[int, int] = {}
+        for household in households:
+            balance = self.client.household_balance_after(household, block)
+            if balance is None:
+                return {}
+            balances[household] = balance
+        return balances
 
     def _seal_of(self, session: Session, slot: int) -> tuple[str, int] | None:
         """The head the chain sealed for ``slot`` and the block that sealed it, or None."""

@@ -588,3 +588,34 @@ def test_a_plan_overtaken_by_the_chains_seal_sends_nothing_more(
     assert client.slot_energy(late, SLOT).sold_Wh == 0
     assert client.slot_energy(buyer, SLOT).bought_Wh == 300
     assert again.status == "settled" and again.fills == original.fills
+
+
+def test_a_buyer_short_of_funds_counts_as_it_did_when_its_slot_is_settled_again(
+    memory_chain: Chain, tmp_path: Path
+) -> None:
+    """A buyer whose funds capped its deficit in the slot's clearing: settled again from a
+    database that lost the slot, its deficit is capped by the funds it had then (the chain's
+    state before the slot's first batch), not by what it has left, so the figures and the
+    digest link are the ones sealed."""
+    market = new_market(memory_chain, tmp_path, households=4)
+    client = market.world.client
+    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
+    seller = min(market.prosumers)
+    short = max(m for m in market.members if m.id not in market.prosumers and m.id != 2)
+    client.transfer(short.account, market.world.operator.address, TOPUP - 20_000)
+    market.meter_slot(
+        SLOT,
+        {m.id: (0, 1_000) if m.id == seller else (400, 0) for m in market.members},
+    )
+    original = market.worker().settle_slot(SLOT)
+    assert client.slot_energy(short.id, SLOT).bought_Wh > 0
+    _forget_settlements(market.engine)
+    index(client, market.engine, start_block=market.start_block)
+
+    again = market.worker().settle_slot(SLOT)
+    assert {f: getattr(again, f) for f in OUTCOME_FIELDS} == {
+        f: getattr(original, f) for f in OUTCOME_FIELDS
+    }
+    with Session(market.engine) as s:
+        links = s.exec(select(SlotDigestRecord)).all()
+    assert [link.digest for link in links] == [client.sealed_digest_head(SLOT)]
