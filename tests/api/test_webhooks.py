@@ -508,19 +508,26 @@ def test_a_backlog_for_one_webhook_does_not_hold_back_another(
     assert len(receiver.received) == 1
 
 
+def _settle_a_trade(api: Api) -> tuple[int, Any]:
+    """A seller and a buyer metered in a past slot, which is settled: the slot and the
+    settle route's answer."""
+    seller = api.register(prosumer=True)
+    buyer = api.register(prosumer=False, topup_ueur=3_000_000)
+    slot = past_slot(4)
+    batch = [api.reading(seller, slot, export_Wh=800), api.reading(buyer, slot, import_Wh=600)]
+    assert api.client.post("/readings", json={"readings": batch}).status_code == 202
+    api.flush()
+    outcome = api.client.post(f"/market/slots/{slot}/settle", headers=OP)
+    assert outcome.status_code == 200, outcome.text
+    return slot, outcome
+
+
 def test_settled_trades_and_slots_are_sent_with_their_figures(
     hooks: Api, receiver: Receiver
 ) -> None:
     secret = subscribe(hooks, receiver.url, "trade_settled", "slot_settled")["secret"]
-    seller = hooks.register(prosumer=True)
-    buyer = hooks.register(prosumer=False, topup_ueur=3_000_000)
     c = hooks.client
-    slot = past_slot(4)
-    batch = [hooks.reading(seller, slot, export_Wh=800), hooks.reading(buyer, slot, import_Wh=600)]
-    assert c.post("/readings", json={"readings": batch}).status_code == 202
-    hooks.flush()
-    outcome = c.post(f"/market/slots/{slot}/settle", headers=OP)
-    assert outcome.status_code == 200, outcome.text
+    slot, outcome = _settle_a_trade(hooks)
     trades = c.get("/trades", params={"slot": slot}, headers=OP).json()["items"]
     assert trades
     drive(hooks.services, lambda: len(receiver.received) == len(trades) + 1)
@@ -548,14 +555,7 @@ def test_a_slot_sealed_before_its_outcome_is_recorded_here_is_sent_once_it_is(
     without its figures, and the events before the seal go meanwhile."""
     api = embedded_hooks
     secret = subscribe(api, receiver.url, "trade_settled", "slot_settled")["secret"]
-    seller = api.register(prosumer=True)
-    buyer = api.register(prosumer=False, topup_ueur=3_000_000)
-    slot = past_slot(4)
-    batch = [api.reading(seller, slot, export_Wh=800), api.reading(buyer, slot, import_Wh=600)]
-    assert api.client.post("/readings", json={"readings": batch}).status_code == 202
-    api.flush()
-    outcome = api.client.post(f"/market/slots/{slot}/settle", headers=OP)
-    assert outcome.status_code == 200, outcome.text
+    slot, outcome = _settle_a_trade(api)
     # As a restore from before the slot was settled leaves it: seal mirrored, no outcome.
     with Session(api.services.engine) as session:
         record = session.get(SlotOutcomeRecord, slot)

@@ -423,11 +423,7 @@ def test_a_slot_settled_before_its_database_was_lost_keeps_its_whole_figures(
     )
     original = market.worker(mechanism).settle_slot(SLOT)
     assert original.matched_Wh > 0 and original.fills > 0
-    with Session(market.engine) as s:
-        for model in (SlotOutcomeRecord, SettlementBatchRecord, SlotDigestRecord):
-            for row in s.exec(select(model)).all():
-                s.delete(row)
-        s.commit()
+    _forget_settlements(market.engine)
 
     again = market.worker(mechanism).settle_slot(SLOT)
     assert len(market.events("BatchSettled")) == original.batches  # nothing sent twice
@@ -442,6 +438,40 @@ def test_a_slot_settled_before_its_database_was_lost_keeps_its_whole_figures(
     assert [link.digest for link in links] == [market.world.client.sealed_digest_head(SLOT)]
 
 
+@dataclass
+class LateMeter:
+    """A market whose first prosumer sells 300 Wh a slot to buyers wanting 400 Wh each, and
+    whose second prosumer's meter reports after the slots are settled."""
+
+    market: Market
+    seller: int
+    late: Member
+
+    def settle_on_time(self, slot: int) -> SlotOutcome:
+        """Every meter but the late one reads ``slot``, which is then settled."""
+        m = self.market
+        on_time = [x for x in m.members if x is not self.late]
+        for x in on_time:
+            x.export_Wh += 300 if x.id == self.seller else 0
+            x.import_Wh += 0 if x.id in m.prosumers else 400
+        signed = [m.world.sign(x, slot, x.import_Wh, x.export_Wh) for x in on_time]
+        m.world.client.commit_readings(m.world.operator, signed)
+        return m.worker().settle_slot(slot)
+
+    def report_late(self, slot: int, export_Wh: int = 800) -> None:
+        self.late.export_Wh += export_Wh
+        signed = self.market.world.sign(self.late, slot, self.late.import_Wh, self.late.export_Wh)
+        self.market.world.client.commit_readings(self.market.world.operator, [signed])
+
+
+def late_meter_market(chain: Chain, tmp_path: Path) -> LateMeter:
+    market = new_market(chain, tmp_path, households=8)
+    client = market.world.client
+    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
+    seller, late = sorted(market.prosumers)[:2]
+    return LateMeter(market, seller, next(m for m in market.members if m.id == late))
+
+
 def test_a_reading_committed_late_for_a_settled_slot_is_not_traded_when_it_is_settled_again(
     memory_chain: Chain, tmp_path: Path
 ) -> None:
@@ -449,28 +479,13 @@ def test_a_reading_committed_late_for_a_settled_slot_is_not_traded_when_it_is_se
     market. A worker whose database lost the slot settles it again from what the slot was
     when it was cleared: the late surplus is not matched to the buyers still short, the slot's
     figures are those first recorded, and its digest link is the one the chain sealed."""
-    market = new_market(memory_chain, tmp_path, households=8)
-    client = market.world.client
-    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
-    seller, late = sorted(market.prosumers)[:2]
-    on_time = [m for m in market.members if m.id != late]
-    deltas = {m.id: (0, 300) if m.id == seller else (0, 0) if m.id in market.prosumers else (400, 0)
-              for m in on_time}  # fmt: skip
-    market.world.client.commit_readings(
-        market.world.operator,
-        [market.world.sign(m, SLOT, m.import_Wh + deltas[m.id][0], m.export_Wh + deltas[m.id][1])
-         for m in on_time],
-    )  # fmt: skip
-    original = market.worker().settle_slot(SLOT)
+    lm = late_meter_market(memory_chain, tmp_path)
+    market, client, late = lm.market, lm.market.world.client, lm.late.id
+    original = lm.settle_on_time(SLOT)
     assert 0 < original.matched_Wh == 300 < original.deficit_Wh  # buyers left short
-    late_member = next(m for m in market.members if m.id == late)
-    client.commit_readings(market.world.operator, [market.world.sign(late_member, SLOT, 0, 800)])
+    lm.report_late(SLOT)
     fills_before = len(market.events("FillSettled"))
-    with Session(market.engine) as s:
-        for model in (SlotOutcomeRecord, SettlementBatchRecord, SlotDigestRecord):
-            for row in s.exec(select(model)).all():
-                s.delete(row)
-        s.commit()
+    _forget_settlements(market.engine)
 
     again = market.worker().settle_slot(SLOT)
     assert len(market.events("FillSettled")) == fills_before  # the late surplus not traded
@@ -498,29 +513,11 @@ def test_sealed_slots_settled_again_trade_nothing_even_after_a_link_that_cannot_
     be rebuilt (a mirrored record of it was changed), so it is written anew at the head; the
     second, which a meter reported late and whose buyer was deactivated since, still trades
     nothing and keeps the figures first recorded."""
-    market = new_market(memory_chain, tmp_path, households=8)
-    client = market.world.client
-    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
-    seller, late = sorted(market.prosumers)[:2]
+    lm = late_meter_market(memory_chain, tmp_path)
+    market, client, late = lm.market, lm.market.world.client, lm.late.id
     gone = max(m.id for m in market.members if m.id not in market.prosumers)
-    on_time = [m for m in market.members if m.id != late]
-    originals = []
-    for slot in (SLOT, SLOT + 1):
-        deltas = {m.id: (0, 300) if m.id == seller else (0, 0) if m.id in market.prosumers
-                  else (400, 0) for m in on_time}  # fmt: skip
-        market.world.client.commit_readings(
-            market.world.operator,
-            [market.world.sign(m, slot, m.import_Wh + deltas[m.id][0],
-                               m.export_Wh + deltas[m.id][1]) for m in on_time],
-        )  # fmt: skip
-        for m in on_time:
-            m.import_Wh += deltas[m.id][0]
-            m.export_Wh += deltas[m.id][1]
-        originals.append(market.worker().settle_slot(slot))
-    late_member = next(m for m in market.members if m.id == late)
-    client.commit_readings(
-        market.world.operator, [market.world.sign(late_member, SLOT + 1, 0, 800)]
-    )
+    originals = [lm.settle_on_time(slot) for slot in (SLOT, SLOT + 1)]
+    lm.report_late(SLOT + 1)
     client.deactivate_household(market.world.operator, gone)
     fills_before = len(market.events("FillSettled"))
     _forget_settlements(market.engine)
@@ -549,21 +546,10 @@ def test_a_plan_overtaken_by_the_chains_seal_sends_nothing_more(
     """A database restored from while a slot was being settled holds its plan with a batch
     unsent (one the chain would still take: a meter reported late, a buyer is still short),
     but the chain settled and sealed the slot since: the unsent batch stays unsent."""
-    market = new_market(memory_chain, tmp_path, households=8)
-    client = market.world.client
-    post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
-    seller, late = sorted(market.prosumers)[:2]
-    on_time = [m for m in market.members if m.id != late]
-    deltas = {m.id: (0, 300) if m.id == seller else (0, 0) if m.id in market.prosumers
-              else (400, 0) for m in on_time}  # fmt: skip
-    client.commit_readings(
-        market.world.operator,
-        [market.world.sign(m, SLOT, m.import_Wh + deltas[m.id][0], m.export_Wh + deltas[m.id][1])
-         for m in on_time],
-    )  # fmt: skip
-    original = market.worker().settle_slot(SLOT)
-    late_member = next(m for m in market.members if m.id == late)
-    client.commit_readings(market.world.operator, [market.world.sign(late_member, SLOT, 0, 800)])
+    lm = late_meter_market(memory_chain, tmp_path)
+    market, client, late = lm.market, lm.market.world.client, lm.late.id
+    original = lm.settle_on_time(SLOT)
+    lm.report_late(SLOT)
     index(client, market.engine, start_block=market.start_block)
     (fill,) = market.events("FillSettled")
     buyer = int(fill.args["buyer"])
