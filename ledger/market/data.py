@@ -8,6 +8,7 @@ sends what these queries suggest, and the contract re-checks it.
 from __future__ import annotations
 
 import bisect
+import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from ledger.market.statements import (
 )
 from ledger.mirror.models import (
     BalanceRecord,
+    ChainEvent,
     FillRecord,
     ForwardRecord,
     HouseholdRecord,
@@ -115,6 +117,46 @@ def _affordable_Wh(balance_ueur: int, price_ueur_per_kWh: int, fee_ueur_per_kWh:
     return max(balance_ueur, 0) * 1000 // per_kWh
 
 
+@dataclass(frozen=True, slots=True)
+class _Since:
+    """What changed households and orders from a block on: deactivated households, and
+    orders (side, id) posted or cancelled."""
+
+    deactivated: frozenset[int] = frozenset()
+    posted: frozenset[tuple[str, int]] = frozenset()
+    closed: frozenset[tuple[str, int]] = frozenset()
+
+
+_ORDER_EVENTS: dict[str, tuple[str, str]] = {
+    "OfferPosted": ("offer", "offerId"),
+    "BidPosted": ("bid", "bidId"),
+    "OfferCancelled": ("offer", "offerId"),
+    "BidCancelled": ("bid", "bidId"),
+}
+
+
+def _since(session: Session, block: int) -> _Since:
+    """The mirrored events of ``block`` and later that changed who was active and which
+    orders were open: undone, they give the households and orders as they were before it."""
+    deactivated: set[int] = set()
+    posted: set[tuple[str, int]] = set()
+    closed: set[tuple[str, int]] = set()
+    rows = session.exec(
+        select(ChainEvent.name, ChainEvent.args_json).where(
+            col(ChainEvent.name).in_(["HouseholdDeactivated", *_ORDER_EVENTS]),
+            ChainEvent.block_number >= block,
+        )
+    )
+    for name, args_json in rows:
+        args = json.loads(args_json)
+        if name == "HouseholdDeactivated":
+            deactivated.add(int(args["household"]))
+            continue
+        side, key = _ORDER_EVENTS[name]
+        (posted if name.endswith("Posted") else closed).add((side, int(args[key])))
+    return _Since(frozenset(deactivated), frozenset(posted), frozenset(closed))
+
+
 def load_slot_book(
     engine: Engine,
     slot: int,
@@ -130,22 +172,26 @@ def load_slot_book(
     per-slot caps reduced by what they already sold or bought in the slot (direct takes); an
     exhausted order is left out. ``adjust`` lets agents tighten an order's limit for the slot.
     ``balance_caps`` overrides the mirrored balance of some households (micro-euro), e.g. with
-    the funds the contract reported when it refused a batch. ``before_block`` leaves out the
-    readings and fills of that block and later: the slot as it stood when it was cleared, for a
-    slot the chain settled before this database knew (a reading committed late for it came
-    after, and was never part of its market); households deactivated since count then, as
-    they did.
+    the funds the contract reported when it refused a batch. ``before_block`` gives the slot
+    as it stood before that block, for a slot the chain settled before this database knew:
+    without the readings and fills of that block and later (a reading committed late for the
+    slot came after, and was never part of its market), with the households and orders as
+    they were then (:func:`_since`).
     """
     readings_before = []
     fills_before = []
     if before_block is not None:
         readings_before.append(ReadingRecord.block_number < before_block)
         fills_before.append(FillRecord.block_number < before_block)
-    # Plain rows: the book only reads them. As it stood when cleared: with the households
-    # deactivated since.
-    active = () if before_block is not None else (col(HouseholdRecord.active),)
+    # Plain rows: the book only reads them.
     with Session(engine) as session:
-        households = {h.id: h for h in plain_rows(session, HouseholdRecord, *active)}
+        since = _Since() if before_block is None else _since(session, before_block)
+        active_now = [col(HouseholdRecord.active)] if before_block is None else []
+        households = {
+            h.id: h
+            for h in plain_rows(session, HouseholdRecord, *active_now)
+            if h.active or h.id in since.deactivated
+        }
         readings = plain_rows(session, ReadingRecord, ReadingRecord.slot == slot, *readings_before)
         # The contract keeps a slot's energy in word slot % KEPT_SLOTS of the household's ring
         # until a reading for a later slot of that word overwrites it, at slot + KEPT_SLOTS
@@ -162,13 +208,20 @@ def load_slot_book(
             ).all()
         )
         fills = plain_rows(session, FillRecord, FillRecord.slot == slot, *fills_before)
-        orders = plain_rows(
-            session,
-            OrderRecord,
-            col(OrderRecord.open),
-            OrderRecord.first_slot <= slot,
-            OrderRecord.last_slot >= slot,
-        )
+        # Open ones, or (as it stood before a block) the ones open then.
+        open_now = [col(OrderRecord.open)] if before_block is None else []
+        orders = [
+            o
+            for o in plain_rows(
+                session,
+                OrderRecord,
+                *open_now,
+                OrderRecord.first_slot <= slot,
+                OrderRecord.last_slot >= slot,
+            )
+            if (o.open or (o.side, o.order_id) in since.closed)
+            and (o.side, o.order_id) not in since.posted
+        ]
         accounts = [h.account for h in households.values()]
         balances = {
             b.account: b.balance_ueur

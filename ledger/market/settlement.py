@@ -42,7 +42,7 @@ from ledger.contract.client import VoisinClient
 from ledger.errors import LedgerError
 from ledger.market.agents import AgentSettings, effective_limit
 from ledger.market.clearing import MECHANISMS, ONE_PRICE, BookOrder, ClearingResult, Mechanism
-from ledger.market.data import LimitAdjuster, SlotBook, load_slot_book
+from ledger.market.data import LimitAdjuster, SlotBook, load_slot_book, tariff_schedule
 from ledger.market.forwards import ForwardGas, clear_forwards, settle_due_forwards
 from ledger.market.strategies import clear_over_gate, gate_steps_of
 from ledger.mirror.indexer import index
@@ -245,7 +245,9 @@ class SettlementWorker:
                     FillRecord.slot == slot, FillRecord.bid_id != 0
                 )
             ).one()
-        before = seal[1] if first_batch_block is None else first_batch_block
+            before = seal[1] if first_batch_block is None else first_batch_block
+            # The tariffs, the funds, the households and orders of then, not of now.
+            tariffs = tariff_schedule(session).at_block(before - 1)
         book = self._book(slot, tariffs, self._balances_after(slot, before - 1), before)
         # The book holds the slot's whole surplus and deficit, its batches' fills included:
         # what is left of them is what those fills did not take (_plan counts them again).
@@ -579,6 +581,11 @@ class SettlementWorker:
             self._seals.pop(slot, None)
 
     def _drop_unsent(self, slot: int) -> None:
+        """Of ``slot``'s batches recorded unsent, adopt the ones the chain settled (sent before
+        the database learnt it) and drop the others."""
+        for batch in self._pending_batches(slot):
+            if self.client.batch_settled(slot, batch.batch):
+                self._adopt_settled(slot, batch)
         with Session(self.engine) as session, session.begin():
             session.exec(
                 delete(SettlementBatchRecord).where(

@@ -576,28 +576,33 @@ def test_a_plan_overtaken_by_the_chains_seal_sends_nothing_more(
     assert again.status == "settled" and again.fills == original.fills
 
 
-def test_a_buyer_short_of_funds_counts_as_it_did_when_its_slot_is_settled_again(
-    memory_chain: Chain, tmp_path: Path
-) -> None:
-    """A buyer whose funds capped its deficit in the slot's clearing: settled again from a
-    database that lost the slot, its deficit is capped by the funds it had then (the chain's
-    state before the slot's first batch), not by what it has left, so the figures and the
-    digest link are the ones sealed."""
-    market = new_market(memory_chain, tmp_path, households=4)
+def _short_buyer_slot(
+    chain: Chain, tmp_path: Path, *, gone_before: bool = False
+) -> tuple[Market, Member]:
+    """A seller's 1,000 Wh against three buyers' 400 Wh each, one of them (returned) with
+    20,000 micro-euro left, which caps what it can buy; the slot is metered, not settled.
+    ``gone_before``: another buyer is deactivated between its reading and the clearing."""
+    market = new_market(chain, tmp_path, households=4)
     client = market.world.client
     post_default_orders(client, market.engine, market.agents, SLOT, start_block=market.start_block)
     seller = min(market.prosumers)
     short = max(m for m in market.members if m.id not in market.prosumers and m.id != 2)
     client.transfer(short.account, market.world.operator.address, TOPUP - 20_000)
     market.meter_slot(
-        SLOT,
-        {m.id: (0, 1_000) if m.id == seller else (400, 0) for m in market.members},
+        SLOT, {m.id: (0, 1_000) if m.id == seller else (400, 0) for m in market.members}
     )
-    original = market.worker().settle_slot(SLOT)
-    assert client.slot_energy(short.id, SLOT).bought_Wh > 0
+    if gone_before:
+        gone = min(m.id for m in market.members if m.id not in market.prosumers)
+        assert gone != short.id
+        client.deactivate_household(market.world.operator, gone)
+    return market, short
+
+
+def _settled_again_as_sealed(market: Market, original: SlotOutcome) -> SlotOutcome:
+    """Settle the slot again from a database that lost it; check its figures and link."""
+    client = market.world.client
     _forget_settlements(market.engine)
     index(client, market.engine, start_block=market.start_block)
-
     again = market.worker().settle_slot(SLOT)
     assert {f: getattr(again, f) for f in OUTCOME_FIELDS} == {
         f: getattr(original, f) for f in OUTCOME_FIELDS
@@ -605,3 +610,65 @@ def test_a_buyer_short_of_funds_counts_as_it_did_when_its_slot_is_settled_again(
     with Session(market.engine) as s:
         links = s.exec(select(SlotDigestRecord)).all()
     assert [link.digest for link in links] == [client.sealed_digest_head(SLOT)]
+    return again
+
+
+@pytest.mark.parametrize("since", ["nothing", "bid cancelled", "fee raised", "deactivated before"])
+def test_a_slot_settled_again_counts_what_its_clearing_saw_not_what_changed_since(
+    memory_chain: Chain, tmp_path: Path, since: str
+) -> None:
+    """A buyer whose funds capped its deficit: settled again from a database that lost the
+    slot, its deficit is capped by the funds it had then (the chain's state before the slot's
+    first batch), with the tariffs, the orders and the households of then, so the figures and
+    the digest link are the ones sealed. Changed since: the buyer cancelled its bid, the grid
+    fee was tripled; or a buyer deactivated after its reading but before the clearing."""
+    market, short = _short_buyer_slot(
+        memory_chain, tmp_path, gone_before=since == "deactivated before"
+    )
+    client = market.world.client
+    original = market.worker().settle_slot(SLOT)
+    assert client.slot_energy(short.id, SLOT).bought_Wh > 0
+    if since == "bid cancelled":
+        with Session(market.engine) as s:
+            bids = s.exec(
+                select(OrderRecord).where(
+                    OrderRecord.household == short.id, OrderRecord.side == "bid"
+                )
+            ).all()
+        for bid in bids:
+            client.cancel_bid(short.account, bid.order_id)
+    elif since == "fee raised":
+        t = client.tariffs()
+        raised = Tariffs(t.feed_in_ueur_per_kWh, t.retail_ueur_per_kWh, 3 * t.grid_fee_ueur_per_kWh)
+        client.set_tariffs(market.world.operator, raised)
+    _settled_again_as_sealed(market, original)
+
+
+def test_a_batch_the_chain_settled_after_the_backup_is_adopted_not_dropped(
+    memory_chain: Chain, tmp_path: Path
+) -> None:
+    """A database restored from between a slot's plan and its first batch's send holds the
+    batch unsent; the chain settled and sealed it since: the batch is recorded as sent, with
+    its transaction and gas."""
+    market, _ = _short_buyer_slot(memory_chain, tmp_path)
+    original = market.worker().settle_slot(SLOT)
+    with Session(market.engine) as s:
+        record = s.get(SlotOutcomeRecord, SLOT)
+        assert record is not None
+        record.status, record.batches, record.gas_used = "planned", original.batches, 0
+        s.add(record)
+        for batch in s.exec(select(SettlementBatchRecord)).all():
+            batch.tx_hash, batch.gas_used = None, 0
+            s.add(batch)
+        for link in s.exec(select(SlotDigestRecord)).all():
+            s.delete(link)
+        s.commit()
+    batches = len(market.events("BatchSettled"))
+
+    again = market.worker().settle_slot(SLOT)
+    assert len(market.events("BatchSettled")) == batches
+    assert (again.batches, again.gas_used, again.fills) == (
+        original.batches,
+        original.gas_used,
+        original.fills,
+    )
