@@ -81,12 +81,12 @@ from api.chain_gate import CHAIN_DOWN, ChainGate
 from api.custody import KeyVault
 from api.errors import ApiError, chain_unavailable, from_ledger
 from api.idempotency import KEY_RETENTION, Ask
-from api.models import ApiHousehold, ApiIntent, ApiOrder, IntakeReading
+from api.models import ApiHousehold, ApiIntent, ApiOrder, HouseholdErasure, IntakeReading
 from api.schemas import HouseholdCreated, KeyRotated, MeterRotated, TakeOut, TopUpOut
 from api.sent import Sending, TransactionPending, about_to_send, find_sent
 from ledger.chain.backends import Chain
 from ledger.contract.client import VoisinClient
-from ledger.errors import ContractError, LedgerError
+from ledger.errors import ContractError, LedgerError, NoGasMoney
 from ledger.market.agents import AgentSettings, default_orders
 from ledger.types import OPEN_END, Tariffs
 
@@ -653,6 +653,7 @@ class IntentRunner:
         operator = self.chain.operator
         if self.client.household_of(account) != household:
             with self._refusals():
+                self._require_not_erased(household)
                 current = self.client.household(household)
                 payload = self._mark_sending(
                     intent, operator.address, None, previous_account=current.account
@@ -686,9 +687,13 @@ class IntentRunner:
         imported, exported = payload["import_baseline_Wh"], payload["export_baseline_Wh"]
         state = self.client.meter_state(meter)
         # The meter was new to the chain when the intent was recorded, and the intent claims
-        # it: in use (or retired by a later rotation) now means this rotation went through.
-        if not (state.household == household or state.retired):
+        # it: once this intent has sent its rotation, the meter in use (or retired by a later
+        # rotation) means that the rotation went through. Before, it means that another
+        # request took the meter first: the checks below refuse it.
+        sent = "previous_meter" in payload
+        if not (sent and (state.household == household or state.retired)):
             with self._refusals():
+                self._require_not_erased(household)
                 current = self.client.household(household)
                 self._require_committed(current.meter)
                 self._require_new_meter(meter)
@@ -720,6 +725,19 @@ class IntentRunner:
         self.forget_meter(previous)
         self.fault.at(intent.kind, "confirmed")
         return answer
+
+    def _require_not_erased(self, household: int) -> None:
+        """Refuse a new key or meter for a household erased since the request was checked (an
+        erasure finished in between): its erasure removed them for good."""
+        with Session(self.engine) as session:
+            erased = session.get(HouseholdErasure, household) is not None
+        if erased:
+            raise ApiError(
+                409,
+                "household_erased",
+                f"household {household} was erased at its request: it gets no new key, token "
+                "or meter; a new registration starts a new household",
+            )
 
     def _require_committed(self, meter: str) -> None:
         """Refuse while readings of ``meter`` wait for the chain: it would refuse them once
@@ -864,7 +882,13 @@ class IntentRunner:
             key = self.vault.account(record.key_json)
             calldata = self.client.calldata("transfer", operator.address, balance)
             payload = self._mark_sending(intent, key.address, calldata, refund_ueur=balance)
-            self.client.transfer(key, operator.address, balance)
+            try:
+                self.client.transfer(key, operator.address, balance)
+            except NoGasMoney:
+                # The account spent its gas money (refused before anything was sent): the
+                # operator gives it some, as it did at registration, and the refund goes.
+                self.chain.fund(key.address)
+                self.client.transfer(key, operator.address, balance)
             self.fault.at(intent.kind, "refunded")
         self._mirror(intent.kind)
         with Session(self.engine) as session, session.begin():

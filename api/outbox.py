@@ -49,8 +49,8 @@ from sqlmodel import Session, and_, col, or_, select
 
 from api.chain_gate import CHAIN_DOWN, ChainGate
 from api.custody import KeyVault
-from api.intents import FaultHook
-from api.models import ApiHousehold, ApiOrder, ApiOrderPost, IntakeReading
+from api.intents import UNFINISHED, FaultHook
+from api.models import ApiHousehold, ApiIntent, ApiOrder, ApiOrderPost, IntakeReading
 from api.sent import Sending, TransactionPending, about_to_send, find_sent
 from ledger import errors as ledger_errors
 from ledger.contract.client import VoisinClient
@@ -266,10 +266,26 @@ class Outbox:
     def _orders(self, result: PassResult) -> None:
         with Session(self.engine) as session:
             pending = list(
-                session.exec(select(ApiOrder.id).where(_order_pending()).order_by(col(ApiOrder.id)))
+                session.exec(
+                    select(ApiOrder.id, ApiOrder.household)
+                    .where(_order_pending())
+                    .order_by(col(ApiOrder.id))
+                )
+            )
+            # A household whose key rotation is unfinished (it failed after it was sent, and
+            # waits for the intents' pass): its orders would be signed with a key the chain may
+            # have replaced, and refused for good. They wait for the rotation instead.
+            rotating = set(
+                session.exec(
+                    select(ApiIntent.household).where(
+                        ApiIntent.kind == "rotate_key", col(ApiIntent.state).in_(UNFINISHED)
+                    )
+                )
             )
         paused = False
-        for order_id in pending:
+        for order_id, household in pending:
+            if household in rotating:
+                continue
             self.gate.yield_to_requests()
             if not self._order_step(order_id or 0, result, post=not paused) and not paused:
                 # New orders wait for the ledger to resume; cancellations go on (the contract
@@ -497,8 +513,9 @@ class Outbox:
                 with contextlib.suppress(ledger_errors.OrderAlreadyClosed):
                     # A household without a key (NO_KEY): the operator may cancel any order.
                     cancel(account or self.operator, order.chain_id)
-            except ledger_errors.NotOrderOwner:
-                # The key that signed the post was replaced in between (a key rotation): the
+            except (ledger_errors.NotOrderOwner, ledger_errors.NoGasMoney):
+                # The key that signed the post was replaced in between (a key rotation), or
+                # the household's account has no gas money (refused before it was sent): the
                 # operator may cancel any order, and a cancel asked for must happen.
                 with contextlib.suppress(ledger_errors.OrderAlreadyClosed):
                     cancel(self.operator, order.chain_id)

@@ -87,6 +87,26 @@ class Api:
         assert not result.chain_down
         return result
 
+    def spend_gas_money(self, m: Member) -> None:
+        """The member's account sends all its ether away (as its own gas use does over time)."""
+        w3 = self.services.chain.w3
+        with Session(self.services.engine) as s:
+            household = s.get(ApiHousehold, m.id)
+            assert household is not None
+            key = self.services.vault.account(household.key_json)
+        price = int(w3.eth.gas_price) or 1
+        tx = {
+            "to": self.services.chain.operator.address,
+            "value": w3.eth.get_balance(key.address) - 21_000 * price,
+            "gas": 21_000,
+            "gasPrice": price,
+            "nonce": w3.eth.get_transaction_count(key.address, "pending"),
+            "chainId": w3.eth.chain_id,
+        }
+        sent = w3.eth.send_raw_transaction(key.sign_transaction(tx).raw_transaction)
+        w3.eth.wait_for_transaction_receipt(sent)
+        assert w3.eth.get_balance(key.address) < 21_000 * price
+
     def snapshot(self) -> tuple[int, ...]:
         """Row counts of the API's tables and the chain's head: "nothing changed" checks."""
         with Session(self.services.engine) as s:

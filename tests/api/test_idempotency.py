@@ -501,3 +501,45 @@ def _trade_ready(api: Api) -> tuple[Member, Member, int, int]:
     ).json()["id"]
     api.flush()
     return seller, buyer, slot, int(offer)
+
+
+def test_two_rotations_to_one_new_meter_at_once_give_it_to_one_and_leave_nothing_unfinished(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two rotations of one household to the same new meter, both checked before either is
+    recorded (two tabs of the operator's page): one rotates, the other is refused as the
+    meter being taken; nothing stays unfinished, and the household's next action goes."""
+    import api.routes.households as households_routes
+    from api.intents import claimed as real_claimed
+
+    api = embedded_api
+    member = api.register(prosumer=False)
+    api.flush()
+    meter = Account.create().address
+    both_checked = threading.Barrier(2, timeout=30)
+
+    def claimed(session: Any, subject: str) -> bool:
+        found = real_claimed(session, subject)
+        both_checked.wait()
+        return found
+
+    monkeypatch.setattr(households_routes, "claimed", claimed)
+    answers: list[httpx.Response] = []
+
+    def rotate() -> None:
+        answers.append(
+            api.client.post(f"/households/{member.id}/meter", json={"meter": meter}, headers=OP)
+        )
+
+    threads = [threading.Thread(target=rotate) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    monkeypatch.setattr(households_routes, "claimed", real_claimed)
+    assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+    (refused,) = [r for r in answers if r.status_code == 409]
+    assert refused.json()["code"] == "meter_already_registered"
+    assert api.services.intents.unfinished() == 0
+    r = api.client.post("/topups", json={"household": member.id, "amount_ueur": 5}, headers=OP)
+    assert r.status_code == 201, r.text

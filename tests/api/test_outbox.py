@@ -12,11 +12,12 @@ from sqlmodel import Session, select
 
 from api.chain_gate import ChainGate
 from api.errors import ApiError
+from api.intents import FaultHook, InjectedFault
 from api.models import ApiOrder, IntakeReading
 from ledger import errors as ledger_errors
 from ledger.mirror.models import ReadingRecord, SlotOutcomeRecord
 from ledger.readings.evidence import load_signed_readings
-from tests.api.conftest import Api, past_slot
+from tests.api.conftest import OP, Api, past_slot
 
 
 def test_an_auto_settling_pass_settles_each_closed_metered_slot_once(embedded_api: Api) -> None:
@@ -133,3 +134,47 @@ def test_a_household_without_gas_money_holds_back_no_other_households_order(
     monkeypatch.setattr(client, "post_offer", real_post)
     api.services.outbox.run_once()
     assert offers() == {other.id: "open", poor.id: "open"}
+
+
+def test_orders_wait_while_their_households_key_rotation_is_unfinished(embedded_api: Api) -> None:
+    """A key rotation that failed after it was mined waits for the intents' pass: meanwhile
+    the household's queued order is not signed with the key the chain replaced (and refused
+    for good), and once the rotation is finished it is posted with the new key."""
+    api = embedded_api
+    member = api.register(prosumer=True)
+    body = {"price_limit_ueur_per_kWh": 120_000, "first_slot": past_slot(-20)}
+    r = api.client.post("/bids", json=body, headers=member.auth)
+    assert r.status_code == 202, r.text
+    bid = r.json()["id"]
+    api.services.intents.fault = FaultHook("rotate_key.sent")
+    with pytest.raises(InjectedFault):
+        api.client.post(f"/households/{member.id}/rotate-key", headers=OP)
+    api.services.intents.fault = FaultHook()
+    api.flush()  # the outbox's pass: the bid waits
+    with Session(api.services.engine) as session:
+        assert session.get(ApiOrder, bid).status == "queued"  # type: ignore[union-attr]
+    assert api.services.intents.reconcile() == 1
+    api.flush()
+    with Session(api.services.engine) as session:
+        assert session.get(ApiOrder, bid).status == "open"  # type: ignore[union-attr]
+
+
+def test_a_cancel_from_an_account_without_gas_money_is_sent_by_the_operator(
+    embedded_api: Api,
+) -> None:
+    """A household whose account has no ether left asks to cancel its offer: the operator
+    cancels it (it may cancel any order), and the pass goes on with the other orders."""
+    api = embedded_api
+    poor, other = api.register(prosumer=True), api.register(prosumer=True)
+    slot = past_slot(-20)
+    body = {"price_limit_ueur_per_kWh": 90_000, "first_slot": slot, "last_slot": slot}
+    offer = api.client.post("/offers", json=body, headers=poor.auth).json()["id"]
+    api.flush()
+    assert api.client.delete(f"/offers/{offer}", headers=poor.auth).status_code == 202
+    bid = api.client.post("/bids", json=body, headers=other.auth).json()["id"]
+    api.spend_gas_money(poor)
+
+    api.services.outbox.run_once()
+    with Session(api.services.engine) as session:
+        statuses = {o.id: o.status for o in session.exec(select(ApiOrder))}
+    assert statuses[offer] == "cancelled" and statuses[bid] == "open"

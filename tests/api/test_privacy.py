@@ -674,3 +674,57 @@ def test_an_erased_household_gets_no_new_key_token_or_meter(embedded_api: Api) -
         assert after is not None
         assert (after.token_hash, after.key_json, after.meter) == kept
     assert api.services.chain.w3.eth.block_number == head
+
+
+def test_a_key_rotation_checked_before_an_erasure_finished_is_refused_after_it(
+    embedded_api: Api,
+) -> None:
+    """A key rotation passes its check, then the household's erasure finishes, then the
+    rotation is carried out: it is refused (household_erased), and the erased household gets
+    no new key, on chain or in the database."""
+    api = embedded_api
+    member = api.register(prosumer=False)
+    api.flush()
+    vault = api.services.vault
+    new_account = vault.new_account
+    erased: list[int] = []
+
+    def erasure_lands_meanwhile() -> Any:
+        if not erased:
+            r = api.client.post(
+                f"/households/{member.id}/erasure",
+                json={"confirm": f"erase household {member.id}"},
+                headers=OP,
+            )
+            assert r.status_code == 200, r.text
+            erased.append(member.id)
+        return new_account()
+
+    vault.new_account = erasure_lands_meanwhile  # type: ignore[method-assign]
+    try:
+        r = api.client.post(f"/households/{member.id}/rotate-key", headers=OP)
+    finally:
+        vault.new_account = new_account  # type: ignore[method-assign]
+    assert r.status_code == 409 and r.json()["code"] == "household_erased", r.text
+    with Session(api.services.engine) as session:
+        row = session.get(ApiHousehold, member.id)
+        assert row is not None and not row.key_json
+    assert api.services.client.household(member.id).account.lower() == member.account.lower()
+
+
+def test_an_erasure_refunds_an_account_that_spent_its_gas_money(embedded_api: Api) -> None:
+    """The household's account has money left but no ether to send it with: the operator
+    gives it gas money, the refund goes, and the erasure finishes."""
+    api = embedded_api
+    member = api.register(prosumer=False, topup_ueur=70_000)
+    api.flush()
+    api.spend_gas_money(member)
+    r = api.client.post(
+        f"/households/{member.id}/erasure",
+        json={"confirm": f"erase household {member.id}"},
+        headers=member.auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["refund_ueur"] == 70_000
+    assert api.services.client.balance_of(member.account) == 0
+    assert api.services.intents.unfinished() == 0
