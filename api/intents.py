@@ -73,7 +73,7 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
-from sqlalchemy import Engine, delete, func
+from sqlalchemy import Engine, delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -704,12 +704,38 @@ class IntentRunner:
             self.fault.at(intent.kind, "sent")
         self._mirror(intent.kind)
         previous = to_checksum_address(payload["previous_meter"])
+        # The new meter starts after the old one's last slot on chain: what the intake holds.
+        # A reading of the old meter the intake accepted while the rotation was on its way
+        # (after the check above) is not on chain, and the chain refuses it now: it is
+        # rejected here, saying why, and the old meter's state goes with it.
+        took_over = self.client.meter_state(meter).last_slot
         with Session(self.engine) as session, session.begin():
             row = session.get(ApiHousehold, household)
             assert row is not None
             if row.meter != meter:
                 row.meter, row.meter_import_Wh, row.meter_export_Wh = meter, imported, exported
+                row.meter_last_slot = took_over
                 session.add(row)
+                late = session.execute(
+                    update(IntakeReading)
+                    .where(
+                        col(IntakeReading.meter) == previous,
+                        col(IntakeReading.status) == "queued",
+                    )
+                    .values(
+                        status="rejected",
+                        reason=f"meter {previous} was replaced by {meter} before this reading "
+                        "reached the chain; send it again signed by the new meter",
+                    )
+                )
+                if late.rowcount:  # type: ignore[attr-defined]
+                    log.warning(
+                        "household %d: %d reading(s) of meter %s accepted during its rotation "
+                        "were rejected",
+                        household,
+                        late.rowcount,  # type: ignore[attr-defined]
+                        previous,
+                    )
             answer = Answer(
                 200,
                 MeterRotated(

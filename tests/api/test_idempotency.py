@@ -543,3 +543,49 @@ def test_two_rotations_to_one_new_meter_at_once_give_it_to_one_and_leave_nothing
     assert api.services.intents.unfinished() == 0
     r = api.client.post("/topups", json={"household": member.id, "amount_ueur": 5}, headers=OP)
     assert r.status_code == 201, r.text
+
+
+def test_a_reading_of_the_old_meter_accepted_during_its_rotation_leaves_the_slot_to_the_new(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reading of the old meter is accepted while the rotation is between the chain and
+    the database: the chain has retired that meter, so the reading is rejected, saying why,
+    and the new meter takes over from the old one's last slot on chain: its reading for the
+    same slot is accepted and committed."""
+    from api.models import IntakeReading
+    from api.services import slot_now
+    from ledger.readings.intake import reading_from_json
+
+    api = embedded_api
+    member = api.register()
+    slot = past_slot(8)
+    r = api.client.post("/readings", json={"readings": [api.reading(member, slot, export_Wh=300)]})
+    assert r.status_code == 202, r.text
+    api.flush()
+    late = api.reading(member, slot + 1, export_Wh=100)
+    verdicts: list[Any] = []
+    rotate = api.services.intents.client.rotate_meter
+
+    def a_reading_arrives_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        sent = rotate(*args, **kwargs)
+        verdicts.extend(api.services.intake.submit([reading_from_json(late)], slot_now()))
+        return sent
+
+    monkeypatch.setattr(api.services.intents.client, "rotate_meter", a_reading_arrives_meanwhile)
+    new = Account.create()
+    body = {"meter": new.address, "import_baseline_Wh": 0, "export_baseline_Wh": 0}
+    r = api.client.post(f"/households/{member.id}/meter", json=body, headers=OP)
+    assert r.status_code == 200, r.text
+    assert r.json()["last_slot"] == slot == api.services.client.meter_state(new.address).last_slot
+    assert [v.status for v in verdicts] == ["accepted"]
+    api.flush()
+    with Session(api.services.engine) as session:
+        (held,) = session.exec(select(IntakeReading).where(IntakeReading.slot == slot + 1))
+    assert held.status == "rejected" and "replaced" in (held.reason or "")
+
+    member.meter, member.import_Wh, member.export_Wh = new, 0, 0
+    again = api.reading(member, slot + 1, export_Wh=100)
+    r = api.client.post("/readings", json={"readings": [again]})
+    assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
+    api.flush()
+    assert api.services.client.meter_state(new.address).last_slot == slot + 1
