@@ -43,10 +43,11 @@ _FORMS = (b"application/x-www-form-urlencoded", b"multipart/form-data")
 def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether FastAPI would parse this body as JSON: anything but a form, to be safe (no
     content type, ``application/json``, ``+json`` and even ``text/plain``, which the routes
-    then refuse)."""
+    then refuse). A form is its media type exactly, parameters aside: FastAPI parses
+    ``application/x-www-form-urlencoded+json`` as JSON, so it is checked as JSON."""
     for name, value in headers:
         if name == b"content-type":
-            return not value.lower().lstrip().startswith(_FORMS)
+            return value.split(b";", 1)[0].strip().lower() not in _FORMS
     return True
 
 

@@ -207,6 +207,30 @@ def test_duplicate_keys_are_refused_naming_the_key_on_every_json_route(hostile: 
     assert hostile.snapshot() == before
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded+json",
+        "multipart/form-data+json; charset=utf-8",
+        "application/merge-patch+json",
+        " Application/JSON ; charset=utf-8",
+    ],
+)
+def test_a_body_parsed_as_json_is_checked_as_json_whatever_its_content_type_says(
+    hostile: Api, content_type: str
+) -> None:
+    """FastAPI parses any ``application/...+json`` as JSON: one named like a form is no
+    form, and its duplicate key is refused as on ``application/json``."""
+    before = hostile.snapshot()
+    r = hostile.client.post(
+        "/topups",
+        content=b'{"household": 1, "amount_ueur": 1, "amount_ueur": 999999}',
+        headers={**OP, "content-type": content_type},
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "duplicate_key"), r.text
+    assert hostile.snapshot() == before
+
+
 def test_form_bodies_are_not_scanned_as_json(hostile: Api) -> None:
     """Brackets in a form field are just text: the sign-in form answers as usual."""
     r = hostile.client.post(
