@@ -8,9 +8,11 @@ per write (per reading for ``POST /readings``). An empty bucket answers 429 with
   limited: it is the party that would set the limits, and it registers whole neighbourhoods.
 - **Per meter**: ``POST /readings``. A real meter sends one reading per 15-minute slot; the
   default burst lets a meter deliver weeks of backlog (or a simulation's history) at once.
-  Only readings whose signature the intake accepted (accepted, duplicate or conflicting) are
-  charged, so nobody can exhaust a real meter's bucket by posting forgeries in its name. The
-  check comes before the intake, the charge after it.
+  Only readings that only the meter could have sent are charged (accepted, conflicting, or
+  refused for what the meter signed): not forgeries, and not copies of readings already held
+  or committed (a committed reading is public in its transaction's call data), so nobody can
+  exhaust a real meter's bucket by posting forgeries or replays in its name. The check comes
+  before the intake, the charge after it.
 
 - **Per API key** (:class:`KeyLimits`): every request a third-party app's key makes, at the
   key's own rate if the operator gave it one, else ``VOISIN_API_KEY_RATE_PER_S``.

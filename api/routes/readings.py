@@ -27,8 +27,10 @@ from ledger.readings.intake import reading_from_json
 
 router = APIRouter(tags=["readings"])
 
-#: Verdicts that say the meter did not sign the reading: not charged to the meter's bucket.
-_NOT_THE_METERS = frozenset({"bad_signature", "unknown_meter", "malformed"})
+#: Verdicts not charged to the meter's bucket: the meter did not sign the reading (a
+#: forgery), or it is a copy of a reading already held or committed, which anyone can send
+#: again (a committed reading is public in its transaction's call data).
+_NOT_CHARGED = frozenset({"bad_signature", "unknown_meter", "malformed", "duplicate", "stale_slot"})
 
 
 def _where_registered(
@@ -79,9 +81,12 @@ def post_readings(body: ReadingsIn, services: Svc) -> JSONResponse:
         done = _where_registered(done, signed, services)
     for verdict, n in Counter(v.code or v.status for v in done).items():  # voisin_readings_total
         services.metrics.readings.labels(verdict).inc(n)
-    # Charged after the intake, only for readings whose signature held (see api/ratelimit.py).
+    # Charged after the intake, only for readings only the meter could have sent: neither a
+    # forgery nor a replay (see api/ratelimit.py).
     signed_by_meter = Counter(
-        signed[v.index].reading.meter for v in done if v.code not in _NOT_THE_METERS
+        signed[v.index].reading.meter
+        for v in done
+        if v.status != "duplicate" and v.code not in _NOT_CHARGED
     )
     for meter, n in signed_by_meter.items():
         services.meter_limiter.charge(meter, n)

@@ -132,6 +132,30 @@ def test_meter_beyond_its_limit_gets_429_and_forgeries_in_its_name_do_not_drain_
     assert r.status_code == 202 and r.json()["accepted"] == 1
 
 
+def test_replays_of_a_meters_readings_do_not_drain_its_bucket(
+    limited: tuple[Api, FakeClock],
+) -> None:
+    """A committed reading is public (its transaction's call data): copies of it sent again
+    and again are answered without being charged to the meter, whose next two readings
+    still fit its burst of 2."""
+    api, clock = limited
+    c = api.client
+    m = api.register()
+    slot = past_slot(20)
+    first = api.reading(m, slot, export_Wh=5)
+    second = api.reading(m, slot + 1, export_Wh=5)
+    assert c.post("/readings", json={"readings": [first, second]}).status_code == 202
+    api.flush()
+    clock.now += 8  # the bucket is full again
+    for _ in range(5):
+        for copy in (first, second):
+            r = c.post("/readings", json={"readings": [copy]})
+            assert r.status_code == 202 and r.json()["duplicates"] == 1, r.text
+    for k in (2, 3):  # the meter's own next two readings: its whole burst is still there
+        r = c.post("/readings", json={"readings": [api.reading(m, slot + k, export_Wh=5)]})
+        assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
+
+
 def test_limits_are_documented_as_429_on_the_write_endpoints(
     limited: tuple[Api, FakeClock],
 ) -> None:
