@@ -94,7 +94,8 @@ def principal_of_token(services: Services, token: str) -> Principal:
     known, digest = _known(services, token)
     if known is not None:
         return known
-    return _remember(services, digest, _household_of_token(services.engine, digest))
+    forgets = services.token_forgets
+    return _remember(services, digest, _household_of_token(services.engine, digest), forgets)
 
 
 def _known(services: Services, token: str) -> tuple[Principal | None, str]:
@@ -112,7 +113,7 @@ def _known(services: Services, token: str) -> tuple[Principal | None, str]:
     return (None if cached is None else Principal("household", cached)), digest
 
 
-def _remember(services: Services, digest: str, household: int | None) -> Principal:
+def _remember(services: Services, digest: str, household: int | None, forgets: int) -> Principal:
     if household is None:
         market = services.token_elsewhere(digest)
         if market is not None:
@@ -122,6 +123,10 @@ def _remember(services: Services, digest: str, household: int | None) -> Princip
             )
         raise unauthorized("the bearer token is not valid")
     if services.shared_database:
+        return Principal("household", household)
+    if services.token_forgets != forgets:
+        # Tokens were dropped while the database was read (a rotation or an erasure that
+        # committed meanwhile): what was read may be one of them, so it is not cached.
         return Principal("household", household)
     if len(services.token_cache) > 100_000:
         services.token_cache.clear()
@@ -224,8 +229,14 @@ async def _app_principal(request: Request, record: apikeys.KeyRecord) -> Princip
         )
     household = parse_id(named)
     if household is None:
-        # Not a household id: the route's own validation answers 422, naming the field.
-        return Principal("app", None, record.id)
+        # Not as the consent is checked: refused here, since the route's own parsing is
+        # looser ("+1", "1.0" and " 1" are 1 to it) and would read a household unchecked.
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"household: {named!r} is not a household id (digits only, from 1)",
+            details=[{"field": "household", "problem": "not a household id"}],
+        )
     services = request.app.state.services
     if not await run_in_threadpool(apikeys.consented, services.engine, record.id, household):
         raise ApiError(
@@ -258,8 +269,9 @@ async def _principal(
         raise unauthorized(
             f"an API key goes in the {KEY_HEADER} header, not in Authorization: Bearer"
         )
+    forgets = services.token_forgets
     household = await run_in_threadpool(_household_of_token, services.engine, digest)
-    return _remember(services, digest, household)
+    return _remember(services, digest, household, forgets)
 
 
 async def _operator(principal: Annotated[Principal, Depends(_principal)]) -> Principal:

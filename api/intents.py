@@ -266,11 +266,14 @@ class IntentRunner:
         mirror: Callable[[], object],
         forget_meter: Callable[[str], None],
         token_secret: str,
+        forget_tokens: Callable[[int], None] = lambda household: None,
         fault: FaultHook | None = None,
     ) -> None:
         """``mirror`` brings the database up to the chain (the caller holds the gate);
         ``forget_meter`` drops the intake's cached state of a retired meter; household
-        tokens are derived from ``token_secret`` (:meth:`token_for`)."""
+        tokens are derived from ``token_secret`` (:meth:`token_for`); ``forget_tokens`` drops
+        a household's tokens from the process's token cache once it is erased, whoever
+        finishes the erasure (a request, or the background pass after the chain was down)."""
         self.gate = gate
         self.chain = chain
         self.client = client
@@ -279,10 +282,7 @@ class IntentRunner:
         self.mirror = mirror
         self.forget_meter = forget_meter
         self.fault = fault if fault is not None else FaultHook()
-        #: Drops a household's tokens from the process's token cache once it is erased (set by
-        #: the holder of that cache, :func:`api.routes.privacy.ask_erasure`): an erasure the
-        #: background pass finishes stops the token at once too.
-        self.forget_tokens: Callable[[int], None] = lambda household: None
+        self.forget_tokens = forget_tokens
         # A bearer token is derived from a per-intent salt under a key the database never
         # holds, so that an answer given again carries the same token while only its hash
         # and the salt are stored.

@@ -317,9 +317,12 @@ class Services:
             mirror=self.mirror,
             forget_meter=self.intake.forget,
             token_secret=key_secret,
+            forget_tokens=self.forget_tokens_of,
             fault=FaultHook.from_environment(),
         )
         self.token_cache: dict[str, int] = {}
+        #: How many times tokens were dropped from the cache (:meth:`forget_tokens_of`).
+        self.token_forgets = 0
         self.token_limiter = RateLimiter("token", settings.token_rate_per_s, settings.token_burst)
         self.meter_limiter = RateLimiter("meter", settings.meter_rate_per_s, settings.meter_burst)
         self._purged_at = 0.0
@@ -358,7 +361,10 @@ class Services:
             )
 
     def forget_tokens_of(self, household: int) -> None:
-        """Drop ``household``'s tokens from this process's cache (its erasure)."""
+        """Drop ``household``'s tokens from this process's cache (a token rotation, an
+        erasure), and count it: a lookup that began before cannot cache what it found
+        (:func:`api.auth._remember`)."""
+        self.token_forgets += 1
         for digest in [d for d, h in list(self.token_cache.items()) if h == household]:
             self.token_cache.pop(digest, None)
 

@@ -315,8 +315,7 @@ def rotate_token(
 
     answer = services.intents.submit(ask, plan)
     # The cache remembers the old token's hash: forget every entry of this household.
-    for digest in [d for d, h in list(services.token_cache.items()) if h == household]:
-        services.token_cache.pop(digest, None)
+    services.forget_tokens_of(household)
     return TokenRotated.model_validate(answer.unwrap())
 
 

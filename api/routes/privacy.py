@@ -158,8 +158,5 @@ def ask_erasure(
             raise refusal
         return Plan(household=household, payload={"requested_by": caller.role})
 
-    # The cache remembers the token's hash: the erasure forgets every entry of the household,
-    # also when the background pass finishes it after this request (the chain was down).
-    services.intents.forget_tokens = services.forget_tokens_of
     answer = services.intents.submit(ask, plan)
     return privacy.ErasureOut.model_validate(answer.unwrap())

@@ -202,3 +202,33 @@ def test_every_endpoint_with_every_role(api: Api) -> None:
         assert r.status_code == 422 and r.json()["code"] == "bad_signature", (role, r.text)
     genuine = api.reading(own, slot + 1, export_Wh=0)
     assert c.post("/readings", json={"readings": [genuine]}).status_code == 202
+
+
+def test_a_token_rotated_while_its_lookup_ran_is_not_cached(embedded_api: Api) -> None:
+    """A request with the old token read the database just before the token's rotation
+    committed: it is answered, but what it read is not cached, so the old token is refused
+    from then on."""
+    import api.auth as auth
+    from api.auth import Principal
+    from api.routes.households import rotate_token
+
+    api = embedded_api
+    member = api.register(prosumer=False)
+    lookup = auth._household_of_token
+    rotated: list[int] = []
+
+    def rotation_commits_meanwhile(engine: Any, digest: str) -> int | None:
+        found = lookup(engine, digest)
+        if not rotated:
+            rotated.append(member.id)
+            rotate_token(member.id, Principal("operator"), api.services)
+        return found
+
+    auth._household_of_token = rotation_commits_meanwhile  # type: ignore[assignment]
+    try:
+        r = api.client.get(f"/v1/households/{member.id}/balance", headers=member.auth)
+    finally:
+        auth._household_of_token = lookup  # type: ignore[assignment]
+    assert r.status_code == 200 and rotated
+    r = api.client.get(f"/v1/households/{member.id}/balance", headers=member.auth)
+    assert r.status_code == 401, r.text

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -728,3 +729,38 @@ def test_an_erasure_refunds_an_account_that_spent_its_gas_money(embedded_api: Ap
     assert r.json()["refund_ueur"] == 70_000
     assert api.services.client.balance_of(member.account) == 0
     assert api.services.intents.unfinished() == 0
+
+
+def test_an_erasure_the_background_pass_finishes_stops_the_token_this_process_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An erasure stopped after its deactivation was sent is finished by the next process's
+    background pass (the chain was down as that process started); the household's token,
+    which that process had cached meanwhile, stops at once."""
+    from api.services import Services
+    from tests.api.conftest import OPERATOR_TOKEN
+    from tests.api.intent_cases import opened
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        operator_token=OPERATOR_TOKEN,
+        auto_settle=False,
+        chain_process=False,
+    )
+    with opened(settings) as api:
+        member = api.register(prosumer=False)
+        api.services.intents.fault = FaultHook("erase.sent")
+        r = api.client.post(
+            f"/v1/households/{member.id}/erasure",
+            json={"confirm": f"erase household {member.id}"},
+            headers=member.auth,
+        )
+        assert r.status_code == 500  # the injected fault, after the deactivation was sent
+    monkeypatch.setattr(Services, "_settle_intents", lambda self: None)  # the chain was down
+    with opened(settings) as api:
+        assert api.services.intents.unfinished() == 1
+        balance = f"/v1/households/{member.id}/balance"
+        assert api.client.get(balance, headers=member.auth).status_code == 200  # cached
+        assert api.services.intents.reconcile() == 1
+        for path in (balance, f"/v1/households/{member.id}/export"):
+            assert api.client.get(path, headers=member.auth).status_code == 401, path

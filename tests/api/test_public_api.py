@@ -586,3 +586,25 @@ def test_each_documented_example_is_what_the_api_takes_or_answers(model: type[Ba
     if model is not ApiKeyIn:
         assert set(example) == set(model.model_fields)
         assert parsed.model_dump(mode="json") == example
+
+
+@pytest.mark.parametrize("spelled", ["%2B{id}", "{id}.0", "%20{id}", "{id}%20"])
+def test_a_household_id_spelled_otherwise_reads_nothing_without_its_consent(
+    embedded_api: Api, spelled: str
+) -> None:
+    """The consent is checked on the household id as digits; the route's own parsing would
+    also take "+1", "1.0" or " 1" for 1, so such a spelling is refused before it can read a
+    household that did not consent."""
+    api = embedded_api
+    victim = api.register(prosumer=True)
+    body = {"price_limit_ueur_per_kWh": 60_000, "first_slot": past_slot(-2)}
+    assert api.client.post("/v1/offers", json=body, headers=victim.auth).status_code == 202
+    key = api.client.post(
+        "/v1/api-keys", json={"name": "App", "scopes": ["household:read"]}, headers=OP
+    ).json()["key"]
+    headers = {"X-API-Key": key}
+    r = api.client.get(f"/v1/offers?household={victim.id}", headers=headers)
+    assert (r.status_code, r.json()["code"]) == (403, "consent_required"), r.text
+    for side in ("offers", "bids"):
+        r = api.client.get(f"/v1/{side}?household={spelled.format(id=victim.id)}", headers=headers)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_input"), r.text
