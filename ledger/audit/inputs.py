@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from ledger.contract.client import VoisinClient
 from ledger.contract.event_codec import checksum_address
+from ledger.errors import LedgerError
 from ledger.mirror.models import (
     BalanceRecord,
     ChainEvent,
@@ -112,6 +113,22 @@ def _all(session: Session, model: Any, order: Sequence[Any] = ()) -> list[Any]:
     return plain_rows(session, model, order=order)
 
 
+class AuditError(LedgerError, ValueError):
+    """The audit was asked something it cannot answer (e.g. a slot range that is empty), or
+    the database holds something it cannot read."""
+
+
+def _evidence_window(value: str) -> int:
+    """The evidence store's first kept slot, as the database holds it; :class:`AuditError`
+    (the audit cannot say what provenance covers) if it is no slot number."""
+    if not value.isdigit() or int(value) >= 2**32:
+        raise AuditError(
+            f"the database's signed-readings window ({EVIDENCE_FROM_KEY} = {value!r}) is not a "
+            "slot number: the database was altered or damaged"
+        )
+    return int(value)
+
+
 def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> AuditInputs:
     """Read the chain's events and state and every table the audit checks."""
     head = int(client.w3.eth.block_number)
@@ -179,10 +196,12 @@ def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> Audi
             total_supply_ueur=client.total_supply(),
             meter_states={m: client.meter_state(m) for m in sorted(meters)},
             household_meters=household_meters,
+            # Whatever the address's spelling: a row of this contract spelled otherwise is
+            # compared with the chain like the others, not left out unchecked.
             db_events=[
                 e
                 for e in _all(session, ChainEvent, (ChainEvent.block_number, ChainEvent.log_index))
-                if e.contract == client.address
+                if e.contract.lower() == client.address.lower()
             ],
             db_households=_all(session, HouseholdRecord, (HouseholdRecord.id,)),
             db_readings=_all(session, ReadingRecord, (ReadingRecord.slot, ReadingRecord.id)),
@@ -194,7 +213,7 @@ def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> Audi
             db_outcomes=_all(session, SlotOutcomeRecord, (SlotOutcomeRecord.slot,)),
             db_digests=_all(session, SlotDigestRecord, (SlotDigestRecord.seq,)),
             signed=_all(session, SignedReadingRecord, (SignedReadingRecord.slot,)),
-            evidence_from_slot=None if kept_from is None else int(kept_from.value),
+            evidence_from_slot=None if kept_from is None else _evidence_window(kept_from.value),
             neighbourhood=_all(session, NeighbourhoodSlotRecord, (NeighbourhoodSlotRecord.slot,)),
         )
     return inputs

@@ -549,11 +549,9 @@ def _balances(
     _compare(
         "balance",
         {(a,): (a, v) for a, v in chain.items() if v},
-        {
-            (checksum(b.account),): (checksum(b.account), b.balance_ueur)
-            for b in inputs.db_balances
-            if b.balance_ueur
-        },
+        # Keyed as stored, not checksummed: a second row for an account, spelled otherwise,
+        # is a row the chain does not have, not one that hides the first.
+        {(b.account,): (b.account, b.balance_ueur) for b in inputs.db_balances if b.balance_ueur},
         lambda row: (None, household_of.get(str(row[0]))),
         horizon,
         add,

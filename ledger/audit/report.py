@@ -9,7 +9,7 @@ totals, a balance) are always kept; the others only when their slot lies in
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,21 +19,16 @@ from sqlalchemy import Engine
 from ledger.audit.contributors import SlotContributors, slot_contributors
 from ledger.audit.energy import SlotAggregate, check_energy, neighbourhood
 from ledger.audit.feeder import DEFAULT_NETWORK, FeederResult, run_feeder
-from ledger.audit.findings import CHECKS, Finding
+from ledger.audit.findings import CHECKS, ERROR, Finding
 from ledger.audit.forwards import ForwardSummary, check_forwards, forward_summary, has_forwards
-from ledger.audit.inputs import AuditInputs, collect
+from ledger.audit.inputs import AuditError, AuditInputs, collect
 from ledger.audit.integrity import check_integrity
 from ledger.audit.money import check_money
 from ledger.audit.provenance import check_provenance
 from ledger.contract.client import VoisinClient
-from ledger.errors import LedgerError
 from ledger.types import SLOT_SECONDS
 
 __all__ = ["AuditError", "AuditReport", "audit_inputs", "run_audit"]
-
-
-class AuditError(LedgerError, ValueError):
-    """The audit was asked something it cannot answer (e.g. a slot range that is empty)."""
 
 
 @dataclass
@@ -103,6 +98,28 @@ def _in(slot: int | None, lo: int | None, hi: int | None) -> bool:
     return slot is None or ((lo is None or slot >= lo) and (hi is None or slot <= hi))
 
 
+def _checked(
+    check: str, run: Callable[[AuditInputs], list[Finding]], inputs: AuditInputs
+) -> list[Finding]:
+    """``run``'s findings; if a row of the database holds a value the check cannot read (an
+    address, a hash, a number, JSON: a row altered or damaged), one error saying so, rather
+    than no report at all."""
+    try:
+        return run(inputs)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        return [
+            Finding(
+                check,
+                ERROR,
+                None,
+                None,
+                f"the {check} check could not read the database ({type(exc).__name__}: "
+                f"{exc}): a row was altered or damaged; the check's other findings are unknown",
+                {"error": type(exc).__name__, "detail": str(exc)},
+            )
+        ]
+
+
 def audit_inputs(
     inputs: AuditInputs,
     *,
@@ -119,14 +136,14 @@ def audit_inputs(
         if value is not None and not 0 <= value < 2**32:
             raise AuditError(f"the {name} slot must be between 0 and {2**32 - 1}, got {value}")
     findings: list[Finding] = []
-    findings += check_provenance(inputs)
-    findings += check_energy(inputs)
-    findings += check_money(inputs)
-    findings += check_integrity(inputs)
+    findings += _checked("provenance", check_provenance, inputs)
+    findings += _checked("energy", check_energy, inputs)
+    findings += _checked("money", check_money, inputs)
+    findings += _checked("integrity", check_integrity, inputs)
     checks: tuple[str, ...] = ("provenance", "energy", "money", "integrity")
     forwards: ForwardSummary | None = None
     if has_forwards(inputs):
-        findings += check_forwards(inputs)
+        findings += _checked("forwards", check_forwards, inputs)
         checks += ("forwards",)
         forwards = forward_summary(inputs, from_slot, to_slot)
     aggregates = [a for a in neighbourhood(inputs) if _in(a.slot, from_slot, to_slot)]
