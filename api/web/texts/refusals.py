@@ -181,6 +181,10 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "La base de données est injoignable pour l'instant ; réessayez dans un moment.",
     ),
     "forbidden": ("You are not allowed to do this.", "Vous n'avez pas le droit de faire cela."),
+    "household_erased": (
+        "This household was erased at its request: it gets no new key, token or meter.",
+        "Ce foyer a été effacé à sa demande : il ne reçoit plus de clé, de jeton ni de compteur.",
+    ),
     "idempotency_key_reused": (
         "This request was already sent with other content.",
         "Cette demande a déjà été envoyée avec un autre contenu.",
