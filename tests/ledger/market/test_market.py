@@ -497,6 +497,16 @@ def test_a_reading_committed_late_for_a_settled_slot_is_not_traded_when_it_is_se
     assert [link.digest for link in links] == [client.sealed_digest_head(SLOT)]
 
 
+def _planned_as_backed_up(s: Session) -> None:
+    """SLOT as a backup taken while it was being settled holds it: planned, not sealed."""
+    record = s.get(SlotOutcomeRecord, SLOT)
+    assert record is not None
+    record.status, record.gas_used = "planned", 0
+    s.add(record)
+    for link in s.exec(select(SlotDigestRecord)).all():
+        s.delete(link)
+
+
 def _forget_settlements(engine: Engine) -> None:
     """As a database restored from before the slots were settled holds them."""
     with Session(engine) as s:
@@ -558,14 +568,9 @@ def test_a_plan_overtaken_by_the_chains_seal_sends_nothing_more(
             select(OrderRecord).where(OrderRecord.household == late, OrderRecord.side == "offer")
         ).first()
         assert offer is not None
-        record = s.get(SlotOutcomeRecord, SLOT)
-        assert record is not None
-        record.status = "planned"
-        s.add(record)
+        _planned_as_backed_up(s)
         unsent = [[offer.order_id, int(fill.args["bidId"]), 100, int(fill.args["priceUeurPerKWh"])]]
         s.add(SettlementBatchRecord(slot=SLOT, batch=1, fills_json=json.dumps(unsent)))
-        for link in s.exec(select(SlotDigestRecord)).all():
-            s.delete(link)
         s.commit()
     batches = len(market.events("BatchSettled"))
 
@@ -653,15 +658,10 @@ def test_a_batch_the_chain_settled_after_the_backup_is_adopted_not_dropped(
     market, _ = _short_buyer_slot(memory_chain, tmp_path)
     original = market.worker().settle_slot(SLOT)
     with Session(market.engine) as s:
-        record = s.get(SlotOutcomeRecord, SLOT)
-        assert record is not None
-        record.status, record.batches, record.gas_used = "planned", original.batches, 0
-        s.add(record)
+        _planned_as_backed_up(s)
         for batch in s.exec(select(SettlementBatchRecord)).all():
             batch.tx_hash, batch.gas_used = None, 0
             s.add(batch)
-        for link in s.exec(select(SlotDigestRecord)).all():
-            s.delete(link)
         s.commit()
     batches = len(market.events("BatchSettled"))
 
