@@ -687,11 +687,13 @@ class IntentRunner:
         imported, exported = payload["import_baseline_Wh"], payload["export_baseline_Wh"]
         state = self.client.meter_state(meter)
         # The meter was new to the chain when the intent was recorded, and the intent claims
-        # it: once this intent has sent its rotation, the meter in use (or retired by a later
-        # rotation) means that the rotation went through. Before, it means that another
-        # request took the meter first: the checks below refuse it.
-        sent = "previous_meter" in payload
-        if not (sent and (state.household == household or state.retired)):
+        # it: the meter in use (or retired by a later rotation) means that this rotation went
+        # through, unless another request's rotation, finished, took the meter first (two
+        # requests checked at once): then the checks below refuse this one. (A database
+        # restored from before this rotation was sent holds it pending, though it went
+        # through: it is done here, the previous meter read from the household's row.)
+        went_through = state.household == household or state.retired
+        if not went_through or self._rotated_by_another(intent, meter):
             with self._refusals():
                 self._require_not_erased(household)
                 current = self.client.household(household)
@@ -703,6 +705,11 @@ class IntentRunner:
                 self.client.rotate_meter(self.chain.operator, household, meter, imported, exported)
             self.fault.at(intent.kind, "sent")
         self._mirror(intent.kind)
+        if "previous_meter" not in payload:
+            with Session(self.engine) as session:
+                row = session.get(ApiHousehold, household)
+                assert row is not None
+                payload["previous_meter"] = row.meter
         previous = to_checksum_address(payload["previous_meter"])
         # The new meter starts after the old one's last slot on chain: what the intake holds.
         # A reading of the old meter the intake accepted while the rotation was on its way
@@ -751,6 +758,19 @@ class IntentRunner:
         self.forget_meter(previous)
         self.fault.at(intent.kind, "confirmed")
         return answer
+
+    def _rotated_by_another(self, intent: ApiIntent, meter: str) -> bool:
+        """Whether another rotation to ``meter`` is done: this one did not take it."""
+        with Session(self.engine) as session:
+            found = session.exec(
+                select(ApiIntent.id).where(
+                    ApiIntent.kind == "rotate_meter",
+                    ApiIntent.subject == meter,
+                    ApiIntent.state == DONE,
+                    ApiIntent.id != intent.id,
+                )
+            ).first()
+        return found is not None
 
     def _require_not_erased(self, household: int) -> None:
         """Refuse a new key or meter for a household erased since the request was checked (an

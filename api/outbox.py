@@ -49,7 +49,7 @@ from sqlmodel import Session, and_, col, or_, select
 
 from api.chain_gate import CHAIN_DOWN, ChainGate
 from api.custody import KeyVault
-from api.intents import UNFINISHED, FaultHook
+from api.intents import SENDING, FaultHook
 from api.models import ApiHousehold, ApiIntent, ApiOrder, ApiOrderPost, IntakeReading
 from api.sent import Sending, TransactionPending, about_to_send, find_sent
 from ledger import errors as ledger_errors
@@ -266,26 +266,10 @@ class Outbox:
     def _orders(self, result: PassResult) -> None:
         with Session(self.engine) as session:
             pending = list(
-                session.exec(
-                    select(ApiOrder.id, ApiOrder.household)
-                    .where(_order_pending())
-                    .order_by(col(ApiOrder.id))
-                )
-            )
-            # A household whose key rotation is unfinished (it failed after it was sent, and
-            # waits for the intents' pass): its orders would be signed with a key the chain may
-            # have replaced, and refused for good. They wait for the rotation instead.
-            rotating = set(
-                session.exec(
-                    select(ApiIntent.household).where(
-                        ApiIntent.kind == "rotate_key", col(ApiIntent.state).in_(UNFINISHED)
-                    )
-                )
+                session.exec(select(ApiOrder.id).where(_order_pending()).order_by(col(ApiOrder.id)))
             )
         paused = False
-        for order_id, household in pending:
-            if household in rotating:
-                continue
+        for order_id in pending:
             self.gate.yield_to_requests()
             if not self._order_step(order_id or 0, result, post=not paused) and not paused:
                 # New orders wait for the ledger to resume; cancellations go on (the contract
@@ -336,6 +320,12 @@ class Outbox:
                 # Posted once the operator has issued the household a key (rotate-key).
                 self._move(order_id, was="queued", reason=NO_KEY)
                 return True
+            if self._key_rotation_sent(order.household):
+                # The rotation was sent and its outcome is not recorded yet (it stopped half-way
+                # and waits for the intents' pass): signed with the key it may have replaced,
+                # the post would be refused for good. It waits for the rotation.
+                log.warning("order %s waits for its household's key rotation to finish", order_id)
+                return True
             try:
                 posted = self._post(order, account, result)
             except ledger_errors.LedgerPaused:
@@ -349,6 +339,18 @@ class Outbox:
         if order.status == "open" and order.cancel_requested:
             self._cancel(order, account, result)
         return True
+
+    def _key_rotation_sent(self, household: int) -> bool:
+        """Whether ``household`` has a key rotation sent whose outcome is not recorded."""
+        with Session(self.engine) as session:
+            found = session.exec(
+                select(ApiIntent.id).where(
+                    ApiIntent.household == household,
+                    ApiIntent.kind == "rotate_key",
+                    ApiIntent.state == SENDING,
+                )
+            ).first()
+        return found is not None
 
     def _post(self, order: ApiOrder, account: LocalAccount, result: PassResult) -> bool:
         """Post a queued order on chain and record it ``open``; whether it is on chain.

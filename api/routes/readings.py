@@ -29,7 +29,9 @@ router = APIRouter(tags=["readings"])
 
 #: Verdicts not charged to the meter's bucket: the meter did not sign the reading (a
 #: forgery), or it is a copy of a reading already held or committed, which anyone can send
-#: again (a committed reading is public in its transaction's call data).
+#: again (a committed reading is public in its transaction's call data). A reading older than
+#: the meter's last slot is not charged either: once the intake no longer holds the reading
+#: it copies, a replay looks just like it.
 _NOT_CHARGED = frozenset({"bad_signature", "unknown_meter", "malformed", "duplicate", "stale_slot"})
 
 

@@ -7,6 +7,7 @@ the audit never indexes, so a mirror that was tampered with is audited as it is.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,7 +122,7 @@ class AuditError(LedgerError, ValueError):
 def _evidence_window(value: str) -> int:
     """The evidence store's first kept slot, as the database holds it; :class:`AuditError`
     (the audit cannot say what provenance covers) if it is no slot number."""
-    if not value.isdigit() or int(value) >= 2**32:
+    if not re.fullmatch(r"[0-9]{1,10}", value) or int(value) >= 2**32:
         raise AuditError(
             f"the database's signed-readings window ({EVIDENCE_FROM_KEY} = {value!r}) is not a "
             "slot number: the database was altered or damaged"

@@ -114,7 +114,8 @@ def _checked(
                 None,
                 None,
                 f"the {check} check could not read the database ({type(exc).__name__}: "
-                f"{exc}): a row was altered or damaged; the check's other findings are unknown",
+                f"{exc}): a row was altered or damaged, or the check itself failed; its other "
+                "findings are unknown until it runs through",
                 {"error": type(exc).__name__, "detail": str(exc)},
             )
         ]

@@ -589,3 +589,40 @@ def test_a_reading_of_the_old_meter_accepted_during_its_rotation_leaves_the_slot
     assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
     api.flush()
     assert api.services.client.meter_state(new.address).last_slot == slot + 1
+
+
+def test_a_rotation_a_restored_database_holds_pending_is_done_if_the_chain_did_it(
+    embedded_api: Api,
+) -> None:
+    """A backup taken while a meter rotation was recorded but not sent; the server went on
+    and rotated the meter on chain: in the restored database the rotation is found done, and
+    the household gets its new meter (not a refusal leaving it on the retired one)."""
+    import json
+
+    api = embedded_api
+    member = api.register()
+    api.flush()
+    old, new = member.meter.address, Account.create().address
+    r = api.client.post(f"/households/{member.id}/meter", json={"meter": new}, headers=OP)
+    assert r.status_code == 200, r.text
+    with Session(api.services.engine) as session:  # as the backup held it
+        (intent,) = session.exec(select(ApiIntent).where(ApiIntent.kind == "rotate_meter"))
+        intent_id = intent.id
+        payload = json.loads(intent.payload)
+        del payload["previous_meter"]
+        intent.payload, intent.state, intent.status_code, intent.response = (
+            json.dumps(payload), "pending", None, None
+        )  # fmt: skip
+        session.add(intent)
+        row = session.get(ApiHousehold, member.id)
+        assert row is not None
+        row.meter = old
+        session.add(row)
+        session.commit()
+    assert api.services.intents.reconcile() == 1
+    with Session(api.services.engine) as session:
+        row = session.get(ApiHousehold, member.id)
+        done = session.get(ApiIntent, intent_id)
+    assert row is not None and row.meter == new
+    assert done is not None and done.state == "done"
+    assert json.loads(done.response or "{}")["previous_meter"] == old

@@ -133,7 +133,7 @@ def test_a_value_no_check_can_read_is_a_finding_not_a_crash(
     assert all(f.severity in (ERROR, WARNING) for f in report.findings)
 
 
-@pytest.mark.parametrize("window", ["abc", str(10**12)])
+@pytest.mark.parametrize("window", ["abc", str(10**12), "²"])
 def test_an_evidence_window_that_is_no_slot_is_a_clear_error(market: Market, window: str) -> None:
     _trade(market)
     with Session(market.engine) as s, s.begin():
