@@ -361,6 +361,7 @@ class SettlementWorker:
         So that the slot's outcome counts them as its own."""
         if count == 0:
             return []
+        tx_of = self._batch_transactions(slot)
         with Session(self.engine) as session:
             fills = plain_rows(
                 session,
@@ -369,21 +370,6 @@ class SettlementWorker:
                 FillRecord.bid_id != 0,
                 order=(FillRecord.block_number, FillRecord.log_index),
             )
-            if not fills:
-                return []
-            events = session.exec(
-                select(ChainEvent.tx_hash, ChainEvent.args_json).where(
-                    ChainEvent.contract == self.client.address,
-                    ChainEvent.name == "BatchSettled",
-                    col(ChainEvent.block_number) >= fills[0].block_number,
-                    col(ChainEvent.block_number) <= fills[-1].block_number,
-                )
-            ).all()
-        tx_of = {
-            int(args["batch"]): tx
-            for tx, args in ((tx, json.loads(a)) for tx, a in events)
-            if int(args["slot"]) == slot
-        }
         records = []
         for batch in range(count):
             tx = tx_of.get(batch)
@@ -394,14 +380,13 @@ class SettlementWorker:
                 for f in fills
                 if f.tx_hash.lower() == tx.lower()
             )
-            gas = int(self.client.w3.eth.get_transaction_receipt(tx)["gasUsed"])  # type: ignore[arg-type]
             records.append(
                 SettlementBatchRecord(
                     slot=slot,
                     batch=batch,
                     fills_json=_fills_json(batch_fills),
                     tx_hash=tx,
-                    gas_used=gas,
+                    gas_used=self.client.gas_used(tx),
                 )
             )
         return records
@@ -456,21 +441,34 @@ class SettlementWorker:
     def _adopt_settled(self, slot: int, batch: SettlementBatchRecord) -> None:
         """Record a batch the chain settled before we could record it (a crash after send)."""
         index(self.client, self.engine, start_block=self.start_block)
-        with Session(self.engine) as session:
-            events = session.exec(select(ChainEvent).where(ChainEvent.name == "BatchSettled"))
-            tx_hash = next(
-                (
-                    e.tx_hash
-                    for e in events
-                    if (args := json.loads(e.args_json))["slot"] == slot
-                    and args["batch"] == batch.batch
-                ),
-                None,
-            )
-        gas = 0
-        if tx_hash is not None:
-            gas = int(self.client.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])  # type: ignore[arg-type]
+        tx_hash = self._batch_transactions(slot).get(batch.batch)
+        gas = 0 if tx_hash is None else self.client.gas_used(tx_hash)
         self._mark_sent(batch.id, tx_hash or "unknown", gas)
+
+    def _batch_transactions(self, slot: int) -> dict[int, str]:
+        """The transactions of ``slot``'s batches the chain settled (mirrored ``BatchSettled``),
+        by batch number: read among the blocks of the slot's batch fills, where they are."""
+        with Session(self.engine) as session:
+            first, last = session.exec(
+                select(func.min(FillRecord.block_number), func.max(FillRecord.block_number)).where(
+                    FillRecord.slot == slot, FillRecord.bid_id != 0
+                )
+            ).one()
+            if first is None:
+                return {}
+            events = session.exec(
+                select(ChainEvent.tx_hash, ChainEvent.args_json).where(
+                    ChainEvent.contract == self.client.address,
+                    ChainEvent.name == "BatchSettled",
+                    col(ChainEvent.block_number) >= first,
+                    col(ChainEvent.block_number) <= last,
+                )
+            ).all()
+        return {
+            int(args["batch"]): tx
+            for tx, args in ((tx, json.loads(text)) for tx, text in events)
+            if int(args["slot"]) == slot
+        }
 
     def _household_of(self, account: str) -> int | None:
         with Session(self.engine) as session:
