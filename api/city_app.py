@@ -49,7 +49,7 @@ from api.services import CityPart, Services, slot_now
 from api.settings import Settings
 from api.web.operator_views import decimal
 from api.web.render import lang_of, page
-from api.web.session import signed_in_to
+from api.web.session import sent_from_here, signed_in_to
 from ledger import localtime
 from ledger.chain.backends import Chain, open_chain
 
@@ -368,6 +368,13 @@ def _routes(app: FastAPI, city: City) -> None:
     @app.post("/city/signin", include_in_schema=False)
     def signin(request: Request, token: Annotated[str, Form(max_length=512)] = "") -> Response:
         token = token.strip()
+        if not sent_from_here(request):
+            context = {
+                "errors": {"token": "err_cross_site"},
+                "signin_to": "/city/signin",
+                "here": "/city",
+            }
+            return page(request, "signin.html", context, status=403)
         if not city.is_operator(token):
             errors_ = {"token": "err_token_empty" if not token else "err_token_wrong"}
             context = {"errors": errors_, "signin_to": "/city/signin", "here": "/city"}
@@ -375,9 +382,10 @@ def _routes(app: FastAPI, city: City) -> None:
         return signed_in_to(request, "/city", CITY_COOKIE, token, "/city")
 
     @app.post("/city/signout", include_in_schema=False)
-    def signout() -> Response:
+    def signout(request: Request) -> Response:
         response = RedirectResponse("/city", 303)
-        response.delete_cookie(CITY_COOKIE, path="/city")
+        if sent_from_here(request):  # another site's form changes nothing
+            response.delete_cookie(CITY_COOKIE, path="/city")
         return response
 
 

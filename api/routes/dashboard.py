@@ -22,6 +22,7 @@ from api.web.session import (
     LANG_COOKIE,
     TOKEN_COOKIE,
     principal_for,
+    sent_from_here,
     signed_in,
     signed_in_to,
 )
@@ -47,6 +48,11 @@ def index(request: Request) -> Response:
 @router.post("/ui/signin")
 def signin(request: Request, token: Annotated[str, Form()] = "") -> Response:
     token = token.strip()
+    if not sent_from_here(request):
+        errors = {"token": "err_cross_site"}
+        return page(
+            request, "signin.html", {"errors": errors, "here": at(request, "/")}, status=403
+        )
     if not token:
         errors = {"token": "err_token_empty"}
         return page(
@@ -66,7 +72,8 @@ def signin(request: Request, token: Annotated[str, Form()] = "") -> Response:
 @router.post("/ui/signout")
 def signout(request: Request) -> Response:
     response = RedirectResponse(at(request, "/"), 303)
-    response.delete_cookie(TOKEN_COOKIE, path=at(request, "/"))
+    if sent_from_here(request):  # another site's form changes nothing
+        response.delete_cookie(TOKEN_COOKIE, path=at(request, "/"))
     return response
 
 

@@ -53,6 +53,25 @@ def signed_in_to(request: Request, to: str, cookie: str, token: str, path: str) 
     return response
 
 
+def sent_from_here(request: Request) -> bool:
+    """Whether a browser sent this POST from one of this site's own pages.
+
+    For the sign-in and sign-out forms, which no signed-in token protects (a page elsewhere
+    could otherwise sign a visitor in as someone else, or out). A browser says where a form
+    came from in ``Sec-Fetch-Site`` (``same-origin``; ``none`` when the person did it
+    directly); one too old for that sends ``Origin``, which must be this site's. A request
+    with neither does not come from a browser's form on another site, and is let through.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    return origin == f"{request.url.scheme}://{host}"
+
+
 def form_token(token: str) -> str:
     """The anti-forgery value of the forms shown to the holder of ``token``."""
     return hmac.new(token.encode(), b"voisin-dashboard-form", hashlib.sha256).hexdigest()

@@ -395,8 +395,14 @@ def test_the_city_page_asks_for_the_city_token_and_refuses_a_bad_day(city: CityU
     # A market's own operator token holds that market only, not the city.
     north_token = (city.settings.data_dir / "markets/north/operator.token").read_text().strip()
     assert c.post("/city/signin", data={"token": north_token}).status_code == 401
+    # Another site's form neither signs the city's operator in nor out.
+    cross = {"sec-fetch-site": "cross-site"}
+    forged = c.post("/city/signin", data={"token": OPERATOR_TOKEN}, headers=cross)
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
     done = c.post("/city/signin", data={"token": OPERATOR_TOKEN}, follow_redirects=False)
     assert done.status_code == 303 and "Path=/city" in done.headers["set-cookie"]
+    kept = c.post("/city/signout", headers=cross, follow_redirects=False)
+    assert kept.status_code == 303 and "set-cookie" not in kept.headers
     assert 'id="city-table"' in c.get("/city").text
     assert 'data-market="south-2"' in c.get("/city", params={"day": ""}).text
     assert 'id="city-table"' in c.get("/city", params={"day": "2026-06-21"}).text

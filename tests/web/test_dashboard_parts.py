@@ -192,6 +192,37 @@ def test_a_form_without_its_anti_forgery_token_changes_nothing(client: TestClien
     assert client.get("/offers", headers=OP).json()["total"] == before
 
 
+@pytest.mark.parametrize(
+    "sent_from",
+    [
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},
+        {"origin": "https://elsewhere.example"},
+        {"origin": "null"},
+    ],
+)
+def test_another_sites_form_neither_signs_in_nor_signs_out(
+    client: TestClient, sent_from: dict[str, str]
+) -> None:
+    forged = client.post("/ui/signin", data={"token": OPERATOR_TOKEN}, headers=sent_from)
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
+    assert "This form was sent from another site." in forged.text
+    signed_in = _as(client, OPERATOR_TOKEN)
+    out = signed_in.post("/ui/signout", headers=sent_from, follow_redirects=False)
+    assert out.status_code == 303 and "set-cookie" not in out.headers
+    assert signed_in.get("/ui/operator", follow_redirects=False).status_code == 200
+    # The same forms sent from the site's own pages, as a browser marks them.
+    here = {"sec-fetch-site": "same-origin", "origin": "http://testserver"}
+    signed = client.post("/ui/signin", data={"token": OPERATOR_TOKEN}, headers=here)
+    assert signed.status_code == 303 and "voisin_token=" in signed.headers["set-cookie"]
+    out = signed_in.post("/ui/signout", headers=here, follow_redirects=False)
+    assert 'voisin_token=""' in out.headers["set-cookie"]
+    old_browser = client.post(
+        "/ui/signin", data={"token": OPERATOR_TOKEN}, headers={"origin": "http://testserver"}
+    )
+    assert old_browser.status_code == 303
+
+
 def test_pages_need_a_valid_sign_in_cookie(client: TestClient) -> None:
     for path in ("/ui/household", "/ui/operator", "/ui/household/trades.csv"):
         r = _as(client, "vsn_forged").get(path)

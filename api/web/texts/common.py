@@ -26,6 +26,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Ce jeton n'est pas valide. Vérifiez qu'il a été copié en entier ; le jeton d'un foyer "
         "commence par vsn_. Demandez-le à votre gestionnaire de réseau s'il est perdu.",
     ),
+    "err_cross_site": (
+        "This form was sent from another site. Open this page here and try again.",
+        "Ce formulaire a été envoyé depuis un autre site. Ouvrez cette page ici et réessayez.",
+    ),
     "err_session": (
         "The form expired; please send it again.",
         "Le formulaire a expiré ; envoyez-le à nouveau.",
