@@ -750,18 +750,24 @@ class FeedLimits:
 class FeedHub:
     """One poller for the process; every subscriber reads its ring.
 
-    ``still_valid(token)`` says whether a household's token still opens its stream (a
-    rotated or revoked token closes the streams it opened, at the next poll)."""
+    ``still_valid(token)`` says whether a household's token still opens its stream: the
+    streams' tokens are checked every ``token_check_s``, and at the next poll whenever
+    ``tokens_forgotten()`` (a count this process moves when it rotates a token or erases a
+    household) has moved, so that such a stream closes within a poll here, and within
+    ``token_check_s`` when another process did it."""
 
     def __init__(
         self,
         store: FeedStore,
         limits: FeedLimits,
         still_valid: Callable[[str], bool] | None = None,
+        tokens_forgotten: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
         self.still_valid = still_valid
+        self.tokens_forgotten = tokens_forgotten
+        self._forgotten_seen = tokens_forgotten() if tokens_forgotten is not None else 0
         self.subscribers: set[Subscriber] = set()
         self.ring: deque[FeedEvent] = deque()
         self.first_seq = 0  # the sequence number of ring[0]
@@ -914,12 +920,16 @@ class FeedHub:
 
     async def _recheck_tokens(self) -> None:
         """Close the household streams whose token no longer opens them (rotated, or the
-        household gone), every ``token_check_s``: one worker-thread call for them all."""
-        if self.still_valid is None or self._loop_time() < self._tokens_checked + (
-            self.limits.token_check_s
-        ):
+        household gone), every ``token_check_s`` or when this process forgot tokens: one
+        worker-thread call for them all."""
+        if self.still_valid is None:
+            return
+        forgotten = self.tokens_forgotten() if self.tokens_forgotten is not None else 0
+        due = self._loop_time() >= self._tokens_checked + self.limits.token_check_s
+        if not due and forgotten == self._forgotten_seen:
             return
         self._tokens_checked = self._loop_time()
+        self._forgotten_seen = forgotten
         held = [s for s in self.subscribers if s.token is not None]
         if not held:
             return

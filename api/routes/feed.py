@@ -73,7 +73,12 @@ def _hub(request: Request, services: Services) -> FeedHub:
             take=max(1, min(100, settings.feed_max_lag_events // 4)),
         )
         store = FeedStore(services.engine, services.client.address, settings.timezone)
-        hub = FeedHub(store, limits, still_valid=lambda token: _still_valid(services, token))
+        hub = FeedHub(
+            store,
+            limits,
+            still_valid=lambda token: _still_valid(services, token),
+            tokens_forgotten=lambda: services.token_forgets,
+        )
         request.app.state.feed_hub = hub
     return hub
 

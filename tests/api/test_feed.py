@@ -677,11 +677,12 @@ def test_rotating_a_households_token_closes_the_streams_it_opened(live: LiveServ
     stream = Stream(f"{live.base_url}/households/{one.id}/feed", one.auth)
     try:
         assert stream.status == 200
-        live.hub.limits = replace(live.hub.limits, token_check_s=0.2)
+        # No periodic check within the test: the rotation itself has the stream checked.
+        live.hub.limits = replace(live.hub.limits, token_check_s=3600)
         assert not stream.ended.wait(1.0)  # still valid: still open
         r = api.client.post(f"/households/{one.id}/token", headers=OP)
         assert r.status_code == 200, r.text
-        assert stream.ended.wait(10), "the stream outlived its token"
+        assert stream.ended.wait(WAIT_S), "the stream outlived its token"
         again = Stream(f"{live.base_url}/households/{one.id}/feed", one.auth)
         assert again.status == 401
         fresh = Stream(
@@ -692,6 +693,28 @@ def test_rotating_a_households_token_closes_the_streams_it_opened(live: LiveServ
         fresh.close()
     finally:
         stream.close()
+
+
+def test_erasing_a_household_closes_its_streams_at_once(live: LiveServer) -> None:
+    api = live.api
+    one, other = api.register(), api.register()
+    gone = Stream(f"{live.base_url}/households/{one.id}/feed", one.auth)
+    kept = Stream(f"{live.base_url}/households/{other.id}/feed", other.auth)
+    try:
+        assert (gone.status, kept.status) == (200, 200)
+        live.hub.limits = replace(live.hub.limits, token_check_s=3600)
+        assert not gone.ended.wait(1.0)
+        r = api.client.post(
+            f"/households/{one.id}/erasure",
+            json={"confirm": f"erase household {one.id}"},
+            headers=one.auth,
+        )
+        assert r.status_code == 200, r.text
+        assert gone.ended.wait(WAIT_S), "the erased household's stream stayed open"
+        assert not kept.ended.wait(1.0), "another household's stream was closed"
+    finally:
+        gone.close()
+        kept.close()
 
 
 def test_a_replay_from_the_start_opens_with_the_deployments_tariffs(live: LiveServer) -> None:
