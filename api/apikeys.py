@@ -43,6 +43,8 @@ from api.apikeys_rules import (
 )
 from api.errors import ApiError, not_found
 from api.models import ApiConsent, ApiHousehold, ApiKey
+from api.privacy import hold_household
+from api.sqlite_pragmas import begin_writing
 
 
 def _now() -> datetime:
@@ -196,7 +198,8 @@ def grant(engine: Engine, household: int, key_id: int) -> tuple[ConsentOut, bool
     """``household`` lets ``key_id`` read its data: the consent, and whether it is new (a
     consent that holds already is answered as it is)."""
     with Session(engine) as session, session.begin():
-        _known_household(session, household)
+        begin_writing(session)
+        hold_household(session, household)  # not erased since the request was checked
         key = session.get(ApiKey, key_id)
         if key is None or key.revoked_at is not None:
             state = "does not exist" if key is None else "was revoked"

@@ -36,6 +36,7 @@ from sqlmodel import Session, col, select
 
 from api.models import ApiHousehold, IntakeReading
 from api.schemas import ReadingVerdict
+from api.sqlite_pragmas import begin_writing
 from ledger.mirror.models import HouseholdRecord
 from ledger.readings.eip712 import SignedReading
 from ledger.readings.intake import Code, MeterRecord, Verdict, classify
@@ -167,19 +168,6 @@ def _changed_meters(
     }
 
 
-def _begin_explicitly(session: Session) -> None:
-    """Open the transaction now, so that savepoints nest inside it.
-
-    SQLite's Python driver begins a transaction only before the first write, so a SAVEPOINT
-    issued before it opens a transaction of its own, which its RELEASE then commits: the
-    readings would be committed one by one, outside the transaction meant to hold them.
-    ``BEGIN IMMEDIATE`` also takes the write lock at once, as this writer is about to write.
-    PostgreSQL's driver has already begun.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("BEGIN IMMEDIATE"))
-
-
 class IntakeWriter:
     """The one thread that writes readings; requests wait on a future for their verdicts."""
 
@@ -305,7 +293,7 @@ class IntakeWriter:
         order = sorted(range(len(signed)), key=lambda i: (signed[i].reading.slot, i))
         try:
             with Session(self.engine) as session, session.begin():
-                _begin_explicitly(session)
+                begin_writing(session)  # so that the savepoints nest inside it
                 for i in order:
                     verdicts[i] = self._store_one(session, signed[i], i, now_slot)
         except Exception:

@@ -77,6 +77,7 @@ from sqlalchemy import Engine, delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from api import privacy
 from api.chain_gate import CHAIN_DOWN, ChainGate
 from api.custody import KeyVault
 from api.errors import ApiError, chain_unavailable, from_ledger
@@ -84,6 +85,7 @@ from api.idempotency import KEY_RETENTION, Ask
 from api.models import ApiHousehold, ApiIntent, ApiOrder, HouseholdErasure, IntakeReading
 from api.schemas import HouseholdCreated, KeyRotated, MeterRotated, TakeOut, TopUpOut
 from api.sent import Sending, TransactionPending, about_to_send, find_sent
+from api.sqlite_pragmas import begin_writing
 from ledger.chain.backends import Chain
 from ledger.contract.client import VoisinClient
 from ledger.errors import ContractError, LedgerError, NoGasMoney
@@ -778,12 +780,7 @@ class IntentRunner:
         with Session(self.engine) as session:
             erased = session.get(HouseholdErasure, household) is not None
         if erased:
-            raise ApiError(
-                409,
-                "household_erased",
-                f"household {household} was erased at its request: it gets no new key, token "
-                "or meter; a new registration starts a new household",
-            )
+            raise privacy.erased_error(household)
 
     def _require_committed(self, meter: str) -> None:
         """Refuse while readings of ``meter`` wait for the chain: it would refuse them once
@@ -901,8 +898,6 @@ class IntentRunner:
         (while there is any), then its personal data removed in the transaction that stores
         the answer. The chain's state is what makes a second drive skip a step: an inactive
         household, an empty account (whose refund the payload recorded before it was sent)."""
-        from api import privacy
-
         payload = _loads(intent.payload)
         household = intent.household
         assert household is not None and intent.id is not None
@@ -938,6 +933,7 @@ class IntentRunner:
             self.fault.at(intent.kind, "refunded")
         self._mirror(intent.kind)
         with Session(self.engine) as session, session.begin():
+            begin_writing(session)
             row = privacy.wipe(
                 session,
                 household,

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, delete, func, or_
 from sqlmodel import Session, col, select
 
-from api.errors import ApiError
+from api.errors import ApiError, not_found
 from api.models import (
     ApiConsent,
     ApiHousehold,
@@ -309,6 +309,39 @@ def _scrubbed(text: str | None) -> str | None:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _locked_row(session: Session, household: int) -> ApiHousehold | None:
+    """``household``'s row, locked until ``session``'s transaction ends (PostgreSQL: the row's
+    lock; SQLite: the transaction must hold the write lock already,
+    :func:`api.sqlite_pragmas.begin_writing`)."""
+    query = select(ApiHousehold).where(ApiHousehold.id == household).with_for_update()
+    return session.exec(query).first()
+
+
+def hold_household(session: Session, household: int) -> ApiHousehold:
+    """``household``'s row, locked for the rest of ``session``'s transaction; refused if it is
+    not registered or was erased.
+
+    Every write that gives a household something to act with (a token, an order, a consent)
+    goes through here in the transaction that writes it, and the erasure (:func:`wipe`) takes
+    the same lock first: whichever comes second sees what the first did, so an erasure that
+    finishes while such a request is checked is never undone by it."""
+    row = _locked_row(session, household)
+    if row is None:
+        raise not_found("unknown_household", f"household {household} is not registered")
+    if session.get(HouseholdErasure, household) is not None:
+        raise erased_error(household)
+    return row
+
+
+def erased_error(household: int) -> ApiError:
+    return ApiError(
+        409,
+        "household_erased",
+        f"household {household} was erased at its request: it gets no new key, token, meter, "
+        "order or consent; a new registration starts a new household",
+    )
+
+
 def wipe(
     session: Session,
     household: int,
@@ -328,11 +361,11 @@ def wipe(
       refuses a deactivated household's orders, and there is no key left to send them with;
     - ``api_consent``: its consents still in force are withdrawn.
     """
+    record = _locked_row(session, household)
     existing = session.get(HouseholdErasure, household)
     if existing is not None:
         return existing
     moment = now or datetime.now(UTC)
-    record = session.get(ApiHousehold, household)
     if record is not None:
         record.name = None
         record.token_hash = erased_token_hash(household)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, func, select
 
+from api import privacy
 from api.auth import Caller, Operator, hash_token
 from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
@@ -305,8 +306,7 @@ def rotate_token(
 
         def apply(session: Session, _: ApiIntent) -> Answer:
             token = services.intents.token_for(salt)
-            record = session.get(ApiHousehold, household)
-            assert record is not None
+            record = privacy.hold_household(session, household)
             record.token_hash = hash_token(token)
             session.add(record)
             return Answer(200, TokenRotated(id=household, token=token).model_dump(mode="json"))

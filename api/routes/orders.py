@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from api import privacy
 from api.auth import Caller, HouseholdCaller
 from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
@@ -107,6 +108,7 @@ def _plan_order(
         raise forbidden("only a prosumer (a household with PV) may post offers")
 
     def apply(session: Session, _: ApiIntent) -> Answer:
+        privacy.hold_household(session, household_id)  # not erased since it was checked
         # The household now sets its own order on this side: its agent's default steps aside.
         for default in session.exec(
             select(ApiOrder).where(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from api.intents import FaultHook, InjectedFault
 from api.models import (
@@ -30,6 +30,7 @@ from api.models import (
 from api.privacy import (
     COLUMNS,
     confirmation,
+    erased_token_hash,
     months_between,
     purge,
     retention_before_slot,
@@ -711,6 +712,84 @@ def test_a_key_rotation_checked_before_an_erasure_finished_is_refused_after_it(
         row = session.get(ApiHousehold, member.id)
         assert row is not None and not row.key_json
     assert api.services.client.household(member.id).account.lower() == member.account.lower()
+
+
+def _erased_meanwhile(api: Api, member: Member) -> None:
+    """The household's own erasure, finishing while another request of it is being checked."""
+    api.flush()
+    r = api.client.post(
+        f"/households/{member.id}/erasure",
+        json={"confirm": f"erase household {member.id}"},
+        headers=member.auth,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_a_token_rotation_checked_before_an_erasure_finished_gives_no_token_back(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = embedded_api
+    member = api.register(prosumer=False)
+    intents = api.services.intents
+    new_salt = intents.new_salt
+
+    def salt_while_erased() -> str:
+        _erased_meanwhile(api, member)
+        return new_salt()
+
+    monkeypatch.setattr(intents, "new_salt", salt_while_erased)
+    r = api.client.post(f"/households/{member.id}/token", headers=OP)
+    assert r.status_code == 409 and r.json()["code"] == "household_erased", r.text
+    with Session(api.services.engine) as session:
+        row = session.get(ApiHousehold, member.id)
+        assert row is not None and row.token_hash == erased_token_hash(member.id)
+
+
+def test_an_order_checked_before_an_erasure_finished_is_refused_and_not_left_queued(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = embedded_api
+    member = api.register(prosumer=False)
+    services = api.services
+    tariffs = services.tariffs
+
+    def tariffs_while_erased() -> Any:
+        _erased_meanwhile(api, member)
+        return tariffs()
+
+    monkeypatch.setattr(services, "tariffs", tariffs_while_erased)
+    bid = {"price_limit_ueur_per_kWh": 100_000, "first_slot": past_slot(1)}
+    r = api.client.post("/bids", json=bid, headers=member.auth)
+    assert r.status_code == 409 and r.json()["code"] == "household_erased", r.text
+    with Session(services.engine) as session:
+        live = session.exec(
+            select(ApiOrder).where(
+                ApiOrder.household == member.id, col(ApiOrder.status).in_(["queued", "open"])
+            )
+        ).all()
+    assert live == []
+
+
+def test_a_consent_checked_before_an_erasure_finished_is_refused(
+    embedded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.routes import consents
+    from tests.api.test_public_api import new_key, with_key
+
+    api = embedded_api
+    member = api.register(prosumer=False)
+    key = new_key(api, scopes=["household:read"])
+    itself = consents._itself
+
+    def itself_then_erased(caller: Any, household: int) -> None:
+        itself(caller, household)
+        _erased_meanwhile(api, member)
+
+    monkeypatch.setattr(consents, "_itself", itself_then_erased)
+    r = api.client.post(f"/v1/households/{member.id}/consents/{key['id']}", headers=member.auth)
+    assert r.status_code == 409 and r.json()["code"] == "household_erased", r.text
+    read = api.client.get(f"/v1/households/{member.id}/balance", headers=with_key(key))
+    assert read.status_code == 403, read.text
 
 
 def test_an_erasure_refunds_an_account_that_spent_its_gas_money(embedded_api: Api) -> None:
