@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Protocol
 
-from fastapi import Header
+from fastapi import Depends, Header, Request
 from pydantic import BaseModel
+
+from api.errors import ApiError
 
 #: The header's name, as clients send it.
 HEADER = "Idempotency-Key"
@@ -53,18 +55,35 @@ DESCRIPTION = (
     "refused by validation keeps no answer."
 )
 
+
+def _one_key(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            min_length=1,
+            max_length=MAX_KEY_LENGTH,
+            pattern=KEY_PATTERN,
+            description=DESCRIPTION,
+            examples=["0b6f5a4e-3c1d-4f6a-9a51-2f4a7d0c9e21"],
+        ),
+    ] = None,
+) -> str | None:
+    """The request's key; two or more ``Idempotency-Key`` headers are refused, as two
+    ``Authorization`` headers are: which one counts would be up to each proxy on the way, and a
+    retry read under another key would be applied again."""
+    if len(request.headers.getlist(HEADER)) > 1:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"send one {HEADER} header, not several: nothing was done",
+        )
+    return key
+
+
 #: The header as a route parameter: one definition, documented the same on every route.
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias=HEADER,
-        min_length=1,
-        max_length=MAX_KEY_LENGTH,
-        pattern=KEY_PATTERN,
-        description=DESCRIPTION,
-        examples=["0b6f5a4e-3c1d-4f6a-9a51-2f4a7d0c9e21"],
-    ),
-]
+IdempotencyKey = Annotated[str | None, Depends(_one_key)]
 
 
 class Caller(Protocol):

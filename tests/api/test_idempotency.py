@@ -99,6 +99,31 @@ def test_the_same_key_with_another_request_is_refused_and_changes_nothing(api: A
     assert api.services.client.balance_of(m.account) == 10
 
 
+def test_two_idempotency_keys_in_one_request_are_refused_before_anything_is_done(
+    embedded_api: Api,
+) -> None:
+    api = embedded_api
+    m = api.register(prosumer=False)
+    block = head(api)
+    keys = [("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
+    bid = {"price_limit_ueur_per_kWh": 100_000, "first_slot": past_slot(1)}
+    for path, body, auth in [
+        ("/topups", {"household": m.id, "amount_ueur": 5}, OP),
+        ("/bids", bid, m.auth),
+        (f"/households/{m.id}/token", None, OP),
+    ]:
+        r = api.client.post(path, json=body, headers=[*auth.items(), *keys])
+        assert r.status_code == 422 and "one Idempotency-Key header" in r.json()["message"], r.text
+    assert head(api) == block
+    # Each key alone then applies once.
+    for key in ("a", "b"):
+        r = api.client.post(
+            "/topups", json={"household": m.id, "amount_ueur": 5}, headers=keyed(OP, key)
+        )
+        assert r.status_code == 201, r.text
+    assert api.services.client.balance_of(m.account) == 10
+
+
 def test_keys_belong_to_their_caller(embedded_api: Api) -> None:
     api = embedded_api
     a, b = api.register(prosumer=False), api.register(prosumer=False)
