@@ -117,8 +117,9 @@ def add_parser(sub: Any) -> None:
     )
     audit.add_argument(
         "--network",
-        default=_DEFAULT_NETWORK,
-        help=f"pandapower Kerber network for --feeder (default {_DEFAULT_NETWORK})",
+        default=None,
+        help="pandapower Kerber network for --feeder (default: the market's own, as the "
+        f"server's settings give it, else {_DEFAULT_NETWORK})",
     )
     audit.set_defaults(func=run)
 
@@ -151,6 +152,7 @@ def served_audit_hint(args: argparse.Namespace, data_dir: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from api.city import market_meters, meters_in_several_markets
     from api.paths import absolute, unwritable_dir, unwritable_file
     from api.settings import Settings
     from ledger.audit import AuditError, run_audit
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         return _bad(
             f"--open-data-min-households must be at least 1, got {args.open_data_min_households}"
         )
-    if args.network not in NETWORKS:
+    if args.network is not None and args.network not in NETWORKS:
         return _bad(f"unknown --network {args.network!r}; choose one of {', '.join(NETWORKS)}")
     try:
         settings = Settings()
@@ -195,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
     if chain_spec == "embedded" and not (data_dir / "chain").is_dir():
         return _bad(f"{data_dir} holds no embedded chain ({data_dir / 'chain'} is missing)")
     reports: list[tuple[str | None, AuditReport]] = []
+    meters: dict[str, set[str]] = {}
     try:
         with open_chain(chain_spec, data_dir, settings.chain_key_value()) as chain:
             for target in targets:
@@ -211,8 +214,10 @@ def run(args: argparse.Namespace) -> int:
                         from_slot=args.from_slot,
                         to_slot=args.to_slot,
                         feeder=args.feeder,
-                        network=args.network,
+                        network=args.network or target.network,
                     )
+                    if target.market is not None:
+                        meters[target.market] = market_meters(engine)
                 finally:
                     engine.dispose()
                 reports.append((target.market, report))
@@ -234,12 +239,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"voisin audit: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     city = bool(args.city)
+    shared = meters_in_several_markets(meters) if city else []
     try:
         if args.json:
             if city:
                 both = {
-                    "ok": all(r.ok for _, r in reports),
+                    "ok": all(r.ok for _, r in reports) and not shared,
                     "markets": {str(m): r.as_dict() for m, r in reports},
+                    "shared_meters": shared,
                 }
                 Path(args.json).write_text(json.dumps(both, indent=2, default=str) + "\n")
             else:
@@ -259,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
                     min_households=args.open_data_min_households,
                     licence=args.open_data_licence,
                     publisher=args.open_data_publisher,
-                    base_url=args.open_data_base_url,
+                    base_url=_url_beneath(args.open_data_base_url, market if city else None),
                     spatial=args.open_data_spatial,
                 )
     except OSError as exc:  # checked at the start; the disk changed since
@@ -275,7 +282,9 @@ def run(args: argparse.Namespace) -> int:
         )
         for finding in report.findings:
             print(f"  {finding.as_text(settings.timezone)}")
-    failed = sum(len(r.findings) for _, r in reports)
+    for meter in shared:
+        print(f"  city: {meter['message']}")
+    failed = sum(len(r.findings) for _, r in reports) + len(shared)
     print("audit ok: no findings" if not failed else f"audit FAILED: {failed} finding(s)")
     return 0 if not failed else 1
 
@@ -288,6 +297,8 @@ class _Target:
     market: str | None
     records: Path
     database_url: str
+    #: Its feeder's network, as the server's settings give it.
+    network: str
 
 
 def _targets(args: argparse.Namespace, settings: Settings) -> list[_Target]:
@@ -323,7 +334,7 @@ def _targets(args: argparse.Namespace, settings: Settings) -> list[_Target]:
             if (data_dir / MARKETS_DIR).is_dir():
                 hint = "; it holds a city: give --market NAME or --city"
             raise ValueError(f"{data_dir} holds no Voisin deployment ({records} is missing){hint}")
-        return [_Target(None, records, _database_url(settings, data_dir))]
+        return [_Target(None, records, _database_url(settings, data_dir), settings.feeder_network)]
     targets = []
     for name in names:
         where = market_dir(settings, name)
@@ -338,7 +349,8 @@ def _targets(args: argparse.Namespace, settings: Settings) -> list[_Target]:
             raise ValueError(
                 f"market {name!r} holds no database ({where / 'voisin.db'} is missing)"
             )
-        targets.append(_Target(name, records, url))
+        network = settings.market_networks.get(name, settings.feeder_network)
+        targets.append(_Target(name, records, url, network))
     return targets
 
 
@@ -349,6 +361,13 @@ def _database_url(settings: Settings, data_dir: Path) -> str:
     if not db_path.is_file():
         raise ValueError(f"{data_dir} holds no database ({db_path} is missing)")
     return f"sqlite:///{db_path}"
+
+
+def _url_beneath(base_url: str | None, market: str | None) -> str | None:
+    """Where one market's open data is served: as its files lie, ``<market>/`` beneath."""
+    if base_url is None or market is None:
+        return base_url
+    return f"{base_url.rstrip('/')}/{market}"
 
 
 def _beneath(folder: str, market: str | None) -> Path:

@@ -16,14 +16,19 @@ city's settings, market ``<name>`` gets:
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlmodel import Session, col, select
 
 from api.cluster import is_postgres
 from api.settings import MARKET_NAME, Settings
+from ledger.mirror.models import ChainEvent
 
 #: Where the markets' data directories are, inside the city's.
 MARKETS_DIR = "markets"
@@ -138,3 +143,36 @@ def city_problem(city: Settings) -> str | None:
         finally:
             engine.dispose()
     return None
+
+
+def market_meters(engine: Engine) -> set[str]:
+    """Every meter key a market's contract registered or rotated to, as its mirror holds the
+    contract's events (which the market's own audit checks against the chain)."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(ChainEvent.name, ChainEvent.args_json).where(
+                col(ChainEvent.name).in_(("HouseholdRegistered", "MeterRotated"))
+            )
+        ).all()
+    field = {"HouseholdRegistered": "meter", "MeterRotated": "newMeter"}
+    return {str(json.loads(args)[field[name]]).lower() for name, args in rows}
+
+
+def meters_in_several_markets(meters: Mapping[str, Collection[str]]) -> list[dict[str, Any]]:
+    """The meter keys held by more than one market (``meters``: each market's), each with its
+    markets: a meter belongs to one market, so each is a finding of the city's audit (one
+    meter's energy would be credited, and sold, in each)."""
+    markets_of: dict[str, list[str]] = {}
+    for market, held in meters.items():
+        for meter in held:
+            markets_of.setdefault(meter.lower(), []).append(market)
+    return [
+        {
+            "meter": meter,
+            "markets": sorted(markets),
+            "message": f"meter {meter} is registered in {len(markets)} markets: "
+            f"{', '.join(sorted(markets))} (a meter belongs to one market)",
+        }
+        for meter, markets in sorted(markets_of.items())
+        if len(markets) > 1
+    ]

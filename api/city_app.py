@@ -37,7 +37,13 @@ from api import docs_ui, errors
 from api.app import create_app
 from api.body_guard import BodyGuard
 from api.chain_gate import WRITES_LOCK
-from api.city import CityError, create_schemas, market_settings
+from api.city import (
+    CityError,
+    create_schemas,
+    market_meters,
+    market_settings,
+    meters_in_several_markets,
+)
 from api.city_summary import DEFAULT_SPAN_SLOTS, MAX_SPAN_SLOTS, city_totals, market_figures
 from api.custody import given_or_kept_secret
 from api.errors import ApiError, unauthorized
@@ -96,6 +102,7 @@ class City:
                 feeder=self.feeder,
                 audits=self.audits,
                 market_of=lambda field, values: self.market_of(field, values, name),
+                meter_elsewhere=lambda meter: self.meter_elsewhere(meter, name),
             )
 
         return part
@@ -121,6 +128,21 @@ class City:
                 found[str(value)] = name
             left.difference_update(str(v) for v in held)
         return found
+
+    def meter_elsewhere(self, meter: str, asking: str) -> str | None:
+        """The market other than ``asking`` that holds ``meter``: a household of its database
+        has it, or its contract has it registered or retired (a meter rotated away there)."""
+        found = self.market_of("meter", [meter], asking).get(meter)
+        if found is not None:
+            return found
+        for name, app in self.apps.items():
+            services = getattr(app.state, "services", None)
+            if name == asking or services is None:
+                continue
+            state = services.client.meter_state(meter)
+            if state.household != 0 or state.retired:
+                return name
+        return None
 
     def is_operator(self, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(
@@ -195,10 +217,14 @@ class City:
         }
 
     def audit(self, first: int | None, last: int | None) -> dict[str, Any]:
-        """Every market's audit over ``first``..``last``, run now, one after the other."""
+        """Every market's audit over ``first``..``last``, run now, one after the other, and
+        the meter keys held by more than one market (``shared_meters``)."""
         results = []
+        meters = {}
         for name in self.apps:
-            report = self.services(name).audit(from_slot=first, to_slot=last).report
+            services = self.services(name)
+            report = services.audit(from_slot=first, to_slot=last).report
+            meters[name] = market_meters(services.engine)
             results.append(
                 {
                     "name": name,
@@ -208,7 +234,9 @@ class City:
                     "first_findings": report["findings"][:20],
                 }
             )
-        return {"ok": all(r["ok"] for r in results), "markets": results}
+        shared = meters_in_several_markets(meters)
+        ok = all(r["ok"] for r in results) and not shared
+        return {"ok": ok, "markets": results, "shared_meters": shared}
 
 
 def prepare_city(settings: Settings) -> None:

@@ -254,6 +254,15 @@ def claimed(session: Session, subject: str) -> bool:
     return found is not None
 
 
+def meter_in_another_market(meter: str, market: str) -> ApiError:
+    return ApiError(
+        409,
+        "meter_already_registered",
+        f"meter {meter} belongs to market {market!r} of this city (a meter key is used in one "
+        "market, once)",
+    )
+
+
 class IntentRunner:
     """Records, drives and reconciles intents; composed by :class:`api.services.Services`."""
 
@@ -269,13 +278,15 @@ class IntentRunner:
         forget_meter: Callable[[str], None],
         token_secret: str,
         forget_tokens: Callable[[int], None] = lambda household: None,
+        meter_elsewhere: Callable[[str], str | None] = lambda meter: None,
         fault: FaultHook | None = None,
     ) -> None:
         """``mirror`` brings the database up to the chain (the caller holds the gate);
         ``forget_meter`` drops the intake's cached state of a retired meter; household
         tokens are derived from ``token_secret`` (:meth:`token_for`); ``forget_tokens`` drops
         a household's tokens from the process's token cache once it is erased, whoever
-        finishes the erasure (a request, or the background pass after the chain was down)."""
+        finishes the erasure (a request, or the background pass after the chain was down);
+        ``meter_elsewhere`` names the other market of a city that holds a meter key."""
         self.gate = gate
         self.chain = chain
         self.client = client
@@ -285,6 +296,7 @@ class IntentRunner:
         self.forget_meter = forget_meter
         self.fault = fault if fault is not None else FaultHook()
         self.forget_tokens = forget_tokens
+        self.meter_elsewhere = meter_elsewhere
         # A bearer token is derived from a per-intent salt under a key the database never
         # holds, so that an answer given again carries the same token while only its hash
         # and the salt are stored.
@@ -554,6 +566,7 @@ class IntentRunner:
         self.fault.at(kind, "mirrored")
 
     def _require_new_meter(self, meter: str) -> None:
+        """Under the chain's lock (one for a whole city): the meter is on no contract yet."""
         state = self.client.meter_state(meter)
         if state.household != 0 or state.retired:
             raise ApiError(
@@ -562,6 +575,9 @@ class IntentRunner:
                 f"meter {meter} is already registered on chain (household {state.household}"
                 f"{', retired' if state.retired else ''}); a meter key is used once",
             )
+        elsewhere = self.meter_elsewhere(meter)
+        if elsewhere is not None:
+            raise meter_in_another_market(meter, elsewhere)
 
     def _fund(self, kind: str, account: str) -> None:
         """Gas money for a new account, once: a funded account is not funded again."""

@@ -145,6 +145,9 @@ class CityPart:
     #: value given, if one has: said in a refusal, so that a client sent to the wrong market
     #: learns where to go.
     market_of: Callable[[str, Collection[str]], dict[str, str]]
+    #: The other market that holds a meter key (registered in its database, or registered or
+    #: retired on its contract), if one does: a meter belongs to one market, once.
+    meter_elsewhere: Callable[[str], str | None]
 
 
 class Services:
@@ -318,6 +321,7 @@ class Services:
             forget_meter=self.intake.forget,
             token_secret=key_secret,
             forget_tokens=self.forget_tokens_of,
+            meter_elsewhere=self.meter_elsewhere,
             fault=FaultHook.from_environment(),
         )
         self.token_cache: dict[str, int] = {}
@@ -377,6 +381,10 @@ class Services:
     def meters_elsewhere(self, meters: Collection[str]) -> dict[str, str]:
         """The other market of the city where each of ``meters`` is registered, if one is."""
         return {} if self.city is None or not meters else self.city.market_of("meter", meters)
+
+    def meter_elsewhere(self, meter: str) -> str | None:
+        """The other market of the city that holds ``meter`` (:attr:`CityPart.meter_elsewhere`)."""
+        return None if self.city is None else self.city.meter_elsewhere(meter)
 
     def _secret(self, given: SecretStr | None, filename: str) -> str:
         return given_or_kept_secret(given, self.settings.data_dir / filename)

@@ -22,7 +22,7 @@ from api.auth import Caller, Operator, hash_token
 from api.deps import Svc, problems
 from api.errors import ApiError, forbidden, not_found
 from api.idempotency import Ask, IdempotencyKey
-from api.intents import Answer, Plan, claimed
+from api.intents import Answer, Plan, claimed, meter_in_another_market
 from api.models import ApiHousehold, ApiIntent, HouseholdErasure, IntakeReading
 from api.schemas import (
     UINT32,
@@ -89,7 +89,7 @@ def _plan_registration(services: Svc, body: HouseholdIn) -> Plan:
 def _new_meter(services: Svc, address: str) -> str:
     """``address`` checksummed, if it may become a meter: not zero, and registered nowhere:
     not in the database, not claimed by an unfinished registration or rotation, not on
-    chain (a meter key is used once, even retired)."""
+    chain (a meter key is used once, even retired), and in a city, not in another market."""
     from eth_utils.address import to_checksum_address
 
     meter = to_checksum_address(address)
@@ -114,6 +114,9 @@ def _new_meter(services: Svc, address: str) -> str:
             f"meter {meter} is already registered on chain (household {state.household}"
             f"{', retired' if state.retired else ''}); a meter key is used once",
         )
+    elsewhere = services.on_chain(lambda: services.meter_elsewhere(meter))
+    if elsewhere is not None:
+        raise meter_in_another_market(meter, elsewhere)
     return meter
 
 

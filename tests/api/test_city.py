@@ -212,6 +212,45 @@ def test_a_token_an_order_and_a_reading_of_one_market_are_refused_in_another(
     assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
 
 
+def test_a_meter_belongs_to_one_market_once(
+    city: CityUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A meter of one market, or one retired there, is refused in another: by registration,
+    by a meter rotation, and under the chain's lock when the other market took it meanwhile."""
+    north, south = (city.market(n) for n in MARKETS)
+    ours = north.register(prosumer=True)
+    theirs = south.register(prosumer=True)
+    heads = city.city.chain.w3.eth.block_number  # type: ignore[union-attr]
+    r = south.post(
+        "/v1/households", json={"meter": ours.meter.address, "prosumer": True}, headers=OP
+    )
+    assert r.status_code == 409 and r.json()["code"] == "meter_already_registered", r.text
+    assert "market 'north'" in r.json()["message"], r.text
+    r = south.post(
+        f"/v1/households/{theirs.id}/meter", json={"meter": ours.meter.address}, headers=OP
+    )
+    assert r.status_code == 409 and "market 'north'" in r.json()["message"], r.text
+    assert city.city.chain.w3.eth.block_number == heads  # type: ignore[union-attr]
+    # North rotates its meter away: the retired key stays north's.
+    r = north.post(
+        f"/v1/households/{ours.id}/meter", json={"meter": Account.create().address}, headers=OP
+    )
+    assert r.status_code == 200, r.text
+    r = south.post(
+        "/v1/households", json={"meter": ours.meter.address, "prosumer": False}, headers=OP
+    )
+    assert r.status_code == 409 and "market 'north'" in r.json()["message"], r.text
+    # North registers a meter after south's request for it was checked (the check is made
+    # to miss it): south's registration is refused under the chain's lock.
+    contested = Account.create().address
+    r = north.post("/v1/households", json={"meter": contested, "prosumer": False}, headers=OP)
+    assert r.status_code == 201, r.text
+    monkeypatch.setattr(south.services, "meter_elsewhere", lambda meter: None)
+    r = south.post("/v1/households", json={"meter": contested, "prosumer": False}, headers=OP)
+    assert r.status_code == 409 and "market 'north'" in r.json()["message"], r.text
+    assert south.services.client.meter_state(contested).household == 0
+
+
 def test_the_city_token_holds_every_market_and_a_market_token_only_its_own(
     city: CityUnderTest,
 ) -> None:
