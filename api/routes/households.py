@@ -205,6 +205,10 @@ def credit_lines(conn: Connection | Session, household: int) -> list[CreditLine]
     ]
 
 
+#: The longest statement: 366 days of slots, ``from`` and ``to`` included.
+MAX_STATEMENT_SLOTS = 96 * 366
+
+
 @router.get(
     "/households/{household}/statement",
     responses=problems(401, 403, 404, 422),
@@ -230,8 +234,13 @@ def statement(
         raise ApiError(
             422, "invalid_input", f"to ({to_slot}) must not be before from ({from_slot})"
         )
-    if to_slot - from_slot > 96 * 366:
-        raise ApiError(422, "invalid_input", "a statement covers at most 366 days (35,136 slots)")
+    if to_slot - from_slot + 1 > MAX_STATEMENT_SLOTS:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"a statement covers at most 366 days ({MAX_STATEMENT_SLOTS:,} slots, from and to "
+            f"included); from {from_slot} to {to_slot} is {to_slot - from_slot + 1:,}",
+        )
     try:
         return load_statement(services.engine, household, from_slot, to_slot).as_dict()
     except (MarketDataError, StatementError) as exc:

@@ -355,6 +355,15 @@ def test_bad_input_table(api: Api) -> None:
             422,
             "invalid_input",
         ),
+        (
+            "statement of 366 days and one slot",
+            "GET",
+            f"/households/{buyer.id}/statement?from={slot}&to={slot + 96 * 366}",
+            None,
+            bh,
+            422,
+            "invalid_input",
+        ),
         ("page size zero", "GET", "/offers?limit=0", None, bh, 422, "invalid_input"),
         ("page size too big", "GET", "/offers?limit=100000", None, bh, 422, "invalid_input"),
         (
