@@ -465,7 +465,7 @@ def _simulate_via_api(
     }
     if operator_key:
         env["VOISIN_CHAIN_KEY"] = operator_key
-    server = ServeProcess(data_dir, env, log_path=out / "serve.log")
+    server = ServeProcess(data_dir, env, log_path=out / "serve.log", stop_with_parent=True)
     print(f"starting voisin serve on {server.base_url} (log: {server.log_path})", file=sys.stderr)
     try:
         server.start()

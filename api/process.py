@@ -21,6 +21,8 @@ from types import TracebackType
 
 import httpx
 
+from ledger.chain.children import signal_when_parent_dies
+
 __all__ = ["ServeProcess", "ServerStartError", "free_port"]
 
 #: Inherited variables a child server never takes from the caller unless given explicitly.
@@ -55,7 +57,11 @@ class ServeProcess:
         log_path: Path | str | None = None,
         start_timeout_s: float = 120.0,
         workers: int = 1,
+        stop_with_parent: bool = False,
     ) -> None:
+        """``stop_with_parent``: the server gets SIGTERM when the thread that started it ends
+        (its process killed, say), so that none is left behind holding the data dir's chain;
+        for a server started by the main thread of a command that owns it."""
         # Absolute, so that the child opens this directory whatever its working directory.
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
@@ -67,6 +73,7 @@ class ServeProcess:
         self.env.update(env)
         self.env["VOISIN_DATA_DIR"] = str(self.data_dir)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.stop_with_parent = stop_with_parent
 
     def start(self) -> ServeProcess:
         """Start the child and wait until ``/health`` answers 200."""
@@ -84,6 +91,7 @@ class ServeProcess:
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_stop_with_parent if self.stop_with_parent else None,
             )
         finally:
             if out is not subprocess.DEVNULL:
@@ -134,3 +142,7 @@ class ServeProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _stop_with_parent() -> None:
+    signal_when_parent_dies(signal.SIGTERM)

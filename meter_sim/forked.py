@@ -4,17 +4,27 @@ The run itself is one Python process executing the chain; the flows (before the 
 imported, :func:`meter_sim.flows.simulate_ahead`) and the plots (during the audit,
 :class:`meter_sim.plots.BackgroundPlots`) are computed beside it. A forked child starts with
 everything its parent has imported and needs no imports but its job's own.
+
+Every such child, and every worker of :func:`helper_pool`, dies with the process that started
+it: forked after the chain was opened, it holds the chain's lock file too, so a child left
+behind by a run killed on its own (``kill PID``, the OOM killer) would keep ``--resume`` and
+``voisin audit`` out of the run's data for good.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
+import signal
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing.context import BaseContext
 from typing import Any, TypeVar
 
-__all__ = ["in_forked_child"]
+from ledger.chain.children import signal_when_parent_dies
+
+__all__ = ["helper_pool", "in_forked_child"]
 
 T = TypeVar("T")
 
@@ -31,7 +41,7 @@ def in_forked_child(function: Callable[..., T], *args: Any) -> Future[T]:
     were at the call.
     """
     job = pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL)
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    pool = helper_pool(1, multiprocessing.get_context("fork"))
     try:
         return pool.submit(_run_pickled, job)
     finally:
@@ -41,3 +51,17 @@ def in_forked_child(function: Callable[..., T], *args: Any) -> Future[T]:
 def _run_pickled(job: bytes) -> Any:
     function, args = pickle.loads(job)
     return function(*args)
+
+
+def helper_pool(workers: int, context: BaseContext | None = None) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes that die with this one (see the module's docstring)."""
+    return ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)
+    )
+
+
+def _die_with(parent: int) -> None:
+    """In a worker: SIGKILL when ``parent`` dies; gone already, exit now."""
+    signal_when_parent_dies(signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from itertools import islice, pairwise
 
 import numpy as np
@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from ledger.readings.eip712 import Reading, SignedReading, sign_reading
 from meter_sim.flows import Flows
+from meter_sim.forked import helper_pool
 from meter_sim.scenario import Scenario
 
 
@@ -56,7 +57,7 @@ def sign_readings(
     if processes <= 1:
         blocks = [_sign_block(*job) for job in jobs]
     else:
-        with ProcessPoolExecutor(processes) as pool:
+        with helper_pool(processes) as pool:
             blocks = list(pool.map(_sign_block, *zip(*jobs, strict=True)))
     per_meter = [row for block in blocks for row in block]
     return [per_meter[h][t] for t in range(len(slots)) for h in range(len(ids))]
@@ -100,7 +101,7 @@ def signed_slots(
         raise ValueError(f"start {start} is outside the {len(slots)} slots")
     starts = [start, *range(start + 1, len(slots), slots_per_job)] if start < len(slots) else []
     spans = iter(pairwise([*starts, len(slots)]))
-    pool = ProcessPoolExecutor(1)
+    pool = helper_pool(1)
 
     def submit(lo: int, hi: int) -> tuple[int, Future[list[list[SignedReading]]]]:
         block = (meters, slots[lo:hi], imports[:, lo:hi].tolist(), exports[:, lo:hi].tolist())

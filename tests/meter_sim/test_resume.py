@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,10 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return report
 
 
-def run_until_killed(out: Path, settled: int) -> str:
+def run_until_killed(out: Path, settled: int, whole_group: bool = True) -> str:
     """Start ``voisin simulate`` in its own process group, read its progress lines (a pipe:
-    one plain line per step) and SIGKILL the group once ``settled`` slots are settled;
-    returns what it printed."""
+    one plain line per step) and SIGKILL the group (or its first process alone) once
+    ``settled`` slots are settled; returns what it printed."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "simulate", *OPTIONS, "--out", str(out)],
         cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
@@ -66,20 +67,44 @@ def run_until_killed(out: Path, settled: int) -> str:
             seen.append(line)
             done = re.search(r"(\d+)/\d+ slots", line)
             if done and int(done.group(1)) >= settled:
-                os.killpg(proc.pid, signal.SIGKILL)
+                if whole_group:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.kill()
                 break
+        proc.wait(timeout=60)
+        if not whole_group:
+            # Its helper processes (the signing worker, a forked child) die with it.
+            deadline = time.monotonic() + 30
+            while _group_alive(proc.pid):
+                assert time.monotonic() < deadline, "a helper process outlived the run"
+                time.sleep(0.1)
     finally:
-        if proc.poll() is None:
+        if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     return "".join(seen)
 
 
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["group", "run-alone"])
 def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_report(
-    uninterrupted: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    uninterrupted: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    whole_group: bool,
 ) -> None:
+    """Killed as a terminal's Ctrl-C or a reboot kills it (its whole group), or alone (``kill
+    PID``, the OOM killer): either way ``--resume`` goes on."""
     out = tmp_path / "out"
-    printed = run_until_killed(out, settled=4)
+    printed = run_until_killed(out, settled=4, whole_group=whole_group)
     assert " 4/12 slots" in printed, printed
     assert not (out / "report.json").exists()
     record = json.loads((out / "run.json").read_text())
