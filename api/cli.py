@@ -242,13 +242,18 @@ def _simulate(args: argparse.Namespace) -> int:
         return refuse(str(exc))
     # Only now the ledger (web3, py-evm), while the flows are computed in a child; it loads
     # before keep_for_good, so that the collector sets its objects aside with the rest.
+    from api.schema import SchemaError
     from ledger.errors import LedgerError
     from meter_sim.memory import AnonPeak
     from meter_sim.run import run_simulation, stderr_progress
 
-    if args.via == "direct" and not resuming:
+    if args.via == "direct":
+        # Resumed too: a run stopped before this point has no mirror yet.
         data_dir.mkdir(parents=True, exist_ok=True)
-        prepare_mirror(f"sqlite:///{(data_dir / 'voisin.db').resolve()}")
+        try:
+            prepare_mirror(f"sqlite:///{(data_dir / 'voisin.db').resolve()}")
+        except SchemaError as exc:
+            return refuse(str(exc))
     keep_for_good(args.own_process)
     # The plots are drawn in a child process while the run's audit goes on in this one.
     plots = BackgroundPlots(out)

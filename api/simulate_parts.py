@@ -42,7 +42,15 @@ def refuse(message: str) -> int:
 
 def output_problem(args: argparse.Namespace, out: Path, data_dir: Path) -> str | None:
     """Why the run cannot write where its options say (``--json``, ``--out`` and the data
-    dir), or None."""
+    dir), or None. A new run's ``--out`` must not hold another run's record (``run.json``):
+    its report and record would be overwritten, and a stopped run could no longer resume."""
+    if args.json and absolute(args.json) in (out, data_dir):
+        return f"--json {args.json} is the run's own folder: give the report's file name"
+    if args.resume is None and (out / "run.json").exists():
+        return (
+            f"{out} holds another run (run.json): give a fresh --out, or go on with that run "
+            f"with voisin simulate --resume {out}"
+        )
     return (
         unwritable_file(args.json, "--json")
         or unwritable_dir(out, "--out")

@@ -252,3 +252,49 @@ def test_signed_slots_from_a_later_slot_are_the_same_readings() -> None:
         list(signed_slots(sc, flows, domain, start=5, slots_per_job=3, jobs_ahead=1)) == (whole[5:])
     )
     assert list(signed_slots(sc, flows, domain, start=SLOTS)) == []
+
+
+def test_a_run_stopped_before_its_mirror_existed_resumes_with_a_servable_database(
+    uninterrupted: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C in the first seconds (its record written, its flows being computed, no
+    database yet): the resumed run's database is at the API's revision, as a new run's."""
+    import api.cli
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as patched:
+        patched.setattr(api.cli, "start_flows", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            main(["simulate", *OPTIONS, "--out", str(out)])
+    assert (out / "run.json").exists() and not (out / "data" / "voisin.db").exists()
+    assert main(["simulate", "--resume", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert figures(report) == figures(uninterrupted)
+    capsys.readouterr()
+    assert main(["db", "current", "--data-dir", str(out / "data")]) == 0, capsys.readouterr()
+
+
+def test_a_new_run_leaves_a_folder_holding_another_run_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    one = [*OPTIONS, "--slots", "1", "--out", str(out)]
+    assert main(["simulate", *one]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["simulate", *one, "--data-dir", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} holds another run (run.json)" in err and "--resume" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert not (tmp_path / "other").exists()
+    # A report file named as the run's own folder (not there yet) is refused before the run.
+    fresh = tmp_path / "fresh"
+    assert main(["simulate", *one[:-1], str(fresh), "--json", str(fresh)]) == 2
+    assert "is the run's own folder" in capsys.readouterr().err
+    assert not fresh.exists()
