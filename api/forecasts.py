@@ -10,14 +10,16 @@ residual). Net position is export minus import.
 
 - **Issue slot**: the newest slot the mirror holds readings for (at most the slot that just
   ended), so the forecast moves on as readings arrive. A slot a meter has not reported counts
-  zero.
+  zero. With no reading for more than a day (:data:`MAX_LAG_SLOTS`), there is no forecast: its
+  "next hours" would all be past.
 - **History**: the :data:`ledger.forecast.load.FIT_DAYS` days before the issue slot's UTC day
-  (from the first whole UTC day with readings, if that is later), read once per issue slot for
-  every household and kept (:class:`Forecasts`). Fewer than
+  (from the first whole UTC day with readings, if that is later), read once per issue slot and
+  set of active households and kept (:class:`Forecasts`). Fewer than
   :data:`ledger.forecast.load.MIN_HISTORY_DAYS` days of readings and there is no forecast
-  (:class:`NotEnoughHistory`, a 409).
-- **The neighbourhood's aggregate** sums every household with a reading in the history and is
-  withheld when fewer than :data:`MIN_HOUSEHOLDS` are behind it (as the open data is).
+  (:class:`NotEnoughHistory`, a 409): for the neighbourhood, and for a household, of its own.
+- **The neighbourhood's aggregate** sums every active household with a reading in the history
+  (a deactivated or erased one imports and exports no more) and is withheld when fewer than
+  :data:`MIN_HOUSEHOLDS` are behind it (as the open data is).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ __all__ = [
 
 #: The longest forecast asked for (hours).
 MAX_HOURS: Final = 72
+#: The newest reading may be at most this many slots before the slot that just ended.
+MAX_LAG_SLOTS: Final = SLOTS_PER_DAY
 #: Fewest households behind a published aggregate.
 AGGREGATE_MIN_HOUSEHOLDS: Final = MIN_HOUSEHOLDS
 
@@ -78,6 +82,8 @@ class IssuedForecast:
     metered: tuple[bool, ...]
     import_Wh: NDArray[np.int64]
     export_Wh: NDArray[np.int64]
+    #: Each household's whole UTC days of readings before the issue slot's day.
+    history_days: tuple[int, ...] = ()
 
     def row(self, household: int) -> int | None:
         try:
@@ -93,9 +99,17 @@ class IssuedForecast:
         )
 
     def household(self, household: int) -> Series | None:
+        """``household``'s own forecast; None if it is not an active household. Raises
+        :class:`NotEnoughHistory` if its own readings are too few to forecast from."""
         row = self.row(household)
         if row is None:
             return None
+        have = self.history_days[row] if self.history_days else MIN_HISTORY_DAYS
+        if have < MIN_HISTORY_DAYS:
+            raise NotEnoughHistory(
+                f"a forecast needs {MIN_HISTORY_DAYS} whole days of readings before today "
+                f"(UTC); household {household} has {have}"
+            )
         return Series(1, self.import_Wh[row], self.export_Wh[row])
 
     def pricing_area(self, household: int | None) -> Series:
@@ -103,9 +117,9 @@ class IssuedForecast:
         neighbourhood is too small to show, its own figures."""
         area = self.neighbourhood()
         if household is not None and area.households < AGGREGATE_MIN_HOUSEHOLDS:
-            own = self.household(household)
-            if own is not None:
-                return own
+            row = self.row(household)
+            if row is not None:
+                return Series(1, self.import_Wh[row], self.export_Wh[row])
         return area
 
 
@@ -193,10 +207,17 @@ class Forecasts:
     def latest(self, now_slot: int) -> IssuedForecast:
         """The forecast after the newest metered slot up to ``now_slot - 1`` (72 hours of it)."""
         issue = self._newest_metered(now_slot)
+        if now_slot - 1 - issue > MAX_LAG_SLOTS:
+            raise NotEnoughHistory(
+                f"the newest reading is of slot {issue}, more than a day before now: a forecast "
+                "starts after the newest metered slot, so there is none until readings come in"
+            )
+        households = self._households()
         with self._lock:
-            if self._issued is None or self._issued.issue_slot != issue:
-                self._issued = self._issue(issue)
-            return self._issued
+            issued = self._issued
+            if issued is None or (issued.issue_slot, issued.households) != (issue, households):
+                issued = self._issued = self._issue(issue)
+            return issued
 
     def review(self, now_slot: int) -> Review:
         """The neighbourhood's forecast made a day before the newest metered slot, against
@@ -259,12 +280,25 @@ class Forecasts:
             )
         return int(newest)
 
+    def _households(self) -> tuple[int, ...]:
+        """The active households, as the mirror holds them."""
+        with Session(self.engine) as session:
+            query = select(HouseholdRecord.id).where(col(HouseholdRecord.active).is_(True))
+            return tuple(sorted(session.exec(query)))
+
     def _issue(self, issue: int) -> IssuedForecast:
         day_start = (issue + 1) // SLOTS_PER_DAY * SLOTS_PER_DAY
         need = day_start - MIN_HISTORY_DAYS * SLOTS_PER_DAY
+        households = self._households()
         with Session(self.engine) as session:
-            households = tuple(sorted(session.exec(select(HouseholdRecord.id))))
             oldest = session.exec(select(func.min(ReadingRecord.slot))).one()
+            firsts = dict(
+                session.exec(
+                    select(ReadingRecord.household, func.min(ReadingRecord.slot)).group_by(
+                        col(ReadingRecord.household)
+                    )
+                ).all()
+            )
             # The history starts with the first whole UTC day of readings: the slots before
             # the first reading are not zeros the model should learn from.
             first = max(
@@ -305,7 +339,16 @@ class Forecasts:
             metered=tuple(bool(s) for s in seen),
             import_Wh=_to_Wh(self._model.forecast(imports, issue, horizon)),
             export_Wh=_to_Wh(self._model.forecast(exports, issue, horizon)),
+            history_days=tuple(_whole_days(firsts.get(h), day_start) for h in households),
         )
+
+
+def _whole_days(first_slot: int | None, day_start: int) -> int:
+    """The whole UTC days from the first one on or after ``first_slot`` to ``day_start``."""
+    if first_slot is None:
+        return 0
+    first_day = -(-first_slot // SLOTS_PER_DAY) * SLOTS_PER_DAY
+    return max(0, (day_start - first_day) // SLOTS_PER_DAY)
 
 
 def _to_Wh(values: NDArray[np.float64]) -> NDArray[np.int64]:

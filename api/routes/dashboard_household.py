@@ -100,9 +100,9 @@ def _tomorrow(
     tz = services.settings.timezone
     try:
         issued = services.forecasts.latest(slot_now())
+        own = issued.household(household)
     except NotEnoughHistory:
         return {"tomorrow_hours": None, "tomorrow_chart": None}
-    own = issued.household(household)
     if own is None:
         return {"tomorrow_hours": None, "tomorrow_chart": None}
     first = issued.issue_slot + 1

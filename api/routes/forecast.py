@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from api.auth import Caller
 from api.deps import Svc, problems
@@ -22,6 +23,7 @@ from api.forecasts import (
     Series,
     hours_ahead,
 )
+from api.models import ApiHousehold
 from api.schemas import HouseholdPath
 from api.services import Services, slot_now
 from api.web import views
@@ -96,10 +98,21 @@ def household_forecast(
 ) -> ForecastOut:
     if not caller.may_see(household):
         raise forbidden(f"household {household}'s data is visible to itself and the operator only")
+    with Session(services.engine) as session:
+        if session.get(ApiHousehold, household) is None:
+            raise not_found("unknown_household", f"household {household} is not registered")
     issued = _issued(services)
-    own = issued.household(household)
+    try:
+        own = issued.household(household)
+    except NotEnoughHistory as exc:
+        raise ApiError(409, "not_enough_history", str(exc)) from exc
     if own is None:
-        raise not_found("unknown_household", f"household {household} is not registered")
+        raise ApiError(
+            409,
+            "household_inactive",
+            f"household {household} is deactivated: it imports and exports no more, so it has "
+            "no forecast",
+        )
     return _answer(services, issued, household, own, hours)
 
 

@@ -249,3 +249,48 @@ def test_the_washing_machine_app_reads_tomorrow_from_the_forecast(
     said = list(app.lines(tomorrow - timedelta(days=1), [], 1, hours))
     assert "(expected: Voisin's forecast): run it at" in said[1]
     del api.client.headers["X-API-Key"]
+
+
+def test_a_households_forecast_needs_its_own_history_and_an_active_household(
+    embedded_api: Api,
+) -> None:
+    """The forecast follows the active households: a newcomer, or one with a day of readings,
+    gets 409 until it has its own history (not a forecast learned from zeros); an erased one
+    leaves the neighbourhood's aggregate; an unknown one is 404 whatever the history."""
+    api = embedded_api
+    c = api.client
+    assert c.get("/households/999/forecast", headers=OP).status_code == 404
+    members = [api.register(prosumer=True) for _ in range(4)]
+    write_metered_days(api.services.engine, members, days=MIN_HISTORY_DAYS + 2)
+    assert c.get("/forecast").json()["households"] == 4  # issued, and kept
+    newcomer, short = api.register(prosumer=False), api.register(prosumer=False)
+    write_metered_days(api.services.engine, [short], days=1)
+    for member in (newcomer, short):
+        r = c.get(f"/households/{member.id}/forecast", headers=member.auth)
+        assert r.status_code == 409 and r.json()["code"] == "not_enough_history", r.text
+        assert f"household {member.id} has 0" in r.json()["message"], r.text
+    assert c.get(f"/households/{members[0].id}/forecast", headers=OP).status_code == 200
+    api.flush()
+    gone = members[3]
+    r = c.post(
+        f"/households/{gone.id}/erasure",
+        json={"confirm": f"erase household {gone.id}"},
+        headers=gone.auth,
+    )
+    assert r.status_code == 200, r.text
+    # The short-history household is metered, so it counts: 3 of the 4 plus it.
+    assert c.get("/forecast").json()["households"] == 4
+    r = c.get(f"/households/{gone.id}/forecast", headers=OP)
+    assert r.status_code == 409 and r.json()["code"] == "household_inactive", r.text
+
+
+def test_no_forecast_when_the_newest_reading_is_more_than_a_day_old(
+    street: tuple[Api, list[Member]],
+) -> None:
+    api, _ = street
+    with Session(api.services.engine) as session:  # the meters stopped two days ago
+        session.execute(delete(ReadingRecord).where(ReadingRecord.slot > slot_now() - 2 * 96))
+        session.commit()
+    r = api.client.get("/forecast", params={"hours": 24})
+    assert r.status_code == 409 and r.json()["code"] == "not_enough_history", r.text
+    assert "more than a day before now" in r.json()["message"]
