@@ -203,8 +203,15 @@ def _simulate(args: argparse.Namespace) -> int:
         check_window_is_over(scenario, args.first_slot, args.slots)
     except MeterSimError as exc:
         return refuse(str(exc))
+    except OverflowError:  # a --start near the calendar's ends
+        return refuse(f"--start {args.start}: give a date between the years 2 and 9998")
     out, data_dir = run_paths(args)
     resuming = args.resume is not None
+    if resuming and not data_dir.is_dir():
+        return refuse(
+            f"the run's data dir {data_dir} is gone (moved or deleted): put it back there to "
+            "go on, or start a new run"
+        )
     if not resuming and (data_dir / "chain").exists():
         # Not an option's form but the disk's state, checked when the run starts.
         return refuse(f"{data_dir} already holds a chain: give a fresh --data-dir")
@@ -223,7 +230,9 @@ def _simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     try:
-        # Before the first transaction: what the run is, so that --resume OUT can go on.
+        # Before the first transaction: what the run is, so that --resume OUT can go on; and
+        # its data dir, so that --resume can tell a data dir moved away from one not begun.
+        data_dir.mkdir(parents=True, exist_ok=True)
         _record_run(args, out, data_dir)
     except OSError as exc:
         return refuse(f"cannot write {out / RUN_RECORD}: {exc.strerror or exc}")
@@ -296,11 +305,20 @@ def _simulate(args: argparse.Namespace) -> int:
     result.report["peak_anon_bytes"] = peak_anon
     try:
         report_path = write_report(result.report, out, args.json)
-        _record_finished(out)
-        print(summary(result.report))
         page = plots.write_report_html(result)
+        # Finished once its report and page are written: stopped before, it is resumed (its
+        # slots all settled, only the audit and the report again).
+        _record_finished(out)
     except OSError as exc:  # the folder checked at the start went away or turned read-only
         return refuse(f"cannot write the report to {exc.filename}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        print(
+            f"\nvoisin simulate: stopped while writing the report; every slot is settled: "
+            f"voisin simulate --resume {out} writes it",
+            file=sys.stderr,
+        )
+        return 130
+    print(summary(result.report))
     print(f"report: {report_path}\npage with the plots: {page}")
     return 0 if result.report["audit_ok"] else 1
 

@@ -62,6 +62,7 @@ def _engine(args: argparse.Namespace, name: str) -> Any:
     engine; or an exit status 2 after saying why."""
     from pydantic import ValidationError
     from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError
 
     from api.paths import absolute
     from api.settings import Settings
@@ -98,7 +99,11 @@ def _engine(args: argparse.Namespace, name: str) -> Any:
         if not database.is_file():
             print(f"voisin db {name}: no database at {database}", file=sys.stderr)
             return 2
-    return city_dir, create_engine(url)
+    try:
+        return city_dir, create_engine(url)
+    except (ArgumentError, ImportError) as exc:  # no such dialect or driver
+        print(f"voisin db {name}: cannot use the database {url!r}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _running_server(served: Path) -> str | None:
@@ -117,7 +122,15 @@ def _running_server(served: Path) -> str | None:
     return url
 
 
+def _first_line(exc: Exception) -> str:
+    """A database error's own message, without the statement and the link to its docs."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _current(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from api.schema import inspect_schema
 
     opened = _engine(args, "current")
@@ -126,6 +139,10 @@ def _current(args: argparse.Namespace) -> int:
     _served_in, engine = opened
     try:
         status = inspect_schema(engine)
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        print(f"voisin db current: cannot read {where}: {_first_line(exc)}", file=sys.stderr)
+        return 2
     finally:
         engine.dispose()
     print(f"{engine.url.render_as_string(hide_password=True)}: {status.describe()}")

@@ -38,6 +38,7 @@ def add_parser(sub: Any) -> None:
 def _purge(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
 
     from api.paths import absolute
     from api.privacy import purge
@@ -71,6 +72,10 @@ def _purge(args: argparse.Namespace) -> int:
             print(f"voisin purge-readings: the database is {status.describe()}", file=sys.stderr)
             return 2
         done = purge(engine, days, time.time())
+    except SQLAlchemyError as exc:  # one transaction: nothing was deleted
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"voisin purge-readings: cannot use the database: {reason}", file=sys.stderr)
+        return 2
     finally:
         engine.dispose()
     print(

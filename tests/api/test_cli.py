@@ -350,3 +350,34 @@ def test_voisin_serve_names_where_the_operator_token_is_never_the_token(tmp_path
     assert operator_token_source(given) == "from VOISIN_OPERATOR_TOKEN"
     generated = Settings(data_dir=tmp_path)
     assert operator_token_source(generated) == f"in {tmp_path / 'operator.token'}"
+
+
+def test_commands_refuse_a_database_or_date_they_cannot_use_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No traceback: a --start at the calendar's end, a voisin.db that is no database, a
+    database URL of no known kind."""
+    assert (
+        main(["simulate", "--start", "0001-01-01", "--slots", "1", "--out", str(tmp_path / "o")])
+        == 2
+    )
+    assert capsys.readouterr().err == (
+        "voisin simulate: --start 0001-01-01: give a date between the years 2 and 9998\n"
+    )
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "voisin.db").write_text("not a database\n")
+    assert main(["db", "current", "--data-dir", str(garbage)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("voisin db current: cannot read sqlite:///") and err.count("\n") == 1
+    monkeypatch.setenv("VOISIN_SIGNED_READING_RETENTION_DAYS", "1")
+    assert main(["purge-readings", "--data-dir", str(garbage)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("voisin purge-readings: cannot use the database") and err.count("\n") == 1
+    monkeypatch.setenv("VOISIN_DATABASE_URL", "bogus://nowhere/db")
+    assert main(["db", "current", "--data-dir", str(garbage)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("voisin db current: cannot use the database 'bogus://")
+        and err.count("\n") == 1
+    )

@@ -298,3 +298,41 @@ def test_a_new_run_leaves_a_folder_holding_another_run_alone(
     assert main(["simulate", *one[:-1], str(fresh), "--json", str(fresh)]) == 2
     assert "is the run's own folder" in capsys.readouterr().err
     assert not fresh.exists()
+
+
+def test_resume_refuses_a_run_whose_data_dir_is_gone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Moved or deleted: refused, not started again from the first slot."""
+    out = tmp_path / "out"
+    assert main(["simulate", *OPTIONS, "--slots", "1", "--out", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    record["finished_utc"] = None
+    (out / "run.json").write_text(json.dumps(record))
+    (out / "data").rename(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["simulate", "--resume", str(out)]) == 2
+    assert f"the run's data dir {out / 'data'} is gone" in capsys.readouterr().err
+    assert not (out / "data").exists()
+
+
+def test_a_run_stopped_while_writing_its_page_is_not_finished_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from meter_sim.plots import BackgroundPlots
+
+    drawn = BackgroundPlots.write_report_html
+
+    def stopped(self: BackgroundPlots, result: Any) -> None:
+        drawn(self, result)  # its plots' child done, then Ctrl-C
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as patched:
+        patched.setattr(BackgroundPlots, "write_report_html", stopped)
+        assert main(["simulate", *OPTIONS, "--slots", "1", "--out", str(out)]) == 130
+    assert f"voisin simulate --resume {out} writes it" in capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["finished_utc"] is None
+    assert main(["simulate", "--resume", str(out)]) == 0
+    assert (out / "report.html").is_file()
+    assert json.loads((out / "run.json").read_text())["finished_utc"]
