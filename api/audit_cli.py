@@ -144,9 +144,17 @@ def served_audit_hint(args: argparse.Namespace, data_dir: Path) -> str:
         query["from"] = args.from_slot
     if args.to_slot is not None:
         query["to"] = args.to_slot
-    if args.feeder:
+    if args.feeder and not args.city:
         query["feeder"] = "true"
-    return f"GET {base}/audit/report" + (f"?{urlencode(query)}" if query else "")
+    # A city answers a market's audit under the market's path, and every market's at its own.
+    route = (
+        "/v1/city/audit"
+        if args.city
+        else f"/markets/{args.market}/v1/audit/report"
+        if args.market is not None
+        else "/audit/report"
+    )
+    return f"GET {base}{route}" + (f"?{urlencode(query)}" if query else "")
 
 
 def run(args: argparse.Namespace) -> int:

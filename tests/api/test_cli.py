@@ -381,3 +381,17 @@ def test_commands_refuse_a_database_or_date_they_cannot_use_in_one_line(
         err.startswith("voisin db current: cannot use the database 'bogus://")
         and err.count("\n") == 1
     )
+
+
+def test_the_audit_hint_of_a_city_names_the_routes_a_city_answers(tmp_path: Path) -> None:
+    from api.audit_cli import served_audit_hint
+
+    def hint(**given: object) -> str:
+        options = {"from_slot": 5, "to_slot": None, "feeder": True, "market": None, "city": False}
+        return served_audit_hint(argparse.Namespace(**{**options, **given}), tmp_path)
+
+    assert hint() == "GET http://HOST:PORT/audit/report?from=5&feeder=true"
+    assert hint(market="north") == (
+        "GET http://HOST:PORT/markets/north/v1/audit/report?from=5&feeder=true"
+    )
+    assert hint(city=True) == "GET http://HOST:PORT/v1/city/audit?from=5"
