@@ -27,6 +27,7 @@ from ledger.mirror.models import (
     IndexerCursor,
     IndexerState,
     NeighbourhoodSlotRecord,
+    OrderRecord,
     ReadingRecord,
     SignedReadingRecord,
     SlotDigestRecord,
@@ -95,6 +96,7 @@ class AuditInputs:
     db_fills: list[FillRecord] = field(default_factory=list)
     db_forwards: list[ForwardRecord] = field(default_factory=list)
     db_topups: list[TopUpRecord] = field(default_factory=list)
+    db_orders: list[OrderRecord] = field(default_factory=list)
     db_tariffs: list[TariffRecord] = field(default_factory=list)
     db_balances: list[BalanceRecord] = field(default_factory=list)
     db_outcomes: list[SlotOutcomeRecord] = field(default_factory=list)
@@ -209,6 +211,7 @@ def collect(client: VoisinClient, engine: Engine, deployment_block: int) -> Audi
             db_fills=_all(session, FillRecord, (FillRecord.block_number, FillRecord.log_index)),
             db_forwards=_all(session, ForwardRecord, (ForwardRecord.forward_id,)),
             db_topups=_all(session, TopUpRecord, (TopUpRecord.block_number,)),
+            db_orders=_all(session, OrderRecord, (OrderRecord.side, OrderRecord.order_id)),
             db_tariffs=_all(session, TariffRecord, (TariffRecord.block_number,)),
             db_balances=_all(session, BalanceRecord, (BalanceRecord.account,)),
             db_outcomes=_all(session, SlotOutcomeRecord, (SlotOutcomeRecord.slot,)),

@@ -463,7 +463,7 @@ def _db_forward_rows(inputs: AuditInputs) -> Rows:
 
 def _topup_rows(events: list[Event]) -> Rows:
     return {
-        _event_key(e): (checksum(e.args["account"]), int(e.args["amountUeur"]))
+        _event_key(e): (checksum(e.args["account"]), int(e.args["amountUeur"]), e.tx_hash.lower())
         for e in events
         if e.name == "ToppedUp"
     }
@@ -471,8 +471,46 @@ def _topup_rows(events: list[Event]) -> Rows:
 
 def _db_topup_rows(inputs: AuditInputs) -> Rows:
     return {
-        (t.block_number, t.log_index): (checksum(t.account), t.amount_ueur)
+        (t.block_number, t.log_index): (checksum(t.account), t.amount_ueur, t.tx_hash.lower())
         for t in inputs.db_topups
+    }
+
+
+def _order_rows(events: list[Event]) -> Rows:
+    """Each offer and bid as its events leave it: posted, and open until cancelled."""
+    orders: dict[tuple[str, int], list[Any]] = {}
+    for e in events:
+        a = e.args
+        if e.name in ("OfferPosted", "BidPosted"):
+            side = "offer" if e.name == "OfferPosted" else "bid"
+            key = (side, int(a["offerId" if side == "offer" else "bidId"]))
+            orders[key] = [
+                int(a["household"]),
+                int(a["priceLimitUeurPerKWh"]),
+                int(a["maxWhPerSlot"]),
+                int(a["firstSlot"]),
+                int(a["lastSlot"]),
+                True,
+            ]
+        elif e.name in ("OfferCancelled", "BidCancelled"):
+            side = "offer" if e.name == "OfferCancelled" else "bid"
+            key = (side, int(a["offerId" if side == "offer" else "bidId"]))
+            if key in orders:
+                orders[key][5] = False
+    return {key: tuple(row) for key, row in orders.items()}
+
+
+def _db_order_rows(inputs: AuditInputs) -> Rows:
+    return {
+        (o.side, o.order_id): (
+            o.household,
+            o.price_limit_ueur_per_kWh,
+            o.max_Wh_per_slot,
+            o.first_slot,
+            o.last_slot,
+            o.open,
+        )
+        for o in inputs.db_orders
     }
 
 
@@ -534,6 +572,7 @@ _PROJECTIONS: tuple[_Projection, ...] = (
     _Projection("forward", _forward_rows, _db_forward_rows, lambda row, _: (row[0], row[2])),
     _Projection("topup", _topup_rows, _db_topup_rows, lambda row, owner: (None, owner.get(row[0]))),
     _Projection("tariff", _tariff_rows, _db_tariff_rows, lambda row, _: (None, None)),
+    _Projection("order", _order_rows, _db_order_rows, lambda row, _: (None, int(row[0]))),
     _Projection(
         "household", _household_rows, _db_household_rows, lambda row, _: (None, int(row[0]))
     ),

@@ -18,9 +18,11 @@ from ledger.mirror.models import (
     ChainEvent,
     HouseholdRecord,
     IndexerState,
+    OrderRecord,
     ReadingRecord,
     SignedReadingRecord,
     SlotDigestRecord,
+    TopUpRecord,
 )
 from ledger.types import Forward
 from tests.ledger.audit.conftest import SLOT, Market
@@ -152,3 +154,29 @@ def test_money_sent_to_the_escrow_outside_any_forward_does_not_fail_the_audit(
     assert market.audit().ok
     market.client.transfer(b1.account, market.client.address, 1_000)
     assert market.audit().ok
+
+
+@pytest.mark.parametrize(
+    "alter",
+    [
+        pytest.param(lambda o, t: setattr(o, "price_limit_ueur_per_kWh", 1), id="order-price"),
+        pytest.param(lambda o, t: setattr(o, "open", not o.open), id="order-closed"),
+        pytest.param(lambda o, t: setattr(o, "household", o.household + 1), id="order-owner"),
+        pytest.param(lambda o, t: setattr(t, "tx_hash", "0x" + "ab" * 32), id="topup-tx"),
+    ],
+)
+def test_an_order_or_a_top_up_row_altered_in_the_database_is_found(
+    market: Market, alter: Callable[[OrderRecord, TopUpRecord], None]
+) -> None:
+    _trade(market)
+    with Session(market.engine) as s, s.begin():
+        order = s.exec(select(OrderRecord)).first()
+        topup = s.exec(select(TopUpRecord)).first()
+        assert order is not None and topup is not None
+        alter(order, topup)
+        s.add(order)
+        s.add(topup)
+    report = market.audit()
+    assert not report.ok
+    tables = {f.evidence.get("table") for f in report.findings if f.check == "integrity"}
+    assert tables & {"order", "topup"}, report.findings
