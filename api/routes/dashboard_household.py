@@ -288,7 +288,7 @@ def set_price(
         "hi": i18n.cents_per_kWh(band.ceiling, lang),
     }
     try:
-        value = forms.price(price, band.floor, band.ceiling, shown)
+        value = forms.price(price, band.floor, band.ceiling, shown, lang)
         _within_limits(services, who[0].household or 0)
         if not once.valid(who[1], side, once_token):
             raise forms.FieldError("err_session")
@@ -372,7 +372,7 @@ def take_offer(
     except forms.FieldError as error:
         return _refused(request, services, who, f"take_slot_{offer_id}", error, values)
     try:
-        energy = forms.whole(max_Wh, MAX_TAKE_WH)
+        energy = forms.whole(max_Wh, MAX_TAKE_WH, lang_of(request))
         _within_limits(services, hid)
     except forms.FieldError as error:
         return _refused(request, services, who, f"take_qty_{offer_id}", error, values)

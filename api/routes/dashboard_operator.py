@@ -381,9 +381,11 @@ async def register(
             raise forms.FieldError("err_session")
         address = forms.address(meter)
         field = "import_Wh"
-        import_baseline = forms.register_Wh(import_Wh, MAX_WH)
+        import_baseline = forms.register_Wh(import_Wh, MAX_WH, lang)
         field = "export_Wh"
-        export_baseline = forms.register_Wh(export_Wh, MAX_WH)
+        export_baseline = forms.register_Wh(export_Wh, MAX_WH, lang)
+        field = "prosumer"
+        has_pv = forms.checkbox(prosumer)
         field = "name"
         bad = UNSAFE_TEXT.search(name)
         if bad is not None:
@@ -398,7 +400,7 @@ async def register(
         )
     body = HouseholdIn(
         meter=address,
-        prosumer=bool(prosumer),
+        prosumer=has_pv,
         name=name.strip() or None,
         import_baseline_Wh=import_baseline,
         export_baseline_Wh=export_baseline,
@@ -451,9 +453,9 @@ async def replace_meter(
         field = "new_meter"
         address = forms.address(meter)
         field = "new_import_Wh"
-        import_baseline = forms.register_Wh(import_Wh, MAX_WH)
+        import_baseline = forms.register_Wh(import_Wh, MAX_WH, lang)
         field = "new_export_Wh"
-        export_baseline = forms.register_Wh(export_Wh, MAX_WH)
+        export_baseline = forms.register_Wh(export_Wh, MAX_WH, lang)
         body = MeterIn(
             meter=address, import_baseline_Wh=import_baseline, export_baseline_Wh=export_baseline
         )
@@ -501,7 +503,7 @@ async def top_up(
             raise forms.FieldError("err_session")
         target = forms.choice(household, known)
         field = "amount"
-        amount_ueur = forms.euros(amount, MAX_TOPUP_UEUR)
+        amount_ueur = forms.euros(amount, MAX_TOPUP_UEUR, lang)
         body = TopUpIn(household=target, amount_ueur=amount_ueur)
         if not once.valid(who[1], "topup", once_token):
             raise forms.FieldError("err_session")
@@ -544,7 +546,7 @@ async def settle_slot(
     try:
         if not form_token_ok(who[1], form_token):
             raise forms.FieldError("err_session")
-        target = forms.whole(slot, UINT32)
+        target = forms.whole(slot, UINT32, lang)
         if target >= slot_now():
             raise forms.FieldError("err_slot_open")
         if not once.valid(who[1], "settle", once_token):

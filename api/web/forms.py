@@ -2,22 +2,27 @@
 
 Every field arrives as text. A parser returns the integer the API works in (micro-euro, Wh,
 µ€/kWh) or raises :class:`FieldError` with the key of a message from :mod:`api.web.i18n` and
-its values, which the page shows next to the field. Decimal input is parsed with
-:class:`decimal.Decimal` and must convert exactly: no float ever touches an amount.
+its values, which the page shows next to the field. A number is read as the page's language
+writes it, digit by digit into an integer: no float ever touches an amount, and a digit too
+many is refused, never rounded away.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 
 from api.web.texts.refusals import REFUSALS
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)$")
+#: A number once its grouping is removed: digits, a point, digits (no exponent, no hex).
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _WHOLE = re.compile(r"^[+-]?\d+$")
+#: An English number grouped by commas: 1,000 or 12,500.75.
+_EN_GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+#: What people type between groups of digits: spaces (a French page writes U+202F itself).
+_SPACES = dict.fromkeys(map(ord, " \u00a0\u202f\u2009"), None)
 
 
 @dataclass
@@ -28,41 +33,61 @@ class FieldError(Exception):
     values: dict[str, str] = field(default_factory=dict)
 
 
-def _decimal(raw: str) -> Decimal:
-    text = raw.strip().replace("\u202f", "").replace(" ", "")
+def _plain(raw: str, lang: str) -> str:
+    """``raw`` without its digit grouping and with ``.`` as its decimal point, as a reader of
+    ``lang`` writes numbers: in English a comma groups thousands (``1,000.50``), in French it
+    marks the decimals (``1 000,50``; a point does too). A number both ways (``1.000,50``) is
+    refused rather than guessed."""
+    text = raw.strip().translate(_SPACES)
+    if "," not in text:
+        return text
+    if lang == "en":
+        if not _EN_GROUPED.match(text):
+            raise FieldError("err_comma")
+        return text.replace(",", "")
+    return text.replace(",", ".")
+
+
+def _scaled(raw: str, scale: int, decimals: int, lang: str) -> int:
+    """``raw`` times ``scale`` as an exact integer, at most ``decimals`` decimals (digit by
+    digit: no rounding, however many digits)."""
+    text = _plain(raw, lang)
     if not text:
         raise FieldError("err_required")
     if not _NUMBER.match(text):
         raise FieldError("err_number")
-    try:
-        return Decimal(text.replace(",", "."))
-    except InvalidOperation as exc:  # the pattern already excludes this
-        raise FieldError("err_number") from exc
-
-
-def _scaled(raw: str, scale: int, decimals: int) -> int:
-    """``raw`` times ``scale`` as an exact integer, at most ``decimals`` decimals."""
-    value = _decimal(raw)
-    if value < 0:
-        raise FieldError("err_negative")
-    places = value * 10**decimals
-    if places != places.to_integral_value():
+    whole_part, _, fraction = text.lstrip("+-").partition(".")
+    fraction = fraction.rstrip("0")
+    if len(fraction) > decimals:
         raise FieldError("err_decimals", {"n": str(decimals)})
-    return int(value * scale)
+    step = int(10**decimals)
+    units = int(whole_part or "0") * step + int(fraction.ljust(decimals, "0") or "0")
+    if text.startswith("-") and units:
+        raise FieldError("err_negative")
+    assert scale % step == 0
+    return units * (scale // step)
 
 
-def price(raw: str, floor: int, ceiling: int, show: dict[str, str]) -> int:
+def price(raw: str, floor: int, ceiling: int, show: dict[str, str], lang: str) -> int:
     """A price typed in c€/kWh as µ€/kWh, within ``floor..ceiling`` (µ€/kWh, inclusive).
-    ``show`` holds the bounds as the page writes them (``lo``, ``hi``) for the message."""
-    value = _scaled(raw, 10_000, 4)
+    ``show`` holds the bounds as the page writes them (``lo``, ``hi``) for the message;
+    ``lang`` the page's language (how it writes decimals)."""
+    value = _scaled(raw, 10_000, 4, lang)
     if not floor <= value <= ceiling:
         raise FieldError("err_band", show)
     return value
 
 
-def whole(raw: str, maximum: int) -> int:
-    """A positive whole number (e.g. Wh), at most ``maximum``."""
-    text = raw.strip()
+def _whole_text(raw: str, lang: str) -> str:
+    try:
+        return _plain(raw, lang)
+    except FieldError:
+        raise FieldError("err_whole") from None
+
+
+def whole(raw: str, maximum: int, lang: str) -> int:
+    """A positive whole number (e.g. Wh), at most ``maximum``; grouped as ``lang`` groups."""
+    text = _whole_text(raw, lang)
     if not text:
         raise FieldError("err_required")
     if not _WHOLE.match(text):
@@ -77,9 +102,9 @@ def whole(raw: str, maximum: int) -> int:
     return value
 
 
-def register_Wh(raw: str, maximum: int) -> int:
+def register_Wh(raw: str, maximum: int, lang: str) -> int:
     """A meter register in Wh: a whole number, zero or more; empty means zero."""
-    text = raw.strip()
+    text = _whole_text(raw, lang)
     if not text:
         return 0
     if not _WHOLE.match(text):
@@ -92,15 +117,22 @@ def register_Wh(raw: str, maximum: int) -> int:
     return value
 
 
-def euros(raw: str, maximum_ueur: int) -> int:
+def euros(raw: str, maximum_ueur: int, lang: str) -> int:
     """An amount of money paid in, typed in euros, as micro-euro: positive, in whole cents
     (the ledger counts micro-euro, but nobody pays a fraction of a cent)."""
-    value = _scaled(raw, 1_000_000, 2)
+    value = _scaled(raw, 1_000_000, 2, lang)
     if value == 0:
         raise FieldError("err_zero")
     if value > maximum_ueur:
         raise FieldError("err_too_big", {"max": f"{maximum_ueur // 1_000_000} €"})
     return value
+
+
+def checkbox(raw: str) -> bool:
+    """A checkbox: ticked (a browser sends ``on``, or the box's own value) or not (nothing)."""
+    if raw not in ("", "on", "true", "1"):
+        raise FieldError("err_choice")
+    return bool(raw)
 
 
 def address(raw: str) -> str:

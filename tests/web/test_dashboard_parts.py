@@ -27,11 +27,60 @@ SHOWN = {"lo": "4", "hi": "22"}
 
 
 @pytest.mark.parametrize(
-    ("typed", "ueur_per_kWh"),
-    [("4", 40_000), ("12,5", 125_000), (" 12.5 ", 125_000), ("21.9999", 219_999), ("22", 220_000)],
+    ("typed", "lang", "ueur_per_kWh"),
+    [
+        ("4", "en", 40_000),
+        ("12,5", "fr", 125_000),
+        (" 12.5 ", "en", 125_000),
+        ("12.5", "fr", 125_000),
+        ("21.9999", "en", 219_999),
+        ("22", "fr", 220_000),
+        ("12.50000000000000000000000000000", "en", 125_000),
+    ],
 )
-def test_a_price_in_cents_per_kWh_converts_exactly(typed: str, ueur_per_kWh: int) -> None:
-    assert forms.price(typed, 40_000, 220_000, SHOWN) == ueur_per_kWh
+def test_a_price_in_cents_per_kWh_converts_exactly(
+    typed: str, lang: str, ueur_per_kWh: int
+) -> None:
+    assert forms.price(typed, 40_000, 220_000, SHOWN, lang) == ueur_per_kWh
+
+
+@pytest.mark.parametrize(
+    ("typed", "lang", "ueur"),
+    [
+        ("1,000", "en", 1_000_000_000),
+        ("1,000.50", "en", 1_000_500_000),
+        ("12,000", "en", 12_000_000_000),
+        ("1 000.5", "en", 1_000_500_000),
+        ("1,5", "fr", 1_500_000),
+        ("1 000,50", "fr", 1_000_500_000),
+        ("1\u00a0000,50", "fr", 1_000_500_000),
+        ("1\u202f000,50", "fr", 1_000_500_000),
+        ("1000.5", "fr", 1_000_500_000),
+    ],
+)
+def test_an_amount_is_read_as_the_pages_language_writes_numbers(
+    typed: str, lang: str, ueur: int
+) -> None:
+    assert forms.euros(typed, 10**13, lang) == ueur
+
+
+@pytest.mark.parametrize(
+    ("typed", "lang", "key"),
+    [
+        ("1,5", "en", "err_comma"),
+        ("1,00", "en", "err_comma"),
+        ("1.000,50", "fr", "err_number"),
+        ("1,000.50", "fr", "err_number"),
+        ("1.000000000000000000000000000009", "en", "err_decimals"),
+        ("-0,01", "fr", "err_negative"),
+    ],
+)
+def test_an_amount_that_could_be_read_two_ways_or_rounded_is_refused(
+    typed: str, lang: str, key: str
+) -> None:
+    with pytest.raises(forms.FieldError) as refused:
+        forms.euros(typed, 10**13, lang)
+    assert refused.value.key == key
 
 
 @pytest.mark.parametrize(
@@ -49,19 +98,24 @@ def test_a_price_in_cents_per_kWh_converts_exactly(typed: str, ueur_per_kWh: int
 )
 def test_a_bad_price_names_what_is_wrong(typed: str, key: str) -> None:
     with pytest.raises(forms.FieldError) as refused:
-        forms.price(typed, 40_000, 220_000, SHOWN)
+        forms.price(typed, 40_000, 220_000, SHOWN, "en")
     assert refused.value.key == key
 
 
 def test_whole_numbers_euros_addresses_months_and_choices_are_checked() -> None:
-    assert forms.whole("500", 1000) == 500
+    assert forms.whole("500", 1000, "en") == 500
+    assert forms.whole("1 500", 10_000, "fr") == forms.whole("1,500", 10_000, "en") == 1500
     refusals = {"-1": "err_negative", "0": "err_zero", "2.5": "err_whole", "ten": "err_whole",
                 "1001": "err_too_big", " ": "err_required"}  # fmt: skip
     for typed, key in refusals.items():
         with pytest.raises(forms.FieldError) as refused:
-            forms.whole(typed, 1000)
+            forms.whole(typed, 1000, "en")
         assert refused.value.key == key
-    assert (forms.register_Wh("", 10), forms.register_Wh("0", 10), forms.register_Wh("7", 10)) == (
+    assert (
+        forms.register_Wh("", 10, "en"),
+        forms.register_Wh("0", 10, "fr"),
+        forms.register_Wh("7", 10, "en"),
+    ) == (
         0,
         0,
         7,
@@ -73,15 +127,15 @@ def test_whole_numbers_euros_addresses_months_and_choices_are_checked() -> None:
         ("11", "err_too_big"),
     ):
         with pytest.raises(forms.FieldError) as refused:
-            forms.register_Wh(typed, 10)
+            forms.register_Wh(typed, 10, "en")
         assert refused.value.key == key
-    assert forms.euros("12.50", 10**12) == 12_500_000
-    assert forms.euros("0,01", 10**12) == 10_000
+    assert forms.euros("12.50", 10**12, "en") == 12_500_000
+    assert forms.euros("0,01", 10**12, "fr") == 10_000
     with pytest.raises(forms.FieldError, match="err_decimals") as refused:
-        forms.euros("0.001", 10**12)
+        forms.euros("0.001", 10**12, "en")
     assert refused.value.values == {"n": "2"}
     with pytest.raises(forms.FieldError, match="err_too_big"):
-        forms.euros("1000001", 10**12)
+        forms.euros("1000001", 10**12, "en")
     address = Account.create().address
     assert forms.address(f" {address} ") == address
     with pytest.raises(forms.FieldError, match="err_address"):

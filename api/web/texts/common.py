@@ -44,6 +44,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Enter a number, e.g. 12.5 (digits only).",
         "Saisissez un nombre, par exemple 12,5 (chiffres uniquement).",
     ),
+    "err_comma": (
+        "Here a comma separates thousands (1,000.50): write decimals with a point.",
+        "Ici une virgule sépare les milliers (1,000.50) : écrivez les décimales avec un point.",
+    ),
     "err_whole": (
         "Enter a whole number, e.g. 500.",
         "Saisissez un nombre entier, par exemple 500.",
