@@ -32,7 +32,7 @@ from api.schemas import OrderIn, TakeIn
 from api.services import Services, slot_now
 from api.web import charts, export, flash, forms, i18n, once, views
 from api.web.audit import live_stamp
-from api.web.paths import at
+from api.web.paths import at, root
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
 from ledger import localtime
@@ -231,7 +231,7 @@ def _sent_before(
     request: Request, services: Services, who: tuple[Principal, str], form: str, sent: str
 ) -> Response | None:
     """If this form's one-time token was used already: the page, saying what came of it."""
-    if not once.valid(who[1], form, sent):
+    if not once.valid(who[1], form, sent, root(request)):
         return None
     earlier = once.used(services.engine, sent)
     if earlier is None:
@@ -290,7 +290,7 @@ def set_price(
     try:
         value = forms.price(price, band.floor, band.ceiling, shown, lang)
         _within_limits(services, who[0].household or 0)
-        if not once.valid(who[1], side, once_token):
+        if not once.valid(who[1], side, once_token, root(request)):
             raise forms.FieldError("err_session")
     except forms.FieldError as error:
         return _refused(request, services, who, field, error, {field: price})
@@ -376,7 +376,7 @@ def take_offer(
         _within_limits(services, hid)
     except forms.FieldError as error:
         return _refused(request, services, who, f"take_qty_{offer_id}", error, values)
-    if not once.valid(who[1], "take", once_token):
+    if not once.valid(who[1], "take", once_token, root(request)):
         expired = forms.FieldError("err_session")
         return _refused(request, services, who, "take", expired, values)
     raced = _use_up(request, services, who, "take", once_token)
@@ -446,7 +446,7 @@ def consent(
             raise forms.FieldError("err_session")
         key_id = forms.choice(app, set(apps))
         _within_limits(services, hid)
-        if not once.valid(who[1], "consent", once_token):
+        if not once.valid(who[1], "consent", once_token, root(request)):
             raise forms.FieldError("err_session")
     except forms.FieldError as error:
         return _refused(request, services, who, "consent", error, {})

@@ -39,7 +39,7 @@ from api.schemas import (
 )
 from api.services import Services, slot_now
 from api.web import audit, charts, flash, forms, i18n, once, operator_views, views
-from api.web.paths import at
+from api.web.paths import at, root
 from api.web.render import lang_of, message, page
 from api.web.session import form_token_ok, signed_in
 from api.webhooks import failed_view
@@ -317,7 +317,7 @@ def _sent_before(
     request: Request, services: Services, who: tuple[Principal, str], form: str, sent: str
 ) -> Response | None:
     """If this form's one-time token was used already: the page, saying what came of it."""
-    if not once.valid(who[1], form, sent):
+    if not once.valid(who[1], form, sent, root(request)):
         return None
     earlier = once.used(services.engine, sent)
     if earlier is None:
@@ -392,7 +392,7 @@ async def register(
             where = {"ch": f"U+{ord(bad.group()):04X}", "at": str(bad.start() + 1)}
             raise forms.FieldError("err_unsafe_text", where)
         field = "meter"
-        if not once.valid(who[1], "register", once_token):
+        if not once.valid(who[1], "register", once_token, root(request)):
             raise forms.FieldError("err_session")
     except forms.FieldError as error:
         return await _render(
@@ -460,7 +460,7 @@ async def replace_meter(
             meter=address, import_baseline_Wh=import_baseline, export_baseline_Wh=export_baseline
         )
         field = "new_meter"
-        if not once.valid(who[1], "meter", once_token):
+        if not once.valid(who[1], "meter", once_token, root(request)):
             raise forms.FieldError("err_session")
     except forms.FieldError as error:
         return await _render(
@@ -505,7 +505,7 @@ async def top_up(
         field = "amount"
         amount_ueur = forms.euros(amount, MAX_TOPUP_UEUR, lang)
         body = TopUpIn(household=target, amount_ueur=amount_ueur)
-        if not once.valid(who[1], "topup", once_token):
+        if not once.valid(who[1], "topup", once_token, root(request)):
             raise forms.FieldError("err_session")
     except forms.FieldError as error:
         return await _render(
@@ -549,7 +549,7 @@ async def settle_slot(
         target = forms.whole(slot, UINT32, lang)
         if target >= slot_now():
             raise forms.FieldError("err_slot_open")
-        if not once.valid(who[1], "settle", once_token):
+        if not once.valid(who[1], "settle", once_token, root(request)):
             raise forms.FieldError("err_session")
     except forms.FieldError as error:
         return await _render(

@@ -3,9 +3,11 @@ something is carried out once, however often it is sent.
 
 Every such form carries a token issued with the page (:func:`issue`),
 ``<form>.<issued_s>.<random>.<mac>``: the form it is for, when it was issued, 16 random bytes,
-and an HMAC of those under the signed-in bearer token. Nobody without that token can make one
-(it also guards against forgery from another site), one form's token does not work in another,
-and it expires :data:`TTL_S` after it was issued. Issuing stores nothing: the pages refresh
+and an HMAC of those and of the market the page is of (its path prefix in a city) under the
+signed-in bearer token. Nobody without that token can make one (it also guards against forgery
+from another site), one form's token does not work in another, nor in another market of the
+city (whose operator token is the same in each, and each market keeps its own used tokens), and
+it expires :data:`TTL_S` after it was issued. Issuing stores nothing: the pages refresh
 themselves while something changes, and a read should not write.
 
 Using a token is what is stored, durably and atomically: the first post inserts its row
@@ -50,22 +52,23 @@ FORMS = frozenset({"topup", "register", "meter", "offer", "bid", "take", "settle
 SENT, DONE, REFUSED = "sent", "done", "refused"
 
 
-def _mac(bearer: str, form: str, issued_s: int, nonce: str) -> str:
-    message = f"voisin-dashboard-once|{form}|{issued_s}|{nonce}".encode()
+def _mac(bearer: str, market: str, form: str, issued_s: int, nonce: str) -> str:
+    message = f"voisin-dashboard-once|{market}|{form}|{issued_s}|{nonce}".encode()
     return hmac.new(bearer.encode(), message, hashlib.sha256).hexdigest()
 
 
-def issue(bearer: str, form: str, *, now: float | None = None) -> str:
-    """A new one-time token for ``form``, shown to the holder of the bearer token."""
+def issue(bearer: str, form: str, market: str, *, now: float | None = None) -> str:
+    """A new one-time token for ``form`` of ``market`` (the page's path prefix, empty for a
+    market served alone), shown to the holder of the bearer token."""
     assert form in FORMS, form
     issued_s = int(time.time() if now is None else now)
     nonce = secrets.token_urlsafe(16)
-    return f"{form}.{issued_s}.{nonce}.{_mac(bearer, form, issued_s, nonce)}"
+    return f"{form}.{issued_s}.{nonce}.{_mac(bearer, market, form, issued_s, nonce)}"
 
 
-def valid(bearer: str, form: str, token: str, *, now: float | None = None) -> bool:
-    """Whether ``token`` was issued for ``form`` to the holder of ``bearer``, and is not
-    expired (used or not: :func:`used` says)."""
+def valid(bearer: str, form: str, token: str, market: str, *, now: float | None = None) -> bool:
+    """Whether ``token`` was issued for ``form`` of ``market`` to the holder of ``bearer``,
+    and is not expired (used or not: :func:`used` says)."""
     parts = token.split(".")
     if len(parts) != 4 or parts[0] != form or not parts[1].isdigit():
         return False
@@ -73,7 +76,7 @@ def valid(bearer: str, form: str, token: str, *, now: float | None = None) -> bo
     age = (time.time() if now is None else now) - issued_s
     if not -60 <= age <= TTL_S:  # a minute of clock skew between workers
         return False
-    return hmac.compare_digest(_mac(bearer, form, issued_s, parts[2]), parts[3])
+    return hmac.compare_digest(_mac(bearer, market, form, issued_s, parts[2]), parts[3])
 
 
 def _hash(token: str) -> str:

@@ -47,7 +47,9 @@ def page(
         "t": i18n.text(lang),
         "form_token": form_token(token) if token else "",
         # A fresh one-time token per form shown (api/web/once.py).
-        "once": (lambda form: once.issue(token, form)) if token else (lambda form: ""),
+        "once": (lambda form: once.issue(token, form, root(request)))
+        if token
+        else (lambda form: ""),
         "money": lambda ueur: i18n.euros(ueur, lang),
         "price": lambda p: i18n.cents_per_kWh(p, lang),
         "num": lambda n: i18n.integer(n, lang),

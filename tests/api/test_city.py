@@ -503,3 +503,32 @@ def test_a_market_at_another_schema_revision_is_refused_with_its_command(tmp_pat
     said = city_problem(settings)
     assert said is not None and "market 'south-2'" in said
     assert said.endswith("voisin db upgrade --market south-2)")
+
+
+@pytest.mark.parametrize("city", ["embedded-sqlite"], indirect=True)
+def test_a_dashboard_form_of_one_market_acts_in_that_market_only(city: CityUnderTest) -> None:
+    """The city's operator token is the same in every market: a top-up form taken from one
+    market's page and posted again to another's is refused there (each keeps its own used
+    one-time tokens)."""
+    from api.web.session import TOKEN_COOKIE
+    from tests.web.test_form_once import _Forms
+
+    north, south = (city.market(name) for name in MARKETS)
+    here, there = north.register(prosumer=False), south.register(prosumer=False)
+
+    def balances() -> tuple[int, int]:
+        return tuple(  # type: ignore[return-value]
+            int(m.get(f"/v1/households/{h.id}/balance", headers=OP).json()["balance_ueur"])
+            for m, h in ((north, here), (south, there))
+        )
+
+    city.client.cookies.clear()
+    city.client.cookies.set(TOKEN_COOKIE, OPERATOR_TOKEN)
+    parser = _Forms()
+    parser.feed(north.get("/ui/operator").text)
+    form = next(f for a, f in parser.forms if a.split("#")[0].endswith("/ui/operator/topup"))
+    before = balances()
+    for market, household in ((north, here), (south, there)):
+        data = {**form, "household": str(household.id), "amount": "3"}
+        market.post("/ui/operator/topup", data=data, follow_redirects=False)
+    assert balances() == (before[0] + 3_000_000, before[1])

@@ -224,8 +224,10 @@ def test_a_form_without_a_valid_one_time_token_changes_nothing(api: Api) -> None
         "missing": {k: v for k, v in data.items() if k != "once"},
         "forged": {**data, "once": forged},
         "another form's": {**data, "once": register_form["once"]},
-        "expired": {**data, "once": once.issue(OPERATOR_TOKEN, "topup", now=0)},
-        "another signer's": {**data, "once": once.issue("someone-else", "topup")},
+        "expired": {**data, "once": once.issue(OPERATOR_TOKEN, "topup", "", now=0)},
+        "another signer's": {**data, "once": once.issue("someone-else", "topup", "")},
+        # A city's operator token is the same in every market: a form of one is not another's.
+        "another market's": {**data, "once": once.issue(OPERATOR_TOKEN, "topup", "/markets/a")},
     }
     for name, sent in cases.items():
         refused = _post(api, "/ui/operator/topup", sent)
@@ -251,7 +253,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
 
 def test_of_many_posts_of_one_token_at_once_exactly_one_acts(engine: Any) -> None:
-    token = once.issue(OPERATOR_TOKEN, "topup")
+    token = once.issue(OPERATOR_TOKEN, "topup", "")
     start = threading.Barrier(8)
     claims: list[once.Used | None] = []
 
