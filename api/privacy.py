@@ -863,7 +863,7 @@ def zip_chunks(
                     writer = csv.writer(text)
                     writer.writerow(section.columns)
                     for row in section.rows():
-                        writer.writerow(["" if row[c] is None else row[c] for c in section.columns])
+                        writer.writerow([_cell(row[c]) for c in section.columns])
                         text.flush()
                         yield sink.take()
                     text.flush()
@@ -872,6 +872,20 @@ def zip_chunks(
         yield sink.take()
 
     return _batched(pieces())
+
+
+#: What makes a spreadsheet read a cell as a formula when it starts the cell.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: empty for None; text a person wrote (a household's name) that a spreadsheet
+    would run as a formula gets a leading ``'``, so it opens as the text it is."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 # ───────────────────────────── The page's texts ─────────────────────────────

@@ -599,14 +599,15 @@ def audit_download(request: Request, services: Svc, kind: str) -> Response:
         return Response(text + "\n", 404, media_type="text/plain; charset=utf-8")
     from ledger.audit import render
 
+    tz = services.settings.timezone
     if kind == "json":
         body = render.report_json(kept.report)
     elif kind == "csv":
         with tempfile.TemporaryDirectory() as folder:
-            render.write_csv(kept.report, folder)
-            body = (Path(folder) / "findings.csv").read_text()
+            render.write_csv(kept.report, folder, tz=tz)
+            body = (Path(folder) / "findings.csv").read_text(encoding="utf-8")
     else:
-        body = render.report_html(kept.report)
+        body = render.report_html(kept.report, tz=tz)
     when = operator_views.moment(kept.finished_s, services.settings.timezone)
     name = "voisin-audit-" + when.split(" ")[0] + "-" + when.split(" ")[1].replace(":", "")
     return Response(

