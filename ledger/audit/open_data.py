@@ -248,9 +248,11 @@ def withheld_fields(c: SlotContributors, min_households: int) -> tuple[str, ...]
     fields: set[str] = set()
     if few(c.sellers) or few(c.buyers):
         fields |= {"local_traded_Wh", "clearing_price_ueur_per_kWh"}
-    if few(c.exporters) or (c.pv_recorded and few(c.prosumers)):
+    # The grid's figures are net of local trades: a household that sold all it exported is
+    # not behind them, so they are checked against who is (and against the gross sums).
+    if few(c.exporters) or few(c.grid_exporters) or (c.pv_recorded and few(c.prosumers)):
         fields |= {"grid_export_Wh", "pv_Wh"}
-    if few(c.importers):
+    if few(c.importers) or few(c.grid_importers):
         fields |= {"grid_import_Wh", "load_Wh"}
     return tuple(name for name in FIGURES if name in fields)
 
