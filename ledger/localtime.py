@@ -59,8 +59,13 @@ def slot_iso(slot: int, tz: str) -> str:
 
 
 def slot_time(slot: int, tz: str) -> str:
-    """The slot's local start as ``HH:MM``."""
-    return slot_start(slot, tz).strftime("%H:%M")
+    """The slot's local start as ``HH:MM``; on the night the clocks go back, the hour that
+    comes twice carries its zone's abbreviation (``02:15 CEST``, then ``02:15 CET``)."""
+    start = slot_start(slot, tz)
+    text = start.strftime("%H:%M")
+    if start.replace(fold=1 - start.fold).utcoffset() != start.utcoffset():
+        text += f" {start.tzname()}"
+    return text
 
 
 def slot_span_label(slot: int, tz: str) -> str:

@@ -75,10 +75,14 @@ def test_the_last_sunday_of_october_has_100_slots() -> None:
     assert count((first, last)) == 100
     assert localtime.slot_iso(first, PARIS) == "2026-10-25T00:00:00+02:00"
     assert localtime.slot_iso(last, PARIS) == "2026-10-25T23:45:00+01:00"
-    # 02:00 to 02:45 happen twice, once in summer time and once in winter time.
+    # 02:00 to 02:45 happen twice, once in summer time and once in winter time: each says
+    # which, so that no two slots of the day read alike.
     times = [localtime.slot_time(s, PARIS) for s in range(first, last + 1)]
-    assert [t for t in times if t.startswith("02:")] == ["02:00", "02:15", "02:30", "02:45"] * 2
-    assert len(set(times)) == 96
+    assert [t for t in times if t.startswith("02:")] == [
+        f"02:{m} {name}" for name in ("CEST", "CET") for m in ("00", "15", "30", "45")
+    ]
+    assert len(set(times)) == 100
+    assert "01:45" in times and "03:00" in times
     assert localtime.day_span(date(2026, 10, 24), PARIS)[1] == first - 1
     assert localtime.day_span(date(2026, 10, 26), PARIS)[0] == last + 1
 
@@ -204,7 +208,8 @@ def test_slot_span_label_names_the_zone(utc: tuple[int, int, int, int, int], lab
 def test_the_two_0230_slots_of_october_read_apart() -> None:
     summer, winter = slot_at(2026, 10, 25, 0, 30), slot_at(2026, 10, 25, 1, 30)
     assert winter - summer == 4
-    assert localtime.slot_time(summer, PARIS) == localtime.slot_time(winter, PARIS) == "02:30"
+    assert localtime.slot_time(summer, PARIS) == "02:30 CEST"
+    assert localtime.slot_time(winter, PARIS) == "02:30 CET"
     assert localtime.slot_span_label(summer, PARIS) != localtime.slot_span_label(winter, PARIS)
     assert localtime.slot_iso(summer, PARIS) != localtime.slot_iso(winter, PARIS)
 
