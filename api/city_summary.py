@@ -74,7 +74,12 @@ def market_figures(engine: Engine, first: int, last: int) -> dict[str, Any]:
     """One market's figures over the slots ``first``..``last`` (JSON-ready)."""
     span = (col(ReadingRecord.slot) >= first) & (col(ReadingRecord.slot) <= last)
     with Session(engine) as session:
-        households = session.execute(select(func.count()).select_from(HouseholdRecord)).scalar_one()
+        # The households of the market now: a deactivated or erased one trades no more.
+        households = session.execute(
+            select(func.count())
+            .select_from(HouseholdRecord)
+            .where(col(HouseholdRecord.active).is_(True))
+        ).scalar_one()
         imported, exported = session.execute(
             select(
                 func.coalesce(func.sum(ReadingRecord.import_delta_Wh), 0),

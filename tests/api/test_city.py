@@ -532,3 +532,18 @@ def test_a_dashboard_form_of_one_market_acts_in_that_market_only(city: CityUnder
         data = {**form, "household": str(household.id), "amount": "3"}
         market.post("/ui/operator/topup", data=data, follow_redirects=False)
     assert balances() == (before[0] + 3_000_000, before[1])
+
+
+@pytest.mark.parametrize("city", ["embedded-sqlite"], indirect=True)
+def test_the_city_view_counts_the_active_households(city: CityUnderTest) -> None:
+    north = city.market(MARKETS[0])
+    stays, leaves = north.register(prosumer=False), north.register(prosumer=False)
+    r = north.post(
+        f"/v1/households/{leaves.id}/erasure",
+        json={"confirm": f"erase household {leaves.id}"},
+        headers=leaves.auth,
+    )
+    assert r.status_code == 200, r.text
+    markets = {m["name"]: m for m in city.client.get("/v1/city", headers=OP).json()["markets"]}
+    assert markets[MARKETS[0]]["households"] == 1
+    assert north.get(f"/v1/households/{stays.id}/balance", headers=stays.auth).status_code == 200
