@@ -87,6 +87,16 @@ class Api:
         assert not result.chain_down
         return result
 
+    def erase(self, m: Member) -> None:
+        """The member erases itself (its queued readings sent first), as its page does."""
+        self.flush()
+        r = self.client.post(
+            f"/households/{m.id}/erasure",
+            json={"confirm": f"erase household {m.id}"},
+            headers=m.auth,
+        )
+        assert r.status_code == 200, r.text
+
     def spend_gas_money(self, m: Member) -> None:
         """The member's account sends all its ether away (as its own gas use does over time)."""
         w3 = self.services.chain.w3

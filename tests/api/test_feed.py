@@ -704,12 +704,7 @@ def test_erasing_a_household_closes_its_streams_at_once(live: LiveServer) -> Non
         assert (gone.status, kept.status) == (200, 200)
         live.hub.limits = replace(live.hub.limits, token_check_s=3600)
         assert not gone.ended.wait(1.0)
-        r = api.client.post(
-            f"/households/{one.id}/erasure",
-            json={"confirm": f"erase household {one.id}"},
-            headers=one.auth,
-        )
-        assert r.status_code == 200, r.text
+        api.erase(one)
         assert gone.ended.wait(WAIT_S), "the erased household's stream stayed open"
         assert not kept.ended.wait(1.0), "another household's stream was closed"
     finally:

@@ -731,17 +731,6 @@ def test_a_key_rotation_checked_before_an_erasure_finished_is_refused_after_it(
     assert api.services.client.household(member.id).account.lower() == member.account.lower()
 
 
-def _erased_meanwhile(api: Api, member: Member) -> None:
-    """The household's own erasure, finishing while another request of it is being checked."""
-    api.flush()
-    r = api.client.post(
-        f"/households/{member.id}/erasure",
-        json={"confirm": f"erase household {member.id}"},
-        headers=member.auth,
-    )
-    assert r.status_code == 200, r.text
-
-
 def test_a_token_rotation_checked_before_an_erasure_finished_gives_no_token_back(
     embedded_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -751,7 +740,7 @@ def test_a_token_rotation_checked_before_an_erasure_finished_gives_no_token_back
     new_salt = intents.new_salt
 
     def salt_while_erased() -> str:
-        _erased_meanwhile(api, member)
+        api.erase(member)  # finishing while this request is checked
         return new_salt()
 
     monkeypatch.setattr(intents, "new_salt", salt_while_erased)
@@ -771,7 +760,7 @@ def test_an_order_checked_before_an_erasure_finished_is_refused_and_not_left_que
     tariffs = services.tariffs
 
     def tariffs_while_erased() -> Any:
-        _erased_meanwhile(api, member)
+        api.erase(member)  # finishing while this request is checked
         return tariffs()
 
     monkeypatch.setattr(services, "tariffs", tariffs_while_erased)
@@ -800,7 +789,7 @@ def test_a_consent_checked_before_an_erasure_finished_is_refused(
 
     def itself_then_erased(caller: Any, household: int) -> None:
         itself(caller, household)
-        _erased_meanwhile(api, member)
+        api.erase(member)  # finishing while this request is checked
 
     monkeypatch.setattr(consents, "_itself", itself_then_erased)
     r = api.client.post(f"/v1/households/{member.id}/consents/{key['id']}", headers=member.auth)
