@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     from api.settings import Settings
     from ledger.audit import AuditError, run_audit
     from ledger.audit.feeder import NETWORKS
-    from ledger.audit.open_data import write_open_data
+    from ledger.audit.open_data import OpenDataError, write_open_data
     from ledger.audit.render import report_html, report_json, write_csv
     from ledger.chain.backends import open_chain
     from ledger.contract.deploy import open_ledger
@@ -279,6 +279,8 @@ def run(args: argparse.Namespace) -> int:
                 )
     except OSError as exc:  # checked at the start; the disk changed since
         return _bad(f"cannot write to {exc.filename}: {exc.strerror or exc}")
+    except OpenDataError as exc:  # a window that holds no whole local day
+        return _bad(str(exc))
     for market, report in reports:
         s = report.as_dict()["summary"]
         print(

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.audit.contributors import SlotContributors, slot_contributors
 from ledger.errors import LedgerError
-from ledger.localtime import DEFAULT_ZONE, local_date, slot_iso, zone
+from ledger.localtime import DEFAULT_ZONE, day_span, local_date, slot_iso, zone
 from ledger.types import SLOT_SECONDS
 
 if TYPE_CHECKING:
@@ -346,6 +346,15 @@ def _by_day(rows: Iterable[dict[str, Any]], tz: str) -> dict[date, list[dict[str
     for row in rows:
         days[local_date(row["slot"], tz)].append(row)
     return dict(sorted(days.items()))
+
+
+def _whole(report: AuditReport, day: date, tz: str) -> bool:
+    """Whether the audit's window (``from_slot``..``to_slot``, open ends for none) holds the
+    local ``day`` whole: a day it cuts is left out, rather than written in part under the
+    day's name (where it would replace the whole day's files of an earlier export)."""
+    first, last = day_span(day, tz)
+    lo, hi = report.meta.get("from_slot"), report.meta.get("to_slot")
+    return (lo is None or lo <= first) and (hi is None or hi >= last)
 
 
 def day_file_stem(day: date) -> str:
@@ -658,8 +667,14 @@ def write_open_data(
     _check_k(min_households)
     _licence(licence)
     rows = open_data_rows(report, tz=tz, min_households=min_households)
+    days = {day: day_rows for day, day_rows in _by_day(rows, tz).items() if _whole(report, day, tz)}
+    if rows and not days:
+        raise OpenDataError(
+            "open data is published by whole local days: the audit's --from/--to window holds "
+            "none whole; widen it to the days' first and last slots"
+        )
     day_files: list[PackageFile] = []
-    for day, day_rows in _by_day(rows, tz).items():
+    for day, day_rows in days.items():
         stem = day_file_stem(day)
         day_files.append(PackageFile(f"{stem}.csv", _csv_text(day_rows), day))
         day_files.append(PackageFile(f"{stem}.json", _json_text(day_rows), day))

@@ -471,3 +471,36 @@ def test_a_grid_figure_behind_which_one_household_stands_is_withheld(market: Mar
     assert report.neighbourhood[0].grid_export_Wh == 77
     row = open_data_rows(report)[0]
     assert row["grid_export_Wh"] is None and row["pv_Wh"] is None
+
+
+def test_a_window_that_cuts_a_local_day_leaves_that_days_files_alone(tmp_path: Path) -> None:
+    """An export of an afternoon into the folder of an earlier whole-day export: the day's
+    files keep the whole day (the cut day is not written), and a window holding no whole
+    day is refused."""
+    from ledger.audit.open_data import OpenDataError, day_file_stem, write_open_data
+
+    day = date(2026, 3, 29)  # the clocks go forward: 92 slots
+    first, last = day_span(day, "Europe/Paris")
+    everyone = frozenset({1, 2, 3})
+    contributors = {
+        slot: SlotContributors(everyone, importers=everyone) for slot in range(first, last + 97)
+    }
+
+    def report(lo: int | None, hi: int | None) -> AuditReport:
+        slots = range(lo if lo is not None else first, (hi if hi is not None else last + 96) + 1)
+        aggregates = [
+            SlotAggregate(s, 3, 300, 0, 0, 300, 0, None, None, None, None, None, None)
+            for s in slots
+        ]
+        meta = {"generated_at": "2026-03-31T08:00:00+00:00", "from_slot": lo, "to_slot": hi}
+        return AuditReport([], (), meta, aggregates, contributors=contributors)
+
+    write_open_data(report(None, None), tmp_path)
+    path = tmp_path / f"{day_file_stem(day)}.csv"
+    assert len(list(csv.DictReader(path.open()))) == 92
+    written = write_open_data(report(first + 60, last + 96), tmp_path)
+    assert len(list(csv.DictReader(path.open()))) == 92
+    assert path not in written and tmp_path / f"{day_file_stem(date(2026, 3, 30))}.csv" in written
+    with pytest.raises(OpenDataError, match="whole local days"):
+        write_open_data(report(first + 60, last), tmp_path)
+    assert len(list(csv.DictReader(path.open()))) == 92
