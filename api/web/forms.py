@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from api.web import i18n
 from api.web.texts.refusals import REFUSALS
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -124,7 +125,7 @@ def euros(raw: str, maximum_ueur: int, lang: str) -> int:
     if value == 0:
         raise FieldError("err_zero")
     if value > maximum_ueur:
-        raise FieldError("err_too_big", {"max": f"{maximum_ueur // 1_000_000} €"})
+        raise FieldError("err_too_big", {"max": i18n.euros(maximum_ueur, lang)})
     return value
 
 

@@ -134,8 +134,9 @@ def test_whole_numbers_euros_addresses_months_and_choices_are_checked() -> None:
     with pytest.raises(forms.FieldError, match="err_decimals") as refused:
         forms.euros("0.001", 10**12, "en")
     assert refused.value.values == {"n": "2"}
-    with pytest.raises(forms.FieldError, match="err_too_big"):
+    with pytest.raises(forms.FieldError, match="err_too_big") as refused:
         forms.euros("1000001", 10**12, "en")
+    assert refused.value.values == {"max": "€1,000,000.00"}
     address = Account.create().address
     assert forms.address(f" {address} ") == address
     with pytest.raises(forms.FieldError, match="err_address"):
