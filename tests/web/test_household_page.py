@@ -86,7 +86,8 @@ def test_a_wrong_token_shows_a_clear_error_next_to_the_field(server: Server, pag
     [
         ("cheap", "Enter a number, e.g. 12.5 (digits only)."),
         ("30", "The price must be between 4 and 22 c€/kWh (the tariff bounds)."),
-        ("3,9999", "The price must be between 4 and 22 c€/kWh (the tariff bounds)."),
+        ("3.9999", "The price must be between 4 and 22 c€/kWh (the tariff bounds)."),
+        ("3,9999", "Here a comma separates thousands (1,000.50): write decimals with a point."),
         ("-5", "This cannot be negative."),
         ("12.00001", "Use at most 4 decimals."),
     ],

@@ -658,7 +658,7 @@ def test_the_settle_form_refuses_an_open_slot_and_a_stale_form(app_client: TestC
     assert once is None  # nothing waits for settlement: no form, a sentence
     assert 'id="settle-none"' in page
     token = form_token(OPERATOR_TOKEN)
-    fresh = once_module.issue(OPERATOR_TOKEN, "settle")
+    fresh = once_module.issue(OPERATOR_TOKEN, "settle", "")
     refused = app_client.post(
         "/ui/operator/settle", data={"slot": str(now), "form_token": token, "once": fresh}
     )
