@@ -83,7 +83,7 @@ class IssuedForecast:
     import_Wh: NDArray[np.int64]
     export_Wh: NDArray[np.int64]
     #: Each household's whole UTC days of readings before the issue slot's day.
-    history_days: tuple[int, ...] = ()
+    history_days: tuple[int, ...]
 
     def row(self, household: int) -> int | None:
         try:
@@ -104,7 +104,7 @@ class IssuedForecast:
         row = self.row(household)
         if row is None:
             return None
-        have = self.history_days[row] if self.history_days else MIN_HISTORY_DAYS
+        have = self.history_days[row]
         if have < MIN_HISTORY_DAYS:
             raise NotEnoughHistory(
                 f"a forecast needs {MIN_HISTORY_DAYS} whole days of readings before today "
@@ -216,7 +216,7 @@ class Forecasts:
         with self._lock:
             issued = self._issued
             if issued is None or (issued.issue_slot, issued.households) != (issue, households):
-                issued = self._issued = self._issue(issue)
+                issued = self._issued = self._issue(issue, households)
             return issued
 
     def review(self, now_slot: int) -> Review:
@@ -229,7 +229,7 @@ class Forecasts:
             return self._review
 
     def _reviewed(self, issue: int) -> Review:
-        made = self._issue(issue)  # reads the readings up to ``issue`` only
+        made = self._issue(issue, self._households())  # the readings up to ``issue`` only
         area = made.neighbourhood()
         first = issue + 1
         with Session(self.engine) as session:
@@ -286,10 +286,10 @@ class Forecasts:
             query = select(HouseholdRecord.id).where(col(HouseholdRecord.active).is_(True))
             return tuple(sorted(session.exec(query)))
 
-    def _issue(self, issue: int) -> IssuedForecast:
+    def _issue(self, issue: int, households: tuple[int, ...]) -> IssuedForecast:
+        """The forecast issued after ``issue`` for ``households`` (the active ones)."""
         day_start = (issue + 1) // SLOTS_PER_DAY * SLOTS_PER_DAY
         need = day_start - MIN_HISTORY_DAYS * SLOTS_PER_DAY
-        households = self._households()
         with Session(self.engine) as session:
             oldest = session.exec(select(func.min(ReadingRecord.slot))).one()
             firsts = dict(
